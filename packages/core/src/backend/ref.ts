@@ -1,0 +1,303 @@
+/**
+ * The reference backend: every kernel of `Kernels` as plain loops over an emulated heap.
+ * Readable first (llama2.c style); it is the oracle the wasm kernels are tested against and the
+ * fallback where wasm SIMD is unavailable. Math is done in f64 and stored as f32.
+ */
+import type { Heap } from "../heap.js";
+import { ABI_VERSION, type Kernels } from "../kernels.js";
+import { erf } from "../math.js";
+
+const SQRT1_2 = Math.SQRT1_2;
+const GELU_TANH_C = Math.sqrt(2 / Math.PI);
+
+/** Apply an `Act` code to one value. */
+export function applyAct(x: number, act: number): number {
+  switch (act) {
+    case 0: return x;
+    case 1: return x > 0 ? x : 0;
+    case 2: return 0.5 * x * (1 + erf(x * SQRT1_2));
+    case 3: return 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x)));
+    case 4: return x / (1 + Math.exp(-x));
+    case 5: return Math.tanh(x);
+    case 6: return 1 / (1 + Math.exp(-x));
+    case 7: return Math.exp(x);
+    case 8: return -x;
+    case 9: return Math.sqrt(x);
+    case 10: return Math.abs(x);
+    case 11: return Math.log(x);
+    default: throw new RangeError(`unknown activation code ${act}`);
+  }
+}
+
+function applyBin(a: number, b: number, op: number): number {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return a > b || Number.isNaN(a) ? a : b;
+    case 5: return a < b || Number.isNaN(a) ? a : b;
+    default: throw new RangeError(`unknown binary op code ${op}`);
+  }
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+export function refKernels(heap: Heap): Kernels {
+  // views are re-taken on every call: the heap may have grown since the last one
+  const F = () => new Float32Array(heap.buffer());
+  const I = () => new Int32Array(heap.buffer());
+  const U = () => new Uint8Array(heap.buffer());
+
+  const k: Kernels = {
+    abiVersion: () => ABI_VERSION,
+
+    gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act) {
+      const f = F();
+      const A = a >> 2, B = b >> 2, C = c >> 2, Bi = bias >> 2;
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let p = 0; p < K; p++) {
+            const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
+            const bv = transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
+            s += av * bv;
+          }
+          let v = alpha * s;
+          if (bias) v += f[Bi + j];
+          if (beta) v += beta * f[C + i * ldc + j];
+          f[C + i * ldc + j] = applyAct(v, act);
+        }
+      }
+    },
+
+    bmm(batch, M, N, K, a, sA, lda, tA, b, sB, ldb, tB, c, sC, ldc, alpha, beta) {
+      for (let t = 0; t < batch; t++) {
+        k.gemm(M, N, K, a + 4 * t * sA, lda, tA, b + 4 * t * sB, ldb, tB, c + 4 * t * sC, ldc, 0, alpha, beta, 0);
+      }
+    },
+
+    softmax(x, y, rows, cols, ld, mask, maskLd) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2, Mk = mask >> 2;
+      const row = new Float64Array(cols);
+      for (let r = 0; r < rows; r++) {
+        let max = -Infinity;
+        for (let j = 0; j < cols; j++) {
+          let v = f[X + r * ld + j];
+          if (mask) v += f[Mk + r * maskLd + j];
+          row[j] = v;
+          if (v > max) max = v;
+        }
+        if (max === -Infinity) {
+          for (let j = 0; j < cols; j++) f[Y + r * ld + j] = 0;
+          continue;
+        }
+        let sum = 0;
+        for (let j = 0; j < cols; j++) {
+          const e = Math.exp(row[j] - max);
+          row[j] = e;
+          sum += e;
+        }
+        for (let j = 0; j < cols; j++) f[Y + r * ld + j] = row[j] / sum;
+      }
+    },
+
+    logSoftmax(x, y, rows, cols, ld) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let r = 0; r < rows; r++) {
+        let max = -Infinity;
+        for (let j = 0; j < cols; j++) max = Math.max(max, f[X + r * ld + j]);
+        let sum = 0;
+        for (let j = 0; j < cols; j++) sum += Math.exp(f[X + r * ld + j] - max);
+        const lse = max + Math.log(sum);
+        for (let j = 0; j < cols; j++) f[Y + r * ld + j] = f[X + r * ld + j] - lse;
+      }
+    },
+
+    layerNorm(x, y, rows, d, gamma, beta, eps) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2, G = gamma >> 2, Bt = beta >> 2;
+      for (let r = 0; r < rows; r++) {
+        let mean = 0;
+        for (let j = 0; j < d; j++) mean += f[X + r * d + j];
+        mean /= d;
+        let v = 0;
+        for (let j = 0; j < d; j++) {
+          const t = f[X + r * d + j] - mean;
+          v += t * t;
+        }
+        const inv = 1 / Math.sqrt(v / d + eps);
+        for (let j = 0; j < d; j++) {
+          let o = (f[X + r * d + j] - mean) * inv;
+          if (gamma) o *= f[G + j];
+          if (beta) o += f[Bt + j];
+          f[Y + r * d + j] = o;
+        }
+      }
+    },
+
+    unary(x, y, n, act) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let i = 0; i < n; i++) f[Y + i] = applyAct(f[X + i], act);
+    },
+
+    binary(a, b, y, rows, cols, bRow, bCol, op) {
+      const f = F();
+      const A = a >> 2, B = b >> 2, Y = y >> 2;
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          f[Y + r * cols + j] = applyBin(f[A + r * cols + j], f[B + r * bRow + j * bCol], op);
+        }
+      }
+    },
+
+    scale(x, y, n, alpha, beta) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let i = 0; i < n; i++) f[Y + i] = alpha * f[X + i] + beta;
+    },
+
+    reduce(x, y, outer, n, inner, op) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < inner; i++) {
+          let acc = op === 2 ? -Infinity : op === 3 ? Infinity : 0;
+          for (let t = 0; t < n; t++) {
+            const v = f[X + (o * n + t) * inner + i];
+            if (op === 2) acc = v > acc || Number.isNaN(v) ? v : acc;
+            else if (op === 3) acc = v < acc || Number.isNaN(v) ? v : acc;
+            else acc += v;
+          }
+          f[Y + o * inner + i] = op === 1 ? acc / n : acc;
+        }
+      }
+    },
+
+    gather(table, vocab, dim, ids, n, out) {
+      const f = F();
+      const ii = I();
+      const T = table >> 2, Id = ids >> 2, O = out >> 2;
+      for (let t = 0; t < n; t++) {
+        const id = ii[Id + t];
+        if (id < 0 || id >= vocab) return t;
+        for (let j = 0; j < dim; j++) f[O + t * dim + j] = f[T + id * dim + j];
+      }
+      return -1;
+    },
+
+    copy2d(x, ldx, y, ldy, rows, cols) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) f[Y + r * ldy + j] = f[X + r * ldx + j];
+    },
+
+    transpose2d(x, ldx, y, ldy, rows, cols) {
+      const f = F();
+      const X = x >> 2, Y = y >> 2;
+      for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) f[Y + j * ldy + r] = f[X + r * ldx + j];
+    },
+
+    im2colPatch(x, C, H, W, kk, out) {
+      const f = F();
+      const X = x >> 2, O = out >> 2;
+      const gh = Math.floor(H / kk), gw = Math.floor(W / kk), cols = C * kk * kk;
+      for (let r = 0; r < gh; r++)
+        for (let c = 0; c < gw; c++)
+          for (let ch = 0; ch < C; ch++)
+            for (let u = 0; u < kk; u++)
+              for (let v = 0; v < kk; v++)
+                f[O + (r * gw + c) * cols + (ch * kk + u) * kk + v] = f[X + ch * H * W + (r * kk + u) * W + c * kk + v];
+    },
+
+    attention(q, ldq, kp, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) {
+      const f = F();
+      const u = U();
+      const Q = q >> 2, K = kp >> 2, V = v >> 2, O = o >> 2, P = probs >> 2, Mk = mask >> 2;
+      for (let i = 0; i < L; i++) {
+        let max = -Infinity;
+        for (let j = 0; j < S; j++) {
+          let s = 0;
+          for (let p = 0; p < dk; p++) s += f[Q + i * ldq + p] * f[K + j * ldk + p];
+          s *= scale;
+          if (mask) s += f[Mk + i * maskLd + j];
+          if (kpm && u[kpm + j]) s = -Infinity;
+          if (causal >= 0 && j > i + causal) s = -Infinity;
+          f[P + i * S + j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j < S; j++) {
+          const e = max === -Infinity ? 0 : Math.exp(f[P + i * S + j] - max);
+          f[P + i * S + j] = e;
+          sum += e;
+        }
+        for (let j = 0; j < S; j++) f[P + i * S + j] = sum > 0 ? f[P + i * S + j] / sum : 0;
+        for (let p = 0; p < dv; p++) {
+          let acc = 0;
+          for (let j = 0; j < S; j++) acc += f[P + i * S + j] * f[V + j * ldv + p];
+          f[O + i * ldo + p] = acc;
+        }
+      }
+    },
+
+    lstmCell(gates, c, h, ldh, H, batch) {
+      const f = F();
+      const G = gates >> 2, Cc = c >> 2, Hh = h >> 2;
+      for (let b = 0; b < batch; b++) {
+        const g0 = G + b * 4 * H;
+        for (let j = 0; j < H; j++) {
+          const ig = sigmoid(f[g0 + j]);
+          const fg = sigmoid(f[g0 + H + j]);
+          const gg = Math.tanh(f[g0 + 2 * H + j]);
+          const og = sigmoid(f[g0 + 3 * H + j]);
+          const cn = fg * f[Cc + b * H + j] + ig * gg;
+          f[Cc + b * H + j] = cn;
+          f[Hh + b * ldh + j] = og * Math.tanh(cn);
+        }
+      }
+    },
+
+    gruCell(gx, gh, hPrev, ldp, hOut, ldo, H, batch) {
+      const f = F();
+      const X = gx >> 2, Hg = gh >> 2, P = hPrev >> 2, O = hOut >> 2;
+      for (let b = 0; b < batch; b++) {
+        for (let j = 0; j < H; j++) {
+          const xr = X + b * 3 * H, hr = Hg + b * 3 * H;
+          const r = sigmoid(f[xr + j] + f[hr + j]);
+          const z = sigmoid(f[xr + H + j] + f[hr + H + j]);
+          const nn = Math.tanh(f[xr + 2 * H + j] + r * f[hr + 2 * H + j]);
+          f[O + b * ldo + j] = (1 - z) * nn + z * f[P + b * ldp + j];
+        }
+      }
+    },
+
+    topk(x, n, kk, outIdx, outVal) {
+      const f = F();
+      const ii = I();
+      const X = x >> 2;
+      const idx: number[] = [];
+      for (let i = 0; i < n; i++) if (!Number.isNaN(f[X + i])) idx.push(i);
+      idx.sort((p, q) => f[X + q] - f[X + p] || p - q);
+      const m = Math.min(kk, idx.length);
+      for (let t = 0; t < kk; t++) {
+        ii[(outIdx >> 2) + t] = t < m ? idx[t] : -1;
+        f[(outVal >> 2) + t] = t < m ? f[X + idx[t]] : -Infinity;
+      }
+    },
+
+    gemv(m, rows, d, v, y) {
+      const f = F();
+      const Mm = m >> 2, V = v >> 2, Y = y >> 2;
+      for (let r = 0; r < rows; r++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += f[Mm + r * d + j] * f[V + j];
+        f[Y + r] = s;
+      }
+    },
+  };
+  return k;
+}

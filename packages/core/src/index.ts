@@ -1,0 +1,10 @@
+/**
+ * @wasmformer/core — tensors, SIMD kernels (AssemblyScript, with a pure-TS reference backend),
+ * the wasm loader, safetensors and config.json reading.
+ */
+export * from "./errors.js";
+export * from "./heap.js";
+export * from "./kernels.js";
+export * from "./runtime.js";
+export { refKernels } from "./backend/ref.js";
+export { relaxedSimdSupported, simdSupported } from "./backend/wasm.js";

@@ -1,0 +1,180 @@
+/**
+ * The kernel ABI: every compute kernel, as one interface implemented twice — by the AssemblyScript
+ * SIMD module (`backend/wasm.ts`, the exports themselves) and by readable TypeScript
+ * (`backend/ref.ts`, the oracle in tests and the fallback where wasm SIMD is missing).
+ *
+ * Conventions (ggml-style layout contracts):
+ * - Pointers are byte offsets into the runtime's `Heap`; `0` means "absent" for optional operands.
+ * - Matrices are row-major f32 with a leading dimension `ld` (floats between rows), so a kernel can
+ *   work on a column block of a wider matrix (a head's slice of a projection, say).
+ * - Kernels never allocate. Scratch is passed in by the caller, planned once per model.
+ * - Kernels write to their output pointer; the output may alias the input where noted ("in place").
+ * - Integer flags are i32: 0/1 for booleans.
+ */
+
+/** Fused activation codes for `gemm` and `unary`. */
+export const Act = {
+  none: 0,
+  relu: 1,
+  /** exact GELU: 0.5·x·(1 + erf(x/√2)) */
+  gelu: 2,
+  /** tanh-approximation GELU (`gelu_new`) */
+  geluTanh: 3,
+  silu: 4,
+  tanh: 5,
+  sigmoid: 6,
+  exp: 7,
+  neg: 8,
+  sqrt: 9,
+  abs: 10,
+  log: 11,
+} as const;
+export type ActCode = (typeof Act)[keyof typeof Act];
+
+/** Elementwise binary op codes for `binary`. */
+export const BinOp = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 } as const;
+export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
+
+/** Reduction op codes for `reduce`. */
+export const RedOp = { sum: 0, mean: 1, max: 2, min: 3 } as const;
+export type RedOpCode = (typeof RedOp)[keyof typeof RedOp];
+
+export interface Kernels {
+  /** ABI version; the JS side refuses a module whose version differs. */
+  abiVersion(): number;
+
+  /**
+   * General matrix multiply: `C = act(alpha · op(A)·op(B) + bias + beta · C)`.
+   * - op(A) is M×K: `transA = 0` reads `A[i,p] = a[i·lda + p]`, `transA = 1` reads `a[p·lda + i]`.
+   * - op(B) is K×N: `transB = 0` reads `B[p,j] = b[p·ldb + j]`, `transB = 1` reads `b[j·ldb + p]`
+   *   (a `torch.nn.Linear` weight `[out, in]` is B with `transB = 1`).
+   * - `bias` (N floats, added to every row) may be 0; `beta` is 0 (overwrite C) or 1 (accumulate).
+   * - `act` is an `Act` code applied last.
+   * C must not alias A or B.
+   */
+  gemm(
+    M: number, N: number, K: number,
+    a: number, lda: number, transA: number,
+    b: number, ldb: number, transB: number,
+    c: number, ldc: number,
+    bias: number, alpha: number, beta: number, act: number,
+  ): void;
+
+  /**
+   * Batched matmul: for t in 0..batch-1, `gemm` on `a + t·strideA`, `b + t·strideB`, `c + t·strideC`
+   * (strides in floats; a stride of 0 broadcasts that operand). No bias, no activation.
+   */
+  bmm(
+    batch: number, M: number, N: number, K: number,
+    a: number, strideA: number, lda: number, transA: number,
+    b: number, strideB: number, ldb: number, transB: number,
+    c: number, strideC: number, ldc: number,
+    alpha: number, beta: number,
+  ): void;
+
+  /**
+   * Row softmax, numerically stable: `y[r,:] = softmax(x[r,:] + mask[r,:])` for `rows` rows of
+   * `cols` floats with leading dimension `ld` (both x and y). `mask` (additive f32, may hold −∞) is
+   * optional (0); its row stride is `maskLd` (0 = the same mask row for every row). A row whose
+   * entries are all −∞ comes out all zeros. In place allowed (y = x).
+   */
+  softmax(x: number, y: number, rows: number, cols: number, ld: number, mask: number, maskLd: number): void;
+
+  /**
+   * Log-softmax over rows (same layout as `softmax`, no mask). In place allowed.
+   */
+  logSoftmax(x: number, y: number, rows: number, cols: number, ld: number): void;
+
+  /**
+   * Layer norm over the last axis, two-pass (mean, then centred variance):
+   * `y = (x − mean) / sqrt(var + eps) · gamma + beta`, biased variance. `gamma`/`beta` may be 0.
+   * In place allowed.
+   */
+  layerNorm(x: number, y: number, rows: number, d: number, gamma: number, beta: number, eps: number): void;
+
+  /** Elementwise `y[i] = f(x[i])` for an `Act` code, n floats. In place allowed. */
+  unary(x: number, y: number, n: number, act: number): void;
+
+  /**
+   * Elementwise binary op with row broadcasting: `y[r·cols + j] = op(a[r·cols + j], b[r·bRow + j·bCol])`
+   * for r < rows, j < cols. `bRow`/`bCol` are strides in floats: (cols, 1) = same shape,
+   * (0, 1) = b is one row repeated, (1, 0) = b is one column repeated, (0, 0) = b is a scalar.
+   * In place allowed (y = a).
+   */
+  binary(a: number, b: number, y: number, rows: number, cols: number, bRow: number, bCol: number, op: number): void;
+
+  /** `y[i] = alpha · x[i] + beta`, n floats. In place allowed. */
+  scale(x: number, y: number, n: number, alpha: number, beta: number): void;
+
+  /**
+   * Reduction over the middle axis of a `[outer, n, inner]` view: `y[o, i] = red_{k<n} x[o, k, i]`.
+   * `op` is a `RedOp` code. y must not alias x.
+   */
+  reduce(x: number, y: number, outer: number, n: number, inner: number, op: number): void;
+
+  /**
+   * Embedding gather: `out[t, :] = table[ids[t], :]` for t < n, rows of `dim` floats, `ids` i32.
+   * Returns −1 on success, or the position t of the first id outside `[0, vocab)` (nothing is read
+   * out of bounds; rows before t are written).
+   */
+  gather(table: number, vocab: number, dim: number, ids: number, n: number, out: number): number;
+
+  /**
+   * Copy a strided 2-D block: `y[r·ldy + j] = x[r·ldx + j]` for r < rows, j < cols.
+   */
+  copy2d(x: number, ldx: number, y: number, ldy: number, rows: number, cols: number): void;
+
+  /**
+   * 2-D transpose: `y[j·ldy + r] = x[r·ldx + j]` for r < rows, j < cols.
+   */
+  transpose2d(x: number, ldx: number, y: number, ldy: number, rows: number, cols: number): void;
+
+  /**
+   * im2col for a patch convolution (stride = kernel = k, no padding) of one CHW image:
+   * `out[(r·gw + c), (ch·k + u)·k + v] = x[ch, r·k + u, c·k + v]` with gh = ⌊H/k⌋, gw = ⌊W/k⌋.
+   * `out` is `[gh·gw, C·k·k]`. Rows/columns beyond a whole patch are ignored.
+   */
+  im2colPatch(x: number, C: number, H: number, W: number, k: number, out: number): void;
+
+  /**
+   * Scaled dot-product attention for one (batch, head) slice:
+   * `S = scale · Q·Kᵀ (+ mask)`, `P = softmax_rows(S)`, `O = P·V`.
+   * - Q `[L, dk]` (ld `ldq`), K `[S, dk]` (ld `ldk`), V `[S, dv]` (ld `ldv`), O `[L, dv]` (ld `ldo`).
+   * - `probs` `[L, S]` (contiguous) receives the attention weights; it is required (it is the scratch).
+   * - `mask`: additive f32 `[L, S]` with row stride `maskLd` (0 = one row for all queries), or 0.
+   * - `kpm`: u8 `[S]`, nonzero = padded key (blocked), or 0.
+   * - `causal`: −1 = off; otherwise query i may attend to key j only if j ≤ i + causal (the offset
+   *   of the first query in the key sequence, for KV-cached decoding).
+   */
+  attention(
+    q: number, ldq: number, k: number, ldk: number, v: number, ldv: number, o: number, ldo: number,
+    probs: number, L: number, S: number, dk: number, dv: number, scale: number,
+    mask: number, maskLd: number, kpm: number, causal: number,
+  ): void;
+
+  /**
+   * LSTM cell update for `batch` rows. `gates` `[batch, 4H]` holds the summed pre-activations
+   * `W_ih x + b_ih + W_hh h + b_hh` in PyTorch order (i, f, g, o). Updates `c` `[batch, H]` in place
+   * and writes `h' = o ⊙ tanh(c')` to `h` (row stride `ldh`, so it may point into an output sequence).
+   */
+  lstmCell(gates: number, c: number, h: number, ldh: number, H: number, batch: number): void;
+
+  /**
+   * GRU cell update. `gx` `[batch, 3H]` = `W_ih x + b_ih`, `gh` `[batch, 3H]` = `W_hh h + b_hh`
+   * (order r, z, n); `hPrev` `[batch, H]` (row stride `ldp`). Writes
+   * `h' = (1 − z) ⊙ n + z ⊙ hPrev` to `hOut` (row stride `ldo`). hOut may alias hPrev.
+   */
+  gruCell(gx: number, gh: number, hPrev: number, ldp: number, hOut: number, ldo: number, H: number, batch: number): void;
+
+  /**
+   * Top-k by value: writes the indices (i32) and values of the `k` largest of `n` floats, sorted
+   * descending (ties: lower index first). NaN entries are never selected.
+   */
+  topk(x: number, n: number, k: number, outIdx: number, outVal: number): void;
+
+  /** Cosine/dot helper: `y[r] = dot(m[r, :], v)` for r < rows (row length d). */
+  gemv(m: number, rows: number, d: number, v: number, y: number): void;
+}
+
+/** The kernel ABI version this JS expects (bump on any signature change). */
+export const ABI_VERSION = 1;

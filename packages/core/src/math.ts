@@ -1,0 +1,30 @@
+/** Scalar math helpers shared by the reference backend and the tensor ops. */
+
+/**
+ * erf(x) to about 1e-15 relative accuracy (W. J. Cody's rational approximations are overkill
+ * here; this uses the series for |x| < 2.5 and the continued fraction of erfc beyond).
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return Number.NaN;
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    // Maclaurin series: erf(x) = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1))
+    let term = ax;
+    let sum = ax;
+    const x2 = ax * ax;
+    for (let n = 1; n < 60; n++) {
+      term *= -x2 / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    const r = (2 / Math.sqrt(Math.PI)) * sum;
+    return x < 0 ? -r : r;
+  }
+  if (ax > 6) return x < 0 ? -1 : 1;
+  // erfc(x) = exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated bottom-up
+  let cf = 0;
+  for (let n = 60; n >= 1; n--) cf = (n / 2) / (ax + cf);
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + cf);
+  return x < 0 ? erfc - 1 : 1 - erfc;
+}

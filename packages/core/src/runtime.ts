@@ -1,0 +1,159 @@
+/**
+ * Loading the kernels and choosing a backend, once.
+ *
+ * `init()` picks, in order: the relaxed-SIMD wasm build (where the engine validates relaxed SIMD),
+ * the plain SIMD build, and the pure-TS reference backend (where wasm SIMD is missing, or when asked
+ * for with `backend: "ref"`). It works in Node (the .wasm is read from the package folder), in
+ * browsers, workers and bundlers (`new URL("…wasm", import.meta.url)` + `instantiateStreaming`), and
+ * with caller-provided bytes, a URL, a `Response` or a compiled `WebAssembly.Module`.
+ *
+ * Each `Runtime` owns one wasm instance and its memory: a model creates its own runtime with
+ * `createRuntime()` so that its weights and scratch live in one planned heap.
+ */
+import { refKernels } from "./backend/ref.js";
+import { relaxedSimdSupported, simdSupported, wasmImports, wrapInstance } from "./backend/wasm.js";
+import { WasmError } from "./errors.js";
+import { type Heap, JsHeap } from "./heap.js";
+import type { Kernels } from "./kernels.js";
+
+export type BackendName = "wasm-relaxed" | "wasm-simd" | "ref";
+
+export interface Runtime {
+  readonly backend: BackendName;
+  readonly heap: Heap;
+  readonly k: Kernels;
+}
+
+/** Where the wasm comes from: a URL (string or URL), bytes, a Response, or a compiled Module. */
+export type WasmSource = string | URL | ArrayBuffer | Uint8Array | Response | WebAssembly.Module;
+
+export interface InitOptions {
+  /** Force a backend. Default: the best one this engine supports. */
+  backend?: "auto" | BackendName;
+  /** The plain-SIMD module (default: `core.wasm` beside this package's code). */
+  wasm?: WasmSource;
+  /** The relaxed-SIMD module (default: `core-relaxed.wasm` beside this package's code). */
+  wasmRelaxed?: WasmSource;
+}
+
+const isNode = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
+
+let compiled: { module: WebAssembly.Module; backend: BackendName } | undefined;
+let compiling: Promise<{ module: WebAssembly.Module; backend: BackendName } | undefined> | undefined;
+let forcedRef = false;
+let defaultRt: Runtime | undefined;
+
+async function bytesFromUrl(url: URL | string): Promise<ArrayBuffer | Uint8Array> {
+  const u = typeof url === "string" ? new URL(url, typeof location !== "undefined" ? location.href : undefined) : url;
+  if (u.protocol === "file:" && isNode) {
+    const { readFile } = await import(/* @vite-ignore */ "node:fs/promises" as string);
+    return readFile(u) as Promise<Uint8Array>;
+  }
+  const res = await fetch(u);
+  if (!res.ok) throw new WasmError(`could not fetch ${u.href}: HTTP ${res.status}`);
+  return res.arrayBuffer();
+}
+
+async function compileSource(src: WasmSource): Promise<WebAssembly.Module> {
+  if (src instanceof WebAssembly.Module) return src;
+  if (typeof Response !== "undefined" && src instanceof Response) {
+    const r = src as Response;
+    if (typeof WebAssembly.compileStreaming === "function" && r.headers.get("content-type")?.startsWith("application/wasm")) {
+      return WebAssembly.compileStreaming(r);
+    }
+    return WebAssembly.compile(await r.arrayBuffer());
+  }
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return WebAssembly.compile(src as BufferSource);
+  const url = src as string | URL;
+  const u = typeof url === "string" ? new URL(url, typeof location !== "undefined" ? location.href : undefined) : url;
+  if (!(u.protocol === "file:" && isNode) && typeof WebAssembly.compileStreaming === "function") {
+    try {
+      return await WebAssembly.compileStreaming(fetch(u));
+    } catch {
+      // wrong MIME type or no streaming: fall through to bytes
+    }
+  }
+  return WebAssembly.compile((await bytesFromUrl(u)) as BufferSource);
+}
+
+function defaultUrl(relaxed: boolean): URL {
+  // literal URLs so that bundlers (Vite) rewrite them to emitted assets
+  return relaxed ? new URL("../build/core-relaxed.wasm", import.meta.url) : new URL("../build/core.wasm", import.meta.url);
+}
+
+/**
+ * Load and compile the kernels once (idempotent). Resolves to the backend in use.
+ * @example
+ * ```ts
+ * import { init, matmul, Tensor } from "@wasmformer/core";
+ * await init();                       // or init({ wasm: new URL("/core.wasm", location.href) })
+ * ```
+ */
+export async function init(opts: InitOptions = {}): Promise<BackendName> {
+  const want = opts.backend ?? "auto";
+  if (want === "ref") {
+    forcedRef = true;
+    defaultRt = undefined;
+    return "ref";
+  }
+  forcedRef = false;
+  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" || want === compiled.backend)) return compiled.backend;
+  compiling = (async () => {
+    if (!simdSupported()) {
+      if (want !== "auto") throw new WasmError("this engine does not support wasm SIMD (required by the wasm backends)");
+      return undefined;
+    }
+    const tryRelaxed = want === "wasm-relaxed" || (want === "auto" && relaxedSimdSupported());
+    if (want === "wasm-relaxed" && !relaxedSimdSupported()) {
+      throw new WasmError("this engine does not support relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd)");
+    }
+    if (tryRelaxed) {
+      const module = await compileSource(opts.wasmRelaxed ?? defaultUrl(true));
+      return { module, backend: "wasm-relaxed" as const };
+    }
+    const module = await compileSource(opts.wasm ?? defaultUrl(false));
+    return { module, backend: "wasm-simd" as const };
+  })();
+  try {
+    compiled = await compiling;
+  } catch (e) {
+    if (e instanceof WasmError) throw e;
+    throw new WasmError(`could not load the kernel module: ${(e as Error).message}`, { cause: e });
+  }
+  defaultRt = undefined;
+  return compiled ? compiled.backend : "ref";
+}
+
+/** The backend new runtimes get: the compiled wasm after `init()`, otherwise the reference backend. */
+export function backendName(): BackendName {
+  return forcedRef || !compiled ? "ref" : compiled.backend;
+}
+
+/**
+ * A fresh runtime with its own memory (one wasm instance), for a model to plan its buffers in.
+ * Call `await init()` first to get the wasm backend; without it the reference backend is used.
+ */
+export function createRuntime(opts: { backend?: BackendName } = {}): Runtime {
+  const want = opts.backend ?? backendName();
+  if (want === "ref" || !compiled) {
+    if (want !== "ref" && !compiled) throw new WasmError(`backend "${want}" requested but init() has not loaded it`);
+    const heap = new JsHeap();
+    return { backend: "ref", heap, k: refKernels(heap) };
+  }
+  if (want !== compiled.backend) throw new WasmError(`backend "${want}" requested but "${compiled.backend}" is loaded`);
+  const instance = new WebAssembly.Instance(compiled.module, wasmImports());
+  const { kernels, heap } = wrapInstance(instance);
+  return { backend: compiled.backend, heap, k: kernels };
+}
+
+/** The shared runtime used by the `Tensor` ops (created on first use; scratch is released after each op). */
+export function defaultRuntime(): Runtime {
+  if (!defaultRt || defaultRt.backend !== backendName()) defaultRt = createRuntime();
+  return defaultRt;
+}
+
+/** A reference-backend runtime (for tests: the oracle). */
+export function createRefRuntime(): Runtime {
+  const heap = new JsHeap();
+  return { backend: "ref", heap, k: refKernels(heap) };
+}
