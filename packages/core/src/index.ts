@@ -6,5 +6,7 @@ export * from "./errors.js";
 export * from "./heap.js";
 export * from "./kernels.js";
 export * from "./runtime.js";
+export * from "./tensor.js";
+export * from "./dtype.js";
 export { refKernels } from "./backend/ref.js";
 export { relaxedSimdSupported, simdSupported } from "./backend/wasm.js";
