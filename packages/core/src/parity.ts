@@ -7,6 +7,8 @@
  * A kind function must do all file reading through the `ParityCase` accessors (inside the call), so
  * that a malformed file surfaces as the library's own typed error and an error case can pass.
  */
+import { ConfigError, InputError, ShapeError } from "./errors.js";
+import { conv2dPatch, gelu, geluTanh, layerNorm, matmul, silu, softmax } from "./ops.js";
 import type { Tensor } from "./tensor.js";
 
 /** A set of named tensors read from a file (safetensors). */
@@ -43,3 +45,75 @@ export type KindResult = { tensors: Record<string, Tensor> } | { json: Record<st
 
 export type KindRunner = (c: ParityCase) => Promise<KindResult>;
 export type KindRegistry = Record<string, KindRunner>;
+
+// ---------------------------------------------------------------------------------------------
+// the `ops` kind (FORMAT.md §6.14): primitive kernels, no model file
+
+
+function input(inputs: Map<string, Tensor>, name: string): Tensor {
+  const t = inputs.get(name);
+  if (!t) throw new InputError(`ops case: missing input tensor "input.${name}"`);
+  return t;
+}
+
+function intField(cfg: Record<string, unknown>, name: string): number {
+  const v = cfg[name];
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new ConfigError(`expected an integer, got ${JSON.stringify(v)}`, name);
+  return v;
+}
+
+async function runOps(c: ParityCase): Promise<KindResult> {
+  const op = c.config.op;
+  const inputs = await c.inputs();
+  const x = () => input(inputs, "x");
+  switch (op) {
+    case "matmul": {
+      const a = input(inputs, "a");
+      const b = input(inputs, "b");
+      if (a.ndim !== 2 || b.ndim !== 2) throw new ShapeError(`matmul: a and b must be 2-d, got [${a.shape}] and [${b.shape}]`);
+      return { tensors: { out: matmul(a, b) } };
+    }
+    case "bmm": {
+      const a = input(inputs, "a");
+      const b = input(inputs, "b");
+      if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0]) {
+        throw new ShapeError(`bmm: a [B, M, K] and b [B, K, N] needed, got [${a.shape}] and [${b.shape}]`);
+      }
+      return { tensors: { out: matmul(a, b) } };
+    }
+    case "softmax": {
+      const dim = c.config.dim ?? -1;
+      if (typeof dim !== "number" || !Number.isInteger(dim)) throw new ConfigError(`expected an integer`, "dim");
+      return { tensors: { out: softmax(x(), dim) } };
+    }
+    case "layer_norm": {
+      const shape = c.config.normalized_shape;
+      const t = x();
+      if (!Array.isArray(shape) || shape.length !== 1 || shape[0] !== t.shape[t.ndim - 1]) {
+        throw new ConfigError(`must be [D] with D = the last dimension of x (${t.shape[t.ndim - 1]}), got ${JSON.stringify(shape)}`, "normalized_shape");
+      }
+      const eps = c.config.eps ?? 1e-5;
+      if (typeof eps !== "number" || !(eps >= 0)) throw new ConfigError(`expected a non-negative number`, "eps");
+      return { tensors: { out: layerNorm(t, input(inputs, "weight"), input(inputs, "bias"), eps) } };
+    }
+    case "gelu":
+      return { tensors: { out: gelu(x()) } };
+    case "gelu_tanh":
+      return { tensors: { out: geluTanh(x()) } };
+    case "silu":
+      return { tensors: { out: silu(x()) } };
+    case "conv2d_patch": {
+      const k = intField(c.config, "kernel_size");
+      const stride = c.config.stride ?? k;
+      const padding = c.config.padding ?? 0;
+      if (stride !== k) throw new ConfigError(`conv2d_patch needs stride = kernel_size (${k}), got ${JSON.stringify(stride)}`, "stride");
+      if (padding !== 0) throw new ConfigError(`conv2d_patch supports padding 0 only, got ${JSON.stringify(padding)}`, "padding");
+      return { tensors: { out: conv2dPatch(x(), input(inputs, "weight"), inputs.get("bias"), k) } };
+    }
+    default:
+      throw new ConfigError(`unknown op ${JSON.stringify(op)}`, "op");
+  }
+}
+
+/** The kinds this package implements. */
+export const kinds: KindRegistry = { ops: runOps };

@@ -5,6 +5,7 @@
  */
 import { allocData, type DataFor, type DType, dtypeOf, type TypedData } from "./dtype.js";
 import { ShapeError } from "./errors.js";
+import * as ops from "./ops.js";
 
 export type Shape = readonly number[];
 
@@ -131,6 +132,68 @@ export class Tensor<D extends DType = DType> {
       off += v * st[i];
     }
     return this.data[off];
+  }
+
+  // ---- ops as methods (PyTorch names); see ops.ts for the documentation of each ----
+  transpose(dim0 = -2, dim1 = -1): Tensor<D> {
+    return ops.transpose(this, dim0, dim1);
+  }
+  permute(...perm: number[]): Tensor<D> {
+    return ops.permute(this, perm);
+  }
+  slice(dim: number, start = 0, end?: number, step = 1): Tensor<D> {
+    return ops.slice(this, dim, start, end, step);
+  }
+  narrow(dim: number, start: number, length: number): Tensor<D> {
+    return ops.narrow(this, dim, start, length);
+  }
+  unsqueeze(dim: number): Tensor<D> {
+    return ops.unsqueeze(this, dim);
+  }
+  squeeze(dim?: number): Tensor<D> {
+    return ops.squeeze(this, dim);
+  }
+  indexSelect(dim: number, index: Tensor | readonly number[]): Tensor<D> {
+    return ops.indexSelect(this, dim, index);
+  }
+  gather(dim: number, index: Tensor): Tensor<D> {
+    return ops.gather(this, dim, index);
+  }
+  expand(shape: Shape): Tensor<D> {
+    return ops.broadcastTo(this, shape);
+  }
+  to<E extends DType>(dtype: E): Tensor<E> {
+    return ops.cast(this, dtype);
+  }
+  add(o: Tensor | number): Tensor<"f32"> {
+    return ops.add(this, o);
+  }
+  sub(o: Tensor | number): Tensor<"f32"> {
+    return ops.sub(this, o);
+  }
+  mul(o: Tensor | number): Tensor<"f32"> {
+    return ops.mul(this, o);
+  }
+  div(o: Tensor | number): Tensor<"f32"> {
+    return ops.div(this, o);
+  }
+  matmul(o: Tensor): Tensor<"f32"> {
+    return ops.matmul(this, o);
+  }
+  softmax(dim = -1): Tensor<"f32"> {
+    return ops.softmax(this, dim);
+  }
+  sum(dim?: number, keepdim = false): Tensor<"f32"> {
+    return ops.sum(this, dim, keepdim);
+  }
+  mean(dim?: number, keepdim = false): Tensor<"f32"> {
+    return ops.mean(this, dim, keepdim);
+  }
+  max(dim?: number, keepdim = false): Tensor<"f32"> {
+    return ops.max(this, dim, keepdim);
+  }
+  argmax(dim = -1, keepdim = false): Tensor<"i32"> {
+    return ops.argmax(this, dim, keepdim);
   }
 
   toString(): string {

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// pnpm parity <folder> [--filter <substring>] [--backend auto|ref|wasm-simd|wasm-relaxed] [--timeout <seconds>]
+import { main } from "./src/runner.mjs";
+
+process.exitCode = await main(process.argv.slice(2));
