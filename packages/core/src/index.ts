@@ -10,3 +10,6 @@ export * from "./tensor.js";
 export * from "./dtype.js";
 export { refKernels } from "./backend/ref.js";
 export { relaxedSimdSupported, simdSupported } from "./backend/wasm.js";
+export * from "./ops.js";
+export { erf } from "./math.js";
+export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";
