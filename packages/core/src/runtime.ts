@@ -97,7 +97,8 @@ export async function init(opts: InitOptions = {}): Promise<BackendName> {
     return "ref";
   }
   forcedRef = false;
-  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" || want === compiled.backend)) return compiled.backend;
+  const best: BackendName = relaxedSimdSupported() ? "wasm-relaxed" : "wasm-simd";
+  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" ? best : want) === compiled.backend) return compiled.backend;
   compiling = (async () => {
     if (!simdSupported()) {
       if (want !== "auto") throw new WasmError("this engine does not support wasm SIMD (required by the wasm backends)");
