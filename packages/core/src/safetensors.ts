@@ -1,0 +1,837 @@
+/**
+ * safetensors reading and writing (https://github.com/huggingface/safetensors, format in
+ * `../shared/fixtures/FORMAT.md` §3):
+ *
+ * ```
+ * [0, 8)        N: u64 little-endian, byte length of the header
+ * [8, 8+N)      header: UTF-8 JSON object {name: {dtype, shape, data_offsets: [BEGIN, END]}, "__metadata__"?: {str: str}}
+ * [8+N, end)    data buffer; data_offsets are relative to its start; tensors cover it exactly
+ * ```
+ *
+ * Validation is strict and happens before any tensor byte is touched, so a hostile file cannot make
+ * us allocate more than about its own size: every fault is a `SafetensorsError` naming the tensor
+ * and/or the byte offset (from the start of the file).
+ *
+ * - `parseSafetensors(bytes)`: whole file in memory; `get()` returns zero-copy views where the
+ *   dtype and alignment allow (`F32`, `I32`, `U8`, `BOOL`), converted copies otherwise.
+ * - `openSafetensors(source)`: reads the header only, then each tensor's byte range on demand, from
+ *   a `Blob`/`File` (browsers), a path or `file:` URL (Node, through `fs/promises`), bytes, or any
+ *   `ByteRangeReader`.
+ * - `writeSafetensors(tensors, metadata)`: the canonical layout (space-padded header so the data
+ *   start is 8-aligned; tensors by decreasing element size, then name).
+ *
+ * @example
+ * ```ts
+ * const f = parseSafetensors(await readFile("model.safetensors"));
+ * const w = f.get("encoder.layer.0.attention.attention.query.weight"); // Tensor f32 [64, 64]
+ * ```
+ */
+
+import { InputError, SafetensorsError, WeightsError } from "./errors.js";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "./float16.js";
+import type { TensorFile } from "./parity.js";
+import { JsonNumber, JsonSyntaxError, parseStrictJson } from "./strict-json.js";
+import { Tensor } from "./tensor.js";
+
+// ---------------------------------------------------------------------------------------------
+// dtypes
+
+/** dtypes of the safetensors format that this reader decodes (sub-byte float formats are not). */
+export type SafetensorsDType =
+  | "BOOL"
+  | "U8"
+  | "I8"
+  | "I16"
+  | "U16"
+  | "F16"
+  | "BF16"
+  | "I32"
+  | "U32"
+  | "F32"
+  | "I64"
+  | "U64"
+  | "F64"
+  | "F8_E4M3"
+  | "F8_E5M2";
+
+const DTYPE_BYTES: Readonly<Record<SafetensorsDType, number>> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
+};
+
+/** Byte size of one element of a safetensors dtype. */
+export function safetensorsDtypeBytes(dtype: SafetensorsDType): number {
+  return DTYPE_BYTES[dtype];
+}
+
+/** What `get()` returns for a file dtype: floats → f32, integers → i32 (range-checked), U8 → u8, BOOL → bool. */
+export function tensorDtypeFor(dtype: SafetensorsDType): "f32" | "i32" | "u8" | "bool" {
+  switch (dtype) {
+    case "BOOL":
+      return "bool";
+    case "U8":
+      return "u8";
+    case "I8":
+    case "I16":
+    case "U16":
+    case "I32":
+    case "U32":
+    case "I64":
+    case "U64":
+      return "i32";
+    default:
+      return "f32";
+  }
+}
+
+const isDtype = (s: string): s is SafetensorsDType => Object.hasOwn(DTYPE_BYTES, s);
+
+// ---------------------------------------------------------------------------------------------
+// header
+
+/** One tensor entry of a header. Offsets are validated; `byteOffset` is from the start of the file. */
+export interface SafetensorsTensorInfo {
+  readonly name: string;
+  /** The dtype stored in the file. */
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  /** Element count. */
+  readonly size: number;
+  /** `[BEGIN, END)` relative to the data buffer, as written in the header. */
+  readonly dataOffsets: readonly [number, number];
+  /** Absolute offset of the first byte in the file (`8 + N + BEGIN`). */
+  readonly byteOffset: number;
+  /** `END − BEGIN`. */
+  readonly byteLength: number;
+}
+
+/** A parsed and validated header. */
+export interface SafetensorsHeader {
+  /** `N`, the header's byte length. */
+  readonly headerLength: number;
+  /** `8 + N`: where the data buffer starts in the file. */
+  readonly dataStart: number;
+  /** Total file length in bytes. */
+  readonly fileLength: number;
+  readonly metadata: Record<string, string> | undefined;
+  /** Tensors by name, in name order. */
+  readonly tensors: ReadonlyMap<string, SafetensorsTensorInfo>;
+}
+
+export interface SafetensorsOptions {
+  /** Largest header accepted, in bytes (default 100 MB, like the reference implementation). */
+  maxHeaderBytes?: number;
+  /** Always copy tensor data out of the file's buffer (default false: zero-copy views where possible). */
+  copy?: boolean;
+}
+
+const DEFAULT_MAX_HEADER = 100_000_000;
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+
+/** Read and check `N` from the first 8 bytes of a file of `fileLength` bytes. */
+export function readHeaderLength(prefix: Uint8Array, fileLength: number, opts: SafetensorsOptions = {}): number {
+  if (fileLength < 8 || prefix.length < 8) {
+    throw new SafetensorsError(`file is ${fileLength} bytes long, shorter than the 8-byte header length prefix`, {
+      offset: 0,
+    });
+  }
+  const dv = new DataView(prefix.buffer, prefix.byteOffset, 8);
+  const lo = dv.getUint32(0, true);
+  const hi = dv.getUint32(4, true);
+  const n = hi * 2 ** 32 + lo;
+  const exact = hi === 0 ? String(lo) : dv.getBigUint64(0, true).toString();
+  const max = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER;
+  if (n > fileLength - 8) {
+    throw new SafetensorsError(`header length ${exact} goes beyond the end of the file (${fileLength} bytes)`, {
+      offset: 0,
+    });
+  }
+  if (n > max) throw new SafetensorsError(`header length ${exact} exceeds the limit of ${max} bytes`, { offset: 0 });
+  if (n < 2) throw new SafetensorsError(`header length ${exact} is too small for a JSON object`, { offset: 0 });
+  return n;
+}
+
+/** Byte offset of the first invalid UTF-8 sequence in `b` (or -1). */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    let need: number;
+    let min: number;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      need = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      min = 0x10000;
+    } else return i;
+    let cp = c & (0x3f >> need);
+    for (let k = 1; k <= need; k++) {
+      const cc = b[i + k];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += need + 1;
+  }
+  return -1;
+}
+
+const fmtShape = (s: readonly unknown[]) =>
+  `[${s.map((d) => (d instanceof JsonNumber ? d.raw : JSON.stringify(d))).join(", ")}]`;
+
+function describeJson(v: unknown): string {
+  if (v instanceof JsonNumber) return v.raw;
+  if (Array.isArray(v)) return fmtShape(v);
+  if (v === null) return "null";
+  if (typeof v === "object") return "an object";
+  return JSON.stringify(v);
+}
+
+/**
+ * Parse and validate a header (the `N` bytes after the length prefix) of a file of `fileLength`
+ * bytes. Checks every rule of the format; never looks at the data buffer.
+ */
+export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): SafetensorsHeader {
+  const headerLength = header.length;
+  const dataStart = 8 + headerLength;
+  const dataLength = fileLength - dataStart;
+  if (dataLength < 0) throw new SafetensorsError("header goes beyond the end of the file", { offset: 0 });
+  if (header[0] !== 0x7b) {
+    throw new SafetensorsError(
+      `header must start with '{' (0x7b), found 0x${(header[0] ?? 0).toString(16).padStart(2, "0")}`,
+      { offset: 8 },
+    );
+  }
+  let text: string;
+  try {
+    text = utf8.decode(header);
+  } catch {
+    const bad = firstInvalidUtf8(header);
+    throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
+  }
+  const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
+
+  let parsed: ReturnType<typeof parseStrictJson>;
+  try {
+    parsed = parseStrictJson(text, { numbers: "raw", maxDepth: 16 });
+  } catch (e) {
+    if (e instanceof JsonSyntaxError)
+      throw new SafetensorsError(`header is not valid JSON: ${e.message}`, { offset: at(e.pos) });
+    throw e;
+  }
+  const root = parsed.value;
+  if (root === null || typeof root !== "object" || Array.isArray(root)) {
+    throw new SafetensorsError("header is not a JSON object", { offset: 8 });
+  }
+
+  let metadata: Record<string, string> | undefined;
+  const tensors: SafetensorsTensorInfo[] = [];
+  for (const [name, entry] of Object.entries(root as Record<string, unknown>)) {
+    const where = { tensor: name, offset: at(parsed.topKeyPos.get(name) ?? 0) };
+    if (name === "__metadata__") {
+      if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+        throw new SafetensorsError(
+          `"__metadata__" must be an object of string → string, got ${describeJson(entry)}`,
+          where,
+        );
+      }
+      const md: Record<string, string> = {};
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+        if (typeof v !== "string") {
+          throw new SafetensorsError(
+            `"__metadata__" value of ${JSON.stringify(k)} must be a string, got ${describeJson(v)}`,
+            where,
+          );
+        }
+        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
+      }
+      metadata = md;
+      continue;
+    }
+    tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
+  }
+
+  // coverage: sorted by [begin, end), each range must start where the previous ended
+  const byOffset = [...tensors].sort(
+    (a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1],
+  );
+  let cursor = 0;
+  let prev: SafetensorsTensorInfo | undefined;
+  for (const t of byOffset) {
+    const [b] = t.dataOffsets;
+    if (b < cursor) {
+      throw new SafetensorsError(
+        `data_offsets [${t.dataOffsets.join(", ")}] overlap those of "${prev!.name}" [${prev!.dataOffsets.join(", ")}]`,
+        { tensor: t.name, offset: dataStart + b },
+      );
+    }
+    if (b > cursor) {
+      throw new SafetensorsError(
+        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev ? ` (after "${prev.name}")` : ""}`,
+        { tensor: t.name, offset: dataStart + cursor },
+      );
+    }
+    cursor = t.dataOffsets[1];
+    prev = t;
+  }
+  if (cursor !== dataLength) {
+    throw new SafetensorsError(
+      `data buffer has ${dataLength - cursor} trailing bytes after the last tensor (tensors end at ${cursor}, buffer is ${dataLength} bytes)`,
+      { offset: dataStart + cursor },
+    );
+  }
+
+  tensors.sort((a, b) => compareCodePoints(a.name, b.name));
+  return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
+}
+
+const ENTRY_KEYS = ["dtype", "shape", "data_offsets"];
+
+function validateEntry(
+  name: string,
+  entry: unknown,
+  dataLength: number,
+  dataStart: number,
+  where: { tensor: string; offset: number },
+): SafetensorsTensorInfo {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+    throw new SafetensorsError(
+      `entry must be an object {dtype, shape, data_offsets}, got ${describeJson(entry)}`,
+      where,
+    );
+  }
+  const e = entry as Record<string, unknown>;
+  for (const k of Object.keys(e)) {
+    if (!ENTRY_KEYS.includes(k))
+      throw new SafetensorsError(`unknown field ${JSON.stringify(k)} in tensor entry`, where);
+  }
+  for (const k of ENTRY_KEYS) {
+    if (!Object.hasOwn(e, k)) throw new SafetensorsError(`missing field "${k}"`, where);
+  }
+  const dtype = e.dtype;
+  if (typeof dtype !== "string")
+    throw new SafetensorsError(`dtype must be a string, got ${describeJson(dtype)}`, where);
+  if (!isDtype(dtype)) throw new SafetensorsError(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, where);
+
+  const shapeRaw = e.shape;
+  if (!Array.isArray(shapeRaw))
+    throw new SafetensorsError(`shape must be an array, got ${describeJson(shapeRaw)}`, where);
+  const shape: number[] = [];
+  for (const d of shapeRaw) {
+    if (!(d instanceof JsonNumber) || !d.isUnsignedIntegerLiteral) {
+      throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has an invalid dimension ${describeJson(d)}`, where);
+    }
+    shape.push(d.value);
+  }
+  let size = 1;
+  if (shape.includes(0)) size = 0;
+  else {
+    for (const d of shape) {
+      size *= d;
+      if (size > Number.MAX_SAFE_INTEGER) {
+        throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has too many elements`, where);
+      }
+    }
+  }
+
+  const off = e.data_offsets;
+  if (
+    !Array.isArray(off) ||
+    off.length !== 2 ||
+    !off.every((v) => v instanceof JsonNumber && v.isUnsignedIntegerLiteral)
+  ) {
+    throw new SafetensorsError(
+      `data_offsets must be two non-negative integers [BEGIN, END], got ${describeJson(off)}`,
+      where,
+    );
+  }
+  const begin = (off[0] as JsonNumber).value;
+  const end = (off[1] as JsonNumber).value;
+  if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: BEGIN > END`, where);
+  if (end > dataLength) {
+    throw new SafetensorsError(
+      `data_offsets [${begin}, ${end}] go beyond the end of the data buffer (${dataLength} bytes; file truncated?)`,
+      where,
+    );
+  }
+  const bytes = size * DTYPE_BYTES[dtype];
+  if (bytes !== end - begin) {
+    throw new SafetensorsError(
+      `shape [${shape.join(", ")}] × ${dtype} (${DTYPE_BYTES[dtype]} bytes) = ${bytes} bytes, but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      where,
+    );
+  }
+  return {
+    name,
+    dtype,
+    shape: Object.freeze(shape),
+    size,
+    dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
+    byteOffset: dataStart + begin,
+    byteLength: end - begin,
+  };
+}
+
+/** Order strings by Unicode code point (Python's `sorted`), not by UTF-16 unit. */
+function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const ia = a[Symbol.iterator]();
+  const ib = b[Symbol.iterator]();
+  for (;;) {
+    const x = ia.next();
+    const y = ib.next();
+    if (x.done) return y.done ? 0 : -1;
+    if (y.done) return 1;
+    const d = x.value.codePointAt(0)! - y.value.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding tensor bytes
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `bytes` as an `align`-aligned, native-order buffer (a copy when unaligned, big-endian or `copy`). */
+function native(bytes: Uint8Array, elem: number, copy: boolean): Uint8Array {
+  let b = bytes;
+  if (copy || b.byteOffset % elem !== 0 || !LITTLE_ENDIAN) b = bytes.slice();
+  if (!LITTLE_ENDIAN && elem > 1) {
+    for (let k = 0; k < b.length; k += elem) b.subarray(k, k + elem).reverse();
+  }
+  return b;
+}
+
+let e4m3Table: Float32Array | undefined;
+let e5m2Table: Float32Array | undefined;
+
+/** F8_E4M3 (the "fn" variant: bias 7, no infinities, S.1111.111 = NaN) → f32 for all 256 codes. */
+function e4m3(): Float32Array {
+  if (!e4m3Table) {
+    e4m3Table = new Float32Array(256);
+    for (let c = 0; c < 256; c++) {
+      const s = c & 0x80 ? -1 : 1;
+      const e = (c >>> 3) & 0xf;
+      const m = c & 7;
+      e4m3Table[c] = e === 15 && m === 7 ? Number.NaN : e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
+    }
+  }
+  return e4m3Table;
+}
+
+/** F8_E5M2 is the top byte of a binary16. */
+function e5m2(): Float32Array {
+  if (!e5m2Table) e5m2Table = f16ArrayToF32(Uint16Array.from({ length: 256 }, (_, c) => c << 8));
+  return e5m2Table;
+}
+
+/**
+ * Decode the bytes of one tensor (exactly `info.byteLength` of them) into a `Tensor`.
+ * Zero-copy for F32/I32/U8/BOOL when aligned and `copy` is false.
+ */
+export function decodeTensor(info: SafetensorsTensorInfo, bytes: Uint8Array, copy = false): Tensor {
+  const { name, dtype, shape, size } = info;
+  if (bytes.length !== info.byteLength) {
+    throw new SafetensorsError(`expected ${info.byteLength} data bytes, got ${bytes.length}`, {
+      tensor: name,
+      offset: info.byteOffset,
+    });
+  }
+  const elem = DTYPE_BYTES[dtype];
+  const b = native(bytes, elem, copy && (dtype === "F32" || dtype === "I32" || dtype === "U8" || dtype === "BOOL"));
+  const int32Fault = (k: number, v: bigint | number) =>
+    new SafetensorsError(`${dtype} value ${v} at element ${k} does not fit int32`, {
+      tensor: name,
+      offset: info.byteOffset + k * elem,
+    });
+  switch (dtype) {
+    case "F32":
+      return new Tensor(new Float32Array(b.buffer, b.byteOffset, size), shape, "f32");
+    case "F16":
+      return new Tensor(f16ArrayToF32(new Uint16Array(b.buffer, b.byteOffset, size)), shape, "f32");
+    case "BF16":
+      return new Tensor(bf16ArrayToF32(new Uint16Array(b.buffer, b.byteOffset, size)), shape, "f32");
+    case "F64":
+      return new Tensor(Float32Array.from(new Float64Array(b.buffer, b.byteOffset, size)), shape, "f32");
+    case "F8_E4M3":
+    case "F8_E5M2": {
+      const table = dtype === "F8_E4M3" ? e4m3() : e5m2();
+      const out = new Float32Array(size);
+      for (let k = 0; k < size; k++) out[k] = table[b[k]];
+      return new Tensor(out, shape, "f32");
+    }
+    case "I32":
+      return new Tensor(new Int32Array(b.buffer, b.byteOffset, size), shape, "i32");
+    case "U32": {
+      const u = new Uint32Array(b.buffer, b.byteOffset, size);
+      for (let k = 0; k < size; k++) if (u[k] > 0x7fffffff) throw int32Fault(k, u[k]);
+      return new Tensor(Int32Array.from(u), shape, "i32");
+    }
+    case "I64":
+    case "U64": {
+      const w = new Int32Array(b.buffer, b.byteOffset, size * 2); // little-endian (lo, hi) pairs
+      const out = new Int32Array(size);
+      const signed = dtype === "I64";
+      for (let k = 0; k < size; k++) {
+        const lo = w[2 * k];
+        const hi = w[2 * k + 1];
+        if (signed ? hi !== lo >> 31 : hi !== 0 || lo < 0) {
+          const big = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+          throw int32Fault(k, signed ? BigInt.asIntN(64, big) : big);
+        }
+        out[k] = lo;
+      }
+      return new Tensor(out, shape, "i32");
+    }
+    case "I16":
+      return new Tensor(Int32Array.from(new Int16Array(b.buffer, b.byteOffset, size)), shape, "i32");
+    case "U16":
+      return new Tensor(Int32Array.from(new Uint16Array(b.buffer, b.byteOffset, size)), shape, "i32");
+    case "I8":
+      return new Tensor(Int32Array.from(new Int8Array(b.buffer, b.byteOffset, size)), shape, "i32");
+    case "U8":
+      return new Tensor(b, shape, "u8");
+    case "BOOL": {
+      for (let k = 0; k < size; k++) {
+        if (b[k] > 1) {
+          throw new SafetensorsError(
+            `BOOL byte 0x${b[k].toString(16).padStart(2, "0")} at element ${k} is neither 0 nor 1`,
+            {
+              tensor: name,
+              offset: info.byteOffset + k,
+            },
+          );
+        }
+      }
+      return new Tensor(b, shape, "bool");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// in-memory file
+
+const toBytes = (b: Uint8Array | ArrayBuffer): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(b));
+
+/** A whole safetensors file in memory (see `parseSafetensors`). */
+export class SafetensorsFile implements TensorFile {
+  readonly header: SafetensorsHeader;
+  private readonly bytes: Uint8Array;
+  private readonly copy: boolean;
+
+  constructor(bytes: Uint8Array | ArrayBuffer, opts: SafetensorsOptions = {}) {
+    const b = toBytes(bytes);
+    const n = readHeaderLength(b, b.length, opts);
+    this.header = parseSafetensorsHeader(b.subarray(8, 8 + n), b.length);
+    this.bytes = b;
+    this.copy = opts.copy ?? false;
+  }
+
+  get metadata(): Record<string, string> | undefined {
+    return this.header.metadata;
+  }
+  /** Tensor names in name order. */
+  names(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+  has(name: string): boolean {
+    return this.header.tensors.has(name);
+  }
+  /** dtype, shape and byte range of a tensor; throws `WeightsError` for an unknown name. */
+  info(name: string): SafetensorsTensorInfo {
+    const t = this.header.tensors.get(name);
+    if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
+    return t;
+  }
+  /** The tensor `name` (f32 / i32 / u8 / bool, see `tensorDtypeFor`); may share the file's memory. */
+  get(name: string): Tensor {
+    const t = this.info(name);
+    return decodeTensor(t, this.bytes.subarray(t.byteOffset, t.byteOffset + t.byteLength), this.copy);
+  }
+  /** Every tensor entry, in name order. */
+  infos(): SafetensorsTensorInfo[] {
+    return [...this.header.tensors.values()];
+  }
+  /** `[name, tensor]` pairs in name order, decoded one at a time. */
+  *entries(): IterableIterator<[string, Tensor]> {
+    for (const name of this.header.tensors.keys()) yield [name, this.get(name)];
+  }
+}
+
+/**
+ * Parse a whole safetensors file held in memory. Validates the header and the layout up front;
+ * `get()` decodes one tensor (zero-copy for aligned F32/I32/U8/BOOL unless `opts.copy`).
+ */
+export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, opts: SafetensorsOptions = {}): SafetensorsFile {
+  return new SafetensorsFile(bytes, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// lazy file
+
+/** Random access to the bytes of a file. `read` may return fewer bytes only at the end of the file. */
+export interface ByteRangeReader {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close?(): Promise<void> | void;
+}
+
+/** Where `openSafetensors` reads from. Strings and `URL`s are file paths / `file:` URLs in Node, fetched elsewhere. */
+export type SafetensorsSource = Blob | string | URL | Uint8Array | ArrayBuffer | ByteRangeReader;
+
+/** A safetensors file whose tensors are read on demand (see `openSafetensors`). */
+export interface LazySafetensorsFile {
+  readonly header: SafetensorsHeader;
+  readonly metadata: Record<string, string> | undefined;
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): SafetensorsTensorInfo;
+  infos(): SafetensorsTensorInfo[];
+  /** Read and decode one tensor (its own fresh buffer: nothing is shared with other tensors). */
+  get(name: string): Promise<Tensor>;
+  /** Release the file handle (Node); `get` fails afterwards. */
+  close(): Promise<void>;
+}
+
+const isNode = typeof process !== "undefined" && !!process.versions?.node;
+
+function blobReader(blob: Blob): ByteRangeReader {
+  return {
+    size: blob.size,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+  };
+}
+
+function bytesReader(bytes: Uint8Array): ByteRangeReader {
+  return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesReader(toBytes(source));
+  if (typeof Blob !== "undefined" && source instanceof Blob) return blobReader(source);
+  if (typeof source === "string" || source instanceof URL) {
+    const s = String(source);
+    const remote = /^(https?|blob|data):/i.test(s);
+    if (isNode && !remote) {
+      const { openFileReader } = await import("./safetensors-node.js");
+      return openFileReader(source);
+    }
+    // Not lazy: the whole response is fetched (servers are not required to support ranges).
+    let res: Response;
+    try {
+      res = await fetch(source);
+    } catch (e) {
+      throw new InputError(`openSafetensors: cannot fetch ${s}: ${(e as Error).message}`);
+    }
+    if (!res.ok) throw new InputError(`openSafetensors: cannot fetch ${s}: HTTP ${res.status}`);
+    return bytesReader(new Uint8Array(await res.arrayBuffer()));
+  }
+  if (source && typeof (source as ByteRangeReader).read === "function") return source as ByteRangeReader;
+  throw new InputError("openSafetensors: source must be a Blob, a path or URL, bytes, or a ByteRangeReader");
+}
+
+async function readExactly(r: ByteRangeReader, offset: number, length: number, what: { tensor?: string }) {
+  const b = await r.read(offset, length);
+  if (b.length !== length) {
+    throw new SafetensorsError(`file ended while reading ${length} bytes at ${offset} (got ${b.length})`, {
+      ...what,
+      offset: offset + b.length,
+    });
+  }
+  return b;
+}
+
+/**
+ * Open a safetensors file for lazy reading: the 8-byte prefix and the header are read and validated
+ * now; each tensor is read by byte range when `get(name)` is awaited.
+ *
+ * - `Blob`/`File`: `blob.slice(a, b).arrayBuffer()` per tensor.
+ * - path or `file:` URL (Node): one `fs/promises` file handle; `get` reads just the tensor's range
+ *   into a fresh buffer, so the file is never held in memory twice (nor once, as a whole). Call
+ *   `close()` when done.
+ * - `http(s):` URLs: fetched whole into memory (not lazy).
+ * - bytes: views on them.
+ */
+export async function openSafetensors(
+  source: SafetensorsSource,
+  opts: SafetensorsOptions = {},
+): Promise<LazySafetensorsFile> {
+  const reader = await readerFor(source);
+  let closed = false;
+  try {
+    const size = reader.size;
+    const prefix = await reader.read(0, Math.min(8, size));
+    const n = readHeaderLength(prefix, size, opts);
+    const header = parseSafetensorsHeader(await readExactly(reader, 8, n, {}), size);
+    const info = (name: string): SafetensorsTensorInfo => {
+      const t = header.tensors.get(name);
+      if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
+      return t;
+    };
+    return {
+      header,
+      metadata: header.metadata,
+      names: () => [...header.tensors.keys()],
+      has: (name) => header.tensors.has(name),
+      info,
+      infos: () => [...header.tensors.values()],
+      async get(name) {
+        const t = info(name);
+        if (closed) throw new InputError(`openSafetensors: get("${name}") after close()`);
+        const bytes = await readExactly(reader, t.byteOffset, t.byteLength, { tensor: name });
+        return decodeTensor(t, bytes, opts.copy ?? false);
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        await reader.close?.();
+      },
+    };
+  } catch (e) {
+    closed = true;
+    await reader.close?.();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// writing
+
+/** dtypes `writeSafetensors` can produce. */
+export type SafetensorsWriteDType = "F32" | "F16" | "BF16" | "I32" | "I64" | "U8" | "BOOL";
+
+export interface WriteSafetensorsOptions {
+  /** File dtype for f32 tensors (default `"F32"`). */
+  floatDtype?: "F32" | "F16" | "BF16";
+  /** File dtype for i32 tensors (default `"I32"`; `"I64"` is what PyTorch uses for ids). */
+  intDtype?: "I32" | "I64";
+  /** Per-tensor file dtype, overriding the two above. */
+  dtypes?: Record<string, SafetensorsWriteDType>;
+}
+
+const WRITE_FROM: Record<SafetensorsWriteDType, Tensor["dtype"]> = {
+  F32: "f32",
+  F16: "f32",
+  BF16: "f32",
+  I32: "i32",
+  I64: "i32",
+  U8: "u8",
+  BOOL: "bool",
+};
+
+/**
+ * Serialise tensors to safetensors bytes in the canonical layout: header space-padded so that the
+ * data buffer starts at a multiple of 8, tensors stored by decreasing element size then by name
+ * (every tensor starts at a multiple of its element size). bool data are written as 0/1.
+ */
+export function writeSafetensors(
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  metadata?: Record<string, string>,
+  opts: WriteSafetensorsOptions = {},
+): Uint8Array {
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const lone = /[\uD800-\uDFFF]/u; // with the u flag this matches unpaired surrogates only
+  const plan = entries.map(([name, t]) => {
+    if (name === "__metadata__") throw new InputError('writeSafetensors: "__metadata__" cannot be a tensor name');
+    if (lone.test(name))
+      throw new InputError(`writeSafetensors: tensor name ${JSON.stringify(name)} is not valid Unicode`);
+    if (!(t instanceof Tensor)) throw new InputError(`writeSafetensors: "${name}" is not a Tensor`);
+    const dtype: SafetensorsWriteDType =
+      opts.dtypes?.[name] ??
+      (t.dtype === "f32"
+        ? (opts.floatDtype ?? "F32")
+        : t.dtype === "i32"
+          ? (opts.intDtype ?? "I32")
+          : t.dtype === "u8"
+            ? "U8"
+            : "BOOL");
+    if (WRITE_FROM[dtype] !== t.dtype) {
+      throw new InputError(`writeSafetensors: cannot write a ${t.dtype} tensor "${name}" as ${dtype}`);
+    }
+    return { name, t, dtype, bytes: t.size * DTYPE_BYTES[dtype] };
+  });
+  plan.sort((a, b) => DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || compareCodePoints(a.name, b.name));
+
+  const parts: string[] = [];
+  if (metadata !== undefined) {
+    const md: string[] = [];
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== "string") throw new InputError(`writeSafetensors: metadata value of "${k}" must be a string`);
+      if (lone.test(k) || lone.test(v)) throw new InputError(`writeSafetensors: metadata "${k}" is not valid Unicode`);
+      md.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    }
+    parts.push(`"__metadata__":{${md.join(",")}}`);
+  }
+  let offset = 0;
+  for (const p of plan) {
+    parts.push(
+      `${JSON.stringify(p.name)}:{"dtype":"${p.dtype}","shape":[${p.t.shape.join(",")}],"data_offsets":[${offset},${offset + p.bytes}]}`,
+    );
+    offset += p.bytes;
+  }
+  const json = utf8Encoder.encode(`{${parts.join(",")}}`);
+  const pad = (8 - ((8 + json.length) % 8)) % 8;
+  const n = json.length + pad;
+  const out = new Uint8Array(8 + n + offset);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, n % 2 ** 32, true);
+  dv.setUint32(4, Math.floor(n / 2 ** 32), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + n);
+
+  let at = 8 + n;
+  for (const { t, dtype, bytes } of plan) {
+    const dst = out.subarray(at, at + bytes);
+    switch (dtype) {
+      case "F32":
+      case "I32":
+      case "U8":
+        dst.set(new Uint8Array(t.data.buffer, t.data.byteOffset, bytes));
+        break;
+      case "BOOL":
+        for (let k = 0; k < t.size; k++) dst[k] = t.data[k] !== 0 ? 1 : 0;
+        break;
+      case "F16":
+      case "BF16": {
+        const h = (dtype === "F16" ? f32ArrayToF16 : f32ArrayToBf16)(t.data as Float32Array);
+        dst.set(new Uint8Array(h.buffer, h.byteOffset, bytes));
+        break;
+      }
+      case "I64": {
+        const w = new Int32Array(out.buffer, at, 2 * t.size); // aligned: 8-byte elements come first
+        for (let k = 0; k < t.size; k++) {
+          w[2 * k] = t.data[k];
+          w[2 * k + 1] = t.data[k] < 0 ? -1 : 0;
+        }
+        break;
+      }
+    }
+    if (!LITTLE_ENDIAN && DTYPE_BYTES[dtype] > 1) {
+      const e = DTYPE_BYTES[dtype];
+      for (let k = 0; k < bytes; k += e) dst.subarray(k, k + e).reverse();
+    }
+    at += bytes;
+  }
+  return out;
+}
