@@ -11,5 +11,6 @@ export * from "./dtype.js";
 export { refKernels } from "./backend/ref.js";
 export { relaxedSimdSupported, simdSupported } from "./backend/wasm.js";
 export * from "./ops.js";
+export * from "./safetensors.js";
 export { erf } from "./math.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";

@@ -21,6 +21,8 @@ async function loadKinds() {
     }
     Object.assign(kinds, mod.kinds ?? {});
   }
+  // extra kinds from modules named on the command line (--kinds), e.g. the runner's own tests
+  for (const url of workerData.extraKinds ?? []) Object.assign(kinds, (await import(url)).kinds ?? {});
   return kinds;
 }
 

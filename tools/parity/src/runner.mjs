@@ -2,17 +2,19 @@
 // "N passed, N failed, N skipped". Exit code 1 when any case fails or is skipped.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 
 const WORKER = new URL("./case-worker.mjs", import.meta.url);
 
 function parseArgs(argv) {
-  const o = { folder: undefined, filter: undefined, backend: "auto", timeout: 300 };
+  const o = { folder: undefined, filter: undefined, backend: "auto", timeout: 300, kinds: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--filter") o.filter = argv[++i];
     else if (a === "--backend") o.backend = argv[++i];
     else if (a === "--timeout") o.timeout = Number(argv[++i]);
+    else if (a === "--kinds") o.kinds.push(pathToFileURL(resolve(argv[++i])).href);
     else if (a === "-h" || a === "--help") o.help = true;
     else if (!o.folder) o.folder = a;
     else throw new Error(`unexpected argument ${a}`);
@@ -29,14 +31,15 @@ function listCases(root) {
 }
 
 class CaseHost {
-  constructor(backend) {
+  constructor(backend, extraKinds) {
     this.backend = backend;
+    this.extraKinds = extraKinds;
     this.worker = undefined;
   }
   async start() {
     this.worker = new Worker(WORKER, {
-      workerData: { backend: this.backend },
-      execArgv: [...process.execArgv],
+      workerData: { backend: this.backend, extraKinds: this.extraKinds },
+      execArgv: [], // V8 flags (relaxed SIMD) are process-wide and reach the worker anyway
       resourceLimits: { maxOldGenerationSizeMb: 8192 },
     });
     await new Promise((res, rej) => {
@@ -94,7 +97,7 @@ export async function main(argv, log = console.log) {
     return 2;
   }
   if (o.help || !o.folder) {
-    log("usage: pnpm parity <folder> [--filter <substring>] [--backend auto|ref|wasm-simd|wasm-relaxed] [--timeout <seconds>]");
+    log("usage: pnpm parity <folder> [--filter <substring>] [--backend auto|ref|wasm-simd|wasm-relaxed] [--timeout <seconds>] [--kinds <module.mjs>]");
     return o.help ? 0 : 2;
   }
   const root = resolve(process.env.INIT_CWD ?? process.cwd(), o.folder);
@@ -102,7 +105,7 @@ export async function main(argv, log = console.log) {
     log(`no such folder: ${root}`);
     return 2;
   }
-  const host = new CaseHost(o.backend);
+  const host = new CaseHost(o.backend, o.kinds);
   let passed = 0;
   let failed = 0;
   const skipped = 0;
