@@ -1,0 +1,49 @@
+/**
+ * Elementwise activations by PyTorch name, on a runtime (`unary` kernel). `gelu` is the exact
+ * erf form (PyTorch's default); `gelu_tanh` (`gelu_new`) the tanh approximation.
+ */
+import { Act, type ActCode, ConfigError, type Runtime, type Tensor } from "@wasmformer/core";
+import { nnRuntime, putF32, readF32, scratch } from "./util.js";
+
+export type ActivationName = "relu" | "gelu" | "gelu_tanh" | "gelu_new" | "silu" | "tanh" | "sigmoid" | "identity";
+
+const CODES: Record<ActivationName, ActCode> = {
+  identity: Act.none,
+  relu: Act.relu,
+  gelu: Act.gelu,
+  gelu_tanh: Act.geluTanh,
+  gelu_new: Act.geluTanh,
+  silu: Act.silu,
+  tanh: Act.tanh,
+  sigmoid: Act.sigmoid,
+};
+
+/** The kernel code of an activation name (a typed error for an unknown one). */
+export function activationCode(name: string): ActCode {
+  const c = (CODES as Record<string, ActCode>)[name];
+  if (c === undefined) {
+    throw new ConfigError(
+      `unknown activation ${JSON.stringify(name)} (known: ${Object.keys(CODES).join(", ")})`,
+      "activation",
+    );
+  }
+  return c;
+}
+
+/** Apply an activation to an f32 tensor (a new tensor). */
+export function activation(x: Tensor, name: ActivationName, rt?: Runtime): Tensor<"f32"> {
+  const r = nnRuntime(rt);
+  const code = activationCode(name);
+  return scratch(r, () => {
+    const p = putF32(r, x, `${name} input`);
+    r.k.unary(p, p, x.size, code);
+    return readF32(r, p, x.shape);
+  });
+}
+
+export const relu = (x: Tensor, rt?: Runtime) => activation(x, "relu", rt);
+export const gelu = (x: Tensor, rt?: Runtime) => activation(x, "gelu", rt);
+export const geluTanh = (x: Tensor, rt?: Runtime) => activation(x, "gelu_tanh", rt);
+export const silu = (x: Tensor, rt?: Runtime) => activation(x, "silu", rt);
+export const tanh = (x: Tensor, rt?: Runtime) => activation(x, "tanh", rt);
+export const sigmoid = (x: Tensor, rt?: Runtime) => activation(x, "sigmoid", rt);

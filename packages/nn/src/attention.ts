@@ -1,0 +1,424 @@
+/**
+ * Attention: scaled dot-product attention and `torch.nn.MultiheadAttention` (batch first).
+ *
+ *   weights = softmax(q·kᵀ / √d + mask),   out = weights · v                (per batch and head)
+ *
+ * Both run core's `attention` kernel once per (batch, head) slice, reading the heads in place from
+ * the projected `[B, T, E]` activations (a head is a column block, FORMAT.md §5), so nothing is
+ * transposed. Attention weights are written only when asked for (`needWeights`); otherwise the
+ * kernel's probability scratch is one `[L, S]` buffer reused by every slice.
+ *
+ * Masks. `MultiheadAttention` follows PyTorch: a BOOL `attnMask` is true where a query may **not**
+ * attend, an F32 one is added to the scores, `keyPaddingMask` BOOL `[B, S]` is true at padded keys,
+ * and `isCausal` blocks keys after the query. `scaledDotProductAttention` follows
+ * `torch.nn.functional.scaled_dot_product_attention`: a BOOL mask is true where a query **may**
+ * attend. Every form ends up as one additive f32 mask (0 / −∞ / bias) plus a u8 key-padding row.
+ */
+import { Act, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import { linear } from "./linear.js";
+import type { Param, WeightScope } from "./state-dict.js";
+import { expectDType, fmtShape, nnRuntime, putF32, readF32, scratch } from "./util.js";
+
+/** Masks in the heap, as the attention kernel takes them. Pointers are 0 when absent. */
+export interface AttnMaskPtrs {
+  /** additive f32 mask, `[L, S]` (row stride `maskLd`) per slice */
+  mask: number;
+  maskLd: number;
+  /** floats between the masks of consecutive (batch·heads + head) slices; 0 = one mask for all */
+  maskStride: number;
+  /** u8 `[B, S]`, nonzero = padded key */
+  kpm: number;
+  /** −1 = off; else key j is visible to query i iff j ≤ i + causal */
+  causal: number;
+}
+
+export const NO_MASK: AttnMaskPtrs = { mask: 0, maskLd: 0, maskStride: 0, kpm: 0, causal: -1 };
+
+/**
+ * Copy an attention mask into the heap as an additive f32 mask.
+ * Accepts `[L, S]` (shared by every slice) or `[slices, L, S]` (one per batch·head slice).
+ * @param boolMeans `"block"` (PyTorch modules: true = may not attend) or `"attend"` (F.sdpa)
+ */
+export function putAttnMask(
+  rt: Runtime,
+  mask: Tensor,
+  L: number,
+  S: number,
+  slices: number,
+  what: string,
+  boolMeans: "block" | "attend",
+): { mask: number; maskLd: number; maskStride: number } {
+  expectDType(mask, ["bool", "u8", "f32"], what);
+  let stride: number;
+  if (mask.ndim === 2 && mask.shape[0] === L && mask.shape[1] === S) stride = 0;
+  else if (mask.ndim === 3 && mask.shape[0] === slices && mask.shape[1] === L && mask.shape[2] === S) stride = L * S;
+  else {
+    throw new ShapeError(`${what} has shape ${fmtShape(mask.shape)}, expected [${L}, ${S}] or [${slices}, ${L}, ${S}]`);
+  }
+  let add: Float32Array;
+  if (mask.dtype === "f32") add = mask.data as Float32Array;
+  else {
+    const m = mask.data as Uint8Array;
+    add = new Float32Array(m.length);
+    const blocked = boolMeans === "block" ? 1 : 0;
+    for (let i = 0; i < m.length; i++) if ((m[i] !== 0 ? 1 : 0) === blocked) add[i] = Number.NEGATIVE_INFINITY;
+  }
+  return { mask: rt.heap.put(add), maskLd: S, maskStride: stride };
+}
+
+/** Copy a BOOL `[B, S]` key padding mask (true = padded) into the heap as u8. */
+export function putKeyPaddingMask(rt: Runtime, kpm: Tensor, B: number, S: number, what: string): number {
+  expectDType(kpm, ["bool", "u8"], what);
+  if (kpm.ndim !== 2 || kpm.shape[0] !== B || kpm.shape[1] !== S) {
+    throw new ShapeError(`${what} has shape ${fmtShape(kpm.shape)}, expected [${B}, ${S}]`);
+  }
+  return rt.heap.put(kpm.data as Uint8Array);
+}
+
+/** Masks of one attention call, as tensors (PyTorch semantics). */
+export interface AttnMaskInputs {
+  attnMask?: Tensor | undefined;
+  keyPaddingMask?: Tensor | undefined;
+  isCausal?: boolean | undefined;
+}
+
+/** Put the masks of a `[B, H, L, S]` attention into the heap (caller's scratch). */
+export function prepareMasks(
+  rt: Runtime,
+  m: AttnMaskInputs,
+  B: number,
+  H: number,
+  L: number,
+  S: number,
+  names: { attnMask: string; keyPaddingMask: string } = { attnMask: "attn_mask", keyPaddingMask: "key_padding_mask" },
+): AttnMaskPtrs {
+  const am = m.attnMask ? putAttnMask(rt, m.attnMask, L, S, B * H, names.attnMask, "block") : undefined;
+  const kpm = m.keyPaddingMask ? putKeyPaddingMask(rt, m.keyPaddingMask, B, S, names.keyPaddingMask) : 0;
+  return {
+    mask: am ? am.mask : 0,
+    maskLd: am ? am.maskLd : 0,
+    maskStride: am ? am.maskStride : 0,
+    kpm,
+    causal: m.isCausal ? 0 : -1,
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// scaled dot-product attention (no parameters)
+
+export interface SdpaOptions {
+  /** BOOL (true = may attend) or F32 (added), `[L, S]` or the full `[..., L, S]` */
+  attnMask?: Tensor;
+  isCausal?: boolean;
+  /** default `1/√d_k` */
+  scale?: number;
+  runtime?: Runtime;
+}
+
+/**
+ * `softmax(q·kᵀ·scale + mask) · v` for `q [..., L, dk]`, `k [..., S, dk]`, `v [..., S, dv]` with the
+ * same leading dimensions. Returns the output `[..., L, dv]` and the weights `[..., L, S]`.
+ * Semantics of `torch.nn.functional.scaled_dot_product_attention` (bool mask: true = attend).
+ */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: SdpaOptions = {},
+): { output: Tensor<"f32">; weights: Tensor<"f32"> } {
+  const rt = nnRuntime(opts.runtime);
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) {
+    throw new ShapeError(
+      `sdpa: q, k, v need the same rank ≥ 2, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`,
+    );
+  }
+  const lead = q.shape.slice(0, -2);
+  for (const [t, n] of [
+    [k, "k"],
+    [v, "v"],
+  ] as const) {
+    if (t.shape.slice(0, -2).some((d, i) => d !== lead[i])) {
+      throw new ShapeError(`sdpa: ${n} ${fmtShape(t.shape)} has other leading dimensions than q ${fmtShape(q.shape)}`);
+    }
+  }
+  const [L, dk] = q.shape.slice(-2);
+  const [S, dk2] = k.shape.slice(-2);
+  const [S2, dv] = v.shape.slice(-2);
+  if (dk2 !== dk) throw new ShapeError(`sdpa: k ${fmtShape(k.shape)} has d_k ${dk2}, q ${fmtShape(q.shape)} has ${dk}`);
+  if (S2 !== S) throw new ShapeError(`sdpa: v ${fmtShape(v.shape)} has ${S2} keys, k has ${S}`);
+  const N = lead.reduce((a, b) => a * b, 1);
+  const scale = opts.scale ?? 1 / Math.sqrt(dk);
+  return scratch(rt, () => {
+    const qp = putF32(rt, q, "sdpa q");
+    const kp = putF32(rt, k, "sdpa k");
+    const vp = putF32(rt, v, "sdpa v");
+    let mask = { mask: 0, maskLd: 0, maskStride: 0 };
+    if (opts.attnMask) {
+      const m = opts.attnMask;
+      const full = m.ndim === q.ndim && m.shape.slice(0, -2).every((d, i) => d === lead[i]);
+      const flat = full && m.ndim !== 2 ? new Tensor(m.data, [N, L, S], m.dtype) : m;
+      if (!full && m.ndim !== 2) {
+        throw new ShapeError(
+          `sdpa mask has shape ${fmtShape(m.shape)}, expected [${L}, ${S}] or [${[...lead, L, S].join(", ")}]`,
+        );
+      }
+      mask = putAttnMask(rt, flat, L, S, N, "sdpa mask", "attend");
+    }
+    const o = rt.heap.allocF32(N * L * dv);
+    const w = rt.heap.allocF32(N * L * S);
+    for (let n = 0; n < N; n++) {
+      rt.k.attention(
+        qp + n * L * dk * 4,
+        dk,
+        kp + n * S * dk * 4,
+        dk,
+        vp + n * S * dv * 4,
+        dv,
+        o + n * L * dv * 4,
+        dv,
+        w + n * L * S * 4,
+        L,
+        S,
+        dk,
+        dv,
+        scale,
+        mask.mask ? mask.mask + n * mask.maskStride * 4 : 0,
+        mask.maskLd,
+        0,
+        opts.isCausal ? 0 : -1,
+      );
+    }
+    return { output: readF32(rt, o, [...lead, L, dv]), weights: readF32(rt, w, [...lead, L, S]) };
+  });
+}
+
+// -------------------------------------------------------------------------------------------------
+// torch.nn.MultiheadAttention
+
+export interface MultiheadAttentionOptions {
+  embedDim: number;
+  numHeads: number;
+  /** in- and out-projection biases (default true) */
+  bias?: boolean;
+  /** key / value feature widths (default embedDim); when either differs, PyTorch stores separate
+   * `q_proj_weight`, `k_proj_weight`, `v_proj_weight` instead of `in_proj_weight` */
+  kdim?: number;
+  vdim?: number;
+}
+
+export interface MhaForwardOptions extends AttnMaskInputs {
+  /** return the attention weights (default false: they are not computed into an output) */
+  needWeights?: boolean;
+  /** average the weights over heads (`[B, L, S]`) instead of per head (`[B, H, L, S]`); default false */
+  averageAttnWeights?: boolean;
+}
+
+export class MultiheadAttention {
+  readonly rt: Runtime;
+  readonly embedDim: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  /** the packed `in_proj_weight [3E, E]`, when kdim = vdim = E */
+  readonly inProj: Param | undefined;
+  readonly wq: Param;
+  readonly wk: Param;
+  readonly wv: Param;
+  readonly bq: Param | undefined;
+  readonly bk: Param | undefined;
+  readonly bv: Param | undefined;
+  readonly inBias: Param | undefined;
+  readonly outW: Param;
+  readonly outB: Param | undefined;
+
+  constructor(scope: WeightScope, opts: MultiheadAttentionOptions) {
+    const E = opts.embedDim;
+    const H = opts.numHeads;
+    if (!Number.isInteger(E) || E < 1) throw new ConfigError(`expected a positive integer, got ${E}`, "embed_dim");
+    if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
+      throw new ConfigError(`num_heads ${H} must be a positive divisor of embed_dim ${E}`, "num_heads");
+    }
+    this.rt = scope.rt;
+    this.embedDim = E;
+    this.numHeads = H;
+    this.headDim = E / H;
+    this.kdim = opts.kdim ?? E;
+    this.vdim = opts.vdim ?? E;
+    const bias = opts.bias ?? true;
+    const sub = (p: Param, row: number, rows: number, cols: number): Param => ({
+      name: p.name,
+      ptr: p.ptr ? p.ptr + row * cols * 4 : 0,
+      shape: rows === 1 ? [cols] : [rows, cols],
+    });
+    if (this.kdim === E && this.vdim === E) {
+      // PyTorch packs W_q, W_k, W_v as rows 0..E−1, E..2E−1, 2E..3E−1 of in_proj_weight
+      this.inProj = scope.get("in_proj_weight", [3 * E, E]);
+      this.wq = sub(this.inProj, 0, E, E);
+      this.wk = sub(this.inProj, E, E, E);
+      this.wv = sub(this.inProj, 2 * E, E, E);
+    } else {
+      this.inProj = undefined;
+      this.wq = scope.get("q_proj_weight", [E, E]);
+      this.wk = scope.get("k_proj_weight", [E, this.kdim]);
+      this.wv = scope.get("v_proj_weight", [E, this.vdim]);
+    }
+    if (bias) {
+      this.inBias = scope.get("in_proj_bias", [3 * E]);
+      const b = this.inBias;
+      const part = (i: number): Param => ({ name: b.name, ptr: b.ptr ? b.ptr + i * E * 4 : 0, shape: [E] });
+      this.bq = part(0);
+      this.bk = part(1);
+      this.bv = part(2);
+    }
+    const out = scope.pp("out_proj");
+    this.outW = out.get("weight", [E, E]);
+    this.outB = bias ? out.get("bias", [E]) : undefined;
+  }
+
+  /**
+   * Pointer form. `q [B, L, E]`, `k [B, S, kdim]`, `v [B, S, vdim]` (the same pointer for self-attention
+   * fuses the three projections into one GEMM). Writes `out [B, L, E]` — added to what `out` holds
+   * when `accumulate` (a fused residual) — and, when `weights` is given, the per-head attention
+   * weights `[B, H, L, S]` there.
+   */
+  run(
+    q: number,
+    k: number,
+    v: number,
+    B: number,
+    L: number,
+    S: number,
+    masks: AttnMaskPtrs,
+    out: number,
+    opts: { weights?: number; accumulate?: boolean } = {},
+  ): void {
+    const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const heap = rt.heap;
+    const m = heap.mark();
+    let qp: number, kp: number, vp: number, ldq: number, ldk: number, ldv: number;
+    if (this.inProj && q === k && k === v && L === S) {
+      // self-attention: one GEMM for Q, K and V → [B·L, 3E]
+      const qkv = heap.allocF32(B * L * 3 * E);
+      linear(rt, q, B * L, this.inProj, this.inBias, qkv);
+      qp = qkv;
+      kp = qkv + E * 4;
+      vp = qkv + 2 * E * 4;
+      ldq = ldk = ldv = 3 * E;
+    } else {
+      qp = heap.allocF32(B * L * E);
+      linear(rt, q, B * L, this.wq, this.bq, qp);
+      ldq = E;
+      if (this.inProj && k === v) {
+        // cross-attention over one memory: K and V in one GEMM → [B·S, 2E]
+        const kv = heap.allocF32(B * S * 2 * E);
+        const wkv: Param = { name: this.wk.name, ptr: this.wk.ptr, shape: [2 * E, E] };
+        const bkv: Param | undefined = this.bk ? { name: this.bk.name, ptr: this.bk.ptr, shape: [2 * E] } : undefined;
+        linear(rt, k, B * S, wkv, bkv, kv);
+        kp = kv;
+        vp = kv + E * 4;
+        ldk = ldv = 2 * E;
+      } else {
+        kp = heap.allocF32(B * S * E);
+        vp = heap.allocF32(B * S * E);
+        linear(rt, k, B * S, this.wk, this.bk, kp);
+        linear(rt, v, B * S, this.wv, this.bv, vp);
+        ldk = ldv = E;
+      }
+    }
+    const o = heap.allocF32(B * L * E);
+    const probs = opts.weights ? 0 : heap.allocF32(L * S);
+    const scale = 1 / Math.sqrt(d);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const slice = b * H + h;
+        rt.k.attention(
+          qp + (b * L * ldq + h * d) * 4,
+          ldq,
+          kp + (b * S * ldk + h * d) * 4,
+          ldk,
+          vp + (b * S * ldv + h * d) * 4,
+          ldv,
+          o + (b * L * E + h * d) * 4,
+          E,
+          opts.weights ? opts.weights + slice * L * S * 4 : probs,
+          L,
+          S,
+          d,
+          d,
+          scale,
+          masks.mask ? masks.mask + slice * masks.maskStride * 4 : 0,
+          masks.maskLd,
+          masks.kpm ? masks.kpm + b * S : 0,
+          masks.causal,
+        );
+      }
+    }
+    linear(rt, o, B * L, this.outW, this.outB, out, { beta: opts.accumulate ? 1 : 0, act: Act.none });
+    heap.release(m);
+  }
+
+  /**
+   * `query [B, L, E]`, `key [B, S, kdim]`, `value [B, S, vdim]` (or unbatched `[L, E]` …) →
+   * `{ output [B, L, E], weights? }`; weights are `[B, H, L, S]`, or `[B, L, S]` when averaged.
+   */
+  forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    opts: MhaForwardOptions = {},
+  ): { output: Tensor<"f32">; weights?: Tensor<"f32"> } {
+    const { rt, embedDim: E, numHeads: H } = this;
+    const unbatched = query.ndim === 2;
+    const rank = unbatched ? 2 : 3;
+    for (const [t, n, w] of [
+      [query, "query", E],
+      [key, "key", this.kdim],
+      [value, "value", this.vdim],
+    ] as const) {
+      if (t.ndim !== rank || t.shape[rank - 1] !== w) {
+        const want = unbatched ? `[*, ${w}]` : `[B, *, ${w}]`;
+        throw new ShapeError(`MultiheadAttention ${n} has shape ${fmtShape(t.shape)}, expected ${want}`);
+      }
+    }
+    const B = unbatched ? 1 : query.shape[0];
+    const L = query.shape[rank - 2];
+    const S = key.shape[rank - 2];
+    if (!unbatched && (key.shape[0] !== B || value.shape[0] !== B)) {
+      throw new ShapeError(
+        `MultiheadAttention: batch sizes differ: query ${fmtShape(query.shape)}, key ${fmtShape(key.shape)}, value ${fmtShape(value.shape)}`,
+      );
+    }
+    if (value.shape[rank - 2] !== S) {
+      throw new ShapeError(
+        `MultiheadAttention: key ${fmtShape(key.shape)} and value ${fmtShape(value.shape)} have different lengths`,
+      );
+    }
+    const kpm =
+      opts.keyPaddingMask && unbatched && opts.keyPaddingMask.ndim === 1
+        ? new Tensor(opts.keyPaddingMask.data, [1, S], opts.keyPaddingMask.dtype)
+        : opts.keyPaddingMask;
+    return scratch(rt, () => {
+      const masks = prepareMasks(rt, { ...opts, keyPaddingMask: kpm }, B, H, L, S);
+      const qp = putF32(rt, query, "query");
+      const kp = key === query ? qp : putF32(rt, key, "key");
+      const vp = value === key ? kp : value === query ? qp : putF32(rt, value, "value");
+      const out = rt.heap.allocF32(B * L * E);
+      const w = opts.needWeights ? rt.heap.allocF32(B * H * L * S) : 0;
+      this.run(qp, kp, vp, B, L, S, masks, out, { weights: w || undefined });
+      const output = readF32(rt, out, unbatched ? [L, E] : [B, L, E]);
+      if (!w) return { output };
+      let weights = readF32(rt, w, [B, H, L, S]);
+      if (opts.averageAttnWeights) {
+        const avg = new Float32Array(B * L * S);
+        const src = weights.data;
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < H; h++)
+            for (let i = 0; i < L * S; i++) avg[b * L * S + i] += src[(b * H + h) * L * S + i] / H;
+        weights = new Tensor(avg, [B, L, S], "f32");
+      }
+      if (unbatched) weights = weights.reshape(weights.shape.slice(1));
+      return { output, weights };
+    });
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * @wasmformer/nn — PyTorch-compatible layers on core's kernels: Linear, Embedding, LayerNorm,
+ * activations, positional encodings, scaled dot-product and multi-head attention, Transformer
+ * encoder/decoder layers and stacks, `Transformer`, a seq2seq translation model (greedy and beam
+ * search), and RNN/LSTM/GRU with streaming `step()` and an RNN encoder–decoder.
+ * Weights load from a safetensors state dict by PyTorch name (`loadModule`, `StateDict`).
+ */
+export * from "./activations.js";
+export * from "./attention.js";
+export * from "./embedding.js";
+export * from "./layer-norm.js";
+export * from "./linear.js";
+export * from "./positional-encoding.js";
+export * from "./rnn.js";
+export * from "./seq2seq.js";
+export * from "./state-dict.js";
+export * from "./transformer.js";
+export { missingKernels, nnRuntime } from "./util.js";

@@ -1,0 +1,94 @@
+/**
+ * Position information added to token embeddings: the fixed sinusoidal table of "Attention Is All
+ * You Need" (as the Annotated Transformer's `PositionalEncoding`, FORMAT.md §6.6) and learned
+ * absolute positions (an `Embedding` over positions, GPT-2/ViT style).
+ *
+ *   PE[p, j] = sin(p · w_k) for even j, cos(p · w_k) for odd j,  k = ⌊j/2⌋,  w_k = base^(−2k/d)
+ */
+import { BinOp, InputError, type Runtime, Tensor } from "@wasmformer/core";
+import type { Param, WeightScope } from "./state-dict.js";
+import { nnRuntime, posInt } from "./util.js";
+
+/** The `[maxLen, dModel]` sinusoidal table, evaluated in float64 and rounded once to f32. */
+export function sinusoidalPositionalEncoding(maxLen: number, dModel: number, base = 10000): Tensor<"f32"> {
+  posInt(maxLen, "max_len", 0);
+  posInt(dModel, "d_model");
+  const pe = new Float32Array(maxLen * dModel);
+  const lnBase = Math.log(base);
+  for (let j = 0; j < dModel; j++) {
+    const k = j >> 1;
+    const w = Math.exp((-2 * k * lnBase) / dModel);
+    for (let p = 0; p < maxLen; p++) pe[p * dModel + j] = j % 2 === 0 ? Math.sin(p * w) : Math.cos(p * w);
+  }
+  return new Tensor(pe, [maxLen, dModel], "f32");
+}
+
+/** Adds `table[0:T]` to each sequence of `x [B, T, d]` in the heap (in place). */
+function addRows(
+  rt: Runtime,
+  table: number,
+  maxLen: number,
+  d: number,
+  x: number,
+  B: number,
+  T: number,
+  what: string,
+): void {
+  if (T > maxLen) throw new InputError(`${what}: sequence length ${T} exceeds the ${maxLen} positions available`);
+  for (let b = 0; b < B; b++) {
+    const xb = x + b * T * d * 4;
+    rt.k.binary(xb, table, xb, T, d, d, 1, BinOp.add);
+  }
+}
+
+/**
+ * The sinusoidal table as a layer: `addTo` adds `PE[0:T]` to a `[B, T, d]` activation in the heap.
+ * The table is kept on the JS side (grown on demand) and copied into the caller's scratch.
+ */
+export class SinusoidalPositionalEncoding {
+  private table: Float32Array = new Float32Array(0);
+  private len = 0;
+  readonly rt: Runtime;
+
+  constructor(
+    readonly dModel: number,
+    readonly base = 10000,
+    rt?: Runtime,
+  ) {
+    this.rt = nnRuntime(rt);
+  }
+
+  /** The first `maxLen` rows `[maxLen, d]`. */
+  rows(maxLen: number): Float32Array {
+    if (maxLen > this.len) {
+      const n = Math.max(maxLen, 2 * this.len, 64);
+      this.table = sinusoidalPositionalEncoding(n, this.dModel, this.base).data;
+      this.len = n;
+    }
+    return this.table.subarray(0, maxLen * this.dModel);
+  }
+
+  /** Pointer form: `x[B, T, d] += PE[0:T]` (allocates `T·d` floats of scratch). */
+  addTo(x: number, B: number, T: number): void {
+    const p = this.rt.heap.put(this.rows(T));
+    addRows(this.rt, p, T, this.dModel, x, B, T, "positional encoding");
+  }
+}
+
+/** Learned absolute positions: `weight [maxLen, d]` added to `x[:, 0:T]`. */
+export class LearnedPositionalEmbedding {
+  readonly weight: Param;
+  readonly rt: Runtime;
+  constructor(
+    scope: WeightScope,
+    readonly maxLen: number,
+    readonly dim: number,
+  ) {
+    this.rt = scope.rt;
+    this.weight = scope.get("weight", [maxLen, dim]);
+  }
+  /** Pointer form: `x[B, T, d] += weight[0:T]`. */
+  addTo(x: number, B: number, T: number): void {
+    addRows(this.rt, this.weight.ptr, this.maxLen, this.dim, x, B, T, "learned positions");
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * `torch.nn.RNN` (tanh or relu), `LSTM` and `GRU`, batch first, with `numLayers`, `bidirectional`,
+ * bias on or off and initial states; plus `step()` for streaming one timestep at a time.
+ * https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html
+ *
+ *   rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)
+ *   lstm: i, f, g, o = σ, σ, tanh, σ (W_ih x + b_ih + W_hh h + b_hh)   (gate blocks i, f, g, o)
+ *         c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')
+ *   gru:  r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})      (gate blocks r, z, n)
+ *         n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),   h' = (1 − z) ⊙ n + z ⊙ h
+ *
+ * Per layer and direction, the input projections of all timesteps are one GEMM (written time-major,
+ * `[T, B, G·H]`, so a step's gates are contiguous); only the recurrent product `h·W_hhᵀ` is
+ * sequential. Hidden states are written straight into the output sequence and read back from it
+ * as the next step's GEMM operand (row stride `T·D·H`), so nothing is copied per step.
+ *
+ * State-dict names: `weight_ih_l{l}{sfx}` `[G·H, I_l]`, `weight_hh_l{l}{sfx}` `[G·H, H]`,
+ * `bias_ih_l{l}{sfx}`, `bias_hh_l{l}{sfx}` `[G·H]`, `sfx` = `""` or `"_reverse"`.
+ */
+import { Act, ConfigError, InputError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
+import type { Param, WeightScope } from "./state-dict.js";
+import { expectShape, fmtShape, putF32, readF32, scratch } from "./util.js";
+
+export type RNNMode = "rnn_tanh" | "rnn_relu" | "lstm" | "gru";
+
+export interface RNNOptions {
+  inputSize: number;
+  hiddenSize: number;
+  /** default 1 */
+  numLayers?: number;
+  /** default true */
+  bias?: boolean;
+  /** default false */
+  bidirectional?: boolean;
+}
+
+/** Recurrent state: `h [L·D, B, H]` (row `l·D + d`), and for LSTM `c` of the same shape. */
+export interface RNNState {
+  h: Tensor<"f32">;
+  c?: Tensor<"f32">;
+}
+
+export interface RNNOutput extends RNNState {
+  /** `[B, T, D·H]` (last layer, directions concatenated) */
+  output: Tensor<"f32">;
+}
+
+interface DirWeights {
+  ih: Param;
+  hh: Param;
+  bih: Param | undefined;
+  bhh: Param | undefined;
+}
+
+const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru: 3 };
+
+/** The shared engine of RNN, LSTM and GRU. */
+export class RNNBase {
+  readonly rt: Runtime;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly bias: boolean;
+  readonly bidirectional: boolean;
+  /** directions: 1 or 2 */
+  readonly D: number;
+  /** gate blocks: 1 (rnn), 4 (lstm), 3 (gru) */
+  readonly G: number;
+  readonly weights: DirWeights[][];
+
+  constructor(
+    scope: WeightScope,
+    readonly mode: RNNMode,
+    opts: RNNOptions,
+  ) {
+    const I = opts.inputSize;
+    const H = opts.hiddenSize;
+    const L = opts.numLayers ?? 1;
+    if (!Number.isInteger(I) || I < 1) throw new ConfigError(`expected a positive integer, got ${I}`, "input_size");
+    if (!Number.isInteger(H) || H < 1) throw new ConfigError(`expected a positive integer, got ${H}`, "hidden_size");
+    if (!Number.isInteger(L) || L < 1) throw new ConfigError(`expected a positive integer, got ${L}`, "num_layers");
+    this.rt = scope.rt;
+    this.inputSize = I;
+    this.hiddenSize = H;
+    this.numLayers = L;
+    this.bias = opts.bias ?? true;
+    this.bidirectional = opts.bidirectional ?? false;
+    this.D = this.bidirectional ? 2 : 1;
+    this.G = GATES[mode];
+    const GH = this.G * H;
+    this.weights = [];
+    for (let l = 0; l < L; l++) {
+      const Il = l === 0 ? I : this.D * H;
+      const dirs: DirWeights[] = [];
+      for (let d = 0; d < this.D; d++) {
+        const sfx = `l${l}${d === 1 ? "_reverse" : ""}`;
+        dirs.push({
+          ih: scope.get(`weight_ih_${sfx}`, [GH, Il]),
+          hh: scope.get(`weight_hh_${sfx}`, [GH, H]),
+          bih: this.bias ? scope.get(`bias_ih_${sfx}`, [GH]) : undefined,
+          bhh: this.bias ? scope.get(`bias_hh_${sfx}`, [GH]) : undefined,
+        });
+      }
+      this.weights.push(dirs);
+    }
+  }
+
+  /**
+   * Pointer form. `x [B, T, I]`; `h0`, `c0` `[L·D, B, H]` or 0 (zeros); writes `out [B, T, D·H]`,
+   * `hN` and (LSTM) `cN` `[L·D, B, H]` (0 to skip).
+   */
+  run(x: number, B: number, T: number, h0: number, c0: number, out: number, hN: number, cN: number): void {
+    const { rt, hiddenSize: H, D, G, numLayers: L } = this;
+    const k = rt.k;
+    const heap = rt.heap;
+    const GH = G * H;
+    const DH = D * H;
+    const m = heap.mark();
+    const xproj = heap.allocF32(T * B * GH); // time-major input projections of one direction
+    const zeros = heap.allocF32(B * H);
+    const cbuf = this.mode === "lstm" ? heap.allocF32(B * H) : 0;
+    const gh = this.mode === "gru" ? heap.allocF32(B * GH) : 0;
+    const ping = L > 1 ? heap.allocF32(B * T * DH) : 0;
+    const pong = L > 2 ? heap.allocF32(B * T * DH) : 0;
+    const act = this.mode === "rnn_relu" ? Act.relu : Act.tanh;
+    let input = x;
+    let inW = this.inputSize;
+    for (let l = 0; l < L; l++) {
+      const dst = l === L - 1 ? out : l % 2 === 0 ? ping : pong;
+      for (let d = 0; d < D; d++) {
+        const w = this.weights[l][d];
+        // xproj[t, b, :] = x[b, t, :]·W_ihᵀ + b_ih — one GEMM per batch row, scattered time-major
+        for (let b = 0; b < B; b++) {
+          k.gemm(
+            T,
+            GH,
+            inW,
+            input + b * T * inW * 4,
+            inW,
+            0,
+            w.ih.ptr,
+            inW,
+            1,
+            xproj + b * GH * 4,
+            B * GH,
+            w.bih ? w.bih.ptr : 0,
+            1,
+            0,
+            Act.none,
+          );
+        }
+        const row = l * D + d;
+        let hp = h0 ? h0 + row * B * H * 4 : zeros;
+        let ldp = H;
+        if (cbuf) {
+          if (c0) k.copy2d(c0 + row * B * H * 4, H, cbuf, H, B, H);
+          else heap.f32(cbuf, B * H).fill(0);
+        }
+        const ldo = T * DH;
+        for (let s = 0; s < T; s++) {
+          const t = d === 0 ? s : T - 1 - s;
+          const g = xproj + t * B * GH * 4;
+          const ho = dst + (t * DH + d * H) * 4;
+          const bhh = w.bhh ? w.bhh.ptr : 0;
+          if (this.mode === "lstm") {
+            k.gemm(B, GH, H, hp, ldp, 0, w.hh.ptr, H, 1, g, GH, bhh, 1, 1, Act.none);
+            k.lstmCell(g, cbuf, ho, ldo, H, B);
+          } else if (this.mode === "gru") {
+            k.gemm(B, GH, H, hp, ldp, 0, w.hh.ptr, H, 1, gh, GH, bhh, 1, 0, Act.none);
+            k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
+          } else {
+            k.gemm(B, H, H, hp, ldp, 0, w.hh.ptr, H, 1, g, H, bhh, 1, 1, act);
+            k.copy2d(g, H, ho, ldo, B, H);
+          }
+          hp = ho;
+          ldp = ldo;
+        }
+        if (hN) k.copy2d(hp, ldp, hN + row * B * H * 4, H, B, H);
+        if (cN && cbuf) k.copy2d(cbuf, H, cN + row * B * H * 4, H, B, H);
+      }
+      input = dst;
+      inW = DH;
+    }
+    heap.release(m);
+  }
+
+  private checkState(t: Tensor | undefined, B: number, what: string): void {
+    if (t) expectShape(t, [this.numLayers * this.D, B, this.hiddenSize], what);
+  }
+
+  /**
+   * `x [B, T, I]` (or unbatched `[T, I]`) with optional initial states → output `[B, T, D·H]` and the
+   * final states `[L·D, B, H]` (forward direction: after t = T−1; reverse: after t = 0).
+   */
+  protected runTensors(x: Tensor, h0?: Tensor, c0?: Tensor): RNNOutput {
+    const unbatched = x.ndim === 2;
+    if ((x.ndim !== 3 && x.ndim !== 2) || x.shape[x.ndim - 1] !== this.inputSize) {
+      throw new ShapeError(
+        `${this.name()} input x has shape ${fmtShape(x.shape)}: expected [B, T, ${this.inputSize}] (input_size ${this.inputSize})`,
+      );
+    }
+    const B = unbatched ? 1 : x.shape[0];
+    const T = x.shape[x.ndim - 2];
+    if (T < 1) throw new ShapeError(`${this.name()} input x has shape ${fmtShape(x.shape)}: the sequence is empty`);
+    const sh = (t: Tensor | undefined) => (t && unbatched && t.ndim === 2 ? t.reshape([t.shape[0], 1, t.shape[1]]) : t);
+    const h0b = sh(h0);
+    const c0b = sh(c0);
+    this.checkState(h0b, B, "h0");
+    this.checkState(c0b, B, "c0");
+    const LD = this.numLayers * this.D;
+    const H = this.hiddenSize;
+    const rt = this.rt;
+    return scratch(rt, () => {
+      const xp = putF32(rt, x, "x");
+      const hp = h0b ? putF32(rt, h0b, "h0") : 0;
+      const cp = c0b ? putF32(rt, c0b, "c0") : 0;
+      const out = rt.heap.allocF32(B * T * this.D * H);
+      const hN = rt.heap.allocF32(LD * B * H);
+      const cN = this.mode === "lstm" ? rt.heap.allocF32(LD * B * H) : 0;
+      this.run(xp, B, T, hp, cp, out, hN, cN);
+      const stShape = unbatched ? [LD, H] : [LD, B, H];
+      const res: RNNOutput = {
+        output: readF32(rt, out, unbatched ? [T, this.D * H] : [B, T, this.D * H]),
+        h: readF32(rt, hN, stShape),
+      };
+      if (cN) res.c = readF32(rt, cN, stShape);
+      return res;
+    });
+  }
+
+  /**
+   * Advance one timestep for streaming input: `x [B, I]` and the state from the previous call
+   * (absent = zeros) → the top layer's output `[B, H]` and the new state. Only unidirectional
+   * networks can stream (the reverse direction needs the whole sequence).
+   */
+  protected stepTensors(x: Tensor, state?: RNNState): RNNOutput {
+    if (this.bidirectional)
+      throw new InputError(`${this.name()}.step(): a bidirectional network cannot run one timestep at a time`);
+    if (x.ndim !== 2 || x.shape[1] !== this.inputSize) {
+      throw new ShapeError(
+        `${this.name()}.step() input has shape ${fmtShape(x.shape)}, expected [B, ${this.inputSize}]`,
+      );
+    }
+    if (this.mode === "lstm" && state && !state.c) throw new InputError("LSTM.step(): the state needs both h and c");
+    const r = this.runTensors(x.reshape([x.shape[0], 1, this.inputSize]), state?.h, state?.c);
+    return { ...r, output: r.output.reshape([x.shape[0], this.hiddenSize]) };
+  }
+
+  name(): string {
+    return this.mode === "lstm" ? "LSTM" : this.mode === "gru" ? "GRU" : "RNN";
+  }
+}
+
+/** `torch.nn.RNN` (Elman), `nonlinearity` tanh (default) or relu. */
+export class RNN extends RNNBase {
+  constructor(scope: WeightScope, opts: RNNOptions & { nonlinearity?: "tanh" | "relu" }) {
+    const nl = opts.nonlinearity ?? "tanh";
+    if (nl !== "tanh" && nl !== "relu")
+      throw new ConfigError(`expected "tanh" or "relu", got ${JSON.stringify(nl)}`, "nonlinearity");
+    super(scope, nl === "relu" ? "rnn_relu" : "rnn_tanh", opts);
+  }
+  /** `x [B, T, I]`, `h0 [L·D, B, H]` → `{ output [B, T, D·H], h [L·D, B, H] }`. */
+  forward(x: Tensor, h0?: Tensor): RNNOutput {
+    return this.runTensors(x, h0);
+  }
+  step(x: Tensor, state?: RNNState): RNNOutput {
+    return this.stepTensors(x, state);
+  }
+}
+
+/** `torch.nn.LSTM` (no `proj_size`). */
+export class LSTM extends RNNBase {
+  constructor(scope: WeightScope, opts: RNNOptions) {
+    super(scope, "lstm", opts);
+  }
+  /** `x [B, T, I]`, `h0`, `c0` `[L·D, B, H]` (both or neither) → `{ output, h, c }`. */
+  forward(x: Tensor, h0?: Tensor, c0?: Tensor): RNNOutput {
+    if (!!h0 !== !!c0) throw new InputError("LSTM: give both h0 and c0, or neither");
+    return this.runTensors(x, h0, c0);
+  }
+  step(x: Tensor, state?: RNNState): RNNOutput {
+    return this.stepTensors(x, state);
+  }
+}
+
+/** `torch.nn.GRU`. */
+export class GRU extends RNNBase {
+  constructor(scope: WeightScope, opts: RNNOptions) {
+    super(scope, "gru", opts);
+  }
+  /** `x [B, T, I]`, `h0 [L·D, B, H]` → `{ output [B, T, D·H], h [L·D, B, H] }`. */
+  forward(x: Tensor, h0?: Tensor): RNNOutput {
+    return this.runTensors(x, h0);
+  }
+  step(x: Tensor, state?: RNNState): RNNOutput {
+    return this.stepTensors(x, state);
+  }
+}

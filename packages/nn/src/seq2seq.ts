@@ -1,0 +1,336 @@
+/**
+ * A sequence-to-sequence translation model: the PyTorch translation tutorial's
+ * `Seq2SeqTransformer` (FORMAT.md §6.10), with greedy decoding and beam search.
+ *
+ *   embed(ids) = tok_emb[ids] · √d + PE[0:len]
+ *   memory     = transformer.encoder(embed_src(src), src_key_padding_mask)         (incl. encoder.norm)
+ *   logits     = generator(transformer.decoder(embed_tgt(ys), memory, causal tgt mask,
+ *                                              memory_key_padding_mask = src_key_padding_mask))
+ *
+ * State-dict names: `src_tok_emb.embedding.weight [Vs, d]`, `tgt_tok_emb.embedding.weight [Vt, d]`,
+ * `transformer.*` (nn.Transformer), `generator.weight [Vt, d]`, `generator.bias [Vt]`.
+ */
+import { ConfigError, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import { type AttnMaskPtrs, NO_MASK, prepareMasks, putKeyPaddingMask } from "./attention.js";
+import { Embedding } from "./embedding.js";
+import { Linear } from "./linear.js";
+import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
+import type { WeightScope } from "./state-dict.js";
+import { Transformer, type TransformerOptions } from "./transformer.js";
+import { fmtShape, readF32, scratch } from "./util.js";
+
+export interface Seq2SeqTransformerOptions extends TransformerOptions {
+  srcVocabSize: number;
+  tgtVocabSize: number;
+  /** default 1 */
+  bosId?: number;
+  /** default 0 */
+  padId?: number;
+  /** sinusoidal table base, default 10000 */
+  peBase?: number;
+}
+
+export interface BeamSearchOptions {
+  beamSize?: number;
+  maxNewTokens: number;
+  /** a hypothesis ends when it emits this token (kept in its ids); none: every beam runs maxNewTokens */
+  eosId?: number;
+  /** score = logProb / length^lengthPenalty (length = generated tokens); default 1 */
+  lengthPenalty?: number;
+  srcKeyPaddingMask?: Tensor;
+}
+
+export interface Hypothesis {
+  /** generated ids, BOS not included (the EOS id included when it ended one) */
+  ids: number[];
+  /** sum of the log-probabilities of the generated ids */
+  logProb: number;
+  /** length-normalised score */
+  score: number;
+  finished: boolean;
+}
+
+/** `true` where `ids == padId` (a BOOL key padding mask of the same shape). */
+export function paddingMask(ids: Tensor, padId = 0): Tensor<"bool"> {
+  const m = new Uint8Array(ids.size);
+  for (let i = 0; i < ids.size; i++) m[i] = ids.data[i] === padId ? 1 : 0;
+  return new Tensor(m, ids.shape, "bool");
+}
+
+function checkIds(t: Tensor, what: string): void {
+  if (t.dtype !== "i32") throw new ShapeError(`${what} must be i32 token ids, got ${t.dtype} ${fmtShape(t.shape)}`);
+  if (t.ndim !== 2) throw new ShapeError(`${what} has shape ${fmtShape(t.shape)}, expected [B, T]`);
+}
+
+export class Seq2SeqTransformer {
+  readonly rt: Runtime;
+  readonly srcTokEmb: Embedding;
+  readonly tgtTokEmb: Embedding;
+  readonly transformer: Transformer;
+  readonly generator: Linear;
+  readonly pe: SinusoidalPositionalEncoding;
+  readonly dModel: number;
+  readonly nhead: number;
+  readonly bosId: number;
+  readonly padId: number;
+  readonly tgtVocabSize: number;
+
+  constructor(scope: WeightScope, opts: Seq2SeqTransformerOptions) {
+    const d = opts.dModel;
+    for (const [v, f] of [
+      [opts.srcVocabSize, "src_vocab_size"],
+      [opts.tgtVocabSize, "tgt_vocab_size"],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new ConfigError(`expected a positive integer, got ${v}`, f);
+    }
+    this.rt = scope.rt;
+    this.dModel = d;
+    this.nhead = opts.nhead;
+    this.bosId = opts.bosId ?? 1;
+    this.padId = opts.padId ?? 0;
+    this.tgtVocabSize = opts.tgtVocabSize;
+    if (!Number.isInteger(this.bosId) || this.bosId < 0 || this.bosId >= opts.tgtVocabSize) {
+      throw new ConfigError(`must be an id in [0, ${opts.tgtVocabSize}), got ${this.bosId}`, "bos_id");
+    }
+    this.srcTokEmb = new Embedding(scope.pp("src_tok_emb").pp("embedding"), opts.srcVocabSize, d);
+    this.tgtTokEmb = new Embedding(scope.pp("tgt_tok_emb").pp("embedding"), opts.tgtVocabSize, d);
+    this.transformer = new Transformer(scope.pp("transformer"), opts);
+    this.generator = new Linear(scope.pp("generator"), d, opts.tgtVocabSize);
+    this.pe = new SinusoidalPositionalEncoding(d, opts.peBase ?? 10000, this.rt);
+  }
+
+  /** Pointer form: `out [B, T, d] = emb[ids] · √d + PE[0:T]`. */
+  embed(emb: Embedding, ids: number, B: number, T: number, out: number, what: string): void {
+    emb.run(ids, B * T, out, what);
+    this.rt.k.scale(out, out, B * T * this.dModel, Math.sqrt(this.dModel), 0);
+    this.pe.addTo(out, B, T);
+  }
+
+  /** Pointer form: encode `src [B, S]` ids into `memory [B, S, d]`. */
+  encodeRun(src: number, B: number, S: number, masks: AttnMaskPtrs, memory: number): void {
+    const m = this.rt.heap.mark();
+    const x = this.rt.heap.allocF32(B * S * this.dModel);
+    this.embed(this.srcTokEmb, src, B, S, x, "src_ids");
+    this.transformer.encoder.run(x, B, S, masks, memory);
+    this.rt.heap.release(m);
+  }
+
+  /**
+   * Pointer form: decode `ys [B, T]` against `memory [B, S, d]` with the causal target mask and write
+   * the logits of the last `lastRows` positions of every row: `logits [B, lastRows, Vt]`.
+   */
+  decodeRun(
+    ys: number,
+    B: number,
+    T: number,
+    memory: number,
+    S: number,
+    tgtKpm: number,
+    memKpm: number,
+    logits: number,
+    lastRows = T,
+  ): void {
+    const { rt, dModel: d } = this;
+    const m = rt.heap.mark();
+    const x = rt.heap.allocF32(B * T * d);
+    this.embed(this.tgtTokEmb, ys, B, T, x, "tgt_ids");
+    const h = rt.heap.allocF32(B * T * d);
+    const masks = {
+      tgt: { ...NO_MASK, kpm: tgtKpm, causal: 0 },
+      memory: { ...NO_MASK, kpm: memKpm },
+    };
+    this.transformer.decoder.run(x, memory, B, T, S, masks, h);
+    if (lastRows === T) this.generator.run(h, B * T, logits);
+    else {
+      for (let b = 0; b < B; b++) {
+        const row = h + (b * T + T - lastRows) * d * 4;
+        this.generator.run(row, lastRows, logits + b * lastRows * this.tgtVocabSize * 4);
+      }
+    }
+    rt.heap.release(m);
+  }
+
+  private putIds(ids: Tensor): number {
+    return this.rt.heap.put(ids.data as Int32Array);
+  }
+
+  /** Encoder output `[B, S, d]` for `srcIds [B, S]` (i32). */
+  encode(srcIds: Tensor, opts: { srcKeyPaddingMask?: Tensor } = {}): Tensor<"f32"> {
+    checkIds(srcIds, "src_ids");
+    const [B, S] = srcIds.shape;
+    return scratch(this.rt, () => {
+      const masks = prepareMasks(this.rt, { keyPaddingMask: opts.srcKeyPaddingMask }, B, this.nhead, S, S, {
+        attnMask: "src_mask",
+        keyPaddingMask: "src_key_padding_mask",
+      });
+      const mem = this.rt.heap.allocF32(B * S * this.dModel);
+      this.encodeRun(this.putIds(srcIds), B, S, masks, mem);
+      return readF32(this.rt, mem, [B, S, this.dModel]);
+    });
+  }
+
+  /** Teacher-forced logits `[B, T, Vt]` for `srcIds [B, S]`, `tgtIds [B, T]` (causal target mask). */
+  forward(
+    srcIds: Tensor,
+    tgtIds: Tensor,
+    opts: { srcKeyPaddingMask?: Tensor; tgtKeyPaddingMask?: Tensor } = {},
+  ): Tensor<"f32"> {
+    checkIds(srcIds, "src_ids");
+    checkIds(tgtIds, "tgt_ids");
+    const [B, S] = srcIds.shape;
+    const T = tgtIds.shape[1];
+    if (tgtIds.shape[0] !== B)
+      throw new ShapeError(
+        `tgt_ids ${fmtShape(tgtIds.shape)} and src_ids ${fmtShape(srcIds.shape)} have different batch sizes`,
+      );
+    const rt = this.rt;
+    return scratch(rt, () => {
+      const skpm = opts.srcKeyPaddingMask
+        ? putKeyPaddingMask(rt, opts.srcKeyPaddingMask, B, S, "src_key_padding_mask")
+        : 0;
+      const tkpm = opts.tgtKeyPaddingMask
+        ? putKeyPaddingMask(rt, opts.tgtKeyPaddingMask, B, T, "tgt_key_padding_mask")
+        : 0;
+      const mem = rt.heap.allocF32(B * S * this.dModel);
+      this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem);
+      const logits = rt.heap.allocF32(B * T * this.tgtVocabSize);
+      this.decodeRun(this.putIds(tgtIds), B, T, mem, S, tkpm, skpm, logits);
+      return readF32(rt, logits, [B, T, this.tgtVocabSize]);
+    });
+  }
+
+  /**
+   * Greedy decoding (FORMAT.md §6.10): `ys = [bos]`; `maxNewTokens` times, decode `ys` (no target
+   * padding), take the logits of the last position, append their argmax (first index on ties).
+   * No early stop. Returns the ids `[B, N]` (BOS not included) and the logits each was chosen from
+   * `[B, N, Vt]`.
+   */
+  greedy(
+    srcIds: Tensor,
+    opts: { maxNewTokens: number; srcKeyPaddingMask?: Tensor },
+  ): { ids: Tensor<"i32">; stepLogits: Tensor<"f32"> } {
+    checkIds(srcIds, "src_ids");
+    const N = opts.maxNewTokens;
+    if (!Number.isInteger(N) || N < 0) throw new InputError(`maxNewTokens must be an integer ≥ 0, got ${N}`);
+    const [B, S] = srcIds.shape;
+    const V = this.tgtVocabSize;
+    const rt = this.rt;
+    const ids = new Int32Array(B * N);
+    const stepLogits = new Float32Array(B * N * V);
+    scratch(rt, () => {
+      const skpm = opts.srcKeyPaddingMask
+        ? putKeyPaddingMask(rt, opts.srcKeyPaddingMask, B, S, "src_key_padding_mask")
+        : 0;
+      const mem = rt.heap.allocF32(B * S * this.dModel);
+      this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem);
+      const ys = new Int32Array(B * (N + 1));
+      const logits = rt.heap.allocF32(B * V);
+      for (let t = 0; t < N; t++) {
+        const T = t + 1;
+        for (let b = 0; b < B; b++) {
+          ys[b * T] = this.bosId;
+          for (let j = 0; j < t; j++) ys[b * T + 1 + j] = ids[b * N + j];
+        }
+        const m = rt.heap.mark();
+        const yp = rt.heap.put(ys.subarray(0, B * T));
+        this.decodeRun(yp, B, T, mem, S, 0, skpm, logits, 1);
+        rt.heap.release(m);
+        const l = rt.heap.f32(logits, B * V);
+        for (let b = 0; b < B; b++) {
+          let best = 0;
+          for (let v = 1; v < V; v++) if (l[b * V + v] > l[b * V + best]) best = v;
+          ids[b * N + t] = best;
+          stepLogits.set(l.subarray(b * V, b * V + V), (b * N + t) * V);
+        }
+      }
+    });
+    return { ids: new Tensor(ids, [B, N], "i32"), stepLogits: new Tensor(stepLogits, [B, N, V], "f32") };
+  }
+
+  /**
+   * Beam search with length-normalised scores (`logProb / length^lengthPenalty`), one search per
+   * batch row. Each step decodes all live beams of a row as one batch. A hypothesis that emits
+   * `eosId` is finished; the search stops when no live beam can still beat the `beamSize`-th
+   * finished one (an exact bound: log-probabilities only fall), or after `maxNewTokens` steps.
+   * Returns, per row, the best `beamSize` hypotheses, best first.
+   */
+  beamSearch(srcIds: Tensor, opts: BeamSearchOptions): Hypothesis[][] {
+    checkIds(srcIds, "src_ids");
+    const K = opts.beamSize ?? 4;
+    const N = opts.maxNewTokens;
+    const alpha = opts.lengthPenalty ?? 1;
+    if (!Number.isInteger(K) || K < 1) throw new InputError(`beamSize must be an integer ≥ 1, got ${K}`);
+    if (!Number.isInteger(N) || N < 1) throw new InputError(`maxNewTokens must be an integer ≥ 1, got ${N}`);
+    if (!(alpha >= 0)) throw new InputError(`lengthPenalty must be ≥ 0, got ${alpha}`);
+    const eos = opts.eosId;
+    if (eos !== undefined && (!Number.isInteger(eos) || eos < 0 || eos >= this.tgtVocabSize)) {
+      throw new InputError(`eosId must be an id in [0, ${this.tgtVocabSize}), got ${eos}`);
+    }
+    const [B, S] = srcIds.shape;
+    const V = this.tgtVocabSize;
+    const d = this.dModel;
+    const rt = this.rt;
+    const norm = (lp: number, len: number) => lp / len ** alpha;
+    return scratch(rt, () => {
+      const skpm = opts.srcKeyPaddingMask
+        ? putKeyPaddingMask(rt, opts.srcKeyPaddingMask, B, S, "src_key_padding_mask")
+        : 0;
+      const mem = rt.heap.allocF32(B * S * d);
+      this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem);
+      // room for K beams of one row: memory and key padding replicated
+      const memK = rt.heap.allocF32(K * S * d);
+      const kpmK = skpm ? rt.heap.alloc(K * S) : 0;
+      const logits = rt.heap.allocF32(K * V);
+      const results: Hypothesis[][] = [];
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < K; i++) {
+          rt.k.copy2d(mem + b * S * d * 4, d, memK + i * S * d * 4, d, S, d);
+          if (skpm) rt.heap.u8(kpmK + i * S, S).set(rt.heap.u8(skpm + b * S, S));
+        }
+        let beams: { ids: number[]; logProb: number }[] = [{ ids: [], logProb: 0 }];
+        const finished: Hypothesis[] = [];
+        for (let t = 0; t < N && beams.length > 0; t++) {
+          const nb = beams.length;
+          const T = t + 1;
+          const ys = new Int32Array(nb * T);
+          beams.forEach((bm, i) => {
+            ys[i * T] = this.bosId;
+            for (let j = 0; j < t; j++) ys[i * T + 1 + j] = bm.ids[j];
+          });
+          const m = rt.heap.mark();
+          this.decodeRun(rt.heap.put(ys), nb, T, memK, S, 0, kpmK, logits, 1);
+          rt.heap.release(m);
+          rt.k.logSoftmax(logits, logits, nb, V, V);
+          const lp = rt.heap.f32(logits, nb * V).slice();
+          // the best 2K continuations over all beams (enough to fill K live beams after EOS ones)
+          const cand: { beam: number; tok: number; logProb: number }[] = [];
+          for (let i = 0; i < nb; i++) {
+            for (let v = 0; v < V; v++) cand.push({ beam: i, tok: v, logProb: beams[i].logProb + lp[i * V + v] });
+          }
+          cand.sort((p, q) => q.logProb - p.logProb || p.beam - q.beam || p.tok - q.tok);
+          const next: { ids: number[]; logProb: number }[] = [];
+          for (const c of cand) {
+            if (next.length === K) break;
+            const ids = [...beams[c.beam].ids, c.tok];
+            if (eos !== undefined && c.tok === eos) {
+              finished.push({ ids, logProb: c.logProb, score: norm(c.logProb, ids.length), finished: true });
+            } else next.push({ ids, logProb: c.logProb });
+          }
+          beams = next;
+          if (finished.length >= K && beams.length > 0) {
+            finished.sort((p, q) => q.score - p.score);
+            const kth = finished[K - 1].score;
+            // a live beam's score can at best reach logProb / maxLen^alpha (logProb ≤ 0 only falls)
+            const bound = Math.max(...beams.map((bm) => norm(bm.logProb, alpha > 0 ? N : bm.ids.length)));
+            if (bound < kth) beams = [];
+          }
+        }
+        for (const bm of beams)
+          finished.push({ ids: bm.ids, logProb: bm.logProb, score: norm(bm.logProb, bm.ids.length), finished: false });
+        finished.sort((p, q) => q.score - p.score);
+        results.push(finished.slice(0, K));
+      }
+      return results;
+    });
+  }
+}

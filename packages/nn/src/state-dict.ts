@@ -1,0 +1,180 @@
+/**
+ * Loading weights by state-dict name (PyTorch names, never renamed), like candle's `VarBuilder`:
+ * a module asks its `WeightScope` for `"weight"` with the shape it expects, sub-modules get a
+ * sub-scope (`scope.pp("self_attn")`), and every tensor is copied once into the runtime heap.
+ *
+ * Nothing throws while a module tree is being built: missing tensors, tensors of the wrong shape
+ * or dtype are recorded, and `StateDict.finish()` reports all of them at once, together with every
+ * tensor under the loaded prefix that no module asked for, in one `WeightsError` that lists the
+ * full names.
+ *
+ * @example
+ * ```ts
+ * const sd = new StateDict(parseSafetensors(bytes), rt, "model.");
+ * const lstm = new LSTM(sd.root(), { inputSize: 128, hiddenSize: 256, numLayers: 2 });
+ * sd.finish(); // throws WeightsError: missing "model.weight_hh_l1", unexpected "model.foo", …
+ * ```
+ */
+import { type Runtime, type Tensor, WeightsError } from "@wasmformer/core";
+import { nnRuntime } from "./util.js";
+
+/** Anything with named tensors: a parsed safetensors file (`TensorFile`), or a `Map`-backed dict. */
+export interface TensorSource {
+  names(): string[];
+  has(name: string): boolean;
+  get(name: string): Tensor;
+}
+
+/** A weight tensor in the runtime heap: byte pointer and shape (f32, contiguous). */
+export interface Param {
+  readonly name: string;
+  readonly ptr: number;
+  readonly shape: readonly number[];
+}
+
+/** A `TensorSource` over a plain record or Map of tensors (handy in tests and for hand-built models). */
+export function tensorSource(tensors: Record<string, Tensor> | Map<string, Tensor>): TensorSource {
+  const m = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+  return {
+    names: () => [...m.keys()],
+    has: (n) => m.has(n),
+    get: (n) => {
+      const t = m.get(n);
+      if (!t) throw new WeightsError(`no tensor "${n}"`, [n]);
+      return t;
+    },
+  };
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
+
+export class StateDict {
+  private readonly used = new Set<string>();
+  private readonly missing: string[] = [];
+  private readonly mismatched: string[] = [];
+  private readonly mismatchNames: string[] = [];
+  private readonly ignored: (name: string) => boolean;
+
+  /**
+   * @param source the tensors (not copied until asked for)
+   * @param rt the runtime whose heap receives the weights
+   * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
+   * @param opts.ignore names (full) that may be present without being used (extra buffers)
+   */
+  constructor(
+    readonly source: TensorSource,
+    readonly rt: Runtime,
+    readonly prefix = "",
+    opts: { ignore?: (name: string) => boolean } = {},
+  ) {
+    this.ignored = opts.ignore ?? (() => false);
+  }
+
+  /** The scope of the module tree's root. */
+  root(): WeightScope {
+    return new WeightScope(this, this.prefix);
+  }
+
+  /** @internal fetch `name`, check dtype and shape, copy it into the heap. */
+  take(name: string, shape: readonly number[]): Param {
+    if (!this.source.has(name)) {
+      this.missing.push(`${name} ${fmt(shape)}`);
+      return { name, ptr: 0, shape };
+    }
+    this.used.add(name);
+    const t = this.source.get(name);
+    if (t.dtype !== "f32") {
+      this.mismatched.push(`${name}: expected f32 ${fmt(shape)}, got ${t.dtype} ${fmt(t.shape)}`);
+      this.mismatchNames.push(name);
+      return { name, ptr: 0, shape };
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      this.mismatched.push(`${name}: expected ${fmt(shape)}, got ${fmt(t.shape)}`);
+      this.mismatchNames.push(name);
+      return { name, ptr: 0, shape };
+    }
+    const ptr = this.rt.heap.put(t.data as Float32Array);
+    return { name, ptr, shape };
+  }
+
+  /** @internal */
+  present(name: string): boolean {
+    return this.source.has(name);
+  }
+
+  /** Tensors under the prefix that no module asked for. */
+  unexpected(): string[] {
+    return this.source
+      .names()
+      .filter((n) => n.startsWith(this.prefix) && !this.used.has(n) && !this.ignored(n))
+      .sort();
+  }
+
+  /**
+   * Report every problem met while loading (missing, unexpected, wrong shape or dtype) in one
+   * `WeightsError` whose `names` are the full tensor names at fault. Returns normally when the
+   * weights fit exactly.
+   */
+  finish(): void {
+    const unexpected = this.unexpected();
+    if (this.missing.length === 0 && this.mismatched.length === 0 && unexpected.length === 0) return;
+    const parts: string[] = [];
+    if (this.missing.length) parts.push(`missing ${this.missing.length}: ${this.missing.join(", ")}`);
+    if (unexpected.length) parts.push(`unexpected ${unexpected.length}: ${unexpected.join(", ")}`);
+    if (this.mismatched.length)
+      parts.push(`wrong shape or dtype ${this.mismatched.length}: ${this.mismatched.join("; ")}`);
+    const names = [...this.missing.map((m) => m.slice(0, m.indexOf(" "))), ...unexpected, ...this.mismatchNames];
+    throw new WeightsError(`weights do not fit the model: ${parts.join(" | ")}`, names);
+  }
+}
+
+/** A prefix inside a `StateDict` (one module's view); `pp` descends one level. */
+export class WeightScope {
+  constructor(
+    readonly dict: StateDict,
+    readonly prefix: string,
+  ) {}
+
+  get rt(): Runtime {
+    return this.dict.rt;
+  }
+
+  /** The sub-scope `prefix + name + "."` (candle's `vb.pp`). */
+  pp(name: string | number): WeightScope {
+    return new WeightScope(this.dict, `${this.prefix}${name}.`);
+  }
+
+  /** The full name of a tensor of this scope. */
+  full(name: string): string {
+    return this.prefix + name;
+  }
+
+  /** A required f32 tensor of exactly this shape (recorded as missing/mismatched otherwise). */
+  get(name: string, shape: readonly number[]): Param {
+    return this.dict.take(this.full(name), shape);
+  }
+
+  /** Whether the source holds `name` in this scope (to detect an optional tensor). */
+  has(name: string): boolean {
+    return this.dict.present(this.full(name));
+  }
+}
+
+/**
+ * Build a module tree from `source` under `prefix` and check the weights: throws one `WeightsError`
+ * listing every missing, unexpected or mis-shaped tensor by full name.
+ * @example
+ * ```ts
+ * const gru = loadModule(file, (s) => new GRU(s, { inputSize: 4, hiddenSize: 6 }), { runtime: rt });
+ * ```
+ */
+export function loadModule<T>(
+  source: TensorSource,
+  build: (scope: WeightScope) => T,
+  opts: { runtime?: Runtime; prefix?: string; ignore?: (name: string) => boolean } = {},
+): T {
+  const sd = new StateDict(source, nnRuntime(opts.runtime), opts.prefix ?? "", { ignore: opts.ignore });
+  const m = build(sd.root());
+  sd.finish();
+  return m;
+}

@@ -1,0 +1,464 @@
+/**
+ * `torch.nn.TransformerEncoderLayer`, `TransformerDecoderLayer`, their stacks and `Transformer`
+ * (batch first, inference: dropout is the identity). State-dict names are PyTorch's.
+ *
+ *   SA(x) = MHA(x, x, x),  CA(x, m) = MHA(x, m, m),  FF(x) = linear2(act(linear1(x)))
+ *   post-norm:  x = norm1(x + SA(x));  [x = norm2(x + CA(x, m));]  x = normN(x + FF(x))
+ *   pre-norm:   x = x + SA(norm1(x));  [x = x + CA(norm2(x), m);]  x = x + FF(normN(x))
+ *
+ * Residual additions are fused into the output projections (GEMM with beta = 1 into a copy of x),
+ * and the activation into `linear1`'s GEMM.
+ */
+import { type ActCode, ConfigError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
+import { activationCode } from "./activations.js";
+import { type AttnMaskPtrs, MultiheadAttention, NO_MASK, prepareMasks } from "./attention.js";
+import { LayerNorm } from "./layer-norm.js";
+import { Linear } from "./linear.js";
+import type { WeightScope } from "./state-dict.js";
+import { fmtShape, putF32, readF32, scratch } from "./util.js";
+
+export interface TransformerLayerOptions {
+  dModel: number;
+  nhead: number;
+  /** default 2048 (PyTorch) */
+  dimFeedforward?: number;
+  /** `"relu"` (default) or `"gelu"` (exact) */
+  activation?: "relu" | "gelu";
+  /** default 1e-5 */
+  layerNormEps?: number;
+  /** pre-norm (default false: post-norm) */
+  normFirst?: boolean;
+  /** biases of the linear layers and attention (default true) */
+  bias?: boolean;
+}
+
+function resolve(o: TransformerLayerOptions) {
+  const act = o.activation ?? "relu";
+  if (act !== "relu" && act !== "gelu")
+    throw new ConfigError(`expected "relu" or "gelu", got ${JSON.stringify(act)}`, "activation");
+  const F = o.dimFeedforward ?? 2048;
+  if (!Number.isInteger(F) || F < 1) throw new ConfigError(`expected a positive integer, got ${F}`, "dim_feedforward");
+  return {
+    F,
+    act: activationCode(act),
+    eps: o.layerNormEps ?? 1e-5,
+    normFirst: o.normFirst ?? false,
+    bias: o.bias ?? true,
+  };
+}
+
+const copyRows = (rt: Runtime, x: number, y: number, rows: number, d: number) => rt.k.copy2d(x, d, y, d, rows, d);
+
+/** Check a `[B, T, d]` input. */
+function checkSeq(t: Tensor, d: number, what: string, B?: number): void {
+  if (t.ndim !== 3 || t.shape[2] !== d || (B !== undefined && t.shape[0] !== B)) {
+    throw new ShapeError(`${what} has shape ${fmtShape(t.shape)}, expected [${B ?? "B"}, *, ${d}]`);
+  }
+}
+
+/** The feed-forward block on `rows` rows: `out += linear2(act(linear1(x)))`. */
+function feedForward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, x: number, rows: number, out: number): void {
+  const m = rt.heap.mark();
+  const h = rt.heap.allocF32(rows * l1.outFeatures);
+  l1.run(x, rows, h, act);
+  l2.run(h, rows, out, 0, 1);
+  rt.heap.release(m);
+}
+
+// -------------------------------------------------------------------------------------------------
+
+export class TransformerEncoderLayer {
+  readonly rt: Runtime;
+  readonly dModel: number;
+  readonly selfAttn: MultiheadAttention;
+  readonly linear1: Linear;
+  readonly linear2: Linear;
+  readonly norm1: LayerNorm;
+  readonly norm2: LayerNorm;
+  private readonly act: ActCode;
+  readonly normFirst: boolean;
+
+  constructor(scope: WeightScope, opts: TransformerLayerOptions) {
+    const r = resolve(opts);
+    this.rt = scope.rt;
+    this.dModel = opts.dModel;
+    this.selfAttn = new MultiheadAttention(scope.pp("self_attn"), {
+      embedDim: opts.dModel,
+      numHeads: opts.nhead,
+      bias: r.bias,
+    });
+    this.linear1 = new Linear(scope.pp("linear1"), opts.dModel, r.F, { bias: r.bias });
+    this.linear2 = new Linear(scope.pp("linear2"), r.F, opts.dModel, { bias: r.bias });
+    this.norm1 = new LayerNorm(scope.pp("norm1"), opts.dModel, r.eps);
+    this.norm2 = new LayerNorm(scope.pp("norm2"), opts.dModel, r.eps);
+    this.act = r.act;
+    this.normFirst = r.normFirst;
+  }
+
+  /** Pointer form: `out [B, S, d]` (must not alias `x`). */
+  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number): void {
+    const { rt, dModel: d } = this;
+    const rows = B * S;
+    copyRows(rt, x, out, rows, d);
+    if (!this.normFirst) {
+      this.selfAttn.run(x, x, x, B, S, S, masks, out, { accumulate: true });
+      this.norm1.run(out, rows, out);
+      const m = rt.heap.mark();
+      const t = rt.heap.allocF32(rows * d);
+      copyRows(rt, out, t, rows, d);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
+      rt.heap.release(m);
+      this.norm2.run(out, rows, out);
+    } else {
+      const m = rt.heap.mark();
+      const t = rt.heap.allocF32(rows * d);
+      this.norm1.run(x, rows, t);
+      this.selfAttn.run(t, t, t, B, S, S, masks, out, { accumulate: true });
+      this.norm2.run(out, rows, t);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
+      rt.heap.release(m);
+    }
+  }
+
+  /** `src [B, S, d]` → `[B, S, d]`. */
+  forward(src: Tensor, opts: { srcMask?: Tensor; srcKeyPaddingMask?: Tensor; isCausal?: boolean } = {}): Tensor<"f32"> {
+    checkSeq(src, this.dModel, "src");
+    const [B, S] = src.shape;
+    return scratch(this.rt, () => {
+      const masks = prepareMasks(
+        this.rt,
+        { attnMask: opts.srcMask, keyPaddingMask: opts.srcKeyPaddingMask, isCausal: opts.isCausal },
+        B,
+        this.selfAttn.numHeads,
+        S,
+        S,
+        { attnMask: "src_mask", keyPaddingMask: "src_key_padding_mask" },
+      );
+      const x = putF32(this.rt, src, "src");
+      const out = this.rt.heap.allocF32(B * S * this.dModel);
+      this.run(x, B, S, masks, out);
+      return readF32(this.rt, out, src.shape);
+    });
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+
+export interface DecoderMaskPtrs {
+  tgt: AttnMaskPtrs;
+  memory: AttnMaskPtrs;
+}
+
+export class TransformerDecoderLayer {
+  readonly rt: Runtime;
+  readonly dModel: number;
+  readonly selfAttn: MultiheadAttention;
+  readonly multiheadAttn: MultiheadAttention;
+  readonly linear1: Linear;
+  readonly linear2: Linear;
+  readonly norm1: LayerNorm;
+  readonly norm2: LayerNorm;
+  readonly norm3: LayerNorm;
+  private readonly act: ActCode;
+  readonly normFirst: boolean;
+
+  constructor(scope: WeightScope, opts: TransformerLayerOptions) {
+    const r = resolve(opts);
+    this.rt = scope.rt;
+    this.dModel = opts.dModel;
+    const mha = { embedDim: opts.dModel, numHeads: opts.nhead, bias: r.bias };
+    this.selfAttn = new MultiheadAttention(scope.pp("self_attn"), mha);
+    this.multiheadAttn = new MultiheadAttention(scope.pp("multihead_attn"), mha);
+    this.linear1 = new Linear(scope.pp("linear1"), opts.dModel, r.F, { bias: r.bias });
+    this.linear2 = new Linear(scope.pp("linear2"), r.F, opts.dModel, { bias: r.bias });
+    this.norm1 = new LayerNorm(scope.pp("norm1"), opts.dModel, r.eps);
+    this.norm2 = new LayerNorm(scope.pp("norm2"), opts.dModel, r.eps);
+    this.norm3 = new LayerNorm(scope.pp("norm3"), opts.dModel, r.eps);
+    this.act = r.act;
+    this.normFirst = r.normFirst;
+  }
+
+  /** Pointer form: `x [B, T, d]`, `memory [B, S, d]` → `out [B, T, d]` (must not alias x or memory). */
+  run(x: number, memory: number, B: number, T: number, S: number, masks: DecoderMaskPtrs, out: number): void {
+    const { rt, dModel: d } = this;
+    const rows = B * T;
+    const m = rt.heap.mark();
+    const t = rt.heap.allocF32(rows * d);
+    copyRows(rt, x, out, rows, d);
+    if (!this.normFirst) {
+      this.selfAttn.run(x, x, x, B, T, T, masks.tgt, out, { accumulate: true });
+      this.norm1.run(out, rows, out);
+      copyRows(rt, out, t, rows, d);
+      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, { accumulate: true });
+      this.norm2.run(out, rows, out);
+      copyRows(rt, out, t, rows, d);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
+      this.norm3.run(out, rows, out);
+    } else {
+      this.norm1.run(x, rows, t);
+      this.selfAttn.run(t, t, t, B, T, T, masks.tgt, out, { accumulate: true });
+      this.norm2.run(out, rows, t);
+      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, { accumulate: true });
+      this.norm3.run(out, rows, t);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
+    }
+    rt.heap.release(m);
+  }
+
+  /** `tgt [B, T, d]`, `memory [B, S, d]` → `[B, T, d]`. */
+  forward(tgt: Tensor, memory: Tensor, opts: DecoderMaskInputs = {}): Tensor<"f32"> {
+    checkSeq(tgt, this.dModel, "tgt");
+    checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
+    const [B, T] = tgt.shape;
+    const S = memory.shape[1];
+    return scratch(this.rt, () => {
+      const masks = prepareDecoderMasks(this.rt, opts, B, this.selfAttn.numHeads, T, S);
+      const x = putF32(this.rt, tgt, "tgt");
+      const mem = putF32(this.rt, memory, "memory");
+      const out = this.rt.heap.allocF32(B * T * this.dModel);
+      this.run(x, mem, B, T, S, masks, out);
+      return readF32(this.rt, out, tgt.shape);
+    });
+  }
+}
+
+export interface DecoderMaskInputs {
+  tgtMask?: Tensor | undefined;
+  memoryMask?: Tensor | undefined;
+  tgtKeyPaddingMask?: Tensor | undefined;
+  memoryKeyPaddingMask?: Tensor | undefined;
+  tgtIsCausal?: boolean | undefined;
+}
+
+export function prepareDecoderMasks(
+  rt: Runtime,
+  o: DecoderMaskInputs,
+  B: number,
+  H: number,
+  T: number,
+  S: number,
+): DecoderMaskPtrs {
+  return {
+    tgt: prepareMasks(
+      rt,
+      { attnMask: o.tgtMask, keyPaddingMask: o.tgtKeyPaddingMask, isCausal: o.tgtIsCausal },
+      B,
+      H,
+      T,
+      T,
+      {
+        attnMask: "tgt_mask",
+        keyPaddingMask: "tgt_key_padding_mask",
+      },
+    ),
+    memory: prepareMasks(rt, { attnMask: o.memoryMask, keyPaddingMask: o.memoryKeyPaddingMask }, B, H, T, S, {
+      attnMask: "memory_mask",
+      keyPaddingMask: "memory_key_padding_mask",
+    }),
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// stacks
+
+export interface StackOptions extends TransformerLayerOptions {
+  numLayers: number;
+  /** a final LayerNorm `norm.*` after the stack (nn.Transformer always has one) */
+  norm?: boolean;
+}
+
+/** `torch.nn.TransformerEncoder`: `layers.{i}.*` and an optional final `norm.*`. */
+export class TransformerEncoder {
+  readonly rt: Runtime;
+  readonly layers: TransformerEncoderLayer[];
+  readonly norm: LayerNorm | undefined;
+  readonly dModel: number;
+  readonly nhead: number;
+
+  constructor(scope: WeightScope, opts: StackOptions) {
+    if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
+      throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
+    this.rt = scope.rt;
+    this.dModel = opts.dModel;
+    this.nhead = opts.nhead;
+    const ls = scope.pp("layers");
+    this.layers = Array.from({ length: opts.numLayers }, (_, i) => new TransformerEncoderLayer(ls.pp(i), opts));
+    this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
+  }
+
+  /** Pointer form: `out [B, S, d]` (must not alias x). */
+  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number): void {
+    const { rt, dModel: d } = this;
+    const rows = B * S;
+    const m = rt.heap.mark();
+    let cur = x;
+    const spare = this.layers.length > 1 ? rt.heap.allocF32(rows * d) : 0;
+    this.layers.forEach((layer, i) => {
+      // ping-pong so that the last layer writes `out`
+      const left = this.layers.length - 1 - i;
+      const dst = left % 2 === 0 ? out : spare;
+      layer.run(cur, B, S, masks, dst);
+      cur = dst;
+    });
+    if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
+    if (this.norm) this.norm.run(out, rows, out);
+    rt.heap.release(m);
+  }
+
+  forward(src: Tensor, opts: { mask?: Tensor; srcKeyPaddingMask?: Tensor; isCausal?: boolean } = {}): Tensor<"f32"> {
+    checkSeq(src, this.dModel, "src");
+    const [B, S] = src.shape;
+    return scratch(this.rt, () => {
+      const masks = prepareMasks(
+        this.rt,
+        { attnMask: opts.mask, keyPaddingMask: opts.srcKeyPaddingMask, isCausal: opts.isCausal },
+        B,
+        this.nhead,
+        S,
+        S,
+        {
+          attnMask: "mask",
+          keyPaddingMask: "src_key_padding_mask",
+        },
+      );
+      const x = putF32(this.rt, src, "src");
+      const out = this.rt.heap.allocF32(B * S * this.dModel);
+      this.run(x, B, S, masks, out);
+      return readF32(this.rt, out, src.shape);
+    });
+  }
+}
+
+/** `torch.nn.TransformerDecoder`: `layers.{i}.*` and an optional final `norm.*`. */
+export class TransformerDecoder {
+  readonly rt: Runtime;
+  readonly layers: TransformerDecoderLayer[];
+  readonly norm: LayerNorm | undefined;
+  readonly dModel: number;
+  readonly nhead: number;
+
+  constructor(scope: WeightScope, opts: StackOptions) {
+    if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
+      throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
+    this.rt = scope.rt;
+    this.dModel = opts.dModel;
+    this.nhead = opts.nhead;
+    const ls = scope.pp("layers");
+    this.layers = Array.from({ length: opts.numLayers }, (_, i) => new TransformerDecoderLayer(ls.pp(i), opts));
+    this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
+  }
+
+  /** Pointer form: `out [B, T, d]` (must not alias x or memory). */
+  run(x: number, memory: number, B: number, T: number, S: number, masks: DecoderMaskPtrs, out: number): void {
+    const { rt, dModel: d } = this;
+    const rows = B * T;
+    const m = rt.heap.mark();
+    let cur = x;
+    const spare = this.layers.length > 1 ? rt.heap.allocF32(rows * d) : 0;
+    this.layers.forEach((layer, i) => {
+      const left = this.layers.length - 1 - i;
+      const dst = left % 2 === 0 ? out : spare;
+      layer.run(cur, memory, B, T, S, masks, dst);
+      cur = dst;
+    });
+    if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
+    if (this.norm) this.norm.run(out, rows, out);
+    rt.heap.release(m);
+  }
+
+  forward(tgt: Tensor, memory: Tensor, opts: DecoderMaskInputs = {}): Tensor<"f32"> {
+    checkSeq(tgt, this.dModel, "tgt");
+    checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
+    const [B, T] = tgt.shape;
+    const S = memory.shape[1];
+    return scratch(this.rt, () => {
+      const masks = prepareDecoderMasks(this.rt, opts, B, this.nhead, T, S);
+      const x = putF32(this.rt, tgt, "tgt");
+      const mem = putF32(this.rt, memory, "memory");
+      const out = this.rt.heap.allocF32(B * T * this.dModel);
+      this.run(x, mem, B, T, S, masks, out);
+      return readF32(this.rt, out, tgt.shape);
+    });
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+
+export interface TransformerOptions extends TransformerLayerOptions {
+  numEncoderLayers?: number;
+  numDecoderLayers?: number;
+}
+
+export interface TransformerMaskInputs {
+  srcMask?: Tensor | undefined;
+  tgtMask?: Tensor | undefined;
+  memoryMask?: Tensor | undefined;
+  srcKeyPaddingMask?: Tensor | undefined;
+  tgtKeyPaddingMask?: Tensor | undefined;
+  memoryKeyPaddingMask?: Tensor | undefined;
+  srcIsCausal?: boolean | undefined;
+  tgtIsCausal?: boolean | undefined;
+}
+
+/**
+ * `torch.nn.Transformer`: `encoder.layers.{i}`, `encoder.norm`, `decoder.layers.{i}`, `decoder.norm`.
+ * As in PyTorch, `memoryKeyPaddingMask` is separate from `srcKeyPaddingMask` (pass the same tensor
+ * to mask padded source positions in cross-attention).
+ */
+export class Transformer {
+  readonly rt: Runtime;
+  readonly encoder: TransformerEncoder;
+  readonly decoder: TransformerDecoder;
+  readonly dModel: number;
+  readonly nhead: number;
+
+  constructor(scope: WeightScope, opts: TransformerOptions) {
+    this.rt = scope.rt;
+    this.dModel = opts.dModel;
+    this.nhead = opts.nhead;
+    this.encoder = new TransformerEncoder(scope.pp("encoder"), {
+      ...opts,
+      numLayers: opts.numEncoderLayers ?? 6,
+      norm: true,
+    });
+    this.decoder = new TransformerDecoder(scope.pp("decoder"), {
+      ...opts,
+      numLayers: opts.numDecoderLayers ?? 6,
+      norm: true,
+    });
+  }
+
+  /** `src [B, S, d]`, `tgt [B, T, d]` → `{ memory [B, S, d], output [B, T, d] }`. */
+  forward(src: Tensor, tgt: Tensor, m: TransformerMaskInputs = {}): { memory: Tensor<"f32">; output: Tensor<"f32"> } {
+    const d = this.dModel;
+    checkSeq(src, d, "src");
+    checkSeq(tgt, d, "tgt", src.shape[0]);
+    const [B, S] = src.shape;
+    const T = tgt.shape[1];
+    const rt = this.rt;
+    return scratch(rt, () => {
+      const encMasks = prepareMasks(
+        rt,
+        { attnMask: m.srcMask, keyPaddingMask: m.srcKeyPaddingMask, isCausal: m.srcIsCausal },
+        B,
+        this.nhead,
+        S,
+        S,
+        {
+          attnMask: "src_mask",
+          keyPaddingMask: "src_key_padding_mask",
+        },
+      );
+      const decMasks = prepareDecoderMasks(rt, m, B, this.nhead, T, S);
+      const sp = putF32(rt, src, "src");
+      const tp = putF32(rt, tgt, "tgt");
+      const mem = rt.heap.allocF32(B * S * d);
+      const out = rt.heap.allocF32(B * T * d);
+      this.encoder.run(sp, B, S, encMasks, mem);
+      this.decoder.run(tp, mem, B, T, S, decMasks, out);
+      return { memory: readF32(rt, mem, [B, S, d]), output: readF32(rt, out, [B, T, d]) };
+    });
+  }
+}
+
+export { NO_MASK };

@@ -1,0 +1,113 @@
+/**
+ * Test helpers: a `ParityCase` over a fixture folder (as the parity runner builds it), tolerance
+ * checks, deterministic random tensors, and both backends.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRefRuntime, createRuntime, init, parseSafetensors, type Runtime, Tensor } from "@wasmformer/core";
+import type { ParityCase, TensorFile } from "@wasmformer/core/parity";
+import { missingKernels } from "../src/util.js";
+
+export const FIXTURES = join(__dirname, "../../../../shared/fixtures");
+
+export function fixtureCases(kinds: readonly string[]): string[] {
+  if (!existsSync(FIXTURES)) return [];
+  return readdirSync(FIXTURES)
+    .filter((d) => existsSync(join(FIXTURES, d, "case.json")))
+    .filter((d) => kinds.includes(JSON.parse(readFileSync(join(FIXTURES, d, "case.json"), "utf8")).kind))
+    .sort();
+}
+
+export function makeCase(dir: string): ParityCase {
+  const json = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
+  const files = json.files ?? {};
+  let io: TensorFile | undefined;
+  let model: TensorFile | undefined;
+  const file = async (role: string) => new Uint8Array(readFileSync(join(dir, files[role] ?? role)));
+  const c: ParityCase = {
+    dir,
+    name: json.name,
+    kind: json.kind,
+    json,
+    config: json.config ?? {},
+    params: json.params ?? {},
+    expectError: json.expect_error,
+    file,
+    async io() {
+      io ??= parseSafetensors(await file("io"));
+      return io;
+    },
+    async inputs() {
+      const f = await c.io();
+      const m = new Map<string, Tensor>();
+      for (const n of f.names()) if (n.startsWith("input.")) m.set(n.slice(6), f.get(n));
+      return m;
+    },
+    async model() {
+      model ??= parseSafetensors(await file("model"));
+      return model;
+    },
+  };
+  return c;
+}
+
+/** Largest violation of |a − e| ≤ atol + rtol·|e| (0 = all within), and the shapes must match. */
+export function closeTo(
+  actual: Tensor,
+  expected: ArrayLike<number> & { length: number },
+  shape: readonly number[],
+  atol = 1e-4,
+  rtol = 1e-3,
+): string | undefined {
+  if (actual.shape.length !== shape.length || actual.shape.some((d, i) => d !== shape[i])) {
+    return `shape [${actual.shape}] != [${shape}]`;
+  }
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual.data[i];
+    const e = expected[i];
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) return `element ${i}: ${a} vs ${e}`;
+  }
+  return undefined;
+}
+
+/** Deterministic uniform random numbers in [lo, hi) (mulberry32). */
+export function rng(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    uniform(lo: number, hi: number) {
+      return lo + (hi - lo) * next();
+    },
+    tensor(shape: readonly number[], scale = 1): Tensor<"f32"> {
+      let n = 1;
+      for (const d of shape) n *= d;
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = (next() * 2 - 1) * scale;
+      return new Tensor(a, shape, "f32");
+    },
+    int(n: number) {
+      return Math.floor(next() * n);
+    },
+  };
+}
+
+/** The backends every test runs on: the reference backend and the wasm build (when it loads). */
+export async function backends(): Promise<{ name: string; make: () => Runtime }[]> {
+  const list: { name: string; make: () => Runtime }[] = [{ name: "ref", make: createRefRuntime }];
+  try {
+    const b = await init();
+    if (b !== "ref" && missingKernels(createRuntime()).length === 0)
+      list.push({ name: b, make: () => createRuntime() });
+  } catch {
+    // no wasm build available: ref only
+  }
+  return list;
+}
