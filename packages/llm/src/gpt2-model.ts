@@ -1,0 +1,655 @@
+/**
+ * GPT-2 (Radford et al. 2019) as Hugging Face's `GPT2LMHeadModel`
+ * (transformers `src/transformers/models/gpt2/modeling_gpt2.py`), run on the @wasmformer/core kernels.
+ *
+ * Organised like llama2.c `run.c`: the weights and every activation buffer (the `RunState`, here
+ * `Scratch`) plus the KV cache are planned once from the config and the largest batch, in one
+ * runtime heap; a forward pass only calls kernels on those pointers and never allocates.
+ *
+ * ```
+ * h = wte[ids] + wpe[positions]
+ * per block:  h = h + attn.c_proj(Attn(ln_1(h)));  h = h + mlp.c_proj(act(mlp.c_fc(ln_2(h))))
+ * logits = ln_f(h) · wteᵀ            (lm_head tied to wte, or its own weight)
+ * ```
+ *
+ * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
+ * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
+ * slots with a key-padding mask and starts its positions at its first real token, so that it
+ * computes exactly what it computes unpadded.
+ */
+import {
+  createRuntime,
+  InputError,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WasmformerError,
+  WeightsError,
+} from "@wasmformer/core";
+import { activationCode, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
+
+// ---------------------------------------------------------------------------------------------
+// weights
+
+/** Where weights come from: a parsed safetensors file, a lazy one (async `get`), or any map alike. */
+export interface WeightSource {
+  names(): string[];
+  has(name: string): boolean;
+  /** Shape without reading the data (lazy files), when available. */
+  info?(name: string): { readonly shape: readonly number[] };
+  get(name: string): Tensor | Promise<Tensor>;
+}
+
+/** Progress of weight loading, in bytes of f32 copied into the heap. */
+export interface LoadProgress {
+  loaded: number;
+  total: number;
+  tensor: string;
+}
+
+export interface GPT2Options {
+  /** Largest batch `prefill`/`generate` will be called with (sizes the KV cache). Default 1. */
+  maxBatch?: number;
+  /** Positions per row per prefill pass (sizes the scratch). Default: min(n_positions, ⌈512 / maxBatch⌉). */
+  prefillChunk?: number;
+  /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
+  runtime?: Runtime;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** Pointers (bytes) of one block's weights in the heap. */
+interface BlockWeights {
+  ln1w: number; // (E,)
+  ln1b: number; // (E,)
+  attnW: number; // (E, 3E)  Conv1D layout [in, out]
+  attnB: number; // (3E,)
+  attnProjW: number; // (E, E)
+  attnProjB: number; // (E,)
+  ln2w: number; // (E,)
+  ln2b: number; // (E,)
+  fcW: number; // (E, inner)
+  fcB: number; // (inner,)
+  mlpProjW: number; // (inner, E)
+  mlpProjB: number; // (E,)
+}
+
+interface Weights {
+  wte: number; // (V, E)
+  wpe: number; // (n_positions, E)
+  blocks: BlockWeights[];
+  lnfW: number; // (E,)
+  lnfB: number; // (E,)
+  lmHead: number; // (V, E): wte when tied
+}
+
+/** Activation buffers, allocated once for `maxBatch × chunk` rows (llama2.c `RunState`). */
+interface Scratch {
+  rows: number; // capacity in rows (= maxBatch · chunk)
+  ids: number; // (rows,) i32 token ids
+  pos: number; // (rows,) i32 positions
+  x: number; // (rows, E) residual stream
+  xn: number; // (rows, E) layer-norm output / embedding scratch
+  qkv: number; // (rows, 3E)
+  att: number; // (rows, E) attention output, heads concatenated
+  h: number; // (rows, inner) MLP hidden
+  probs: number; // (chunk, n_positions) attention weights of one (row, head)
+  logitRows: number; // capacity of `logits` in rows
+  lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
+  logits: number; // (logitRows, V)
+  kCache: number; // (L, maxBatch, H, n_positions, hs)
+  vCache: number; // (L, maxBatch, H, n_positions, hs)
+  kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
+}
+
+/** What `prefill`/`decode` return. */
+export interface ForwardOutput {
+  /** `[B, T, V]` for `logits: "all"`, `[B, 1, V]` (the last position) for `"last"`; absent for `"none"`. */
+  logits?: Tensor<"f32">;
+  /** With `outputAttentions`: per layer `[B, H, T, S]` softmax weights, S = cache length after the call. */
+  attentions?: Tensor<"f32">[];
+}
+
+export interface ForwardOptions {
+  /** Which logits to compute: every new position, only the last one (default), or none. */
+  logits?: "all" | "last" | "none";
+  outputAttentions?: boolean;
+}
+
+export interface PrefillOptions extends ForwardOptions {
+  /** `[B, T]` 1 = real token, 0 = padding; padding must be on the left (HF `padding_side="left"`). */
+  attentionMask?: ArrayLike<number>[] | Tensor;
+}
+
+const F32 = 4;
+
+function shapeStr(s: readonly number[]): string {
+  return `[${s.join(", ")}]`;
+}
+
+/** Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. */
+export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"): Int32Array[] {
+  if (ids instanceof Tensor) {
+    if (ids.ndim !== 2) throw new ShapeError(`${what} must be [batch, time], got ${shapeStr(ids.shape)}`);
+    if (ids.dtype === "f32") throw new InputError(`${what} must be an integer tensor, got f32`);
+    const [B, T] = ids.shape;
+    return Array.from({ length: B }, (_, b) => Int32Array.from(ids.data.subarray(b * T, (b + 1) * T)));
+  }
+  if (!Array.isArray(ids)) throw new InputError(`${what} must be an array of rows or a [batch, time] tensor`);
+  return ids.map((row, b) => {
+    if (row === null || typeof row !== "object" || typeof row.length !== "number") {
+      throw new InputError(`${what}[${b}] is not an array of token ids`);
+    }
+    const out = new Int32Array(row.length);
+    for (let t = 0; t < row.length; t++) {
+      const v = row[t];
+      if (typeof v !== "number" || !Number.isInteger(v))
+        throw new InputError(`${what}[${b}, ${t}] = ${String(v)} is not an integer token id`);
+      out[t] = v;
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// the model
+
+/**
+ * Hugging Face `GPT2LMHeadModel` with a KV cache.
+ *
+ * @example
+ * ```ts
+ * await init();
+ * const model = await GPT2LMHeadModel.fromWeights(config, parseSafetensors(bytes));
+ * const { logits } = model.prefill([[464, 2068, 7586]], { logits: "all" }); // [1, 3, V]
+ * const next = model.decode([11]);                                            // logits [1, 1, V]
+ * ```
+ */
+export class GPT2LMHeadModel {
+  readonly config: GPT2Config;
+  readonly runtime: Runtime;
+  readonly maxBatch: number;
+  /** Positions per row per prefill pass. */
+  readonly prefillChunk: number;
+  /** Checkpoint tensors that the computation does not read (legacy buffers, a tied lm_head, extras). */
+  readonly unusedWeights: string[];
+  /** Bytes of the heap: weights, KV cache and scratch (planned once). */
+  readonly heapBytes: number;
+
+  private readonly w: Weights;
+  private readonly s: Scratch;
+  private readonly E: number;
+  private readonly H: number;
+  private readonly hs: number;
+  private readonly inner: number;
+  private readonly act: number;
+
+  // cache state: every row of the current batch has filled the same slots [0, len)
+  private len = 0;
+  private batch = 0;
+  /** leading padding slots per row */
+  private pad: Int32Array;
+
+  private constructor(
+    config: GPT2Config,
+    rt: Runtime,
+    w: Weights,
+    s: Scratch,
+    maxBatch: number,
+    chunk: number,
+    unused: string[],
+  ) {
+    this.config = config;
+    this.runtime = rt;
+    this.w = w;
+    this.s = s;
+    this.maxBatch = maxBatch;
+    this.prefillChunk = chunk;
+    this.unusedWeights = unused;
+    this.E = config.n_embd;
+    this.H = config.n_head;
+    this.hs = config.n_embd / config.n_head;
+    this.inner = innerDim(config);
+    this.act = activationCode(config.activation_function);
+    this.pad = new Int32Array(maxBatch);
+    this.heapBytes = rt.heap.used();
+  }
+
+  /**
+   * Build a model from a config (a `GPT2Config` or a raw `config.json` object) and checkpoint
+   * tensors, copying the weights into the runtime heap once. Accepts HF names (`transformer.h.0…`)
+   * and the original GPT-2 names (`h.0…`); ignores the legacy `attn.bias`/`attn.masked_bias`
+   * buffers; uses `lm_head.weight` when the embeddings are not tied.
+   */
+  static async fromWeights(
+    config: GPT2Config | Record<string, unknown>,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<GPT2LMHeadModel> {
+    const cfg = parseGPT2Config(config);
+    const maxBatch = opts.maxBatch ?? 1;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1)
+      throw new InputError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    const P = cfg.n_positions;
+    const chunk = Math.min(P, opts.prefillChunk ?? Math.max(1, Math.ceil(512 / maxBatch)));
+    if (!Number.isInteger(chunk) || chunk < 1)
+      throw new InputError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`);
+
+    const E = cfg.n_embd;
+    const V = cfg.vocab_size;
+    const I = innerDim(cfg);
+    const L = cfg.n_layer;
+    const H = cfg.n_head;
+    const hs = E / H;
+
+    // ---- names: HF (`transformer.` prefix) or original GPT-2 layout (no prefix)
+    const prefix = weights.has("transformer.wte.weight")
+      ? "transformer."
+      : weights.has("wte.weight")
+        ? ""
+        : "transformer.";
+    const used = new Set<string>();
+    type Spec = { name: string; shape: number[] };
+    const specs: Spec[] = [];
+    const spec = (name: string, shape: number[]) => {
+      specs.push({ name, shape });
+      return name;
+    };
+    spec(`${prefix}wte.weight`, [V, E]);
+    spec(`${prefix}wpe.weight`, [P, E]);
+    for (let i = 0; i < L; i++) {
+      const p = `${prefix}h.${i}.`;
+      spec(`${p}ln_1.weight`, [E]);
+      spec(`${p}ln_1.bias`, [E]);
+      spec(`${p}attn.c_attn.weight`, [E, 3 * E]);
+      spec(`${p}attn.c_attn.bias`, [3 * E]);
+      spec(`${p}attn.c_proj.weight`, [E, E]);
+      spec(`${p}attn.c_proj.bias`, [E]);
+      spec(`${p}ln_2.weight`, [E]);
+      spec(`${p}ln_2.bias`, [E]);
+      spec(`${p}mlp.c_fc.weight`, [E, I]);
+      spec(`${p}mlp.c_fc.bias`, [I]);
+      spec(`${p}mlp.c_proj.weight`, [I, E]);
+      spec(`${p}mlp.c_proj.bias`, [E]);
+    }
+    spec(`${prefix}ln_f.weight`, [E]);
+    spec(`${prefix}ln_f.bias`, [E]);
+    const hasLmHead = weights.has("lm_head.weight");
+    const untied = !cfg.tie_word_embeddings;
+    if (untied && !hasLmHead) {
+      throw new WeightsError(`missing tensor "lm_head.weight" (required because tie_word_embeddings is false)`, [
+        "lm_head.weight",
+      ]);
+    }
+    if (untied) spec("lm_head.weight", [V, E]);
+
+    // ---- check names and shapes before reading anything
+    const missing = specs.filter((s) => !weights.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const more = missing.length > 5 ? ` and ${missing.length - 5} more` : "";
+      throw new WeightsError(
+        `missing tensor${missing.length > 1 ? "s" : ""} ${missing
+          .slice(0, 5)
+          .map((n) => `"${n}"`)
+          .join(", ")}${more}`,
+        missing,
+      );
+    }
+    const checkShape = (name: string, want: readonly number[], got: readonly number[]) => {
+      if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
+        throw new WeightsError(
+          `tensor "${name}" has shape ${shapeStr(got)}, expected ${shapeStr(want)} ` +
+            `(config: vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I})`,
+          [name],
+        );
+      }
+    };
+    if (weights.info) for (const s of specs) checkShape(s.name, s.shape, weights.info(s.name).shape);
+    if (hasLmHead && !untied && weights.info)
+      checkShape("lm_head.weight", [V, E], weights.info("lm_head.weight").shape);
+
+    // ---- plan the heap once: weights, KV cache, scratch
+    const rows = maxBatch * chunk;
+    const logitRows = Math.max(maxBatch, Math.min(rows, 16));
+    const weightFloats = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+    const cacheFloats = 2 * L * maxBatch * P * E;
+    const scratchFloats = rows * (2 + E * 3 + 3 * E + I) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4;
+    const rt = opts.runtime ?? createRuntime();
+    const heap = rt.heap;
+    heap.reserve((weightFloats + cacheFloats + scratchFloats) * F32 + 64 * 16 * (specs.length + 16));
+
+    const ptrs = new Map<string, number>();
+    const total = weightFloats * F32;
+    let loaded = 0;
+    for (const s of specs) {
+      const t = await weights.get(s.name);
+      checkShape(s.name, s.shape, t.shape);
+      if (t.dtype !== "f32")
+        throw new WeightsError(`tensor "${s.name}" has dtype ${t.dtype}, expected a float tensor`, [s.name]);
+      const ptr = heap.alloc(t.size * F32);
+      heap.f32(ptr, t.size).set(t.data as Float32Array);
+      ptrs.set(s.name, ptr);
+      used.add(s.name);
+      loaded += t.size * F32;
+      opts.onProgress?.({ loaded, total, tensor: s.name });
+    }
+    if (hasLmHead && !untied) {
+      // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
+      if (!weights.info) checkShape("lm_head.weight", [V, E], (await weights.get("lm_head.weight")).shape);
+    }
+    const at = (name: string) => ptrs.get(name)!;
+    const blocks: BlockWeights[] = [];
+    for (let i = 0; i < L; i++) {
+      const p = `${prefix}h.${i}.`;
+      blocks.push({
+        ln1w: at(`${p}ln_1.weight`),
+        ln1b: at(`${p}ln_1.bias`),
+        attnW: at(`${p}attn.c_attn.weight`),
+        attnB: at(`${p}attn.c_attn.bias`),
+        attnProjW: at(`${p}attn.c_proj.weight`),
+        attnProjB: at(`${p}attn.c_proj.bias`),
+        ln2w: at(`${p}ln_2.weight`),
+        ln2b: at(`${p}ln_2.bias`),
+        fcW: at(`${p}mlp.c_fc.weight`),
+        fcB: at(`${p}mlp.c_fc.bias`),
+        mlpProjW: at(`${p}mlp.c_proj.weight`),
+        mlpProjB: at(`${p}mlp.c_proj.bias`),
+      });
+    }
+    const w: Weights = {
+      wte: at(`${prefix}wte.weight`),
+      wpe: at(`${prefix}wpe.weight`),
+      blocks,
+      lnfW: at(`${prefix}ln_f.weight`),
+      lnfB: at(`${prefix}ln_f.bias`),
+      lmHead: untied ? at("lm_head.weight") : at(`${prefix}wte.weight`),
+    };
+    const s: Scratch = {
+      rows,
+      ids: heap.alloc(rows * 4),
+      pos: heap.alloc(rows * 4),
+      x: heap.allocF32(rows * E),
+      xn: heap.allocF32(rows * E),
+      qkv: heap.allocF32(rows * 3 * E),
+      att: heap.allocF32(rows * E),
+      h: heap.allocF32(rows * I),
+      probs: heap.allocF32(chunk * P),
+      logitRows,
+      lnRows: heap.allocF32(logitRows * E),
+      logits: heap.allocF32(logitRows * V),
+      kCache: heap.allocF32(L * maxBatch * P * E),
+      vCache: heap.allocF32(L * maxBatch * P * E),
+      kpm: heap.alloc(maxBatch * P),
+    };
+    void hs;
+    const unused = weights.names().filter((n) => !used.has(n));
+    return new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
+  }
+
+  /** Slots filled in the KV cache (prompt + generated tokens, padding included). */
+  get cacheLength(): number {
+    return this.len;
+  }
+  /** Rows of the current batch (0 before the first prefill). */
+  get batchSize(): number {
+    return this.batch;
+  }
+  /** Leading padding slots of each row of the current batch. */
+  get padding(): number[] {
+    return Array.from(this.pad.subarray(0, this.batch));
+  }
+
+  /** Forget the cached sequence (the buffers stay allocated). */
+  reset(): void {
+    this.len = 0;
+    this.batch = 0;
+    this.pad.fill(0);
+  }
+
+  /**
+   * Full forward pass over `[B, T]` token ids from an empty cache (HF `model(input_ids).logits`):
+   * returns `[B, T, V]` logits. The cache then holds the sequence, so `decode` can continue it.
+   */
+  forward(inputIds: ArrayLike<number>[] | Tensor, opts: Omit<PrefillOptions, "logits"> = {}): Tensor<"f32"> {
+    return this.prefill(inputIds, { ...opts, logits: "all" }).logits!;
+  }
+
+  /**
+   * Reset the cache and run the prompt `[B, T]` (all rows of length T; pad shorter prompts on the
+   * left and pass `attentionMask`). Default: logits of the last position only.
+   */
+  prefill(inputIds: ArrayLike<number>[] | Tensor, opts: PrefillOptions = {}): ForwardOutput {
+    const rows = toIdRows(inputIds);
+    const B = rows.length;
+    if (B === 0) throw new InputError("input_ids has no rows");
+    if (B > this.maxBatch)
+      throw new InputError(
+        `batch of ${B} rows exceeds maxBatch ${this.maxBatch} (set maxBatch when loading the model)`,
+      );
+    const T = rows[0].length;
+    if (T === 0) throw new InputError("input_ids rows are empty: a prompt needs at least one token");
+    rows.forEach((r, b) => {
+      if (r.length !== T)
+        throw new InputError(
+          `input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length} (left-pad them and pass attentionMask)`,
+        );
+    });
+    const P = this.config.n_positions;
+    if (T > P) throw new InputError(`prompt of ${T} tokens exceeds n_positions ${P}`);
+    this.checkIds(rows, 0);
+    const pad = new Int32Array(this.maxBatch);
+    if (opts.attentionMask !== undefined) {
+      const mask = toIdRows(opts.attentionMask, "attentionMask");
+      if (mask.length !== B) throw new InputError(`attentionMask has ${mask.length} rows, input_ids has ${B}`);
+      mask.forEach((m, b) => {
+        if (m.length !== T)
+          throw new InputError(`attentionMask row ${b} has ${m.length} entries, input_ids rows have ${T}`);
+        let p = 0;
+        while (p < T && m[p] === 0) p++;
+        for (let t = p; t < T; t++) {
+          if (m[t] !== 1) {
+            throw new InputError(
+              m[t] === 0
+                ? `attentionMask[${b}, ${t}] = 0 after a real token: only left padding is supported`
+                : `attentionMask[${b}, ${t}] = ${m[t]}: entries must be 0 or 1`,
+            );
+          }
+        }
+        if (p === T)
+          throw new InputError(`attentionMask row ${b} is all padding: a prompt needs at least one real token`);
+        pad[b] = p;
+      });
+    }
+    // the new state is committed only once the inputs are known to be valid
+    this.len = 0;
+    this.batch = B;
+    this.pad = pad;
+    const kpm = this.runtime.heap.u8(this.s.kpm, this.maxBatch * P);
+    kpm.fill(0);
+    for (let b = 0; b < B; b++) kpm.fill(1, b * P, b * P + pad[b]);
+    return this.run(rows, T, opts);
+  }
+
+  /**
+   * Append one token per row (`ids[b]` for row b) at the next cache slot and return the logits of
+   * that position (`[B, 1, V]`, or none with `logits: "none"`).
+   */
+  decode(ids: ArrayLike<number>, opts: ForwardOptions = {}): ForwardOutput {
+    if (this.batch === 0) throw new InputError("decode() before prefill(): the cache is empty");
+    if (ids.length !== this.batch)
+      throw new InputError(`decode() got ${ids.length} token ids for a batch of ${this.batch} rows`);
+    return this.extend(
+      Array.from({ length: this.batch }, (_, b) => Int32Array.of(ids[b])),
+      { logits: opts.logits ?? "last", outputAttentions: opts.outputAttentions },
+    );
+  }
+
+  /** Append `T` tokens per row (`[B, T]`) to the cached sequence. */
+  extend(inputIds: ArrayLike<number>[] | Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    if (this.batch === 0) throw new InputError("extend() before prefill(): the cache is empty");
+    const rows = toIdRows(inputIds);
+    if (rows.length !== this.batch) throw new InputError(`got ${rows.length} rows for a batch of ${this.batch}`);
+    const T = rows[0].length;
+    rows.forEach((r, b) => {
+      if (r.length !== T)
+        throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
+    });
+    if (T === 0) throw new InputError("no tokens to append");
+    this.checkCapacity(T);
+    this.checkIds(rows, this.len);
+    return this.run(rows, T, opts);
+  }
+
+  /** Throws the typed error for appending `n` more positions beyond `n_positions`. */
+  checkCapacity(n: number): void {
+    const P = this.config.n_positions;
+    if (this.len + n > P) {
+      throw new InputError(
+        `sequence would reach ${this.len + n} positions (${this.len} cached + ${n} new), beyond n_positions ${P}`,
+      );
+    }
+  }
+
+  private checkIds(rows: Int32Array[], slot0: number): void {
+    const V = this.config.vocab_size;
+    rows.forEach((r, b) => {
+      for (let t = 0; t < r.length; t++) {
+        const id = r[t];
+        if (id < 0 || id >= V) {
+          throw new InputError(
+            `token id ${id} at input_ids[${b}, ${slot0 + t}] is outside the vocabulary [0, ${V}) (vocab_size ${V})`,
+          );
+        }
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the forward pass (llama2.c `forward`): T new positions per row, in chunks, on the heap buffers
+
+  private run(rows: Int32Array[], T: number, opts: ForwardOptions): ForwardOutput {
+    const { E, H, hs, inner } = this;
+    const cfg = this.config;
+    const V = cfg.vocab_size;
+    const P = cfg.n_positions;
+    const B = this.batch;
+    const k = this.runtime.k;
+    const heap = this.runtime.heap;
+    const s = this.s;
+    const w = this.w;
+    const mode = opts.logits ?? "last";
+    const Sfinal = this.len + T;
+    const logitsOut =
+      mode === "all" ? new Float32Array(B * T * V) : mode === "last" ? new Float32Array(B * V) : undefined;
+    const attnOut = opts.outputAttentions
+      ? Array.from({ length: cfg.n_layer }, () => new Float32Array(B * H * T * Sfinal))
+      : undefined;
+    const headBytes = P * hs * F32; // one (layer, row, head) slice of the cache
+    const cacheAt = (base: number, l: number, b: number, h: number) =>
+      base + ((l * this.maxBatch + b) * H + h) * headBytes;
+    const eps = cfg.layer_norm_epsilon;
+
+    for (let t0 = 0; t0 < T; t0 += this.prefillChunk) {
+      const Lc = Math.min(this.prefillChunk, T - t0); // positions per row in this chunk
+      const n = B * Lc; // rows of the activation buffers, row = b·Lc + t
+      const s0 = this.len; // first cache slot of the chunk
+
+      // ---- embeddings: x = wte[ids] + wpe[positions]
+      const ids = heap.i32(s.ids, n);
+      const pos = heap.i32(s.pos, n);
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < Lc; t++) {
+          ids[b * Lc + t] = rows[b][t0 + t];
+          pos[b * Lc + t] = Math.max(0, s0 + t - this.pad[b]); // padding slots: any valid position (unused)
+        }
+      }
+      if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1 || k.gather(w.wpe, P, E, s.pos, n, s.xn) !== -1) {
+        throw new WasmformerError("internal", "embedding gather rejected a checked id"); // ids were validated above
+      }
+      k.binary(s.x, s.xn, s.x, n, E, E, 1, 0); // (n, E) += (n, E)
+
+      for (let l = 0; l < cfg.n_layer; l++) {
+        const bw = w.blocks[l];
+        let scale = cfg.scale_attn_weights ? 1 / Math.sqrt(hs) : 1;
+        if (cfg.scale_attn_by_inverse_layer_idx) scale /= l + 1;
+
+        // ---- attention: qkv = ln_1(x) · W_attn + b  (HF Conv1D weights are [in, out]: transB = 0)
+        k.layerNorm(s.x, s.xn, n, E, bw.ln1w, bw.ln1b, eps);
+        k.gemm(n, 3 * E, E, s.xn, E, 0, bw.attnW, 3 * E, 0, s.qkv, 3 * E, bw.attnB, 1, 0, 0); // (n, 3E)
+        for (let b = 0; b < B; b++) {
+          const q0 = s.qkv + b * Lc * 3 * E * F32;
+          for (let h = 0; h < H; h++) {
+            // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b, h): (Lc, hs), ld 3E → ld hs
+            const kc = cacheAt(s.kCache, l, b, h);
+            const vc = cacheAt(s.vCache, l, b, h);
+            k.copy2d(q0 + (E + h * hs) * F32, 3 * E, kc + s0 * hs * F32, hs, Lc, hs);
+            k.copy2d(q0 + (2 * E + h * hs) * F32, 3 * E, vc + s0 * hs * F32, hs, Lc, hs);
+            // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att
+            k.attention(
+              q0 + h * hs * F32,
+              3 * E,
+              kc,
+              hs,
+              vc,
+              hs,
+              s.att + (b * Lc * E + h * hs) * F32,
+              E,
+              s.probs,
+              Lc,
+              s0 + Lc,
+              hs,
+              hs,
+              scale,
+              0,
+              0,
+              this.pad[b] > 0 ? s.kpm + b * P : 0,
+              s0,
+            );
+            if (attnOut) {
+              // probs (Lc, s0 + Lc) → attentions[l][b, h, t0 + t, 0 : s0 + Lc]
+              const S = s0 + Lc;
+              const pr = heap.f32(s.probs, Lc * S);
+              const dst = attnOut[l];
+              for (let t = 0; t < Lc; t++)
+                dst.set(pr.subarray(t * S, (t + 1) * S), ((b * H + h) * T + t0 + t) * Sfinal);
+            }
+          }
+        }
+        // x = x + att · W_proj + b   (residual fused: beta = 1)
+        k.gemm(n, E, E, s.att, E, 0, bw.attnProjW, E, 0, s.x, E, bw.attnProjB, 1, 1, 0);
+
+        // ---- MLP: x = x + act(ln_2(x) · W_fc + b_fc) · W_proj + b_proj
+        k.layerNorm(s.x, s.xn, n, E, bw.ln2w, bw.ln2b, eps);
+        k.gemm(n, inner, E, s.xn, E, 0, bw.fcW, inner, 0, s.h, inner, bw.fcB, 1, 0, this.act); // (n, inner)
+        k.gemm(n, E, inner, s.h, inner, 0, bw.mlpProjW, E, 0, s.x, E, bw.mlpProjB, 1, 1, 0);
+      }
+      this.len += Lc;
+
+      // ---- final norm + LM head, only on the rows whose logits are wanted
+      if (mode === "all") {
+        // every row of the chunk, `logitRows` at a time
+        for (let r0 = 0; r0 < n; r0 += s.logitRows) {
+          const m = Math.min(s.logitRows, n - r0);
+          k.layerNorm(s.x + r0 * E * F32, s.lnRows, m, E, w.lnfW, w.lnfB, eps);
+          k.gemm(m, V, E, s.lnRows, E, 0, w.lmHead, E, 1, s.logits, V, 0, 1, 0, 0); // (m, V) = (m, E)·(V, E)ᵀ
+          const lg = heap.f32(s.logits, m * V);
+          for (let r = 0; r < m; r++) {
+            const b = Math.floor((r0 + r) / Lc);
+            const t = (r0 + r) % Lc;
+            logitsOut!.set(lg.subarray(r * V, (r + 1) * V), (b * T + t0 + t) * V);
+          }
+        }
+      } else if (mode === "last" && t0 + Lc === T) {
+        // the last position of each row: (B, E) gathered, then one (B, V) GEMM
+        for (let b = 0; b < B; b++) k.copy2d(s.x + (b * Lc + Lc - 1) * E * F32, E, s.lnRows + b * E * F32, E, 1, E);
+        k.layerNorm(s.lnRows, s.lnRows, B, E, w.lnfW, w.lnfB, eps);
+        k.gemm(B, V, E, s.lnRows, E, 0, w.lmHead, E, 1, s.logits, V, 0, 1, 0, 0);
+        logitsOut!.set(heap.f32(s.logits, B * V));
+      }
+    }
+
+    const out: ForwardOutput = {};
+    if (logitsOut) out.logits = new Tensor(logitsOut, mode === "all" ? [B, T, V] : [B, 1, V], "f32");
+    if (attnOut) out.attentions = attnOut.map((a) => new Tensor(a, [B, H, T, Sfinal], "f32"));
+    return out;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Parity kinds of this package (`../shared/fixtures/FORMAT.md` §6.12): `gpt2`.
+ *
+ * The prompt logits come from one full forward pass; the greedy tokens and their step logits come
+ * from the KV-cached path (prefill, then one `decode` per token), which is what generation uses.
+ */
+import { InputError, type KindRegistry, type KindResult, type ParityCase, Tensor } from "@wasmformer/core";
+import { GPT2LMHeadModel, toIdRows } from "./gpt2-model.js";
+import { argmax } from "./sampler.js";
+
+async function runGpt2(c: ParityCase): Promise<KindResult> {
+  const n = c.params.max_new_tokens ?? 0;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+    throw new InputError(`params.max_new_tokens must be a non-negative integer, got ${JSON.stringify(n)}`);
+  }
+  const inputs = await c.inputs();
+  const ids = inputs.get("input_ids");
+  if (!ids) throw new InputError(`gpt2 case: missing input tensor "input.input_ids"`);
+  const rows = toIdRows(ids);
+  const B = rows.length;
+  const model = await GPT2LMHeadModel.fromWeights(c.config, await c.model(), { maxBatch: Math.max(1, B) });
+  const V = model.config.vocab_size;
+  const T = rows[0]?.length ?? 0;
+  if (T + n > model.config.n_positions) {
+    throw new InputError(`prompt of ${T} tokens + max_new_tokens ${n} exceeds n_positions ${model.config.n_positions}`);
+  }
+
+  // prompt logits [B, T, V] (this also fills the cache)
+  const logits = model.forward(ids);
+  // greedy: step 0 from the last prompt position, then one cached decode step per token
+  const generated = new Int32Array(B * n);
+  const stepLogits = new Float32Array(B * n * V);
+  let last: Float32Array = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) last.set(logits.data.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
+  for (let step = 0; step < n; step++) {
+    const next = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      const row = last.subarray(b * V, (b + 1) * V);
+      stepLogits.set(row, (b * n + step) * V);
+      next[b] = argmax(row);
+      generated[b * n + step] = next[b];
+    }
+    if (step + 1 < n) last = model.decode(next).logits!.data;
+  }
+  return {
+    tensors: {
+      logits,
+      generated_ids: new Tensor(generated, [B, n], "i32"),
+      step_logits: new Tensor(stepLogits, [B, n, V], "f32"),
+    },
+  };
+}
+
+/** The kinds this package implements. */
+export const kinds: KindRegistry = { gpt2: runGpt2 };
