@@ -309,7 +309,7 @@ const category = (e: Error) =>
     .replace(/ \((tensor|byte) [^)]*\)$/, "")
     .replace(/"(?:[^"\\]|\\.)*"|'[^']*'/g, "…")
     .replace(/0x[0-9a-f]+|U\+[0-9a-f]{4}|-?\d+(\.\d+)?(e[+-]?\d+)?/gi, "#")
-    .replace(/(\[[#, ]*\])|(got|found) .*$/g, (m, a, g) => (a ? "[#]" : `${g} …`))
+    .replace(/(\[[#, ]*\])|(got|found) .*$/g, (_m, a, g) => (a ? "[#]" : `${g} …`))
     .slice(0, 90);
 
 /** Parse + decode everything; returns "ok" or the error's first words; rethrows anything unexpected. */
