@@ -1,0 +1,26 @@
+/**
+ * @wasmformer/vit — Vision Transformer inference on @wasmformer/core: Hugging Face ViT
+ * (`ViTModel`, `ViTForImageClassification`, DINO) and timm checkpoints, image preprocessing,
+ * classification, and attention introspection (CLS maps, rollout, mean attention distance).
+ */
+export { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
+export {
+  attentionRollout,
+  clsAttentionMap,
+  meanAttentionDistance,
+  type RolloutOptions,
+  rolloutMap,
+  upsampleNearest,
+} from "./introspection.js";
+export { interpolateBicubic, PIL_RESAMPLE, type PilFilter, resamplePil, resamplePilF32 } from "./resample.js";
+export {
+  type ForwardOptions,
+  type LoadOptions,
+  type PosInterpolation,
+  timmConfig,
+  ViTForImageClassification,
+  ViTModel,
+  type ViTOutput,
+  type WeightsInput,
+} from "./vit-model.js";
+export { detectNaming, type Naming, type TensorSource, tensorSource } from "./weights.js";

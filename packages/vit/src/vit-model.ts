@@ -1,0 +1,540 @@
+/**
+ * Vision Transformer (Dosovitskiy et al., 2020, https://arxiv.org/abs/2010.11929) inference, with
+ * the names and computation of Hugging Face's `ViTModel` / `ViTForImageClassification`
+ * (`transformers/models/vit/modeling_vit.py`); timm `VisionTransformer` checkpoints load into the
+ * same engine (see `fromTimm`).
+ *
+ * llama2.c-style: the model owns one core `Runtime`; its weights are copied into the runtime heap
+ * once at load; activation scratch is planned once per (batch, image size, attentions kept) and
+ * reused; `forward` is a fixed sequence of core kernels:
+ *
+ * ```
+ * patches = im2colPatch(pixels) · W_patchᵀ + b          (B, N, D)   conv2d stride p as a GEMM
+ * h       = concat(cls, patches) + pos                   (B, T, D)   pos interpolated for other sizes
+ * per layer:
+ *   qkv = layernorm_before(h) · W_qkvᵀ + b               (B·T, 3D)   q, k, v fused at load
+ *   ctx = softmax(q·kᵀ/√hs)·v     per (batch, head)      (B·T, D)    core attention kernel
+ *   h  += ctx · W_oᵀ + b_o                               (B·T, D)    GEMM with beta = 1: fused residual
+ *   h  += gelu(layernorm_after(h) · W_1ᵀ + b_1) · W_2ᵀ + b_2         GELU fused in the GEMM epilogue
+ * last_hidden_state = layernorm(h);  logits = classifier(last_hidden_state[:, 0])
+ * ```
+ */
+import {
+  Act,
+  BinOp,
+  ConfigError,
+  createRuntime,
+  type Heap,
+  InputError,
+  parseSafetensors,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WeightsError,
+} from "@wasmformer/core";
+import { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
+import { interpolateBicubic, resamplePilF32 } from "./resample.js";
+import { detectNaming, loadWeights, type Naming, type TensorSource, type ViTWeights } from "./weights.js";
+
+/** What `forward` returns. Tensors are copies (they do not alias wasm memory). */
+export interface ViTOutput {
+  /** `[B, T, D]`, after the final layer norm; token 0 is CLS. */
+  lastHiddenState: Tensor<"f32">;
+  /** `[B, num_labels]` when the model has a classifier. */
+  logits?: Tensor<"f32">;
+  /** `[B, D]`: `tanh(dense(last_hidden_state[:, 0]))`, when the checkpoint has HF's pooler. */
+  poolerOutput?: Tensor<"f32">;
+  /** Per layer `[B, H, T, T]` softmax weights (queries × keys), with `outputAttentions`. */
+  attentions?: Tensor<"f32">[];
+  /** Patch grid `[gh, gw]` of this input. */
+  grid: [number, number];
+}
+
+export interface ForwardOptions {
+  /** Keep and return every layer's attention weights (costs L·B·H·T² floats of scratch). */
+  outputAttentions?: boolean;
+}
+
+/** How the position-embedding grid is resized for other image sizes. */
+export type PosInterpolation = "bicubic" | "bicubic-antialias";
+
+export interface LoadOptions {
+  /** Runtime to own (default: a fresh `createRuntime()`: wasm after `await init()`, else ref). */
+  runtime?: Runtime;
+  /** `"bicubic"`: HF `interpolate_pos_encoding` (PyTorch bicubic, no antialias; the default for HF
+   * checkpoints). `"bicubic-antialias"`: timm `resample_abs_pos_embed` (the default for timm). */
+  posInterpolation?: PosInterpolation;
+}
+
+/** Source of a checkpoint: safetensors bytes, or any named-tensor source. */
+export type WeightsInput = Uint8Array | ArrayBuffer | TensorSource;
+
+interface Plan {
+  B: number;
+  H: number;
+  W: number;
+  gh: number;
+  gw: number;
+  N: number; // patches
+  T: number; // tokens = N + 1
+  keepAttn: boolean;
+  pix: number; // [B, C, H, W]
+  cols: number; // [N, C·p·p] im2col of one image
+  h: number; // [B·T, D] residual stream
+  x: number; // [B·T, D] normed / final hidden state
+  qkv: number; // [B·T, 3D]
+  ctx: number; // [B·T, D]
+  mlp: number; // [B·T, I]
+  pos: number; // [T, D] position embeddings for this grid (may be the weights themselves)
+  probs: number[]; // per layer [B, H, T, T] (keepAttn) or one [T, T] scratch repeated
+  logits: number; // [B, num_labels] or 0
+  pooled: number; // [B, D] or 0
+}
+
+function toSource(weights: WeightsInput): TensorSource {
+  if (weights instanceof Uint8Array || weights instanceof ArrayBuffer) return parseSafetensors(weights);
+  return weights;
+}
+
+/**
+ * A ViT encoder (HF `ViTModel`) with an optional classifier head. Use `ViTForImageClassification`
+ * when the classifier is required.
+ * @example
+ * ```ts
+ * await init();
+ * const model = await ViTModel.fromPretrained({ config, weights: bytes }); // config.json object, safetensors bytes
+ * const { lastHiddenState } = model.forward(pixelValues);                  // [B, 3, 224, 224] → [B, 197, D]
+ * ```
+ */
+export class ViTModel {
+  readonly config: ViTConfig;
+  readonly rt: Runtime;
+  /** Checkpoint naming it was loaded from. */
+  readonly naming: Naming;
+  /** Milliseconds from checkpoint bytes (or tensors) to a ready model. */
+  loadMs = 0;
+  protected readonly w: ViTWeights;
+  protected readonly act: number;
+  private readonly posInterp: PosInterpolation;
+  private readonly weightsMark: number;
+  private plan: Plan | undefined;
+
+  /** @internal use `fromPretrained` / `fromTimm` */
+  constructor(cfg: ViTConfig, rt: Runtime, w: ViTWeights, naming: Naming, posInterp: PosInterpolation) {
+    this.config = cfg;
+    this.rt = rt;
+    this.w = w;
+    this.naming = naming;
+    this.act = actCode(cfg.hidden_act);
+    this.posInterp = posInterp;
+    this.weightsMark = rt.heap.mark();
+  }
+
+  /** Whether a classifier head is loaded. */
+  get hasClassifier(): boolean {
+    return this.w.headW !== 0;
+  }
+
+  /** Bytes of parameters in the heap. */
+  get weightBytes(): number {
+    return this.w.bytes;
+  }
+
+  /**
+   * Load a Hugging Face checkpoint: `config` is the parsed `config.json`, `weights` the
+   * `model.safetensors` bytes (or a tensor source). Works for `ViTModel` (names without prefix,
+   * e.g. DINO `facebook/dino-vits16`) and `ViTForImageClassification` (`vit.` prefix + `classifier`).
+   */
+  static async fromPretrained(
+    src: { config: unknown; weights: WeightsInput },
+    opts: LoadOptions = {},
+  ): Promise<ViTModel> {
+    return buildHf(ViTModel, src, opts, "optional");
+  }
+
+  /**
+   * Load a timm `VisionTransformer` checkpoint (`patch_embed.proj`, `cls_token`, `pos_embed`,
+   * `blocks.{i}.attn.qkv` fused [q; k; v], `norm`, `head`), e.g. `vit_tiny_patch16_224`, DeiT,
+   * or the original DINO ViT-S/B weights (no head).
+   *
+   * Sizes are read from the tensors; the head count, which the tensors cannot tell, from
+   * `numHeads`, else from the `architecture` name (`tiny` 3, `small` 6, `medium` 8, `base` 12,
+   * `large`/`huge`/`giant` 16), else head size 64. `config` is timm's `config.json` (optional:
+   * `architecture`, `num_classes`, `label_names`, `pretrained_cfg.input_size`).
+   */
+  static async fromTimm(
+    src: { weights: WeightsInput; config?: unknown; numHeads?: number },
+    opts: LoadOptions = {},
+  ): Promise<ViTModel> {
+    return buildTimm(ViTModel, src, opts, "optional");
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // planning
+
+  /** Activation scratch for (B, H, W, keepAttn), allocated after the weights; the last plan is reused. */
+  private planFor(B: number, H: number, W: number, keepAttn: boolean): Plan {
+    const p0 = this.plan;
+    if (p0 && p0.B === B && p0.H === H && p0.W === W && p0.keepAttn === keepAttn) return p0;
+    const heap = this.rt.heap;
+    heap.release(this.weightsMark);
+    this.plan = undefined;
+    const cfg = this.config;
+    const D = cfg.hidden_size;
+    const I = cfg.intermediate_size;
+    const C = cfg.num_channels;
+    const p = cfg.patch_size[0];
+    const nh = cfg.num_attention_heads;
+    const L = cfg.num_hidden_layers;
+    const [gh, gw] = patchGrid(cfg, H, W);
+    const N = gh * gw;
+    const T = N + 1;
+    const probsFloats = keepAttn ? L * B * nh * T * T : T * T;
+    const floats =
+      B * C * H * W +
+      N * C * p * p +
+      2 * B * T * D +
+      B * T * 3 * D +
+      B * T * D +
+      B * T * I +
+      T * D +
+      probsFloats +
+      B * (cfg.num_labels + D);
+    heap.reserve(floats * 4 + 16 * 16);
+    const f = (n: number) => heap.allocF32(Math.max(n, 1));
+    const plan: Plan = {
+      B,
+      H,
+      W,
+      gh,
+      gw,
+      N,
+      T,
+      keepAttn,
+      pix: f(B * C * H * W),
+      cols: f(N * C * p * p),
+      h: f(B * T * D),
+      x: f(B * T * D),
+      qkv: f(B * T * 3 * D),
+      ctx: f(B * T * D),
+      mlp: f(B * T * I),
+      pos: 0,
+      probs: [],
+      logits: this.w.headW ? f(B * cfg.num_labels) : 0,
+      pooled: this.w.poolerW ? f(B * D) : 0,
+    };
+    if (keepAttn) for (let l = 0; l < L; l++) plan.probs.push(f(B * nh * T * T));
+    else {
+      const s = f(T * T);
+      for (let l = 0; l < L; l++) plan.probs.push(s);
+    }
+    const [g0h, g0w] = patchGrid(cfg, cfg.image_size[0], cfg.image_size[1]);
+    if (gh === g0h && gw === g0w) {
+      plan.pos = this.w.posEmbed;
+    } else {
+      plan.pos = f(T * D);
+      const table = heap.f32(this.w.posEmbed, (g0h * g0w + 1) * D).slice();
+      const grid = table.subarray(D); // [g0h, g0w, D]
+      const resized =
+        this.posInterp === "bicubic"
+          ? interpolateBicubic(grid, g0h, g0w, D, gh, gw)
+          : resamplePilF32(grid, g0h, g0w, D, gh, gw, "bicubic");
+      const dst = heap.f32(plan.pos, T * D);
+      dst.set(table.subarray(0, D), 0); // the CLS position is kept as is
+      dst.set(resized, D);
+    }
+    this.plan = plan;
+    return plan;
+  }
+
+  /** Heap bytes in use (weights + current plan). */
+  get heapBytes(): number {
+    return this.rt.heap.used();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // forward
+
+  /** Check `pixelValues` `[B, C, H, W]` against the config. */
+  protected checkPixels(pixelValues: Tensor): [number, number, number] {
+    const cfg = this.config;
+    if (!(pixelValues instanceof Tensor))
+      throw new InputError("pixel_values must be a Tensor [batch, channels, height, width]");
+    if (pixelValues.dtype !== "f32") throw new InputError(`pixel_values must be f32, got ${pixelValues.dtype}`);
+    if (pixelValues.ndim !== 4) {
+      throw new ShapeError(
+        `pixel_values must be [batch, channels, height, width], got [${pixelValues.shape.join(", ")}]`,
+      );
+    }
+    const [B, C, H, W] = pixelValues.shape as [number, number, number, number];
+    if (C !== cfg.num_channels) {
+      throw new InputError(
+        `pixel_values has ${C} channels, the model was configured with num_channels = ${cfg.num_channels}`,
+      );
+    }
+    if (B < 1) throw new InputError("pixel_values has an empty batch");
+    const p = cfg.patch_size[0];
+    if (H < p || W < p) throw new InputError(`image ${H}x${W} is smaller than one ${p}x${p} patch`);
+    return [B, H, W];
+  }
+
+  /**
+   * Run the encoder (and the classifier, if loaded) on `pixelValues` `[B, C, H, W]` (already
+   * preprocessed). Other image sizes than `config.image_size` use interpolated position embeddings.
+   */
+  forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput {
+    const [B, H, W] = this.checkPixels(pixelValues);
+    const keepAttn = opts.outputAttentions ?? false;
+    const P = this.planFor(B, H, W, keepAttn);
+    this.run(P, pixelValues.data as Float32Array);
+    return this.collect(P);
+  }
+
+  private run(P: Plan, pixels: Float32Array): void {
+    const { k, heap } = this.rt;
+    const cfg = this.config;
+    const w = this.w;
+    const { B, H, W, N, T } = P;
+    const D = cfg.hidden_size;
+    const I = cfg.intermediate_size;
+    const C = cfg.num_channels;
+    const p = cfg.patch_size[0];
+    const nh = cfg.num_attention_heads;
+    const hs = D / nh;
+    const K = C * p * p;
+    const eps = cfg.layer_norm_eps;
+    const BT = B * T;
+    heap.f32(P.pix, B * C * H * W).set(pixels);
+
+    // ---- embeddings: h[b] = [cls; patches·Wᵀ + b] + pos                               (B, T, D)
+    for (let b = 0; b < B; b++) {
+      const hb = P.h + b * T * D * 4;
+      k.im2colPatch(P.pix + b * C * H * W * 4, C, H, W, p, P.cols); // (N, C·p·p)
+      k.gemm(N, D, K, P.cols, K, 0, w.patchW, K, 1, hb + D * 4, D, w.patchB, 1, 0, Act.none);
+      k.copy2d(w.clsToken, D, hb, D, 1, D);
+      k.binary(hb, P.pos, hb, T, D, D, 1, BinOp.add);
+    }
+
+    // ---- encoder layers (pre-norm)
+    const scale = 1 / Math.sqrt(hs);
+    for (let l = 0; l < cfg.num_hidden_layers; l++) {
+      const Lw = w.layers[l]!;
+      k.layerNorm(P.h, P.x, BT, D, Lw.ln1W, Lw.ln1B, eps);
+      k.gemm(BT, 3 * D, D, P.x, D, 0, Lw.qkvW, D, 1, P.qkv, 3 * D, Lw.qkvB, 1, 0, Act.none); // (B·T, 3D)
+      const probs = P.probs[l]!;
+      for (let b = 0; b < B; b++) {
+        const q = P.qkv + b * T * 3 * D * 4;
+        for (let hh = 0; hh < nh; hh++) {
+          const off = hh * hs * 4;
+          const pr = P.keepAttn ? probs + (b * nh + hh) * T * T * 4 : probs;
+          k.attention(
+            q + off,
+            3 * D,
+            q + D * 4 + off,
+            3 * D,
+            q + 2 * D * 4 + off,
+            3 * D,
+            P.ctx + b * T * D * 4 + off,
+            D,
+            pr,
+            T,
+            T,
+            hs,
+            hs,
+            scale,
+            0,
+            0,
+            0,
+            -1,
+          );
+        }
+      }
+      k.gemm(BT, D, D, P.ctx, D, 0, Lw.projW, D, 1, P.h, D, Lw.projB, 1, 1, Act.none); // h += attn
+      k.layerNorm(P.h, P.x, BT, D, Lw.ln2W, Lw.ln2B, eps);
+      k.gemm(BT, I, D, P.x, D, 0, Lw.fc1W, D, 1, P.mlp, I, Lw.fc1B, 1, 0, this.act); // (B·T, I)
+      k.gemm(BT, D, I, P.mlp, I, 0, Lw.fc2W, I, 1, P.h, D, Lw.fc2B, 1, 1, Act.none); // h += mlp
+    }
+    k.layerNorm(P.h, P.x, BT, D, w.lnW, w.lnB, eps); // last_hidden_state
+
+    // ---- heads on the CLS rows (row stride T·D)
+    if (P.logits) {
+      k.gemm(B, cfg.num_labels, D, P.x, T * D, 0, w.headW, D, 1, P.logits, cfg.num_labels, w.headB, 1, 0, Act.none);
+    }
+    if (P.pooled) k.gemm(B, D, D, P.x, T * D, 0, w.poolerW, D, 1, P.pooled, D, w.poolerB, 1, 0, Act.tanh);
+  }
+
+  private collect(P: Plan): ViTOutput {
+    const heap = this.rt.heap;
+    const cfg = this.config;
+    const { B, T } = P;
+    const D = cfg.hidden_size;
+    const nh = cfg.num_attention_heads;
+    const out: ViTOutput = {
+      lastHiddenState: new Tensor(heap.f32(P.x, B * T * D).slice(), [B, T, D]),
+      grid: [P.gh, P.gw],
+    };
+    if (P.logits) out.logits = new Tensor(heap.f32(P.logits, B * cfg.num_labels).slice(), [B, cfg.num_labels]);
+    if (P.pooled) out.poolerOutput = new Tensor(heap.f32(P.pooled, B * D).slice(), [B, D]);
+    if (P.keepAttn)
+      out.attentions = P.probs.map((pr) => new Tensor(heap.f32(pr, B * nh * T * T).slice(), [B, nh, T, T]));
+    return out;
+  }
+}
+
+/**
+ * A ViT with its classification head (HF `ViTForImageClassification`: `ViTModel` without pooler +
+ * `classifier` on the CLS token; or timm's `head`).
+ */
+export class ViTForImageClassification extends ViTModel {
+  /** Class index → label (`config.id2label`). */
+  get id2label(): Record<string, string> {
+    return this.config.id2label;
+  }
+
+  static override async fromPretrained(
+    src: { config: unknown; weights: WeightsInput },
+    opts: LoadOptions = {},
+  ): Promise<ViTForImageClassification> {
+    return buildHf(ViTForImageClassification, src, opts, "required");
+  }
+
+  static override async fromTimm(
+    src: { weights: WeightsInput; config?: unknown; numHeads?: number },
+    opts: LoadOptions = {},
+  ): Promise<ViTForImageClassification> {
+    return buildTimm(ViTForImageClassification, src, opts, "required");
+  }
+
+  override forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput & { logits: Tensor<"f32"> } {
+    return super.forward(pixelValues, opts) as ViTOutput & { logits: Tensor<"f32"> };
+  }
+}
+
+type ModelClass<M> = new (cfg: ViTConfig, rt: Runtime, w: ViTWeights, naming: Naming, posInterp: PosInterpolation) => M;
+
+async function buildHf<M extends ViTModel>(
+  cls: ModelClass<M>,
+  src: { config: unknown; weights: WeightsInput },
+  opts: LoadOptions,
+  head: "required" | "optional",
+): Promise<M> {
+  const t0 = performance.now();
+  const cfg = parseViTConfig(src.config);
+  const source = toSource(src.weights);
+  const { naming, prefix } = detectNaming(source);
+  if (naming !== "hf") {
+    throw new WeightsError(`checkpoint uses timm names (cls_token, blocks.*); load it with fromTimm()`, []);
+  }
+  if (head === "required" && cfg.num_labels === 0) {
+    throw new ConfigError("a classification model needs id2label (or num_labels)", "id2label");
+  }
+  const rt = opts.runtime ?? createRuntime();
+  const w = loadWeights(source, cfg, rt.heap, naming, prefix, head);
+  const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
+  m.loadMs = performance.now() - t0;
+  return m;
+}
+
+async function buildTimm<M extends ViTModel>(
+  cls: ModelClass<M>,
+  src: { weights: WeightsInput; config?: unknown; numHeads?: number },
+  opts: LoadOptions,
+  head: "required" | "optional",
+): Promise<M> {
+  const t0 = performance.now();
+  const source = toSource(src.weights);
+  const cfg = timmConfig(source, src.config, src.numHeads);
+  if (head === "required" && cfg.num_labels === 0) {
+    throw new WeightsError(`a classification model needs the "head.weight" / "head.bias" tensors`, ["head.weight"]);
+  }
+  const rt = opts.runtime ?? createRuntime();
+  const w = loadWeights(source, cfg, rt.heap, "timm", "", head);
+  const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
+  m.loadMs = performance.now() - t0;
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// timm config
+
+const TIMM_HEADS: [RegExp, number][] = [
+  [/tiny/, 3],
+  [/small/, 6],
+  [/medium/, 8],
+  [/base/, 12],
+  [/large|huge|giant/, 16],
+];
+
+/** Build a `ViTConfig` for a timm checkpoint from its tensor shapes and (optional) timm config.json. */
+export function timmConfig(src: TensorSource, rawConfig: unknown, numHeads?: number): ViTConfig {
+  const cfg = (typeof rawConfig === "object" && rawConfig !== null ? rawConfig : {}) as Record<string, unknown>;
+  const need = (n: string) => {
+    if (!src.has(n)) throw new WeightsError(`timm checkpoint lacks "${n}"`, [n]);
+    return src.get(n);
+  };
+  const cls = need("cls_token");
+  const D = cls.shape[cls.ndim - 1]!;
+  const pw = need("patch_embed.proj.weight");
+  if (pw.ndim !== 4 || pw.shape[0] !== D || pw.shape[2] !== pw.shape[3]) {
+    throw new WeightsError(`"patch_embed.proj.weight" has shape [${pw.shape.join(", ")}], expected [${D}, C, p, p]`, [
+      "patch_embed.proj.weight",
+    ]);
+  }
+  const C = pw.shape[1]!;
+  const p = pw.shape[2]!;
+  let L = 0;
+  while (src.has(`blocks.${L}.norm1.weight`)) L++;
+  if (L === 0) throw new WeightsError(`timm checkpoint has no "blocks.0.*" tensors`, ["blocks.0.norm1.weight"]);
+  const fc1 = need("blocks.0.mlp.fc1.weight");
+  const I = fc1.shape[0]!;
+  const pos = need("pos_embed");
+  const Tpos = pos.shape[1] ?? 0;
+  let image: [number, number];
+  const input = (cfg.pretrained_cfg as Record<string, unknown> | undefined)?.input_size ?? cfg.input_size;
+  if (Array.isArray(input) && input.length === 3 && input.every((v) => Number.isInteger(v) && v > 0)) {
+    image = [input[1] as number, input[2] as number];
+  } else {
+    const g = Math.round(Math.sqrt(Math.max(Tpos - 1, 0)));
+    if (g * g !== Tpos - 1) {
+      throw new WeightsError(
+        `"pos_embed" has ${Tpos} positions, not 1 + a square grid; give pretrained_cfg.input_size in the config`,
+        ["pos_embed"],
+      );
+    }
+    image = [g * p, g * p];
+  }
+  let heads = numHeads;
+  if (heads === undefined && typeof cfg.num_heads === "number") heads = cfg.num_heads;
+  const arch = typeof cfg.architecture === "string" ? cfg.architecture : typeof cfg.arch === "string" ? cfg.arch : "";
+  if (heads === undefined && arch) for (const [re, n] of TIMM_HEADS) if (re.test(arch)) heads = n;
+  if (heads === undefined) heads = D % 64 === 0 ? D / 64 : 1;
+  let num_labels = 0;
+  if (src.has("head.weight")) num_labels = src.get("head.weight").shape[0]!;
+  const names = Array.isArray(cfg.label_names) ? (cfg.label_names as unknown[]) : undefined;
+  const hfLike: Record<string, unknown> = {
+    hidden_size: D,
+    num_hidden_layers: L,
+    num_attention_heads: heads,
+    intermediate_size: I,
+    hidden_act: "gelu",
+    layer_norm_eps: 1e-6, // timm's LayerNorm eps for ViT
+    image_size: image,
+    patch_size: p,
+    num_channels: C,
+    qkv_bias: src.has("blocks.0.attn.qkv.bias"),
+  };
+  if (num_labels > 0) {
+    const id2label: Record<string, string> = {};
+    for (let i = 0; i < num_labels; i++) {
+      const n = names?.[i];
+      id2label[String(i)] = typeof n === "string" ? n : `LABEL_${i}`;
+    }
+    hfLike.id2label = id2label;
+  }
+  return parseViTConfig(hfLike);
+}
+
+/** @internal for tests: the heap of a model. */
+export function modelHeap(m: ViTModel): Heap {
+  return m.rt.heap;
+}
