@@ -27,6 +27,15 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import { activationCode, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
+import {
+  type GenerateOptions,
+  type GenerationChunk,
+  type GenerationResult,
+  generate,
+  generateAll,
+  type Prompt,
+} from "./generate.js";
+import type { Tokenizer } from "./tokenizer.js";
 
 // ---------------------------------------------------------------------------------------------
 // weights
@@ -174,6 +183,8 @@ export class GPT2LMHeadModel {
   readonly unusedWeights: string[];
   /** Bytes of the heap: weights, KV cache and scratch (planned once). */
   readonly heapBytes: number;
+  /** The tokenizer used for text prompts and streamed text (set by `fromPretrained`, or by hand). */
+  tokenizer: Tokenizer | undefined;
 
   private readonly w: Weights;
   private readonly s: Scratch;
@@ -212,6 +223,7 @@ export class GPT2LMHeadModel {
     this.act = activationCode(config.activation_function);
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
+    this.tokenizer = undefined;
   }
 
   /**
@@ -383,6 +395,36 @@ export class GPT2LMHeadModel {
     void hs;
     const unused = weights.names().filter((n) => !used.has(n));
     return new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
+  }
+
+  /**
+   * Generate from text (needs `tokenizer`) or token ids, one prompt or a batch (shorter prompts are
+   * left-padded). An async iterator of chunks, one per new token per row; its return value is the
+   * whole result. See `GenerateOptions` for sampling, stopping, streaming and cancellation.
+   * @example
+   * ```ts
+   * for await (const c of model.generate("Hello", { maxNewTokens: 20, temperature: 0.8, seed: 1 })) process.stdout.write(c.text);
+   * ```
+   */
+  generate(prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    return generate(this, this.tokenizer, prompt, opts);
+  }
+
+  /** `generate` run to the end: the ids, texts and finish reasons per row. */
+  generateAll(prompt: Prompt, opts: GenerateOptions = {}): Promise<GenerationResult> {
+    return generateAll(this, this.tokenizer, prompt, opts);
+  }
+
+  /**
+   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
+   * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
+   */
+  static async fromPretrained(
+    folder: string,
+    opts: GPT2Options & { tokenizer?: boolean } = {},
+  ): Promise<GPT2LMHeadModel> {
+    const { loadPretrained } = await import("./pretrained.js");
+    return loadPretrained(folder, opts);
   }
 
   /** Slots filled in the KV cache (prompt + generated tokens, padding included). */

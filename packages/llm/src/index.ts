@@ -5,3 +5,6 @@
 export * from "./config.js";
 export * from "./gpt2-model.js";
 export * from "./sampler.js";
+export * from "./generate.js";
+export * from "./tokenizer.js";
+export * from "./pretrained.js";

@@ -1,0 +1,234 @@
+/**
+ * Autoregressive generation on a `GPT2LMHeadModel`: prefill the (left-padded) prompts once, then
+ * one cached decode step per token; sampling, stop strings/ids, streaming (async iterator and
+ * callback), cancellation through an `AbortSignal`, log-probabilities and attention weights.
+ */
+import { AbortError, InputError, Tensor } from "@wasmformer/core";
+import type { GPT2LMHeadModel } from "./gpt2-model.js";
+import {
+  applyRepetitionPenalty,
+  checkSamplingOptions,
+  logProbOf,
+  Rng,
+  type SamplingOptions,
+  sampleToken,
+} from "./sampler.js";
+import { TextStreamer, type Tokenizer } from "./tokenizer.js";
+
+/** One generated token of one row. */
+export interface GenerationChunk {
+  /** Batch row (prompt index). */
+  row: number;
+  /** 0 for the first new token of the row. */
+  step: number;
+  token: number;
+  /** The text this token completes (may be "" while a UTF-8 character is incomplete; "" for stop ids). */
+  text: string;
+  /** With `logprobs`: log-probability of `token` under the model (log-softmax of the raw logits). */
+  logprob?: number;
+  /** With `outputAttentions`: per layer `[H, S]`, the attention weights of the query that chose the token. */
+  attentions?: Tensor<"f32">[];
+}
+
+export type FinishReason = "length" | "stop_id" | "stop_string";
+
+export interface GenerationResult {
+  /** Generated ids per row (stop ids included). */
+  ids: number[][];
+  /** Generated text per row ("" without a tokenizer). */
+  texts: string[];
+  finishReasons: FinishReason[];
+  /** With `logprobs`: per row, per token. */
+  logprobs?: number[][];
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** New tokens per row (default 20). `prompt + maxNewTokens > n_positions` is an `InputError`. */
+  maxNewTokens?: number;
+  /** Seed of the PRNG used by sampling (default: a random seed). */
+  seed?: number;
+  /** Stop a row when its text contains one of these (the text includes the stop string, as HF `stop_strings`). */
+  stop?: string[];
+  /** Stop a row after one of these ids (default: `eos_token_id` of the config; pass [] to never stop early). */
+  stopIds?: number[];
+  /** `[B, T]` 1 = token, 0 = left padding, for id prompts that are already padded. */
+  attentionMask?: ArrayLike<number>[];
+  /** Cancels generation: the iterator throws `AbortError` before the next step. */
+  signal?: AbortSignal;
+  /** Called for each chunk, before the iterator yields it. */
+  onToken?: (chunk: GenerationChunk) => void;
+  logprobs?: boolean;
+  outputAttentions?: boolean;
+}
+
+export type Prompt = string | string[] | number[] | number[][];
+
+/** Let timers and abort events run between decode steps. */
+function macrotask(): Promise<void> {
+  if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+function abortError(signal: AbortSignal): AbortError {
+  const reason = signal.reason;
+  return new AbortError(
+    `generation aborted${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ""}`,
+  );
+}
+
+/** Prompts → rows of ids, left-padded to one length, with the attention mask when padded. */
+function promptRows(model: GPT2LMHeadModel, tok: Tokenizer | undefined, prompt: Prompt, mask?: ArrayLike<number>[]) {
+  let rows: number[][];
+  if (typeof prompt === "string" || (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] === "string")) {
+    if (!tok)
+      throw new InputError("a text prompt needs a tokenizer (load the model with fromPretrained, or pass token ids)");
+    const texts = typeof prompt === "string" ? [prompt] : (prompt as unknown[]);
+    rows = texts.map((t, b) => {
+      if (typeof t !== "string") throw new InputError(`prompt[${b}] is not a string`);
+      return tok.encode(t);
+    });
+  } else if (Array.isArray(prompt) && prompt.length > 0 && Array.isArray(prompt[0])) {
+    rows = (prompt as unknown[]).map((r, b) => {
+      if (!Array.isArray(r)) throw new InputError(`prompt[${b}] is not an array of token ids`);
+      return r as number[];
+    });
+  } else if (Array.isArray(prompt) && prompt.length > 0) {
+    rows = [prompt as number[]];
+  } else {
+    throw new InputError("prompt must be a string, strings, token ids or rows of token ids (and not empty)");
+  }
+  rows.forEach((r, b) => {
+    if (r.length === 0) throw new InputError(`prompt ${b} has no tokens`);
+  });
+  if (mask) return { rows, mask: mask.map((m) => Array.from(m)) };
+  const T = Math.max(...rows.map((r) => r.length));
+  if (rows.every((r) => r.length === T)) return { rows, mask: undefined };
+  const padId = model.config.eos_token_id ?? 0;
+  return {
+    rows: rows.map((r) => [...new Array<number>(T - r.length).fill(padId), ...r]),
+    mask: rows.map((r) => [...new Array<number>(T - r.length).fill(0), ...new Array<number>(r.length).fill(1)]),
+  };
+}
+
+/**
+ * Generate from one or several prompts. Returns an async iterator of chunks (one per new token
+ * per row, in step order); its return value is the `GenerationResult`.
+ */
+export async function* generate(
+  model: GPT2LMHeadModel,
+  tokenizer: Tokenizer | undefined,
+  prompt: Prompt,
+  o: GenerateOptions = {},
+): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+  checkSamplingOptions(o);
+  const N = o.maxNewTokens ?? 20;
+  if (!Number.isInteger(N) || N < 0) throw new InputError(`maxNewTokens must be an integer ≥ 0, got ${N}`);
+  const cfg = model.config;
+  const V = cfg.vocab_size;
+  const stopIds = new Set(o.stopIds ?? (cfg.eos_token_id !== null ? [cfg.eos_token_id] : []));
+  const stops = (o.stop ?? []).filter((s) => s.length > 0);
+  const { rows, mask } = promptRows(model, tokenizer, prompt, o.attentionMask);
+  const B = rows.length;
+  const T = rows[0].length;
+  if (T + N > cfg.n_positions) {
+    throw new InputError(
+      `prompt of ${T} tokens + maxNewTokens ${N} = ${T + N} positions exceeds n_positions ${cfg.n_positions}`,
+    );
+  }
+  if (o.signal?.aborted) throw abortError(o.signal);
+  const rng = new Rng(o.seed ?? Math.floor(Math.random() * 2 ** 32));
+
+  const out = model.prefill(rows, { attentionMask: mask, logits: "last", outputAttentions: o.outputAttentions });
+  // tokens a row has seen (its real prompt tokens, then generated ones), for the repetition penalty
+  const seen = rows.map((r, b) => (mask ? r.filter((_, t) => mask[b][t] === 1) : [...r]));
+  const ids: number[][] = rows.map(() => []);
+  const texts = rows.map(() => "");
+  const logprobs: number[][] = rows.map(() => []);
+  const finish: (FinishReason | undefined)[] = rows.map(() => undefined);
+  const streamers = rows.map(() => (tokenizer ? new TextStreamer(tokenizer) : undefined));
+  let logits = out.logits!.data; // [B, V] of the last position
+  let attentions = out.attentions;
+  const penalty = o.repetitionPenalty ?? 1;
+
+  for (let step = 0; step < N; step++) {
+    const next = new Array<number>(B);
+    const chunks: GenerationChunk[] = [];
+    for (let b = 0; b < B; b++) {
+      if (finish[b]) {
+        next[b] = ids[b][ids[b].length - 1]; // finished rows keep the batch in step; outputs ignored
+        continue;
+      }
+      const raw = logits.subarray(b * V, (b + 1) * V);
+      let row = raw;
+      if (penalty !== 1) {
+        row = raw.slice();
+        applyRepetitionPenalty(row, seen[b], penalty);
+      }
+      const id = sampleToken(row, o, rng);
+      next[b] = id;
+      ids[b].push(id);
+      seen[b].push(id);
+      const chunk: GenerationChunk = { row: b, step, token: id, text: "" };
+      if (stopIds.has(id)) {
+        finish[b] = "stop_id";
+      } else if (streamers[b]) {
+        const special = tokenizer!.isSpecial?.(id) ?? false;
+        chunk.text = special ? tokenizer!.decode([id]) : streamers[b]!.push(id);
+        const before = texts[b].length;
+        texts[b] += chunk.text;
+        for (const s of stops) {
+          if (texts[b].indexOf(s, Math.max(0, before - s.length + 1)) >= 0) finish[b] = "stop_string";
+        }
+      }
+      if (o.logprobs) {
+        chunk.logprob = logProbOf(raw, id);
+        logprobs[b].push(chunk.logprob);
+      }
+      if (attentions) {
+        // the query that produced these logits: the last one of the call, per layer [H, S]
+        chunk.attentions = attentions.map((a) => {
+          const [, H, Tq, S] = a.shape;
+          const outA = new Float32Array(H * S);
+          for (let h = 0; h < H; h++)
+            outA.set(a.data.subarray(((b * H + h) * Tq + Tq - 1) * S, ((b * H + h) * Tq + Tq) * S), h * S);
+          return new Tensor(outA, [H, S], "f32");
+        });
+      }
+      if (step === N - 1 && !finish[b]) finish[b] = "length";
+      if (finish[b] && streamers[b] && finish[b] !== "stop_id") {
+        const tail = streamers[b]!.flush();
+        chunk.text += tail;
+        texts[b] += tail;
+      }
+      chunks.push(chunk);
+    }
+    for (const c of chunks) {
+      o.onToken?.(c);
+      yield c;
+    }
+    if (finish.every(Boolean) || step === N - 1) break;
+    await macrotask();
+    if (o.signal?.aborted) throw abortError(o.signal);
+    const d = model.decode(next, { outputAttentions: o.outputAttentions });
+    logits = d.logits!.data;
+    attentions = d.attentions;
+  }
+  for (let b = 0; b < B; b++) finish[b] ??= "length";
+  const result: GenerationResult = { ids, texts, finishReasons: finish as FinishReason[] };
+  if (o.logprobs) result.logprobs = logprobs;
+  return result;
+}
+
+/** Run `generate` to the end and return its result (chunks still go to `onToken`). */
+export async function generateAll(
+  model: GPT2LMHeadModel,
+  tokenizer: Tokenizer | undefined,
+  prompt: Prompt,
+  o: GenerateOptions = {},
+): Promise<GenerationResult> {
+  const it = generate(model, tokenizer, prompt, o);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}

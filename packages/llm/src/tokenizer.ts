@@ -1,0 +1,79 @@
+/**
+ * What generation needs from a tokenizer, and the adapter for @wasmformer/text's byte-level BPE
+ * (`SubwordTokenizer.gpt2(vocab.json, merges.txt)` / `fromTokenizerJson`).
+ */
+import { byteCharsToBytes, type SubwordTokenizer } from "@wasmformer/text";
+
+export interface Tokenizer {
+  /** Text → token ids (no special tokens added). */
+  encode(text: string): number[];
+  /** Token ids → text. */
+  decode(ids: ArrayLike<number>): string;
+  /**
+   * The raw bytes one token stands for (byte-level BPE). Lets streaming split text at token
+   * boundaries without breaking multi-byte UTF-8 characters. Optional.
+   */
+  tokenBytes?(id: number): Uint8Array;
+  /** Whether `id` is a special/added token (its text is not streamed). Optional. */
+  isSpecial?(id: number): boolean;
+}
+
+const utf8 = new TextEncoder();
+
+/** Adapt a @wasmformer/text `SubwordTokenizer` (byte-level BPE) to `Tokenizer`. */
+export function fromSubwordTokenizer(tok: SubwordTokenizer): Tokenizer {
+  const special = new Set(tok.addedTokens.map((t) => t.id));
+  const cache = new Map<number, Uint8Array>();
+  return {
+    encode: (text) => tok.encodeIds(text),
+    decode: (ids) => tok.decode(ids),
+    isSpecial: (id) => special.has(id),
+    tokenBytes(id) {
+      let b = cache.get(id);
+      if (b === undefined) {
+        const s = tok.idToToken(id);
+        const out: number[] = [];
+        if (s === undefined) b = new Uint8Array(0);
+        else if (tok.byteLevel && !special.has(id) && byteCharsToBytes(s, out)) b = Uint8Array.from(out);
+        else b = utf8.encode(tok.decode([id]));
+        cache.set(id, b);
+      }
+      return b;
+    },
+  };
+}
+
+/**
+ * Incremental detokenizer for one sequence: `push(id)` returns the text that is now complete.
+ * Byte-level tokens go through a streaming UTF-8 decoder, which holds back an incomplete
+ * multi-byte character until the token that completes it; without `tokenBytes`, the whole
+ * sequence is decoded again and a trailing U+FFFD (a possibly incomplete character) is held back.
+ */
+export class TextStreamer {
+  private readonly dec = new TextDecoder("utf-8");
+  private readonly ids: number[] = [];
+  private emitted = "";
+  constructor(private readonly tok: Tokenizer) {}
+
+  push(id: number): string {
+    if (this.tok.tokenBytes) return this.dec.decode(this.tok.tokenBytes(id), { stream: true });
+    this.ids.push(id);
+    let full = this.tok.decode(this.ids);
+    let end = full.length;
+    while (end > 0 && full.charCodeAt(end - 1) === 0xfffd) end--;
+    full = full.slice(0, end);
+    if (!full.startsWith(this.emitted)) return ""; // a merge rewrote earlier text: wait for stable text
+    const out = full.slice(this.emitted.length);
+    this.emitted = full;
+    return out;
+  }
+
+  /** Whatever is still held back (an incomplete character becomes U+FFFD). */
+  flush(): string {
+    if (this.tok.tokenBytes) return this.dec.decode();
+    const full = this.tok.decode(this.ids);
+    const out = full.startsWith(this.emitted) ? full.slice(this.emitted.length) : "";
+    this.emitted = full;
+    return out;
+  }
+}
