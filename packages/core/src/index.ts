@@ -12,5 +12,7 @@ export { refKernels } from "./backend/ref.js";
 export { relaxedSimdSupported, simdSupported } from "./backend/wasm.js";
 export * from "./ops.js";
 export * from "./safetensors.js";
+export * from "./float16.js";
+export * from "./config.js";
 export { erf } from "./math.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";

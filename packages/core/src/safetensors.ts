@@ -749,7 +749,7 @@ export function writeSafetensors(
   tensors: Record<string, Tensor> | Map<string, Tensor>,
   metadata?: Record<string, string>,
   opts: WriteSafetensorsOptions = {},
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const lone = /[\uD800-\uDFFF]/u; // with the u flag this matches unpaired surrogates only
   const plan = entries.map(([name, t]) => {

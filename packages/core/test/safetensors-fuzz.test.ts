@@ -222,7 +222,7 @@ function structural(b: Uint8Array, r: Rng): Uint8Array {
 }
 
 function mutate(src: Uint8Array, r: Rng): Uint8Array {
-  let b = src.slice();
+  let b: Uint8Array = src.slice();
   const rounds = 1 + r.int(3);
   for (let k = 0; k < rounds; k++) {
     const n = headerLength(b);
