@@ -1,0 +1,50 @@
+/**
+ * The demo shell: a tab per page (hash routing: #text, #embeddings, #attention, #vit, #generate,
+ * #vlm). Pages are mounted once and kept, so switching tabs keeps their state.
+ */
+import "./style.css";
+import { compute } from "./client.js";
+import { pages } from "./pages/index.js";
+import { clear, h } from "./ui.js";
+
+const tabs = document.getElementById("tabs") as HTMLElement;
+const main = document.getElementById("page") as HTMLElement;
+const backend = document.getElementById("backend") as HTMLElement;
+
+const mounted = new Map<string, HTMLElement>();
+
+function show(id: string): void {
+  const page = pages.find((p) => p.id === id) ?? pages[0];
+  for (const b of tabs.querySelectorAll("button")) b.setAttribute("aria-selected", String(b.dataset.page === page.id));
+  for (const [pid, el] of mounted) el.hidden = pid !== page.id;
+  if (!mounted.has(page.id)) {
+    const el = h("div", { class: "page", id: `page-${page.id}` });
+    mounted.set(page.id, el);
+    main.append(el);
+    page.mount(el);
+  }
+  document.title = `${page.title} · wasmformer`;
+}
+
+clear(tabs);
+for (const p of pages) {
+  tabs.append(h("button", { role: "tab", "data-page": p.id, onclick: () => (location.hash = p.id) }, p.title));
+}
+window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+show(location.hash.slice(1));
+
+async function startWorker(): Promise<void> {
+  try {
+    const r = await compute.run((api) => api.init());
+    backend.textContent = `worker ready · backend ${r.backend}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
+    backend.dataset.backend = r.backend;
+  } catch (e) {
+    backend.textContent = `worker failed to start: ${(e as Error).message}`;
+    backend.className = "error";
+  }
+}
+compute.onRestart(() => {
+  backend.textContent = "worker restarted";
+  void startWorker();
+});
+void startWorker();

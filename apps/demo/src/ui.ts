@@ -1,0 +1,282 @@
+/**
+ * Tiny DOM helpers for the demo (no framework): element builder, tables, progress bars, error
+ * boxes, canvas heatmaps, line and scatter plots. Everything here runs on the main thread and is
+ * cheap; all compute happens in the worker.
+ */
+
+type Attrs = Record<string, string | number | boolean | ((ev: Event) => void) | undefined>;
+type Child = Node | string | number | null | undefined | false;
+
+/** `h("button", { onclick }, "Run")` → an element. Attributes starting with `on` become listeners. */
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v as EventListener);
+    else if (k === "class") el.className = String(v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children)
+    if (c !== null && c !== undefined && c !== false) el.append(typeof c === "number" ? String(c) : c);
+  return el;
+}
+
+export function clear(el: Element): void {
+  while (el.firstChild) el.firstChild.remove();
+}
+
+/** A section with a heading and optional note. */
+export function section(title: string, ...children: Child[]): HTMLElement {
+  return h("section", { class: "card" }, h("h3", {}, title), ...children);
+}
+
+/** A table from a header row and body rows. */
+export function table(
+  head: readonly (string | number)[],
+  rows: readonly (readonly (string | number)[])[],
+  cls = "",
+): HTMLTableElement {
+  return h(
+    "table",
+    { class: cls },
+    h("thead", {}, h("tr", {}, ...head.map((c) => h("th", {}, String(c))))),
+    h(
+      "tbody",
+      {},
+      ...rows.map((r) => h("tr", {}, ...r.map((c) => h("td", {}, typeof c === "number" ? fmtNum(c) : c)))),
+    ),
+  );
+}
+
+export function fmtNum(x: number): string {
+  if (Number.isInteger(x)) return String(x);
+  const a = Math.abs(x);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(2) : x.toFixed(4).replace(/0+$/, "").replace(/\.$/, "");
+}
+
+/** An error box shown in the page (and returned to be appended). */
+export function errorBox(err: unknown): HTMLElement {
+  const e = err as { name?: string; message?: string };
+  const name = e?.name && e.name !== "Error" ? `${e.name}: ` : "";
+  return h("div", { class: "error", role: "alert" }, `${name}${e?.message ?? String(err)}`);
+}
+
+/** Replace the contents of `slot` with an error box. */
+export function showError(slot: Element, err: unknown): void {
+  console.error(err);
+  clear(slot);
+  slot.append(errorBox(err));
+}
+
+/** A labelled progress bar: `set(fraction, text)`. */
+export function progressBar(label = ""): { el: HTMLElement; set(f: number, text?: string): void } {
+  const bar = h("progress", { max: 1, value: 0 });
+  const txt = h("span", { class: "muted" }, label);
+  const el = h("div", { class: "progress" }, bar, txt);
+  return {
+    el,
+    set(f: number, text?: string) {
+      bar.value = Math.max(0, Math.min(1, f));
+      if (text !== undefined) txt.textContent = text;
+    },
+  };
+}
+
+/** A file-size string. */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Colour for v in [0, 1] (a perceptual-ish dark-blue → yellow ramp). */
+export function ramp(v: number): string {
+  const t = Math.max(0, Math.min(1, v));
+  const r = Math.round(255 * Math.min(1, Math.max(0, 1.6 * t - 0.4)));
+  const g = Math.round(255 * Math.min(1, 0.15 + 0.85 * t));
+  const b = Math.round(255 * Math.max(0, 0.55 - 0.55 * t) + 40 * (1 - t));
+  return `rgb(${r},${g},${b})`;
+}
+
+/**
+ * Heatmap of a row-major `[rows, cols]` matrix on a canvas, with optional row/column labels.
+ * Values are scaled by the matrix maximum (attention rows sum to 1).
+ */
+export function heatmap(
+  data: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  opts: { rowLabels?: readonly string[]; colLabels?: readonly string[]; cell?: number; title?: string } = {},
+): HTMLElement {
+  const cell = opts.cell ?? 18;
+  const padL = opts.rowLabels ? 70 : 0;
+  const padT = opts.colLabels ? 70 : 0;
+  const c = h("canvas", { width: padL + cols * cell, height: padT + rows * cell });
+  const ctx = c.getContext("2d");
+  if (ctx) {
+    let max = 0;
+    for (let i = 0; i < rows * cols; i++) max = Math.max(max, data[i]);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        ctx.fillStyle = ramp(max > 0 ? data[i * cols + j] / max : 0);
+        ctx.fillRect(padL + j * cell, padT + i * cell, cell - 1, cell - 1);
+      }
+    }
+    ctx.fillStyle = "#333";
+    ctx.font = "10px sans-serif";
+    ctx.textBaseline = "middle";
+    if (opts.rowLabels) {
+      ctx.textAlign = "right";
+      opts.rowLabels.forEach((l, i) => {
+        ctx.fillText(l.slice(0, 11), padL - 4, padT + i * cell + cell / 2);
+      });
+    }
+    if (opts.colLabels) {
+      ctx.textAlign = "left";
+      opts.colLabels.forEach((l, j) => {
+        ctx.save();
+        ctx.translate(padL + j * cell + cell / 2, padT - 4);
+        ctx.rotate(-Math.PI / 2);
+        ctx.fillText(l.slice(0, 11), 0, 0);
+        ctx.restore();
+      });
+    }
+  }
+  return h("figure", { class: "heat" }, c, opts.title ? h("figcaption", {}, opts.title) : null);
+}
+
+/** A simple line plot (e.g. the loss curve); returns the canvas and an update function. */
+export function linePlot(
+  width = 360,
+  height = 160,
+  label = "",
+): { el: HTMLElement; draw(ys: readonly number[]): void } {
+  const c = h("canvas", { width, height, class: "plot" });
+  const cap = h("figcaption", {}, label);
+  const draw = (ys: readonly number[]) => {
+    const ctx = c.getContext("2d");
+    if (!ctx) return;
+    ctx.clearRect(0, 0, width, height);
+    ctx.strokeStyle = "#ccc";
+    ctx.strokeRect(0.5, 0.5, width - 1, height - 1);
+    if (ys.length < 1) return;
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const y of ys) {
+      lo = Math.min(lo, y);
+      hi = Math.max(hi, y);
+    }
+    if (hi === lo) hi = lo + 1;
+    ctx.strokeStyle = "#2563eb";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ys.forEach((y, i) => {
+      const x = 4 + ((width - 8) * i) / Math.max(1, ys.length - 1);
+      const yy = height - 4 - ((height - 8) * (y - lo)) / (hi - lo);
+      if (i === 0) ctx.moveTo(x, yy);
+      else ctx.lineTo(x, yy);
+    });
+    ctx.stroke();
+    ctx.fillStyle = "#555";
+    ctx.font = "10px sans-serif";
+    ctx.fillText(`${fmtNum(hi)}`, 6, 12);
+    ctx.fillText(`${fmtNum(lo)}`, 6, height - 6);
+    cap.textContent = `${label} (last ${fmtNum(ys[ys.length - 1])})`;
+  };
+  return { el: h("figure", {}, c, cap), draw };
+}
+
+/** A scatter plot with optional point labels and colours. */
+export function scatter(
+  pts: readonly { x: number; y: number; label?: string; color?: string }[],
+  opts: { width?: number; height?: number; xLabel?: string; yLabel?: string; title?: string } = {},
+): HTMLElement {
+  const width = opts.width ?? 420;
+  const height = opts.height ?? 320;
+  const c = h("canvas", { width, height, class: "plot" });
+  const ctx = c.getContext("2d");
+  if (ctx && pts.length > 0) {
+    const pad = 34;
+    let x0 = Number.POSITIVE_INFINITY;
+    let x1 = Number.NEGATIVE_INFINITY;
+    let y0 = Number.POSITIVE_INFINITY;
+    let y1 = Number.NEGATIVE_INFINITY;
+    for (const p of pts) {
+      x0 = Math.min(x0, p.x);
+      x1 = Math.max(x1, p.x);
+      y0 = Math.min(y0, p.y);
+      y1 = Math.max(y1, p.y);
+    }
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 === y0) y1 = y0 + 1;
+    const X = (x: number) => pad + ((width - 2 * pad) * (x - x0)) / (x1 - x0);
+    const Y = (y: number) => height - pad - ((height - 2 * pad) * (y - y0)) / (y1 - y0);
+    ctx.strokeStyle = "#bbb";
+    ctx.strokeRect(pad - 6.5, 6.5, width - 2 * pad + 12, height - pad);
+    ctx.font = "10px sans-serif";
+    ctx.fillStyle = "#555";
+    ctx.fillText(fmtNum(x0), pad - 6, height - 8);
+    ctx.textAlign = "right";
+    ctx.fillText(fmtNum(x1), width - pad + 6, height - 8);
+    ctx.fillText(fmtNum(y1), pad - 8, 14);
+    ctx.fillText(fmtNum(y0), pad - 8, height - pad);
+    ctx.textAlign = "center";
+    if (opts.xLabel) ctx.fillText(opts.xLabel, width / 2, height - 8);
+    for (const p of pts) {
+      ctx.fillStyle = p.color ?? "#2563eb";
+      ctx.beginPath();
+      ctx.arc(X(p.x), Y(p.y), 3, 0, 2 * Math.PI);
+      ctx.fill();
+      if (p.label) {
+        ctx.fillStyle = "#222";
+        ctx.textAlign = "left";
+        ctx.fillText(p.label, X(p.x) + 4, Y(p.y) - 4);
+      }
+    }
+    if (opts.yLabel) {
+      ctx.save();
+      ctx.translate(10, height / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = "center";
+      ctx.fillStyle = "#555";
+      ctx.fillText(opts.yLabel, 0, 0);
+      ctx.restore();
+    }
+  }
+  return h("figure", {}, c, opts.title ? h("figcaption", {}, opts.title) : null);
+}
+
+/** Distinct colours for categories (heads, layers). */
+export function palette(i: number, n: number): string {
+  return `hsl(${Math.round((360 * i) / Math.max(1, n))}, 70%, 45%)`;
+}
+
+/** A status line for the page's state machine (idle / running / done / error) that tests read. */
+export function statusLine(): {
+  el: HTMLElement;
+  set(state: "idle" | "running" | "done" | "error", text?: string): void;
+} {
+  const el = h("p", { class: "status", "data-state": "idle" });
+  return {
+    el,
+    set(state, text = "") {
+      el.dataset.state = state;
+      el.textContent = text;
+    },
+  };
+}
+
+/** A "not available yet" notice for a capability whose package has not landed. */
+export function unavailable(what: string, why: string): HTMLElement {
+  return h(
+    "div",
+    { class: "unavailable", "data-unavailable": "1" },
+    h("strong", {}, `${what} is not available yet. `),
+    why,
+  );
+}
