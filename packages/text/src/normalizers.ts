@@ -54,6 +54,8 @@ function rewrite(a: Aligned, pieces: RegExp, f: (piece: string) => string): Alig
     const s = origStart(a, m.index);
     const e = origEnd(a, m.index + piece.length - 1);
     text += r;
+    // a removed piece widens the previous unit (HF NormalizedString alignments do the same)
+    if (r.length === 0 && ends.length > 0) ends[ends.length - 1] = e;
     for (let k = 0; k < r.length; k++) {
       starts.push(s);
       ends.push(e);

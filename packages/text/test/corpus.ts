@@ -115,7 +115,7 @@ const SPACES = [
 const CODE = [
   "function f(x) { return x * 2; }",
   "const a = [1, 2, 3].map((v) => v ** 2);",
-  "if (a !== b && c >= 0) {\n    console.log(`v=${a}`);\n}",
+  "if (a !== b && c >= 0) {\n    console.log(`v=$" + "{a}`);\n}", // JS template literal in the text
   "def main(argv):\n    return sum(i for i in range(10))",
   "SELECT id, name FROM users WHERE age > 21;",
   '<div class="x">a&amp;b</div>',

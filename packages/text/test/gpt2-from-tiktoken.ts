@@ -56,7 +56,7 @@ export function gpt2Files(): Gpt2Files {
     });
   }
   const rankOf = new Map<string, number>();
-  byRank.forEach((b, r) => rankOf.set(key(b), r));
+  for (let r = 0; r < byRank.length; r++) rankOf.set(key(byRank[r]), r);
   const vocab: Record<string, number> = {};
   byRank.forEach((b, r) => {
     vocab[chars(b)] = r;
