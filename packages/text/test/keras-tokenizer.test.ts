@@ -6,10 +6,10 @@ import { parseOrderedJson, pyJsonDumps } from "../src/json.js";
 import { DEFAULT_FILTERS, Tokenizer, textToWordSequence } from "../src/keras-tokenizer.js";
 import { padSequences } from "../src/pad-sequences.js";
 
-// test/fixtures/keras-tokenizer.json: Keras's to_json() layout written by Python's json.dumps
+// test/fixtures/keras-tokenizer-to_json.txt: Keras's to_json() layout written by Python's json.dumps
 // (see the generating snippet in the commit that added it): Tokenizer(oov_token="<OOV>") fitted on
 // ["Héllo wörld", "héllo 1 2"].
-const KERAS_JSON = readFileSync(join(__dirname, "fixtures/keras-tokenizer.json"), "utf8");
+const KERAS_JSON = readFileSync(join(__dirname, "fixtures/keras-tokenizer-to_json.txt"), "utf8");
 
 describe("Tokenizer", () => {
   it("text_to_word_sequence: filters become split, only split separates", () => {
