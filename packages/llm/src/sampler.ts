@@ -163,8 +163,12 @@ export function candidates(logits: ArrayLike<number>, o: SamplingOptions): Candi
   // top-p on the top-k-renormalised distribution (HF applies top-p to the top-k-filtered logits)
   let kept = idx.length;
   if (topP < 1) {
-    let mass = 0;
-    for (const i of idx) mass += p[i];
+    // the mass top-p is relative to: the top-k set, or everything (the pre-filter dropped some)
+    let mass = 1;
+    if (topK < V) {
+      mass = 0;
+      for (const i of idx) mass += p[i];
+    }
     let cum = 0;
     kept = 0;
     while (kept < idx.length) {

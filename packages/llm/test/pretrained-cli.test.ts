@@ -1,0 +1,182 @@
+/**
+ * Loading a Hugging Face folder (config.json, model.safetensors, vocab.json + merges.txt or
+ * tokenizer.json) and the `wasmformer generate` CLI, on a tiny random GPT-2 with a tiny byte-level
+ * BPE vocabulary (the 256 byte tokens, 6 merges, `<|endoftext|>`).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError, init, ParseError, WeightsError, writeSafetensors } from "@wasmformer/core";
+import { BYTE_TO_CHAR } from "@wasmformer/text";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { GPT2LMHeadModel } from "../src/gpt2-model.js";
+import { makeTiny, refGreedy } from "./tiny-gpt2.js";
+
+const PKG = fileURLToPath(new URL("..", import.meta.url));
+const MERGES = [
+  ["h", "e"],
+  ["l", "l"],
+  ["he", "ll"],
+  ["hell", "o"],
+  ["Ġ", "w"],
+  ["o", "r"],
+];
+
+function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: boolean } = {}) {
+  const vocab: Record<string, number> = {};
+  BYTE_TO_CHAR.forEach((c, b) => {
+    vocab[c] = b;
+  });
+  MERGES.forEach(([a, b], i) => {
+    vocab[a + b] = 256 + i;
+  });
+  const V = 256 + MERGES.length + 1;
+  vocab["<|endoftext|>"] = V - 1;
+  const tiny = makeTiny({ V, E: 16, H: 2, L: 2, P: 48, seed: 21, prefix: opts.prefix ?? false, legacy: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "config.json"), JSON.stringify(tiny.config));
+  writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tiny.tensors));
+  if (opts.tokenizerJson) {
+    writeFileSync(
+      join(dir, "tokenizer.json"),
+      JSON.stringify({
+        version: "1.0",
+        added_tokens: [
+          {
+            id: V - 1,
+            content: "<|endoftext|>",
+            single_word: false,
+            lstrip: false,
+            rstrip: false,
+            normalized: true,
+            special: true,
+          },
+        ],
+        normalizer: null,
+        pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+        post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
+        decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+        model: {
+          type: "BPE",
+          dropout: null,
+          unk_token: null,
+          continuing_subword_prefix: "",
+          end_of_word_suffix: "",
+          fuse_unk: false,
+          vocab,
+          merges: MERGES.map((m) => m.join(" ")),
+        },
+      }),
+    );
+  } else {
+    writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
+    writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${MERGES.map((m) => m.join(" ")).join("\n")}\n`);
+  }
+  return tiny;
+}
+
+let root: string;
+beforeAll(async () => {
+  await init();
+  root = mkdtempSync(join(tmpdir(), "wasmformer-llm-"));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("fromPretrained", () => {
+  for (const tokenizerJson of [false, true]) {
+    test(`loads weights and ${tokenizerJson ? "tokenizer.json" : "vocab.json + merges.txt"}; greedy text = f64 reference`, async () => {
+      const dir = join(root, `m-${tokenizerJson}`);
+      const tiny = writeFolder(dir, { tokenizerJson, prefix: tokenizerJson });
+      const model = await GPT2LMHeadModel.fromPretrained(dir);
+      expect(model.tokenizer).toBeDefined();
+      const ids = model.tokenizer!.encode("hello world");
+      expect(ids.slice(0, 1)).toEqual([259]); // "hello" is one merged token
+      expect(model.tokenizer!.decode(ids)).toBe("hello world");
+      const want = refGreedy(tiny, ids, 10);
+      expect(want.margin).toBeGreaterThan(1e-3);
+      const r = await model.generateAll("hello world", { maxNewTokens: 10, stopIds: [] });
+      expect(r.ids[0]).toEqual(want.ids);
+      expect(r.texts[0]).toBe(model.tokenizer!.decode(want.ids));
+    });
+  }
+
+  test("missing files are typed errors", async () => {
+    const dir = join(root, "broken");
+    writeFolder(dir);
+    rmSync(join(dir, "model.safetensors"));
+    await expect(GPT2LMHeadModel.fromPretrained(dir)).rejects.toThrow(WeightsError);
+    await expect(GPT2LMHeadModel.fromPretrained(join(root, "nope"))).rejects.toThrow(ConfigError);
+    const dir2 = join(root, "half-tokenizer");
+    writeFolder(dir2);
+    rmSync(join(dir2, "merges.txt"));
+    await expect(GPT2LMHeadModel.fromPretrained(dir2)).rejects.toThrow(ParseError);
+  });
+});
+
+describe("wasmformer CLI", () => {
+  let cli: string;
+  beforeAll(() => {
+    // the CLI runs from the compiled package (and its compiled dependencies)
+    const tsc = spawnSync(process.execPath, [join(PKG, "../../node_modules/typescript/bin/tsc"), "-b", PKG], {
+      encoding: "utf8",
+    });
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    cli = join(PKG, "dist/cli.js");
+  }, 240_000);
+
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 60_000 });
+
+  test("streams a greedy continuation to stdout and a progress bar to stderr", async () => {
+    const dir = join(root, "cli");
+    writeFolder(dir);
+    const r = run(["generate", "--model", dir, "--prompt", "hello world", "-n", "12", "--ignore-eos"]);
+    expect(r.stderr).toContain("100%");
+    expect(r.stderr).toMatch(/loading \[#+\]/);
+    expect(r.stderr).toMatch(/12 tokens in .* tokens\/s/);
+    expect(r.status).toBe(0);
+    const model = await GPT2LMHeadModel.fromPretrained(dir);
+    const want = await model.generateAll("hello world", { maxNewTokens: 12, stopIds: [] });
+    expect(r.stdout).toBe(`${want.texts[0]}\n`);
+  });
+
+  test("sampling flags: a seed is deterministic", () => {
+    const dir = join(root, "cli");
+    const args = [
+      "generate",
+      "-m",
+      dir,
+      "-p",
+      "hello",
+      "-n",
+      "10",
+      "-t",
+      "1.2",
+      "--top-k",
+      "50",
+      "--top-p",
+      "0.95",
+      "--seed",
+      "7",
+      "--no-progress",
+      "--ignore-eos",
+    ];
+    const a = run(args);
+    const b = run(args);
+    expect(a.status).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(a.stderr).toBe("");
+  });
+
+  test("bad usage and bad input exit with a message", () => {
+    const dir = join(root, "cli");
+    expect(run(["generate", "--prompt", "x"]).stderr).toContain("--model <folder> is required");
+    expect(run(["generate", "-m", dir, "-p", "x", "--top-k", "x"]).status).toBe(2);
+    expect(run(["frobnicate"]).status).toBe(2);
+    const long = run(["generate", "-m", dir, "-p", "hello", "-n", "100", "--no-progress"]);
+    expect(long.status).toBe(1);
+    expect(long.stderr).toMatch(/InputError: .*exceeds n_positions 48/);
+    expect(run(["--help"]).stdout).toContain("usage: wasmformer generate");
+  });
+});
