@@ -84,9 +84,21 @@ export function f32ToBf16(x: number): number {
   return f32BitsToBf16Bits(u32Scratch[0]);
 }
 
+let f16Table: Uint32Array | undefined;
+
 /** Widen an array of binary16 bits into float32 (into `out` when given). */
 export function f16ArrayToF32(bits: Uint16Array, out: Float32Array = new Float32Array(bits.length)): Float32Array {
   const o = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  if (bits.length >= 16384) {
+    // large arrays (weights): a 256 KiB table of all 65536 results, built once, is ~4x faster
+    if (!f16Table) {
+      f16Table = new Uint32Array(65536);
+      for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32Bits(h);
+    }
+    const t = f16Table;
+    for (let k = 0; k < bits.length; k++) o[k] = t[bits[k]];
+    return out;
+  }
   for (let k = 0; k < bits.length; k++) o[k] = f16BitsToF32Bits(bits[k]);
   return out;
 }

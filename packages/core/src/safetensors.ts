@@ -653,6 +653,12 @@ async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
 
 async function readExactly(r: ByteRangeReader, offset: number, length: number, what: { tensor?: string }) {
   const b = await r.read(offset, length);
+  if (b.length > length) {
+    throw new SafetensorsError(`reader returned ${b.length} bytes for a read of ${length} at ${offset}`, {
+      ...what,
+      offset,
+    });
+  }
   if (b.length !== length) {
     throw new SafetensorsError(`file ended while reading ${length} bytes at ${offset} (got ${b.length})`, {
       ...what,

@@ -35,6 +35,10 @@ describe("binary16", () => {
       if (!same(wide[h]) || !same(f16ToF32(h))) bad.push(h);
     }
     expect(bad).toEqual([]);
+    // the small-array path (direct conversion) and the large-array path (table) agree bit for bit
+    const chunked = new Float32Array(65536);
+    for (let i = 0; i < 65536; i += 4096) f16ArrayToF32(all.subarray(i, i + 4096), chunked.subarray(i, i + 4096));
+    expect(new Uint32Array(chunked.buffer)).toEqual(new Uint32Array(wide.buffer));
     expect(f16ToF32(0x0001)).toBe(2 ** -24);
     expect(f16ToF32(0x03ff)).toBe(1023 * 2 ** -24);
     expect(f16ToF32(0x0400)).toBe(2 ** -14);
