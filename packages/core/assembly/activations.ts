@@ -1,13 +1,15 @@
 // Activation family: scalar and f32x4 forms of relu, gelu (erf, tanh), silu, tanh, sigmoid, exp.
 // Codes match Act in src/kernels.ts.
+import { exp4, gelu4, geluTanh4, relu4, sigmoid4, silu4, tanh4 } from "./inline/vmath";
 
 /** Scalar activation by code (used in GEMM epilogues and tails). */
 export function act1(x: f32, act: i32): f32 {
   switch (act) {
     case 0: return x;
     case 1: return x > 0 ? x : 0;
-    case 2: return <f32>(0.5 * <f64>x * (1.0 + erf64(<f64>x * 0.7071067811865476)));
-    case 3: return <f32>(0.5 * <f64>x * (1.0 + Math.tanh(0.7978845608028654 * (<f64>x + 0.044715 * <f64>x * <f64>x * <f64>x))));
+    // erfc / logistic forms of 0.5·x·(1 + erf(x/√2)) and 0.5·x·(1 + tanh(y)): no cancellation for x < 0
+    case 2: return <f32>(0.5 * <f64>x * erfc64(-<f64>x * 0.7071067811865476));
+    case 3: return <f32>(<f64>x / (1.0 + Math.exp(-1.5957691216057308 * (<f64>x + 0.044715 * <f64>x * <f64>x * <f64>x))));
     case 4: return <f32>(<f64>x / (1.0 + Math.exp(-<f64>x)));
     case 5: return <f32>Math.tanh(<f64>x);
     case 6: return <f32>(1.0 / (1.0 + Math.exp(-<f64>x)));
@@ -41,4 +43,66 @@ export function erf64(x: f64): f64 {
   for (let n = 60; n >= 1; n--) cf = (<f64>n * 0.5) / (ax + cf);
   const erfc = Math.exp(-ax * ax) * 0.5641895835477563 / (ax + cf);
   return x < 0 ? erfc - 1.0 : 1.0 - erfc;
+}
+
+/** erfc in f64 with full relative accuracy in the upper tail (continued fraction for x ≥ 2.5). */
+export function erfc64(x: f64): f64 {
+  if (isNaN(x)) return x;
+  if (x < 2.5) return 1.0 - erf64(x);
+  if (x > 27) return 0;
+  let cf: f64 = 0;
+  for (let n = 60; n >= 1; n--) cf = (<f64>n * 0.5) / (x + cf);
+  return Math.exp(-x * x) * 0.5641895835477563 / (x + cf);
+}
+
+// ---------------------------------------------------------------------------------------------
+// unary: y[i] = f(x[i]) for an Act code; f32x4 main loops (assembly/inline/vmath.ts), f64 scalar
+// tails through act1. In place allowed (each lane is read before it is written).
+
+/** Elementwise activation over n floats (Kernels.unary). */
+export function unary(x: usize, y: usize, n: i32, act: i32): void {
+  let i = 0;
+  const n4 = n & ~3;
+  switch (act) {
+    case 0:
+      if (x != y) memory.copy(y, x, <usize>n << 2);
+      return;
+    case 1:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), relu4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 2:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), gelu4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 3:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), geluTanh4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 4:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), silu4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 5:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), tanh4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 6:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), sigmoid4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 7:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), exp4(v128.load(x + (<usize>i << 2))));
+      break;
+    case 8:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), f32x4.neg(v128.load(x + (<usize>i << 2))));
+      break;
+    case 9:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), f32x4.sqrt(v128.load(x + (<usize>i << 2))));
+      break;
+    case 10:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), f32x4.abs(v128.load(x + (<usize>i << 2))));
+      break;
+    default:
+      // log (11) has no vector form here: every element goes through the f64 scalar path
+      break;
+  }
+  for (; i < n; i++) {
+    const p = <usize>i << 2;
+    store<f32>(y + p, act1(load<f32>(x + p), act));
+  }
 }

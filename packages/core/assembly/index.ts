@@ -1,3 +1,12 @@
 // @wasmformer/core kernels: one file per family, re-exported here. ABI documented in src/kernels.ts.
 export { abiVersion, heapBase, simdFlavor } from "./memory";
 export { gemm, bmm, gemv } from "./gemm";
+export { unary } from "./activations";
+export { softmax, logSoftmax } from "./softmax";
+export { layerNorm } from "./layernorm";
+export { binary, scale, reduce, copy2d, transpose2d } from "./elementwise";
+export { gather } from "./embedding";
+export { im2colPatch } from "./conv";
+export { attention } from "./attention";
+export { lstmCell, gruCell } from "./rnn";
+export { topk } from "./topk";

@@ -168,7 +168,8 @@ export interface Kernels {
 
   /**
    * Top-k by value: writes the indices (i32) and values of the `k` largest of `n` floats, sorted
-   * descending (ties: lower index first). NaN entries are never selected.
+   * descending (ties: lower index first). NaN entries are never selected; when fewer than `k`
+   * entries are valid, the remaining slots get index −1 and value −∞.
    */
   topk(x: number, n: number, k: number, outIdx: number, outVal: number): void;
 

@@ -5,7 +5,7 @@
  */
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
-import { erf } from "../math.js";
+import { erfc } from "../math.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -15,8 +15,10 @@ export function applyAct(x: number, act: number): number {
   switch (act) {
     case 0: return x;
     case 1: return x > 0 ? x : 0;
-    case 2: return 0.5 * x * (1 + erf(x * SQRT1_2));
-    case 3: return 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x)));
+    // 1 + erf(x/√2) = erfc(−x/√2) and 0.5·(1 + tanh(y)) = 1/(1 + e^{−2y}): the same values,
+    // without the cancellation that zeroes the negative tail (x < −6) in f64
+    case 2: return 0.5 * x * erfc(-x * SQRT1_2);
+    case 3: return x / (1 + Math.exp(-2 * GELU_TANH_C * (x + 0.044715 * x * x * x)));
     case 4: return x / (1 + Math.exp(-x));
     case 5: return Math.tanh(x);
     case 6: return 1 / (1 + Math.exp(-x));
