@@ -12,6 +12,7 @@ export * from "./layer-norm.js";
 export * from "./linear.js";
 export * from "./positional-encoding.js";
 export * from "./rnn.js";
+export * from "./rnn-seq2seq.js";
 export * from "./seq2seq.js";
 export * from "./state-dict.js";
 export * from "./transformer.js";

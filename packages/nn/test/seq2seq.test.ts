@@ -4,7 +4,7 @@ import { InputError, Tensor } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { paddingMask, Seq2SeqTransformer } from "../src/seq2seq.js";
 import { loadModule, tensorSource } from "../src/state-dict.js";
-import { backends, closeTo, rng } from "./helpers.js";
+import { backends, closeTo } from "./helpers.js";
 import * as O from "./oracle.js";
 import { DictBuilder } from "./weights.js";
 
@@ -34,7 +34,7 @@ function oracleLogits(
   const S = src[0].length;
   const T = tgt[0].length;
   const pe = O.pe(Math.max(S, T), C.d);
-  const emb = (table: Float32Array, ids: number[][], len: number) =>
+  const emb = (table: Float32Array, ids: number[][]) =>
     ids.flatMap((row) =>
       row.flatMap((id, p) =>
         Array.from({ length: C.d }, (_, j) => table[id * C.d + j] * Math.sqrt(C.d) + pe[p * C.d + j]),
@@ -45,8 +45,8 @@ function oracleLogits(
   const { output } = O.transformer(
     w,
     "transformer.",
-    emb(w["src_tok_emb.embedding.weight"], src, S),
-    emb(w["tgt_tok_emb.embedding.weight"], tgt, T),
+    emb(w["src_tok_emb.embedding.weight"], src),
+    emb(w["tgt_tok_emb.embedding.weight"], tgt),
     B,
     S,
     T,
