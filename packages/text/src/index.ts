@@ -12,3 +12,4 @@ export * from "./pad-sequences.js";
 export * from "./pre-tokenizers.js";
 export * from "./subword-tokenizer.js";
 export * from "./wordpiece.js";
+export * from "./tiktoken.js";

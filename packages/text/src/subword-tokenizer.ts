@@ -775,4 +775,3 @@ function decoderFromJson(j: unknown, path = "decoder"): Decoder {
   }
 }
 
-export type { Span };

@@ -7,6 +7,7 @@ import { ParseError } from "@wasmformer/core";
 import { getEncoding } from "js-tiktoken";
 import { describe, expect, it } from "vitest";
 import { SubwordTokenizer } from "../src/subword-tokenizer.js";
+import { parseTiktokenRanks, ranksToVocabMerges } from "../src/tiktoken.js";
 import { parityCorpus } from "./corpus.js";
 import { gpt2Files } from "./gpt2-from-tiktoken.js";
 
@@ -172,6 +173,23 @@ describe("hand-made byte-level tokenizer.json", () => {
     for (const s of ["hello world", "hello  world\n", "hi <mask>!", "héllo wörld 😀", "<|endoftext|>hello"]) {
       expect(tok.encodeIds(s)).toEqual(hf.encode(s).ids);
     }
+  });
+});
+
+describe("tiktoken rank files", () => {
+  it("parse and convert to vocab + merges", () => {
+    const b64 = (s: string) => Buffer.from(s, "latin1").toString("base64");
+    const bytes = Array.from({ length: 256 }, (_, i) => `${b64(String.fromCharCode(i))} ${i}`);
+    const text = [...bytes, `${b64("ab")} 256`, `${b64("abc")} 257`, `${b64("cab")} 258`].join("\n");
+    const { vocab, merges } = ranksToVocabMerges(parseTiktokenRanks(text));
+    expect(merges).toEqual([
+      ["a", "b"],
+      ["ab", "c"],
+      ["c", "ab"],
+    ]);
+    expect(vocab.get("abc")).toBe(257);
+    expect(() => parseTiktokenRanks("YQ== 0\nnot a line\n", "x.tiktoken")).toThrow(/x\.tiktoken:line 2/);
+    expect(() => parseTiktokenRanks("YQ== 1\n")).toThrow(/rank 0 is missing/);
   });
 });
 
