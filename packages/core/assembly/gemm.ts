@@ -1,8 +1,501 @@
 // GEMM family: C = act(alpha·op(A)·op(B) + bias + beta·C), batched matmul, GEMV. Layout: src/kernels.ts.
+//
+// Design (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication", 2008; BLIS):
+// - B is packed per (NC × KC) block into column panels of NR = 8 floats: panel q holds
+//   B[pc + p, jc + 8q + jj] at (p·8 + jj), contiguous, zero-padded past N.
+// - A is packed per (MC × KC) block into row panels of MR floats: panel s holds
+//   A[ic + MR·s + r, pc + p] at (p·MR + r), zero-padded past M. Packing hides transA/transB and lda/ldb.
+// - An MR×8 register-blocked micro-kernel keeps 2·MR f32x4 accumulators and per k step loads two
+//   B vectors and MR broadcast A values. MR = 6 in the relaxed build (12 accumulators, fused
+//   `relaxed_madd`); MR = 5 in the plain build, whose separate mul + add needs one more temporary.
+//   Both fit V8's 15 allocatable SIMD registers on x64 with no spills (checked with --print-wasm-code);
+//   unrolling the k loop made TurboFan hoist all loads and spill, so the loop is kept simple.
+// - The epilogue is applied by the micro-kernel on the way out of registers: on the first K block
+//   `alpha·acc + bias + beta·C`, on later blocks `C + alpha·acc`, and the activation on the last.
+// - M = 1 (token-by-token decoding, a Linear on one vector) is bandwidth bound and takes its own
+//   path that streams each weight once, with no packing.
+// Scratch is static (`memory.data`); kernels never allocate.
 import { fma4, hsum4 } from "./inline/fma";
 import { act1 } from "./activations";
 
-/** Simple SIMD GEMM (to be replaced by the register-blocked packed kernel). */
+// @ts-ignore: decorator
+@inline const MR = ASC_FEATURE_RELAXED_SIMD ? 6 : 5;
+// @ts-ignore: decorator
+@inline const NR = 8;
+/** K block: an MR×KC A panel (≤ 6 KiB) and a KC×8 B panel (8 KiB) stay in L1. */
+// @ts-ignore: decorator
+@inline const KC = 256;
+/** M block, a multiple of MR: the packed MC×KC A block (≤ 144 KiB) stays in L2. */
+// @ts-ignore: decorator
+@inline const MC = MR * 24;
+/** N block: the packed KC×NC B block (1 MiB) is streamed panel by panel. */
+// @ts-ignore: decorator
+@inline const NC = 1024;
+
+const packedB: usize = memory.data(KC * NC * 4, 64);
+const packedA: usize = memory.data(MC * KC * 4, 64);
+const tileBuf: usize = memory.data(MR * NR * 4, 16);
+
+// ---------------------------------------------------------------------------------------------
+// Epilogue helpers
+
+/** Activation on four lanes (relu in SIMD, the rest lane by lane through act1). */
+// @ts-ignore: decorator
+@inline function act4(v: v128, act: i32): v128 {
+  if (act == 1) return f32x4.max(v, f32x4.splat(0));
+  let r = f32x4.splat(act1(f32x4.extract_lane(v, 0), act));
+  r = f32x4.replace_lane(r, 1, act1(f32x4.extract_lane(v, 1), act));
+  r = f32x4.replace_lane(r, 2, act1(f32x4.extract_lane(v, 2), act));
+  return f32x4.replace_lane(r, 3, act1(f32x4.extract_lane(v, 3), act));
+}
+
+/**
+ * Store four accumulated lanes to C at `cp`: first K block `alpha·acc + bias + beta·C` (C is not
+ * read when beta = 0), later blocks `C + alpha·acc`; the activation on the last block.
+ */
+// @ts-ignore: decorator
+@inline function epi4(acc: v128, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32): void {
+  let v = f32x4.mul(acc, f32x4.splat(alpha));
+  if (first) {
+    if (bp) v = f32x4.add(v, v128.load(bp));
+    if (beta != 0) v = f32x4.add(v, f32x4.mul(f32x4.splat(beta), v128.load(cp)));
+  } else {
+    v = f32x4.add(v, v128.load(cp));
+  }
+  if (last && act != 0) v = act4(v, act);
+  v128.store(cp, v);
+}
+
+/** Scalar twin of epi4 for tails. */
+// @ts-ignore: decorator
+@inline function epi1(acc: f32, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32): void {
+  let v = alpha * acc;
+  if (first) {
+    if (bp) v += load<f32>(bp);
+    if (beta != 0) v += beta * load<f32>(cp);
+  } else {
+    v += load<f32>(cp);
+  }
+  if (last && act != 0) v = act1(v, act);
+  store<f32>(cp, v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing
+
+/** Write the 4×4 block (rows r0..r3) transposed: column t goes to dst + t·stride bytes. */
+// @ts-ignore: decorator
+@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
+  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + stride, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * stride, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}
+
+/** Pack op(B)[pc..pc+kc, jc..jc+nc] into NR-wide panels at packedB. */
+function packB(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i32): void {
+  const ld = <usize>ldb << 2;
+  let dst = packedB;
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const w = min(NR, nc - j0);
+    if (!transB) {
+      // B[p, j] = b[p·ldb + j]: rows of the panel are contiguous runs of 8 floats
+      let src = b + ((<usize>pc * <usize>ldb + <usize>(jc + j0)) << 2);
+      if (w == NR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(dst, v128.load(src));
+          v128.store(dst, v128.load(src, 16), 16);
+          src += ld;
+          dst += NR << 2;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>jj << 2), jj < w ? load<f32>(src + (<usize>jj << 2)) : 0);
+          src += ld;
+          dst += NR << 2;
+        }
+      }
+    } else {
+      // B[p, j] = b[j·ldb + p]: 8 rows of b become the panel's columns (4×4 transposes)
+      const src = b + ((<usize>(jc + j0) * <usize>ldb + <usize>pc) << 2);
+      if (w == NR) {
+        let p = 0;
+        for (; p + 2 <= kc; p += 2) {
+          const s = src + (<usize>p << 2);
+          const d = dst + (<usize>p << 5);
+          transpose4(v128.load(s), v128.load(s + ld), v128.load(s + 2 * ld), v128.load(s + 3 * ld), d, NR << 2);
+          const s4 = s + 4 * ld;
+          transpose4(v128.load(s4), v128.load(s4 + ld), v128.load(s4 + 2 * ld), v128.load(s4 + 3 * ld), d + 16, NR << 2);
+        }
+        for (; p < kc; p++) {
+          for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>(p * NR + jj) << 2), load<f32>(src + <usize>jj * ld + (<usize>p << 2)));
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let jj = 0; jj < NR; jj++) {
+            store<f32>(dst + (<usize>(p * NR + jj) << 2), jj < w ? load<f32>(src + <usize>jj * ld + (<usize>p << 2)) : 0);
+          }
+        }
+      }
+      dst += <usize>kc * NR << 2;
+    }
+  }
+}
+
+/** Pack op(A)[ic..ic+mc, pc..pc+kc] into MR-tall panels at packedA. */
+function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32, kc: i32): void {
+  const ld = <usize>lda << 2;
+  let dst = packedA;
+  for (let i0 = 0; i0 < mc; i0 += MR) {
+    const h = min(MR, mc - i0);
+    if (transA) {
+      // A[i, p] = a[p·lda + i]: the panel's k-th group of MR is contiguous
+      let src = a + ((<usize>pc * <usize>lda + <usize>(ic + i0)) << 2);
+      if (h == MR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(dst, v128.load(src));
+          for (let r = 4; r < MR; r++) store<f32>(dst + (<usize>r << 2), load<f32>(src + (<usize>r << 2)));
+          src += ld;
+          dst += MR << 2;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let r = 0; r < MR; r++) store<f32>(dst + (<usize>r << 2), r < h ? load<f32>(src + (<usize>r << 2)) : 0);
+          src += ld;
+          dst += MR << 2;
+        }
+      }
+    } else {
+      // A[i, p] = a[i·lda + p]: rows 0..3 of the panel transposed 4×4 at a time, rows 4.. scalar
+      const src = a + ((<usize>(ic + i0) * <usize>lda + <usize>pc) << 2);
+      if (h == MR) {
+        let p = 0;
+        for (; p + 4 <= kc; p += 4) {
+          const s = src + (<usize>p << 2);
+          transpose4(v128.load(s), v128.load(s + ld), v128.load(s + 2 * ld), v128.load(s + 3 * ld), dst + <usize>(p * MR << 2), MR << 2);
+        }
+        for (; p < kc; p++) {
+          for (let r = 0; r < 4; r++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
+        }
+        for (let r = 4; r < MR; r++) {
+          const sr = src + <usize>r * ld;
+          for (p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(sr + (<usize>p << 2)));
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let r = 0; r < MR; r++) {
+            store<f32>(dst + (<usize>(p * MR + r) << 2), r < h ? load<f32>(src + <usize>r * ld + (<usize>p << 2)) : 0);
+          }
+        }
+      }
+      dst += <usize>kc * MR << 2;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel
+
+/**
+ * C[0..h, 0..w] (row stride ldc bytes) ← epilogue(packed A panel · packed B panel) over kc steps.
+ * Full tiles are stored with SIMD; edge tiles (h < 4 or w < 8) go through tileBuf.
+ */
+function kernel(
+  kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, h: i32, w: i32,
+  bias: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32,
+): void {
+  // rows 4 and 5 exist only when MR > 4 (compile-time branches)
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  let b0: v128, b1: v128, a: v128;
+  for (let p = 0; p < kc; p++) {
+    b0 = v128.load(bp, 0);
+    b1 = v128.load(bp, 16);
+    a = v128.load32_splat(ap, 0);
+    c00 = fma4(a, b0, c00);
+    c01 = fma4(a, b1, c01);
+    a = v128.load32_splat(ap, 4);
+    c10 = fma4(a, b0, c10);
+    c11 = fma4(a, b1, c11);
+    a = v128.load32_splat(ap, 8);
+    c20 = fma4(a, b0, c20);
+    c21 = fma4(a, b1, c21);
+    a = v128.load32_splat(ap, 12);
+    c30 = fma4(a, b0, c30);
+    c31 = fma4(a, b1, c31);
+    if (MR > 4) {
+      a = v128.load32_splat(ap, 16);
+      c40 = fma4(a, b0, c40);
+      c41 = fma4(a, b1, c41);
+    }
+    if (MR > 5) {
+      a = v128.load32_splat(ap, 20);
+      c50 = fma4(a, b0, c50);
+      c51 = fma4(a, b1, c51);
+    }
+    ap += MR << 2;
+    bp += NR << 2;
+  }
+  if (h == MR && w == NR) {
+    const b1 = bias ? bias + 16 : 0;
+    epi4(c00, c, bias, alpha, beta, first, last, act);
+    epi4(c01, c + 16, b1, alpha, beta, first, last, act);
+    c += ldc;
+    epi4(c10, c, bias, alpha, beta, first, last, act);
+    epi4(c11, c + 16, b1, alpha, beta, first, last, act);
+    c += ldc;
+    epi4(c20, c, bias, alpha, beta, first, last, act);
+    epi4(c21, c + 16, b1, alpha, beta, first, last, act);
+    c += ldc;
+    epi4(c30, c, bias, alpha, beta, first, last, act);
+    epi4(c31, c + 16, b1, alpha, beta, first, last, act);
+    if (MR > 4) {
+      c += ldc;
+      epi4(c40, c, bias, alpha, beta, first, last, act);
+      epi4(c41, c + 16, b1, alpha, beta, first, last, act);
+    }
+    if (MR > 5) {
+      c += ldc;
+      epi4(c50, c, bias, alpha, beta, first, last, act);
+      epi4(c51, c + 16, b1, alpha, beta, first, last, act);
+    }
+    return;
+  }
+  v128.store(tileBuf, c00, 0);
+  v128.store(tileBuf, c01, 16);
+  v128.store(tileBuf, c10, 32);
+  v128.store(tileBuf, c11, 48);
+  v128.store(tileBuf, c20, 64);
+  v128.store(tileBuf, c21, 80);
+  v128.store(tileBuf, c30, 96);
+  v128.store(tileBuf, c31, 112);
+  if (MR > 4) {
+    v128.store(tileBuf, c40, 128);
+    v128.store(tileBuf, c41, 144);
+  }
+  if (MR > 5) {
+    v128.store(tileBuf, c50, 160);
+    v128.store(tileBuf, c51, 176);
+  }
+  for (let r = 0; r < h; r++) {
+    const cr = c + <usize>r * ldc;
+    const tr = tileBuf + (<usize>(r * NR) << 2);
+    for (let j = 0; j < w; j++) {
+      const o = <usize>j << 2;
+      epi1(load<f32>(tr + o), cr + o, bias ? bias + o : 0, alpha, beta, first, last, act);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// M = 1: one row times a matrix, weights streamed once
+
+/** Horizontal sums of four vectors as one vector: lane r = Σ lanes of v_r. */
+// @ts-ignore: decorator
+@inline function hsum4x4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
+  const t0 = f32x4.add(f32x4.shuffle(v0, v1, 0, 4, 1, 5), f32x4.shuffle(v0, v1, 2, 6, 3, 7)); // v0,v1 pairwise
+  const t1 = f32x4.add(f32x4.shuffle(v2, v3, 0, 4, 1, 5), f32x4.shuffle(v2, v3, 2, 6, 3, 7));
+  return f32x4.add(f32x4.shuffle(t0, t1, 0, 1, 4, 5), f32x4.shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+/**
+ * y[j] = epilogue(Σ_p x[p]·B[j, p]) for j < N, B rows of ldb floats (transB = 1, a Linear weight).
+ * Six weight rows are streamed side by side against one x vector, each read exactly once.
+ */
+function rowDots(
+  N: i32, K: i32, x: usize, b: usize, ldb: i32, y: usize,
+  bias: usize, alpha: f32, beta: f32, act: i32,
+): void {
+  const ld = <usize>ldb << 2;
+  const end4 = <usize>(K & ~3) << 2;
+  const endK = <usize>K << 2;
+  let j = 0;
+  for (; j + 6 <= N; j += 6) {
+    // six rows: 6 accumulators + 6 loaded vectors + x fit V8's 15 SIMD registers without spills
+    const r0 = b + <usize>j * ld;
+    const r1 = r0 + ld, r2 = r1 + ld, r3 = r2 + ld, r4 = r3 + ld, r5 = r4 + ld;
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
+    let o: usize = 0;
+    for (; o < end4; o += 16) {
+      const xv = v128.load(x + o);
+      s0 = fma4(v128.load(r0 + o), xv, s0);
+      s1 = fma4(v128.load(r1 + o), xv, s1);
+      s2 = fma4(v128.load(r2 + o), xv, s2);
+      s3 = fma4(v128.load(r3 + o), xv, s3);
+      s4 = fma4(v128.load(r4 + o), xv, s4);
+      s5 = fma4(v128.load(r5 + o), xv, s5);
+    }
+    let d0 = hsum4x4(s0, s1, s2, s3);
+    let d4 = hsum4(s4), d5 = hsum4(s5);
+    for (; o < endK; o += 4) {
+      const xs = load<f32>(x + o);
+      let t = f32x4.replace_lane(f32x4.splat(load<f32>(r0 + o)), 1, load<f32>(r1 + o));
+      t = f32x4.replace_lane(f32x4.replace_lane(t, 2, load<f32>(r2 + o)), 3, load<f32>(r3 + o));
+      d0 = fma4(t, f32x4.splat(xs), d0);
+      d4 += load<f32>(r4 + o) * xs;
+      d5 += load<f32>(r5 + o) * xs;
+    }
+    const cp = y + (<usize>j << 2);
+    const bp = bias ? bias + (<usize>j << 2) : 0;
+    epi4(d0, cp, bp, alpha, beta, true, true, act);
+    epi1(d4, cp + 16, bp ? bp + 16 : 0, alpha, beta, true, true, act);
+    epi1(d5, cp + 20, bp ? bp + 20 : 0, alpha, beta, true, true, act);
+  }
+  for (; j < N; j++) {
+    const r0 = b + <usize>j * ld;
+    let s0 = f32x4.splat(0);
+    let o: usize = 0;
+    for (; o < end4; o += 16) s0 = fma4(v128.load(r0 + o), v128.load(x + o), s0);
+    let d0 = hsum4(s0);
+    for (; o < endK; o += 4) d0 += load<f32>(r0 + o) * load<f32>(x + o);
+    const o2 = <usize>j << 2;
+    epi1(d0, y + o2, bias ? bias + o2 : 0, alpha, beta, true, true, act);
+  }
+}
+
+/** Column chunk of the transB = 0 row path: its partial sums (NCH floats) stay in L1. */
+// @ts-ignore: decorator
+@inline const NCH = 1024;
+const rowAcc: usize = memory.data(NCH * 4, 64);
+
+/**
+ * y[j] = epilogue(Σ_p x[p]·B[p, j]) for j < N, B rows of ldb floats (transB = 0).
+ * Per column chunk, four rows of B are streamed at once into partial sums held in L1.
+ */
+function rowTimesMatrix(
+  N: i32, K: i32, x: usize, b: usize, ldb: i32, y: usize,
+  bias: usize, alpha: f32, beta: f32, act: i32,
+): void {
+  const ld = <usize>ldb << 2;
+  for (let j0 = 0; j0 < N; j0 += NCH) {
+    const n = min(NCH, N - j0);
+    const n8 = <usize>(n & ~7) << 2;
+    const nB = <usize>n << 2;
+    memory.fill(rowAcc, 0, nB);
+    let p = 0;
+    for (; p + 4 <= K; p += 4) {
+      // four rows: 8 loaded vectors + 2 partial sums + 4 broadcasts fit the SIMD registers
+      const r0 = b + ((<usize>p * <usize>ldb + <usize>j0) << 2);
+      const r1 = r0 + ld, r2 = r1 + ld, r3 = r2 + ld;
+      const xp = x + (<usize>p << 2);
+      const x0 = v128.load32_splat(xp), x1 = v128.load32_splat(xp, 4);
+      const x2 = v128.load32_splat(xp, 8), x3 = v128.load32_splat(xp, 12);
+      let o: usize = 0;
+      for (; o < n8; o += 32) {
+        let y0 = v128.load(rowAcc + o);
+        let y1 = v128.load(rowAcc + o, 16);
+        y0 = fma4(x0, v128.load(r0 + o), y0);
+        y1 = fma4(x0, v128.load(r0 + o, 16), y1);
+        y0 = fma4(x1, v128.load(r1 + o), y0);
+        y1 = fma4(x1, v128.load(r1 + o, 16), y1);
+        y0 = fma4(x2, v128.load(r2 + o), y0);
+        y1 = fma4(x2, v128.load(r2 + o, 16), y1);
+        y0 = fma4(x3, v128.load(r3 + o), y0);
+        y1 = fma4(x3, v128.load(r3 + o, 16), y1);
+        v128.store(rowAcc + o, y0);
+        v128.store(rowAcc + o, y1, 16);
+      }
+      for (; o < nB; o += 4) {
+        let s = load<f32>(rowAcc + o);
+        s += load<f32>(xp) * load<f32>(r0 + o) + load<f32>(xp, 4) * load<f32>(r1 + o);
+        s += load<f32>(xp, 8) * load<f32>(r2 + o) + load<f32>(xp, 12) * load<f32>(r3 + o);
+        store<f32>(rowAcc + o, s);
+      }
+    }
+    for (; p < K; p++) {
+      const r0 = b + ((<usize>p * <usize>ldb + <usize>j0) << 2);
+      const xs = load<f32>(x + (<usize>p << 2));
+      const x0 = f32x4.splat(xs);
+      let o: usize = 0;
+      for (; o + 16 <= nB; o += 16) v128.store(rowAcc + o, fma4(x0, v128.load(r0 + o), v128.load(rowAcc + o)));
+      for (; o < nB; o += 4) store<f32>(rowAcc + o, load<f32>(rowAcc + o) + xs * load<f32>(r0 + o));
+    }
+    const cp = y + (<usize>j0 << 2);
+    const bp = bias ? bias + (<usize>j0 << 2) : 0;
+    let o: usize = 0;
+    for (; o + 16 <= nB; o += 16) epi4(v128.load(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, true, act);
+    for (; o < nB; o += 4) epi1(load<f32>(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, true, act);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drivers
+
+/** Split n into ceil(n/max) near-equal blocks; returns the block size (a multiple of `unit` when possible). */
+// @ts-ignore: decorator
+@inline function blockSize(n: i32, max: i32, unit: i32): i32 {
+  const blocks = (n + max - 1) / max;
+  const s = (n + blocks - 1) / blocks;
+  return min(max, (s + unit - 1) / unit * unit);
+}
+
+function gemmImpl(
+  M: i32, N: i32, K: i32,
+  a: usize, lda: i32, transA: i32,
+  b: usize, ldb: i32, transB: i32,
+  c: usize, ldc: i32,
+  bias: usize, alpha: f32, beta: f32, act: i32,
+): void {
+  if (M <= 0 || N <= 0) return;
+  const ldcB = <usize>ldc << 2;
+  if (K <= 0) {
+    // empty product: C = act(bias + beta·C)
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        const o = <usize>j << 2;
+        epi1(0, c + <usize>i * ldcB + o, bias ? bias + o : 0, alpha, beta, true, true, act);
+      }
+    }
+    return;
+  }
+  if (M == 1 && (!transA || lda == 1)) {
+    // op(A) is one contiguous row
+    if (transB) rowDots(N, K, a, b, ldb, c, bias, alpha, beta, act);
+    else rowTimesMatrix(N, K, a, b, ldb, c, bias, alpha, beta, act);
+    return;
+  }
+  const kcMax = blockSize(K, KC, 4);
+  const mcMax = blockSize(M, MC, MR);
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = min(NC, N - jc);
+    for (let pc = 0; pc < K; pc += kcMax) {
+      const kc = min(kcMax, K - pc);
+      const first = pc == 0;
+      const last = pc + kc >= K;
+      packB(b, ldb, transB, pc, kc, jc, nc);
+      for (let ic = 0; ic < M; ic += mcMax) {
+        const mc = min(mcMax, M - ic);
+        packA(a, lda, transA, ic, mc, pc, kc);
+        const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const bp = packedB + (<usize>jr * <usize>kc << 2);
+          const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
+          const w = min(NR, nc - jr);
+          for (let ir = 0; ir < mc; ir += MR) {
+            kernel(
+              kc, packedA + (<usize>ir * <usize>kc << 2), bp, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
+              min(MR, mc - ir), w, biasp, alpha, beta, first, last, act,
+            );
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * General matrix multiply `C = act(alpha·op(A)·op(B) + bias + beta·C)`; see `Kernels.gemm` in
+ * src/kernels.ts for the layout contract. C must not alias A or B.
+ */
 export function gemm(
   M: i32, N: i32, K: i32,
   a: usize, lda: i32, transA: i32,
@@ -10,23 +503,10 @@ export function gemm(
   c: usize, ldc: i32,
   bias: usize, alpha: f32, beta: f32, act: i32,
 ): void {
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let s: f32 = 0;
-      for (let p = 0; p < K; p++) {
-        const av = transA ? load<f32>(a + (<usize>(p * lda + i) << 2)) : load<f32>(a + (<usize>(i * lda + p) << 2));
-        const bv = transB ? load<f32>(b + (<usize>(j * ldb + p) << 2)) : load<f32>(b + (<usize>(p * ldb + j) << 2));
-        s += av * bv;
-      }
-      let v = alpha * s;
-      if (bias) v += load<f32>(bias + (<usize>j << 2));
-      const cp = c + (<usize>(i * ldc + j) << 2);
-      if (beta != 0) v += beta * load<f32>(cp);
-      store<f32>(cp, act1(v, act));
-    }
-  }
+  gemmImpl(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act);
 }
 
+/** Batched matmul: `gemm` per batch element at `a + t·strideA` etc. (strides in floats, 0 broadcasts). */
 export function bmm(
   batch: i32, M: i32, N: i32, K: i32,
   a: usize, strideA: i32, lda: i32, transA: i32,
@@ -35,22 +515,19 @@ export function bmm(
   alpha: f32, beta: f32,
 ): void {
   for (let t = 0; t < batch; t++) {
-    gemm(M, N, K,
-      a + (<usize>(t * strideA) << 2), lda, transA,
-      b + (<usize>(t * strideB) << 2), ldb, transB,
-      c + (<usize>(t * strideC) << 2), ldc, 0, alpha, beta, 0);
+    gemmImpl(M, N, K,
+      a + (<usize>t * <usize>strideA << 2), lda, transA,
+      b + (<usize>t * <usize>strideB << 2), ldb, transB,
+      c + (<usize>t * <usize>strideC << 2), ldc, 0, alpha, beta, 0);
   }
 }
 
-/** y[r] = dot(m[r, :], v), rows of d floats. */
+/** y[r] = dot(m[r, :], v) for r < rows, rows of d floats (contiguous). */
 export function gemv(m: usize, rows: i32, d: i32, v: usize, y: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const row = m + (<usize>(r * d) << 2);
-    let acc = f32x4.splat(0);
-    let j = 0;
-    for (; j + 4 <= d; j += 4) acc = fma4(v128.load(row + (<usize>j << 2)), v128.load(v + (<usize>j << 2)), acc);
-    let s = hsum4(acc);
-    for (; j < d; j++) s += load<f32>(row + (<usize>j << 2)) * load<f32>(v + (<usize>j << 2));
-    store<f32>(y + (<usize>r << 2), s);
+  if (rows <= 0) return;
+  if (d <= 0) {
+    memory.fill(y, 0, <usize>rows << 2);
+    return;
   }
+  rowDots(rows, d, v, m, d, y, 0, 1, 0, 0);
 }
