@@ -4,6 +4,17 @@
  * classification, and attention introspection (CLS maps, rollout, mean attention distance).
  */
 export { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
+export { type DecodeOptions, decodeImage, type ImageInput, loadImage, sniffFormat, toImageData } from "./image-io.js";
+export {
+  centerCrop,
+  type ImageProcessorConfig,
+  parseImageProcessorConfig,
+  type RawImage,
+  resizeOutputSize,
+  type SizeSpec,
+  toRgb,
+  ViTImageProcessor,
+} from "./image-processing.js";
 export {
   attentionRollout,
   clsAttentionMap,
@@ -14,9 +25,15 @@ export {
 } from "./introspection.js";
 export { interpolateBicubic, PIL_RESAMPLE, type PilFilter, resamplePil, resamplePilF32 } from "./resample.js";
 export {
+  type AttentionMapOptions,
   type ForwardOptions,
   type LoadOptions,
+  loadViTForImageClassification,
+  loadViTModel,
   type PosInterpolation,
+  type Prediction,
+  type PretrainedSource,
+  type TimmSource,
   timmConfig,
   ViTForImageClassification,
   ViTModel,

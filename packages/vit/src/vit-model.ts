@@ -33,6 +33,16 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
+import { type DecodeOptions, type ImageInput, toImageData } from "./image-io.js";
+import { ViTImageProcessor } from "./image-processing.js";
+import {
+  attentionRollout,
+  clsAttentionMap,
+  meanAttentionDistance,
+  type RolloutOptions,
+  rolloutMap,
+  upsampleNearest,
+} from "./introspection.js";
 import { interpolateBicubic, resamplePilF32 } from "./resample.js";
 import { detectNaming, loadWeights, type Naming, type TensorSource, type ViTWeights } from "./weights.js";
 
@@ -68,6 +78,35 @@ export interface LoadOptions {
 
 /** Source of a checkpoint: safetensors bytes, or any named-tensor source. */
 export type WeightsInput = Uint8Array | ArrayBuffer | TensorSource;
+
+/** A Hugging Face checkpoint: parsed `config.json`, `model.safetensors`, optional `preprocessor_config.json`. */
+export interface PretrainedSource {
+  config: unknown;
+  weights: WeightsInput;
+  preprocessor?: unknown;
+}
+
+/** A timm checkpoint: weights, optional timm `config.json`, optional head count. */
+export interface TimmSource {
+  weights: WeightsInput;
+  config?: unknown;
+  numHeads?: number;
+  preprocessor?: unknown;
+}
+
+/** One class of a classification result. */
+export interface Prediction {
+  index: number;
+  label: string;
+  /** softmax probability */
+  score: number;
+}
+
+/** Options of the introspection helpers. */
+export interface AttentionMapOptions {
+  /** Layer (default: the last); negative counts from the end. */
+  layer?: number;
+}
 
 interface Plan {
   B: number;
@@ -113,6 +152,8 @@ export class ViTModel {
   readonly naming: Naming;
   /** Milliseconds from checkpoint bytes (or tensors) to a ready model. */
   loadMs = 0;
+  /** Image preprocessing (from `preprocessor_config.json`, else HF ViT defaults at `image_size`). */
+  processor: ViTImageProcessor;
   protected readonly w: ViTWeights;
   protected readonly act: number;
   private readonly posInterp: PosInterpolation;
@@ -128,6 +169,10 @@ export class ViTModel {
     this.act = actCode(cfg.hidden_act);
     this.posInterp = posInterp;
     this.weightsMark = rt.heap.mark();
+    this.processor = ViTImageProcessor.fromConfig({}, cfg.image_size[0]);
+    if (cfg.image_size[0] !== cfg.image_size[1]) {
+      this.processor = ViTImageProcessor.fromConfig({ size: { height: cfg.image_size[0], width: cfg.image_size[1] } });
+    }
   }
 
   /** Whether a classifier head is loaded. */
@@ -145,10 +190,7 @@ export class ViTModel {
    * `model.safetensors` bytes (or a tensor source). Works for `ViTModel` (names without prefix,
    * e.g. DINO `facebook/dino-vits16`) and `ViTForImageClassification` (`vit.` prefix + `classifier`).
    */
-  static async fromPretrained(
-    src: { config: unknown; weights: WeightsInput },
-    opts: LoadOptions = {},
-  ): Promise<ViTModel> {
+  static async fromPretrained(src: PretrainedSource, opts: LoadOptions = {}): Promise<ViTModel> {
     return buildHf(ViTModel, src, opts, "optional");
   }
 
@@ -162,10 +204,7 @@ export class ViTModel {
    * `large`/`huge`/`giant` 16), else head size 64. `config` is timm's `config.json` (optional:
    * `architecture`, `num_classes`, `label_names`, `pretrained_cfg.input_size`).
    */
-  static async fromTimm(
-    src: { weights: WeightsInput; config?: unknown; numHeads?: number },
-    opts: LoadOptions = {},
-  ): Promise<ViTModel> {
+  static async fromTimm(src: TimmSource, opts: LoadOptions = {}): Promise<ViTModel> {
     return buildTimm(ViTModel, src, opts, "optional");
   }
 
@@ -379,6 +418,63 @@ export class ViTModel {
       out.attentions = P.probs.map((pr) => new Tensor(heap.f32(pr, B * nh * T * T).slice(), [B, nh, T, T]));
     return out;
   }
+
+  // -------------------------------------------------------------------------------------------
+  // images and introspection
+
+  /** Images (raw pixels, PNG/JPEG bytes, browser images) → `pixel_values` through `processor`. */
+  async pixelValues(images: ImageInput | readonly ImageInput[], opts: DecodeOptions = {}): Promise<Tensor<"f32">> {
+    const list = Array.isArray(images) ? (images as readonly ImageInput[]) : [images as ImageInput];
+    const raws = await Promise.all(list.map((im) => toImageData(im, opts)));
+    return this.processor.preprocess(raws);
+  }
+
+  private inputs(x: Tensor | ImageInput | readonly ImageInput[]): Promise<Tensor> {
+    return x instanceof Tensor ? Promise.resolve(x) : this.pixelValues(x);
+  }
+
+  private layerIndex(layer: number | undefined): number {
+    const L = this.config.num_hidden_layers;
+    const l = layer === undefined ? L - 1 : layer < 0 ? L + layer : layer;
+    if (!Number.isInteger(l) || l < 0 || l >= L)
+      throw new InputError(`layer ${layer} out of range (the model has ${L} layers)`);
+    return l;
+  }
+
+  /**
+   * The CLS token's attention to the patches, per head, of one layer (the last by default), as in
+   * DINO: `grid` `[B, H, gh, gw]` and `image` `[B, H, gh·p, gw·p]` (nearest upsampling by the patch
+   * size, over the pixels the model saw).
+   */
+  async clsAttention(
+    x: Tensor | ImageInput | readonly ImageInput[],
+    opts: AttentionMapOptions = {},
+  ): Promise<{ grid: Tensor<"f32">; image: Tensor<"f32"> }> {
+    const l = this.layerIndex(opts.layer);
+    const out = this.forward(await this.inputs(x), { outputAttentions: true });
+    const grid = clsAttentionMap(out.attentions![l]!, out.grid);
+    const p = this.config.patch_size[0];
+    return { grid, image: upsampleNearest(grid, out.grid[0] * p, out.grid[1] * p) };
+  }
+
+  /**
+   * Attention rollout (Abnar & Zuidema, 2020) of the CLS token over the patches: `map` `[B, gh, gw]`
+   * (divided by its maximum), and the full `[B, T, T]` rollout.
+   */
+  async attentionRollout(
+    x: Tensor | ImageInput | readonly ImageInput[],
+    opts: RolloutOptions = {},
+  ): Promise<{ map: Tensor<"f32">; rollout: Tensor<"f32"> }> {
+    const out = this.forward(await this.inputs(x), { outputAttentions: true });
+    const rollout = attentionRollout(out.attentions!, opts);
+    return { map: rolloutMap(rollout, out.grid, { normalize: true }), rollout };
+  }
+
+  /** Mean attention distance in pixels per layer and head, `[B, L, H]` (FORMAT.md §6.11). */
+  async meanAttentionDistance(x: Tensor | ImageInput | readonly ImageInput[]): Promise<Tensor<"f32">> {
+    const out = this.forward(await this.inputs(x), { outputAttentions: true });
+    return meanAttentionDistance(out.attentions!, out.grid, this.config.patch_size[0]);
+  }
 }
 
 /**
@@ -392,21 +488,59 @@ export class ViTForImageClassification extends ViTModel {
   }
 
   static override async fromPretrained(
-    src: { config: unknown; weights: WeightsInput },
+    src: PretrainedSource,
     opts: LoadOptions = {},
   ): Promise<ViTForImageClassification> {
     return buildHf(ViTForImageClassification, src, opts, "required");
   }
 
-  static override async fromTimm(
-    src: { weights: WeightsInput; config?: unknown; numHeads?: number },
-    opts: LoadOptions = {},
-  ): Promise<ViTForImageClassification> {
+  static override async fromTimm(src: TimmSource, opts: LoadOptions = {}): Promise<ViTForImageClassification> {
     return buildTimm(ViTForImageClassification, src, opts, "required");
   }
 
   override forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput & { logits: Tensor<"f32"> } {
     return super.forward(pixelValues, opts) as ViTOutput & { logits: Tensor<"f32"> };
+  }
+
+  /**
+   * Classify images: the `topK` most probable labels (softmax over the logits), best first.
+   * One image → `Prediction[]`; an array of images → one list per image.
+   * @example
+   * ```ts
+   * const top = await model.classify(await loadImage("cat.jpg"), { topK: 3 });
+   * // [{ index: 281, label: "tabby, tabby cat", score: 0.91 }, …]
+   * ```
+   */
+  async classify(images: ImageInput | Tensor, opts?: { topK?: number }): Promise<Prediction[]>;
+  async classify(images: readonly ImageInput[], opts?: { topK?: number }): Promise<Prediction[][]>;
+  async classify(
+    images: ImageInput | Tensor | readonly ImageInput[],
+    opts: { topK?: number } = {},
+  ): Promise<Prediction[] | Prediction[][]> {
+    const n = this.config.num_labels;
+    const topK = opts.topK ?? 5;
+    if (!Number.isInteger(topK) || topK < 1) throw new InputError(`topK must be a positive integer, got ${topK}`);
+    const px = images instanceof Tensor ? images : await this.pixelValues(images as ImageInput | readonly ImageInput[]);
+    const { logits } = this.forward(px);
+    const B = logits.shape[0]!;
+    const k = Math.min(topK, n);
+    const lists: Prediction[][] = [];
+    for (let b = 0; b < B; b++) {
+      const row = logits.data.subarray(b * n, (b + 1) * n);
+      let max = Number.NEGATIVE_INFINITY;
+      for (const v of row) max = Math.max(max, v);
+      let z = 0;
+      for (const v of row) z += Math.exp(v - max);
+      const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => row[j]! - row[i]! || i - j);
+      lists.push(
+        order.slice(0, k).map((i) => ({
+          index: i,
+          label: this.config.id2label[String(i)] ?? `LABEL_${i}`,
+          score: Math.exp(row[i]! - max) / z,
+        })),
+      );
+    }
+    return Array.isArray(images) ? lists : lists[0]!;
   }
 }
 
@@ -414,7 +548,7 @@ type ModelClass<M> = new (cfg: ViTConfig, rt: Runtime, w: ViTWeights, naming: Na
 
 async function buildHf<M extends ViTModel>(
   cls: ModelClass<M>,
-  src: { config: unknown; weights: WeightsInput },
+  src: PretrainedSource,
   opts: LoadOptions,
   head: "required" | "optional",
 ): Promise<M> {
@@ -431,13 +565,14 @@ async function buildHf<M extends ViTModel>(
   const rt = opts.runtime ?? createRuntime();
   const w = loadWeights(source, cfg, rt.heap, naming, prefix, head);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
+  if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   m.loadMs = performance.now() - t0;
   return m;
 }
 
 async function buildTimm<M extends ViTModel>(
   cls: ModelClass<M>,
-  src: { weights: WeightsInput; config?: unknown; numHeads?: number },
+  src: TimmSource,
   opts: LoadOptions,
   head: "required" | "optional",
 ): Promise<M> {
@@ -450,6 +585,9 @@ async function buildTimm<M extends ViTModel>(
   const rt = opts.runtime ?? createRuntime();
   const w = loadWeights(source, cfg, rt.heap, "timm", "", head);
   const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
+  const pc = (src.config as { pretrained_cfg?: Record<string, unknown> } | undefined)?.pretrained_cfg;
+  if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
+  else if (pc) m.processor = timmProcessor(pc, cfg);
   m.loadMs = performance.now() - t0;
   return m;
 }
@@ -532,6 +670,75 @@ export function timmConfig(src: TensorSource, rawConfig: unknown, numHeads?: num
     hfLike.id2label = id2label;
   }
   return parseViTConfig(hfLike);
+}
+
+/** A processor from timm's `pretrained_cfg` (`input_size`, `interpolation`, `mean`, `std`, `crop_pct`). */
+function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImageProcessor {
+  const [H, W] = cfg.image_size;
+  const crop = typeof pc.crop_pct === "number" && pc.crop_pct > 0 ? pc.crop_pct : 1;
+  const interp = pc.interpolation === "bicubic" ? 3 : pc.interpolation === "nearest" ? 0 : 2;
+  // timm's eval transform: resize the shorter side to ⌊size / crop_pct⌋, then center crop to size
+  const scale = Math.floor(Math.min(H, W) / crop);
+  return ViTImageProcessor.fromConfig({
+    do_resize: true,
+    size: crop === 1 && H === W ? { height: H, width: W } : { shortest_edge: scale },
+    resample: interp,
+    do_center_crop: true,
+    crop_size: { height: H, width: W },
+    image_mean: pc.mean,
+    image_std: pc.std,
+  });
+}
+
+/** Read `config.json`, `model.safetensors` and (if present) `preprocessor_config.json` of a folder (Node). */
+async function readFolder(dir: string): Promise<{ config: unknown; weights: Uint8Array; preprocessor?: unknown }> {
+  const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
+  const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
+  const readJson = async (name: string, required: boolean): Promise<unknown> => {
+    let text: string;
+    try {
+      text = await fs.readFile(path.join(dir, name), "utf8");
+    } catch (e) {
+      if (!required && (e as { code?: string }).code === "ENOENT") return undefined;
+      throw new ConfigError(`cannot read ${path.join(dir, name)}: ${(e as Error).message}`);
+    }
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`${name} is not valid JSON: ${(e as Error).message}`);
+    }
+  };
+  const config = await readJson("config.json", true);
+  let weights: Uint8Array;
+  try {
+    weights = new Uint8Array(await fs.readFile(path.join(dir, "model.safetensors")));
+  } catch (e) {
+    throw new WeightsError(`cannot read ${path.join(dir, "model.safetensors")}: ${(e as Error).message}`, []);
+  }
+  const preprocessor = await readJson("preprocessor_config.json", false);
+  return { config, weights, ...(preprocessor !== undefined ? { preprocessor } : {}) };
+}
+
+const isTimmConfig = (c: unknown) => typeof (c as Record<string, unknown> | null)?.architecture === "string";
+
+/**
+ * Load a ViT from a checkpoint folder in Node (HF `ViTModel`, DINO, `ViTForImageClassification`;
+ * or timm, recognised by its config's `architecture` field).
+ */
+export async function loadViTModel(dir: string, opts: LoadOptions = {}): Promise<ViTModel> {
+  const f = await readFolder(dir);
+  return isTimmConfig(f.config) ? ViTModel.fromTimm(f, opts) : ViTModel.fromPretrained(f, opts);
+}
+
+/** Load a ViT image classifier from a checkpoint folder in Node (HF `ViTForImageClassification`, or timm with `head`). */
+export async function loadViTForImageClassification(
+  dir: string,
+  opts: LoadOptions = {},
+): Promise<ViTForImageClassification> {
+  const f = await readFolder(dir);
+  return isTimmConfig(f.config)
+    ? ViTForImageClassification.fromTimm(f, opts)
+    : ViTForImageClassification.fromPretrained(f, opts);
 }
 
 /** @internal for tests: the heap of a model. */
