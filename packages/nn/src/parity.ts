@@ -140,7 +140,7 @@ async function sdpaKind(c: ParityCase): Promise<KindResult> {
 async function peKind(c: ParityCase): Promise<KindResult> {
   const cfg = c.config;
   const pe = sinusoidalPositionalEncoding(
-    posInt(cfg.max_len, "max_len"),
+    posInt(cfg.max_len, "max_len", 0),
     posInt(cfg.d_model, "d_model"),
     num(cfg.base, "base", 10000),
   );
