@@ -135,7 +135,7 @@ describe.each(bks)("generated cases on $name", ({ make }) => {
     // sdpa with a keep-mask equals mha-free oracle: weights sum to 1 and blocked keys get exactly 0
     const q = r.tensor([3, 4, 5], 3);
     const keep = boolMask(r, [3, 4, 6]);
-    keep.data.forEach((x, i) => (keep.data[i] = i % 6 === 0 ? 1 : 1 - x));
+    for (let i = 0; i < keep.data.length; i++) keep.data[i] = i % 6 === 0 ? 1 : 1 - keep.data[i];
     const got = tensors(
       await kinds.sdpa(
         makeCase("sdpa", { scale: "1/sqrt(d_k)", mask_true_means: "attend" }, undefined, {
