@@ -10,3 +10,4 @@ export { im2colPatch } from "./conv";
 export { attention } from "./attention";
 export { lstmCell, gruCell } from "./rnn";
 export { topk } from "./topk";
+export { w2vSgns, w2vCbow } from "./word2vec";

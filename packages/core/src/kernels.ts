@@ -175,6 +175,37 @@ export interface Kernels {
 
   /** Cosine/dot helper: `y[r] = dot(m[r, :], v)` for r < rows (row length d). */
   gemv(m: number, rows: number, d: number, v: number, y: number): void;
+
+  // ---- word2vec (negative sampling; used by @wasmformer/text Word2Vec) ----------------------
+  // `syn0` (input vectors) and `syn1` (output vectors) are `[vocab, dim]` f32, row-major. Ids are
+  // i32. Examples of a batch are processed in order, exactly as one call per example would be.
+  // Every id is checked against `[0, vocab)` first: on a bad id nothing is written and NaN is
+  // returned. The step for a hidden vector h and targets t_0 (label 1), t_1..t_{n−1} (label 0) is
+  //   f = h·syn1[t];  g = alpha·(label − σ(f));  e += g·syn1[t];  syn1[t] += g·h   (σ exact),
+  // and the returned loss is Σ_examples (softplus(−f_0) + Σ_{t≥1} softplus(f_t)), i.e. the
+  // negative log-likelihood before the update. (wasm computes in f32, the reference in f64: the
+  // last bits may differ.)
+
+  /**
+   * Skip-gram (word2vec.c `-cbow 0`): for example x, h = syn0[inWords[x]], targets
+   * `targets[x·nTargets .. +nTargets)` (the predicted word first, then the negatives); after the
+   * step, `syn0[inWords[x]] += e`. `work`: `dim` floats of scratch. Returns the summed loss.
+   */
+  w2vSgns(
+    syn0: number, syn1: number, vocab: number, dim: number,
+    inWords: number, targets: number, nEx: number, nTargets: number, alpha: number, work: number,
+  ): number;
+
+  /**
+   * CBOW (word2vec.c `-cbow 1`): for example x, the context words are `ctx[ctxOff[x] .. ctxOff[x+1])`
+   * (`ctxOff` has nEx+1 non-decreasing i32 offsets starting at 0; an empty context skips the
+   * example); h = their mean (`mean` = 1) or sum (0); targets as in `w2vSgns`; after the step every
+   * context row gets `syn0[c] += e`. `work`: `2·dim` floats. Returns the summed loss.
+   */
+  w2vCbow(
+    syn0: number, syn1: number, vocab: number, dim: number,
+    ctx: number, ctxOff: number, targets: number, nEx: number, nTargets: number, alpha: number, mean: number, work: number,
+  ): number;
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */

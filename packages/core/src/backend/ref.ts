@@ -45,6 +45,37 @@ function applyBin(a: number, b: number, op: number): number {
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
+// ---- word2vec helpers (see the "word2vec" section of kernels.ts) ---------------------------
+const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
+
+function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean {
+  for (let i = 0; i < n; i++) if (ii[at + i] < 0 || ii[at + i] >= vocab) return false;
+  return true;
+}
+
+/** Negative-sampling step of h = f[h .. h+dim) (a heap row): updates e and the syn1 rows; returns the loss. */
+function w2vStep(f: Float32Array, h: number, e: Float64Array, syn1: number, dim: number, ii: Int32Array, t0: number, n: number, alpha: number): number {
+  const hv = new Float64Array(dim);
+  for (let j = 0; j < dim; j++) hv[j] = f[h + j];
+  return w2vStepVec(f, hv, e, syn1, dim, ii, t0, n, alpha);
+}
+
+function w2vStepVec(f: Float32Array, hv: Float64Array, e: Float64Array, syn1: number, dim: number, ii: Int32Array, t0: number, n: number, alpha: number): number {
+  let loss = 0;
+  for (let t = 0; t < n; t++) {
+    const r = syn1 + ii[t0 + t] * dim;
+    let dot = 0;
+    for (let j = 0; j < dim; j++) dot += hv[j] * f[r + j];
+    loss += t === 0 ? softplus(-dot) : softplus(dot);
+    const g = alpha * ((t === 0 ? 1 : 0) - sigmoid(dot));
+    for (let j = 0; j < dim; j++) {
+      e[j] += g * f[r + j];
+      f[r + j] += g * hv[j];
+    }
+  }
+  return loss;
+}
+
 export function refKernels(heap: Heap): Kernels {
   // views are re-taken on every call: the heap may have grown since the last one
   const F = () => new Float32Array(heap.buffer());
@@ -299,6 +330,53 @@ export function refKernels(heap: Heap): Kernels {
         for (let j = 0; j < d; j++) s += f[Mm + r * d + j] * f[V + j];
         f[Y + r] = s;
       }
+    },
+
+    // ---- word2vec -------------------------------------------------------------------------
+    w2vSgns(syn0, syn1, vocab, dim, inWords, targets, nEx, nTargets, alpha, _work) {
+      const ii = I();
+      if (!w2vIdsOk(ii, inWords >> 2, nEx, vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab)) return Number.NaN;
+      const f = F();
+      const e = new Float64Array(dim);
+      let loss = 0;
+      for (let x = 0; x < nEx; x++) {
+        const h = (syn0 >> 2) + ii[(inWords >> 2) + x] * dim;
+        e.fill(0);
+        loss += w2vStep(f, h, e, syn1 >> 2, dim, ii, (targets >> 2) + x * nTargets, nTargets, alpha);
+        for (let j = 0; j < dim; j++) f[h + j] += e[j];
+      }
+      return loss;
+    },
+
+    w2vCbow(syn0, syn1, vocab, dim, ctx, ctxOff, targets, nEx, nTargets, alpha, mean, _work) {
+      if (nEx <= 0) return 0;
+      const ii = I();
+      const O = ctxOff >> 2;
+      if (ii[O] !== 0) return Number.NaN;
+      for (let x = 0; x < nEx; x++) if (ii[O + x + 1] < ii[O + x]) return Number.NaN;
+      if (!w2vIdsOk(ii, ctx >> 2, ii[O + nEx], vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab)) return Number.NaN;
+      const f = F();
+      const hv = new Float64Array(dim);
+      const e = new Float64Array(dim);
+      let loss = 0;
+      for (let x = 0; x < nEx; x++) {
+        const c0 = ii[O + x], c1 = ii[O + x + 1];
+        if (c1 === c0) continue;
+        hv.fill(0);
+        e.fill(0);
+        for (let c = c0; c < c1; c++) {
+          const r = (syn0 >> 2) + ii[(ctx >> 2) + c] * dim;
+          for (let j = 0; j < dim; j++) hv[j] += f[r + j];
+        }
+        if (mean) for (let j = 0; j < dim; j++) hv[j] /= c1 - c0;
+        // h lives outside the heap here: step against a copy
+        loss += w2vStepVec(f, hv, e, syn1 >> 2, dim, ii, (targets >> 2) + x * nTargets, nTargets, alpha);
+        for (let c = c0; c < c1; c++) {
+          const r = (syn0 >> 2) + ii[(ctx >> 2) + c] * dim;
+          for (let j = 0; j < dim; j++) f[r + j] += e[j];
+        }
+      }
+      return loss;
     },
   };
   return k;
