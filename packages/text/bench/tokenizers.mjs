@@ -36,12 +36,32 @@ const ours = SubwordTokenizer.gpt2(JSON.stringify(vocabObj), `#version: 0.2\n${m
 const tiktoken = getEncoding("r50k_base");
 const hf = new HfTokenizer(
   {
-    added_tokens: [{ id: 50256, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    added_tokens: [
+      {
+        id: 50256,
+        content: "<|endoftext|>",
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
     normalizer: null,
     pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab: vocabObj, merges: mergeLines },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "",
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab: vocabObj,
+      merges: mergeLines,
+    },
   },
   {},
 );
@@ -55,7 +75,14 @@ function run(name, f) {
   const t1 = performance.now();
   for (let r = 0; r < reps; r++) for (const l of corpus) f(l);
   const warm = (performance.now() - t1) / reps;
-  return { name, tokens, coldMs: cold, warmMs: warm, warmMBps: bytes / 1e6 / (warm / 1000), warmTokPerS: tokens / (warm / 1000) };
+  return {
+    name,
+    tokens,
+    coldMs: cold,
+    warmMs: warm,
+    warmMBps: bytes / 1e6 / (warm / 1000),
+    warmTokPerS: tokens / (warm / 1000),
+  };
 }
 
 const rows = [
@@ -67,9 +94,13 @@ const rows = [
 // correctness guard (after the timed runs, so that the first pass is cold): identical ids
 let diff = 0;
 for (const l of corpus) if (ours.encodeIds(l).join() !== tiktoken.encode(l).join()) diff++;
-console.log(`GPT-2 BPE encode: ${corpus.length} WordNet gloss lines, ${(bytes / 1e6).toFixed(2)} MB, node ${process.version}; id mismatches vs tiktoken: ${diff}`);
+console.log(
+  `GPT-2 BPE encode: ${corpus.length} WordNet gloss lines, ${(bytes / 1e6).toFixed(2)} MB, node ${process.version}; id mismatches vs tiktoken: ${diff}`,
+);
 console.log("| tokenizer | first pass ms | steady ms | MB/s | tokens/s |");
 console.log("|---|---:|---:|---:|---:|");
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.coldMs.toFixed(0)} | ${r.warmMs.toFixed(0)} | ${r.warmMBps.toFixed(2)} | ${Math.round(r.warmTokPerS).toLocaleString("en-US")} |`);
+  console.log(
+    `| ${r.name} | ${r.coldMs.toFixed(0)} | ${r.warmMs.toFixed(0)} | ${r.warmMBps.toFixed(2)} | ${Math.round(r.warmTokPerS).toLocaleString("en-US")} |`,
+  );
 }

@@ -11,5 +11,7 @@ export * from "./normalizers.js";
 export * from "./pad-sequences.js";
 export * from "./pre-tokenizers.js";
 export * from "./subword-tokenizer.js";
-export * from "./wordpiece.js";
 export * from "./tiktoken.js";
+export * from "./word-vectors.js";
+export * from "./word2vec.js";
+export * from "./wordpiece.js";

@@ -774,4 +774,3 @@ function decoderFromJson(j: unknown, path = "decoder"): Decoder {
       throw new ConfigError(`unsupported decoder type ${JSON.stringify(o.type)}`, `${path}.type`);
   }
 }
-

@@ -37,7 +37,10 @@ export function parseTiktokenRanks(text: string, file = "ranks.tiktoken"): Uint8
  * Vocabulary (GPT-2 byte characters → rank) and merges (in rank order) equivalent to a rank table.
  * Ranks 0..255 must be the single bytes (as in GPT-2's r50k_base).
  */
-export function ranksToVocabMerges(byRank: readonly Uint8Array[]): { vocab: Map<string, number>; merges: [string, string][] } {
+export function ranksToVocabMerges(byRank: readonly Uint8Array[]): {
+  vocab: Map<string, number>;
+  merges: [string, string][];
+} {
   const rankOf = new Map<string, number>();
   for (let r = 0; r < byRank.length; r++) rankOf.set(keyOf(byRank[r]), r);
   const vocab = new Map<string, number>();
@@ -64,7 +67,8 @@ export function ranksToVocabMerges(byRank: readonly Uint8Array[]): { vocab: Map<
       joined.set(parts[best + 1], parts[best].length);
       parts = [...parts.slice(0, best), joined, ...parts.slice(best + 2)];
     }
-    if (parts.length !== 2) throw new ParseError(`the token of rank ${r} is not the merge of two lower-ranked tokens`, { file: "ranks" });
+    if (parts.length !== 2)
+      throw new ParseError(`the token of rank ${r} is not the merge of two lower-ranked tokens`, { file: "ranks" });
     merges.push([byteChars(parts[0]), byteChars(parts[1])]);
   }
   return { vocab, merges };

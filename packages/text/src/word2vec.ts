@@ -1,0 +1,333 @@
+/**
+ * Word2Vec training (Mikolov et al. 2013, "Distributed Representations of Words and Phrases";
+ * the algorithm of word2vec.c): skip-gram or CBOW with negative sampling, sub-sampling of frequent
+ * words, a randomly shrunk window and a linearly decaying learning rate. The inner updates run in
+ * the core kernels `w2vSgns` / `w2vCbow` (wasm SIMD after `init()`, otherwise the TS reference).
+ *
+ * Deterministic for a seed: one seeded PRNG (mulberry32) drives initialisation, sub-sampling,
+ * window sizes and negatives in a fixed order on a single thread. The same seed gives the same
+ * vectors on the same backend; the wasm (f32) and reference (f64) backends may differ in the last
+ * bits, which then grow over training.
+ *
+ * @example
+ * ```ts
+ * await init();
+ * const { vectors } = await Word2Vec.train(sentences, {
+ *   dim: 100, window: 5, negative: 5, epochs: 5, seed: 1,
+ *   onProgress: (p) => console.log(p.wordsPerSec, p.loss, p.alpha),
+ *   signal: AbortSignal.timeout(60_000),
+ * });
+ * vectors.mostSimilar("king");
+ * writeFileSync("vectors.bin", vectors.toBinary());
+ * ```
+ */
+import { AbortError, createRuntime, InputError, type Runtime, WasmError } from "@wasmformer/core";
+import { WordVectors } from "./word-vectors.js";
+
+/** A sentence: tokens, or a string split on whitespace. */
+export type Sentence = string | readonly string[];
+/** A corpus: re-iterable sentences (an array), or a function giving a fresh (async) iterable per pass. */
+export type Corpus = Iterable<Sentence> | (() => Iterable<Sentence> | AsyncIterable<Sentence>);
+
+export interface Word2VecProgress {
+  epoch: number;
+  epochs: number;
+  /** Words (after min-count filtering, before sub-sampling) processed so far, over all epochs. */
+  wordsProcessed: number;
+  totalWords: number;
+  /** Fraction done, 0..1. */
+  progress: number;
+  /** Training words per second since the start. */
+  wordsPerSec: number;
+  /** Mean negative-sampling loss per example since the previous report. */
+  loss: number;
+  /** Current learning rate. */
+  alpha: number;
+}
+
+export interface Word2VecOptions {
+  /** `"skipgram"` (default) or `"cbow"`. */
+  model?: "skipgram" | "cbow";
+  /** Vector size (default 100). */
+  dim?: number;
+  /** Maximum distance between the centre and a context word (default 5). */
+  window?: number;
+  /** Negative samples per example (default 5). */
+  negative?: number;
+  /** Drop words seen fewer times (default 5). */
+  minCount?: number;
+  /** Keep at most this many words (most frequent first). */
+  maxVocab?: number;
+  /** Sub-sampling threshold (default 1e-3; 0 disables). */
+  sample?: number;
+  /** Initial learning rate (default 0.025 for skip-gram, 0.05 for CBOW). */
+  alpha?: number;
+  /** Final learning rate (default alpha · 1e-4). */
+  minAlpha?: number;
+  epochs?: number;
+  /** CBOW: average the context vectors (default true) or sum them. */
+  cbowMean?: boolean;
+  seed?: number;
+  /** Split string sentences into tokens (default: on whitespace). */
+  tokenize?: (s: string) => string[];
+  onProgress?: (p: Word2VecProgress) => void;
+  /** Report every this many milliseconds (default 500). */
+  progressIntervalMs?: number;
+  /** Cancels training (rejects with `AbortError`). */
+  signal?: AbortSignal;
+  runtime?: Runtime;
+}
+
+export interface Word2VecResult {
+  vectors: WordVectors;
+  /** Vocabulary counts, in vector order. */
+  counts: number[];
+  /** Mean loss per example of each epoch. */
+  epochLoss: number[];
+  /** Training words per second over the whole run. */
+  wordsPerSec: number;
+}
+
+/** mulberry32: a seeded 32-bit PRNG. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Walker's alias table for O(1) sampling of the unigram^0.75 distribution. */
+function aliasTable(weights: Float64Array): { prob: Float64Array; alias: Int32Array } {
+  const n = weights.length;
+  let sum = 0;
+  for (const w of weights) sum += w;
+  const prob = new Float64Array(n);
+  const alias = new Int32Array(n);
+  const scaled = Float64Array.from(weights, (w) => (w * n) / sum);
+  const small: number[] = [];
+  const large: number[] = [];
+  scaled.forEach((p, i) => (p < 1 ? small : large).push(i));
+  while (small.length && large.length) {
+    const s = small.pop()!;
+    const l = large.pop()!;
+    prob[s] = scaled[s];
+    alias[s] = l;
+    scaled[l] = scaled[l] + scaled[s] - 1;
+    (scaled[l] < 1 ? small : large).push(l);
+  }
+  for (const i of [...small, ...large]) {
+    prob[i] = 1;
+    alias[i] = i;
+  }
+  return { prob, alias };
+}
+
+const defaultTokenize = (s: string) => s.split(/\s+/).filter(Boolean);
+const yieldToLoop = () => new Promise<void>((r) => setTimeout(r, 0));
+
+async function* sentences(corpus: Corpus, tokenize: (s: string) => string[]): AsyncGenerator<readonly string[]> {
+  const src = typeof corpus === "function" ? corpus() : corpus;
+  let i = 0;
+  for await (const s of src as AsyncIterable<Sentence>) {
+    if (typeof s === "string") yield tokenize(s);
+    else if (Array.isArray(s)) yield s;
+    else throw new InputError(`corpus sentence ${i} is not a string or a list of tokens`);
+    i++;
+  }
+}
+
+export const Word2Vec = {
+  /** Train word vectors on a corpus; resolves to the vectors, counts and per-epoch loss. */
+  async train(corpus: Corpus, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+    const sg = (opts.model ?? "skipgram") === "skipgram";
+    if (opts.model !== undefined && opts.model !== "skipgram" && opts.model !== "cbow") {
+      throw new InputError(`model must be "skipgram" or "cbow", got ${JSON.stringify(opts.model)}`);
+    }
+    const dim = opts.dim ?? 100;
+    const window = opts.window ?? 5;
+    const negative = opts.negative ?? 5;
+    const minCount = opts.minCount ?? 5;
+    const sample = opts.sample ?? 1e-3;
+    const alpha0 = opts.alpha ?? (sg ? 0.025 : 0.05);
+    const minAlpha = opts.minAlpha ?? alpha0 * 1e-4;
+    const epochs = opts.epochs ?? 5;
+    const seed = opts.seed ?? 1;
+    const tokenize = opts.tokenize ?? defaultTokenize;
+    const interval = opts.progressIntervalMs ?? 500;
+    const posInt = (v: number, name: string, min = 1) => {
+      if (!Number.isInteger(v) || v < min) throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
+    };
+    posInt(dim, "dim");
+    posInt(window, "window");
+    posInt(negative, "negative", 0);
+    posInt(minCount, "minCount");
+    posInt(epochs, "epochs");
+    if (!(alpha0 > 0) || !(minAlpha >= 0) || !(sample >= 0))
+      throw new InputError("alpha must be > 0, minAlpha and sample >= 0");
+    if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+
+    // ---- vocabulary (pass 1): counts, min-count filter, most frequent first (ties: first seen)
+    const counts = new Map<string, number>();
+    for await (const s of sentences(corpus, tokenize)) for (const w of s) counts.set(w, (counts.get(w) ?? 0) + 1);
+    let vocabList = [...counts.entries()].filter(([, c]) => c >= minCount);
+    vocabList.sort((a, b) => b[1] - a[1]);
+    if (opts.maxVocab !== undefined) vocabList = vocabList.slice(0, opts.maxVocab);
+    const V = vocabList.length;
+    if (V === 0) throw new InputError(`no word occurs at least minCount=${minCount} times`);
+    const words = vocabList.map((e) => e[0]);
+    const cnt = vocabList.map((e) => e[1]);
+    const id = new Map(words.map((w, i) => [w, i]));
+    let trainWords = 0;
+    for (const c of cnt) trainWords += c;
+    // word2vec.c sub-sampling: keep with probability (sqrt(c / (s·T)) + 1) · (s·T) / c
+    const keep = Float64Array.from(cnt, (c) =>
+      sample > 0 ? (Math.sqrt(c / (sample * trainWords)) + 1) * ((sample * trainWords) / c) : 1,
+    );
+    const { prob, alias } = aliasTable(Float64Array.from(cnt, (c) => c ** 0.75));
+
+    // ---- buffers in the kernel heap (allocated once; views re-taken after allocation)
+    const rt = opts.runtime ?? createRuntime();
+    const h = rt.heap;
+    const nT = 1 + negative;
+    const B = 4096; // examples per kernel call
+    const mark = h.mark();
+    const syn0 = h.allocF32(V * dim);
+    const syn1 = h.allocF32(V * dim);
+    const work = h.allocF32(2 * dim);
+    const inWords = h.allocF32(B);
+    const targets = h.allocF32(B * nT);
+    const ctx = h.allocF32(B * 2 * window);
+    const ctxOff = h.allocF32(B + 1);
+    const r = rng(seed);
+    {
+      const s0 = h.f32(syn0, V * dim);
+      for (let i = 0; i < V * dim; i++) s0[i] = (r() - 0.5) / dim; // word2vec.c init; syn1neg starts at 0
+    }
+    const I = () => new Int32Array(h.buffer());
+    const sampleNeg = (positive: number): number => {
+      for (let attempt = 0; attempt < 16; attempt++) {
+        const i = Math.floor(r() * V);
+        const w = r() < prob[i] ? i : alias[i];
+        if (w !== positive || V === 1) return w;
+      }
+      return (positive + 1) % V;
+    };
+
+    // ---- training (passes 2..)
+    const total = epochs * trainWords;
+    let done = 0;
+    const t0 = performance.now();
+    let lastReport = t0;
+    let lastYield = t0;
+    let lossAcc = 0;
+    let lossN = 0;
+    const epochLoss: number[] = [];
+    let alpha = alpha0;
+    let nEx = 0;
+    let nCtx = 0;
+    let epochAcc = 0;
+    let epochN = 0;
+    let i32 = I();
+    const flush = () => {
+      if (nEx === 0) return;
+      const loss = sg
+        ? rt.k.w2vSgns(syn0, syn1, V, dim, inWords, targets, nEx, nT, alpha, work)
+        : rt.k.w2vCbow(syn0, syn1, V, dim, ctx, ctxOff, targets, nEx, nT, alpha, opts.cbowMean === false ? 0 : 1, work);
+      if (Number.isNaN(loss)) throw new WasmError("word2vec kernel rejected its ids (internal error)");
+      lossAcc += loss;
+      lossN += nEx;
+      epochAcc += loss;
+      epochN += nEx;
+      nEx = 0;
+      nCtx = 0;
+    };
+    const report = (epoch: number, force = false) => {
+      const now = performance.now();
+      if (!opts.onProgress || (!force && now - lastReport < interval)) return;
+      lastReport = now;
+      opts.onProgress({
+        epoch,
+        epochs,
+        wordsProcessed: done,
+        totalWords: total,
+        progress: done / total,
+        wordsPerSec: done / Math.max(1e-9, (now - t0) / 1000),
+        loss: lossN ? lossAcc / lossN : 0,
+        alpha,
+      });
+      lossAcc = 0;
+      lossN = 0;
+    };
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      epochAcc = 0;
+      epochN = 0;
+      for await (const s of sentences(corpus, tokenize)) {
+        // ids after min-count filtering, then sub-sampling
+        const sent: number[] = [];
+        for (const w of s) {
+          const i = id.get(w);
+          if (i === undefined) continue;
+          done++;
+          if (keep[i] < 1 && keep[i] < r()) continue;
+          sent.push(i);
+        }
+        alpha = Math.max(minAlpha, alpha0 * (1 - done / (total + 1)));
+        i32 = I();
+        const IW = inWords >> 2;
+        const TG = targets >> 2;
+        const CX = ctx >> 2;
+        const CO = ctxOff >> 2;
+        for (let pos = 0; pos < sent.length; pos++) {
+          const b = Math.floor(r() * window); // reduced window: word2vec.c's `b = next_random % window`
+          const lo = Math.max(0, pos - window + b);
+          const hi = Math.min(sent.length - 1, pos + window - b);
+          const centre = sent[pos];
+          if (sg) {
+            for (let c = lo; c <= hi; c++) {
+              if (c === pos) continue;
+              if (nEx === B) {
+                flush();
+                i32 = I();
+              }
+              i32[IW + nEx] = sent[c];
+              i32[TG + nEx * nT] = centre;
+              for (let d = 1; d < nT; d++) i32[TG + nEx * nT + d] = sampleNeg(centre);
+              nEx++;
+            }
+          } else {
+            if (hi === lo) continue; // no context
+            if (nEx === B || nCtx + 2 * window > B * 2 * window) {
+              flush();
+              i32 = I();
+            }
+            if (nEx === 0) i32[CO] = 0;
+            for (let c = lo; c <= hi; c++) if (c !== pos) i32[CX + nCtx++] = sent[c];
+            i32[CO + nEx + 1] = nCtx;
+            i32[TG + nEx * nT] = centre;
+            for (let d = 1; d < nT; d++) i32[TG + nEx * nT + d] = sampleNeg(centre);
+            nEx++;
+          }
+        }
+        flush();
+        report(epoch);
+        const now = performance.now();
+        if (now - lastYield > 50) {
+          lastYield = now;
+          await yieldToLoop();
+          if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+        }
+      }
+      epochLoss.push(epochN ? epochAcc / epochN : 0);
+      report(epoch, true);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const trained = h.f32(syn0, V * dim).slice();
+    h.release(mark); // the training buffers; the vectors' search rows take their place
+    const vectors = new WordVectors(words, trained, dim, rt);
+    return { vectors, counts: cnt, epochLoss, wordsPerSec: done / Math.max(1e-9, seconds) };
+  },
+};

@@ -1,0 +1,116 @@
+// WordVectors: loading word2vec text/binary, GloVe and fastText .vec; cosine search (wasm vs reference
+// backend); analogy; saving; typed errors with file positions.
+import { createRefRuntime, createRuntime, init, ParseError, ShapeError } from "@wasmformer/core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { formatF32, WordVectors } from "../src/word-vectors.js";
+import { rng } from "./corpus.js";
+
+beforeAll(async () => {
+  await init();
+});
+
+const TOY = `6 4
+man 1 0 0 0
+woman 0 1 0 0
+king 1 0 1 0
+queen 0 1 1 0
+apple 0 0 0 1
+prince 1 0 0.9 0.1
+`;
+
+describe("WordVectors", () => {
+  it("runs the search on wasm after init()", () => {
+    const wv = WordVectors.load(TOY);
+    expect(wv.backend).toMatch(/^wasm/);
+    expect(wv.size).toBe(6);
+    expect(wv.dim).toBe(4);
+  });
+
+  it("similarity, mostSimilar, analogy (king − man + woman = queen)", () => {
+    const wv = WordVectors.load(TOY);
+    expect(wv.similarity("king", "queen")).toBeCloseTo(0.5, 6);
+    expect(wv.similarity("man", "apple")).toBeCloseTo(0, 6);
+    expect(wv.similarity("king", "nope")).toBeNull();
+    const ms = wv.mostSimilar("king", 3);
+    expect(ms.map((n) => n.word)).toEqual(["prince", "man", "queen"]);
+    expect(ms[0].similarity).toBeCloseTo((1 + 0.9) / (Math.SQRT2 * Math.hypot(1, 0.9, 0.1)), 5);
+    const an = wv.analogy("man", "king", "woman", 2);
+    expect(an[0].word).toBe("queen");
+    // q = (−0.2929, 1, 0.7071, 0): cos(q, queen) = (0.7071 + 0.5) / |q|
+    const q = [Math.SQRT1_2 - 1, 1, Math.SQRT1_2, 0];
+    expect(an[0].similarity).toBeCloseTo((Math.SQRT1_2 + 0.5) / Math.hypot(...q), 5);
+    expect(an.map((n) => n.word)).not.toContain("king");
+    expect(wv.analogy("man", "king", "zzz")).toEqual([]);
+    expect(wv.mostSimilar("zzz")).toEqual([]);
+    expect(wv.mostSimilar([0, 1, 1, 0], 1)[0].word).toBe("queen");
+    expect(() => wv.mostSimilar([1, 2, 3], 1)).toThrow(ShapeError);
+    expect(wv.get("apple")).toEqual(Float32Array.of(0, 0, 0, 1));
+    expect(wv.get("pear")).toBeUndefined();
+  });
+
+  it("wasm and reference search agree (100 queries, 2000 × 61)", () => {
+    const r = rng(3);
+    const n = 2000;
+    const d = 61;
+    const words = Array.from({ length: n }, (_, i) => `w${i}`);
+    const data = Float32Array.from({ length: n * d }, () => r() - 0.5);
+    const a = new WordVectors(words, data, d, createRuntime());
+    const b = new WordVectors(words, data, d, createRefRuntime());
+    expect(a.backend).not.toBe("ref");
+    for (let q = 0; q < 100; q++) {
+      const x = a.mostSimilar(`w${q * 7}`, 10);
+      const y = b.mostSimilar(`w${q * 7}`, 10);
+      expect(x.map((t) => t.word)).toEqual(y.map((t) => t.word));
+      x.forEach((t, i) => expect(t.similarity).toBeCloseTo(y[i].similarity, 5));
+    }
+  });
+
+  it("word2vec text and binary round trips are exact; formats are detected", () => {
+    const r = rng(9);
+    const words = ["a", "b", "ça", "日本", "x y"]; // a word with a space survives binary, and text on load
+    const data = Float32Array.from({ length: 5 * 7 }, () => (r() - 0.5) * 10 ** Math.floor(r() * 6 - 3));
+    const wv = new WordVectors(words, data, 7);
+    const text = WordVectors.load(wv.toText());
+    expect(text.words).toEqual(words);
+    expect(text.vectors).toEqual(data);
+    expect(() => wv.toBinary()).toThrow(/"x y"/); // word2vec binary ends a word at a space
+    const wb = new WordVectors(words.slice(0, 4), data.slice(0, 4 * 7), 7);
+    const bin = wb.toBinary();
+    expect(WordVectors.load(bin).vectors).toEqual(data.slice(0, 4 * 7));
+    expect(WordVectors.load(bin, { format: "word2vec-binary" }).words).toEqual(words.slice(0, 4));
+    expect(WordVectors.load(new TextEncoder().encode(wv.toText())).vectors).toEqual(data);
+    expect(formatF32(Math.fround(0.1))).toBe("0.1");
+  });
+
+  it("GloVe (no header) and fastText .vec", () => {
+    const glove = "the 0.1 -0.2 0.3\nof 1e-3 2 3\n\n";
+    const g = WordVectors.load(glove);
+    expect(g.words).toEqual(["the", "of"]);
+    expect(g.dim).toBe(3);
+    expect(Array.from(g.get("of")!)).toEqual([Math.fround(1e-3), 2, 3]);
+    const vec = "2 3\nthe 0.1 -0.2 0.3 \nof 1 2 3 \n"; // fastText writes a trailing space
+    expect(WordVectors.load(vec, { format: "fasttext-vec" }).words).toEqual(["the", "of"]);
+    expect(WordVectors.load(new TextEncoder().encode(glove), { format: "glove" }).size).toBe(2);
+  });
+
+  it("malformed files: ParseError with line/column or byte offset", () => {
+    expect(() => WordVectors.load("2 3\na 1 2 3\nb 1 2\n", { file: "v.txt" })).toThrow(
+      /v\.txt:line 3: .*wrong dimension/,
+    );
+    expect(() => WordVectors.load("2 3\na 1 2 3\nb 1 x 3\n", { file: "v.txt" })).toThrow(/v\.txt:line 3:column 5: "x"/);
+    expect(() => WordVectors.load("3 3\na 1 2 3\nb 1 2 3\n", { file: "v.txt" })).toThrow(
+      /announces 3 vectors but the file has 2/,
+    );
+    expect(() => WordVectors.load("a 1 2\nb 1 2 3 4 5\nc 1\n", { file: "g.txt" })).toThrow(/g\.txt:line 3/);
+    expect(() => WordVectors.load("a 1 NaN\n")).toThrow(ParseError);
+    expect(() => WordVectors.load("2 3\na 1 2 3\n\nb 1 2 3\n")).toThrow(/line 3: empty line/);
+    const bin = new WordVectors(["a", "b"], Float32Array.of(1, 2, 3, 4, 5, 6), 3).toBinary();
+    expect(() => WordVectors.load(bin.subarray(0, bin.length - 6), { file: "v.bin" })).toThrow(
+      /v\.bin: byte 21: file ends inside the vector of "b"/,
+    );
+    expect(() => WordVectors.load(Uint8Array.of(0xff, 0xfe, 0x00), { file: "v.bin" })).toThrow(ParseError);
+    const big = new TextEncoder().encode("1000000 300\nxyz ");
+    expect(() => WordVectors.load(big, { format: "word2vec-binary" })).toThrow(/announces 1000000 × 300/);
+    expect(() => new WordVectors(["a"], new Float32Array(3), 2)).toThrow(ShapeError);
+  });
+});
