@@ -32,7 +32,7 @@ import {
   normalizerFromJson,
   prefixSpace,
 } from "./normalizers.js";
-import { bertPreTokenizer, gpt2Split, type PreTokenizer, preTokenizerFromJson, type Span } from "./pre-tokenizers.js";
+import { bertPreTokenizer, gpt2Split, type PreTokenizer, preTokenizerFromJson } from "./pre-tokenizers.js";
 import { parseVocabTxt, WordPiece } from "./wordpiece.js";
 
 /** A token of the vocabulary matched before normalization (HF `AddedToken`). */

@@ -275,7 +275,7 @@ export class WordVectors {
     }
     if (dim < 1) throw new ParseError("no vectors", { file, line: 1 });
     const data = new Float32Array(words.length * dim);
-    rows.forEach((r, i) => data.set(r, i * dim));
+    for (let i = 0; i < rows.length; i++) data.set(rows[i], i * dim);
     return new WordVectors(words, data, dim, runtime);
   }
 

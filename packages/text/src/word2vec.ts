@@ -110,7 +110,7 @@ function aliasTable(weights: Float64Array): { prob: Float64Array; alias: Int32Ar
   const scaled = Float64Array.from(weights, (w) => (w * n) / sum);
   const small: number[] = [];
   const large: number[] = [];
-  scaled.forEach((p, i) => (p < 1 ? small : large).push(i));
+  for (let i = 0; i < n; i++) (scaled[i] < 1 ? small : large).push(i);
   while (small.length && large.length) {
     const s = small.pop()!;
     const l = large.pop()!;

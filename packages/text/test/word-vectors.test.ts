@@ -61,7 +61,7 @@ describe("WordVectors", () => {
       const x = a.mostSimilar(`w${q * 7}`, 10);
       const y = b.mostSimilar(`w${q * 7}`, 10);
       expect(x.map((t) => t.word)).toEqual(y.map((t) => t.word));
-      x.forEach((t, i) => expect(t.similarity).toBeCloseTo(y[i].similarity, 5));
+      for (let i = 0; i < x.length; i++) expect(x[i].similarity).toBeCloseTo(y[i].similarity, 5);
     }
   });
 
