@@ -258,7 +258,7 @@ export class ViTImageProcessor {
     });
     const each = 3 * height * width;
     const data = new Float32Array(list.length * each);
-    outs.forEach((o, i) => data.set(o.data, i * each));
+    for (const [i, o] of outs.entries()) data.set(o.data, i * each);
     return new Tensor(data, [list.length, 3, height, width]);
   }
 }

@@ -87,7 +87,7 @@ describe("ViTImageProcessor", () => {
     expect(x.shape).toEqual([1, 3, 1, 4]);
     // R channel: [0, 50, 150, 200] / 255, then (v − .5) / .5
     const r = Array.from(x.data.subarray(0, 4));
-    [0, 50, 150, 200].forEach((v, i) => expect(r[i]).toBeCloseTo((v / 255 - 0.5) / 0.5, 6));
+    for (const [i, v] of [0, 50, 150, 200].entries()) expect(r[i]).toBeCloseTo((v / 255 - 0.5) / 0.5, 6);
     expect(Array.from(x.data.subarray(4, 8))).toEqual([1, 1, 1, 1]); // G = 255 → 1
     const imagenet = ViTImageProcessor.fromConfig({
       do_resize: false,

@@ -1,0 +1,38 @@
+// Per-kernel time of one ViT forward (wraps the runtime's kernels with timers). Not a test.
+//   node --experimental-wasm-relaxed-simd bench/profile.mjs tiny      (after export_vit.py tiny)
+import { readFileSync } from "node:fs";
+
+const size = process.argv[2] ?? "tiny";
+const core = await import("@wasmformer/core");
+const vit = await import("../dist/index.js");
+await core.init({ backend: process.argv[3] ?? "auto" });
+const file = (ext) => new URL(`../bench-out/vit-${size}.${ext}`, import.meta.url);
+const config = JSON.parse(readFileSync(file("config.json"), "utf8"));
+const input = new Float32Array(new Uint8Array(readFileSync(file("input.f32"))).slice().buffer);
+const rt = core.createRuntime();
+const times = {};
+const k = {};
+for (const [name, f] of Object.entries(rt.k)) {
+  if (typeof f !== "function") continue;
+  k[name] = (...a) => {
+    const t0 = performance.now();
+    const r = f(...a);
+    times[name] = (times[name] ?? 0) + performance.now() - t0;
+    return r;
+  };
+}
+const weights = new Uint8Array(readFileSync(file("safetensors")));
+const m = await vit.ViTForImageClassification.fromPretrained(
+  { config, weights },
+  { runtime: { backend: rt.backend, heap: rt.heap, k } },
+);
+const x = new core.Tensor(input, [1, 3, 224, 224]);
+m.forward(x);
+for (const key of Object.keys(times)) delete times[key];
+const R = 5;
+const t0 = performance.now();
+for (let i = 0; i < R; i++) m.forward(x);
+const total = (performance.now() - t0) / R;
+console.log(`ViT-${size} on ${rt.backend}: ${total.toFixed(1)} ms per forward`);
+for (const [n, t] of Object.entries(times).sort((a, b) => b[1] - a[1]))
+  console.log(`  ${n.padEnd(12)} ${(t / R).toFixed(2)} ms`);

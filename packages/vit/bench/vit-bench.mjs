@@ -1,0 +1,140 @@
+// ViT benchmark: @wasmformer/vit against onnxruntime-web (wasm backend, single thread) on the same
+// model and weights, exported from PyTorch by bench/export_vit.py (Debian python3-torch). Not a test.
+//
+//   /usr/bin/python3 bench/export_vit.py tiny bench-out      (once per size: tiny, small, base)
+//   node --experimental-wasm-relaxed-simd bench/vit-bench.mjs tiny [--runs 10]
+//
+// Latency: both engines in one process, single-threaded, runs interleaved (ours, ORT, ours, …),
+// medians after warm-up. Load: checkpoint bytes already in memory → ready model (ours: safetensors
+// → heap; ORT: InferenceSession.create on the .onnx bytes). Peak memory: each engine in its own
+// child process (`--mem ours|ort|none`), maxRSS after load + 3 runs; "none" is node + imports.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+
+const args = process.argv.slice(2);
+const size = args.find((a) => !a.startsWith("--") && !/^\d+$/.test(a)) ?? "tiny";
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const RUNS = Number(opt("runs", 10));
+const MEM = opt("mem", undefined);
+const dir = new URL("../bench-out/", import.meta.url);
+const file = (ext) => new URL(`vit-${size}.${ext}`, dir);
+
+const core = await import("@wasmformer/core");
+const vit = await import("../dist/index.js");
+const coreRequire = createRequire(new URL("../../core/package.json", import.meta.url));
+
+async function loadOrt() {
+  const ort = await import(pathToFileURL(coreRequire.resolve("onnxruntime-web")).href);
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.simd = true;
+  return ort;
+}
+
+const config = JSON.parse(readFileSync(file("config.json"), "utf8"));
+// copy out of Node's Buffer (small files share a pooled ArrayBuffer at some byteOffset)
+const f32 = (buf) => new Float32Array(new Uint8Array(buf).slice().buffer);
+const input = f32(readFileSync(file("input.f32")));
+const torchLogits = f32(readFileSync(file("logits.f32")));
+const pixels = new core.Tensor(input, [1, 3, 224, 224]);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+async function ours() {
+  const backend = await core.init();
+  const bytes = new Uint8Array(readFileSync(file("safetensors")));
+  const t0 = performance.now();
+  const model = await vit.ViTForImageClassification.fromPretrained({ config, weights: bytes });
+  const loadMs = performance.now() - t0;
+  return { backend, model, loadMs, run: () => model.forward(pixels).logits.data };
+}
+
+async function ort() {
+  const o = await loadOrt();
+  const bytes = new Uint8Array(readFileSync(file("onnx")));
+  const t0 = performance.now();
+  const session = await o.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  const loadMs = performance.now() - t0;
+  const feed = { pixel_values: new o.Tensor("float32", input, [1, 3, 224, 224]) };
+  return { session, loadMs, run: async () => (await session.run(feed)).logits.data };
+}
+
+if (MEM) {
+  // child: one engine only, report peak RSS
+  let e;
+  if (MEM === "ours") e = await ours();
+  else if (MEM === "ort") e = await ort();
+  if (e) for (let i = 0; i < 3; i++) await e.run();
+  const extra = MEM === "ours" ? { heapMB: e.model.heapBytes / 2 ** 20, weightMB: e.model.weightBytes / 2 ** 20 } : {};
+  // VmHWM is this process image's own peak RSS (getrusage's maxRSS would include the forked parent's)
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))[1]);
+  console.log(JSON.stringify({ engine: MEM, maxRssMB: hwm / 1024, ...extra }));
+  process.exit(0);
+}
+
+const a = await ours();
+const b = await ort();
+const la = a.run();
+const lb = await b.run();
+console.log(
+  `ViT-${size} 224x224, ours backend ${a.backend}, ${RUNS} interleaved runs (load average ${(await import("node:os")).loadavg()[0].toFixed(1)} on ${(await import("node:os")).cpus().length} cores)`,
+);
+console.log(
+  `max |logits diff|: ours vs torch ${maxDiff(la, torchLogits).toExponential(2)}, ORT vs torch ${maxDiff(lb, torchLogits).toExponential(2)}, ours vs ORT ${maxDiff(la, lb).toExponential(2)}`,
+);
+for (let i = 0; i < 2; i++) {
+  a.run();
+  await b.run();
+}
+const ta = [];
+const tb = [];
+for (let i = 0; i < RUNS; i++) {
+  let t0 = performance.now();
+  a.run();
+  ta.push(performance.now() - t0);
+  t0 = performance.now();
+  await b.run();
+  tb.push(performance.now() - t0);
+}
+const ma = median(ta);
+const mb = median(tb);
+const gflop = (() => {
+  const { hidden_size: D, num_hidden_layers: L, intermediate_size: I } = config;
+  const T = 197;
+  const perLayer = 2 * T * D * 3 * D + 2 * T * T * D * 2 + 2 * T * D * D + 2 * 2 * T * D * I;
+  return (L * perLayer + 2 * 196 * 768 * D) / 1e9;
+})();
+console.log(
+  `latency median: ours ${ma.toFixed(1)} ms (min ${Math.min(...ta).toFixed(1)}), ORT ${mb.toFixed(1)} ms (min ${Math.min(...tb).toFixed(1)}), ratio ${(ma / mb).toFixed(2)}`,
+);
+console.log(`throughput: ours ${(gflop / (ma / 1000)).toFixed(1)} GFLOP/s (model ${gflop.toFixed(2)} GFLOP)`);
+console.log(`load (bytes in memory → ready): ours ${a.loadMs.toFixed(0)} ms, ORT ${b.loadMs.toFixed(0)} ms`);
+let torch;
+try {
+  torch = JSON.parse(readFileSync(file("torch.json"), "utf8"));
+  console.log(`PyTorch ${torch.torch} 1 thread (export_vit.py): median ${torch.median_ms.toFixed(1)} ms`);
+} catch {}
+const self = new URL(import.meta.url).pathname;
+const mem = (engine) =>
+  JSON.parse(
+    execFileSync(process.execPath, ["--experimental-wasm-relaxed-simd", self, size, "--mem", engine], {
+      encoding: "utf8",
+    })
+      .trim()
+      .split("\n")
+      .pop(),
+  );
+const m0 = mem("none");
+const m1 = mem("ours");
+const m2 = mem("ort");
+console.log(
+  `peak RSS (own process, load + 3 runs): ours ${m1.maxRssMB.toFixed(0)} MB (heap ${m1.heapMB.toFixed(1)} MB, weights ${m1.weightMB.toFixed(1)} MB), ` +
+    `ORT ${m2.maxRssMB.toFixed(0)} MB, node + imports alone ${m0.maxRssMB.toFixed(0)} MB; ratio ${(m1.maxRssMB / m2.maxRssMB).toFixed(2)}`,
+);
