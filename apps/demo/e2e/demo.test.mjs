@@ -2,13 +2,30 @@
 // are checked, and no main-thread task longer than 50 ms may occur while the worker computes.
 // Run: `pnpm --filter @wasmformer/demo e2e` (after `pnpm build`). Screenshots go to e2e-out/.
 import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { launch, measure, openPage, screenshot, startPreview } from "./harness.mjs";
+import { init, Tensor } from "@wasmformer/core";
+import { loadPretrained } from "@wasmformer/llm";
+import { meanAttentionDistance, ViTModel } from "@wasmformer/vit";
+import { testImage, writeGpt2, writeVit } from "./checkpoints.mjs";
+import { appDir, launch, measure, openPage, screenshot, startPreview } from "./harness.mjs";
 
 let server;
 let browser;
+// the GPT-2 folder is served by vite preview (loaded by URL); the ViT folder is picked as files
+const served = join(appDir, "dist", "__e2e__");
+const ckpt = join(appDir, "e2e", ".checkpoints");
 
 before(async () => {
+  rmSync(served, { recursive: true, force: true });
+  rmSync(ckpt, { recursive: true, force: true });
+  writeGpt2(join(served, "gpt2"));
+  writeVit(join(ckpt, "vit"));
+  mkdirSync(ckpt, { recursive: true });
+  writeFileSync(join(ckpt, "image.png"), testImage(32, 32).png);
+  writeFileSync(join(ckpt, "not-an-image.png"), "hello");
+  await init();
   server = await startPreview();
   browser = await launch();
 });
@@ -16,6 +33,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  rmSync(served, { recursive: true, force: true });
 });
 
 /** Assert that no main-thread long task overlapped the measured compute. */
@@ -134,6 +152,199 @@ describe("demo", () => {
       errors.filter((e) => !/is not an integer|maxlen/.test(e)),
       [],
     );
+    await context.close();
+  });
+});
+
+describe("models", () => {
+  const PROMPT = "The meaning of life is";
+  const SENTENCE = "The animal didn't cross the street because it was too tired";
+
+  test("text generation: GPT-2 folder by URL, streamed greedy tokens, stop, cancel", async () => {
+    // expected stream: the same checkpoint in Node (greedy)
+    const m = await loadPretrained(join(served, "gpt2"));
+    let expected = "";
+    let n = 0;
+    for await (const c of m.generate(PROMPT, { maxNewTokens: 24 })) {
+      expected += c.text;
+      n++;
+    }
+    const { page, errors, context } = await openPage(browser, `${server.url}#generate`);
+    await page.waitForSelector("#backend[data-backend]", { timeout: 30_000 });
+    const load = await measure(page, async () => {
+      await page.fill("#gpt2-url", "/__e2e__/gpt2/");
+      await page.click("#gpt2-load-url");
+      await waitDone(page, "#gpt2-status");
+    });
+    assertResponsive(load, "GPT-2 loading");
+    assert.match(await page.textContent("#gpt2-status"), /2 layers, 4 heads/);
+
+    await page.fill("#gen-prompt", PROMPT);
+    await page.fill("#gen-max", "24");
+    const gen = await measure(page, async () => {
+      await page.click("#gen-run");
+      await waitDone(page, "#gen-status");
+    });
+    assertResponsive(gen, "generation");
+    assert.equal(await page.textContent("#gen-text"), expected);
+    assert.equal(await page.getAttribute("#gen-text", "data-tokens"), String(n));
+    assert.match(await page.textContent("#gen-rate"), /tokens\/s/);
+    await screenshot(page, "generate");
+
+    // stop as soon as the first token arrives (clicked from the page, so it does not race the stream)
+    await page.fill("#gen-max", "100");
+    await page.evaluate(() => {
+      const target = document.getElementById("gen-out");
+      const mo = new MutationObserver(() => {
+        if (document.getElementById("gen-text")?.textContent) {
+          mo.disconnect();
+          document.getElementById("gen-stop").click();
+        }
+      });
+      mo.observe(target, { childList: true, subtree: true, characterData: true });
+    });
+    await page.click("#gen-run");
+    await waitDone(page, "#gen-status");
+    assert.match(await page.textContent("#gen-status"), /stopped/);
+    assert.ok(Number(await page.getAttribute("#gen-text", "data-tokens")) < 100);
+
+    // cancel terminates the worker: the run fails with an AbortError in the page, the worker restarts
+    await page.evaluate(() => {
+      const target = document.getElementById("gen-out");
+      const mo = new MutationObserver(() => {
+        if (document.getElementById("gen-text")?.textContent) {
+          mo.disconnect();
+          document.getElementById("gen-cancel").click();
+        }
+      });
+      mo.observe(target, { childList: true, subtree: true, characterData: true });
+    });
+    await page.click("#gen-run");
+    await page.waitForSelector('#gen-status[data-state="error"]');
+    assert.match(await page.textContent("#page-generate .error"), /AbortError: cancelled/);
+    await page.waitForSelector("#backend[data-backend]");
+    assert.equal(await page.isDisabled("#gen-run"), true, "the model is gone with the old worker");
+
+    // a folder without weights: a typed error in the page
+    await page.fill("#gpt2-url", "/__e2e__/nothing-here/");
+    await page.click("#gpt2-load-url");
+    await page.waitForSelector('#gpt2-status[data-state="error"]');
+    assert.match(await page.textContent("#page-generate .loader .error"), /WeightsError: model\.safetensors not found/);
+    assert.deepEqual(
+      errors.filter((e) => !/cancelled|not found|404/.test(e)),
+      [],
+    );
+    await context.close();
+  });
+
+  test("attention: per-layer, per-head heatmaps of the loaded GPT-2", async () => {
+    const m = await loadPretrained(join(served, "gpt2"));
+    const ids = m.tokenizer.encode(SENTENCE);
+    const att = m.prefill([ids], { logits: "none", outputAttentions: true }).attentions;
+    const L = att.length;
+    const H = 4;
+    const T = ids.length;
+    const { page, errors, context } = await openPage(browser, `${server.url}#attention`);
+    await page.fill("#attn-gpt2-url", "/__e2e__/gpt2/");
+    await page.click("#attn-gpt2-load-url");
+    await waitDone(page, "#attn-gpt2-status");
+    await page.fill("#attn-sentence", SENTENCE);
+    const r = await measure(page, async () => {
+      await page.click("#attn-run");
+      await waitDone(page, "#attn-status");
+    });
+    assertResponsive(r, "attention");
+    assert.equal(await page.$$eval("#attn-out figure canvas", (c) => c.length), H);
+    for (const layer of [0, L - 1]) {
+      await page.selectOption("#attn-layer", String(layer));
+      await page.waitForSelector('#attn-out[data-ready="1"]');
+      const rows = await cells(page, "table.attn-argmax");
+      assert.equal(rows.length, T);
+      const w = att[layer].data; // [1, H, T, T]
+      for (let i = 0; i < T; i++) {
+        for (let hd = 0; hd < H; hd++) {
+          const row = w.subarray((hd * T + i) * T, (hd * T + i + 1) * T);
+          const best = Math.max(...row);
+          const got = Number(rows[i][1 + hd].split(" ").pop());
+          close(got, best, 2e-3);
+          // causal: nothing after the query
+          for (let j = i + 1; j < T; j++) assert.equal(row[j], 0);
+        }
+      }
+    }
+    await screenshot(page, "attention");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("ViT: folder by file picker, classification, CLS overlays, mean attention distance", async () => {
+    const dir = join(ckpt, "vit");
+    // expected: the same checkpoint and picture in Node (no resize: the picture is 32×32)
+    const model = await ViTModel.fromPretrained({
+      config: JSON.parse(readFileSync(join(dir, "config.json"), "utf8")),
+      weights: readFileSync(join(dir, "model.safetensors")),
+    });
+    const { rgb } = testImage(32, 32);
+    const px = new Float32Array(3 * 32 * 32);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < 32 * 32; i++) px[c * 1024 + i] = (rgb[i * 3 + c] / 255 - 0.5) / 0.5;
+    const out = model.forward(new Tensor(px, [1, 3, 32, 32]), { outputAttentions: true });
+    const z = Array.from(out.logits.data);
+    const mx = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - mx));
+    const s = e.reduce((a, b) => a + b, 0);
+    const probs = e.map((v) => v / s);
+    const order = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]);
+    const dist = meanAttentionDistance(out.attentions, out.grid, 8).data;
+
+    const { page, errors, context } = await openPage(browser, `${server.url}#vit`);
+    const load = await measure(page, async () => {
+      await page.setInputFiles(
+        "#vit-files",
+        ["config.json", "model.safetensors", "preprocessor_config.json"].map((f) => join(dir, f)),
+      );
+      await waitDone(page, "#vit-status");
+    });
+    assertResponsive(load, "ViT loading");
+    await page.setInputFiles("#vit-image", join(ckpt, "image.png"));
+    const r = await measure(page, async () => {
+      await page.click("#vit-run");
+      await page.waitForSelector('#page-vit .status[data-state="done"], #page-vit .status[data-state="error"]');
+    });
+    assertResponsive(r, "ViT classification");
+    const top = await cells(page, "table.vit-top");
+    assert.equal(top.length, 5);
+    top.forEach((row, k) => {
+      assert.equal(Number(row[0]), order[k][1]);
+      close(Number(row[2]), order[k][0], 1e-3);
+    });
+    const d = numbers(await cells(page, "table.vit-distance"));
+    d.forEach((row, l) => {
+      row.forEach((v, hd) => {
+        close(v, dist[l * 4 + hd], 1e-2);
+      });
+    });
+    assert.equal(await page.$$eval("#vit-maps canvas", (c) => c.length), 4);
+    await screenshot(page, "vit");
+
+    // an undecodable image: the error is shown in the page
+    await page.setInputFiles("#vit-image", join(ckpt, "not-an-image.png"));
+    await page.click("#vit-run");
+    await page.waitForSelector("#vit-out .error");
+    assert.match(await page.textContent("#vit-out .error"), /could not be decoded/);
+    assert.deepEqual(
+      errors.filter((e) => !/decoded/.test(e)),
+      [],
+    );
+    await context.close();
+  });
+
+  test("pages whose package has not landed say so", async () => {
+    const { page, context } = await openPage(browser, `${server.url}#vlm`);
+    for (const id of ["embeddings", "vlm"]) {
+      await page.click(`#tabs button[data-page="${id}"]`);
+      const notice = await page.$(`#page-${id} [data-unavailable]`);
+      if (notice) assert.match(await notice.textContent(), /not available yet/);
+    }
     await context.close();
   });
 });

@@ -5,7 +5,10 @@
  */
 import { backendName, init } from "@wasmformer/core";
 import { expose, transfer } from "comlink";
+import type { FolderSource, ProgressFn } from "./tasks/folder.js";
+import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
+import { classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
 
 let ready: Promise<string> | undefined;
 
@@ -27,6 +30,37 @@ const api = {
     await ensureInit();
     const r = preprocess(req);
     return transfer(r, textTransferables(r));
+  },
+
+  /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
+  async loadGpt2(src: FolderSource, onProgress: ProgressFn) {
+    await ensureInit();
+    return loadGpt2(src, onProgress);
+  },
+
+  /** Stream tokens through the proxied `onToken`; ends early on `stopGeneration()`. */
+  async generate(req: GenerateRequest, onToken: (text: string, tokensPerSecond: number) => Promise<void> | void) {
+    return generateText(req, onToken);
+  },
+
+  stopGeneration,
+
+  /** Self-attention of the loaded GPT-2 over a sentence: `[layers, heads, T, T]`, transferred. */
+  async gpt2Attention(sentence: string) {
+    const r = gpt2Attention(sentence);
+    return transfer(r, [r.weights.buffer as ArrayBuffer]);
+  },
+
+  /** Load a ViT folder (files or URL). */
+  async loadVit(src: FolderSource, onProgress: ProgressFn) {
+    await ensureInit();
+    return loadVit(src, onProgress);
+  },
+
+  /** Classify an image file; CLS attention maps and mean attention distances come back transferred. */
+  async classifyImage(image: Blob) {
+    const r = await classifyImage(image);
+    return transfer(r, vitTransferables(r));
   },
 };
 

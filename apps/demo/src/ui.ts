@@ -194,14 +194,24 @@ export function linePlot(
 /** A scatter plot with optional point labels and colours. */
 export function scatter(
   pts: readonly { x: number; y: number; label?: string; color?: string }[],
-  opts: { width?: number; height?: number; xLabel?: string; yLabel?: string; title?: string } = {},
+  opts: {
+    width?: number;
+    height?: number;
+    xLabel?: string;
+    yLabel?: string;
+    title?: string;
+    /** labelled x positions (default: the two ends) */
+    xTicks?: readonly number[];
+    /** lower end of the y axis (default: the smallest y) */
+    yMin?: number;
+  } = {},
 ): HTMLElement {
   const width = opts.width ?? 420;
   const height = opts.height ?? 320;
   const c = h("canvas", { width, height, class: "plot" });
   const ctx = c.getContext("2d");
   if (ctx && pts.length > 0) {
-    const pad = 34;
+    const pad = 44;
     let x0 = Number.POSITIVE_INFINITY;
     let x1 = Number.NEGATIVE_INFINITY;
     let y0 = Number.POSITIVE_INFINITY;
@@ -212,6 +222,11 @@ export function scatter(
       y0 = Math.min(y0, p.y);
       y1 = Math.max(y1, p.y);
     }
+    if (opts.xTicks?.length) {
+      x0 = Math.min(x0, ...opts.xTicks) - 0.3;
+      x1 = Math.max(x1, ...opts.xTicks) + 0.3;
+    }
+    if (opts.yMin !== undefined) y0 = Math.min(y0, opts.yMin);
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) y1 = y0 + 1;
     const X = (x: number) => pad + ((width - 2 * pad) * (x - x0)) / (x1 - x0);
@@ -220,11 +235,17 @@ export function scatter(
     ctx.strokeRect(pad - 6.5, 6.5, width - 2 * pad + 12, height - pad);
     ctx.font = "10px sans-serif";
     ctx.fillStyle = "#555";
-    ctx.fillText(fmtNum(x0), pad - 6, height - 8);
+    if (opts.xTicks?.length) {
+      ctx.textAlign = "center";
+      for (const t of opts.xTicks) ctx.fillText(String(t), X(t), height - pad + 14);
+    } else {
+      ctx.fillText(fmtNum(x0), pad - 6, height - 8);
+      ctx.textAlign = "right";
+      ctx.fillText(fmtNum(x1), width - pad + 6, height - 8);
+    }
     ctx.textAlign = "right";
-    ctx.fillText(fmtNum(x1), width - pad + 6, height - 8);
-    ctx.fillText(fmtNum(y1), pad - 8, 14);
-    ctx.fillText(fmtNum(y0), pad - 8, height - pad);
+    ctx.fillText(fmtNum(Number(y1.toPrecision(3))), pad - 8, 14);
+    ctx.fillText(fmtNum(Number(y0.toPrecision(3))), pad - 8, height - pad);
     ctx.textAlign = "center";
     if (opts.xLabel) ctx.fillText(opts.xLabel, width / 2, height - 8);
     for (const p of pts) {
@@ -279,4 +300,9 @@ export function unavailable(what: string, why: string): HTMLElement {
     h("strong", {}, `${what} is not available yet. `),
     why,
   );
+}
+
+/** Yield to the event loop (so that rendering many figures never makes one long main-thread task). */
+export function nextTask(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
 }

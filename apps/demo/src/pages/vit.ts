@@ -1,13 +1,208 @@
-import { h, unavailable } from "../ui.js";
+/**
+ * ViT page: load a checkpoint folder, classify an image, CLS-attention overlays per head, and the
+ * mean attention distance per layer and head as a scatter plot (as in fig. 7 of the ViT paper).
+ */
+import { compute } from "../client.js";
+import { folderLoader } from "../loader.js";
+import type { VitInfo, VitResult } from "../tasks/vit.js";
+import { clear, fmtBytes, h, nextTask, palette, ramp, scatter, showError, statusLine, table } from "../ui.js";
 import type { Page } from "./index.js";
+
+/** A synthetic test picture (sky, sun, house), drawn on the main thread in a few ms. */
+async function sampleImage(): Promise<Blob> {
+  const c = new OffscreenCanvas(224, 224);
+  const g = c.getContext("2d") as OffscreenCanvasRenderingContext2D;
+  const sky = g.createLinearGradient(0, 0, 0, 224);
+  sky.addColorStop(0, "#5aa0e6");
+  sky.addColorStop(1, "#d8ecff");
+  g.fillStyle = sky;
+  g.fillRect(0, 0, 224, 224);
+  g.fillStyle = "#f5c518";
+  g.beginPath();
+  g.arc(170, 50, 24, 0, 2 * Math.PI);
+  g.fill();
+  g.fillStyle = "#3f8f3f";
+  g.fillRect(0, 160, 224, 64);
+  g.fillStyle = "#b5542e";
+  g.fillRect(50, 110, 80, 60);
+  g.fillStyle = "#7a2e17";
+  g.beginPath();
+  g.moveTo(40, 112);
+  g.lineTo(90, 70);
+  g.lineTo(140, 112);
+  g.fill();
+  return c.convertToBlob({ type: "image/png" });
+}
+
+/** The model input with one head's CLS map blended over it. */
+function overlay(r: VitResult, l: number, hd: number, size: number): HTMLCanvasElement {
+  const { width: w, height: hgt, rgba } = r.input;
+  const [gh, gw] = r.grid;
+  const N = gh * gw;
+  const map = r.cls.subarray((l * r.heads + hd) * N, (l * r.heads + hd + 1) * N);
+  let mx = 0;
+  for (const v of map) mx = Math.max(mx, v);
+  const src = new OffscreenCanvas(w, hgt);
+  const sctx = src.getContext("2d") as OffscreenCanvasRenderingContext2D;
+  sctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, hgt), 0, 0);
+  const scale = size / Math.max(w, hgt);
+  const c = h("canvas", { width: Math.round(w * scale), height: Math.round(hgt * scale) });
+  const ctx = c.getContext("2d") as CanvasRenderingContext2D;
+  ctx.drawImage(src, 0, 0, c.width, c.height);
+  ctx.globalAlpha = 0.55;
+  const cw = c.width / gw;
+  const ch = c.height / gh;
+  for (let i = 0; i < gh; i++) {
+    for (let j = 0; j < gw; j++) {
+      ctx.fillStyle = ramp(mx > 0 ? map[i * gw + j] / mx : 0);
+      ctx.fillRect(j * cw, i * ch, Math.ceil(cw), Math.ceil(ch));
+    }
+  }
+  return c;
+}
 
 export const vitPage: Page = {
   id: "vit",
   title: "ViT",
   mount(root) {
+    let info: VitInfo | undefined;
+    let epoch = -1;
+    let image: Blob | undefined;
+    let result: VitResult | undefined;
+    const imgFile = h("input", { type: "file", accept: "image/*", id: "vit-image" });
+    const preview = h("img", { id: "vit-preview", alt: "", width: 160 });
+    const sample = h("button", { id: "vit-sample" }, "Use a sample image");
+    const run = h("button", { id: "vit-run", disabled: true }, "Classify");
+    const layerSel = h("select", { id: "vit-layer" });
+    const status = statusLine();
+    status.el.id = "vit-status";
+    const out = h("div", { id: "vit-out" });
+    const maps = h("div", { class: "heats", id: "vit-maps" });
+    const drop = h("div", { class: "drop", id: "vit-drop" }, "…or drop an image here");
+
+    const sync = () => {
+      run.disabled = !(info && epoch === compute.epoch && image);
+    };
+    compute.onRestart(sync);
+    const setImage = (b: Blob) => {
+      image = b;
+      preview.src = URL.createObjectURL(b);
+      sync();
+    };
+    imgFile.addEventListener("change", () => imgFile.files?.[0] && setImage(imgFile.files[0]));
+    sample.addEventListener("click", async () => setImage(await sampleImage()));
+    drop.addEventListener("dragover", (e) => e.preventDefault());
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const f = e.dataTransfer?.files?.[0];
+      if (f) setImage(f);
+    });
+
+    // one overlay per task, so the main thread never blocks for long
+    const drawMaps = async () => {
+      clear(maps);
+      if (!result) return;
+      const l = Number(layerSel.value);
+      for (let hd = 0; hd < result.heads; hd++) {
+        await nextTask();
+        maps.append(h("figure", {}, overlay(result, l, hd, 140), h("figcaption", {}, `layer ${l} · head ${hd}`)));
+      }
+    };
+    layerSel.addEventListener("change", () => void drawMaps());
+
+    run.addEventListener("click", async () => {
+      if (!image) return;
+      status.set("running", "classifying in the worker…");
+      clear(out);
+      try {
+        const r = await compute.run((api) => api.classifyImage(image as Blob));
+        result = r;
+        clear(layerSel);
+        for (let l = 0; l < r.layers; l++)
+          layerSel.append(h("option", { value: l, selected: l === r.layers - 1 }, `layer ${l}`));
+        const pts = [];
+        for (let l = 0; l < r.layers; l++) {
+          for (let hd = 0; hd < r.heads; hd++) {
+            pts.push({
+              x: l + (hd - (r.heads - 1) / 2) * 0.04,
+              y: r.meanDistance[l * r.heads + hd],
+              color: palette(hd, r.heads),
+            });
+          }
+        }
+        out.append(
+          r.top.length
+            ? h(
+                "section",
+                { class: "card" },
+                h("h3", {}, "Top classes"),
+                table(
+                  ["class", "label", "probability"],
+                  r.top.map((t) => [t.index, t.label, t.prob]),
+                  "vit-top",
+                ),
+              )
+            : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only)."),
+          h(
+            "section",
+            { class: "card" },
+            h("h3", {}, "Mean attention distance"),
+            scatter(pts, {
+              xLabel: "layer (network depth)",
+              yLabel: "mean attention distance (px)",
+              title: "one point per head, coloured by head",
+              xTicks: Array.from({ length: r.layers }, (_, l) => l),
+              yMin: 0,
+            }),
+            table(
+              ["layer", ...Array.from({ length: r.heads }, (_, i) => `head ${i}`)],
+              Array.from({ length: r.layers }, (_, l) => [
+                `${l}`,
+                ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
+              ]),
+              "vit-distance",
+            ),
+          ),
+          h(
+            "section",
+            { class: "card" },
+            h("h3", {}, "CLS attention per head"),
+            h("label", {}, "layer ", layerSel),
+            maps,
+          ),
+        );
+        await drawMaps();
+        status.set("done", `classified in ${r.ms.toFixed(0)} ms (worker) · patch grid ${r.grid[0]}×${r.grid[1]}`);
+      } catch (e) {
+        status.set("error", "failed");
+        showError(out, e);
+      }
+    });
+
     root.append(
-      h("h2", {}, "ViT"),
-      unavailable("ViT classification (@wasmformer/vit)", "Its package has not landed in this build."),
+      h("h2", {}, "Vision Transformer"),
+      folderLoader<VitInfo>({
+        id: "vit",
+        files: "config.json, model.safetensors, preprocessor_config.json",
+        load: (src, onProgress) => compute.run((api) => api.loadVit(src, onProgress)),
+        describe: (i) =>
+          `ViT loaded: ${i.layers} layers, ${i.heads} heads, d=${i.hidden}, ${i.imageSize.join("×")} px, patch ${i.patchSize}, ${i.classifier ? `${i.labels} classes` : "no classifier"}, ${fmtBytes(i.weightBytes)} of weights, ${i.loadMs.toFixed(0)} ms`,
+        onLoaded: (i) => {
+          info = i;
+          epoch = compute.epoch;
+          sync();
+        },
+      }),
+      h(
+        "div",
+        { class: "card" },
+        h("h3", {}, "Image"),
+        h("div", { class: "actions" }, imgFile, sample, run),
+        drop,
+        preview,
+      ),
+      status.el,
+      out,
     );
   },
 };

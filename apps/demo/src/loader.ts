@@ -1,0 +1,107 @@
+/**
+ * A checkpoint-folder loader widget: file picker (several files or a whole folder), drag and drop,
+ * or a base URL. The chosen files go to the worker as `Blob`s; a URL is fetched by the worker.
+ */
+import { proxy } from "comlink";
+import type { FolderSource, Progress } from "./tasks/folder.js";
+import { clear, fmtBytes, h, progressBar, showError, statusLine } from "./ui.js";
+
+export interface LoaderOptions<I> {
+  id: string;
+  /** the files the folder should hold, shown to the user */
+  files: string;
+  /** default URL in the URL box */
+  url?: string;
+  load(src: FolderSource, onProgress: (p: Progress) => void): Promise<I>;
+  /** render a summary of the loaded model */
+  describe(info: I): string;
+  onLoaded(info: I): void;
+}
+
+/** Keep the last path component of `webkitRelativePath` / file name. */
+const baseName = (f: File) => (f.webkitRelativePath || f.name).split("/").pop() ?? f.name;
+
+export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
+  const files = h("input", { type: "file", multiple: true, id: `${o.id}-files` });
+  const dir = h("input", { type: "file", id: `${o.id}-dir`, webkitdirectory: true });
+  const url = h("input", {
+    type: "url",
+    id: `${o.id}-url`,
+    size: 40,
+    placeholder: "https://…/model-folder/",
+    value: o.url ?? "",
+  });
+  const bar = progressBar("");
+  bar.el.hidden = true;
+  const status = statusLine();
+  status.el.id = `${o.id}-status`;
+  const err = h("div", {});
+  const drop = h("div", { class: "drop", id: `${o.id}-drop` }, `Drop the checkpoint files here (${o.files})`);
+
+  const start = async (src: FolderSource) => {
+    clear(err);
+    bar.el.hidden = false;
+    bar.set(0, "starting…");
+    status.set("running", "loading…");
+    try {
+      const info = await o.load(
+        src,
+        proxy((p: Progress) =>
+          bar.set(
+            p.total ? p.loaded / p.total : 0,
+            `${p.stage}: ${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ""}`,
+          ),
+        ),
+      );
+      bar.set(1, "loaded");
+      status.set("done", o.describe(info));
+      o.onLoaded(info);
+    } catch (e) {
+      bar.el.hidden = true;
+      status.set("error", "loading failed");
+      showError(err, e);
+    }
+  };
+  const fromList = (list: FileList | File[]) => {
+    const rec: Record<string, Blob> = {};
+    for (const f of Array.from(list)) rec[baseName(f)] = f;
+    if (Object.keys(rec).length === 0) return;
+    void start({ kind: "files", files: rec });
+  };
+  files.addEventListener("change", () => files.files && fromList(files.files));
+  dir.addEventListener("change", () => dir.files && fromList(dir.files));
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer?.files) fromList(e.dataTransfer.files);
+  });
+  return h(
+    "div",
+    { class: "card loader" },
+    h("h3", {}, "Checkpoint"),
+    h("p", { class: "muted" }, `A Hugging Face folder: ${o.files}.`),
+    h("div", { class: "actions" }, h("label", {}, "Files ", files), h("label", {}, "Folder ", dir)),
+    drop,
+    h(
+      "div",
+      { class: "actions" },
+      url,
+      h(
+        "button",
+        {
+          id: `${o.id}-load-url`,
+          onclick: () => url.value.trim() && void start({ kind: "url", url: url.value.trim() }),
+        },
+        "Load from URL",
+      ),
+    ),
+    bar.el,
+    status.el,
+    err,
+  );
+}

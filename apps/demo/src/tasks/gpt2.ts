@@ -1,0 +1,179 @@
+/**
+ * GPT-2 in the worker (@wasmformer/llm): load a Hugging Face folder (config.json, model.safetensors,
+ * tokenizer.json or vocab.json + merges.txt), stream generated tokens, and read the self-attention
+ * weights of a sentence for the attention page.
+ */
+import { AbortError, ConfigError, openSafetensors } from "@wasmformer/core";
+import { fromSubwordTokenizer, GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
+import { SubwordTokenizer } from "@wasmformer/text";
+import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+
+export interface Gpt2Info {
+  layers: number;
+  heads: number;
+  embd: number;
+  vocab: number;
+  positions: number;
+  params: number;
+  heapBytes: number;
+  loadMs: number;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  maxNewTokens: number;
+  /** 0 = greedy */
+  temperature: number;
+  topK: number;
+  seed: number;
+}
+
+export interface GenerateStats {
+  tokens: number;
+  ms: number;
+  tokensPerSecond: number;
+  text: string;
+  finishReason: string;
+}
+
+export interface AttentionResult {
+  tokens: string[];
+  layers: number;
+  heads: number;
+  /** `[layers, heads, T, T]` row-major (queries × keys; causal, so the upper triangle is 0) */
+  weights: Float32Array;
+}
+
+let model: GPT2LMHeadModel | undefined;
+let tokenizer: Tokenizer | undefined;
+let controller: AbortController | undefined;
+
+async function loadTokenizer(files: Record<string, Blob>): Promise<Tokenizer> {
+  if (files["tokenizer.json"]) {
+    return fromSubwordTokenizer(
+      SubwordTokenizer.fromTokenizerJson(await files["tokenizer.json"].text(), "tokenizer.json"),
+    );
+  }
+  if (files["vocab.json"] && files["merges.txt"]) {
+    return fromSubwordTokenizer(
+      SubwordTokenizer.gpt2(await files["vocab.json"].text(), await files["merges.txt"].text()),
+    );
+  }
+  throw new ConfigError("the folder has no tokenizer: add tokenizer.json, or vocab.json and merges.txt");
+}
+
+export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promise<Gpt2Info> {
+  const t0 = performance.now();
+  model = undefined;
+  const files = await readFolder(
+    src,
+    ["config.json", "model.safetensors"],
+    ["tokenizer.json", "vocab.json", "merges.txt"],
+    onProgress,
+  );
+  const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
+  const tok = await loadTokenizer(files);
+  const file = await openSafetensors(files["model.safetensors"]);
+  let last = 0;
+  const m = await GPT2LMHeadModel.fromWeights(config, file, {
+    onProgress: (p) => {
+      const now = performance.now();
+      if (now - last > 50 || p.loaded === p.total) {
+        onProgress({ stage: `loading ${p.tensor}`, loaded: p.loaded, total: p.total });
+        last = now;
+      }
+    },
+  });
+  await file.close();
+  m.tokenizer = tok;
+  model = m;
+  tokenizer = tok;
+  const c = m.config;
+  let params = 0;
+  for (const n of file.names()) params += file.info(n).shape.reduce((a, b) => a * b, 1);
+  return {
+    layers: c.n_layer,
+    heads: c.n_head,
+    embd: c.n_embd,
+    vocab: c.vocab_size,
+    positions: c.n_positions,
+    params,
+    heapBytes: m.heapBytes,
+    loadMs: performance.now() - t0,
+  };
+}
+
+function need(): GPT2LMHeadModel {
+  if (!model) throw new ConfigError("no GPT-2 model is loaded: load a checkpoint folder first");
+  return model;
+}
+
+/**
+ * Generate, calling `onToken` for every new token (awaited, so the page paces the stream and the
+ * worker stays responsive to `stopGeneration`).
+ */
+export async function generateText(
+  req: GenerateRequest,
+  onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
+): Promise<GenerateStats> {
+  const m = need();
+  controller?.abort();
+  const ctl = new AbortController();
+  controller = ctl;
+  const t0 = performance.now();
+  let n = 0;
+  let text = "";
+  const it = m.generate(req.prompt, {
+    maxNewTokens: req.maxNewTokens,
+    temperature: req.temperature,
+    topK: req.topK,
+    seed: req.seed,
+    signal: ctl.signal,
+  });
+  let finishReason = "length";
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        finishReason = r.value.finishReasons[0] ?? "length";
+        break;
+      }
+      n++;
+      text += r.value.text;
+      await onToken(r.value.text, (n * 1000) / (performance.now() - t0));
+    }
+  } catch (e) {
+    if (!(e instanceof AbortError)) throw e;
+    finishReason = "stopped";
+  } finally {
+    if (controller === ctl) controller = undefined;
+  }
+  const ms = performance.now() - t0;
+  return { tokens: n, ms, tokensPerSecond: (n * 1000) / ms, text, finishReason };
+}
+
+/** Stop the running generation (it ends after the current token). */
+export function stopGeneration(): boolean {
+  if (!controller) return false;
+  controller.abort(new Error("stopped by the user"));
+  return true;
+}
+
+/** Per-layer, per-head self-attention weights of a sentence. */
+export function gpt2Attention(sentence: string): AttentionResult {
+  const m = need();
+  const tok = tokenizer as Tokenizer;
+  const ids = tok.encode(sentence);
+  if (ids.length === 0) throw new ConfigError("the sentence has no tokens");
+  const out = m.prefill([ids], { logits: "none", outputAttentions: true });
+  const atts = out.attentions ?? [];
+  const L = atts.length;
+  const H = m.config.n_head;
+  const T = ids.length;
+  const weights = new Float32Array(L * H * T * T);
+  atts.forEach((a, l) => {
+    weights.set((a.data as Float32Array).subarray(0, H * T * T), l * H * T * T);
+  });
+  m.reset();
+  return { tokens: ids.map((id) => tok.decode([id])), layers: L, heads: H, weights };
+}
