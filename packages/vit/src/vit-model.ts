@@ -158,6 +158,8 @@ export class ViTModel {
   protected readonly act: number;
   private readonly posInterp: PosInterpolation;
   private readonly weightsMark: number;
+  /** Heap top after our last allocation (weights or plan). */
+  private top: number;
   private plan: Plan | undefined;
 
   /** @internal use `fromPretrained` / `fromTimm` */
@@ -169,6 +171,7 @@ export class ViTModel {
     this.act = actCode(cfg.hidden_act);
     this.posInterp = posInterp;
     this.weightsMark = rt.heap.mark();
+    this.top = this.weightsMark;
     this.processor = ViTImageProcessor.fromConfig({}, cfg.image_size[0]);
     if (cfg.image_size[0] !== cfg.image_size[1]) {
       this.processor = ViTImageProcessor.fromConfig({ size: { height: cfg.image_size[0], width: cfg.image_size[1] } });
@@ -216,7 +219,8 @@ export class ViTModel {
     const p0 = this.plan;
     if (p0 && p0.B === B && p0.H === H && p0.W === W && p0.keepAttn === keepAttn) return p0;
     const heap = this.rt.heap;
-    heap.release(this.weightsMark);
+    // free the previous plan, unless the runtime is shared and someone allocated above it since
+    if (heap.mark() === this.top) heap.release(this.weightsMark);
     this.plan = undefined;
     const cfg = this.config;
     const D = cfg.hidden_size;
@@ -283,6 +287,7 @@ export class ViTModel {
       dst.set(resized, D);
     }
     this.plan = plan;
+    this.top = heap.mark();
     return plan;
   }
 

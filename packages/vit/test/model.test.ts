@@ -279,3 +279,25 @@ describe("typed errors", () => {
     ).toBeInstanceOf(WasmformerError);
   });
 });
+
+describe("shared runtime", () => {
+  it("two models in one runtime keep their weights when either re-plans", async () => {
+    await init({ backend: "ref" });
+    const rt = createRuntime({ backend: "ref" });
+    const cfg = hfConfigJson(A);
+    const a = await ViTForImageClassification.fromPretrained(
+      { config: cfg, weights: tensorSource(randomWeightsCache.get(A)!) },
+      { runtime: rt },
+    );
+    const x = randomPixels(1, 3, 9, 9, 30);
+    const before = Array.from(a.forward(x).logits.data);
+    const b = await ViTForImageClassification.fromPretrained(
+      { config: cfg, weights: tensorSource(randomWeights(A, 99)) },
+      { runtime: rt },
+    );
+    const bOut = Array.from(b.forward(x).logits.data);
+    a.forward(randomPixels(2, 3, 12, 12, 31)); // a re-plans while b's weights sit above its old plan
+    expect(Array.from(b.forward(x).logits.data)).toEqual(bOut);
+    expect(Array.from(a.forward(x).logits.data)).toEqual(before);
+  });
+});
