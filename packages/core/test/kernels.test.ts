@@ -759,6 +759,7 @@ describe("attention", () => {
       [65, 65, 33, 17],
       [1, 129, 65, 1],
       [129, 129, 8, 8],
+      [100, 150, 16, 16], // several causal row blocks with a key offset
     ];
     let caseNo = 0;
     for (const [L, S, dk, dv] of shapes) {

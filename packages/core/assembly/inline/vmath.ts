@@ -14,12 +14,24 @@
 // @ts-ignore: decorator
 @inline const EXP_C2: f32 = -2.12194440e-4;
 
-/** Lane-wise m·e^x (|m| ≤ max(1, |x|)), scaled as ((p·2^n1)·m)·2^n2 so that m·e^x rounds once (also when subnormal). */
+// 1.5·2^23: adding it rounds |v| < 2^22 to the nearest integer (ties to even), which then sits
+// in the low mantissa bits: n = bits(v + MAGIC) − bits(MAGIC). Cheaper than nearest + trunc_sat.
 // @ts-ignore: decorator
-@inline export function expMul4(x: v128, m: v128): v128 {
-  // clamp keeps 2^n inside the two-step scale below; NaN passes through min/max
+@inline const MAGIC: f32 = 12582912.0;
+// @ts-ignore: decorator
+@inline const MAGIC_BITS: i32 = 0x4b400000;
+
+/**
+ * m·e^x (guard: x < −150 gives m·0). 2^n is applied as ((p·2^n1)·m)·2^n2 with n = n1 + n2 in
+ * [−217, 254], so both factors are normal floats and the product rounds once into the subnormal
+ * range, underflows to 0 or overflows to +∞.
+ */
+// @ts-ignore: decorator
+@inline function expCore(x: v128, m: v128, guard: bool): v128 {
+  // clamp keeps 2^n inside the two-step scale; NaN passes through min/max
   const xc = f32x4.min(f32x4.max(x, f32x4.splat(-150.0)), f32x4.splat(176.0));
-  const fx = f32x4.nearest(f32x4.mul(xc, f32x4.splat(LOG2E)));
+  const tm = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), f32x4.splat(MAGIC));
+  const fx = f32x4.sub(tm, f32x4.splat(MAGIC));
   let r = f32x4.sub(xc, f32x4.mul(fx, f32x4.splat(EXP_C1)));
   r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(EXP_C2)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -29,23 +41,28 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
-  // 2^n as 2^n1 · 2^n2 (n in [−217, 254]) so that both factors are normal floats and the product
-  // rounds once into the subnormal range, underflows to 0 or overflows to +∞ (also for m ≠ 1)
-  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const n = i32x4.sub(tm, i32x4.splat(MAGIC_BITS));
   const n1 = i32x4.shr_s(n, 1);
   const n2 = i32x4.sub(n, n1);
   const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
   const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
   const y = f32x4.mul(f32x4.mul(f32x4.mul(p, s1), m), s2);
+  if (!guard) return y;
   // below the clamp e^x is taken as 0 (m·0: signed zero, NaN for infinite m); callers pass m with
   // |m| ≪ e^{150} there (m = x or 1), where the exact result is 0 in f32 too
   return v128.bitselect(f32x4.mul(m, f32x4.splat(0.0)), y, f32x4.lt(x, f32x4.splat(-150.0)));
 }
 
-/** Lane-wise e^x. */
+/** Lane-wise m·e^x for |m| ≤ max(1, |x|), rounded once (also when the result is subnormal). */
+// @ts-ignore: decorator
+@inline export function expMul4(x: v128, m: v128): v128 {
+  return expCore(x, m, true);
+}
+
+/** Lane-wise e^x (e^{x ≤ −150} = p·2^{−216} = 0 without the guard). */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  return expMul4(x, f32x4.splat(1.0));
+  return expCore(x, f32x4.splat(1.0), false);
 }
 
 /**
