@@ -1,6 +1,6 @@
 // Activation family: scalar and f32x4 forms of relu, gelu (erf, tanh), silu, tanh, sigmoid, exp.
 // Codes match Act in src/kernels.ts.
-import { exp4, gelu4, geluTanh4, relu4, sigmoid4, silu4, tanh4 } from "./inline/vmath";
+import { exp4, gelu4, geluTanh4, log4, relu4, sigmoid4, silu4, tanh4 } from "./inline/vmath";
 
 /** Scalar activation by code (used in GEMM epilogues and tails). */
 export function act1(x: f32, act: i32): f32 {
@@ -97,8 +97,11 @@ export function unary(x: usize, y: usize, n: i32, act: i32): void {
     case 10:
       for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), f32x4.abs(v128.load(x + (<usize>i << 2))));
       break;
+    case 11:
+      for (; i < n4; i += 4) v128.store(y + (<usize>i << 2), log4(v128.load(x + (<usize>i << 2))));
+      break;
     default:
-      // log (11) has no vector form here: every element goes through the f64 scalar path
+      // unknown code: act1 passes values through
       break;
   }
   for (; i < n; i++) {
