@@ -95,13 +95,17 @@ export class TransformerEncoderLayer {
     this.normFirst = r.normFirst;
   }
 
-  /** Pointer form: `out [B, S, d]` (must not alias `x`). */
-  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number): void {
+  /**
+   * Pointer form: `out [B, S, d]` (must not alias `x`); when `weights` is given, the self-attention
+   * weights `[B, H, S, S]` are written there.
+   */
+  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number, weights = 0): void {
     const { rt, dModel: d } = this;
     const rows = B * S;
+    const w = { accumulate: true, weights: weights || undefined };
     copyRows(rt, x, out, rows, d);
     if (!this.normFirst) {
-      this.selfAttn.run(x, x, x, B, S, S, masks, out, { accumulate: true });
+      this.selfAttn.run(x, x, x, B, S, S, masks, out, w);
       this.norm1.run(out, rows, out);
       const m = rt.heap.mark();
       const t = rt.heap.allocF32(rows * d);
@@ -113,17 +117,29 @@ export class TransformerEncoderLayer {
       const m = rt.heap.mark();
       const t = rt.heap.allocF32(rows * d);
       this.norm1.run(x, rows, t);
-      this.selfAttn.run(t, t, t, B, S, S, masks, out, { accumulate: true });
+      this.selfAttn.run(t, t, t, B, S, S, masks, out, w);
       this.norm2.run(out, rows, t);
       feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
       rt.heap.release(m);
     }
   }
 
-  /** `src [B, S, d]` → `[B, S, d]`. */
-  forward(src: Tensor, opts: { srcMask?: Tensor; srcKeyPaddingMask?: Tensor; isCausal?: boolean } = {}): Tensor<"f32"> {
+  /**
+   * `src [B, S, d]` → `[B, S, d]`; with `needWeights: true`, `{ output, weights }` where `weights` are
+   * the self-attention weights `[B, H, S, S]`.
+   */
+  forward(src: Tensor, opts?: EncoderLayerOptions & { needWeights?: false }): Tensor<"f32">;
+  forward(
+    src: Tensor,
+    opts: EncoderLayerOptions & { needWeights: true },
+  ): { output: Tensor<"f32">; weights: Tensor<"f32"> };
+  forward(
+    src: Tensor,
+    opts: EncoderLayerOptions & { needWeights?: boolean } = {},
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: Tensor<"f32"> } {
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
+    const H = this.selfAttn.numHeads;
     return scratch(this.rt, () => {
       const masks = prepareMasks(
         this.rt,
@@ -136,10 +152,24 @@ export class TransformerEncoderLayer {
       );
       const x = putF32(this.rt, src, "src");
       const out = this.rt.heap.allocF32(B * S * this.dModel);
-      this.run(x, B, S, masks, out);
-      return readF32(this.rt, out, src.shape);
+      const w = opts.needWeights ? this.rt.heap.allocF32(B * H * S * S) : 0;
+      this.run(x, B, S, masks, out, w);
+      const output = readF32(this.rt, out, src.shape);
+      return w ? { output, weights: readF32(this.rt, w, [B, H, S, S]) } : output;
     });
   }
+}
+
+export interface EncoderLayerOptions {
+  srcMask?: Tensor | undefined;
+  srcKeyPaddingMask?: Tensor | undefined;
+  isCausal?: boolean | undefined;
+}
+
+/** Attention weights of a decoder layer: self-attention `[B, H, T, T]`, cross-attention `[B, H, T, S]`. */
+export interface DecoderWeights {
+  selfAttn: Tensor<"f32">;
+  crossAttn: Tensor<"f32">;
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -178,46 +208,82 @@ export class TransformerDecoderLayer {
     this.normFirst = r.normFirst;
   }
 
-  /** Pointer form: `x [B, T, d]`, `memory [B, S, d]` → `out [B, T, d]` (must not alias x or memory). */
-  run(x: number, memory: number, B: number, T: number, S: number, masks: DecoderMaskPtrs, out: number): void {
+  /**
+   * Pointer form: `x [B, T, d]`, `memory [B, S, d]` → `out [B, T, d]` (must not alias x or memory);
+   * attention weights are written to `selfWeights [B, H, T, T]` / `crossWeights [B, H, T, S]` when given.
+   */
+  run(
+    x: number,
+    memory: number,
+    B: number,
+    T: number,
+    S: number,
+    masks: DecoderMaskPtrs,
+    out: number,
+    selfWeights = 0,
+    crossWeights = 0,
+  ): void {
     const { rt, dModel: d } = this;
     const rows = B * T;
     const m = rt.heap.mark();
     const t = rt.heap.allocF32(rows * d);
+    const sw = { accumulate: true, weights: selfWeights || undefined };
+    const cw = { accumulate: true, weights: crossWeights || undefined };
     copyRows(rt, x, out, rows, d);
     if (!this.normFirst) {
-      this.selfAttn.run(x, x, x, B, T, T, masks.tgt, out, { accumulate: true });
+      this.selfAttn.run(x, x, x, B, T, T, masks.tgt, out, sw);
       this.norm1.run(out, rows, out);
       copyRows(rt, out, t, rows, d);
-      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, { accumulate: true });
+      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, cw);
       this.norm2.run(out, rows, out);
       copyRows(rt, out, t, rows, d);
       feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
       this.norm3.run(out, rows, out);
     } else {
       this.norm1.run(x, rows, t);
-      this.selfAttn.run(t, t, t, B, T, T, masks.tgt, out, { accumulate: true });
+      this.selfAttn.run(t, t, t, B, T, T, masks.tgt, out, sw);
       this.norm2.run(out, rows, t);
-      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, { accumulate: true });
+      this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, cw);
       this.norm3.run(out, rows, t);
       feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
     }
     rt.heap.release(m);
   }
 
-  /** `tgt [B, T, d]`, `memory [B, S, d]` → `[B, T, d]`. */
-  forward(tgt: Tensor, memory: Tensor, opts: DecoderMaskInputs = {}): Tensor<"f32"> {
+  /**
+   * `tgt [B, T, d]`, `memory [B, S, d]` → `[B, T, d]`; with `needWeights: true`,
+   * `{ output, weights: { selfAttn [B, H, T, T], crossAttn [B, H, T, S] } }`.
+   */
+  forward(tgt: Tensor, memory: Tensor, opts?: DecoderMaskInputs & { needWeights?: false }): Tensor<"f32">;
+  forward(
+    tgt: Tensor,
+    memory: Tensor,
+    opts: DecoderMaskInputs & { needWeights: true },
+  ): { output: Tensor<"f32">; weights: DecoderWeights };
+  forward(
+    tgt: Tensor,
+    memory: Tensor,
+    opts: DecoderMaskInputs & { needWeights?: boolean } = {},
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: DecoderWeights } {
     checkSeq(tgt, this.dModel, "tgt");
     checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
     const [B, T] = tgt.shape;
     const S = memory.shape[1];
+    const H = this.selfAttn.numHeads;
     return scratch(this.rt, () => {
-      const masks = prepareDecoderMasks(this.rt, opts, B, this.selfAttn.numHeads, T, S);
+      const masks = prepareDecoderMasks(this.rt, opts, B, H, T, S);
       const x = putF32(this.rt, tgt, "tgt");
       const mem = putF32(this.rt, memory, "memory");
       const out = this.rt.heap.allocF32(B * T * this.dModel);
-      this.run(x, mem, B, T, S, masks, out);
-      return readF32(this.rt, out, tgt.shape);
+      const sw = opts.needWeights ? this.rt.heap.allocF32(B * H * T * T) : 0;
+      const cw = opts.needWeights ? this.rt.heap.allocF32(B * H * T * S) : 0;
+      this.run(x, mem, B, T, S, masks, out, sw, cw);
+      const output = readF32(this.rt, out, tgt.shape);
+      if (!opts.needWeights) return output;
+      return {
+        output,
+        weights: { selfAttn: readF32(this.rt, sw, [B, H, T, T]), crossAttn: readF32(this.rt, cw, [B, H, T, S]) },
+      };
     });
   }
 }
@@ -286,8 +352,8 @@ export class TransformerEncoder {
     this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   }
 
-  /** Pointer form: `out [B, S, d]` (must not alias x). */
-  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number): void {
+  /** Pointer form: `out [B, S, d]` (must not alias x); `weights[i]`: layer i's `[B, H, S, S]` weights, or 0. */
+  run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number, weights: readonly number[] = []): void {
     const { rt, dModel: d } = this;
     const rows = B * S;
     const m = rt.heap.mark();
@@ -297,7 +363,7 @@ export class TransformerEncoder {
       // ping-pong so that the last layer writes `out`
       const left = this.layers.length - 1 - i;
       const dst = left % 2 === 0 ? out : spare;
-      layer.run(cur, B, S, masks, dst);
+      layer.run(cur, B, S, masks, dst, weights[i] ?? 0);
       cur = dst;
     });
     if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
@@ -305,9 +371,19 @@ export class TransformerEncoder {
     rt.heap.release(m);
   }
 
-  forward(src: Tensor, opts: { mask?: Tensor; srcKeyPaddingMask?: Tensor; isCausal?: boolean } = {}): Tensor<"f32"> {
+  /** `src [B, S, d]` → `[B, S, d]`; with `needWeights: true`, `{ output, weights }` (one `[B, H, S, S]` per layer). */
+  forward(src: Tensor, opts?: EncoderStackOptions & { needWeights?: false }): Tensor<"f32">;
+  forward(
+    src: Tensor,
+    opts: EncoderStackOptions & { needWeights: true },
+  ): { output: Tensor<"f32">; weights: Tensor<"f32">[] };
+  forward(
+    src: Tensor,
+    opts: EncoderStackOptions & { needWeights?: boolean } = {},
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: Tensor<"f32">[] } {
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
+    const H = this.nhead;
     return scratch(this.rt, () => {
       const masks = prepareMasks(
         this.rt,
@@ -323,10 +399,18 @@ export class TransformerEncoder {
       );
       const x = putF32(this.rt, src, "src");
       const out = this.rt.heap.allocF32(B * S * this.dModel);
-      this.run(x, B, S, masks, out);
-      return readF32(this.rt, out, src.shape);
+      const ws = opts.needWeights ? this.layers.map(() => this.rt.heap.allocF32(B * H * S * S)) : [];
+      this.run(x, B, S, masks, out, ws);
+      const output = readF32(this.rt, out, src.shape);
+      return opts.needWeights ? { output, weights: ws.map((w) => readF32(this.rt, w, [B, H, S, S])) } : output;
     });
   }
+}
+
+export interface EncoderStackOptions {
+  mask?: Tensor | undefined;
+  srcKeyPaddingMask?: Tensor | undefined;
+  isCausal?: boolean | undefined;
 }
 
 /** `torch.nn.TransformerDecoder`: `layers.{i}.*` and an optional final `norm.*`. */
@@ -348,8 +432,18 @@ export class TransformerDecoder {
     this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   }
 
-  /** Pointer form: `out [B, T, d]` (must not alias x or memory). */
-  run(x: number, memory: number, B: number, T: number, S: number, masks: DecoderMaskPtrs, out: number): void {
+  /** Pointer form: `out [B, T, d]` (must not alias x or memory); per-layer weight pointers (or 0) optional. */
+  run(
+    x: number,
+    memory: number,
+    B: number,
+    T: number,
+    S: number,
+    masks: DecoderMaskPtrs,
+    out: number,
+    selfWeights: readonly number[] = [],
+    crossWeights: readonly number[] = [],
+  ): void {
     const { rt, dModel: d } = this;
     const rows = B * T;
     const m = rt.heap.mark();
@@ -358,7 +452,7 @@ export class TransformerDecoder {
     this.layers.forEach((layer, i) => {
       const left = this.layers.length - 1 - i;
       const dst = left % 2 === 0 ? out : spare;
-      layer.run(cur, memory, B, T, S, masks, dst);
+      layer.run(cur, memory, B, T, S, masks, dst, selfWeights[i] ?? 0, crossWeights[i] ?? 0);
       cur = dst;
     });
     if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
@@ -366,18 +460,38 @@ export class TransformerDecoder {
     rt.heap.release(m);
   }
 
-  forward(tgt: Tensor, memory: Tensor, opts: DecoderMaskInputs = {}): Tensor<"f32"> {
+  /** `tgt [B, T, d]`, `memory [B, S, d]` → `[B, T, d]`; with `needWeights: true`, per-layer weights too. */
+  forward(tgt: Tensor, memory: Tensor, opts?: DecoderMaskInputs & { needWeights?: false }): Tensor<"f32">;
+  forward(
+    tgt: Tensor,
+    memory: Tensor,
+    opts: DecoderMaskInputs & { needWeights: true },
+  ): { output: Tensor<"f32">; weights: DecoderWeights[] };
+  forward(
+    tgt: Tensor,
+    memory: Tensor,
+    opts: DecoderMaskInputs & { needWeights?: boolean } = {},
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: DecoderWeights[] } {
     checkSeq(tgt, this.dModel, "tgt");
     checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
     const [B, T] = tgt.shape;
     const S = memory.shape[1];
+    const H = this.nhead;
     return scratch(this.rt, () => {
-      const masks = prepareDecoderMasks(this.rt, opts, B, this.nhead, T, S);
+      const masks = prepareDecoderMasks(this.rt, opts, B, H, T, S);
       const x = putF32(this.rt, tgt, "tgt");
       const mem = putF32(this.rt, memory, "memory");
       const out = this.rt.heap.allocF32(B * T * this.dModel);
-      this.run(x, mem, B, T, S, masks, out);
-      return readF32(this.rt, out, tgt.shape);
+      const sw = opts.needWeights ? this.layers.map(() => this.rt.heap.allocF32(B * H * T * T)) : [];
+      const cw = opts.needWeights ? this.layers.map(() => this.rt.heap.allocF32(B * H * T * S)) : [];
+      this.run(x, mem, B, T, S, masks, out, sw, cw);
+      const output = readF32(this.rt, out, tgt.shape);
+      if (!opts.needWeights) return output;
+      const weights = sw.map((p, i) => ({
+        selfAttn: readF32(this.rt, p, [B, H, T, T]),
+        crossAttn: readF32(this.rt, cw[i], [B, H, T, S]),
+      }));
+      return { output, weights };
     });
   }
 }
@@ -428,8 +542,11 @@ export class Transformer {
     });
   }
 
-  /** `src [B, S, d]`, `tgt [B, T, d]` → `{ memory [B, S, d], output [B, T, d] }`. */
-  forward(src: Tensor, tgt: Tensor, m: TransformerMaskInputs = {}): { memory: Tensor<"f32">; output: Tensor<"f32"> } {
+  /**
+   * `src [B, S, d]`, `tgt [B, T, d]` → `{ memory [B, S, d], output [B, T, d] }`, plus, with
+   * `needWeights: true`, every attention layer's weights (`encoder[i]`, `decoder[i].selfAttn/crossAttn`).
+   */
+  forward(src: Tensor, tgt: Tensor, m: TransformerMaskInputs & { needWeights?: boolean } = {}): TransformerOutput {
     const d = this.dModel;
     checkSeq(src, d, "src");
     checkSeq(tgt, d, "tgt", src.shape[0]);
@@ -454,11 +571,33 @@ export class Transformer {
       const tp = putF32(rt, tgt, "tgt");
       const mem = rt.heap.allocF32(B * S * d);
       const out = rt.heap.allocF32(B * T * d);
-      this.encoder.run(sp, B, S, encMasks, mem);
-      this.decoder.run(tp, mem, B, T, S, decMasks, out);
-      return { memory: readF32(rt, mem, [B, S, d]), output: readF32(rt, out, [B, T, d]) };
+      const H = this.nhead;
+      const need = !!m.needWeights;
+      const ew = need ? this.encoder.layers.map(() => rt.heap.allocF32(B * H * S * S)) : [];
+      const sw = need ? this.decoder.layers.map(() => rt.heap.allocF32(B * H * T * T)) : [];
+      const cw = need ? this.decoder.layers.map(() => rt.heap.allocF32(B * H * T * S)) : [];
+      this.encoder.run(sp, B, S, encMasks, mem, ew);
+      this.decoder.run(tp, mem, B, T, S, decMasks, out, sw, cw);
+      const res: TransformerOutput = { memory: readF32(rt, mem, [B, S, d]), output: readF32(rt, out, [B, T, d]) };
+      if (need) {
+        res.weights = {
+          encoder: ew.map((p) => readF32(rt, p, [B, H, S, S])),
+          decoder: sw.map((p, i) => ({
+            selfAttn: readF32(rt, p, [B, H, T, T]),
+            crossAttn: readF32(rt, cw[i], [B, H, T, S]),
+          })),
+        };
+      }
+      return res;
     });
   }
+}
+
+export interface TransformerOutput {
+  memory: Tensor<"f32">;
+  output: Tensor<"f32">;
+  /** with `needWeights`: the encoder layers' self-attention weights and the decoder layers' weights */
+  weights?: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] };
 }
 
 export { NO_MASK };

@@ -204,6 +204,76 @@ describe.each(bks)("transformer layers on $name", ({ make }) => {
     expect(closeTo(dec.forward(t, mem, { tgtIsCausal: true }), wantD, [2, 3, c.d])).toBeUndefined();
   });
 
+  it("attention weights on request from layers, stacks and nn.Transformer (outputs unchanged)", () => {
+    const r = rng(31);
+    for (const c of [CFGS[0], CFGS[1]]) {
+      const [B, S, T] = [2, 5, 3];
+      const x = r.tensor([B, S, c.d]);
+      const kp = boolMask(r, [B, S], 0.3);
+      const am = floatMask(r, [S, S]);
+      // encoder layer: weights of MHA over x (post-norm) or norm1(x) (pre-norm)
+      const we = new DictBuilder(40).layer("", c.d, c.F, false);
+      const enc = loadModule(tensorSource(we.map), (s) => new TransformerEncoderLayer(s, opts(c)), { runtime: make() });
+      const w = we.record();
+      const inp = c.normFirst
+        ? O.layerNorm(x.data, B * S, c.d, w["norm1.weight"], w["norm1.bias"], c.eps)
+        : Array.from(x.data);
+      const got = enc.forward(x, { srcMask: am, srcKeyPaddingMask: kp, needWeights: true });
+      const want = O.mha(w, "self_attn.", inp, inp, inp, B, S, S, c.d, c.H, { attn: spec(am), kpm: kp.data });
+      expect(closeTo(got.weights, want.weights, [B, c.H, S, S])).toBeUndefined();
+      expect(Array.from(got.output.data)).toEqual(
+        Array.from(enc.forward(x, { srcMask: am, srcKeyPaddingMask: kp }).data),
+      );
+      // decoder layer: self weights over tgt, cross weights over the first sub-block's output and memory
+      const wd = new DictBuilder(41).layer("", c.d, c.F, true);
+      const dec = loadModule(tensorSource(wd.map), (s) => new TransformerDecoderLayer(s, opts(c)), { runtime: make() });
+      const v = wd.record();
+      const t = r.tensor([B, T, c.d]);
+      const gd = dec.forward(t, x, { tgtIsCausal: true, memoryKeyPaddingMask: kp, needWeights: true });
+      const rows = B * T;
+      const ln = (k: string, a: ArrayLike<number>) =>
+        O.layerNorm(a, rows, c.d, v[`${k}.weight`], v[`${k}.bias`], c.eps);
+      const t0 = c.normFirst ? ln("norm1", t.data) : Array.from(t.data);
+      const sa = O.mha(v, "self_attn.", t0, t0, t0, B, T, T, c.d, c.H, { causal: true });
+      const y1 = Array.from(t.data, (a, i) => a + sa.out[i]);
+      const q2 = c.normFirst ? ln("norm2", y1) : ln("norm1", y1);
+      const ca = O.mha(v, "multihead_attn.", q2, x.data, x.data, B, T, S, c.d, c.H, { kpm: kp.data });
+      expect(closeTo(gd.weights.selfAttn, sa.weights, [B, c.H, T, T])).toBeUndefined();
+      expect(closeTo(gd.weights.crossAttn, ca.weights, [B, c.H, T, S])).toBeUndefined();
+    }
+    // nn.Transformer: the per-layer weights equal those of its stacks run on their own
+    const c = CFGS[2];
+    const wb = new DictBuilder(42);
+    for (let i = 0; i < 2; i++)
+      wb.layer(`encoder.layers.${i}.`, c.d, c.F, false).layer(`decoder.layers.${i}.`, c.d, c.F, true);
+    wb.norm("encoder.norm", c.d).norm("decoder.norm", c.d);
+    const model = loadModule(
+      tensorSource(wb.map),
+      (s) => new Transformer(s, { ...opts(c), numEncoderLayers: 2, numDecoderLayers: 2 }),
+      { runtime: make() },
+    );
+    const src = r.tensor([1, 4, c.d]);
+    const tgt = r.tensor([1, 3, c.d]);
+    const all = model.forward(src, tgt, { tgtIsCausal: true, needWeights: true });
+    const plain = model.forward(src, tgt, { tgtIsCausal: true });
+    expect(plain.weights).toBeUndefined();
+    expect(Array.from(all.output.data)).toEqual(Array.from(plain.output.data));
+    const e = model.encoder.forward(src, { needWeights: true });
+    const d = model.decoder.forward(tgt, e.output, { tgtIsCausal: true, needWeights: true });
+    expect(all.weights!.encoder.length).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      expect(Array.from(all.weights!.encoder[i].data)).toEqual(Array.from(e.weights[i].data));
+      expect(Array.from(all.weights!.decoder[i].selfAttn.data)).toEqual(Array.from(d.weights[i].selfAttn.data));
+      expect(Array.from(all.weights!.decoder[i].crossAttn.data)).toEqual(Array.from(d.weights[i].crossAttn.data));
+    }
+    // rows of attention weights sum to 1
+    for (let i = 0; i < c.H * 3; i++) {
+      let s = 0;
+      for (let j = 0; j < 4; j++) s += all.weights!.decoder[1].crossAttn.data[i * 4 + j];
+      expect(s).toBeCloseTo(1, 5);
+    }
+  });
+
   it("weights that do not fit: one WeightsError listing every missing, unexpected and mis-shaped tensor", () => {
     const c = CFGS[0];
     const wb = new DictBuilder(1).layer("", c.d, c.F, false);
