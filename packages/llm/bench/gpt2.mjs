@@ -1,0 +1,188 @@
+// GPT-2 benchmark: @wasmformer/llm against onnxruntime-web (wasm backend, one thread) in the same
+// process, on the same random weights: a GPT-2-shaped model exported by
+// tools/export-onnx/export_gpt2.py (ONNX graph with a KV cache + the HF safetensors folder).
+// Not a test.
+//
+//   /usr/bin/python3 tools/export-onnx/export_gpt2.py --out /tmp/gpt2-bench
+//   node --experimental-wasm-relaxed-simd packages/llm/bench/gpt2.mjs /tmp/gpt2-bench
+//   env: PROMPT=128 STEPS=32 ROUNDS=3 BACKEND=auto|wasm-simd|wasm-relaxed
+//
+// Measures, per engine: the prefill of PROMPT tokens (ours computes the logits generation needs,
+// the last position; the ONNX graph computes logits for every position, as exported models do),
+// the latency of one decode step with PROMPT tokens cached (median over STEPS × ROUNDS), and, in
+// separate child processes (one engine each), the peak resident memory (maxRSS) of loading the
+// model + prefill + decode.
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const folder = process.argv[2] ?? process.env.GPT2_BENCH ?? "/tmp/gpt2-bench";
+const only = process.argv[3]; // "--memory=ours" | "--memory=ort" (child processes)
+if (!folder) {
+  console.error("usage: gpt2.mjs <folder with config.json, model.safetensors, model.onnx>");
+  process.exit(2);
+}
+const PROMPT = Number(process.env.PROMPT ?? 128);
+const STEPS = Number(process.env.STEPS ?? 32);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const BACKEND = process.env.BACKEND ?? "auto";
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const mb = (kb) => `${(kb / 1024).toFixed(0)} MB`;
+
+// deterministic prompt ids
+let seed = 12345;
+const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+
+async function loadOurs() {
+  const core = await import("@wasmformer/core");
+  const llm = await import("@wasmformer/llm");
+  const backend = await core.init({ backend: BACKEND });
+  const t0 = performance.now();
+  const model = await llm.GPT2LMHeadModel.fromPretrained(folder, { tokenizer: false });
+  return { model, backend, loadMs: performance.now() - t0 };
+}
+
+async function loadOrt() {
+  const require = createRequire(fileURLToPath(new URL("../../core/package.json", import.meta.url)));
+  const ort = await import(pathToFileURL(require.resolve("onnxruntime-web")).href);
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.simd = true;
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(join(folder, "model.onnx"), {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  return { ort, session, loadMs: performance.now() - t0 };
+}
+
+/** ORT: run `ids` with the given past (null = empty), return { logits, present }. */
+async function ortRun(o, cfg, ids, past) {
+  const { ort, session } = o;
+  const H = cfg.n_head;
+  const hs = cfg.n_embd / H;
+  const feeds = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
+  for (let i = 0; i < cfg.n_layer; i++) {
+    for (const kv of ["key", "value"]) {
+      feeds[`past_key_values.${i}.${kv}`] = past ? past[`present.${i}.${kv}`] : new ort.Tensor("float32", new Float32Array(0), [1, H, 0, hs]);
+    }
+  }
+  const out = await session.run(feeds);
+  return out;
+}
+
+
+
+let VOCAB = 50257;
+const ids = () => Array.from({ length: PROMPT }, () => Math.floor(rand() * VOCAB));
+
+async function memoryChild(which) {
+  const cfg = JSON.parse(await (await import("node:fs/promises")).readFile(join(folder, "config.json"), "utf8"));
+  VOCAB = cfg.vocab_size;
+  const prompt = ids();
+  if (which === "ours") {
+    const { model } = await loadOurs();
+    model.prefill([prompt]);
+    let next = 0;
+    for (let s = 0; s < 8; s++) next = model.decode([(next + 1) % cfg.vocab_size]).logits.data[0] > 0 ? 1 : 2;
+  } else {
+    const o = await loadOrt();
+    let out = await ortRun(o, cfg, prompt, null);
+    for (let s = 0; s < 8; s++) out = await ortRun(o, cfg, [1], out);
+  }
+  console.log(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }));
+}
+
+if (only?.startsWith("--memory=")) {
+  await memoryChild(only.slice(9));
+  process.exit(0);
+}
+
+const cfg = JSON.parse(await (await import("node:fs/promises")).readFile(join(folder, "config.json"), "utf8"));
+VOCAB = cfg.vocab_size;
+console.log(
+  `GPT-2 shapes: n_layer ${cfg.n_layer}, n_embd ${cfg.n_embd}, n_head ${cfg.n_head}, vocab ${cfg.vocab_size}; prompt ${PROMPT}, ` +
+    `${STEPS} decode steps × ${ROUNDS} rounds; single thread; machine shared with other jobs`,
+);
+const ours = await loadOurs();
+const ortE = await loadOrt();
+console.log(`load: ours ${ours.loadMs.toFixed(0)} ms (backend ${ours.model.runtime.backend}), ort ${ortE.loadMs.toFixed(0)} ms`);
+
+// correctness: same weights, same prompt → same last-position logits
+{
+  const p = ids();
+  const a = ours.model.prefill([p]).logits.data;
+  const out = await ortRun(ortE, cfg, p, null);
+  const V = cfg.vocab_size;
+  const b = out.logits.data.subarray((p.length - 1) * V, p.length * V);
+  let maxAbs = 0;
+  for (let i = 0; i < V; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+  const am = (x) => x.reduce((bi, v, i) => (v > x[bi] ? i : bi), 0);
+  console.log(`check: last-position logits max |ours − ort| = ${maxAbs.toExponential(2)}, argmax ${am(a)} vs ${am(b)}`);
+}
+
+const res = { oursPrefill: [], ortPrefill: [], oursDecode: [], ortDecode: [], oursDecodeCpu: [], ortDecodeCpu: [] };
+const cpuMs = (c0) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+const argmaxLast = (lg, V) => {
+  const off = lg.length - V;
+  let best = 0;
+  for (let i = 1; i < V; i++) if (lg[off + i] > lg[off + best]) best = i;
+  return best;
+};
+for (let r = 0; r < ROUNDS; r++) {
+  const p = ids();
+  const V = cfg.vocab_size;
+  // prefill: ours computes the last position's logits (what generation needs); the ONNX graph all of them
+  let t = performance.now();
+  let logits = ours.model.prefill([p]).logits.data;
+  res.oursPrefill.push(performance.now() - t);
+  t = performance.now();
+  let out = await ortRun(ortE, cfg, p, null);
+  res.ortPrefill.push(performance.now() - t);
+  // decode steps, interleaved one by one so that load from other jobs hits both engines alike
+  for (let s = 0; s < STEPS; s++) {
+    const a = argmaxLast(logits, V);
+    let c0 = process.cpuUsage();
+    t = performance.now();
+    logits = ours.model.decode([a]).logits.data;
+    res.oursDecode.push(performance.now() - t);
+    res.oursDecodeCpu.push(cpuMs(c0));
+    const b = argmaxLast(out.logits.data, V);
+    c0 = process.cpuUsage();
+    t = performance.now();
+    out = await ortRun(ortE, cfg, [b], out);
+    res.ortDecode.push(performance.now() - t);
+    res.ortDecodeCpu.push(cpuMs(c0));
+  }
+}
+const oP = median(res.oursPrefill);
+const rP = median(res.ortPrefill);
+const oD = median(res.oursDecode);
+const rD = median(res.ortDecode);
+const oC = median(res.oursDecodeCpu);
+const rC = median(res.ortDecodeCpu);
+console.log(`decode step CPU time (process.cpuUsage): ours ${oC.toFixed(2)} ms, ort ${rC.toFixed(2)} ms → ${(oC / rC).toFixed(2)}×`);
+console.log(`prefill ${PROMPT} tokens: ours ${oP.toFixed(1)} ms, ort ${rP.toFixed(1)} ms → ${(oP / rP).toFixed(2)}×`);
+console.log(
+  `decode step (${PROMPT}+ cached): ours ${oD.toFixed(2)} ms (${(1000 / oD).toFixed(1)} tokens/s), ` +
+    `ort ${rD.toFixed(2)} ms (${(1000 / rD).toFixed(1)} tokens/s) → ${(oD / rD).toFixed(2)}×`,
+);
+
+if (!process.env.NO_MEMORY) {
+  const self = fileURLToPath(import.meta.url);
+  const child = (which) => {
+    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", self, folder, `--memory=${which}`], {
+      encoding: "utf8",
+      env: { ...process.env },
+    });
+    if (r.status !== 0) throw new Error(`memory child ${which} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()).maxRssKb;
+  };
+  const mo = child("ours");
+  const mr = child("ort");
+  console.log(`peak memory (maxRSS, separate processes): ours ${mb(mo)}, ort ${mb(mr)} → ${(mo / mr).toFixed(2)}×`);
+}
