@@ -16,7 +16,8 @@
 //   path that streams each weight once, with no packing.
 // Scratch is static (`memory.data`); kernels never allocate.
 import { fma4, hsum4 } from "./inline/fma";
-import { act1 } from "./activations";
+import { act1, unary } from "./activations";
+import { relu4 } from "./inline/vmath";
 
 // @ts-ignore: decorator
 @inline const MR = ASC_FEATURE_RELAXED_SIMD ? 6 : 5;
@@ -39,22 +40,13 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
 // ---------------------------------------------------------------------------------------------
 // Epilogue helpers
 
-/** Activation on four lanes (relu in SIMD, the rest lane by lane through act1). */
-// @ts-ignore: decorator
-@inline function act4(v: v128, act: i32): v128 {
-  if (act == 1) return f32x4.max(v, f32x4.splat(0));
-  let r = f32x4.splat(act1(f32x4.extract_lane(v, 0), act));
-  r = f32x4.replace_lane(r, 1, act1(f32x4.extract_lane(v, 1), act));
-  r = f32x4.replace_lane(r, 2, act1(f32x4.extract_lane(v, 2), act));
-  return f32x4.replace_lane(r, 3, act1(f32x4.extract_lane(v, 3), act));
-}
-
 /**
  * Store four accumulated lanes to C at `cp`: first K block `alpha·acc + bias + beta·C` (C is not
- * read when beta = 0), later blocks `C + alpha·acc`; the activation on the last block.
+ * read when beta = 0), later blocks `C + alpha·acc`; `relu` on the last block. Other activations
+ * are applied by the caller to whole rows (`applyAct`), which keeps this inlined code small.
  */
 // @ts-ignore: decorator
-@inline function epi4(acc: v128, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32): void {
+@inline function epi4(acc: v128, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
   let v = f32x4.mul(acc, f32x4.splat(alpha));
   if (first) {
     if (bp) v = f32x4.add(v, v128.load(bp));
@@ -62,13 +54,13 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
   } else {
     v = f32x4.add(v, v128.load(cp));
   }
-  if (last && act != 0) v = act4(v, act);
+  if (relu) v = relu4(v);
   v128.store(cp, v);
 }
 
 /** Scalar twin of epi4 for tails. */
 // @ts-ignore: decorator
-@inline function epi1(acc: f32, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32): void {
+@inline function epi1(acc: f32, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
   let v = alpha * acc;
   if (first) {
     if (bp) v += load<f32>(bp);
@@ -76,8 +68,13 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
   } else {
     v += load<f32>(cp);
   }
-  if (last && act != 0) v = act1(v, act);
+  if (relu) v = act1(v, 1);
   store<f32>(cp, v);
+}
+
+/** Apply a non-relu activation in place to `rows` rows of `w` floats (row stride ldc bytes). */
+function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): void {
+  for (let r = 0; r < rows; r++) unary(c + <usize>r * ldc, c + <usize>r * ldc, w, act);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,29 +241,32 @@ function kernel(
     ap += MR << 2;
     bp += NR << 2;
   }
+  const relu = last && act == 1;
+  const c0 = c;
   if (h == MR && w == NR) {
     const b1 = bias ? bias + 16 : 0;
-    epi4(c00, c, bias, alpha, beta, first, last, act);
-    epi4(c01, c + 16, b1, alpha, beta, first, last, act);
+    epi4(c00, c, bias, alpha, beta, first, relu);
+    epi4(c01, c + 16, b1, alpha, beta, first, relu);
     c += ldc;
-    epi4(c10, c, bias, alpha, beta, first, last, act);
-    epi4(c11, c + 16, b1, alpha, beta, first, last, act);
+    epi4(c10, c, bias, alpha, beta, first, relu);
+    epi4(c11, c + 16, b1, alpha, beta, first, relu);
     c += ldc;
-    epi4(c20, c, bias, alpha, beta, first, last, act);
-    epi4(c21, c + 16, b1, alpha, beta, first, last, act);
+    epi4(c20, c, bias, alpha, beta, first, relu);
+    epi4(c21, c + 16, b1, alpha, beta, first, relu);
     c += ldc;
-    epi4(c30, c, bias, alpha, beta, first, last, act);
-    epi4(c31, c + 16, b1, alpha, beta, first, last, act);
+    epi4(c30, c, bias, alpha, beta, first, relu);
+    epi4(c31, c + 16, b1, alpha, beta, first, relu);
     if (MR > 4) {
       c += ldc;
-      epi4(c40, c, bias, alpha, beta, first, last, act);
-      epi4(c41, c + 16, b1, alpha, beta, first, last, act);
+      epi4(c40, c, bias, alpha, beta, first, relu);
+      epi4(c41, c + 16, b1, alpha, beta, first, relu);
     }
     if (MR > 5) {
       c += ldc;
-      epi4(c50, c, bias, alpha, beta, first, last, act);
-      epi4(c51, c + 16, b1, alpha, beta, first, last, act);
+      epi4(c50, c, bias, alpha, beta, first, relu);
+      epi4(c51, c + 16, b1, alpha, beta, first, relu);
     }
+    if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
     return;
   }
   v128.store(tileBuf, c00, 0);
@@ -290,9 +290,10 @@ function kernel(
     const tr = tileBuf + (<usize>(r * NR) << 2);
     for (let j = 0; j < w; j++) {
       const o = <usize>j << 2;
-      epi1(load<f32>(tr + o), cr + o, bias ? bias + o : 0, alpha, beta, first, last, act);
+      epi1(load<f32>(tr + o), cr + o, bias ? bias + o : 0, alpha, beta, first, relu);
     }
   }
+  if (last && act > 1) applyAct(c, ldc, h, w, act);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ function kernel(
  */
 function rowDots(
   N: i32, K: i32, x: usize, b: usize, ldb: i32, y: usize,
-  bias: usize, alpha: f32, beta: f32, act: i32,
+  bias: usize, alpha: f32, beta: f32, relu: bool,
 ): void {
   const ld = <usize>ldb << 2;
   const end4 = <usize>(K & ~3) << 2;
@@ -346,9 +347,9 @@ function rowDots(
     }
     const cp = y + (<usize>j << 2);
     const bp = bias ? bias + (<usize>j << 2) : 0;
-    epi4(d0, cp, bp, alpha, beta, true, true, act);
-    epi1(d4, cp + 16, bp ? bp + 16 : 0, alpha, beta, true, true, act);
-    epi1(d5, cp + 20, bp ? bp + 20 : 0, alpha, beta, true, true, act);
+    epi4(d0, cp, bp, alpha, beta, true, relu);
+    epi1(d4, cp + 16, bp ? bp + 16 : 0, alpha, beta, true, relu);
+    epi1(d5, cp + 20, bp ? bp + 20 : 0, alpha, beta, true, relu);
   }
   for (; j < N; j++) {
     const r0 = b + <usize>j * ld;
@@ -358,7 +359,7 @@ function rowDots(
     let d0 = hsum4(s0);
     for (; o < endK; o += 4) d0 += load<f32>(r0 + o) * load<f32>(x + o);
     const o2 = <usize>j << 2;
-    epi1(d0, y + o2, bias ? bias + o2 : 0, alpha, beta, true, true, act);
+    epi1(d0, y + o2, bias ? bias + o2 : 0, alpha, beta, true, relu);
   }
 }
 
@@ -373,7 +374,7 @@ const rowAcc: usize = memory.data(NCH * 4, 64);
  */
 function rowTimesMatrix(
   N: i32, K: i32, x: usize, b: usize, ldb: i32, y: usize,
-  bias: usize, alpha: f32, beta: f32, act: i32,
+  bias: usize, alpha: f32, beta: f32, relu: bool,
 ): void {
   const ld = <usize>ldb << 2;
   for (let j0 = 0; j0 < N; j0 += NCH) {
@@ -422,8 +423,8 @@ function rowTimesMatrix(
     const cp = y + (<usize>j0 << 2);
     const bp = bias ? bias + (<usize>j0 << 2) : 0;
     let o: usize = 0;
-    for (; o + 16 <= nB; o += 16) epi4(v128.load(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, true, act);
-    for (; o < nB; o += 4) epi1(load<f32>(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, true, act);
+    for (; o + 16 <= nB; o += 16) epi4(v128.load(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, relu);
+    for (; o < nB; o += 4) epi1(load<f32>(rowAcc + o), cp + o, bp ? bp + o : 0, alpha, beta, true, relu);
   }
 }
 
@@ -452,15 +453,17 @@ function gemmImpl(
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < N; j++) {
         const o = <usize>j << 2;
-        epi1(0, c + <usize>i * ldcB + o, bias ? bias + o : 0, alpha, beta, true, true, act);
+        epi1(0, c + <usize>i * ldcB + o, bias ? bias + o : 0, alpha, beta, true, act == 1);
       }
     }
+    if (act > 1) applyAct(c, ldcB, M, N, act);
     return;
   }
   if (M == 1 && (!transA || lda == 1)) {
     // op(A) is one contiguous row
-    if (transB) rowDots(N, K, a, b, ldb, c, bias, alpha, beta, act);
-    else rowTimesMatrix(N, K, a, b, ldb, c, bias, alpha, beta, act);
+    if (transB) rowDots(N, K, a, b, ldb, c, bias, alpha, beta, act == 1);
+    else rowTimesMatrix(N, K, a, b, ldb, c, bias, alpha, beta, act == 1);
+    if (act > 1) unary(c, c, N, act);
     return;
   }
   const kcMax = blockSize(K, KC, 4);
@@ -529,5 +532,5 @@ export function gemv(m: usize, rows: i32, d: i32, v: usize, y: usize): void {
     memory.fill(y, 0, <usize>rows << 2);
     return;
   }
-  rowDots(rows, d, v, m, d, y, 0, 1, 0, 0);
+  rowDots(rows, d, v, m, d, y, 0, 1, 0, false);
 }
