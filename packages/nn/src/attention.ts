@@ -326,6 +326,65 @@ export class MultiheadAttention {
         ldk = ldv = E;
       }
     }
+    this.attend(qp, ldq, kp, vp, ldk, ldv, S * ldk, S * ldv, B, L, S, masks, out, opts);
+    heap.release(m);
+  }
+
+  /**
+   * Keys and values projected once (for a cache, or a memory attended to many times):
+   * `kOut = key·W_kᵀ + b_k`, `vOut = value·W_vᵀ + b_v`, `rows` rows, written with row stride `ld`.
+   */
+  projectKV(key: number, value: number, rows: number, kOut: number, vOut: number, ld: number = this.embedDim): void {
+    linear(this.rt, key, rows, this.wk, this.bk, kOut, { ldo: ld });
+    linear(this.rt, value, rows, this.wv, this.bv, vOut, { ldo: ld });
+  }
+
+  /**
+   * Pointer form over keys/values projected by `projectKV`: `q [B, L, E]` (projected here) attends to
+   * `S` keys of batch row b at `k + b·batchStride` floats (row stride `ld`), likewise `v`. Writes or
+   * accumulates `out [B, L, E]`. This is the incremental-decoding path: with a KV cache, `L = 1`.
+   */
+  attendKV(
+    q: number,
+    B: number,
+    L: number,
+    S: number,
+    k: number,
+    v: number,
+    ld: number,
+    batchStride: number,
+    masks: AttnMaskPtrs,
+    out: number,
+    opts: { weights?: number; accumulate?: boolean } = {},
+  ): void {
+    const heap = this.rt.heap;
+    const m = heap.mark();
+    const qp = heap.allocF32(B * L * this.embedDim);
+    linear(this.rt, q, B * L, this.wq, this.bq, qp);
+    this.attend(qp, this.embedDim, k, v, ld, ld, batchStride, batchStride, B, L, S, masks, out, opts);
+    heap.release(m);
+  }
+
+  /** The attention kernel over every (batch, head) slice, then the output projection. */
+  private attend(
+    qp: number,
+    ldq: number,
+    kp: number,
+    vp: number,
+    ldk: number,
+    ldv: number,
+    kStride: number,
+    vStride: number,
+    B: number,
+    L: number,
+    S: number,
+    masks: AttnMaskPtrs,
+    out: number,
+    opts: { weights?: number; accumulate?: boolean },
+  ): void {
+    const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const heap = rt.heap;
+    const m = heap.mark();
     const o = heap.allocF32(B * L * E);
     const probs = opts.weights ? 0 : heap.allocF32(L * S);
     const scale = 1 / Math.sqrt(d);
@@ -335,9 +394,9 @@ export class MultiheadAttention {
         rt.k.attention(
           qp + (b * L * ldq + h * d) * 4,
           ldq,
-          kp + (b * S * ldk + h * d) * 4,
+          kp + (b * kStride + h * d) * 4,
           ldk,
-          vp + (b * S * ldv + h * d) * 4,
+          vp + (b * vStride + h * d) * 4,
           ldv,
           o + (b * L * E + h * d) * 4,
           E,

@@ -68,9 +68,9 @@ export class SinusoidalPositionalEncoding {
     return this.table.subarray(0, maxLen * this.dModel);
   }
 
-  /** Pointer form: `x[B, T, d] += PE[0:T]` (allocates `T·d` floats of scratch). */
-  addTo(x: number, B: number, T: number): void {
-    const p = this.rt.heap.put(this.rows(T));
+  /** Pointer form: `x[B, T, d] += PE[offset : offset+T]` (allocates `T·d` floats of scratch). */
+  addTo(x: number, B: number, T: number, offset = 0): void {
+    const p = this.rt.heap.put(this.rows(offset + T).subarray(offset * this.dModel));
     addRows(this.rt, p, T, this.dModel, x, B, T, "positional encoding");
   }
 }

@@ -16,7 +16,7 @@ import { Embedding } from "./embedding.js";
 import { Linear } from "./linear.js";
 import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
 import type { WeightScope } from "./state-dict.js";
-import { Transformer, type TransformerOptions } from "./transformer.js";
+import { type DecoderLayerCache, reorderCaches, Transformer, type TransformerOptions } from "./transformer.js";
 import { fmtShape, readF32, scratch } from "./util.js";
 
 export interface Seq2SeqTransformerOptions extends TransformerOptions {
@@ -99,11 +99,33 @@ export class Seq2SeqTransformer {
     this.pe = new SinusoidalPositionalEncoding(d, opts.peBase ?? 10000, this.rt);
   }
 
-  /** Pointer form: `out [B, T, d] = emb[ids] · √d + PE[0:T]`. */
-  embed(emb: Embedding, ids: number, B: number, T: number, out: number, what: string): void {
+  /** Pointer form: `out [B, T, d] = emb[ids] · √d + PE[offset : offset+T]`. */
+  embed(emb: Embedding, ids: number, B: number, T: number, out: number, what: string, offset = 0): void {
     emb.run(ids, B * T, out, what);
     this.rt.k.scale(out, out, B * T * this.dModel, Math.sqrt(this.dModel), 0);
-    this.pe.addTo(out, B, T);
+    this.pe.addTo(out, B, T, offset);
+  }
+
+  /**
+   * Pointer form of one incremental decoding step: the logits `[B, Vt]` for the tokens `ids [B]` at
+   * position `pos`, through the decoder's KV caches (`transformer.decoder.createCache`).
+   */
+  decodeStep(
+    ids: number,
+    B: number,
+    pos: number,
+    caches: readonly DecoderLayerCache[],
+    memKpm: number,
+    logits: number,
+  ): void {
+    const { rt, dModel: d } = this;
+    const m = rt.heap.mark();
+    const x = rt.heap.allocF32(B * d);
+    const h = rt.heap.allocF32(B * d);
+    this.embed(this.tgtTokEmb, ids, B, 1, x, "tgt_ids", pos);
+    this.transformer.decoder.step(x, pos, caches, B, { ...NO_MASK, kpm: memKpm }, h);
+    this.generator.run(h, B, logits);
+    rt.heap.release(m);
   }
 
   /** Pointer form: encode `src [B, S]` ids into `memory [B, S, d]`. */
@@ -207,7 +229,11 @@ export class Seq2SeqTransformer {
    */
   greedy(
     srcIds: Tensor,
-    opts: { maxNewTokens: number; srcKeyPaddingMask?: Tensor },
+    opts: {
+      maxNewTokens: number;
+      srcKeyPaddingMask?: Tensor /** default true: incremental decoding with a KV cache */;
+      useCache?: boolean;
+    },
   ): { ids: Tensor<"i32">; stepLogits: Tensor<"f32"> } {
     checkIds(srcIds, "src_ids");
     const N = opts.maxNewTokens;
@@ -223,23 +249,30 @@ export class Seq2SeqTransformer {
         : 0;
       const mem = rt.heap.allocF32(B * S * this.dModel);
       this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem);
-      const ys = new Int32Array(B * (N + 1));
       const logits = rt.heap.allocF32(B * V);
+      const caches = opts.useCache === false ? [] : this.transformer.decoder.createCache(mem, B, S, N);
+      const ys = new Int32Array(B * (N + 1));
+      const last = new Int32Array(B).fill(this.bosId);
       for (let t = 0; t < N; t++) {
-        const T = t + 1;
-        for (let b = 0; b < B; b++) {
-          ys[b * T] = this.bosId;
-          for (let j = 0; j < t; j++) ys[b * T + 1 + j] = ids[b * N + j];
-        }
         const m = rt.heap.mark();
-        const yp = rt.heap.put(ys.subarray(0, B * T));
-        this.decodeRun(yp, B, T, mem, S, 0, skpm, logits, 1);
+        if (opts.useCache === false) {
+          // the definition: decode the whole prefix again, keep the last position
+          const T = t + 1;
+          for (let b = 0; b < B; b++) {
+            ys[b * T] = this.bosId;
+            for (let j = 0; j < t; j++) ys[b * T + 1 + j] = ids[b * N + j];
+          }
+          this.decodeRun(rt.heap.put(ys.subarray(0, B * T)), B, T, mem, S, 0, skpm, logits, 1);
+        } else {
+          this.decodeStep(rt.heap.put(last), B, t, caches, skpm, logits);
+        }
         rt.heap.release(m);
         const l = rt.heap.f32(logits, B * V);
         for (let b = 0; b < B; b++) {
           let best = 0;
           for (let v = 1; v < V; v++) if (l[b * V + v] > l[b * V + best]) best = v;
           ids[b * N + t] = best;
+          last[b] = best;
           stepLogits.set(l.subarray(b * V, b * V + V), (b * N + t) * V);
         }
       }
@@ -282,40 +315,43 @@ export class Seq2SeqTransformer {
       const kpmK = skpm ? rt.heap.alloc(K * S) : 0;
       const logits = rt.heap.allocF32(K * V);
       const results: Hypothesis[][] = [];
+      const tmp = rt.heap.allocF32(K * N * d);
       for (let b = 0; b < B; b++) {
         for (let i = 0; i < K; i++) {
           rt.k.copy2d(mem + b * S * d * 4, d, memK + i * S * d * 4, d, S, d);
           if (skpm) rt.heap.u8(kpmK + i * S, S).set(rt.heap.u8(skpm + b * S, S));
         }
+        const rowMark = rt.heap.mark();
+        const caches = this.transformer.decoder.createCache(memK, K, S, N);
         let beams: { ids: number[]; logProb: number }[] = [{ ids: [], logProb: 0 }];
         const finished: Hypothesis[] = [];
         for (let t = 0; t < N && beams.length > 0; t++) {
           const nb = beams.length;
-          const T = t + 1;
-          const ys = new Int32Array(nb * T);
-          beams.forEach((bm, i) => {
-            ys[i * T] = this.bosId;
-            for (let j = 0; j < t; j++) ys[i * T + 1 + j] = bm.ids[j];
-          });
+          const last = Int32Array.from(beams, (bm) => (t === 0 ? this.bosId : bm.ids[t - 1]));
           const m = rt.heap.mark();
-          this.decodeRun(rt.heap.put(ys), nb, T, memK, S, 0, kpmK, logits, 1);
+          this.decodeStep(rt.heap.put(last), nb, t, caches, kpmK, logits);
           rt.heap.release(m);
           rt.k.logSoftmax(logits, logits, nb, V, V);
           const lp = rt.heap.f32(logits, nb * V).slice();
-          // the best 2K continuations over all beams (enough to fill K live beams after EOS ones)
           const cand: { beam: number; tok: number; logProb: number }[] = [];
           for (let i = 0; i < nb; i++) {
             for (let v = 0; v < V; v++) cand.push({ beam: i, tok: v, logProb: beams[i].logProb + lp[i * V + v] });
           }
           cand.sort((p, q) => q.logProb - p.logProb || p.beam - q.beam || p.tok - q.tok);
           const next: { ids: number[]; logProb: number }[] = [];
+          const parents: number[] = [];
           for (const c of cand) {
             if (next.length === K) break;
             const ids = [...beams[c.beam].ids, c.tok];
             if (eos !== undefined && c.tok === eos) {
               finished.push({ ids, logProb: c.logProb, score: norm(c.logProb, ids.length), finished: true });
-            } else next.push({ ids, logProb: c.logProb });
+            } else {
+              next.push({ ids, logProb: c.logProb });
+              parents.push(c.beam);
+            }
           }
+          // the surviving beams inherit their parents' cached keys and values (positions 0..t)
+          reorderCaches(rt, caches, parents, t + 1, d, tmp);
           beams = next;
           if (finished.length >= K && beams.length > 0) {
             finished.sort((p, q) => q.score - p.score);
@@ -325,6 +361,7 @@ export class Seq2SeqTransformer {
             if (bound < kth) beams = [];
           }
         }
+        rt.heap.release(rowMark);
         for (const bm of beams)
           finished.push({ ids: bm.ids, logProb: bm.logProb, score: norm(bm.logProb, bm.ids.length), finished: false });
         finished.sort((p, q) => q.score - p.score);

@@ -166,6 +166,37 @@ export interface EncoderLayerOptions {
   isCausal?: boolean | undefined;
 }
 
+/** A decoder layer's KV cache (heap pointers): self-attention keys/values `[B, maxLen, d]`, the memory's `[B, S, d]`. */
+export interface DecoderLayerCache {
+  k: number;
+  v: number;
+  ck: number;
+  cv: number;
+  maxLen: number;
+  S: number;
+}
+
+/**
+ * Reorder the self-attention caches of beams: new row `i` takes old row `parents[i]` (positions
+ * `0..len−1`). Uses `tmp`, room for `parents.length · maxLen · d` floats.
+ */
+export function reorderCaches(
+  rt: Runtime,
+  caches: readonly DecoderLayerCache[],
+  parents: readonly number[],
+  len: number,
+  d: number,
+  tmp: number,
+): void {
+  for (const c of caches) {
+    for (const buf of [c.k, c.v]) {
+      const stride = c.maxLen * d * 4;
+      parents.forEach((p, i) => rt.k.copy2d(buf + p * stride, d, tmp + i * stride, d, len, d));
+      parents.forEach((_, i) => rt.k.copy2d(tmp + i * stride, d, buf + i * stride, d, len, d));
+    }
+  }
+}
+
 /** Attention weights of a decoder layer: self-attention `[B, H, T, T]`, cross-attention `[B, H, T, S]`. */
 export interface DecoderWeights {
   selfAttn: Tensor<"f32">;
@@ -246,6 +277,63 @@ export class TransformerDecoderLayer {
       this.multiheadAttn.run(t, memory, memory, B, T, S, masks.memory, out, cw);
       this.norm3.run(out, rows, t);
       feedForward(rt, this.linear1, this.linear2, this.act, t, rows, out);
+    }
+    rt.heap.release(m);
+  }
+
+  /**
+   * A KV cache for incremental decoding of `B` rows of up to `maxLen` positions against
+   * `memory [B, S, d]` (its cross-attention keys and values are projected here, once).
+   * Allocated in the heap: call inside the caller's scratch.
+   */
+  createCache(memory: number, B: number, S: number, maxLen: number): DecoderLayerCache {
+    const heap = this.rt.heap;
+    const E = this.dModel;
+    const c: DecoderLayerCache = {
+      k: heap.allocF32(B * maxLen * E),
+      v: heap.allocF32(B * maxLen * E),
+      ck: heap.allocF32(B * S * E),
+      cv: heap.allocF32(B * S * E),
+      maxLen,
+      S,
+    };
+    this.multiheadAttn.projectKV(memory, memory, B * S, c.ck, c.cv);
+    return c;
+  }
+
+  /**
+   * Incremental decoding: the layer's output `out [B, d]` for the token at position `pos` (input
+   * `x [B, d]`), attending to the cached positions `0..pos` (this one's keys and values are added
+   * to the cache here) and to the memory. Equal to row `pos` of `run` with a causal target mask.
+   */
+  step(x: number, pos: number, cache: DecoderLayerCache, B: number, memMasks: AttnMaskPtrs, out: number): void {
+    const { rt, dModel: d } = this;
+    const { maxLen, S } = cache;
+    const m = rt.heap.mark();
+    const t = rt.heap.allocF32(B * d);
+    const self = (inp: number) => {
+      this.selfAttn.projectKV(inp, inp, B, cache.k + pos * d * 4, cache.v + pos * d * 4, maxLen * d);
+      this.selfAttn.attendKV(inp, B, 1, pos + 1, cache.k, cache.v, d, maxLen * d, NO_MASK, out, { accumulate: true });
+    };
+    const cross = (inp: number) =>
+      this.multiheadAttn.attendKV(inp, B, 1, S, cache.ck, cache.cv, d, S * d, memMasks, out, { accumulate: true });
+    copyRows(rt, x, out, B, d);
+    if (!this.normFirst) {
+      self(x);
+      this.norm1.run(out, B, out);
+      copyRows(rt, out, t, B, d);
+      cross(t);
+      this.norm2.run(out, B, out);
+      copyRows(rt, out, t, B, d);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, B, out);
+      this.norm3.run(out, B, out);
+    } else {
+      this.norm1.run(x, B, t);
+      self(t);
+      this.norm2.run(out, B, t);
+      cross(t);
+      this.norm3.run(out, B, t);
+      feedForward(rt, this.linear1, this.linear2, this.act, t, B, out);
     }
     rt.heap.release(m);
   }
@@ -457,6 +545,34 @@ export class TransformerDecoder {
     });
     if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
     if (this.norm) this.norm.run(out, rows, out);
+    rt.heap.release(m);
+  }
+
+  /** KV caches of every layer (see `TransformerDecoderLayer.createCache`). */
+  createCache(memory: number, B: number, S: number, maxLen: number): DecoderLayerCache[] {
+    return this.layers.map((l) => l.createCache(memory, B, S, maxLen));
+  }
+
+  /** Incremental decoding of position `pos`: `x [B, d]` → `out [B, d]` (through every layer and the final norm). */
+  step(
+    x: number,
+    pos: number,
+    caches: readonly DecoderLayerCache[],
+    B: number,
+    memMasks: AttnMaskPtrs,
+    out: number,
+  ): void {
+    const { rt, dModel: d } = this;
+    const m = rt.heap.mark();
+    const spare = this.layers.length > 1 ? rt.heap.allocF32(B * d) : 0;
+    let cur = x;
+    this.layers.forEach((layer, i) => {
+      const dst = (this.layers.length - 1 - i) % 2 === 0 ? out : spare;
+      layer.step(cur, pos, caches[i], B, memMasks, dst);
+      cur = dst;
+    });
+    if (this.layers.length === 0) copyRows(rt, x, out, B, d);
+    if (this.norm) this.norm.run(out, B, out);
     rt.heap.release(m);
   }
 

@@ -183,6 +183,31 @@ describe.each(bks)("Seq2SeqTransformer on $name", ({ make }) => {
     }
   });
 
+  it("greedy with the KV cache = greedy by re-decoding the prefix (post- and pre-norm, 12 steps)", () => {
+    for (const normFirst of [false, true]) {
+      const m2 = loadModule(
+        tensorSource(weights(normFirst ? 12 : 13).map),
+        (s) =>
+          new Seq2SeqTransformer(s, {
+            dModel: C.d,
+            nhead: C.H,
+            dimFeedforward: C.F,
+            activation: "relu",
+            normFirst,
+            numEncoderLayers: nEnc,
+            numDecoderLayers: nDec,
+            srcVocabSize: Vs,
+            tgtVocabSize: Vt,
+          }),
+        { runtime: make() },
+      );
+      const a = m2.greedy(ids(src), { maxNewTokens: 12, srcKeyPaddingMask: kpm });
+      const b = m2.greedy(ids(src), { maxNewTokens: 12, srcKeyPaddingMask: kpm, useCache: false });
+      expect(Array.from(a.ids.data)).toEqual(Array.from(b.ids.data));
+      expect(closeTo(a.stepLogits, b.stepLogits.data, b.stepLogits.shape, 1e-5, 1e-4)).toBeUndefined();
+    }
+  });
+
   it("bad ids and options are typed errors", () => {
     expect(() => model.forward(ids([[3, 99]]), ids([[1]]))).toThrow(/src_ids: id 99 at flat position 1/);
     expect(() => model.forward(ids([[3, 4]]), ids([[1, -1]]))).toThrow(InputError);
