@@ -1,9 +1,10 @@
 /**
  * GPT-2 configuration: the fields of Hugging Face `GPT2Config` that the computation reads, under
  * their `config.json` names (transformers `src/transformers/models/gpt2/configuration_gpt2.py`).
- * Missing fields take HF's defaults; present fields of the wrong type are a `ConfigError` naming them.
+ * Missing fields take HF's defaults; present fields of the wrong type are a `ConfigError` naming them
+ * (read with core's `readConfig`).
  */
-import { Act, ConfigError } from "@wasmformer/core";
+import { Act, ConfigError, divisibleBy, field, readConfig } from "@wasmformer/core";
 
 export interface GPT2Config {
   vocab_size: number;
@@ -66,79 +67,59 @@ export function activationCode(name: string): number {
   return a;
 }
 
-function posInt(raw: Record<string, unknown>, name: keyof GPT2Config, fallback: number): number {
-  const v = raw[name] ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-    throw new ConfigError(`expected a positive integer, got ${JSON.stringify(v)}`, name);
-  }
-  return v;
-}
+/** `GPT2Config` as a core config schema (HF `attribute_map`: `n_ctx` is accepted for `n_positions`). */
+export const GPT2ConfigSchema = {
+  vocab_size: field.int({ positive: true, default: gpt2Defaults.vocab_size }),
+  n_positions: field.int({ positive: true, default: gpt2Defaults.n_positions, aliases: ["n_ctx"] }),
+  n_embd: field.int({ positive: true, default: gpt2Defaults.n_embd, aliases: ["hidden_size"] }),
+  n_layer: field.int({ positive: true, default: gpt2Defaults.n_layer, aliases: ["num_hidden_layers"] }),
+  n_head: field.int({ positive: true, default: gpt2Defaults.n_head, aliases: ["num_attention_heads"] }),
+  n_inner: field.nullable(field.int({ positive: true }), { default: null }),
+  activation_function: field.enumOf(Object.keys(ACTIVATIONS), { default: gpt2Defaults.activation_function }),
+  layer_norm_epsilon: field.number({ nonNegative: true, default: gpt2Defaults.layer_norm_epsilon }),
+  scale_attn_weights: field.bool({ default: true }),
+  scale_attn_by_inverse_layer_idx: field.bool({ default: false }),
+  reorder_and_upcast_attn: field.bool({ default: false }),
+  tie_word_embeddings: field.bool({ default: true }),
+  bos_token_id: field.nullable(field.int({ nonNegative: true }), { default: gpt2Defaults.bos_token_id }),
+  eos_token_id: field.nullable(field.int({ nonNegative: true }), { default: gpt2Defaults.eos_token_id }),
+  model_type: field.optional(field.enumOf(["gpt2"])),
+};
 
-function bool(raw: Record<string, unknown>, name: keyof GPT2Config, fallback: boolean): boolean {
-  const v = raw[name] ?? fallback;
-  if (typeof v !== "boolean") throw new ConfigError(`expected a boolean, got ${JSON.stringify(v)}`, name);
-  return v;
-}
-
-function tokenId(raw: Record<string, unknown>, name: keyof GPT2Config, fallback: number | null): number | null {
-  const v = name in raw ? raw[name] : fallback;
-  if (v === null || v === undefined) return null;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-    throw new ConfigError(`expected a non-negative integer or null, got ${JSON.stringify(v)}`, name);
-  }
-  return v;
-}
+type Ids = { vocab_size: number; bos_token_id: number | null; eos_token_id: number | null };
+/** Rule: a token id of the config lies inside the vocabulary (HF configs of resized vocabularies may keep stale ids; only an id outside the table is fatal). */
+const idInVocab = (f: "bos_token_id" | "eos_token_id") => (c: Ids) => {
+  const id = c[f];
+  return id !== null && id >= c.vocab_size
+    ? { field: f, message: `${id} is outside the vocabulary (vocab_size ${c.vocab_size})` }
+    : undefined;
+};
 
 /**
- * Read a GPT-2 `config.json` object. Checks types and consistency (`n_embd % n_head`, token ids
- * inside the vocabulary, a known activation).
+ * Read a GPT-2 `config.json` object (core `readConfig`): types, defaults, and consistency
+ * (`n_embd % n_head`, token ids inside the vocabulary). A `ConfigError` names the field at fault.
  */
 export function parseGPT2Config(raw: unknown): GPT2Config {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(`expected a JSON object, got ${Array.isArray(raw) ? "an array" : JSON.stringify(raw)}`);
-  }
-  const r = raw as Record<string, unknown>;
-  if (r.model_type !== undefined && r.model_type !== "gpt2") {
-    throw new ConfigError(`expected "gpt2", got ${JSON.stringify(r.model_type)}`, "model_type");
-  }
-  const d = gpt2Defaults;
-  // `n_ctx` is the older name of `n_positions`
-  const nPosFallback = typeof r.n_ctx === "number" ? r.n_ctx : d.n_positions;
-  const cfg: GPT2Config = {
-    vocab_size: posInt(r, "vocab_size", d.vocab_size),
-    n_positions: posInt(r, "n_positions", nPosFallback),
-    n_embd: posInt(r, "n_embd", d.n_embd),
-    n_layer: posInt(r, "n_layer", d.n_layer),
-    n_head: posInt(r, "n_head", d.n_head),
-    n_inner: r.n_inner === null || r.n_inner === undefined ? null : posInt(r, "n_inner", 0),
-    activation_function: (r.activation_function ?? d.activation_function) as string,
-    layer_norm_epsilon: (r.layer_norm_epsilon ?? d.layer_norm_epsilon) as number,
-    scale_attn_weights: bool(r, "scale_attn_weights", d.scale_attn_weights),
-    scale_attn_by_inverse_layer_idx: bool(r, "scale_attn_by_inverse_layer_idx", d.scale_attn_by_inverse_layer_idx),
-    reorder_and_upcast_attn: bool(r, "reorder_and_upcast_attn", d.reorder_and_upcast_attn),
-    tie_word_embeddings: bool(r, "tie_word_embeddings", d.tie_word_embeddings),
-    bos_token_id: tokenId(r, "bos_token_id", d.bos_token_id),
-    eos_token_id: tokenId(r, "eos_token_id", d.eos_token_id),
+  const c = readConfig(raw, GPT2ConfigSchema, {
+    name: "GPT-2 config.json",
+    rules: [divisibleBy("n_embd", "n_head"), idInVocab("bos_token_id"), idInVocab("eos_token_id")],
+  });
+  return {
+    vocab_size: c.vocab_size,
+    n_positions: c.n_positions,
+    n_embd: c.n_embd,
+    n_layer: c.n_layer,
+    n_head: c.n_head,
+    n_inner: c.n_inner,
+    activation_function: c.activation_function,
+    layer_norm_epsilon: c.layer_norm_epsilon,
+    scale_attn_weights: c.scale_attn_weights,
+    scale_attn_by_inverse_layer_idx: c.scale_attn_by_inverse_layer_idx,
+    reorder_and_upcast_attn: c.reorder_and_upcast_attn,
+    tie_word_embeddings: c.tie_word_embeddings,
+    bos_token_id: c.bos_token_id,
+    eos_token_id: c.eos_token_id,
   };
-  if (typeof cfg.activation_function !== "string") {
-    throw new ConfigError(`expected a string, got ${JSON.stringify(cfg.activation_function)}`, "activation_function");
-  }
-  activationCode(cfg.activation_function);
-  const eps = cfg.layer_norm_epsilon;
-  if (typeof eps !== "number" || !Number.isFinite(eps) || eps < 0) {
-    throw new ConfigError(`expected a non-negative number, got ${JSON.stringify(eps)}`, "layer_norm_epsilon");
-  }
-  if (cfg.n_embd % cfg.n_head !== 0) {
-    throw new ConfigError(`n_embd ${cfg.n_embd} is not divisible by n_head ${cfg.n_head}`, "n_head");
-  }
-  for (const f of ["bos_token_id", "eos_token_id"] as const) {
-    const id = cfg[f];
-    // HF configs of resized vocabularies may keep the old ids; only an id outside the table is fatal
-    if (id !== null && id >= cfg.vocab_size) {
-      throw new ConfigError(`${id} is outside the vocabulary (vocab_size ${cfg.vocab_size})`, f);
-    }
-  }
-  return cfg;
 }
 
 /** MLP width: `n_inner` or 4·n_embd. */
