@@ -293,7 +293,7 @@ export class MultiheadAttention {
     out: number,
     opts: { weights?: number; accumulate?: boolean } = {},
   ): void {
-    const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const { rt, embedDim: E } = this;
     const heap = rt.heap;
     const m = heap.mark();
     let qp: number, kp: number, vp: number, ldq: number, ldk: number, ldv: number;

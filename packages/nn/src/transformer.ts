@@ -191,8 +191,8 @@ export function reorderCaches(
   for (const c of caches) {
     for (const buf of [c.k, c.v]) {
       const stride = c.maxLen * d * 4;
-      parents.forEach((p, i) => rt.k.copy2d(buf + p * stride, d, tmp + i * stride, d, len, d));
-      parents.forEach((_, i) => rt.k.copy2d(tmp + i * stride, d, buf + i * stride, d, len, d));
+      for (let i = 0; i < parents.length; i++) rt.k.copy2d(buf + parents[i] * stride, d, tmp + i * stride, d, len, d);
+      for (let i = 0; i < parents.length; i++) rt.k.copy2d(tmp + i * stride, d, buf + i * stride, d, len, d);
     }
   }
 }
