@@ -3,7 +3,7 @@
  * erf form (PyTorch's default); `gelu_tanh` (`gelu_new`) the tanh approximation.
  */
 import { Act, type ActCode, ConfigError, type Runtime, type Tensor } from "@wasmformer/core";
-import { nnRuntime, putF32, readF32, scratch } from "./util.js";
+import { putF32, readF32, scratch, sharedRuntime } from "./util.js";
 
 export type ActivationName = "relu" | "gelu" | "gelu_tanh" | "gelu_new" | "silu" | "tanh" | "sigmoid" | "identity";
 
@@ -32,7 +32,7 @@ export function activationCode(name: string): ActCode {
 
 /** Apply an activation to an f32 tensor (a new tensor). */
 export function activation(x: Tensor, name: ActivationName, rt?: Runtime): Tensor<"f32"> {
-  const r = nnRuntime(rt);
+  const r = sharedRuntime(rt);
   const code = activationCode(name);
   return scratch(r, () => {
     const p = putF32(r, x, `${name} input`);

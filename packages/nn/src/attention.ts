@@ -17,7 +17,7 @@
 import { Act, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { linear } from "./linear.js";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectDType, fmtShape, nnRuntime, putF32, readF32, scratch } from "./util.js";
+import { expectDType, fmtShape, putF32, readF32, scratch, sharedRuntime } from "./util.js";
 
 /** Masks in the heap, as the attention kernel takes them. Pointers are 0 when absent. */
 export interface AttnMaskPtrs {
@@ -126,7 +126,7 @@ export function scaledDotProductAttention(
   v: Tensor,
   opts: SdpaOptions = {},
 ): { output: Tensor<"f32">; weights: Tensor<"f32"> } {
-  const rt = nnRuntime(opts.runtime);
+  const rt = sharedRuntime(opts.runtime);
   if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) {
     throw new ShapeError(
       `sdpa: q, k, v need the same rank ≥ 2, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`,

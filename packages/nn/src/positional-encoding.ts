@@ -7,7 +7,7 @@
  */
 import { BinOp, InputError, type Runtime, Tensor } from "@wasmformer/core";
 import type { Param, WeightScope } from "./state-dict.js";
-import { nnRuntime, posInt } from "./util.js";
+import { posInt, sharedRuntime } from "./util.js";
 
 /** The `[maxLen, dModel]` sinusoidal table, evaluated in float64 and rounded once to f32. */
 export function sinusoidalPositionalEncoding(maxLen: number, dModel: number, base = 10000): Tensor<"f32"> {
@@ -55,7 +55,7 @@ export class SinusoidalPositionalEncoding {
     readonly base = 10000,
     rt?: Runtime,
   ) {
-    this.rt = nnRuntime(rt);
+    this.rt = sharedRuntime(rt);
   }
 
   /** The first `maxLen` rows `[maxLen, d]`. */

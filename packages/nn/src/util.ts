@@ -6,6 +6,7 @@ import {
   ConfigError,
   createRefRuntime,
   createRuntime,
+  defaultRuntime,
   type Kernels,
   type Runtime,
   ShapeError,
@@ -37,6 +38,21 @@ export function nnRuntime(rt?: Runtime): Runtime {
   if (rt) return rt;
   const r = createRuntime();
   return missingKernels(r).length > 0 ? createRefRuntime() : r;
+}
+
+let sharedRef: Runtime | undefined;
+
+/**
+ * The runtime of stateless functions (activations, `scaledDotProductAttention`): core's shared
+ * `defaultRuntime()` (scratch is released after each call), or one shared reference runtime while
+ * the wasm build lacks a kernel this package needs.
+ */
+export function sharedRuntime(rt?: Runtime): Runtime {
+  if (rt) return rt;
+  const d = defaultRuntime();
+  if (missingKernels(d).length === 0) return d;
+  sharedRef ??= createRefRuntime();
+  return sharedRef;
 }
 
 /** Kernels this package needs that the runtime's backend does not export (empty when complete). */
