@@ -1,8 +1,8 @@
 // Word2Vec family: the negative-sampling updates of word2vec.c (Mikolov et al. 2013), skip-gram and
 // CBOW, for a batch of examples processed in order (exactly as one call per example would). The
 // f32x4 dot / axpy helpers finish in a scalar tail (dim need not be a multiple of 4; rows need not
-// be 16-byte aligned). σ is the exact logistic function (no table, no clipping). Layout and
-// semantics: the "word2vec" section of src/kernels.ts.
+// be 16-byte aligned). σ is the exact logistic function (no table, no clipping), one exp per
+// target. Layout and semantics: the "word2vec" section of src/kernels.ts.
 import { fma4, hsum4 } from "./inline/fma";
 
 // @ts-ignore: decorator
@@ -10,12 +10,22 @@ import { fma4, hsum4 } from "./inline/fma";
   return base + ((<usize>id * <usize>dim) << 2);
 }
 
-/** dot(a, b) over dim floats. */
+/** dot(a, b) over dim floats; four accumulators hide the multiply-add latency. */
 function dot(a: usize, b: usize, dim: i32): f32 {
-  let acc = f32x4.splat(0);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
   let j = 0;
-  for (; j + 4 <= dim; j += 4) acc = fma4(v128.load(a + (<usize>j << 2)), v128.load(b + (<usize>j << 2)), acc);
-  let s = hsum4(acc);
+  for (; j + 16 <= dim; j += 16) {
+    const o = <usize>j << 2;
+    a0 = fma4(v128.load(a + o), v128.load(b + o), a0);
+    a1 = fma4(v128.load(a + o, 16), v128.load(b + o, 16), a1);
+    a2 = fma4(v128.load(a + o, 32), v128.load(b + o, 32), a2);
+    a3 = fma4(v128.load(a + o, 48), v128.load(b + o, 48), a3);
+  }
+  for (; j + 4 <= dim; j += 4) a0 = fma4(v128.load(a + (<usize>j << 2)), v128.load(b + (<usize>j << 2)), a0);
+  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
   for (; j < dim; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
   return s;
 }
@@ -24,6 +34,13 @@ function dot(a: usize, b: usize, dim: i32): f32 {
 function axpy(y: usize, alpha: f32, x: usize, dim: i32): void {
   const va = f32x4.splat(alpha);
   let j = 0;
+  for (; j + 8 <= dim; j += 8) {
+    const o = <usize>j << 2;
+    const y0 = fma4(va, v128.load(x + o), v128.load(y + o));
+    const y1 = fma4(va, v128.load(x + o, 16), v128.load(y + o, 16));
+    v128.store(y + o, y0);
+    v128.store(y + o, y1, 16);
+  }
   for (; j + 4 <= dim; j += 4) {
     const py = y + (<usize>j << 2);
     v128.store(py, fma4(va, v128.load(x + (<usize>j << 2)), v128.load(py)));
@@ -38,37 +55,34 @@ function zero(p: usize, dim: i32): void {
   memory.fill(p, 0, <usize>dim << 2);
 }
 
-/** σ(x), computed without overflow on either side. */
-// @ts-ignore: decorator
-@inline function sigmoid(x: f32): f32 {
-  if (x >= 0) return <f32>1.0 / (<f32>1.0 + Mathf.exp(-x));
-  const e = Mathf.exp(x);
-  return e / (<f32>1.0 + e);
-}
-
-/** softplus(x) = log(1 + e^x), stable: the loss of a target is softplus(−f) (positive) or softplus(f) (negative). */
-// @ts-ignore: decorator
-@inline function softplus(x: f32): f32 {
-  return x > 0 ? x + Mathf.log1p(Mathf.exp(-x)) : Mathf.log1p(Mathf.exp(x));
-}
-
 /**
  * Negative-sampling step of one hidden vector h against targets[0] (label 1) and targets[1..n)
- * (label 0): e += g·syn1[t], syn1[t] += g·h with g = alpha·(label − σ(h·syn1[t])). Returns the loss.
+ * (label 0): e += g·syn1[t], syn1[t] += g·h with g = alpha·(label − σ(h·syn1[t])). Returns the loss
+ * Σ softplus(∓f). One exp per target: with u = e^{−|f|}, σ(f) = 1/(1+u) (f ≥ 0) or u/(1+u), and
+ * softplus(±f) = max(±f, 0) + log(1+u); the logs are summed as one log of a product of factors in (1, 2].
  */
 function nsStep(h: usize, e: usize, syn1: usize, dim: i32, targets: usize, nTargets: i32, alpha: f32): f32 {
-  let loss: f32 = 0;
+  let lin: f32 = 0;
+  let prod: f64 = 1;
   for (let t = 0; t < nTargets; t++) {
     const w = load<i32>(targets + (<usize>t << 2));
     const r = row(syn1, w, dim);
     const f = dot(h, r, dim);
-    const label: f32 = t == 0 ? 1 : 0;
-    loss += t == 0 ? softplus(-f) : softplus(f);
-    const g = alpha * (label - sigmoid(f));
+    const u = Mathf.exp(-Mathf.abs(f));
+    const inv = <f32>1.0 / (<f32>1.0 + u);
+    const sig = f >= 0 ? inv : u * inv;
+    // positive target: softplus(−f) = max(−f, 0) + log(1+u); negative: softplus(f) = max(f, 0) + log(1+u)
+    if (t == 0) {
+      if (f < 0) lin -= f;
+    } else if (f > 0) {
+      lin += f;
+    }
+    prod *= <f64>(<f32>1.0 + u);
+    const g = alpha * ((t == 0 ? <f32>1.0 : <f32>0.0) - sig);
     axpy(e, g, r, dim);
     axpy(r, g, h, dim);
   }
-  return loss;
+  return lin + <f32>Math.log(prod);
 }
 
 /** True when every i32 of ids[0..n) is in [0, vocab). */

@@ -39,7 +39,7 @@ export interface Word2VecProgress {
   progress: number;
   /** Training words per second since the start. */
   wordsPerSec: number;
-  /** Mean negative-sampling loss per example since the previous report. */
+  /** Mean negative-sampling loss per example over the kernel batches since the previous report. */
   loss: number;
   /** Current learning rate. */
   alpha: number;
@@ -223,6 +223,7 @@ export const Word2Vec = {
     const t0 = performance.now();
     let lastReport = t0;
     let lastYield = t0;
+    let lastLoss = 0;
     let lossAcc = 0;
     let lossN = 0;
     const epochLoss: number[] = [];
@@ -234,6 +235,8 @@ export const Word2Vec = {
     let i32 = I();
     const flush = () => {
       if (nEx === 0) return;
+      // linear decay over all training words (word2vec.c updates it every 10k words; here per batch)
+      alpha = Math.max(minAlpha, alpha0 * (1 - done / (total + 1)));
       const loss = sg
         ? rt.k.w2vSgns(syn0, syn1, V, dim, inWords, targets, nEx, nT, alpha, work)
         : rt.k.w2vCbow(syn0, syn1, V, dim, ctx, ctxOff, targets, nEx, nT, alpha, opts.cbowMean === false ? 0 : 1, work);
@@ -244,6 +247,7 @@ export const Word2Vec = {
       epochN += nEx;
       nEx = 0;
       nCtx = 0;
+      i32 = I(); // (memory does not grow during training; re-taking the view is cheap insurance)
     };
     const report = (epoch: number, force = false) => {
       const now = performance.now();
@@ -256,71 +260,97 @@ export const Word2Vec = {
         totalWords: total,
         progress: done / total,
         wordsPerSec: done / Math.max(1e-9, (now - t0) / 1000),
-        loss: lossN ? lossAcc / lossN : 0,
+        loss: (lastLoss = lossN ? lossAcc / lossN : lastLoss), // batches are flushed every B examples
         alpha,
       });
       lossAcc = 0;
       lossN = 0;
     };
+    // in-memory corpora are mapped to ids once; streamed ones are mapped on every pass
+    const toIds = (s: readonly string[]): Int32Array => {
+      const out = new Int32Array(s.length);
+      let n = 0;
+      for (const w of s) {
+        const i = id.get(w);
+        if (i !== undefined) out[n++] = i;
+      }
+      return out.subarray(0, n);
+    };
+    let cached: Int32Array[] | null = null;
+    if (Array.isArray(corpus)) {
+      cached = [];
+      for await (const s of sentences(corpus, tokenize)) cached.push(toIds(s));
+    }
+    let sent = new Int32Array(1024);
+    const IW = inWords >> 2;
+    const TG = targets >> 2;
+    const CX = ctx >> 2;
+    const CO = ctxOff >> 2;
+    /** One sentence of ids: sub-sample, then queue its examples (flushed to the kernel when B are queued). */
+    const trainIds = (ids: Int32Array) => {
+      if (ids.length > sent.length) sent = new Int32Array(ids.length);
+      let len = 0;
+      for (let t = 0; t < ids.length; t++) {
+        const i = ids[t];
+        done++;
+        if (keep[i] < 1 && keep[i] < r()) continue;
+        sent[len++] = i;
+      }
+      for (let pos = 0; pos < len; pos++) {
+        const b = Math.floor(r() * window); // reduced window: word2vec.c's `b = next_random % window`
+        const lo = Math.max(0, pos - window + b);
+        const hi = Math.min(len - 1, pos + window - b);
+        const centre = sent[pos];
+        if (sg) {
+          for (let c = lo; c <= hi; c++) {
+            if (c === pos) continue;
+            if (nEx === B) flush();
+            i32[IW + nEx] = sent[c];
+            const o = TG + nEx * nT;
+            i32[o] = centre;
+            for (let d = 1; d < nT; d++) i32[o + d] = sampleNeg(centre);
+            nEx++;
+          }
+        } else {
+          if (hi === lo) continue; // no context
+          if (nEx === B || nCtx + 2 * window > B * 2 * window) flush();
+          if (nEx === 0) i32[CO] = 0;
+          for (let c = lo; c <= hi; c++) if (c !== pos) i32[CX + nCtx++] = sent[c];
+          i32[CO + nEx + 1] = nCtx;
+          const o = TG + nEx * nT;
+          i32[o] = centre;
+          for (let d = 1; d < nT; d++) i32[o + d] = sampleNeg(centre);
+          nEx++;
+        }
+      }
+    };
+    const pause = async () => {
+      const now = performance.now();
+      if (now - lastYield > 50) {
+        lastYield = now;
+        await yieldToLoop();
+        if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+      }
+    };
     for (let epoch = 0; epoch < epochs; epoch++) {
       epochAcc = 0;
       epochN = 0;
-      for await (const s of sentences(corpus, tokenize)) {
-        // ids after min-count filtering, then sub-sampling
-        const sent: number[] = [];
-        for (const w of s) {
-          const i = id.get(w);
-          if (i === undefined) continue;
-          done++;
-          if (keep[i] < 1 && keep[i] < r()) continue;
-          sent.push(i);
-        }
-        alpha = Math.max(minAlpha, alpha0 * (1 - done / (total + 1)));
-        i32 = I();
-        const IW = inWords >> 2;
-        const TG = targets >> 2;
-        const CX = ctx >> 2;
-        const CO = ctxOff >> 2;
-        for (let pos = 0; pos < sent.length; pos++) {
-          const b = Math.floor(r() * window); // reduced window: word2vec.c's `b = next_random % window`
-          const lo = Math.max(0, pos - window + b);
-          const hi = Math.min(sent.length - 1, pos + window - b);
-          const centre = sent[pos];
-          if (sg) {
-            for (let c = lo; c <= hi; c++) {
-              if (c === pos) continue;
-              if (nEx === B) {
-                flush();
-                i32 = I();
-              }
-              i32[IW + nEx] = sent[c];
-              i32[TG + nEx * nT] = centre;
-              for (let d = 1; d < nT; d++) i32[TG + nEx * nT + d] = sampleNeg(centre);
-              nEx++;
-            }
-          } else {
-            if (hi === lo) continue; // no context
-            if (nEx === B || nCtx + 2 * window > B * 2 * window) {
-              flush();
-              i32 = I();
-            }
-            if (nEx === 0) i32[CO] = 0;
-            for (let c = lo; c <= hi; c++) if (c !== pos) i32[CX + nCtx++] = sent[c];
-            i32[CO + nEx + 1] = nCtx;
-            i32[TG + nEx * nT] = centre;
-            for (let d = 1; d < nT; d++) i32[TG + nEx * nT + d] = sampleNeg(centre);
-            nEx++;
+      if (cached) {
+        for (let k = 0; k < cached.length; k++) {
+          trainIds(cached[k]);
+          if ((k & 15) === 15) {
+            report(epoch);
+            await pause();
           }
         }
-        flush();
-        report(epoch);
-        const now = performance.now();
-        if (now - lastYield > 50) {
-          lastYield = now;
-          await yieldToLoop();
-          if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+      } else {
+        for await (const s of sentences(corpus, tokenize)) {
+          trainIds(toIds(s));
+          report(epoch);
+          await pause();
         }
       }
+      flush();
       epochLoss.push(epochN ? epochAcc / epochN : 0);
       report(epoch, true);
     }

@@ -46,8 +46,6 @@ function applyBin(a: number, b: number, op: number): number {
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 // ---- word2vec helpers (see the "word2vec" section of kernels.ts) ---------------------------
-const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
-
 function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean {
   for (let i = 0; i < n; i++) if (ii[at + i] < 0 || ii[at + i] >= vocab) return false;
   return true;
@@ -66,8 +64,11 @@ function w2vStepVec(f: Float32Array, hv: Float64Array, e: Float64Array, syn1: nu
     const r = syn1 + ii[t0 + t] * dim;
     let dot = 0;
     for (let j = 0; j < dim; j++) dot += hv[j] * f[r + j];
-    loss += t === 0 ? softplus(-dot) : softplus(dot);
-    const g = alpha * ((t === 0 ? 1 : 0) - sigmoid(dot));
+    // σ and softplus from one exponential, as the wasm kernel does
+    const u = Math.exp(-Math.abs(dot));
+    const sig = dot >= 0 ? 1 / (1 + u) : u / (1 + u);
+    loss += Math.max(t === 0 ? -dot : dot, 0) + Math.log1p(u);
+    const g = alpha * ((t === 0 ? 1 : 0) - sig);
     for (let j = 0; j < dim; j++) {
       e[j] += g * f[r + j];
       f[r + j] += g * hv[j];
