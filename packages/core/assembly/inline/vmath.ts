@@ -18,74 +18,248 @@
 // in the low mantissa bits: n = bits(v + MAGIC) − bits(MAGIC). Cheaper than nearest + trunc_sat.
 // @ts-ignore: decorator
 @inline const MAGIC: f32 = 12582912.0;
-// @ts-ignore: decorator
-@inline const MAGIC_BITS: i32 = 0x4b400000;
 
-/**
- * m·e^x (guard: x < −150 gives m·0). 2^n is applied as ((p·2^n1)·m)·2^n2 with n = n1 + n2 in
- * [−217, 254], so both factors are normal floats and the product rounds once into the subnormal
- * range, underflows to 0 or overflows to +∞.
- */
+// ---------------------------------------------------------------------------------------------
+// Constant pool. Inside a loop V8 rematerialises every non-zero v128 constant with about five
+// instructions (two 64-bit immediates and a lane merge) on each iteration; a load from static data
+// is one. So vector constants live here, 16 bytes per entry, and kf/ki/kd load entry i.
+
+const KF: usize = memory.data<f32>([
+  1.0, 1.0, 1.0, 1.0, // K_ONE
+  2.0, 2.0, 2.0, 2.0, // K_TWO
+  0.5, 0.5, 0.5, 0.5, // K_HALF
+  Infinity, Infinity, Infinity, Infinity, // K_INF
+  -Infinity, -Infinity, -Infinity, -Infinity, // K_NINF
+  NaN, NaN, NaN, NaN, // K_NAN
+  LOG2E, LOG2E, LOG2E, LOG2E, // K_LOG2E
+  EXP_C1, EXP_C1, EXP_C1, EXP_C1, // K_LN2_HI
+  EXP_C2, EXP_C2, EXP_C2, EXP_C2, // K_LN2_LO
+  MAGIC, MAGIC, MAGIC, MAGIC, // K_MAGIC
+  -150.0, -150.0, -150.0, -150.0, // K_EXP_XMIN
+  176.0, 176.0, 176.0, 176.0, // K_EXP_XMAX
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, // K_EXP_P
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, // K_EXP_P+1
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, // K_EXP_P+2
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, // K_EXP_P+3
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, // K_EXP_P+4
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, // K_EXP_P+5
+  0.625, 0.625, 0.625, 0.625, // K_TANH_SMALL
+  -5.70498872745e-3, -5.70498872745e-3, -5.70498872745e-3, -5.70498872745e-3, // K_TANH_P
+  2.06390887954e-2, 2.06390887954e-2, 2.06390887954e-2, 2.06390887954e-2, // K_TANH_P+1
+  -5.37397155531e-2, -5.37397155531e-2, -5.37397155531e-2, -5.37397155531e-2, // K_TANH_P+2
+  1.33314422036e-1, 1.33314422036e-1, 1.33314422036e-1, 1.33314422036e-1, // K_TANH_P+3
+  -3.33332819422e-1, -3.33332819422e-1, -3.33332819422e-1, -3.33332819422e-1, // K_TANH_P+4
+  0.70710678118654752, 0.70710678118654752, 0.70710678118654752, 0.70710678118654752, // K_SQRT1_2
+  20.0, 20.0, 20.0, 20.0, // K_GELU_ZMAX
+  0.17087277, 0.17087277, 0.17087277, 0.17087277, // K_ERFC_P
+  -0.82215223, -0.82215223, -0.82215223, -0.82215223, // K_ERFC_P+1
+  1.48851587, 1.48851587, 1.48851587, 1.48851587, // K_ERFC_P+2
+  -1.13520398, -1.13520398, -1.13520398, -1.13520398, // K_ERFC_P+3
+  0.27886807, 0.27886807, 0.27886807, 0.27886807, // K_ERFC_P+4
+  -0.18628806, -0.18628806, -0.18628806, -0.18628806, // K_ERFC_P+5
+  0.09678418, 0.09678418, 0.09678418, 0.09678418, // K_ERFC_P+6
+  0.37409196, 0.37409196, 0.37409196, 0.37409196, // K_ERFC_P+7
+  1.00002368, 1.00002368, 1.00002368, 1.00002368, // K_ERFC_P+8
+  -1.26551223, -1.26551223, -1.26551223, -1.26551223, // K_ERFC_P+9
+  1e4, 1e4, 1e4, 1e4, // K_GT_LOMAX
+  1.17549435e-38, 1.17549435e-38, 1.17549435e-38, 1.17549435e-38, // K_FLT_MIN
+  8388608.0, 8388608.0, 8388608.0, 8388608.0, // K_TWO23
+  7.0376836292e-2, 7.0376836292e-2, 7.0376836292e-2, 7.0376836292e-2, // K_LOG_P
+  -1.1514610310e-1, -1.1514610310e-1, -1.1514610310e-1, -1.1514610310e-1, // K_LOG_P+1
+  1.1676998740e-1, 1.1676998740e-1, 1.1676998740e-1, 1.1676998740e-1, // K_LOG_P+2
+  -1.2420140846e-1, -1.2420140846e-1, -1.2420140846e-1, -1.2420140846e-1, // K_LOG_P+3
+  1.4249322787e-1, 1.4249322787e-1, 1.4249322787e-1, 1.4249322787e-1, // K_LOG_P+4
+  -1.6668057665e-1, -1.6668057665e-1, -1.6668057665e-1, -1.6668057665e-1, // K_LOG_P+5
+  2.0000714765e-1, 2.0000714765e-1, 2.0000714765e-1, 2.0000714765e-1, // K_LOG_P+6
+  -2.4999993993e-1, -2.4999993993e-1, -2.4999993993e-1, -2.4999993993e-1, // K_LOG_P+7
+  3.3333331174e-1, 3.3333331174e-1, 3.3333331174e-1, 3.3333331174e-1, // K_LOG_P+8
+], 16);
+const KI: usize = memory.data<i32>([
+  127, 127, 127, 127, // KI_127
+  126, 126, 126, 126, // KI_126
+  23, 23, 23, 23, // KI_23
+  0xfffff000, 0xfffff000, 0xfffff000, 0xfffff000, // KI_SPLIT
+  0x80000000, 0x80000000, 0x80000000, 0x80000000, // KI_SIGN
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, // KI_EXPMASK
+  0x007fffff, 0x007fffff, 0x007fffff, 0x007fffff, // KI_MANTMASK
+  0x3f000000, 0x3f000000, 0x3f000000, 0x3f000000, // KI_HALF_EXP
+], 16);
+const KD: usize = memory.data<f64>([
+  1.0, 1.0, // KD_ONE
+  0.044715, 0.044715, // KD_GT_K
+  -1.5957691216057308, -1.5957691216057308, // KD_GT_C
+], 16);
+
 // @ts-ignore: decorator
-@inline function expCore(x: v128, m: v128, guard: bool): v128 {
-  // clamp keeps 2^n inside the two-step scale; NaN passes through min/max
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-150.0)), f32x4.splat(176.0));
-  const tm = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), f32x4.splat(MAGIC));
-  const fx = f32x4.sub(tm, f32x4.splat(MAGIC));
-  let r = f32x4.sub(xc, f32x4.mul(fx, f32x4.splat(EXP_C1)));
-  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(EXP_C2)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
-  const n = i32x4.sub(tm, i32x4.splat(MAGIC_BITS));
-  const n1 = i32x4.shr_s(n, 1);
-  const n2 = i32x4.sub(n, n1);
-  const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
-  const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
-  const y = f32x4.mul(f32x4.mul(f32x4.mul(p, s1), m), s2);
-  if (!guard) return y;
-  // below the clamp e^x is taken as 0 (m·0: signed zero, NaN for infinite m); callers pass m with
-  // |m| ≪ e^{150} there (m = x or 1), where the exact result is 0 in f32 too
-  return v128.bitselect(f32x4.mul(m, f32x4.splat(0.0)), y, f32x4.lt(x, f32x4.splat(-150.0)));
+@inline const K_ONE = 0;
+// @ts-ignore: decorator
+@inline const K_TWO = 1;
+// @ts-ignore: decorator
+@inline const K_HALF = 2;
+// @ts-ignore: decorator
+@inline const K_INF = 3;
+// @ts-ignore: decorator
+@inline const K_NINF = 4;
+// @ts-ignore: decorator
+@inline const K_NAN = 5;
+// @ts-ignore: decorator
+@inline const K_LOG2E = 6; // exp: n = round(x·log2e)
+// @ts-ignore: decorator
+@inline const K_LN2_HI = 7; // ln2 = LN2_HI + LN2_LO (exp, log)
+// @ts-ignore: decorator
+@inline const K_LN2_LO = 8;
+// @ts-ignore: decorator
+@inline const K_MAGIC = 9; // 1.5·2^23 (its bits are MAGIC_BITS)
+// @ts-ignore: decorator
+@inline const K_EXP_XMIN = 10; // exp argument clamp
+// @ts-ignore: decorator
+@inline const K_EXP_XMAX = 11;
+// @ts-ignore: decorator
+@inline const K_EXP_P = 12; // exp polynomial (Cephes expf), highest degree first (6 entries)
+// @ts-ignore: decorator
+@inline const K_TANH_SMALL = 18; // tanh: polynomial below, exp form above
+// @ts-ignore: decorator
+@inline const K_TANH_P = 19; // tanh polynomial (Cephes tanhf) (5 entries)
+// @ts-ignore: decorator
+@inline const K_SQRT1_2 = 24; // 1/√2 (gelu, log)
+// @ts-ignore: decorator
+@inline const K_GELU_ZMAX = 25; // gelu: erfc(20/√2) = 0 in f32
+// @ts-ignore: decorator
+@inline const K_ERFC_P = 26; // erfc fit (Numerical Recipes erfcc), highest degree first (10 entries)
+// @ts-ignore: decorator
+@inline const K_GT_LOMAX = 36; // gelu_tanh: |hi| bound for the lo correction
+// @ts-ignore: decorator
+@inline const K_FLT_MIN = 37; // log: smallest normal
+// @ts-ignore: decorator
+@inline const K_TWO23 = 38; // 2^23
+// @ts-ignore: decorator
+@inline const K_LOG_P = 39; // log polynomial (Cephes logf), highest degree first (9 entries)
+// @ts-ignore: decorator
+@inline const KI_127 = 0;
+// @ts-ignore: decorator
+@inline const KI_126 = 1;
+// @ts-ignore: decorator
+@inline const KI_23 = 2;
+// @ts-ignore: decorator
+@inline const KI_SPLIT = 3;
+// @ts-ignore: decorator
+@inline const KI_SIGN = 4;
+// @ts-ignore: decorator
+@inline const KI_EXPMASK = 5;
+// @ts-ignore: decorator
+@inline const KI_MANTMASK = 6;
+// @ts-ignore: decorator
+@inline const KI_HALF_EXP = 7;
+// @ts-ignore: decorator
+@inline const KD_ONE = 0;
+// @ts-ignore: decorator
+@inline const KD_GT_K = 1;
+// @ts-ignore: decorator
+@inline const KD_GT_C = 2;
+
+// @ts-ignore: decorator
+@inline function kf(i: i32): v128 {
+  return v128.load(KF + (<usize>i << 4));
+}
+// @ts-ignore: decorator
+@inline function ki(i: i32): v128 {
+  return v128.load(KI + (<usize>i << 4));
+}
+// @ts-ignore: decorator
+@inline function kd(i: i32): v128 {
+  return v128.load(KD + (<usize>i << 4));
+}
+
+// e^x is computed in three inline pieces so that callers can share one range reduction:
+//   tm = expRound(xc)              n = round(xc·log2e), held in the mantissa of tm (xc clamped)
+//   q  = expMant(xh, xl, tm, two)  p(r)·2^n1, r = x − n·ln2 (x = xh + xl when `two`), a normal float
+//   s2 = expScale2(tm)             2^n2, with n = n1 + n2 in [−217, 254]
+// and e^x = q·s2, m·e^x = (q·m)·s2: both factors of 2^n are normal floats, so the product rounds
+// once into the subnormal range, underflows to 0 or overflows to +∞.
+
+/** x clamped to [−150, 176] (NaN passes through). */
+// @ts-ignore: decorator
+@inline function expClamp(x: v128): v128 {
+  return f32x4.min(f32x4.max(x, kf(K_EXP_XMIN)), kf(K_EXP_XMAX));
+}
+
+// @ts-ignore: decorator
+@inline function expRound(xc: v128): v128 {
+  return f32x4.add(f32x4.mul(xc, kf(K_LOG2E)), kf(K_MAGIC));
+}
+
+// @ts-ignore: decorator
+@inline function expMant(xh: v128, xl: v128, tm: v128, two: bool): v128 {
+  const fx = f32x4.sub(tm, kf(K_MAGIC));
+  // xh − n·C1 is exact when n·C1 is within a factor 2 of xh (|x| ≳ 1); xl joins after it
+  let r = f32x4.sub(xh, f32x4.mul(fx, kf(K_LN2_HI)));
+  if (two) r = f32x4.add(r, xl);
+  r = f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
+  let p = kf(K_EXP_P);
+  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 1));
+  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 2));
+  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 3));
+  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 4));
+  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 5));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), kf(K_ONE));
+  const n1 = i32x4.shr_s(i32x4.sub(tm, kf(K_MAGIC)), 1);
+  return f32x4.mul(p, i32x4.shl(i32x4.add(n1, ki(KI_127)), 23));
+}
+
+// @ts-ignore: decorator
+@inline function expScale2(tm: v128): v128 {
+  const n = i32x4.sub(tm, kf(K_MAGIC));
+  const n2 = i32x4.sub(n, i32x4.shr_s(n, 1));
+  return i32x4.shl(i32x4.add(n2, ki(KI_127)), 23);
+}
+
+/** m·0 where x < −150 (below the clamp e^x is 0; callers keep |m| ≪ e^{150} there), else y. */
+// @ts-ignore: decorator
+@inline function expGuard(x: v128, m: v128, y: v128): v128 {
+  return v128.bitselect(f32x4.mul(m, f32x4.splat(0.0)), y, f32x4.lt(x, kf(K_EXP_XMIN)));
 }
 
 /** Lane-wise m·e^x for |m| ≤ max(1, |x|), rounded once (also when the result is subnormal). */
 // @ts-ignore: decorator
 @inline export function expMul4(x: v128, m: v128): v128 {
-  return expCore(x, m, true);
+  const xc = expClamp(x);
+  const tm = expRound(xc);
+  const y = f32x4.mul(f32x4.mul(expMant(xc, xc, tm, false), m), expScale2(tm));
+  return expGuard(x, m, y);
 }
 
-/** Lane-wise e^x (e^{x ≤ −150} = p·2^{−216} = 0 without the guard). */
+/** Lane-wise e^x (e^{x ≤ −150} = p·2^{−216} = 0 without a guard). */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  return expCore(x, f32x4.splat(1.0), false);
+  const xc = expClamp(x);
+  const tm = expRound(xc);
+  return f32x4.mul(expMant(xc, xc, tm, false), expScale2(tm));
 }
 
 /**
  * Lane-wise n/(1 + e^{a}) without overflow: with t = e^{−|a|} ≤ 1 it is n·t/(1 + t) for a > 0 and
  * n/(1 + t) otherwise, so results keep their relative accuracy down to the subnormal range
- * (the naive form turns e^{a} = +∞ into 0 near the bottom of the normal range).
+ * (the naive form turns e^{a} = +∞ into 0 near the bottom of the normal range); n·t is rounded once.
  * `lo` is a small correction to a (a = hi + lo, e^{a} ≈ e^{hi}·(1 + lo)), zero when a is exact.
  */
 // @ts-ignore: decorator
 @inline function overOnePlusExp(n: v128, hi: v128, lo: v128): v128 {
   const pos = f32x4.gt(hi, f32x4.splat(0.0));
-  const l = v128.bitselect(f32x4.neg(lo), lo, pos);
-  const l1 = f32x4.add(f32x4.splat(1.0), l);
+  const l1 = f32x4.add(kf(K_ONE), v128.bitselect(f32x4.neg(lo), lo, pos));
   const na = f32x4.neg(f32x4.abs(hi));
-  const t = f32x4.mul(exp4(na), l1);
-  const num = v128.bitselect(expMul4(na, f32x4.mul(n, l1)), n, pos);
-  return f32x4.div(num, f32x4.add(f32x4.splat(1.0), t));
+  const xc = expClamp(na);
+  const tm = expRound(xc);
+  const q = f32x4.mul(expMant(xc, xc, tm, false), l1);
+  const s2 = expScale2(tm);
+  const t = f32x4.mul(q, s2); // e^{−|a|}
+  const nt = expGuard(na, n, f32x4.mul(f32x4.mul(q, n), s2)); // n·e^{−|a|}
+  return f32x4.div(v128.bitselect(nt, n, pos), f32x4.add(kf(K_ONE), t));
 }
 
 /** Lane-wise 1/(1 + e^{−x}). */
 // @ts-ignore: decorator
 @inline export function sigmoid4(x: v128): v128 {
-  return overOnePlusExp(f32x4.splat(1.0), f32x4.neg(x), f32x4.splat(0.0));
+  return overOnePlusExp(kf(K_ONE), f32x4.neg(x), f32x4.splat(0.0));
 }
 
 /** Lane-wise x/(1 + e^{−x}) (SiLU / swish). */
@@ -100,53 +274,59 @@
   const ax = f32x4.abs(x);
   // small |x|: odd polynomial (no cancellation near 0)
   const z = f32x4.mul(x, x);
-  let p = f32x4.splat(-5.70498872745e-3);
-  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(2.06390887954e-2));
-  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(-5.37397155531e-2));
-  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(1.33314422036e-1));
-  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(-3.33332819422e-1));
+  let p = kf(K_TANH_P);
+  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 1));
+  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 2));
+  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 3));
+  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 4));
   const small = f32x4.add(x, f32x4.mul(f32x4.mul(p, z), x));
   // large |x|: 1 − 2/(e^{2|x|} + 1), sign restored (e^{2|x|} = +∞ gives exactly 1)
   const e = exp4(f32x4.add(ax, ax));
-  const t = f32x4.sub(f32x4.splat(1.0), f32x4.div(f32x4.splat(2.0), f32x4.add(e, f32x4.splat(1.0))));
-  const large = v128.or(t, v128.and(x, i32x4.splat(0x80000000)));
-  return v128.bitselect(small, large, f32x4.lt(ax, f32x4.splat(0.625)));
+  const t = f32x4.sub(kf(K_ONE), f32x4.div(kf(K_TWO), f32x4.add(e, kf(K_ONE))));
+  const large = v128.or(t, v128.and(x, ki(KI_SIGN)));
+  return v128.bitselect(small, large, f32x4.lt(ax, kf(K_TANH_SMALL)));
 }
 
 /**
  * Lane-wise exact GELU, 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(−x/√2) (no cancellation for x < 0).
  * erfc(t), t = |x|/√2, is the Numerical Recipes `erfcc` fit u·e^{−t² + P(u)}, u = 1/(1 + t/2);
  * t² = x²/2 is split exactly (|x| = zh + zl, zh on 12 bits) so that e^{−t²} keeps full relative
- * accuracy deep in the tail, and the x < 0 product is rounded once (subnormal results included).
+ * accuracy deep in the tail (e^{−t² + P} is one exp of a two-part argument), and the x < 0 product
+ * is rounded once (subnormal results included).
  */
 // @ts-ignore: decorator
 @inline export function gelu4(x: v128): v128 {
   const ax = f32x4.abs(x);
-  const z = f32x4.min(ax, f32x4.splat(20.0)); // erfc(20/√2) = 0 in f32
-  const t = f32x4.mul(z, f32x4.splat(0.70710678118654752));
-  const u = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), f32x4.mul(t, f32x4.splat(0.5))));
-  let p = f32x4.splat(0.17087277);
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(-0.82215223));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(1.48851587));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(-1.13520398));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(0.27886807));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(-0.18628806));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(0.09678418));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(0.37409196));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(1.00002368));
-  p = f32x4.add(f32x4.mul(p, u), f32x4.splat(-1.26551223));
-  const zh = v128.and(z, i32x4.splat(0xfffff000));
+  const z = f32x4.min(ax, kf(K_GELU_ZMAX)); // erfc(20/√2) = 0 in f32
+  const t = f32x4.mul(z, kf(K_SQRT1_2));
+  const u = f32x4.div(kf(K_ONE), f32x4.add(kf(K_ONE), f32x4.mul(t, kf(K_HALF))));
+  let p = kf(K_ERFC_P);
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 1));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 2));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 3));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 4));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 5));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 6));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 7));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 8));
+  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 9));
+  const zh = v128.and(z, ki(KI_SPLIT));
   const zl = f32x4.sub(z, zh);
-  const hi = f32x4.mul(f32x4.mul(zh, zh), f32x4.splat(0.5)); // exact
-  const lo = f32x4.add(f32x4.mul(zh, zl), f32x4.mul(f32x4.mul(zl, zl), f32x4.splat(0.5)));
-  const e2 = f32x4.mul(u, exp4(f32x4.sub(p, lo))); // erfc(t) = e2·e^{−hi}
-  const halfx = f32x4.mul(x, f32x4.splat(0.5));
+  const hi = f32x4.mul(f32x4.mul(zh, zh), kf(K_HALF)); // exact
+  const lo = f32x4.add(f32x4.mul(zh, zl), f32x4.mul(f32x4.mul(zl, zl), kf(K_HALF)));
+  // erfc(t) = u·e^{ah + al} with ah = −hi (exact) and al = P(u) − lo: one exp, two-part argument
+  const ah = f32x4.neg(hi);
+  const al = f32x4.sub(p, lo);
+  const a = f32x4.add(ah, al);
+  const tm = expRound(expClamp(a));
+  const halfx = f32x4.mul(x, kf(K_HALF));
   const neg = f32x4.lt(x, f32x4.splat(0.0));
-  // x < 0: 0.5·x·erfc(t) in one rounding; x ≥ 0: 0.5·x·(2 − erfc(t))
-  const r = expMul4(f32x4.neg(hi), v128.bitselect(f32x4.mul(halfx, e2), e2, neg));
-  const g = v128.bitselect(r, f32x4.mul(halfx, f32x4.sub(f32x4.splat(2.0), r)), neg);
+  // x < 0: r = 0.5·x·erfc(t) in one rounding; x ≥ 0: r = erfc(t), result 0.5·x·(2 − r)
+  const m = v128.bitselect(f32x4.mul(halfx, u), u, neg);
+  const r = expGuard(a, m, f32x4.mul(f32x4.mul(expMant(ah, al, tm, true), m), expScale2(tm)));
+  const g = v128.bitselect(r, f32x4.mul(halfx, f32x4.sub(kf(K_TWO), r)), neg);
   // beyond the clamp erfc is 0: x < −20 gives −0 (NaN for −∞, as 0.5·x·0)
-  return v128.bitselect(f32x4.mul(halfx, f32x4.splat(0.0)), g, v128.and(neg, f32x4.ge(ax, f32x4.splat(20.0))));
+  return v128.bitselect(f32x4.mul(halfx, f32x4.splat(0.0)), g, v128.and(neg, f32x4.ge(ax, kf(K_GELU_ZMAX))));
 }
 
 /**
@@ -157,8 +337,8 @@
 // @ts-ignore: decorator
 @inline function geluTanhArg2(xd: v128): v128 {
   const x2 = f64x2.mul(xd, xd);
-  const w = f64x2.mul(xd, f64x2.add(f64x2.splat(1.0), f64x2.mul(x2, f64x2.splat(0.044715))));
-  return f64x2.mul(w, f64x2.splat(-1.5957691216057308));
+  const w = f64x2.mul(xd, f64x2.add(kd(KD_ONE), f64x2.mul(x2, kd(KD_GT_K))));
+  return f64x2.mul(w, kd(KD_GT_C));
 }
 
 /**
@@ -177,7 +357,7 @@
   const hi = i64x2.shuffle(h01, h23, 0, 2);
   // lo (|lo| ≤ ulp(hi)/2) is a valid first-order correction only for moderate hi; beyond 1e4 the
   // result is 0 or x anyway (and an infinite or NaN hi would leave lo = inf − inf = NaN)
-  const lo = v128.and(i64x2.shuffle(l01, l23, 0, 2), f32x4.lt(f32x4.abs(hi), f32x4.splat(1e4)));
+  const lo = v128.and(i64x2.shuffle(l01, l23, 0, 2), f32x4.lt(f32x4.abs(hi), kf(K_GT_LOMAX)));
   return overOnePlusExp(x, hi, lo);
 }
 
@@ -194,33 +374,33 @@
  */
 // @ts-ignore: decorator
 @inline export function log4(x: v128): v128 {
-  const sub = f32x4.lt(x, f32x4.splat(1.17549435e-38));
-  const xs = v128.bitselect(f32x4.mul(x, f32x4.splat(8388608.0)), x, sub);
+  const sub = f32x4.lt(x, kf(K_FLT_MIN));
+  const xs = v128.bitselect(f32x4.mul(x, kf(K_TWO23)), x, sub);
   // frexp: xs = m·2^e, m in [0.5, 1)
-  let e = i32x4.sub(i32x4.shr_u(v128.and(xs, i32x4.splat(0x7f800000)), 23), i32x4.splat(126));
-  e = i32x4.sub(e, v128.and(sub, i32x4.splat(23)));
-  const m = v128.or(v128.and(xs, i32x4.splat(0x007fffff)), i32x4.splat(0x3f000000));
-  const lt = f32x4.lt(m, f32x4.splat(0.707106781186547524));
+  let e = i32x4.sub(i32x4.shr_u(v128.and(xs, ki(KI_EXPMASK)), 23), ki(KI_126));
+  e = i32x4.sub(e, v128.and(sub, ki(KI_23)));
+  const m = v128.or(v128.and(xs, ki(KI_MANTMASK)), ki(KI_HALF_EXP));
+  const lt = f32x4.lt(m, kf(K_SQRT1_2));
   e = i32x4.add(e, lt); // lt lanes are −1
-  const t = f32x4.sub(f32x4.add(m, v128.and(m, lt)), f32x4.splat(1.0));
+  const t = f32x4.sub(f32x4.add(m, v128.and(m, lt)), kf(K_ONE));
   const ef = f32x4.convert_i32x4_s(e);
   const z = f32x4.mul(t, t);
-  let p = f32x4.splat(7.0376836292e-2);
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.1514610310e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.1676998740e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.2420140846e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.4249322787e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.6668057665e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(2.0000714765e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-2.4999993993e-1));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(3.3333331174e-1));
+  let p = kf(K_LOG_P);
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 1));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 2));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 3));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 4));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 5));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 6));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 7));
+  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 8));
   let y = f32x4.mul(f32x4.mul(p, t), z);
-  y = f32x4.add(y, f32x4.mul(ef, f32x4.splat(-2.12194440e-4)));
-  y = f32x4.sub(y, f32x4.mul(z, f32x4.splat(0.5)));
+  y = f32x4.add(y, f32x4.mul(ef, kf(K_LN2_LO)));
+  y = f32x4.sub(y, f32x4.mul(z, kf(K_HALF)));
   let r = f32x4.add(t, y);
-  r = f32x4.add(r, f32x4.mul(ef, f32x4.splat(0.693359375)));
+  r = f32x4.add(r, f32x4.mul(ef, kf(K_LN2_HI)));
   // special values
-  r = v128.bitselect(f32x4.splat(Infinity), r, f32x4.eq(x, f32x4.splat(Infinity)));
-  r = v128.bitselect(f32x4.splat(-Infinity), r, f32x4.eq(x, f32x4.splat(0.0)));
-  return v128.bitselect(f32x4.splat(NaN), r, v128.not(f32x4.ge(x, f32x4.splat(0.0))));
+  r = v128.bitselect(kf(K_INF), r, f32x4.eq(x, kf(K_INF)));
+  r = v128.bitselect(kf(K_NINF), r, f32x4.eq(x, f32x4.splat(0.0)));
+  return v128.bitselect(kf(K_NAN), r, v128.not(f32x4.ge(x, f32x4.splat(0.0))));
 }
