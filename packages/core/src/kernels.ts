@@ -210,3 +210,9 @@ export interface Kernels {
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
 export const ABI_VERSION = 1;
+
+/** Every function of `Kernels`: the loader checks that a wasm module exports all of them. */
+export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
+  "abiVersion", "gemm", "bmm", "softmax", "logSoftmax", "layerNorm", "unary", "binary", "scale", "reduce", "gather",
+  "copy2d", "transpose2d", "im2colPatch", "attention", "lstmCell", "gruCell", "topk", "gemv", "w2vSgns", "w2vCbow",
+];

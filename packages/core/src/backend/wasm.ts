@@ -4,7 +4,7 @@
  */
 import { WasmError } from "../errors.js";
 import { WasmHeap } from "../heap.js";
-import { ABI_VERSION, type Kernels } from "../kernels.js";
+import { ABI_VERSION, KERNEL_NAMES, type Kernels } from "../kernels.js";
 
 export interface WasmExports extends Kernels {
   memory: WebAssembly.Memory;
@@ -33,6 +33,8 @@ export function wrapInstance(instance: WebAssembly.Instance): { kernels: Kernels
   if (v !== ABI_VERSION) {
     throw new WasmError(`kernel module ABI version ${v} does not match this JS (expects ${ABI_VERSION}); rebuild or reinstall`);
   }
+  const missing = KERNEL_NAMES.filter((n) => typeof ex[n] !== "function");
+  if (missing.length) throw new WasmError(`kernel module lacks exports: ${missing.join(", ")}; rebuild it`);
   const heap = new WasmHeap(ex.memory, ex.heapBase() >>> 0);
   return { kernels: ex, heap, relaxed: ex.simdFlavor() === 1 };
 }
