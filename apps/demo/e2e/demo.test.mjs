@@ -6,8 +6,6 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { init, Tensor } from "@wasmformer/core";
-import { loadPretrained } from "@wasmformer/llm";
-import { meanAttentionDistance, ViTModel } from "@wasmformer/vit";
 import { testImage, writeGpt2, writeVit } from "./checkpoints.mjs";
 import { appDir, launch, measure, openPage, screenshot, startPreview } from "./harness.mjs";
 
@@ -162,6 +160,7 @@ describe("models", () => {
 
   test("text generation: GPT-2 folder by URL, streamed greedy tokens, stop, cancel", async () => {
     // expected stream: the same checkpoint in Node (greedy)
+    const { loadPretrained } = await import("@wasmformer/llm");
     const m = await loadPretrained(join(served, "gpt2"));
     let expected = "";
     let n = 0;
@@ -238,6 +237,7 @@ describe("models", () => {
   });
 
   test("attention: per-layer, per-head heatmaps of the loaded GPT-2", async () => {
+    const { loadPretrained } = await import("@wasmformer/llm");
     const m = await loadPretrained(join(served, "gpt2"));
     const ids = m.tokenizer.encode(SENTENCE);
     const att = m.prefill([ids], { logits: "none", outputAttentions: true }).attentions;
@@ -280,6 +280,7 @@ describe("models", () => {
   test("ViT: folder by file picker, classification, CLS overlays, mean attention distance", async () => {
     const dir = join(ckpt, "vit");
     // expected: the same checkpoint and picture in Node (no resize: the picture is 32×32)
+    const { meanAttentionDistance, ViTModel } = await import("@wasmformer/vit");
     const model = await ViTModel.fromPretrained({
       config: JSON.parse(readFileSync(join(dir, "config.json"), "utf8")),
       weights: readFileSync(join(dir, "model.safetensors")),
@@ -333,6 +334,56 @@ describe("models", () => {
     assert.match(await page.textContent("#vit-out .error"), /could not be decoded/);
     assert.deepEqual(
       errors.filter((e) => !/decoded/.test(e)),
+      [],
+    );
+    await context.close();
+  });
+
+  test("word embeddings: Word2Vec training with progress and loss, neighbours, analogies, PCA; stop", async () => {
+    const { page, errors, context } = await openPage(browser, `${server.url}#embeddings`);
+    await page.waitForSelector("#backend[data-backend]", { timeout: 30_000 });
+    await page.fill("#w2v-sentences", "8000");
+    await page.fill("#w2v-epochs", "5");
+    const m = await measure(page, async () => {
+      await page.click("#w2v-train");
+      await waitDone(page, "#w2v-status", 120_000);
+    });
+    assertResponsive(m, "Word2Vec training");
+    assert.equal(await page.$eval("#page-embeddings progress", (p) => p.value), 1);
+    assert.ok(Number(await page.getAttribute("#w2v-results", "data-vocab")) > 100);
+    // the built-in corpus plants capitals and gendered pairs
+    await page.waitForSelector("table.w2v-nn-table");
+    const nn = (await cells(page, "table.w2v-nn-table")).map((r) => r[0]);
+    const capitals = ["rome", "madrid", "berlin", "moscow", "tokyo", "beijing", "cairo", "algiers", "abuja"];
+    assert.ok(
+      nn.slice(0, 3).every((w) => capitals.includes(w)),
+      `neighbours of paris: ${nn}`,
+    );
+    assert.equal((await cells(page, "table.w2v-analogy-table"))[0][0], "queen");
+    await page.fill("#w2v-a", "france");
+    await page.fill("#w2v-b", "paris");
+    await page.fill("#w2v-c", "italy");
+    await page.click("#w2v-analogy-run");
+    await page.waitForFunction(() =>
+      document.querySelector("table.w2v-analogy-table th")?.textContent.includes("italy"),
+    );
+    assert.equal((await cells(page, "table.w2v-analogy-table"))[0][0], "rome");
+    // unknown words are reported in the page
+    await page.fill("#w2v-query", "xyzzy");
+    await page.click("#w2v-nn-run");
+    await page.waitForSelector("#w2v-nn .error");
+    assert.match(await page.textContent("#w2v-nn .error"), /InputError: "xyzzy" is not in the vocabulary/);
+    await screenshot(page, "embeddings");
+
+    // stop a long training after its first progress report
+    await page.fill("#w2v-epochs", "200");
+    await page.click("#w2v-train");
+    await page.waitForFunction(() => document.querySelector("#page-embeddings progress").value > 0);
+    await page.click("#w2v-stop");
+    await page.waitForSelector('#w2v-status[data-state="error"]');
+    assert.match(await page.textContent("#page-embeddings .error"), /AbortError/);
+    assert.deepEqual(
+      errors.filter((e) => !/xyzzy|AbortError|aborted/.test(e)),
       [],
     );
     await context.close();

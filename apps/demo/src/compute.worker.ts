@@ -4,7 +4,9 @@
  * proxied callbacks). Cancelling terminates this worker; the client restarts it lazily.
  */
 import { backendName, init } from "@wasmformer/core";
+import type { Word2VecProgress } from "@wasmformer/text";
 import { expose, transfer } from "comlink";
+import { analogy, neighbours, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
@@ -31,6 +33,17 @@ const api = {
     const r = preprocess(req);
     return transfer(r, textTransferables(r));
   },
+
+  /** Train Word2Vec; progress (loss, words/s) through a proxied callback; PCA coordinates transferred. */
+  async trainWord2Vec(req: TrainRequest, onProgress: (p: Word2VecProgress) => void) {
+    await ensureInit();
+    const r = await trainWord2Vec(req, onProgress);
+    return transfer(r, [r.pca.buffer as ArrayBuffer]);
+  },
+
+  stopTraining,
+  neighbours,
+  analogy,
 
   /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
   async loadGpt2(src: FolderSource, onProgress: ProgressFn) {

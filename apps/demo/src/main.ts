@@ -46,5 +46,27 @@ async function startWorker(): Promise<void> {
 compute.onRestart(() => {
   backend.textContent = "worker restarted";
   void startWorker();
+
+  // Warm up canvas text rendering while idle: the first fillText of a page loads fonts and can take
+  // tens of milliseconds, which would otherwise land in the middle of the first plotted result.
+  const warm = () => {
+    const ctx = document.createElement("canvas").getContext("2d");
+    if (!ctx) return;
+    ctx.font = "10px sans-serif";
+    ctx.fillText("warm-up 0123456789", 0, 10);
+  };
+  if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 500 });
+  else setTimeout(warm, 100);
 });
 void startWorker();
+
+// Warm up canvas text rendering while idle: the first fillText of a page loads fonts and can take
+// tens of milliseconds, which would otherwise land in the middle of the first plotted result.
+const warm = () => {
+  const ctx = document.createElement("canvas").getContext("2d");
+  if (!ctx) return;
+  ctx.font = "10px sans-serif";
+  ctx.fillText("warm-up 0123456789", 0, 10);
+};
+if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 500 });
+else setTimeout(warm, 100);
