@@ -4,8 +4,18 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createRefRuntime, createRuntime, init, parseSafetensors, type Runtime, Tensor } from "@wasmformer/core";
+import {
+  type BackendName,
+  createRefRuntime,
+  parseSafetensors,
+  type Runtime,
+  relaxedSimdSupported,
+  simdSupported,
+  Tensor,
+} from "@wasmformer/core";
 import type { ParityCase, TensorFile } from "@wasmformer/core/parity";
+// core's own wasm wrapper (its source, as the rest of core in these tests), to instantiate both builds
+import { wasmImports, wrapInstance } from "../../core/src/backend/wasm.js";
 import { missingKernels } from "../src/util.js";
 
 export const FIXTURES = join(__dirname, "../../../../shared/fixtures");
@@ -99,15 +109,26 @@ export function rng(seed: number) {
   };
 }
 
-/** The backends every test runs on: the reference backend and the wasm build (when it loads). */
+/**
+ * The backends every test runs on: the reference backend, and each wasm build (plain SIMD and,
+ * where the engine validates it, relaxed SIMD) that exports every kernel this package needs. Each
+ * `make()` instantiates its own module with its own memory, so the builds can be tested side by side.
+ */
 export async function backends(): Promise<{ name: string; make: () => Runtime }[]> {
   const list: { name: string; make: () => Runtime }[] = [{ name: "ref", make: createRefRuntime }];
-  try {
-    const b = await init();
-    if (b !== "ref" && missingKernels(createRuntime()).length === 0)
-      list.push({ name: b, make: () => createRuntime() });
-  } catch {
-    // no wasm build available: ref only
+  const builds: [BackendName, string, boolean][] = [
+    ["wasm-simd", "core.wasm", simdSupported()],
+    ["wasm-relaxed", "core-relaxed.wasm", relaxedSimdSupported()],
+  ];
+  for (const [name, file, supported] of builds) {
+    const path = join(__dirname, "../../core/build", file);
+    if (!supported || !existsSync(path)) continue;
+    const module = new WebAssembly.Module(readFileSync(path));
+    const make = (): Runtime => {
+      const { kernels, heap } = wrapInstance(new WebAssembly.Instance(module, wasmImports()));
+      return { backend: name, heap, k: kernels };
+    };
+    if (missingKernels(make()).length === 0) list.push({ name, make });
   }
   return list;
 }
