@@ -109,3 +109,25 @@ export function unary(x: usize, y: usize, n: i32, act: i32): void {
     store<f32>(y + p, act1(load<f32>(x + p), act));
   }
 }
+
+/**
+ * Vector activation by code, for fused epilogues (e.g. a GEMM tile leaving registers): the same
+ * f32x4 forms as `unary`. Unknown codes pass values through, as act1 does.
+ */
+// @ts-ignore: decorator
+@inline export function act4(v: v128, act: i32): v128 {
+  switch (act) {
+    case 1: return relu4(v);
+    case 2: return gelu4(v);
+    case 3: return geluTanh4(v);
+    case 4: return silu4(v);
+    case 5: return tanh4(v);
+    case 6: return sigmoid4(v);
+    case 7: return exp4(v);
+    case 8: return f32x4.neg(v);
+    case 9: return f32x4.sqrt(v);
+    case 10: return f32x4.abs(v);
+    case 11: return log4(v);
+    default: return v;
+  }
+}

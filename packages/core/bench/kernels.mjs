@@ -1,11 +1,12 @@
 // Throughput of the non-GEMM kernels (softmax, layerNorm, unary activations, attention, topk, transpose)
 // in the plain-SIMD and relaxed-SIMD builds, next to a straightforward JS Float32Array loop for the same
-// op (what the kernels replace). Single thread; medians of ROUNDS timed batches. Not a test.
+// op (what the kernels replace). Single thread; the fastest of ROUNDS timed batches (robust on a
+// shared, loaded machine; medians there mostly measure the neighbours). Not a test.
 //
 //   node --experimental-wasm-relaxed-simd bench/kernels.mjs        (after `pnpm run asbuild`)
 import { readFileSync } from "node:fs";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 7);
+const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const BATCH_MS = Number(process.env.BATCH_MS ?? 60);
 
 async function load(file) {
@@ -31,12 +32,7 @@ async function load(file) {
   return { ex, alloc, f32 };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
-
-/** Median time per call in µs. */
+/** Fastest batch: time per call in µs. */
 function time(fn) {
   let reps = 1;
   for (;;) {
@@ -52,7 +48,7 @@ function time(fn) {
     for (let i = 0; i < reps; i++) fn();
     ts.push(((performance.now() - t0) * 1000) / reps);
   }
-  return median(ts);
+  return Math.min(...ts);
 }
 
 const rand = (n, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * Math.random());
