@@ -853,6 +853,62 @@ describe("attention", () => {
   });
 });
 
+describe("attention (property)", () => {
+  fcTest.prop([
+    fc.record({
+      L: fc.integer({ min: 1, max: 40 }),
+      S: fc.integer({ min: 1, max: 40 }),
+      dk: fc.integer({ min: 1, max: 24 }),
+      dv: fc.integer({ min: 1, max: 24 }),
+      causal: fc.integer({ min: -1, max: 8 }),
+      useMask: fc.boolean(),
+      useKpm: fc.boolean(),
+      seed: fc.integer({ min: 1, max: 1 << 30 }),
+    }),
+  ])("wasm equals ref on random shapes and masks", ({ L, S, dk, dv, causal, useMask, useKpm, seed }) => {
+    const r = rng(seed);
+    const mask = r.f32(L * S, -2, 2);
+    for (let i = 0; i < mask.length; i++) if (r.next() < 0.2) mask[i] = Number.NEGATIVE_INFINITY;
+    const kpm = Uint8Array.from({ length: S }, () => (r.next() < 0.25 ? 1 : 0));
+    parity(
+      `attention fc L${L} S${S} dk${dk} dv${dv} causal ${causal}`,
+      {
+        q: r.f32(L * dk),
+        k: r.f32(S * dk),
+        v: r.f32(S * dv),
+        o: new Float32Array(L * dv),
+        probs: new Float32Array(L * S),
+        mask,
+        kpm,
+      },
+      (kk, p) =>
+        kk.attention(
+          p.q!,
+          dk,
+          p.k!,
+          dk,
+          p.v!,
+          dv,
+          p.o!,
+          dv,
+          p.probs!,
+          L,
+          S,
+          dk,
+          dv,
+          1 / Math.sqrt(dk),
+          useMask ? p.mask! : 0,
+          S,
+          useKpm ? p.kpm! : 0,
+          causal,
+        ),
+      ["o", "probs"],
+      2e-6,
+      2e-5,
+    );
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // rnn cells
 
