@@ -1,20 +1,24 @@
-// Every case of this package's kinds in ../shared/fixtures, on every backend, as the parity runner
-// runs them: outputs within the case tolerance, error cases rejected with a typed error.
+// Every case of this package's kinds in ../shared/fixtures and in test/torch-cases (computed by
+// PyTorch, test/torchgen/gen.py), on every backend, as the parity runner runs them: outputs within
+// the case tolerance, greedy ids exact, error cases rejected with a typed error.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WasmformerError } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { kinds, setParityRuntime } from "../src/parity.js";
-import { backends, closeTo, FIXTURES, fixtureCases, makeCase } from "./helpers.js";
+import { backends, closeTo, FIXTURES, fixtureCases, makeCase, TORCH_CASES } from "./helpers.js";
 
 const KINDS = Object.keys(kinds);
 const cases = fixtureCases(KINDS);
+const torchCases = fixtureCases(KINDS, TORCH_CASES);
 const bks = await backends();
 
+const all = [...cases.map((n) => ({ root: FIXTURES, n })), ...torchCases.map((n) => ({ root: TORCH_CASES, n }))];
+
 describe.each(bks)("fixtures on $name", ({ make }) => {
-  it.each(cases)("%s", async (name) => {
+  it.each(all)("$n", async ({ root, n: name }) => {
     setParityRuntime(make);
-    const dir = join(FIXTURES, name);
+    const dir = join(root, name);
     const json = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
     const c = makeCase(dir);
     const run = kinds[json.kind](c);
@@ -40,6 +44,11 @@ describe.each(bks)("fixtures on $name", ({ make }) => {
       expect(closeTo(a, e.data, e.shape, tol.atol, tol.rtol), short).toBeUndefined();
     }
   });
+});
+
+it("test/torch-cases has cases of every kind of this package", () => {
+  const seen = new Set(torchCases.map((c) => c.slice(0, c.indexOf("-"))));
+  for (const k of KINDS) expect(seen.has(k), k).toBe(true);
 });
 
 it("fixture folder has cases of every kind of this package (when present)", () => {

@@ -20,11 +20,14 @@ import { missingKernels } from "../src/util.js";
 
 export const FIXTURES = join(__dirname, "../../../../shared/fixtures");
 
-export function fixtureCases(kinds: readonly string[]): string[] {
-  if (!existsSync(FIXTURES)) return [];
-  return readdirSync(FIXTURES)
-    .filter((d) => existsSync(join(FIXTURES, d, "case.json")))
-    .filter((d) => kinds.includes(JSON.parse(readFileSync(join(FIXTURES, d, "case.json"), "utf8")).kind))
+/** PyTorch-computed cases of this package (test/torchgen/gen.py). */
+export const TORCH_CASES = join(__dirname, "torch-cases");
+
+export function fixtureCases(kinds: readonly string[], root = FIXTURES): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => existsSync(join(root, d, "case.json")))
+    .filter((d) => kinds.includes(JSON.parse(readFileSync(join(root, d, "case.json"), "utf8")).kind))
     .sort();
 }
 
