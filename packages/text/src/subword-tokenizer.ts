@@ -128,7 +128,7 @@ export class SubwordTokenizer {
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedRe: RegExp | null;
   private readonly addedOrder: AddedToken[];
-  private readonly idCache = new Map<string, Int32Array>();
+  private readonly pieceCache = new Map<string, { ids: Int32Array; starts: Int32Array; ends: Int32Array }>();
 
   constructor(p: SubwordTokenizerParts) {
     this.model = p.model;
@@ -412,23 +412,46 @@ export class SubwordTokenizer {
         continue;
       }
       const a = this.normalize(text.slice(s0, e0));
+      const identityMap = a.starts === null;
       for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
-        const word = a.text.slice(ws, we);
-        if (this.byteLevel) {
-          const { starts, ends } = byteOffsets(word);
-          for (const p of this.model.tokenize(toByteChars(word))) {
-            const [os, oe] = alignSpan(a, ws + starts[p.start], ws + ends[p.end - 1]);
-            push(p.id, this.model.vocabR.get(p.id)!, s0 + os, s0 + oe, false);
-          }
-        } else {
-          for (const p of this.model.tokenize(word) as Piece[]) {
-            const [os, oe] = alignSpan(a, ws + p.start, ws + p.end);
-            push(p.id, this.model.vocabR.get(p.id)!, s0 + os, s0 + oe, false);
+        const w = this.wordPieces(a.text.slice(ws, we));
+        for (let t = 0; t < w.ids.length; t++) {
+          const id = w.ids[t];
+          if (identityMap) push(id, this.model.vocabR.get(id)!, s0 + ws + w.starts[t], s0 + ws + w.ends[t], false);
+          else {
+            const [os, oe] = alignSpan(a, ws + w.starts[t], ws + w.ends[t]);
+            push(id, this.model.vocabR.get(id)!, s0 + os, s0 + oe, false);
           }
         }
       }
     }
     return e;
+  }
+
+  /**
+   * The pieces of one pre-token: ids and `[start, end)` in the word's UTF-16 units (byte-level
+   * tokens are widened to whole characters). Cached per word.
+   */
+  private wordPieces(word: string): { ids: Int32Array; starts: Int32Array; ends: Int32Array } {
+    let w = this.pieceCache.get(word);
+    if (w) return w;
+    let pieces: Piece[];
+    let starts: Int32Array;
+    let ends: Int32Array;
+    if (this.byteLevel) {
+      const b = byteOffsets(word);
+      pieces = this.model.tokenize(toByteChars(word));
+      starts = Int32Array.from(pieces, (p) => b.starts[p.start]);
+      ends = Int32Array.from(pieces, (p) => b.ends[p.end - 1]);
+    } else {
+      pieces = this.model.tokenize(word);
+      starts = Int32Array.from(pieces, (p) => p.start);
+      ends = Int32Array.from(pieces, (p) => p.end);
+    }
+    w = { ids: Int32Array.from(pieces, (p) => p.id), starts, ends };
+    if (this.pieceCache.size > 200_000) this.pieceCache.clear();
+    this.pieceCache.set(word, w);
+    return w;
   }
 
   /** Number of special tokens the post-processor adds (for truncation). */
@@ -492,13 +515,7 @@ export class SubwordTokenizer {
       const a = this.normalize(text.slice(s0, e0));
       for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
         const word = a.text.slice(ws, we);
-        let ids = this.idCache.get(word);
-        if (ids === undefined) {
-          const pieces = this.model.tokenize(this.byteLevel ? toByteChars(word) : word);
-          ids = Int32Array.from(pieces, (p) => p.id);
-          if (this.idCache.size > 200_000) this.idCache.clear();
-          this.idCache.set(word, ids);
-        }
+        const ids = this.wordPieces(word).ids;
         for (let i = 0; i < ids.length; i++) out.push(ids[i]);
       }
     }
