@@ -36,7 +36,7 @@ const mb = (kb) => `${(kb / 1024).toFixed(0)} MB`;
 
 // deterministic prompt ids
 let seed = 12345;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 
 async function loadOurs() {
   const core = await import("@wasmformer/core");
@@ -68,14 +68,14 @@ async function ortRun(o, cfg, ids, past) {
   const feeds = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
   for (let i = 0; i < cfg.n_layer; i++) {
     for (const kv of ["key", "value"]) {
-      feeds[`past_key_values.${i}.${kv}`] = past ? past[`present.${i}.${kv}`] : new ort.Tensor("float32", new Float32Array(0), [1, H, 0, hs]);
+      feeds[`past_key_values.${i}.${kv}`] = past
+        ? past[`present.${i}.${kv}`]
+        : new ort.Tensor("float32", new Float32Array(0), [1, H, 0, hs]);
     }
   }
   const out = await session.run(feeds);
   return out;
 }
-
-
 
 let VOCAB = 50257;
 const ids = () => Array.from({ length: PROMPT }, () => Math.floor(rand() * VOCAB));
@@ -110,7 +110,9 @@ console.log(
 );
 const ours = await loadOurs();
 const ortE = await loadOrt();
-console.log(`load: ours ${ours.loadMs.toFixed(0)} ms (backend ${ours.model.runtime.backend}), ort ${ortE.loadMs.toFixed(0)} ms`);
+console.log(
+  `load: ours ${ours.loadMs.toFixed(0)} ms (backend ${ours.model.runtime.backend}), ort ${ortE.loadMs.toFixed(0)} ms`,
+);
 
 // correctness: same weights, same prompt → same last-position logits
 {
@@ -125,8 +127,20 @@ console.log(`load: ours ${ours.loadMs.toFixed(0)} ms (backend ${ours.model.runti
   console.log(`check: last-position logits max |ours − ort| = ${maxAbs.toExponential(2)}, argmax ${am(a)} vs ${am(b)}`);
 }
 
-const res = { oursPrefill: [], ortPrefill: [], oursDecode: [], ortDecode: [], oursDecodeCpu: [], ortDecodeCpu: [] };
-const cpuMs = (c0) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+const res = {
+  oursPrefill: [],
+  ortPrefill: [],
+  oursDecode: [],
+  ortDecode: [],
+  oursDecodeCpu: [],
+  ortDecodeCpu: [],
+  oursPrefillCpu: [],
+  ortPrefillCpu: [],
+};
+const cpuMs = (c0) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
 const argmaxLast = (lg, V) => {
   const off = lg.length - V;
   let best = 0;
@@ -137,16 +151,20 @@ for (let r = 0; r < ROUNDS; r++) {
   const p = ids();
   const V = cfg.vocab_size;
   // prefill: ours computes the last position's logits (what generation needs); the ONNX graph all of them
+  let c0 = process.cpuUsage();
   let t = performance.now();
   let logits = ours.model.prefill([p]).logits.data;
   res.oursPrefill.push(performance.now() - t);
+  res.oursPrefillCpu.push(cpuMs(c0));
+  c0 = process.cpuUsage();
   t = performance.now();
   let out = await ortRun(ortE, cfg, p, null);
   res.ortPrefill.push(performance.now() - t);
+  res.ortPrefillCpu.push(cpuMs(c0));
   // decode steps, interleaved one by one so that load from other jobs hits both engines alike
   for (let s = 0; s < STEPS; s++) {
     const a = argmaxLast(logits, V);
-    let c0 = process.cpuUsage();
+    c0 = process.cpuUsage();
     t = performance.now();
     logits = ours.model.decode([a]).logits.data;
     res.oursDecode.push(performance.now() - t);
@@ -163,9 +181,16 @@ const oP = median(res.oursPrefill);
 const rP = median(res.ortPrefill);
 const oD = median(res.oursDecode);
 const rD = median(res.ortDecode);
+const oPC = median(res.oursPrefillCpu);
+const rPC = median(res.ortPrefillCpu);
+console.log(
+  `prefill CPU time (process.cpuUsage): ours ${oPC.toFixed(1)} ms, ort ${rPC.toFixed(1)} ms → ${(oPC / rPC).toFixed(2)}×`,
+);
 const oC = median(res.oursDecodeCpu);
 const rC = median(res.ortDecodeCpu);
-console.log(`decode step CPU time (process.cpuUsage): ours ${oC.toFixed(2)} ms, ort ${rC.toFixed(2)} ms → ${(oC / rC).toFixed(2)}×`);
+console.log(
+  `decode step CPU time (process.cpuUsage): ours ${oC.toFixed(2)} ms, ort ${rC.toFixed(2)} ms → ${(oC / rC).toFixed(2)}×`,
+);
 console.log(`prefill ${PROMPT} tokens: ours ${oP.toFixed(1)} ms, ort ${rP.toFixed(1)} ms → ${(oP / rP).toFixed(2)}×`);
 console.log(
   `decode step (${PROMPT}+ cached): ours ${oD.toFixed(2)} ms (${(1000 / oD).toFixed(1)} tokens/s), ` +

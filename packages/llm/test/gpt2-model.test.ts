@@ -28,6 +28,8 @@ for (const backend of backends) {
       ["HF names", {}],
       ["original GPT-2 names + legacy attn.bias/masked_bias", { prefix: false, legacy: true, seed: 2 }],
       ["stored lm_head copy (tied)", { lmHead: "tied-copy", seed: 3 }],
+      ["vocab 1700: three LM-head blocks, the last one partial (tied)", { V: 1700, seed: 12 }],
+      ["vocab 1700 with an untied lm_head", { V: 1700, lmHead: "untied", seed: 13 }],
       [
         "untied lm_head, n_inner 24, relu, odd sizes",
         { lmHead: "untied", inner: 24, activation: "relu", E: 12, H: 3, V: 37, seed: 4 },
@@ -36,7 +38,7 @@ for (const backend of backends) {
     for (const [what, spec] of variants) {
       test(`prefill logits = f64 reference: ${what}`, async () => {
         const { tiny, model } = await load(spec);
-        const prompt = [3, 17, 0, 25, 8, 8, 31, 1, 12];
+        const prompt = [3, 17, 0, 25, 8, 8, 31, 1, 12, ...(spec.V === 1700 ? [1699, 768, 767, 1536] : [])];
         const logits = model.forward([prompt]);
         const ref = refForward(tiny, prompt).logits;
         const V = tiny.config.vocab_size as number;
