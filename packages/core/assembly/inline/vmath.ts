@@ -5,6 +5,8 @@
 // Measured max relative error against float64 over normal results: exp 1.2e-7, tanh 1.2e-7,
 // sigmoid/silu/gelu_tanh < 3e-7, gelu < 6e-7 (sweeps over [−120, 90]); log (Cephes `logf`) 1.2e-7.
 // Special values: exp(−∞) = 0, exp(x > 88.72) = +∞, tanh(±large) = ±1, NaN in → NaN out.
+// Horner steps use fma4 (fused in the relaxed build where the engine fuses, mul + add otherwise).
+import { fma4 } from "./fma";
 
 // @ts-ignore: decorator
 @inline const LOG2E: f32 = 1.44269504088896341;
@@ -196,11 +198,11 @@ const KD: usize = memory.data<f64>([
   if (two) r = f32x4.add(r, xl);
   r = f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
   let p = kf(K_EXP_P);
-  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 1));
-  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 2));
-  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 3));
-  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 4));
-  p = f32x4.add(f32x4.mul(p, r), kf(K_EXP_P + 5));
+  p = fma4(p, r, kf(K_EXP_P + 1));
+  p = fma4(p, r, kf(K_EXP_P + 2));
+  p = fma4(p, r, kf(K_EXP_P + 3));
+  p = fma4(p, r, kf(K_EXP_P + 4));
+  p = fma4(p, r, kf(K_EXP_P + 5));
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), kf(K_ONE));
   const n1 = i32x4.shr_s(i32x4.sub(tm, kf(K_MAGIC)), 1);
   return f32x4.mul(p, i32x4.shl(i32x4.add(n1, ki(KI_127)), 23));
@@ -275,10 +277,10 @@ const KD: usize = memory.data<f64>([
   // small |x|: odd polynomial (no cancellation near 0)
   const z = f32x4.mul(x, x);
   let p = kf(K_TANH_P);
-  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 1));
-  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 2));
-  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 3));
-  p = f32x4.add(f32x4.mul(p, z), kf(K_TANH_P + 4));
+  p = fma4(p, z, kf(K_TANH_P + 1));
+  p = fma4(p, z, kf(K_TANH_P + 2));
+  p = fma4(p, z, kf(K_TANH_P + 3));
+  p = fma4(p, z, kf(K_TANH_P + 4));
   const small = f32x4.add(x, f32x4.mul(f32x4.mul(p, z), x));
   // large |x|: 1 − 2/(e^{2|x|} + 1), sign restored (e^{2|x|} = +∞ gives exactly 1)
   const e = exp4(f32x4.add(ax, ax));
@@ -301,15 +303,15 @@ const KD: usize = memory.data<f64>([
   const t = f32x4.mul(z, kf(K_SQRT1_2));
   const u = f32x4.div(kf(K_ONE), f32x4.add(kf(K_ONE), f32x4.mul(t, kf(K_HALF))));
   let p = kf(K_ERFC_P);
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 1));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 2));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 3));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 4));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 5));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 6));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 7));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 8));
-  p = f32x4.add(f32x4.mul(p, u), kf(K_ERFC_P + 9));
+  p = fma4(p, u, kf(K_ERFC_P + 1));
+  p = fma4(p, u, kf(K_ERFC_P + 2));
+  p = fma4(p, u, kf(K_ERFC_P + 3));
+  p = fma4(p, u, kf(K_ERFC_P + 4));
+  p = fma4(p, u, kf(K_ERFC_P + 5));
+  p = fma4(p, u, kf(K_ERFC_P + 6));
+  p = fma4(p, u, kf(K_ERFC_P + 7));
+  p = fma4(p, u, kf(K_ERFC_P + 8));
+  p = fma4(p, u, kf(K_ERFC_P + 9));
   const zh = v128.and(z, ki(KI_SPLIT));
   const zl = f32x4.sub(z, zh);
   const hi = f32x4.mul(f32x4.mul(zh, zh), kf(K_HALF)); // exact
@@ -386,14 +388,14 @@ const KD: usize = memory.data<f64>([
   const ef = f32x4.convert_i32x4_s(e);
   const z = f32x4.mul(t, t);
   let p = kf(K_LOG_P);
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 1));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 2));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 3));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 4));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 5));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 6));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 7));
-  p = f32x4.add(f32x4.mul(p, t), kf(K_LOG_P + 8));
+  p = fma4(p, t, kf(K_LOG_P + 1));
+  p = fma4(p, t, kf(K_LOG_P + 2));
+  p = fma4(p, t, kf(K_LOG_P + 3));
+  p = fma4(p, t, kf(K_LOG_P + 4));
+  p = fma4(p, t, kf(K_LOG_P + 5));
+  p = fma4(p, t, kf(K_LOG_P + 6));
+  p = fma4(p, t, kf(K_LOG_P + 7));
+  p = fma4(p, t, kf(K_LOG_P + 8));
   let y = f32x4.mul(f32x4.mul(p, t), z);
   y = f32x4.add(y, f32x4.mul(ef, kf(K_LN2_LO)));
   y = f32x4.sub(y, f32x4.mul(z, kf(K_HALF)));
