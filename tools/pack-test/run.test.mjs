@@ -123,6 +123,12 @@ describe("packages", () => {
   }
 });
 
+test("all wasm together is under 150 KB gzipped (tools/sizes.mjs --check)", () => {
+  const out = run(process.execPath, [join(root, "tools", "sizes.mjs"), "--check"], root);
+  const kb = Number(/all wasm together, gzipped: ([\d.]+) KB/.exec(out)?.[1]);
+  assert.ok(kb > 0 && kb < 150, out);
+});
+
 describe("fresh project from the tarballs", () => {
   let app;
   const deps = () => Object.fromEntries(Object.entries(tarballs).map(([n, f]) => [n, `file:${f}`]));
