@@ -245,8 +245,17 @@ describe("models", () => {
     const H = 4;
     const T = ids.length;
     const { page, errors, context } = await openPage(browser, `${server.url}#attention`);
-    await page.fill("#attn-gpt2-url", "/__e2e__/gpt2/");
-    await page.click("#attn-gpt2-load-url");
+    // load by drag and drop: a drop event carrying the folder's files
+    await page.evaluate(async () => {
+      const dt = new DataTransfer();
+      for (const name of ["config.json", "model.safetensors", "vocab.json", "merges.txt"]) {
+        const blob = await (await fetch(`/__e2e__/gpt2/${name}`)).blob();
+        dt.items.add(new File([blob], name));
+      }
+      document
+        .getElementById("attn-gpt2-drop")
+        .dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
     await waitDone(page, "#attn-gpt2-status");
     await page.fill("#attn-sentence", SENTENCE);
     const r = await measure(page, async () => {
