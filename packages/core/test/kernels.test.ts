@@ -853,6 +853,69 @@ describe("attention", () => {
   });
 });
 
+describe("degenerate sizes", () => {
+  it("zero-length axes behave like the reference", () => {
+    const r = rng(21);
+    for (const [L, S, dk, dv] of [
+      [20, 7, 0, 5],
+      [20, 7, 5, 0],
+      [3, 7, 0, 4],
+      [20, 1, 3, 3],
+    ] as const) {
+      parity(
+        `attention L${L} S${S} dk${dk} dv${dv}`,
+        {
+          q: r.f32(L * dk + 1),
+          k: r.f32(S * dk + 1),
+          v: r.f32(S * dv + 1),
+          o: new Float32Array(L * dv + 1),
+          probs: new Float32Array(L * S),
+        },
+        (kk, p) => kk.attention(p.q!, dk, p.k!, dk, p.v!, dv, p.o!, dv, p.probs!, L, S, dk, dv, 0.5, 0, 0, 0, -1),
+        ["o", "probs"],
+        1e-6,
+        1e-5,
+      );
+    }
+    const x = r.f32(12);
+    for (const op of Object.values(RedOp)) {
+      parity(
+        `reduce n=0 op ${op}`,
+        { x, y: new Float32Array(8) },
+        (k, p) => k.reduce(p.x!, p.y!, 2, 0, 4, op),
+        ["y"],
+        0,
+        0,
+      );
+      parity(
+        `reduce n=0 inner=1 op ${op}`,
+        { x, y: new Float32Array(3) },
+        (k, p) => k.reduce(p.x!, p.y!, 3, 0, 1, op),
+        ["y"],
+        0,
+        0,
+      );
+    }
+    parity("softmax cols=0", { x }, (k, p) => k.softmax(p.x!, p.x!, 3, 0, 4, 0, 0), ["x"], 0, 0);
+    parity(
+      "topk n=0",
+      { x, idx: new Int32Array(3), val: new Float32Array(3) },
+      (k, p) => k.topk(p.x!, 0, 3, p.idx!, p.val!),
+      ["idx", "val"],
+      0,
+      0,
+    );
+    parity(
+      "gather dim=0",
+      { t: x, ids: Int32Array.from([0, 2, 5]), out: new Float32Array(1) },
+      (k, p) => k.gather(p.t!, 3, 0, p.ids!, 3, p.out!),
+      ["out"],
+      0,
+      0,
+    );
+  });
+});
+
 describe("attention (property)", () => {
   fcTest.prop([
     fc.record({
