@@ -4,13 +4,16 @@ Used by vit-bench.mjs: onnxruntime-web runs the .onnx, @wasmformer/vit the .safe
 weights, HF names), and PyTorch's own single-thread latency is recorded as a reference.
 
 Needs Debian's python3-torch (1.13) and numpy only (no transformers, no onnx package):
-    /usr/bin/python3 bench/export_vit.py tiny bench-out
+    /usr/bin/python3 bench/export_vit.py tiny [out-dir]
+The default out-dir is $VIT_BENCH_DIR or <tmp>/wasmformer-vit-bench (outside the repo: the ONNX
+files are large, and the linters would read the JSON).
 """
 import json
 import math
 import os
 import struct
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -118,7 +121,8 @@ def write_safetensors(path, tensors):
 
 def main():
     size = sys.argv[1] if len(sys.argv) > 1 else "tiny"
-    out = sys.argv[2] if len(sys.argv) > 2 else "bench-out"
+    default = os.environ.get("VIT_BENCH_DIR") or os.path.join(tempfile.gettempdir(), "wasmformer-vit-bench")
+    out = sys.argv[2] if len(sys.argv) > 2 else default
     os.makedirs(out, exist_ok=True)
     D, L, H, I = SIZES[size]
     torch.manual_seed(0)
@@ -138,7 +142,8 @@ def main():
         "qkv_bias": True, "id2label": {str(i): f"LABEL_{i}" for i in range(1000)}, "model_type": "vit",
     }
     with open(f"{out}/vit-{size}.config.json", "w") as f:
-        json.dump(config, f)
+        json.dump(config, f, indent=2)
+        f.write("\n")
     x.numpy().tofile(f"{out}/vit-{size}.input.f32")
     torch.set_num_threads(1)
     with torch.no_grad():
@@ -154,7 +159,8 @@ def main():
     ts.sort()
     res = {"size": size, "torch": torch.__version__, "threads": 1, "median_ms": ts[len(ts) // 2], "min_ms": ts[0]}
     with open(f"{out}/vit-{size}.torch.json", "w") as f:
-        json.dump(res, f)
+        json.dump(res, f, indent=2)
+        f.write("\n")
     print(json.dumps(res))
 
 

@@ -1,12 +1,16 @@
 // Per-kernel time of one ViT forward (wraps the runtime's kernels with timers). Not a test.
 //   node --experimental-wasm-relaxed-simd bench/profile.mjs tiny      (after export_vit.py tiny)
 import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 
 const size = process.argv[2] ?? "tiny";
 const core = await import("@wasmformer/core");
 const vit = await import("../dist/index.js");
 await core.init({ backend: process.argv[3] ?? "auto" });
-const file = (ext) => new URL(`../bench-out/vit-${size}.${ext}`, import.meta.url);
+const dir = pathToFileURL(`${process.env.VIT_BENCH_DIR ?? join(tmpdir(), "wasmformer-vit-bench")}/`);
+const file = (ext) => new URL(`vit-${size}.${ext}`, dir);
 const config = JSON.parse(readFileSync(file("config.json"), "utf8"));
 const input = new Float32Array(new Uint8Array(readFileSync(file("input.f32"))).slice().buffer);
 const rt = core.createRuntime();
@@ -21,7 +25,7 @@ for (const [name, f] of Object.entries(rt.k)) {
     return r;
   };
 }
-const weights = new Uint8Array(readFileSync(file("safetensors")));
+const weights = readFileSync(file("safetensors")); // a Buffer is a Uint8Array: no copy
 const m = await vit.ViTForImageClassification.fromPretrained(
   { config, weights },
   { runtime: { backend: rt.backend, heap: rt.heap, k } },

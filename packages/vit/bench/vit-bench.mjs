@@ -1,7 +1,7 @@
 // ViT benchmark: @wasmformer/vit against onnxruntime-web (wasm backend, single thread) on the same
 // model and weights, exported from PyTorch by bench/export_vit.py (Debian python3-torch). Not a test.
 //
-//   /usr/bin/python3 bench/export_vit.py tiny bench-out      (once per size: tiny, small, base)
+//   /usr/bin/python3 bench/export_vit.py tiny      (once per size: tiny, small, base; files in $VIT_BENCH_DIR or <tmp>/wasmformer-vit-bench)
 //   node --experimental-wasm-relaxed-simd bench/vit-bench.mjs tiny [--runs 10]
 //
 // Latency: both engines in one process, single-threaded, runs interleaved (ours, ORT, ours, …),
@@ -11,6 +11,8 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const args = process.argv.slice(2);
@@ -21,7 +23,7 @@ const opt = (name, dflt) => {
 };
 const RUNS = Number(opt("runs", 10));
 const MEM = opt("mem", undefined);
-const dir = new URL("../bench-out/", import.meta.url);
+const dir = pathToFileURL(`${process.env.VIT_BENCH_DIR ?? join(tmpdir(), "wasmformer-vit-bench")}/`);
 const file = (ext) => new URL(`vit-${size}.${ext}`, dir);
 
 const core = await import("@wasmformer/core");
@@ -46,7 +48,7 @@ const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])),
 
 async function ours() {
   const backend = await core.init();
-  const bytes = new Uint8Array(readFileSync(file("safetensors")));
+  const bytes = readFileSync(file("safetensors")); // a Buffer is a Uint8Array: no copy
   const t0 = performance.now();
   const model = await vit.ViTForImageClassification.fromPretrained({ config, weights: bytes });
   const loadMs = performance.now() - t0;
@@ -55,7 +57,7 @@ async function ours() {
 
 async function ort() {
   const o = await loadOrt();
-  const bytes = new Uint8Array(readFileSync(file("onnx")));
+  const bytes = readFileSync(file("onnx"));
   const t0 = performance.now();
   const session = await o.InferenceSession.create(bytes, {
     executionProviders: ["wasm"],

@@ -26,6 +26,8 @@ import {
   createRuntime,
   type Heap,
   InputError,
+  type LazySafetensorsFile,
+  openSafetensors,
   parseSafetensors,
   type Runtime,
   ShapeError,
@@ -44,7 +46,16 @@ import {
   upsampleNearest,
 } from "./introspection.js";
 import { interpolateBicubic, resamplePilF32 } from "./resample.js";
-import { detectNaming, loadWeights, type Naming, type TensorSource, type ViTWeights } from "./weights.js";
+import {
+  type AnyTensorSource,
+  detectNaming,
+  type LazyTensorSource,
+  loadWeights,
+  type Naming,
+  type TensorSource,
+  tensorMeta,
+  type ViTWeights,
+} from "./weights.js";
 
 /** What `forward` returns. Tensors are copies (they do not alias wasm memory). */
 export interface ViTOutput {
@@ -76,8 +87,12 @@ export interface LoadOptions {
   posInterpolation?: PosInterpolation;
 }
 
-/** Source of a checkpoint: safetensors bytes, or any named-tensor source. */
-export type WeightsInput = Uint8Array | ArrayBuffer | TensorSource;
+/**
+ * Source of a checkpoint: safetensors bytes, any named-tensor source, or a lazily read file
+ * (`await openSafetensors(pathOrBlobOrUrl)` from core: tensors are read one at a time, so the
+ * whole file is never held in memory besides the heap).
+ */
+export type WeightsInput = Uint8Array | ArrayBuffer | TensorSource | LazyTensorSource;
 
 /** A Hugging Face checkpoint: parsed `config.json`, `model.safetensors`, optional `preprocessor_config.json`. */
 export interface PretrainedSource {
@@ -130,7 +145,7 @@ interface Plan {
   pooled: number; // [B, D] or 0
 }
 
-function toSource(weights: WeightsInput): TensorSource {
+function toSource(weights: WeightsInput): AnyTensorSource {
   if (weights instanceof Uint8Array || weights instanceof ArrayBuffer) return parseSafetensors(weights);
   return weights;
 }
@@ -568,7 +583,7 @@ async function buildHf<M extends ViTModel>(
     throw new ConfigError("a classification model needs id2label (or num_labels)", "id2label");
   }
   const rt = opts.runtime ?? createRuntime();
-  const w = loadWeights(source, cfg, rt.heap, naming, prefix, head);
+  const w = await loadWeights(source, cfg, rt.heap, naming, prefix, head);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   m.loadMs = performance.now() - t0;
@@ -588,7 +603,7 @@ async function buildTimm<M extends ViTModel>(
     throw new WeightsError(`a classification model needs the "head.weight" / "head.bias" tensors`, ["head.weight"]);
   }
   const rt = opts.runtime ?? createRuntime();
-  const w = loadWeights(source, cfg, rt.heap, "timm", "", head);
+  const w = await loadWeights(source, cfg, rt.heap, "timm", "", head);
   const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
   const pc = (src.config as { pretrained_cfg?: Record<string, unknown> } | undefined)?.pretrained_cfg;
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
@@ -609,11 +624,12 @@ const TIMM_HEADS: [RegExp, number][] = [
 ];
 
 /** Build a `ViTConfig` for a timm checkpoint from its tensor shapes and (optional) timm config.json. */
-export function timmConfig(src: TensorSource, rawConfig: unknown, numHeads?: number): ViTConfig {
+export function timmConfig(src: AnyTensorSource, rawConfig: unknown, numHeads?: number): ViTConfig {
   const cfg = (typeof rawConfig === "object" && rawConfig !== null ? rawConfig : {}) as Record<string, unknown>;
   const need = (n: string) => {
     if (!src.has(n)) throw new WeightsError(`timm checkpoint lacks "${n}"`, [n]);
-    return src.get(n);
+    const m = tensorMeta(src, n);
+    return { shape: m.shape, ndim: m.shape.length };
   };
   const cls = need("cls_token");
   const D = cls.shape[cls.ndim - 1]!;
@@ -652,7 +668,7 @@ export function timmConfig(src: TensorSource, rawConfig: unknown, numHeads?: num
   if (heads === undefined && arch) for (const [re, n] of TIMM_HEADS) if (re.test(arch)) heads = n;
   if (heads === undefined) heads = D % 64 === 0 ? D / 64 : 1;
   let num_labels = 0;
-  if (src.has("head.weight")) num_labels = src.get("head.weight").shape[0]!;
+  if (src.has("head.weight")) num_labels = tensorMeta(src, "head.weight").shape[0]!;
   const names = Array.isArray(cfg.label_names) ? (cfg.label_names as unknown[]) : undefined;
   const hfLike: Record<string, unknown> = {
     hidden_size: D,
@@ -695,8 +711,14 @@ function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImagePro
   });
 }
 
-/** Read `config.json`, `model.safetensors` and (if present) `preprocessor_config.json` of a folder (Node). */
-async function readFolder(dir: string): Promise<{ config: unknown; weights: Uint8Array; preprocessor?: unknown }> {
+/**
+ * Open a checkpoint folder (Node): parse `config.json` and `preprocessor_config.json` (optional),
+ * and open `model.safetensors` lazily (tensors are read one by one while they are copied into the
+ * heap, so the file is never held in memory as a whole).
+ */
+async function openFolder(
+  dir: string,
+): Promise<{ config: unknown; weights: LazySafetensorsFile; preprocessor?: unknown }> {
   const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
   const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
   const readJson = async (name: string, required: boolean): Promise<unknown> => {
@@ -714,13 +736,14 @@ async function readFolder(dir: string): Promise<{ config: unknown; weights: Uint
     }
   };
   const config = await readJson("config.json", true);
-  let weights: Uint8Array;
-  try {
-    weights = new Uint8Array(await fs.readFile(path.join(dir, "model.safetensors")));
-  } catch (e) {
-    throw new WeightsError(`cannot read ${path.join(dir, "model.safetensors")}: ${(e as Error).message}`, []);
-  }
   const preprocessor = await readJson("preprocessor_config.json", false);
+  const file = path.join(dir, "model.safetensors");
+  try {
+    await fs.access(file);
+  } catch (e) {
+    throw new WeightsError(`cannot read ${file}: ${(e as Error).message}`, []);
+  }
+  const weights = await openSafetensors(file);
   return { config, weights, ...(preprocessor !== undefined ? { preprocessor } : {}) };
 }
 
@@ -731,8 +754,12 @@ const isTimmConfig = (c: unknown) => typeof (c as Record<string, unknown> | null
  * or timm, recognised by its config's `architecture` field).
  */
 export async function loadViTModel(dir: string, opts: LoadOptions = {}): Promise<ViTModel> {
-  const f = await readFolder(dir);
-  return isTimmConfig(f.config) ? ViTModel.fromTimm(f, opts) : ViTModel.fromPretrained(f, opts);
+  const f = await openFolder(dir);
+  try {
+    return await (isTimmConfig(f.config) ? ViTModel.fromTimm(f, opts) : ViTModel.fromPretrained(f, opts));
+  } finally {
+    await f.weights.close();
+  }
 }
 
 /** Load a ViT image classifier from a checkpoint folder in Node (HF `ViTForImageClassification`, or timm with `head`). */
@@ -740,10 +767,14 @@ export async function loadViTForImageClassification(
   dir: string,
   opts: LoadOptions = {},
 ): Promise<ViTForImageClassification> {
-  const f = await readFolder(dir);
-  return isTimmConfig(f.config)
-    ? ViTForImageClassification.fromTimm(f, opts)
-    : ViTForImageClassification.fromPretrained(f, opts);
+  const f = await openFolder(dir);
+  try {
+    return await (isTimmConfig(f.config)
+      ? ViTForImageClassification.fromTimm(f, opts)
+      : ViTForImageClassification.fromPretrained(f, opts));
+  } finally {
+    await f.weights.close();
+  }
 }
 
 /** @internal for tests: the heap of a model. */

@@ -10,7 +10,7 @@
  * `[D, D]` Linear layers; we fuse them at load into one `[3D, D]` weight (rows q; k; v, timm's
  * `attn.qkv` layout) so that a layer's projections are one GEMM.
  */
-import { type Heap, type Tensor, WeightsError } from "@wasmformer/core";
+import { type Heap, type SafetensorsDType, type Tensor, tensorDtypeFor, WeightsError } from "@wasmformer/core";
 import type { ViTConfig } from "./config.js";
 
 /** Anything with named tensors: a parsed safetensors file, or a Map-backed dict. */
@@ -18,6 +18,37 @@ export interface TensorSource {
   names(): string[];
   has(name: string): boolean;
   get(name: string): Tensor;
+}
+
+/**
+ * A source that knows every tensor's dtype and shape up front and reads the data on demand
+ * (core's `openSafetensors(path | Blob | URL)`): only one tensor at a time is held outside the heap.
+ */
+export interface LazyTensorSource {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): { dtype: SafetensorsDType; shape: readonly number[] };
+  get(name: string): Promise<Tensor>;
+}
+
+export type AnyTensorSource = TensorSource | LazyTensorSource;
+
+const isLazy = (s: AnyTensorSource): s is LazyTensorSource =>
+  typeof (s as LazyTensorSource).info === "function" && "header" in s;
+
+/** dtype (as a core dtype) and shape of a tensor, without reading a lazy source's data. */
+export function tensorMeta(src: AnyTensorSource, name: string): { dtype: string; shape: readonly number[] } {
+  if (isLazy(src)) {
+    const i = src.info(name);
+    return { dtype: tensorDtypeFor(i.dtype), shape: i.shape };
+  }
+  const t = src.get(name);
+  return { dtype: t.dtype, shape: t.shape };
+}
+
+async function tensorData(src: AnyTensorSource, name: string): Promise<Float32Array> {
+  const t = isLazy(src) ? await src.get(name) : src.get(name);
+  return t.data as Float32Array;
 }
 
 /** A `TensorSource` over a plain record or Map (tests, hand-built models). */
@@ -168,19 +199,19 @@ function ignorable(name: string, naming: Naming, prefix: string, head: "required
  * @param head whether the classifier must be there, may be there, or is not wanted
  * @throws WeightsError listing every missing, unexpected and wrong-shaped tensor by its full name
  */
-export function loadWeights(
-  src: TensorSource,
+export async function loadWeights(
+  src: AnyTensorSource,
   cfg: ViTConfig,
   heap: Heap,
   naming: Naming,
   prefix: string,
   head: "required" | "optional" | "none",
-): ViTWeights {
+): Promise<ViTWeights> {
   const wants = expectedNames(cfg, naming, prefix, head);
   const missing: string[] = [];
   const wrong: string[] = [];
   const faults: string[] = [];
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, { dtype: string; shape: readonly number[] }>();
   for (const w of wants) {
     if (!src.has(w.name)) {
       if (!w.optional) {
@@ -189,7 +220,7 @@ export function loadWeights(
       }
       continue;
     }
-    const t = src.get(w.name);
+    const t = tensorMeta(src, w.name);
     if (t.dtype !== "f32") {
       wrong.push(w.name);
       faults.push(`"${w.name}" has dtype ${t.dtype}, expected a floating-point tensor`);
@@ -230,44 +261,44 @@ export function loadWeights(
 
   // ---- copy: reserve the total once, then bump-allocate each parameter
   let total = 0;
-  for (const t of tensors.values()) total += Math.ceil((t.size * 4) / 16) * 16;
+  for (const t of tensors.values()) total += Math.ceil((t.shape.reduce((a, b) => a * b, 1) * 4) / 16) * 16;
   heap.reserve(total + 16 * 64);
-  const put = (name: string): number => heap.put(tensors.get(name)!.data as Float32Array);
-  const maybe = (name: string): number => (tensors.has(name) ? put(name) : 0);
+  const put = async (name: string): Promise<number> => heap.put(await tensorData(src, name));
+  const maybe = async (name: string): Promise<number> => (tensors.has(name) ? put(name) : 0);
   const D = cfg.hidden_size;
   const layers: LayerPtrs[] = [];
   let w: ViTWeights;
   if (naming === "hf") {
     const P = prefix;
-    const clsToken = put(`${P}embeddings.cls_token`);
-    const posEmbed = put(`${P}embeddings.position_embeddings`);
-    const patchW = put(`${P}embeddings.patch_embeddings.projection.weight`);
-    const patchB = put(`${P}embeddings.patch_embeddings.projection.bias`);
+    const clsToken = await put(`${P}embeddings.cls_token`);
+    const posEmbed = await put(`${P}embeddings.position_embeddings`);
+    const patchW = await put(`${P}embeddings.patch_embeddings.projection.weight`);
+    const patchB = await put(`${P}embeddings.patch_embeddings.projection.bias`);
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const L = `${P}encoder.layer.${i}.attention.attention.`;
-      const ln1W = put(`${P}encoder.layer.${i}.layernorm_before.weight`);
-      const ln1B = put(`${P}encoder.layer.${i}.layernorm_before.bias`);
+      const ln1W = await put(`${P}encoder.layer.${i}.layernorm_before.weight`);
+      const ln1B = await put(`${P}encoder.layer.${i}.layernorm_before.bias`);
       // fuse q, k, v: [3D, D] = rows of query; key; value
       const qkvW = heap.allocF32(3 * D * D);
       const qkvB = cfg.qkv_bias ? heap.allocF32(3 * D) : 0;
-      ["query", "key", "value"].forEach((q, j) => {
-        heap.f32(qkvW + j * D * D * 4, D * D).set(tensors.get(`${L}${q}.weight`)!.data as Float32Array);
-        if (qkvB) heap.f32(qkvB + j * D * 4, D).set(tensors.get(`${L}${q}.bias`)!.data as Float32Array);
-      });
+      for (const [j, q] of ["query", "key", "value"].entries()) {
+        heap.f32(qkvW + j * D * D * 4, D * D).set(await tensorData(src, `${L}${q}.weight`));
+        if (qkvB) heap.f32(qkvB + j * D * 4, D).set(await tensorData(src, `${L}${q}.bias`));
+      }
       const E = `${P}encoder.layer.${i}.`;
       layers.push({
         ln1W,
         ln1B,
         qkvW,
         qkvB,
-        projW: put(`${E}attention.output.dense.weight`),
-        projB: put(`${E}attention.output.dense.bias`),
-        ln2W: put(`${E}layernorm_after.weight`),
-        ln2B: put(`${E}layernorm_after.bias`),
-        fc1W: put(`${E}intermediate.dense.weight`),
-        fc1B: put(`${E}intermediate.dense.bias`),
-        fc2W: put(`${E}output.dense.weight`),
-        fc2B: put(`${E}output.dense.bias`),
+        projW: await put(`${E}attention.output.dense.weight`),
+        projB: await put(`${E}attention.output.dense.bias`),
+        ln2W: await put(`${E}layernorm_after.weight`),
+        ln2B: await put(`${E}layernorm_after.bias`),
+        fc1W: await put(`${E}intermediate.dense.weight`),
+        fc1B: await put(`${E}intermediate.dense.bias`),
+        fc2W: await put(`${E}output.dense.weight`),
+        fc2B: await put(`${E}output.dense.bias`),
       });
     }
     w = {
@@ -276,34 +307,34 @@ export function loadWeights(
       patchW,
       patchB,
       layers,
-      lnW: put(`${P}layernorm.weight`),
-      lnB: put(`${P}layernorm.bias`),
-      poolerW: maybe(pw),
-      poolerB: maybe(pb),
-      headW: head === "none" ? 0 : maybe("classifier.weight"),
-      headB: head === "none" ? 0 : maybe("classifier.bias"),
+      lnW: await put(`${P}layernorm.weight`),
+      lnB: await put(`${P}layernorm.bias`),
+      poolerW: await maybe(pw),
+      poolerB: await maybe(pb),
+      headW: head === "none" ? 0 : await maybe("classifier.weight"),
+      headB: head === "none" ? 0 : await maybe("classifier.bias"),
       bytes: 0,
     };
   } else {
-    const clsToken = put("cls_token");
-    const posEmbed = put("pos_embed");
-    const patchW = put("patch_embed.proj.weight");
-    const patchB = put("patch_embed.proj.bias");
+    const clsToken = await put("cls_token");
+    const posEmbed = await put("pos_embed");
+    const patchW = await put("patch_embed.proj.weight");
+    const patchB = await put("patch_embed.proj.bias");
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const L = `blocks.${i}.`;
       layers.push({
-        ln1W: put(`${L}norm1.weight`),
-        ln1B: put(`${L}norm1.bias`),
-        qkvW: put(`${L}attn.qkv.weight`),
-        qkvB: cfg.qkv_bias ? put(`${L}attn.qkv.bias`) : 0,
-        projW: put(`${L}attn.proj.weight`),
-        projB: put(`${L}attn.proj.bias`),
-        ln2W: put(`${L}norm2.weight`),
-        ln2B: put(`${L}norm2.bias`),
-        fc1W: put(`${L}mlp.fc1.weight`),
-        fc1B: put(`${L}mlp.fc1.bias`),
-        fc2W: put(`${L}mlp.fc2.weight`),
-        fc2B: put(`${L}mlp.fc2.bias`),
+        ln1W: await put(`${L}norm1.weight`),
+        ln1B: await put(`${L}norm1.bias`),
+        qkvW: await put(`${L}attn.qkv.weight`),
+        qkvB: cfg.qkv_bias ? await put(`${L}attn.qkv.bias`) : 0,
+        projW: await put(`${L}attn.proj.weight`),
+        projB: await put(`${L}attn.proj.bias`),
+        ln2W: await put(`${L}norm2.weight`),
+        ln2B: await put(`${L}norm2.bias`),
+        fc1W: await put(`${L}mlp.fc1.weight`),
+        fc1B: await put(`${L}mlp.fc1.bias`),
+        fc2W: await put(`${L}mlp.fc2.weight`),
+        fc2B: await put(`${L}mlp.fc2.bias`),
       });
     }
     w = {
@@ -312,12 +343,12 @@ export function loadWeights(
       patchW,
       patchB,
       layers,
-      lnW: put("norm.weight"),
-      lnB: put("norm.bias"),
+      lnW: await put("norm.weight"),
+      lnB: await put("norm.bias"),
       poolerW: 0,
       poolerB: 0,
-      headW: head === "none" ? 0 : maybe("head.weight"),
-      headB: head === "none" ? 0 : maybe("head.bias"),
+      headW: head === "none" ? 0 : await maybe("head.weight"),
+      headB: head === "none" ? 0 : await maybe("head.bias"),
       bytes: 0,
     };
   }
@@ -326,7 +357,7 @@ export function loadWeights(
 }
 
 /** Guess the naming and HF prefix of a checkpoint from its tensor names. */
-export function detectNaming(src: TensorSource): { naming: Naming; prefix: string } {
+export function detectNaming(src: AnyTensorSource): { naming: Naming; prefix: string } {
   const names = src.names();
   if (names.some((n) => n.startsWith("vit.embeddings."))) return { naming: "hf", prefix: "vit." };
   if (names.some((n) => n.startsWith("embeddings."))) return { naming: "hf", prefix: "" };
