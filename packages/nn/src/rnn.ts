@@ -18,6 +18,7 @@
  * `bias_ih_l{l}{sfx}`, `bias_hh_l{l}{sfx}` `[G·H]`, `sfx` = `""` or `"_reverse"`.
  */
 import { Act, ConfigError, InputError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
+import { gemmNT } from "./linear.js";
 import type { Param, WeightScope } from "./state-dict.js";
 import { expectShape, fmtShape, putF32, readF32, scratch } from "./util.js";
 
@@ -163,13 +164,13 @@ export class RNNBase {
           const ho = dst + (t * DH + d * H) * 4;
           const bhh = w.bhh ? w.bhh.ptr : 0;
           if (this.mode === "lstm") {
-            k.gemm(B, GH, H, hp, ldp, 0, w.hh.ptr, H, 1, g, GH, bhh, 1, 1, Act.none);
+            gemmNT(rt, B, GH, H, hp, ldp, w.hh.ptr, g, GH, bhh, 1, Act.none);
             k.lstmCell(g, cbuf, ho, ldo, H, B);
           } else if (this.mode === "gru") {
-            k.gemm(B, GH, H, hp, ldp, 0, w.hh.ptr, H, 1, gh, GH, bhh, 1, 0, Act.none);
+            gemmNT(rt, B, GH, H, hp, ldp, w.hh.ptr, gh, GH, bhh, 0, Act.none);
             k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
           } else {
-            k.gemm(B, H, H, hp, ldp, 0, w.hh.ptr, H, 1, g, H, bhh, 1, 1, act);
+            gemmNT(rt, B, H, H, hp, ldp, w.hh.ptr, g, H, bhh, 1, act);
             k.copy2d(g, H, ho, ldo, B, H);
           }
           hp = ho;
