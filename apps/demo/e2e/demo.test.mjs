@@ -177,6 +177,7 @@ describe("models", () => {
     });
     assertResponsive(load, "GPT-2 loading");
     assert.match(await page.textContent("#gpt2-status"), /2 layers, 4 heads/);
+    assert.equal(await page.$eval("#page-generate .loader progress", (p) => p.value), 1);
 
     await page.fill("#gen-prompt", PROMPT);
     await page.fill("#gen-max", "24");

@@ -5,7 +5,7 @@
  */
 import { backendName, init } from "@wasmformer/core";
 import type { Word2VecProgress } from "@wasmformer/text";
-import { expose, transfer } from "comlink";
+import { expose, releaseProxy, transfer } from "comlink";
 import { analogy, neighbours, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
@@ -18,6 +18,16 @@ let ready: Promise<string> | undefined;
 function ensureInit(): Promise<string> {
   ready ??= init().then(() => backendName());
   return ready;
+}
+
+/** Run `f`, then release the page's proxied callback (its MessagePort) whatever happens. */
+async function withCallback<C, R>(cb: C, f: (cb: C) => Promise<R>): Promise<R> {
+  try {
+    return await f(cb);
+  } finally {
+    const release = (cb as { [releaseProxy]?: () => void })[releaseProxy];
+    if (typeof release === "function") release.call(cb);
+  }
 }
 
 const api = {
@@ -37,7 +47,7 @@ const api = {
   /** Train Word2Vec; progress (loss, words/s) through a proxied callback; PCA coordinates transferred. */
   async trainWord2Vec(req: TrainRequest, onProgress: (p: Word2VecProgress) => void) {
     await ensureInit();
-    const r = await trainWord2Vec(req, onProgress);
+    const r = await withCallback(onProgress, (cb) => trainWord2Vec(req, cb));
     return transfer(r, [r.pca.buffer as ArrayBuffer]);
   },
 
@@ -48,12 +58,12 @@ const api = {
   /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
   async loadGpt2(src: FolderSource, onProgress: ProgressFn) {
     await ensureInit();
-    return loadGpt2(src, onProgress);
+    return withCallback(onProgress, (cb) => loadGpt2(src, cb));
   },
 
   /** Stream tokens through the proxied `onToken`; ends early on `stopGeneration()`. */
   async generate(req: GenerateRequest, onToken: (text: string, tokensPerSecond: number) => Promise<void> | void) {
-    return generateText(req, onToken);
+    return withCallback(onToken, (cb) => generateText(req, cb));
   },
 
   stopGeneration,
@@ -67,7 +77,7 @@ const api = {
   /** Load a ViT folder (files or URL). */
   async loadVit(src: FolderSource, onProgress: ProgressFn) {
     await ensureInit();
-    return loadVit(src, onProgress);
+    return withCallback(onProgress, (cb) => loadVit(src, cb));
   },
 
   /** Classify an image file; CLS attention maps and mean attention distances come back transferred. */

@@ -3,6 +3,7 @@
  * or a base URL. The chosen files go to the worker as `Blob`s; a URL is fetched by the worker.
  */
 import { proxy } from "comlink";
+import { compute } from "./client.js";
 import type { FolderSource, Progress } from "./tasks/folder.js";
 import { clear, fmtBytes, h, progressBar, showError, statusLine } from "./ui.js";
 
@@ -37,12 +38,19 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
   status.el.id = `${o.id}-status`;
   const err = h("div", {});
   const drop = h("div", { class: "drop", id: `${o.id}-drop` }, `Drop the checkpoint files here (${o.files})`);
+  const cancel = h(
+    "button",
+    { id: `${o.id}-cancel`, hidden: true, title: "terminate the worker (models loaded in it are unloaded)" },
+    "Cancel",
+  );
+  cancel.addEventListener("click", () => compute.cancel());
 
   const start = async (src: FolderSource) => {
     clear(err);
     bar.el.hidden = false;
     bar.set(0, "starting…");
     status.set("running", "loading…");
+    cancel.hidden = false;
     try {
       const info = await o.load(
         src,
@@ -60,6 +68,8 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
       bar.el.hidden = true;
       status.set("error", "loading failed");
       showError(err, e);
+    } finally {
+      cancel.hidden = true;
     }
   };
   const fromList = (list: FileList | File[]) => {
@@ -100,7 +110,7 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
         "Load from URL",
       ),
     ),
-    bar.el,
+    h("div", { class: "actions" }, bar.el, cancel),
     status.el,
     err,
   );
