@@ -16,7 +16,13 @@ import { Embedding } from "./embedding.js";
 import { Linear } from "./linear.js";
 import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
 import type { WeightScope } from "./state-dict.js";
-import { type DecoderLayerCache, reorderCaches, Transformer, type TransformerOptions } from "./transformer.js";
+import {
+  type DecoderLayerCache,
+  type DecoderWeights,
+  reorderCaches,
+  Transformer,
+  type TransformerOptions,
+} from "./transformer.js";
 import { fmtShape, readF32, scratch } from "./util.js";
 
 export interface Seq2SeqTransformerOptions extends TransformerOptions {
@@ -48,6 +54,11 @@ export interface Hypothesis {
   /** length-normalised score */
   score: number;
   finished: boolean;
+}
+
+export interface Seq2SeqForwardOptions {
+  srcKeyPaddingMask?: Tensor | undefined;
+  tgtKeyPaddingMask?: Tensor | undefined;
 }
 
 /** `true` where `ids == padId` (a BOOL key padding mask of the same shape). */
@@ -129,11 +140,18 @@ export class Seq2SeqTransformer {
   }
 
   /** Pointer form: encode `src [B, S]` ids into `memory [B, S, d]`. */
-  encodeRun(src: number, B: number, S: number, masks: AttnMaskPtrs, memory: number): void {
+  encodeRun(
+    src: number,
+    B: number,
+    S: number,
+    masks: AttnMaskPtrs,
+    memory: number,
+    weights: readonly number[] = [],
+  ): void {
     const m = this.rt.heap.mark();
     const x = this.rt.heap.allocF32(B * S * this.dModel);
     this.embed(this.srcTokEmb, src, B, S, x, "src_ids");
-    this.transformer.encoder.run(x, B, S, masks, memory);
+    this.transformer.encoder.run(x, B, S, masks, memory, weights);
     this.rt.heap.release(m);
   }
 
@@ -151,6 +169,8 @@ export class Seq2SeqTransformer {
     memKpm: number,
     logits: number,
     lastRows = T,
+    selfWeights: readonly number[] = [],
+    crossWeights: readonly number[] = [],
   ): void {
     const { rt, dModel: d } = this;
     const m = rt.heap.mark();
@@ -161,7 +181,7 @@ export class Seq2SeqTransformer {
       tgt: { ...NO_MASK, kpm: tgtKpm, causal: 0 },
       memory: { ...NO_MASK, kpm: memKpm },
     };
-    this.transformer.decoder.run(x, memory, B, T, S, masks, h);
+    this.transformer.decoder.run(x, memory, B, T, S, masks, h, selfWeights, crossWeights);
     if (lastRows === T) this.generator.run(h, B * T, logits);
     else {
       for (let b = 0; b < B; b++) {
@@ -192,11 +212,22 @@ export class Seq2SeqTransformer {
   }
 
   /** Teacher-forced logits `[B, T, Vt]` for `srcIds [B, S]`, `tgtIds [B, T]` (causal target mask). */
+  /**
+   * Teacher-forced logits `[B, T, Vt]`; with `needWeights: true`, `{ logits, weights }` holding every
+   * attention layer's weights (encoder self-attention, decoder self- and cross-attention — the
+   * source–target alignments).
+   */
+  forward(srcIds: Tensor, tgtIds: Tensor, opts?: Seq2SeqForwardOptions & { needWeights?: false }): Tensor<"f32">;
   forward(
     srcIds: Tensor,
     tgtIds: Tensor,
-    opts: { srcKeyPaddingMask?: Tensor; tgtKeyPaddingMask?: Tensor } = {},
-  ): Tensor<"f32"> {
+    opts: Seq2SeqForwardOptions & { needWeights: true },
+  ): { logits: Tensor<"f32">; weights: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] } };
+  forward(
+    srcIds: Tensor,
+    tgtIds: Tensor,
+    opts: Seq2SeqForwardOptions & { needWeights?: boolean } = {},
+  ): Tensor<"f32"> | { logits: Tensor<"f32">; weights: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] } } {
     checkIds(srcIds, "src_ids");
     checkIds(tgtIds, "tgt_ids");
     const [B, S] = srcIds.shape;
@@ -213,11 +244,27 @@ export class Seq2SeqTransformer {
       const tkpm = opts.tgtKeyPaddingMask
         ? putKeyPaddingMask(rt, opts.tgtKeyPaddingMask, B, T, "tgt_key_padding_mask")
         : 0;
+      const H = this.nhead;
+      const need = !!opts.needWeights;
+      const ew = need ? this.transformer.encoder.layers.map(() => rt.heap.allocF32(B * H * S * S)) : [];
+      const sw = need ? this.transformer.decoder.layers.map(() => rt.heap.allocF32(B * H * T * T)) : [];
+      const cw = need ? this.transformer.decoder.layers.map(() => rt.heap.allocF32(B * H * T * S)) : [];
       const mem = rt.heap.allocF32(B * S * this.dModel);
-      this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem);
+      this.encodeRun(this.putIds(srcIds), B, S, { ...NO_MASK, kpm: skpm }, mem, ew);
       const logits = rt.heap.allocF32(B * T * this.tgtVocabSize);
-      this.decodeRun(this.putIds(tgtIds), B, T, mem, S, tkpm, skpm, logits);
-      return readF32(rt, logits, [B, T, this.tgtVocabSize]);
+      this.decodeRun(this.putIds(tgtIds), B, T, mem, S, tkpm, skpm, logits, T, sw, cw);
+      const out = readF32(rt, logits, [B, T, this.tgtVocabSize]);
+      if (!need) return out;
+      return {
+        logits: out,
+        weights: {
+          encoder: ew.map((p) => readF32(rt, p, [B, H, S, S])),
+          decoder: sw.map((p, i) => ({
+            selfAttn: readF32(rt, p, [B, H, T, T]),
+            crossAttn: readF32(rt, cw[i], [B, H, T, S]),
+          })),
+        },
+      };
     });
   }
 

@@ -208,6 +208,30 @@ describe.each(bks)("Seq2SeqTransformer on $name", ({ make }) => {
     }
   });
 
+  it("attention weights on request: logits unchanged, cross-attention rows sum to 1 and skip padded source", () => {
+    const tgt = [
+      [1, 2, 4],
+      [1, 0, 2],
+    ];
+    const plain = model.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm });
+    const r = model.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm, needWeights: true });
+    expect(Array.from(r.logits.data)).toEqual(Array.from(plain.data));
+    expect(r.weights.encoder.length).toBe(nEnc);
+    expect(r.weights.encoder[0].shape).toEqual([2, C.H, 7, 7]);
+    const ca = r.weights.decoder[nDec - 1].crossAttn;
+    expect(ca.shape).toEqual([2, C.H, 3, 7]);
+    for (let row = 0; row < 2 * C.H * 3; row++) {
+      let sum = 0;
+      for (let j = 0; j < 7; j++) sum += ca.data[row * 7 + j];
+      expect(sum).toBeCloseTo(1, 5);
+    }
+    // batch row 0 pads source positions 5 and 6
+    for (let row = 0; row < C.H * 3; row++) expect([ca.data[row * 7 + 5], ca.data[row * 7 + 6]]).toEqual([0, 0]);
+    // decoder self-attention is causal
+    const sa = r.weights.decoder[0].selfAttn;
+    for (let q = 0; q < 3; q++) for (let k = q + 1; k < 3; k++) expect(sa.data[q * 3 + k]).toBe(0);
+  });
+
   it("bad ids and options are typed errors", () => {
     expect(() => model.forward(ids([[3, 99]]), ids([[1]]))).toThrow(/src_ids: id 99 at flat position 1/);
     expect(() => model.forward(ids([[3, 4]]), ids([[1, -1]]))).toThrow(InputError);
