@@ -61,6 +61,11 @@ export interface GPT2Options {
   maxBatch?: number;
   /** Positions per row per prefill pass (sizes the scratch). Default: min(n_positions, ⌈512 / maxBatch⌉). */
   prefillChunk?: number;
+  /**
+   * @internal Layout of the Conv1D weights: w > 0 (default 256) = kept [in, out] and cut into
+   * contiguous column blocks of width w (transB = 0); 0 = transposed to Linear [out, in] (transB = 1).
+   */
+  colBlock?: number;
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
@@ -70,25 +75,18 @@ export interface GPT2Options {
 interface BlockWeights {
   ln1w: number; // (E,)
   ln1b: number; // (E,)
-  attnW: number; // (3E, E)  transposed to Linear layout [out, in] at load
+  attnW: number; // (E, 3E) Conv1D [in, out], as column blocks (see CONV1D)
   attnB: number; // (3E,)
-  attnProjW: number; // (E, E)  [out, in]
+  attnProjW: number; // (E, E)
   attnProjB: number; // (E,)
   ln2w: number; // (E,)
   ln2b: number; // (E,)
-  fcW: number; // (inner, E)  [out, in]
+  fcW: number; // (E, inner)
   fcB: number; // (inner,)
-  mlpProjW: number; // (E, inner)  [out, in]
+  mlpProjW: number; // (inner, E)
   mlpProjB: number; // (E,)
 }
 
-/**
- * HF GPT-2 uses a "Conv1D" module whose weight is [in, out] (y = x·W + b); we store it transposed,
- * as a `torch.nn.Linear` weight [out, in], and multiply with transB = 1 (as nanoGPT's
- * `from_pretrained` does). For prefill the packed GEMM does not care, but decode (M = batch) then
- * streams each output's weights as one contiguous row, which measured 5–8% faster per token than
- * reading [in, out] column blocks (bench/gpt2.mjs, A/B in one process).
- */
 /**
  * The LM head (the tied `wte`, or `lm_head.weight`) is stored transposed, [E, V], cut into column
  * blocks of HEAD_BLOCK contiguous [E, HEAD_BLOCK] matrices. Decode then reads each block as one
@@ -97,6 +95,15 @@ interface BlockWeights {
  */
 const HEAD_BLOCK = 768;
 
+/**
+ * HF GPT-2 uses a "Conv1D" module whose weight is [in, out] (y = x·W + b, so gemm with transB = 0).
+ * We keep that orientation but store each weight as contiguous column blocks [in, COL_BLOCK]: in
+ * decode (M = batch) the GEMV then reads every block as one sequential stream. Measured per decode
+ * step on GPT-2-small (CPU time, A/B in one process): blocks of 256 ≈ 24 ms, 128/512 ≈ 26 ms,
+ * Linear-transposed rows [out, in] with transB = 1 ≈ 28–31 ms, the plain [in, out] matrix slower
+ * still. Prefill (packed GEMM) is the same for all layouts.
+ */
+const COL_BLOCK = 256;
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
 interface Weights {
@@ -210,6 +217,7 @@ export class GPT2LMHeadModel {
   private readonly hs: number;
   private readonly inner: number;
   private readonly act: number;
+  private colBlock = COL_BLOCK;
 
   // cache state: every row of the current batch has filled the same slots [0, len)
   private len = 0;
@@ -256,6 +264,9 @@ export class GPT2LMHeadModel {
   ): Promise<GPT2LMHeadModel> {
     const cfg = parseGPT2Config(config);
     const maxBatch = opts.maxBatch ?? 1;
+    const colBlock = opts.colBlock ?? COL_BLOCK;
+    if (!Number.isInteger(colBlock) || colBlock < 0)
+      throw new InputError(`colBlock must be an integer ≥ 0, got ${colBlock}`);
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
       throw new InputError(`maxBatch must be a positive integer, got ${maxBatch}`);
     const P = cfg.n_positions;
@@ -424,10 +435,17 @@ export class GPT2LMHeadModel {
             rt.k.transpose2d(staging, E, ptr + v0 * E * F32, wb, wb, E);
           }
         } else if (CONV1D.test(sp.name)) {
-          // Conv1D [in, out] → Linear [out, in] (see CONV1D)
           const [nin, nout] = sp.shape;
           heap.f32(staging, t.size).set(t.data as Float32Array);
-          rt.k.transpose2d(staging, nout, ptr, nin, nin, nout);
+          if (colBlock === 0) {
+            rt.k.transpose2d(staging, nout, ptr, nin, nin, nout); // Conv1D [in, out] → Linear [out, in]
+          } else {
+            // [in, out] cut into contiguous column blocks (in, wb)
+            for (let c0 = 0; c0 < nout; c0 += colBlock) {
+              const wb = Math.min(colBlock, nout - c0);
+              rt.k.copy2d(staging + c0 * F32, nout, ptr + c0 * nin * F32, wb, nin, wb);
+            }
+          }
         } else {
           heap.f32(ptr, t.size).set(t.data as Float32Array);
         }
@@ -439,7 +457,9 @@ export class GPT2LMHeadModel {
       heap.release(mark);
     }
     const unused = weights.names().filter((n) => !used.has(n));
-    return new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
+    const model = new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
+    model.colBlock = colBlock;
+    return model;
   }
 
   /**
@@ -613,6 +633,33 @@ export class GPT2LMHeadModel {
   // -------------------------------------------------------------------------------------------
   // the forward pass (llama2.c `forward`): T new positions per row, in chunks, on the heap buffers
 
+  /**
+   * y (n, N) = act(x (n, K) · W + b + beta·y) for a Conv1D weight in the planned layout (see CONV1D);
+   * x and y are contiguous rows (ld K and N); beta 1 fuses the residual add.
+   */
+  private linear(
+    n: number,
+    x: number,
+    K: number,
+    N: number,
+    w: number,
+    bias: number,
+    y: number,
+    beta: number,
+    act: number,
+  ): void {
+    const k = this.runtime.k;
+    const cb = this.colBlock;
+    if (cb === 0) {
+      k.gemm(n, N, K, x, K, 0, w, K, 1, y, N, bias, 1, beta, act);
+      return;
+    }
+    for (let c0 = 0; c0 < N; c0 += cb) {
+      const wb = Math.min(cb, N - c0);
+      k.gemm(n, wb, K, x, K, 0, w + c0 * K * F32, wb, 0, y + c0 * F32, N, bias + c0 * F32, 1, beta, act);
+    }
+  }
+
   /** logits (m, V) = x (m, E) · head (E, V), block by block (see HEAD_BLOCK). */
   private lmHead(m: number, x: number, logits: number): void {
     const { E } = this;
@@ -679,9 +726,9 @@ export class GPT2LMHeadModel {
         let scale = cfg.scale_attn_weights ? 1 / Math.sqrt(hs) : 1;
         if (cfg.scale_attn_by_inverse_layer_idx) scale /= l + 1;
 
-        // ---- attention: qkv = ln_1(x) · W_attnᵀ + b  (weights stored [out, in]: transB = 1)
+        // ---- attention: qkv = ln_1(x) · W_attn + b
         k.layerNorm(s.x, s.xn, n, E, bw.ln1w, bw.ln1b, eps);
-        k.gemm(n, 3 * E, E, s.xn, E, 0, bw.attnW, E, 1, s.qkv, 3 * E, bw.attnB, 1, 0, 0); // (n, 3E)
+        this.linear(n, s.xn, E, 3 * E, bw.attnW, bw.attnB, s.qkv, 0, 0); // (n, 3E)
         for (let b = 0; b < B; b++) {
           const q0 = s.qkv + b * Lc * 3 * E * F32;
           // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, E), ld 3E → ld E
@@ -722,12 +769,12 @@ export class GPT2LMHeadModel {
           }
         }
         // x = x + att · W_proj + b   (residual fused: beta = 1)
-        k.gemm(n, E, E, s.att, E, 0, bw.attnProjW, E, 1, s.x, E, bw.attnProjB, 1, 1, 0);
+        this.linear(n, s.att, E, E, bw.attnProjW, bw.attnProjB, s.x, 1, 0);
 
         // ---- MLP: x = x + act(ln_2(x) · W_fc + b_fc) · W_proj + b_proj
         k.layerNorm(s.x, s.xn, n, E, bw.ln2w, bw.ln2b, eps);
-        k.gemm(n, inner, E, s.xn, E, 0, bw.fcW, E, 1, s.h, inner, bw.fcB, 1, 0, this.act); // (n, inner)
-        k.gemm(n, E, inner, s.h, inner, 0, bw.mlpProjW, inner, 1, s.x, E, bw.mlpProjB, 1, 1, 0);
+        this.linear(n, s.xn, E, inner, bw.fcW, bw.fcB, s.h, 0, this.act); // (n, inner)
+        this.linear(n, s.h, inner, E, bw.mlpProjW, bw.mlpProjB, s.x, 1, 0);
       }
       this.len += Lc;
 

@@ -28,6 +28,7 @@ for (const backend of backends) {
       ["HF names", {}],
       ["original GPT-2 names + legacy attn.bias/masked_bias", { prefix: false, legacy: true, seed: 2 }],
       ["stored lm_head copy (tied)", { lmHead: "tied-copy", seed: 3 }],
+      ["n_embd 96: Conv1D weights span two column blocks", { E: 96, H: 4, seed: 14 }],
       ["vocab 1700: three LM-head blocks, the last one partial (tied)", { V: 1700, seed: 12 }],
       ["vocab 1700 with an untied lm_head", { V: 1700, lmHead: "untied", seed: 13 }],
       [
@@ -49,6 +50,18 @@ for (const backend of backends) {
         if (spec.lmHead === "tied-copy") expect(model.unusedWeights).toContain("lm_head.weight");
       });
     }
+
+    test("every weight layout computes the same logits", async () => {
+      const tiny = makeTiny({ E: 40, H: 5, inner: 100, seed: 15 });
+      const prompt = [1, 5, 9, 13, 17, 21];
+      const ref = Float64Array.from(refForward(tiny, prompt).logits.flatMap((r) => [...r]));
+      for (const colBlock of [0, 7, 64, 256]) {
+        const m = await GPT2LMHeadModel.fromWeights(tiny.config, source(tiny.tensors), { runtime: rt(), colBlock });
+        expect(excess(m.forward([prompt]).data, ref), `colBlock ${colBlock}`).toBeLessThan(1);
+        const r = await m.generateAll(prompt, { maxNewTokens: 4, stopIds: [] });
+        expect(r.ids[0]).toEqual(refGreedy(tiny, prompt, 4).ids);
+      }
+    });
 
     test("chunked prefill (chunk 3) and extend() give the same logits", async () => {
       const { tiny, model } = await load({ seed: 5 }, { prefillChunk: 3 });
