@@ -23,7 +23,9 @@ await init({ backend: "wasm-simd" });
 runtimes.push(createRuntime());
 runtimes.push(createRefRuntime());
 
-console.log(`mostSimilar(vector, 10) over ${n.toLocaleString("en-US")} words × ${dim} dims, one query at a time, single thread; node ${process.version}`);
+console.log(
+  `mostSimilar(vector, 10) over ${n.toLocaleString("en-US")} words × ${dim} dims, one query at a time, single thread; node ${process.version}`,
+);
 console.log("| backend | median ms / query | min ms | load (normalise) ms |");
 console.log("|---|---:|---:|---:|");
 let reference;
@@ -44,5 +46,7 @@ for (const rt of runtimes) {
   reference ??= top;
   if (top !== reference) throw new Error(`${rt.backend}: different neighbours (${top} vs ${reference})`);
   times.sort((a, b) => a - b);
-  console.log(`| ${rt.backend} | ${times[times.length >> 1].toFixed(2)} | ${times[0].toFixed(2)} | ${load.toFixed(0)} |`);
+  console.log(
+    `| ${rt.backend} | ${times[times.length >> 1].toFixed(2)} | ${times[0].toFixed(2)} | ${load.toFixed(0)} |`,
+  );
 }
