@@ -9,11 +9,11 @@
 // → heap; ORT: InferenceSession.create on the .onnx bytes). Peak memory: each engine in its own
 // child process (`--mem ours|ort|none`), maxRSS after load + 3 runs; "none" is node + imports.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const args = process.argv.slice(2);
 const size = args.find((a) => !a.startsWith("--") && !/^\d+$/.test(a)) ?? "tiny";
@@ -25,6 +25,23 @@ const RUNS = Number(opt("runs", 10));
 const MEM = opt("mem", undefined);
 const dir = pathToFileURL(`${process.env.VIT_BENCH_DIR ?? join(tmpdir(), "wasmformer-vit-bench")}/`);
 const file = (ext) => new URL(`vit-${size}.${ext}`, dir);
+
+if (!existsSync(file("onnx")) && !MEM) {
+  // export once (Debian python3-torch); without torch there is nothing to compare against
+  const py = "/usr/bin/python3";
+  try {
+    execFileSync(py, ["-c", "import torch"], { stdio: "ignore" });
+  } catch {
+    console.log(
+      `vit bench skipped: ${fileURLToPath(file("onnx"))} missing and ${py} has no torch (apt-get install python3-torch)`,
+    );
+    process.exit(0);
+  }
+  console.log(`exporting ViT-${size} with PyTorch (bench/export_vit.py) …`);
+  execFileSync(py, [fileURLToPath(new URL("export_vit.py", import.meta.url)), size, fileURLToPath(dir)], {
+    stdio: "inherit",
+  });
+}
 
 const core = await import("@wasmformer/core");
 const vit = await import("../dist/index.js");
@@ -72,9 +89,19 @@ if (MEM) {
   // child: one engine only, report peak RSS
   let e;
   if (MEM === "ours") e = await ours();
-  else if (MEM === "ort") e = await ort();
+  else if (MEM === "ours-file") {
+    // from the file, tensor by tensor (core's openSafetensors): the file is never in memory whole
+    await core.init();
+    const t0 = performance.now();
+    const weights = await core.openSafetensors(fileURLToPath(file("safetensors")));
+    const model = await vit.ViTForImageClassification.fromPretrained({ config, weights });
+    await weights.close();
+    e = { model, loadMs: performance.now() - t0, run: () => model.forward(pixels).logits.data };
+  } else if (MEM === "ort") e = await ort();
   if (e) for (let i = 0; i < 3; i++) await e.run();
-  const extra = MEM === "ours" ? { heapMB: e.model.heapBytes / 2 ** 20, weightMB: e.model.weightBytes / 2 ** 20 } : {};
+  const extra = MEM.startsWith("ours")
+    ? { heapMB: e.model.heapBytes / 2 ** 20, weightMB: e.model.weightBytes / 2 ** 20, loadMs: e.loadMs }
+    : {};
   // VmHWM is this process image's own peak RSS (getrusage's maxRSS would include the forked parent's)
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))[1]);
   console.log(JSON.stringify({ engine: MEM, maxRssMB: hwm / 1024, ...extra }));
@@ -136,7 +163,11 @@ const mem = (engine) =>
 const m0 = mem("none");
 const m1 = mem("ours");
 const m2 = mem("ort");
+const m3 = mem("ours-file");
 console.log(
   `peak RSS (own process, load + 3 runs): ours ${m1.maxRssMB.toFixed(0)} MB (heap ${m1.heapMB.toFixed(1)} MB, weights ${m1.weightMB.toFixed(1)} MB), ` +
     `ORT ${m2.maxRssMB.toFixed(0)} MB, node + imports alone ${m0.maxRssMB.toFixed(0)} MB; ratio ${(m1.maxRssMB / m2.maxRssMB).toFixed(2)}`,
+);
+console.log(
+  `ours loading from the file lazily (openSafetensors): peak RSS ${m3.maxRssMB.toFixed(0)} MB (ratio to ORT ${(m3.maxRssMB / m2.maxRssMB).toFixed(2)}), file → ready ${m3.loadMs.toFixed(0)} ms`,
 );

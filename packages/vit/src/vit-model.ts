@@ -583,7 +583,9 @@ async function buildHf<M extends ViTModel>(
     throw new ConfigError("a classification model needs id2label (or num_labels)", "id2label");
   }
   const rt = opts.runtime ?? createRuntime();
-  const w = await loadWeights(source, cfg, rt.heap, naming, prefix, head);
+  // a backbone config without labels: a classifier in the checkpoint is ignored, as HF's ViTModel does
+  const want = head === "optional" && cfg.num_labels === 0 ? "none" : head;
+  const w = await loadWeights(source, cfg, rt.heap, naming, prefix, want);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   m.loadMs = performance.now() - t0;

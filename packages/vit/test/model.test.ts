@@ -280,6 +280,22 @@ describe("typed errors", () => {
   });
 });
 
+describe("backbone configs", () => {
+  it("ViTModel with a config without labels ignores a classifier in the checkpoint", async () => {
+    await init({ backend: "ref" });
+    const cfg: Record<string, unknown> = { ...hfConfigJson(A) };
+    delete cfg.id2label;
+    const m = await ViTModel.fromPretrained({ config: cfg, weights: tensorSource(randomWeightsCache.get(A)!) });
+    expect(m.hasClassifier).toBe(false);
+    const x = randomPixels(1, 3, 9, 9, 40);
+    const want = oracleForward(A, randomWeightsCache.get(A)!, x);
+    expect(ratio(m.forward(x).lastHiddenState.data, flat3(want.hidden))).toBeLessThanOrEqual(1);
+    await expect(
+      ViTForImageClassification.fromPretrained({ config: cfg, weights: tensorSource(randomWeightsCache.get(A)!) }),
+    ).rejects.toThrow(ConfigError);
+  });
+});
+
 describe("shared runtime", () => {
   it("two models in one runtime keep their weights when either re-plans", async () => {
     await init({ backend: "ref" });
