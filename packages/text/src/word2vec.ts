@@ -172,7 +172,14 @@ export const Word2Vec = {
 
     // ---- vocabulary (pass 1): counts, min-count filter, most frequent first (ties: first seen)
     const counts = new Map<string, number>();
-    for await (const s of sentences(corpus, tokenize)) for (const w of s) counts.set(w, (counts.get(w) ?? 0) + 1);
+    let scanned = 0;
+    for await (const s of sentences(corpus, tokenize)) {
+      for (const w of s) counts.set(w, (counts.get(w) ?? 0) + 1);
+      if ((++scanned & 4095) === 0) {
+        await yieldToLoop();
+        if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+      }
+    }
     let vocabList = [...counts.entries()].filter(([, c]) => c >= minCount);
     vocabList.sort((a, b) => b[1] - a[1]);
     if (opts.maxVocab !== undefined) vocabList = vocabList.slice(0, opts.maxVocab);
