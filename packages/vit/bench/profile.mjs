@@ -21,7 +21,9 @@ for (const [name, f] of Object.entries(rt.k)) {
   k[name] = (...a) => {
     const t0 = performance.now();
     const r = f(...a);
-    times[name] = (times[name] ?? 0) + performance.now() - t0;
+    // GEMMs are told apart by shape and epilogue (q/k/v, output projection, MLP with GELU, …)
+    const key = name === "gemm" ? `gemm ${a[0]}x${a[1]}x${a[2]} act ${a[14]} beta ${a[13]}` : name;
+    times[key] = (times[key] ?? 0) + performance.now() - t0;
     return r;
   };
 }
@@ -39,4 +41,4 @@ for (let i = 0; i < R; i++) m.forward(x);
 const total = (performance.now() - t0) / R;
 console.log(`ViT-${size} on ${rt.backend}: ${total.toFixed(1)} ms per forward`);
 for (const [n, t] of Object.entries(times).sort((a, b) => b[1] - a[1]))
-  console.log(`  ${n.padEnd(12)} ${(t / R).toFixed(2)} ms`);
+  console.log(`  ${n.padEnd(32)} ${(t / R).toFixed(2)} ms`);

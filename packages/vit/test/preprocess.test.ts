@@ -180,3 +180,63 @@ describe("PNG / JPEG decoding (Node: pngjs, jpeg-js)", () => {
     await expect(decodeImage(huge)).rejects.toThrow(/maxMegapixels/);
   });
 });
+
+describe("browser image objects (stand-ins for ImageBitmap / OffscreenCanvas / canvas)", () => {
+  // Node has no canvas: minimal fakes with the DOM's shape check the code paths, not a browser
+  const pixels = new Uint8ClampedArray([1, 2, 3, 255, 4, 5, 6, 255]);
+  class FakeCtx {
+    drawn: unknown;
+    constructor(
+      readonly w: number,
+      readonly h: number,
+    ) {}
+    drawImage(img: unknown) {
+      this.drawn = img;
+    }
+    getImageData(_x: number, _y: number, w: number, h: number) {
+      return { data: pixels, width: w, height: h };
+    }
+  }
+  class FakeOffscreenCanvas {
+    ctx: FakeCtx;
+    constructor(
+      readonly width: number,
+      readonly height: number,
+    ) {
+      this.ctx = new FakeCtx(width, height);
+    }
+    getContext(id: string) {
+      return id === "2d" ? this.ctx : null;
+    }
+  }
+  class FakeImageBitmap {
+    constructor(
+      readonly width: number,
+      readonly height: number,
+    ) {}
+  }
+
+  it("reads an OffscreenCanvas and an ImageBitmap through a 2d context", async () => {
+    const g = globalThis as Record<string, unknown>;
+    const saved = [g.OffscreenCanvas, g.ImageBitmap];
+    g.OffscreenCanvas = FakeOffscreenCanvas;
+    g.ImageBitmap = FakeImageBitmap;
+    try {
+      const fromCanvas = await toImageData(new FakeOffscreenCanvas(2, 1) as unknown as OffscreenCanvas);
+      expect([fromCanvas.width, fromCanvas.height, fromCanvas.channels]).toEqual([2, 1, 4]);
+      expect(Array.from(fromCanvas.data)).toEqual(Array.from(pixels));
+      const fromBitmap = await toImageData(new FakeImageBitmap(2, 1) as unknown as ImageBitmap);
+      expect([fromBitmap.width, fromBitmap.height]).toEqual([2, 1]);
+      const p = ViTImageProcessor.fromConfig({ do_resize: false, do_normalize: false, do_rescale: false });
+      expect(Array.from(p.preprocess(fromBitmap).data)).toEqual([1, 4, 2, 5, 3, 6]);
+      const webgl = { width: 1, height: 1, getContext: () => null };
+      await expect(toImageData(webgl)).rejects.toThrow(InputError);
+    } finally {
+      [g.OffscreenCanvas, g.ImageBitmap] = saved;
+    }
+  });
+
+  it("rejects what is not an image", async () => {
+    await expect(toImageData(42 as unknown as Uint8Array)).rejects.toThrow(InputError);
+  });
+});
