@@ -15,7 +15,7 @@
  * sd.finish(); // throws WeightsError: missing "model.weight_hh_l1", unexpected "model.foo", …
  * ```
  */
-import { type Runtime, type Tensor, WeightsError } from "@wasmformer/core";
+import { createRefRuntime, type Runtime, type Tensor, WeightsError } from "@wasmformer/core";
 import { nnRuntime } from "./util.js";
 
 /** Anything with named tensors: a parsed safetensors file (`TensorFile`), or a `Map`-backed dict. */
@@ -54,20 +54,23 @@ export class StateDict {
   private readonly mismatched: string[] = [];
   private readonly mismatchNames: string[] = [];
   private readonly ignored: (name: string) => boolean;
+  private readonly record: Set<string> | undefined;
 
   /**
    * @param source the tensors (not copied until asked for)
    * @param rt the runtime whose heap receives the weights
    * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
    * @param opts.ignore names (full) that may be present without being used (extra buffers)
+   * @param opts.record a dry run: only collect the names the modules ask for (nothing is read)
    */
   constructor(
     readonly source: TensorSource,
     readonly rt: Runtime,
     readonly prefix = "",
-    opts: { ignore?: (name: string) => boolean } = {},
+    opts: { ignore?: (name: string) => boolean; record?: Set<string> } = {},
   ) {
     this.ignored = opts.ignore ?? (() => false);
+    this.record = opts.record;
   }
 
   /** The scope of the module tree's root. */
@@ -77,6 +80,10 @@ export class StateDict {
 
   /** @internal fetch `name`, check dtype and shape, copy it into the heap. */
   take(name: string, shape: readonly number[]): Param {
+    if (this.record) {
+      this.record.add(name);
+      return { name, ptr: 0, shape };
+    }
     if (!this.source.has(name)) {
       this.missing.push(`${name} ${fmt(shape)}`);
       return { name, ptr: 0, shape };
@@ -177,4 +184,49 @@ export function loadModule<T>(
   const m = build(sd.root());
   sd.finish();
   return m;
+}
+
+/** A file whose tensors are read on demand (core's `openSafetensors`: a `Blob`, a path, a URL). */
+export interface AsyncTensorSource {
+  names(): string[];
+  has(name: string): boolean;
+  get(name: string): Promise<Tensor>;
+}
+
+/**
+ * `loadModule` over a lazily read file: a dry run of `build` collects the names the module tree
+ * asks for, only those tensors are read (one by one), then the tree is built and checked as by
+ * `loadModule` (unexpected tensors under the prefix are still reported).
+ * @example
+ * ```ts
+ * const file = await openSafetensors(new URL("./model.safetensors", import.meta.url));
+ * const enc = await loadModuleAsync(file, (s) => new TransformerEncoder(s, cfg), { prefix: "transformer.encoder." });
+ * ```
+ */
+export async function loadModuleAsync<T>(
+  source: AsyncTensorSource,
+  build: (scope: WeightScope) => T,
+  opts: { runtime?: Runtime; prefix?: string; ignore?: (name: string) => boolean } = {},
+): Promise<T> {
+  const wanted = new Set<string>();
+  const none: TensorSource = {
+    names: () => [],
+    has: () => false,
+    get: (n) => {
+      throw new WeightsError(`no tensor "${n}"`, [n]);
+    },
+  };
+  build(new StateDict(none, createRefRuntime(), opts.prefix ?? "", { record: wanted }).root());
+  const fetched = new Map<string, Tensor>();
+  for (const n of wanted) if (source.has(n)) fetched.set(n, await source.get(n));
+  const view: TensorSource = {
+    names: () => source.names(),
+    has: (n) => source.has(n),
+    get: (n) => {
+      const t = fetched.get(n);
+      if (!t) throw new WeightsError(`tensor "${n}" was not read`, [n]);
+      return t;
+    },
+  };
+  return loadModule(view, build, opts);
 }

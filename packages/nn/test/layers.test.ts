@@ -1,5 +1,5 @@
 // Linear, Embedding, LayerNorm, activations and positional encodings against float64 loops.
-import { InputError, ShapeError, Tensor, WeightsError } from "@wasmformer/core";
+import { InputError, openSafetensors, ShapeError, Tensor, WeightsError, writeSafetensors } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { activation } from "../src/activations.js";
 import { Embedding } from "../src/embedding.js";
@@ -10,7 +10,8 @@ import {
   SinusoidalPositionalEncoding,
   sinusoidalPositionalEncoding,
 } from "../src/positional-encoding.js";
-import { loadModule, StateDict, tensorSource } from "../src/state-dict.js";
+import { LSTM } from "../src/rnn.js";
+import { loadModule, loadModuleAsync, StateDict, tensorSource } from "../src/state-dict.js";
 import { backends, closeTo, rng } from "./helpers.js";
 import * as O from "./oracle.js";
 import { DictBuilder } from "./weights.js";
@@ -114,6 +115,34 @@ describe.each(bks)("layers on $name", ({ make }) => {
       ),
     ).toBeUndefined();
     expect(() => lp.addTo(q, 1, 7)).toThrow(/sequence length 7 exceeds the 6 positions/);
+  });
+
+  it("loadModuleAsync reads only the tensors a module asks for from a lazily opened file", async () => {
+    const wb = new DictBuilder(12).rnn(4, 3, 5, 1, 1, true);
+    const all = new Map<string, Tensor>();
+    for (const [k, v] of wb.map) all.set(`enc.rnn.${k}`, v);
+    all.set("dec.huge", new Tensor(new Float32Array(1000), [1000], "f32"));
+    const file = await openSafetensors(writeSafetensors(all));
+    const read: string[] = [];
+    const spy = {
+      names: () => file.names(),
+      has: (n: string) => file.has(n),
+      get: (n: string) => {
+        read.push(n);
+        return file.get(n);
+      },
+    };
+    const opts = { inputSize: 3, hiddenSize: 5 };
+    const lstm = await loadModuleAsync(spy, (s) => new LSTM(s.pp("rnn"), opts), { runtime: make(), prefix: "enc." });
+    expect(read.sort()).toEqual([...wb.map.keys()].map((k) => `enc.rnn.${k}`).sort());
+    const eager = loadModule(tensorSource(wb.map), (s) => new LSTM(s, opts), { runtime: make() });
+    const x = rng(3).tensor([2, 4, 3]);
+    expect(Array.from(lstm.forward(x).output.data)).toEqual(Array.from(eager.forward(x).output.data));
+    all.set("enc.extra", new Tensor(new Float32Array(2), [2], "f32"));
+    const file2 = await openSafetensors(writeSafetensors(all));
+    await expect(
+      loadModuleAsync(file2, (s) => new LSTM(s.pp("rnn"), opts), { runtime: make(), prefix: "enc." }),
+    ).rejects.toThrow(/unexpected 1: enc\.extra/);
   });
 
   it("StateDict: prefix scoping, ignore list, dtype mismatch", () => {
