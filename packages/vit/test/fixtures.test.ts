@@ -12,7 +12,7 @@ const cases = haveFixtures
       .sort()
   : [];
 
-describe.runIf(haveFixtures).each(["ref", "auto"] as const)("shared vit cases (%s backend)", (backend) => {
+describe.runIf(haveFixtures).each(["ref", "wasm-simd", "auto"] as const)("shared vit cases (%s backend)", (backend) => {
   it.each(cases)("%s", async (name) => {
     await init({ backend });
     const c = fixtureCase(name);

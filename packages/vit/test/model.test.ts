@@ -90,16 +90,18 @@ const randomWeightsCache = new Map<OracleConfig, Map<string, Tensor>>([
   [ODD, randomWeights(ODD, 3)],
 ]);
 
-const load = (c: OracleConfig, backend: "ref" | "auto") =>
+const load = (c: OracleConfig, backend: "ref" | "wasm-simd" | "auto") =>
   ViTForImageClassification.fromPretrained(
     { config: hfConfigJson(c), weights: tensorSource(randomWeightsCache.get(c)!) },
     { runtime: createRuntime({ backend: backend === "ref" ? "ref" : undefined }) },
   );
 
-describe.each(["ref", "auto"] as const)("ViT vs float64 oracle (%s backend)", (backend) => {
+describe.each(["ref", "wasm-simd", "auto"] as const)("ViT vs float64 oracle (%s backend)", (backend) => {
   it("native size, batch 2", async () => {
     await init({ backend });
     const m = await load(A, backend);
+    if (backend === "ref") expect(m.rt.backend).toBe("ref");
+    else expect(m.rt.backend).toMatch(/^wasm-/);
     check(A, m, randomPixels(2, 3, 9, 9, 10));
   });
 
