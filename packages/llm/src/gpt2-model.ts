@@ -66,6 +66,8 @@ export interface GPT2Options {
    * contiguous column blocks of width w (transB = 0); 0 = transposed to Linear [out, in] (transB = 1).
    */
   colBlock?: number;
+  /** @internal Column-block width of the transposed LM head (default 768, see HEAD_BLOCK). */
+  headBlock?: number;
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
@@ -218,6 +220,7 @@ export class GPT2LMHeadModel {
   private readonly inner: number;
   private readonly act: number;
   private colBlock = COL_BLOCK;
+  private headBlock = HEAD_BLOCK;
 
   // cache state: every row of the current batch has filled the same slots [0, len)
   private len = 0;
@@ -265,6 +268,9 @@ export class GPT2LMHeadModel {
     const cfg = parseGPT2Config(config);
     const maxBatch = opts.maxBatch ?? 1;
     const colBlock = opts.colBlock ?? COL_BLOCK;
+    const headBlock = opts.headBlock ?? HEAD_BLOCK;
+    if (!Number.isInteger(headBlock) || headBlock < 1)
+      throw new InputError(`headBlock must be a positive integer, got ${headBlock}`);
     if (!Number.isInteger(colBlock) || colBlock < 0)
       throw new InputError(`colBlock must be an integer ≥ 0, got ${colBlock}`);
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
@@ -356,7 +362,7 @@ export class GPT2LMHeadModel {
     const rt = opts.runtime ?? createRuntime();
     const heap = rt.heap;
     // the largest Conv1D weight or LM-head block, transposed from here
-    const stagingFloats = Math.max(E * 3 * E, E * I, E * Math.min(V, HEAD_BLOCK));
+    const stagingFloats = Math.max(E * 3 * E, E * I, E * Math.min(V, headBlock));
     const headName = untied ? "lm_head.weight" : `${prefix}wte.weight`;
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
@@ -429,8 +435,8 @@ export class GPT2LMHeadModel {
         if (sp.name === headName) {
           // [V, E] rows → column blocks (E, wb) of the transposed head (see HEAD_BLOCK)
           const src = t.data as Float32Array;
-          for (let v0 = 0; v0 < V; v0 += HEAD_BLOCK) {
-            const wb = Math.min(HEAD_BLOCK, V - v0);
+          for (let v0 = 0; v0 < V; v0 += headBlock) {
+            const wb = Math.min(headBlock, V - v0);
             heap.f32(staging, wb * E).set(src.subarray(v0 * E, (v0 + wb) * E));
             rt.k.transpose2d(staging, E, ptr + v0 * E * F32, wb, wb, E);
           }
@@ -459,6 +465,7 @@ export class GPT2LMHeadModel {
     const unused = weights.names().filter((n) => !used.has(n));
     const model = new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
     model.colBlock = colBlock;
+    model.headBlock = headBlock;
     return model;
   }
 
@@ -664,8 +671,9 @@ export class GPT2LMHeadModel {
   private lmHead(m: number, x: number, logits: number): void {
     const { E } = this;
     const V = this.config.vocab_size;
-    for (let v0 = 0; v0 < V; v0 += HEAD_BLOCK) {
-      const wb = Math.min(HEAD_BLOCK, V - v0);
+    const hb = this.headBlock;
+    for (let v0 = 0; v0 < V; v0 += hb) {
+      const wb = Math.min(hb, V - v0);
       this.runtime.k.gemm(m, wb, E, x, E, 0, this.w.head + v0 * E * F32, wb, 0, logits + v0 * F32, V, 0, 1, 0, 0);
     }
   }
@@ -712,8 +720,8 @@ export class GPT2LMHeadModel {
         // tied: row `id` of wte is column `id` of the transposed head blocks (ids were validated above)
         for (let i = 0; i < n; i++) {
           const id = ids[i];
-          const v0 = id - (id % HEAD_BLOCK);
-          const wb = Math.min(HEAD_BLOCK, V - v0);
+          const v0 = id - (id % this.headBlock);
+          const wb = Math.min(this.headBlock, V - v0);
           k.copy2d(w.head + (v0 * E + (id - v0)) * F32, wb, s.x + i * E * F32, 1, E, 1);
         }
       }
