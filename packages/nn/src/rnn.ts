@@ -132,20 +132,17 @@ export class RNNBase {
         const w = this.weights[l][d];
         // xproj[t, b, :] = x[b, t, :]·W_ihᵀ + b_ih — one GEMM per batch row, scattered time-major
         for (let b = 0; b < B; b++) {
-          k.gemm(
+          gemmNT(
+            rt,
             T,
             GH,
             inW,
             input + b * T * inW * 4,
             inW,
-            0,
             w.ih.ptr,
-            inW,
-            1,
             xproj + b * GH * 4,
             B * GH,
             w.bih ? w.bih.ptr : 0,
-            1,
             0,
             Act.none,
           );
