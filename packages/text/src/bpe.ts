@@ -210,6 +210,7 @@ export class BPE {
       }
       i += n;
     }
+    if (ids.length > 48) return this.mergeLong(ids, starts, ends);
     // merge the lowest-ranked adjacent pair (leftmost on ties) until none is mergeable
     let len = ids.length;
     for (;;) {
@@ -234,7 +235,87 @@ export class BPE {
     for (let j = 0; j < len; j++) out[j] = { id: ids[j], start: starts[j], end: ends[j] };
     return out;
   }
+
+  /** The same merging for long words in O(n log n): a heap of candidate pairs (HF tokenizers' approach). */
+  private mergeLong(ids: number[], starts: number[], ends: number[]): Piece[] {
+    const n = ids.length;
+    const ranks = this.ranks;
+    const result = this.mergeResult;
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    const heap = new PairHeap();
+    const consider = (i: number) => {
+      const j = next[i];
+      if (i < 0 || j < 0) return;
+      const r = ranks.get(ids[i] * KEY + ids[j]);
+      if (r !== undefined) heap.push(r * POS + i);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+    for (let k = heap.pop(); k !== undefined; k = heap.pop()) {
+      const r = Math.floor(k / POS);
+      const i = k - r * POS;
+      const j = next[i];
+      // stale entry: the left symbol was merged away, or the pair changed since it was pushed
+      if (!alive[i] || j < 0 || ranks.get(ids[i] * KEY + ids[j]) !== r) continue;
+      ids[i] = result[r];
+      ends[i] = ends[j];
+      alive[j] = 0;
+      next[i] = next[j];
+      if (next[j] >= 0) prev[next[j]] = i;
+      if (prev[i] >= 0) consider(prev[i]);
+      consider(i);
+    }
+    const out: Piece[] = [];
+    for (let i = 0; i >= 0 && i < n; i = next[i]) out.push({ id: ids[i], start: starts[i], end: ends[i] });
+    return out;
+  }
 }
+
+/**
+ * Min-heap of merge candidates keyed by `rank · 2^26 + position` (lowest rank, then leftmost):
+ * O(n log n) merging for long words, with the same result as the quadratic scan.
+ */
+class PairHeap {
+  private keys: number[] = [];
+  push(k: number): void {
+    const h = this.keys;
+    let i = h.length;
+    h.push(k);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p] <= k) break;
+      h[i] = h[p];
+      i = p;
+    }
+    h[i] = k;
+  }
+  pop(): number | undefined {
+    const h = this.keys;
+    if (h.length === 0) return undefined;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const c = l + 1 < h.length && h[l + 1] < h[l] ? l + 1 : l;
+        if (h[c] >= last) break;
+        h[i] = h[c];
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}
+
+const POS = 67108864; // 2^26
 
 /** Llama-style byte-fallback token name, e.g. `<0x0A>`. */
 export function byteToken(b: number): string {

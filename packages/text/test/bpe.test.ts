@@ -120,6 +120,16 @@ describe("GPT-2 byte-level BPE vs js-tiktoken r50k_base", () => {
     expect(hfAgree / sample.length).toBeGreaterThan(0.99);
   });
 
+  it("a 3000-letter word (heap merging, O(n log n)) equals tiktoken", () => {
+    let x = 7;
+    let s = "";
+    for (let i = 0; i < 3000; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      s += String.fromCharCode(97 + ((x >> 16) % 26));
+    }
+    expect(tok.encodeIds(s)).toEqual(tiktoken.encode(s));
+  });
+
   it("special token <|endoftext|> is one id; decode can skip it", () => {
     const ids = tok.encodeIds("a<|endoftext|>b");
     expect(ids).toEqual([64, 50256, 65]);

@@ -19,7 +19,18 @@ const anyText = fc.oneof(
   fc.string({ unit: fc.constantFrom(" ", "\t", "\n", "a", "'", "s", "1", "é", "😀", "-", "\u00a0"), maxLength: 40 }),
 );
 
+// long pre-tokens (> 48 symbols) take the heap-based merge path
+const longWord = fc.string({
+  unit: fc.constantFrom("a", "b", "e", "t", "h", "r", "é", "ñ", "1", " "),
+  minLength: 49,
+  maxLength: 400,
+});
+
 describe("GPT-2 byte-level BPE", () => {
+  test.prop([longWord], { numRuns: 60 })("long words: heap merging equals js-tiktoken", (s) => {
+    expect(gpt2.encodeIds(s)).toEqual(tiktoken.encode(s, "all"));
+  });
+
   test.prop([anyText], { numRuns: 400 })("ids equal js-tiktoken r50k_base; decode(encode(s)) === s", (s) => {
     const ids = gpt2.encodeIds(s);
     expect(ids).toEqual(tiktoken.encode(s, "all"));
