@@ -21,6 +21,7 @@ export {
   meanAttentionDistance,
   type RolloutOptions,
   rolloutMap,
+  thresholdAttention,
   upsampleNearest,
 } from "./introspection.js";
 export { interpolateBicubic, PIL_RESAMPLE, type PilFilter, resamplePil, resamplePilF32 } from "./resample.js";

@@ -75,6 +75,32 @@ export function upsampleNearest(map: Tensor, outH: number, outW: number): Tensor
   return new Tensor(out, [...map.shape.slice(0, -2), outH, outW]);
 }
 
+/**
+ * DINO's thresholded masks (`visualize_attention.py --threshold`): per map (the last two axes), keep
+ * the largest weights that together hold a fraction `threshold` of the map's mass. Ascending sort,
+ * normalised cumulative sum, keep where it exceeds `1 − threshold`.
+ * @returns a `bool` tensor of the same shape (1 = kept)
+ */
+export function thresholdAttention(map: Tensor, threshold = 0.6): Tensor<"bool"> {
+  if (!(threshold >= 0 && threshold <= 1)) throw new InputError(`threshold must be in [0, 1], got ${threshold}`);
+  if (map.ndim < 2) throw new ShapeError(`thresholdAttention needs [..., h, w], got [${map.shape.join(", ")}]`);
+  const n = map.shape[map.ndim - 1]! * map.shape[map.ndim - 2]!;
+  const src = map.data as Float32Array;
+  const out = new Uint8Array(map.size);
+  for (let m = 0; m < map.size / n; m++) {
+    const base = m * n;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => src[base + a]! - src[base + b]! || a - b);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += src[base + i]!;
+    let cum = 0;
+    for (const i of order) {
+      cum += src[base + i]!;
+      if (total > 0 && cum / total > 1 - threshold) out[base + i] = 1;
+    }
+  }
+  return new Tensor(out, map.shape, "bool");
+}
+
 export interface RolloutOptions {
   /** How the heads of a layer are combined: `"mean"` (Abnar & Zuidema), `"max"` or `"min"`. */
   headFusion?: "mean" | "max" | "min";

@@ -7,6 +7,7 @@ import {
   clsAttentionMap,
   meanAttentionDistance,
   rolloutMap,
+  thresholdAttention,
   upsampleNearest,
 } from "../src/introspection.js";
 import { ViTForImageClassification } from "../src/vit-model.js";
@@ -38,6 +39,20 @@ describe("clsAttentionMap / upsampleNearest", () => {
     expect(u.shape).toEqual([1, 4, 6]);
     expect(Array.from(u.data)).toEqual([1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4]);
     expect(() => upsampleNearest(m, 0, 2)).toThrow(InputError);
+  });
+});
+
+describe("thresholdAttention (DINO masks)", () => {
+  it("keeps the largest weights holding the requested share of the mass, per map", () => {
+    // masses 0.1, 0.4, 0.2, 0.3: the top two (0.4 + 0.3 = 0.7) hold ≥ 60 %; with 0.75 the top three
+    const m = new Tensor(Float32Array.from([0.1, 0.4, 0.2, 0.3, 1, 0, 0, 0]), [2, 2, 2]);
+    const t = thresholdAttention(m, 0.6);
+    expect(t.dtype).toBe("bool");
+    expect(t.shape).toEqual([2, 2, 2]);
+    expect(Array.from(t.data)).toEqual([0, 1, 0, 1, 1, 0, 0, 0]);
+    expect(Array.from(thresholdAttention(m, 0.75).data.subarray(0, 4))).toEqual([0, 1, 1, 1]);
+    expect(Array.from(thresholdAttention(m, 0).data)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(() => thresholdAttention(m, 2)).toThrow(InputError);
   });
 });
 
