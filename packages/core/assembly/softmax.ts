@@ -1,6 +1,6 @@
 // Softmax family: masked row softmax (three passes: max, exp(x − max) and sum, scale) and
 // log-softmax. Layout: src/kernels.ts (rows of `cols` floats, leading dimension `ld`).
-import { exp4 } from "./inline/vmath";
+import { expNeg4 } from "./inline/vmath";
 import { hsum4 } from "./inline/fma";
 
 /** Largest lane, NaN lanes ignored (pmax keeps the accumulator when the new lane is NaN). */
@@ -41,8 +41,8 @@ export function softmaxRowInPlace(p: usize, n: i32): void {
   j = 0;
   for (; j + 8 <= n; j += 8) {
     const q = p + (<usize>j << 2);
-    const e0 = exp4(f32x4.sub(v128.load(q), mx));
-    const e1 = exp4(f32x4.sub(v128.load(q, 16), mx));
+    const e0 = expNeg4(f32x4.sub(v128.load(q), mx));
+    const e1 = expNeg4(f32x4.sub(v128.load(q, 16), mx));
     v128.store(q, e0);
     v128.store(q, e1, 16);
     s0 = f32x4.add(s0, e0);
@@ -50,7 +50,7 @@ export function softmaxRowInPlace(p: usize, n: i32): void {
   }
   for (; j < n4; j += 4) {
     const q = p + (<usize>j << 2);
-    const e0 = exp4(f32x4.sub(v128.load(q), mx));
+    const e0 = expNeg4(f32x4.sub(v128.load(q), mx));
     v128.store(q, e0);
     s0 = f32x4.add(s0, e0);
   }
@@ -58,7 +58,7 @@ export function softmaxRowInPlace(p: usize, n: i32): void {
   for (; j < n; j++) {
     // scalar tail through a splat so that it uses the same exp as the vector lanes
     const q = p + (<usize>j << 2);
-    const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(q) - max)), 0);
+    const e = f32x4.extract_lane(expNeg4(f32x4.splat(load<f32>(q) - max)), 0);
     store<f32>(q, e);
     sum += e;
   }
@@ -118,10 +118,10 @@ export function logSoftmax(x: usize, y: usize, rows: i32, cols: i32, ld: i32): v
     const mx = f32x4.splat(max);
     let s = f32x4.splat(0);
     j = 0;
-    for (; j < n4; j += 4) s = f32x4.add(s, exp4(f32x4.sub(v128.load(xr + (<usize>j << 2)), mx)));
+    for (; j < n4; j += 4) s = f32x4.add(s, expNeg4(f32x4.sub(v128.load(xr + (<usize>j << 2)), mx)));
     let sum = hsum4(s);
     for (; j < cols; j++) {
-      sum += f32x4.extract_lane(exp4(f32x4.splat(load<f32>(xr + (<usize>j << 2)) - max)), 0);
+      sum += f32x4.extract_lane(expNeg4(f32x4.splat(load<f32>(xr + (<usize>j << 2)) - max)), 0);
     }
     const lse = <f32>Math.log(<f64>sum);
     const ls = f32x4.splat(lse);

@@ -1,10 +1,13 @@
 // Throughput of the non-GEMM kernels (softmax, layerNorm, unary activations, attention, topk, transpose)
 // in the plain-SIMD and relaxed-SIMD builds, next to a straightforward JS Float32Array loop for the same
-// op (what the kernels replace). Single thread; the fastest of ROUNDS timed batches (robust on a
+// op (what the kernels replace) and @tensorflow/tfjs-backend-wasm (single-threaded SIMD build) where it
+// has the op (softmax, exp, tanh, sigmoid, transpose; its tensors live on its backend, outputs are disposed). Single thread; the fastest of ROUNDS timed batches (robust on a
 // shared, loaded machine; medians there mostly measure the neighbours). Not a test.
 //
 //   node --experimental-wasm-relaxed-simd bench/kernels.mjs        (after `pnpm run asbuild`)
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const BATCH_MS = Number(process.env.BATCH_MS ?? 60);
@@ -89,6 +92,17 @@ const js = {
   },
 };
 
+const require = createRequire(import.meta.url);
+const tf = await import("@tensorflow/tfjs-core");
+const tfwasm = await import("@tensorflow/tfjs-backend-wasm");
+tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+tfwasm.setThreadsCount(1);
+tfwasm.setWasmPaths(`${dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm"))}/`);
+if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend failed to initialise");
+await tf.ready();
+/** Time a tfjs op on a resident tensor (output disposed). */
+const tfTime = (t, op) => time(() => op(t).dispose());
+
 const builds = [["simd", await load("core.wasm")]];
 try {
   builds.push(["relaxed", await load("core-relaxed.wasm")]);
@@ -97,8 +111,8 @@ try {
 }
 
 const rows = [];
-function row(name, work, jsUs, results) {
-  rows.push({ name, work, js: jsUs, ...results });
+function row(name, work, jsUs, results, tfUs = NaN) {
+  rows.push({ name, work, js: jsUs, tf: tfUs, ...results });
 }
 
 // softmax: 12 heads × 197 rows of 197 (ViT-B/16 attention), and one GPT-2 vocab row
@@ -119,7 +133,9 @@ for (const [R, C] of [
     f32(src, R * C).set(x0);
     res[name] = time(() => ex.softmax(src, p, R, C, C, 0, 0));
   }
-  row(`softmax ${R}x${C}`, R * C, jsUs, res);
+  const t = tf.tensor2d(x0, [R, C]);
+  row(`softmax ${R}x${C}`, R * C, jsUs, res, tfTime(t, (a) => tf.softmax(a)));
+  t.dispose();
 }
 
 // layerNorm 197×768 (ViT-B), 1024×768
@@ -156,6 +172,7 @@ for (const [R, D] of [
     ["gelu_tanh", 3, js.geluTanh],
     ["silu", 4, null],
     ["tanh", 5, null],
+    ["sigmoid", 6, null],
     ["exp", 7, js.exp],
   ]) {
     const jsUs = base ? time(() => base(x0, jy)) : NaN;
@@ -166,7 +183,10 @@ for (const [R, D] of [
       f32(px, n).set(x0);
       res[name] = time(() => ex.unary(px, py, n, code));
     }
-    row(`unary ${act} ${n}`, n, jsUs, res);
+    const tfOp = { tanh: tf.tanh, exp: tf.exp, sigmoid: tf.sigmoid }[act];
+    const t = tf.tensor1d(x0);
+    row(`unary ${act} ${n}`, n, jsUs, res, tfOp ? tfTime(t, tfOp) : NaN);
+    t.dispose();
   }
 }
 
@@ -227,14 +247,18 @@ for (const [L, S, d, causal] of [
     f32(px, n * n).set(x0);
     res[name] = time(() => ex.transpose2d(px, n, py, n, n, n));
   }
-  row(`transpose2d ${n}x${n}`, n * n, jsUs, res);
+  const t = tf.tensor2d(x0, [n, n]);
+  row(`transpose2d ${n}x${n}`, n * n, jsUs, res, tfTime(t, (a) => tf.transpose(a)));
+  t.dispose();
 }
 
 const fmt = (us) =>
   Number.isNaN(us) || us === undefined ? "—" : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(1)} µs`;
-console.log(`| kernel | JS loop | wasm simd | wasm relaxed | simd vs JS |`);
-console.log(`|---|---|---|---|---|`);
+console.log(`| kernel | JS loop | tfjs-wasm | wasm simd | wasm relaxed | simd vs JS | simd vs tfjs |`);
+console.log(`|---|---|---|---|---|---|---|`);
+const ratio = (a, b) => (Number.isNaN(a) ? "—" : `${(a / b).toFixed(1)}×`);
 for (const r of rows) {
-  const speed = Number.isNaN(r.js) ? "—" : `${(r.js / r.simd).toFixed(1)}×`;
-  console.log(`| ${r.name} | ${fmt(r.js)} | ${fmt(r.simd)} | ${fmt(r.relaxed)} | ${speed} |`);
+  console.log(
+    `| ${r.name} | ${fmt(r.js)} | ${fmt(r.tf)} | ${fmt(r.simd)} | ${fmt(r.relaxed)} | ${ratio(r.js, r.simd)} | ${ratio(r.tf, r.simd)} |`,
+  );
 }

@@ -1,6 +1,6 @@
 // Vector (f32x4) transcendental functions for the activation, softmax and RNN kernels.
 // exp: Cephes `expf` (range reduction x = n·ln2 + r with a two-part ln2, degree-6 polynomial),
-// tanh: Cephes `tanhf` polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) above; erfc: the Chebyshev fit of
+// tanh: Cephes `tanhf` polynomial below 0.625, (1 − e^{−2|x|})/(1 + e^{−2|x|}) above; erfc: the Chebyshev fit of
 // Numerical Recipes (`erfcc`, fractional error < 1.2e-7 everywhere) with x² carried exactly.
 // Measured max relative error against float64 over normal results: exp 1.2e-7, tanh 1.2e-7,
 // sigmoid/silu/gelu_tanh < 3e-7, gelu < 6e-7 (sweeps over [−120, 90]); log (Cephes `logf`) 1.2e-7.
@@ -20,6 +20,8 @@ import { fma4 } from "./fma";
 // in the low mantissa bits: n = bits(v + MAGIC) − bits(MAGIC). Cheaper than nearest + trunc_sat.
 // @ts-ignore: decorator
 @inline const MAGIC: f32 = 12582912.0;
+// @ts-ignore: decorator
+@inline const MAGIC_127: f32 = 12583039.0;
 
 // ---------------------------------------------------------------------------------------------
 // Constant pool. Inside a loop V8 rematerialises every non-zero v128 constant with about five
@@ -37,6 +39,9 @@ const KF: usize = memory.data<f32>([
   EXP_C1, EXP_C1, EXP_C1, EXP_C1, // K_LN2_HI
   EXP_C2, EXP_C2, EXP_C2, EXP_C2, // K_LN2_LO
   MAGIC, MAGIC, MAGIC, MAGIC, // K_MAGIC
+  MAGIC_127, MAGIC_127, MAGIC_127, MAGIC_127, // K_MAGIC_127
+  -87.33654, -87.33654, -87.33654, -87.33654, // K_EXP_NORMAL_MIN
+  88.0, 88.0, 88.0, 88.0, // K_EXP_SHORT_MAX
   -150.0, -150.0, -150.0, -150.0, // K_EXP_XMIN
   176.0, 176.0, 176.0, 176.0, // K_EXP_XMAX
   1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, // K_EXP_P
@@ -113,29 +118,35 @@ const KD: usize = memory.data<f64>([
 // @ts-ignore: decorator
 @inline const K_MAGIC = 9; // 1.5·2^23 (its bits are MAGIC_BITS)
 // @ts-ignore: decorator
-@inline const K_EXP_XMIN = 10; // exp argument clamp
+@inline const K_MAGIC_127 = 10; // MAGIC + 127: bits(x + it) << 23 = 2^round(x)
 // @ts-ignore: decorator
-@inline const K_EXP_XMAX = 11;
+@inline const K_EXP_NORMAL_MIN = 11; // below, e^x is subnormal (flushed by expNeg4)
 // @ts-ignore: decorator
-@inline const K_EXP_P = 12; // exp polynomial (Cephes expf), highest degree first (6 entries)
+@inline const K_EXP_SHORT_MAX = 12; // expShort range top (2^127 is the largest scale)
 // @ts-ignore: decorator
-@inline const K_TANH_SMALL = 18; // tanh: polynomial below, exp form above
+@inline const K_EXP_XMIN = 13; // exp argument clamp
 // @ts-ignore: decorator
-@inline const K_TANH_P = 19; // tanh polynomial (Cephes tanhf) (5 entries)
+@inline const K_EXP_XMAX = 14;
 // @ts-ignore: decorator
-@inline const K_SQRT1_2 = 24; // 1/√2 (gelu, log)
+@inline const K_EXP_P = 15; // exp polynomial (Cephes expf), highest degree first (6 entries)
 // @ts-ignore: decorator
-@inline const K_GELU_ZMAX = 25; // gelu: erfc(20/√2) = 0 in f32
+@inline const K_TANH_SMALL = 21; // tanh: polynomial below, exp form above
 // @ts-ignore: decorator
-@inline const K_ERFC_P = 26; // erfc fit (Numerical Recipes erfcc), highest degree first (10 entries)
+@inline const K_TANH_P = 22; // tanh polynomial (Cephes tanhf) (5 entries)
 // @ts-ignore: decorator
-@inline const K_GT_LOMAX = 36; // gelu_tanh: |hi| bound for the lo correction
+@inline const K_SQRT1_2 = 27; // 1/√2 (gelu, log)
 // @ts-ignore: decorator
-@inline const K_FLT_MIN = 37; // log: smallest normal
+@inline const K_GELU_ZMAX = 28; // gelu: erfc(20/√2) = 0 in f32
 // @ts-ignore: decorator
-@inline const K_TWO23 = 38; // 2^23
+@inline const K_ERFC_P = 29; // erfc fit (Numerical Recipes erfcc), highest degree first (10 entries)
 // @ts-ignore: decorator
-@inline const K_LOG_P = 39; // log polynomial (Cephes logf), highest degree first (9 entries)
+@inline const K_GT_LOMAX = 39; // gelu_tanh: |hi| bound for the lo correction
+// @ts-ignore: decorator
+@inline const K_FLT_MIN = 40; // log: smallest normal
+// @ts-ignore: decorator
+@inline const K_TWO23 = 41; // 2^23
+// @ts-ignore: decorator
+@inline const K_LOG_P = 42; // log polynomial (Cephes logf), highest degree first (9 entries)
 // @ts-ignore: decorator
 @inline const KI_127 = 0;
 // @ts-ignore: decorator
@@ -233,9 +244,48 @@ const KD: usize = memory.data<f64>([
 /** Lane-wise e^x (e^{x ≤ −150} = p·2^{−216} = 0 without a guard). */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
+  if (allIn(x, kf(K_EXP_NORMAL_MIN), kf(K_EXP_SHORT_MAX))) return expShort(x, x, false);
   const xc = expClamp(x);
   const tm = expRound(xc);
   return f32x4.mul(expMant(xc, xc, tm, false), expScale2(tm));
+}
+
+/**
+ * e^x for x = xh (+ xl when `two`) with 2^round(x·log2e) a normal float (x in [−87.33, 88]):
+ * one scale factor, built as bits(x·log2e + MAGIC + 127) << 23 (XNNPACK's trick), no clamping,
+ * about half the work of the general form. Outside that range the result is garbage: callers
+ * check the range (or flush, as expNeg4).
+ */
+// @ts-ignore: decorator
+@inline function expShort(xh: v128, xl: v128, two: bool): v128 {
+  const tm = fma4(two ? f32x4.add(xh, xl) : xh, kf(K_LOG2E), kf(K_MAGIC_127));
+  const fx = f32x4.sub(tm, kf(K_MAGIC_127));
+  let r = f32x4.sub(xh, f32x4.mul(fx, kf(K_LN2_HI)));
+  if (two) r = f32x4.add(r, xl);
+  r = f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
+  let p = kf(K_EXP_P);
+  p = fma4(p, r, kf(K_EXP_P + 1));
+  p = fma4(p, r, kf(K_EXP_P + 2));
+  p = fma4(p, r, kf(K_EXP_P + 3));
+  p = fma4(p, r, kf(K_EXP_P + 4));
+  p = fma4(p, r, kf(K_EXP_P + 5));
+  p = f32x4.add(fma4(f32x4.mul(p, r), r, r), kf(K_ONE));
+  return f32x4.mul(p, i32x4.shl(tm, 23));
+}
+
+/** True when every lane of x is in [lo, hi] (NaN lanes are not). */
+// @ts-ignore: decorator
+@inline function allIn(x: v128, lo: v128, hi: v128): bool {
+  return i32x4.all_true(v128.and(f32x4.ge(x, lo), f32x4.le(x, hi)));
+}
+
+/**
+ * Lane-wise e^x for x ≤ 0 where results below 2^−126 may be flushed to 0 (softmax terms, whose
+ * sum is ≥ 1). NaN stays NaN; −∞ gives 0.
+ */
+// @ts-ignore: decorator
+@inline export function expNeg4(x: v128): v128 {
+  return v128.andnot(expShort(x, x, false), f32x4.lt(x, kf(K_EXP_NORMAL_MIN)));
 }
 
 /**
@@ -249,6 +299,12 @@ const KD: usize = memory.data<f64>([
   const pos = f32x4.gt(hi, f32x4.splat(0.0));
   const l1 = f32x4.add(kf(K_ONE), v128.bitselect(f32x4.neg(lo), lo, pos));
   const na = f32x4.neg(f32x4.abs(hi));
+  if (i32x4.all_true(f32x4.ge(na, kf(K_EXP_NORMAL_MIN)))) {
+    // common case: e^{−|a|} is a normal float in every lane, so the short exp serves and n·t
+    // rounds once (NaN lanes take the general path below)
+    const t1 = f32x4.mul(expNeg4(na), l1);
+    return f32x4.div(v128.bitselect(f32x4.mul(t1, n), n, pos), f32x4.add(kf(K_ONE), t1));
+  }
   const xc = expClamp(na);
   const tm = expRound(xc);
   const q = f32x4.mul(expMant(xc, xc, tm, false), l1);
@@ -282,9 +338,9 @@ const KD: usize = memory.data<f64>([
   p = fma4(p, z, kf(K_TANH_P + 3));
   p = fma4(p, z, kf(K_TANH_P + 4));
   const small = f32x4.add(x, f32x4.mul(f32x4.mul(p, z), x));
-  // large |x|: 1 − 2/(e^{2|x|} + 1), sign restored (e^{2|x|} = +∞ gives exactly 1)
-  const e = exp4(f32x4.add(ax, ax));
-  const t = f32x4.sub(kf(K_ONE), f32x4.div(kf(K_TWO), f32x4.add(e, kf(K_ONE))));
+  // large |x|: (1 − e)/(1 + e) with e = e^{−2|x|} ≤ 0.29 (flushed to 0, giving 1, past |x| ≈ 43)
+  const e = expNeg4(f32x4.neg(f32x4.add(ax, ax)));
+  const t = f32x4.div(f32x4.sub(kf(K_ONE), e), f32x4.add(kf(K_ONE), e));
   const large = v128.or(t, v128.and(x, ki(KI_SIGN)));
   return v128.bitselect(small, large, f32x4.lt(ax, kf(K_TANH_SMALL)));
 }
@@ -320,12 +376,17 @@ const KD: usize = memory.data<f64>([
   const ah = f32x4.neg(hi);
   const al = f32x4.sub(p, lo);
   const a = f32x4.add(ah, al);
-  const tm = expRound(expClamp(a));
   const halfx = f32x4.mul(x, kf(K_HALF));
   const neg = f32x4.lt(x, f32x4.splat(0.0));
   // x < 0: r = 0.5·x·erfc(t) in one rounding; x ≥ 0: r = erfc(t), result 0.5·x·(2 − r)
   const m = v128.bitselect(f32x4.mul(halfx, u), u, neg);
-  const r = expGuard(a, m, f32x4.mul(f32x4.mul(expMant(ah, al, tm, true), m), expScale2(tm)));
+  let r: v128;
+  if (i32x4.all_true(f32x4.ge(a, kf(K_EXP_NORMAL_MIN)))) {
+    r = f32x4.mul(expShort(ah, al, true), m); // |x| ≲ 13: e^a is normal
+  } else {
+    const tm = expRound(expClamp(a));
+    r = expGuard(a, m, f32x4.mul(f32x4.mul(expMant(ah, al, tm, true), m), expScale2(tm)));
+  }
   const g = v128.bitselect(r, f32x4.mul(halfx, f32x4.sub(kf(K_TWO), r)), neg);
   // beyond the clamp erfc is 0: x < −20 gives −0 (NaN for −∞, as 0.5·x·0)
   return v128.bitselect(f32x4.mul(halfx, f32x4.splat(0.0)), g, v128.and(neg, f32x4.ge(ax, kf(K_GELU_ZMAX))));
