@@ -10,7 +10,7 @@ import {
   SinusoidalPositionalEncoding,
   sinusoidalPositionalEncoding,
 } from "../src/positional-encoding.js";
-import { LSTM } from "../src/rnn.js";
+import { GRU, LSTM } from "../src/rnn.js";
 import { loadModule, loadModuleAsync, StateDict, tensorSource } from "../src/state-dict.js";
 import { backends, closeTo, rng } from "./helpers.js";
 import * as O from "./oracle.js";
@@ -143,6 +143,23 @@ describe.each(bks)("layers on $name", ({ make }) => {
     await expect(
       loadModuleAsync(file2, (s) => new LSTM(s.pp("rnn"), opts), { runtime: make(), prefix: "enc." }),
     ).rejects.toThrow(/unexpected 1: enc\.extra/);
+  });
+
+  it("per-call scratch is released: the heap does not grow across calls", () => {
+    const rt = make();
+    const wb = new DictBuilder(21).rnn(3, 4, 6, 2, 2, true);
+    const gru = loadModule(
+      tensorSource(wb.map),
+      (s) => new GRU(s, { inputSize: 4, hiddenSize: 6, numLayers: 2, bidirectional: true }),
+      { runtime: rt },
+    );
+    const x = rng(1).tensor([2, 9, 4]);
+    gru.forward(x);
+    const used = rt.heap.used();
+    for (let i = 0; i < 20; i++) gru.forward(x);
+    expect(rt.heap.used()).toBe(used);
+    expect(() => gru.forward(rng(1).tensor([2, 9, 5]))).toThrow(ShapeError);
+    expect(rt.heap.used()).toBe(used);
   });
 
   it("StateDict: prefix scoping, ignore list, dtype mismatch", () => {
