@@ -1,8 +1,7 @@
 // Test helpers: a ParityCase over a fixture folder, and tolerance comparison (FORMAT.md §4).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ParityCase, Tensor } from "@wasmformer/core";
-import { parseSafetensors } from "../../core/src/safetensors.js";
+import { type ParityCase, parseSafetensors, type Tensor } from "@wasmformer/core";
 
 export const FIXTURES = process.env.WASMFORMER_FIXTURES ?? "/work/shared/fixtures";
 export const haveFixtures = existsSync(join(FIXTURES, "FORMAT.md"));
