@@ -30,7 +30,7 @@ function rng(seed) {
 const ones = (n) => new Tensor(new Float32Array(n).fill(1), [n]);
 
 /** GPT-2 (HF `GPT2LMHeadModel` names, tied embeddings) with a 256-byte + 6-merge BPE vocabulary. */
-export function writeGpt2(dir, { nLayer = 2, nHead = 4, nEmbd = 32, nPositions = 128, seed = 1 } = {}) {
+export function writeGpt2(dir, { nLayer = 2, nHead = 4, nEmbd = 32, nPositions = 128, seed = 1, vocabSize = 0 } = {}) {
   mkdirSync(dir, { recursive: true });
   const merges = [
     ["Ġ", "t"],
@@ -45,6 +45,8 @@ export function writeGpt2(dir, { nLayer = 2, nHead = 4, nEmbd = 32, nPositions =
     vocab[c] = i;
   });
   for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
+  // filler tokens up to `vocabSize` (for full-size shapes; never produced by the merges)
+  for (let id = Object.keys(vocab).length; id < vocabSize - 1; id++) vocab[`<|filler_${id}|>`] = id;
   vocab["<|endoftext|>"] = Object.keys(vocab).length;
   const V = Object.keys(vocab).length;
   const E = nEmbd;

@@ -20,7 +20,7 @@ export const gpt2State = {
 };
 
 export const describeGpt2 = (i: Gpt2Info) =>
-  `GPT-2 loaded: ${i.layers} layers, ${i.heads} heads, d=${i.embd}, vocab ${i.vocab}, ${(i.params / 1e6).toFixed(2)} M parameters, heap ${fmtBytes(i.heapBytes)}, ${i.loadMs.toFixed(0)} ms`;
+  `GPT-2 loaded: ${i.layers} layers, ${i.heads} heads, d=${i.embd}, vocab ${i.vocab}, ${(i.params / 1e6).toFixed(2)} M parameters, heap ${fmtBytes(i.heapBytes)}, ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`;
 
 export function gpt2Loader(id: string): HTMLElement {
   return folderLoader<Gpt2Info>({

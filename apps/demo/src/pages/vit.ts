@@ -130,6 +130,7 @@ export const vitPage: Page = {
             });
           }
         }
+        // rendered in steps (one task each) so that no single main-thread task grows long
         out.append(
           r.top.length
             ? h(
@@ -143,6 +144,9 @@ export const vitPage: Page = {
                 ),
               )
             : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only)."),
+        );
+        await nextTask();
+        out.append(
           h(
             "section",
             { class: "card" },
@@ -163,6 +167,9 @@ export const vitPage: Page = {
               "vit-distance",
             ),
           ),
+        );
+        await nextTask();
+        out.append(
           h(
             "section",
             { class: "card" },
@@ -186,7 +193,7 @@ export const vitPage: Page = {
         files: "config.json, model.safetensors, preprocessor_config.json",
         load: (src, onProgress) => compute.run((api) => api.loadVit(src, onProgress)),
         describe: (i) =>
-          `ViT loaded: ${i.layers} layers, ${i.heads} heads, d=${i.hidden}, ${i.imageSize.join("×")} px, patch ${i.patchSize}, ${i.classifier ? `${i.labels} classes` : "no classifier"}, ${fmtBytes(i.weightBytes)} of weights, ${i.loadMs.toFixed(0)} ms`,
+          `ViT loaded: ${i.layers} layers, ${i.heads} heads, d=${i.hidden}, ${i.imageSize.join("×")} px, patch ${i.patchSize}, ${i.classifier ? `${i.labels} classes` : "no classifier"}, ${fmtBytes(i.weightBytes)} of weights, ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`,
         onLoaded: (i) => {
           info = i;
           epoch = compute.epoch;

@@ -17,6 +17,8 @@ export interface Gpt2Info {
   params: number;
   heapBytes: number;
   loadMs: number;
+  /** of which reading/downloading the files */
+  readMs: number;
 }
 
 export interface GenerateRequest {
@@ -71,6 +73,7 @@ export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promi
     ["tokenizer.json", "vocab.json", "merges.txt"],
     onProgress,
   );
+  const readMs = performance.now() - t0;
   const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
   const tok = await loadTokenizer(files);
   const file = await openSafetensors(files["model.safetensors"]);
@@ -100,6 +103,7 @@ export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promi
     params,
     heapBytes: m.heapBytes,
     loadMs: performance.now() - t0,
+    readMs,
   };
 }
 

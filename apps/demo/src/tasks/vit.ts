@@ -18,6 +18,8 @@ export interface VitInfo {
   classifier: boolean;
   weightBytes: number;
   loadMs: number;
+  /** of which reading/downloading the files */
+  readMs: number;
   preprocess: Preprocess;
 }
 
@@ -99,6 +101,7 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promis
   const blob = files["model.safetensors"];
   onProgress({ stage: "reading model.safetensors", loaded: 0, total: blob.size });
   const bytes = new Uint8Array(await blob.arrayBuffer());
+  const readMs = performance.now() - t0;
   onProgress({ stage: "building the model", loaded: blob.size, total: blob.size });
   const m = await ViTModel.fromPretrained({ config, weights: bytes });
   const c = m.config;
@@ -114,6 +117,7 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promis
     classifier: m.hasClassifier,
     weightBytes: m.weightBytes,
     loadMs: performance.now() - t0,
+    readMs,
     preprocess: pre,
   };
 }
