@@ -33,6 +33,8 @@ export interface LoadOptions {
   file?: string;
   /** Kernel runtime for the search (default: a new one on the current backend). */
   runtime?: Runtime;
+  /** Read only the first `limit` vectors (gensim's `limit`; word2vec files list frequent words first). */
+  limit?: number;
 }
 
 const utf8 = new TextDecoder("utf-8");
@@ -204,23 +206,32 @@ export class WordVectors {
   static load(data: string | Uint8Array, opts: LoadOptions = {}): WordVectors {
     const format = opts.format ?? "auto";
     const file = opts.file ?? (format === "auto" ? "vectors" : format);
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit >= 0) || (Number.isFinite(limit) && !Number.isInteger(limit)))
+      throw new InputError(`limit must be a non-negative integer, got ${opts.limit}`);
     if (typeof data === "string") {
       if (format === "word2vec-binary")
         throw new InputError("word2vec binary data must be given as bytes, not a string");
-      return WordVectors.parseText(data, format, file, opts.runtime);
+      return WordVectors.parseText(data, format, file, limit, opts.runtime);
     }
     if (format === "word2vec-binary" || (format === "auto" && looksBinary(data)))
-      return WordVectors.parseBinary(data, file, opts.runtime);
+      return WordVectors.parseBinary(data, file, limit, opts.runtime);
     let text: string;
     try {
       text = utf8Fatal.decode(data);
     } catch {
       throw new ParseError("not valid UTF-8 text (and not word2vec binary)", { file });
     }
-    return WordVectors.parseText(text, format, file, opts.runtime);
+    return WordVectors.parseText(text, format, file, limit, opts.runtime);
   }
 
-  private static parseText(text: string, format: VectorFormat, file: string, runtime?: Runtime): WordVectors {
+  private static parseText(
+    text: string,
+    format: VectorFormat,
+    file: string,
+    limit: number,
+    runtime?: Runtime,
+  ): WordVectors {
     const lines = text.split("\n");
     let first = 0;
     let dim = -1;
@@ -236,7 +247,7 @@ export class WordVectors {
     }
     const words: string[] = [];
     const rows: Float32Array[] = [];
-    for (let ln = first; ln < lines.length; ln++) {
+    for (let ln = first; ln < lines.length && words.length < limit; ln++) {
       let line = lines[ln];
       if (line.endsWith("\r")) line = line.slice(0, -1);
       line = line.replace(/ +$/, ""); // word2vec.c writes a space after the last number
@@ -270,7 +281,7 @@ export class WordVectors {
       words.push(word);
       rows.push(v);
     }
-    if (count >= 0 && words.length !== count) {
+    if (count >= 0 && words.length !== Math.min(count, limit)) {
       throw new ParseError(`the header announces ${count} vectors but the file has ${words.length}`, { file, line: 1 });
     }
     if (dim < 1) throw new ParseError("no vectors", { file, line: 1 });
@@ -279,25 +290,27 @@ export class WordVectors {
     return new WordVectors(words, data, dim, runtime);
   }
 
-  private static parseBinary(b: Uint8Array, file: string, runtime?: Runtime): WordVectors {
+  private static parseBinary(b: Uint8Array, file: string, limit: number, runtime?: Runtime): WordVectors {
     const nl = b.indexOf(10);
     if (nl < 0) throw new ParseError("byte 0: no header line", { file, line: 1 });
     const head = utf8.decode(b.subarray(0, nl)).trim().split(/ +/);
     if (head.length !== 2 || !/^\d+$/.test(head[0]) || !/^\d+$/.test(head[1]) || Number(head[1]) < 1) {
       throw new ParseError('byte 0: expected a header line "<count> <dim>"', { file, line: 1 });
     }
-    const count = Number(head[0]);
+    let count = Number(head[0]);
     const dim = Number(head[1]);
+    const words: string[] = [];
+    const total = count;
+    count = Math.min(count, limit); // a prefix of a big file is enough for the first `limit` words
     if (count * dim * 4 > b.length) {
       throw new ParseError(
-        `byte 0: the header announces ${count} × ${dim} floats (${count * dim * 4} bytes) but the file has ${b.length} bytes`,
+        `byte 0: ${count === total ? "the header announces" : "the first"} ${count} × ${dim} floats (${count * dim * 4} bytes) but the file has ${b.length} bytes`,
         {
           file,
           line: 1,
         },
       );
     }
-    const words: string[] = [];
     const data = new Float32Array(count * dim);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     let p = nl + 1;
@@ -331,7 +344,8 @@ export class WordVectors {
       words.push(word);
     }
     while (p < b.length && (b[p] === 10 || b[p] === 13 || b[p] === 32)) p++;
-    if (p < b.length) throw new ParseError(`byte ${p}: unexpected data after ${count} vectors`, { file });
+    if (p < b.length && count === total)
+      throw new ParseError(`byte ${p}: unexpected data after ${count} vectors`, { file });
     return new WordVectors(words, data, dim, runtime);
   }
 

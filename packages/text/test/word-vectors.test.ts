@@ -82,6 +82,14 @@ describe("WordVectors", () => {
     expect(formatF32(Math.fround(0.1))).toBe("0.1");
   });
 
+  it("limit reads only the first vectors", () => {
+    const wv = new WordVectors(["a", "b", "c"], Float32Array.of(1, 0, 0, 1, 1, 1), 2);
+    expect(WordVectors.load(wv.toBinary(), { limit: 2 }).words).toEqual(["a", "b"]);
+    expect(WordVectors.load(wv.toText(), { limit: 1 }).words).toEqual(["a"]);
+    expect(WordVectors.load("a 1 2\nb 3 4\n", { limit: 1 }).size).toBe(1);
+    expect(() => WordVectors.load(wv.toText(), { limit: -1 })).toThrow(/limit/);
+  });
+
   it("GloVe (no header) and fastText .vec", () => {
     const glove = "the 0.1 -0.2 0.3\nof 1e-3 2 3\n\n";
     const g = WordVectors.load(glove);
