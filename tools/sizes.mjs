@@ -3,6 +3,7 @@
 // tests, and the .wasm files), written into the "## Size" section of each package README.
 //   node tools/sizes.mjs            print the table and update the READMEs
 //   node tools/sizes.mjs --check    print only; exit 1 if the wasm total is over the 150 KB budget
+//   node tools/sizes.mjs --only text,llm   update only these READMEs
 // Run after `pnpm build`.
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -12,6 +13,9 @@ import { gzipSync } from "node:zlib";
 const root = join(fileURLToPath(import.meta.url), "..", "..");
 const BUDGET = 150 * 1024; // all wasm together, gzipped
 const check = process.argv.includes("--check");
+// `--only core,text`: update only these packages' READMEs
+const onlyArg = process.argv.indexOf("--only");
+const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(",").map((n) => n.replace(/^@wasmformer\//, ""))) : undefined;
 
 function walk(dir, out = []) {
   if (!existsSync(dir)) return out;
@@ -67,6 +71,7 @@ if (!check) {
   const START = "<!-- size:start -->";
   const END = "<!-- size:end -->";
   for (const r of rows) {
+    if (only && !only.has(r.name.replace(/^@wasmformer\//, ""))) continue;
     const readme = join(r.dir, "README.md");
     if (!existsSync(readme)) {
       console.error(`${r.name}: no README.md, size section not written`);
