@@ -144,7 +144,9 @@ console.log(
   `latency median: ours ${ma.toFixed(1)} ms (min ${Math.min(...ta).toFixed(1)}), ORT ${mb.toFixed(1)} ms (min ${Math.min(...tb).toFixed(1)}), ratio ${(ma / mb).toFixed(2)}`,
 );
 // adjacent runs see about the same machine load: the median of per-pair ratios is the steadier figure
-console.log(`median of per-run ratios (ours_i / ORT_i, adjacent runs): ${median(ta.map((t, i) => t / tb[i])).toFixed(2)}`);
+console.log(
+  `median of per-run ratios (ours_i / ORT_i, adjacent runs): ${median(ta.map((t, i) => t / tb[i])).toFixed(2)}`,
+);
 console.log(`throughput: ours ${(gflop / (ma / 1000)).toFixed(1)} GFLOP/s (model ${gflop.toFixed(2)} GFLOP)`);
 console.log(`load (bytes in memory → ready): ours ${a.loadMs.toFixed(0)} ms, ORT ${b.loadMs.toFixed(0)} ms`);
 let torch;
