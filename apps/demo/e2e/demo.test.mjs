@@ -360,7 +360,10 @@ describe("models", () => {
     });
     assertResponsive(m, "Word2Vec training");
     assert.equal(await page.$eval("#page-embeddings progress", (p) => p.value), 1);
-    assert.ok(Number(await page.getAttribute("#w2v-results", "data-vocab")) > 100);
+    const vocab = Number(await page.getAttribute("#w2v-results", "data-vocab"));
+    assert.ok(vocab > 100);
+    // PCA of the planted gendered pairs (11), then of all words
+    assert.equal(await page.getAttribute("#w2v-plot", "data-points"), "22");
     // the built-in corpus plants capitals and gendered pairs
     await page.waitForSelector("table.w2v-nn-table");
     const nn = (await cells(page, "table.w2v-nn-table")).map((r) => r[0]);
@@ -378,12 +381,15 @@ describe("models", () => {
       document.querySelector("table.w2v-analogy-table th")?.textContent.includes("italy"),
     );
     assert.equal((await cells(page, "table.w2v-analogy-table"))[0][0], "rome");
+    await screenshot(page, "embeddings");
+    await page.fill("#w2v-plot-words", "");
+    await page.click("#w2v-plot-run");
+    await page.waitForSelector(`#w2v-plot[data-points="${vocab}"]`);
     // unknown words are reported in the page
     await page.fill("#w2v-query", "xyzzy");
     await page.click("#w2v-nn-run");
     await page.waitForSelector("#w2v-nn .error");
     assert.match(await page.textContent("#w2v-nn .error"), /InputError: "xyzzy" is not in the vocabulary/);
-    await screenshot(page, "embeddings");
 
     // stop a long training after its first progress report
     await page.fill("#w2v-epochs", "200");

@@ -6,7 +6,7 @@
 import { backendName, init } from "@wasmformer/core";
 import type { Word2VecProgress } from "@wasmformer/text";
 import { expose, releaseProxy, transfer } from "comlink";
-import { analogy, neighbours, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
+import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
@@ -44,16 +44,21 @@ const api = {
     return transfer(r, textTransferables(r));
   },
 
-  /** Train Word2Vec; progress (loss, words/s) through a proxied callback; PCA coordinates transferred. */
+  /** Train Word2Vec; progress (loss, words/s) through a proxied callback. */
   async trainWord2Vec(req: TrainRequest, onProgress: (p: Word2VecProgress) => void) {
     await ensureInit();
-    const r = await withCallback(onProgress, (cb) => trainWord2Vec(req, cb));
-    return transfer(r, [r.pca.buffer as ArrayBuffer]);
+    return withCallback(onProgress, (cb) => trainWord2Vec(req, cb));
   },
 
   stopTraining,
   neighbours,
   analogy,
+
+  /** 2-D PCA of the given words' vectors (all words when empty); coordinates transferred. */
+  async project(words: string[]) {
+    const r = project(words);
+    return transfer(r, [r.coords.buffer as ArrayBuffer]);
+  },
 
   /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
   async loadGpt2(src: FolderSource, onProgress: ProgressFn) {

@@ -7,7 +7,7 @@ import type { Word2VecProgress } from "@wasmformer/text";
 import { proxy } from "comlink";
 import { compute } from "../client.js";
 import { COUNTRIES, PAIRS_GENDER } from "../tasks/corpus.js";
-import type { Neighbours, TrainRequest } from "../tasks/embeddings.js";
+import type { Neighbours, Projection, TrainRequest } from "../tasks/embeddings.js";
 import { clear, h, linePlot, progressBar, scatter, section, showError, statusLine, table } from "../ui.js";
 import type { Page } from "./index.js";
 
@@ -71,6 +71,35 @@ export const embeddingsPage: Page = {
     const cIn = h("input", { id: "w2v-c", value: "woman", size: 10 });
     const anOut = h("div", { id: "w2v-analogy" });
     const ask = h("div", { class: "card", id: "w2v-ask", hidden: true });
+    // default plot: the gendered pairs (gender and rank directions); countries and capitals can be typed in
+    const PLANTED = PAIRS_GENDER.flatMap(([m, f]) => [m, f]).join(" ");
+    const plotWords = h("input", { id: "w2v-plot-words", size: 80, value: PLANTED });
+    const plotOut = h("div", { id: "w2v-plot" });
+
+    const drawProjection = (p: Projection) => {
+      clear(plotOut);
+      plotOut.append(
+        scatter(
+          p.words.map((w, i) => ({ x: p.coords[i * 2], y: p.coords[i * 2 + 1], label: w, color: colourOf(w) })),
+          {
+            width: 720,
+            height: 520,
+            xLabel: `PC1 (${(p.explained[0] * 100).toFixed(1)}% of the variance of these words)`,
+            yLabel: `PC2 (${(p.explained[1] * 100).toFixed(1)}%)`,
+            title: `2-D PCA of ${p.words.length} word vectors (blue: male, red: female, dark: royal; green: countries, brown: capitals, violet: peoples)`,
+          },
+        ),
+      );
+      plotOut.dataset.points = String(p.words.length);
+    };
+    const replot = async () => {
+      try {
+        const words = plotWords.value.split(/[\s,]+/).filter(Boolean);
+        drawProjection(await compute.run((api) => api.project(words)));
+      } catch (e) {
+        showError(plotOut, e);
+      }
+    };
 
     const showNeighbours = async () => {
       try {
@@ -162,7 +191,6 @@ export const embeddingsPage: Page = {
           ),
         );
         bar.set(1, `done · ${thousands(r.wordsPerSec)} words/s`);
-        const pts = r.pcaWords.map((w, i) => ({ x: r.pca[i * 2], y: r.pca[i * 2 + 1], label: w, color: colourOf(w) }));
         results.append(
           section(
             "Vectors",
@@ -171,19 +199,19 @@ export const embeddingsPage: Page = {
               { class: "muted" },
               `${r.vocab} words × ${req.dim} dims from ${thousands(r.words)} training words in ${(r.ms / 1000).toFixed(1)} s; loss per epoch ${r.epochLoss.map((x) => x.toFixed(3)).join(" → ")}`,
             ),
-            scatter(pts, {
-              width: 720,
-              height: 520,
-              xLabel: `PC1 (${(r.explained[0] * 100).toFixed(1)}% of the variance)`,
-              yLabel: `PC2 (${(r.explained[1] * 100).toFixed(1)}%)`,
-              title:
-                "2-D PCA of the word vectors (blue: male, red: female, dark: royal; green: countries, brown: capitals, violet: peoples)",
-            }),
+            h(
+              "div",
+              { class: "actions" },
+              h("label", {}, "words to plot (empty: all) ", plotWords),
+              h("button", { id: "w2v-plot-run", onclick: () => void replot() }, "Plot"),
+            ),
+            plotOut,
           ),
         );
         ask.hidden = false;
         status.set("done", `trained ${r.vocab} vectors`);
         results.dataset.vocab = String(r.vocab);
+        await replot();
         await showNeighbours();
         await showAnalogy();
       } catch (e) {

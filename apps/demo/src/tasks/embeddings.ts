@@ -25,11 +25,6 @@ export interface TrainResult {
   epochLoss: number[];
   wordsPerSec: number;
   ms: number;
-  /** 2-D PCA coordinates of every vector, `[vocab, 2]`, with the words in the same order */
-  pca: Float32Array;
-  pcaWords: string[];
-  /** share of the variance explained by the two components */
-  explained: [number, number];
 }
 
 export type Neighbours = { word: string; similarity: number }[];
@@ -98,6 +93,31 @@ export function pca2(x: Float32Array, n: number, d: number): { coords: Float32Ar
   return { coords, explained: [trace > 0 ? vals[0] / trace : 0, trace > 0 ? vals[1] / trace : 0] };
 }
 
+export interface Projection {
+  /** `[n, 2]` PCA coordinates of `words` */
+  coords: Float32Array;
+  words: string[];
+  explained: [number, number];
+}
+
+/**
+ * 2-D PCA of some of the vectors (fitted on those words only), or of all of them when `words` is
+ * empty. Unknown words are skipped; fewer than three known words is an error.
+ */
+export function project(words: readonly string[]): Projection {
+  const v = need();
+  const ws = words.length
+    ? [...new Set(words.map((w) => w.trim().toLowerCase()).filter((w) => v.has(w)))]
+    : [...v.words];
+  if (ws.length < 3) throw new InputError("at least three words of the vocabulary are needed for a 2-D projection");
+  const x = new Float32Array(ws.length * v.dim);
+  ws.forEach((w, i) => {
+    x.set(v.get(w) as Float32Array, i * v.dim);
+  });
+  const { coords, explained } = pca2(x, ws.length, v.dim);
+  return { coords, words: ws, explained };
+}
+
 export async function trainWord2Vec(
   req: TrainRequest,
   onProgress: (p: Word2VecProgress) => void,
@@ -134,17 +154,12 @@ export async function trainWord2Vec(
     if (training === ctl) training = undefined;
   });
   vectors = r.vectors;
-  const v = r.vectors;
-  const { coords, explained } = pca2(v.vectors, v.size, v.dim);
   return {
-    vocab: v.size,
+    vocab: r.vectors.size,
     words: corpus.reduce((a, s) => a + s.length, 0),
     epochLoss: r.epochLoss,
     wordsPerSec: r.wordsPerSec,
     ms: performance.now() - t0,
-    pca: coords,
-    pcaWords: [...v.words],
-    explained,
   };
 }
 
