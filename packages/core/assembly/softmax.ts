@@ -1,4 +1,4 @@
-// Softmax family: masked row softmax (three passes: max, exp(x − max) and sum, scale) and
+// Softmax family: masked row softmax (three passes: max (+ mask), exp(x − max) and sum, scale) and
 // log-softmax. Layout: src/kernels.ts (rows of `cols` floats, leading dimension `ld`).
 import { expNeg4 } from "./inline/vmath";
 import { hsum4 } from "./inline/fma";
@@ -17,86 +17,99 @@ import { hsum4 } from "./inline/fma";
 }
 
 /**
- * In-place softmax of one contiguous row of n floats that already hold the (masked) scores.
+ * Softmax of one contiguous row: dst = softmax(src + mask) (mask may be 0). With a mask, pass 1
+ * writes src + mask to dst while taking the max; without one it only reads src. Pass 2 writes
+ * e^{v − max} to dst and sums it, pass 3 scales. dst may equal src.
  * Row max ignores NaN; a row whose entries are all −∞ (or NaN/−∞ only) becomes all zeros.
- * @internal shared with attention.ts
  */
-export function softmaxRowInPlace(p: usize, n: i32): void {
+function softmaxRow(src: usize, dst: usize, n: i32, mask: usize): void {
   const n4 = n & ~3;
-  let mv = f32x4.splat(-Infinity);
+  let m0 = f32x4.splat(-Infinity);
+  let m1 = f32x4.splat(-Infinity);
   let j = 0;
-  for (; j < n4; j += 4) mv = f32x4.pmax(mv, v128.load(p + (<usize>j << 2)));
-  let max = hmaxIgnoringNaN(mv);
+  if (mask) {
+    for (; j < n4; j += 4) {
+      const o = <usize>j << 2;
+      const v = f32x4.add(v128.load(src + o), v128.load(mask + o));
+      v128.store(dst + o, v);
+      m0 = f32x4.pmax(m0, v);
+    }
+  } else {
+    for (; j + 8 <= n; j += 8) {
+      const q = src + (<usize>j << 2);
+      m0 = f32x4.pmax(m0, v128.load(q));
+      m1 = f32x4.pmax(m1, v128.load(q, 16));
+    }
+    for (; j < n4; j += 4) m0 = f32x4.pmax(m0, v128.load(src + (<usize>j << 2)));
+  }
+  let max = hmaxIgnoringNaN(f32x4.pmax(m0, m1));
   for (; j < n; j++) {
-    const v = load<f32>(p + (<usize>j << 2));
+    const o = <usize>j << 2;
+    let v = load<f32>(src + o);
+    if (mask) {
+      v += load<f32>(mask + o);
+      store<f32>(dst + o, v);
+    }
     if (v > max) max = v;
   }
   if (max == -Infinity) {
-    memory.fill(p, 0, <usize>n << 2);
+    memory.fill(dst, 0, <usize>n << 2);
     return;
   }
+  const s = mask ? dst : src; // the scores
   const mx = f32x4.splat(max);
   let s0 = f32x4.splat(0);
   let s1 = f32x4.splat(0);
   j = 0;
   for (; j + 8 <= n; j += 8) {
-    const q = p + (<usize>j << 2);
-    const e0 = expNeg4(f32x4.sub(v128.load(q), mx));
-    const e1 = expNeg4(f32x4.sub(v128.load(q, 16), mx));
-    v128.store(q, e0);
-    v128.store(q, e1, 16);
+    const o = <usize>j << 2;
+    const e0 = expNeg4(f32x4.sub(v128.load(s + o), mx));
+    const e1 = expNeg4(f32x4.sub(v128.load(s + o, 16), mx));
+    v128.store(dst + o, e0);
+    v128.store(dst + o, e1, 16);
     s0 = f32x4.add(s0, e0);
     s1 = f32x4.add(s1, e1);
   }
   for (; j < n4; j += 4) {
-    const q = p + (<usize>j << 2);
-    const e0 = expNeg4(f32x4.sub(v128.load(q), mx));
-    v128.store(q, e0);
+    const o = <usize>j << 2;
+    const e0 = expNeg4(f32x4.sub(v128.load(s + o), mx));
+    v128.store(dst + o, e0);
     s0 = f32x4.add(s0, e0);
   }
   let sum = hsum4(f32x4.add(s0, s1));
   for (; j < n; j++) {
     // scalar tail through a splat so that it uses the same exp as the vector lanes
-    const q = p + (<usize>j << 2);
-    const e = f32x4.extract_lane(expNeg4(f32x4.splat(load<f32>(q) - max)), 0);
-    store<f32>(q, e);
+    const o = <usize>j << 2;
+    const e = f32x4.extract_lane(expNeg4(f32x4.splat(load<f32>(s + o) - max)), 0);
+    store<f32>(dst + o, e);
     sum += e;
   }
   const inv = f32x4.splat(<f32>(1.0 / <f64>sum));
   j = 0;
   for (; j < n4; j += 4) {
-    const q = p + (<usize>j << 2);
+    const q = dst + (<usize>j << 2);
     v128.store(q, f32x4.mul(v128.load(q), inv));
   }
   const invs = f32x4.extract_lane(inv, 0);
   for (; j < n; j++) {
-    const q = p + (<usize>j << 2);
+    const q = dst + (<usize>j << 2);
     store<f32>(q, load<f32>(q) * invs);
   }
 }
 
+/**
+ * In-place softmax of one contiguous row of n floats that already hold the (masked) scores.
+ * @internal shared with attention.ts
+ */
+export function softmaxRowInPlace(p: usize, n: i32): void {
+  softmaxRow(p, p, n, 0);
+}
+
 /** Row softmax with an optional additive mask (Kernels.softmax). In place allowed. */
 export function softmax(x: usize, y: usize, rows: i32, cols: i32, ld: i32, mask: usize, maskLd: i32): void {
-  const n4 = cols & ~3;
   for (let r = 0; r < rows; r++) {
-    const xr = x + (<usize>r * <usize>ld << 2);
-    const yr = y + (<usize>r * <usize>ld << 2);
-    if (mask) {
-      // y = x + mask first (element j is read before it is written, so y = x is fine)
-      const mr = mask + (<usize>r * <usize>maskLd << 2);
-      let j = 0;
-      for (; j < n4; j += 4) {
-        const o = <usize>j << 2;
-        v128.store(yr + o, f32x4.add(v128.load(xr + o), v128.load(mr + o)));
-      }
-      for (; j < cols; j++) {
-        const o = <usize>j << 2;
-        store<f32>(yr + o, load<f32>(xr + o) + load<f32>(mr + o));
-      }
-    } else if (xr != yr) {
-      memory.copy(yr, xr, <usize>cols << 2);
-    }
-    softmaxRowInPlace(yr, cols);
+    const mr = mask ? mask + (<usize>r * <usize>maskLd << 2) : 0;
+    softmaxRow(x + (<usize>r * <usize>ld << 2), y + (<usize>r * <usize>ld << 2), cols, mr);
   }
 }
 
