@@ -3,8 +3,8 @@
  * from a Hugging Face folder, a KV cache planned once, batched and streamed generation with sampling.
  */
 export * from "./config.js";
-export * from "./gpt2-model.js";
-export * from "./sampler.js";
 export * from "./generate.js";
-export * from "./tokenizer.js";
+export * from "./gpt2-model.js";
 export * from "./pretrained.js";
+export * from "./sampler.js";
+export * from "./tokenizer.js";

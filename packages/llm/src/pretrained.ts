@@ -8,7 +8,7 @@
  */
 import { ConfigError, openSafetensors, ParseError, WeightsError } from "@wasmformer/core";
 import { SubwordTokenizer } from "@wasmformer/text";
-import { type GPT2Options, GPT2LMHeadModel } from "./gpt2-model.js";
+import { GPT2LMHeadModel, type GPT2Options } from "./gpt2-model.js";
 import { fromSubwordTokenizer, type Tokenizer } from "./tokenizer.js";
 
 const FS_PROMISES = "node:fs/promises";

@@ -3,8 +3,8 @@
  * both backends, compared like the parity runner: f32 by |a − e| ≤ atol + rtol·|e|, ids exactly.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { init, type ParityCase, parseSafetensors, Tensor, WasmformerError, writeSafetensors } from "@wasmformer/core";
 import { describe, expect, test } from "vitest";
