@@ -6,7 +6,15 @@ import { readFileSync, rmSync } from "node:fs";
 
 const out = ".vitest.json";
 rmSync(out, { force: true });
-const args = ["exec", "vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...process.argv.slice(2)];
+const args = [
+  "exec",
+  "vitest",
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${out}`,
+  ...process.argv.slice(2),
+];
 const run = spawnSync("pnpm", args, { stdio: "inherit" });
 
 let passed = 0;

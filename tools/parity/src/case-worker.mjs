@@ -83,10 +83,14 @@ async function runCase(dir, json) {
     if (json.expect_error && e instanceof core.WasmformerError) {
       return { status: "PASS", rejected: `${e.name}: ${e.message}` };
     }
-    const what = e instanceof core.WasmformerError ? `${e.name}: ${e.message}` : `unexpected ${e?.name ?? "exception"}: ${e?.message ?? e}`;
+    const what =
+      e instanceof core.WasmformerError
+        ? `${e.name}: ${e.message}`
+        : `unexpected ${e?.name ?? "exception"}: ${e?.message ?? e}`;
     return { status: "FAIL", reason: json.expect_error ? `expected a ${json.expect_error} error, got ${what}` : what };
   }
-  if (json.expect_error) return { status: "FAIL", reason: `expected a ${json.expect_error} error, but the case produced outputs` };
+  if (json.expect_error)
+    return { status: "FAIL", reason: `expected a ${json.expect_error} error, but the case produced outputs` };
 
   if ("json" in result) {
     const r = compareJson(result.json, json.expected ?? {}, tolFor(json, ""));

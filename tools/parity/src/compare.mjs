@@ -15,7 +15,12 @@ export const DEFAULT_TOL = { atol: 1e-4, rtol: 1e-3 };
 export function compareTensor(name, actual, expected, fileDtype, tol) {
   const shapeStr = (s) => `[${s.join(", ")}]`;
   if (actual.shape.length !== expected.shape.length || actual.shape.some((d, i) => d !== expected.shape[i])) {
-    return { ok: false, maxAbs: Number.NaN, maxRel: Number.NaN, reason: `${name}: shape ${shapeStr(actual.shape)} != expected ${shapeStr(expected.shape)}` };
+    return {
+      ok: false,
+      maxAbs: Number.NaN,
+      maxRel: Number.NaN,
+      reason: `${name}: shape ${shapeStr(actual.shape)} != expected ${shapeStr(expected.shape)}`,
+    };
   }
   const exact = fileDtype !== "F32" && fileDtype !== "F16" && fileDtype !== "BF16";
   let maxAbs = 0;
@@ -26,13 +31,31 @@ export function compareTensor(name, actual, expected, fileDtype, tol) {
     const a = Number(actual.data[i]);
     const e = Number(expected.data[i]);
     if (exact) {
-      if (a !== e) return { ok: false, maxAbs: Math.abs(a - e), maxRel: Number.NaN, reason: `${name}: element ${i} is ${a}, expected ${e} (exact)` };
+      if (a !== e)
+        return {
+          ok: false,
+          maxAbs: Math.abs(a - e),
+          maxRel: Number.NaN,
+          reason: `${name}: element ${i} is ${a}, expected ${e} (exact)`,
+        };
       continue;
     }
-    if (Number.isNaN(a)) return { ok: false, maxAbs: Number.NaN, maxRel: Number.NaN, reason: `${name}: element ${i} is NaN, expected ${e}` };
+    if (Number.isNaN(a))
+      return {
+        ok: false,
+        maxAbs: Number.NaN,
+        maxRel: Number.NaN,
+        reason: `${name}: element ${i} is NaN, expected ${e}`,
+      };
     if (a === e) continue; // covers equal infinities
     const d = Math.abs(a - e);
-    if (!Number.isFinite(d)) return { ok: false, maxAbs: Number.POSITIVE_INFINITY, maxRel: Number.NaN, reason: `${name}: element ${i} is ${a}, expected ${e}` };
+    if (!Number.isFinite(d))
+      return {
+        ok: false,
+        maxAbs: Number.POSITIVE_INFINITY,
+        maxRel: Number.NaN,
+        reason: `${name}: element ${i} is ${a}, expected ${e}`,
+      };
     if (d > maxAbs) maxAbs = d;
     if (Math.abs(e) > 0) maxRel = Math.max(maxRel, d / Math.abs(e));
     const excess = d - (tol.atol + tol.rtol * Math.abs(e));
@@ -44,7 +67,12 @@ export function compareTensor(name, actual, expected, fileDtype, tol) {
   if (worst >= 0) {
     const a = Number(actual.data[worst]);
     const e = Number(expected.data[worst]);
-    return { ok: false, maxAbs, maxRel, reason: `${name}: element ${worst} is ${a}, expected ${e} (|diff| ${Math.abs(a - e).toExponential(3)} > atol ${tol.atol} + rtol ${tol.rtol}·|e|)` };
+    return {
+      ok: false,
+      maxAbs,
+      maxRel,
+      reason: `${name}: element ${worst} is ${a}, expected ${e} (|diff| ${Math.abs(a - e).toExponential(3)} > atol ${tol.atol} + rtol ${tol.rtol}·|e|)`,
+    };
   }
   return { ok: true, maxAbs, maxRel };
 }
@@ -86,7 +114,8 @@ export function compareJson(actual, expected, tol, floatPaths = FLOAT_JSON_KEYS)
       }
       return null;
     }
-    if (a === null || typeof a !== "object" || Array.isArray(a)) return fail(path, `expected an object, got ${show(a)}`);
+    if (a === null || typeof a !== "object" || Array.isArray(a))
+      return fail(path, `expected an object, got ${show(a)}`);
     const ek = Object.keys(e);
     const ak = Object.keys(a);
     for (const k of ek) if (!(k in a)) return fail(path, `missing key ${JSON.stringify(k)}`);

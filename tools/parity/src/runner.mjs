@@ -74,7 +74,10 @@ class CaseHost {
       const onMsg = (m) => finish(m, false);
       const onErr = (e) => finish({ status: "FAIL", reason: `crashed: ${e?.message ?? e}` }, true);
       const onExit = (code) => finish({ status: "FAIL", reason: `worker exited with code ${code}` }, true);
-      const timer = setTimeout(() => finish({ status: "FAIL", reason: `timed out after ${timeoutMs / 1000} s` }, true), timeoutMs);
+      const timer = setTimeout(
+        () => finish({ status: "FAIL", reason: `timed out after ${timeoutMs / 1000} s` }, true),
+        timeoutMs,
+      );
       w.on("message", onMsg);
       w.once("error", onErr);
       w.once("exit", onExit);
@@ -97,7 +100,9 @@ export async function main(argv, log = console.log) {
     return 2;
   }
   if (o.help || !o.folder) {
-    log("usage: pnpm parity <folder> [--filter <substring>] [--backend auto|ref|wasm-simd|wasm-relaxed] [--timeout <seconds>] [--kinds <module.mjs>]");
+    log(
+      "usage: pnpm parity <folder> [--filter <substring>] [--backend auto|ref|wasm-simd|wasm-relaxed] [--timeout <seconds>] [--kinds <module.mjs>]",
+    );
     return o.help ? 0 : 2;
   }
   const root = resolve(process.env.INIT_CWD ?? process.cwd(), o.folder);
@@ -130,7 +135,11 @@ export async function main(argv, log = console.log) {
       const r = await host.run(dir, json, o.timeout * 1000);
       if (r.status === "PASS") {
         passed++;
-        log(r.rejected !== undefined ? `PASS ${name} rejected: ${r.rejected}` : `PASS ${name} max_abs=${num(r.maxAbs)} max_rel=${num(r.maxRel)}`);
+        log(
+          r.rejected !== undefined
+            ? `PASS ${name} rejected: ${r.rejected}`
+            : `PASS ${name} max_abs=${num(r.maxAbs)} max_rel=${num(r.maxRel)}`,
+        );
       } else {
         failed++;
         log(`FAIL ${name} ${r.reason}`);

@@ -2,8 +2,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, test } from "vitest";
 import { Tensor, writeSafetensors } from "@wasmformer/core";
+import { afterAll, describe, expect, test } from "vitest";
 import { generateOpsCases } from "../src/gen-ops.mjs";
 import { main } from "../src/runner.mjs";
 
@@ -20,7 +20,10 @@ function writeCase(root, name, kind, extra = {}, files = {}) {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   for (const [f, bytes] of Object.entries(files)) writeFileSync(join(dir, f), bytes);
-  writeFileSync(join(dir, "case.json"), JSON.stringify({ format_version: 1, kind, name, config: {}, files: { io: "io.safetensors" }, ...extra }));
+  writeFileSync(
+    join(dir, "case.json"),
+    JSON.stringify({ format_version: 1, kind, name, config: {}, files: { io: "io.safetensors" }, ...extra }),
+  );
 }
 
 describe("parity runner", () => {
@@ -43,9 +46,21 @@ describe("parity runner", () => {
     writeCase(root, "test_hang-a", "test_hang", {}, { "io.safetensors": io });
     writeCase(root, "test_wrong_output-a", "test_wrong_output", {}, { "io.safetensors": io });
     writeCase(root, "test_typed_error-err_a", "test_typed_error", { expect_error: "input" }, { "io.safetensors": io });
-    writeCase(root, "test_wrong_output-err_b", "test_wrong_output", { expect_error: "input" }, { "io.safetensors": io });
+    writeCase(
+      root,
+      "test_wrong_output-err_b",
+      "test_wrong_output",
+      { expect_error: "input" },
+      { "io.safetensors": io },
+    );
     writeCase(root, "test_crash-err_c", "test_crash", { expect_error: "input" }, { "io.safetensors": io });
-    writeCase(root, "ops-err_truncated", "ops", { expect_error: "safetensors", config: { op: "matmul" } }, { "io.safetensors": io.slice(0, io.length - 3) });
+    writeCase(
+      root,
+      "ops-err_truncated",
+      "ops",
+      { expect_error: "safetensors", config: { op: "matmul" } },
+      { "io.safetensors": io.slice(0, io.length - 3) },
+    );
     mkdirSync(join(root, "zz-broken"));
     writeFileSync(join(root, "zz-broken", "case.json"), "{ not json");
     const kinds = new URL("./kinds-for-tests.mjs", import.meta.url).pathname;
@@ -55,7 +70,9 @@ describe("parity runner", () => {
     expect(line("test_crash-a")).toMatch(/^FAIL test_crash-a unexpected TypeError/);
     expect(line("test_hang-a")).toMatch(/^FAIL test_hang-a timed out/);
     expect(line("test_wrong_output-a")).toMatch(/^FAIL test_wrong_output-a out: element 1 is 2.5, expected 2/);
-    expect(line("test_typed_error-err_a")).toMatch(/^PASS test_typed_error-err_a rejected: ShapeError: test_typed_error/);
+    expect(line("test_typed_error-err_a")).toMatch(
+      /^PASS test_typed_error-err_a rejected: ShapeError: test_typed_error/,
+    );
     expect(line("test_wrong_output-err_b")).toMatch(/^FAIL .* produced outputs/);
     expect(line("test_crash-err_c")).toMatch(/^FAIL .* got unexpected TypeError/);
     expect(line("ops-err_truncated")).toMatch(/^PASS ops-err_truncated rejected: SafetensorsError/);
@@ -65,22 +82,41 @@ describe("parity runner", () => {
   }, 60_000);
 
   const shared = new URL("../../../../shared/fixtures", import.meta.url).pathname;
-  test.runIf(existsSync(shared))("every shared case of a registered kind passes", async () => {
-    const owner = { ops: "core", tokenizer: "text", pad_sequences: "text", rnn: "nn", lstm: "nn", gru: "nn", mha: "nn",
-      sdpa: "nn", positional_encoding: "nn", transformer_encoder_layer: "nn", transformer_decoder_layer: "nn",
-      transformer: "nn", transformer_seq2seq: "nn", vit: "vit", gpt2: "llm", vlm: "vlm" };
-    const { lines } = await run([shared]);
-    const failures = lines.filter((l) => l.startsWith("FAIL") && !l.endsWith(" unsupported kind"));
-    expect(failures, failures.join("\n")).toEqual([]);
-    // a kind may be unsupported only while its package has no parity entry yet
-    for (const l of lines.filter((x) => x.endsWith(" unsupported kind"))) {
-      const kind = l.split(" ")[1].replace(/-[^-]*$/, "");
-      const pkg = owner[kind];
-      expect(pkg, `unknown kind in ${l}`).toBeDefined();
-      expect(existsSync(new URL(`../../../packages/${pkg}/dist/parity.js`, import.meta.url)), l).toBe(false);
-    }
-    const m = JSON.parse(readFileSync(join(shared, "manifest.json"), "utf8"));
-    expect(lines.length - 1).toBe(readdirSync(shared).filter((d) => existsSync(join(shared, d, "case.json"))).length);
-    expect(Array.isArray(m.cases)).toBe(true);
-  }, 600_000);
+  test.runIf(existsSync(shared))(
+    "every shared case of a registered kind passes",
+    async () => {
+      const owner = {
+        ops: "core",
+        tokenizer: "text",
+        pad_sequences: "text",
+        rnn: "nn",
+        lstm: "nn",
+        gru: "nn",
+        mha: "nn",
+        sdpa: "nn",
+        positional_encoding: "nn",
+        transformer_encoder_layer: "nn",
+        transformer_decoder_layer: "nn",
+        transformer: "nn",
+        transformer_seq2seq: "nn",
+        vit: "vit",
+        gpt2: "llm",
+        vlm: "vlm",
+      };
+      const { lines } = await run([shared]);
+      const failures = lines.filter((l) => l.startsWith("FAIL") && !l.endsWith(" unsupported kind"));
+      expect(failures, failures.join("\n")).toEqual([]);
+      // a kind may be unsupported only while its package has no parity entry yet
+      for (const l of lines.filter((x) => x.endsWith(" unsupported kind"))) {
+        const kind = l.split(" ")[1].replace(/-[^-]*$/, "");
+        const pkg = owner[kind];
+        expect(pkg, `unknown kind in ${l}`).toBeDefined();
+        expect(existsSync(new URL(`../../../packages/${pkg}/dist/parity.js`, import.meta.url)), l).toBe(false);
+      }
+      const m = JSON.parse(readFileSync(join(shared, "manifest.json"), "utf8"));
+      expect(lines.length - 1).toBe(readdirSync(shared).filter((d) => existsSync(join(shared, d, "case.json"))).length);
+      expect(Array.isArray(m.cases)).toBe(true);
+    },
+    600_000,
+  );
 });
