@@ -129,7 +129,7 @@ export function generateOpsCases(root, seed = 1) {
       const v = Array.from(x.data.subarray(row * D, row * D + D));
       const mu = v.reduce((s, c) => s + c, 0) / D;
       const va = v.reduce((s, c) => s + (c - mu) ** 2, 0) / D;
-      v.forEach((c, j) => e.push(((c - mu) / Math.sqrt(va + eps)) * w.data[j] + b.data[j]));
+      for (const [j, c] of v.entries()) e.push(((c - mu) / Math.sqrt(va + eps)) * w.data[j] + b.data[j]);
     }
     names.push(
       writeCase(
