@@ -129,7 +129,9 @@ describe("generated gpt2 cases (f64 reference)", () => {
       const gen = new Int32Array(B * v.n);
       const step = new Float32Array(B * v.n * V);
       v.prompts.forEach((p, b) => {
-        refForward(tiny, p).logits.forEach((row, t) => logits.set(row, (b * T + t) * V));
+        refForward(tiny, p).logits.forEach((row, t) => {
+          logits.set(row, (b * T + t) * V);
+        });
         const g = refGreedy(tiny, p, v.n);
         expect(g.margin).toBeGreaterThan(1e-3);
         gen.set(g.ids, b * v.n);
