@@ -65,6 +65,11 @@ export interface ViTOutput {
   logits?: Tensor<"f32">;
   /** `[B, D]`: `tanh(dense(last_hidden_state[:, 0]))`, when the checkpoint has HF's pooler. */
   poolerOutput?: Tensor<"f32">;
+  /**
+   * With `outputHiddenStates`: L + 1 tensors `[B, T, D]`, the embeddings' output and each layer's
+   * output (before the final layer norm), as HF's `hidden_states`.
+   */
+  hiddenStates?: Tensor<"f32">[];
   /** Per layer `[B, H, T, T]` softmax weights (queries × keys), with `outputAttentions`. */
   attentions?: Tensor<"f32">[];
   /** Patch grid `[gh, gw]` of this input. */
@@ -74,6 +79,8 @@ export interface ViTOutput {
 export interface ForwardOptions {
   /** Keep and return every layer's attention weights (costs L·B·H·T² floats of scratch). */
   outputAttentions?: boolean;
+  /** Also return the residual stream after the embeddings and after every layer (HF `output_hidden_states`). */
+  outputHiddenStates?: boolean;
 }
 
 /** How the position-embedding grid is resized for other image sizes. */
@@ -345,11 +352,14 @@ export class ViTModel {
     const [B, H, W] = this.checkPixels(pixelValues);
     const keepAttn = opts.outputAttentions ?? false;
     const P = this.planFor(B, H, W, keepAttn);
-    this.run(P, pixelValues.data as Float32Array);
-    return this.collect(P);
+    const hidden: Tensor<"f32">[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    this.run(P, pixelValues.data as Float32Array, hidden);
+    const out = this.collect(P);
+    if (hidden) out.hiddenStates = hidden;
+    return out;
   }
 
-  private run(P: Plan, pixels: Float32Array): void {
+  private run(P: Plan, pixels: Float32Array, hidden?: Tensor<"f32">[]): void {
     const { k, heap } = this.rt;
     const cfg = this.config;
     const w = this.w;
@@ -373,6 +383,10 @@ export class ViTModel {
       k.copy2d(w.clsToken, D, hb, D, 1, D);
       k.binary(hb, P.pos, hb, T, D, D, 1, BinOp.add);
     }
+
+    // the residual stream, copied out on request (HF hidden_states)
+    const keep = hidden ? () => hidden.push(new Tensor(heap.f32(P.h, BT * D).slice(), [B, T, D])) : () => {};
+    keep();
 
     // ---- encoder layers (pre-norm)
     const scale = 1 / Math.sqrt(hs);
@@ -412,6 +426,7 @@ export class ViTModel {
       k.layerNorm(P.h, P.x, BT, D, Lw.ln2W, Lw.ln2B, eps);
       k.gemm(BT, I, D, P.x, D, 0, Lw.fc1W, D, 1, P.mlp, I, Lw.fc1B, 1, 0, this.act); // (B·T, I)
       k.gemm(BT, D, I, P.mlp, I, 0, Lw.fc2W, I, 1, P.h, D, Lw.fc2B, 1, 1, Act.none); // h += mlp
+      keep();
     }
     k.layerNorm(P.h, P.x, BT, D, w.lnW, w.lnB, eps); // last_hidden_state
 

@@ -113,6 +113,20 @@ describe.each(["ref", "wasm-simd", "auto"] as const)("ViT vs float64 oracle (%s 
     expect(check(A, m, randomPixels(2, 3, 3, 3, 12)).grid).toEqual([1, 1]);
   });
 
+  it("hidden states (embeddings + every layer) on request", async () => {
+    await init({ backend });
+    const m = await load(A, backend);
+    const x = randomPixels(2, 3, 9, 9, 50);
+    const want = oracleForward(A, randomWeightsCache.get(A)!, x);
+    const out = m.forward(x, { outputHiddenStates: true });
+    expect(out.hiddenStates!.length).toBe(A.L + 1);
+    out.hiddenStates!.forEach((h, l) => {
+      expect(h.shape).toEqual([2, 10, A.D]);
+      expect(ratio(h.data, flat3(want.states[l]!))).toBeLessThanOrEqual(1);
+    });
+    expect(m.forward(x).hiddenStates).toBeUndefined();
+  });
+
   it("partial patches are dropped (10x11 image → native 3x3 grid)", async () => {
     await init({ backend });
     const m = await load(A, backend);

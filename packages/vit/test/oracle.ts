@@ -234,6 +234,7 @@ export interface OracleOut {
   logits: number[][]; // [B][labels]
   hidden: number[][][]; // [B][T][D]
   attn: number[][][][][]; // [L][B][H][T][T]
+  states: number[][][][]; // [L + 1][B][T][D] residual stream after embeddings and each layer
 }
 
 /** The FORMAT.md §6.11 computation in f64, for a [B, C, Hi, Wi] input. */
@@ -254,7 +255,12 @@ export function oracleForward(c: OracleConfig, w: Map<string, Tensor>, px: Tenso
   const pw = f("vit.embeddings.patch_embeddings.projection.weight");
   const pb = f("vit.embeddings.patch_embeddings.projection.bias");
   const X = px.data as Float32Array;
-  const out: OracleOut = { logits: [], hidden: [], attn: Array.from({ length: c.L }, () => []) };
+  const out: OracleOut = {
+    logits: [],
+    hidden: [],
+    attn: Array.from({ length: c.L }, () => []),
+    states: Array.from({ length: c.L + 1 }, () => []),
+  };
   for (let b = 0; b < B; b++) {
     let h: number[][] = [Array.from(f("vit.embeddings.cls_token"))];
     for (let r = 0; r < gh; r++)
@@ -271,6 +277,7 @@ export function oracleForward(c: OracleConfig, w: Map<string, Tensor>, px: Tenso
         h.push(v);
       }
     h = h.map((row, t) => row.map((v, d) => v + pos[t]![d]!));
+    out.states[0]!.push(h);
     for (let l = 0; l < c.L; l++) {
       const P = `vit.encoder.layer.${l}.`;
       const x = h.map((row) => layerNorm(row, f(`${P}layernorm_before.weight`), f(`${P}layernorm_before.bias`), c.eps));
@@ -315,6 +322,7 @@ export function oracleForward(c: OracleConfig, w: Map<string, Tensor>, px: Tenso
         const o = linear(m, f(`${P}output.dense.weight`), f(`${P}output.dense.bias`), D);
         return row.map((v, d) => v + o[d]!);
       });
+      out.states[l + 1]!.push(h);
     }
     const last = h.map((row) => layerNorm(row, f("vit.layernorm.weight"), f("vit.layernorm.bias"), c.eps));
     out.hidden.push(last);
