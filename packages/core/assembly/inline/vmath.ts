@@ -1,9 +1,11 @@
 // Vector (f32x4) transcendental functions for the activation, softmax and RNN kernels.
-// exp: Cephes `expf` (range reduction x = n·ln2 + r with a two-part ln2, degree-6 polynomial),
-// tanh: Cephes `tanhf` polynomial below 0.625, (1 − e^{−2|x|})/(1 + e^{−2|x|}) above; erfc: the Chebyshev fit of
-// Numerical Recipes (`erfcc`, fractional error < 1.2e-7 everywhere) with x² carried exactly.
+// exp: Cephes `expf` (range reduction x = n·ln2 + r with a two-part ln2, degree-6 polynomial);
+// a short form (one 2^n scale) when every lane's result is a normal float, a general form with a
+// two-step scale (subnormal results, overflow) otherwise. tanh: Cephes `tanhf` polynomial below
+// 0.625, (1 − e^{−2|x|})/(1 + e^{−2|x|}) above. erfc: the Chebyshev fit of Numerical Recipes
+// (`erfcc`, fractional error < 1.2e-7 everywhere) with x² carried exactly.
 // Measured max relative error against float64 over normal results: exp 1.2e-7, tanh 1.2e-7,
-// sigmoid/silu/gelu_tanh < 3e-7, gelu < 6e-7 (sweeps over [−120, 90]); log (Cephes `logf`) 1.2e-7.
+// sigmoid/silu/gelu_tanh < 3.1e-7, gelu < 5e-7 (sweeps over [−120, 90]); log (Cephes `logf`) 1.2e-7.
 // Special values: exp(−∞) = 0, exp(x > 88.72) = +∞, tanh(±large) = ±1, NaN in → NaN out.
 // Horner steps use fma4 (fused in the relaxed build where the engine fuses, mul + add otherwise).
 import { fma4 } from "./fma";
@@ -116,7 +118,7 @@ const KD: usize = memory.data<f64>([
 // @ts-ignore: decorator
 @inline const K_LN2_LO = 8;
 // @ts-ignore: decorator
-@inline const K_MAGIC = 9; // 1.5·2^23 (its bits are MAGIC_BITS)
+@inline const K_MAGIC = 9; // 1.5·2^23: n = bits(v + MAGIC) − bits(MAGIC)
 // @ts-ignore: decorator
 @inline const K_MAGIC_127 = 10; // MAGIC + 127: bits(x + it) << 23 = 2^round(x)
 // @ts-ignore: decorator
