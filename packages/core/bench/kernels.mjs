@@ -134,7 +134,13 @@ for (const [R, C] of [
     res[name] = time(() => ex.softmax(src, p, R, C, C, 0, 0));
   }
   const t = tf.tensor2d(x0, [R, C]);
-  row(`softmax ${R}x${C}`, R * C, jsUs, res, tfTime(t, (a) => tf.softmax(a)));
+  row(
+    `softmax ${R}x${C}`,
+    R * C,
+    jsUs,
+    res,
+    tfTime(t, (a) => tf.softmax(a)),
+  );
   t.dispose();
 }
 
@@ -248,7 +254,13 @@ for (const [L, S, d, causal] of [
     res[name] = time(() => ex.transpose2d(px, n, py, n, n, n));
   }
   const t = tf.tensor2d(x0, [n, n]);
-  row(`transpose2d ${n}x${n}`, n * n, jsUs, res, tfTime(t, (a) => tf.transpose(a)));
+  row(
+    `transpose2d ${n}x${n}`,
+    n * n,
+    jsUs,
+    res,
+    tfTime(t, (a) => tf.transpose(a)),
+  );
   t.dispose();
 }
 

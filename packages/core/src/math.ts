@@ -24,7 +24,7 @@ export function erf(x: number): number {
   if (ax > 6) return x < 0 ? -1 : 1;
   // erfc(x) = exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated bottom-up
   let cf = 0;
-  for (let n = 60; n >= 1; n--) cf = (n / 2) / (ax + cf);
+  for (let n = 60; n >= 1; n--) cf = n / 2 / (ax + cf);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + cf);
   return x < 0 ? erfc - 1 : 1 - erfc;
 }
