@@ -109,6 +109,8 @@ export interface SubwordTokenizerParts {
   template?: Template | null;
   addedTokens?: AddedToken[];
   padId?: number | null;
+  /** Defaults of `encodeBatch` (from the `padding` / `truncation` sections of a tokenizer.json). */
+  batchDefaults?: BatchOptions;
 }
 
 const WORD_CHAR = "[\\p{L}\\p{N}_]";
@@ -125,6 +127,7 @@ export class SubwordTokenizer {
   readonly template: Template | null;
   readonly addedTokens: AddedToken[];
   readonly padId: number | null;
+  readonly batchDefaults: BatchOptions;
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedRe: RegExp | null;
   private readonly addedOrder: AddedToken[];
@@ -160,6 +163,7 @@ export class SubwordTokenizer {
     this.addedOrder = sorted;
     const pad = p.padId ?? this.model.vocab.get("[PAD]") ?? this.model.vocab.get("<pad>");
     this.padId = pad ?? null;
+    this.batchDefaults = p.batchDefaults ?? {};
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -334,6 +338,7 @@ export class SubwordTokenizer {
       template,
       addedTokens: added,
       padId: typeof padding?.pad_id === "number" ? padding.pad_id : null,
+      batchDefaults: batchDefaultsFromJson(padding, root.truncation as Record<string, unknown> | null | undefined),
     });
   }
 
@@ -523,7 +528,8 @@ export class SubwordTokenizer {
   }
 
   /** Encode texts (or `[a, b]` pairs) into padded `[batch, length]` int32 tensors with attention masks. */
-  encodeBatch(inputs: readonly (string | readonly [string, string])[], opts: BatchOptions = {}): BatchEncoding {
+  encodeBatch(inputs: readonly (string | readonly [string, string])[], options: BatchOptions = {}): BatchEncoding {
+    const opts: BatchOptions = { ...this.batchDefaults, ...options };
     const addSpecial = opts.addSpecialTokens ?? true;
     const padding = opts.padding === true ? "longest" : (opts.padding ?? false);
     const { maxLength, truncation = false, paddingSide = "right", truncationSide = "right" } = opts;
@@ -642,6 +648,36 @@ export class SubwordTokenizer {
   decodeBatch(rows: readonly ArrayLike<number>[], opts: { skipSpecialTokens?: boolean } = {}): string[] {
     return rows.map((r) => this.decode(r, opts));
   }
+}
+
+/**
+ * `encodeBatch` defaults from tokenizer.json: `padding` {strategy "BatchLongest" | {Fixed: n}, direction,
+ * pad_to_multiple_of} and `truncation` {max_length, direction}. (A fixed padding length and a truncation length
+ * share `maxLength`; the truncation one wins.)
+ */
+function batchDefaultsFromJson(
+  padding: Record<string, unknown> | null | undefined,
+  truncation: Record<string, unknown> | null | undefined,
+): BatchOptions {
+  const o: BatchOptions = {};
+  if (padding && typeof padding === "object") {
+    const st = padding.strategy as unknown;
+    if (st && typeof st === "object" && typeof (st as { Fixed?: unknown }).Fixed === "number") {
+      o.padding = "max_length";
+      o.maxLength = (st as { Fixed: number }).Fixed;
+    } else {
+      o.padding = "longest";
+    }
+    if (padding.direction === "Left") o.paddingSide = "left";
+    if (typeof padding.pad_to_multiple_of === "number") o.padToMultipleOf = padding.pad_to_multiple_of;
+    if (typeof padding.pad_id === "number") o.padId = padding.pad_id;
+  }
+  if (truncation && typeof truncation === "object" && typeof truncation.max_length === "number") {
+    o.truncation = true;
+    o.maxLength = truncation.max_length;
+    if (truncation.direction === "Left") o.truncationSide = "left";
+  }
+  return o;
 }
 
 function posOf(text: string | undefined, pair: [string, string]): { line?: number; column?: number } {

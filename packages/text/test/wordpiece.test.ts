@@ -175,6 +175,30 @@ describe.each([
   });
 });
 
+describe("tokenizer.json padding / truncation sections", () => {
+  it("become encodeBatch defaults", () => {
+    const j = bertJson();
+    j.padding = {
+      strategy: "BatchLongest",
+      direction: "Left",
+      pad_to_multiple_of: 4,
+      pad_id: 0,
+      pad_type_id: 0,
+      pad_token: "[PAD]",
+    };
+    j.truncation = { direction: "Right", max_length: 5, strategy: "LongestFirst", stride: 0 };
+    const tok = SubwordTokenizer.fromTokenizerJson(j);
+    const b = tok.encodeBatch(["the quick brown fox", "dog"]);
+    expect(b.inputIds.toArray()).toEqual([
+      [0, 0, 0, 2, 5, 6, 7, 3],
+      [0, 0, 0, 0, 0, 2, 14, 3],
+    ]);
+    expect(
+      tok.encodeBatch(["the quick brown fox"], { truncation: false, padding: false }).encodings[0].ids.length,
+    ).toBe(6);
+  });
+});
+
 describe("WordPiece vs @huggingface/tokenizers", () => {
   it("same ids on generated sentences", () => {
     const hf = new HfTokenizer(bertJson(), {});
