@@ -169,7 +169,7 @@ export class Tokenizer {
   }
 
   /** Update `indexDocs` and `documentCount` from sequences of indices (Keras `fit_on_sequences`). */
-  fitOnSequences(sequences: readonly (readonly number[])[]): void {
+  fitOnSequences(sequences: Iterable<ArrayLike<number> & Iterable<number>>): void {
     const seqs = checkSequences(sequences);
     this.documentCount += seqs.length;
     for (const s of seqs) for (const i of new Set(s)) this.indexDocs.set(i, (this.indexDocs.get(i) ?? 0) + 1);
@@ -206,14 +206,15 @@ export class Tokenizer {
   }
 
   /** Decode sequences of indices to space-joined words. */
-  sequencesToTexts(sequences: Iterable<readonly number[]>): string[] {
+  sequencesToTexts(sequences: Iterable<ArrayLike<number> & Iterable<number>>): string[] {
     const nw = this.numWords;
     const oov = this.oovToken !== null ? this.wordIndex.get(this.oovToken) : undefined;
     const oovWord = oov !== undefined ? this.indexWord.get(oov) : undefined;
     const out: string[] = [];
     let n = 0;
     for (const seq of sequences) {
-      if (!Array.isArray(seq)) throw new InputError(`sequences[${n}] is not a list of numbers`);
+      if (!Array.isArray(seq) && !ArrayBuffer.isView(seq))
+        throw new InputError(`sequences[${n}] is not a list of numbers`);
       const vect: string[] = [];
       for (const num of seq) {
         const w = this.indexWord.get(num);
@@ -243,7 +244,10 @@ export class Tokenizer {
    * `wordIndex.size + 1`. Indices `>= width` are skipped. Modes: `binary` (1), `count` (c),
    * `freq` (c / length), `tfidf` ((1 + ln c) · ln(1 + documentCount / (1 + indexDocs[j]))).
    */
-  sequencesToMatrix(sequences: readonly (readonly number[])[], mode: MatrixMode = "binary"): Tensor<"f32"> {
+  sequencesToMatrix(
+    sequences: Iterable<ArrayLike<number> & Iterable<number>>,
+    mode: MatrixMode = "binary",
+  ): Tensor<"f32"> {
     if (!MODES.includes(mode))
       throw new InputError(`unknown matrix mode ${JSON.stringify(mode)} (binary, count, freq or tfidf)`);
     const seqs = checkSequences(sequences);
@@ -400,7 +404,9 @@ function toOrdered(v: unknown): OrderedJson {
 }
 
 /** Validate a list of index sequences (non-negative integers; finite numbers). */
-function checkSequences(sequences: readonly (readonly number[])[]): (readonly number[])[] {
+function checkSequences(
+  sequences: Iterable<ArrayLike<number> & Iterable<number>>,
+): (ArrayLike<number> & Iterable<number>)[] {
   if (sequences == null || typeof (sequences as Iterable<unknown>)[Symbol.iterator] !== "function") {
     throw new InputError("expected a list of sequences");
   }

@@ -104,6 +104,13 @@ describe("Tokenizer", () => {
     expect(c.toJSON()).toBe(a.toJSON());
   });
 
+  it("accepts typed arrays as sequences", () => {
+    const tok = new Tokenizer();
+    tok.fitOnTexts(["a b b"]);
+    expect(tok.sequencesToTexts([Int32Array.of(1, 2)])).toEqual(["b a"]);
+    expect(Array.from(tok.sequencesToMatrix([Int32Array.of(1, 1)], "count").data)).toEqual([0, 2, 0]);
+  });
+
   it("matrices are 2-D f32 tensors", () => {
     const tok = new Tokenizer();
     tok.fitOnTexts(["a b b"]);
