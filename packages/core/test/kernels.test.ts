@@ -48,18 +48,33 @@ function rng(seed: number) {
   };
 }
 
+/** Bytes of sentinel after every buffer: a kernel writing past its output shows up here. */
+const GUARD = 64;
+const SENTINEL = 0xa5;
+
 /**
- * Copy `bufs` into the runtime's heap (asserting 16-byte alignment), run `call`, read back the
- * buffers named in `outs` and release the heap.
+ * Copy `bufs` into the runtime's heap (asserting 16-byte alignment, each followed by a sentinel
+ * guard), run `call`, check that no guard was touched, read back the buffers named in `outs` and
+ * release the heap.
  */
 function exec(rt: Runtime, bufs: Record<string, Arr>, call: (k: Runtime["k"], p: Ptrs) => unknown, outs: string[]) {
   const mark = rt.heap.mark();
   const p: Ptrs = {};
+  const guards: [string, number, number][] = [];
   for (const [name, data] of Object.entries(bufs)) {
     p[name] = rt.heap.put(data);
     expect(p[name]! % 16, `${name} pointer alignment`).toBe(0);
+    const end = p[name]! + data.byteLength;
+    const g = rt.heap.alloc(GUARD);
+    guards.push([name, end, g + GUARD - end]);
+    rt.heap.u8(end, g + GUARD - end).fill(SENTINEL);
   }
   const ret = call(rt.k, p);
+  for (const [name, at, len] of guards) {
+    const bytes = rt.heap.u8(at, len);
+    const bad = bytes.findIndex((b) => b !== SENTINEL);
+    expect(bad, `${rt.backend}: write past the end of ${name} (byte ${bad} after it)`).toBe(-1);
+  }
   const out: Record<string, Arr> = {};
   for (const name of outs) {
     const src = bufs[name]!;
