@@ -35,6 +35,9 @@ export interface ImageProcessorConfig {
   do_normalize: boolean;
   image_mean: [number, number, number];
   image_std: [number, number, number];
+  /** Crop offset rounding: `"floor"` (HF, `(orig − crop) // 2`) or `"round"` (torchvision's
+   * `CenterCrop`, Python `round`, used by timm's eval transform). */
+  crop_offset: "floor" | "round";
 }
 
 /** HF `IMAGENET_STANDARD_MEAN` / `_STD` (ViT's defaults). */
@@ -121,6 +124,7 @@ export function parseImageProcessorConfig(raw: unknown, defaultSize = 224): Imag
     do_normalize: bool(cfg.do_normalize, "do_normalize", true),
     image_mean: triple(cfg.image_mean, "image_mean", STANDARD),
     image_std: std,
+    crop_offset: cfg.crop_offset === "round" ? "round" : "floor",
   };
 }
 
@@ -171,12 +175,31 @@ export function resizeOutputSize(size: SizeSpec, height: number, width: number):
   return width <= height ? [newLong, newShort] : [newShort, newLong];
 }
 
-/** HF `center_crop` of an 8-bit `[h, w, 3]` image (zero padding where the crop is larger). */
-export function centerCrop(src: Uint8Array, h: number, w: number, ch: number, oh: number, ow: number): Uint8Array {
+/** Python's `round` (half to even). */
+const roundHalfEven = (x: number) => {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+};
+
+/**
+ * Center crop of an 8-bit `[h, w, ch]` image (zero padding where the crop is larger). The offset is
+ * `(orig − crop) // 2` as in HF's `center_crop`, or `round((orig − crop) / 2)` as torchvision's.
+ */
+export function centerCrop(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  ch: number,
+  oh: number,
+  ow: number,
+  offset: "floor" | "round" = "floor",
+): Uint8Array {
   const out = new Uint8Array(oh * ow * ch);
-  // top/left of the crop in source coordinates (negative = padding), as HF: (orig − crop) // 2
-  const top = Math.floor((h - oh) / 2);
-  const left = Math.floor((w - ow) / 2);
+  // top/left of the crop in source coordinates (negative = padding)
+  const at = offset === "floor" ? Math.floor : roundHalfEven;
+  const top = at((h - oh) / 2);
+  const left = at((w - ow) / 2);
   for (let y = 0; y < oh; y++) {
     const sy = y + top;
     if (sy < 0 || sy >= h) continue;
@@ -216,7 +239,7 @@ export class ViTImageProcessor {
     }
     if (c.do_center_crop) {
       const { height: oh, width: ow } = c.crop_size;
-      if (oh !== h || ow !== w) rgb = centerCrop(rgb, h, w, 3, oh, ow);
+      if (oh !== h || ow !== w) rgb = centerCrop(rgb, h, w, 3, oh, ow, c.crop_offset);
       h = oh;
       w = ow;
     }

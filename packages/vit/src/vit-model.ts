@@ -715,7 +715,8 @@ function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImagePro
   const [H, W] = cfg.image_size;
   const crop = typeof pc.crop_pct === "number" && pc.crop_pct > 0 ? pc.crop_pct : 1;
   const interp = pc.interpolation === "bicubic" ? 3 : pc.interpolation === "nearest" ? 0 : 2;
-  // timm's eval transform: resize the shorter side to ⌊size / crop_pct⌋, then center crop to size
+  // timm's eval transform (torchvision on PIL images): resize the shorter side to ⌊size / crop_pct⌋,
+  // then CenterCrop(size)
   const scale = Math.floor(Math.min(H, W) / crop);
   return ViTImageProcessor.fromConfig({
     do_resize: true,
@@ -725,6 +726,7 @@ function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImagePro
     crop_size: { height: H, width: W },
     image_mean: pc.mean,
     image_std: pc.std,
+    crop_offset: "round", // torchvision CenterCrop
   });
 }
 

@@ -81,6 +81,7 @@ describe("checkpoint folders", () => {
     expect(m.config.id2label).toEqual({ 0: "x", 1: "y", 2: "z" });
     expect(m.processor.config.size).toEqual({ shortest_edge: 9 });
     expect(m.processor.config.do_center_crop).toBe(true);
+    expect(m.processor.config.crop_offset).toBe("round");
     const x = await m.pixelValues({ data: new Uint8Array(20 * 30 * 4).fill(7), width: 30, height: 20 });
     expect(x.shape).toEqual([1, 3, 8, 8]);
   });

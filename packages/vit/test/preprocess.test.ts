@@ -72,6 +72,11 @@ describe("HF geometry: resize output size and center crop", () => {
   it("center crop takes (orig − crop) // 2 and pads with zeros when larger", () => {
     const img = Uint8Array.from({ length: 25 }, (_, i) => i); // 5x5, 1 channel
     expect(Array.from(centerCrop(img, 5, 5, 1, 2, 2))).toEqual([6, 7, 11, 12]);
+    // 5 → 2 leaves 3: HF floors (offset 1), torchvision rounds half to even (round(1.5) = 2)
+    expect(Array.from(centerCrop(img, 5, 5, 1, 2, 2, "round"))).toEqual([12, 13, 17, 18]);
+    // 4 → 1 leaves 3 as well; 6 → 1 leaves 5: round(2.5) = 2
+    const six = Uint8Array.from({ length: 6 }, (_, i) => i);
+    expect(Array.from(centerCrop(six, 1, 6, 1, 1, 1, "round"))).toEqual([2]);
     expect(Array.from(centerCrop(Uint8Array.from([1, 2, 3, 4]), 2, 2, 1, 4, 4))).toEqual([
       0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0,
     ]);
