@@ -232,121 +232,102 @@ export class WordVectors {
     limit: number,
     runtime?: Runtime,
   ): WordVectors {
-    const lines = text.split("\n");
-    let first = 0;
-    let dim = -1;
-    let count = -1;
-    const head = lines[0]?.trim().split(/ +/) ?? [];
-    const isHeader = head.length === 2 && /^\d+$/.test(head[0]) && /^\d+$/.test(head[1]);
-    if (format === "word2vec-text" || format === "fasttext-vec" || (format === "auto" && isHeader)) {
-      if (!isHeader) throw new ParseError('expected a header line "<count> <dim>"', { file, line: 1, column: 1 });
-      count = Number(head[0]);
-      dim = Number(head[1]);
-      if (dim < 1) throw new ParseError(`dimension ${dim} in the header must be positive`, { file, line: 1 });
-      first = 1;
+    const rows = new TextRows(format, file, limit);
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf("\n", start);
+      if (!rows.line(text.slice(start, nl < 0 ? text.length : nl))) break;
+      if (nl < 0) break;
+      start = nl + 1;
     }
-    const words: string[] = [];
-    const rows: Float32Array[] = [];
-    for (let ln = first; ln < lines.length && words.length < limit; ln++) {
-      let line = lines[ln];
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      line = line.replace(/ +$/, ""); // word2vec.c writes a space after the last number
-      if (line === "") {
-        if (lines.slice(ln + 1).every((l) => l.trim() === "")) break;
-        throw new ParseError("empty line", { file, line: ln + 1 });
-      }
-      const fields = line.split(" ");
-      if (dim < 0) dim = fields.length - 1; // GloVe: the first row fixes the dimension
-      if (dim < 1) throw new ParseError("a row needs a word and at least one number", { file, line: ln + 1 });
-      if (fields.length < dim + 1) {
-        throw new ParseError(
-          `expected a word and ${dim} numbers, found ${fields.length - 1} numbers (wrong dimension)`,
-          { file, line: ln + 1 },
-        );
-      }
-      // the last `dim` fields are the numbers; anything before them is the word (GloVe words may hold spaces)
-      const nw = fields.length - dim;
-      const word = fields.slice(0, nw).join(" ");
-      const v = new Float32Array(dim);
-      let col = fields.slice(0, nw).join(" ").length + 2;
-      for (let j = 0; j < dim; j++) {
-        const s = fields[nw + j];
-        const x = s === "" ? Number.NaN : Number(s);
-        if (!Number.isFinite(x))
-          throw new ParseError(`${JSON.stringify(s)} is not a finite number`, { file, line: ln + 1, column: col });
-        v[j] = x;
-        col += s.length + 1;
-      }
-      if (word === "") throw new ParseError("empty word", { file, line: ln + 1, column: 1 });
-      words.push(word);
-      rows.push(v);
-    }
-    if (count >= 0 && words.length !== Math.min(count, limit)) {
-      throw new ParseError(`the header announces ${count} vectors but the file has ${words.length}`, { file, line: 1 });
-    }
-    if (dim < 1) throw new ParseError("no vectors", { file, line: 1 });
-    const data = new Float32Array(words.length * dim);
-    for (let i = 0; i < rows.length; i++) data.set(rows[i], i * dim);
-    return new WordVectors(words, data, dim, runtime);
+    return rows.finish(runtime);
   }
 
   private static parseBinary(b: Uint8Array, file: string, limit: number, runtime?: Runtime): WordVectors {
+    // the whole file is here: check the announced size first
     const nl = b.indexOf(10);
-    if (nl < 0) throw new ParseError("byte 0: no header line", { file, line: 1 });
-    const head = utf8.decode(b.subarray(0, nl)).trim().split(/ +/);
-    if (head.length !== 2 || !/^\d+$/.test(head[0]) || !/^\d+$/.test(head[1]) || Number(head[1]) < 1) {
-      throw new ParseError('byte 0: expected a header line "<count> <dim>"', { file, line: 1 });
-    }
-    let count = Number(head[0]);
-    const dim = Number(head[1]);
-    const words: string[] = [];
-    const total = count;
-    count = Math.min(count, limit); // a prefix of a big file is enough for the first `limit` words
-    if (count * dim * 4 > b.length) {
-      throw new ParseError(
-        `byte 0: ${count === total ? "the header announces" : "the first"} ${count} × ${dim} floats (${count * dim * 4} bytes) but the file has ${b.length} bytes`,
-        {
-          file,
-          line: 1,
-        },
-      );
-    }
-    const data = new Float32Array(count * dim);
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    let p = nl + 1;
-    for (let i = 0; i < count; i++) {
-      while (p < b.length && b[p] === 10) p++; // word2vec.c writes "\n" after each vector
-      const start = p;
-      while (p < b.length && b[p] !== 32) {
-        if (p - start > 10_000)
-          throw new ParseError(`byte ${start}: word ${i} is longer than 10000 bytes (corrupt file?)`, { file });
-        p++;
-      }
-      if (p >= b.length) throw new ParseError(`byte ${start}: file ends inside word ${i} of ${count}`, { file });
-      const word = utf8.decode(b.subarray(start, p));
-      if (word === "") throw new ParseError(`byte ${start}: empty word ${i}`, { file });
-      p++; // the space
-      if (p + 4 * dim > b.length) {
+    const head = nl < 0 ? [] : utf8.decode(b.subarray(0, nl)).trim().split(/ +/);
+    if (head.length === 2 && /^\d+$/.test(head[0]) && /^\d+$/.test(head[1])) {
+      const count = Math.min(Number(head[0]), limit);
+      const dim = Number(head[1]);
+      if (count * dim * 4 > b.length) {
+        const what = count === Number(head[0]) ? "the header announces" : "the first";
         throw new ParseError(
-          `byte ${p}: file ends inside the vector of ${JSON.stringify(word)} (word ${i} of ${count}, ${dim} floats)`,
-          { file },
+          `byte 0: ${what} ${count} × ${dim} floats (${count * dim * 4} bytes) but the file has ${b.length} bytes`,
+          {
+            file,
+            line: 1,
+          },
         );
       }
-      for (let j = 0; j < dim; j++) {
-        const x = dv.getFloat32(p + 4 * j, true);
-        if (!Number.isFinite(x))
-          throw new ParseError(`byte ${p + 4 * j}: non-finite value in the vector of ${JSON.stringify(word)}`, {
-            file,
-          });
-        data[i * dim + j] = x;
-      }
-      p += 4 * dim;
-      words.push(word);
     }
-    while (p < b.length && (b[p] === 10 || b[p] === 13 || b[p] === 32)) p++;
-    if (p < b.length && count === total)
-      throw new ParseError(`byte ${p}: unexpected data after ${count} vectors`, { file });
-    return new WordVectors(words, data, dim, runtime);
+    const rows = new BinaryRows(file, limit);
+    rows.push(b);
+    return rows.finish(runtime);
+  }
+
+  /**
+   * Load from a stream of bytes (a Node `fs.createReadStream`, a `fetch` body, any async iterable of
+   * chunks), without holding the whole file as one string: GloVe text files larger than a JS string
+   * can hold load this way. With `limit`, reading stops after the first `limit` vectors.
+   */
+  static async loadAsync(
+    source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+    opts: LoadOptions = {},
+  ): Promise<WordVectors> {
+    const format = opts.format ?? "auto";
+    const file = opts.file ?? (format === "auto" ? "vectors" : format);
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit >= 0) || (Number.isFinite(limit) && !Number.isInteger(limit))) {
+      throw new InputError(`limit must be a non-negative integer, got ${opts.limit}`);
+    }
+    let parser: BinaryRows | TextRows | undefined;
+    let head: Uint8Array[] = [];
+    let headBytes = 0;
+    const dec = new TextDecoder("utf-8", { fatal: true });
+    let tail = "";
+    let textDone = false;
+    const feedText = (bytes: Uint8Array, last: boolean) => {
+      let t: string;
+      try {
+        t = tail + dec.decode(bytes, { stream: !last });
+      } catch {
+        throw new ParseError("not valid UTF-8 text (and not word2vec binary)", { file });
+      }
+      let start = 0;
+      for (let nl = t.indexOf("\n"); nl >= 0 && !textDone; nl = t.indexOf("\n", start)) {
+        textDone = !(parser as TextRows).line(t.slice(start, nl));
+        start = nl + 1;
+      }
+      tail = t.slice(start);
+      if (last && !textDone && tail !== "") (parser as TextRows).line(tail);
+    };
+    const choose = () => {
+      const first = concatBytes(head);
+      head = [];
+      const binary = format === "word2vec-binary" || (format === "auto" && looksBinary(first));
+      parser = binary ? new BinaryRows(file, limit) : new TextRows(format, file, limit);
+      if (parser instanceof BinaryRows) parser.push(first);
+      else feedText(first, false);
+    };
+    for await (const chunk of iterate(source)) {
+      if (!parser) {
+        head.push(chunk);
+        headBytes += chunk.length;
+        if (format === "auto" && headBytes < 4096) continue; // enough to tell binary from text
+        choose();
+        continue;
+      }
+      if (parser instanceof BinaryRows) {
+        if (!parser.push(chunk)) break;
+      } else {
+        feedText(chunk, false);
+        if (textDone) break;
+      }
+    }
+    if (!parser) choose();
+    if (parser instanceof TextRows && !textDone) feedText(new Uint8Array(0), true);
+    return (parser as BinaryRows | TextRows).finish(opts.runtime);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -407,6 +388,7 @@ function looksBinary(b: Uint8Array): boolean {
   const end = Math.min(b.length, sp + 1 + 4 * Math.min(Number(head[1]), 64));
   for (let i = sp + 1; i < end; i++) {
     const c = b[i];
+    if (c === 10) return false; // the first row ended as a line of numbers: text
     const texty =
       (c >= 48 && c <= 57) ||
       c === 45 ||
@@ -420,4 +402,222 @@ function looksBinary(b: Uint8Array): boolean {
     if (!texty) return true;
   }
   return false;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function* iterate(source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (typeof (source as ReadableStream<Uint8Array>).getReader === "function") {
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  for await (const c of source as AsyncIterable<Uint8Array>) yield c instanceof Uint8Array ? c : new Uint8Array(c);
+}
+
+/** Incremental reader of the text formats (word2vec text / fastText .vec with a header, GloVe without). */
+class TextRows {
+  private readonly words: string[] = [];
+  private readonly rows: Float32Array[] = [];
+  private dim = -1;
+  private count = -1;
+  private lineNo = 0;
+  private blankAt = 0;
+  constructor(
+    private readonly format: VectorFormat,
+    private readonly file: string,
+    private readonly limit: number,
+  ) {}
+
+  /** Feed one line (without its "\n"); false once `limit` vectors are read. */
+  line(raw: string): boolean {
+    const { file } = this;
+    const ln = ++this.lineNo;
+    let line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (ln === 1) {
+      const head = line.trim().split(/ +/);
+      const isHeader = head.length === 2 && /^\d+$/.test(head[0]) && /^\d+$/.test(head[1]);
+      const f = this.format;
+      if (f === "word2vec-text" || f === "fasttext-vec" || (f === "auto" && isHeader)) {
+        if (!isHeader) throw new ParseError('expected a header line "<count> <dim>"', { file, line: 1, column: 1 });
+        this.count = Number(head[0]);
+        this.dim = Number(head[1]);
+        if (this.dim < 1)
+          throw new ParseError(`dimension ${this.dim} in the header must be positive`, { file, line: 1 });
+        return this.words.length < this.limit;
+      }
+    }
+    line = line.replace(/ +$/, ""); // word2vec.c writes a space after the last number
+    if (line.trim() === "") {
+      if (!this.blankAt) this.blankAt = ln; // fine at the end of the file, an error before a row
+      return true;
+    }
+    if (this.blankAt) throw new ParseError("empty line", { file, line: this.blankAt });
+    const fields = line.split(" ");
+    if (this.dim < 0) this.dim = fields.length - 1; // GloVe: the first row fixes the dimension
+    const dim = this.dim;
+    if (dim < 1) throw new ParseError("a row needs a word and at least one number", { file, line: ln });
+    if (fields.length < dim + 1) {
+      throw new ParseError(`expected a word and ${dim} numbers, found ${fields.length - 1} numbers (wrong dimension)`, {
+        file,
+        line: ln,
+      });
+    }
+    // the last `dim` fields are the numbers; anything before them is the word (GloVe words may hold spaces)
+    const nw = fields.length - dim;
+    const word = fields.slice(0, nw).join(" ");
+    if (word === "") throw new ParseError("empty word", { file, line: ln, column: 1 });
+    const v = new Float32Array(dim);
+    let col = word.length + 2;
+    for (let j = 0; j < dim; j++) {
+      const t = fields[nw + j];
+      const x = t === "" ? Number.NaN : Number(t);
+      if (!Number.isFinite(x))
+        throw new ParseError(`${JSON.stringify(t)} is not a finite number`, { file, line: ln, column: col });
+      v[j] = x;
+      col += t.length + 1;
+    }
+    this.words.push(word);
+    this.rows.push(v);
+    return this.words.length < this.limit;
+  }
+
+  finish(runtime?: Runtime): WordVectors {
+    const { file, count, dim, words } = this;
+    if (count >= 0 && words.length !== Math.min(count, this.limit)) {
+      throw new ParseError(`the header announces ${count} vectors but the file has ${words.length}`, { file, line: 1 });
+    }
+    if (dim < 1) throw new ParseError("no vectors", { file, line: 1 });
+    const data = new Float32Array(words.length * dim);
+    for (let i = 0; i < this.rows.length; i++) data.set(this.rows[i], i * dim);
+    return new WordVectors(words, data, dim, runtime);
+  }
+}
+
+/** Incremental reader of word2vec binary: header line, then `word ` + dim little-endian f32 (+ "\n"). */
+class BinaryRows {
+  private buf: Uint8Array = new Uint8Array(0);
+  private consumed = 0; // bytes of the file before buf[0]
+  private count = -1;
+  private total = -1;
+  private dim = 0;
+  private readonly words: string[] = [];
+  private data = new Float32Array(0);
+  constructor(
+    private readonly file: string,
+    private readonly limit: number,
+  ) {}
+
+  /** Feed bytes; false once `limit` vectors are read. */
+  push(chunk: Uint8Array): boolean {
+    const { file } = this;
+    this.buf = this.buf.length === 0 ? chunk : concatBytes([this.buf, chunk]);
+    let b = this.buf;
+    let p = 0;
+    if (this.count < 0) {
+      const nl = b.indexOf(10);
+      if (nl < 0) {
+        if (b.length > 1000) throw new ParseError("byte 0: no header line", { file, line: 1 });
+        return true;
+      }
+      const head = utf8.decode(b.subarray(0, nl)).trim().split(/ +/);
+      if (head.length !== 2 || !/^\d+$/.test(head[0]) || !/^\d+$/.test(head[1]) || Number(head[1]) < 1) {
+        throw new ParseError('byte 0: expected a header line "<count> <dim>"', { file, line: 1 });
+      }
+      this.total = Number(head[0]);
+      this.dim = Number(head[1]);
+      this.count = Math.min(this.total, this.limit);
+      // grown as rows arrive: a header that lies about the size cannot allocate memory up front
+      this.data = new Float32Array(Math.min(this.count, 1024) * this.dim);
+      p = nl + 1;
+    }
+    const dim = this.dim;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    while (this.words.length < this.count) {
+      let q = p;
+      while (q < b.length && b[q] === 10) q++; // word2vec.c writes "\n" after each vector
+      const start = q;
+      while (q < b.length && b[q] !== 32) {
+        if (q - start > 10_000) {
+          throw new ParseError(
+            `byte ${this.consumed + start}: word ${this.words.length} is longer than 10000 bytes (corrupt file?)`,
+            { file },
+          );
+        }
+        q++;
+      }
+      if (q + 1 + 4 * dim > b.length) break; // incomplete record: wait for more bytes
+      const word = utf8.decode(b.subarray(start, q));
+      if (word === "") throw new ParseError(`byte ${this.consumed + start}: empty word ${this.words.length}`, { file });
+      q++;
+      const row = this.words.length * dim;
+      if (row + dim > this.data.length) {
+        const grown = new Float32Array(Math.min(this.count * dim, Math.max(row + dim, 2 * this.data.length)));
+        grown.set(this.data);
+        this.data = grown;
+      }
+      for (let j = 0; j < dim; j++) {
+        const x = dv.getFloat32(q + 4 * j, true);
+        if (!Number.isFinite(x)) {
+          throw new ParseError(
+            `byte ${this.consumed + q + 4 * j}: non-finite value in the vector of ${JSON.stringify(word)}`,
+            { file },
+          );
+        }
+        this.data[row + j] = x;
+      }
+      this.words.push(word);
+      p = q + 4 * dim;
+    }
+    this.consumed += p;
+    b = b.subarray(p);
+    this.buf = b.length ? b.slice() : new Uint8Array(0);
+    return this.words.length < this.count;
+  }
+
+  finish(runtime?: Runtime): WordVectors {
+    const { file } = this;
+    if (this.count < 0) throw new ParseError("byte 0: no header line", { file, line: 1 });
+    if (this.words.length < this.count) {
+      // say where the file ended: inside a word, or inside the vector of a word
+      const b = this.buf;
+      let q = 0;
+      while (q < b.length && b[q] === 10) q++;
+      const sp = b.indexOf(32, q);
+      const i = this.words.length;
+      if (sp < 0)
+        throw new ParseError(`byte ${this.consumed + q}: file ends inside word ${i} of ${this.count}`, { file });
+      const word = utf8.decode(b.subarray(q, sp));
+      throw new ParseError(
+        `byte ${this.consumed + sp + 1}: file ends inside the vector of ${JSON.stringify(word)} (word ${i} of ${this.count}, ${this.dim} floats)`,
+        { file },
+      );
+    }
+    if (this.count === this.total) {
+      let p = 0;
+      const b = this.buf;
+      while (p < b.length && (b[p] === 10 || b[p] === 13 || b[p] === 32)) p++;
+      if (p < b.length)
+        throw new ParseError(`byte ${this.consumed + p}: unexpected data after ${this.count} vectors`, { file });
+    }
+    return new WordVectors(this.words, this.data.subarray(0, this.words.length * this.dim), this.dim, runtime);
+  }
 }

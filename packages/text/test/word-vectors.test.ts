@@ -90,6 +90,63 @@ describe("WordVectors", () => {
     expect(() => WordVectors.load(wv.toText(), { limit: -1 })).toThrow(/limit/);
   });
 
+  it("loadAsync reads chunked streams (binary and text) like load()", async () => {
+    const r = rng(21);
+    const words = Array.from({ length: 300 }, (_, i) => `wörd${i}`);
+    const data = Float32Array.from({ length: 300 * 9 }, () => r() - 0.5);
+    const wv = new WordVectors(words, data, 9);
+    const chunks = async function* (b: Uint8Array, size: number) {
+      for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+    };
+    const bin = wv.toBinary();
+    const txt = new TextEncoder().encode(wv.toText());
+    for (const size of [1, 7, 1000, 1 << 20]) {
+      const a = await WordVectors.loadAsync(chunks(bin, size));
+      expect(a.words).toEqual(words);
+      expect(a.vectors).toEqual(data);
+      const t = await WordVectors.loadAsync(chunks(txt, size));
+      expect(t.vectors).toEqual(data);
+    }
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(txt.subarray(0, 100));
+        c.enqueue(txt.subarray(100));
+        c.close();
+      },
+    });
+    expect((await WordVectors.loadAsync(stream)).size).toBe(300);
+    // limit stops reading early
+    let pulled = 0;
+    const counting = async function* () {
+      for await (const c of chunks(bin, 64)) {
+        pulled++;
+        yield c;
+      }
+    };
+    const first = await WordVectors.loadAsync(counting(), { limit: 10, format: "word2vec-binary" });
+    expect(first.words).toEqual(words.slice(0, 10));
+    expect(pulled).toBeLessThan(bin.length / 64 / 2);
+    const glove = new TextEncoder().encode("the 0.1 -0.2\nof 1 2\n");
+    expect((await WordVectors.loadAsync(chunks(glove, 3), { limit: 1 })).words).toEqual(["the"]);
+  });
+
+  it("loadAsync: truncated or lying files give positioned errors, not huge allocations", async () => {
+    const one = async function* (b: Uint8Array) {
+      yield b;
+    };
+    const bin = new WordVectors(["a", "b"], Float32Array.of(1, 2, 3, 4, 5, 6), 3).toBinary();
+    await expect(WordVectors.loadAsync(one(bin.subarray(0, bin.length - 6)), { file: "v.bin" })).rejects.toThrow(
+      /v\.bin: byte 21: file ends inside the vector of "b"/,
+    );
+    const liar = new TextEncoder().encode("1000000000 300\nxyz ");
+    await expect(WordVectors.loadAsync(one(liar), { format: "word2vec-binary" })).rejects.toThrow(
+      /file ends inside the vector of "xyz"/,
+    );
+    await expect(
+      WordVectors.loadAsync(one(new TextEncoder().encode("2 3\na 1 2 3\nb 1 2\n")), { file: "v.txt" }),
+    ).rejects.toThrow(/v\.txt:line 3/);
+  });
+
   it("GloVe (no header) and fastText .vec", () => {
     const glove = "the 0.1 -0.2 0.3\nof 1e-3 2 3\n\n";
     const g = WordVectors.load(glove);
