@@ -15,6 +15,8 @@ export default defineConfig({
     assetsInlineLimit: (file: string) => (file.endsWith(".wasm") ? false : undefined),
     rolldownOptions: { output },
   },
+  // dev: pre-bundle what only the worker imports, so that the first visit does not trigger a re-optimise + reload
+  optimizeDeps: { include: ["comlink"] },
   server: { headers: isolation },
   preview: { headers: isolation, host: "127.0.0.1", port: 4173, strictPort: true },
 });

@@ -3,7 +3,7 @@
 // Run: `pnpm --filter @wasmformer/demo e2e` (after `pnpm build`). Screenshots go to e2e-out/.
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { init, Tensor } from "@wasmformer/core";
 import { testImage, writeGpt2, writeVit } from "./checkpoints.mjs";
@@ -12,7 +12,8 @@ import { appDir, launch, measure, openPage, screenshot, startPreview } from "./h
 let server;
 let browser;
 // the GPT-2 folder is served by vite preview (loaded by URL); the ViT folder is picked as files
-const served = join(appDir, "dist", "__e2e__");
+// (dev mode, E2E_MODE=dev, serves public/ instead of dist/)
+const served = join(appDir, process.env.E2E_MODE === "dev" ? "public" : "dist", "__e2e__");
 const ckpt = join(appDir, "e2e", ".checkpoints");
 
 before(async () => {
@@ -32,6 +33,11 @@ after(async () => {
   await browser?.close();
   await server?.stop();
   rmSync(served, { recursive: true, force: true });
+  if (process.env.E2E_MODE === "dev") {
+    try {
+      rmdirSync(dirname(served)); // public/, when the test made it
+    } catch {}
+  }
 });
 
 /** Assert that no main-thread long task overlapped the measured compute. */

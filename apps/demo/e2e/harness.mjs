@@ -23,16 +23,20 @@ function freePort() {
   });
 }
 
-/** Start `vite preview` for the built app; resolves to { url, stop() }. */
+/**
+ * Start `vite preview` for the built app (or the dev server with `E2E_MODE=dev`); resolves to
+ * { url, stop() }.
+ */
 export async function startPreview() {
-  if (!existsSync(join(appDir, "dist", "index.html"))) {
+  const dev = process.env.E2E_MODE === "dev";
+  if (!dev && !existsSync(join(appDir, "dist", "index.html"))) {
     throw new Error(`${join(appDir, "dist")} is missing: build the demo first (pnpm build)`);
   }
   const port = Number(process.env.E2E_PORT) || (await freePort());
   const vite = join(appDir, "node_modules", "vite", "bin", "vite.js");
   const proc = spawn(
     process.execPath,
-    [vite, "preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"],
+    [vite, ...(dev ? [] : ["preview"]), "--host", "127.0.0.1", "--port", String(port), "--strictPort"],
     {
       cwd: appDir,
       stdio: ["ignore", "pipe", "pipe"],
