@@ -11,13 +11,19 @@ export class ComputeClient {
   private remote: Remote<ComputeApi> | undefined;
   /** Incremented by every restart: pages compare it to know whether their loaded model survived. */
   epoch = 0;
-  private listeners: (() => void)[] = [];
+  private listeners: ((reason: "cancel" | "error") => void)[] = [];
   private pending = new Set<(e: Error) => void>();
 
   get api(): Remote<ComputeApi> {
     if (!this.remote) {
-      this.worker = new Worker(new URL("./compute.worker.ts", import.meta.url), { type: "module", name: "compute" });
-      this.remote = wrap<ComputeApi>(this.worker);
+      const worker = new Worker(new URL("./compute.worker.ts", import.meta.url), { type: "module", name: "compute" });
+      // a worker that fails to load (or dies) never answers: fail what is pending, start afresh next time
+      worker.addEventListener("error", (e) => {
+        e.preventDefault();
+        this.fail(new Error(`the compute worker failed: ${e.message || "it could not be loaded"}`), "error");
+      });
+      this.worker = worker;
+      this.remote = wrap<ComputeApi>(worker);
     }
     return this.remote;
   }
@@ -45,20 +51,23 @@ export class ComputeClient {
 
   /** Abort everything in flight: terminate the worker (lazily restarted on next use). */
   cancel(): void {
+    this.fail(Object.assign(new Error("cancelled: the worker was stopped"), { name: "AbortError" }), "cancel");
+  }
+
+  private fail(err: Error, reason: "cancel" | "error"): void {
     if (!this.worker) return;
     this.remote?.[releaseProxy]();
     this.worker.terminate();
     this.worker = undefined;
     this.remote = undefined;
     this.epoch++;
-    const err = Object.assign(new Error("cancelled: the worker was stopped"), { name: "AbortError" });
     for (const abort of this.pending) abort(err);
     this.pending.clear();
-    for (const f of this.listeners) f();
+    for (const f of this.listeners) f(reason);
   }
 
-  /** Called after each cancel (pages reset their "model loaded" state). */
-  onRestart(f: () => void): void {
+  /** Called after each cancel or worker failure (pages reset their "model loaded" state). */
+  onRestart(f: (reason: "cancel" | "error") => void): void {
     this.listeners.push(f);
   }
 }

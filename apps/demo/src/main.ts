@@ -38,25 +38,22 @@ async function startWorker(): Promise<void> {
     const r = await compute.run((api) => api.init());
     backend.textContent = `worker ready · backend ${r.backend}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
     backend.dataset.backend = r.backend;
+    backend.className = "muted";
   } catch (e) {
     backend.textContent = `worker failed to start: ${(e as Error).message}`;
     backend.className = "error";
   }
 }
-compute.onRestart(() => {
-  backend.textContent = "worker restarted";
-  void startWorker();
-
-  // Warm up canvas text rendering while idle: the first fillText of a page loads fonts and can take
-  // tens of milliseconds, which would otherwise land in the middle of the first plotted result.
-  const warm = () => {
-    const ctx = document.createElement("canvas").getContext("2d");
-    if (!ctx) return;
-    ctx.font = "10px sans-serif";
-    ctx.fillText("warm-up 0123456789", 0, 10);
-  };
-  if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 500 });
-  else setTimeout(warm, 100);
+compute.onRestart((reason) => {
+  delete backend.dataset.backend;
+  if (reason === "cancel") {
+    backend.textContent = "worker restarted";
+    void startWorker();
+  } else {
+    // do not loop on a worker that cannot load: the next computation tries again
+    backend.textContent = "the worker failed (see the page); it restarts on the next computation";
+    backend.className = "error";
+  }
 });
 void startWorker();
 
