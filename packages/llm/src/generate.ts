@@ -61,7 +61,33 @@ export interface GenerateOptions extends SamplingOptions {
   outputAttentions?: boolean;
 }
 
-export type Prompt = string | string[] | number[] | number[][];
+/**
+ * A prompt given as embeddings instead of ids (HF `generate(inputs_embeds=…)`), e.g. image
+ * embeddings spliced between token embeddings (@wasmformer/vlm). `seenIds` (per row) are the ids
+ * the repetition penalty counts as already present; by default none.
+ */
+export interface EmbedsPrompt {
+  inputsEmbeds: Tensor;
+  seenIds?: ArrayLike<number>[];
+}
+
+export type Prompt = string | string[] | number[] | number[][] | EmbedsPrompt;
+
+const isEmbedsPrompt = (p: Prompt): p is EmbedsPrompt =>
+  typeof p === "object" && p !== null && !Array.isArray(p) && "inputsEmbeds" in p;
+
+/** Rows of an `EmbedsPrompt`: its `seenIds` (or empty rows), one per batch row of the embeddings. */
+function embedsRows(p: EmbedsPrompt): number[][] {
+  const e = p.inputsEmbeds;
+  if (!(e instanceof Tensor) || e.ndim !== 3)
+    throw new InputError(
+      `inputsEmbeds must be a [batch, time, n_embd] Tensor, got ${e instanceof Tensor ? `[${e.shape.join(", ")}]` : typeof e}`,
+    );
+  const B = e.shape[0];
+  if (p.seenIds !== undefined && p.seenIds.length !== B)
+    throw new InputError(`seenIds has ${p.seenIds.length} rows, inputsEmbeds has ${B}`);
+  return Array.from({ length: B }, (_, b) => (p.seenIds ? Array.from(p.seenIds[b]) : []));
+}
 
 /** Let timers and abort events run between decode steps. */
 function macrotask(): Promise<void> {
@@ -127,9 +153,13 @@ export async function* generate(
   const V = cfg.vocab_size;
   const stopIds = new Set(o.stopIds ?? (cfg.eos_token_id !== null ? [cfg.eos_token_id] : []));
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
-  const { rows, mask } = promptRows(model, tokenizer, prompt, o.attentionMask);
+  const embeds = isEmbedsPrompt(prompt) ? prompt.inputsEmbeds : undefined;
+  if (embeds && o.attentionMask) throw new InputError("attentionMask is not supported with an inputsEmbeds prompt");
+  const { rows, mask } = isEmbedsPrompt(prompt)
+    ? { rows: embedsRows(prompt), mask: undefined }
+    : promptRows(model, tokenizer, prompt, o.attentionMask);
   const B = rows.length;
-  const T = rows[0].length;
+  const T = embeds ? embeds.shape[1] : rows[0].length;
   if (T + N > cfg.n_positions) {
     throw new InputError(
       `prompt of ${T} tokens + maxNewTokens ${N} = ${T + N} positions exceeds n_positions ${cfg.n_positions}`,
@@ -138,7 +168,9 @@ export async function* generate(
   if (o.signal?.aborted) throw abortError(o.signal);
   const rng = new Rng(o.seed ?? Math.floor(Math.random() * 2 ** 32));
 
-  const out = model.prefill(rows, { attentionMask: mask, logits: "last", outputAttentions: o.outputAttentions });
+  const out = embeds
+    ? model.prefillEmbeds(embeds, { logits: "last", outputAttentions: o.outputAttentions })
+    : model.prefill(rows, { attentionMask: mask, logits: "last", outputAttentions: o.outputAttentions });
   // tokens a row has seen (its real prompt tokens, then generated ones), for the repetition penalty
   const seen = rows.map((r, b) => (mask ? r.filter((_, t) => mask[b][t] === 1) : [...r]));
   const ids: number[][] = rows.map(() => []);

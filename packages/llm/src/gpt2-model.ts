@@ -613,6 +613,96 @@ export class GPT2LMHeadModel {
     return this.run(rows, T, opts);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // inputs_embeds (used by @wasmformer/vlm: image embeddings spliced between token embeddings)
+
+  /**
+   * Token embeddings `wte[ids]` of `[B, T]` ids as a `[B, T, E]` tensor (HF
+   * `get_input_embeddings()(input_ids)`); T may be 0. Does not touch the KV cache.
+   */
+  embedTokens(inputIds: ArrayLike<number>[] | Tensor): Tensor<"f32"> {
+    const rows = toIdRows(inputIds);
+    const B = rows.length;
+    const T = rows[0]?.length ?? 0;
+    rows.forEach((r, b) => {
+      if (r.length !== T)
+        throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
+    });
+    this.checkIds(rows, 0);
+    const { E } = this;
+    const out = new Float32Array(B * T * E);
+    const flat = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) flat.set(rows[b], b * T);
+    const heap = this.runtime.heap;
+    for (let i0 = 0; i0 < flat.length; i0 += this.s.rows) {
+      const n = Math.min(this.s.rows, flat.length - i0);
+      heap.i32(this.s.ids, n).set(flat.subarray(i0, i0 + n));
+      this.gatherWte(n);
+      out.set(heap.f32(this.s.x, n * E), i0 * E);
+    }
+    return new Tensor(out, [B, T, E], "f32");
+  }
+
+  /**
+   * Reset the cache and run `inputs_embeds` `[B, T, E]` (HF `model(inputs_embeds=…)`): the
+   * embeddings take the place of `wte[ids]`, positions 0 … T−1 are added as usual. `decode` then
+   * continues with token ids at position T.
+   */
+  prefillEmbeds(inputsEmbeds: Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    const { E } = this;
+    if (!(inputsEmbeds instanceof Tensor)) throw new InputError("inputs_embeds must be a Tensor [batch, time, n_embd]");
+    if (inputsEmbeds.dtype !== "f32") throw new InputError(`inputs_embeds must be f32, got ${inputsEmbeds.dtype}`);
+    if (inputsEmbeds.ndim !== 3 || inputsEmbeds.shape[2] !== E) {
+      throw new ShapeError(
+        `inputs_embeds must be [batch, time, ${E}] (n_embd ${E}), got ${shapeStr(inputsEmbeds.shape)}`,
+      );
+    }
+    const [B, T] = inputsEmbeds.shape;
+    if (B === 0) throw new InputError("inputs_embeds has no rows");
+    if (B > this.maxBatch)
+      throw new InputError(
+        `batch of ${B} rows exceeds maxBatch ${this.maxBatch} (set maxBatch when loading the model)`,
+      );
+    if (T === 0) throw new InputError("inputs_embeds rows are empty: a prompt needs at least one position");
+    const P = this.config.n_positions;
+    if (T > P) throw new InputError(`prompt of ${T} positions exceeds n_positions ${P}`);
+    const data = inputsEmbeds.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        const b = Math.floor(i / (T * E));
+        const t = Math.floor(i / E) % T;
+        throw new InputError(`inputs_embeds[${b}, ${t}, ${i % E}] = ${data[i]} is not finite`);
+      }
+    }
+    this.len = 0;
+    this.batch = B;
+    this.pad = new Int32Array(this.maxBatch);
+    this.runtime.heap.u8(this.s.kpm, this.maxBatch * P).fill(0);
+    return this.run([], T, opts, data);
+  }
+
+  /** x (n, E) = wte[ids (n,)] from the scratch `ids` into the scratch `x` (ids already validated). */
+  private gatherWte(n: number): void {
+    const { E } = this;
+    const V = this.config.vocab_size;
+    const k = this.runtime.k;
+    const s = this.s;
+    const w = this.w;
+    if (w.wte) {
+      if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1)
+        throw new WasmformerError("internal", "gather rejected a checked id");
+      return;
+    }
+    // tied: row `id` of wte is column `id` of the transposed head blocks
+    const ids = this.runtime.heap.i32(s.ids, n);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      const v0 = id - (id % this.headBlock);
+      const wb = Math.min(this.headBlock, V - v0);
+      k.copy2d(w.head + (v0 * E + (id - v0)) * F32, wb, s.x + i * E * F32, 1, E, 1);
+    }
+  }
+
   /** Throws the typed error for appending `n` more positions beyond `n_positions`. */
   checkCapacity(n: number): void {
     const P = this.config.n_positions;
@@ -678,7 +768,11 @@ export class GPT2LMHeadModel {
     }
   }
 
-  private run(rows: Int32Array[], T: number, opts: ForwardOptions): ForwardOutput {
+  /**
+   * `embeds` (B·T·E floats, `inputs_embeds`) replaces `wte[ids]` when given; `rows` are then unused
+   * (see `prefillEmbeds`).
+   */
+  private run(rows: Int32Array[], T: number, opts: ForwardOptions, embeds?: Float32Array): ForwardOutput {
     const { E, H, hs, inner } = this;
     const cfg = this.config;
     const V = cfg.vocab_size;
@@ -709,21 +803,16 @@ export class GPT2LMHeadModel {
       const pos = heap.i32(s.pos, n);
       for (let b = 0; b < B; b++) {
         for (let t = 0; t < Lc; t++) {
-          ids[b * Lc + t] = rows[b][t0 + t];
+          if (!embeds) ids[b * Lc + t] = rows[b][t0 + t];
           pos[b * Lc + t] = Math.max(0, s0 + t - this.pad[b]); // padding slots: any valid position (unused)
         }
       }
-      if (w.wte) {
-        if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1)
-          throw new WasmformerError("internal", "gather rejected a checked id");
+      if (embeds) {
+        // inputs_embeds: rows (b, t0 … t0 + Lc) of the caller's [B, T, E] embeddings
+        const xv = heap.f32(s.x, n * E);
+        for (let b = 0; b < B; b++) xv.set(embeds.subarray((b * T + t0) * E, (b * T + t0 + Lc) * E), b * Lc * E);
       } else {
-        // tied: row `id` of wte is column `id` of the transposed head blocks (ids were validated above)
-        for (let i = 0; i < n; i++) {
-          const id = ids[i];
-          const v0 = id - (id % this.headBlock);
-          const wb = Math.min(this.headBlock, V - v0);
-          k.copy2d(w.head + (v0 * E + (id - v0)) * F32, wb, s.x + i * E * F32, 1, E, 1);
-        }
+        this.gatherWte(n);
       }
       if (k.gather(w.wpe, P, E, s.pos, n, s.xn) !== -1)
         throw new WasmformerError("internal", "gather rejected a position");
