@@ -84,17 +84,30 @@ async function memoryChild(which) {
   const cfg = JSON.parse(await (await import("node:fs/promises")).readFile(join(folder, "config.json"), "utf8"));
   VOCAB = cfg.vocab_size;
   const prompt = ids();
+  // also time decode steps here: each engine alone in a fresh process (no order effects)
+  const wall = [];
+  const cpu = [];
+  const step = async (f) => {
+    const c0 = process.cpuUsage();
+    const t = performance.now();
+    await f();
+    wall.push(performance.now() - t);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  };
   if (which === "ours") {
     const { model } = await loadOurs();
     model.prefill([prompt]);
-    let next = 0;
-    for (let s = 0; s < 8; s++) next = model.decode([(next + 1) % cfg.vocab_size]).logits.data[0] > 0 ? 1 : 2;
+    for (let s = 0; s < STEPS; s++) await step(() => model.decode([(s * 31) % cfg.vocab_size]));
   } else {
     const o = await loadOrt();
     let out = await ortRun(o, cfg, prompt, null);
-    for (let s = 0; s < 8; s++) out = await ortRun(o, cfg, [1], out);
+    for (let s = 0; s < STEPS; s++)
+      await step(async () => (out = await ortRun(o, cfg, [(s * 31) % cfg.vocab_size], out)));
   }
-  console.log(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }));
+  console.log(
+    JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, decodeMs: median(wall), decodeCpuMs: median(cpu) }),
+  );
 }
 
 if (only?.startsWith("--memory=")) {
@@ -108,8 +121,17 @@ console.log(
   `GPT-2 shapes: n_layer ${cfg.n_layer}, n_embd ${cfg.n_embd}, n_head ${cfg.n_head}, vocab ${cfg.vocab_size}; prompt ${PROMPT}, ` +
     `${STEPS} decode steps × ${ROUNDS} rounds; single thread; machine shared with other jobs`,
 );
-const ours = await loadOurs();
-const ortE = await loadOrt();
+// ORT_FIRST=1 creates onnxruntime-web's session before our model (the first wasm memory of a process
+// measured slower in some runs, so the order is a parameter)
+let ours;
+let ortE;
+if (process.env.ORT_FIRST) {
+  ortE = await loadOrt();
+  ours = await loadOurs();
+} else {
+  ours = await loadOurs();
+  ortE = await loadOrt();
+}
 console.log(
   `load: ours ${ours.loadMs.toFixed(0)} ms (backend ${ours.model.runtime.backend}), ort ${ortE.loadMs.toFixed(0)} ms`,
 );
@@ -205,9 +227,16 @@ if (!process.env.NO_MEMORY) {
       env: { ...process.env },
     });
     if (r.status !== 0) throw new Error(`memory child ${which} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop()).maxRssKb;
+    return JSON.parse(r.stdout.trim().split("\n").pop());
   };
   const mo = child("ours");
   const mr = child("ort");
-  console.log(`peak memory (maxRSS, separate processes): ours ${mb(mo)}, ort ${mb(mr)} → ${(mo / mr).toFixed(2)}×`);
+  console.log(
+    `peak memory (maxRSS, separate processes): ours ${mb(mo.maxRssKb)}, ort ${mb(mr.maxRssKb)} → ${(mo.maxRssKb / mr.maxRssKb).toFixed(2)}×`,
+  );
+  console.log(
+    `decode step alone in a fresh process (${STEPS} steps): ours ${mo.decodeMs.toFixed(2)} ms wall / ${mo.decodeCpuMs.toFixed(2)} ms CPU, ` +
+      `ort ${mr.decodeMs.toFixed(2)} ms / ${mr.decodeCpuMs.toFixed(2)} ms → ${(mo.decodeMs / mr.decodeMs).toFixed(2)}× wall, ` +
+      `${(mo.decodeCpuMs / mr.decodeCpuMs).toFixed(2)}× CPU`,
+  );
 }
