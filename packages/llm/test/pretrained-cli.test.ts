@@ -77,6 +77,9 @@ function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: bool
   return tiny;
 }
 
+/** The id of the single-byte token of byte b in the tiny vocabulary (ids 0..255 follow BYTE_TO_CHAR). */
+const byteId = (b: number) => b;
+
 let root: string;
 beforeAll(async () => {
   await init();
@@ -101,6 +104,29 @@ describe("fromPretrained", () => {
       expect(r.texts[0]).toBe(model.tokenizer!.decode(want.ids));
     });
   }
+
+  test("streamed text of random byte tokens = one-shot decode (UTF-8 held back across tokens)", async () => {
+    const dir = join(root, "m-stream");
+    writeFolder(dir);
+    const model = await GPT2LMHeadModel.fromPretrained(dir);
+    // random tokens of a 263-token byte-level vocabulary: mostly single bytes, many ≥ 0x80 (partial characters)
+    const chunks: string[] = [];
+    const r = await model.generateAll("hello", {
+      maxNewTokens: 40,
+      temperature: 1,
+      seed: 9,
+      stopIds: [],
+      onToken: (c) => chunks.push(c.text),
+    });
+    expect(chunks.join("")).toBe(model.tokenizer!.decode(r.ids[0]));
+    expect(r.texts[0]).toBe(model.tokenizer!.decode(r.ids[0]));
+    // a hand-made sequence: "é" split over two byte tokens, then "🙂" over four
+    const tok = model.tokenizer!;
+    const ids = [...new TextEncoder().encode("é🙂")].map(byteId);
+    const { TextStreamer } = await import("../src/tokenizer.js");
+    const st = new TextStreamer(tok);
+    expect(ids.map((id) => st.push(id))).toEqual(["", "é", "", "", "", "🙂"]);
+  });
 
   test("missing files are typed errors", async () => {
     const dir = join(root, "broken");
