@@ -70,6 +70,39 @@ describe("sampler", () => {
     expect(Array.from(nuc.ids)).toEqual(Array.from(full.ids.subarray(0, n)));
   });
 
+  test("top-k / top-p sets equal a brute-force sort (ties included); draws stay inside them", () => {
+    const rng = new Rng(99);
+    for (let c = 0; c < 40; c++) {
+      const V = [5, 100, 3000][c % 3];
+      const spread = [0.3, 3, 12][Math.floor(c / 3) % 3];
+      // rounded logits: many exact ties
+      const logits = Float32Array.from({ length: V }, () => Math.round((rng.random() - 0.5) * spread * 10) / 10);
+      const o = {
+        temperature: 0.5 + rng.random(),
+        topK: c % 4 === 0 ? 1 + Math.floor(rng.random() * V) : 0,
+        topP: c % 2 ? 0.05 + 0.9 * rng.random() : 1,
+      };
+      // brute force: weights, best first (lower id on ties), top-k, then the top-p prefix
+      const max = Math.max(...logits);
+      const w = Array.from(logits, (l) => Math.exp((l - max) / o.temperature));
+      let order = [...w.keys()].sort((a, b) => w[b] - w[a] || a - b);
+      if (o.topK > 0) order = order.slice(0, o.topK);
+      const mass = order.reduce((acc, i) => acc + w[i], 0);
+      let cum = 0;
+      let n = 0;
+      while (n < order.length) {
+        cum += w[order[n]];
+        n++;
+        if (cum >= o.topP * mass) break;
+      }
+      const want = order.slice(0, n);
+      const got = candidates(logits, o);
+      expect(Array.from(got.ids), JSON.stringify(o)).toEqual(want);
+      const allowed = new Set(want);
+      for (let k = 0; k < 20; k++) expect(allowed.has(sampleToken(logits, o, rng))).toBe(true);
+    }
+  });
+
   test("repetition penalty as HF: positive logits divided, negative multiplied, once per token", () => {
     const l = Float32Array.from([2, -2, 1, 4]);
     applyRepetitionPenalty(l, [0, 1, 1, 0], 2);
