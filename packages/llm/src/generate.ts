@@ -204,8 +204,7 @@ export async function* generate(
       if (stopIds.has(id)) {
         finish[b] = "stop_id";
       } else if (streamers[b]) {
-        const special = tokenizer!.isSpecial?.(id) ?? false;
-        chunk.text = special ? tokenizer!.decode([id]) : streamers[b]!.push(id);
+        chunk.text = streamers[b]!.push(id);
         const before = texts[b].length;
         texts[b] += chunk.text;
         for (const s of stops) {

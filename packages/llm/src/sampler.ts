@@ -216,12 +216,10 @@ function nucleus(
   }
   const target = topP * sum;
   let cum = 0;
-  let above = 0; // ids in better bins
   let b = 0;
   for (; b < BINS - 1; b++) {
     if (count[b] > 0 && cum + mass[b] >= target) break;
     cum += mass[b];
-    above += count[b];
   }
   // the boundary bin: its ids best first, taken until the cumulative weight reaches the target
   const inBin: number[] = [];

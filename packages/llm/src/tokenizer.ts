@@ -56,7 +56,11 @@ export class TextStreamer {
   constructor(private readonly tok: Tokenizer) {}
 
   push(id: number): string {
-    if (this.tok.tokenBytes) return this.dec.decode(this.tok.tokenBytes(id), { stream: true });
+    if (this.tok.tokenBytes) {
+      // a special token is not bytes: pending bytes end there (as in a one-shot decode)
+      if (this.tok.isSpecial?.(id)) return this.dec.decode() + this.tok.decode([id]);
+      return this.dec.decode(this.tok.tokenBytes(id), { stream: true });
+    }
     this.ids.push(id);
     let full = this.tok.decode(this.ids);
     let end = full.length;

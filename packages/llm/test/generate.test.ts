@@ -128,6 +128,10 @@ describe("TextStreamer", () => {
     const s = new TextStreamer(charTok);
     const out = [0, 27, 28, 26, 29, 30, 31, 32, 1].map((id) => s.push(id));
     expect(out).toEqual(["a", "", "é", " ", "", "", "", "🙂", "b"]);
+    // a special token ends pending bytes, as a one-shot decode does
+    const s3 = new TextStreamer(charTok);
+    const ids = [0, 27, 39, 28, 1];
+    expect(ids.map((id) => s3.push(id)).join("") + s3.flush()).toBe(charTok.decode(ids));
     const s2 = new TextStreamer({ encode: charTok.encode, decode: charTok.decode }); // without tokenBytes
     const out2 = [0, 27, 28, 29, 30, 31, 32].map((id) => s2.push(id));
     expect(out2.join("")).toBe("aé🙂");
