@@ -1,0 +1,175 @@
+/**
+ * Configuration of the vision-language model (FORMAT.md §6.13, model_type `"vit-qformer-gpt2"`):
+ * a `ViTConfig` (`vision_config`), a Hugging Face `Blip2QFormerConfig` (`qformer_config`, keys
+ * copied verbatim from transformers `models/blip_2/configuration_blip_2.py`), a `GPT2Config`
+ * (`text_config`) and `num_query_tokens`, as in `Blip2Config`.
+ *
+ * Errors in a nested config are reported with the nested path (`qformer_config.hidden_size`,
+ * `vision_config.patch_size`, `text_config.n_head`).
+ */
+import { Act, ConfigError, divisibleBy, field, readConfig } from "@wasmformer/core";
+import { type GPT2Config, parseGPT2Config } from "@wasmformer/llm";
+import { parseViTConfig, type ViTConfig } from "@wasmformer/vit";
+
+/** The fields of HF `Blip2QFormerConfig` that the query branch reads. */
+export interface QFormerConfig {
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  intermediate_size: number;
+  hidden_act: string;
+  layer_norm_eps: number;
+  /** Cross-attention to the image in layers i with i mod f = 0. */
+  cross_attention_frequency: number;
+  /** Width of the vision features (the ViT's hidden_size). */
+  encoder_hidden_size: number;
+  position_embedding_type: "absolute";
+  use_qformer_text_input: boolean;
+}
+
+/** HF `ACT2FN` names the Q-Former accepts → fused activation codes of the core kernels. */
+const QFORMER_ACTS: Record<string, number> = {
+  gelu: Act.gelu,
+  gelu_new: Act.geluTanh,
+  gelu_pytorch_tanh: Act.geluTanh,
+  relu: Act.relu,
+  silu: Act.silu,
+};
+
+/** Kernel activation code of a Q-Former / projector `hidden_act`. */
+export function qformerActCode(name: string, fieldName = "hidden_act"): number {
+  const a = QFORMER_ACTS[name];
+  if (a === undefined) {
+    throw new ConfigError(
+      `unsupported activation ${JSON.stringify(name)} (supported: ${Object.keys(QFORMER_ACTS).join(", ")})`,
+      fieldName,
+    );
+  }
+  return a;
+}
+
+/** `Blip2QFormerConfig` as a core config schema (defaults: HF's, i.e. BLIP-2 OPT-2.7b). */
+export const QFormerConfigSchema = {
+  hidden_size: field.int({ positive: true, default: 768 }),
+  num_hidden_layers: field.int({ positive: true, default: 12 }),
+  num_attention_heads: field.int({ positive: true, default: 12 }),
+  intermediate_size: field.int({ positive: true, default: 3072 }),
+  hidden_act: field.enumOf(Object.keys(QFORMER_ACTS), { default: "gelu" }),
+  layer_norm_eps: field.number({ nonNegative: true, default: 1e-12 }),
+  cross_attention_frequency: field.int({ positive: true, default: 2 }),
+  encoder_hidden_size: field.int({ positive: true, default: 1408 }),
+  position_embedding_type: field.enumOf(["absolute"] as const, {
+    default: "absolute",
+    doc: "relative_key(_query) would add distance terms to the query self-attention: not supported",
+  }),
+  use_qformer_text_input: field.bool({
+    default: false,
+    check: (v) => (v ? "true is not supported (the Q-Former runs on its learned queries only)" : undefined),
+  }),
+};
+
+/** Read a `Blip2QFormerConfig` object; a `ConfigError` names the field at fault. */
+export function parseQFormerConfig(raw: unknown): QFormerConfig {
+  const c = readConfig(raw, QFormerConfigSchema, {
+    name: "Q-Former config",
+    rules: [divisibleBy("hidden_size", "num_attention_heads")],
+  });
+  return {
+    hidden_size: c.hidden_size,
+    num_hidden_layers: c.num_hidden_layers,
+    num_attention_heads: c.num_attention_heads,
+    intermediate_size: c.intermediate_size,
+    hidden_act: c.hidden_act,
+    layer_norm_eps: c.layer_norm_eps,
+    cross_attention_frequency: c.cross_attention_frequency,
+    encoder_hidden_size: c.encoder_hidden_size,
+    position_embedding_type: c.position_embedding_type,
+    use_qformer_text_input: c.use_qformer_text_input,
+  };
+}
+
+/** MiniGPT-4's prompt (`prompt_template` with `<Img><ImageHere></Img>` in place of `{}`). */
+export const MINIGPT4_TEMPLATE = "###Human: <Img><ImageHere></Img> {question} ###Assistant: ";
+
+/** The whole model's configuration. */
+export interface VLMConfig {
+  num_query_tokens: number;
+  vision_config: ViTConfig;
+  qformer_config: QFormerConfig;
+  text_config: GPT2Config;
+  /** The raw `text_config` object (for GPT-2 loading, which keeps HF's unknown keys). */
+  text_config_raw: Record<string, unknown>;
+  /** The raw `vision_config` object, without labels (a backbone has no classifier). */
+  vision_config_raw: Record<string, unknown>;
+  /** Prompt template with `<ImageHere>` and `{question}` (from `image_prompt.template`, else MiniGPT-4's chat template). */
+  template: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Re-throw a nested ConfigError with its path under `prefix`. */
+function nested<T>(prefix: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const field = e.field ? `${prefix}.${e.field}` : prefix;
+    const inner = e.field ? e.message.replace(`config: ${e.field}: `, "") : e.message.replace(/^config: /, "");
+    throw new ConfigError(inner, field);
+  }
+}
+
+/**
+ * Read and check the vision-language `config.json` object.
+ * @throws ConfigError naming the field at fault, including cross-checks (`qformer_config.encoder_hidden_size`
+ *   must equal `vision_config.hidden_size`).
+ */
+export function parseVLMConfig(raw: unknown): VLMConfig {
+  if (!isObject(raw)) throw new ConfigError("config must be a JSON object");
+  const q = raw.num_query_tokens;
+  if (q === undefined)
+    throw new ConfigError("required field is missing; expected a positive integer", "num_query_tokens");
+  if (typeof q !== "number" || !Number.isInteger(q) || q < 1)
+    throw new ConfigError(`expected a positive integer, got ${JSON.stringify(q)}`, "num_query_tokens");
+  for (const k of ["vision_config", "qformer_config", "text_config"]) {
+    if (raw[k] === undefined) throw new ConfigError("required field is missing; expected an object", k);
+    if (!isObject(raw[k])) throw new ConfigError(`expected an object, got ${JSON.stringify(raw[k])}`, k);
+  }
+  const visionRaw = { ...(raw.vision_config as Record<string, unknown>) };
+  delete visionRaw.id2label;
+  delete visionRaw.label2id;
+  delete visionRaw.num_labels;
+  const vision = nested("vision_config", () => parseViTConfig(visionRaw));
+  const qformer = nested("qformer_config", () => parseQFormerConfig(raw.qformer_config));
+  const textRaw = raw.text_config as Record<string, unknown>;
+  const text = nested("text_config", () => parseGPT2Config(textRaw));
+  if (qformer.encoder_hidden_size !== vision.hidden_size) {
+    throw new ConfigError(
+      `${qformer.encoder_hidden_size} does not match vision_config.hidden_size ${vision.hidden_size} (the width of the image features the Q-Former attends to)`,
+      "qformer_config.encoder_hidden_size",
+    );
+  }
+  let template = MINIGPT4_TEMPLATE;
+  if (raw.image_prompt !== undefined) {
+    if (!isObject(raw.image_prompt)) throw new ConfigError("expected an object", "image_prompt");
+    const t = raw.image_prompt.template;
+    if (t !== undefined) {
+      if (typeof t !== "string" || t.split("<ImageHere>").length !== 2)
+        throw new ConfigError(
+          `expected a string with one "<ImageHere>", got ${JSON.stringify(t)}`,
+          "image_prompt.template",
+        );
+      // the case files give the image part only; MiniGPT-4 wraps it in its chat roles
+      template = t.startsWith("###") ? t : `###Human: ${t} ###Assistant: `;
+    }
+  }
+  return {
+    num_query_tokens: q,
+    vision_config: vision,
+    qformer_config: qformer,
+    text_config: text,
+    text_config_raw: textRaw,
+    vision_config_raw: visionRaw,
+    template,
+  };
+}

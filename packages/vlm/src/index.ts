@@ -1,0 +1,60 @@
+/**
+ * @wasmformer/vlm — vision-language models on @wasmformer/core: a frozen ViT (@wasmformer/vit), a
+ * BLIP-2 Q-Former with `language_projection` (or a LLaVA projector), and GPT-2 (@wasmformer/llm),
+ * with MiniGPT-4 prompts that carry an image slot.
+ */
+export {
+  type EmbedFn,
+  type ImageAdapter,
+  type ImageProjection,
+  idRows,
+  imagePrompt,
+  QFormerAdapter,
+  spliceImageEmbeds,
+} from "./adapter.js";
+export {
+  MINIGPT4_TEMPLATE,
+  parseQFormerConfig,
+  parseVLMConfig,
+  type QFormerConfig,
+  QFormerConfigSchema,
+  type VLMConfig,
+} from "./config.js";
+export {
+  type FeatureSelectStrategy,
+  LinearProjector,
+  LlavaProjector,
+  type LlavaProjectorOptions,
+  type ProjectorOptions,
+} from "./projector.js";
+export {
+  answerText,
+  fillImagePrompt,
+  IMAGE_PLACEHOLDER,
+  type ImagePromptIds,
+  type ImagePromptParts,
+  QUESTION_PLACEHOLDER,
+  splitImagePrompt,
+  TURN_SEPARATOR,
+  tokenizeImagePrompt,
+} from "./prompt.js";
+export {
+  Blip2QFormerModel,
+  checkQFormerWeights,
+  type QFormerNames,
+  type QFormerOptions,
+  qformerWants,
+} from "./qformer.js";
+export {
+  type ImageArg,
+  type ImageFeatures,
+  type QuestionArg,
+  type VisionEncoder,
+  VisionLanguageModel,
+  type VLMGenerateOptions,
+  type VLMGenerationChunk,
+  type VLMGenerationResult,
+  type VLMLoadOptions,
+  type VLMPretrainedSource,
+} from "./vlm-model.js";
+export { prefixView, type WeightSource, weightSource } from "./weights.js";

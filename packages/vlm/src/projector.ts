@@ -1,0 +1,237 @@
+/**
+ * Projections from vision features into a language model's embedding space, as chains of
+ * `torch.nn.Linear` layers (`y = x·Wᵀ + b`, W `[out, in]`, one GEMM with transB = 1 each):
+ *
+ * - `LinearProjector`: BLIP-2 / MiniGPT-4 `language_projection` (Q-Former output → LM width);
+ * - `LlavaProjector`: LLaVA's `multi_modal_projector` (HF `LlavaMultiModalProjector`):
+ *   `linear_2(act(linear_1(x)))`, act = `projector_hidden_act` (`"gelu"`), applied to the vision
+ *   tower's features directly (with CLS dropped for `vision_feature_select_strategy: "default"`).
+ *
+ * Weights live in the projector's own runtime heap; scratch is planned per row count and reused.
+ */
+import { Act, createRuntime, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import type { ImageAdapter, ImageProjection } from "./adapter.js";
+import { qformerActCode } from "./config.js";
+import { checkWeights, putTensor, throwFaults, type Want, type WeightSource } from "./weights.js";
+
+const F32 = 4;
+
+interface LinearPtrs {
+  inF: number;
+  outF: number;
+  w: number; // (out, in)
+  b: number; // (out,) or 0
+  act: number; // applied after this layer
+}
+
+/** A chain of Linear layers on one runtime (the shared engine of both projectors). */
+class LinearChain {
+  private readonly weightsMark: number;
+  private top: number;
+  private rows = 0;
+  private bufs: number[] = []; // input, then each layer's output: (rows, width)
+
+  constructor(
+    readonly runtime: Runtime,
+    private readonly layers: LinearPtrs[],
+  ) {
+    this.weightsMark = runtime.heap.mark();
+    this.top = this.weightsMark;
+  }
+
+  get inputDim(): number {
+    return this.layers[0]!.inF;
+  }
+  get outputDim(): number {
+    return this.layers[this.layers.length - 1]!.outF;
+  }
+
+  private planFor(n: number): void {
+    if (this.rows === n) return;
+    const heap = this.runtime.heap;
+    if (heap.mark() === this.top) heap.release(this.weightsMark);
+    const widths = [this.inputDim, ...this.layers.map((l) => l.outF)];
+    heap.reserve(widths.reduce((a, d) => a + n * d * F32 + 16, 0));
+    this.bufs = widths.map((d) => heap.allocF32(Math.max(1, n * d)));
+    this.rows = n;
+    this.top = heap.mark();
+  }
+
+  /** x (n, in) → (n, out) as a fresh Float32Array. */
+  run(x: Float32Array, n: number): Float32Array {
+    if (n === 0) return new Float32Array(0);
+    this.planFor(n);
+    const { k, heap } = this.runtime;
+    heap.f32(this.bufs[0]!, n * this.inputDim).set(x);
+    this.layers.forEach((l, i) => {
+      k.gemm(n, l.outF, l.inF, this.bufs[i]!, l.inF, 0, l.w, l.inF, 1, this.bufs[i + 1]!, l.outF, l.b, 1, 0, l.act);
+    });
+    return heap.f32(this.bufs[this.layers.length]!, n * this.outputDim).slice();
+  }
+}
+
+/** Check `x` is an f32 `[B, N, inputDim]` tensor. */
+function checkFeatures(x: Tensor, inDim: number, what: string): [number, number] {
+  if (!(x instanceof Tensor)) throw new InputError(`${what}: input must be a Tensor [batch, tokens, ${inDim}]`);
+  if (x.dtype !== "f32") throw new InputError(`${what}: input must be f32, got ${x.dtype}`);
+  if (x.ndim !== 3 || x.shape[2] !== inDim)
+    throw new ShapeError(`${what}: input must be [batch, tokens, ${inDim}], got [${x.shape.join(", ")}]`);
+  return [x.shape[0]!, x.shape[1]!];
+}
+
+/** Names and shapes of a Linear layer `prefix.weight [out, in]`, `prefix.bias [out]`. */
+function linearWants(prefix: string, inF: number, outF: number): Want[] {
+  return [
+    { name: `${prefix}.weight`, shape: [outF, inF] },
+    { name: `${prefix}.bias`, shape: [outF] },
+  ];
+}
+
+/** Shape of a tensor (lazy sources: without reading it). */
+async function shapeOf(src: WeightSource, name: string): Promise<readonly number[] | undefined> {
+  if (!src.has(name)) return undefined;
+  if (typeof src.info === "function") return src.info(name).shape;
+  return (await src.get(name)).shape;
+}
+
+export interface ProjectorOptions {
+  /** Runtime to own (default: a fresh `createRuntime()`). */
+  runtime?: Runtime;
+}
+
+/**
+ * BLIP-2 / MiniGPT-4 `language_projection`: `Linear(qformer hidden_size → LM n_embd)`.
+ * @example
+ * ```ts
+ * const proj = await LinearProjector.fromWeights(src, { prefix: "language_projection", inputDim: 32, outputDim: 768 });
+ * const embeds = proj.forward(qformerOutput);   // [B, Q, 32] → [B, Q, 768]
+ * ```
+ */
+export class LinearProjector {
+  private constructor(private readonly chain: LinearChain) {}
+
+  get inputDim(): number {
+    return this.chain.inputDim;
+  }
+  get outputDim(): number {
+    return this.chain.outputDim;
+  }
+
+  /**
+   * Load `prefix.weight` `[out, in]` and `prefix.bias` `[out]` (default prefix
+   * `"language_projection"`). Sizes are read from the weight unless given (then they are checked).
+   */
+  static async fromWeights(
+    src: WeightSource,
+    opts: ProjectorOptions & { prefix?: string; inputDim?: number; outputDim?: number } = {},
+  ): Promise<LinearProjector> {
+    const p = opts.prefix ?? "language_projection";
+    const shape = await shapeOf(src, `${p}.weight`);
+    const outF = opts.outputDim ?? shape?.[0] ?? 0;
+    const inF = opts.inputDim ?? shape?.[1] ?? 0;
+    throwFaults(
+      await checkWeights(
+        src,
+        linearWants(p, inF, outF),
+        (n) => n.startsWith(`${p}.`),
+        () => false,
+      ),
+      `projection "${p}" (${inF} → ${outF})`,
+    );
+    const rt = opts.runtime ?? createRuntime();
+    rt.heap.reserve((inF * outF + outF) * F32 + 64);
+    const w = await putTensor(rt.heap, src, `${p}.weight`);
+    const b = await putTensor(rt.heap, src, `${p}.bias`);
+    return new LinearProjector(new LinearChain(rt, [{ inF, outF, w, b, act: Act.none }]));
+  }
+
+  /** `[B, N, inputDim]` → `[B, N, outputDim]`. */
+  forward(x: Tensor): Tensor<"f32"> {
+    const [B, N] = checkFeatures(x, this.inputDim, "language_projection");
+    return new Tensor(this.chain.run(x.data as Float32Array, B * N), [B, N, this.outputDim]);
+  }
+}
+
+/** HF `LlavaConfig.vision_feature_select_strategy`: `"default"` drops the CLS token, `"full"` keeps it. */
+export type FeatureSelectStrategy = "default" | "full";
+
+export interface LlavaProjectorOptions extends ProjectorOptions {
+  /** Prefix of `linear_1` / `linear_2` (default `"multi_modal_projector"`). */
+  prefix?: string;
+  /** `projector_hidden_act` (default `"gelu"`, exact). */
+  projectorHiddenAct?: string;
+  /** Default `"default"` (drop the CLS token, as LLaVA). */
+  visionFeatureSelectStrategy?: FeatureSelectStrategy;
+}
+
+/**
+ * LLaVA's two-layer MLP projector (HF `LlavaMultiModalProjector`): `linear_2(gelu(linear_1(x)))`,
+ * `linear_1` `[text, vision]`, `linear_2` `[text, text]`. An `ImageAdapter`: it maps vision features
+ * (CLS dropped by default) straight to LM embeddings, one per image token.
+ */
+export class LlavaProjector implements ImageAdapter {
+  readonly visionFeatureSelectStrategy: FeatureSelectStrategy;
+  private constructor(
+    private readonly chain: LinearChain,
+    strategy: FeatureSelectStrategy,
+  ) {
+    this.visionFeatureSelectStrategy = strategy;
+  }
+
+  get inputDim(): number {
+    return this.chain.inputDim;
+  }
+  get outputDim(): number {
+    return this.chain.outputDim;
+  }
+
+  /** Load `linear_1` and `linear_2` (sizes from the tensors); the activation from `projectorHiddenAct`. */
+  static async fromWeights(src: WeightSource, opts: LlavaProjectorOptions = {}): Promise<LlavaProjector> {
+    const p = opts.prefix ?? "multi_modal_projector";
+    const strategy = opts.visionFeatureSelectStrategy ?? "default";
+    if (strategy !== "default" && strategy !== "full")
+      throw new InputError(`visionFeatureSelectStrategy must be "default" or "full", got ${JSON.stringify(strategy)}`);
+    const act = qformerActCode(opts.projectorHiddenAct ?? "gelu", "projector_hidden_act");
+    const s1 = await shapeOf(src, `${p}.linear_1.weight`);
+    const text = s1?.[0] ?? 0;
+    const vision = s1?.[1] ?? 0;
+    throwFaults(
+      await checkWeights(
+        src,
+        [...linearWants(`${p}.linear_1`, vision, text), ...linearWants(`${p}.linear_2`, text, text)],
+        (n) => n.startsWith(`${p}.`),
+        () => false,
+      ),
+      `LLaVA projector "${p}" (${vision} → ${text} → ${text})`,
+    );
+    const rt = opts.runtime ?? createRuntime();
+    rt.heap.reserve((vision * text + text * text + 2 * text) * F32 + 128);
+    const w1 = await putTensor(rt.heap, src, `${p}.linear_1.weight`);
+    const b1 = await putTensor(rt.heap, src, `${p}.linear_1.bias`);
+    const w2 = await putTensor(rt.heap, src, `${p}.linear_2.weight`);
+    const b2 = await putTensor(rt.heap, src, `${p}.linear_2.bias`);
+    const chain = new LinearChain(rt, [
+      { inF: vision, outF: text, w: w1, b: b1, act },
+      { inF: text, outF: text, w: w2, b: b2, act: Act.none },
+    ]);
+    return new LlavaProjector(chain, strategy);
+  }
+
+  /** `[B, N, vision]` → `[B, N, text]` on every row given (no token selection). */
+  forward(x: Tensor): Tensor<"f32"> {
+    const [B, N] = checkFeatures(x, this.inputDim, "multi_modal_projector");
+    return new Tensor(this.chain.run(x.data as Float32Array, B * N), [B, N, this.outputDim]);
+  }
+
+  /** `ImageAdapter`: vision features `[B, T, vision]` → image embeddings (CLS dropped for `"default"`). */
+  project(visionFeatures: Tensor): ImageProjection {
+    const [B, T] = checkFeatures(visionFeatures, this.inputDim, "multi_modal_projector");
+    if (this.visionFeatureSelectStrategy === "full") return { imageEmbeds: this.forward(visionFeatures) };
+    if (T < 2) throw new InputError(`vision features have ${T} token(s): nothing is left after dropping CLS`);
+    const D = this.inputDim;
+    const src = visionFeatures.data as Float32Array;
+    const patches = new Float32Array(B * (T - 1) * D);
+    for (let b = 0; b < B; b++) patches.set(src.subarray((b * T + 1) * D, (b + 1) * T * D), b * (T - 1) * D);
+    return { imageEmbeds: this.forward(new Tensor(patches, [B, T - 1, D])) };
+  }
+}

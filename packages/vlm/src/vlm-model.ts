@@ -1,0 +1,471 @@
+/**
+ * A vision-language model in the BLIP-2 / MiniGPT-4 style (Zhu et al. 2023,
+ * https://arxiv.org/abs/2304.10592): a frozen ViT reads the image, a Q-Former's learned queries
+ * summarise it, `language_projection` maps them into GPT-2's embedding space, and GPT-2 answers a
+ * question about the image (FORMAT.md §6.13, model_type `"vit-qformer-gpt2"`):
+ *
+ * ```
+ * img           = ViTModel(pixel_values).last_hidden_state                     (B, T_img, Dv)
+ * q             = Blip2QFormerModel(query_tokens, img).last_hidden_state        (B, Q, Dq)
+ * projected     = language_projection(q)                                       (B, Q, Et)
+ * inputs_embeds = concat(wte[prefix_ids], projected, wte[suffix_ids])          (B, P+Q+S, Et)
+ * logits        = GPT2(inputs_embeds);  generation continues with the KV cache
+ * ```
+ *
+ * The parts are independent objects, each with its own runtime heap: `vision` (@wasmformer/vit
+ * `ViTModel`), `adapter` (`QFormerAdapter`, or a `LlavaProjector`), `languageModel`
+ * (@wasmformer/llm `GPT2LMHeadModel`). Image features are computed once per image and reused for
+ * every question about it.
+ */
+import {
+  ConfigError,
+  createRuntime,
+  InputError,
+  openSafetensors,
+  parseSafetensors,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WeightsError,
+} from "@wasmformer/core";
+import {
+  type GenerateOptions,
+  type GenerationChunk,
+  type GenerationResult,
+  GPT2LMHeadModel,
+  loadTokenizer,
+  type Tokenizer,
+} from "@wasmformer/llm";
+import { type ImageInput, ViTModel } from "@wasmformer/vit";
+import { type ImageAdapter, type ImageProjection, idRows, QFormerAdapter, spliceImageEmbeds } from "./adapter.js";
+import { parseVLMConfig, type VLMConfig } from "./config.js";
+import { LinearProjector } from "./projector.js";
+import { answerText, type ImagePromptIds, TURN_SEPARATOR, tokenizeImagePrompt } from "./prompt.js";
+import { Blip2QFormerModel, checkQFormerWeights } from "./qformer.js";
+import { checkWeights, prefixView, throwFaults, type WeightSource } from "./weights.js";
+
+/** A vision tower: pixels → features (`ViTModel` is one). */
+export interface VisionEncoder {
+  forward(pixelValues: Tensor): { lastHiddenState: Tensor<"f32"> };
+  /** Images → preprocessed `pixel_values` (optional: without it only tensors are accepted). */
+  pixelValues?(images: ImageInput | readonly ImageInput[]): Promise<Tensor<"f32">>;
+}
+
+/** Everything computed from a batch of images, reusable across questions. */
+export interface ImageFeatures extends ImageProjection {
+  /** `[B, T_img, Dv]`: the vision tower's `last_hidden_state`. */
+  visionLastHiddenState: Tensor<"f32">;
+  /** Number of images. */
+  batchSize: number;
+}
+
+/** An image argument: pixel values, image(s) to preprocess, or features from `encodeImage`. */
+export type ImageArg = Tensor | ImageInput | readonly ImageInput[] | ImageFeatures;
+
+/** A question: text (needs the tokenizer; one per image or one for all) or the ids around the image slot. */
+export type QuestionArg =
+  | string
+  | readonly string[]
+  | { prefixIds: ArrayLike<number>[] | Tensor; suffixIds: ArrayLike<number>[] | Tensor };
+
+/** A generated token, with the part of the answer it makes visible. */
+export interface VLMGenerationChunk extends GenerationChunk {
+  /**
+   * New answer text: `text`, minus the turn separator (`###`) and what follows it; text that may be
+   * the start of the separator is held back until it is known not to be.
+   */
+  answer: string;
+}
+
+export interface VLMGenerationResult extends GenerationResult {
+  /** Per row: the text up to the turn separator, trimmed. */
+  answers: string[];
+}
+
+export interface VLMGenerateOptions extends GenerateOptions {
+  /** Use (and fill) the per-image feature cache (default true). */
+  cache?: boolean;
+}
+
+export interface VLMLoadOptions {
+  /** Largest batch of prompts for generation (sizes GPT-2's KV cache). Default 1. */
+  maxBatch?: number;
+  /** Makes each part's runtime (default core's `createRuntime()`: wasm after `await init()`). */
+  runtime?: () => Runtime;
+  /** Tokenizer for text questions and answers. */
+  tokenizer?: Tokenizer;
+}
+
+/** A `vit-qformer-gpt2` checkpoint: the parsed `config.json` and `model.safetensors` (bytes or tensors). */
+export interface VLMPretrainedSource {
+  config: unknown;
+  weights: Uint8Array | ArrayBuffer | WeightSource;
+}
+
+const isFeatures = (x: unknown): x is ImageFeatures =>
+  typeof x === "object" && x !== null && "visionLastHiddenState" in x && "imageEmbeds" in x;
+
+/** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
+const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
+
+/** GPT-2 tensors the LM does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
+const LM_IGNORABLE = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$/;
+
+/** Re-throw a component's WeightsError with its names under the checkpoint prefix. */
+async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof WeightsError) {
+      throw new WeightsError(
+        `${prefix}* (${what}): ${e.message}`,
+        e.names.map((n) => prefix + n),
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Vision encoder + adapter + GPT-2, with MiniGPT-4 prompts.
+ * @example
+ * ```ts
+ * await init();
+ * const vlm = await VisionLanguageModel.fromFolder("./minigpt4-tiny");
+ * const image = await vlm.encodeImage(await loadImage("cat.png"));     // computed once
+ * console.log(await vlm.ask(image, "What is in the picture?"));
+ * for await (const c of vlm.generate(image, "What colour is it?")) process.stdout.write(c.answer);
+ * ```
+ */
+export class VisionLanguageModel {
+  readonly vision: VisionEncoder;
+  readonly adapter: ImageAdapter;
+  readonly languageModel: GPT2LMHeadModel;
+  /** Prompt template with `<ImageHere>` and `{question}` (MiniGPT-4's by default). */
+  template: string;
+  /** The parsed config, when loaded from a checkpoint. */
+  readonly config: VLMConfig | undefined;
+  /** How often each part ran (the feature cache saves vision and adapter runs). */
+  readonly stats = { visionRuns: 0, adapterRuns: 0 };
+  private cache = new WeakMap<object, ImageFeatures>();
+
+  constructor(parts: {
+    vision: VisionEncoder;
+    adapter: ImageAdapter;
+    languageModel: GPT2LMHeadModel;
+    tokenizer?: Tokenizer;
+    template?: string;
+    config?: VLMConfig;
+  }) {
+    this.vision = parts.vision;
+    this.adapter = parts.adapter;
+    this.languageModel = parts.languageModel;
+    const E = parts.languageModel.config.n_embd;
+    if (parts.adapter.outputDim !== E) {
+      throw new ShapeError(
+        `the adapter produces width ${parts.adapter.outputDim}, the language model embeds with n_embd ${E}`,
+      );
+    }
+    if (parts.tokenizer) this.languageModel.tokenizer = parts.tokenizer;
+    this.template =
+      parts.template ?? parts.config?.template ?? "###Human: <Img><ImageHere></Img> {question} ###Assistant: ";
+    this.config = parts.config;
+  }
+
+  /** The tokenizer (shared with the language model). */
+  get tokenizer(): Tokenizer | undefined {
+    return this.languageModel.tokenizer;
+  }
+  set tokenizer(t: Tokenizer | undefined) {
+    this.languageModel.tokenizer = t;
+  }
+
+  /**
+   * Build from a `vit-qformer-gpt2` checkpoint: `config` (the parsed config.json) and the weights
+   * (`vision_model.*`, `query_tokens`, `qformer.*`, `language_projection.*`, `language_model.*`).
+   * All names and shapes are checked before anything is copied; a `WeightsError` lists what is
+   * missing, wrong-shaped or unexpected.
+   */
+  static async fromPretrained(src: VLMPretrainedSource, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
+    const cfg = parseVLMConfig(src.config);
+    const weights: WeightSource =
+      src.weights instanceof Uint8Array || src.weights instanceof ArrayBuffer
+        ? parseSafetensors(src.weights)
+        : src.weights;
+    const maxBatch = opts.maxBatch ?? 1;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1)
+      throw new InputError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    const makeRt = opts.runtime ?? (() => createRuntime());
+
+    // ---- names of the Q-Former and the projection, and anything outside the four parts
+    const Q = cfg.num_query_tokens;
+    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q);
+    await checkWeights(
+      weights,
+      [
+        { name: "language_projection.weight", shape: [cfg.text_config.n_embd, cfg.qformer_config.hidden_size] },
+        { name: "language_projection.bias", shape: [cfg.text_config.n_embd] },
+      ],
+      (n) => n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
+      () => false,
+      faults,
+    );
+    throwFaults(
+      faults,
+      `vit-qformer-gpt2 config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries)`,
+    );
+    for (const p of ["vision_model.", "language_model."]) {
+      if (!weights.names().some((n) => n.startsWith(p)))
+        throw new WeightsError(`checkpoint has no "${p}*" tensors`, [p]);
+    }
+
+    // ---- the parts
+    const vision = await scoped("vision_model.", "ViT", () =>
+      ViTModel.fromPretrained(
+        { config: cfg.vision_config_raw, weights: prefixView(weights, "vision_model.") as never },
+        { runtime: makeRt() },
+      ),
+    );
+    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt() });
+    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime });
+    const lmSource = prefixView(weights, "language_model.");
+    const languageModel = await scoped("language_model.", "GPT-2", async () => {
+      const lm = await GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt() });
+      const extra = lm.unusedWeights.filter((n) => !LM_IGNORABLE.test(n));
+      if (extra.length > 0) throw new WeightsError(`unexpected ${extra.map((n) => `"${n}"`).join(", ")}`, extra);
+      return lm;
+    });
+    return new VisionLanguageModel({
+      vision,
+      adapter: new QFormerAdapter(qformer, projection),
+      languageModel,
+      tokenizer: opts.tokenizer,
+      config: cfg,
+    });
+  }
+
+  /**
+   * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor), and the
+   * GPT-2 tokenizer (`tokenizer.json`, or `vocab.json` + `merges.txt`) when present.
+   */
+  static async fromFolder(dir: string, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
+    const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
+    const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
+    let config: unknown;
+    try {
+      config = JSON.parse(await fs.readFile(path.join(dir, "config.json"), "utf8"));
+    } catch (e) {
+      throw new ConfigError(`cannot read ${path.join(dir, "config.json")}: ${(e as Error).message}`);
+    }
+    const file = path.join(dir, "model.safetensors");
+    try {
+      await fs.access(file);
+    } catch (e) {
+      throw new WeightsError(`cannot read ${file}: ${(e as Error).message}`, ["model.safetensors"]);
+    }
+    const tokenizer = opts.tokenizer ?? (await loadTokenizer(dir));
+    const weights = await openSafetensors(file);
+    try {
+      return await VisionLanguageModel.fromPretrained({ config, weights }, { ...opts, tokenizer });
+    } finally {
+      await weights.close();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // images
+
+  /** Vision features and image embeddings of `pixel_values` `[B, C, H, W]` (cached per tensor object). */
+  encodePixels(pixelValues: Tensor, opts: { cache?: boolean } = {}): ImageFeatures {
+    const useCache = opts.cache ?? true;
+    const hit = useCache ? this.cache.get(pixelValues) : undefined;
+    if (hit) return hit;
+    const visionLastHiddenState = this.vision.forward(pixelValues).lastHiddenState;
+    this.stats.visionRuns++;
+    const f = this.encodeFeatures(visionLastHiddenState);
+    if (useCache) this.cache.set(pixelValues, f);
+    return f;
+  }
+
+  /** Image embeddings from vision features computed elsewhere (`[B, T_img, Dv]`). */
+  encodeFeatures(visionLastHiddenState: Tensor<"f32">): ImageFeatures {
+    const proj = this.adapter.project(visionLastHiddenState);
+    this.stats.adapterRuns++;
+    return { ...proj, visionLastHiddenState, batchSize: visionLastHiddenState.shape[0]! };
+  }
+
+  /**
+   * Features of an image or a batch of images: pixel values, images (preprocessed by the vision
+   * tower's processor), or features already computed (returned as they are). The result is cached
+   * per object: passing the same tensor/image object again reuses it.
+   */
+  async encodeImage(image: ImageArg, opts: { cache?: boolean } = {}): Promise<ImageFeatures> {
+    if (isFeatures(image)) return image;
+    if (image instanceof Tensor) return this.encodePixels(image, opts);
+    if (typeof image !== "object" || image === null) throw new InputError("unsupported image argument");
+    const useCache = opts.cache ?? true;
+    const key = image as object;
+    const hit = useCache ? this.cache.get(key) : undefined;
+    if (hit) return hit;
+    if (!this.vision.pixelValues) throw new InputError("this vision encoder takes pixel_values tensors only");
+    const f = this.encodePixels(await this.vision.pixelValues(image as ImageInput | readonly ImageInput[]), {
+      cache: false,
+    });
+    if (useCache) this.cache.set(key, f);
+    return f;
+  }
+
+  /** Forget every cached image. */
+  clearImageCache(): void {
+    this.cache = new WeakMap();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // prompts
+
+  /** `[B, n]` ids → `[B, n, E]` token embeddings of the language model. */
+  embedTokens(ids: ArrayLike<number>[] | Tensor): Tensor<"f32"> {
+    return this.languageModel.embedTokens(ids);
+  }
+
+  /** Question(s) → ids before and after the image slot, one row per prompt. */
+  promptIds(question: QuestionArg, rows = 1): { prefixIds: Int32Array[]; suffixIds: Int32Array[] } {
+    if (typeof question === "object" && !Array.isArray(question) && "prefixIds" in question) {
+      return {
+        prefixIds: idRows(question.prefixIds, "prefix_ids"),
+        suffixIds: idRows(question.suffixIds, "suffix_ids"),
+      };
+    }
+    const tok = this.tokenizer;
+    if (!tok) throw new InputError("a text question needs a tokenizer (load one, or pass prefixIds/suffixIds)");
+    const qs =
+      typeof question === "string" ? new Array<string>(rows).fill(question) : [...(question as readonly string[])];
+    if (qs.length === 0) throw new InputError("no question given");
+    const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q));
+    const pre = parts.map((p) => Int32Array.from(p.prefixIds));
+    const suf = parts.map((p) => Int32Array.from(p.suffixIds));
+    suf.forEach((s, b) => {
+      if (s.length !== suf[0]!.length || pre[b]!.length !== pre[0]!.length) {
+        throw new InputError(
+          `questions of a batch must have the same token lengths (question 0: ${pre[0]!.length} + ${suf[0]!.length}, question ${b}: ${pre[b]!.length} + ${s.length}); ask them one at a time`,
+        );
+      }
+    });
+    return { prefixIds: pre, suffixIds: suf };
+  }
+
+  /** `inputs_embeds` `[B, P + M + S, E]`: token embeddings with the image embeddings in the slot. */
+  inputsEmbeds(
+    features: ImageFeatures,
+    prefixIds: ArrayLike<number>[] | Tensor,
+    suffixIds: ArrayLike<number>[] | Tensor,
+  ): Tensor<"f32"> {
+    return spliceImageEmbeds({
+      imageEmbeds: features.imageEmbeds,
+      prefixIds,
+      suffixIds,
+      embed: (ids) => this.languageModel.embedTokens(ids),
+    });
+  }
+
+  /**
+   * One forward pass over a prompt with an image: every intermediate result and the logits
+   * `[B, P + M + S, V]`. The KV cache then holds the prompt (a following `languageModel.decode`
+   * continues it).
+   */
+  async forward(
+    image: ImageArg,
+    question: QuestionArg,
+  ): Promise<ImageFeatures & { inputsEmbeds: Tensor<"f32">; logits: Tensor<"f32"> }> {
+    const f = await this.encodeImage(image);
+    const { prefixIds, suffixIds } = this.promptIds(question, f.batchSize);
+    const inputsEmbeds = this.inputsEmbeds(f, prefixIds, suffixIds);
+    const logits = this.languageModel.prefillEmbeds(inputsEmbeds, { logits: "all" }).logits!;
+    return { ...f, inputsEmbeds, logits };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // generation
+
+  /**
+   * Answer a question about an image, streamed: an async iterator of chunks (one per token per
+   * row), returning the whole result. Sampling, stop ids/strings, `signal` and `onToken` are
+   * @wasmformer/llm's `GenerateOptions`; with a tokenizer, generation also stops at `###` (the
+   * next MiniGPT-4 turn).
+   */
+  async *generate(
+    image: ImageArg,
+    question: QuestionArg,
+    opts: VLMGenerateOptions = {},
+  ): AsyncGenerator<VLMGenerationChunk, VLMGenerationResult, void> {
+    const f = await this.encodeImage(image, { cache: opts.cache });
+    const { prefixIds, suffixIds } = this.promptIds(question, f.batchSize);
+    const inputsEmbeds = this.inputsEmbeds(f, prefixIds, suffixIds);
+    const B = inputsEmbeds.shape[0]!;
+    const sep = TURN_SEPARATOR;
+    const stop = this.tokenizer ? [...new Set([...(opts.stop ?? []), sep])] : opts.stop;
+    const N = opts.maxNewTokens ?? 20;
+    const cfg = this.languageModel.config;
+    const stopIds = new Set(opts.stopIds ?? (cfg.eos_token_id !== null ? [cfg.eos_token_id] : []));
+    const { onToken, cache: _cache, ...rest } = opts;
+    const it = this.languageModel.generate({ inputsEmbeds }, { ...rest, stop });
+
+    // answer streaming: hold back a tail that may begin the separator; stop at it
+    const pending = new Array<string>(B).fill("");
+    const full = new Array<string>(B).fill("");
+    const done = new Array<boolean>(B).fill(false);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        return { ...r.value, answers: r.value.texts.map((t) => answerText(t, sep)) };
+      }
+      const c = r.value;
+      let answer = "";
+      if (!done[c.row]) {
+        full[c.row] += c.text;
+        pending[c.row] += c.text;
+        const p = pending[c.row]!;
+        const at = p.indexOf(sep);
+        const last =
+          c.step === N - 1 ||
+          stopIds.has(c.token) ||
+          (stop ?? []).some((s) => s.length > 0 && full[c.row]!.includes(s));
+        if (at >= 0) {
+          answer = p.slice(0, at);
+          done[c.row] = true;
+        } else if (last) {
+          answer = p;
+          done[c.row] = true;
+        } else {
+          let keep = Math.min(sep.length - 1, p.length);
+          while (keep > 0 && !sep.startsWith(p.slice(p.length - keep))) keep--;
+          answer = p.slice(0, p.length - keep);
+          pending[c.row] = p.slice(p.length - keep);
+        }
+        if (done[c.row]) pending[c.row] = "";
+      }
+      const chunk: VLMGenerationChunk = { ...c, answer };
+      onToken?.(chunk);
+      yield chunk;
+    }
+  }
+
+  /** `generate` run to the end. */
+  async generateAll(
+    image: ImageArg,
+    question: QuestionArg,
+    opts: VLMGenerateOptions = {},
+  ): Promise<VLMGenerationResult> {
+    const it = this.generate(image, question, opts);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** The answer (text up to `###`, trimmed) to one question about one image. */
+  async ask(image: ImageArg, question: string, opts: VLMGenerateOptions = {}): Promise<string> {
+    const r = await this.generateAll(image, question, opts);
+    return r.answers[0]!;
+  }
+}
