@@ -15,7 +15,9 @@ for (const p of Object.keys(rt.k)) {
   k[p] = (...a) => {
     const t0 = performance.now();
     const r = f.apply(t, a);
-    const s = (stats[p] ??= [0, 0]);
+    // GEMMs are split by shape: one row (recurrent steps, decoding) or many (projections)
+    const key = p === "gemm" ? `gemm M${a[0] === 1 ? "=1" : ">1"}` : p;
+    const s = (stats[key] ??= [0, 0]);
     s[0] += performance.now() - t0;
     s[1]++;
     return r;
