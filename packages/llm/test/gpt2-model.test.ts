@@ -147,6 +147,23 @@ for (const backend of backends) {
       }
     });
 
+    test("the heap is planned once: prefill, decode and generation never grow it", async () => {
+      const { model } = await load({ seed: 16 }, { maxBatch: 2, prefillChunk: 4 });
+      const used = model.runtime.heap.used();
+      expect(model.heapBytes).toBe(used);
+      model.forward([Array.from({ length: 20 }, (_, i) => i)]);
+      model.prefill(
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+        { outputAttentions: true, logits: "all" },
+      );
+      model.decode([7, 8]);
+      await model.generateAll([[1], [2, 3, 4]], { maxNewTokens: 10, temperature: 1, topK: 5, topP: 0.9, seed: 1 });
+      expect(model.runtime.heap.used()).toBe(used);
+    });
+
     test("n_positions overflow is an InputError", async () => {
       const { model } = await load({ P: 16 });
       const prompt = Array.from({ length: 10 }, (_, i) => i);
