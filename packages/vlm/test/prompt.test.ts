@@ -1,0 +1,70 @@
+/** Prompts with an image slot: splitting, filling, tokenizing, the answer cut at the next turn. */
+import { InputError } from "@wasmformer/core";
+import { describe, expect, test } from "vitest";
+import { MINIGPT4_TEMPLATE, parseVLMConfig } from "../src/config.js";
+import {
+  answerText,
+  fillImagePrompt,
+  IMAGE_PLACEHOLDER,
+  splitImagePrompt,
+  tokenizeImagePrompt,
+} from "../src/prompt.js";
+import { makeVlm } from "./oracle.js";
+
+describe("splitImagePrompt", () => {
+  test("MiniGPT-4's template splits at <ImageHere>", () => {
+    expect(MINIGPT4_TEMPLATE).toBe("###Human: <Img><ImageHere></Img> {question} ###Assistant: ");
+    expect(splitImagePrompt(MINIGPT4_TEMPLATE)).toEqual({
+      before: "###Human: <Img>",
+      after: "</Img> {question} ###Assistant: ",
+    });
+    expect(splitImagePrompt("<ImageHere>")).toEqual({ before: "", after: "" });
+    expect(splitImagePrompt("a [IMG] b", "[IMG]")).toEqual({ before: "a ", after: " b" });
+  });
+  test("no slot or several slots are InputErrors", () => {
+    expect(() => splitImagePrompt("no image here")).toThrow(InputError);
+    expect(() => splitImagePrompt("no image here")).toThrow(/no image slot <ImageHere>/);
+    expect(() => splitImagePrompt(`${IMAGE_PLACEHOLDER} and ${IMAGE_PLACEHOLDER}`)).toThrow(/2 image slots/);
+    expect(() => splitImagePrompt(42 as unknown as string)).toThrow(InputError);
+  });
+});
+
+describe("fillImagePrompt", () => {
+  test("the question goes into {question}, after the split", () => {
+    expect(fillImagePrompt(MINIGPT4_TEMPLATE, "What is this?")).toEqual({
+      before: "###Human: <Img>",
+      after: "</Img> What is this? ###Assistant: ",
+    });
+    // a question that mentions the placeholder or replacement patterns is inserted literally
+    expect(fillImagePrompt(MINIGPT4_TEMPLATE, "Is <ImageHere> $& $1 a cat?").after).toBe(
+      "</Img> Is <ImageHere> $& $1 a cat? ###Assistant: ",
+    );
+    expect(fillImagePrompt("Q: {question} <ImageHere>", "why")).toEqual({ before: "Q: why ", after: "" });
+    expect(() => fillImagePrompt("<ImageHere> only", "why")).toThrow(/no \{question\}/);
+  });
+  test("tokenizeImagePrompt tokenizes each side", () => {
+    const tok = { encode: (s: string) => [...s].map((c) => c.charCodeAt(0)), decode: () => "" };
+    const ids = tokenizeImagePrompt(tok, MINIGPT4_TEMPLATE, "hi");
+    expect(String.fromCharCode(...ids.prefixIds)).toBe("###Human: <Img>");
+    expect(String.fromCharCode(...ids.suffixIds)).toBe("</Img> hi ###Assistant: ");
+  });
+  test("answerText stops at the next turn", () => {
+    expect(answerText(" a red ball ###Human: more")).toBe("a red ball");
+    expect(answerText("no separator ")).toBe("no separator");
+    expect(answerText("###")).toBe("");
+  });
+});
+
+describe("config", () => {
+  test("image_prompt.template from the case files is wrapped in MiniGPT-4's roles", () => {
+    const { config } = makeVlm();
+    expect(parseVLMConfig(config).template).toBe(MINIGPT4_TEMPLATE);
+    const withTpl = { ...config, image_prompt: { template: "<Img><ImageHere></Img> {question}" } };
+    expect(parseVLMConfig(withTpl).template).toBe(MINIGPT4_TEMPLATE);
+    const custom = { ...config, image_prompt: { template: "###Q: <ImageHere> {question} ###A:" } };
+    expect(parseVLMConfig(custom).template).toBe("###Q: <ImageHere> {question} ###A:");
+    expect(() => parseVLMConfig({ ...config, image_prompt: { template: "no slot" } })).toThrow(
+      /image_prompt\.template/,
+    );
+  });
+});
