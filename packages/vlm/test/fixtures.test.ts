@@ -132,7 +132,7 @@ describe.runIf(haveFixtures)("error variants of vlm-small", () => {
       ["num_query_tokens", (c) => delete c.num_query_tokens],
       ["vision_config.num_attention_heads", (c) => (c.vision_config.num_attention_heads = 5)],
       ["text_config.n_embd", (c) => (c.text_config.n_embd = "wide")],
-      ["qformer_config", (c) => (c.qformer_config = [])],
+      ["qformer_config", (c) => (c.qformer_config = [] as unknown as Record<string, unknown>)],
     ];
     for (const [field, edit] of cases) {
       const e = await run({}, withCfg(edit)).catch((x) => x);

@@ -106,7 +106,7 @@ describe.each(backends)("VisionLanguageModel vs the f64 oracle (%s)", (_name, ru
     // greedy through the KV cache (the cache holds the prompt after forward)
     const lm = model.languageModel;
     const V = tc.vocab_size!;
-    let last = new Float32Array(c.B * V);
+    let last: Float32Array = new Float32Array(c.B * V);
     for (let b = 0; b < c.B; b++) last.set(out.logits.data.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
     const gen: number[][] = Array.from({ length: c.B }, () => []);
     for (let s = 0; s < c.n; s++) {

@@ -334,7 +334,7 @@ export function refVit(tiny: TinyVlm, px: Float32Array): Float64Array {
   const pb = w("vision_model.embeddings.patch_embeddings.projection.bias");
   const cls = w("vision_model.embeddings.cls_token");
   const pos = w("vision_model.embeddings.position_embeddings");
-  let h = new Float64Array(T * D);
+  let h: Float64Array = new Float64Array(T * D);
   for (let d = 0; d < D; d++) h[d] = cls[d]! + pos[d]!;
   for (let n = 0; n < N; n++) {
     const r = Math.floor(n / g);
@@ -445,7 +445,7 @@ export function refGpt2(tiny: TinyVlm, emb: Float64Array, T: number): Float64Arr
   const eps = c.layer_norm_epsilon!;
   const G = "language_model.transformer.";
   const wpe = w(`${G}wpe.weight`);
-  let h = emb.map((v, i) => v + wpe[i]!);
+  let h: Float64Array = emb.map((v, i) => v + wpe[i]!);
   for (let l = 0; l < c.n_layer!; l++) {
     const L = `${G}h.${l}.`;
     const x = layerNorm(h, T, E, w(`${L}ln_1.weight`), w(`${L}ln_1.bias`), eps);
@@ -535,7 +535,7 @@ export function refVlm(tiny: TinyVlm, pixels: Tensor, prefix: number[][], suffix
     const gen: number[] = [];
     const steps: Float64Array[] = [];
     let cur = seq.slice();
-    let last = logits.slice((T - 1) * V, T * V);
+    let last: Float64Array = logits.slice((T - 1) * V, T * V);
     for (let s = 0; s < n; s++) {
       steps.push(last);
       const order = Array.from(last.keys()).sort((i, j) => last[j]! - last[i]! || i - j);
