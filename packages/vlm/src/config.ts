@@ -94,6 +94,8 @@ export const MINIGPT4_TEMPLATE = "###Human: <Img><ImageHere></Img> {question} ##
 /** The whole model's configuration. */
 export interface VLMConfig {
   num_query_tokens: number;
+  /** Whether `num_query_tokens` was in the config (false: HF's default 32 is used). */
+  num_query_tokens_given: boolean;
   vision_config: ViTConfig;
   qformer_config: QFormerConfig;
   text_config: GPT2Config;
@@ -126,9 +128,8 @@ function nested<T>(prefix: string, f: () => T): T {
  */
 export function parseVLMConfig(raw: unknown): VLMConfig {
   if (!isObject(raw)) throw new ConfigError("config must be a JSON object");
-  const q = raw.num_query_tokens;
-  if (q === undefined)
-    throw new ConfigError("required field is missing; expected a positive integer", "num_query_tokens");
+  // absent → HF `Blip2Config`'s default (32); a checkpoint with another count then says so (see fromPretrained)
+  const q = raw.num_query_tokens ?? 32;
   if (typeof q !== "number" || !Number.isInteger(q) || q < 1)
     throw new ConfigError(`expected a positive integer, got ${JSON.stringify(q)}`, "num_query_tokens");
   for (const k of ["vision_config", "qformer_config", "text_config"]) {
@@ -140,7 +141,11 @@ export function parseVLMConfig(raw: unknown): VLMConfig {
   delete visionRaw.label2id;
   delete visionRaw.num_labels;
   const vision = nested("vision_config", () => parseViTConfig(visionRaw));
-  const qformer = nested("qformer_config", () => parseQFormerConfig(raw.qformer_config));
+  // HF `Blip2Config` sets `qformer_config.encoder_hidden_size` from the vision tower when it is absent
+  const qRaw = raw.qformer_config as Record<string, unknown>;
+  const qformer = nested("qformer_config", () =>
+    parseQFormerConfig("encoder_hidden_size" in qRaw ? qRaw : { ...qRaw, encoder_hidden_size: vision.hidden_size }),
+  );
   const textRaw = raw.text_config as Record<string, unknown>;
   const text = nested("text_config", () => parseGPT2Config(textRaw));
   if (qformer.encoder_hidden_size !== vision.hidden_size) {
@@ -165,6 +170,7 @@ export function parseVLMConfig(raw: unknown): VLMConfig {
   }
   return {
     num_query_tokens: q,
+    num_query_tokens_given: raw.num_query_tokens !== undefined,
     vision_config: vision,
     qformer_config: qformer,
     text_config: text,

@@ -210,6 +210,12 @@ export class VisionLanguageModel {
       () => false,
       faults,
     );
+    if (!cfg.num_query_tokens_given && faults.wrong.includes("query_tokens")) {
+      throw new ConfigError(
+        `required field is missing: HF's default ${Q} contradicts the checkpoint (${faults.messages.find((m) => m.startsWith('"query_tokens"'))})`,
+        "num_query_tokens",
+      );
+    }
     throwFaults(
       faults,
       `vit-qformer-gpt2 config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries)`,

@@ -56,6 +56,18 @@ describe("fillImagePrompt", () => {
 });
 
 describe("config", () => {
+  test("HF Blip2Config defaults: encoder_hidden_size from the vision tower, 32 query tokens", () => {
+    const { config } = makeVlm({ Dv: 9, Hv: 3 });
+    const q = { ...(config.qformer_config as Record<string, unknown>) };
+    delete q.encoder_hidden_size;
+    const { num_query_tokens: _n, ...rest } = config;
+    const cfg = parseVLMConfig({ ...rest, qformer_config: q });
+    expect(cfg.qformer_config.encoder_hidden_size).toBe(9);
+    expect(cfg.num_query_tokens).toBe(32);
+    expect(cfg.num_query_tokens_given).toBe(false);
+    expect(() => parseVLMConfig({ ...config, num_query_tokens: 0 })).toThrow(/num_query_tokens/);
+  });
+
   test("image_prompt.template from the case files is wrapped in MiniGPT-4's roles", () => {
     const { config } = makeVlm();
     expect(parseVLMConfig(config).template).toBe(MINIGPT4_TEMPLATE);
