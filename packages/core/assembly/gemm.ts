@@ -517,6 +517,13 @@ export function bmm(
   c: usize, strideC: i32, ldc: i32,
   alpha: f32, beta: f32,
 ): void {
+  if (batch <= 0) return;
+  if (strideB == 0 && !transA && strideA == M * lda && strideC == M * ldc && <i64>batch * <i64>M <= <i64>i32.MAX_VALUE) {
+    // one B for every batch element and A, C batches stacked row after row: a single taller GEMM
+    // (B is packed once instead of once per batch element)
+    gemmImpl(batch * M, N, K, a, lda, 0, b, ldb, transB, c, ldc, 0, alpha, beta, 0);
+    return;
+  }
   for (let t = 0; t < batch; t++) {
     gemmImpl(M, N, K,
       a + (<usize>t * <usize>strideA << 2), lda, transA,

@@ -449,6 +449,22 @@ describe("bmm", () => {
     { batch: 3, M: 33, N: 16, K: 33, transA: 0, transB: 0, gapA: 0, gapB: 0, gapC: 0, pad: 4, alpha: 1, beta: 0 },
     // one weight for every batch element (stride-0 broadcast of B), accumulate into C
     { batch: 5, M: 13, N: 29, K: 65, transA: 0, transB: 1, gapA: 1, gapB: "bcast", gapC: 7, pad: 3, alpha: 1, beta: 1 },
+    // shared B with A and C batches stacked row after row: runs as one taller GEMM
+    { batch: 4, M: 7, N: 19, K: 33, transA: 0, transB: 0, gapA: 0, gapB: "bcast", gapC: 0, pad: 2, alpha: 1, beta: 1 },
+    {
+      batch: 3,
+      M: 1,
+      N: 45,
+      K: 20,
+      transA: 0,
+      transB: 1,
+      gapA: 0,
+      gapB: "bcast",
+      gapC: 0,
+      pad: 0,
+      alpha: 0.5,
+      beta: 0,
+    },
     // one A for every batch element, transposed operands
     {
       batch: 3,
