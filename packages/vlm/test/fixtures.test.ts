@@ -16,6 +16,7 @@ import {
 } from "@wasmformer/core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { kinds } from "../src/parity.js";
+import { VisionLanguageModel } from "../src/vlm-model.js";
 import { FIXTURES, fixtureCase, haveFixtures, worst } from "./helpers.js";
 
 /** A case config as loosely typed JSON (the tests break it on purpose). */
@@ -168,5 +169,29 @@ describe.runIf(haveFixtures)("error variants of vlm-small", () => {
     e = await run({ io: writeSafetensors(m, { format: "pt" }) }).catch((x) => x);
     expect(e).toBeInstanceOf(InputError);
     expect(e.message).toMatch(/input\.suffix_ids/);
+  });
+});
+
+describe.runIf(haveFixtures)("loading a case folder", () => {
+  test("fromFolder (lazy safetensors) equals fromPretrained (bytes)", async () => {
+    await init();
+    const dir = join(FIXTURES, "vlm-batch2_freq2");
+    const lazy = await VisionLanguageModel.fromFolder(dir, { maxBatch: 2 });
+    const eager = await VisionLanguageModel.fromPretrained(
+      {
+        config: JSON.parse(readFileSync(join(dir, "config.json"), "utf8")),
+        weights: new Uint8Array(readFileSync(join(dir, "model.safetensors"))),
+      },
+      { maxBatch: 2 },
+    );
+    const io = parseSafetensors(new Uint8Array(readFileSync(join(dir, "io.safetensors"))));
+    const px = io.get("input.pixel_values");
+    const q = { prefixIds: io.get("input.prefix_ids"), suffixIds: io.get("input.suffix_ids") };
+    const a = await lazy.forward(px, q);
+    const b = await eager.forward(px, q);
+    expect(Array.from(a.logits.data)).toEqual(Array.from(b.logits.data));
+    expect(worst(a.logits, io.get("expected.logits"), 1e-4, 1e-3)).toBeLessThanOrEqual(0);
+    expect(lazy.tokenizer).toBeUndefined();
+    await expect(VisionLanguageModel.fromFolder(join(FIXTURES, "no-such-case"))).rejects.toBeInstanceOf(ConfigError);
   });
 });
