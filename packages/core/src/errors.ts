@@ -75,7 +75,11 @@ export class ParseError extends WasmformerError {
   readonly file: string | undefined;
   readonly line: number | undefined;
   constructor(message: string, where: { file?: string; line?: number; column?: number } = {}) {
-    const pos = [where.file, where.line !== undefined ? `line ${where.line}` : "", where.column !== undefined ? `column ${where.column}` : ""]
+    const pos = [
+      where.file,
+      where.line !== undefined ? `line ${where.line}` : "",
+      where.column !== undefined ? `column ${where.column}` : "",
+    ]
       .filter(Boolean)
       .join(":");
     super("parse", pos ? `${pos}: ${message}` : message);

@@ -75,7 +75,9 @@ abstract class BumpHeap implements Heap {
   reserve(bytes: number): void {
     const end = this.top + bytes;
     if (end > WASM32_MAX_BYTES) {
-      throw new WasmError(`out of wasm32 memory: needed ${fmtBytes(end - this.base)}, but wasm32 memory is at most 4 GiB`);
+      throw new WasmError(
+        `out of wasm32 memory: needed ${fmtBytes(end - this.base)}, but wasm32 memory is at most 4 GiB`,
+      );
     }
     if (end > this.capacity()) this.growTo(end);
   }
@@ -90,7 +92,9 @@ abstract class BumpHeap implements Heap {
   }
   put(data: Float32Array | Int32Array | Uint8Array): number {
     const ptr = this.alloc(data.byteLength);
-    new Uint8Array(this.buffer(), ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    new Uint8Array(this.buffer(), ptr, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
     return ptr;
   }
 }

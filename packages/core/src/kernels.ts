@@ -53,11 +53,21 @@ export interface Kernels {
    * C must not alias A or B.
    */
   gemm(
-    M: number, N: number, K: number,
-    a: number, lda: number, transA: number,
-    b: number, ldb: number, transB: number,
-    c: number, ldc: number,
-    bias: number, alpha: number, beta: number, act: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    transA: number,
+    b: number,
+    ldb: number,
+    transB: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    alpha: number,
+    beta: number,
+    act: number,
   ): void;
 
   /**
@@ -65,11 +75,23 @@ export interface Kernels {
    * (strides in floats; a stride of 0 broadcasts that operand). No bias, no activation.
    */
   bmm(
-    batch: number, M: number, N: number, K: number,
-    a: number, strideA: number, lda: number, transA: number,
-    b: number, strideB: number, ldb: number, transB: number,
-    c: number, strideC: number, ldc: number,
-    alpha: number, beta: number,
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    strideA: number,
+    lda: number,
+    transA: number,
+    b: number,
+    strideB: number,
+    ldb: number,
+    transB: number,
+    c: number,
+    strideC: number,
+    ldc: number,
+    alpha: number,
+    beta: number,
   ): void;
 
   /**
@@ -147,9 +169,24 @@ export interface Kernels {
    *   of the first query in the key sequence, for KV-cached decoding).
    */
   attention(
-    q: number, ldq: number, k: number, ldk: number, v: number, ldv: number, o: number, ldo: number,
-    probs: number, L: number, S: number, dk: number, dv: number, scale: number,
-    mask: number, maskLd: number, kpm: number, causal: number,
+    q: number,
+    ldq: number,
+    k: number,
+    ldk: number,
+    v: number,
+    ldv: number,
+    o: number,
+    ldo: number,
+    probs: number,
+    L: number,
+    S: number,
+    dk: number,
+    dv: number,
+    scale: number,
+    mask: number,
+    maskLd: number,
+    kpm: number,
+    causal: number,
   ): void;
 
   /**
@@ -164,7 +201,16 @@ export interface Kernels {
    * (order r, z, n); `hPrev` `[batch, H]` (row stride `ldp`). Writes
    * `h' = (1 − z) ⊙ n + z ⊙ hPrev` to `hOut` (row stride `ldo`). hOut may alias hPrev.
    */
-  gruCell(gx: number, gh: number, hPrev: number, ldp: number, hOut: number, ldo: number, H: number, batch: number): void;
+  gruCell(
+    gx: number,
+    gh: number,
+    hPrev: number,
+    ldp: number,
+    hOut: number,
+    ldo: number,
+    H: number,
+    batch: number,
+  ): void;
 
   /**
    * Top-k by value: writes the indices (i32) and values of the `k` largest of `n` floats, sorted
@@ -192,8 +238,16 @@ export interface Kernels {
    * step, `syn0[inWords[x]] += e`. `work`: `dim` floats of scratch. Returns the summed loss.
    */
   w2vSgns(
-    syn0: number, syn1: number, vocab: number, dim: number,
-    inWords: number, targets: number, nEx: number, nTargets: number, alpha: number, work: number,
+    syn0: number,
+    syn1: number,
+    vocab: number,
+    dim: number,
+    inWords: number,
+    targets: number,
+    nEx: number,
+    nTargets: number,
+    alpha: number,
+    work: number,
   ): number;
 
   /**
@@ -203,8 +257,18 @@ export interface Kernels {
    * context row gets `syn0[c] += e`. `work`: `2·dim` floats. Returns the summed loss.
    */
   w2vCbow(
-    syn0: number, syn1: number, vocab: number, dim: number,
-    ctx: number, ctxOff: number, targets: number, nEx: number, nTargets: number, alpha: number, mean: number, work: number,
+    syn0: number,
+    syn1: number,
+    vocab: number,
+    dim: number,
+    ctx: number,
+    ctxOff: number,
+    targets: number,
+    nEx: number,
+    nTargets: number,
+    alpha: number,
+    mean: number,
+    work: number,
   ): number;
 }
 
@@ -213,6 +277,25 @@ export const ABI_VERSION = 1;
 
 /** Every function of `Kernels`: the loader checks that a wasm module exports all of them. */
 export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
-  "abiVersion", "gemm", "bmm", "softmax", "logSoftmax", "layerNorm", "unary", "binary", "scale", "reduce", "gather",
-  "copy2d", "transpose2d", "im2colPatch", "attention", "lstmCell", "gruCell", "topk", "gemv", "w2vSgns", "w2vCbow",
+  "abiVersion",
+  "gemm",
+  "bmm",
+  "softmax",
+  "logSoftmax",
+  "layerNorm",
+  "unary",
+  "binary",
+  "scale",
+  "reduce",
+  "gather",
+  "copy2d",
+  "transpose2d",
+  "im2colPatch",
+  "attention",
+  "lstmCell",
+  "gruCell",
+  "topk",
+  "gemv",
+  "w2vSgns",
+  "w2vCbow",
 ];

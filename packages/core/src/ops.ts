@@ -123,7 +123,8 @@ export function concat<D extends DType>(ts: readonly Tensor<D>[], dim = 0): Tens
   let off = 0;
   for (const t of ts) {
     const chunk = t.shape[a] * inner;
-    for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * chunk, (o + 1) * chunk) as never, (o * total + off) * inner);
+    for (let o = 0; o < outer; o++)
+      out.set(t.data.subarray(o * chunk, (o + 1) * chunk) as never, (o * total + off) * inner);
     off += t.shape[a];
   }
   const shape = [...first.shape];
@@ -186,7 +187,8 @@ export function gather<D extends DType>(x: Tensor<D>, dim: number, index: Tensor
   if (index.ndim !== x.ndim) throw new ShapeError(`gather: index has ${index.ndim} dims, input ${x.ndim}`);
   if (index.dtype !== "i32") throw new ShapeError(`gather: index must be i32, got ${index.dtype}`);
   for (let d = 0; d < x.ndim; d++) {
-    if (d !== a && index.shape[d] > x.shape[d]) throw new ShapeError(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(x.shape)} at dim ${d}`);
+    if (d !== a && index.shape[d] > x.shape[d])
+      throw new ShapeError(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(x.shape)} at dim ${d}`);
   }
   const out = allocData(x.dtype, index.size) as DataFor<D>;
   const xs = x.strides;
@@ -199,7 +201,8 @@ export function gather<D extends DType>(x: Tensor<D>, dim: number, index: Tensor
       rem -= c * is[d];
       if (d === a) {
         const id = index.data[o];
-        if (id < 0 || id >= x.shape[a]) throw new InputError(`gather: index ${id} out of range for dim ${dim} of size ${x.shape[a]}`);
+        if (id < 0 || id >= x.shape[a])
+          throw new InputError(`gather: index ${id} out of range for dim ${dim} of size ${x.shape[a]}`);
         src += id * xs[d];
       } else src += c * xs[d];
     }
@@ -224,11 +227,12 @@ export function broadcastShapes(a: Shape, b: Shape): number[] {
 /** Materialise `x` broadcast to `shape` (a copy). */
 export function broadcastTo<D extends DType>(x: Tensor<D>, shape: Shape): Tensor<D> {
   const s = broadcastShapes(x.shape, shape);
-  if (s.length !== shape.length || s.some((d, i) => d !== shape[i])) throw new ShapeError(`cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
+  if (s.length !== shape.length || s.some((d, i) => d !== shape[i]))
+    throw new ShapeError(`cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
   if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
   const pad = shape.length - x.ndim;
   const xs = x.strides;
-  const srcStr = shape.map((d, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad]));
+  const srcStr = shape.map((_, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad]));
   const n = shapeSize(shape);
   const out = allocData(x.dtype, n) as DataFor<D>;
   const idx = new Array<number>(shape.length).fill(0);
@@ -271,7 +275,7 @@ function binary(op: Bin, name: string, a: Tensor | number, b: Tensor | number): 
   let B: Tensor = tb;
   let rows = 1;
   let cols = n;
-  let bRow = 0;
+  const bRow = 0;
   let bCol = 1;
   if (tb.size === 1) bCol = 0;
   else if (tb.size === n) B = broadcastTo(tb, shape);
@@ -341,10 +345,12 @@ export function scale(x: Tensor, alpha: number, beta = 0): Tensor<"f32"> {
 
 function reduce(op: number, name: string, x: Tensor, dim: number | undefined, keepdim: boolean): Tensor<"f32"> {
   const t = needF32(x, name);
-  if (dim === undefined) return reduce(op, name, t.reshape([t.size]), 0, false).reshape(keepdim ? t.shape.map(() => 1) : []);
+  if (dim === undefined)
+    return reduce(op, name, t.reshape([t.size]), 0, false).reshape(keepdim ? t.shape.map(() => 1) : []);
   const a = t.axis(dim);
   const n = t.shape[a];
-  if (n === 0 && (op === RedOp.max || op === RedOp.min)) throw new ShapeError(`${name}: cannot reduce an empty dimension`);
+  if (n === 0 && (op === RedOp.max || op === RedOp.min))
+    throw new ShapeError(`${name}: cannot reduce an empty dimension`);
   const outer = shapeSize(t.shape.slice(0, a));
   const inner = shapeSize(t.shape.slice(a + 1));
   const shape = keepdim ? t.shape.map((d, i) => (i === a ? 1 : d)) : t.shape.filter((_, i) => i !== a);
@@ -444,7 +450,8 @@ export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5)
     [weight, "weight"],
     [bias, "bias"],
   ] as const) {
-    if (p && (p.size !== d || p.dtype !== "f32")) throw new ShapeError(`layerNorm: ${name} must be f32 [${d}], got ${p.dtype} ${fmt(p.shape)}`);
+    if (p && (p.size !== d || p.dtype !== "f32"))
+      throw new ShapeError(`layerNorm: ${name} must be f32 [${d}], got ${p.dtype} ${fmt(p.shape)}`);
   }
   if (t.size === 0) return Tensor.zeros(t.shape);
   const rt = defaultRuntime();
@@ -480,7 +487,10 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const K = tA ? ar : ac;
   const K2 = tB ? bc : br;
   const N = tB ? br : bc;
-  if (K !== K2) throw new ShapeError(`matmul: inner dimensions differ: ${fmt(a.shape)} · ${fmt(b.shape)}${tA ? " (a transposed)" : ""}${tB ? " (b transposed)" : ""}`);
+  if (K !== K2)
+    throw new ShapeError(
+      `matmul: inner dimensions differ: ${fmt(a.shape)} · ${fmt(b.shape)}${tA ? " (a transposed)" : ""}${tB ? " (b transposed)" : ""}`,
+    );
   const batch = broadcastShapes(A.shape.slice(0, -2), B.shape.slice(0, -2));
   const nb = shapeSize(batch);
   const Ab = broadcastBatch(A, batch);
@@ -515,7 +525,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, act: keyof type
   const [out, inF] = w.shape;
   const K = t.shape[t.ndim - 1];
   if (K !== inF) throw new ShapeError(`linear: input has ${K} features but weight ${fmt(w.shape)} expects ${inF}`);
-  if (bias && (bias.size !== out || bias.dtype !== "f32")) throw new ShapeError(`linear: bias must be f32 [${out}], got ${fmt(bias.shape)}`);
+  if (bias && (bias.size !== out || bias.dtype !== "f32"))
+    throw new ShapeError(`linear: bias must be f32 [${out}], got ${fmt(bias.shape)}`);
   const M = K === 0 ? shapeSize(t.shape.slice(0, -1)) : t.size / K;
   const shape = [...t.shape.slice(0, -1), out];
   if (M * out === 0) return Tensor.zeros(shape);
@@ -539,7 +550,8 @@ export function embedding(table: Tensor, ids: Tensor): Tensor<"f32"> {
   const shape = [...ids.shape, D];
   if (ids.size * D === 0) {
     for (let i = 0; i < ids.size; i++) {
-      if (ids.data[i] < 0 || ids.data[i] >= V) throw new InputError(`embedding: id ${ids.data[i]} at position ${i} is outside [0, ${V})`);
+      if (ids.data[i] < 0 || ids.data[i] >= V)
+        throw new InputError(`embedding: id ${ids.data[i]} at position ${i} is outside [0, ${V})`);
     }
     return Tensor.zeros(shape);
   }
@@ -563,7 +575,8 @@ export function conv2dPatch(x: Tensor, weight: Tensor, bias: Tensor | undefined,
   const w = needF32(weight, "conv2dPatch", "weight");
   if (t.ndim !== 4) throw new ShapeError(`conv2dPatch: input must be [B, C, H, W], got ${fmt(t.shape)}`);
   const [B, C, H, W] = t.shape;
-  if (!Number.isInteger(k) || k < 1) throw new ShapeError(`conv2dPatch: kernel size must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1)
+    throw new ShapeError(`conv2dPatch: kernel size must be a positive integer, got ${k}`);
   if (w.ndim !== 4 || w.shape[1] !== C || w.shape[2] !== k || w.shape[3] !== k) {
     throw new ShapeError(`conv2dPatch: weight must be [O, ${C}, ${k}, ${k}], got ${fmt(w.shape)}`);
   }
@@ -605,4 +618,3 @@ export function sinusoidalPositionalEncoding(maxLen: number, d: number, base = 1
   }
   return new Tensor(out, [maxLen, d], "f32");
 }
-

@@ -49,7 +49,6 @@ export type KindRegistry = Record<string, KindRunner>;
 // ---------------------------------------------------------------------------------------------
 // the `ops` kind (FORMAT.md §6.14): primitive kernels, no model file
 
-
 function input(inputs: Map<string, Tensor>, name: string): Tensor {
   const t = inputs.get(name);
   if (!t) throw new InputError(`ops case: missing input tensor "input.${name}"`);
@@ -58,7 +57,8 @@ function input(inputs: Map<string, Tensor>, name: string): Tensor {
 
 function intField(cfg: Record<string, unknown>, name: string): number {
   const v = cfg[name];
-  if (typeof v !== "number" || !Number.isInteger(v)) throw new ConfigError(`expected an integer, got ${JSON.stringify(v)}`, name);
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw new ConfigError(`expected an integer, got ${JSON.stringify(v)}`, name);
   return v;
 }
 
@@ -70,7 +70,8 @@ async function runOps(c: ParityCase): Promise<KindResult> {
     case "matmul": {
       const a = input(inputs, "a");
       const b = input(inputs, "b");
-      if (a.ndim !== 2 || b.ndim !== 2) throw new ShapeError(`matmul: a and b must be 2-d, got [${a.shape}] and [${b.shape}]`);
+      if (a.ndim !== 2 || b.ndim !== 2)
+        throw new ShapeError(`matmul: a and b must be 2-d, got [${a.shape}] and [${b.shape}]`);
       return { tensors: { out: matmul(a, b) } };
     }
     case "bmm": {
@@ -90,7 +91,10 @@ async function runOps(c: ParityCase): Promise<KindResult> {
       const shape = c.config.normalized_shape;
       const t = x();
       if (!Array.isArray(shape) || shape.length !== 1 || shape[0] !== t.shape[t.ndim - 1]) {
-        throw new ConfigError(`must be [D] with D = the last dimension of x (${t.shape[t.ndim - 1]}), got ${JSON.stringify(shape)}`, "normalized_shape");
+        throw new ConfigError(
+          `must be [D] with D = the last dimension of x (${t.shape[t.ndim - 1]}), got ${JSON.stringify(shape)}`,
+          "normalized_shape",
+        );
       }
       const eps = c.config.eps ?? 1e-5;
       if (typeof eps !== "number" || !(eps >= 0)) throw new ConfigError(`expected a non-negative number`, "eps");
@@ -106,8 +110,13 @@ async function runOps(c: ParityCase): Promise<KindResult> {
       const k = intField(c.config, "kernel_size");
       const stride = c.config.stride ?? k;
       const padding = c.config.padding ?? 0;
-      if (stride !== k) throw new ConfigError(`conv2d_patch needs stride = kernel_size (${k}), got ${JSON.stringify(stride)}`, "stride");
-      if (padding !== 0) throw new ConfigError(`conv2d_patch supports padding 0 only, got ${JSON.stringify(padding)}`, "padding");
+      if (stride !== k)
+        throw new ConfigError(
+          `conv2d_patch needs stride = kernel_size (${k}), got ${JSON.stringify(stride)}`,
+          "stride",
+        );
+      if (padding !== 0)
+        throw new ConfigError(`conv2d_patch supports padding 0 only, got ${JSON.stringify(padding)}`, "padding");
       return { tensors: { out: conv2dPatch(x(), input(inputs, "weight"), inputs.get("bias"), k) } };
     }
     default:

@@ -59,7 +59,10 @@ async function compileSource(src: WasmSource): Promise<WebAssembly.Module> {
   // strings and URLs first: merely touching the `Response` global makes Node 20 load undici (~100 ms)
   if (typeof src !== "string" && !(src instanceof URL) && typeof Response !== "undefined" && src instanceof Response) {
     const r = src as Response;
-    if (typeof WebAssembly.compileStreaming === "function" && r.headers.get("content-type")?.startsWith("application/wasm")) {
+    if (
+      typeof WebAssembly.compileStreaming === "function" &&
+      r.headers.get("content-type")?.startsWith("application/wasm")
+    ) {
       return WebAssembly.compileStreaming(r);
     }
     return WebAssembly.compile(await r.arrayBuffer());
@@ -79,7 +82,9 @@ async function compileSource(src: WasmSource): Promise<WebAssembly.Module> {
 
 function defaultUrl(relaxed: boolean): URL {
   // literal URLs so that bundlers (Vite) rewrite them to emitted assets
-  return relaxed ? new URL("../build/core-relaxed.wasm", import.meta.url) : new URL("../build/core.wasm", import.meta.url);
+  return relaxed
+    ? new URL("../build/core-relaxed.wasm", import.meta.url)
+    : new URL("../build/core.wasm", import.meta.url);
 }
 
 /**
@@ -99,10 +104,12 @@ export async function init(opts: InitOptions = {}): Promise<BackendName> {
   }
   forcedRef = false;
   const best: BackendName = relaxedSimdSupported() ? "wasm-relaxed" : "wasm-simd";
-  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" ? best : want) === compiled.backend) return compiled.backend;
+  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" ? best : want) === compiled.backend)
+    return compiled.backend;
   compiling = (async () => {
     if (!simdSupported()) {
-      if (want !== "auto") throw new WasmError("this engine does not support wasm SIMD (required by the wasm backends)");
+      if (want !== "auto")
+        throw new WasmError("this engine does not support wasm SIMD (required by the wasm backends)");
       return undefined;
     }
     const tryRelaxed = want === "wasm-relaxed" || (want === "auto" && relaxedSimdSupported());

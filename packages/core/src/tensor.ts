@@ -17,7 +17,8 @@ export function shapeSize(shape: Shape): number {
 
 export function checkShape(shape: Shape, what = "shape"): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(", ")}] has an invalid dimension ${d}`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(`${what} [${shape.join(", ")}] has an invalid dimension ${d}`);
   }
 }
 
@@ -92,7 +93,8 @@ export class Tensor<D extends DType = DType> {
       }
       s[neg] = this.size / rest;
     }
-    if (shapeSize(s) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(", ")}] to [${shape.join(", ")}]`);
+    if (shapeSize(s) !== this.size)
+      throw new ShapeError(`cannot reshape [${this.shape.join(", ")}] to [${shape.join(", ")}]`);
     return new Tensor(this.data, s, this.dtype);
   }
   /** Alias of `reshape` (PyTorch's name). */
@@ -128,7 +130,8 @@ export class Tensor<D extends DType = DType> {
     const st = this.strides;
     for (let i = 0; i < idx.length; i++) {
       const v = idx[i] < 0 ? idx[i] + this.shape[i] : idx[i];
-      if (v < 0 || v >= this.shape[i]) throw new ShapeError(`index ${idx[i]} out of range for dim ${i} of size ${this.shape[i]}`);
+      if (v < 0 || v >= this.shape[i])
+        throw new ShapeError(`index ${idx[i]} out of range for dim ${i} of size ${this.shape[i]}`);
       off += v * st[i];
     }
     return this.data[off];
@@ -213,9 +216,13 @@ export function tensor(values: unknown, shape?: Shape, dtype: DType = "f32"): Te
     dims.push(v.length);
     v = v[0];
   }
-  const flat = (Array.isArray(values) ? (values as unknown[]).flat(Number.POSITIVE_INFINITY) : [values]) as (number | boolean)[];
+  const flat = (Array.isArray(values) ? (values as unknown[]).flat(Number.POSITIVE_INFINITY) : [values]) as (
+    | number
+    | boolean
+  )[];
   const s = shape ?? dims;
-  if (flat.length !== shapeSize(s)) throw new ShapeError(`ragged or mis-sized nested array for shape [${s.join(", ")}]`);
+  if (flat.length !== shapeSize(s))
+    throw new ShapeError(`ragged or mis-sized nested array for shape [${s.join(", ")}]`);
   const data = allocData(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) data[i] = Number(flat[i]);
   return new Tensor(data, s, dtype);

@@ -13,33 +13,53 @@ const GELU_TANH_C = Math.sqrt(2 / Math.PI);
 /** Apply an `Act` code to one value. */
 export function applyAct(x: number, act: number): number {
   switch (act) {
-    case 0: return x;
-    case 1: return x > 0 ? x : 0;
+    case 0:
+      return x;
+    case 1:
+      return x > 0 ? x : 0;
     // 1 + erf(x/√2) = erfc(−x/√2) and 0.5·(1 + tanh(y)) = 1/(1 + e^{−2y}): the same values,
     // without the cancellation that zeroes the negative tail (x < −6) in f64
-    case 2: return 0.5 * x * erfc(-x * SQRT1_2);
-    case 3: return x / (1 + Math.exp(-2 * GELU_TANH_C * (x + 0.044715 * x * x * x)));
-    case 4: return x / (1 + Math.exp(-x));
-    case 5: return Math.tanh(x);
-    case 6: return 1 / (1 + Math.exp(-x));
-    case 7: return Math.exp(x);
-    case 8: return -x;
-    case 9: return Math.sqrt(x);
-    case 10: return Math.abs(x);
-    case 11: return Math.log(x);
-    default: throw new RangeError(`unknown activation code ${act}`);
+    case 2:
+      return 0.5 * x * erfc(-x * SQRT1_2);
+    case 3:
+      return x / (1 + Math.exp(-2 * GELU_TANH_C * (x + 0.044715 * x * x * x)));
+    case 4:
+      return x / (1 + Math.exp(-x));
+    case 5:
+      return Math.tanh(x);
+    case 6:
+      return 1 / (1 + Math.exp(-x));
+    case 7:
+      return Math.exp(x);
+    case 8:
+      return -x;
+    case 9:
+      return Math.sqrt(x);
+    case 10:
+      return Math.abs(x);
+    case 11:
+      return Math.log(x);
+    default:
+      throw new RangeError(`unknown activation code ${act}`);
   }
 }
 
 function applyBin(a: number, b: number, op: number): number {
   switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return a > b || Number.isNaN(a) ? a : b;
-    case 5: return a < b || Number.isNaN(a) ? a : b;
-    default: throw new RangeError(`unknown binary op code ${op}`);
+    case 0:
+      return a + b;
+    case 1:
+      return a - b;
+    case 2:
+      return a * b;
+    case 3:
+      return a / b;
+    case 4:
+      return a > b || Number.isNaN(a) ? a : b;
+    case 5:
+      return a < b || Number.isNaN(a) ? a : b;
+    default:
+      throw new RangeError(`unknown binary op code ${op}`);
   }
 }
 
@@ -52,13 +72,33 @@ function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean
 }
 
 /** Negative-sampling step of h = f[h .. h+dim) (a heap row): updates e and the syn1 rows; returns the loss. */
-function w2vStep(f: Float32Array, h: number, e: Float64Array, syn1: number, dim: number, ii: Int32Array, t0: number, n: number, alpha: number): number {
+function w2vStep(
+  f: Float32Array,
+  h: number,
+  e: Float64Array,
+  syn1: number,
+  dim: number,
+  ii: Int32Array,
+  t0: number,
+  n: number,
+  alpha: number,
+): number {
   const hv = new Float64Array(dim);
   for (let j = 0; j < dim; j++) hv[j] = f[h + j];
   return w2vStepVec(f, hv, e, syn1, dim, ii, t0, n, alpha);
 }
 
-function w2vStepVec(f: Float32Array, hv: Float64Array, e: Float64Array, syn1: number, dim: number, ii: Int32Array, t0: number, n: number, alpha: number): number {
+function w2vStepVec(
+  f: Float32Array,
+  hv: Float64Array,
+  e: Float64Array,
+  syn1: number,
+  dim: number,
+  ii: Int32Array,
+  t0: number,
+  n: number,
+  alpha: number,
+): number {
   let loss = 0;
   for (let t = 0; t < n; t++) {
     const r = syn1 + ii[t0 + t] * dim;
@@ -88,7 +128,10 @@ export function refKernels(heap: Heap): Kernels {
 
     gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act) {
       const f = F();
-      const A = a >> 2, B = b >> 2, C = c >> 2, Bi = bias >> 2;
+      const A = a >> 2,
+        B = b >> 2,
+        C = c >> 2,
+        Bi = bias >> 2;
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < N; j++) {
           let s = 0;
@@ -113,7 +156,9 @@ export function refKernels(heap: Heap): Kernels {
 
     softmax(x, y, rows, cols, ld, mask, maskLd) {
       const f = F();
-      const X = x >> 2, Y = y >> 2, Mk = mask >> 2;
+      const X = x >> 2,
+        Y = y >> 2,
+        Mk = mask >> 2;
       const row = new Float64Array(cols);
       for (let r = 0; r < rows; r++) {
         let max = -Infinity;
@@ -139,7 +184,8 @@ export function refKernels(heap: Heap): Kernels {
 
     logSoftmax(x, y, rows, cols, ld) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let r = 0; r < rows; r++) {
         let max = -Infinity;
         for (let j = 0; j < cols; j++) max = Math.max(max, f[X + r * ld + j]);
@@ -152,7 +198,10 @@ export function refKernels(heap: Heap): Kernels {
 
     layerNorm(x, y, rows, d, gamma, beta, eps) {
       const f = F();
-      const X = x >> 2, Y = y >> 2, G = gamma >> 2, Bt = beta >> 2;
+      const X = x >> 2,
+        Y = y >> 2,
+        G = gamma >> 2,
+        Bt = beta >> 2;
       for (let r = 0; r < rows; r++) {
         let mean = 0;
         for (let j = 0; j < d; j++) mean += f[X + r * d + j];
@@ -174,13 +223,16 @@ export function refKernels(heap: Heap): Kernels {
 
     unary(x, y, n, act) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let i = 0; i < n; i++) f[Y + i] = applyAct(f[X + i], act);
     },
 
     binary(a, b, y, rows, cols, bRow, bCol, op) {
       const f = F();
-      const A = a >> 2, B = b >> 2, Y = y >> 2;
+      const A = a >> 2,
+        B = b >> 2,
+        Y = y >> 2;
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < cols; j++) {
           f[Y + r * cols + j] = applyBin(f[A + r * cols + j], f[B + r * bRow + j * bCol], op);
@@ -190,13 +242,15 @@ export function refKernels(heap: Heap): Kernels {
 
     scale(x, y, n, alpha, beta) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let i = 0; i < n; i++) f[Y + i] = alpha * f[X + i] + beta;
     },
 
     reduce(x, y, outer, n, inner, op) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let o = 0; o < outer; o++) {
         for (let i = 0; i < inner; i++) {
           let acc = op === 2 ? -Infinity : op === 3 ? Infinity : 0;
@@ -214,7 +268,9 @@ export function refKernels(heap: Heap): Kernels {
     gather(table, vocab, dim, ids, n, out) {
       const f = F();
       const ii = I();
-      const T = table >> 2, Id = ids >> 2, O = out >> 2;
+      const T = table >> 2,
+        Id = ids >> 2,
+        O = out >> 2;
       for (let t = 0; t < n; t++) {
         const id = ii[Id + t];
         if (id < 0 || id >= vocab) return t;
@@ -225,20 +281,25 @@ export function refKernels(heap: Heap): Kernels {
 
     copy2d(x, ldx, y, ldy, rows, cols) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) f[Y + r * ldy + j] = f[X + r * ldx + j];
     },
 
     transpose2d(x, ldx, y, ldy, rows, cols) {
       const f = F();
-      const X = x >> 2, Y = y >> 2;
+      const X = x >> 2,
+        Y = y >> 2;
       for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) f[Y + j * ldy + r] = f[X + r * ldx + j];
     },
 
     im2colPatch(x, C, H, W, kk, out) {
       const f = F();
-      const X = x >> 2, O = out >> 2;
-      const gh = Math.floor(H / kk), gw = Math.floor(W / kk), cols = C * kk * kk;
+      const X = x >> 2,
+        O = out >> 2;
+      const gh = Math.floor(H / kk),
+        gw = Math.floor(W / kk),
+        cols = C * kk * kk;
       for (let r = 0; r < gh; r++)
         for (let c = 0; c < gw; c++)
           for (let ch = 0; ch < C; ch++)
@@ -250,7 +311,12 @@ export function refKernels(heap: Heap): Kernels {
     attention(q, ldq, kp, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) {
       const f = F();
       const u = U();
-      const Q = q >> 2, K = kp >> 2, V = v >> 2, O = o >> 2, P = probs >> 2, Mk = mask >> 2;
+      const Q = q >> 2,
+        K = kp >> 2,
+        V = v >> 2,
+        O = o >> 2,
+        P = probs >> 2,
+        Mk = mask >> 2;
       for (let i = 0; i < L; i++) {
         let max = -Infinity;
         for (let j = 0; j < S; j++) {
@@ -280,7 +346,9 @@ export function refKernels(heap: Heap): Kernels {
 
     lstmCell(gates, c, h, ldh, H, batch) {
       const f = F();
-      const G = gates >> 2, Cc = c >> 2, Hh = h >> 2;
+      const G = gates >> 2,
+        Cc = c >> 2,
+        Hh = h >> 2;
       for (let b = 0; b < batch; b++) {
         const g0 = G + b * 4 * H;
         for (let j = 0; j < H; j++) {
@@ -297,10 +365,14 @@ export function refKernels(heap: Heap): Kernels {
 
     gruCell(gx, gh, hPrev, ldp, hOut, ldo, H, batch) {
       const f = F();
-      const X = gx >> 2, Hg = gh >> 2, P = hPrev >> 2, O = hOut >> 2;
+      const X = gx >> 2,
+        Hg = gh >> 2,
+        P = hPrev >> 2,
+        O = hOut >> 2;
       for (let b = 0; b < batch; b++) {
         for (let j = 0; j < H; j++) {
-          const xr = X + b * 3 * H, hr = Hg + b * 3 * H;
+          const xr = X + b * 3 * H,
+            hr = Hg + b * 3 * H;
           const r = sigmoid(f[xr + j] + f[hr + j]);
           const z = sigmoid(f[xr + H + j] + f[hr + H + j]);
           const nn = Math.tanh(f[xr + 2 * H + j] + r * f[hr + 2 * H + j]);
@@ -325,7 +397,9 @@ export function refKernels(heap: Heap): Kernels {
 
     gemv(m, rows, d, v, y) {
       const f = F();
-      const Mm = m >> 2, V = v >> 2, Y = y >> 2;
+      const Mm = m >> 2,
+        V = v >> 2,
+        Y = y >> 2;
       for (let r = 0; r < rows; r++) {
         let s = 0;
         for (let j = 0; j < d; j++) s += f[Mm + r * d + j] * f[V + j];
@@ -336,7 +410,8 @@ export function refKernels(heap: Heap): Kernels {
     // ---- word2vec -------------------------------------------------------------------------
     w2vSgns(syn0, syn1, vocab, dim, inWords, targets, nEx, nTargets, alpha, _work) {
       const ii = I();
-      if (!w2vIdsOk(ii, inWords >> 2, nEx, vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab)) return Number.NaN;
+      if (!w2vIdsOk(ii, inWords >> 2, nEx, vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab))
+        return Number.NaN;
       const f = F();
       const e = new Float64Array(dim);
       let loss = 0;
@@ -355,13 +430,15 @@ export function refKernels(heap: Heap): Kernels {
       const O = ctxOff >> 2;
       if (ii[O] !== 0) return Number.NaN;
       for (let x = 0; x < nEx; x++) if (ii[O + x + 1] < ii[O + x]) return Number.NaN;
-      if (!w2vIdsOk(ii, ctx >> 2, ii[O + nEx], vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab)) return Number.NaN;
+      if (!w2vIdsOk(ii, ctx >> 2, ii[O + nEx], vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab))
+        return Number.NaN;
       const f = F();
       const hv = new Float64Array(dim);
       const e = new Float64Array(dim);
       let loss = 0;
       for (let x = 0; x < nEx; x++) {
-        const c0 = ii[O + x], c1 = ii[O + x + 1];
+        const c0 = ii[O + x],
+          c1 = ii[O + x + 1];
         if (c1 === c0) continue;
         hv.fill(0);
         e.fill(0);

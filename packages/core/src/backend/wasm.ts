@@ -31,7 +31,9 @@ export function wrapInstance(instance: WebAssembly.Instance): { kernels: Kernels
   }
   const v = ex.abiVersion();
   if (v !== ABI_VERSION) {
-    throw new WasmError(`kernel module ABI version ${v} does not match this JS (expects ${ABI_VERSION}); rebuild or reinstall`);
+    throw new WasmError(
+      `kernel module ABI version ${v} does not match this JS (expects ${ABI_VERSION}); rebuild or reinstall`,
+    );
   }
   const missing = KERNEL_NAMES.filter((n) => typeof ex[n] !== "function");
   if (missing.length) throw new WasmError(`kernel module lacks exports: ${missing.join(", ")}; rebuild it`);
@@ -45,8 +47,8 @@ const SIMD_PROBE = new Uint8Array([
 ]);
 /** Smallest module using `f32x4.relaxed_madd`. */
 const RELAXED_PROBE = new Uint8Array([
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 19, 1, 17, 0, 65, 1, 253, 15, 65, 2, 253, 15,
-  65, 3, 253, 15, 253, 133, 2, 11,
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 19, 1, 17, 0, 65, 1, 253, 15, 65, 2, 253, 15, 65,
+  3, 253, 15, 253, 133, 2, 11,
 ]);
 
 export function simdSupported(): boolean {
