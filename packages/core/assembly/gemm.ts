@@ -20,22 +20,22 @@ import { act1, unary } from "./activations";
 import { relu4 } from "./inline/vmath";
 
 // @ts-ignore: decorator
-@inline const MR = ASC_FEATURE_RELAXED_SIMD ? 6 : 5;
+@inline export const MR = ASC_FEATURE_RELAXED_SIMD ? 6 : 5;
 // @ts-ignore: decorator
-@inline const NR = 8;
+@inline export const NR = 8;
 /** K block: an MR×KC A panel (≤ 6 KiB) and a KC×8 B panel (8 KiB) stay in L1. */
 // @ts-ignore: decorator
-@inline const KC = 256;
+@inline export const KC = 256;
 /** M block, a multiple of MR: the packed MC×KC A block (≤ 144 KiB) stays in L2. */
 // @ts-ignore: decorator
-@inline const MC = MR * 24;
+@inline export const MC = MR * 24;
 /** N block: the packed KC×NC B block (1 MiB); a larger NC means fewer re-packs of A (+4% at 1024³ vs 256). */
 // @ts-ignore: decorator
-@inline const NC = 1024;
+@inline export const NC = 1024;
 
 const packedB: usize = memory.data(KC * NC * 4, 64);
-const packedA: usize = memory.data(MC * KC * 4, 64);
-const tileBuf: usize = memory.data(MR * NR * 4, 16);
+export const packedA: usize = memory.data(MC * KC * 4, 64);
+export const tileBuf: usize = memory.data(MR * NR * 4, 16);
 
 // ---------------------------------------------------------------------------------------------
 // Epilogue helpers
@@ -46,7 +46,7 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
  * are applied by the caller to whole rows (`applyAct`), which keeps this inlined code small.
  */
 // @ts-ignore: decorator
-@inline function epi4(acc: v128, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
+@inline export function epi4(acc: v128, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
   let v = f32x4.mul(acc, f32x4.splat(alpha));
   if (first) {
     if (bp) v = f32x4.add(v, v128.load(bp));
@@ -60,7 +60,7 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
 
 /** Scalar twin of epi4 for tails. */
 // @ts-ignore: decorator
-@inline function epi1(acc: f32, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
+@inline export function epi1(acc: f32, cp: usize, bp: usize, alpha: f32, beta: f32, first: bool, relu: bool): void {
   let v = alpha * acc;
   if (first) {
     if (bp) v += load<f32>(bp);
@@ -73,7 +73,7 @@ const tileBuf: usize = memory.data(MR * NR * 4, 16);
 }
 
 /** Apply a non-relu activation in place to `rows` rows of `w` floats (row stride ldc bytes). */
-function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): void {
+export function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): void {
   for (let r = 0; r < rows; r++) unary(c + <usize>r * ldc, c + <usize>r * ldc, w, act);
 }
 
@@ -93,10 +93,10 @@ function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): void {
   v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
 }
 
-/** Pack op(B)[pc..pc+kc, jc..jc+nc] into NR-wide panels at packedB. */
-function packB(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i32): void {
+/** Pack op(B)[pc..pc+kc, jc..jc+nc] into NR-wide panels (kc·NR floats each, zero-padded) at `to`. */
+export function packBBlock(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i32, to: usize): void {
   const ld = <usize>ldb << 2;
-  let dst = packedB;
+  let dst = to;
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const w = min(NR, nc - j0);
     if (!transB) {
@@ -121,7 +121,8 @@ function packB(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i
       const src = b + ((<usize>(jc + j0) * <usize>ldb + <usize>pc) << 2);
       if (w == NR) {
         let p = 0;
-        for (; p + 2 <= kc; p += 2) {
+        // 4 k steps per iteration, each 4×4 transpose writes 4 panel rows (never past row kc)
+        for (; p + 4 <= kc; p += 4) {
           const s = src + (<usize>p << 2);
           const d = dst + (<usize>p << 5);
           transpose4(v128.load(s), v128.load(s + ld), v128.load(s + 2 * ld), v128.load(s + 3 * ld), d, NR << 2);
@@ -144,7 +145,7 @@ function packB(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i
 }
 
 /** Pack op(A)[ic..ic+mc, pc..pc+kc] into MR-tall panels at packedA. */
-function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32, kc: i32): void {
+export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32, kc: i32): void {
   const ld = <usize>lda << 2;
   let dst = packedA;
   for (let i0 = 0; i0 < mc; i0 += MR) {
@@ -201,7 +202,7 @@ function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32, kc: i
  * C[0..h, 0..w] (row stride ldc bytes) ← epilogue(packed A panel · packed B panel) over kc steps.
  * Full tiles are stored with SIMD; edge tiles (h < 4 or w < 8) go through tileBuf.
  */
-function kernel(
+export function kernel(
   kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, h: i32, w: i32,
   bias: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32,
 ): void {
@@ -433,10 +434,21 @@ function rowTimesMatrix(
 
 /** Split n into ceil(n/max) near-equal blocks; returns the block size (a multiple of `unit` when possible). */
 // @ts-ignore: decorator
-@inline function blockSize(n: i32, max: i32, unit: i32): i32 {
+@inline export function blockSize(n: i32, max: i32, unit: i32): i32 {
   const blocks = (n + max - 1) / max;
   const s = (n + blocks - 1) / blocks;
   return min(max, (s + unit - 1) / unit * unit);
+}
+
+/** K = 0: C = act(bias + beta·C) over M×N (row stride ldcB bytes). */
+export function emptyProduct(M: i32, N: i32, c: usize, ldcB: usize, bias: usize, alpha: f32, beta: f32, act: i32): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      const o = <usize>j << 2;
+      epi1(0, c + <usize>i * ldcB + o, bias ? bias + o : 0, alpha, beta, true, act == 1);
+    }
+  }
+  if (act > 1) applyAct(c, ldcB, M, N, act);
 }
 
 function gemmImpl(
@@ -449,14 +461,7 @@ function gemmImpl(
   if (M <= 0 || N <= 0) return;
   const ldcB = <usize>ldc << 2;
   if (K <= 0) {
-    // empty product: C = act(bias + beta·C)
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < N; j++) {
-        const o = <usize>j << 2;
-        epi1(0, c + <usize>i * ldcB + o, bias ? bias + o : 0, alpha, beta, true, act == 1);
-      }
-    }
-    if (act > 1) applyAct(c, ldcB, M, N, act);
+    emptyProduct(M, N, c, ldcB, bias, alpha, beta, act);
     return;
   }
   if (M == 1 && (!transA || lda == 1)) {
@@ -474,7 +479,7 @@ function gemmImpl(
       const kc = min(kcMax, K - pc);
       const first = pc == 0;
       const last = pc + kc >= K;
-      packB(b, ldb, transB, pc, kc, jc, nc);
+      packBBlock(b, ldb, transB, pc, kc, jc, nc, packedB);
       for (let ic = 0; ic < M; ic += mcMax) {
         const mc = min(mcMax, M - ic);
         packA(a, lda, transA, ic, mc, pc, kc);

@@ -1,6 +1,7 @@
 // @wasmformer/core kernels: one file per family, re-exported here. ABI documented in src/kernels.ts.
 export { abiVersion, heapBase, simdFlavor } from "./memory";
 export { gemm, bmm, gemv } from "./gemm";
+export { packedSize, packB, gemmPacked } from "./gemm-packed";
 export { unary } from "./activations";
 export { softmax, logSoftmax } from "./softmax";
 export { layerNorm } from "./layernorm";

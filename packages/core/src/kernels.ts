@@ -71,6 +71,43 @@ export interface Kernels {
   ): void;
 
   /**
+   * Floats that `packB` writes for a K×N operand: `⌈N/8⌉·8·K` (0 when K or N ≤ 0).
+   */
+  packedSize(K: number, N: number): number;
+
+  /**
+   * Pack op(B) (K×N, read as in `gemm`: `transB = 0` → `B[p,j] = b[p·ldb + j]`, `transB = 1` →
+   * `b[j·ldb + p]`, e.g. a Linear weight `[out, in]`) once, for any number of `gemmPacked` calls.
+   * Layout (the same in every backend and build, so a packed weight can be saved or shared):
+   * column panels of 8; panel q = ⌊j/8⌋ is K·8 contiguous floats,
+   *   `dst[q·K·8 + p·8 + (j mod 8)] = op(B)[p, j]`,
+   * and columns j ≥ N of the last panel are 0. `dst` holds `packedSize(K, N)` floats (16-byte
+   * aligned for speed) and must not overlap b.
+   */
+  packB(K: number, N: number, b: number, ldb: number, transB: number, dst: number): void;
+
+  /**
+   * `gemm` with B pre-packed by `packB(K, N, …)`: `C = act(alpha · op(A)·B + bias + beta · C)`,
+   * op(A), bias, alpha, beta and act exactly as in `gemm`. No B packing per call; M = 1..4 stream
+   * the packed weight once for all rows (decoding). C must not alias A or the packed B.
+   */
+  gemmPacked(
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    transA: number,
+    packedB: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    alpha: number,
+    beta: number,
+    act: number,
+  ): void;
+
+  /**
    * Batched matmul: for t in 0..batch-1, `gemm` on `a + t·strideA`, `b + t·strideB`, `c + t·strideC`
    * (strides in floats; a stride of 0 broadcasts that operand). No bias, no activation.
    */
@@ -298,4 +335,7 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "gemv",
   "w2vSgns",
   "w2vCbow",
+  "packedSize",
+  "packB",
+  "gemmPacked",
 ];

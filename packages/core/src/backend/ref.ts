@@ -148,6 +148,48 @@ export function refKernels(heap: Heap): Kernels {
       }
     },
 
+    packedSize(K, N) {
+      return K > 0 && N > 0 ? Math.ceil(N / 8) * 8 * K : 0;
+    },
+
+    packB(K, N, b, ldb, transB, dst) {
+      // panel q = ⌊j/8⌋ holds op(B)[p, j] at q·K·8 + p·8 + j mod 8; zero past N
+      const f = F();
+      const B = b >> 2,
+        D = dst >> 2;
+      const panels = Math.ceil(N / 8);
+      for (let q = 0; q < panels && K > 0; q++) {
+        for (let p = 0; p < K; p++) {
+          for (let jj = 0; jj < 8; jj++) {
+            const j = 8 * q + jj;
+            f[D + q * K * 8 + p * 8 + jj] = j >= N ? 0 : transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
+          }
+        }
+      }
+    },
+
+    gemmPacked(M, N, K, a, lda, transA, packedB, c, ldc, bias, alpha, beta, act) {
+      const f = F();
+      const A = a >> 2,
+        P = packedB >> 2,
+        C = c >> 2,
+        Bi = bias >> 2;
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          const panel = P + (j >> 3) * K * 8 + (j & 7);
+          let s = 0;
+          for (let p = 0; p < K; p++) {
+            const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
+            s += av * f[panel + p * 8];
+          }
+          let v = alpha * s;
+          if (bias) v += f[Bi + j];
+          if (beta) v += beta * f[C + i * ldc + j];
+          f[C + i * ldc + j] = applyAct(v, act);
+        }
+      }
+    },
+
     bmm(batch, M, N, K, a, sA, lda, tA, b, sB, ldb, tB, c, sC, ldc, alpha, beta) {
       for (let t = 0; t < batch; t++) {
         k.gemm(M, N, K, a + 4 * t * sA, lda, tA, b + 4 * t * sB, ldb, tB, c + 4 * t * sC, ldc, 0, alpha, beta, 0);

@@ -1,0 +1,440 @@
+/**
+ * Pre-packed GEMM (packedSize, packB, gemmPacked): the plain-SIMD and relaxed-SIMD builds against
+ * the reference backend on seeded random data, on the same shape grid and options as gemm.test.ts.
+ * - `packB` writes the documented layout bit for bit in every backend (it only moves floats), and
+ *   nothing past `packedSize(K, N)` floats.
+ * - `gemmPacked` on a packed op(B) equals the reference `gemm` on the unpacked op(B) within
+ *   |wasm − ref| ≤ 16·ε·√K·(|alpha|·Σ_p |A_ip·B_pj| + |bias_j| + |beta·C_ij|), ε = 2⁻²⁴ (activations
+ *   widened by how far they move over that bound), and writes nothing outside C's M×N view.
+ * - The reference `gemmPacked` reads the layout itself and matches the reference `gemm` exactly.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { applyAct } from "../src/backend/ref.js";
+import { relaxedSimdSupported } from "../src/backend/wasm.js";
+import { Act } from "../src/kernels.js";
+import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
+
+const SIZES = [1, 3, 5, 17, 33, 65, 129];
+const EPS = 2 ** -24;
+const GUARD = 16; // sentinel floats after C and after the packed buffer
+const SENTINEL = 0x7fc0dead; // a NaN payload no kernel produces
+
+const ref = createRefRuntime();
+const wasm: Runtime[] = [];
+
+beforeAll(async () => {
+  await init({ backend: "wasm-simd" });
+  wasm.push(createRuntime());
+  if (relaxedSimdSupported()) {
+    await init({ backend: "wasm-relaxed" });
+    wasm.push(createRuntime());
+  }
+  expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
+});
+
+/** mulberry32: small deterministic generator. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor((hi - lo) * next()),
+    f32: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(xs.length * next())] as T,
+  };
+}
+
+const absArr = (x: Float32Array) => x.map(Math.abs);
+const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+
+function sameBits(x: Float32Array, y: Float32Array): boolean {
+  const a = bitsOf(x),
+    b = bitsOf(y);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// harness
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  transA: number;
+  /** how B is stored when packed: 1 = [N, K] (a Linear weight), 0 = [K, N] */
+  transB: number;
+  padA: number;
+  padB: number;
+  padC: number;
+  bias: boolean;
+  alpha: number;
+  beta: number;
+  act: number;
+  positive?: boolean;
+}
+
+interface Data {
+  lda: number;
+  ldb: number;
+  ldc: number;
+  A: Float32Array;
+  B: Float32Array;
+  C: Float32Array;
+  bias: Float32Array | null;
+}
+
+const label = (c: Case) =>
+  `M=${c.M} N=${c.N} K=${c.K} tA=${c.transA} tB=${c.transB} pad=${c.padA}/${c.padB}/${c.padC} ` +
+  `bias=${c.bias} alpha=${c.alpha} beta=${c.beta} act=${c.act}`;
+
+function makeData(c: Case, r: ReturnType<typeof rng>): Data {
+  const lda = (c.transA ? c.M : c.K) + c.padA;
+  const ldb = (c.transB ? c.K : c.N) + c.padB;
+  const ldc = c.N + c.padC;
+  const lo = c.positive ? 0 : -1;
+  const A = r.f32(Math.max(1, lda * (c.transA ? c.K : c.M)), lo, 1);
+  const B = r.f32(Math.max(1, ldb * (c.transB ? c.N : c.K)), lo, 1);
+  const C = r.f32(ldc * c.M + GUARD, lo, 1);
+  const bits = bitsOf(C);
+  for (let i = 0; i < c.M; i++) {
+    for (let j = 0; j < ldc; j++) if (j >= c.N || c.beta === 0) bits[i * ldc + j] = SENTINEL;
+  }
+  for (let g = 0; g < GUARD; g++) bits[ldc * c.M + g] = SENTINEL;
+  const bias = c.bias ? r.f32(c.N, c.positive ? 0.5 : -1, c.positive ? 1.5 : 1) : null;
+  return { lda, ldb, ldc, A, B, C, bias };
+}
+
+/** packB on a runtime: the packed floats plus the guard band after them. */
+function runPack(rt: Runtime, K: number, N: number, B: Float32Array, ldb: number, transB: number): Float32Array {
+  const h = rt.heap;
+  const mark = h.mark();
+  const size = rt.k.packedSize(K, N);
+  const b = h.put(B);
+  const dst = h.put(bitsToF32(new Uint32Array(size + GUARD).fill(SENTINEL)));
+  expect(dst % 16).toBe(0);
+  rt.k.packB(K, N, b, ldb, transB, dst);
+  const out = h.f32(dst, size + GUARD).slice();
+  if (!sameBits(h.f32(b, B.length), B)) expect.fail(`${rt.backend} packB K=${K} N=${N}: modified B`);
+  h.release(mark);
+  return out;
+}
+
+const bitsToF32 = (u: Uint32Array) => new Float32Array(u.buffer);
+
+/**
+ * gemmPacked on a runtime with B packed by `packer` (default: the same runtime); returns C with its
+ * guard band.
+ */
+function runPacked(rt: Runtime, c: Case, d: Data, packer: Runtime = rt, A = d.A, act = c.act): Float32Array {
+  const packed = runPack(packer, c.K, c.N, d.B, d.ldb, c.transB);
+  const size = rt.k.packedSize(c.K, c.N);
+  const h = rt.heap;
+  const mark = h.mark();
+  const a = h.put(A),
+    pb = h.put(packed.length ? packed : new Float32Array(1)),
+    cp = h.put(d.C),
+    bias = d.bias ? h.put(d.bias) : 0;
+  rt.k.gemmPacked(c.M, c.N, c.K, a, d.lda, c.transA, pb, cp, d.ldc, bias, c.alpha, c.beta, act);
+  const out = h.f32(cp, d.C.length).slice();
+  if (!sameBits(h.f32(a, A.length), A)) expect.fail(`${rt.backend} ${label(c)}: modified A`);
+  if (!sameBits(h.f32(pb, size), packed.subarray(0, size))) expect.fail(`${rt.backend} ${label(c)}: modified packed B`);
+  h.release(mark);
+  return out;
+}
+
+/** The reference gemm on the unpacked operands. */
+function runRefGemm(c: Case, d: Data, A: Float32Array, B: Float32Array, act: number, alpha: number, withC = true) {
+  const h = ref.heap;
+  const mark = h.mark();
+  const a = h.put(A),
+    b = h.put(B),
+    cp = h.put(withC ? d.C : new Float32Array(d.C.length)),
+    bias = withC && d.bias ? h.put(d.bias) : 0;
+  ref.k.gemm(c.M, c.N, c.K, a, d.lda, c.transA, b, d.ldb, c.transB, cp, d.ldc, bias, alpha, withC ? c.beta : 0, act);
+  const out = h.f32(cp, d.C.length).slice();
+  h.release(mark);
+  return out;
+}
+
+function oracle(c: Case, d: Data) {
+  const want = runRefGemm(c, d, d.A, d.B, c.act, c.alpha);
+  const pre = c.act === Act.none ? want : runRefGemm(c, d, d.A, d.B, Act.none, c.alpha);
+  const mag = runRefGemm(c, d, absArr(d.A), absArr(d.B), Act.none, 1, false);
+  return { want, pre, mag };
+}
+
+function check(got: Float32Array, c: Case, d: Data, o: ReturnType<typeof oracle>, who: string) {
+  const gotBits = bitsOf(got);
+  const cBits = bitsOf(d.C);
+  for (let i = 0; i < c.M; i++) {
+    for (let j = c.N; j < d.ldc; j++) {
+      if (gotBits[i * d.ldc + j] !== cBits[i * d.ldc + j]) {
+        expect.fail(`${who} ${label(c)}: wrote C padding at row ${i}, column ${j}`);
+      }
+    }
+  }
+  for (let g = 0; g < GUARD; g++) {
+    if (gotBits[d.ldc * c.M + g] !== SENTINEL) expect.fail(`${who} ${label(c)}: wrote ${g} floats past C`);
+  }
+  const sqrtK = Math.sqrt(Math.max(c.K, 1));
+  for (let i = 0; i < c.M; i++) {
+    for (let j = 0; j < c.N; j++) {
+      const at = i * d.ldc + j;
+      const g = got[at]!,
+        w = o.want[at]!,
+        v = o.pre[at]!;
+      const terms =
+        Math.abs(c.alpha) * o.mag[at]! +
+        (d.bias ? Math.abs(d.bias[j]!) : 0) +
+        (c.beta ? Math.abs(c.beta * d.C[at]!) : 0);
+      const tolPre = 16 * EPS * sqrtK * terms + 1e-30;
+      let tol = tolPre;
+      if (c.act !== Act.none) {
+        const f = applyAct(v, c.act);
+        const spread = Math.max(Math.abs(applyAct(v + tolPre, c.act) - f), Math.abs(applyAct(v - tolPre, c.act) - f));
+        tol = spread + 2e-6 * Math.abs(f) + 1e-7;
+      }
+      const ok = Number.isNaN(w) ? Number.isNaN(g) : Math.abs(g - w) <= tol;
+      if (!ok) {
+        expect.fail(`${who} ${label(c)}: C[${i},${j}] = ${g}, ref ${w} (|diff| ${Math.abs(g - w)} > tol ${tol})`);
+      }
+    }
+  }
+}
+
+/** One case: the reference gemmPacked equals the reference gemm; every wasm build is within bound. */
+function parity(c: Case, seed: number, crossPack = false) {
+  const d = makeData(c, rng(seed));
+  const o = oracle(c, d);
+  const refPacked = runPacked(ref, c, d);
+  if (!sameBits(refPacked, o.want)) expect.fail(`ref gemmPacked ≠ ref gemm: ${label(c)}`);
+  for (const rt of wasm) {
+    check(runPacked(rt, c, d), c, d, o, rt.backend);
+    // a weight packed by the reference backend works unchanged in wasm (one layout everywhere)
+    if (crossPack) check(runPacked(rt, c, d, ref), c, d, o, `${rt.backend} (ref-packed)`);
+  }
+}
+
+const base = { padA: 0, padB: 0, padC: 0, bias: false, alpha: 1, beta: 0, act: Act.none };
+
+// ---------------------------------------------------------------------------------------------
+
+describe("packedSize / packB", () => {
+  it("packedSize = ⌈N/8⌉·8·K, 0 for an empty operand, in every backend", () => {
+    for (const rt of [ref, ...wasm]) {
+      expect(rt.k.packedSize(768, 3072)).toBe(768 * 3072);
+      expect(rt.k.packedSize(5, 17)).toBe(5 * 24);
+      expect(rt.k.packedSize(1, 1)).toBe(8);
+      expect(rt.k.packedSize(3, 8)).toBe(24);
+      expect(rt.k.packedSize(0, 9)).toBe(0);
+      expect(rt.k.packedSize(9, 0)).toBe(0);
+    }
+  });
+
+  it("writes the documented layout, bit for bit in every backend, and nothing past it", () => {
+    const r = rng(3);
+    let n = 0;
+    for (const K of [1, 2, 3, 5, 17, 65, 260]) {
+      for (const N of [1, 3, 7, 8, 9, 16, 17, 33, 129]) {
+        for (const transB of [0, 1]) {
+          const pad = r.pick([0, 0, 1, 4, 7]);
+          const ldb = (transB ? K : N) + pad;
+          const B = r.f32(ldb * (transB ? N : K));
+          const size = Math.ceil(N / 8) * 8 * K;
+          // the layout, written out independently of both backends
+          const want = new Float32Array(size + GUARD);
+          bitsOf(want).fill(SENTINEL, size);
+          for (let j = 0; j < Math.ceil(N / 8) * 8; j++) {
+            for (let p = 0; p < K; p++) {
+              const v = j >= N ? 0 : transB ? B[j * ldb + p]! : B[p * ldb + j]!;
+              want[Math.floor(j / 8) * K * 8 + p * 8 + (j % 8)] = v;
+            }
+          }
+          for (const rt of [ref, ...wasm]) {
+            const got = runPack(rt, K, N, B, ldb, transB);
+            if (!sameBits(got, want)) expect.fail(`${rt.backend} packB K=${K} N=${N} transB=${transB} ldb=${ldb}`);
+          }
+          n++;
+        }
+      }
+    }
+    expect(n).toBe(7 * 9 * 2);
+  });
+
+  it("K = 0 or N = 0 writes nothing", () => {
+    for (const rt of wasm) {
+      for (const [K, N] of [
+        [0, 5],
+        [5, 0],
+      ] as const) {
+        const got = runPack(rt, K, N, new Float32Array(8).fill(1), 8, 0);
+        expect(got.length).toBe(GUARD);
+        for (const u of bitsOf(got)) expect(u).toBe(SENTINEL);
+      }
+    }
+  });
+});
+
+describe("gemmPacked", () => {
+  for (const transA of [0, 1]) {
+    for (const transB of [0, 1]) {
+      it(`all M, N, K in {${SIZES.join(",")}}³, transA=${transA}, B packed from transB=${transB}`, () => {
+        const r = rng(2000 + 2 * transA + transB);
+        const acts = [Act.none, Act.none, Act.relu, Act.gelu, Act.none, Act.silu, Act.geluTanh, Act.tanh];
+        let n = 0;
+        for (const M of SIZES) {
+          for (const N of SIZES) {
+            for (const K of SIZES) {
+              const c: Case = {
+                M,
+                N,
+                K,
+                transA,
+                transB,
+                padA: r.pick([0, 0, 1, 3, 8]),
+                padB: r.pick([0, 0, 1, 4, 7]),
+                padC: r.pick([0, 0, 2, 5]),
+                bias: r.next() < 0.5,
+                alpha: r.pick([1, 1, 1, 0.5, -1.25]),
+                beta: r.pick([0, 1]),
+                act: acts[n % acts.length]!,
+              };
+              parity(c, 19 * n + transA * 7 + transB, n % 11 === 0);
+              n++;
+            }
+          }
+        }
+        expect(n).toBe(SIZES.length ** 3);
+      });
+    }
+  }
+
+  it("M = 1..4 (the streaming path) at every width and depth, both transA, ld > width", () => {
+    let s = 0;
+    for (const M of [1, 2, 3, 4]) {
+      for (const N of [1, 2, 5, 7, 8, 9, 15, 16, 17, 33, 100, 1030]) {
+        for (const K of [1, 2, 3, 4, 5, 7, 8, 9, 33, 300]) {
+          const transA = s % 3 === 2 ? 1 : 0;
+          parity(
+            {
+              ...base,
+              M,
+              N,
+              K,
+              transA,
+              transB: (s >> 1) % 2,
+              padA: s % 4,
+              padB: s % 3,
+              padC: (s >> 2) % 3,
+              bias: s % 2 === 0,
+              alpha: s % 7 === 0 ? -0.75 : 1,
+              beta: (s >> 1) % 2,
+              act: s % 5 === 0 ? Act.relu : s % 5 === 1 ? Act.gelu : Act.none,
+            },
+            500 + s++,
+            s % 9 === 0,
+          );
+        }
+      }
+    }
+  });
+
+  it("several K blocks, M blocks and N blocks (K > 256, M > 144, N > 1024)", () => {
+    let s = 0;
+    for (const transA of [0, 1]) {
+      for (const transB of [0, 1]) {
+        const c = { ...base, transA, transB, padA: 3, padB: 5, padC: 1, bias: true, beta: 1, act: Act.gelu };
+        parity({ ...c, M: 25, N: 37, K: 520 }, 900 + s++);
+        parity({ ...c, M: 151, N: 20, K: 40 }, 900 + s++);
+        parity({ ...c, M: 7, N: 1030, K: 30 }, 900 + s++);
+        parity({ ...c, M: 3, N: 1030, K: 520 }, 900 + s++);
+      }
+    }
+    parity(
+      { ...base, M: 150, N: 1030, K: 260, transA: 0, transB: 1, padA: 1, padC: 2, bias: true, beta: 1, act: Act.silu },
+      950,
+    );
+    parity(
+      { ...base, M: 13, N: 21, K: 777, transA: 0, transB: 1, bias: true, alpha: 0.75, beta: 0, act: Act.tanh },
+      951,
+      true,
+    );
+  });
+
+  it("every fused activation, with bias and accumulation, blocked and streaming", () => {
+    let s = 0;
+    for (const act of Object.values(Act)) {
+      const positive = act === Act.sqrt || act === Act.log;
+      for (const [M, N, K] of [
+        [17, 33, 65],
+        [1, 37, 300],
+        [4, 41, 19],
+        [6, 8, 3],
+      ] as const) {
+        for (const transB of [0, 1]) {
+          parity({ ...base, M, N, K, transA: 0, transB, padC: 3, bias: true, beta: 1, act, positive }, 1000 + s++);
+        }
+      }
+    }
+  });
+
+  it("K = 0 gives act(bias + beta·C); M = 0 or N = 0 writes nothing", () => {
+    for (const M of [2, 7]) {
+      for (const beta of [0, 1]) {
+        parity(
+          { ...base, M, N: 10, K: 0, transA: 0, transB: 0, padC: 2, bias: true, beta, act: Act.relu },
+          1100 + beta,
+        );
+      }
+    }
+    for (const [M, N] of [
+      [0, 5],
+      [5, 0],
+      [0, 0],
+    ] as const) {
+      for (const rt of wasm) {
+        const h = rt.heap;
+        const mark = h.mark();
+        const c = h.put(new Float32Array(GUARD).fill(7));
+        rt.k.gemmPacked(M, N, 4, c, 4, 0, c, c, 4, 0, 1, 0, Act.none);
+        expect(h.f32(c, GUARD)).toEqual(new Float32Array(GUARD).fill(7));
+        h.release(mark);
+      }
+    }
+  });
+
+  it("matches gemm exactly on small integers, streaming and blocked", () => {
+    const r = rng(5);
+    for (const [M, N, K] of [
+      [1, 19, 37],
+      [3, 19, 37],
+      [9, 19, 37],
+      [40, 70, 300],
+    ] as const) {
+      const A = Float32Array.from({ length: M * K }, () => r.int(-8, 9));
+      const B = Float32Array.from({ length: N * K }, () => r.int(-8, 9)); // [N, K]
+      for (const rt of wasm) {
+        const h = rt.heap;
+        const mark = h.mark();
+        const a = h.put(A),
+          b = h.put(B),
+          pb = h.allocF32(rt.k.packedSize(K, N)),
+          c1 = h.allocF32(M * N),
+          c2 = h.allocF32(M * N);
+        rt.k.packB(K, N, b, K, 1, pb);
+        rt.k.gemm(M, N, K, a, K, 0, b, K, 1, c1, N, 0, 1, 0, Act.none);
+        rt.k.gemmPacked(M, N, K, a, K, 0, pb, c2, N, 0, 1, 0, Act.none);
+        expect(h.f32(c2, M * N)).toEqual(h.f32(c1, M * N));
+        h.release(mark);
+      }
+    }
+  });
+});
