@@ -1,4 +1,5 @@
-import { defineConfig } from "vite";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { defineConfig, type Plugin } from "vite";
 
 // Cross-origin isolation (SharedArrayBuffer, precise timers) for dev and preview.
 const isolation = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
@@ -7,7 +8,24 @@ const isolation = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-E
 // through minification so that the page shows "ConfigError: …", not a mangled name.
 const output = { keepNames: true };
 
+// Checkpoint files have no registered MIME type, so the servers would gzip them on the fly (about
+// 40 MB/s here, and float weights do not compress): ask for them uncompressed.
+const weightsUncompressed: Plugin = {
+  name: "wasmformer:weights-uncompressed",
+  configureServer(server) {
+    server.middlewares.use(identityForWeights);
+  },
+  configurePreviewServer(server) {
+    server.middlewares.use(identityForWeights);
+  },
+};
+function identityForWeights(req: IncomingMessage, _res: ServerResponse, next: () => void): void {
+  if (/\.(safetensors|bin|gguf|onnx)(\?|$)/.test(req.url ?? "")) req.headers["accept-encoding"] = "identity";
+  next();
+}
+
 export default defineConfig({
+  plugins: [weightsUncompressed],
   worker: { format: "es", rolldownOptions: { output } },
   build: {
     target: "es2022",
