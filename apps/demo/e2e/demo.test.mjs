@@ -343,13 +343,21 @@ describe("models", () => {
     assert.equal(await page.$$eval("#vit-maps canvas", (c) => c.length), 4);
     await screenshot(page, "vit");
 
+    // the built-in sample picture (224×224, resized to the model's 32×32 by the processor)
+    const before = await page.getAttribute("#vit-preview", "src");
+    await page.click("#vit-sample");
+    await page.waitForFunction((b) => document.getElementById("vit-preview").src !== b, before);
+    await page.click("#vit-run");
+    await page.waitForSelector('#page-vit > .status[data-state="done"]');
+    assert.equal((await cells(page, "table.vit-top")).length, 5);
+
     // an undecodable image: the error is shown in the page
     await page.setInputFiles("#vit-image", join(ckpt, "not-an-image.png"));
     await page.click("#vit-run");
     await page.waitForSelector("#vit-out .error");
-    assert.match(await page.textContent("#vit-out .error"), /could not be decoded/);
+    assert.match(await page.textContent("#vit-out .error"), /InputError: the image could not be decoded/);
     assert.deepEqual(
-      errors.filter((e) => !/decoded/.test(e)),
+      errors.filter((e) => !/could not be decoded/.test(e)),
       [],
     );
     await context.close();
