@@ -30,8 +30,22 @@ function rng(seed) {
 const ones = (n) => new Tensor(new Float32Array(n).fill(1), [n]);
 
 /** GPT-2 (HF `GPT2LMHeadModel` names, tied embeddings) with a 256-byte + 6-merge BPE vocabulary. */
-export function writeGpt2(dir, { nLayer = 2, nHead = 4, nEmbd = 32, nPositions = 128, seed = 1, vocabSize = 0 } = {}) {
+export function writeGpt2(dir, opts = {}) {
   mkdirSync(dir, { recursive: true });
+  const { tensors, config, vocab, merges } = gpt2Parts(opts);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tensors));
+  writeTokenizer(dir, vocab, merges);
+  return { config, dir };
+}
+
+function writeTokenizer(dir, vocab, merges) {
+  writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
+  writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${merges.map((m) => m.join(" ")).join("\n")}\n`);
+}
+
+/** The tensors, config and tokenizer of a random GPT-2. */
+export function gpt2Parts({ nLayer = 2, nHead = 4, nEmbd = 32, nPositions = 128, seed = 1, vocabSize = 0 } = {}) {
   const merges = [
     ["Ġ", "t"],
     ["h", "e"],
@@ -96,19 +110,21 @@ export function writeGpt2(dir, { nLayer = 2, nHead = 4, nEmbd = 32, nPositions =
     eos_token_id: V - 1,
     tie_word_embeddings: true,
   };
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
-  writeFileSync(join(dir, "model.safetensors"), writeSafetensors(t));
-  writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
-  writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${merges.map((m) => m.join(" ")).join("\n")}\n`);
-  return { config, dir };
+  return { tensors: t, config, vocab, merges };
 }
 
 /** ViTForImageClassification (HF names) on `image × image` pictures with `patch`-pixel patches. */
-export function writeVit(
-  dir,
-  { layers = 2, heads = 4, hidden = 32, image = 32, patch = 8, labels = 10, seed = 2 } = {},
-) {
+export function writeVit(dir, opts = {}) {
   mkdirSync(dir, { recursive: true });
+  const { tensors, config, preprocessor } = vitParts(opts);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify(preprocessor, null, 2));
+  writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tensors));
+  return { config, preprocessor, dir };
+}
+
+/** The tensors (`vit.` prefix; a classifier when `labels` > 0), config and preprocessor of a random ViT. */
+export function vitParts({ layers = 2, heads = 4, hidden = 32, image = 32, patch = 8, labels = 10, seed = 2 } = {}) {
   const D = hidden;
   const I = 2 * D;
   const N = (image / patch) ** 2;
@@ -120,9 +136,11 @@ export function writeVit(
     "vit.embeddings.patch_embeddings.projection.bias": r.normal([D], 0.02),
     "vit.layernorm.weight": ones(D),
     "vit.layernorm.bias": r.normal([D], 0.02),
-    "classifier.weight": r.normal([labels, D], 0.5),
-    "classifier.bias": r.normal([labels], 0.1),
   };
+  if (labels > 0) {
+    t["classifier.weight"] = r.normal([labels, D], 0.5);
+    t["classifier.bias"] = r.normal([labels], 0.1);
+  }
   for (let i = 0; i < layers; i++) {
     const p = `vit.encoder.layer.${i}.`;
     for (const n of ["query", "key", "value"]) {
@@ -156,7 +174,7 @@ export function writeVit(
   ];
   const id2label = Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), names[i] ?? `LABEL_${i}`]));
   const config = {
-    architectures: ["ViTForImageClassification"],
+    architectures: [labels > 0 ? "ViTForImageClassification" : "ViTModel"],
     model_type: "vit",
     hidden_size: D,
     num_hidden_layers: layers,
@@ -168,8 +186,9 @@ export function writeVit(
     patch_size: patch,
     num_channels: 3,
     qkv_bias: true,
-    id2label,
-    label2id: Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)])),
+    ...(labels > 0
+      ? { id2label, label2id: Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)])) }
+      : {}),
   };
   const preprocessor = {
     image_processor_type: "ViTImageProcessor",
@@ -182,10 +201,80 @@ export function writeVit(
     image_mean: [0.5, 0.5, 0.5],
     image_std: [0.5, 0.5, 0.5],
   };
+  return { tensors: t, config, preprocessor };
+}
+
+/**
+ * A ViT → Q-Former → projection → GPT-2 model (FORMAT.md §6.13, BLIP-2 / MiniGPT-4 style): a ViT
+ * without classifier as `vision_model.*`, a BLIP-2 Q-Former (`query_tokens`, `qformer.*`, cross-attention
+ * every `crossEvery` layers), `language_projection`, and the GPT-2 above as `language_model.*`, with
+ * its tokenizer. MiniGPT-4's prompt template (the package's default) applies.
+ */
+export function writeVlm(dir, { queries = 4, qLayers = 2, qHidden = 32, qHeads = 4, crossEvery = 1, seed = 3 } = {}) {
+  mkdirSync(dir, { recursive: true });
+  const vit = vitParts({ labels: 0, seed: seed + 1 });
+  const gpt2 = gpt2Parts({ nEmbd: 48, nHead: 4, nLayer: 2, nPositions: 128, seed: seed + 2 });
+  const Dv = vit.config.hidden_size;
+  const Dq = qHidden;
+  const Iq = 2 * Dq;
+  const Et = gpt2.config.n_embd;
+  const r = rng(seed);
+  const t = {};
+  for (const [n, x] of Object.entries(vit.tensors)) t[`vision_model.${n.slice("vit.".length)}`] = x;
+  for (const [n, x] of Object.entries(gpt2.tensors)) t[`language_model.${n}`] = x;
+  t.query_tokens = r.normal([1, queries, Dq], 0.5);
+  t["qformer.layernorm.weight"] = ones(Dq);
+  t["qformer.layernorm.bias"] = r.normal([Dq], 0.02);
+  const block = (p, kvIn) => {
+    t[`${p}attention.query.weight`] = r.normal([Dq, Dq], 0.3);
+    t[`${p}attention.query.bias`] = r.normal([Dq], 0.02);
+    for (const n of ["key", "value"]) {
+      t[`${p}attention.${n}.weight`] = r.normal([Dq, kvIn], 0.3);
+      t[`${p}attention.${n}.bias`] = r.normal([Dq], 0.02);
+    }
+    t[`${p}output.dense.weight`] = r.normal([Dq, Dq], 0.2);
+    t[`${p}output.dense.bias`] = r.normal([Dq], 0.02);
+    t[`${p}output.LayerNorm.weight`] = ones(Dq);
+    t[`${p}output.LayerNorm.bias`] = r.normal([Dq], 0.02);
+  };
+  for (let i = 0; i < qLayers; i++) {
+    const p = `qformer.encoder.layer.${i}.`;
+    block(`${p}attention.`, Dq);
+    if (i % crossEvery === 0) block(`${p}crossattention.`, Dv);
+    t[`${p}intermediate_query.dense.weight`] = r.normal([Iq, Dq], 0.2);
+    t[`${p}intermediate_query.dense.bias`] = r.normal([Iq], 0.02);
+    t[`${p}output_query.dense.weight`] = r.normal([Dq, Iq], 0.2);
+    t[`${p}output_query.dense.bias`] = r.normal([Dq], 0.02);
+    t[`${p}output_query.LayerNorm.weight`] = ones(Dq);
+    t[`${p}output_query.LayerNorm.bias`] = r.normal([Dq], 0.02);
+  }
+  t["language_projection.weight"] = r.normal([Et, Dq], 0.3);
+  t["language_projection.bias"] = r.normal([Et], 0.02);
+  const config = {
+    architectures: ["VisionQFormerGPT2ForConditionalGeneration"],
+    model_type: "vit-qformer-gpt2",
+    num_query_tokens: queries,
+    vision_config: vit.config,
+    qformer_config: {
+      model_type: "blip_2_qformer",
+      hidden_size: Dq,
+      num_hidden_layers: qLayers,
+      num_attention_heads: qHeads,
+      intermediate_size: Iq,
+      hidden_act: "gelu",
+      layer_norm_eps: 1e-12,
+      cross_attention_frequency: crossEvery,
+      encoder_hidden_size: Dv,
+      position_embedding_type: "absolute",
+      use_qformer_text_input: false,
+    },
+    text_config: gpt2.config,
+  };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
-  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify(preprocessor, null, 2));
+  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify(vit.preprocessor, null, 2));
   writeFileSync(join(dir, "model.safetensors"), writeSafetensors(t));
-  return { config, preprocessor, dir };
+  writeTokenizer(dir, gpt2.vocab, gpt2.merges);
+  return { config, dir };
 }
 
 // ---------------------------------------------------------------------------------------------
