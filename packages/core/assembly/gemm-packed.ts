@@ -1,13 +1,17 @@
 // GEMM with a pre-packed B ("weights packed once"): packedSize, packB, gemmPacked. Layout and
 // semantics: `Kernels.packB` / `Kernels.gemmPacked` in src/kernels.ts.
 //
-// The packed layout is the micro-kernel's own B panel format, for the whole K at once: panel q
-// (columns 8q..8q+7) is K·8 contiguous floats, `packed[q·K·8 + p·8 + jj] = op(B)[p, 8q + jj]`,
-// zero past N. So
-// - the blocked path (M ≥ 5) runs the same loops as `gemm` minus the B packing: the kc×8 slice of
-//   panel q for the K block at pc starts at float q·K·8 + pc·8;
-// - M = 1..4 (decoding a few sequences, a Linear on a few vectors) streams the panels once, front
-//   to back, one sequential read of the whole weight, and keeps M×8 sums per panel in registers.
+// The packed layout is the micro-kernel's own B block format, for the whole matrix at once: K is
+// cut into blocks of KC = 256 rows (the last one kb = K − pc rows), and block pc holds, for each
+// 8-column panel q, its kb×8 slice contiguously:
+//   packed[pc·N8 + q·kb·8 + (p − pc)·8 + jj] = op(B)[p, 8q + jj],  N8 = ⌈N/8⌉·8, zero past N.
+// So
+// - the blocked path (M ≥ 5) runs the same loops as `gemm` minus the B packing: the panels of one
+//   K block are adjacent, as `gemm`'s per-call packed block is (panels a whole K apart measured
+//   slower at K = 1024, L2 set conflicts);
+// - M = 1..4 (decoding a few sequences, a Linear on a few vectors) streams the whole buffer once,
+//   front to back, keeping M×8G sums per group of G panels in registers and adding each K
+//   block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
   KC, MC, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, epi4, kernel, packA, packBBlock, packedA, tileBuf,
@@ -19,10 +23,13 @@ export function packedSize(K: i32, N: i32): i32 {
   return ((N + NR - 1) / NR) * NR * K;
 }
 
-/** Write op(B) (K×N) into the packed panel layout at dst (`packedSize(K, N)` floats). */
+/** Write op(B) (K×N) into the packed layout at dst (`packedSize(K, N)` floats). */
 export function packB(K: i32, N: i32, b: usize, ldb: i32, transB: i32, dst: usize): void {
   if (K <= 0 || N <= 0) return;
-  packBBlock(b, ldb, transB, 0, K, 0, N, dst);
+  const n8 = <usize>((N + NR - 1) / NR * NR);
+  for (let pc = 0; pc < K; pc += KC) {
+    packBBlock(b, ldb, transB, pc, min(KC, K - pc), 0, N, dst + (<usize>pc * n8 << 2));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,47 +200,55 @@ function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
 }
 
 /**
- * C[0..M, 0..N] ← epilogue(op(A)·B) for M ≤ 4, B packed: the panels are read once, front to back,
- * in groups of G (3 for one row, 2 for two, 1 for three or four). relu is fused; other activations
- * are applied by the caller.
+ * C[0..M, 0..N] ← epilogue(op(A)·B) for M ≤ 4, B packed: the buffer is read once, front to back,
+ * K block by K block, in groups of G panels (3 for one row, 2 for two, 1 for three or four). The
+ * first K block writes `alpha·acc + bias + beta·C`, later ones add `alpha·acc`; relu is fused on the
+ * last, other activations are applied by the caller.
  */
 function streamPacked(
   M: i32, N: i32, K: i32, a: usize, rs: usize, ps: usize, pb: usize, c: usize, ldcB: usize,
   bias: usize, alpha: f32, beta: f32, relu: bool,
 ): void {
-  const panelBytes = <usize>K * NR << 2;
   const G = M == 1 ? 3 : M == 2 ? 2 : 1;
   let bp = pb;
-  for (let j0 = 0; j0 < N; ) {
-    // a whole group when the columns remain, else one panel
-    const g = j0 + G * NR <= N ? G : 1;
-    if (M == 1) {
-      if (g == 3) panel1x3(K, a, ps, bp, panelBytes);
-      else panel1x1(K, a, ps, bp);
-    } else if (M == 2) {
-      if (g == 2) panel2x2(K, a, rs, ps, bp, panelBytes);
-      else panel2x1(K, a, rs, ps, bp);
-    } else if (M == 3) panel3(K, a, rs, ps, bp);
-    else panel4(K, a, rs, ps, bp);
-    const w = min(g * NR, N - j0);
-    const w4 = w & ~3;
-    const o = <usize>j0 << 2;
-    const biasp = bias ? bias + o : 0;
-    for (let r = 0; r < M; r++) {
-      const cr = c + <usize>r * ldcB + o;
-      const tr = tileBuf + (<usize>(r * g * NR) << 2);
-      let v = 0;
-      for (; v < w4; v += 4) {
-        const ov = <usize>v << 2;
-        epi4(v128.load(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, true, relu);
+  for (let pc = 0; pc < K; pc += KC) {
+    const kb = min(KC, K - pc);
+    const first = pc == 0;
+    const last = pc + kb >= K;
+    const reluHere = relu && last;
+    const x = a + <usize>pc * ps;
+    const panelBytes = <usize>kb * NR << 2;
+    for (let j0 = 0; j0 < N; ) {
+      // a whole group when the columns remain, else one panel
+      const g = j0 + G * NR <= N ? G : 1;
+      if (M == 1) {
+        if (g == 3) panel1x3(kb, x, ps, bp, panelBytes);
+        else panel1x1(kb, x, ps, bp);
+      } else if (M == 2) {
+        if (g == 2) panel2x2(kb, x, rs, ps, bp, panelBytes);
+        else panel2x1(kb, x, rs, ps, bp);
+      } else if (M == 3) panel3(kb, x, rs, ps, bp);
+      else panel4(kb, x, rs, ps, bp);
+      const w = min(g * NR, N - j0);
+      const w4 = w & ~3;
+      const o = <usize>j0 << 2;
+      const biasp = bias ? bias + o : 0;
+      for (let r = 0; r < M; r++) {
+        const cr = c + <usize>r * ldcB + o;
+        const tr = tileBuf + (<usize>(r * g * NR) << 2);
+        let v = 0;
+        for (; v < w4; v += 4) {
+          const ov = <usize>v << 2;
+          epi4(v128.load(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, first, reluHere);
+        }
+        for (; v < w; v++) {
+          const ov = <usize>v << 2;
+          epi1(load<f32>(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, first, reluHere);
+        }
       }
-      for (; v < w; v++) {
-        const ov = <usize>v << 2;
-        epi1(load<f32>(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, true, relu);
-      }
+      bp += <usize>g * panelBytes;
+      j0 += g * NR;
     }
-    bp += <usize>g * panelBytes;
-    j0 += g * NR;
   }
 }
 
@@ -265,9 +280,10 @@ export function gemmPacked(
     if (act > 1) applyAct(c, ldcB, M, N, act);
     return;
   }
-  // the loops of gemm, minus the B packing: the kc×8 slice of panel q at K offset pc starts at
-  // float q·K·8 + pc·8, i.e. (column j = 8q)·K + pc·8
-  const kcMax = blockSize(K, KC, 4);
+  // the loops of gemm with its K blocks fixed at KC (the layout's), minus the B packing: the kc×8
+  // slice of panel q of K block pc starts at float pc·N8 + q·kc·8 = pc·N8 + (column j = 8q)·kc
+  const n8 = <usize>((N + NR - 1) / NR * NR);
+  const kcMax = KC;
   const mcMax = blockSize(M, MC, MR);
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
@@ -280,7 +296,7 @@ export function gemmPacked(
         packA(a, lda, transA, ic, mc, pc, kc);
         const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
         for (let jr = 0; jr < nc; jr += NR) {
-          const bp = pb + ((<usize>(jc + jr) * <usize>K + <usize>pc * NR) << 2);
+          const bp = pb + ((<usize>pc * n8 + <usize>(jc + jr) * <usize>kc) << 2);
           const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
           const w = min(NR, nc - jr);
           for (let ir = 0; ir < mc; ir += MR) {

@@ -78,11 +78,12 @@ export interface Kernels {
   /**
    * Pack op(B) (K×N, read as in `gemm`: `transB = 0` → `B[p,j] = b[p·ldb + j]`, `transB = 1` →
    * `b[j·ldb + p]`, e.g. a Linear weight `[out, in]`) once, for any number of `gemmPacked` calls.
-   * Layout (the same in every backend and build, so a packed weight can be saved or shared):
-   * column panels of 8; panel q = ⌊j/8⌋ is K·8 contiguous floats,
-   *   `dst[q·K·8 + p·8 + (j mod 8)] = op(B)[p, j]`,
-   * and columns j ≥ N of the last panel are 0. `dst` holds `packedSize(K, N)` floats (16-byte
-   * aligned for speed) and must not overlap b.
+   * Layout (the same in every backend and build, so a packed weight can be saved or shared): K is
+   * cut into blocks of 256 rows (the last has kb = K − pc ≤ 256 rows); block pc (its first row)
+   * holds, for each 8-column panel q = ⌊j/8⌋, its kb×8 slice contiguously:
+   *   `dst[pc·N8 + q·kb·8 + (p − pc)·8 + (j mod 8)] = op(B)[p, j]`,  N8 = ⌈N/8⌉·8,
+   * and columns j ≥ N of the last panel are 0 (`packedIndex` in backend/ref.ts). `dst` holds
+   * `packedSize(K, N)` floats (16-byte aligned for speed) and must not overlap b.
    */
   packB(K: number, N: number, b: number, ldb: number, transB: number, dst: number): void;
 

@@ -242,22 +242,31 @@ describe("packedSize / packB", () => {
   it("writes the documented layout, bit for bit in every backend, and nothing past it", () => {
     const r = rng(3);
     let n = 0;
-    for (const K of [1, 2, 3, 5, 17, 65, 260]) {
+    for (const K of [1, 2, 3, 5, 17, 65, 256, 260, 513]) {
       for (const N of [1, 3, 7, 8, 9, 16, 17, 33, 129]) {
         for (const transB of [0, 1]) {
           const pad = r.pick([0, 0, 1, 4, 7]);
           const ldb = (transB ? K : N) + pad;
           const B = r.f32(ldb * (transB ? N : K));
           const size = Math.ceil(N / 8) * 8 * K;
-          // the layout, written out independently of both backends
+          // the layout, written out independently of both backends: K blocks of 256 rows, each
+          // holding its kb×8 slice of every 8-column panel in turn
           const want = new Float32Array(size + GUARD);
           bitsOf(want).fill(SENTINEL, size);
-          for (let j = 0; j < Math.ceil(N / 8) * 8; j++) {
-            for (let p = 0; p < K; p++) {
-              const v = j >= N ? 0 : transB ? B[j * ldb + p]! : B[p * ldb + j]!;
-              want[Math.floor(j / 8) * K * 8 + p * 8 + (j % 8)] = v;
+          const N8 = Math.ceil(N / 8) * 8;
+          let at = 0;
+          for (let pc = 0; pc < K; pc += 256) {
+            const kb = Math.min(256, K - pc);
+            for (let q = 0; q < N8 / 8; q++) {
+              for (let p = pc; p < pc + kb; p++) {
+                for (let jj = 0; jj < 8; jj++) {
+                  const j = 8 * q + jj;
+                  want[at++] = j >= N ? 0 : transB ? B[j * ldb + p]! : B[p * ldb + j]!;
+                }
+              }
             }
           }
+          expect(at).toBe(size);
           for (const rt of [ref, ...wasm]) {
             const got = runPack(rt, K, N, B, ldb, transB);
             if (!sameBits(got, want)) expect.fail(`${rt.backend} packB K=${K} N=${N} transB=${transB} ldb=${ldb}`);
@@ -266,7 +275,7 @@ describe("packedSize / packB", () => {
         }
       }
     }
-    expect(n).toBe(7 * 9 * 2);
+    expect(n).toBe(9 * 9 * 2);
   });
 
   it("K = 0 or N = 0 writes nothing", () => {
@@ -321,7 +330,7 @@ describe("gemmPacked", () => {
     let s = 0;
     for (const M of [1, 2, 3, 4]) {
       for (const N of [1, 2, 5, 7, 8, 9, 15, 16, 17, 33, 100, 1030]) {
-        for (const K of [1, 2, 3, 4, 5, 7, 8, 9, 33, 300]) {
+        for (const K of [1, 2, 3, 4, 5, 7, 8, 9, 33, 256, 300, 600]) {
           const transA = s % 3 === 2 ? 1 : 0;
           parity(
             {

@@ -65,6 +65,16 @@ function applyBin(a: number, b: number, op: number): number {
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
+/** K block of the packed-B layout (see `Kernels.packB`). */
+export const PACK_KC = 256;
+
+/** Float index of op(B)[p, j] in a packed K×N operand (see `Kernels.packB`). */
+export function packedIndex(K: number, N: number, p: number, j: number): number {
+  const pc = p - (p % PACK_KC); // first row of p's K block
+  const kb = Math.min(PACK_KC, K - pc); // rows in that block
+  return pc * Math.ceil(N / 8) * 8 + (j >> 3) * kb * 8 + (p - pc) * 8 + (j & 7);
+}
+
 // ---- word2vec helpers (see the "word2vec" section of kernels.ts) ---------------------------
 function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean {
   for (let i = 0; i < n; i++) if (ii[at + i] < 0 || ii[at + i] >= vocab) return false;
@@ -153,17 +163,14 @@ export function refKernels(heap: Heap): Kernels {
     },
 
     packB(K, N, b, ldb, transB, dst) {
-      // panel q = ⌊j/8⌋ holds op(B)[p, j] at q·K·8 + p·8 + j mod 8; zero past N
+      // op(B)[p, j] → packedIndex(K, N, p, j); zero in the columns of the last panel past N
       const f = F();
       const B = b >> 2,
         D = dst >> 2;
-      const panels = Math.ceil(N / 8);
-      for (let q = 0; q < panels && K > 0; q++) {
-        for (let p = 0; p < K; p++) {
-          for (let jj = 0; jj < 8; jj++) {
-            const j = 8 * q + jj;
-            f[D + q * K * 8 + p * 8 + jj] = j >= N ? 0 : transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
-          }
+      const N8 = Math.ceil(N / 8) * 8;
+      for (let p = 0; p < K; p++) {
+        for (let j = 0; j < N8; j++) {
+          f[D + packedIndex(K, N, p, j)] = j >= N ? 0 : transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
         }
       }
     },
@@ -176,11 +183,10 @@ export function refKernels(heap: Heap): Kernels {
         Bi = bias >> 2;
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < N; j++) {
-          const panel = P + (j >> 3) * K * 8 + (j & 7);
           let s = 0;
           for (let p = 0; p < K; p++) {
             const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
-            s += av * f[panel + p * 8];
+            s += av * f[P + packedIndex(K, N, p, j)];
           }
           let v = alpha * s;
           if (bias) v += f[Bi + j];
