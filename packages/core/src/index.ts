@@ -13,6 +13,7 @@ export * from "./heap.js";
 export * from "./kernels.js";
 export { erf } from "./math.js";
 export * from "./ops.js";
+export * from "./packed.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";
 export * from "./runtime.js";
 export * from "./safetensors.js";

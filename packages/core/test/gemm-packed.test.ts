@@ -11,7 +11,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { applyAct } from "../src/backend/ref.js";
 import { relaxedSimdSupported } from "../src/backend/wasm.js";
+import { ShapeError } from "../src/errors.js";
 import { Act } from "../src/kernels.js";
+import { linearPacked, packLinearWeight, packWeight } from "../src/packed.js";
 import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
 
 const SIZES = [1, 3, 5, 17, 33, 65, 129];
@@ -444,6 +446,50 @@ describe("gemmPacked", () => {
         expect(h.f32(c2, M * N)).toEqual(h.f32(c1, M * N));
         h.release(mark);
       }
+    }
+  });
+});
+
+describe("packLinearWeight / linearPacked", () => {
+  it("a packed Linear weight gives gemm's result (transB = 1) in every backend", () => {
+    const r = rng(9);
+    for (const [M, out, inF] of [
+      [1, 50, 37],
+      [3, 24, 300],
+      [20, 9, 17],
+    ] as const) {
+      const W = r.f32(out * inF),
+        X = r.f32(M * inF),
+        b = r.f32(out);
+      const results = [ref, ...wasm].map((rt) => {
+        const h = rt.heap;
+        const mark = h.mark();
+        const pw = h.put(W),
+          px = h.put(X),
+          pb = h.put(b),
+          y1 = h.allocF32(M * out),
+          y2 = h.allocF32(M * out);
+        const w = packLinearWeight(rt, pw, out, inF);
+        expect(w).toMatchObject({ K: inF, N: out, floats: rt.k.packedSize(inF, out) });
+        linearPacked(rt, w, M, px, y1, { bias: pb, act: Act.relu });
+        rt.k.gemm(M, out, inF, px, inF, 0, pw, inF, 1, y2, out, pb, 1, 0, Act.relu);
+        const got = [h.f32(y1, M * out).slice(), h.f32(y2, M * out).slice()] as const;
+        h.release(mark);
+        return got;
+      });
+      for (const [packed, plain] of results) {
+        for (let i = 0; i < packed.length; i++) expect(packed[i]).toBeCloseTo(plain[i]!, 4);
+      }
+      // the reference backend sums in the same order either way
+      expect(results[0]![0]).toEqual(results[0]![1]);
+    }
+  });
+
+  it("bad dimensions are a ShapeError naming the argument", () => {
+    for (const rt of [ref, ...wasm]) {
+      expect(() => packLinearWeight(rt, 0, 0, 4)).toThrow(ShapeError);
+      expect(() => packLinearWeight(rt, 0, 4, 2.5)).toThrow(/K must be a positive integer, got 2.5/);
+      expect(() => packWeight(rt, 0, 4, 8, 0, 7)).toThrow(/ldb 7 is less than the row length 8/);
     }
   });
 });

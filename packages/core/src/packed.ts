@@ -1,0 +1,81 @@
+/**
+ * Pre-packed weights: pack a matmul's constant operand once (at model load) into the layout of
+ * `Kernels.packB`, then run every product with it through `Kernels.gemmPacked`, which skips the
+ * per-call packing and streams the weight once for 1–4 rows (decoding). This is what TF.js's cached
+ * XNNPACK weights and an ONNX initializer pre-packed by onnxruntime do.
+ *
+ * ```ts
+ * const w = packLinearWeight(rt, weightPtr, out, in); // torch.nn.Linear weight [out, in] in rt's heap
+ * linearPacked(rt, w, M, x, y, { bias, act: Act.gelu }); // y (M, out) = gelu(x (M, in) · Wᵀ + b)
+ * ```
+ */
+import { ShapeError } from "./errors.js";
+import type { ActCode } from "./kernels.js";
+import type { Runtime } from "./runtime.js";
+
+/** A K×N right-hand operand packed in a runtime's heap (`ptr`, `floats` long). */
+export interface PackedWeight {
+  readonly ptr: number;
+  /** rows of op(B): the input features */
+  readonly K: number;
+  /** columns of op(B): the output features */
+  readonly N: number;
+  readonly floats: number;
+}
+
+function checkDim(what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new ShapeError(`${what} must be a positive integer, got ${v}`);
+}
+
+/**
+ * Pack op(B) (K×N; `transB = 1` reads `b[j·ldb + p]`, a Linear weight `[N, K]`; `transB = 0` reads
+ * `b[p·ldb + j]`, a Conv1D / `[in, out]` weight) into a new heap allocation. The source may be freed
+ * or overwritten afterwards.
+ */
+export function packWeight(
+  rt: Runtime,
+  b: number,
+  K: number,
+  N: number,
+  transB: 0 | 1,
+  ldb = transB ? K : N,
+): PackedWeight {
+  checkDim("packWeight K", K);
+  checkDim("packWeight N", N);
+  if (!Number.isInteger(ldb) || ldb < (transB ? K : N)) {
+    throw new ShapeError(`packWeight: ldb ${ldb} is less than the row length ${transB ? K : N}`);
+  }
+  const floats = rt.k.packedSize(K, N);
+  const ptr = rt.heap.allocF32(floats);
+  rt.k.packB(K, N, b, ldb, transB, ptr);
+  return { ptr, K, N, floats };
+}
+
+/** Pack a `torch.nn.Linear` weight `[out, in]` (row-major, at `weightPtr`) for `linearPacked`. */
+export function packLinearWeight(rt: Runtime, weightPtr: number, out: number, inFeatures: number): PackedWeight {
+  return packWeight(rt, weightPtr, inFeatures, out, 1);
+}
+
+export interface LinearPackedOptions {
+  /** N floats added to every row, or 0 */
+  bias?: number;
+  act?: ActCode;
+  /** 1 adds the product to y (a fused residual), 0 overwrites y */
+  beta?: 0 | 1;
+  /** floats between rows of x (default K) and of y (default N) */
+  ldx?: number;
+  ldy?: number;
+}
+
+/** y (M, N) = act(x (M, K) · W + bias + beta·y) with a packed W; x and y are heap pointers. */
+export function linearPacked(
+  rt: Runtime,
+  w: PackedWeight,
+  M: number,
+  x: number,
+  y: number,
+  o: LinearPackedOptions = {},
+) {
+  const { bias = 0, act = 0, beta = 0, ldx = w.K, ldy = w.N } = o;
+  rt.k.gemmPacked(M, w.N, w.K, x, ldx, 0, w.ptr, y, ldy, bias, 1, beta, act);
+}
