@@ -82,7 +82,7 @@ export interface Kernels {
    * cut into blocks of 256 rows (the last has kb = K − pc ≤ 256 rows); block pc (its first row)
    * holds, for each 8-column panel q = ⌊j/8⌋, its kb×8 slice contiguously:
    *   `dst[pc·N8 + q·kb·8 + (p − pc)·8 + (j mod 8)] = op(B)[p, j]`,  N8 = ⌈N/8⌉·8,
-   * and columns j ≥ N of the last panel are 0 (`packedIndex` in backend/ref.ts). `dst` holds
+   * and columns j ≥ N of the last panel are 0 (`packedIndex` in packed.ts). `dst` holds
    * `packedSize(K, N)` floats (16-byte aligned for speed) and must not overlap b.
    */
   packB(K: number, N: number, b: number, ldb: number, transB: number, dst: number): void;

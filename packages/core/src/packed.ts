@@ -13,6 +13,19 @@ import { ShapeError } from "./errors.js";
 import type { ActCode } from "./kernels.js";
 import type { Runtime } from "./runtime.js";
 
+/** Rows per K block of the packed layout (see `Kernels.packB`). */
+export const PACK_KC = 256;
+
+/**
+ * Float index of op(B)[p, j] in a packed K×N operand (see `Kernels.packB`): K blocks of PACK_KC
+ * rows, each holding the kb×8 slice of every 8-column panel in turn.
+ */
+export function packedIndex(K: number, N: number, p: number, j: number): number {
+  const pc = p - (p % PACK_KC); // first row of p's K block
+  const kb = Math.min(PACK_KC, K - pc); // rows in that block
+  return pc * Math.ceil(N / 8) * 8 + (j >> 3) * kb * 8 + (p - pc) * 8 + (j & 7);
+}
+
 /** A K×N right-hand operand packed in a runtime's heap (`ptr`, `floats` long). */
 export interface PackedWeight {
   readonly ptr: number;

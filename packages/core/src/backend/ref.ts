@@ -6,6 +6,7 @@
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
+import { packedIndex } from "../packed.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -64,16 +65,6 @@ function applyBin(a: number, b: number, op: number): number {
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-
-/** K block of the packed-B layout (see `Kernels.packB`). */
-export const PACK_KC = 256;
-
-/** Float index of op(B)[p, j] in a packed K×N operand (see `Kernels.packB`). */
-export function packedIndex(K: number, N: number, p: number, j: number): number {
-  const pc = p - (p % PACK_KC); // first row of p's K block
-  const kb = Math.min(PACK_KC, K - pc); // rows in that block
-  return pc * Math.ceil(N / 8) * 8 + (j >> 3) * kb * 8 + (p - pc) * 8 + (j & 7);
-}
 
 // ---- word2vec helpers (see the "word2vec" section of kernels.ts) ---------------------------
 function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean {
