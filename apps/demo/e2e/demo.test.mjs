@@ -2,11 +2,11 @@
 // are checked, and no main-thread task longer than 50 ms may occur while the worker computes.
 // Run: `pnpm --filter @wasmformer/demo e2e` (after `pnpm build`). Screenshots go to e2e-out/.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { init, Tensor } from "@wasmformer/core";
-import { testImage, writeGpt2, writeVit } from "./checkpoints.mjs";
+import { testImage, writeGpt2, writeVit, writeVlm } from "./checkpoints.mjs";
 import { appDir, launch, measure, openPage, screenshot, startPreview } from "./harness.mjs";
 
 let server;
@@ -21,6 +21,7 @@ before(async () => {
   rmSync(ckpt, { recursive: true, force: true });
   writeGpt2(join(served, "gpt2"));
   writeVit(join(ckpt, "vit"));
+  writeVlm(join(ckpt, "vlm"));
   mkdirSync(ckpt, { recursive: true });
   writeFileSync(join(ckpt, "image.png"), testImage(32, 32).png);
   writeFileSync(join(ckpt, "not-an-image.png"), "hello");
@@ -419,13 +420,56 @@ describe("models", () => {
     await context.close();
   });
 
-  test("pages whose package has not landed say so", async () => {
-    const { page, context } = await openPage(browser, `${server.url}#vlm`);
-    for (const id of ["embeddings", "vlm"]) {
-      await page.click(`#tabs button[data-page="${id}"]`);
-      const notice = await page.$(`#page-${id} [data-unavailable]`);
-      if (notice) assert.match(await notice.textContent(), /not available yet/);
-    }
+  test("VLM: ViT → Q-Former → GPT-2 folder, streamed answer to a question about an image, cached image features", async () => {
+    const dir = join(ckpt, "vlm");
+    const QUESTION = "What is in the picture?";
+    // expected: the same checkpoint, picture and question in Node (greedy)
+    const { VisionLanguageModel } = await import("@wasmformer/vlm");
+    const vlm = await VisionLanguageModel.fromFolder(dir);
+    const features = await vlm.encodeImage(new Uint8Array(readFileSync(join(ckpt, "image.png"))));
+    let expected = "";
+    for await (const c of vlm.generate(features, QUESTION, { maxNewTokens: 20 })) expected += c.answer;
+    assert.ok(expected.length > 0);
+
+    const { page, errors, context } = await openPage(browser, `${server.url}#vlm`);
+    await page.waitForSelector("#backend[data-backend]", { timeout: 30_000 });
+    const load = await measure(page, async () => {
+      await page.setInputFiles(
+        "#vlm-files",
+        ["config.json", "model.safetensors", "vocab.json", "merges.txt", "preprocessor_config.json"].map((f) =>
+          join(dir, f),
+        ),
+      );
+      await waitDone(page, "#vlm-status");
+    });
+    assertResponsive(load, "VLM loading");
+    assert.match(await page.textContent("#vlm-status"), /Q-Former 2 layers, 4 queries/);
+    await page.setInputFiles("#vlm-image", join(ckpt, "image.png"));
+    await page.fill("#vlm-question", QUESTION);
+    await page.fill("#vlm-max", "20");
+    const r = await measure(page, async () => {
+      await page.click("#vlm-ask");
+      await page.waitForSelector(
+        '#page-vlm .form .status[data-state="done"], #page-vlm .form .status[data-state="error"]',
+      );
+    });
+    assertResponsive(r, "VLM answer");
+    assert.equal(await page.textContent("#vlm-text"), expected);
+    assert.match(await page.textContent("#vlm-rate"), /tokens\/s · image encoded in \d+ ms/);
+    await screenshot(page, "vlm");
+    // a second question about the same picture reuses its features
+    await page.click("#vlm-ask");
+    await page.waitForSelector('#page-vlm .form .status[data-state="done"]');
+    assert.match(await page.textContent("#vlm-rate"), /image encoded in 0 ms/);
+    // an empty question is an error shown in the page
+    await page.fill("#vlm-question", "  ");
+    await page.click("#vlm-ask");
+    await page.waitForSelector("#page-vlm .form .error");
+    assert.match(await page.textContent("#page-vlm .form .error"), /InputError: ask a question/);
+    assert.deepEqual(
+      errors.filter((e) => !/ask a question/.test(e)),
+      [],
+    );
     await context.close();
   });
 });

@@ -11,6 +11,7 @@ import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
 import { classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
+import { type AskRequest, askVlm, loadVlm, stopVlm } from "./tasks/vlm.js";
 
 let ready: Promise<string> | undefined;
 
@@ -84,6 +85,24 @@ const api = {
     await ensureInit();
     return withCallback(onProgress, (cb) => loadVit(src, cb));
   },
+
+  /** Load a vision-language folder (files or URL). */
+  async loadVlm(src: FolderSource, onProgress: ProgressFn) {
+    await ensureInit();
+    return withCallback(onProgress, (cb) => loadVlm(src, cb));
+  },
+
+  /** Answer a question about an image; the answer streams through the proxied `onToken`. */
+  async askVlm(
+    image: Blob,
+    imageKey: string,
+    req: AskRequest,
+    onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
+  ) {
+    return withCallback(onToken, (cb) => askVlm(image, imageKey, req, cb));
+  },
+
+  stopVlm,
 
   /** Classify an image file; CLS attention maps and mean attention distances come back transferred. */
   async classifyImage(image: Blob) {

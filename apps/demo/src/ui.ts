@@ -292,16 +292,6 @@ export function statusLine(): {
   };
 }
 
-/** A "not available yet" notice for a capability whose package has not landed. */
-export function unavailable(what: string, why: string): HTMLElement {
-  return h(
-    "div",
-    { class: "unavailable", "data-unavailable": "1" },
-    h("strong", {}, `${what} is not available yet. `),
-    why,
-  );
-}
-
 /** Yield to the event loop (so that rendering many figures never makes one long main-thread task). */
 export function nextTask(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));

@@ -1,13 +1,135 @@
-import { h, unavailable } from "../ui.js";
+/**
+ * VLM page: load a ViT → Q-Former → GPT-2 folder, pick an image, ask a question; the answer streams
+ * in (MiniGPT-4 prompt, stops at "###"), with tokens/s; stop.
+ */
+import { proxy } from "comlink";
+import { compute } from "../client.js";
+import { folderLoader } from "../loader.js";
+import type { VlmInfo } from "../tasks/vlm.js";
+import { clear, h, showError, statusLine } from "../ui.js";
 import type { Page } from "./index.js";
 
 export const vlmPage: Page = {
   id: "vlm",
   title: "VLM",
   mount(root) {
+    let info: VlmInfo | undefined;
+    let epoch = -1;
+    let image: Blob | undefined;
+    let imageKey = "";
+    const imgFile = h("input", { type: "file", accept: "image/*", id: "vlm-image" });
+    const preview = h("img", { id: "vlm-preview", alt: "", width: 160 });
+    const drop = h("div", { class: "drop", id: "vlm-drop" }, "…or drop an image here");
+    const question = h("input", { id: "vlm-question", size: 60, value: "What is in the picture?" });
+    const maxNew = h("input", { id: "vlm-max", type: "number", value: 40, min: 1, size: 5 });
+    const temp = h("input", { id: "vlm-temp", type: "number", value: 0, min: 0, step: 0.1, size: 4 });
+    const topK = h("input", { id: "vlm-topk", type: "number", value: 0, min: 0, size: 4 });
+    const seed = h("input", { id: "vlm-seed", type: "number", value: 1, size: 5 });
+    const ask = h("button", { id: "vlm-ask", disabled: true }, "Ask");
+    const stop = h("button", { id: "vlm-stop", disabled: true }, "Stop");
+    const rate = h("span", { id: "vlm-rate", class: "muted" });
+    const status = statusLine();
+    status.el.id = "vlm-status";
+    const err = h("div", {});
+    const answer = h("div", { class: "stream", id: "vlm-answer" });
+
+    const sync = () => {
+      ask.disabled = !(info && epoch === compute.epoch && image);
+    };
+    compute.onRestart(sync);
+    const setImage = (b: Blob) => {
+      image = b;
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.src = URL.createObjectURL(b);
+      imageKey = preview.src;
+      sync();
+    };
+    imgFile.addEventListener("change", () => imgFile.files?.[0] && setImage(imgFile.files[0]));
+    drop.addEventListener("dragover", (e) => e.preventDefault());
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const f = e.dataTransfer?.files?.[0];
+      if (f) setImage(f);
+    });
+
+    ask.addEventListener("click", async () => {
+      if (!image) return;
+      clear(err);
+      answer.textContent = "";
+      const out = h("span", { id: "vlm-text" });
+      answer.append(h("div", { class: "muted" }, `Q: ${question.value}`), h("span", { class: "muted" }, "A: "), out);
+      ask.disabled = true;
+      stop.disabled = false;
+      status.set("running", "encoding the image and generating in the worker…");
+      try {
+        const r = await compute.run((api) =>
+          api.askVlm(
+            image as Blob,
+            imageKey,
+            {
+              question: question.value,
+              maxNewTokens: Number(maxNew.value),
+              temperature: Number(temp.value),
+              topK: Number(topK.value),
+              seed: Number(seed.value),
+            },
+            proxy((text: string, tps: number) => {
+              out.append(text);
+              rate.textContent = `${tps.toFixed(1)} tokens/s`;
+            }),
+          ),
+        );
+        out.dataset.tokens = String(r.tokens);
+        rate.textContent = `${r.tokens} tokens · ${r.tokensPerSecond.toFixed(1)} tokens/s · image encoded in ${r.imageMs.toFixed(0)} ms`;
+        status.set("done", `finished: ${r.finishReason}`);
+      } catch (e) {
+        status.set("error", "failed");
+        showError(err, e);
+      } finally {
+        stop.disabled = true;
+        sync();
+      }
+    });
+    stop.addEventListener("click", () => void compute.run((api) => api.stopVlm()));
+
     root.append(
-      h("h2", {}, "VLM"),
-      unavailable("Visual question answering (@wasmformer/vlm)", "Its package has not landed in this build."),
+      h("h2", {}, "Vision-language model"),
+      h(
+        "p",
+        { class: "muted" },
+        "A frozen ViT reads the image, a BLIP-2 Q-Former summarises it into query embeddings that a projection puts in GPT-2's input space, and GPT-2 answers (@wasmformer/vlm, MiniGPT-4 prompt).",
+      ),
+      folderLoader<VlmInfo>({
+        id: "vlm",
+        files:
+          'config.json (model_type "vit-qformer-gpt2"), model.safetensors, and tokenizer.json or vocab.json + merges.txt',
+        load: (src, onProgress) => compute.run((api) => api.loadVlm(src, onProgress)),
+        describe: (i) =>
+          `VLM loaded: ViT ${i.visionLayers} layers (${i.imageSize.join("×")} px) → Q-Former ${i.qformerLayers} layers, ${i.queries} queries → GPT-2 ${i.textLayers} layers; ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`,
+        onLoaded: (i) => {
+          info = i;
+          epoch = compute.epoch;
+          sync();
+        },
+      }),
+      h("div", { class: "card" }, h("h3", {}, "Image"), imgFile, drop, preview),
+      h(
+        "div",
+        { class: "card form" },
+        h("label", {}, "Question", question),
+        h(
+          "div",
+          { class: "row" },
+          h("label", {}, "max new tokens ", maxNew),
+          h("label", {}, "temperature (0 = greedy) ", temp),
+          h("label", {}, "top-k ", topK),
+          h("label", {}, "seed ", seed),
+        ),
+        h("div", { class: "actions" }, ask, stop, rate),
+        status.el,
+        err,
+        answer,
+      ),
     );
   },
 };
