@@ -271,7 +271,6 @@ export function writeVlm(dir, { queries = 4, qLayers = 2, qHidden = 32, qHeads =
     text_config: gpt2.config,
   };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
-  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify(vit.preprocessor, null, 2));
   writeFileSync(join(dir, "model.safetensors"), writeSafetensors(t));
   writeTokenizer(dir, gpt2.vocab, gpt2.merges);
   return { config, dir };
