@@ -172,6 +172,20 @@ describe("fresh project from the tarballs", () => {
     assertReport(r);
   });
 
+  test("every package's entry points import from Node (exports resolve to shipped files)", () => {
+    const specs = packages.flatMap(({ pkg }) =>
+      Object.keys(pkg.exports)
+        .filter((k) => !k.endsWith(".wasm") && !k.endsWith(".json"))
+        .map((k) => (k === "." ? pkg.name : `${pkg.name}/${k.slice(2)}`)),
+    );
+    writeFileSync(
+      join(app, "import-all.mjs"),
+      `const specs = ${JSON.stringify(specs)};\nconst out = {};\nfor (const s of specs) out[s] = Object.keys(await import(s)).length;\nconsole.log(JSON.stringify(out));\n`,
+    );
+    const counts = JSON.parse(run(process.execPath, ["import-all.mjs"], app).trim());
+    for (const s of specs) assert.ok(counts[s] > 0, `${s} exports nothing`);
+  });
+
   for (const mode of ["build", "dev"]) {
     test(`Vite app (${mode === "build" ? "vite build + preview" : "vite dev with optimizeDeps.exclude"}) in Chromium: page and module worker`, async () => {
       writeFileSync(
