@@ -289,6 +289,18 @@ describe("models", () => {
         }
       }
     }
+    // what the default query (the last token here: this tokenizer has no "it" token) attends to in layer 0
+    await page.selectOption("#attn-layer", "0");
+    await page.waitForSelector('#attn-out[data-ready="1"]');
+    assert.equal(await page.inputValue("#attn-query"), String(T - 1));
+    for (let hd = 0; hd < H; hd++) {
+      const titles = await page.$$eval(`#attn-chips [data-head="${hd}"] .chip`, (c) => c.map((x) => Number(x.title)));
+      assert.equal(titles.length, T);
+      const row = att[0].data.subarray((hd * T + T - 1) * T, (hd * T + T) * T);
+      titles.forEach((v, j) => {
+        close(v, row[j], 2e-3);
+      });
+    }
     await screenshot(page, "attention");
     assert.deepEqual(errors, []);
     await context.close();

@@ -18,6 +18,8 @@ export const attentionPage: Page = {
       value: "The animal didn't cross the street because it was too tired",
     });
     const layerSel = h("select", { id: "attn-layer" });
+    const querySel = h("select", { id: "attn-query" });
+    const chips = h("div", { id: "attn-chips" });
     const run = h("button", { id: "attn-run", disabled: true }, "Show attention");
     const status = statusLine();
     status.el.id = "attn-status";
@@ -29,9 +31,43 @@ export const attentionPage: Page = {
     const out = h("div", { id: "attn-out" });
     let result: AttentionResult | undefined;
 
+    // what one query token attends to, per head of the chosen layer: the tokens shaded by weight
+    const drawChips = () => {
+      clear(chips);
+      if (!result) return;
+      const { tokens, heads, weights } = result;
+      const T = tokens.length;
+      const l = Number(layerSel.value);
+      const q = Number(querySel.value);
+      chips.append(h("h4", {}, `what "${tokens[q].trim()}" attends to (layer ${l})`));
+      for (let hd = 0; hd < heads; hd++) {
+        const row = weights.subarray((l * heads + hd) * T * T + q * T, (l * heads + hd) * T * T + (q + 1) * T);
+        let mx = 0;
+        for (const v of row) mx = Math.max(mx, v);
+        const line = h("div", { class: "chips", "data-head": hd }, h("span", { class: "muted" }, `head ${hd}: `));
+        tokens.forEach((t, j) => {
+          const a = mx > 0 ? row[j] / mx : 0;
+          line.append(
+            h(
+              "span",
+              {
+                class: "chip",
+                title: fmtNum(row[j]),
+                style: `background: rgba(37, 99, 235, ${a.toFixed(3)}); color: ${a > 0.55 ? "#fff" : "#111"}`,
+              },
+              t,
+            ),
+          );
+        });
+        chips.append(line);
+      }
+    };
+    querySel.addEventListener("change", drawChips);
+
     // one heatmap per task: the main thread never blocks for long, whatever the model size
     const draw = async () => {
       clear(out);
+      drawChips();
       if (!result) return;
       const { tokens, heads, weights } = result;
       const T = tokens.length;
@@ -90,6 +126,16 @@ export const attentionPage: Page = {
         result = await compute.run((api) => api.gpt2Attention(sentence.value));
         clear(layerSel);
         for (let l = 0; l < result.layers; l++) layerSel.append(h("option", { value: l }, `layer ${l}`));
+        // default query: the last "it" (the sentence's pronoun), else the last token
+        const toks = result.tokens;
+        let qDefault = toks.length - 1;
+        toks.forEach((t, i) => {
+          if (t.trim().toLowerCase() === "it") qDefault = i;
+        });
+        clear(querySel);
+        toks.forEach((t, i) => {
+          querySel.append(h("option", { value: i, selected: i === qDefault }, `${i}: ${t.replace(/\s/g, "·")}`));
+        });
         out.dataset.ready = "0";
         await (drawn = drawn.then(draw));
         out.dataset.ready = "1";
@@ -107,8 +153,16 @@ export const attentionPage: Page = {
       h("h2", {}, "Attention"),
       h("p", { class: "muted" }, "Self-attention weights of a loaded GPT-2 checkpoint, per layer and head."),
       model,
-      h("div", { class: "card actions" }, sentence, h("label", {}, "layer ", layerSel), run),
+      h(
+        "div",
+        { class: "card actions" },
+        sentence,
+        h("label", {}, "layer ", layerSel),
+        h("label", {}, "query ", querySel),
+        run,
+      ),
       status.el,
+      chips,
       out,
       gpt2Loader("attn-gpt2"),
     );
