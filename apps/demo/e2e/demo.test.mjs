@@ -446,10 +446,8 @@ describe("models", () => {
     const { page, errors, context } = await openPage(browser, `${server.url}#vlm`);
     await page.waitForSelector("#backend[data-backend]", { timeout: 30_000 });
     const load = await measure(page, async () => {
-      await page.setInputFiles(
-        "#vlm-files",
-        ["config.json", "model.safetensors", "vocab.json", "merges.txt"].map((f) => join(dir, f)),
-      );
+      // the folder picker (webkitdirectory) with the whole checkpoint folder
+      await page.setInputFiles("#vlm-dir", dir);
       await waitDone(page, "#vlm-status");
     });
     assertResponsive(load, "VLM loading");
