@@ -10,8 +10,7 @@
 //   K block are adjacent, as `gemm`'s per-call packed block is (panels a whole K apart measured
 //   slower at K = 1024, L2 set conflicts);
 // - M = 1..4 (decoding a few sequences, a Linear on a few vectors) streams the whole buffer once,
-//   front to back, keeping M×8G sums per group of G panels in registers and adding each K
-//   block's sums into C.
+//   front to back, keeping M×8 sums per panel in registers and adding each K block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
   KC, MC, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, epi4, kernel, packA, packBBlock, packedA, tileBuf,
@@ -35,97 +34,77 @@ export function packB(K: i32, N: i32, b: usize, ldb: i32, transB: i32, dst: usiz
 // ---------------------------------------------------------------------------------------------
 // M = 1..4: stream the panels once
 
-// Each `panelR[xG]` computes the R×(8G) block Σ_p A[r, p]·panel[p, :] of G adjacent panels
-// (`pstride` bytes apart) and leaves row r in tileBuf at floats r·8G .. r·8G + 8G − 1. A[r, p] is
-// at x + r·rs + p·ps (bytes), which covers both transA. G is chosen per R so that accumulators,
-// loaded weights and broadcasts fit the 15 SIMD registers V8 allocates even when TurboFan hoists
-// every load of the loop body to its top (it does: with 18 live vectors it spilled, −40%), while
-// 6–8 independent accumulators keep the FMA latency hidden behind the weight stream.
+// Each `panelR` computes the R×8 block Σ_p A[r, p]·panel[p, :] of one kb×8 panel slice and leaves
+// row r in tileBuf at floats r·8 .. r·8 + 7. A[r, p] is at x + r·rs + p·ps (bytes), which covers
+// both transA. The weights are read as one sequential stream. Accumulators, loaded weights and
+// broadcasts fit the 15 SIMD registers V8 allocates even when TurboFan hoists every load of the
+// loop body to its top (with 18 live vectors it spilled, −40%), and 6–8 independent accumulators
+// (k steps unrolled for R = 1, 2) hide the FMA latency.
+//
+// Measured alternatives: groups of 3 panels (R = 1) or 2 (R = 2) read side by side, fewer
+// broadcasts per weight, were ~5% faster on an L3-resident weight (a 9.4 MB GEMV in a loop) but
+// much slower where it matters, weights streamed from DRAM: GPT-2-small decode (each weight read
+// once per token, 500 MB in all) took 26.4 / 41.3 ms per step at batch 1 / 2 with them against
+// 16.0 / 20.4 ms with one stream (CPU time, A/B in one process).
 
-/** One row, three panels (24 columns): 6 accumulators + 6 weight vectors + 1 broadcast. */
-function panel1x3(K: i32, x: usize, ps: usize, bp: usize, pstride: usize): void {
+/** One row: three k steps per iteration into separate sums (6 chains). */
+function panel1(K: i32, x: usize, ps: usize, bp: usize): void {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
-  let bq = bp + pstride, br = bq + pstride;
-  for (let p = 0; p < K; p++) {
-    const xv = v128.load32_splat(x);
-    s0 = fma4(xv, v128.load(bp), s0);
-    s1 = fma4(xv, v128.load(bp, 16), s1);
-    s2 = fma4(xv, v128.load(bq), s2);
-    s3 = fma4(xv, v128.load(bq, 16), s3);
-    s4 = fma4(xv, v128.load(br), s4);
-    s5 = fma4(xv, v128.load(br, 16), s5);
-    x += ps;
-    bp += NR << 2;
-    bq += NR << 2;
-    br += NR << 2;
-  }
-  v128.store(tileBuf, s0);
-  v128.store(tileBuf, s1, 16);
-  v128.store(tileBuf, s2, 32);
-  v128.store(tileBuf, s3, 48);
-  v128.store(tileBuf, s4, 64);
-  v128.store(tileBuf, s5, 80);
-}
-
-/** One row, one panel: two k steps per iteration into separate sums (4 chains). */
-function panel1x1(K: i32, x: usize, ps: usize, bp: usize): void {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let p = 0;
-  for (; p + 2 <= K; p += 2) {
+  for (; p + 3 <= K; p += 3) {
     let xv = v128.load32_splat(x);
     s0 = fma4(xv, v128.load(bp), s0);
     s1 = fma4(xv, v128.load(bp, 16), s1);
     xv = v128.load32_splat(x + ps);
     s2 = fma4(xv, v128.load(bp, 32), s2);
     s3 = fma4(xv, v128.load(bp, 48), s3);
-    x += ps << 1;
-    bp += 2 * NR << 2;
+    xv = v128.load32_splat(x + 2 * ps);
+    s4 = fma4(xv, v128.load(bp, 64), s4);
+    s5 = fma4(xv, v128.load(bp, 80), s5);
+    x += 3 * ps;
+    bp += 3 * NR << 2;
   }
-  if (p < K) {
+  for (; p < K; p++) {
     const xv = v128.load32_splat(x);
     s0 = fma4(xv, v128.load(bp), s0);
     s1 = fma4(xv, v128.load(bp, 16), s1);
+    x += ps;
+    bp += NR << 2;
   }
-  v128.store(tileBuf, f32x4.add(s0, s2));
-  v128.store(tileBuf, f32x4.add(s1, s3), 16);
+  v128.store(tileBuf, f32x4.add(f32x4.add(s0, s2), s4));
+  v128.store(tileBuf, f32x4.add(f32x4.add(s1, s3), s5), 16);
 }
 
-/** Two rows, two panels (16 columns): 8 accumulators + 4 weight vectors + 2 broadcasts. */
-function panel2x2(K: i32, x: usize, rs: usize, ps: usize, bp: usize, pstride: usize): void {
+/** Two rows: two k steps per iteration into separate sums (8 chains). */
+function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
-  let bq = bp + pstride;
-  for (let p = 0; p < K; p++) {
-    const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bq), b3 = v128.load(bq, 16);
+  let p = 0;
+  for (; p + 2 <= K; p += 2) {
+    let b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let xv = v128.load32_splat(x);
     s0 = fma4(xv, b0, s0);
     s1 = fma4(xv, b1, s1);
-    s2 = fma4(xv, b2, s2);
-    s3 = fma4(xv, b3, s3);
     xv = v128.load32_splat(x + rs);
+    s2 = fma4(xv, b0, s2);
+    s3 = fma4(xv, b1, s3);
+    b0 = v128.load(bp, 32);
+    b1 = v128.load(bp, 48);
+    xv = v128.load32_splat(x + ps);
     s4 = fma4(xv, b0, s4);
     s5 = fma4(xv, b1, s5);
-    s6 = fma4(xv, b2, s6);
-    s7 = fma4(xv, b3, s7);
-    x += ps;
-    bp += NR << 2;
-    bq += NR << 2;
+    xv = v128.load32_splat(x + ps + rs);
+    s6 = fma4(xv, b0, s6);
+    s7 = fma4(xv, b1, s7);
+    x += ps << 1;
+    bp += 2 * NR << 2;
   }
-  v128.store(tileBuf, s0);
-  v128.store(tileBuf, s1, 16);
-  v128.store(tileBuf, s2, 32);
-  v128.store(tileBuf, s3, 48);
-  v128.store(tileBuf, s4, 64);
-  v128.store(tileBuf, s5, 80);
-  v128.store(tileBuf, s6, 96);
-  v128.store(tileBuf, s7, 112);
-}
-
-/** Two rows, one panel. */
-function panel2x1(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  for (let p = 0; p < K; p++) {
+  s0 = f32x4.add(s0, s4);
+  s1 = f32x4.add(s1, s5);
+  s2 = f32x4.add(s2, s6);
+  s3 = f32x4.add(s3, s7);
+  for (; p < K; p++) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let xv = v128.load32_splat(x);
     s0 = fma4(xv, b0, s0);
@@ -201,53 +180,42 @@ function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
 
 /**
  * C[0..M, 0..N] ← epilogue(op(A)·B) for M ≤ 4, B packed: the buffer is read once, front to back,
- * K block by K block, in groups of G panels (3 for one row, 2 for two, 1 for three or four). The
- * first K block writes `alpha·acc + bias + beta·C`, later ones add `alpha·acc`; relu is fused on the
- * last, other activations are applied by the caller.
+ * K block by K block, panel by panel. The first K block writes `alpha·acc + bias + beta·C`, later
+ * ones add `alpha·acc`; relu is fused on the last, other activations are applied by the caller.
  */
 function streamPacked(
   M: i32, N: i32, K: i32, a: usize, rs: usize, ps: usize, pb: usize, c: usize, ldcB: usize,
   bias: usize, alpha: f32, beta: f32, relu: bool,
 ): void {
-  const G = M == 1 ? 3 : M == 2 ? 2 : 1;
   let bp = pb;
   for (let pc = 0; pc < K; pc += KC) {
     const kb = min(KC, K - pc);
     const first = pc == 0;
-    const last = pc + kb >= K;
-    const reluHere = relu && last;
+    const reluHere = relu && pc + kb >= K;
     const x = a + <usize>pc * ps;
     const panelBytes = <usize>kb * NR << 2;
-    for (let j0 = 0; j0 < N; ) {
-      // a whole group when the columns remain, else one panel
-      const g = j0 + G * NR <= N ? G : 1;
-      if (M == 1) {
-        if (g == 3) panel1x3(kb, x, ps, bp, panelBytes);
-        else panel1x1(kb, x, ps, bp);
-      } else if (M == 2) {
-        if (g == 2) panel2x2(kb, x, rs, ps, bp, panelBytes);
-        else panel2x1(kb, x, rs, ps, bp);
-      } else if (M == 3) panel3(kb, x, rs, ps, bp);
+    for (let j0 = 0; j0 < N; j0 += NR) {
+      if (M == 1) panel1(kb, x, ps, bp);
+      else if (M == 2) panel2(kb, x, rs, ps, bp);
+      else if (M == 3) panel3(kb, x, rs, ps, bp);
       else panel4(kb, x, rs, ps, bp);
-      const w = min(g * NR, N - j0);
-      const w4 = w & ~3;
+      const w = min(NR, N - j0);
       const o = <usize>j0 << 2;
       const biasp = bias ? bias + o : 0;
       for (let r = 0; r < M; r++) {
         const cr = c + <usize>r * ldcB + o;
-        const tr = tileBuf + (<usize>(r * g * NR) << 2);
-        let v = 0;
-        for (; v < w4; v += 4) {
-          const ov = <usize>v << 2;
-          epi4(v128.load(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, first, reluHere);
-        }
-        for (; v < w; v++) {
-          const ov = <usize>v << 2;
-          epi1(load<f32>(tr + ov), cr + ov, biasp ? biasp + ov : 0, alpha, beta, first, reluHere);
+        const tr = tileBuf + (<usize>(r * NR) << 2);
+        if (w == NR) {
+          epi4(v128.load(tr), cr, biasp, alpha, beta, first, reluHere);
+          epi4(v128.load(tr, 16), cr + 16, biasp ? biasp + 16 : 0, alpha, beta, first, reluHere);
+        } else {
+          for (let j = 0; j < w; j++) {
+            const oj = <usize>j << 2;
+            epi1(load<f32>(tr + oj), cr + oj, biasp ? biasp + oj : 0, alpha, beta, first, reluHere);
+          }
         }
       }
-      bp += <usize>g * panelBytes;
-      j0 += g * NR;
+      bp += panelBytes;
     }
   }
 }
