@@ -20,6 +20,8 @@
 import {
   createRuntime,
   InputError,
+  PACK_KC,
+  packedIndex,
   type Runtime,
   ShapeError,
   Tensor,
@@ -68,6 +70,11 @@ export interface GPT2Options {
   colBlock?: number;
   /** @internal Column-block width of the transposed LM head (default 768, see HEAD_BLOCK). */
   headBlock?: number;
+  /**
+   * @internal Weight layout: "packed" (default unless colBlock/headBlock are given; see PACKED) or
+   * "blocks" (the column-block layouts of `colBlock`/`headBlock`).
+   */
+  layout?: "packed" | "blocks";
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
@@ -106,6 +113,14 @@ const HEAD_BLOCK = 768;
  * still. Prefill (packed GEMM) is the same for all layouts.
  */
 const COL_BLOCK = 256;
+
+/**
+ * The default layout ("packed"): every Conv1D weight [in, out] and the LM head (as K×N = E×V) is
+ * packed once at load into core's pre-packed GEMM layout (`Kernels.packB`), and every product runs
+ * as one `gemmPacked`: no per-call B packing in prefill, and decode (M = batch ≤ 4) streams each
+ * weight once for all rows. Measured against the column blocks above: see the README.
+ */
+const PACK_HEAD_COLS = 768; // head columns packed at a time at load (a multiple of 8)
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
 interface Weights {
@@ -221,6 +236,7 @@ export class GPT2LMHeadModel {
   private readonly act: number;
   private colBlock = COL_BLOCK;
   private headBlock = HEAD_BLOCK;
+  private packed = false;
 
   // cache state: every row of the current batch has filled the same slots [0, len)
   private len = 0;
@@ -269,6 +285,10 @@ export class GPT2LMHeadModel {
     const maxBatch = opts.maxBatch ?? 1;
     const colBlock = opts.colBlock ?? COL_BLOCK;
     const headBlock = opts.headBlock ?? HEAD_BLOCK;
+    const layout = opts.layout ?? (opts.colBlock !== undefined || opts.headBlock !== undefined ? "blocks" : "packed");
+    if (layout !== "packed" && layout !== "blocks")
+      throw new InputError(`layout must be "packed" or "blocks", got ${String(layout)}`);
+    const packed = layout === "packed";
     if (!Number.isInteger(headBlock) || headBlock < 1)
       throw new InputError(`headBlock must be a positive integer, got ${headBlock}`);
     if (!Number.isInteger(colBlock) || colBlock < 0)
@@ -356,19 +376,27 @@ export class GPT2LMHeadModel {
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
-    const weightFloats = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+    const rt = opts.runtime ?? createRuntime();
+    const headName = untied ? "lm_head.weight" : `${prefix}wte.weight`;
+    /** floats a weight takes in the heap: packed Conv1D weights and head are padded to 8 columns */
+    const floatsOf = (sp: Spec) => {
+      if (packed && CONV1D.test(sp.name)) return rt.k.packedSize(sp.shape[0], sp.shape[1]);
+      if (packed && sp.name === headName) return rt.k.packedSize(E, V);
+      return sp.shape.reduce((x, y) => x * y, 1);
+    };
+    const weightFloats = specs.reduce((a, s) => a + floatsOf(s), 0);
     const cacheFloats = 2 * L * maxBatch * P * E;
     const scratchFloats = rows * (2 + E * 3 + 3 * E + I) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4;
-    const rt = opts.runtime ?? createRuntime();
     const heap = rt.heap;
-    // the largest Conv1D weight or LM-head block, transposed from here
-    const stagingFloats = Math.max(E * 3 * E, E * I, E * Math.min(V, headBlock));
-    const headName = untied ? "lm_head.weight" : `${prefix}wte.weight`;
+    // the largest Conv1D weight or LM-head block, transposed or packed from here (packed: the
+    // head's source rows and their packed copy)
+    const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
+    const stagingFloats = Math.max(E * 3 * E, E * I, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
     // weights first, then scratch and cache, then (temporarily) the staging buffer
     const ptrs = new Map<string, number>();
-    for (const s of specs) ptrs.set(s.name, heap.allocF32(s.shape.reduce((x, y) => x * y, 1)));
+    for (const s of specs) ptrs.set(s.name, heap.allocF32(floatsOf(s)));
     if (hasLmHead && !untied) {
       // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
       if (!weights.info) checkShape("lm_head.weight", [V, E], (await weights.get("lm_head.weight")).shape);
@@ -422,7 +450,8 @@ export class GPT2LMHeadModel {
     // ---- copy the weights in, one tensor at a time (a lazy file reads each just now)
     const mark = heap.mark();
     const staging = heap.allocF32(stagingFloats);
-    const total = weightFloats * F32;
+    // progress counts checkpoint bytes (packed weights take a little more heap: 8-column padding)
+    const total = specs.reduce((a, sp) => a + sp.shape.reduce((x, y) => x * y, 1), 0) * F32;
     let loaded = 0;
     try {
       for (const sp of specs) {
@@ -432,7 +461,24 @@ export class GPT2LMHeadModel {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
         }
         const ptr = ptrs.get(sp.name)!;
-        if (sp.name === headName) {
+        if (sp.name === headName && packed) {
+          // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
+          // column range is packed on its own, then each of its K blocks (kb rows × wb8 columns,
+          // contiguous) is copied to its place pc·N8 + v0·kb in the whole operand (see Kernels.packB)
+          const src = t.data as Float32Array;
+          const N8 = Math.ceil(V / 8) * 8;
+          const tmp = staging + E * packCols * F32;
+          for (let v0 = 0; v0 < V; v0 += packCols) {
+            const wb = Math.min(packCols, V - v0);
+            const wb8 = Math.ceil(wb / 8) * 8;
+            heap.f32(staging, wb * E).set(src.subarray(v0 * E, (v0 + wb) * E));
+            rt.k.packB(E, wb, staging, E, 1, tmp);
+            for (let pc = 0; pc < E; pc += PACK_KC) {
+              const kb = Math.min(PACK_KC, E - pc);
+              rt.k.copy2d(tmp + pc * wb8 * F32, kb * wb8, ptr + (pc * N8 + v0 * kb) * F32, kb * wb8, 1, kb * wb8);
+            }
+          }
+        } else if (sp.name === headName) {
           // [V, E] rows → column blocks (E, wb) of the transposed head (see HEAD_BLOCK)
           const src = t.data as Float32Array;
           for (let v0 = 0; v0 < V; v0 += headBlock) {
@@ -443,7 +489,9 @@ export class GPT2LMHeadModel {
         } else if (CONV1D.test(sp.name)) {
           const [nin, nout] = sp.shape;
           heap.f32(staging, t.size).set(t.data as Float32Array);
-          if (colBlock === 0) {
+          if (packed) {
+            rt.k.packB(nin, nout, staging, nout, 0, ptr); // Conv1D [in, out] is op(B) with transB = 0
+          } else if (colBlock === 0) {
             rt.k.transpose2d(staging, nout, ptr, nin, nin, nout); // Conv1D [in, out] → Linear [out, in]
           } else {
             // [in, out] cut into contiguous column blocks (in, wb)
@@ -466,6 +514,7 @@ export class GPT2LMHeadModel {
     const model = new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
     model.colBlock = colBlock;
     model.headBlock = headBlock;
+    model.packed = packed;
     return model;
   }
 
@@ -693,8 +742,19 @@ export class GPT2LMHeadModel {
         throw new WasmformerError("internal", "gather rejected a checked id");
       return;
     }
-    // tied: row `id` of wte is column `id` of the transposed head blocks
     const ids = this.runtime.heap.i32(s.ids, n);
+    if (this.packed) {
+      // tied: row `id` of wte is column `id` of the packed E×V head: per K block, kb floats 8 apart
+      for (let i = 0; i < n; i++) {
+        const id = ids[i];
+        for (let pc = 0; pc < E; pc += PACK_KC) {
+          const kb = Math.min(PACK_KC, E - pc);
+          k.copy2d(w.head + packedIndex(E, V, pc, id) * F32, 8, s.x + (i * E + pc) * F32, 1, kb, 1);
+        }
+      }
+      return;
+    }
+    // tied: row `id` of wte is column `id` of the transposed head blocks
     for (let i = 0; i < n; i++) {
       const id = ids[i];
       const v0 = id - (id % this.headBlock);
@@ -747,6 +807,10 @@ export class GPT2LMHeadModel {
   ): void {
     const k = this.runtime.k;
     const cb = this.colBlock;
+    if (this.packed) {
+      k.gemmPacked(n, N, K, x, K, 0, w, y, N, bias, 1, beta, act);
+      return;
+    }
     if (cb === 0) {
       k.gemm(n, N, K, x, K, 0, w, K, 1, y, N, bias, 1, beta, act);
       return;
@@ -762,6 +826,10 @@ export class GPT2LMHeadModel {
     const { E } = this;
     const V = this.config.vocab_size;
     const hb = this.headBlock;
+    if (this.packed) {
+      this.runtime.k.gemmPacked(m, V, E, x, E, 0, this.w.head, logits, V, 0, 1, 0, 0);
+      return;
+    }
     for (let v0 = 0; v0 < V; v0 += hb) {
       const wb = Math.min(hb, V - v0);
       this.runtime.k.gemm(m, wb, E, x, E, 0, this.w.head + v0 * E * F32, wb, 0, logits + v0 * F32, V, 0, 1, 0, 0);

@@ -55,18 +55,19 @@ for (const backend of backends) {
       const tiny = makeTiny({ E: 40, H: 5, inner: 100, seed: 15 });
       const prompt = [1, 5, 9, 13, 17, 21];
       const ref = Float64Array.from(refForward(tiny, prompt).logits.flatMap((r) => [...r]));
-      for (const [colBlock, headBlock] of [
-        [0, 768],
-        [7, 6],
-        [64, 40],
-        [256, 1],
+      for (const layout of [
+        { colBlock: 0, headBlock: 768 },
+        { colBlock: 7, headBlock: 6 },
+        { colBlock: 64, headBlock: 40 },
+        { colBlock: 256, headBlock: 1 },
+        { layout: "packed" as const },
+        {},
       ]) {
         const m = await GPT2LMHeadModel.fromWeights(tiny.config, source(tiny.tensors), {
           runtime: rt(),
-          colBlock,
-          headBlock,
+          ...layout,
         });
-        expect(excess(m.forward([prompt]).data, ref), `colBlock ${colBlock}, headBlock ${headBlock}`).toBeLessThan(1);
+        expect(excess(m.forward([prompt]).data, ref), JSON.stringify(layout)).toBeLessThan(1);
         const r = await m.generateAll(prompt, { maxNewTokens: 4, stopIds: [] });
         expect(r.ids[0]).toEqual(refGreedy(tiny, prompt, 4).ids);
       }
