@@ -10,7 +10,8 @@ export class WasmformerError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.name = new.target.name;
+    // an explicit name per class (set below), not new.target.name: minifiers rename classes
+    this.name = "WasmformerError";
   }
 }
 
@@ -26,6 +27,7 @@ export class SafetensorsError extends WasmformerError {
       .filter(Boolean)
       .join(", ");
     super("safetensors", at ? `safetensors: ${message} (${at})` : `safetensors: ${message}`);
+    this.name = "SafetensorsError";
     this.offset = where.offset;
     this.tensor = where.tensor;
   }
@@ -36,6 +38,7 @@ export class ConfigError extends WasmformerError {
   readonly field: string | undefined;
   constructor(message: string, field?: string) {
     super("config", field ? `config: ${field}: ${message}` : `config: ${message}`);
+    this.name = "ConfigError";
     this.field = field;
   }
 }
@@ -44,6 +47,7 @@ export class ConfigError extends WasmformerError {
 export class ShapeError extends WasmformerError {
   constructor(message: string) {
     super("shape", message);
+    this.name = "ShapeError";
   }
 }
 
@@ -52,6 +56,7 @@ export class WeightsError extends WasmformerError {
   readonly names: string[];
   constructor(message: string, names: string[] = []) {
     super("weights", message);
+    this.name = "WeightsError";
     this.names = names;
   }
 }
@@ -60,6 +65,7 @@ export class WeightsError extends WasmformerError {
 export class InputError extends WasmformerError {
   constructor(message: string) {
     super("input", message);
+    this.name = "InputError";
   }
 }
 
@@ -67,6 +73,7 @@ export class InputError extends WasmformerError {
 export class WasmError extends WasmformerError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("wasm", message, options);
+    this.name = "WasmError";
   }
 }
 
@@ -83,6 +90,7 @@ export class ParseError extends WasmformerError {
       .filter(Boolean)
       .join(":");
     super("parse", pos ? `${pos}: ${message}` : message);
+    this.name = "ParseError";
     this.file = where.file;
     this.line = where.line;
   }
@@ -92,5 +100,6 @@ export class ParseError extends WasmformerError {
 export class AbortError extends WasmformerError {
   constructor(message = "operation aborted") {
     super("abort", message);
+    this.name = "AbortError";
   }
 }

@@ -1,7 +1,16 @@
 // Loader, runtime and heap: every way of supplying the wasm, backend choice, memory growth.
 import { readFile } from "node:fs/promises";
 import { describe, expect, test } from "vitest";
-import { createRefRuntime, createRuntime, init, JsHeap, relaxedSimdSupported, simdSupported, WasmError, WASM32_MAX_BYTES } from "../src/index.js";
+import {
+  createRefRuntime,
+  createRuntime,
+  init,
+  JsHeap,
+  relaxedSimdSupported,
+  simdSupported,
+  WASM32_MAX_BYTES,
+  WasmError,
+} from "../src/index.js";
 
 const wasmUrl = new URL("../build/core.wasm", import.meta.url);
 const relaxedUrl = new URL("../build/core-relaxed.wasm", import.meta.url);
@@ -37,7 +46,9 @@ describe("loader", () => {
 
   test("a module that is not ours is rejected with a WasmError", async () => {
     // (module (memory (export "memory") 1))
-    const other = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0]);
+    const other = new Uint8Array([
+      0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
+    ]);
     await init({ backend: "wasm-simd", wasm: other });
     expect(() => createRuntime()).toThrow(WasmError);
     await init({ backend: "wasm-simd", wasm: wasmUrl });
@@ -86,5 +97,19 @@ describe("heap", () => {
     const rt = createRuntime();
     expect(() => rt.heap.alloc(5 * 2 ** 30)).toThrow(/needed 5\.\d\d GiB.*at most 4 GiB/);
     expect(() => new JsHeap().alloc(WASM32_MAX_BYTES)).toThrow(WasmError);
+  });
+});
+
+describe("errors", () => {
+  test("every typed error carries its class name explicitly (survives minification)", async () => {
+    const errors = await import("../src/errors.js");
+    for (const [name, Cls] of Object.entries(errors)) {
+      if (typeof Cls !== "function" || !name.endsWith("Error")) continue;
+      const e =
+        name === "WasmformerError" ? new errors.WasmformerError("x", "m") : new (Cls as new (m: string) => Error)("m");
+      expect(e.name).toBe(name);
+      expect(e).toBeInstanceOf(errors.WasmformerError);
+    }
+    expect(String(new errors.ConfigError("bad", "hidden_size"))).toBe("ConfigError: config: hidden_size: bad");
   });
 });
