@@ -92,6 +92,8 @@ export interface LoadOptions {
   /** `"bicubic"`: HF `interpolate_pos_encoding` (PyTorch bicubic, no antialias; the default for HF
    * checkpoints). `"bicubic-antialias"`: timm `resample_abs_pos_embed` (the default for timm). */
   posInterpolation?: PosInterpolation;
+  /** @internal Repack the encoder weights for `gemmPacked` at load (default true; false = plain `gemm`, for A/B). */
+  packWeights?: boolean;
 }
 
 /**
@@ -390,10 +392,25 @@ export class ViTModel {
 
     // ---- encoder layers (pre-norm)
     const scale = 1 / Math.sqrt(hs);
+    /** y (M, N) = act(x (M, K) · Wᵀ + b + beta·y) for an encoder weight (packed or [N, K], see packEncoderWeights) */
+    const linear = (
+      M: number,
+      N: number,
+      K: number,
+      x: number,
+      W: number,
+      y: number,
+      b: number,
+      beta: number,
+      a: number,
+    ) =>
+      w.packed
+        ? k.gemmPacked(M, N, K, x, K, 0, W, y, N, b, 1, beta, a)
+        : k.gemm(M, N, K, x, K, 0, W, K, 1, y, N, b, 1, beta, a);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       const Lw = w.layers[l]!;
       k.layerNorm(P.h, P.x, BT, D, Lw.ln1W, Lw.ln1B, eps);
-      k.gemm(BT, 3 * D, D, P.x, D, 0, Lw.qkvW, D, 1, P.qkv, 3 * D, Lw.qkvB, 1, 0, Act.none); // (B·T, 3D)
+      linear(BT, 3 * D, D, P.x, Lw.qkvW, P.qkv, Lw.qkvB, 0, Act.none); // (B·T, 3D)
       const probs = P.probs[l]!;
       for (let b = 0; b < B; b++) {
         const q = P.qkv + b * T * 3 * D * 4;
@@ -422,10 +439,10 @@ export class ViTModel {
           );
         }
       }
-      k.gemm(BT, D, D, P.ctx, D, 0, Lw.projW, D, 1, P.h, D, Lw.projB, 1, 1, Act.none); // h += attn
+      linear(BT, D, D, P.ctx, Lw.projW, P.h, Lw.projB, 1, Act.none); // h += attn
       k.layerNorm(P.h, P.x, BT, D, Lw.ln2W, Lw.ln2B, eps);
-      k.gemm(BT, I, D, P.x, D, 0, Lw.fc1W, D, 1, P.mlp, I, Lw.fc1B, 1, 0, this.act); // (B·T, I)
-      k.gemm(BT, D, I, P.mlp, I, 0, Lw.fc2W, I, 1, P.h, D, Lw.fc2B, 1, 1, Act.none); // h += mlp
+      linear(BT, I, D, P.x, Lw.fc1W, P.mlp, Lw.fc1B, 0, this.act); // (B·T, I)
+      linear(BT, D, I, P.mlp, Lw.fc2W, P.h, Lw.fc2B, 1, Act.none); // h += mlp
       keep();
     }
     k.layerNorm(P.h, P.x, BT, D, w.lnW, w.lnB, eps); // last_hidden_state
@@ -579,6 +596,34 @@ export class ViTForImageClassification extends ViTModel {
   }
 }
 
+/**
+ * Repack the encoder's Linear weights (qkv, proj, fc1, fc2; `[out, in]`) in place into core's
+ * pre-packed GEMM layout (`Kernels.packB`, K×N = in×out), once at load, so every encoder GEMM runs
+ * as `gemmPacked` without re-packing its weight per call. In place needs packedSize = out·in, i.e.
+ * every `out` a multiple of 8 (hidden and intermediate sizes); otherwise the weights stay `[out, in]`
+ * for `gemm`. A staging copy of the largest weight is taken above the heap top and released.
+ */
+function packEncoderWeights(rt: Runtime, cfg: ViTConfig, w: ViTWeights): void {
+  const D = cfg.hidden_size;
+  const I = cfg.intermediate_size;
+  if (D % 8 !== 0 || I % 8 !== 0) return;
+  const { heap, k } = rt;
+  const mark = heap.mark();
+  const staging = heap.allocF32(Math.max(3 * D * D, I * D));
+  const pack = (ptr: number, out: number, inF: number) => {
+    k.copy2d(ptr, inF, staging, inF, out, inF);
+    k.packB(inF, out, staging, inF, 1, ptr);
+  };
+  for (const L of w.layers) {
+    pack(L.qkvW, 3 * D, D);
+    pack(L.projW, D, D);
+    pack(L.fc1W, I, D);
+    pack(L.fc2W, D, I);
+  }
+  heap.release(mark);
+  w.packed = true;
+}
+
 type ModelClass<M> = new (cfg: ViTConfig, rt: Runtime, w: ViTWeights, naming: Naming, posInterp: PosInterpolation) => M;
 
 async function buildHf<M extends ViTModel>(
@@ -601,6 +646,7 @@ async function buildHf<M extends ViTModel>(
   // a backbone config without labels: a classifier in the checkpoint is ignored, as HF's ViTModel does
   const want = head === "optional" && cfg.num_labels === 0 ? "none" : head;
   const w = await loadWeights(source, cfg, rt.heap, naming, prefix, want);
+  if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   m.loadMs = performance.now() - t0;
@@ -621,6 +667,7 @@ async function buildTimm<M extends ViTModel>(
   }
   const rt = opts.runtime ?? createRuntime();
   const w = await loadWeights(source, cfg, rt.heap, "timm", "", head);
+  if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
   const pc = (src.config as { pretrained_cfg?: Record<string, unknown> } | undefined)?.pretrained_cfg;
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);

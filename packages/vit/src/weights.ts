@@ -96,6 +96,8 @@ export interface ViTWeights {
   headB: number; // [num_labels] or 0
   /** Bytes copied into the heap. */
   bytes: number;
+  /** Encoder Linear weights (qkvW, projW, fc1W, fc2W) repacked in place for `gemmPacked` (see vit-model.ts). */
+  packed?: boolean;
 }
 
 /** Which checkpoint naming a source uses. */
