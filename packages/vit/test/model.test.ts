@@ -96,6 +96,29 @@ const load = (c: OracleConfig, backend: "ref" | "wasm-simd" | "auto") =>
     { runtime: createRuntime({ backend: backend === "ref" ? "ref" : undefined }) },
   );
 
+/** hidden and intermediate sizes multiples of 8: the encoder weights are repacked for gemmPacked */
+const P8: OracleConfig = { ...ONE, D: 16, H: 2, I: 24, image: 8 };
+randomWeightsCache.set(P8, randomWeights(P8, 7));
+
+describe.each(["ref", "wasm-simd", "auto"] as const)("pre-packed encoder weights (%s backend)", (backend) => {
+  it("packed (sizes multiples of 8) and plain weights give the same logits", async () => {
+    await init({ backend });
+    const weights = randomWeightsCache.get(P8)!;
+    const x = randomPixels(2, 3, 8, 8, 70);
+    const model = (packWeights: boolean) =>
+      ViTForImageClassification.fromPretrained(
+        { config: hfConfigJson(P8), weights: tensorSource(weights) },
+        { runtime: createRuntime({ backend: backend === "ref" ? "ref" : undefined }), packWeights },
+      );
+    const packedModel = await model(true);
+    const packed = packedModel.forward(x).logits.data;
+    const plain = (await model(false)).forward(x).logits.data;
+    // the same K blocks and summation order: equal up to the last bits
+    for (let i = 0; i < plain.length; i++) expect(packed[i]).toBeCloseTo(plain[i]!, 5);
+    check(P8, packedModel, x); // and right, against the float64 oracle
+  });
+});
+
 describe.each(["ref", "wasm-simd", "auto"] as const)("ViT vs float64 oracle (%s backend)", (backend) => {
   it("native size, batch 2", async () => {
     await init({ backend });
