@@ -15,7 +15,8 @@ const BUDGET = 150 * 1024; // all wasm together, gzipped
 const check = process.argv.includes("--check");
 // `--only core,text`: update only these packages' READMEs
 const onlyArg = process.argv.indexOf("--only");
-const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(",").map((n) => n.replace(/^@wasmformer\//, ""))) : undefined;
+const only =
+  onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(",").map((n) => n.replace(/^@wasmformer\//, ""))) : undefined;
 
 function walk(dir, out = []) {
   if (!existsSync(dir)) return out;
