@@ -17,4 +17,5 @@ export * from "./packed.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";
 export * from "./runtime.js";
 export * from "./safetensors.js";
+export * from "./state-dict.js";
 export * from "./tensor.js";

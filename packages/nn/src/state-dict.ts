@@ -15,15 +15,17 @@
  * sd.finish(); // throws WeightsError: missing "model.weight_hh_l1", unexpected "model.foo", …
  * ```
  */
-import { createRefRuntime, type Runtime, type Tensor, WeightsError } from "@wasmformer/core";
+import {
+  createRefRuntime,
+  type Runtime,
+  type Tensor,
+  type TensorSource,
+  WeightFaults,
+  WeightsError,
+} from "@wasmformer/core";
 import { nnRuntime } from "./util.js";
 
-/** Anything with named tensors: a parsed safetensors file (`TensorFile`), or a `Map`-backed dict. */
-export interface TensorSource {
-  names(): string[];
-  has(name: string): boolean;
-  get(name: string): Tensor;
-}
+export { type TensorSource, tensorSource } from "@wasmformer/core";
 
 /** A weight tensor in the runtime heap: byte pointer and shape (f32, contiguous). */
 export interface Param {
@@ -32,27 +34,9 @@ export interface Param {
   readonly shape: readonly number[];
 }
 
-/** A `TensorSource` over a plain record or Map of tensors (handy in tests and for hand-built models). */
-export function tensorSource(tensors: Record<string, Tensor> | Map<string, Tensor>): TensorSource {
-  const m = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-  return {
-    names: () => [...m.keys()],
-    has: (n) => m.has(n),
-    get: (n) => {
-      const t = m.get(n);
-      if (!t) throw new WeightsError(`no tensor "${n}"`, [n]);
-      return t;
-    },
-  };
-}
-
-const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
-
 export class StateDict {
   private readonly used = new Set<string>();
-  private readonly missing: string[] = [];
-  private readonly mismatched: string[] = [];
-  private readonly mismatchNames: string[] = [];
+  private readonly faults = new WeightFaults();
   private readonly ignored: (name: string) => boolean;
   private readonly record: Set<string> | undefined;
 
@@ -85,21 +69,12 @@ export class StateDict {
       return { name, ptr: 0, shape };
     }
     if (!this.source.has(name)) {
-      this.missing.push(`${name} ${fmt(shape)}`);
+      this.faults.addMissing(name, shape);
       return { name, ptr: 0, shape };
     }
     this.used.add(name);
     const t = this.source.get(name);
-    if (t.dtype !== "f32") {
-      this.mismatched.push(`${name}: expected f32 ${fmt(shape)}, got ${t.dtype} ${fmt(t.shape)}`);
-      this.mismatchNames.push(name);
-      return { name, ptr: 0, shape };
-    }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      this.mismatched.push(`${name}: expected ${fmt(shape)}, got ${fmt(t.shape)}`);
-      this.mismatchNames.push(name);
-      return { name, ptr: 0, shape };
-    }
+    if (!this.faults.check(name, t, shape)) return { name, ptr: 0, shape };
     const ptr = this.rt.heap.put(t.data as Float32Array);
     return { name, ptr, shape };
   }
@@ -123,15 +98,8 @@ export class StateDict {
    * weights fit exactly.
    */
   finish(): void {
-    const unexpected = this.unexpected();
-    if (this.missing.length === 0 && this.mismatched.length === 0 && unexpected.length === 0) return;
-    const parts: string[] = [];
-    if (this.missing.length) parts.push(`missing ${this.missing.length}: ${this.missing.join(", ")}`);
-    if (unexpected.length) parts.push(`unexpected ${unexpected.length}: ${unexpected.join(", ")}`);
-    if (this.mismatched.length)
-      parts.push(`wrong shape or dtype ${this.mismatched.length}: ${this.mismatched.join("; ")}`);
-    const names = [...this.missing.map((m) => m.slice(0, m.indexOf(" "))), ...unexpected, ...this.mismatchNames];
-    throw new WeightsError(`weights do not fit the model: ${parts.join(" | ")}`, names);
+    for (const n of this.unexpected()) this.faults.addUnexpected(n);
+    this.faults.throwIfAny("model", Number.POSITIVE_INFINITY);
   }
 }
 

@@ -153,7 +153,7 @@ describe.each(bks)("recurrent layers on $name", ({ make }) => {
     // a weight_ih of the wrong input width
     const wb2 = new DictBuilder(6).rnn(3, 4, 5, 1, 1, true);
     expect(() => build("gru", wb2, { I: 3, H: 5, L: 1, bidir: false, bias: true }, make)).toThrow(
-      /weight_ih_l0: expected \[15, 3\], got \[15, 4\]/,
+      /"weight_ih_l0" has shape \[15, 4\], the config needs \[15, 3\]/,
     );
   });
 

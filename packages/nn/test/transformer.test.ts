@@ -289,10 +289,11 @@ describe.each(bks)("transformer layers on $name", ({ make }) => {
     }
     expect(err).toBeInstanceOf(WeightsError);
     const msg = (err as Error).message;
-    expect(msg).toMatch(/missing 2: .*self_attn\.out_proj\.weight \[12, 12\]/);
-    expect(msg).toMatch(/linear1\.bias \[20\]/);
-    expect(msg).toMatch(/unexpected 1: extra\.weight/);
-    expect(msg).toMatch(/norm2\.bias: expected \[12\], got \[13\]/);
+    expect(msg).toMatch(/2 missing, 1 wrong shape or dtype, 1 unexpected/);
+    expect(msg).toMatch(/missing "self_attn\.out_proj\.weight" \[12, 12\]/);
+    expect(msg).toMatch(/missing "linear1\.bias" \[20\]/);
+    expect(msg).toMatch(/unexpected "extra\.weight"/);
+    expect(msg).toMatch(/"norm2\.bias" has shape \[13\], the config needs \[12\]/);
     expect((err as WeightsError).names.sort()).toEqual([
       "extra.weight",
       "linear1.bias",

@@ -10,15 +10,19 @@
  * `[D, D]` Linear layers; we fuse them at load into one `[3D, D]` weight (rows q; k; v, timm's
  * `attn.qkv` layout) so that a layer's projections are one GEMM.
  */
-import { type Heap, type SafetensorsDType, type Tensor, tensorDtypeFor, WeightsError } from "@wasmformer/core";
+import {
+  checkTensors,
+  type ExpectedTensor,
+  type Heap,
+  type SafetensorsDType,
+  type Tensor,
+  type TensorSource,
+  tensorDtypeFor,
+  WeightsError,
+} from "@wasmformer/core";
 import type { ViTConfig } from "./config.js";
 
-/** Anything with named tensors: a parsed safetensors file, or a Map-backed dict. */
-export interface TensorSource {
-  names(): string[];
-  has(name: string): boolean;
-  get(name: string): Tensor;
-}
+export { type TensorSource, tensorSource } from "@wasmformer/core";
 
 /**
  * A source that knows every tensor's dtype and shape up front and reads the data on demand
@@ -49,20 +53,6 @@ export function tensorMeta(src: AnyTensorSource, name: string): { dtype: string;
 async function tensorData(src: AnyTensorSource, name: string): Promise<Float32Array> {
   const t = isLazy(src) ? await src.get(name) : src.get(name);
   return t.data as Float32Array;
-}
-
-/** A `TensorSource` over a plain record or Map (tests, hand-built models). */
-export function tensorSource(tensors: Record<string, Tensor> | Map<string, Tensor>): TensorSource {
-  const m = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-  return {
-    names: () => [...m.keys()],
-    has: (n) => m.has(n),
-    get: (n) => {
-      const t = m.get(n);
-      if (!t) throw new WeightsError(`no tensor "${n}"`, [n]);
-      return t;
-    },
-  };
 }
 
 /** Byte pointers of one encoder layer's parameters in the heap. */
@@ -103,23 +93,20 @@ export interface ViTWeights {
 /** Which checkpoint naming a source uses. */
 export type Naming = "hf" | "timm";
 
-interface Want {
-  name: string;
-  shape: number[];
-  optional?: boolean;
-}
-
-const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
-
 /** The names (and shapes) a checkpoint must hold for this config. */
-function expectedNames(cfg: ViTConfig, naming: Naming, prefix: string, head: "required" | "optional" | "none"): Want[] {
+function expectedNames(
+  cfg: ViTConfig,
+  naming: Naming,
+  prefix: string,
+  head: "required" | "optional" | "none",
+): ExpectedTensor[] {
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const p = cfg.patch_size[0];
   const C = cfg.num_channels;
   const g0 = [Math.floor(cfg.image_size[0] / p), Math.floor(cfg.image_size[1] / p)];
   const T = g0[0] * g0[1] + 1;
-  const w: Want[] = [];
+  const w: ExpectedTensor[] = [];
   const add = (name: string, shape: number[], optional = false) => w.push({ name, shape, optional });
   const headOpt = head === "optional";
   if (naming === "hf") {
@@ -210,56 +197,24 @@ export async function loadWeights(
   head: "required" | "optional" | "none",
 ): Promise<ViTWeights> {
   const wants = expectedNames(cfg, naming, prefix, head);
-  const missing: string[] = [];
-  const wrong: string[] = [];
-  const faults: string[] = [];
-  const tensors = new Map<string, { dtype: string; shape: readonly number[] }>();
-  for (const w of wants) {
-    if (!src.has(w.name)) {
-      if (!w.optional) {
-        missing.push(w.name);
-        faults.push(`missing "${w.name}" ${fmt(w.shape)}`);
-      }
-      continue;
-    }
-    const t = tensorMeta(src, w.name);
-    if (t.dtype !== "f32") {
-      wrong.push(w.name);
-      faults.push(`"${w.name}" has dtype ${t.dtype}, expected a floating-point tensor`);
-    } else if (t.shape.length !== w.shape.length || t.shape.some((d, i) => d !== w.shape[i])) {
-      wrong.push(w.name);
-      faults.push(`"${w.name}" has shape ${fmt(t.shape)}, the config needs ${fmt(w.shape)}`);
-    } else {
-      tensors.set(w.name, t);
-    }
-  }
-  const known = new Set(wants.map((w) => w.name));
-  const unexpected = src.names().filter((n) => !known.has(n) && !ignorable(n, naming, prefix, head));
-  for (const n of unexpected) faults.push(`unexpected "${n}"`);
+  const { faults, fit: tensors } = await checkTensors(src, wants, {
+    ignore: (n) => ignorable(n, naming, prefix, head),
+  });
   // a pooler comes as a pair or not at all
   const pw = `${prefix}pooler.dense.weight`;
   const pb = `${prefix}pooler.dense.bias`;
-  if (naming === "hf" && tensors.has(pw) !== tensors.has(pb) && !faults.some((f) => f.includes("pooler"))) {
-    const absent = tensors.has(pw) ? pb : pw;
-    missing.push(absent);
-    faults.push(`missing "${absent}" (the pooler needs both weight and bias)`);
+  if (naming === "hf" && tensors.has(pw) !== tensors.has(pb) && !faults.messages.some((f) => f.includes("pooler"))) {
+    faults.addMissing(tensors.has(pw) ? pb : pw, undefined, "the pooler needs both weight and bias");
   }
   const hw = naming === "hf" ? "classifier.weight" : "head.weight";
   const hb = naming === "hf" ? "classifier.bias" : "head.bias";
   if (head === "optional" && tensors.has(hw) !== tensors.has(hb)) {
-    const absent = tensors.has(hw) ? hb : hw;
-    missing.push(absent);
-    faults.push(`missing "${absent}" (the classifier needs both weight and bias)`);
+    faults.addMissing(tensors.has(hw) ? hb : hw, undefined, "the classifier needs both weight and bias");
   }
-  if (faults.length > 0) {
-    const shown = faults.slice(0, 12).join("; ");
-    const more = faults.length > 12 ? `; … and ${faults.length - 12} more` : "";
-    throw new WeightsError(
-      `checkpoint does not match the ViT config (hidden_size ${cfg.hidden_size}, ${cfg.num_hidden_layers} layers, ` +
-        `intermediate_size ${cfg.intermediate_size}, patch ${cfg.patch_size[0]}, image ${cfg.image_size.join("x")}): ${shown}${more}`,
-      [...missing, ...wrong, ...unexpected],
-    );
-  }
+  faults.throwIfAny(
+    `ViT config (hidden_size ${cfg.hidden_size}, ${cfg.num_hidden_layers} layers, ` +
+      `intermediate_size ${cfg.intermediate_size}, patch ${cfg.patch_size[0]}, image ${cfg.image_size.join("x")})`,
+  );
 
   // ---- copy: reserve the total once, then bump-allocate each parameter
   let total = 0;

@@ -9,10 +9,19 @@
  *
  * Weights live in the projector's own runtime heap; scratch is planned per row count and reused.
  */
-import { Act, createRuntime, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import {
+  Act,
+  checkTensors,
+  createRuntime,
+  type ExpectedTensor,
+  InputError,
+  type Runtime,
+  ShapeError,
+  Tensor,
+} from "@wasmformer/core";
 import type { ImageAdapter, ImageProjection } from "./adapter.js";
 import { qformerActCode } from "./config.js";
-import { checkWeights, putTensor, throwFaults, type Want, type WeightSource } from "./weights.js";
+import { putTensor, type WeightSource } from "./weights.js";
 
 const F32 = 4;
 
@@ -80,7 +89,7 @@ function checkFeatures(x: Tensor, inDim: number, what: string): [number, number]
 }
 
 /** Names and shapes of a Linear layer `prefix.weight [out, in]`, `prefix.bias [out]`. */
-function linearWants(prefix: string, inF: number, outF: number): Want[] {
+function linearWants(prefix: string, inF: number, outF: number): ExpectedTensor[] {
   return [
     { name: `${prefix}.weight`, shape: [outF, inF] },
     { name: `${prefix}.bias`, shape: [outF] },
@@ -129,15 +138,8 @@ export class LinearProjector {
     const shape = await shapeOf(src, `${p}.weight`);
     const outF = opts.outputDim ?? shape?.[0] ?? 0;
     const inF = opts.inputDim ?? shape?.[1] ?? 0;
-    throwFaults(
-      await checkWeights(
-        src,
-        linearWants(p, inF, outF),
-        (n) => n.startsWith(`${p}.`),
-        () => false,
-      ),
-      `projection "${p}" (${inF} → ${outF})`,
-    );
+    const { faults } = await checkTensors(src, linearWants(p, inF, outF), { owns: (n) => n.startsWith(`${p}.`) });
+    faults.throwIfAny(`projection "${p}" (${inF} → ${outF})`);
     const rt = opts.runtime ?? createRuntime();
     rt.heap.reserve((inF * outF + outF) * F32 + 64);
     const w = await putTensor(rt.heap, src, `${p}.weight`);
@@ -195,15 +197,12 @@ export class LlavaProjector implements ImageAdapter {
     const s1 = await shapeOf(src, `${p}.linear_1.weight`);
     const text = s1?.[0] ?? 0;
     const vision = s1?.[1] ?? 0;
-    throwFaults(
-      await checkWeights(
-        src,
-        [...linearWants(`${p}.linear_1`, vision, text), ...linearWants(`${p}.linear_2`, text, text)],
-        (n) => n.startsWith(`${p}.`),
-        () => false,
-      ),
-      `LLaVA projector "${p}" (${vision} → ${text} → ${text})`,
+    const { faults } = await checkTensors(
+      src,
+      [...linearWants(`${p}.linear_1`, vision, text), ...linearWants(`${p}.linear_2`, text, text)],
+      { owns: (n) => n.startsWith(`${p}.`) },
     );
+    faults.throwIfAny(`LLaVA projector "${p}" (${vision} → ${text} → ${text})`);
     const rt = opts.runtime ?? createRuntime();
     rt.heap.reserve((vision * text + text * text + 2 * text) * F32 + 128);
     const w1 = await putTensor(rt.heap, src, `${p}.linear_1.weight`);

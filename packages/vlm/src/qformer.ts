@@ -20,19 +20,19 @@
  * used by the queries and is ignored. Weights are copied into the runtime heap once; activation
  * scratch is planned per (batch, image tokens) and reused.
  */
-import { Act, createRuntime, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
-import { parseQFormerConfig, type QFormerConfig, qformerActCode } from "./config.js";
 import {
-  checkWeights,
-  emptyFaults,
-  numel,
-  putStacked,
-  putTensor,
-  throwFaults,
-  type Want,
-  type WeightFaults,
-  type WeightSource,
-} from "./weights.js";
+  Act,
+  checkTensors,
+  createRuntime,
+  type ExpectedTensor,
+  InputError,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WeightFaults,
+} from "@wasmformer/core";
+import { parseQFormerConfig, type QFormerConfig, qformerActCode } from "./config.js";
+import { numel, putStacked, putTensor, type WeightSource } from "./weights.js";
 
 const F32 = 4;
 
@@ -101,12 +101,12 @@ export interface QFormerOptions extends QFormerNames {
 const TEXT_BRANCH = /^encoder\.layer\.\d+\.(intermediate|output)\./;
 
 /** Expected tensors of a Q-Former (`prefix` + HF names, plus the query tokens). */
-export function qformerWants(cfg: QFormerConfig, Q: number, names: QFormerNames = {}): Want[] {
+export function qformerWants(cfg: QFormerConfig, Q: number, names: QFormerNames = {}): ExpectedTensor[] {
   const p = names.prefix ?? "qformer.";
   const D = cfg.hidden_size;
   const Dv = cfg.encoder_hidden_size;
   const I = cfg.intermediate_size;
-  const w: Want[] = [{ name: names.queryTokens ?? "query_tokens", shape: [1, Q, D] }];
+  const w: ExpectedTensor[] = [{ name: names.queryTokens ?? "query_tokens", shape: [1, Q, D] }];
   const add = (name: string, shape: number[]) => w.push({ name: p + name, shape });
   add("layernorm.weight", [D]);
   add("layernorm.bias", [D]);
@@ -151,17 +151,16 @@ export async function checkQFormerWeights(
   cfg: QFormerConfig,
   Q: number,
   names: QFormerNames = {},
-  faults: WeightFaults = emptyFaults(),
+  faults: WeightFaults = new WeightFaults(),
 ): Promise<WeightFaults> {
   const p = names.prefix ?? "qformer.";
   const qt = names.queryTokens ?? "query_tokens";
-  return checkWeights(
-    src,
-    qformerWants(cfg, Q, names),
-    (n) => n.startsWith(p) || n === qt,
-    (n) => n.startsWith(p) && TEXT_BRANCH.test(n.slice(p.length)),
+  await checkTensors(src, qformerWants(cfg, Q, names), {
+    owns: (n) => n.startsWith(p) || n === qt,
+    ignore: (n) => n.startsWith(p) && TEXT_BRANCH.test(n.slice(p.length)),
     faults,
-  );
+  });
+  return faults;
 }
 
 /**
@@ -206,7 +205,7 @@ export class Blip2QFormerModel {
     const cfg = parseQFormerConfig(config);
     if (!Number.isInteger(numQueryTokens) || numQueryTokens < 1)
       throw new InputError(`numQueryTokens must be a positive integer, got ${numQueryTokens}`);
-    throwFaults(await checkQFormerWeights(src, cfg, numQueryTokens, opts), "Q-Former config");
+    (await checkQFormerWeights(src, cfg, numQueryTokens, opts)).throwIfAny("Q-Former config");
     const rt = opts.runtime ?? createRuntime();
     const w = await loadQFormer(src, cfg, numQueryTokens, rt, opts);
     return new Blip2QFormerModel(cfg, numQueryTokens, rt, w);

@@ -19,6 +19,7 @@
  */
 import {
   ConfigError,
+  checkTensors,
   createRuntime,
   InputError,
   openSafetensors,
@@ -42,7 +43,7 @@ import { parseVLMConfig, type VLMConfig } from "./config.js";
 import { LinearProjector } from "./projector.js";
 import { answerText, type ImagePromptIds, TURN_SEPARATOR, tokenizeImagePrompt } from "./prompt.js";
 import { Blip2QFormerModel, checkQFormerWeights } from "./qformer.js";
-import { checkWeights, prefixView, throwFaults, type WeightSource } from "./weights.js";
+import { prefixView, type WeightSource } from "./weights.js";
 
 /** A vision tower: pixels → features (`ViTModel` is one). */
 export interface VisionEncoder {
@@ -200,15 +201,17 @@ export class VisionLanguageModel {
     // ---- names of the Q-Former and the projection, and anything outside the four parts
     const Q = cfg.num_query_tokens;
     const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q);
-    await checkWeights(
+    await checkTensors(
       weights,
       [
         { name: "language_projection.weight", shape: [cfg.text_config.n_embd, cfg.qformer_config.hidden_size] },
         { name: "language_projection.bias", shape: [cfg.text_config.n_embd] },
       ],
-      (n) => n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
-      () => false,
-      faults,
+      {
+        owns: (n) =>
+          n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
+        faults,
+      },
     );
     if (!cfg.num_query_tokens_given && faults.wrong.includes("query_tokens")) {
       throw new ConfigError(
@@ -216,8 +219,7 @@ export class VisionLanguageModel {
         "num_query_tokens",
       );
     }
-    throwFaults(
-      faults,
+    faults.throwIfAny(
       `vit-qformer-gpt2 config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries)`,
     );
     for (const p of ["vision_model.", "language_model."]) {
