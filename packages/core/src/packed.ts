@@ -90,5 +90,8 @@ export function linearPacked(
   o: LinearPackedOptions = {},
 ) {
   const { bias = 0, act = 0, beta = 0, ldx = w.K, ldy = w.N } = o;
+  if (!Number.isInteger(M) || M < 0) throw new ShapeError(`linearPacked: M must be an integer ≥ 0, got ${M}`);
+  if (!Number.isInteger(ldx) || ldx < w.K) throw new ShapeError(`linearPacked: ldx ${ldx} is less than K ${w.K}`);
+  if (!Number.isInteger(ldy) || ldy < w.N) throw new ShapeError(`linearPacked: ldy ${ldy} is less than N ${w.N}`);
   rt.k.gemmPacked(M, w.N, w.K, x, ldx, 0, w.ptr, y, ldy, bias, 1, beta, act);
 }

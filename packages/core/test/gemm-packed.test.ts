@@ -490,6 +490,10 @@ describe("packLinearWeight / linearPacked", () => {
       expect(() => packLinearWeight(rt, 0, 0, 4)).toThrow(ShapeError);
       expect(() => packLinearWeight(rt, 0, 4, 2.5)).toThrow(/K must be a positive integer, got 2.5/);
       expect(() => packWeight(rt, 0, 4, 8, 0, 7)).toThrow(/ldb 7 is less than the row length 8/);
+      const w = { ptr: 0, K: 4, N: 8, floats: 32 };
+      expect(() => linearPacked(rt, w, -1, 0, 0)).toThrow(/M must be an integer ≥ 0, got -1/);
+      expect(() => linearPacked(rt, w, 1, 0, 0, { ldx: 3 })).toThrow(/ldx 3 is less than K 4/);
+      expect(() => linearPacked(rt, w, 1, 0, 0, { ldy: 7 })).toThrow(/ldy 7 is less than N 8/);
     }
   });
 });
