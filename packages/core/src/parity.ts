@@ -9,6 +9,7 @@
  */
 import { ConfigError, InputError, ShapeError } from "./errors.js";
 import { conv2dPatch, gelu, geluTanh, layerNorm, matmul, silu, softmax } from "./ops.js";
+import { parseSafetensors } from "./safetensors.js";
 import type { Tensor } from "./tensor.js";
 
 /** A set of named tensors read from a file (safetensors). */
@@ -45,6 +46,80 @@ export type KindResult = { tensors: Record<string, Tensor> } | { json: Record<st
 
 export type KindRunner = (c: ParityCase) => Promise<KindResult>;
 export type KindRegistry = Record<string, KindRunner>;
+
+// ---------------------------------------------------------------------------------------------
+// a case folder as a ParityCase (Node only)
+
+/** Node's `fs`, looked up only when called (this module must stay loadable in browsers). */
+function nodeFs(): typeof import("node:fs") {
+  const fs = globalThis.process?.getBuiltinModule?.("node:fs");
+  if (!fs) throw new InputError("caseFromFolder needs Node.js (node:fs), >= 20.16");
+  return fs;
+}
+
+/**
+ * The `ParityCase` of a case folder, as the parity runner hands it to a kind (Node only): files
+ * are read when asked for (once each) and `io.safetensors` / the model are parsed once.
+ * @param opts.json the parsed `case.json` (read from the folder if absent), or an edit of it
+ * @param opts.files bytes that replace files of the folder, by role or file name
+ * @example
+ * ```ts
+ * const c = caseFromFolder("/data/fixtures/vit-img32_p8");
+ * const r = await kinds.vit(c);
+ * ```
+ */
+export function caseFromFolder(
+  dir: string,
+  opts: {
+    json?: Record<string, unknown> | ((json: Record<string, unknown>) => Record<string, unknown>);
+    files?: Record<string, Uint8Array>;
+  } = {},
+): ParityCase {
+  const fs = nodeFs();
+  const path = (name: string) => `${dir.replace(/[\\/]+$/, "")}/${name}`;
+  const read = () => JSON.parse(fs.readFileSync(path("case.json"), "utf8")) as Record<string, unknown>;
+  const json = typeof opts.json === "function" ? opts.json(structuredClone(read())) : (opts.json ?? read());
+  const names = (json.files ?? {}) as Record<string, string>;
+  const cache = new Map<string, Promise<Uint8Array>>();
+  const file = (roleOrName: string): Promise<Uint8Array> => {
+    const given = opts.files?.[roleOrName];
+    if (given) return Promise.resolve(given);
+    const name = names[roleOrName] ?? roleOrName;
+    let p = cache.get(name);
+    if (!p) {
+      p = fs.promises.readFile(path(name)).then((b) => new Uint8Array(b)); // a copy: its own ArrayBuffer
+      cache.set(name, p);
+    }
+    return p;
+  };
+  let io: Promise<TensorFile> | undefined;
+  let model: Promise<TensorFile> | undefined;
+  const c: ParityCase = {
+    dir,
+    name: json.name as string,
+    kind: json.kind as string,
+    json,
+    config: (json.config ?? {}) as Record<string, unknown>,
+    params: (json.params ?? {}) as Record<string, unknown>,
+    expectError: json.expect_error as string | undefined,
+    file,
+    io() {
+      io ??= file("io").then((b) => parseSafetensors(b));
+      return io;
+    },
+    async inputs() {
+      const f = await c.io();
+      const m = new Map<string, Tensor>();
+      for (const n of f.names()) if (n.startsWith("input.")) m.set(n.slice(6), f.get(n));
+      return m;
+    },
+    model() {
+      model ??= file("model").then((b) => parseSafetensors(b));
+      return model;
+    },
+  };
+  return c;
+}
 
 // ---------------------------------------------------------------------------------------------
 // the `ops` kind (FORMAT.md §6.14): primitive kernels, no model file

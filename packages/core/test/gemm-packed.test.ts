@@ -9,6 +9,8 @@
  * - The reference `gemmPacked` reads the layout itself and matches the reference `gemm` exactly.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { applyAct } from "../src/backend/ref.js";
 import { relaxedSimdSupported } from "../src/backend/wasm.js";
 import { ShapeError } from "../src/errors.js";
@@ -33,24 +35,6 @@ beforeAll(async () => {
   }
   expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
 });
-
-/** mulberry32: small deterministic generator. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor((hi - lo) * next()),
-    f32: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(xs.length * next())] as T,
-  };
-}
 
 const absArr = (x: Float32Array) => x.map(Math.abs);
 const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);

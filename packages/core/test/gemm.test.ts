@@ -10,6 +10,8 @@
  * view is written (ld padding and a guard band after C keep sentinel bits).
  */
 import { beforeAll, describe, expect, it } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { applyAct } from "../src/backend/ref.js";
 import { relaxedSimdSupported } from "../src/backend/wasm.js";
 import { Act } from "../src/kernels.js";
@@ -33,24 +35,6 @@ beforeAll(async () => {
   // vitest runs this project with --experimental-wasm-relaxed-simd: both builds must be tested
   expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
 });
-
-/** mulberry32: small deterministic generator. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor((hi - lo) * next()),
-    f32: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(xs.length * next())] as T,
-  };
-}
 
 const absArr = (x: Float32Array) => x.map(Math.abs);
 

@@ -7,6 +7,8 @@
  */
 import { fc, test as fcTest } from "@fast-check/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { Act, BinOp, RedOp } from "../src/kernels.js";
 import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
 
@@ -28,25 +30,6 @@ beforeAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // harness
-
-/** mulberry32: small deterministic generator. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    /** uniform in [lo, hi) */
-    uniform: (lo: number, hi: number) => lo + (hi - lo) * next(),
-    int: (lo: number, hi: number) => lo + Math.floor((hi - lo) * next()),
-    f32: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
-  };
-}
 
 /** Bytes of sentinel after every buffer: a kernel writing past its output shows up here. */
 const GUARD = 64;

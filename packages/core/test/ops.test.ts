@@ -1,5 +1,7 @@
 // Tensor ops against straightforward f64 loops, on both backends, with odd shapes and broadcasting.
 import { describe, expect, test } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { mulberry32 as rng } from "../../../tools/test-utils/src/prng.js";
 import {
   add,
   argmax,
@@ -40,16 +42,6 @@ import {
 } from "../src/index.js";
 import { erf } from "../src/math.js";
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function rand(shape: number[], seed = 1, scale = 1): Tensor<"f32"> {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);

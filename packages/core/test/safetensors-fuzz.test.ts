@@ -5,20 +5,15 @@
  * stack overflow) fails the test, as does running out of the time budget.
  */
 import { describe, expect, test } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { mulberry32 } from "../../../tools/test-utils/src/prng.js";
 import { SafetensorsError } from "../src/errors.js";
 import { openSafetensors, parseSafetensors, writeSafetensors } from "../src/safetensors.js";
 import { Tensor } from "../src/tensor.js";
 
-/** mulberry32: small, fast, seeded. */
+/** Seeded draws (mulberry32). */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
   return { next, int, pick };

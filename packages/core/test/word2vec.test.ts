@@ -4,6 +4,8 @@
  * of word2vec.c's negative-sampling update for one example.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+// the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
+import { mulberry32 as rng } from "../../../tools/test-utils/src/prng.js";
 import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
 
 const ref = createRefRuntime();
@@ -15,17 +17,6 @@ beforeAll(async () => {
   await init({ backend: "wasm-relaxed" });
   wasm.push(createRuntime());
 });
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Problem {
   vocab: number;

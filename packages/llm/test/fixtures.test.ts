@@ -2,49 +2,17 @@
  * The shared gpt2 conformance cases (FORMAT.md §6.12), run through this package's `gpt2` kind on
  * both backends, compared like the parity runner: f32 by |a − e| ≤ atol + rtol·|e|, ids exactly.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { init, type ParityCase, parseSafetensors, Tensor, WasmformerError, writeSafetensors } from "@wasmformer/core";
+import { init, Tensor, WasmformerError, writeSafetensors } from "@wasmformer/core";
+import { caseFromFolder } from "@wasmformer/core/parity";
+import { FIXTURES, fixtureNames, worst } from "@wasmformer/test-utils";
 import { describe, expect, test } from "vitest";
 import { kinds } from "../src/parity.js";
 import { makeTiny, refForward, refGreedy, type TinySpec } from "./tiny-gpt2.js";
 
-const ROOT = "/work/shared/fixtures";
-const cases = existsSync(ROOT)
-  ? readdirSync(ROOT)
-      .filter((d) => d.startsWith("gpt2-"))
-      .sort()
-  : [];
-
-function makeCase(dir: string): ParityCase {
-  const json = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
-  const files = json.files ?? {};
-  const file = async (r: string) => new Uint8Array(await readFile(join(dir, files[r] ?? r)));
-  const c: ParityCase = {
-    dir,
-    name: json.name,
-    kind: json.kind,
-    json,
-    config: json.config ?? {},
-    params: json.params ?? {},
-    expectError: json.expect_error,
-    file,
-    io: async () => parseSafetensors(await file("io")),
-    async inputs() {
-      const f = await c.io();
-      return new Map(
-        f
-          .names()
-          .filter((n) => n.startsWith("input."))
-          .map((n) => [n.slice(6), f.get(n)]),
-      );
-    },
-    model: async () => parseSafetensors(await file("model")),
-  };
-  return c;
-}
+const cases = fixtureNames().filter((d) => d.startsWith("gpt2-"));
 
 function compare(name: string, a: Tensor, e: Tensor, atol: number, rtol: number) {
   expect(a.shape, name).toEqual(e.shape);
@@ -52,10 +20,7 @@ function compare(name: string, a: Tensor, e: Tensor, atol: number, rtol: number)
     expect(Array.from(a.data), name).toEqual(Array.from(e.data));
     return;
   }
-  let worst = 0;
-  for (let i = 0; i < e.size; i++)
-    worst = Math.max(worst, Math.abs(a.data[i] - e.data[i]) - (atol + rtol * Math.abs(e.data[i])));
-  expect(worst, `${name}: max excess over tolerance`).toBeLessThanOrEqual(0);
+  expect(worst(a, e, atol, rtol), `${name}: max excess over tolerance`).toBeLessThanOrEqual(0);
 }
 
 for (const backend of ["ref", "auto"] as const) {
@@ -63,7 +28,7 @@ for (const backend of ["ref", "auto"] as const) {
     for (const name of cases) {
       test(name, async () => {
         await init({ backend });
-        const c = makeCase(join(ROOT, name));
+        const c = caseFromFolder(join(FIXTURES, name));
         if (c.expectError) {
           const err = await kinds.gpt2(c).then(
             () => undefined,
@@ -159,7 +124,7 @@ describe("generated gpt2 cases (f64 reference)", () => {
           "expected.step_logits": new Tensor(step, [B, v.n, V], "f32"),
         };
         writeFileSync(join(dir, "io.safetensors"), writeSafetensors(io, { format: "pt" }, { intDtype: "I64" }));
-        const c = makeCase(dir);
+        const c = caseFromFolder(dir);
         const r = await kinds.gpt2(c);
         if (!("tensors" in r)) throw new Error("expected tensors");
         const f = await c.io();

@@ -10,6 +10,7 @@
  * ```
  */
 import { Tensor } from "@wasmformer/core";
+import { mulberry32 } from "@wasmformer/test-utils/prng";
 import type { WeightSource } from "../src/gpt2-model.js";
 
 export interface TinySpec {
@@ -32,17 +33,6 @@ export interface TinySpec {
 export interface Tiny {
   config: Record<string, unknown>;
   tensors: Map<string, Tensor>;
-}
-
-/** mulberry32: a tiny seeded PRNG for test weights. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function makeTiny(spec: TinySpec = {}): Tiny {

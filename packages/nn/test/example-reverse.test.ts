@@ -21,8 +21,8 @@ describe.each(bks)("trained GRU encoder-decoder on $name", ({ make }) => {
     let exact = 0;
     const n = 40;
     for (let i = 0; i < n; i++) {
-      const len = 3 + r.int(5);
-      const digits = Array.from({ length: len }, () => r.int(10));
+      const len = 3 + r.int(0, 5);
+      const digits = Array.from({ length: len }, () => r.int(0, 10));
       const src = new Tensor(Int32Array.from(digits.map((d) => d + 3)), [1, len], "i32");
       const [out] = model.greedy(src, { maxNewTokens: len + 2, eosId: 2 });
       if (JSON.stringify(out) === JSON.stringify([...digits.reverse().map((d) => d + 3), 2])) exact++;

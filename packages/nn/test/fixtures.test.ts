@@ -4,13 +4,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WasmformerError } from "@wasmformer/core";
+import { caseFromFolder } from "@wasmformer/core/parity";
 import { describe, expect, it } from "vitest";
 import { kinds, setParityRuntime } from "../src/parity.js";
-import { backends, closeTo, FIXTURES, fixtureCases, makeCase, TORCH_CASES } from "./helpers.js";
+import { backends, closeTo, FIXTURES, fixtureNames, TORCH_CASES } from "./helpers.js";
 
 const KINDS = Object.keys(kinds);
-const cases = fixtureCases(KINDS);
-const torchCases = fixtureCases(KINDS, TORCH_CASES);
+const cases = fixtureNames(KINDS);
+const torchCases = fixtureNames(KINDS, TORCH_CASES);
 const bks = await backends();
 
 const all = [...cases.map((n) => ({ root: FIXTURES, n })), ...torchCases.map((n) => ({ root: TORCH_CASES, n }))];
@@ -20,7 +21,7 @@ describe.each(bks)("fixtures on $name", ({ make }) => {
     setParityRuntime(make);
     const dir = join(root, name);
     const json = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
-    const c = makeCase(dir);
+    const c = caseFromFolder(dir);
     const run = kinds[json.kind](c);
     if (json.expect_error) {
       const err = await run.then(

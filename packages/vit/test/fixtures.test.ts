@@ -2,9 +2,9 @@
 // when the kernels are built, on the wasm backend.
 import { readdirSync } from "node:fs";
 import { ConfigError, init, WasmformerError, WeightsError } from "@wasmformer/core";
+import { FIXTURES, fixtureCase, haveFixtures, worst } from "@wasmformer/test-utils";
 import { describe, expect, it } from "vitest";
 import { kinds } from "../src/parity.js";
-import { FIXTURES, fixtureCase, haveFixtures, worst } from "./helpers.js";
 
 const cases = haveFixtures
   ? readdirSync(FIXTURES)

@@ -2,6 +2,7 @@
 // bicubic interpolation for other image sizes), plus random checkpoints for it. Slow on purpose:
 // plain nested loops over Float64Arrays, no kernels shared with the package.
 import { Tensor } from "@wasmformer/core";
+import { mulberry32 as rng } from "@wasmformer/test-utils/prng";
 
 export interface OracleConfig {
   D: number;
@@ -15,18 +16,6 @@ export interface OracleConfig {
   eps: number;
   act: "gelu" | "gelu_new" | "relu";
   qkvBias: boolean;
-}
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function hfConfigJson(c: OracleConfig): Record<string, unknown> {

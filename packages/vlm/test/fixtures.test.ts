@@ -14,10 +14,10 @@ import {
   WeightsError,
   writeSafetensors,
 } from "@wasmformer/core";
+import { FIXTURES, fixtureCase, haveFixtures, worst } from "@wasmformer/test-utils";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { kinds } from "../src/parity.js";
 import { VisionLanguageModel } from "../src/vlm-model.js";
-import { FIXTURES, fixtureCase, haveFixtures, worst } from "./helpers.js";
 
 /** A case config as loosely typed JSON (the tests break it on purpose). */
 type Cfg = Record<string, Record<string, unknown>>;

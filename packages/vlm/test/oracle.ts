@@ -13,6 +13,7 @@
  * Greedy decoding recomputes the whole sequence at every step.
  */
 import { erf, Tensor } from "@wasmformer/core";
+import { mulberry32 } from "@wasmformer/test-utils/prng";
 
 export interface VlmSpec {
   Dv?: number;
@@ -40,17 +41,6 @@ export interface VlmSpec {
 export interface TinyVlm {
   config: Record<string, unknown>;
   tensors: Map<string, Tensor>;
-}
-
-/** mulberry32: a tiny seeded PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function normalGen(seed: number): () => number {

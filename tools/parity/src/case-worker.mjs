@@ -1,9 +1,8 @@
 // Runs parity cases inside a worker thread, so that a crash or a hang in one case cannot take the
 // runner down: the main thread times each case out and replaces the worker.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import * as core from "@wasmformer/core";
+import { caseFromFolder } from "@wasmformer/core/parity";
 import { compareJson, compareTensor, DEFAULT_TOL } from "./compare.mjs";
 
 const PACKAGES = ["core", "text", "nn", "vit", "llm", "vlm"];
@@ -29,43 +28,6 @@ async function loadKinds() {
 await core.init({ backend: workerData.backend ?? "auto" });
 const kinds = await loadKinds();
 
-function makeCase(dir, json) {
-  const files = json.files ?? {};
-  const cache = new Map();
-  const file = async (roleOrName) => {
-    const name = files[roleOrName] ?? roleOrName;
-    if (!cache.has(name)) cache.set(name, new Uint8Array(await readFile(join(dir, name))));
-    return cache.get(name);
-  };
-  let io;
-  let model;
-  const c = {
-    dir,
-    name: json.name,
-    kind: json.kind,
-    json,
-    config: json.config ?? {},
-    params: json.params ?? {},
-    expectError: json.expect_error,
-    file,
-    async io() {
-      io ??= core.parseSafetensors(await file("io"));
-      return io;
-    },
-    async inputs() {
-      const f = await c.io();
-      const m = new Map();
-      for (const n of f.names()) if (n.startsWith("input.")) m.set(n.slice(6), f.get(n));
-      return m;
-    },
-    async model() {
-      model ??= core.parseSafetensors(await file("model"));
-      return model;
-    },
-  };
-  return c;
-}
-
 function tolFor(json, name) {
   const t = json.tolerance ?? {};
   const per = t.per_tensor?.[name] ?? t.per_tensor?.[`expected.${name}`];
@@ -75,7 +37,7 @@ function tolFor(json, name) {
 async function runCase(dir, json) {
   const kind = kinds[json.kind];
   if (!kind) return { status: "FAIL", reason: "unsupported kind" };
-  const c = makeCase(dir, json);
+  const c = caseFromFolder(dir, { json });
   let result;
   try {
     result = await kind(c);
