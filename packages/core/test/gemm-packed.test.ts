@@ -11,92 +11,35 @@
 import { beforeAll, describe, expect, it } from "vitest";
 // the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
-import { applyAct } from "../src/backend/ref.js";
-import { relaxedSimdSupported } from "../src/backend/wasm.js";
 import { ShapeError } from "../src/errors.js";
 import { Act } from "../src/kernels.js";
 import { linearPacked, packLinearWeight, packWeight } from "../src/packed.js";
-import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
-
-const SIZES = [1, 3, 5, 17, 33, 65, 129];
-const EPS = 2 ** -24;
-const GUARD = 16; // sentinel floats after C and after the packed buffer
-const SENTINEL = 0x7fc0dead; // a NaN payload no kernel produces
+import { createRefRuntime, type Runtime } from "../src/runtime.js";
+import {
+  bitsOf,
+  checkGemm,
+  type GemmCase,
+  type GemmData,
+  GUARD,
+  gemmLabel,
+  gemmOracle,
+  makeGemmData,
+  SENTINEL,
+  SIZES,
+  sameBits,
+} from "./gemm-harness.js";
+import { wasmBuilds } from "./wasm-builds.js";
 
 const ref = createRefRuntime();
 const wasm: Runtime[] = [];
 
 beforeAll(async () => {
-  await init({ backend: "wasm-simd" });
-  wasm.push(createRuntime());
-  if (relaxedSimdSupported()) {
-    await init({ backend: "wasm-relaxed" });
-    wasm.push(createRuntime());
-  }
+  wasm.push(...(await wasmBuilds()));
   expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
 });
 
-const absArr = (x: Float32Array) => x.map(Math.abs);
-const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
-
-function sameBits(x: Float32Array, y: Float32Array): boolean {
-  const a = bitsOf(x),
-    b = bitsOf(y);
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 // ---------------------------------------------------------------------------------------------
-// harness
-
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  transA: number;
-  /** how B is stored when packed: 1 = [N, K] (a Linear weight), 0 = [K, N] */
-  transB: number;
-  padA: number;
-  padB: number;
-  padC: number;
-  bias: boolean;
-  alpha: number;
-  beta: number;
-  act: number;
-  positive?: boolean;
-}
-
-interface Data {
-  lda: number;
-  ldb: number;
-  ldc: number;
-  A: Float32Array;
-  B: Float32Array;
-  C: Float32Array;
-  bias: Float32Array | null;
-}
-
-const label = (c: Case) =>
-  `M=${c.M} N=${c.N} K=${c.K} tA=${c.transA} tB=${c.transB} pad=${c.padA}/${c.padB}/${c.padC} ` +
-  `bias=${c.bias} alpha=${c.alpha} beta=${c.beta} act=${c.act}`;
-
-function makeData(c: Case, r: ReturnType<typeof rng>): Data {
-  const lda = (c.transA ? c.M : c.K) + c.padA;
-  const ldb = (c.transB ? c.K : c.N) + c.padB;
-  const ldc = c.N + c.padC;
-  const lo = c.positive ? 0 : -1;
-  const A = r.f32(Math.max(1, lda * (c.transA ? c.K : c.M)), lo, 1);
-  const B = r.f32(Math.max(1, ldb * (c.transB ? c.N : c.K)), lo, 1);
-  const C = r.f32(ldc * c.M + GUARD, lo, 1);
-  const bits = bitsOf(C);
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < ldc; j++) if (j >= c.N || c.beta === 0) bits[i * ldc + j] = SENTINEL;
-  }
-  for (let g = 0; g < GUARD; g++) bits[ldc * c.M + g] = SENTINEL;
-  const bias = c.bias ? r.f32(c.N, c.positive ? 0.5 : -1, c.positive ? 1.5 : 1) : null;
-  return { lda, ldb, ldc, A, B, C, bias };
-}
+// harness (the shared part: gemm-harness.ts)
 
 /** packB on a runtime: the packed floats plus the guard band after them. */
 function runPack(rt: Runtime, K: number, N: number, B: Float32Array, ldb: number, transB: number): Float32Array {
@@ -119,7 +62,7 @@ const bitsToF32 = (u: Uint32Array) => new Float32Array(u.buffer);
  * gemmPacked on a runtime with B packed by `packer` (default: the same runtime); returns C with its
  * guard band.
  */
-function runPacked(rt: Runtime, c: Case, d: Data, packer: Runtime = rt, A = d.A, act = c.act): Float32Array {
+function runPacked(rt: Runtime, c: GemmCase, d: GemmData, packer: Runtime = rt, A = d.A, act = c.act): Float32Array {
   const packed = runPack(packer, c.K, c.N, d.B, d.ldb, c.transB);
   const size = rt.k.packedSize(c.K, c.N);
   const h = rt.heap;
@@ -130,82 +73,37 @@ function runPacked(rt: Runtime, c: Case, d: Data, packer: Runtime = rt, A = d.A,
     bias = d.bias ? h.put(d.bias) : 0;
   rt.k.gemmPacked(c.M, c.N, c.K, a, d.lda, c.transA, pb, cp, d.ldc, bias, c.alpha, c.beta, act);
   const out = h.f32(cp, d.C.length).slice();
-  if (!sameBits(h.f32(a, A.length), A)) expect.fail(`${rt.backend} ${label(c)}: modified A`);
-  if (!sameBits(h.f32(pb, size), packed.subarray(0, size))) expect.fail(`${rt.backend} ${label(c)}: modified packed B`);
+  if (!sameBits(h.f32(a, A.length), A)) expect.fail(`${rt.backend} ${gemmLabel(c)}: modified A`);
+  if (!sameBits(h.f32(pb, size), packed.subarray(0, size)))
+    expect.fail(`${rt.backend} ${gemmLabel(c)}: modified packed B`);
   h.release(mark);
   return out;
 }
 
 /** The reference gemm on the unpacked operands. */
-function runRefGemm(c: Case, d: Data, A: Float32Array, B: Float32Array, act: number, alpha: number, withC = true) {
+function runRefGemm(c: GemmCase, d: GemmData, A: Float32Array, B: Float32Array, act: number, alpha: number) {
   const h = ref.heap;
   const mark = h.mark();
   const a = h.put(A),
     b = h.put(B),
-    cp = h.put(withC ? d.C : new Float32Array(d.C.length)),
-    bias = withC && d.bias ? h.put(d.bias) : 0;
-  ref.k.gemm(c.M, c.N, c.K, a, d.lda, c.transA, b, d.ldb, c.transB, cp, d.ldc, bias, alpha, withC ? c.beta : 0, act);
+    cp = h.put(d.C),
+    bias = d.bias ? h.put(d.bias) : 0;
+  ref.k.gemm(c.M, c.N, c.K, a, d.lda, c.transA, b, d.ldb, c.transB, cp, d.ldc, bias, alpha, c.beta, act);
   const out = h.f32(cp, d.C.length).slice();
   h.release(mark);
   return out;
 }
 
-function oracle(c: Case, d: Data) {
-  const want = runRefGemm(c, d, d.A, d.B, c.act, c.alpha);
-  const pre = c.act === Act.none ? want : runRefGemm(c, d, d.A, d.B, Act.none, c.alpha);
-  const mag = runRefGemm(c, d, absArr(d.A), absArr(d.B), Act.none, 1, false);
-  return { want, pre, mag };
-}
-
-function check(got: Float32Array, c: Case, d: Data, o: ReturnType<typeof oracle>, who: string) {
-  const gotBits = bitsOf(got);
-  const cBits = bitsOf(d.C);
-  for (let i = 0; i < c.M; i++) {
-    for (let j = c.N; j < d.ldc; j++) {
-      if (gotBits[i * d.ldc + j] !== cBits[i * d.ldc + j]) {
-        expect.fail(`${who} ${label(c)}: wrote C padding at row ${i}, column ${j}`);
-      }
-    }
-  }
-  for (let g = 0; g < GUARD; g++) {
-    if (gotBits[d.ldc * c.M + g] !== SENTINEL) expect.fail(`${who} ${label(c)}: wrote ${g} floats past C`);
-  }
-  const sqrtK = Math.sqrt(Math.max(c.K, 1));
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < c.N; j++) {
-      const at = i * d.ldc + j;
-      const g = got[at]!,
-        w = o.want[at]!,
-        v = o.pre[at]!;
-      const terms =
-        Math.abs(c.alpha) * o.mag[at]! +
-        (d.bias ? Math.abs(d.bias[j]!) : 0) +
-        (c.beta ? Math.abs(c.beta * d.C[at]!) : 0);
-      const tolPre = 16 * EPS * sqrtK * terms + 1e-30;
-      let tol = tolPre;
-      if (c.act !== Act.none) {
-        const f = applyAct(v, c.act);
-        const spread = Math.max(Math.abs(applyAct(v + tolPre, c.act) - f), Math.abs(applyAct(v - tolPre, c.act) - f));
-        tol = spread + 2e-6 * Math.abs(f) + 1e-7;
-      }
-      const ok = Number.isNaN(w) ? Number.isNaN(g) : Math.abs(g - w) <= tol;
-      if (!ok) {
-        expect.fail(`${who} ${label(c)}: C[${i},${j}] = ${g}, ref ${w} (|diff| ${Math.abs(g - w)} > tol ${tol})`);
-      }
-    }
-  }
-}
-
 /** One case: the reference gemmPacked equals the reference gemm; every wasm build is within bound. */
-function parity(c: Case, seed: number, crossPack = false) {
-  const d = makeData(c, rng(seed));
-  const o = oracle(c, d);
+function parity(c: GemmCase, seed: number, crossPack = false) {
+  const d = makeGemmData(c, rng(seed), true);
+  const o = gemmOracle(c, d, runRefGemm);
   const refPacked = runPacked(ref, c, d);
-  if (!sameBits(refPacked, o.want)) expect.fail(`ref gemmPacked ≠ ref gemm: ${label(c)}`);
+  if (!sameBits(refPacked, o.want)) expect.fail(`ref gemmPacked ≠ ref gemm: ${gemmLabel(c)}`);
   for (const rt of wasm) {
-    check(runPacked(rt, c, d), c, d, o, rt.backend);
+    checkGemm(runPacked(rt, c, d), c, d, o, rt.backend);
     // a weight packed by the reference backend works unchanged in wasm (one layout everywhere)
-    if (crossPack) check(runPacked(rt, c, d, ref), c, d, o, `${rt.backend} (ref-packed)`);
+    if (crossPack) checkGemm(runPacked(rt, c, d, ref), c, d, o, `${rt.backend} (ref-packed)`);
   }
 }
 
@@ -288,7 +186,7 @@ describe("gemmPacked", () => {
         for (const M of SIZES) {
           for (const N of SIZES) {
             for (const K of SIZES) {
-              const c: Case = {
+              const c: GemmCase = {
                 M,
                 N,
                 K,

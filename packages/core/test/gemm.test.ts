@@ -12,93 +12,30 @@
 import { beforeAll, describe, expect, it } from "vitest";
 // the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
-import { applyAct } from "../src/backend/ref.js";
-import { relaxedSimdSupported } from "../src/backend/wasm.js";
 import { Act } from "../src/kernels.js";
-import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
-
-const SIZES = [1, 3, 5, 17, 33, 65, 129];
-const EPS = 2 ** -24;
-const GUARD = 16; // sentinel floats after C
-const SENTINEL = 0x7fc0dead; // a NaN payload no kernel produces
+import { createRefRuntime, type Runtime } from "../src/runtime.js";
+import {
+  absArr,
+  checkGemm,
+  EPS,
+  type GemmCase,
+  type GemmData,
+  GUARD,
+  gemmLabel,
+  gemmOracle,
+  makeGemmData,
+  SIZES,
+  sameBits,
+} from "./gemm-harness.js";
+import { wasmBuilds } from "./wasm-builds.js";
 
 const ref = createRefRuntime();
 const wasm: Runtime[] = [];
 
 beforeAll(async () => {
-  await init({ backend: "wasm-simd" });
-  wasm.push(createRuntime());
-  if (relaxedSimdSupported()) {
-    await init({ backend: "wasm-relaxed" });
-    wasm.push(createRuntime());
-  }
-  // vitest runs this project with --experimental-wasm-relaxed-simd: both builds must be tested
+  wasm.push(...(await wasmBuilds()));
   expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
 });
-
-const absArr = (x: Float32Array) => x.map(Math.abs);
-
-function sameBits(x: Float32Array, y: Float32Array): boolean {
-  const a = new Uint32Array(x.buffer, x.byteOffset, x.length),
-    b = new Uint32Array(y.buffer, y.byteOffset, y.length);
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// gemm harness
-
-interface GemmCase {
-  M: number;
-  N: number;
-  K: number;
-  transA: number;
-  transB: number;
-  /** extra floats per row beyond the logical width (submatrix views) */
-  padA: number;
-  padB: number;
-  padC: number;
-  bias: boolean;
-  alpha: number;
-  beta: number;
-  act: number;
-  /** inputs in [0, 1) and a positive bias, so sqrt/log see positive arguments */
-  positive?: boolean;
-}
-
-interface GemmData {
-  lda: number;
-  ldb: number;
-  ldc: number;
-  A: Float32Array;
-  B: Float32Array;
-  /** C before the call, with GUARD sentinel floats after it */
-  C: Float32Array;
-  bias: Float32Array | null;
-}
-
-const label = (c: GemmCase) =>
-  `M=${c.M} N=${c.N} K=${c.K} tA=${c.transA} tB=${c.transB} pad=${c.padA}/${c.padB}/${c.padC} ` +
-  `bias=${c.bias} alpha=${c.alpha} beta=${c.beta} act=${c.act}`;
-
-function makeGemmData(c: GemmCase, r: ReturnType<typeof rng>): GemmData {
-  const lda = (c.transA ? c.M : c.K) + c.padA;
-  const ldb = (c.transB ? c.K : c.N) + c.padB;
-  const ldc = c.N + c.padC;
-  const lo = c.positive ? 0 : -1;
-  const A = r.f32(lda * (c.transA ? c.K : c.M), lo, 1);
-  const B = r.f32(ldb * (c.transB ? c.N : c.K), lo, 1);
-  const C = r.f32(ldc * c.M + GUARD, lo, 1);
-  const bits = new Uint32Array(C.buffer);
-  // beta = 0: C must not be read (a NaN there would leak into the result); padding and guard are sentinels
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < ldc; j++) if (j >= c.N || c.beta === 0) bits[i * ldc + j] = SENTINEL;
-  }
-  for (let g = 0; g < GUARD; g++) bits[ldc * c.M + g] = SENTINEL;
-  const bias = c.bias ? r.f32(c.N, c.positive ? 0.5 : -1, c.positive ? 1.5 : 1) : null;
-  return { lda, ldb, ldc, A, B, C, bias };
-}
 
 /** Run gemm on a runtime; returns C (with its guard band) after the call. */
 function runGemm(rt: Runtime, c: GemmCase, d: GemmData, A = d.A, B = d.B, act = c.act, alpha = c.alpha): Float32Array {
@@ -112,74 +49,16 @@ function runGemm(rt: Runtime, c: GemmCase, d: GemmData, A = d.A, B = d.B, act = 
   rt.k.gemm(c.M, c.N, c.K, a, d.lda, c.transA, b, d.ldb, c.transB, cp, d.ldc, bias, alpha, c.beta, act);
   const out = h.f32(cp, d.C.length).slice();
   // inputs are read-only
-  if (!sameBits(h.f32(a, A.length), A)) expect.fail(`${rt.backend} ${label(c)}: modified A`);
-  if (!sameBits(h.f32(b, B.length), B)) expect.fail(`${rt.backend} ${label(c)}: modified B`);
+  if (!sameBits(h.f32(a, A.length), A)) expect.fail(`${rt.backend} ${gemmLabel(c)}: modified A`);
+  if (!sameBits(h.f32(b, B.length), B)) expect.fail(`${rt.backend} ${gemmLabel(c)}: modified B`);
   h.release(mark);
   return out;
-}
-
-/** Reference results: C with the activation, the pre-activation values, and the per-element bound. */
-function gemmOracle(c: GemmCase, d: GemmData) {
-  const want = runGemm(ref, c, d);
-  const pre = c.act === Act.none ? want : runGemm(ref, c, d, d.A, d.B, Act.none);
-  // Σ_p |A_ip·B_pj| via the oracle on |A|, |B| (beta = 0, no bias: reuse a zeroed C)
-  const mag = runGemm(
-    ref,
-    { ...c, beta: 0, act: Act.none },
-    { ...d, bias: null },
-    absArr(d.A),
-    absArr(d.B),
-    Act.none,
-    1,
-  );
-  return { want, pre, mag };
-}
-
-/** Check one wasm result against the oracle, element by element, and the untouched padding. */
-function checkGemm(got: Float32Array, c: GemmCase, d: GemmData, o: ReturnType<typeof gemmOracle>, who: string) {
-  const gotBits = new Uint32Array(got.buffer);
-  const cBits = new Uint32Array(d.C.buffer);
-  for (let i = 0; i < c.M; i++) {
-    for (let j = c.N; j < d.ldc; j++) {
-      if (gotBits[i * d.ldc + j] !== cBits[i * d.ldc + j]) {
-        expect.fail(`${who} ${label(c)}: wrote C padding at row ${i}, column ${j}`);
-      }
-    }
-  }
-  for (let g = 0; g < GUARD; g++) {
-    if (gotBits[d.ldc * c.M + g] !== SENTINEL) expect.fail(`${who} ${label(c)}: wrote ${g} floats past C`);
-  }
-  const sqrtK = Math.sqrt(Math.max(c.K, 1));
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < c.N; j++) {
-      const at = i * d.ldc + j;
-      const g = got[at]!,
-        w = o.want[at]!,
-        v = o.pre[at]!;
-      const terms =
-        Math.abs(c.alpha) * o.mag[at]! +
-        (d.bias ? Math.abs(d.bias[j]!) : 0) +
-        (c.beta ? Math.abs(c.beta * d.C[at]!) : 0);
-      const tolPre = 16 * EPS * sqrtK * terms + 1e-30;
-      let tol = tolPre;
-      if (c.act !== Act.none) {
-        // how far the activation moves over [v − tol, v + tol], plus its own f32 rounding
-        const f = applyAct(v, c.act);
-        const spread = Math.max(Math.abs(applyAct(v + tolPre, c.act) - f), Math.abs(applyAct(v - tolPre, c.act) - f));
-        tol = spread + 2e-6 * Math.abs(f) + 1e-7;
-      }
-      const ok = Number.isNaN(w) ? Number.isNaN(g) : Math.abs(g - w) <= tol;
-      if (!ok) {
-        expect.fail(`${who} ${label(c)}: C[${i},${j}] = ${g}, ref ${w} (|diff| ${Math.abs(g - w)} > tol ${tol})`);
-      }
-    }
-  }
 }
 
 /** Run a case on the oracle and every wasm build. */
 function gemmParity(c: GemmCase, seed: number) {
   const d = makeGemmData(c, rng(seed));
-  const o = gemmOracle(c, d);
+  const o = gemmOracle(c, d, (c2, d2, A, B, act, alpha) => runGemm(ref, c2, d2, A, B, act, alpha));
   for (const rt of wasm) checkGemm(runGemm(rt, c, d), c, d, o, rt.backend);
 }
 

@@ -10,7 +10,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 // the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { Act, BinOp, RedOp } from "../src/kernels.js";
-import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
+import { createRefRuntime, type Runtime } from "../src/runtime.js";
+import { wasmBuilds } from "./wasm-builds.js";
 
 type Arr = Float32Array | Int32Array | Uint8Array;
 type Ptrs = Record<string, number>;
@@ -21,10 +22,7 @@ const ref = createRefRuntime();
 const wasm: Runtime[] = [];
 
 beforeAll(async () => {
-  await init({ backend: "wasm-simd" });
-  wasm.push(createRuntime());
-  await init({ backend: "wasm-relaxed" });
-  wasm.push(createRuntime());
+  wasm.push(...(await wasmBuilds()));
   expect(wasm.map((r) => r.backend)).toEqual(["wasm-simd", "wasm-relaxed"]);
 });
 

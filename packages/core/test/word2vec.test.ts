@@ -6,16 +6,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 // the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
 import { mulberry32 as rng } from "../../../tools/test-utils/src/prng.js";
-import { createRefRuntime, createRuntime, init, type Runtime } from "../src/runtime.js";
+import { createRefRuntime, type Runtime } from "../src/runtime.js";
+import { wasmBuilds } from "./wasm-builds.js";
 
 const ref = createRefRuntime();
 const wasm: Runtime[] = [];
 
 beforeAll(async () => {
-  await init({ backend: "wasm-simd" });
-  wasm.push(createRuntime());
-  await init({ backend: "wasm-relaxed" });
-  wasm.push(createRuntime());
+  wasm.push(...(await wasmBuilds()));
 });
 
 interface Problem {
