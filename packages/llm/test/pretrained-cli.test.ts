@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, init, ParseError, WeightsError, writeSafetensors } from "@wasmformer/core";
+import { gpt2TokenizerJson } from "@wasmformer/test-utils/tokenizer";
 import { BYTE_TO_CHAR } from "@wasmformer/text";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
@@ -41,34 +42,13 @@ function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: bool
   if (opts.tokenizerJson) {
     writeFileSync(
       join(dir, "tokenizer.json"),
-      JSON.stringify({
-        version: "1.0",
-        added_tokens: [
-          {
-            id: V - 1,
-            content: "<|endoftext|>",
-            single_word: false,
-            lstrip: false,
-            rstrip: false,
-            normalized: true,
-            special: true,
-          },
-        ],
-        normalizer: null,
-        pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-        post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
-        decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-        model: {
-          type: "BPE",
-          dropout: null,
-          unk_token: null,
-          continuing_subword_prefix: "",
-          end_of_word_suffix: "",
-          fuse_unk: false,
+      JSON.stringify(
+        gpt2TokenizerJson(
           vocab,
-          merges: MERGES.map((m) => m.join(" ")),
-        },
-      }),
+          MERGES.map((m) => m.join(" ")),
+          V - 1,
+        ),
+      ),
     );
   } else {
     writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { ParseError } from "@wasmformer/core";
+import { gpt2TokenizerJson } from "@wasmformer/test-utils/tokenizer";
 import { getEncoding } from "js-tiktoken";
 import { describe, expect, it } from "vitest";
 import { SubwordTokenizer } from "../src/subword-tokenizer.js";
@@ -12,41 +13,6 @@ import { parityCorpus } from "./corpus.js";
 import { gpt2Files } from "./gpt2-from-tiktoken.js";
 
 const TINY = readFileSync(join(__dirname, "fixtures/tiny-bytelevel-tokenizer.json"), "utf8");
-
-/** A HF tokenizer.json for GPT-2 built from vocab + merges (the layout of gpt2/tokenizer.json). */
-export function gpt2TokenizerJson(vocab: Record<string, number>, merges: string[]): Record<string, unknown> {
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [
-      {
-        id: 50256,
-        content: "<|endoftext|>",
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: true,
-        special: true,
-      },
-    ],
-    normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: "",
-      end_of_word_suffix: "",
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges,
-    },
-  };
-}
 
 describe("GPT-2 byte-level BPE vs js-tiktoken r50k_base", () => {
   const files = gpt2Files();
