@@ -421,6 +421,48 @@ export interface StackOptions extends TransformerLayerOptions {
   norm?: boolean;
 }
 
+/** A stack's layers `layers.{i}.*` (built by `make`) and its optional final `norm.*`. */
+function buildStack<L>(
+  scope: WeightScope,
+  opts: StackOptions,
+  make: (s: WeightScope) => L,
+): { layers: L[]; norm: LayerNorm | undefined } {
+  if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
+    throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
+  const ls = scope.pp("layers");
+  const layers = Array.from({ length: opts.numLayers }, (_, i) => make(ls.pp(i)));
+  const norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
+  return { layers, norm };
+}
+
+/**
+ * Run `n` layers from `x` to `out` (`[rows, d]`; x is never written): `layer(i, src, dst)` runs
+ * layer i, ping-ponging through one spare buffer so that the last layer writes `out`; then the
+ * final norm in place.
+ */
+function runStack(
+  rt: Runtime,
+  n: number,
+  norm: LayerNorm | undefined,
+  x: number,
+  out: number,
+  rows: number,
+  d: number,
+  layer: (i: number, src: number, dst: number) => void,
+): void {
+  const m = rt.heap.mark();
+  const spare = n > 1 ? rt.heap.allocF32(rows * d) : 0;
+  let cur = x;
+  for (let i = 0; i < n; i++) {
+    const dst = (n - 1 - i) % 2 === 0 ? out : spare;
+    layer(i, cur, dst);
+    cur = dst;
+  }
+  if (n === 0) copyRows(rt, x, out, rows, d);
+  if (norm) norm.run(out, rows, out);
+  rt.heap.release(m);
+}
+
 /** `torch.nn.TransformerEncoder`: `layers.{i}.*` and an optional final `norm.*`. */
 export class TransformerEncoder {
   readonly rt: Runtime;
@@ -430,33 +472,19 @@ export class TransformerEncoder {
   readonly nhead: number;
 
   constructor(scope: WeightScope, opts: StackOptions) {
-    if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
-      throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
+    const stack = buildStack(scope, opts, (s) => new TransformerEncoderLayer(s, opts));
+    this.layers = stack.layers;
+    this.norm = stack.norm;
     this.rt = scope.rt;
     this.dModel = opts.dModel;
     this.nhead = opts.nhead;
-    const ls = scope.pp("layers");
-    this.layers = Array.from({ length: opts.numLayers }, (_, i) => new TransformerEncoderLayer(ls.pp(i), opts));
-    this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   }
 
   /** Pointer form: `out [B, S, d]` (must not alias x); `weights[i]`: layer i's `[B, H, S, S]` weights, or 0. */
   run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number, weights: readonly number[] = []): void {
-    const { rt, dModel: d } = this;
-    const rows = B * S;
-    const m = rt.heap.mark();
-    let cur = x;
-    const spare = this.layers.length > 1 ? rt.heap.allocF32(rows * d) : 0;
-    this.layers.forEach((layer, i) => {
-      // ping-pong so that the last layer writes `out`
-      const left = this.layers.length - 1 - i;
-      const dst = left % 2 === 0 ? out : spare;
-      layer.run(cur, B, S, masks, dst, weights[i] ?? 0);
-      cur = dst;
-    });
-    if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
-    if (this.norm) this.norm.run(out, rows, out);
-    rt.heap.release(m);
+    runStack(this.rt, this.layers.length, this.norm, x, out, B * S, this.dModel, (i, src, dst) =>
+      this.layers[i].run(src, B, S, masks, dst, weights[i] ?? 0),
+    );
   }
 
   /** `src [B, S, d]` → `[B, S, d]`; with `needWeights: true`, `{ output, weights }` (one `[B, H, S, S]` per layer). */
@@ -510,14 +538,12 @@ export class TransformerDecoder {
   readonly nhead: number;
 
   constructor(scope: WeightScope, opts: StackOptions) {
-    if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
-      throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
+    const stack = buildStack(scope, opts, (s) => new TransformerDecoderLayer(s, opts));
+    this.layers = stack.layers;
+    this.norm = stack.norm;
     this.rt = scope.rt;
     this.dModel = opts.dModel;
     this.nhead = opts.nhead;
-    const ls = scope.pp("layers");
-    this.layers = Array.from({ length: opts.numLayers }, (_, i) => new TransformerDecoderLayer(ls.pp(i), opts));
-    this.norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   }
 
   /** Pointer form: `out [B, T, d]` (must not alias x or memory); per-layer weight pointers (or 0) optional. */
@@ -532,20 +558,9 @@ export class TransformerDecoder {
     selfWeights: readonly number[] = [],
     crossWeights: readonly number[] = [],
   ): void {
-    const { rt, dModel: d } = this;
-    const rows = B * T;
-    const m = rt.heap.mark();
-    let cur = x;
-    const spare = this.layers.length > 1 ? rt.heap.allocF32(rows * d) : 0;
-    this.layers.forEach((layer, i) => {
-      const left = this.layers.length - 1 - i;
-      const dst = left % 2 === 0 ? out : spare;
-      layer.run(cur, memory, B, T, S, masks, dst, selfWeights[i] ?? 0, crossWeights[i] ?? 0);
-      cur = dst;
-    });
-    if (this.layers.length === 0) copyRows(rt, x, out, rows, d);
-    if (this.norm) this.norm.run(out, rows, out);
-    rt.heap.release(m);
+    runStack(this.rt, this.layers.length, this.norm, x, out, B * T, this.dModel, (i, src, dst) =>
+      this.layers[i].run(src, memory, B, T, S, masks, dst, selfWeights[i] ?? 0, crossWeights[i] ?? 0),
+    );
   }
 
   /** KV caches of every layer (see `TransformerDecoderLayer.createCache`). */
@@ -562,18 +577,9 @@ export class TransformerDecoder {
     memMasks: AttnMaskPtrs,
     out: number,
   ): void {
-    const { rt, dModel: d } = this;
-    const m = rt.heap.mark();
-    const spare = this.layers.length > 1 ? rt.heap.allocF32(B * d) : 0;
-    let cur = x;
-    this.layers.forEach((layer, i) => {
-      const dst = (this.layers.length - 1 - i) % 2 === 0 ? out : spare;
-      layer.step(cur, pos, caches[i], B, memMasks, dst);
-      cur = dst;
-    });
-    if (this.layers.length === 0) copyRows(rt, x, out, B, d);
-    if (this.norm) this.norm.run(out, B, out);
-    rt.heap.release(m);
+    runStack(this.rt, this.layers.length, this.norm, x, out, B, this.dModel, (i, src, dst) =>
+      this.layers[i].step(src, pos, caches[i], B, memMasks, dst),
+    );
   }
 
   /** `tgt [B, T, d]`, `memory [B, S, d]` → `[B, T, d]`; with `needWeights: true`, per-layer weights too. */
