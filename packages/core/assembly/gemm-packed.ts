@@ -13,7 +13,7 @@
 //   front to back, keeping M×8 sums per panel in registers and adding each K block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
-  KC, MC, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, epi4, kernel, packA, packBBlock, packedA, tileBuf,
+  KC, MCP, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, epi4, kernel, packA, packBBlock, packedA, tileBuf,
 } from "./gemm";
 
 /** Floats a packed K×N operand occupies: ⌈N/8⌉·8·K (0 when K or N ≤ 0). */
@@ -252,7 +252,7 @@ export function gemmPacked(
   // slice of panel q of K block pc starts at float pc·N8 + q·kc·8 = pc·N8 + (column j = 8q)·kc
   const n8 = <usize>((N + NR - 1) / NR * NR);
   const kcMax = KC;
-  const mcMax = blockSize(M, MC, MR);
+  const mcMax = blockSize(M, MCP, MR);
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += kcMax) {

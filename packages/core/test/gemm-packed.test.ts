@@ -240,13 +240,14 @@ describe("gemmPacked", () => {
     }
   });
 
-  it("several K blocks, M blocks and N blocks (K > 256, M > 144, N > 1024)", () => {
+  it("several K blocks, M blocks and N blocks (K > 256, M > 240, N > 1024)", () => {
     let s = 0;
     for (const transA of [0, 1]) {
       for (const transB of [0, 1]) {
         const c = { ...base, transA, transB, padA: 3, padB: 5, padC: 1, bias: true, beta: 1, act: Act.gelu };
         parity({ ...c, M: 25, N: 37, K: 520 }, 900 + s++);
         parity({ ...c, M: 151, N: 20, K: 40 }, 900 + s++);
+        parity({ ...c, M: 251, N: 19, K: 33 }, 900 + s++); // 2 M blocks of gemmPacked (MCP = 40·MR ≤ 240)
         parity({ ...c, M: 7, N: 1030, K: 30 }, 900 + s++);
         parity({ ...c, M: 3, N: 1030, K: 520 }, 900 + s++);
       }
