@@ -3,10 +3,10 @@
  * tokenizer.json or vocab.json + merges.txt), stream generated tokens, and read the self-attention
  * weights of a sentence for the attention page.
  */
-import { AbortError, ConfigError, openSafetensors } from "@wasmformer/core";
-import { fromSubwordTokenizer, GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
-import { SubwordTokenizer } from "@wasmformer/text";
+import { ConfigError, openSafetensors } from "@wasmformer/core";
+import { GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
 import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { drainStream, folderTokenizer, RunSlot } from "./generation.js";
 
 export interface Gpt2Info {
   layers: number;
@@ -48,21 +48,7 @@ export interface AttentionResult {
 
 let model: GPT2LMHeadModel | undefined;
 let tokenizer: Tokenizer | undefined;
-let controller: AbortController | undefined;
-
-async function loadTokenizer(files: Record<string, Blob>): Promise<Tokenizer> {
-  if (files["tokenizer.json"]) {
-    return fromSubwordTokenizer(
-      SubwordTokenizer.fromTokenizerJson(await files["tokenizer.json"].text(), "tokenizer.json"),
-    );
-  }
-  if (files["vocab.json"] && files["merges.txt"]) {
-    return fromSubwordTokenizer(
-      SubwordTokenizer.gpt2(await files["vocab.json"].text(), await files["merges.txt"].text()),
-    );
-  }
-  throw new ConfigError("the folder has no tokenizer: add tokenizer.json, or vocab.json and merges.txt");
-}
+const slot = new RunSlot();
 
 export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promise<Gpt2Info> {
   const t0 = performance.now();
@@ -75,7 +61,7 @@ export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promi
   );
   const readMs = performance.now() - t0;
   const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
-  const tok = await loadTokenizer(files);
+  const tok = await folderTokenizer(files);
   const file = await openSafetensors(files["model.safetensors"]);
   let last = 0;
   const m = await GPT2LMHeadModel.fromWeights(config, file, {
@@ -121,12 +107,8 @@ export async function generateText(
   onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
 ): Promise<GenerateStats> {
   const m = need();
-  controller?.abort();
-  const ctl = new AbortController();
-  controller = ctl;
+  const ctl = slot.start();
   const t0 = performance.now();
-  let n = 0;
-  let text = "";
   const it = m.generate(req.prompt, {
     maxNewTokens: req.maxNewTokens,
     temperature: req.temperature,
@@ -134,33 +116,18 @@ export async function generateText(
     seed: req.seed,
     signal: ctl.signal,
   });
-  let finishReason = "length";
   try {
-    for (;;) {
-      const r = await it.next();
-      if (r.done) {
-        finishReason = r.value.finishReasons[0] ?? "length";
-        break;
-      }
-      n++;
-      text += r.value.text;
-      await onToken(r.value.text, (n * 1000) / (performance.now() - t0));
-    }
-  } catch (e) {
-    if (!(e instanceof AbortError)) throw e;
-    finishReason = "stopped";
+    const { tokens, text, finishReason } = await drainStream(it, (c) => c.text, onToken, t0);
+    const ms = performance.now() - t0;
+    return { tokens, ms, tokensPerSecond: (tokens * 1000) / ms, text, finishReason };
   } finally {
-    if (controller === ctl) controller = undefined;
+    slot.end(ctl);
   }
-  const ms = performance.now() - t0;
-  return { tokens: n, ms, tokensPerSecond: (n * 1000) / ms, text, finishReason };
 }
 
 /** Stop the running generation (it ends after the current token). */
 export function stopGeneration(): boolean {
-  if (!controller) return false;
-  controller.abort(new Error("stopped by the user"));
-  return true;
+  return slot.stop();
 }
 
 /** Per-layer, per-head self-attention weights of a sentence. */

@@ -4,12 +4,11 @@
  * preprocessed with ViT's defaults at the vision tower's image size), encode an image once, and stream
  * answers to questions about it.
  */
-import { AbortError, ConfigError, InputError, openSafetensors } from "@wasmformer/core";
-import { fromSubwordTokenizer, type Tokenizer } from "@wasmformer/llm";
-import { SubwordTokenizer } from "@wasmformer/text";
+import { ConfigError, InputError, openSafetensors } from "@wasmformer/core";
 import { sniffFormat } from "@wasmformer/vit";
 import { type ImageFeatures, VisionLanguageModel } from "@wasmformer/vlm";
 import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { drainStream, folderTokenizer, RunSlot } from "./generation.js";
 
 export interface VlmInfo {
   queries: number;
@@ -42,21 +41,7 @@ export interface AskResult {
 
 let model: VisionLanguageModel | undefined;
 let features: { key: string; f: ImageFeatures } | undefined;
-let controller: AbortController | undefined;
-
-async function tokenizerOf(files: Record<string, Blob>): Promise<Tokenizer> {
-  if (files["tokenizer.json"]) {
-    return fromSubwordTokenizer(
-      SubwordTokenizer.fromTokenizerJson(await files["tokenizer.json"].text(), "tokenizer.json"),
-    );
-  }
-  if (files["vocab.json"] && files["merges.txt"]) {
-    return fromSubwordTokenizer(
-      SubwordTokenizer.gpt2(await files["vocab.json"].text(), await files["merges.txt"].text()),
-    );
-  }
-  throw new ConfigError("the folder has no tokenizer: add tokenizer.json, or vocab.json and merges.txt");
-}
+const slot = new RunSlot();
 
 export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promise<VlmInfo> {
   const t0 = performance.now();
@@ -70,7 +55,7 @@ export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promis
   );
   const readMs = performance.now() - t0;
   const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
-  const tokenizer = await tokenizerOf(files);
+  const tokenizer = await folderTokenizer(files);
   const blob = files["model.safetensors"];
   onProgress({ stage: "copying the weights into the heaps", loaded: 0, total: blob.size });
   const file = await openSafetensors(blob);
@@ -124,9 +109,7 @@ export async function askVlm(
   const m = model;
   if (!m) throw new ConfigError("no vision-language model is loaded: load a checkpoint folder first");
   if (!req.question.trim()) throw new InputError("ask a question");
-  controller?.abort();
-  const ctl = new AbortController();
-  controller = ctl;
+  const ctl = slot.start();
   const t0 = performance.now();
   // the image is encoded once; asking again about the same picture reuses its features
   if (!features || features.key !== imageKey) {
@@ -135,9 +118,6 @@ export async function askVlm(
   }
   const imageMs = performance.now() - t0;
   const t1 = performance.now();
-  let n = 0;
-  let answer = "";
-  let finishReason = "length";
   const it = m.generate(features.f, req.question, {
     maxNewTokens: req.maxNewTokens,
     temperature: req.temperature,
@@ -146,28 +126,21 @@ export async function askVlm(
     signal: ctl.signal,
   });
   try {
-    for (;;) {
-      const r = await it.next();
-      if (r.done) {
-        finishReason = r.value.finishReasons[0] ?? "length";
-        break;
-      }
-      n++;
-      answer += r.value.answer;
-      if (r.value.answer) await onToken(r.value.answer, (n * 1000) / (performance.now() - t1));
-    }
-  } catch (e) {
-    if (!(e instanceof AbortError)) throw e;
-    finishReason = "stopped";
+    // steps with no visible answer text are not sent
+    const { tokens, text, finishReason } = await drainStream(
+      it,
+      (c) => c.answer,
+      (piece, tps) => (piece ? onToken(piece, tps) : undefined),
+      t1,
+    );
+    const ms = performance.now() - t0;
+    const tokensPerSecond = (tokens * 1000) / (performance.now() - t1);
+    return { answer: text, tokens, imageMs, ms, tokensPerSecond, finishReason };
   } finally {
-    if (controller === ctl) controller = undefined;
+    slot.end(ctl);
   }
-  const ms = performance.now() - t0;
-  return { answer, tokens: n, imageMs, ms, tokensPerSecond: (n * 1000) / (performance.now() - t1), finishReason };
 }
 
 export function stopVlm(): boolean {
-  if (!controller) return false;
-  controller.abort(new Error("stopped by the user"));
-  return true;
+  return slot.stop();
 }
