@@ -8,6 +8,7 @@ import { folderLoader } from "../loader.js";
 import type { Gpt2Info } from "../tasks/gpt2.js";
 import { clear, fmtBytes, h, showError, statusLine } from "../ui.js";
 import type { Page } from "./index.js";
+import { samplingControls } from "./sampling.js";
 
 /** Loaded-model state shared by the generation and attention pages (one GPT-2 in the worker). */
 export const gpt2State = {
@@ -41,10 +42,7 @@ export const generatePage: Page = {
   title: "Text generation",
   mount(root) {
     const prompt = h("textarea", { id: "gen-prompt", rows: 3 }, "The meaning of life is");
-    const maxNew = h("input", { id: "gen-max", type: "number", value: 40, min: 1, max: 1024, size: 5 });
-    const temp = h("input", { id: "gen-temp", type: "number", value: 0, min: 0, step: 0.1, size: 4 });
-    const topK = h("input", { id: "gen-topk", type: "number", value: 0, min: 0, size: 4 });
-    const seed = h("input", { id: "gen-seed", type: "number", value: 42, size: 6 });
+    const sampling = samplingControls("gen", { seed: 42, seedSize: 6, maxLimit: 1024 });
     const out = h("div", { class: "stream", id: "gen-out" });
     const rate = h("span", { id: "gen-rate", class: "muted" });
     const status = statusLine();
@@ -78,13 +76,7 @@ export const generatePage: Page = {
       try {
         const r = await compute.run((api) =>
           api.generate(
-            {
-              prompt: p,
-              maxNewTokens: Number(maxNew.value),
-              temperature: Number(temp.value),
-              topK: Number(topK.value),
-              seed: Number(seed.value),
-            },
+            { prompt: p, ...sampling.read() },
             proxy((text: string, tps: number) => {
               gen.append(text);
               rate.textContent = `${tps.toFixed(1)} tokens/s`;
@@ -113,14 +105,7 @@ export const generatePage: Page = {
         "div",
         { class: "card form" },
         h("label", {}, "Prompt", prompt),
-        h(
-          "div",
-          { class: "row" },
-          h("label", {}, "max new tokens ", maxNew),
-          h("label", {}, "temperature (0 = greedy) ", temp),
-          h("label", {}, "top-k ", topK),
-          h("label", {}, "seed ", seed),
-        ),
+        sampling.row,
         h("div", { class: "actions" }, run, stop, cancel, rate),
         status.el,
         err,

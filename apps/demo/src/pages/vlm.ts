@@ -8,6 +8,7 @@ import { folderLoader } from "../loader.js";
 import type { VlmInfo } from "../tasks/vlm.js";
 import { clear, h, showError, statusLine } from "../ui.js";
 import type { Page } from "./index.js";
+import { samplingControls } from "./sampling.js";
 
 export const vlmPage: Page = {
   id: "vlm",
@@ -21,10 +22,7 @@ export const vlmPage: Page = {
     const preview = h("img", { id: "vlm-preview", alt: "", width: 160 });
     const drop = h("div", { class: "drop", id: "vlm-drop" }, "…or drop an image here");
     const question = h("input", { id: "vlm-question", size: 60, value: "What is in the picture?" });
-    const maxNew = h("input", { id: "vlm-max", type: "number", value: 40, min: 1, size: 5 });
-    const temp = h("input", { id: "vlm-temp", type: "number", value: 0, min: 0, step: 0.1, size: 4 });
-    const topK = h("input", { id: "vlm-topk", type: "number", value: 0, min: 0, size: 4 });
-    const seed = h("input", { id: "vlm-seed", type: "number", value: 1, size: 5 });
+    const sampling = samplingControls("vlm", { seed: 1, seedSize: 5 });
     const ask = h("button", { id: "vlm-ask", disabled: true }, "Ask");
     const stop = h("button", { id: "vlm-stop", disabled: true }, "Stop");
     const rate = h("span", { id: "vlm-rate", class: "muted" });
@@ -66,13 +64,7 @@ export const vlmPage: Page = {
           api.askVlm(
             image as Blob,
             imageKey,
-            {
-              question: question.value,
-              maxNewTokens: Number(maxNew.value),
-              temperature: Number(temp.value),
-              topK: Number(topK.value),
-              seed: Number(seed.value),
-            },
+            { question: question.value, ...sampling.read() },
             proxy((text: string, tps: number) => {
               out.append(text);
               rate.textContent = `${tps.toFixed(1)} tokens/s`;
@@ -117,14 +109,7 @@ export const vlmPage: Page = {
         "div",
         { class: "card form" },
         h("label", {}, "Question", question),
-        h(
-          "div",
-          { class: "row" },
-          h("label", {}, "max new tokens ", maxNew),
-          h("label", {}, "temperature (0 = greedy) ", temp),
-          h("label", {}, "top-k ", topK),
-          h("label", {}, "seed ", seed),
-        ),
+        sampling.row,
         h("div", { class: "actions" }, ask, stop, rate),
         status.el,
         err,
