@@ -93,6 +93,85 @@ export interface ViTWeights {
 /** Which checkpoint naming a source uses. */
 export type Naming = "hf" | "timm";
 
+/** Checkpoint names of the parameters outside the encoder layers. */
+interface TopNames {
+  cls: string;
+  pos: string;
+  patchW: string;
+  patchB: string;
+  lnW: string;
+  lnB: string;
+  /** HF only */
+  pooler?: { w: string; b: string };
+  headW: string;
+  headB: string;
+}
+
+/** Checkpoint names of one encoder layer's parameters (q, k, v: three HF tensors, or timm's one fused `qkv`). */
+type LayerNames = Record<Exclude<keyof LayerPtrs, "qkvW" | "qkvB">, string> & { qkvW: string[]; qkvB: string[] };
+
+function topNames(naming: Naming, P: string): TopNames {
+  if (naming === "hf") {
+    return {
+      cls: `${P}embeddings.cls_token`,
+      pos: `${P}embeddings.position_embeddings`,
+      patchW: `${P}embeddings.patch_embeddings.projection.weight`,
+      patchB: `${P}embeddings.patch_embeddings.projection.bias`,
+      lnW: `${P}layernorm.weight`,
+      lnB: `${P}layernorm.bias`,
+      pooler: { w: `${P}pooler.dense.weight`, b: `${P}pooler.dense.bias` },
+      headW: "classifier.weight",
+      headB: "classifier.bias",
+    };
+  }
+  return {
+    cls: "cls_token",
+    pos: "pos_embed",
+    patchW: "patch_embed.proj.weight",
+    patchB: "patch_embed.proj.bias",
+    lnW: "norm.weight",
+    lnB: "norm.bias",
+    headW: "head.weight",
+    headB: "head.bias",
+  };
+}
+
+function layerNames(naming: Naming, P: string, i: number): LayerNames {
+  if (naming === "hf") {
+    const L = `${P}encoder.layer.${i}.`;
+    const qkv = ["query", "key", "value"].map((q) => `${L}attention.attention.${q}.`);
+    return {
+      ln1W: `${L}layernorm_before.weight`,
+      ln1B: `${L}layernorm_before.bias`,
+      qkvW: qkv.map((q) => `${q}weight`),
+      qkvB: qkv.map((q) => `${q}bias`),
+      projW: `${L}attention.output.dense.weight`,
+      projB: `${L}attention.output.dense.bias`,
+      ln2W: `${L}layernorm_after.weight`,
+      ln2B: `${L}layernorm_after.bias`,
+      fc1W: `${L}intermediate.dense.weight`,
+      fc1B: `${L}intermediate.dense.bias`,
+      fc2W: `${L}output.dense.weight`,
+      fc2B: `${L}output.dense.bias`,
+    };
+  }
+  const L = `blocks.${i}.`;
+  return {
+    ln1W: `${L}norm1.weight`,
+    ln1B: `${L}norm1.bias`,
+    qkvW: [`${L}attn.qkv.weight`],
+    qkvB: [`${L}attn.qkv.bias`],
+    projW: `${L}attn.proj.weight`,
+    projB: `${L}attn.proj.bias`,
+    ln2W: `${L}norm2.weight`,
+    ln2B: `${L}norm2.bias`,
+    fc1W: `${L}mlp.fc1.weight`,
+    fc1B: `${L}mlp.fc1.bias`,
+    fc2W: `${L}mlp.fc2.weight`,
+    fc2B: `${L}mlp.fc2.bias`,
+  };
+}
+
 /** The names (and shapes) a checkpoint must hold for this config. */
 function expectedNames(
   cfg: ViTConfig,
@@ -108,64 +187,38 @@ function expectedNames(
   const T = g0[0] * g0[1] + 1;
   const w: ExpectedTensor[] = [];
   const add = (name: string, shape: number[], optional = false) => w.push({ name, shape, optional });
-  const headOpt = head === "optional";
-  if (naming === "hf") {
-    const P = prefix;
-    add(`${P}embeddings.cls_token`, [1, 1, D]);
-    add(`${P}embeddings.position_embeddings`, [1, T, D]);
-    add(`${P}embeddings.patch_embeddings.projection.weight`, [D, C, p, p]);
-    add(`${P}embeddings.patch_embeddings.projection.bias`, [D]);
-    for (let i = 0; i < cfg.num_hidden_layers; i++) {
-      const L = `${P}encoder.layer.${i}.`;
-      add(`${L}layernorm_before.weight`, [D]);
-      add(`${L}layernorm_before.bias`, [D]);
-      for (const q of ["query", "key", "value"]) {
-        add(`${L}attention.attention.${q}.weight`, [D, D]);
-        if (cfg.qkv_bias) add(`${L}attention.attention.${q}.bias`, [D]);
-      }
-      add(`${L}attention.output.dense.weight`, [D, D]);
-      add(`${L}attention.output.dense.bias`, [D]);
-      add(`${L}layernorm_after.weight`, [D]);
-      add(`${L}layernorm_after.bias`, [D]);
-      add(`${L}intermediate.dense.weight`, [I, D]);
-      add(`${L}intermediate.dense.bias`, [I]);
-      add(`${L}output.dense.weight`, [D, I]);
-      add(`${L}output.dense.bias`, [D]);
-    }
-    add(`${P}layernorm.weight`, [D]);
-    add(`${P}layernorm.bias`, [D]);
-    add(`${P}pooler.dense.weight`, [D, D], true);
-    add(`${P}pooler.dense.bias`, [D], true);
-    if (head !== "none") {
-      add("classifier.weight", [cfg.num_labels, D], headOpt);
-      add("classifier.bias", [cfg.num_labels], headOpt);
-    }
-  } else {
-    add("cls_token", [1, 1, D]);
-    add("pos_embed", [1, T, D]);
-    add("patch_embed.proj.weight", [D, C, p, p]);
-    add("patch_embed.proj.bias", [D]);
-    for (let i = 0; i < cfg.num_hidden_layers; i++) {
-      const L = `blocks.${i}.`;
-      add(`${L}norm1.weight`, [D]);
-      add(`${L}norm1.bias`, [D]);
-      add(`${L}attn.qkv.weight`, [3 * D, D]);
-      if (cfg.qkv_bias) add(`${L}attn.qkv.bias`, [3 * D]);
-      add(`${L}attn.proj.weight`, [D, D]);
-      add(`${L}attn.proj.bias`, [D]);
-      add(`${L}norm2.weight`, [D]);
-      add(`${L}norm2.bias`, [D]);
-      add(`${L}mlp.fc1.weight`, [I, D]);
-      add(`${L}mlp.fc1.bias`, [I]);
-      add(`${L}mlp.fc2.weight`, [D, I]);
-      add(`${L}mlp.fc2.bias`, [D]);
-    }
-    add("norm.weight", [D]);
-    add("norm.bias", [D]);
-    if (head !== "none") {
-      add("head.weight", [cfg.num_labels, D], headOpt);
-      add("head.bias", [cfg.num_labels], headOpt);
-    }
+  const t = topNames(naming, prefix);
+  add(t.cls, [1, 1, D]);
+  add(t.pos, [1, T, D]);
+  add(t.patchW, [D, C, p, p]);
+  add(t.patchB, [D]);
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const n = layerNames(naming, prefix, i);
+    add(n.ln1W, [D]);
+    add(n.ln1B, [D]);
+    const rows = (3 * D) / n.qkvW.length; // [D, D] each of q, k, v, or [3D, D] fused
+    n.qkvW.forEach((name, j) => {
+      add(name, [rows, D]);
+      if (cfg.qkv_bias) add(n.qkvB[j], [rows]);
+    });
+    add(n.projW, [D, D]);
+    add(n.projB, [D]);
+    add(n.ln2W, [D]);
+    add(n.ln2B, [D]);
+    add(n.fc1W, [I, D]);
+    add(n.fc1B, [I]);
+    add(n.fc2W, [D, I]);
+    add(n.fc2B, [D]);
+  }
+  add(t.lnW, [D]);
+  add(t.lnB, [D]);
+  if (t.pooler) {
+    add(t.pooler.w, [D, D], true);
+    add(t.pooler.b, [D], true);
+  }
+  if (head !== "none") {
+    add(t.headW, [cfg.num_labels, D], head === "optional");
+    add(t.headB, [cfg.num_labels], head === "optional");
   }
   return w;
 }
@@ -200,16 +253,14 @@ export async function loadWeights(
   const { faults, fit: tensors } = await checkTensors(src, wants, {
     ignore: (n) => ignorable(n, naming, prefix, head),
   });
+  const t = topNames(naming, prefix);
   // a pooler comes as a pair or not at all
-  const pw = `${prefix}pooler.dense.weight`;
-  const pb = `${prefix}pooler.dense.bias`;
-  if (naming === "hf" && tensors.has(pw) !== tensors.has(pb) && !faults.messages.some((f) => f.includes("pooler"))) {
-    faults.addMissing(tensors.has(pw) ? pb : pw, undefined, "the pooler needs both weight and bias");
+  const pl = t.pooler;
+  if (pl && tensors.has(pl.w) !== tensors.has(pl.b) && !faults.messages.some((f) => f.includes("pooler"))) {
+    faults.addMissing(tensors.has(pl.w) ? pl.b : pl.w, undefined, "the pooler needs both weight and bias");
   }
-  const hw = naming === "hf" ? "classifier.weight" : "head.weight";
-  const hb = naming === "hf" ? "classifier.bias" : "head.bias";
-  if (head === "optional" && tensors.has(hw) !== tensors.has(hb)) {
-    faults.addMissing(tensors.has(hw) ? hb : hw, undefined, "the classifier needs both weight and bias");
+  if (head === "optional" && tensors.has(t.headW) !== tensors.has(t.headB)) {
+    faults.addMissing(tensors.has(t.headW) ? t.headB : t.headW, undefined, "the classifier needs both weight and bias");
   }
   faults.throwIfAny(
     `ViT config (hidden_size ${cfg.hidden_size}, ${cfg.num_hidden_layers} layers, ` +
@@ -218,97 +269,63 @@ export async function loadWeights(
 
   // ---- copy: reserve the total once, then bump-allocate each parameter
   let total = 0;
-  for (const t of tensors.values()) total += Math.ceil((t.shape.reduce((a, b) => a * b, 1) * 4) / 16) * 16;
+  for (const m of tensors.values()) total += Math.ceil((m.shape.reduce((a, b) => a * b, 1) * 4) / 16) * 16;
   heap.reserve(total + 16 * 64);
   const put = async (name: string): Promise<number> => heap.put(await tensorData(src, name));
   const maybe = async (name: string): Promise<number> => (tensors.has(name) ? put(name) : 0);
+  /** One tensor, or several stacked row-wise into one buffer (HF's q; k; v → one [3D, D] weight). */
+  const stacked = async (names: string[], floats: number): Promise<number> => {
+    if (names.length === 1) return put(names[0]);
+    const ptr = heap.allocF32(floats);
+    let off = 0;
+    for (const n of names) {
+      const d = await tensorData(src, n);
+      heap.f32(ptr + off * 4, d.length).set(d);
+      off += d.length;
+    }
+    return ptr;
+  };
   const D = cfg.hidden_size;
+  const clsToken = await put(t.cls);
+  const posEmbed = await put(t.pos);
+  const patchW = await put(t.patchW);
+  const patchB = await put(t.patchB);
   const layers: LayerPtrs[] = [];
-  let w: ViTWeights;
-  if (naming === "hf") {
-    const P = prefix;
-    const clsToken = await put(`${P}embeddings.cls_token`);
-    const posEmbed = await put(`${P}embeddings.position_embeddings`);
-    const patchW = await put(`${P}embeddings.patch_embeddings.projection.weight`);
-    const patchB = await put(`${P}embeddings.patch_embeddings.projection.bias`);
-    for (let i = 0; i < cfg.num_hidden_layers; i++) {
-      const L = `${P}encoder.layer.${i}.attention.attention.`;
-      const ln1W = await put(`${P}encoder.layer.${i}.layernorm_before.weight`);
-      const ln1B = await put(`${P}encoder.layer.${i}.layernorm_before.bias`);
-      // fuse q, k, v: [3D, D] = rows of query; key; value
-      const qkvW = heap.allocF32(3 * D * D);
-      const qkvB = cfg.qkv_bias ? heap.allocF32(3 * D) : 0;
-      for (const [j, q] of ["query", "key", "value"].entries()) {
-        heap.f32(qkvW + j * D * D * 4, D * D).set(await tensorData(src, `${L}${q}.weight`));
-        if (qkvB) heap.f32(qkvB + j * D * 4, D).set(await tensorData(src, `${L}${q}.bias`));
-      }
-      const E = `${P}encoder.layer.${i}.`;
-      layers.push({
-        ln1W,
-        ln1B,
-        qkvW,
-        qkvB,
-        projW: await put(`${E}attention.output.dense.weight`),
-        projB: await put(`${E}attention.output.dense.bias`),
-        ln2W: await put(`${E}layernorm_after.weight`),
-        ln2B: await put(`${E}layernorm_after.bias`),
-        fc1W: await put(`${E}intermediate.dense.weight`),
-        fc1B: await put(`${E}intermediate.dense.bias`),
-        fc2W: await put(`${E}output.dense.weight`),
-        fc2B: await put(`${E}output.dense.bias`),
-      });
-    }
-    w = {
-      clsToken,
-      posEmbed,
-      patchW,
-      patchB,
-      layers,
-      lnW: await put(`${P}layernorm.weight`),
-      lnB: await put(`${P}layernorm.bias`),
-      poolerW: await maybe(pw),
-      poolerB: await maybe(pb),
-      headW: head === "none" ? 0 : await maybe("classifier.weight"),
-      headB: head === "none" ? 0 : await maybe("classifier.bias"),
-      bytes: 0,
-    };
-  } else {
-    const clsToken = await put("cls_token");
-    const posEmbed = await put("pos_embed");
-    const patchW = await put("patch_embed.proj.weight");
-    const patchB = await put("patch_embed.proj.bias");
-    for (let i = 0; i < cfg.num_hidden_layers; i++) {
-      const L = `blocks.${i}.`;
-      layers.push({
-        ln1W: await put(`${L}norm1.weight`),
-        ln1B: await put(`${L}norm1.bias`),
-        qkvW: await put(`${L}attn.qkv.weight`),
-        qkvB: cfg.qkv_bias ? await put(`${L}attn.qkv.bias`) : 0,
-        projW: await put(`${L}attn.proj.weight`),
-        projB: await put(`${L}attn.proj.bias`),
-        ln2W: await put(`${L}norm2.weight`),
-        ln2B: await put(`${L}norm2.bias`),
-        fc1W: await put(`${L}mlp.fc1.weight`),
-        fc1B: await put(`${L}mlp.fc1.bias`),
-        fc2W: await put(`${L}mlp.fc2.weight`),
-        fc2B: await put(`${L}mlp.fc2.bias`),
-      });
-    }
-    w = {
-      clsToken,
-      posEmbed,
-      patchW,
-      patchB,
-      layers,
-      lnW: await put("norm.weight"),
-      lnB: await put("norm.bias"),
-      poolerW: 0,
-      poolerB: 0,
-      headW: head === "none" ? 0 : await maybe("head.weight"),
-      headB: head === "none" ? 0 : await maybe("head.bias"),
-      bytes: 0,
-    };
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const n = layerNames(naming, prefix, i);
+    const ln1W = await put(n.ln1W);
+    const ln1B = await put(n.ln1B);
+    const qkvW = await stacked(n.qkvW, 3 * D * D);
+    const qkvB = cfg.qkv_bias ? await stacked(n.qkvB, 3 * D) : 0;
+    layers.push({
+      ln1W,
+      ln1B,
+      qkvW,
+      qkvB,
+      projW: await put(n.projW),
+      projB: await put(n.projB),
+      ln2W: await put(n.ln2W),
+      ln2B: await put(n.ln2B),
+      fc1W: await put(n.fc1W),
+      fc1B: await put(n.fc1B),
+      fc2W: await put(n.fc2W),
+      fc2B: await put(n.fc2B),
+    });
   }
+  const w: ViTWeights = {
+    clsToken,
+    posEmbed,
+    patchW,
+    patchB,
+    layers,
+    lnW: await put(t.lnW),
+    lnB: await put(t.lnB),
+    poolerW: pl ? await maybe(pl.w) : 0,
+    poolerB: pl ? await maybe(pl.b) : 0,
+    headW: head === "none" ? 0 : await maybe(t.headW),
+    headB: head === "none" ? 0 : await maybe(t.headB),
+    bytes: 0,
+  };
   w.bytes = total;
   return w;
 }
