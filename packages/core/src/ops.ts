@@ -47,13 +47,21 @@ export function permute<D extends DType>(x: Tensor<D>, perm: readonly number[]):
   if (new Set(p).size !== n) throw new ShapeError(`permute: repeated axis in [${perm.join(", ")}]`);
   const shape = p.map((a) => x.shape[a]);
   const inStr = x.strides;
-  const srcStr = p.map((a) => inStr[a]);
-  const out = allocData(x.dtype, x.size) as DataFor<D>;
-  const idx = new Array<number>(n).fill(0);
+  return stridedCopy(x, shape, p.map((a) => inStr[a]));
+}
+
+/**
+ * A new contiguous tensor of `shape` whose element at index (i₀, …) is `x.data[Σ iₖ·srcStr[k]]`
+ * (a permuted or broadcast view of `x`, materialised).
+ */
+function stridedCopy<D extends DType>(x: Tensor<D>, shape: Shape, srcStr: readonly number[]): Tensor<D> {
+  const n = shapeSize(shape);
+  const out = allocData(x.dtype, n) as DataFor<D>;
+  const idx = new Array<number>(shape.length).fill(0);
   let src = 0;
-  for (let o = 0; o < x.size; o++) {
+  for (let o = 0; o < n; o++) {
     out[o] = x.data[src];
-    for (let d = n - 1; d >= 0; d--) {
+    for (let d = shape.length - 1; d >= 0; d--) {
       idx[d]++;
       src += srcStr[d];
       if (idx[d] < shape[d]) break;
@@ -232,22 +240,7 @@ export function broadcastTo<D extends DType>(x: Tensor<D>, shape: Shape): Tensor
   if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
   const pad = shape.length - x.ndim;
   const xs = x.strides;
-  const srcStr = shape.map((_, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad]));
-  const n = shapeSize(shape);
-  const out = allocData(x.dtype, n) as DataFor<D>;
-  const idx = new Array<number>(shape.length).fill(0);
-  let src = 0;
-  for (let o = 0; o < n; o++) {
-    out[o] = x.data[src];
-    for (let d = shape.length - 1; d >= 0; d--) {
-      idx[d]++;
-      src += srcStr[d];
-      if (idx[d] < shape[d]) break;
-      src -= srcStr[d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-  return new Tensor(out, shape, x.dtype);
+  return stridedCopy(x, shape, shape.map((_, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad])));
 }
 
 /** Convert the element type (f32 → i32 truncates toward zero; → bool is `x != 0`). */
