@@ -393,15 +393,7 @@ export class SubwordTokenizer {
   private encodeSequence(text: string, seq: number): Encoding {
     if (typeof text !== "string")
       throw new InputError(`expected a string to encode, got ${text === null ? "null" : typeof text}`);
-    const e: Encoding = {
-      ids: [],
-      tokens: [],
-      offsets: [],
-      typeIds: [],
-      attentionMask: [],
-      specialTokensMask: [],
-      sequenceIds: [],
-    };
+    const e = emptyEncoding();
     const push = (id: number, token: string, s: number, t: number, special: boolean) => {
       e.ids.push(id);
       e.tokens.push(token);
@@ -689,16 +681,18 @@ function posOf(text: string | undefined, pair: [string, string]): { line?: numbe
   return {};
 }
 
+const emptyEncoding = (): Encoding => ({
+  ids: [],
+  tokens: [],
+  offsets: [],
+  typeIds: [],
+  attentionMask: [],
+  specialTokensMask: [],
+  sequenceIds: [],
+});
+
 function concat(parts: Encoding[]): Encoding {
-  const e: Encoding = {
-    ids: [],
-    tokens: [],
-    offsets: [],
-    typeIds: [],
-    attentionMask: [],
-    specialTokensMask: [],
-    sequenceIds: [],
-  };
+  const e = emptyEncoding();
   for (const p of parts) {
     e.ids.push(...p.ids);
     e.tokens.push(...p.tokens);
