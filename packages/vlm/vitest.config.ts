@@ -13,6 +13,7 @@ export default defineProject({
       { find: /^@wasmformer\/core$/, replacement: src("core", "index.ts") },
       { find: /^@wasmformer\/text$/, replacement: src("text", "index.ts") },
       { find: /^@wasmformer\/vit$/, replacement: src("vit", "index.ts") },
+      { find: /^@wasmformer\/llm\/parity$/, replacement: src("llm", "parity.ts") },
       { find: /^@wasmformer\/llm$/, replacement: src("llm", "index.ts") },
     ],
   },

@@ -19,7 +19,6 @@ async function runGpt2(c: ParityCase): Promise<KindResult> {
   const rows = toIdRows(ids);
   const B = rows.length;
   const model = await GPT2LMHeadModel.fromWeights(c.config, await c.model(), { maxBatch: Math.max(1, B) });
-  const V = model.config.vocab_size;
   const T = rows[0]?.length ?? 0;
   if (T + n > model.config.n_positions) {
     throw new InputError(`prompt of ${T} tokens + max_new_tokens ${n} exceeds n_positions ${model.config.n_positions}`);
@@ -27,7 +26,20 @@ async function runGpt2(c: ParityCase): Promise<KindResult> {
 
   // prompt logits [B, T, V] (this also fills the cache)
   const logits = model.forward(ids);
-  // greedy: step 0 from the last prompt position, then one cached decode step per token
+  return { tensors: { logits, ...greedyAfterPrefill(model, logits, n) } };
+}
+
+/**
+ * Greedy decoding after a prefill whose prompt logits `[B, T, V]` are given (the model's KV cache
+ * holds the prompt): step 0 from each row's last prompt position, then one cached `decode` per
+ * token. Returns the case tensors `generated_ids [B, n]` and `step_logits [B, n, V]`.
+ */
+export function greedyAfterPrefill(
+  model: GPT2LMHeadModel,
+  logits: Tensor,
+  n: number,
+): { generated_ids: Tensor<"i32">; step_logits: Tensor<"f32"> } {
+  const [B, T, V] = logits.shape as [number, number, number];
   const generated = new Int32Array(B * n);
   const stepLogits = new Float32Array(B * n * V);
   let last: Float32Array = new Float32Array(B * V);
@@ -40,14 +52,11 @@ async function runGpt2(c: ParityCase): Promise<KindResult> {
       next[b] = argmax(row);
       generated[b * n + step] = next[b];
     }
-    if (step + 1 < n) last = model.decode(next).logits!.data;
+    if (step + 1 < n) last = model.decode(next).logits!.data as Float32Array;
   }
   return {
-    tensors: {
-      logits,
-      generated_ids: new Tensor(generated, [B, n], "i32"),
-      step_logits: new Tensor(stepLogits, [B, n, V], "f32"),
-    },
+    generated_ids: new Tensor(generated, [B, n], "i32"),
+    step_logits: new Tensor(stepLogits, [B, n, V], "f32"),
   };
 }
 

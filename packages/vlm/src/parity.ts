@@ -6,8 +6,8 @@
  * The prompt logits come from one pass over `inputs_embeds`; the greedy tokens and their step
  * logits from the KV-cached path (one `decode` per token), which is what generation uses.
  */
-import { InputError, type KindRegistry, type KindResult, type ParityCase, Tensor } from "@wasmformer/core";
-import { argmax } from "@wasmformer/llm";
+import { InputError, type KindRegistry, type KindResult, type ParityCase, type Tensor } from "@wasmformer/core";
+import { greedyAfterPrefill } from "@wasmformer/llm/parity";
 import { idRows } from "./adapter.js";
 import { VisionLanguageModel } from "./vlm-model.js";
 
@@ -34,7 +34,6 @@ async function runVlm(c: ParityCase): Promise<KindResult> {
     { maxBatch: Math.max(1, B) },
   );
   const lm = model.languageModel;
-  const V = lm.config.vocab_size;
 
   const f = model.encodePixels(pixels);
   const inputsEmbeds = model.inputsEmbeds(f, prefix, suffix);
@@ -43,21 +42,6 @@ async function runVlm(c: ParityCase): Promise<KindResult> {
     throw new InputError(`prompt of ${T} positions + max_new_tokens ${n} exceeds n_positions ${lm.config.n_positions}`);
   const logits = lm.prefillEmbeds(inputsEmbeds, { logits: "all" }).logits!; // [B, T, V]; fills the cache
 
-  // greedy: step 0 from the last prompt position, then one cached decode step per token
-  const generated = new Int32Array(B * n);
-  const stepLogits = new Float32Array(B * n * V);
-  let last: Float32Array = new Float32Array(B * V);
-  for (let b = 0; b < B; b++) last.set(logits.data.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
-  for (let step = 0; step < n; step++) {
-    const next = new Int32Array(B);
-    for (let b = 0; b < B; b++) {
-      const row = last.subarray(b * V, (b + 1) * V);
-      stepLogits.set(row, (b * n + step) * V);
-      next[b] = argmax(row);
-      generated[b * n + step] = next[b]!;
-    }
-    if (step + 1 < n) last = lm.decode(next).logits!.data as Float32Array;
-  }
   return {
     tensors: {
       vision_last_hidden_state: f.visionLastHiddenState,
@@ -65,8 +49,8 @@ async function runVlm(c: ParityCase): Promise<KindResult> {
       projected_query_embeds: f.imageEmbeds,
       inputs_embeds: inputsEmbeds,
       logits,
-      generated_ids: new Tensor(generated, [B, n], "i32"),
-      step_logits: new Tensor(stepLogits, [B, n, V], "f32"),
+      // greedy: step 0 from the last prompt position, then one cached decode step per token
+      ...greedyAfterPrefill(lm, logits, n),
     },
   };
 }
