@@ -37,7 +37,7 @@ const packedB: usize = memory.data(KC * NC * 4, 64);
 /**
  * M block of `gemmPacked` (gemm-packed.ts), a multiple of MR: with no B packing to amortise, one
  * taller A block (≤ 240 KiB, in L2) means the B panels are read once for up to 240 rows (200 plain),
- * e.g. a ViT's 197 tokens: +4–5% over MC at M = 197, no change at 256…1024 (measured in-process).
+ * e.g. a ViT's 197 tokens: +2–5% over MC at M = 197, no change at 256…1024 (measured in-process).
  */
 // @ts-ignore: decorator
 @inline export const MCP = MR * 40;
