@@ -1,13 +1,34 @@
 /**
- * What the text-generating tasks (GPT-2, VLM) share in the worker: the GPT-2 tokenizer of a folder,
+ * What the text-generating tasks (GPT-2, VLM) share in the worker: reading a folder and its GPT-2 tokenizer,
  * one stoppable run at a time, and draining a streaming generator with tokens/s.
  */
 import { AbortError, ConfigError } from "@wasmformer/core";
 import { fromSubwordTokenizer, type Tokenizer } from "@wasmformer/llm";
 import { SubwordTokenizer } from "@wasmformer/text";
+import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+
+/**
+ * Read a checkpoint folder of a GPT-2 based model: config.json (parsed), model.safetensors and the
+ * tokenizer; `readMs` is the time spent reading or downloading the files.
+ */
+export async function readModelFolder(
+  src: FolderSource,
+  onProgress: ProgressFn,
+): Promise<{ files: Record<string, Blob>; config: Record<string, unknown>; tokenizer: Tokenizer; readMs: number }> {
+  const t0 = performance.now();
+  const files = await readFolder(
+    src,
+    ["config.json", "model.safetensors"],
+    ["tokenizer.json", "vocab.json", "merges.txt"],
+    onProgress,
+  );
+  const readMs = performance.now() - t0;
+  const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
+  return { files, config, tokenizer: await folderTokenizer(files), readMs };
+}
 
 /** The byte-level BPE tokenizer of a folder: tokenizer.json, or vocab.json + merges.txt. */
-export async function folderTokenizer(files: Record<string, Blob>): Promise<Tokenizer> {
+async function folderTokenizer(files: Record<string, Blob>): Promise<Tokenizer> {
   if (files["tokenizer.json"]) {
     return fromSubwordTokenizer(
       SubwordTokenizer.fromTokenizerJson(await files["tokenizer.json"].text(), "tokenizer.json"),

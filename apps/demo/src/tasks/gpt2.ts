@@ -5,8 +5,8 @@
  */
 import { ConfigError, openSafetensors } from "@wasmformer/core";
 import { GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
-import { drainStream, folderTokenizer, RunSlot } from "./generation.js";
+import type { FolderSource, ProgressFn } from "./folder.js";
+import { drainStream, RunSlot, readModelFolder } from "./generation.js";
 
 export interface Gpt2Info {
   layers: number;
@@ -53,15 +53,7 @@ const slot = new RunSlot();
 export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promise<Gpt2Info> {
   const t0 = performance.now();
   model = undefined;
-  const files = await readFolder(
-    src,
-    ["config.json", "model.safetensors"],
-    ["tokenizer.json", "vocab.json", "merges.txt"],
-    onProgress,
-  );
-  const readMs = performance.now() - t0;
-  const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
-  const tok = await folderTokenizer(files);
+  const { files, config, tokenizer: tok, readMs } = await readModelFolder(src, onProgress);
   const file = await openSafetensors(files["model.safetensors"]);
   let last = 0;
   const m = await GPT2LMHeadModel.fromWeights(config, file, {

@@ -7,8 +7,8 @@
 import { ConfigError, InputError, openSafetensors } from "@wasmformer/core";
 import { sniffFormat } from "@wasmformer/vit";
 import { type ImageFeatures, VisionLanguageModel } from "@wasmformer/vlm";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
-import { drainStream, folderTokenizer, RunSlot } from "./generation.js";
+import type { FolderSource, ProgressFn } from "./folder.js";
+import { drainStream, RunSlot, readModelFolder } from "./generation.js";
 
 export interface VlmInfo {
   queries: number;
@@ -47,15 +47,7 @@ export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promis
   const t0 = performance.now();
   model = undefined;
   features = undefined;
-  const files = await readFolder(
-    src,
-    ["config.json", "model.safetensors"],
-    ["tokenizer.json", "vocab.json", "merges.txt"],
-    onProgress,
-  );
-  const readMs = performance.now() - t0;
-  const config = (await readJson(files["config.json"], "config.json")) as Record<string, unknown>;
-  const tokenizer = await folderTokenizer(files);
+  const { files, config, tokenizer, readMs } = await readModelFolder(src, onProgress);
   const blob = files["model.safetensors"];
   onProgress({ stage: "copying the weights into the heaps", loaded: 0, total: blob.size });
   const file = await openSafetensors(blob);
