@@ -10,7 +10,7 @@
  * ```
  */
 import { Tensor } from "@wasmformer/core";
-import { mulberry32 } from "@wasmformer/test-utils/prng";
+import { normalGen } from "@wasmformer/test-utils/prng";
 import type { WeightSource } from "../src/gpt2-model.js";
 
 export interface TinySpec {
@@ -42,11 +42,7 @@ export function makeTiny(spec: TinySpec = {}): Tiny {
   const L = spec.L ?? 2;
   const P = spec.P ?? 32;
   const I = spec.inner ?? 4 * E;
-  const rand = mulberry32(spec.seed ?? 1);
-  const normal = () => {
-    const u = Math.max(rand(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  };
+  const normal = normalGen(spec.seed ?? 1);
   const t = (shape: number[], std: number, mean = 0) => {
     const n = shape.reduce((a, b) => a * b, 1);
     return new Tensor(

@@ -15,6 +15,7 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import { GPT2LMHeadModel } from "@wasmformer/llm";
+import { normalGen } from "@wasmformer/test-utils/prng";
 import { ViTModel } from "@wasmformer/vit";
 import { beforeAll, describe, expect, test, vi } from "vitest";
 import { imagePrompt, QFormerAdapter, spliceImageEmbeds } from "../src/adapter.js";
@@ -22,7 +23,7 @@ import { LinearProjector, LlavaProjector } from "../src/projector.js";
 import { Blip2QFormerModel } from "../src/qformer.js";
 import { VisionLanguageModel } from "../src/vlm-model.js";
 import { prefixView, weightSource } from "../src/weights.js";
-import { excess, makeVlm, normalGen, randomPixels, refGpt2, refQFormer, refVit } from "./oracle.js";
+import { excess, makeVlm, randomPixels, refGpt2, refQFormer, refVit } from "./oracle.js";
 
 beforeAll(async () => {
   await init();

@@ -13,7 +13,7 @@
  * Greedy decoding recomputes the whole sequence at every step.
  */
 import { erf, Tensor } from "@wasmformer/core";
-import { mulberry32 } from "@wasmformer/test-utils/prng";
+import { normalGen } from "@wasmformer/test-utils/prng";
 
 export interface VlmSpec {
   Dv?: number;
@@ -41,14 +41,6 @@ export interface VlmSpec {
 export interface TinyVlm {
   config: Record<string, unknown>;
   tensors: Map<string, Tensor>;
-}
-
-export function normalGen(seed: number): () => number {
-  const rand = mulberry32(seed);
-  return () => {
-    const u = Math.max(rand(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  };
 }
 
 export function makeVlm(spec: VlmSpec = {}): TinyVlm {

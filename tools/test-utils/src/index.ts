@@ -9,7 +9,7 @@ import { Tensor } from "@wasmformer/core";
 import { caseFromFolder, type ParityCase } from "@wasmformer/core/parity";
 import { type Prng, prng } from "./prng.js";
 
-export { mulberry32, type Prng, prng } from "./prng.js";
+export { mulberry32, normalGen, type Prng, prng } from "./prng.js";
 
 // ---------------------------------------------------------------------------------------------
 // random tensors

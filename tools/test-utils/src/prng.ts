@@ -16,6 +16,15 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** Standard normal numbers (Box–Muller, one pair of `mulberry32(seed)` draws each). */
+export function normalGen(seed: number): () => number {
+  const rand = mulberry32(seed);
+  return () => {
+    const u = Math.max(rand(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+  };
+}
+
 export interface Prng {
   /** Uniform in [0, 1). */
   next(): number;
