@@ -47,7 +47,11 @@ export function permute<D extends DType>(x: Tensor<D>, perm: readonly number[]):
   if (new Set(p).size !== n) throw new ShapeError(`permute: repeated axis in [${perm.join(", ")}]`);
   const shape = p.map((a) => x.shape[a]);
   const inStr = x.strides;
-  return stridedCopy(x, shape, p.map((a) => inStr[a]));
+  return stridedCopy(
+    x,
+    shape,
+    p.map((a) => inStr[a]),
+  );
 }
 
 /**
@@ -240,7 +244,11 @@ export function broadcastTo<D extends DType>(x: Tensor<D>, shape: Shape): Tensor
   if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
   const pad = shape.length - x.ndim;
   const xs = x.strides;
-  return stridedCopy(x, shape, shape.map((_, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad])));
+  return stridedCopy(
+    x,
+    shape,
+    shape.map((_, i) => (i < pad || x.shape[i - pad] === 1 ? 0 : xs[i - pad])),
+  );
 }
 
 /** Convert the element type (f32 → i32 truncates toward zero; → bool is `x != 0`). */
