@@ -16,7 +16,7 @@ for (const p of Object.keys(rt.k)) {
     const t0 = performance.now();
     const r = f.apply(t, a);
     // GEMMs are split by shape: one row (recurrent steps, decoding) or many (projections)
-    const key = p === "gemm" ? `gemm M${a[0] === 1 ? "=1" : ">1"}` : p;
+    const key = p === "gemm" || p === "gemmPacked" ? `${p} M${a[0] === 1 ? "=1" : ">1"}` : p;
     const s = (stats[key] ??= [0, 0]);
     s[0] += performance.now() - t0;
     s[1]++;

@@ -82,6 +82,25 @@ describe.each(bks)("recurrent layers on $name", ({ make }) => {
       expect(closeTo(got.h, want.h, [L * 2, B, H])).toBeUndefined();
     });
 
+    it(`${mode}: packed weights — B ∈ {1, 2, 4, 5, 9}, I and H past one 256-row K block`, () => {
+      // B = 1 takes the row-dot path, 2..4 the packed stream, ≥ 5 the packed blocked GEMM;
+      // K = 261 / 270 spans two K blocks of the packed layout, N = G·270 ends in a partial panel
+      const [I, H, L, T] = [261, 270, 2, 3];
+      const wb = new DictBuilder(31).rnn(G[mode], I, H, L, 1, true);
+      const net = build(mode, wb, { I, H, L, bidir: false, bias: true }, make);
+      for (const B of [1, 2, 4, 5, 9]) {
+        const r = rng(40 + B);
+        const x = r.tensor([B, T, I]);
+        const h0 = r.tensor([L, B, H]);
+        const c0 = mode === "lstm" ? r.tensor([L, B, H]) : undefined;
+        const got = forward(net, x, h0, c0);
+        const want = O.rnn(mode, wb.record(), x.data, B, T, I, H, L, false, true, h0.data, c0?.data);
+        expect(closeTo(got.output, want.output, [B, T, H]), `B${B}`).toBeUndefined();
+        expect(closeTo(got.h, want.h, [L, B, H]), `B${B}`).toBeUndefined();
+        if (mode === "lstm") expect(closeTo(got.c!, want.c, [L, B, H]), `B${B}`).toBeUndefined();
+      }
+    });
+
     it(`${mode}: step() over a stream equals forward() over the whole sequence`, () => {
       const [I, H, L, B, T] = [4, 6, 2, 3, 9];
       const wb = new DictBuilder(7).rnn(G[mode], I, H, L, 1, true);
