@@ -72,7 +72,7 @@ export const embeddingsPage: Page = {
     const anOut = h("div", { id: "w2v-analogy" });
     const ask = h("div", { class: "card", id: "w2v-ask", hidden: true });
     // default plot: the gendered pairs (gender and rank directions); countries and capitals can be typed in
-    const PLANTED = PAIRS_GENDER.flat().join(" ");
+    const PLANTED = PAIRS_GENDER.map(([m, f]) => `${m} ${f}`).join(" ");
     const plotWords = h("input", { id: "w2v-plot-words", size: 80, value: PLANTED });
     const plotOut = h("div", { id: "w2v-plot" });
 
