@@ -65,14 +65,21 @@ const maxAbsDiff = (a, b) => {
   return e;
 };
 
-async function ours(backend) {
-  await core.init({ backend });
-  return () => core.createRuntime();
+// core compiles one backend at a time (init() replaces it) and createRuntime() instantiates the
+// current one, so each runtime is made right after init() of its own backend; a runtime keeps its
+// instance when another backend is loaded later
+function ours(backend) {
+  return async () => {
+    await core.init({ backend });
+    const rt = core.createRuntime();
+    if (rt.backend !== backend) throw new Error(`asked for ${backend}, got ${rt.backend}`);
+    return rt;
+  };
 }
 
 const engines = [];
-engines.push({ name: "ours-simd", make: await ours("wasm-simd") });
-if (core.relaxedSimdSupported()) engines.push({ name: "ours-relaxed", make: await ours("wasm-relaxed") });
+engines.push({ name: "ours-simd", make: ours("wasm-simd") });
+if (core.relaxedSimdSupported()) engines.push({ name: "ours-relaxed", make: ours("wasm-relaxed") });
 else console.log("relaxed SIMD unavailable (run node with --experimental-wasm-relaxed-simd); skipping ours-relaxed");
 
 console.log(
@@ -96,7 +103,7 @@ for (const name of WANT) {
 
   const impls = [];
   for (const e of engines) {
-    const m = nn.loadModule(weights, spec.build, { runtime: e.make() });
+    const m = nn.loadModule(weights, spec.build, { runtime: await e.make() });
     impls.push({ name: e.name, run: () => spec.run(m, x), result: async () => spec.run(m, x).data });
   }
   const session = await ort.InferenceSession.create(readFileSync(onnxPath), {
