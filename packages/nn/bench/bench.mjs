@@ -65,12 +65,21 @@ const maxAbsDiff = (a, b) => {
   return e;
 };
 
+// CORE_WASM_DIR: load core.wasm / core-relaxed.wasm from there instead of core's build/ (e.g. a
+// build of a fixed commit, while the working tree's core is being changed)
+const CORE_WASM = process.env.CORE_WASM_DIR
+  ? {
+      wasm: readFileSync(join(process.env.CORE_WASM_DIR, "core.wasm")),
+      wasmRelaxed: readFileSync(join(process.env.CORE_WASM_DIR, "core-relaxed.wasm")),
+    }
+  : {};
+
 // core compiles one backend at a time (init() replaces it) and createRuntime() instantiates the
 // current one, so each runtime is made right after init() of its own backend; a runtime keeps its
 // instance when another backend is loaded later
 function ours(backend) {
   return async () => {
-    await core.init({ backend });
+    await core.init({ backend, ...CORE_WASM });
     const rt = core.createRuntime();
     if (rt.backend !== backend) throw new Error(`asked for ${backend}, got ${rt.backend}`);
     return rt;
