@@ -2,6 +2,7 @@
 export { abiVersion, heapBase, simdFlavor } from "./memory";
 export { gemm, bmm, gemv } from "./gemm";
 export { packedSize, packB, gemmPacked } from "./gemm-packed";
+export { packedRowsSize, packRows, gemvRows } from "./gemv-rows";
 export { unary } from "./activations";
 export { softmax, logSoftmax } from "./softmax";
 export { layerNorm } from "./layernorm";

@@ -109,6 +109,28 @@ export interface Kernels {
   ): void;
 
   /**
+   * Floats that `packRows` writes for an `[N, K]` weight: `⌈N/7⌉·7·⌈K/4⌉·4` (0 when N or K ≤ 0).
+   */
+  packedRowsSize(N: number, K: number): number;
+
+  /**
+   * Pack a row-major weight `W [N, K]` (row stride `ldb` floats; a Linear weight `[out, in]`) for
+   * `gemvRows`: groups of 7 rows; within group g, the 4-float chunk c of each row r in turn:
+   *   `dst[(g·K4 + 4c)·7 + 4r + (k mod 4)] = W[7g + r, k]`,  c = ⌊k/4⌋, K4 = ⌈K/4⌉·4,
+   * 0 past K and for the rows past N of the last group. `dst` (`packedRowsSize(N, K)` floats,
+   * 16-byte aligned for speed) must not overlap b.
+   */
+  packRows(N: number, K: number, b: number, ldb: number, dst: number): void;
+
+  /**
+   * One row times a weight packed by `packRows(N, K)`: `y[j] = act(Σ_k x[k]·W[j, k] + bias[j] +
+   * beta·y[j])` for j < N (bias: N floats or 0; beta 0 does not read y). The M = 1 product of
+   * recurrent steps and decoding: one sequential read of the weight, faster than `gemm`'s M = 1
+   * path. y must not overlap x or the packed weight.
+   */
+  gemvRows(N: number, K: number, x: number, packed: number, y: number, bias: number, beta: number, act: number): void;
+
+  /**
    * Batched matmul: for t in 0..batch-1, `gemm` on `a + t·strideA`, `b + t·strideB`, `c + t·strideC`
    * (strides in floats; a stride of 0 broadcasts that operand). No bias, no activation.
    */
@@ -339,4 +361,7 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "packedSize",
   "packB",
   "gemmPacked",
+  "packedRowsSize",
+  "packRows",
+  "gemvRows",
 ];

@@ -95,3 +95,38 @@ export function linearPacked(
   if (!Number.isInteger(ldy) || ldy < w.N) throw new ShapeError(`linearPacked: ldy ${ldy} is less than N ${w.N}`);
   rt.k.gemmPacked(M, w.N, w.K, x, ldx, 0, w.ptr, y, ldy, bias, 1, beta, act);
 }
+
+/** Rows per group of the `Kernels.packRows` layout. */
+export const ROWS_GROUP = 7;
+
+/**
+ * Float index of W[j, p] in a weight packed by `Kernels.packRows(N, K, …)`: groups of 7 rows, in
+ * each the 4-float chunks of its rows interleaved (chunk c of rows 0..6, then chunk c + 1, …).
+ */
+export function packedRowsIndex(K: number, j: number, p: number): number {
+  const K4 = Math.ceil(K / 4) * 4;
+  const g = Math.floor(j / ROWS_GROUP);
+  return g * ROWS_GROUP * K4 + (p - (p % 4)) * ROWS_GROUP + (j - g * ROWS_GROUP) * 4 + (p % 4);
+}
+
+/**
+ * Pack a `torch.nn.Linear` weight `[out, in]` (row-major at `weightPtr`, row stride `ld` floats) for
+ * `Kernels.gemvRows`, the one-row product (recurrent steps, decoding at batch 1). `K` = in, `N` = out.
+ */
+export function packRowsWeight(
+  rt: Runtime,
+  weightPtr: number,
+  out: number,
+  inFeatures: number,
+  ld = inFeatures,
+): PackedWeight {
+  checkDim("packRowsWeight out", out);
+  checkDim("packRowsWeight in", inFeatures);
+  if (!Number.isInteger(ld) || ld < inFeatures) {
+    throw new ShapeError(`packRowsWeight: ld ${ld} is less than the row length ${inFeatures}`);
+  }
+  const floats = rt.k.packedRowsSize(out, inFeatures);
+  const ptr = rt.heap.allocF32(floats);
+  rt.k.packRows(out, inFeatures, weightPtr, ld, ptr);
+  return { ptr, K: inFeatures, N: out, floats };
+}

@@ -6,7 +6,7 @@
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
-import { packedIndex } from "../packed.js";
+import { packedIndex, packedRowsIndex } from "../packed.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -185,6 +185,38 @@ export function refKernels(heap: Heap): Kernels {
           if (beta) v += beta * f[C + i * ldc + j];
           f[C + i * ldc + j] = applyAct(v, act);
         }
+      }
+    },
+
+    packedRowsSize(N, K) {
+      return N > 0 && K > 0 ? Math.ceil(N / 7) * 7 * Math.ceil(K / 4) * 4 : 0;
+    },
+
+    packRows(N, K, b, ldb, dst) {
+      // W[j, p] → packedRowsIndex(K, j, p); zero past K and in the rows of the last group past N
+      const f = F();
+      const B = b >> 2,
+        D = dst >> 2;
+      const N7 = Math.ceil(N / 7) * 7;
+      const K4 = Math.ceil(K / 4) * 4;
+      for (let j = 0; j < N7; j++) {
+        for (let p = 0; p < K4; p++) f[D + packedRowsIndex(K, j, p)] = j < N && p < K ? f[B + j * ldb + p] : 0;
+      }
+    },
+
+    gemvRows(N, K, x, packed, y, bias, beta, act) {
+      const f = F();
+      const X = x >> 2,
+        P = packed >> 2,
+        Y = y >> 2,
+        Bi = bias >> 2;
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let p = 0; p < K; p++) s += f[X + p] * f[P + packedRowsIndex(K, j, p)];
+        let v = s;
+        if (bias) v += f[Bi + j];
+        if (beta) v += beta * f[Y + j];
+        f[Y + j] = applyAct(v, act);
       }
     },
 
