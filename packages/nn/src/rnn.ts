@@ -23,6 +23,7 @@ import {
   InputError,
   type PackedWeight,
   packLinearWeight,
+  packRowsWeight,
   type Runtime,
   ShapeError,
   type Tensor,
@@ -63,19 +64,22 @@ interface DirWeights {
   /** W_ih and W_hh packed at load for `gemmPacked` (undefined while only recording names or when a weight is faulty) */
   ihP: PackedWeight | undefined;
   hhP: PackedWeight | undefined;
+  /** W_hh packed for `gemvRows` (one-row steps) */
+  hhR: PackedWeight | undefined;
 }
 
 /**
- * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. One or two rows run core's row-dot
- * path once per row on the weight as stored; 3 ≤ B go through the packed weight (streamed once for
- * up to 4 rows, blocked above). Measured per step for a 1024×256 W_hh (relaxed SIMD, µs):
- * B = 1: 12.5 row dots / 14.0 packed; B = 2: 25 / 34; B = 3: 39 / 34; B = 4: 54 / 37;
- * B = 5: 64 / 57; B = 16: 183 (gemm, packing W_hh per call) / 160.
+ * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. Up to 3 rows run core's `gemvRows`
+ * once per row (W_hh in row groups, one sequential read); 4 ≤ B go through the `packB` weight
+ * (streamed once for 4 rows, blocked above). Measured per step for a 1024×256 W_hh (relaxed SIMD,
+ * µs): B = 1: 10.9 gemvRows / 12.5 gemm's row dots / 14.0 packed stream; B = 2: 22 / 25 / 34;
+ * B = 3: ≈ 33 / 39 / 34; B = 4: ≈ 44 / 54 / 37; B = 16: 183 (gemm, packing W_hh per call) / 160 packed.
  */
 function recurrent(
   rt: Runtime,
   w: DirWeights,
   hhP: PackedWeight,
+  hhR: PackedWeight,
   B: number,
   N: number,
   h: number,
@@ -86,11 +90,9 @@ function recurrent(
   act: number,
 ): void {
   const bias = w.bhh ? w.bhh.ptr : 0;
-  const K = hhP.K;
-  if (B <= 2) {
-    for (let i = 0; i < B; i++)
-      rt.k.gemm(1, N, K, h + i * ldh * 4, ldh, 0, w.hh.ptr, K, 1, c + i * ldc * 4, ldc, bias, 1, beta, act);
-  } else rt.k.gemmPacked(B, N, K, h, ldh, 0, hhP.ptr, c, ldc, bias, 1, beta, act);
+  if (B <= 3) {
+    for (let i = 0; i < B; i++) rt.k.gemvRows(N, hhR.K, h + i * ldh * 4, hhR.ptr, c + i * ldc * 4, bias, beta, act);
+  } else rt.k.gemmPacked(B, N, hhP.K, h, ldh, 0, hhP.ptr, c, ldc, bias, 1, beta, act);
 }
 
 const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru: 3 };
@@ -146,6 +148,7 @@ export class RNNBase {
           // products stream the packed W_hh once for up to 4 rows
           ihP: ih.ptr ? packLinearWeight(this.rt, ih.ptr, GH, Il) : undefined,
           hhP: hh.ptr ? packLinearWeight(this.rt, hh.ptr, GH, H) : undefined,
+          hhR: hh.ptr ? packRowsWeight(this.rt, hh.ptr, GH, H) : undefined,
         });
       }
       this.weights.push(dirs);
@@ -178,7 +181,8 @@ export class RNNBase {
         const w = this.weights[l][d];
         const ihP = w.ihP;
         const hhP = w.hhP;
-        if (!ihP || !hhP)
+        const hhR = w.hhR;
+        if (!ihP || !hhP || !hhR)
           throw new WeightsError(`${this.name()}: ${w.ih.name} / ${w.hh.name} were not loaded`, [w.ih.name, w.hh.name]);
         // xproj[t, b, :] = x[b, t, :]·W_ihᵀ + b_ih — one GEMM per batch row, scattered time-major
         for (let b = 0; b < B; b++) {
@@ -212,14 +216,14 @@ export class RNNBase {
           const ho = dst + (t * DH + d * H) * 4;
           // the recurrent product h·W_hhᵀ + b_hh accumulates onto the step's input projection (beta = 1)
           if (this.mode === "lstm") {
-            recurrent(rt, w, hhP, B, GH, hp, ldp, g, GH, 1, Act.none);
+            recurrent(rt, w, hhP, hhR, B, GH, hp, ldp, g, GH, 1, Act.none);
             k.lstmCell(g, cbuf, ho, ldo, H, B);
           } else if (this.mode === "gru") {
             // r ⊙ (W_hn h + b_hn) needs the hidden product on its own: all 3H rows into gh
-            recurrent(rt, w, hhP, B, GH, hp, ldp, gh, GH, 0, Act.none);
+            recurrent(rt, w, hhP, hhR, B, GH, hp, ldp, gh, GH, 0, Act.none);
             k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
           } else {
-            recurrent(rt, w, hhP, B, H, hp, ldp, g, H, 1, act);
+            recurrent(rt, w, hhP, hhR, B, H, hp, ldp, g, H, 1, act);
             k.copy2d(g, H, ho, ldo, B, H);
           }
           hp = ho;

@@ -82,13 +82,14 @@ describe.each(bks)("recurrent layers on $name", ({ make }) => {
       expect(closeTo(got.h, want.h, [L * 2, B, H])).toBeUndefined();
     });
 
-    it(`${mode}: packed weights — B ∈ {1, 2, 4, 5, 9}, I and H past one 256-row K block`, () => {
-      // B = 1 takes the row-dot path, 2..4 the packed stream, ≥ 5 the packed blocked GEMM;
-      // K = 261 / 270 spans two K blocks of the packed layout, N = G·270 ends in a partial panel
+    it(`${mode}: packed weights — B ∈ {1, 2, 3, 4, 5, 9}, I and H past one 256-row K block`, () => {
+      // B ≤ 3 take gemvRows per row, 4 the packed stream, ≥ 5 the packed blocked GEMM; K = 261 /
+      // 270 spans two K blocks of the packB layout and ends in a partial chunk of the packRows one,
+      // N = G·270 ends in a partial panel / row group
       const [I, H, L, T] = [261, 270, 2, 3];
       const wb = new DictBuilder(31).rnn(G[mode], I, H, L, 1, true);
       const net = build(mode, wb, { I, H, L, bidir: false, bias: true }, make);
-      for (const B of [1, 2, 4, 5, 9]) {
+      for (const B of [1, 2, 3, 4, 5, 9]) {
         const r = rng(40 + B);
         const x = r.tensor([B, T, I]);
         const h0 = r.tensor([L, B, H]);
