@@ -69,11 +69,12 @@ interface DirWeights {
 }
 
 /**
- * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. Up to 3 rows run core's `gemvRows`
- * once per row (W_hh in row groups, one sequential read); 4 ≤ B go through the `packB` weight
- * (streamed once for 4 rows, blocked above). Measured per step for a 1024×256 W_hh (relaxed SIMD,
- * µs): B = 1: 10.9 gemvRows / 12.5 gemm's row dots / 14.0 packed stream; B = 2: 22 / 25 / 34;
- * B = 3: ≈ 33 / 39 / 34; B = 4: ≈ 44 / 54 / 37; B = 16: 183 (gemm, packing W_hh per call) / 160 packed.
+ * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. One or two rows run core's
+ * `gemvRows` once per row (W_hh in row groups, one sequential read); 3 ≤ B go through the `packB`
+ * weight (streamed once for up to 4 rows, blocked above). Per step for a 1024×256 W_hh, µs,
+ * relaxed / plain SIMD (gemvRows per row, gemm's row dots per row, gemmPacked):
+ * B = 1: 11.9 / 12.6, 13.8 / 14.7, 14.5 / 14.6;  B = 2: 23.5 / 25.0, 27.3 / 28.8, 37.3 / 51.1;
+ * B = 3: 35.4 / 37.4, 40.8 / 43.2, 35.1 / 29.0;  B = 4: 47.2 / 51.0, 54.5 / 58.4, 38.5 / 38.0.
  */
 function recurrent(
   rt: Runtime,
@@ -90,7 +91,7 @@ function recurrent(
   act: number,
 ): void {
   const bias = w.bhh ? w.bhh.ptr : 0;
-  if (B <= 3) {
+  if (B <= 2) {
     for (let i = 0; i < B; i++) rt.k.gemvRows(N, hhR.K, h + i * ldh * 4, hhR.ptr, c + i * ldc * 4, bias, beta, act);
   } else rt.k.gemmPacked(B, N, hhP.K, h, ldh, 0, hhP.ptr, c, ldc, bias, 1, beta, act);
 }

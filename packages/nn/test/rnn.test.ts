@@ -83,7 +83,7 @@ describe.each(bks)("recurrent layers on $name", ({ make }) => {
     });
 
     it(`${mode}: packed weights — B ∈ {1, 2, 3, 4, 5, 9}, I and H past one 256-row K block`, () => {
-      // B ≤ 3 take gemvRows per row, 4 the packed stream, ≥ 5 the packed blocked GEMM; K = 261 /
+      // B ≤ 2 take gemvRows per row, 3..4 the packed stream, ≥ 5 the packed blocked GEMM; K = 261 /
       // 270 spans two K blocks of the packB layout and ends in a partial chunk of the packRows one,
       // N = G·270 ends in a partial panel / row group
       const [I, H, L, T] = [261, 270, 2, 3];
