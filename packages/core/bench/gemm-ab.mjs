@@ -14,7 +14,10 @@ const files = process.argv.slice(2);
 if (files.length === 0) throw new Error("usage: gemm-ab.mjs <core.wasm> [<core.wasm> …]");
 const rts = [];
 for (const f of files) {
-  await core.init({ backend: f.includes("relaxed") ? "wasm-relaxed" : "wasm-simd", wasm: readFileSync(f) });
+  // init() takes the relaxed build as `wasmRelaxed` and the plain one as `wasm`
+  const relaxed = f.includes("relaxed");
+  const bytes = readFileSync(f);
+  await core.init(relaxed ? { backend: "wasm-relaxed", wasmRelaxed: bytes } : { backend: "wasm-simd", wasm: bytes });
   rts.push(core.createRuntime());
 }
 const shapes = (process.env.SHAPES ?? "64,128,256,512,1024,197x192x576,197x192x768,128x768x768,197x768x3072")
