@@ -287,6 +287,32 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
     if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
     return;
   }
+  if (R == MR && h == MR && w == NR && !first && alpha == 1 && !relu) {
+    // a later K block of a plain product: C += acc
+    v128.store(c, f32x4.add(v128.load(c), c00));
+    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
+    c += ldc;
+    v128.store(c, f32x4.add(v128.load(c), c10));
+    v128.store(c, f32x4.add(v128.load(c, 16), c11), 16);
+    c += ldc;
+    v128.store(c, f32x4.add(v128.load(c), c20));
+    v128.store(c, f32x4.add(v128.load(c, 16), c21), 16);
+    c += ldc;
+    v128.store(c, f32x4.add(v128.load(c), c30));
+    v128.store(c, f32x4.add(v128.load(c, 16), c31), 16);
+    if (MR > 4) {
+      c += ldc;
+      v128.store(c, f32x4.add(v128.load(c), c40));
+      v128.store(c, f32x4.add(v128.load(c, 16), c41), 16);
+    }
+    if (MR > 5) {
+      c += ldc;
+      v128.store(c, f32x4.add(v128.load(c), c50));
+      v128.store(c, f32x4.add(v128.load(c, 16), c51), 16);
+    }
+    if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
+    return;
+  }
   if (R == MR && h == MR && w == NR) {
     const b1 = bias ? bias + 16 : 0;
     epi4(c00, c, bias, alpha, beta, first, relu);
