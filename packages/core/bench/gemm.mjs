@@ -14,7 +14,8 @@
 // activations do in a model), TF.js tensors live on its backend; ORT's `run` copies its inputs
 // and output every call, which is how onnxruntime-web is used. "ORT init" makes B an initializer
 // (a Linear weight in an exported model, which ORT may pre-pack); "ORT" feeds B as an input.
-// "ours-*-packed" runs gemmPacked on a B packed once by packB before timing (a model packs its
+// "ours-*-packed" runs gemmPacked on a B packed once by packB before timing (for M = 1: gemvRows on a
+// weight packed once by packRows) (a model packs its
 // weights at load), the counterpart of TF.js's cached packed weights and ORT's initializer.
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -138,13 +139,25 @@ async function benchShape([M, K, N, tB = 0]) {
       b = h.put(tB ? Bt : B),
       c = h.allocF32(M * N);
     const k = rt.k;
-    const pb = h.allocF32(k.packedSize(K, N));
-    k.packB(K, N, b, tB ? K : N, tB, pb);
+    let run;
+    if (M === 1) {
+      // one row: the weight goes in the row-group layout of gemvRows (a [N, K] weight, so a [K, N]
+      // B is transposed first), the layout models pick for single-row products
+      const w = tB ? b : h.allocF32(K * N);
+      if (!tB) k.transpose2d(b, N, w, K, K, N);
+      const pw = h.allocF32(k.packedRowsSize(N, K));
+      k.packRows(N, K, w, K, pw);
+      run = () => k.gemvRows(N, K, a, pw, c, 0, 0, 0);
+    } else {
+      const pb = h.allocF32(k.packedSize(K, N));
+      k.packB(K, N, b, tB ? K : N, tB, pb);
+      run = () => k.gemmPacked(M, N, K, a, K, 0, pb, c, N, 0, 1, 0, 0);
+    }
     impls.push({
       name: `${name}-packed`,
-      run: () => k.gemmPacked(M, N, K, a, K, 0, pb, c, N, 0, 1, 0, 0),
+      run,
       result: () => {
-        k.gemmPacked(M, N, K, a, K, 0, pb, c, N, 0, 1, 0, 0);
+        run();
         return h.f32(c, M * N).slice();
       },
       free: () => h.release(mark),
