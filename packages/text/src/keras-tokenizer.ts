@@ -189,16 +189,10 @@ export class Tokenizer {
     for (const text of texts) {
       const vect: number[] = [];
       for (const w of this.tokenize(text, `texts[${n}]`)) {
+        // a word out of the index or beyond numWords becomes the OOV index, when there is one
         const i = this.wordIndex.get(w);
-        if (i !== undefined) {
-          if (nw && i >= nw) {
-            if (oov !== undefined) vect.push(oov);
-          } else {
-            vect.push(i);
-          }
-        } else if (this.oovToken !== null && oov !== undefined) {
-          vect.push(oov);
-        }
+        if (i !== undefined && !(nw && i >= nw)) vect.push(i);
+        else if (oov !== undefined) vect.push(oov);
       }
       n++;
       yield vect;
@@ -218,15 +212,8 @@ export class Tokenizer {
       const vect: string[] = [];
       for (const num of seq) {
         const w = this.indexWord.get(num);
-        if (w !== undefined) {
-          if (nw && num >= nw) {
-            if (oovWord !== undefined) vect.push(oovWord);
-          } else {
-            vect.push(w);
-          }
-        } else if (this.oovToken !== null && oovWord !== undefined) {
-          vect.push(oovWord);
-        }
+        if (w !== undefined && !(nw && num >= nw)) vect.push(w);
+        else if (oovWord !== undefined) vect.push(oovWord);
       }
       out.push(vect.join(" "));
       n++;
