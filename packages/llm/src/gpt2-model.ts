@@ -19,6 +19,7 @@
  */
 import {
   createRuntime,
+  formatShape,
   InputError,
   PACK_KC,
   packedIndex,
@@ -172,14 +173,10 @@ export interface PrefillOptions extends ForwardOptions {
 
 const F32 = 4;
 
-function shapeStr(s: readonly number[]): string {
-  return `[${s.join(", ")}]`;
-}
-
 /** Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. */
 export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"): Int32Array[] {
   if (ids instanceof Tensor) {
-    if (ids.ndim !== 2) throw new ShapeError(`${what} must be [batch, time], got ${shapeStr(ids.shape)}`);
+    if (ids.ndim !== 2) throw new ShapeError(`${what} must be [batch, time], got ${formatShape(ids.shape)}`);
     if (ids.dtype === "f32") throw new InputError(`${what} must be an integer tensor, got f32`);
     const [B, T] = ids.shape;
     return Array.from({ length: B }, (_, b) => Int32Array.from(ids.data.subarray(b * T, (b + 1) * T)));
@@ -363,7 +360,7 @@ export class GPT2LMHeadModel {
     const checkShape = (name: string, want: readonly number[], got: readonly number[]) => {
       if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
         throw new WeightsError(
-          `tensor "${name}" has shape ${shapeStr(got)}, expected ${shapeStr(want)} ` +
+          `tensor "${name}" has shape ${formatShape(got)}, expected ${formatShape(want)} ` +
             `(config: vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I})`,
           [name],
         );
@@ -703,7 +700,7 @@ export class GPT2LMHeadModel {
     if (inputsEmbeds.dtype !== "f32") throw new InputError(`inputs_embeds must be f32, got ${inputsEmbeds.dtype}`);
     if (inputsEmbeds.ndim !== 3 || inputsEmbeds.shape[2] !== E) {
       throw new ShapeError(
-        `inputs_embeds must be [batch, time, ${E}] (n_embd ${E}), got ${shapeStr(inputsEmbeds.shape)}`,
+        `inputs_embeds must be [batch, time, ${E}] (n_embd ${E}), got ${formatShape(inputsEmbeds.shape)}`,
       );
     }
     const [B, T] = inputsEmbeds.shape;
