@@ -22,11 +22,15 @@ export function erf(x: number): number {
     return x < 0 ? -r : r;
   }
   if (ax > 6) return x < 0 ? -1 : 1;
-  // erfc(x) = exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated bottom-up
+  const tail = erfcTail(ax);
+  return x < 0 ? tail - 1 : 1 - tail;
+}
+
+/** erfc(x) for x ≥ 2.5: exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))), evaluated bottom-up. */
+function erfcTail(x: number): number {
   let cf = 0;
-  for (let n = 60; n >= 1; n--) cf = n / 2 / (ax + cf);
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + cf);
-  return x < 0 ? erfc - 1 : 1 - erfc;
+  for (let n = 60; n >= 1; n--) cf = n / 2 / (x + cf);
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / (x + cf);
 }
 
 /**
@@ -38,7 +42,5 @@ export function erfc(x: number): number {
   if (Number.isNaN(x)) return Number.NaN;
   if (x < 2.5) return 1 - erf(x);
   if (x > 27) return 0; // exp(−x²) underflows in f64
-  let cf = 0;
-  for (let n = 60; n >= 1; n--) cf = n / 2 / (x + cf);
-  return Math.exp(-x * x) / Math.sqrt(Math.PI) / (x + cf);
+  return erfcTail(x);
 }
