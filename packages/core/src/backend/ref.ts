@@ -73,23 +73,7 @@ function w2vIdsOk(ii: Int32Array, at: number, n: number, vocab: number): boolean
   return true;
 }
 
-/** Negative-sampling step of h = f[h .. h+dim) (a heap row): updates e and the syn1 rows; returns the loss. */
-function w2vStep(
-  f: Float32Array,
-  h: number,
-  e: Float64Array,
-  syn1: number,
-  dim: number,
-  ii: Int32Array,
-  t0: number,
-  n: number,
-  alpha: number,
-): number {
-  const hv = new Float64Array(dim);
-  for (let j = 0; j < dim; j++) hv[j] = f[h + j];
-  return w2vStepVec(f, hv, e, syn1, dim, ii, t0, n, alpha);
-}
-
+/** Negative-sampling step of the hidden vector hv: updates e and the syn1 rows; returns the loss. */
 function w2vStepVec(
   f: Float32Array,
   hv: Float64Array,
@@ -485,12 +469,15 @@ export function refKernels(heap: Heap): Kernels {
       if (!w2vIdsOk(ii, inWords >> 2, nEx, vocab) || !w2vIdsOk(ii, targets >> 2, nEx * nTargets, vocab))
         return Number.NaN;
       const f = F();
+      const hv = new Float64Array(dim);
       const e = new Float64Array(dim);
       let loss = 0;
       for (let x = 0; x < nEx; x++) {
         const h = (syn0 >> 2) + ii[(inWords >> 2) + x] * dim;
+        // step against a copy of the syn0 row (one buffer for all examples)
+        for (let j = 0; j < dim; j++) hv[j] = f[h + j];
         e.fill(0);
-        loss += w2vStep(f, h, e, syn1 >> 2, dim, ii, (targets >> 2) + x * nTargets, nTargets, alpha);
+        loss += w2vStepVec(f, hv, e, syn1 >> 2, dim, ii, (targets >> 2) + x * nTargets, nTargets, alpha);
         for (let j = 0; j < dim; j++) f[h + j] += e[j];
       }
       return loss;
