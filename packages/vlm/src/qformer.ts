@@ -28,11 +28,12 @@ import {
   InputError,
   type Runtime,
   ShapeError,
+  shapeSize,
   Tensor,
   WeightFaults,
 } from "@wasmformer/core";
 import { parseQFormerConfig, type QFormerConfig, qformerActCode } from "./config.js";
-import { numel, putStacked, putTensor, type WeightSource } from "./weights.js";
+import { putStacked, putTensor, type WeightSource } from "./weights.js";
 
 const F32 = 4;
 
@@ -381,7 +382,7 @@ async function loadQFormer(
 ): Promise<QFormerWeights> {
   const p = names.prefix ?? "qformer.";
   const heap = rt.heap;
-  const total = qformerWants(cfg, Q, names).reduce((a, w) => a + Math.ceil((numel(w.shape) * F32) / 16) * 16, 0);
+  const total = qformerWants(cfg, Q, names).reduce((a, w) => a + Math.ceil((shapeSize(w.shape) * F32) / 16) * 16, 0);
   heap.reserve(total + 64 * 16);
   const put = (n: string) => putTensor(heap, src, p + n);
   const queryTokens = await putTensor(heap, src, names.queryTokens ?? "query_tokens");

@@ -57,6 +57,3 @@ export async function putStacked(heap: Heap, src: WeightSource, names: readonly 
   }
   return ptr;
 }
-
-/** Floats of a shape. */
-export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
