@@ -379,12 +379,10 @@ export class Seq2SeqTransformer {
           this.decodeStep(rt.heap.put(last), nb, t, caches, kpmK, logits);
           rt.heap.release(m);
           rt.k.logSoftmax(logits, logits, nb, V, V);
-          const lp = rt.heap.f32(logits, nb * V).slice();
-          const cand: { beam: number; tok: number; logProb: number }[] = [];
-          for (let i = 0; i < nb; i++) {
-            for (let v = 0; v < V; v++) cand.push({ beam: i, tok: v, logProb: beams[i].logProb + lp[i * V + v] });
-          }
-          cand.sort((p, q) => q.logProb - p.logProb || p.beam - q.beam || p.tok - q.tok);
+          const lp = rt.heap.f32(logits, nb * V);
+          // at most nb candidates end in EOS before K survive, so only the best nb + K of the nb·V
+          // (by log-probability, then beam, then token) are ever read: keep those, sorted
+          const cand = topCandidates(lp, beams, nb, V, nb + K);
           const next: { ids: number[]; logProb: number }[] = [];
           const parents: number[] = [];
           for (const c of cand) {
@@ -417,4 +415,31 @@ export class Seq2SeqTransformer {
       return results;
     });
   }
+}
+
+/**
+ * The best `M` of the candidates `(beam i, token v, beams[i].logProb + lp[i·V + v])`, in the order
+ * logProb descending, then beam, then token ascending (ties keep the scan order, which is that order).
+ */
+function topCandidates(
+  lp: Float32Array,
+  beams: readonly { logProb: number }[],
+  nb: number,
+  V: number,
+  M: number,
+): { beam: number; tok: number; logProb: number }[] {
+  const top: { beam: number; tok: number; logProb: number }[] = [];
+  for (let i = 0; i < nb; i++) {
+    const base = beams[i].logProb;
+    for (let v = 0; v < V; v++) {
+      const logProb = base + lp[i * V + v];
+      if (top.length === M && !(logProb > top[M - 1].logProb)) continue;
+      // insert after every kept candidate that is at least as good (those came earlier in the scan)
+      let j = top.length === M ? M - 1 : top.length;
+      while (j > 0 && logProb > top[j - 1].logProb) j--;
+      if (top.length === M) top.pop();
+      top.splice(j, 0, { beam: i, tok: v, logProb });
+    }
+  }
+  return top;
 }
