@@ -37,12 +37,12 @@ export interface LazyTensorSource {
 
 export type AnyTensorSource = TensorSource | LazyTensorSource;
 
-const isLazy = (s: AnyTensorSource): s is LazyTensorSource =>
-  typeof (s as LazyTensorSource).info === "function" && "header" in s;
+/** A source that knows a tensor's dtype and shape without reading it (as core's `tensorMeta` asks). */
+const hasInfo = (s: AnyTensorSource): s is LazyTensorSource => typeof (s as LazyTensorSource).info === "function";
 
-/** dtype (as a core dtype) and shape of a tensor, without reading a lazy source's data. */
+/** dtype (as a core dtype) and shape of a tensor, without reading the data when the source has `info`. */
 export function tensorMeta(src: AnyTensorSource, name: string): { dtype: string; shape: readonly number[] } {
-  if (isLazy(src)) {
+  if (hasInfo(src)) {
     const i = src.info(name);
     return { dtype: tensorDtypeFor(i.dtype), shape: i.shape };
   }
@@ -51,8 +51,7 @@ export function tensorMeta(src: AnyTensorSource, name: string): { dtype: string;
 }
 
 async function tensorData(src: AnyTensorSource, name: string): Promise<Float32Array> {
-  const t = isLazy(src) ? await src.get(name) : src.get(name);
-  return t.data as Float32Array;
+  return (await src.get(name)).data as Float32Array;
 }
 
 /** Byte pointers of one encoder layer's parameters in the heap. */

@@ -13,16 +13,14 @@ import { type CheckableSource, type Heap, WeightsError } from "@wasmformer/core"
 export type WeightSource = CheckableSource;
 export { tensorSource as weightSource } from "@wasmformer/core";
 
-const isLazy = (s: WeightSource): boolean => typeof s.info === "function" && "header" in s;
-
 /**
  * The tensors of `src` whose names start with `prefix`, under their names without it. A lazy
- * source stays lazy (the view keeps `info` and `header`, which the ViT loader looks for).
+ * source stays lazy (the view keeps `info`).
  */
 export function prefixView(src: WeightSource, prefix: string): WeightSource {
   const names = src.names().filter((n) => n.startsWith(prefix));
   const inner = new Set(names.map((n) => n.slice(prefix.length)));
-  const view: WeightSource & { header?: unknown } = {
+  const view: WeightSource = {
     names: () => [...inner],
     has: (n) => inner.has(n),
     get: (n) => {
@@ -34,7 +32,6 @@ export function prefixView(src: WeightSource, prefix: string): WeightSource {
     const info = src.info.bind(src);
     view.info = (n) => info(prefix + n);
   }
-  if (isLazy(src)) view.header = (src as unknown as { header: unknown }).header;
   return view;
 }
 
