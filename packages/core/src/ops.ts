@@ -8,14 +8,10 @@ import { allocData, type DataFor, type DType, type TypedData } from "./dtype.js"
 import { InputError, ShapeError } from "./errors.js";
 import { Act, BinOp, RedOp } from "./kernels.js";
 import { defaultRuntime, type Runtime } from "./runtime.js";
-import { type Shape, shapeSize, Tensor } from "./tensor.js";
+import { formatShape as fmt, type Shape, shapeSize, Tensor } from "./tensor.js";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-function fmt(s: Shape): string {
-  return `[${s.join(", ")}]`;
-}
 
 function needF32(t: Tensor, op: string, name = "input"): Tensor<"f32"> {
   if (t.dtype !== "f32") throw new ShapeError(`${op}: ${name} must be f32, got ${t.dtype}`);

@@ -13,7 +13,7 @@
  */
 import { WeightsError } from "./errors.js";
 import { type SafetensorsDType, tensorDtypeFor } from "./safetensors.js";
-import type { Tensor } from "./tensor.js";
+import { formatShape, type Tensor } from "./tensor.js";
 
 /** Anything with named tensors: a parsed safetensors file (`TensorFile`), or a `Map`-backed dict. */
 export interface TensorSource {
@@ -68,9 +68,6 @@ export interface ExpectedTensor {
   /** May be absent (an optional head or pooler); still checked when present. */
   optional?: boolean;
 }
-
-/** `[2, 3]` */
-export const formatShape = (s: readonly number[]): string => `[${s.join(", ")}]`;
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);

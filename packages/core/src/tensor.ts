@@ -15,6 +15,11 @@ export function shapeSize(shape: Shape): number {
   return n;
 }
 
+/** `[2, 3]` */
+export function formatShape(s: Shape): string {
+  return `[${s.join(", ")}]`;
+}
+
 export function checkShape(shape: Shape, what = "shape"): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0)
