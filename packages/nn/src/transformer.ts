@@ -191,8 +191,11 @@ export function reorderCaches(
   for (const c of caches) {
     for (const buf of [c.k, c.v]) {
       const stride = c.maxLen * d * 4;
-      for (let i = 0; i < parents.length; i++) rt.k.copy2d(buf + parents[i] * stride, d, tmp + i * stride, d, len, d);
-      for (let i = 0; i < parents.length; i++) rt.k.copy2d(tmp + i * stride, d, buf + i * stride, d, len, d);
+      // a beam that continues itself keeps its rows where they are (and no other beam overwrites them)
+      for (let i = 0; i < parents.length; i++)
+        if (parents[i] !== i) rt.k.copy2d(buf + parents[i] * stride, d, tmp + i * stride, d, len, d);
+      for (let i = 0; i < parents.length; i++)
+        if (parents[i] !== i) rt.k.copy2d(tmp + i * stride, d, buf + i * stride, d, len, d);
     }
   }
 }
