@@ -4,17 +4,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { erf, Tensor, writeSafetensors } from "@wasmformer/core";
-
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// by path, as core's tests do (only vitest imports this module, and it loads .ts)
+import { mulberry32 as rng } from "../../test-utils/src/prng.ts";
 
 const f32 = (shape, r, scale = 1) => {
   const n = shape.reduce((a, b) => a * b, 1);
