@@ -7,13 +7,15 @@ import {
   createRefRuntime,
   createRuntime,
   defaultRuntime,
+  formatShape,
   type Kernels,
   type Runtime,
   ShapeError,
   Tensor,
 } from "@wasmformer/core";
 
-export const fmtShape = (s: readonly number[]) => `[${s.join(", ")}]`;
+/** `[2, 3]`: core's shape formatting, under the name the layers use. */
+export const fmtShape = formatShape;
 
 /** Kernels the nn layers call; a wasm build without one of them cannot run this package. */
 const NEEDED: (keyof Kernels)[] = [
