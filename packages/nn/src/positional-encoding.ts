@@ -5,22 +5,21 @@
  *
  *   PE[p, j] = sin(p · w_k) for even j, cos(p · w_k) for odd j,  k = ⌊j/2⌋,  w_k = base^(−2k/d)
  */
-import { BinOp, InputError, type Runtime, Tensor } from "@wasmformer/core";
+import {
+  BinOp,
+  sinusoidalPositionalEncoding as coreSinusoidalPE,
+  InputError,
+  type Runtime,
+  type Tensor,
+} from "@wasmformer/core";
 import type { Param, WeightScope } from "./state-dict.js";
 import { posInt, sharedRuntime } from "./util.js";
 
-/** The `[maxLen, dModel]` sinusoidal table, evaluated in float64 and rounded once to f32. */
+/** The `[maxLen, dModel]` sinusoidal table, evaluated in float64 and rounded once to f32 (core's). */
 export function sinusoidalPositionalEncoding(maxLen: number, dModel: number, base = 10000): Tensor<"f32"> {
   posInt(maxLen, "max_len", 0);
   posInt(dModel, "d_model");
-  const pe = new Float32Array(maxLen * dModel);
-  const lnBase = Math.log(base);
-  for (let j = 0; j < dModel; j++) {
-    const k = j >> 1;
-    const w = Math.exp((-2 * k * lnBase) / dModel);
-    for (let p = 0; p < maxLen; p++) pe[p * dModel + j] = j % 2 === 0 ? Math.sin(p * w) : Math.cos(p * w);
-  }
-  return new Tensor(pe, [maxLen, dModel], "f32");
+  return coreSinusoidalPE(maxLen, dModel, base);
 }
 
 /** Adds `table[0:T]` to each sequence of `x [B, T, d]` in the heap (in place). */
