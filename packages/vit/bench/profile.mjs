@@ -22,7 +22,12 @@ for (const [name, f] of Object.entries(rt.k)) {
     const t0 = performance.now();
     const r = f(...a);
     // GEMMs are told apart by shape and epilogue (q/k/v, output projection, MLP with GELU, …)
-    const key = name === "gemm" ? `gemm ${a[0]}x${a[1]}x${a[2]} act ${a[14]} beta ${a[13]}` : name;
+    const key =
+      name === "gemm"
+        ? `gemm ${a[0]}x${a[1]}x${a[2]} act ${a[14]} beta ${a[13]}`
+        : name === "gemmPacked"
+          ? `gemmPacked ${a[0]}x${a[1]}x${a[2]} act ${a[12]} beta ${a[11]}`
+          : name;
     times[key] = (times[key] ?? 0) + performance.now() - t0;
     return r;
   };

@@ -82,6 +82,18 @@ const KF: usize = memory.data<f32>([
   2.0000714765e-1, 2.0000714765e-1, 2.0000714765e-1, 2.0000714765e-1, // K_LOG_P+6
   -2.4999993993e-1, -2.4999993993e-1, -2.4999993993e-1, -2.4999993993e-1, // K_LOG_P+7
   3.3333331174e-1, 3.3333331174e-1, 3.3333331174e-1, 3.3333331174e-1, // K_LOG_P+8
+  -1.5461576463593474e-11, -1.5461576463593474e-11, -1.5461576463593474e-11, -1.5461576463593474e-11, // K_GELU_Q
+  9.707397108371651e-10, 9.707397108371651e-10, 9.707397108371651e-10, 9.707397108371651e-10, // K_GELU_Q+1
+  -2.9530863088211845e-08, -2.9530863088211845e-08, -2.9530863088211845e-08, -2.9530863088211845e-08, // K_GELU_Q+2
+  5.960993689768657e-07, 5.960993689768657e-07, 5.960993689768657e-07, 5.960993689768657e-07, // K_GELU_Q+3
+  -9.170124030788429e-06, -9.170124030788429e-06, -9.170124030788429e-06, -9.170124030788429e-06, // K_GELU_Q+4
+  0.00011474348866613582, 0.00011474348866613582, 0.00011474348866613582, 0.00011474348866613582, // K_GELU_Q+5
+  -0.0011862671235576272, -0.0011862671235576272, -0.0011862671235576272, -0.0011862671235576272, // K_GELU_Q+6
+  0.009972646832466125, 0.009972646832466125, 0.009972646832466125, 0.009972646832466125, // K_GELU_Q+7
+  -0.06649000942707062, -0.06649000942707062, -0.06649000942707062, -0.06649000942707062, // K_GELU_Q+8
+  0.398942232131958, 0.398942232131958, 0.398942232131958, 0.398942232131958, // K_GELU_Q+9
+  -1.25, -1.25, -1.25, -1.25, // K_GELU_QLO
+  3.0, 3.0, 3.0, 3.0, // K_GELU_QHI
 ], 16);
 const KI: usize = memory.data<i32>([
   127, 127, 127, 127, // KI_127
@@ -149,6 +161,12 @@ const KD: usize = memory.data<f64>([
 @inline const K_TWO23 = 41; // 2^23
 // @ts-ignore: decorator
 @inline const K_LOG_P = 42; // log polynomial (Cephes logf), highest degree first (9 entries)
+// @ts-ignore: decorator
+@inline const K_GELU_Q = 51; // gelu: Φ(x) − ½ = x·Q(x²) on [−1.25, 3], highest degree first (10 entries)
+// @ts-ignore: decorator
+@inline const K_GELU_QLO = 61; // gelu: the polynomial's range
+// @ts-ignore: decorator
+@inline const K_GELU_QHI = 62;
 // @ts-ignore: decorator
 @inline const KI_127 = 0;
 // @ts-ignore: decorator
@@ -356,6 +374,28 @@ const KD: usize = memory.data<f64>([
  */
 // @ts-ignore: decorator
 @inline export function gelu4(x: v128): v128 {
+  if (allIn(x, kf(K_GELU_QLO), kf(K_GELU_QHI))) {
+    // x·(½ + x·Q(x²)): a least-squares fit of Φ(x) − ½ = ½·erf(x/√2) in s = x², weighted so that
+    // the error stays below 3.5e-7 of Φ where 1 − Φ(|x|) cancels (x ≥ −1.25); no division, no exp
+    const s = f32x4.mul(x, x);
+    let q = kf(K_GELU_Q);
+    q = fma4(q, s, kf(K_GELU_Q + 1));
+    q = fma4(q, s, kf(K_GELU_Q + 2));
+    q = fma4(q, s, kf(K_GELU_Q + 3));
+    q = fma4(q, s, kf(K_GELU_Q + 4));
+    q = fma4(q, s, kf(K_GELU_Q + 5));
+    q = fma4(q, s, kf(K_GELU_Q + 6));
+    q = fma4(q, s, kf(K_GELU_Q + 7));
+    q = fma4(q, s, kf(K_GELU_Q + 8));
+    q = fma4(q, s, kf(K_GELU_Q + 9));
+    return f32x4.mul(x, fma4(x, q, kf(K_HALF)));
+  }
+  return geluErfc4(x);
+}
+
+/** gelu4 for any lanes (the erfc form below); gelu4 takes it when a lane is outside [−1.25, 3]. */
+// @ts-ignore: decorator
+@inline function geluErfc4(x: v128): v128 {
   const ax = f32x4.abs(x);
   const z = f32x4.min(ax, kf(K_GELU_ZMAX)); // erfc(20/√2) = 0 in f32
   const t = f32x4.mul(z, kf(K_SQRT1_2));
