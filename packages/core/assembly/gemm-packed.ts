@@ -253,6 +253,7 @@ export function gemmPacked(
   const n8 = <usize>((N + NR - 1) / NR * NR);
   const kcMax = KC;
   const mcMax = blockSize(M, MCP, MR);
+  const tileAct = act == 1 ? 1 : 0; // relu in the tile epilogue
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += kcMax) {
@@ -270,10 +271,12 @@ export function gemmPacked(
           for (let ir = 0; ir < mc; ir += MR) {
             kernel(
               kc, packedA + (<usize>ir * <usize>kc << 2), bp, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
-              min(MR, mc - ir), w, biasp, alpha, beta, first, last, act,
+              min(MR, mc - ir), w, biasp, alpha, beta, first, last, tileAct,
             );
           }
         }
+        // other activations over the finished block, row by row (per tile: 6 calls of 8 floats)
+        if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
       }
     }
   }
