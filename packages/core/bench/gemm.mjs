@@ -20,6 +20,7 @@
 import { createRequire } from "node:module";
 import os from "node:os";
 import { dirname } from "node:path";
+import { fmaPeak } from "./fma-peak.mjs";
 import { matmulModel } from "./onnx-matmul.mjs";
 
 const require = createRequire(import.meta.url);
@@ -232,7 +233,7 @@ async function benchShape([M, K, N, tB = 0]) {
       im.times.push((now() - t0) / im.reps);
     }
   }
-  const row = { shape: label([M, K, N, tB]) };
+  const row = { shape: label([M, K, N, tB]), M };
   for (const im of impls) row[im.name] = flops / (median(im.times) * 1e9); // GFLOP/s
   for (const im of [...impls].reverse()) await im.free(); // heap marks are released last-in first-out
   return row;
@@ -274,3 +275,10 @@ for (const r of rows) {
   );
 }
 console.log(`\nORT ratios use the faster of the two ORT variants. Load average at the end: ${load()}`);
+// the register-only f32x4 ceiling, measured now: how close the relaxed pre-packed kernel comes to it
+const peak = await fmaPeak();
+const effs = rows.filter((r) => r.M >= 64).map((r) => (100 * r["ours-relaxed-packed"]) / peak);
+console.log(
+  `relaxed_madd ceiling (bench/fma-peak.mjs, 12 chains in registers): ${peak.toFixed(1)} GFLOP/s; ` +
+    `relaxed B pre-packed at M ≥ 64 reaches ${Math.min(...effs).toFixed(0)}–${Math.max(...effs).toFixed(0)}% of it.`,
+);
