@@ -6,7 +6,7 @@ import { exp4, gelu4, geluTanh4, log4, relu4, sigmoid4, silu4, tanh4 } from "./i
 export function act1(x: f32, act: i32): f32 {
   switch (act) {
     case 0: return x;
-    case 1: return x > 0 ? x : 0;
+    case 1: return x < 0 ? 0 : x; // NaN stays NaN, as torch.relu
     // erfc / logistic forms of 0.5·x·(1 + erf(x/√2)) and 0.5·x·(1 + tanh(y)): no cancellation for x < 0
     case 2: return <f32>(0.5 * <f64>x * erfc64(-<f64>x * 0.7071067811865476));
     case 3: return <f32>(<f64>x / (1.0 + Math.exp(-1.5957691216057308 * (<f64>x + 0.044715 * <f64>x * <f64>x * <f64>x))));

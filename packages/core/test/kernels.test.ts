@@ -456,7 +456,7 @@ describe("unary", () => {
     }
   });
 
-  it("keeps the special-value contract: exp(−∞)=0, exp(large)=∞, tanh(±large)=±1, no NaN from finite input", () => {
+  it("keeps the special-value contract: exp(−∞)=0, exp(large)=∞, tanh(±large)=±1, relu(NaN)=NaN, no NaN from finite input", () => {
     const x = Float32Array.from([Number.NEGATIVE_INFINITY, -200, 100, 1e30, 50, -50, 1e4, -1e4]);
     for (const rt of wasm) {
       const run = (code: number) =>
@@ -466,6 +466,11 @@ describe("unary", () => {
       expect(Array.from(e.subarray(0, 4))).toEqual([0, 0, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
       const t = run(Act.tanh);
       expect(Array.from(t.subarray(4))).toEqual([1, -1, 1, -1]);
+      // relu as torch.relu: NaN stays NaN (vector lanes and the scalar tail)
+      const nan = Float32Array.from([Number.NaN, -1, 2, Number.NaN, -3]);
+      const r = exec(rt, { x: nan, y: new Float32Array(5) }, (k, p) => k.unary(p.x!, p.y!, 5, Act.relu), ["y"]).out
+        .y as Float32Array;
+      expect(Array.from(r)).toEqual([Number.NaN, 0, 2, Number.NaN, 0]);
       for (const code of [Act.gelu, Act.geluTanh, Act.silu, Act.sigmoid, Act.tanh, Act.exp]) {
         const y = run(code);
         for (let i = 1; i < x.length; i++) expect(Number.isNaN(y[i]), `code ${code} at ${x[i]}`).toBe(false);

@@ -17,8 +17,8 @@ export function applyAct(x: number, act: number): number {
     case 0:
       return x;
     case 1:
-      // biome-ignore lint/complexity/useMathMinMax: relu(NaN) is 0 here, as in the wasm kernel
-      return x > 0 ? x : 0;
+      // biome-ignore lint/complexity/useMathMinMax: relu(NaN) is NaN and relu(−0) is −0, as in torch.relu and the wasm kernel
+      return x < 0 ? 0 : x;
     // 1 + erf(x/√2) = erfc(−x/√2) and 0.5·(1 + tanh(y)) = 1/(1 + e^{−2y}): the same values,
     // without the cancellation that zeroes the negative tail (x < −6) in f64
     case 2:
