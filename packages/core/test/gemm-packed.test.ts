@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { ShapeError } from "../src/errors.js";
 import { Act } from "../src/kernels.js";
-import { linearPacked, packLinearWeight, packWeight } from "../src/packed.js";
+import { linearPacked, PACK_KC, packLinearWeight, packWeight } from "../src/packed.js";
 import { createRefRuntime, type Runtime } from "../src/runtime.js";
 import {
   bitsOf,
@@ -133,14 +133,15 @@ describe("packedSize / packB", () => {
           const ldb = (transB ? K : N) + pad;
           const B = r.f32(ldb * (transB ? N : K));
           const size = Math.ceil(N / 8) * 8 * K;
-          // the layout, written out independently of both backends: K blocks of 256 rows, each
-          // holding its kb×8 slice of every 8-column panel in turn
+          // the layout, written out independently of both backends: K blocks of PACK_KC rows, each
+          // holding its kb×8 slice of every 8-column panel in turn (PACK_KC and the kernels' KC in
+          // assembly/gemm.ts must agree: this test fails when they do not)
           const want = new Float32Array(size + GUARD);
           bitsOf(want).fill(SENTINEL, size);
           const N8 = Math.ceil(N / 8) * 8;
           let at = 0;
-          for (let pc = 0; pc < K; pc += 256) {
-            const kb = Math.min(256, K - pc);
+          for (let pc = 0; pc < K; pc += PACK_KC) {
+            const kb = Math.min(PACK_KC, K - pc);
             for (let q = 0; q < N8 / 8; q++) {
               for (let p = pc; p < pc + kb; p++) {
                 for (let jj = 0; jj < 8; jj++) {
