@@ -31,6 +31,7 @@ export {
   type LoadOptions,
   loadViTForImageClassification,
   loadViTModel,
+  openCheckpointFolder,
   type PosInterpolation,
   type Prediction,
   type PretrainedSource,

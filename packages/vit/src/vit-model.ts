@@ -780,9 +780,10 @@ function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImagePro
 /**
  * Open a checkpoint folder (Node): parse `config.json` and `preprocessor_config.json` (optional),
  * and open `model.safetensors` lazily (tensors are read one by one while they are copied into the
- * heap, so the file is never held in memory as a whole).
+ * heap, so the file is never held in memory as a whole). The caller closes `weights`. Also used by
+ * @wasmformer/vlm for checkpoints whose vision tower is a ViT.
  */
-async function openFolder(
+export async function openCheckpointFolder(
   dir: string,
 ): Promise<{ config: unknown; weights: LazySafetensorsFile; preprocessor?: unknown }> {
   const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
@@ -820,7 +821,7 @@ const isTimmConfig = (c: unknown) => typeof (c as Record<string, unknown> | null
  * or timm, recognised by its config's `architecture` field).
  */
 export async function loadViTModel(dir: string, opts: LoadOptions = {}): Promise<ViTModel> {
-  const f = await openFolder(dir);
+  const f = await openCheckpointFolder(dir);
   try {
     return await (isTimmConfig(f.config) ? ViTModel.fromTimm(f, opts) : ViTModel.fromPretrained(f, opts));
   } finally {
@@ -833,7 +834,7 @@ export async function loadViTForImageClassification(
   dir: string,
   opts: LoadOptions = {},
 ): Promise<ViTForImageClassification> {
-  const f = await openFolder(dir);
+  const f = await openCheckpointFolder(dir);
   try {
     return await (isTimmConfig(f.config)
       ? ViTForImageClassification.fromTimm(f, opts)

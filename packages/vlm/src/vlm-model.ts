@@ -22,7 +22,6 @@ import {
   checkTensors,
   createRuntime,
   InputError,
-  openSafetensors,
   parseSafetensors,
   type Runtime,
   ShapeError,
@@ -37,7 +36,7 @@ import {
   loadTokenizer,
   type Tokenizer,
 } from "@wasmformer/llm";
-import { type ImageInput, ViTModel } from "@wasmformer/vit";
+import { type ImageInput, openCheckpointFolder, ViTModel } from "@wasmformer/vit";
 import { type ImageAdapter, type ImageProjection, idRows, QFormerAdapter, spliceImageEmbeds } from "./adapter.js";
 import { parseVLMConfig, type VLMConfig } from "./config.js";
 import { LinearProjector } from "./projector.js";
@@ -101,6 +100,11 @@ export interface VLMLoadOptions {
 export interface VLMPretrainedSource {
   config: unknown;
   weights: Uint8Array | ArrayBuffer | WeightSource;
+  /**
+   * Parsed `preprocessor_config.json` (optional): the vision tower's image preprocessing (size,
+   * resample, mean/std). Absent: HF ViT defaults at the vision config's `image_size`.
+   */
+  preprocessor?: unknown;
 }
 
 const isFeatures = (x: unknown): x is ImageFeatures =>
@@ -230,7 +234,11 @@ export class VisionLanguageModel {
     // ---- the parts
     const vision = await scoped("vision_model.", "ViT", () =>
       ViTModel.fromPretrained(
-        { config: cfg.vision_config_raw, weights: prefixView(weights, "vision_model.") as never },
+        {
+          config: cfg.vision_config_raw,
+          weights: prefixView(weights, "vision_model.") as never,
+          ...(src.preprocessor !== undefined ? { preprocessor: src.preprocessor } : {}),
+        },
         { runtime: makeRt() },
       ),
     );
@@ -253,30 +261,17 @@ export class VisionLanguageModel {
   }
 
   /**
-   * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor), and the
-   * GPT-2 tokenizer (`tokenizer.json`, or `vocab.json` + `merges.txt`) when present.
+   * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor),
+   * `preprocessor_config.json` and the GPT-2 tokenizer (`tokenizer.json`, or `vocab.json` +
+   * `merges.txt`) when present.
    */
   static async fromFolder(dir: string, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
-    const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
-    const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
-    let config: unknown;
+    const folder = await openCheckpointFolder(dir);
     try {
-      config = JSON.parse(await fs.readFile(path.join(dir, "config.json"), "utf8"));
-    } catch (e) {
-      throw new ConfigError(`cannot read ${path.join(dir, "config.json")}: ${(e as Error).message}`);
-    }
-    const file = path.join(dir, "model.safetensors");
-    try {
-      await fs.access(file);
-    } catch (e) {
-      throw new WeightsError(`cannot read ${file}: ${(e as Error).message}`, ["model.safetensors"]);
-    }
-    const tokenizer = opts.tokenizer ?? (await loadTokenizer(dir));
-    const weights = await openSafetensors(file);
-    try {
-      return await VisionLanguageModel.fromPretrained({ config, weights }, { ...opts, tokenizer });
+      const tokenizer = opts.tokenizer ?? (await loadTokenizer(dir));
+      return await VisionLanguageModel.fromPretrained(folder, { ...opts, tokenizer });
     } finally {
-      await weights.close();
+      await folder.weights.close();
     }
   }
 
