@@ -627,6 +627,66 @@ function bytesReader(bytes: Uint8Array): ByteRangeReader {
   return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
 }
 
+async function fetchOk(url: string, init?: RequestInit, expect206 = false): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw new InputError(`openSafetensors: cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok || (expect206 && res.status !== 206)) {
+    throw new InputError(
+      `openSafetensors: cannot fetch ${url}${init ? ` (${rangeOf(init)})` : ""}: HTTP ${res.status}`,
+    );
+  }
+  return res;
+}
+
+const rangeOf = (init: RequestInit) => (init.headers as Record<string, string>).Range;
+
+/** `Content-Range: bytes a-b/total` → [a, b, total] (total NaN when "*"), or undefined. */
+function contentRange(res: Response): [number, number, number] | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range")?.trim() ?? "");
+  return m ? [Number(m[1]), Number(m[2]), m[3] === "*" ? Number.NaN : Number(m[3])] : undefined;
+}
+
+/**
+ * http(s): read by byte range (`Range: bytes=a-b`, answered 206) when the server supports it, so a
+ * checkpoint is never downloaded as a whole; a server that answers the first probe with 200 (no
+ * range support) or without the total size gives the whole body, read from memory.
+ */
+async function httpReader(url: string): Promise<ByteRangeReader> {
+  const probe = await fetchOk(url, { headers: { Range: "bytes=0-7" } });
+  const cr = probe.status === 206 ? contentRange(probe) : undefined;
+  if (!cr || !Number.isFinite(cr[2])) {
+    if (probe.status === 206) await probe.body?.cancel();
+    const res = probe.status === 206 ? await fetchOk(url) : probe;
+    return bytesReader(new Uint8Array(await res.arrayBuffer()));
+  }
+  const size = cr[2];
+  let first: Uint8Array | undefined = new Uint8Array(await probe.arrayBuffer());
+  return {
+    size,
+    async read(offset, length) {
+      if (length <= 0 || offset >= size) return new Uint8Array(0);
+      if (first && offset === 0 && length <= first.length) return first.subarray(0, length);
+      const end = Math.min(offset + length, size) - 1;
+      const range = `bytes=${offset}-${end}`;
+      const res = await fetchOk(url, { headers: { Range: range } }, true);
+      const got = contentRange(res);
+      if (!got || got[0] !== offset || got[1] !== end || got[2] !== size) {
+        await res.body?.cancel();
+        throw new SafetensorsError(
+          `server answered ${range} with Content-Range "${res.headers.get("content-range")}" (file size ${size}): the file changed or the server is inconsistent`,
+          { offset },
+        );
+      }
+      first = undefined;
+      return new Uint8Array(await res.arrayBuffer());
+    },
+  };
+}
+
 async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesReader(toBytes(source));
   if (typeof Blob !== "undefined" && source instanceof Blob) return blobReader(source);
@@ -637,15 +697,7 @@ async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
       const { openFileReader } = await import("./safetensors-node.js");
       return openFileReader(source);
     }
-    // Not lazy: the whole response is fetched (servers are not required to support ranges).
-    let res: Response;
-    try {
-      res = await fetch(source);
-    } catch (e) {
-      throw new InputError(`openSafetensors: cannot fetch ${s}: ${(e as Error).message}`);
-    }
-    if (!res.ok) throw new InputError(`openSafetensors: cannot fetch ${s}: HTTP ${res.status}`);
-    return bytesReader(new Uint8Array(await res.arrayBuffer()));
+    return /^https?:/i.test(s) ? httpReader(s) : bytesReader(new Uint8Array(await (await fetchOk(s)).arrayBuffer()));
   }
   if (source && typeof (source as ByteRangeReader).read === "function") return source as ByteRangeReader;
   throw new InputError("openSafetensors: source must be a Blob, a path or URL, bytes, or a ByteRangeReader");
@@ -676,7 +728,8 @@ async function readExactly(r: ByteRangeReader, offset: number, length: number, w
  * - path or `file:` URL (Node): one `fs/promises` file handle; `get` reads just the tensor's range
  *   into a fresh buffer, so the file is never held in memory twice (nor once, as a whole). Call
  *   `close()` when done.
- * - `http(s):` URLs: fetched whole into memory (not lazy).
+ * - `http(s):` URLs: one `Range` request per tensor when the server answers ranges with 206 (as
+ *   the Hugging Face hub and most CDNs do); otherwise the whole file is fetched into memory.
  * - bytes: views on them.
  */
 export async function openSafetensors(

@@ -1,4 +1,6 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -622,6 +624,85 @@ describe("openSafetensors (lazy)", () => {
     writeFileSync(p, bytes.subarray(0, f.info("a").byteOffset + 2));
     await expect(f.get("a")).rejects.toThrow(/file ended while reading 12 bytes/);
     await f.close();
+  });
+});
+
+describe("openSafetensors over http", () => {
+  const t = {
+    w: new Tensor(
+      Float32Array.from({ length: 1000 }, (_, i) => i / 7),
+      [10, 100],
+      "f32",
+    ),
+    b: new Tensor(Float32Array.from([0.5, -2]), [2], "f32"),
+  };
+  const bytes = writeSafetensors(t);
+  type Mode = "ranges" | "no-ranges" | "unknown-size" | "lying";
+  const servers: Server[] = [];
+  afterAll(() => {
+    for (const srv of servers) srv.close();
+  });
+
+  /** A server for `bytes` that answers Range requests as `mode` says; returns its URL and the Range headers it saw. */
+  async function serve(mode: Mode): Promise<{ url: string; ranges: (string | undefined)[] }> {
+    const ranges: (string | undefined)[] = [];
+    const srv = createServer((req, res) => {
+      if (req.url !== "/m.safetensors") {
+        res.writeHead(404).end();
+        return;
+      }
+      const range = req.headers.range;
+      ranges.push(range);
+      const m = range ? /^bytes=(\d+)-(\d+)$/.exec(range) : null;
+      if (!m || mode === "no-ranges") {
+        res.writeHead(200, { "content-length": bytes.length }).end(Buffer.from(bytes));
+        return;
+      }
+      const a = Number(m[1]);
+      const b = Math.min(Number(m[2]), bytes.length - 1);
+      const shift = mode === "lying" && ranges.length > 2 ? 1 : 0;
+      const total = mode === "unknown-size" ? "*" : String(bytes.length);
+      res
+        .writeHead(206, { "content-range": `bytes ${a + shift}-${b}/${total}`, "content-length": b - a + 1 })
+        .end(Buffer.from(bytes.subarray(a, b + 1)));
+    });
+    servers.push(srv);
+    await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
+    return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/m.safetensors`, ranges };
+  }
+
+  test("reads the header, then one range per tensor, when the server answers ranges", async () => {
+    const { url, ranges } = await serve("ranges");
+    const f = await openSafetensors(url);
+    expect(ranges).toEqual(["bytes=0-7", `bytes=8-${7 + f.header.headerLength}`]);
+    expect([...(await f.get("b")).data]).toEqual([0.5, -2]);
+    const [b, w] = [f.info("b"), f.info("w")];
+    expect(ranges[2]).toBe(`bytes=${b.byteOffset}-${b.byteOffset + b.byteLength - 1}`);
+    expect((await f.get("w")).data).toEqual(t.w.data);
+    expect(ranges[3]).toBe(`bytes=${w.byteOffset}-${w.byteOffset + w.byteLength - 1}`);
+    expect(ranges).toHaveLength(4);
+    await f.close();
+  });
+
+  test("a server without range support, or without the total size, gives the whole file once", async () => {
+    for (const mode of ["no-ranges", "unknown-size"] as const) {
+      const { url, ranges } = await serve(mode);
+      const f = await openSafetensors(new URL(url));
+      expect((await f.get("w")).data).toEqual(t.w.data);
+      expect([...(await f.get("b")).data]).toEqual([0.5, -2]);
+      expect(ranges.filter((r) => r === undefined)).toHaveLength(mode === "no-ranges" ? 0 : 1);
+      expect(ranges.length).toBe(mode === "no-ranges" ? 1 : 2);
+    }
+  });
+
+  test("HTTP errors are InputErrors; a changing answer is a SafetensorsError naming the range", async () => {
+    const { url } = await serve("ranges");
+    await expect(openSafetensors(url.replace("m.safetensors", "missing"))).rejects.toThrow(/HTTP 404/);
+    await expect(openSafetensors(url.replace("m.safetensors", "missing"))).rejects.toBeInstanceOf(InputError);
+    const lying = await serve("lying");
+    const f = await openSafetensors(lying.url);
+    await expect(f.get("w")).rejects.toThrow(SafetensorsError);
+    await expect(f.get("w")).rejects.toThrow(/Content-Range/);
   });
 });
 
