@@ -56,7 +56,29 @@ export interface RNNOutput extends RNNState {
   output: Tensor<"f32">;
 }
 
+/**
+ * Read a weight that is only used packed: it is copied into the heap, packed by each of `packs`, and
+ * then only the packed copies stay (they take the place of the original, which is released; its
+ * `ptr` becomes 0). Returns the packed weights, or `undefined`s when the weight was not loaded.
+ */
+function packedOnly(
+  rt: Runtime,
+  get: () => Param,
+  packs: ((ptr: number) => PackedWeight)[],
+): { param: Param; packed: (PackedWeight | undefined)[] } {
+  const heap = rt.heap;
+  const m = heap.mark();
+  const param = get();
+  if (!param.ptr) return { param, packed: packs.map(() => undefined) };
+  const made = packs.map((pack) => pack(param.ptr));
+  const copies = made.map((p) => heap.f32(p.ptr, p.floats).slice());
+  heap.release(m);
+  const packed = made.map((p, i) => ({ ...p, ptr: heap.put(copies[i]!) }));
+  return { param: { ...param, ptr: 0 }, packed };
+}
+
 interface DirWeights {
+  /** names and shapes; `ptr` is 0: the weights live only packed (ihP, hhP, hhR) */
   ih: Param;
   hh: Param;
   bih: Param | undefined;
@@ -138,18 +160,24 @@ export class RNNBase {
       const dirs: DirWeights[] = [];
       for (let d = 0; d < this.D; d++) {
         const sfx = `l${l}${d === 1 ? "_reverse" : ""}`;
-        const ih = scope.get(`weight_ih_${sfx}`, [GH, Il]);
-        const hh = scope.get(`weight_hh_${sfx}`, [GH, H]);
+        // packed once here (no per-call packing of the projection; the per-step M = B products
+        // stream the packed W_hh once for up to 4 rows), and kept only packed
+        const rt = this.rt;
+        const ih = packedOnly(rt, () => scope.get(`weight_ih_${sfx}`, [GH, Il]), [
+          (p) => packLinearWeight(rt, p, GH, Il),
+        ]);
+        const hh = packedOnly(rt, () => scope.get(`weight_hh_${sfx}`, [GH, H]), [
+          (p) => packLinearWeight(rt, p, GH, H),
+          (p) => packRowsWeight(rt, p, GH, H),
+        ]);
         dirs.push({
-          ih,
-          hh,
+          ih: ih.param,
+          hh: hh.param,
           bih: this.bias ? scope.get(`bias_ih_${sfx}`, [GH]) : undefined,
           bhh: this.bias ? scope.get(`bias_hh_${sfx}`, [GH]) : undefined,
-          // packed once here: no per-call packing of the projection, and the per-step M = B
-          // products stream the packed W_hh once for up to 4 rows
-          ihP: ih.ptr ? packLinearWeight(this.rt, ih.ptr, GH, Il) : undefined,
-          hhP: hh.ptr ? packLinearWeight(this.rt, hh.ptr, GH, H) : undefined,
-          hhR: hh.ptr ? packRowsWeight(this.rt, hh.ptr, GH, H) : undefined,
+          ihP: ih.packed[0],
+          hhP: hh.packed[0],
+          hhR: hh.packed[1],
         });
       }
       this.weights.push(dirs);

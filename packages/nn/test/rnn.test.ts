@@ -191,3 +191,36 @@ describe.each(bks)("recurrent layers on $name", ({ make }) => {
     ).toThrow(ConfigError);
   });
 });
+
+describe.each(bks)("recurrent weights on $name", ({ make }) => {
+  it("are kept only packed: the heap holds the packed copies and the biases, not the unpacked weights", () => {
+    for (const [mode, G] of [
+      ["lstm", 4],
+      ["gru", 3],
+    ] as const) {
+      const I = 13;
+      const H = 9;
+      const wb = new DictBuilder(41).rnn(G, I, H, 2, 2, true);
+      const rt = make();
+      const before = rt.heap.used();
+      const net = build(mode, wb, { I, H, L: 2, bidir: true, bias: true }, () => rt);
+      let packed = 0;
+      let biases = 0;
+      for (const dirs of net.weights) {
+        for (const w of dirs) {
+          expect(w.ih.ptr).toBe(0);
+          expect(w.hh.ptr).toBe(0);
+          packed += w.ihP!.floats + w.hhP!.floats + w.hhR!.floats;
+          biases += w.bih!.shape[0]! + w.bhh!.shape[0]!;
+        }
+      }
+      const allocations = net.weights.length * 2 * 5; // five buffers per direction, each padded to 16 bytes
+      expect(rt.heap.used() - before).toBeLessThanOrEqual((packed + biases) * 4 + allocations * 16);
+      // and the packed weights still compute what PyTorch does (the oracle tests above)
+      const x = rng(5).tensor([2, 4, I], 1);
+      const y = forward(net, x).output;
+      expect(y.shape).toEqual([2, 4, 2 * H]);
+      for (const v of y.data) expect(Number.isFinite(v)).toBe(true);
+    }
+  });
+});
