@@ -275,7 +275,7 @@ export function gemmPacked(
             );
           }
         }
-        // other activations over the finished block, row by row (per tile: 6 calls of 8 floats)
+        // other activations once over the finished block, row by row (not per tile: six 8-float calls)
         if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
       }
     }

@@ -213,6 +213,8 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
  * stored with SIMD, with a stores-only epilogue in the plain case (first K block, alpha = 1,
  * beta = 0, no bias, no relu: +3–9% at 64³…256³, where a tile is only 64–256 k steps); R < MR tiles
  * 8 wide with SIMD row by row; other edge tiles (h = 5 of MR = 6, or w < 8) go through tileBuf.
+ * `act` is 0 or 1 (relu, applied on the last K block); the callers apply other activations once
+ * to the finished block (`applyAct`).
  */
 // @ts-ignore: decorator
 @inline function kernelR(
@@ -260,7 +262,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
     bp += NR << 2;
   }
   const relu = last && act == 1;
-  const c0 = c;
   if (R == MR && h == MR && w == NR && first && beta == 0 && alpha == 1 && !bias && !relu) {
     // plain C = A·B tile (the common case): only stores
     v128.store(c, c00);
@@ -284,7 +285,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
       v128.store(c, c50);
       v128.store(c, c51, 16);
     }
-    if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
     return;
   }
   if (R == MR && h == MR && w == NR && !first && alpha == 1 && !relu) {
@@ -310,7 +310,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
       v128.store(c, f32x4.add(v128.load(c), c50));
       v128.store(c, f32x4.add(v128.load(c, 16), c51), 16);
     }
-    if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
     return;
   }
   if (R == MR && h == MR && w == NR) {
@@ -336,7 +335,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
       epi4(c50, c, bias, alpha, beta, first, relu);
       epi4(c51, c + 16, b1, alpha, beta, first, relu);
     }
-    if (last && act > 1) applyAct(c0, ldc, MR, NR, act);
     return;
   }
   if (R < MR && w == NR) {
@@ -355,7 +353,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
       epi4(c30, c + 3 * ldc, bias, alpha, beta, first, relu);
       epi4(c31, c + 3 * ldc + 16, b1, alpha, beta, first, relu);
     }
-    if (last && act > 1) applyAct(c, ldc, h, w, act);
     return;
   }
   v128.store(tileBuf, c00, 0);
@@ -384,7 +381,6 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
       epi1(load<f32>(tr + o), cr + o, bias ? bias + o : 0, alpha, beta, first, relu);
     }
   }
-  if (last && act > 1) applyAct(c, ldc, h, w, act);
 }
 
 function kernelMR(
@@ -622,7 +618,7 @@ function gemmImpl(
             );
           }
         }
-        // other activations over the finished block, row by row (per tile: 6 calls of 8 floats)
+        // other activations once over the finished block, row by row (not per tile: six 8-float calls)
         if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
       }
     }
