@@ -2,7 +2,7 @@
 // semantics: `Kernels.packB` / `Kernels.gemmPacked` in src/kernels.ts.
 //
 // The packed layout is the micro-kernel's own B block format, for the whole matrix at once: K is
-// cut into blocks of KC = 256 rows (the last one kb = K − pc rows), and block pc holds, for each
+// cut into blocks of KC = 512 rows (the last one kb = K − pc rows), and block pc holds, for each
 // 8-column panel q, its kb×8 slice contiguously:
 //   packed[pc·N8 + q·kb·8 + (p − pc)·8 + jj] = op(B)[p, 8q + jj],  N8 = ⌈N/8⌉·8, zero past N.
 // So

@@ -79,7 +79,7 @@ export interface Kernels {
    * Pack op(B) (K×N, read as in `gemm`: `transB = 0` → `B[p,j] = b[p·ldb + j]`, `transB = 1` →
    * `b[j·ldb + p]`, e.g. a Linear weight `[out, in]`) once, for any number of `gemmPacked` calls.
    * Layout (the same in every backend and build, so a packed weight can be saved or shared): K is
-   * cut into blocks of 256 rows (the last has kb = K − pc ≤ 256 rows); block pc (its first row)
+   * cut into blocks of 512 rows (the last has kb = K − pc ≤ 512 rows); block pc (its first row)
    * holds, for each 8-column panel q = ⌊j/8⌋, its kb×8 slice contiguously:
    *   `dst[pc·N8 + q·kb·8 + (p − pc)·8 + (j mod 8)] = op(B)[p, j]`,  N8 = ⌈N/8⌉·8,
    * and columns j ≥ N of the last panel are 0 (`packedIndex` in packed.ts). `dst` holds

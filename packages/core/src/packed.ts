@@ -14,7 +14,7 @@ import type { ActCode } from "./kernels.js";
 import type { Runtime } from "./runtime.js";
 
 /** Rows per K block of the packed layout (see `Kernels.packB`). */
-export const PACK_KC = 256;
+export const PACK_KC = 512;
 
 /**
  * Float index of op(B)[p, j] in a packed K×N operand (see `Kernels.packB`): K blocks of PACK_KC

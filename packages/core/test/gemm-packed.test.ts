@@ -241,7 +241,7 @@ describe("gemmPacked", () => {
     }
   });
 
-  it("several K blocks, M blocks and N blocks (K > 256, M > 240, N > 1024)", () => {
+  it("several K blocks, M blocks and N blocks (K > 512, M > 240, N > 1024)", () => {
     let s = 0;
     for (const transA of [0, 1]) {
       for (const transB of [0, 1]) {
