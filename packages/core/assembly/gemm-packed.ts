@@ -121,33 +121,9 @@ function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
   v128.store(tileBuf, s3, 48);
 }
 
-function panel3(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
-  const x1 = rs, x2 = rs * 2;
-  for (let p = 0; p < K; p++) {
-    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-    let xv = v128.load32_splat(x);
-    s0 = fma4(xv, b0, s0);
-    s1 = fma4(xv, b1, s1);
-    xv = v128.load32_splat(x + x1);
-    s2 = fma4(xv, b0, s2);
-    s3 = fma4(xv, b1, s3);
-    xv = v128.load32_splat(x + x2);
-    s4 = fma4(xv, b0, s4);
-    s5 = fma4(xv, b1, s5);
-    x += ps;
-    bp += NR << 2;
-  }
-  v128.store(tileBuf, s0);
-  v128.store(tileBuf, s1, 16);
-  v128.store(tileBuf, s2, 32);
-  v128.store(tileBuf, s3, 48);
-  v128.store(tileBuf, s4, 64);
-  v128.store(tileBuf, s5, 80);
-}
-
-function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+/** R = 3 or 4 rows (a constant once inlined): one k step per iteration, 2R chains. */
+// @ts-ignore: decorator
+@inline function panelR(R: i32, K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
   const x1 = rs, x2 = rs * 2, x3 = rs * 3;
@@ -162,9 +138,11 @@ function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
     xv = v128.load32_splat(x + x2);
     s4 = fma4(xv, b0, s4);
     s5 = fma4(xv, b1, s5);
-    xv = v128.load32_splat(x + x3);
-    s6 = fma4(xv, b0, s6);
-    s7 = fma4(xv, b1, s7);
+    if (R > 3) {
+      xv = v128.load32_splat(x + x3);
+      s6 = fma4(xv, b0, s6);
+      s7 = fma4(xv, b1, s7);
+    }
     x += ps;
     bp += NR << 2;
   }
@@ -174,8 +152,18 @@ function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
   v128.store(tileBuf, s3, 48);
   v128.store(tileBuf, s4, 64);
   v128.store(tileBuf, s5, 80);
-  v128.store(tileBuf, s6, 96);
-  v128.store(tileBuf, s7, 112);
+  if (R > 3) {
+    v128.store(tileBuf, s6, 96);
+    v128.store(tileBuf, s7, 112);
+  }
+}
+
+function panel3(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  panelR(3, K, x, rs, ps, bp);
+}
+
+function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  panelR(4, K, x, rs, ps, bp);
 }
 
 /**

@@ -248,20 +248,32 @@ const KD: usize = memory.data<f64>([
   return f32x4.add(f32x4.mul(xc, kf(K_LOG2E)), kf(K_MAGIC));
 }
 
+/**
+ * r = x − n·ln2 for x = xh (+ xl when `two`) and n = fx (a whole number): ln2 in two parts, and
+ * xh − n·C1 is exact when n·C1 is within a factor 2 of xh (|x| ≳ 1); xl joins after it.
+ */
 // @ts-ignore: decorator
-@inline function expMant(xh: v128, xl: v128, tm: v128, two: bool): v128 {
-  const fx = f32x4.sub(tm, kf(K_MAGIC));
-  // xh − n·C1 is exact when n·C1 is within a factor 2 of xh (|x| ≳ 1); xl joins after it
+@inline function expReduce(xh: v128, xl: v128, fx: v128, two: bool): v128 {
   let r = f32x4.sub(xh, f32x4.mul(fx, kf(K_LN2_HI)));
   if (two) r = f32x4.add(r, xl);
-  r = f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
+  return f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
+}
+
+/** The degree-5 part of Cephes' expf polynomial at r (e^r ≈ 1 + r + r²·P(r)). */
+// @ts-ignore: decorator
+@inline function expPoly(r: v128): v128 {
   let p = kf(K_EXP_P);
   p = fma4(p, r, kf(K_EXP_P + 1));
   p = fma4(p, r, kf(K_EXP_P + 2));
   p = fma4(p, r, kf(K_EXP_P + 3));
   p = fma4(p, r, kf(K_EXP_P + 4));
-  p = fma4(p, r, kf(K_EXP_P + 5));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), kf(K_ONE));
+  return fma4(p, r, kf(K_EXP_P + 5));
+}
+
+// @ts-ignore: decorator
+@inline function expMant(xh: v128, xl: v128, tm: v128, two: bool): v128 {
+  const r = expReduce(xh, xl, f32x4.sub(tm, kf(K_MAGIC)), two);
+  const p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(expPoly(r), r), r), r), kf(K_ONE));
   const n1 = i32x4.shr_s(i32x4.sub(tm, kf(K_MAGIC)), 1);
   return f32x4.mul(p, i32x4.shl(i32x4.add(n1, ki(KI_127)), 23));
 }
@@ -306,17 +318,8 @@ const KD: usize = memory.data<f64>([
 // @ts-ignore: decorator
 @inline function expShort(xh: v128, xl: v128, two: bool): v128 {
   const tm = fma4(two ? f32x4.add(xh, xl) : xh, kf(K_LOG2E), kf(K_MAGIC_127));
-  const fx = f32x4.sub(tm, kf(K_MAGIC_127));
-  let r = f32x4.sub(xh, f32x4.mul(fx, kf(K_LN2_HI)));
-  if (two) r = f32x4.add(r, xl);
-  r = f32x4.sub(r, f32x4.mul(fx, kf(K_LN2_LO)));
-  let p = kf(K_EXP_P);
-  p = fma4(p, r, kf(K_EXP_P + 1));
-  p = fma4(p, r, kf(K_EXP_P + 2));
-  p = fma4(p, r, kf(K_EXP_P + 3));
-  p = fma4(p, r, kf(K_EXP_P + 4));
-  p = fma4(p, r, kf(K_EXP_P + 5));
-  p = f32x4.add(fma4(f32x4.mul(p, r), r, r), kf(K_ONE));
+  const r = expReduce(xh, xl, f32x4.sub(tm, kf(K_MAGIC_127)), two);
+  const p = f32x4.add(fma4(f32x4.mul(expPoly(r), r), r, r), kf(K_ONE));
   return f32x4.mul(p, i32x4.shl(tm, 23));
 }
 

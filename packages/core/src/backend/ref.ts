@@ -103,6 +103,21 @@ function w2vStepVec(
   return loss;
 }
 
+/** GEMM epilogue of one output element: `f[at] = act(product + bias + beta·f[at])` (no bias: undefined; C is read only when beta ≠ 0). */
+function store(
+  f: Float32Array,
+  at: number,
+  product: number,
+  bias: number | undefined,
+  beta: number,
+  act: number,
+): void {
+  let v = product;
+  if (bias !== undefined) v += bias;
+  if (beta) v += beta * f[at]!;
+  f[at] = applyAct(v, act);
+}
+
 export function refKernels(heap: Heap): Kernels {
   // views are re-taken on every call: the heap may have grown since the last one
   const F = () => new Float32Array(heap.buffer());
@@ -126,10 +141,7 @@ export function refKernels(heap: Heap): Kernels {
             const bv = transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
             s += av * bv;
           }
-          let v = alpha * s;
-          if (bias) v += f[Bi + j];
-          if (beta) v += beta * f[C + i * ldc + j];
-          f[C + i * ldc + j] = applyAct(v, act);
+          store(f, C + i * ldc + j, alpha * s, bias ? f[Bi + j] : undefined, beta, act);
         }
       }
     },
@@ -164,10 +176,7 @@ export function refKernels(heap: Heap): Kernels {
             const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
             s += av * f[P + packedIndex(K, N, p, j)];
           }
-          let v = alpha * s;
-          if (bias) v += f[Bi + j];
-          if (beta) v += beta * f[C + i * ldc + j];
-          f[C + i * ldc + j] = applyAct(v, act);
+          store(f, C + i * ldc + j, alpha * s, bias ? f[Bi + j] : undefined, beta, act);
         }
       }
     },
@@ -197,10 +206,7 @@ export function refKernels(heap: Heap): Kernels {
       for (let j = 0; j < N; j++) {
         let s = 0;
         for (let p = 0; p < K; p++) s += f[X + p] * f[P + packedRowsIndex(K, j, p)];
-        let v = s;
-        if (bias) v += f[Bi + j];
-        if (beta) v += beta * f[Y + j];
-        f[Y + j] = applyAct(v, act);
+        store(f, Y + j, s, bias ? f[Bi + j] : undefined, beta, act);
       }
     },
 
