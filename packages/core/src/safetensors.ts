@@ -627,22 +627,19 @@ function bytesReader(bytes: Uint8Array): ByteRangeReader {
   return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
 }
 
-async function fetchOk(url: string, init?: RequestInit, expect206 = false): Promise<Response> {
+/** GET `url` (the byte range `range` when given; `expect206`: the server must answer it as a range). */
+async function fetchOk(url: string, range?: string, expect206 = false): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, init);
+    res = await fetch(url, range ? { headers: { Range: range } } : undefined);
   } catch (e) {
     throw new InputError(`openSafetensors: cannot fetch ${url}: ${(e as Error).message}`);
   }
   if (!res.ok || (expect206 && res.status !== 206)) {
-    throw new InputError(
-      `openSafetensors: cannot fetch ${url}${init ? ` (${rangeOf(init)})` : ""}: HTTP ${res.status}`,
-    );
+    throw new InputError(`openSafetensors: cannot fetch ${url}${range ? ` (${range})` : ""}: HTTP ${res.status}`);
   }
   return res;
 }
-
-const rangeOf = (init: RequestInit) => (init.headers as Record<string, string>).Range;
 
 /** `Content-Range: bytes a-b/total` → [a, b, total] (total NaN when "*"), or undefined. */
 function contentRange(res: Response): [number, number, number] | undefined {
@@ -656,7 +653,7 @@ function contentRange(res: Response): [number, number, number] | undefined {
  * range support) or without the total size gives the whole body, read from memory.
  */
 async function httpReader(url: string): Promise<ByteRangeReader> {
-  const probe = await fetchOk(url, { headers: { Range: "bytes=0-7" } });
+  const probe = await fetchOk(url, "bytes=0-7");
   const cr = probe.status === 206 ? contentRange(probe) : undefined;
   if (!cr || !Number.isFinite(cr[2])) {
     if (probe.status === 206) await probe.body?.cancel();
@@ -672,7 +669,7 @@ async function httpReader(url: string): Promise<ByteRangeReader> {
       if (first && offset === 0 && length <= first.length) return first.subarray(0, length);
       const end = Math.min(offset + length, size) - 1;
       const range = `bytes=${offset}-${end}`;
-      const res = await fetchOk(url, { headers: { Range: range } }, true);
+      const res = await fetchOk(url, range, true);
       const got = contentRange(res);
       if (!got || got[0] !== offset || got[1] !== end || got[2] !== size) {
         await res.body?.cancel();
