@@ -1,22 +1,28 @@
 // One row times a pre-packed weight, for recurrent steps and decoding at batch 1: packRows,
 // gemvRows. Layout and semantics: `Kernels.packRows` / `Kernels.gemvRows` in src/kernels.ts.
 //
-// The weight [N, K] (a Linear weight, rows = outputs) is stored in groups of GR = 7 rows; within a
-// group, the 4-float chunk c of each of its rows in turn:
-//   packed[(g·K4 + 4c)·GR + 4r + (k mod 4)] = W[g·GR + r, k],  c = ⌊k/4⌋, K4 = ⌈K/4⌉·4,
-// zero past K and in the rows past N of the last group. gemvRows reads one sequential stream
-// through a single pointer with constant offsets: per 4-float chunk of x, one x load, seven weight
-// loads and seven independent FMAs, and no per-row address arithmetic. In V8 (x64) that measured
-// 10.9 µs for a 1024×256 weight against 13.5–14 µs for gemm's M = 1 row dots (six rows from six
-// row pointers) and 14 µs for gemmPacked's M = 1 stream; 5 / 6 / 8 rows per group, or two x chunks
-// per iteration, were slower (8 and the unrolled form spill accumulators).
+// The weight [N, K] (a Linear weight, rows = outputs) is stored in groups of GR = 24 rows. In a group,
+// for each 4-column chunk c of K, the six 4-row slices q in turn, each as four vectors (column i of
+// its rows):
+//   packed[(g·K4 + 4c)·GR + 16q + 4i + l] = W[g·GR + 4q + l, 4c + i],  K4 = ⌈K/4⌉·4,
+// zero past K and in the rows past N of the last group. A lane of an accumulator is one output row,
+// so the sums need no horizontal reduction, and gemvRows reads the weight as one sequential stream.
+//
+// Per chunk of x: one x load and four lane splats, then for each slice s += (w0·x0 + w1·x1) +
+// (w2·x2 + w3·x3). An accumulator takes one add per chunk, so its dependent chain is an add, not
+// four FMAs in a row. V8 (x64), 1024×256 weight (L2-resident): 10.1–10.4 µs against 11.0–11.8 for
+// the earlier layout (7 rows, a dot-product accumulator per row, 8 loads per 7 FMAs); equal on
+// weights streamed from L3 (3072×768). Tried and slower: the four FMAs of a slice chained (12.3 µs,
+// latency-bound), two x chunks per iteration (14 µs, spills), 4, 5, 7 or 8 slices (2–5%), the
+// slices' vectors interleaved column-major (equal in L2, −6% from L3), and the loop inlined into
+// gemvRows (18 µs: TurboFan then hoists the weight loads ahead of their uses and spills).
 import { fma4 } from "./inline/fma";
 import { applyAct, epi1, epi4 } from "./gemm";
 
 // @ts-ignore: decorator
-@inline const GR = 7;
+@inline const GR = 24;
 
-/** Floats of `packRows(N, K)`: ⌈N/7⌉·7·⌈K/4⌉·4 (0 when N or K ≤ 0). */
+/** Floats of `packRows(N, K)`: ⌈N/24⌉·24·⌈K/4⌉·4 (0 when N or K ≤ 0). */
 export function packedRowsSize(N: i32, K: i32): i32 {
   if (N <= 0 || K <= 0) return 0;
   return ((N + GR - 1) / GR) * GR * (((K + 3) >> 2) << 2);
@@ -34,28 +40,56 @@ export function packRows(N: i32, K: i32, b: usize, ldb: i32, dst: usize): void {
       const src = b + (<usize>row * <usize>ldb << 2);
       for (let k = 0; k < k4; k++) {
         const v: f32 = row < N && k < K ? load<f32>(src + (<usize>k << 2)) : 0;
-        store<f32>(gBase + ((<usize>(k & ~3) * GR + <usize>(r * 4 + (k & 3))) << 2), v);
+        store<f32>(gBase + ((<usize>(k & ~3) * GR + <usize>((r >> 2) * 16 + (k & 3) * 4 + (r & 3))) << 2), v);
       }
     }
   }
 }
 
-/** Horizontal sums of four vectors as one vector: lane r = Σ lanes of v_r. */
-// @ts-ignore: decorator
-@inline function hsum4x4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
-  const t0 = f32x4.add(f32x4.shuffle(v0, v1, 0, 4, 1, 5), f32x4.shuffle(v0, v1, 2, 6, 3, 7));
-  const t1 = f32x4.add(f32x4.shuffle(v2, v3, 0, 4, 1, 5), f32x4.shuffle(v2, v3, 2, 6, 3, 7));
-  return f32x4.add(f32x4.shuffle(t0, t1, 0, 1, 4, 5), f32x4.shuffle(t0, t1, 2, 3, 6, 7));
-}
+/** The sums of one group, and the last chunk of x when K is not a multiple of 4. */
+const sums: usize = memory.data(GR * 4, 16);
+const xTail: usize = memory.data(16, 16);
 
-/** Three lanes of the horizontal sums of three vectors (lane 3 = 0). */
+/**
+ * Add to (or, when !add, set) the group's 24 sums in `sums` the products of the packed chunks at bp
+ * with x's chunks in [xp, end). Returns bp past the chunks read.
+ */
+// Not inlined: inside gemvRows TurboFan schedules the weight loads ahead of their uses and spills.
 // @ts-ignore: decorator
-@inline function hsum3(v0: v128, v1: v128, v2: v128): v128 {
-  return hsum4x4(v0, v1, v2, f32x4.splat(0));
+@noinline function groupSums(bp: usize, xp: usize, end: usize, add: bool): usize {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0);
+  let s3 = f32x4.splat(0), s4 = f32x4.splat(0), s5 = f32x4.splat(0);
+  if (add) {
+    s0 = v128.load(sums);
+    s1 = v128.load(sums, 16);
+    s2 = v128.load(sums, 32);
+    s3 = v128.load(sums, 48);
+    s4 = v128.load(sums, 64);
+    s5 = v128.load(sums, 80);
+  }
+  while (xp < end) {
+    const xc = v128.load(xp);
+    const x0 = i32x4.shuffle(xc, xc, 0, 0, 0, 0);
+    const x1 = i32x4.shuffle(xc, xc, 1, 1, 1, 1);
+    const x2 = i32x4.shuffle(xc, xc, 2, 2, 2, 2);
+    const x3 = i32x4.shuffle(xc, xc, 3, 3, 3, 3);
+    s0 = f32x4.add(s0, f32x4.add(fma4(v128.load(bp, 16), x1, f32x4.mul(v128.load(bp, 0), x0)), fma4(v128.load(bp, 48), x3, f32x4.mul(v128.load(bp, 32), x2))));
+    s1 = f32x4.add(s1, f32x4.add(fma4(v128.load(bp, 80), x1, f32x4.mul(v128.load(bp, 64), x0)), fma4(v128.load(bp, 112), x3, f32x4.mul(v128.load(bp, 96), x2))));
+    s2 = f32x4.add(s2, f32x4.add(fma4(v128.load(bp, 144), x1, f32x4.mul(v128.load(bp, 128), x0)), fma4(v128.load(bp, 176), x3, f32x4.mul(v128.load(bp, 160), x2))));
+    s3 = f32x4.add(s3, f32x4.add(fma4(v128.load(bp, 208), x1, f32x4.mul(v128.load(bp, 192), x0)), fma4(v128.load(bp, 240), x3, f32x4.mul(v128.load(bp, 224), x2))));
+    s4 = f32x4.add(s4, f32x4.add(fma4(v128.load(bp, 272), x1, f32x4.mul(v128.load(bp, 256), x0)), fma4(v128.load(bp, 304), x3, f32x4.mul(v128.load(bp, 288), x2))));
+    s5 = f32x4.add(s5, f32x4.add(fma4(v128.load(bp, 336), x1, f32x4.mul(v128.load(bp, 320), x0)), fma4(v128.load(bp, 368), x3, f32x4.mul(v128.load(bp, 352), x2))));
+    bp += GR * 16;
+    xp += 16;
+  }
+  v128.store(sums, s0);
+  v128.store(sums, s1, 16);
+  v128.store(sums, s2, 32);
+  v128.store(sums, s3, 48);
+  v128.store(sums, s4, 64);
+  v128.store(sums, s5, 80);
+  return bp;
 }
-
-/** Scratch for a group's last three sums when it is cut by N. */
-const tail: usize = memory.data(16, 16);
 
 /**
  * y[j] = act(Σ_k x[k]·W[j, k] + bias[j] + beta·y[j]) for j < N with W packed by `packRows(N, K)`.
@@ -66,57 +100,36 @@ export function gemvRows(N: i32, K: i32, x: usize, pw: usize, y: usize, bias: us
   const relu = act == 1;
   const kFull = <usize>(K & ~3) << 2; // bytes of x in whole chunks
   const rem = K & 3;
+  // the last chunk of x when K is not a multiple of 4: its missing lanes are 0, as are the packed
+  // weights there, so nothing past K is read and no 0·NaN appears
+  if (rem) {
+    const xp = x + kFull;
+    let xl = f32x4.splat(0);
+    xl = f32x4.replace_lane(xl, 0, load<f32>(xp));
+    if (rem > 1) xl = f32x4.replace_lane(xl, 1, load<f32>(xp, 4));
+    if (rem > 2) xl = f32x4.replace_lane(xl, 2, load<f32>(xp, 8));
+    v128.store(xTail, xl);
+  }
   const groups = (N + GR - 1) / GR;
   let bp = pw;
   for (let g = 0; g < groups; g++) {
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0);
-    let xp = x;
-    const end = x + kFull;
-    while (xp < end) {
-      const xv = v128.load(xp);
-      s0 = fma4(v128.load(bp), xv, s0);
-      s1 = fma4(v128.load(bp, 16), xv, s1);
-      s2 = fma4(v128.load(bp, 32), xv, s2);
-      s3 = fma4(v128.load(bp, 48), xv, s3);
-      s4 = fma4(v128.load(bp, 64), xv, s4);
-      s5 = fma4(v128.load(bp, 80), xv, s5);
-      s6 = fma4(v128.load(bp, 96), xv, s6);
-      bp += GR * 16;
-      xp += 16;
-    }
-    if (rem) {
-      // the last chunk: x's missing lanes are 0 (the packed lanes past K are 0 too)
-      let xv = f32x4.splat(0);
-      xv = f32x4.replace_lane(xv, 0, load<f32>(xp));
-      if (rem > 1) xv = f32x4.replace_lane(xv, 1, load<f32>(xp, 4));
-      if (rem > 2) xv = f32x4.replace_lane(xv, 2, load<f32>(xp, 8));
-      s0 = fma4(v128.load(bp), xv, s0);
-      s1 = fma4(v128.load(bp, 16), xv, s1);
-      s2 = fma4(v128.load(bp, 32), xv, s2);
-      s3 = fma4(v128.load(bp, 48), xv, s3);
-      s4 = fma4(v128.load(bp, 64), xv, s4);
-      s5 = fma4(v128.load(bp, 80), xv, s5);
-      s6 = fma4(v128.load(bp, 96), xv, s6);
-      bp += GR * 16;
-    }
+    bp = groupSums(bp, x, x + kFull, false);
+    if (rem) bp = groupSums(bp, xTail, xTail + 16, true);
     const j = g * GR;
     const n = min(GR, N - j);
     const cp = y + (<usize>j << 2);
     const biasp = bias ? bias + (<usize>j << 2) : 0;
-    const d0 = hsum4x4(s0, s1, s2, s3);
-    const d1 = hsum3(s4, s5, s6);
     if (n == GR) {
-      epi4(d0, cp, biasp, 1, beta, true, relu);
-      epi1(f32x4.extract_lane(d1, 0), cp + 16, biasp ? biasp + 16 : 0, 1, beta, true, relu);
-      epi1(f32x4.extract_lane(d1, 1), cp + 20, biasp ? biasp + 20 : 0, 1, beta, true, relu);
-      epi1(f32x4.extract_lane(d1, 2), cp + 24, biasp ? biasp + 24 : 0, 1, beta, true, relu);
+      epi4(v128.load(sums, 0), cp, biasp, 1, beta, true, relu);
+      epi4(v128.load(sums, 16), cp + 16, biasp ? biasp + 16 : 0, 1, beta, true, relu);
+      epi4(v128.load(sums, 32), cp + 32, biasp ? biasp + 32 : 0, 1, beta, true, relu);
+      epi4(v128.load(sums, 48), cp + 48, biasp ? biasp + 48 : 0, 1, beta, true, relu);
+      epi4(v128.load(sums, 64), cp + 64, biasp ? biasp + 64 : 0, 1, beta, true, relu);
+      epi4(v128.load(sums, 80), cp + 80, biasp ? biasp + 80 : 0, 1, beta, true, relu);
     } else {
-      v128.store(tail, d0);
       for (let r = 0; r < n; r++) {
-        const v = r < 4 ? load<f32>(tail + (<usize>r << 2)) : r == 4 ? f32x4.extract_lane(d1, 0) : f32x4.extract_lane(d1, 1);
         const o = <usize>r << 2;
-        epi1(v, cp + o, biasp ? biasp + o : 0, 1, beta, true, relu);
+        epi1(load<f32>(sums + o), cp + o, biasp ? biasp + o : 0, 1, beta, true, relu);
       }
     }
   }

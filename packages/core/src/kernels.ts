@@ -109,16 +109,17 @@ export interface Kernels {
   ): void;
 
   /**
-   * Floats that `packRows` writes for an `[N, K]` weight: `⌈N/7⌉·7·⌈K/4⌉·4` (0 when N or K ≤ 0).
+   * Floats that `packRows` writes for an `[N, K]` weight: `⌈N/24⌉·24·⌈K/4⌉·4` (0 when N or K ≤ 0).
    */
   packedRowsSize(N: number, K: number): number;
 
   /**
    * Pack a row-major weight `W [N, K]` (row stride `ldb` floats; a Linear weight `[out, in]`) for
-   * `gemvRows`: groups of 7 rows; within group g, the 4-float chunk c of each row r in turn:
-   *   `dst[(g·K4 + 4c)·7 + 4r + (k mod 4)] = W[7g + r, k]`,  c = ⌊k/4⌋, K4 = ⌈K/4⌉·4,
-   * 0 past K and for the rows past N of the last group. `dst` (`packedRowsSize(N, K)` floats,
-   * 16-byte aligned for speed) must not overlap b.
+   * `gemvRows`: groups of 24 rows; in group g, for each 4-column chunk c, the six 4-row slices q in
+   * turn, each as 4 vectors (column i of rows 4q..4q+3):
+   *   `dst[(g·K4 + 4c)·24 + 16q + 4i + l] = W[24g + 4q + l, 4c + i]`,  K4 = ⌈K/4⌉·4,
+   * 0 past K and for the rows past N of the last group (`packedRowsIndex` in src/packed.ts). `dst`
+   * (`packedRowsSize(N, K)` floats, 16-byte aligned for speed) must not overlap b.
    */
   packRows(N: number, K: number, b: number, ldb: number, dst: number): void;
 

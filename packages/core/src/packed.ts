@@ -97,16 +97,18 @@ export function linearPacked(
 }
 
 /** Rows per group of the `Kernels.packRows` layout. */
-export const ROWS_GROUP = 7;
+export const ROWS_GROUP = 24;
 
 /**
- * Float index of W[j, p] in a weight packed by `Kernels.packRows(N, K, …)`: groups of 7 rows, in
- * each the 4-float chunks of its rows interleaved (chunk c of rows 0..6, then chunk c + 1, …).
+ * Float index of W[j, p] in a weight packed by `Kernels.packRows(N, K, …)`: groups of 24 rows; in a
+ * group, for each 4-column chunk of K, the six 4-row slices in turn, each as its 4 columns of 4 rows
+ * (one vector per column).
  */
 export function packedRowsIndex(K: number, j: number, p: number): number {
   const K4 = Math.ceil(K / 4) * 4;
   const g = Math.floor(j / ROWS_GROUP);
-  return g * ROWS_GROUP * K4 + (p - (p % 4)) * ROWS_GROUP + (j - g * ROWS_GROUP) * 4 + (p % 4);
+  const r = j - g * ROWS_GROUP;
+  return (g * K4 + (p - (p % 4))) * ROWS_GROUP + (r >> 2) * 16 + (p % 4) * 4 + (r % 4);
 }
 
 /**

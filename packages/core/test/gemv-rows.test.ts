@@ -38,7 +38,12 @@ const SHAPES: [number, number][] = [
   [8, 5],
   [13, 7],
   [14, 8],
+  [23, 2],
+  [24, 6],
+  [25, 9],
   [40, 33],
+  [48, 1],
+  [49, 130],
   [1024, 256],
   [771, 257],
 ];
@@ -50,7 +55,7 @@ describe("packRows / gemvRows", () => {
       for (const ld of [K, K + 3]) {
         const W = rand(r, N * ld);
         const size = ref.k.packedRowsSize(N, K);
-        expect(size).toBe(Math.ceil(N / 7) * 7 * Math.ceil(K / 4) * 4);
+        expect(size).toBe(Math.ceil(N / 24) * 24 * Math.ceil(K / 4) * 4);
         const want = new Float32Array(size);
         for (let j = 0; j < N; j++) for (let p = 0; p < K; p++) want[packedRowsIndex(K, j, p)] = W[j * ld + p];
         for (const rt of [ref, ...wasm]) {

@@ -6,7 +6,7 @@
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
-import { packedIndex, packedRowsIndex } from "../packed.js";
+import { packedIndex, packedRowsIndex, ROWS_GROUP } from "../packed.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -182,7 +182,7 @@ export function refKernels(heap: Heap): Kernels {
     },
 
     packedRowsSize(N, K) {
-      return N > 0 && K > 0 ? Math.ceil(N / 7) * 7 * Math.ceil(K / 4) * 4 : 0;
+      return N > 0 && K > 0 ? Math.ceil(N / ROWS_GROUP) * ROWS_GROUP * Math.ceil(K / 4) * 4 : 0;
     },
 
     packRows(N, K, b, ldb, dst) {
@@ -190,9 +190,9 @@ export function refKernels(heap: Heap): Kernels {
       const f = F();
       const B = b >> 2,
         D = dst >> 2;
-      const N7 = Math.ceil(N / 7) * 7;
+      const NG = Math.ceil(N / ROWS_GROUP) * ROWS_GROUP;
       const K4 = Math.ceil(K / 4) * 4;
-      for (let j = 0; j < N7; j++) {
+      for (let j = 0; j < NG; j++) {
         for (let p = 0; p < K4; p++) f[D + packedRowsIndex(K, j, p)] = j < N && p < K ? f[B + j * ldb + p] : 0;
       }
     },
