@@ -127,7 +127,9 @@ export interface Kernels {
    * One row times a weight packed by `packRows(N, K)`: `y[j] = act(Σ_k x[k]·W[j, k] + bias[j] +
    * beta·y[j])` for j < N (bias: N floats or 0; beta 0 does not read y). The M = 1 product of
    * recurrent steps and decoding: one sequential read of the weight, faster than `gemm`'s M = 1
-   * path. y must not overlap x or the packed weight.
+   * path. Successive calls walk the row groups in alternate directions (a weight re-read step after
+   * step then starts on the part still in cache); results do not depend on it. y must not overlap x
+   * or the packed weight.
    */
   gemvRows(N: number, K: number, x: number, packed: number, y: number, bias: number, beta: number, act: number): void;
 

@@ -135,6 +135,35 @@ describe("packRows / gemvRows", () => {
     }
   });
 
+  it("gemvRows gives bit-identical results call after call (it alternates its walk over the rows)", () => {
+    const r = rng(13);
+    for (const [N, K] of [
+      [1024, 256],
+      [49, 130],
+      [5, 3],
+    ] as const) {
+      const W = rand(r, N * K);
+      const x = rand(r, K);
+      const bias = rand(r, N);
+      for (const rt of wasm) {
+        const h = rt.heap;
+        const m = h.mark();
+        const w = packRowsWeight(rt, h.put(W), N, K);
+        const xp = h.put(x);
+        const bp = h.put(bias);
+        const yp = h.allocF32(N);
+        const runs: Float32Array[] = [];
+        for (let i = 0; i < 3; i++) {
+          rt.k.gemvRows(N, K, xp, w.ptr, yp, bp, 0, Act.none);
+          runs.push(h.f32(yp, N).slice());
+        }
+        h.release(m);
+        expect(Array.from(runs[1]), `${rt.backend} N${N} K${K}`).toEqual(Array.from(runs[0]));
+        expect(Array.from(runs[2]), `${rt.backend} N${N} K${K}`).toEqual(Array.from(runs[0]));
+      }
+    }
+  });
+
   it("packRowsWeight checks its sizes", () => {
     const w = ref.heap.put(new Float32Array(12));
     expect(() => packRowsWeight(ref, w, 0, 4)).toThrow(ShapeError);
