@@ -278,7 +278,7 @@ console.log(`\nORT ratios use the faster of the two ORT variants. Load average a
 // the register-only f32x4 ceiling, measured now: how close the relaxed pre-packed kernel comes to it
 const peak = await fmaPeak();
 const effs = rows.filter((r) => r.M >= 64).map((r) => (100 * r["ours-relaxed-packed"]) / peak);
-console.log(
-  `relaxed_madd ceiling (bench/fma-peak.mjs, 12 chains in registers): ${peak.toFixed(1)} GFLOP/s; ` +
-    `relaxed B pre-packed at M ≥ 64 reaches ${Math.min(...effs).toFixed(0)}–${Math.max(...effs).toFixed(0)}% of it.`,
-);
+const share = effs.length
+  ? `; relaxed B pre-packed at M ≥ 64 reaches ${Math.min(...effs).toFixed(0)}–${Math.max(...effs).toFixed(0)}% of it`
+  : "";
+console.log(`relaxed_madd ceiling (bench/fma-peak.mjs, 12 chains in registers): ${peak.toFixed(1)} GFLOP/s${share}.`);
