@@ -94,9 +94,9 @@ interface DirWeights {
  * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. One or two rows run core's
  * `gemvRows` once per row (W_hh in row groups, one sequential read); 3 ≤ B go through the `packB`
  * weight (streamed once for up to 4 rows, blocked above). Per step for a 1024×256 W_hh, µs,
- * relaxed / plain SIMD (gemvRows per row, gemm's row dots per row, gemmPacked):
- * B = 1: 11.9 / 12.6, 13.8 / 14.7, 14.5 / 14.6;  B = 2: 23.5 / 25.0, 27.3 / 28.8, 37.3 / 51.1;
- * B = 3: 35.4 / 37.4, 40.8 / 43.2, 35.1 / 29.0;  B = 4: 47.2 / 51.0, 54.5 / 58.4, 38.5 / 38.0.
+ * relaxed / plain SIMD (gemvRows per row, gemmPacked), 2026-11-26 13:15 UTC:
+ * B = 1: 10.3 / 11.1, 13.6 / 13.8;  B = 2: 20.6 / 22.4, 33.1 / 47.4;
+ * B = 3: 30.9 / 33.6, 33.2 / 27.4 (a tie: the builds disagree);  B = 4: 41.0 / 44.9, 36.0 / 34.9.
  */
 function recurrent(
   rt: Runtime,
