@@ -43,7 +43,9 @@ function rand(n, seed) {
   return out;
 }
 
-console.log(`# gemvRows GFLOP/s (µs per call), CPU time, median of ${ROUNDS} interleaved rounds; columns: ${files.join("  ")}`);
+console.log(
+  `# gemvRows GFLOP/s (µs per call), CPU time, median of ${ROUNDS} interleaved rounds; columns: ${files.join("  ")}`,
+);
 for (const [N, K] of shapes) {
   const W = rand(N * K, 3);
   const X = rand(K, 4);
