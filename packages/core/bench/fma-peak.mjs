@@ -4,6 +4,7 @@
 //
 //   node --experimental-wasm-relaxed-simd bench/fma-peak.mjs
 import asc from "assemblyscript/asc";
+import { cpuSeconds } from "./util.mjs";
 
 const ACCS = Array.from({ length: 12 }, (_, i) => `a${i}`);
 // m and c are parameters: a v128.const inside the loop would be rebuilt on every use by V8
@@ -18,11 +19,6 @@ export function run(n: i32, mul: f32, add: f32): f32 {
     .join(" ")}
   return f32x4.extract_lane(s, 0);
 }`;
-
-const cpuSeconds = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 /** Median GFLOP/s (CPU time) of the register-only relaxed_madd loop. */
 export async function fmaPeak(rounds = 7) {

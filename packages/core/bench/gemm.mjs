@@ -22,6 +22,7 @@ import os from "node:os";
 import { dirname } from "node:path";
 import { fmaPeak } from "./fma-peak.mjs";
 import { matmulModel } from "./onnx-matmul.mjs";
+import { median, rand } from "./util.mjs";
 
 const require = createRequire(import.meta.url);
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
@@ -50,25 +51,6 @@ function pickShapes() {
     return d.length === 1 ? [d[0], d[0], d[0]] : d;
   });
 }
-
-function rand(n, seed) {
-  // xorshift32, deterministic inputs in [-1, 1)
-  let x = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = (x >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // ---- engines ---------------------------------------------------------------------------------
 
