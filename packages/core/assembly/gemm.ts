@@ -187,14 +187,27 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
         let p = 0;
         for (; p + 4 <= kc; p += 4) {
           const s = src + (<usize>p << 2);
-          transpose4(v128.load(s), v128.load(s + ld), v128.load(s + 2 * ld), v128.load(s + 3 * ld), dst + <usize>(p * MR << 2), MR << 2);
+          const d = dst + <usize>(p * MR << 2);
+          transpose4(v128.load(s), v128.load(s + ld), v128.load(s + 2 * ld), v128.load(s + 3 * ld), d, MR << 2);
+          // rows 4.. of these 4 columns: lane t of row r goes to d + (t·MR + r)·4
+          const r4 = v128.load(s + 4 * ld);
+          if (MR == 6) {
+            const r5 = v128.load(s + 5 * ld);
+            const lo = f32x4.shuffle(r4, r5, 0, 4, 1, 5);
+            const hi = f32x4.shuffle(r4, r5, 2, 6, 3, 7);
+            v128.store64_lane(d + 16, lo, 0);
+            v128.store64_lane(d + 16 + MR * 4, lo, 1);
+            v128.store64_lane(d + 16 + MR * 8, hi, 0);
+            v128.store64_lane(d + 16 + MR * 12, hi, 1);
+          } else {
+            v128.store32_lane(d + 16, r4, 0);
+            v128.store32_lane(d + 16 + MR * 4, r4, 1);
+            v128.store32_lane(d + 16 + MR * 8, r4, 2);
+            v128.store32_lane(d + 16 + MR * 12, r4, 3);
+          }
         }
         for (; p < kc; p++) {
-          for (let r = 0; r < 4; r++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
-        }
-        for (let r = 4; r < MR; r++) {
-          const sr = src + <usize>r * ld;
-          for (p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(sr + (<usize>p << 2)));
+          for (let r = 0; r < MR; r++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
         }
       } else {
         for (let p = 0; p < kc; p++) {
