@@ -10,11 +10,11 @@
 //
 // Per chunk of x: one x load and four lane splats, then for each slice s += (w0·x0 + w1·x1) +
 // (w2·x2 + w3·x3). An accumulator takes one add per chunk, so its dependent chain is an add, not
-// four FMAs in a row. V8 (x64), 1024×256 weight (L2-resident): 10.1–10.4 µs against 11.0–11.8 for
-// the earlier layout (7 rows, a dot-product accumulator per row, 8 loads per 7 FMAs); equal on
-// weights streamed from L3 (3072×768). Tried and slower: the four FMAs of a slice chained (12.3 µs,
+// four FMAs in a row. V8 (x64), 1024×256 weight, called again and again: 10.1–10.4 µs against
+// 11.0–11.8 for the earlier layout (7 rows, a dot-product accumulator per row, 8 loads per 7 FMAs),
+// and 9.8–9.9 µs with the alternating walk (`backwards`); equal on weights streamed from L3. Tried and slower: the four FMAs of a slice chained (12.3 µs,
 // latency-bound), two x chunks per iteration (14 µs, spills), 4, 5, 7 or 8 slices (2–5%), the
-// slices' vectors interleaved column-major (equal in L2, −6% from L3), and the loop inlined into
+// group's columns stored whole, 24 rows each (equal in L2, −6% from L3), and the loop inlined into
 // gemvRows (18 µs: TurboFan then hoists the weight loads ahead of their uses and spills).
 import { fma4 } from "./inline/fma";
 import { applyAct, epi1, epi4 } from "./gemm";
