@@ -13,7 +13,7 @@
 //   front to back, keeping M×8 sums per panel in registers and adding each K block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
-  KC, MCP, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, epi4, kernel, packA, packBBlock, packedA, tileBuf,
+  KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packBBlock, tileBuf,
 } from "./gemm";
 
 /** Floats a packed K×N operand occupies: ⌈N/8⌉·8·K (0 when K or N ≤ 0). */
@@ -241,31 +241,12 @@ export function gemmPacked(
   const n8 = <usize>((N + NR - 1) / NR * NR);
   const kcMax = KC;
   const mcMax = blockSize(M, MCP, MR);
-  const tileAct = act == 1 ? 1 : 0; // relu in the tile epilogue
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += kcMax) {
       const kc = min(kcMax, K - pc);
-      const first = pc == 0;
-      const last = pc + kc >= K;
-      for (let ic = 0; ic < M; ic += mcMax) {
-        const mc = min(mcMax, M - ic);
-        packA(a, lda, transA, ic, mc, pc, kc);
-        const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
-        for (let jr = 0; jr < nc; jr += NR) {
-          const bp = pb + ((<usize>pc * n8 + <usize>(jc + jr) * <usize>kc) << 2);
-          const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
-          const w = min(NR, nc - jr);
-          for (let ir = 0; ir < mc; ir += MR) {
-            kernel(
-              kc, packedA + (<usize>ir * <usize>kc << 2), bp, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
-              min(MR, mc - ir), w, biasp, alpha, beta, first, last, tileAct,
-            );
-          }
-        }
-        // other activations once over the finished block, row by row (not per tile: six 8-float calls)
-        if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
-      }
+      const bBlock = pb + ((<usize>pc * n8 + <usize>jc * <usize>kc) << 2);
+      blockPass(M, mcMax, a, lda, transA, pc, kc, bBlock, c, ldcB, jc, nc, bias, alpha, beta, pc == 0, pc + kc >= K, act);
     }
   }
 }

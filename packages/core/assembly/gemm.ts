@@ -106,6 +106,20 @@ export function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): voi
   v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
 }
 
+/**
+ * Rows p0..kc−1 of a W-wide packed panel (row p at dst + p·W floats) from element (p, j) at
+ * src + p·ps + j·js bytes for j < w, and 0 for w ≤ j < W: the edge panels and the k tails of the
+ * packing routines below.
+ */
+// @ts-ignore: decorator
+@inline function packScalar(src: usize, ps: usize, js: usize, p0: i32, kc: i32, w: i32, W: i32, dst: usize): void {
+  for (let p = p0; p < kc; p++) {
+    const s = src + <usize>p * ps;
+    const d = dst + (<usize>(p * W) << 2);
+    for (let j = 0; j < W; j++) store<f32>(d + (<usize>j << 2), j < w ? load<f32>(s + <usize>j * js) : 0);
+  }
+}
+
 /** Pack op(B)[pc..pc+kc, jc..jc+nc] into NR-wide panels (kc·NR floats each, zero-padded) at `to`. */
 export function packBBlock(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc: i32, nc: i32, to: usize): void {
   const ld = <usize>ldb << 2;
@@ -114,26 +128,20 @@ export function packBBlock(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc
     const w = min(NR, nc - j0);
     if (!transB) {
       // B[p, j] = b[p·ldb + j]: rows of the panel are contiguous runs of 8 floats
-      let src = b + ((<usize>pc * <usize>ldb + <usize>(jc + j0)) << 2);
+      const src = b + ((<usize>pc * <usize>ldb + <usize>(jc + j0)) << 2);
       if (w == NR) {
         for (let p = 0; p < kc; p++) {
-          v128.store(dst, v128.load(src));
-          v128.store(dst, v128.load(src, 16), 16);
-          src += ld;
-          dst += NR << 2;
+          const s = src + <usize>p * ld;
+          const d = dst + (<usize>p << 5);
+          v128.store(d, v128.load(s));
+          v128.store(d, v128.load(s, 16), 16);
         }
-      } else {
-        for (let p = 0; p < kc; p++) {
-          for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>jj << 2), jj < w ? load<f32>(src + (<usize>jj << 2)) : 0);
-          src += ld;
-          dst += NR << 2;
-        }
-      }
+      } else packScalar(src, ld, 4, 0, kc, w, NR, dst);
     } else {
       // B[p, j] = b[j·ldb + p]: 8 rows of b become the panel's columns (4×4 transposes)
       const src = b + ((<usize>(jc + j0) * <usize>ldb + <usize>pc) << 2);
+      let p = 0;
       if (w == NR) {
-        let p = 0;
         // 4 k steps per iteration, each 4×4 transpose writes 4 panel rows (never past row kc)
         for (; p + 4 <= kc; p += 4) {
           const s = src + (<usize>p << 2);
@@ -142,18 +150,10 @@ export function packBBlock(b: usize, ldb: i32, transB: i32, pc: i32, kc: i32, jc
           const s4 = s + 4 * ld;
           transpose4(v128.load(s4), v128.load(s4 + ld), v128.load(s4 + 2 * ld), v128.load(s4 + 3 * ld), d + 16, NR << 2);
         }
-        for (; p < kc; p++) {
-          for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>(p * NR + jj) << 2), load<f32>(src + <usize>jj * ld + (<usize>p << 2)));
-        }
-      } else {
-        for (let p = 0; p < kc; p++) {
-          for (let jj = 0; jj < NR; jj++) {
-            store<f32>(dst + (<usize>(p * NR + jj) << 2), jj < w ? load<f32>(src + <usize>jj * ld + (<usize>p << 2)) : 0);
-          }
-        }
       }
-      dst += <usize>kc * NR << 2;
+      packScalar(src, 4, ld, p, kc, w, NR, dst);
     }
+    dst += <usize>kc * NR << 2;
   }
 }
 
@@ -165,26 +165,20 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
     const h = min(MR, mc - i0);
     if (transA) {
       // A[i, p] = a[p·lda + i]: the panel's k-th group of MR is contiguous
-      let src = a + ((<usize>pc * <usize>lda + <usize>(ic + i0)) << 2);
+      const src = a + ((<usize>pc * <usize>lda + <usize>(ic + i0)) << 2);
       if (h == MR) {
         for (let p = 0; p < kc; p++) {
-          v128.store(dst, v128.load(src));
-          for (let r = 4; r < MR; r++) store<f32>(dst + (<usize>r << 2), load<f32>(src + (<usize>r << 2)));
-          src += ld;
-          dst += MR << 2;
+          const s = src + <usize>p * ld;
+          const d = dst + (<usize>(p * MR) << 2);
+          v128.store(d, v128.load(s));
+          for (let r = 4; r < MR; r++) store<f32>(d + (<usize>r << 2), load<f32>(s + (<usize>r << 2)));
         }
-      } else {
-        for (let p = 0; p < kc; p++) {
-          for (let r = 0; r < MR; r++) store<f32>(dst + (<usize>r << 2), r < h ? load<f32>(src + (<usize>r << 2)) : 0);
-          src += ld;
-          dst += MR << 2;
-        }
-      }
+      } else packScalar(src, ld, 4, 0, kc, h, MR, dst);
     } else {
-      // A[i, p] = a[i·lda + p]: rows 0..3 of the panel transposed 4×4 at a time, rows 4.. scalar
+      // A[i, p] = a[i·lda + p]: 4×4 transposes for rows 0..3 of the panel, rows 4.. zipped
       const src = a + ((<usize>(ic + i0) * <usize>lda + <usize>pc) << 2);
+      let p = 0;
       if (h == MR) {
-        let p = 0;
         for (; p + 4 <= kc; p += 4) {
           const s = src + (<usize>p << 2);
           const d = dst + <usize>(p * MR << 2);
@@ -206,18 +200,10 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
             v128.store32_lane(d + 16 + MR * 12, r4, 3);
           }
         }
-        for (; p < kc; p++) {
-          for (let r = 0; r < MR; r++) store<f32>(dst + (<usize>(p * MR + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
-        }
-      } else {
-        for (let p = 0; p < kc; p++) {
-          for (let r = 0; r < MR; r++) {
-            store<f32>(dst + (<usize>(p * MR + r) << 2), r < h ? load<f32>(src + <usize>r * ld + (<usize>p << 2)) : 0);
-          }
-        }
       }
-      dst += <usize>kc * MR << 2;
+      packScalar(src, 4, ld, p, kc, h, MR, dst);
     }
+    dst += <usize>kc * MR << 2;
   }
 }
 
@@ -590,6 +576,37 @@ export function emptyProduct(M: i32, N: i32, c: usize, ldcB: usize, bias: usize,
   if (act > 1) applyAct(c, ldcB, M, N, act);
 }
 
+/**
+ * One K block (rows pc..pc+kc of op(B)) of the blocked product into C's columns jc..jc+nc: per M block
+ * of up to mcMax rows, pack A, then run the micro-kernel on every tile against the B block packed
+ * at bBlock (its 8-column panels kc·NR floats apart). Relu is fused in the tiles of the last K block;
+ * other activations are applied once to each finished block, row by row (not per tile: six 8-float
+ * calls). Shared by `gemm` (B packed per call) and `gemmPacked` (B packed once).
+ */
+export function blockPass(
+  M: i32, mcMax: i32, a: usize, lda: i32, transA: i32, pc: i32, kc: i32, bBlock: usize,
+  c: usize, ldcB: usize, jc: i32, nc: i32, bias: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32,
+): void {
+  const tileAct = act == 1 ? 1 : 0;
+  for (let ic = 0; ic < M; ic += mcMax) {
+    const mc = min(mcMax, M - ic);
+    packA(a, lda, transA, ic, mc, pc, kc);
+    const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
+    for (let jr = 0; jr < nc; jr += NR) {
+      const bp = bBlock + (<usize>jr * <usize>kc << 2);
+      const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
+      const w = min(NR, nc - jr);
+      for (let ir = 0; ir < mc; ir += MR) {
+        kernel(
+          kc, packedA + (<usize>ir * <usize>kc << 2), bp, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
+          min(MR, mc - ir), w, biasp, alpha, beta, first, last, tileAct,
+        );
+      }
+    }
+    if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
+  }
+}
+
 function gemmImpl(
   M: i32, N: i32, K: i32,
   a: usize, lda: i32, transA: i32,
@@ -612,7 +629,6 @@ function gemmImpl(
   }
   const kcMax = blockSize(K, KC, 4);
   const mcMax = blockSize(M, MC, MR);
-  const tileAct = act == 1 ? 1 : 0; // relu in the tile epilogue
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += kcMax) {
@@ -620,24 +636,7 @@ function gemmImpl(
       const first = pc == 0;
       const last = pc + kc >= K;
       packBBlock(b, ldb, transB, pc, kc, jc, nc, packedB);
-      for (let ic = 0; ic < M; ic += mcMax) {
-        const mc = min(mcMax, M - ic);
-        packA(a, lda, transA, ic, mc, pc, kc);
-        const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
-        for (let jr = 0; jr < nc; jr += NR) {
-          const bp = packedB + (<usize>jr * <usize>kc << 2);
-          const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
-          const w = min(NR, nc - jr);
-          for (let ir = 0; ir < mc; ir += MR) {
-            kernel(
-              kc, packedA + (<usize>ir * <usize>kc << 2), bp, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
-              min(MR, mc - ir), w, biasp, alpha, beta, first, last, tileAct,
-            );
-          }
-        }
-        // other activations once over the finished block, row by row (not per tile: six 8-float calls)
-        if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
-      }
+      blockPass(M, mcMax, a, lda, transA, pc, kc, packedB, c, ldcB, jc, nc, bias, alpha, beta, first, last, act);
     }
   }
 }
