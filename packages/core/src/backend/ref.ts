@@ -118,6 +118,36 @@ function store(
   f[at] = applyAct(v, act);
 }
 
+/**
+ * The reference product of `gemm`, `gemmPacked` and `gemvRows`: for i < M, j < N,
+ * `f[C + i·ldc + j] = act(alpha·Σ_p op(A)[i, p]·bAt(p, j) + bias[j] + beta·C)` (bias: float index or
+ * −1), op(B) read through `bAt` (a float index into f), whatever its layout.
+ */
+function matmul(
+  f: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  A: number,
+  lda: number,
+  transA: number,
+  bAt: (p: number, j: number) => number,
+  C: number,
+  ldc: number,
+  Bi: number,
+  alpha: number,
+  beta: number,
+  act: number,
+): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let p = 0; p < K; p++) s += (transA ? f[A + p * lda + i]! : f[A + i * lda + p]!) * f[bAt(p, j)]!;
+      store(f, C + i * ldc + j, alpha * s, Bi >= 0 ? f[Bi + j] : undefined, beta, act);
+    }
+  }
+}
+
 export function refKernels(heap: Heap): Kernels {
   // views are re-taken on every call: the heap may have grown since the last one
   const F = () => new Float32Array(heap.buffer());
@@ -128,22 +158,9 @@ export function refKernels(heap: Heap): Kernels {
     abiVersion: () => ABI_VERSION,
 
     gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act) {
-      const f = F();
-      const A = a >> 2,
-        B = b >> 2,
-        C = c >> 2,
-        Bi = bias >> 2;
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
-          let s = 0;
-          for (let p = 0; p < K; p++) {
-            const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
-            const bv = transB ? f[B + j * ldb + p] : f[B + p * ldb + j];
-            s += av * bv;
-          }
-          store(f, C + i * ldc + j, alpha * s, bias ? f[Bi + j] : undefined, beta, act);
-        }
-      }
+      const B = b >> 2;
+      const bAt = transB ? (p: number, j: number) => B + j * ldb + p : (p: number, j: number) => B + p * ldb + j;
+      matmul(F(), M, N, K, a >> 2, lda, transA, bAt, c >> 2, ldc, bias ? bias >> 2 : -1, alpha, beta, act);
     },
 
     packedSize(K, N) {
@@ -164,21 +181,9 @@ export function refKernels(heap: Heap): Kernels {
     },
 
     gemmPacked(M, N, K, a, lda, transA, packedB, c, ldc, bias, alpha, beta, act) {
-      const f = F();
-      const A = a >> 2,
-        P = packedB >> 2,
-        C = c >> 2,
-        Bi = bias >> 2;
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
-          let s = 0;
-          for (let p = 0; p < K; p++) {
-            const av = transA ? f[A + p * lda + i] : f[A + i * lda + p];
-            s += av * f[P + packedIndex(K, N, p, j)];
-          }
-          store(f, C + i * ldc + j, alpha * s, bias ? f[Bi + j] : undefined, beta, act);
-        }
-      }
+      const P = packedB >> 2;
+      const bAt = (p: number, j: number) => P + packedIndex(K, N, p, j);
+      matmul(F(), M, N, K, a >> 2, lda, transA, bAt, c >> 2, ldc, bias ? bias >> 2 : -1, alpha, beta, act);
     },
 
     packedRowsSize(N, K) {
@@ -198,16 +203,10 @@ export function refKernels(heap: Heap): Kernels {
     },
 
     gemvRows(N, K, x, packed, y, bias, beta, act) {
-      const f = F();
-      const X = x >> 2,
-        P = packed >> 2,
-        Y = y >> 2,
-        Bi = bias >> 2;
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        for (let p = 0; p < K; p++) s += f[X + p] * f[P + packedRowsIndex(K, j, p)];
-        store(f, Y + j, s, bias ? f[Bi + j] : undefined, beta, act);
-      }
+      // one row: y = x·Wᵀ, W[j, p] read from the packed layout as op(B)[p, j]
+      const P = packed >> 2;
+      const bAt = (p: number, j: number) => P + packedRowsIndex(K, j, p);
+      matmul(F(), 1, N, K, x >> 2, K, 0, bAt, y >> 2, N, bias ? bias >> 2 : -1, 1, beta, act);
     },
 
     bmm(batch, M, N, K, a, sA, lda, tA, b, sB, ldb, tB, c, sC, ldc, alpha, beta) {
