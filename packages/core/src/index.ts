@@ -15,6 +15,7 @@ export { erf } from "./math.js";
 export * from "./ops.js";
 export * from "./packed.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";
+export { mulberry32 } from "./random.js";
 export * from "./runtime.js";
 export * from "./safetensors.js";
 export * from "./state-dict.js";

@@ -21,7 +21,7 @@
  * writeFileSync("vectors.bin", vectors.toBinary());
  * ```
  */
-import { AbortError, createRuntime, InputError, type Runtime, WasmError } from "@wasmformer/core";
+import { AbortError, createRuntime, InputError, mulberry32, type Runtime, WasmError } from "@wasmformer/core";
 import { WordVectors } from "./word-vectors.js";
 
 /** A sentence: tokens, or a string split on whitespace. */
@@ -86,18 +86,6 @@ export interface Word2VecResult {
   epochLoss: number[];
   /** Training words per second over the whole run. */
   wordsPerSec: number;
-}
-
-/** mulberry32: a seeded 32-bit PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Walker's alias table for O(1) sampling of the unigram^0.75 distribution. */
@@ -209,7 +197,7 @@ export const Word2Vec = {
     const targets = h.allocF32(B * nT);
     const ctx = h.allocF32(B * 2 * window);
     const ctxOff = h.allocF32(B + 1);
-    const r = rng(seed);
+    const r = mulberry32(seed);
     {
       const s0 = h.f32(syn0, V * dim);
       for (let i = 0; i < V * dim; i++) s0[i] = (r() - 0.5) / dim; // word2vec.c init; syn1neg starts at 0

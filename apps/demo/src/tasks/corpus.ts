@@ -6,6 +6,8 @@
  * france : paris :: italy : rome). It is synthetic: the structure is planted, the training is real.
  */
 
+import { mulberry32 } from "@wasmformer/core";
+
 export const PAIRS_GENDER: readonly [string, string, "royal" | "common", string][] = [
   ["king", "queen", "royal", "kingdom"],
   ["prince", "princess", "royal", "fairytale"],
@@ -39,20 +41,9 @@ const ROYAL_CTX = ["palace", "crown", "throne", "kingdom", "royal", "court", "ca
 const COMMON_CTX = ["street", "town", "house", "work", "market", "village", "farm"];
 const VERBS = ["saw", "met", "visited", "liked", "helped", "called"];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `n` tokenised sentences of the built-in corpus. */
 export function builtinCorpus(n: number, seed = 1): string[][] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
   const out: string[][] = [];
   for (let s = 0; s < n; s++) {
