@@ -1,3 +1,3 @@
-import { packageProject } from "../../tools/vitest-project";
+import { packageProject } from "../../tools/vitest-project.ts";
 
 export default packageProject("vit", ["core/parity", "core"]);
