@@ -5,7 +5,7 @@
  * a fused activation by how far it moves over that bound; nothing outside C's M×N view may change.
  */
 import { expect } from "vitest";
-import type { Prng } from "../../../tools/test-utils/src/prng.js";
+import { type Prng, prng } from "../../../tools/test-utils/src/prng.js";
 import { applyAct } from "../src/backend/ref.js";
 import { Act } from "../src/kernels.js";
 
@@ -42,6 +42,37 @@ export interface GemmCase {
   act: number;
   /** inputs in [0, 1) and a positive bias, so sqrt/log see positive arguments */
   positive?: boolean;
+}
+
+/**
+ * Every (M, N, K) in SIZES³ for one transA/transB, with ld padding, bias, alpha, beta and the
+ * activation varied from case to case (drawn from `seed`).
+ */
+export function sizeCubeCases(seed: number, transA: number, transB: number): GemmCase[] {
+  const r = prng(seed);
+  const acts = [Act.none, Act.none, Act.relu, Act.gelu, Act.none, Act.silu, Act.geluTanh, Act.tanh];
+  const cases: GemmCase[] = [];
+  for (const M of SIZES) {
+    for (const N of SIZES) {
+      for (const K of SIZES) {
+        cases.push({
+          M,
+          N,
+          K,
+          transA,
+          transB,
+          padA: r.pick([0, 0, 1, 3, 8]),
+          padB: r.pick([0, 0, 1, 4, 7]),
+          padC: r.pick([0, 0, 2, 5]),
+          bias: r.next() < 0.5,
+          alpha: r.pick([1, 1, 1, 0.5, -1.25]),
+          beta: r.pick([0, 1]),
+          act: acts[cases.length % acts.length]!,
+        });
+      }
+    }
+  }
+  return cases;
 }
 
 export interface GemmData {
