@@ -103,3 +103,23 @@ export class AbortError extends WasmformerError {
     this.name = "AbortError";
   }
 }
+
+/** A model (or other object owning wasm memory) was used after `dispose()`. */
+export class DisposedError extends WasmformerError {
+  constructor(what: string) {
+    super("disposed", `${what} has been disposed: create a new one to go on`);
+    this.name = "DisposedError";
+  }
+}
+
+/**
+ * A call needs state that another call in flight on the same object holds (for example a
+ * synchronous `forward()` while a `generate()` of the same model is between two steps), and neither
+ * waiting nor a state of its own is possible. Nothing was computed.
+ */
+export class BusyError extends WasmformerError {
+  constructor(message: string) {
+    super("busy", message);
+    this.name = "BusyError";
+  }
+}

@@ -12,7 +12,7 @@
  */
 import { refKernels } from "./backend/ref.js";
 import { relaxedSimdSupported, simdSupported, wasmImports, wrapInstance } from "./backend/wasm.js";
-import { WasmError } from "./errors.js";
+import { InputError, WasmError } from "./errors.js";
 import { type Heap, JsHeap } from "./heap.js";
 import type { Kernels } from "./kernels.js";
 
@@ -23,6 +23,18 @@ export interface Runtime {
   readonly heap: Heap;
   readonly k: Kernels;
 }
+
+/**
+ * Runtimes given back with `releaseRuntime`: wasm memory cannot be freed from JavaScript (it goes
+ * only when the whole instance is garbage-collected), so a released runtime is emptied and handed
+ * to the next `createRuntime()` of its backend. A page that swaps one model for another then reuses
+ * the first model's memory at once instead of growing a second one. They are held weakly: one that
+ * no model takes up is still collected.
+ */
+const released: WeakRef<Runtime>[] = [];
+/** Heap top of each live runtime when it was new (`release` target); absent once released. */
+const bases = new WeakMap<Runtime, number>();
+const releasedBase = new WeakMap<Runtime, number>();
 
 /** Where the wasm comes from: a URL (string or URL), bytes, a Response, or a compiled Module. */
 export type WasmSource = string | URL | ArrayBuffer | Uint8Array | Response | WebAssembly.Module;
@@ -97,6 +109,11 @@ function defaultUrl(relaxed: boolean): URL {
  */
 export async function init(opts: InitOptions = {}): Promise<BackendName> {
   const want = opts.backend ?? "auto";
+  if (!["auto", "wasm-relaxed", "wasm-simd", "ref"].includes(want as string)) {
+    throw new InputError(
+      `init: backend ${JSON.stringify(want)} is not one of "auto", "wasm-relaxed", "wasm-simd", "ref"`,
+    );
+  }
   if (want === "ref") {
     forcedRef = true;
     defaultRt = undefined;
@@ -144,6 +161,38 @@ export function backendName(): BackendName {
  */
 export function createRuntime(opts: { backend?: BackendName } = {}): Runtime {
   const want = opts.backend ?? backendName();
+  for (let i = released.length - 1; i >= 0; i--) {
+    const rt = released[i].deref();
+    if (rt && rt.backend !== want) continue;
+    released.splice(i, 1);
+    if (!rt || (want !== "ref" && compiled?.backend !== want)) continue;
+    const base = releasedBase.get(rt) as number;
+    releasedBase.delete(rt);
+    bases.set(rt, base);
+    return rt;
+  }
+  const rt = newRuntime(want);
+  bases.set(rt, rt.heap.mark());
+  return rt;
+}
+
+/**
+ * Give a runtime's memory back (a model's `dispose()` calls it): everything allocated in it is
+ * freed at once and the memory is reused by the next `createRuntime()` of the same backend. The
+ * caller must not use the runtime, nor any pointer into it, afterwards. Releasing a runtime twice,
+ * or one that `createRuntime` did not make, does nothing.
+ */
+export function releaseRuntime(rt: Runtime): void {
+  const base = bases.get(rt);
+  if (base === undefined) return;
+  bases.delete(rt);
+  rt.heap.release(base);
+  if (rt === defaultRt) defaultRt = undefined;
+  releasedBase.set(rt, base);
+  released.push(new WeakRef(rt));
+}
+
+function newRuntime(want: BackendName): Runtime {
   if (want === "ref" || !compiled) {
     if (want !== "ref" && !compiled) throw new WasmError(`backend "${want}" requested but init() has not loaded it`);
     const heap = new JsHeap();

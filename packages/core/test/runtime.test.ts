@@ -4,7 +4,11 @@ import { describe, expect, test } from "vitest";
 import {
   createRefRuntime,
   createRuntime,
+  DisposedError,
+  BusyError,
+  InputError,
   init,
+  releaseRuntime,
   JsHeap,
   relaxedSimdSupported,
   simdSupported,
@@ -63,6 +67,53 @@ describe("loader", () => {
     expect(await init({ backend: "ref" })).toBe("ref");
     expect(createRuntime().backend).toBe("ref");
     expect(await init()).toBe("wasm-relaxed");
+  });
+});
+
+describe("releaseRuntime", () => {
+  test("an unknown backend name is a typed error, not a silent fallback", async () => {
+    await expect(init({ backend: "bogus" as never })).rejects.toThrow(InputError);
+    await expect(init({ backend: "bogus" as never })).rejects.toThrow(/"bogus"/);
+    expect(await init()).toBe("wasm-relaxed");
+  });
+
+  test("a released runtime's memory goes to the next createRuntime of its backend, emptied", async () => {
+    await init();
+    const a = createRuntime();
+    const base = a.heap.mark();
+    a.heap.alloc(8 << 20);
+    const bytes = a.heap.buffer().byteLength;
+    releaseRuntime(a);
+    expect(a.heap.used()).toBe(0);
+    const b = createRuntime();
+    expect(b).toBe(a); // the same instance and memory, not a new one
+    expect(b.heap.mark()).toBe(base);
+    expect(b.heap.buffer().byteLength).toBe(bytes);
+    const p = b.heap.allocF32(4);
+    expect(Array.from(b.heap.f32(p, 4))).toEqual([0, 0, 0, 0]); // zeroed, though the bytes were used
+    releaseRuntime(b);
+    releaseRuntime(b); // twice: nothing happens
+    const c = createRuntime();
+    const d = createRuntime(); // only one was released: this one is new
+    expect(c).toBe(a);
+    expect(d).not.toBe(a);
+  });
+
+  test("a released runtime is only reused by its own backend", async () => {
+    await init();
+    const w = createRuntime();
+    releaseRuntime(w);
+    const r = createRuntime({ backend: "ref" });
+    expect(r).not.toBe(w);
+    expect(r.backend).toBe("ref");
+    expect(createRuntime()).toBe(w);
+  });
+
+  test("DisposedError and BusyError are typed errors with their own codes", () => {
+    const d = new DisposedError("GPT2LMHeadModel");
+    expect(d.code).toBe("disposed");
+    expect(d.message).toMatch(/GPT2LMHeadModel has been disposed/);
+    expect(new BusyError("x").code).toBe("busy");
   });
 });
 
