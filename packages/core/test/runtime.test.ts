@@ -2,15 +2,15 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, test } from "vitest";
 import {
+  BusyError,
   createRefRuntime,
   createRuntime,
   DisposedError,
-  BusyError,
   InputError,
   init,
-  releaseRuntime,
   JsHeap,
   relaxedSimdSupported,
+  releaseRuntime,
   simdSupported,
   WASM32_MAX_BYTES,
   WasmError,
