@@ -13,3 +13,5 @@ export { attention } from "./attention";
 export { lstmCell, gruCell } from "./rnn";
 export { topk } from "./topk";
 export { w2vSgns, w2vCbow } from "./word2vec";
+export { rmsNorm } from "./rmsnorm";
+export { rope } from "./rope";

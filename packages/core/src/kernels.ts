@@ -333,10 +333,29 @@ export interface Kernels {
     mean: number,
     work: number,
   ): number;
+
+  // ---- Llama-family blocks (RMS norm, rotary position embedding) --------------------------
+
+  /**
+   * RMS norm over the last axis (HF `LlamaRMSNorm`): `y = x / sqrt(mean(x²) + eps) · gamma` for
+   * `rows` rows of `d` contiguous floats; no mean subtraction, no bias. `gamma` may be 0. In place
+   * allowed.
+   */
+  rmsNorm(x: number, y: number, rows: number, d: number, gamma: number, eps: number): void;
+
+  /**
+   * Rotary position embedding in place, "rotate half" pairing (HF Llama `apply_rotary_pos_emb`):
+   * row r (`rows` rows, stride `ldx` floats) holds `heads` head vectors of `d` floats side by side
+   * from its start and sits at position `pos[r]` (i32); with θ_j = `invFreq[j]` (d/2 floats),
+   * features j and j + d/2 of every head are rotated by the angle pos[r]·θ_j:
+   *   `x'[j] = x[j]·cos − x[j + d/2]·sin`,  `x'[j + d/2] = x[j + d/2]·cos + x[j]·sin`.
+   * d must be even.
+   */
+  rope(x: number, ldx: number, rows: number, heads: number, d: number, pos: number, invFreq: number): void;
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Every function of `Kernels`: the loader checks that a wasm module exports all of them. */
 export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
@@ -367,4 +386,6 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "packedRowsSize",
   "packRows",
   "gemvRows",
+  "rmsNorm",
+  "rope",
 ];
