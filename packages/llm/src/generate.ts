@@ -1,10 +1,10 @@
 /**
- * Autoregressive generation on a `GPT2LMHeadModel`: prefill the (left-padded) prompts once, then
+ * Autoregressive generation on a decoder (`GPT2LMHeadModel`, `LlamaForCausalLM`): prefill the (left-padded) prompts once, then
  * one cached decode step per token; sampling, stop strings/ids, streaming (async iterator and
  * callback), cancellation through an `AbortSignal`, log-probabilities and attention weights.
  */
 import { AbortError, InputError, Tensor } from "@wasmformer/core";
-import type { GPT2LMHeadModel } from "./gpt2-model.js";
+import type { CausalLM } from "./gpt2-model.js";
 import {
   applyRepetitionPenalty,
   checkSamplingOptions,
@@ -43,13 +43,13 @@ export interface GenerationResult {
 }
 
 export interface GenerateOptions extends SamplingOptions {
-  /** New tokens per row (default 20). `prompt + maxNewTokens > n_positions` is an `InputError`. */
+  /** New tokens per row (default 20). `prompt + maxNewTokens > n_positions` (`max_position_embeddings`) is an `InputError`. */
   maxNewTokens?: number;
   /** Seed of the PRNG used by sampling (default: a random seed). */
   seed?: number;
   /** Stop a row when its text contains one of these (the text includes the stop string, as HF `stop_strings`). */
   stop?: string[];
-  /** Stop a row after one of these ids (default: `eos_token_id` of the config; pass [] to never stop early). */
+  /** Stop a row after one of these ids (default: `eos_token_id` of the config, a number or a list; pass [] to never stop early). */
   stopIds?: number[];
   /** `[B, T]` 1 = token, 0 = left padding, for id prompts that are already padded. */
   attentionMask?: ArrayLike<number>[];
@@ -103,7 +103,7 @@ function abortError(signal: AbortSignal): AbortError {
 }
 
 /** Prompts → rows of ids, left-padded to one length, with the attention mask when padded. */
-function promptRows(model: GPT2LMHeadModel, tok: Tokenizer | undefined, prompt: Prompt, mask?: ArrayLike<number>[]) {
+function promptRows(model: CausalLM, tok: Tokenizer | undefined, prompt: Prompt, mask?: ArrayLike<number>[]) {
   let rows: number[][];
   if (typeof prompt === "string" || (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] === "string")) {
     if (!tok)
@@ -129,7 +129,7 @@ function promptRows(model: GPT2LMHeadModel, tok: Tokenizer | undefined, prompt: 
   if (mask) return { rows, mask: mask.map((m) => Array.from(m)) };
   const T = Math.max(...rows.map((r) => r.length));
   if (rows.every((r) => r.length === T)) return { rows, mask: undefined };
-  const padId = model.config.eos_token_id ?? 0;
+  const padId = model.arch.eosTokenIds[0] ?? 0;
   return {
     rows: rows.map((r) => [...new Array<number>(T - r.length).fill(padId), ...r]),
     mask: rows.map((r) => [...new Array<number>(T - r.length).fill(0), ...new Array<number>(r.length).fill(1)]),
@@ -141,7 +141,7 @@ function promptRows(model: GPT2LMHeadModel, tok: Tokenizer | undefined, prompt: 
  * per row, in step order); its return value is the `GenerationResult`.
  */
 export async function* generate(
-  model: GPT2LMHeadModel,
+  model: CausalLM,
   tokenizer: Tokenizer | undefined,
   prompt: Prompt,
   o: GenerateOptions = {},
@@ -149,9 +149,9 @@ export async function* generate(
   checkSamplingOptions(o);
   const N = o.maxNewTokens ?? 20;
   if (!Number.isInteger(N) || N < 0) throw new InputError(`maxNewTokens must be an integer ≥ 0, got ${N}`);
-  const cfg = model.config;
-  const V = cfg.vocab_size;
-  const stopIds = new Set(o.stopIds ?? (cfg.eos_token_id !== null ? [cfg.eos_token_id] : []));
+  const V = model.config.vocab_size;
+  const maxPos = model.arch.maxPositions;
+  const stopIds = new Set(o.stopIds ?? model.arch.eosTokenIds);
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
   const embeds = isEmbedsPrompt(prompt) ? prompt.inputsEmbeds : undefined;
   if (embeds && o.attentionMask) throw new InputError("attentionMask is not supported with an inputsEmbeds prompt");
@@ -160,9 +160,9 @@ export async function* generate(
     : promptRows(model, tokenizer, prompt, o.attentionMask);
   const B = rows.length;
   const T = embeds ? embeds.shape[1] : rows[0].length;
-  if (T + N > cfg.n_positions) {
+  if (T + N > maxPos) {
     throw new InputError(
-      `prompt of ${T} tokens + maxNewTokens ${N} = ${T + N} positions exceeds n_positions ${cfg.n_positions}`,
+      `prompt of ${T} tokens + maxNewTokens ${N} = ${T + N} positions exceeds ${model.arch.positionsField} ${maxPos}`,
     );
   }
   if (o.signal?.aborted) throw abortError(o.signal);
@@ -252,7 +252,7 @@ export async function* generate(
 
 /** Run `generate` to the end and return its result (chunks still go to `onToken`). */
 export async function generateAll(
-  model: GPT2LMHeadModel,
+  model: CausalLM,
   tokenizer: Tokenizer | undefined,
   prompt: Prompt,
   o: GenerateOptions = {},
