@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 /**
- * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 folder (progress
+ * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder (progress
  * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
  */
 import { parseArgs } from "node:util";
 import { type BackendName, init, WasmformerError } from "@wasmformer/core";
+import { AutoModelForCausalLM } from "./auto.js";
 import type { GenerateOptions } from "./generate.js";
-import { loadPretrained } from "./pretrained.js";
 
 const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
 
-Loads a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json or vocab.json +
-merges.txt) and streams the continuation of the prompt to stdout.
+Loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or mistral,
+model.safetensors, tokenizer.json or vocab.json + merges.txt) and streams the continuation of the
+prompt to stdout.
 
 options:
   --model, -m <folder>          model folder (required)
@@ -24,7 +25,7 @@ options:
   --repetition-penalty <r>      HF repetition penalty (1 = off)
   --seed <s>                    PRNG seed for sampling (default: random)
   --stop <text>                 stop when the text contains this (repeatable)
-  --stop-id <id>                stop after this token id (repeatable; default: eos_token_id)
+  --stop-id <id>                stop after this token id (repeatable; default: eos_token_id, one or a list)
   --ignore-eos                  do not stop at eos_token_id
   --logprobs                    print each token's log-probability to stderr
   --backend <b>                 auto | wasm-simd | wasm-relaxed | ref (default auto)
@@ -130,8 +131,10 @@ export async function main(argv: string[]): Promise<number> {
     await init({ backend: backend as "auto" | BackendName });
     const bar = values["no-progress"] ? undefined : progressBar("loading");
     bar?.(0, 1);
-    const model = await loadPretrained(folder, { onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined });
-    if (opts.stopIds === undefined && model.config.eos_token_id !== null) opts.stopIds = [model.config.eos_token_id];
+    const model = await AutoModelForCausalLM.fromPretrained(folder, {
+      onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+    });
+    if (opts.stopIds === undefined) opts.stopIds = model.arch.eosTokenIds;
     let prompt: string | number[];
     if (promptIds !== undefined) {
       prompt = promptIds.split(",").map((s) => num(s, "prompt-ids", true)!);
