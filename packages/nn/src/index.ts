@@ -8,6 +8,7 @@
 export * from "./activations.js";
 export * from "./attention.js";
 export * from "./embedding.js";
+export * from "./fit.js";
 export * from "./layer-norm.js";
 export * from "./linear.js";
 export * from "./optim.js";
