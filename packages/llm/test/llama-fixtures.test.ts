@@ -2,12 +2,15 @@
  * The shared llama conformance cases (FORMAT.md §6.15), run through this package's `llama` kind on
  * both backends, compared like the parity runner: f32 by |a − e| ≤ atol + rtol·|e|, ids exactly.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { init, type Tensor, WasmformerError } from "@wasmformer/core";
+import { init, Tensor, WasmformerError, writeSafetensors } from "@wasmformer/core";
 import { caseFromFolder } from "@wasmformer/core/parity";
 import { FIXTURES, fixtureNames, worst } from "@wasmformer/test-utils";
 import { describe, expect, test } from "vitest";
 import { kinds } from "../src/parity.js";
+import { type LlamaSpec, makeTinyLlama, refLlama, refLlamaGreedy } from "./tiny-llama.js";
 
 const cases = fixtureNames().filter((d) => d.startsWith("llama-"));
 
@@ -74,6 +77,104 @@ describe.runIf(cases.includes("llama-small_gqa_greedy10"))("llama error cases bu
       expect(err).toBeInstanceOf(WasmformerError);
       expect(err.code).toBe(code);
       expect(err.message).toMatch(re);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// generated valid cases beyond the shared ones: other configurations the format allows
+
+describe("generated llama cases (f64 reference) through the parity kind", () => {
+  const variants: { name: string; spec: LlamaSpec; prompts: number[][]; n: number }[] = [
+    {
+      name: "MQA, head_dim 6 ≠ hidden/heads, attention_bias, tied, legacy inv_freq, batch 3",
+      spec: { D: 20, H: 4, KV: 1, headDim: 6, attentionBias: true, oBias: true, tied: true, legacy: true, seed: 41 },
+      prompts: [
+        [1, 2, 3, 4],
+        [9, 8, 7, 6],
+        [40, 2, 40, 2],
+      ],
+      n: 6,
+    },
+    {
+      name: "prompt of one token, llama3 rope scaling",
+      spec: {
+        seed: 42,
+        theta: 100,
+        ropeScaling: {
+          rope_type: "llama3",
+          factor: 4,
+          low_freq_factor: 1,
+          high_freq_factor: 4,
+          original_max_position_embeddings: 16,
+        },
+      },
+      prompts: [[17]],
+      n: 8,
+    },
+    {
+      name: "no new tokens (Qwen2)",
+      spec: { seed: 43, modelType: "qwen2", attentionBias: true },
+      prompts: [[3, 4]],
+      n: 0,
+    },
+    {
+      name: "prompt + new tokens = max_position_embeddings",
+      spec: { seed: 44, P: 12, mlpBias: true },
+      prompts: [[5, 6, 7, 8, 9, 10]],
+      n: 6,
+    },
+  ];
+  for (const v of variants) {
+    test(v.name, async () => {
+      await init({ backend: "auto" });
+      const tiny = makeTinyLlama(v.spec);
+      const V = tiny.config.vocab_size as number;
+      const B = v.prompts.length;
+      const T = v.prompts[0].length;
+      const logits = new Float32Array(B * T * V);
+      const gen = new Int32Array(B * v.n);
+      const step = new Float32Array(B * v.n * V);
+      v.prompts.forEach((p, b) => {
+        refLlama(tiny, p).forEach((row, t) => {
+          logits.set(row, (b * T + t) * V);
+        });
+        const g = refLlamaGreedy(tiny, p, v.n);
+        expect(g.margin).toBeGreaterThan(1e-3);
+        gen.set(g.ids, b * v.n);
+        const all = refLlama(tiny, [...p, ...g.ids].slice(0, Math.max(T, T + v.n - 1)));
+        for (let s = 0; s < v.n; s++) step.set(all[T - 1 + s], (b * v.n + s) * V);
+      });
+      const dir = mkdtempSync(join(tmpdir(), "llama-case-"));
+      try {
+        const json = {
+          format_version: 1,
+          kind: "llama",
+          name: "llama-generated",
+          config: tiny.config,
+          params: { max_new_tokens: v.n },
+          files: { model: "model.safetensors", io: "io.safetensors", config: "config.json" },
+          tolerance: { atol: 1e-4, rtol: 1e-3 },
+        };
+        writeFileSync(join(dir, "case.json"), JSON.stringify(json));
+        writeFileSync(join(dir, "config.json"), JSON.stringify(tiny.config));
+        writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tiny.tensors));
+        const io = {
+          "input.input_ids": new Tensor(Int32Array.from(v.prompts.flat()), [B, T], "i32"),
+          "expected.logits": new Tensor(logits, [B, T, V], "f32"),
+          "expected.generated_ids": new Tensor(gen, [B, v.n], "i32"),
+          "expected.step_logits": new Tensor(step, [B, v.n, V], "f32"),
+        };
+        writeFileSync(join(dir, "io.safetensors"), writeSafetensors(io, { format: "pt" }, { intDtype: "I64" }));
+        const c = caseFromFolder(dir);
+        const r = await kinds.llama(c);
+        if (!("tensors" in r)) throw new Error("expected tensors");
+        const f = await c.io();
+        for (const full of f.names().filter((n) => n.startsWith("expected.")))
+          compare(full, r.tensors[full.slice(9)], f.get(full), 1e-4, 1e-3);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });
