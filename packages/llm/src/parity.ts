@@ -43,7 +43,10 @@ async function runDecoder(
   const model = await build(c.config, await c.model(), Math.max(1, B));
   const T = rows[0]?.length ?? 0;
   const { maxPositions, positionsField } = model.arch;
-  if (T + n > maxPositions) {
+  // gpt2 cases promise T + N ≤ n_positions (§6.12); llama cases that every position used — the
+  // prompt and the N − 1 tokens fed back — lies below max_position_embeddings (§6.15)
+  const used = kind === "llama" ? T + Math.max(n - 1, 0) : T + n;
+  if (used > maxPositions) {
     throw new InputError(`prompt of ${T} tokens + max_new_tokens ${n} exceeds ${positionsField} ${maxPositions}`);
   }
 

@@ -119,10 +119,10 @@ describe("generated llama cases (f64 reference) through the parity kind", () => 
       n: 0,
     },
     {
-      name: "prompt + new tokens = max_position_embeddings",
+      name: "prompt + the N − 1 tokens fed back = max_position_embeddings",
       spec: { seed: 44, P: 12, mlpBias: true },
       prompts: [[5, 6, 7, 8, 9, 10]],
-      n: 6,
+      n: 7,
     },
   ];
   for (const v of variants) {
