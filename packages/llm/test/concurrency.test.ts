@@ -8,6 +8,7 @@ import { createRuntime, DisposedError, InputError, init, type Runtime } from "@w
 import { beforeAll, describe, expect, test } from "vitest";
 import type { GenerateOptions, GenerationResult } from "../src/generate.js";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
+import { Rng } from "../src/sampler.js";
 import { makeTiny, source } from "./tiny-gpt2.js";
 
 const tiny = makeTiny({ seed: 21, P: 48, V: 50 });
@@ -68,6 +69,45 @@ describe("concurrent use of one GPT2LMHeadModel", () => {
       expect(tokens[1]).toEqual(seq[1].ids[0]);
     });
   }
+
+  test("seeded random schedules of three generations and the model's own sequence = one after another", async () => {
+    const model = await load();
+    const rng = new Rng(7);
+    const prompts: [number[] | number[][], GenerateOptions][] = [
+      jobs[0],
+      [jobs[1][0], sampled(jobs[1][1], 5)],
+      [
+        [
+          [4, 4],
+          [2, 9, 9, 1],
+        ],
+        sampled({ maxNewTokens: 9, stopIds: [], repetitionPenalty: 1.3 }, 6),
+      ],
+    ];
+    const seq: GenerationResult[] = [];
+    for (const [p, o] of prompts) seq.push(await model.generateAll(p, o));
+    // the model's own sequence: prefill then a decode per turn, logits recorded
+    const ownIds = [12, 13, 14, 15, 16, 17, 18, 19];
+    model.prefill([[3, 3, 3]]);
+    const ownWant = ownIds.map((t) => model.decode([t]).logits!.data.slice());
+    for (let trial = 0; trial < 4; trial++) {
+      const its = prompts.map(([p, o]) => model.generate(p, o));
+      const results: (GenerationResult | undefined)[] = its.map(() => undefined);
+      model.prefill([[3, 3, 3]]);
+      let own = 0;
+      while (results.some((r) => !r)) {
+        const pick = Math.floor(rng.random() * (its.length + 1));
+        if (pick === its.length) {
+          if (own < ownIds.length) expect(model.decode([ownIds[own]]).logits!.data).toEqual(ownWant[own++]);
+          continue;
+        }
+        if (results[pick]) continue;
+        const r = await its[pick].next();
+        if (r.done) results[pick] = r.value;
+      }
+      expect(results).toEqual(seq);
+    }
+  });
 
   test("forward(), prefill() and decode() between two steps of a generate() leave both intact", async () => {
     const model = await load();
