@@ -4,9 +4,9 @@
  * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
  */
 import { parseArgs } from "node:util";
-import { type BackendName, init, WasmformerError } from "@wasmformer/core";
+import { type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
 import { eosTokenIds } from "./config.js";
-import type { GenerateOptions } from "./generate.js";
+import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 import { loadPretrained } from "./pretrained.js";
 
 const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
@@ -136,6 +136,12 @@ export async function main(argv: string[]): Promise<number> {
     // every argument is checked before the model loads (ids against the vocabulary only after)
     const ids = promptIds?.split(",").map((s) => num(s.trim(), "prompt-ids", true)!);
     if (ids?.some((id) => id < 0)) throw new UsageError(`--prompt-ids must be token ids ≥ 0, got ${promptIds}`);
+    try {
+      checkGenerateOptions(opts, Number.MAX_SAFE_INTEGER); // the vocabulary is not known yet
+    } catch (e) {
+      if (e instanceof InputError) throw new UsageError(e.message);
+      throw e;
+    }
 
     await init({ backend: backend as "auto" | BackendName });
     const bar = values["no-progress"] ? undefined : progressBar("loading");

@@ -199,6 +199,13 @@ describe("wasmformer CLI", () => {
     ]) {
       expect(run(["generate", "-m", dir, "-p", "x", flag, v]).status).toBe(2);
     }
+    // option values out of range are usage errors too, before loading
+    const neg = run(["generate", "-m", join(root, "no-such-folder"), "-p", "x", "--max-new-tokens=-5"]);
+    expect(neg.status).toBe(2);
+    expect(neg.stderr).toContain("maxNewTokens must be an integer ≥ 0, got -5");
+    expect(run(["generate", "-m", join(root, "no-such-folder"), "-p", "x", "--top-p", "2"]).stderr).toContain(
+      "topP must be in (0, 1]",
+    );
     // a folder that does not exist: the bad ids are reported, not the missing files
     const ids = run(["generate", "-m", join(root, "no-such-folder"), "--prompt-ids", "1,2,x"]);
     expect(ids.status).toBe(2);
