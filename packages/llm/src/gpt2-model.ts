@@ -634,7 +634,7 @@ export class GPT2LMHeadModel {
 
   /** Forget the cached sequence (the buffers stay allocated). */
   reset(): void {
-    this.enter(this.own);
+    this.enter(this.own, true);
     this.len = 0;
     this.batch = 0;
     this.pad.fill(0);
