@@ -394,9 +394,9 @@ function planWeights(cfg: BertConfig, src: CheckableSource): WeightPlan {
     const legacy = name.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta");
     return !src.has(prefix + name) && src.has(prefix + legacy) ? prefix + legacy : prefix + name;
   };
-  const add = (nn: string, bert: string[], shapes: number[][], optional = false) => {
+  const add = (nn: string, bert: string[], shapes: number[][]) => {
     const names = bert.map(stored);
-    names.forEach((name, i) => wants.push({ name, shape: shapes[i]!, optional }));
+    for (const [i, name] of names.entries()) wants.push({ name, shape: shapes[i]! });
     parts.set(nn, names);
   };
   const one = (name: string, shape: number[]) => add(name, [name], [shape]);
