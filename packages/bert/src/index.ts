@@ -5,3 +5,5 @@
  */
 export * from "./bert-model.js";
 export * from "./config.js";
+export * from "./search.js";
+export * from "./sentence.js";
