@@ -315,7 +315,7 @@ export class BertModel {
     // embeddings: (word + token type) + position, then LayerNorm
     let x = heap.allocF32(n * D);
     this.word.run(heap.put(ids), n, x, "input_ids");
-    if (types) {
+    if (types?.some((v) => v !== 0)) {
       const t = heap.allocF32(n * D);
       this.tokenType.run(heap.put(types), n, t, "token_type_ids");
       k.binary(x, t, x, n, D, D, 1, BinOp.add);
