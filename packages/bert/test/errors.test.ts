@@ -6,9 +6,10 @@ import {
   ShapeError,
   Tensor,
   tensorSource,
-  type WasmformerError,
+  WasmformerError,
   WeightsError,
 } from "@wasmformer/core";
+import { prng } from "@wasmformer/test-utils";
 import { describe, expect, it } from "vitest";
 import { BertModel } from "../src/bert-model.js";
 import { parseBertConfig } from "../src/config.js";
@@ -161,5 +162,37 @@ describe("input errors name the argument and index", async () => {
     m.dispose();
     m.dispose();
     expect(() => m.forward(ids)).toThrow(DisposedError);
+  });
+});
+
+describe("hostile inputs (seeded, bounded): a finite result of the right shape or a typed error", async () => {
+  const model = await load(configJson(C));
+  it("500 random id / mask / type-id arrays", () => {
+    const r = prng(2026);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r.next() * xs.length)]!;
+    const values = [0, 1, 2, 12, 13, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "3", null];
+    const rows = (B: number, T: number, p: number) =>
+      Array.from({ length: B }, () =>
+        Array.from({ length: T + (r.next() < 0.05 ? 1 : 0) }, () =>
+          r.next() < p ? pick(values) : Math.floor(r.next() * 2),
+        ),
+      ) as number[][];
+    let ok = 0;
+    for (let i = 0; i < 500; i++) {
+      const B = Math.floor(r.next() * 3);
+      const T = Math.floor(r.next() * 7);
+      try {
+        const out = model.forward(rows(B, T, 0.1), {
+          attentionMask: r.next() < 0.5 ? rows(B, T, 0.05) : undefined,
+          tokenTypeIds: r.next() < 0.5 ? rows(r.next() < 0.1 ? B + 1 : B, T, 0.05) : undefined,
+        });
+        expect(out.lastHiddenState.shape).toEqual([B, T, C.D]);
+        expect(out.lastHiddenState.data.every(Number.isFinite)).toBe(true);
+        ok++;
+      } catch (e) {
+        expect(e).toBeInstanceOf(WasmformerError);
+      }
+    }
+    expect(ok).toBeGreaterThan(20);
   });
 });
