@@ -110,9 +110,8 @@ export function idRows(x: IdsInput, what: string, limit: number, shape?: readonl
     T = B > 0 && Array.isArray(x[0]) ? x[0].length : 0;
     const a = new Array<number>(B * T);
     x.forEach((row, b) => {
-      if (!Array.isArray(row) || row.length !== T) {
-        throw new ShapeError(`${what}[${b}] has ${Array.isArray(row) ? row.length : "no"} entries, row 0 has ${T}`);
-      }
+      if (!Array.isArray(row)) throw new InputError(`${what}[${b}] is not an array of numbers`);
+      if (row.length !== T) throw new ShapeError(`${what}[${b}] has ${row.length} entries, row 0 has ${T}`);
       for (let t = 0; t < T; t++) a[b * T + t] = row[t];
     });
     flat = a;
