@@ -1,7 +1,7 @@
 // SentenceEmbedder on generated sentence-transformers folders (random BERT weights, a tiny
 // WordPiece tokenizer.json): pooling modes and normalisation against a float64 reference,
 // truncation, batching invariance, lower-casing, and errors naming the file and field.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -254,6 +254,23 @@ describe.each(["ref", "auto"] as const)(
         for (let j = 0; j < W2; j++) expect(Math.abs(one.data[j]! - all.data[i * W2 + j]!)).toBeLessThan(1e-5);
       });
       expect(e.embed([]).shape).toEqual([0, W2]);
+    });
+
+    it("the older layout: the model in 0_Transformer/, a vocab.txt instead of tokenizer.json", async () => {
+      const dir = folder({
+        tokenizer: null,
+        modules: [{ ...MODULES.transformer, path: "0_Transformer" }, MODULES.pooling],
+      });
+      const sub = join(dir, "0_Transformer");
+      mkdirSync(sub);
+      for (const f of ["config.json", "model.safetensors"]) renameSync(join(dir, f), join(sub, f));
+      writeFileSync(join(sub, "vocab.txt"), `${VOCAB.join("\n")}\n`);
+      const e = await SentenceEmbedder.fromPretrained(dir);
+      expect(e.normalize).toBe(false);
+      expectRows(
+        e.embed(TEXTS),
+        TEXTS.map((t) => reference(t, ["mean"], false)),
+      );
     });
 
     it("do_lower_case lower-cases before a case-sensitive tokenizer", async () => {
