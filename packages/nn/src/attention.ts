@@ -246,10 +246,12 @@ export class MultiheadAttention {
     this.kdim = opts.kdim ?? E;
     this.vdim = opts.vdim ?? E;
     const bias = opts.bias ?? true;
+    // a block of rows of a packed weight: always 2-D `[rows, cols]` (linear() reads `[out, in]`
+    // from it, also when embed_dim = 1 makes each block a single row)
     const sub = (p: Param, row: number, rows: number, cols: number): Param => ({
       name: p.name,
       ptr: p.ptr ? p.ptr + row * cols * 4 : 0,
-      shape: rows === 1 ? [cols] : [rows, cols],
+      shape: [rows, cols],
     });
     if (this.kdim === E && this.vdim === E) {
       // PyTorch packs W_q, W_k, W_v as rows 0..E−1, E..2E−1, 2E..3E−1 of in_proj_weight
