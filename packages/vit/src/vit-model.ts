@@ -386,6 +386,10 @@ export class ViTModel {
    */
   forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput {
     this.checkLive();
+    for (const k of ["outputAttentions", "outputHiddenStates"] as const) {
+      if (opts[k] !== undefined && typeof opts[k] !== "boolean")
+        throw new InputError(`forward: ${k} must be a boolean, got ${JSON.stringify(opts[k])}`);
+    }
     const [B, H, W] = this.checkPixels(pixelValues);
     const keepAttn = opts.outputAttentions ?? false;
     const P = this.planFor(B, H, W, keepAttn);

@@ -140,6 +140,9 @@ describe("introspection options and arguments", () => {
     expect(e.message).toMatch(/layer must be an integer layer index, got "1"/);
     e = await caught(() => m.clsAttention(x, { layers: 1 } as object));
     expect(e.message).toMatch(/unknown option "layers" \(allowed: layer\)/);
+    expect(() => m.forward(x, { outputAttentions: "yes" as unknown as boolean })).toThrow(
+      /forward: outputAttentions must be a boolean, got "yes"/,
+    );
     expect((await m.attentionRollout(x, { headFusion: "max", layers: [0, 2] })).map.shape).toEqual([1, 2, 2]);
     m.dispose();
   });
