@@ -234,6 +234,37 @@ describe.each(bks)("MultiheadAttention of every small width on $name", ({ make }
     });
   }
 
+  it("the attention kernel itself at head widths 1, 2, 3, 5, 7 (sdpa, batch 3, masks) = float64", () => {
+    const r = rng(77);
+    for (const dk of [1, 2, 3, 5, 7])
+      for (const dv of [1, 2, 3, 5, 7]) {
+        const [N, L, S] = [3, 4, 6];
+        const q = r.tensor([N, L, dk], 2);
+        const k = r.tensor([N, S, dk], 2);
+        const v = r.tensor([N, S, dv]);
+        const fm = floatMask(r, [L, S]);
+        for (const causal of [false, true]) {
+          const got = scaledDotProductAttention(q, k, v, { attnMask: fm, isCausal: causal, runtime: make() });
+          const out = new Float64Array(N * L * dv);
+          for (let n = 0; n < N; n++)
+            for (let i = 0; i < L; i++) {
+              const sc = Array.from({ length: S }, (_, j) => {
+                if (causal && j > i) return Number.NEGATIVE_INFINITY;
+                let s = 0;
+                for (let p = 0; p < dk; p++) s += q.data[(n * L + i) * dk + p] * k.data[(n * S + j) * dk + p];
+                return s / Math.sqrt(dk) + fm.data[i * S + j];
+              });
+              const mx = Math.max(...sc);
+              const e = sc.map((s) => (s === Number.NEGATIVE_INFINITY ? 0 : Math.exp(s - mx)));
+              const z = e.reduce((a, b) => a + b, 0);
+              for (let j = 0; j < S; j++)
+                for (let c = 0; c < dv; c++) out[(n * L + i) * dv + c] += (e[j] / z) * v.data[(n * S + j) * dv + c];
+            }
+          expect(closeTo(got.output, out, [N, L, dv]), `dk ${dk} dv ${dv} causal ${causal}`).toBeUndefined();
+        }
+      }
+  });
+
   it("embed_dim 1, cross-attention with key = value (one K/V GEMM): hand-computed", () => {
     // q·W_q + b_q etc. with scalar weights; one head of width 1, scale 1
     const map = new Map<string, Tensor>([
