@@ -15,11 +15,17 @@
  */
 import { InputError, ShapeError, Tensor } from "@wasmformer/core";
 
-/** Throw an InputError unless `x` is an f32 `Tensor` (what `forward` returns). */
-function f32Tensor(x: unknown, what: string): Tensor {
+/** Throw an InputError unless `x` is a `Tensor`. */
+function tensor(x: unknown, what: string): Tensor {
   if (!(x instanceof Tensor)) throw new InputError(`${what} must be a Tensor, got ${describe(x)}`);
-  if (x.dtype !== "f32") throw new InputError(`${what} must be an f32 Tensor, got ${x.dtype}`);
   return x;
+}
+
+/** Throw an InputError unless `x` is an f32 `Tensor` (attention weights, as `forward` returns them). */
+function f32Tensor(x: unknown, what: string): Tensor {
+  if (tensor(x, what).dtype !== "f32")
+    throw new InputError(`${what} must be an f32 Tensor, got ${(x as Tensor).dtype}`);
+  return x as Tensor;
 }
 
 /** A short description of a value for error messages. */
@@ -84,7 +90,7 @@ export function clsAttentionMap(attentions: Tensor, grid: readonly [number, numb
  * this is DINO's `scale_factor=patch_size` map over the image.
  */
 export function upsampleNearest(map: Tensor, outH: number, outW: number): Tensor<"f32"> {
-  f32Tensor(map, "upsampleNearest map");
+  tensor(map, "upsampleNearest map");
   if (map.ndim < 2) throw new ShapeError(`upsampleNearest needs [..., h, w], got [${map.shape.join(", ")}]`);
   if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) {
     throw new InputError(`upsampleNearest: output size must be positive integers, got ${outH}x${outW}`);
@@ -117,7 +123,7 @@ export function upsampleNearest(map: Tensor, outH: number, outW: number): Tensor
 export function thresholdAttention(map: Tensor, threshold = 0.6): Tensor<"bool"> {
   if (typeof threshold !== "number" || !(threshold >= 0 && threshold <= 1))
     throw new InputError(`threshold must be a number in [0, 1], got ${describe(threshold)}`);
-  f32Tensor(map, "thresholdAttention map");
+  tensor(map, "thresholdAttention map");
   if (map.ndim < 2) throw new ShapeError(`thresholdAttention needs [..., h, w], got [${map.shape.join(", ")}]`);
   const n = map.shape[map.ndim - 1]! * map.shape[map.ndim - 2]!;
   const src = map.data as Float32Array;

@@ -386,6 +386,8 @@ export class ViTModel {
    */
   forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput {
     this.checkLive();
+    if (typeof opts !== "object" || opts === null)
+      throw new InputError(`forward: options must be an object, got ${String(opts)}`);
     for (const k of ["outputAttentions", "outputHiddenStates"] as const) {
       if (opts[k] !== undefined && typeof opts[k] !== "boolean")
         throw new InputError(`forward: ${k} must be a boolean, got ${JSON.stringify(opts[k])}`);
@@ -623,6 +625,8 @@ export class ViTForImageClassification extends ViTModel {
     opts: { topK?: number } = {},
   ): Promise<Prediction[] | Prediction[][]> {
     this.checkLive();
+    if (typeof opts !== "object" || opts === null)
+      throw new InputError(`classify: options must be an object { topK?: number }, got ${String(opts)}`);
     const n = this.config.num_labels;
     const topK = opts.topK ?? 5;
     if (!Number.isInteger(topK) || topK < 1) throw new InputError(`topK must be a positive integer, got ${topK}`);

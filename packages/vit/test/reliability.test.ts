@@ -122,6 +122,9 @@ describe("introspection options and arguments", () => {
     );
     expectInput(() => meanAttentionDistance([a], [2, 2], "16" as unknown as number), /patchSize .*got "16"/);
     expectInput(() => meanAttentionDistance(a as unknown as Tensor[], [2, 2], 16), /attentions must be an array/);
+    // masks of any dtype upsample (DINO: thresholded maps brought to image pixels)
+    const mask = thresholdAttention(new Tensor(Float32Array.from([0.1, 0.7, 0.1, 0.1]), [2, 2]), 0.5);
+    expect(Array.from(upsampleNearest(mask, 4, 4).data)).toEqual([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     // shapes are still ShapeErrors
     expect(() => clsAttentionMap(a, [3, 2])).toThrow(ShapeError);
   });
@@ -140,6 +143,10 @@ describe("introspection options and arguments", () => {
     expect(e.message).toMatch(/layer must be an integer layer index, got "1"/);
     e = await caught(() => m.clsAttention(x, { layers: 1 } as object));
     expect(e.message).toMatch(/unknown option "layers" \(allowed: layer\)/);
+    expect(() => m.forward(x, null as unknown as object)).toThrow(/forward: options must be an object, got null/);
+    e = await caught(() => m.classify(x, null as unknown as object));
+    expect(e).toBeInstanceOf(InputError);
+    expect(e.message).toMatch(/classify: options must be an object/);
     expect(() => m.forward(x, { outputAttentions: "yes" as unknown as boolean })).toThrow(
       /forward: outputAttentions must be a boolean, got "yes"/,
     );
