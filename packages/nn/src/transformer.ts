@@ -10,7 +10,7 @@
  * and the activation into `linear1`'s GEMM.
  */
 import { type ActCode, ConfigError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
-import { activationCode } from "./activations.js";
+import { type ActivationName, activationCode } from "./activations.js";
 import { type AttnMaskPtrs, MultiheadAttention, NO_MASK, prepareMasks } from "./attention.js";
 import { LayerNorm } from "./layer-norm.js";
 import { Linear } from "./linear.js";
@@ -22,8 +22,8 @@ export interface TransformerLayerOptions {
   nhead: number;
   /** default 2048 (PyTorch) */
   dimFeedforward?: number;
-  /** `"relu"` (default) or `"gelu"` (exact) */
-  activation?: "relu" | "gelu";
+  /** `"relu"` (default), `"gelu"` (exact) or another nn activation (`"gelu_tanh"`, `"silu"`, …) */
+  activation?: ActivationName;
   /** default 1e-5 */
   layerNormEps?: number;
   /** pre-norm (default false: post-norm) */
@@ -33,14 +33,12 @@ export interface TransformerLayerOptions {
 }
 
 function resolve(o: TransformerLayerOptions) {
-  const act = o.activation ?? "relu";
-  if (act !== "relu" && act !== "gelu")
-    throw new ConfigError(`expected "relu" or "gelu", got ${JSON.stringify(act)}`, "activation");
+  const act = activationCode(o.activation ?? "relu"); // ConfigError "activation" for an unknown name
   const F = o.dimFeedforward ?? 2048;
   if (!Number.isInteger(F) || F < 1) throw new ConfigError(`expected a positive integer, got ${F}`, "dim_feedforward");
   return {
     F,
-    act: activationCode(act),
+    act,
     eps: o.layerNormEps ?? 1e-5,
     normFirst: o.normFirst ?? false,
     bias: o.bias ?? true,
