@@ -9,6 +9,7 @@ export * from "./config.js";
 export type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 export * from "./generate.js";
 export * from "./gpt2-model.js";
+export { KVContext } from "./kv-context.js";
 export * from "./llama.js";
 export * from "./llama-model.js";
 export * from "./pretrained.js";

@@ -19,7 +19,7 @@
  *   onEpochEnd: (e) => console.log(e.epoch, e.loss, e.valLoss) });
  * ```
  */
-import { AbortError, InputError, mulberry32, type Runtime } from "@wasmformer/core";
+import { AbortError, BusyError, InputError, mulberry32, type Runtime } from "@wasmformer/core";
 import { clipGradNorm, type TrainParam } from "./optim.js";
 import type { Schedule } from "./schedules.js";
 
@@ -135,8 +135,36 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-/** Train `model` on `examples`; see the module comment. */
+/** Models and optimizers a `fit` is training right now. */
+const training = new WeakSet<object>();
+
+/**
+ * Train `model` on `examples`; see the module comment. One `fit` at a time per model and per
+ * optimizer: the loop keeps its place (parameters, gradients, optimizer state, schedule) across
+ * its awaits, so a second `fit` on either while one runs — concurrently, or from one of its
+ * callbacks — is a `BusyError` and changes nothing (await the first one, then train again).
+ */
 export async function fit<E>(model: Trainable<E>, examples: readonly E[], opts: FitOptions<E>): Promise<FitResult> {
+  if (typeof opts !== "object" || opts === null) throw new InputError("fit: options { optimizer, … } are required");
+  const opt: unknown = opts.optimizer;
+  for (const [what, o] of [
+    ["model", model],
+    ["optimizer", opt],
+  ] as const) {
+    if (typeof o === "object" && o !== null && training.has(o)) {
+      throw new BusyError(`fit: this ${what} is being trained by another fit() call; await it before training again`);
+    }
+  }
+  const held = [model, opt].filter((o): o is object => typeof o === "object" && o !== null);
+  for (const o of held) training.add(o);
+  try {
+    return await fitOnce(model, examples, opts);
+  } finally {
+    for (const o of held) training.delete(o);
+  }
+}
+
+async function fitOnce<E>(model: Trainable<E>, examples: readonly E[], opts: FitOptions<E>): Promise<FitResult> {
   const epochs = positiveInt("epochs", opts.epochs, 1);
   const batchSize = positiveInt("batchSize", opts.batchSize, 32);
   const accumulate = positiveInt("accumulate", opts.accumulate, 1);

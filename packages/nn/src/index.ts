@@ -19,4 +19,4 @@ export * from "./schedules.js";
 export * from "./seq2seq.js";
 export * from "./state-dict.js";
 export * from "./transformer.js";
-export { missingKernels, nnRuntime, sharedRuntime } from "./util.js";
+export { ModuleLife, missingKernels, nnRuntime, sharedRuntime } from "./util.js";
