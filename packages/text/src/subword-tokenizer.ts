@@ -304,6 +304,20 @@ export class SubwordTokenizer {
             JSON.stringify(o?.content ?? "added_tokens"),
           );
         }
+        // Two entries for one id (or one content under two ids) make decode ambiguous. Hugging Face
+        // tokenizers ignores the listed ids on load (each token takes its vocabulary id, or the next
+        // free one, with a logged warning), which silently moves a token away from the id the model
+        // was trained with; the file contradicts itself, so it is refused here, naming both entries.
+        const clash = added.find((a) => (a.id === o.id) !== (a.content === o.content));
+        if (clash) {
+          bad(
+            `added_tokens[${i}]`,
+            clash.id === o.id
+              ? `tokens ${JSON.stringify(clash.content)} and ${JSON.stringify(o.content)} share id ${o.id}`
+              : `token ${JSON.stringify(o.content)} is listed with ids ${clash.id} and ${o.id}`,
+            JSON.stringify(o.content),
+          );
+        }
         added.push({
           id: o.id as number,
           content: o.content as string,
@@ -594,8 +608,14 @@ export class SubwordTokenizer {
   // ---------------------------------------------------------------------------------------------
   // decoding
 
-  /** Ids back to text. Unknown ids are skipped; `skipSpecialTokens` drops special tokens. */
+  /**
+   * Ids back to text; `skipSpecialTokens` drops special tokens. An id that is not a token of this
+   * tokenizer (negative, fractional, NaN, beyond the vocabulary) throws `InputError` naming it and
+   * its position (Hugging Face skips such ids silently).
+   */
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids === null || typeof ids !== "object" || typeof ids.length !== "number")
+      throw new InputError(`decode expects a list of token ids, got ${ids === null ? "null" : typeof ids}`);
     const tokens: { text: string; added: boolean }[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
@@ -605,7 +625,11 @@ export class SubwordTokenizer {
         continue;
       }
       const t = this.model.vocabR.get(id);
-      if (t !== undefined) tokens.push({ text: t, added: false });
+      if (t === undefined) {
+        const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
+        throw new InputError(`decode: ids[${i}] = ${shown} is not a token id of this tokenizer`);
+      }
+      tokens.push({ text: t, added: false });
     }
     const d = this.decoder;
     if (d.type === "ByteLevel") {
