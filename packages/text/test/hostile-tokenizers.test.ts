@@ -71,13 +71,27 @@ describe("tokenizer.json added tokens", () => {
       { id: 265, content: "<|endoftext|>" },
       { id: 266, content: "<|endoftext|>" },
     ]);
-    expect(() => SubwordTokenizer.fromTokenizerJson(two)).toThrow('"<|endoftext|>" is listed with ids 265 and 266');
+    expect(() => SubwordTokenizer.fromTokenizerJson(two)).toThrow(
+      'added_tokens[1]: token "<|endoftext|>" has id 266 here and 265 in added_tokens',
+    );
     const repeat = withAdded([
       { id: 265, content: "<|endoftext|>" },
       { id: 265, content: "<|endoftext|>" },
     ]);
     const tok = SubwordTokenizer.fromTokenizerJson(repeat);
     expect(tok.decode(tok.encodeIds("hi<|endoftext|>"))).toBe("hi<|endoftext|>");
+  });
+
+  it("an added token must agree with the vocabulary (byte-level spelling accepted)", () => {
+    const load = (added: { id: number; content: string }[]) => () =>
+      SubwordTokenizer.fromTokenizerJson(withAdded(added));
+    expect(load([{ id: 104, content: "<x>" }])).toThrow(
+      'added_tokens[0]: tokens "h" (model.vocab) and "<x>" share id 104',
+    );
+    expect(load([{ id: 300, content: "h" }])).toThrow('token "h" has id 300 here and 104 in model.vocab');
+    // " " is "Ġ" (id 32) in byte characters: the same token
+    const tok = SubwordTokenizer.fromTokenizerJson(withAdded([{ id: 32, content: " " }]));
+    expect(tok.decode([104, 32, 105])).toBe("h i");
   });
 });
 
