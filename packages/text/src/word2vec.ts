@@ -296,9 +296,12 @@ export const Word2Vec = {
       const ctx = h.allocF32(B * 2 * window);
       const ctxOff = h.allocF32(B + 1);
       const r = mulberry32(seed);
-      {
+      // word2vec.c init (syn1neg starts at 0), in slices: a large vocabulary takes seconds
+      for (let i0 = 0; i0 < V * dim; i0 += 65536) {
         const s0 = h.f32(syn0, V * dim);
-        for (let i = 0; i < V * dim; i++) s0[i] = (r() - 0.5) / dim; // word2vec.c init; syn1neg starts at 0
+        const end = Math.min(V * dim, i0 + 65536);
+        for (let i = i0; i < end; i++) s0[i] = (r() - 0.5) / dim;
+        await checkpoint();
       }
       const I = () => new Int32Array(h.buffer());
       const sampleNeg = (positive: number): number => {
