@@ -20,3 +20,6 @@ export * from "./runtime.js";
 export * from "./safetensors.js";
 export * from "./state-dict.js";
 export * from "./tensor.js";
+// training: backward ops and BPTT
+export * from "./grad-ops.js";
+export * from "./rnn-grad.js";
