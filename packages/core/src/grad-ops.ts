@@ -177,10 +177,13 @@ export function embeddingBackward(
   const op = "embeddingBackward";
   const g = needF32(dy, op, "dy");
   if (ids.dtype !== "i32") throw new ShapeError(`${op}: ids must be i32, got ${ids.dtype}`);
-  if (!Number.isInteger(vocab) || vocab < 0) throw new InputError(`${op}: vocab must be a non-negative integer, got ${vocab}`);
+  if (!Number.isInteger(vocab) || vocab < 0)
+    throw new InputError(`${op}: vocab must be a non-negative integer, got ${vocab}`);
   const D = g.shape[g.ndim - 1] ?? 0;
   if (g.ndim !== ids.ndim + 1 || ids.shape.some((v, i) => v !== g.shape[i]))
-    throw new ShapeError(`${op}: dy must be [${[...ids.shape, "D"].join(", ")}] for ids ${fmt(ids.shape)}, got ${fmt(g.shape)}`);
+    throw new ShapeError(
+      `${op}: dy must be [${[...ids.shape, "D"].join(", ")}] for ids ${fmt(ids.shape)}, got ${fmt(g.shape)}`,
+    );
   let pad = opts.paddingIdx ?? -1;
   if (opts.paddingIdx !== undefined) {
     if (!Number.isInteger(pad) || pad < -vocab || pad >= vocab)
@@ -217,7 +220,8 @@ export function linearBackward(
   const w = needF32(weight, op, "weight");
   if (w.ndim !== 2) throw new ShapeError(`${op}: weight must be [out, in], got ${fmt(w.shape)}`);
   const [O, In] = w.shape as [number, number];
-  if (t.shape[t.ndim - 1] !== In) throw new ShapeError(`${op}: x ${fmt(t.shape)} must end in ${In} (weight ${fmt(w.shape)})`);
+  if (t.shape[t.ndim - 1] !== In)
+    throw new ShapeError(`${op}: x ${fmt(t.shape)} must end in ${In} (weight ${fmt(w.shape)})`);
   const yShape = [...t.shape.slice(0, -1), O];
   if (g.ndim !== yShape.length || g.shape.some((v, i) => v !== yShape[i]))
     throw new ShapeError(`${op}: dy must be ${fmt(yShape)}, got ${fmt(g.shape)}`);
@@ -356,7 +360,19 @@ export function softmaxCrossEntropy(
     const pt = put(targets.data as Int32Array);
     const dl = grad ? rt.heap.allocF32(x.size) : 0;
     const lossOut = rt.heap.allocF32(1);
-    const bad = rt.k.softmaxCrossEntropy(px, dl, V, rows, V, pt, ignore, eps, reduction === "mean" ? 0 : 1, dloss, lossOut);
+    const bad = rt.k.softmaxCrossEntropy(
+      px,
+      dl,
+      V,
+      rows,
+      V,
+      pt,
+      ignore,
+      eps,
+      reduction === "mean" ? 0 : 1,
+      dloss,
+      lossOut,
+    );
     if (bad >= 0)
       throw new InputError(
         `${op}: target ${targets.data[bad]} at position ${bad} is outside [0, ${V}) and is not ignoreIndex ${ignore}`,

@@ -395,7 +395,15 @@ export interface BackwardKernels {
    * floats, ids i32); repeated ids accumulate; ids equal to `paddingIdx` are skipped (−1: none).
    * Returns −1, or the position of the first id outside `[0, vocab)` (then nothing is written).
    */
-  embeddingBackward(dW: number, vocab: number, dim: number, ids: number, n: number, dy: number, paddingIdx: number): number;
+  embeddingBackward(
+    dW: number,
+    vocab: number,
+    dim: number,
+    ids: number,
+    n: number,
+    dy: number,
+    paddingIdx: number,
+  ): number;
 
   /**
    * col2im of `im2colPatch` (stride = kernel = k): `dx[ch, r·k + u, c·k + v] += dcols[(r·gw + c),

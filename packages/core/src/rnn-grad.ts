@@ -98,13 +98,17 @@ export function rnnForwardBackward(
   const L = spec.numLayers ?? 1;
   const D = spec.bidirectional ? 2 : 1;
   const bias = spec.bias ?? true;
-  if (!(mode in GATES)) throw new InputError(`rnnForwardBackward: mode ${JSON.stringify(mode)} is not one of rnn_tanh, rnn_relu, lstm, gru`);
+  if (!(mode in GATES))
+    throw new InputError(
+      `rnnForwardBackward: mode ${JSON.stringify(mode)} is not one of rnn_tanh, rnn_relu, lstm, gru`,
+    );
   for (const [v, name] of [
     [I, "inputSize"],
     [H, "hiddenSize"],
     [L, "numLayers"],
   ] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new InputError(`rnnForwardBackward: ${name} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new InputError(`rnnForwardBackward: ${name} must be a positive integer, got ${v}`);
   }
   if (x.dtype !== "f32" || x.ndim !== 3 || x.shape[2] !== I)
     throw new ShapeError(`rnnForwardBackward: x must be f32 [B, T, ${I}], got ${x.dtype} ${fmt(x.shape)}`);
@@ -129,7 +133,9 @@ export function rnnForwardBackward(
     const t = weights[name];
     if (!t) throw new WeightsError(`rnnForwardBackward: missing weight ${name} ${fmt(shape)}`, [name]);
     if (t.dtype !== "f32" || t.size !== shape.reduce((a, b) => a * b, 1) || t.shape.length !== shape.length)
-      throw new WeightsError(`rnnForwardBackward: ${name} must be f32 ${fmt(shape)}, got ${t.dtype} ${fmt(t.shape)}`, [name]);
+      throw new WeightsError(`rnnForwardBackward: ${name} must be f32 ${fmt(shape)}, got ${t.dtype} ${fmt(t.shape)}`, [
+        name,
+      ]);
     return t.data as Float32Array;
   };
 
@@ -142,7 +148,8 @@ export function rnnForwardBackward(
     // time-major copies of x and dOutput: [T, B, ·]
     const toTimeMajor = (src: Float32Array, C: number) => {
       const p = heap.allocF32(T * B * C);
-      for (let b = 0; b < B; b++) k.copy2d(put(src.subarray(b * T * C, (b + 1) * T * C)), C, p + b * C * 4, B * C, T, C);
+      for (let b = 0; b < B; b++)
+        k.copy2d(put(src.subarray(b * T * C, (b + 1) * T * C)), C, p + b * C * 4, B * C, T, C);
       return p;
     };
     const xT = toTimeMajor(x.data as Float32Array, I);

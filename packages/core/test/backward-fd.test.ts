@@ -39,7 +39,14 @@ describe("finite differences: activations", () => {
     ] as const) {
       const xin = act === Act.sqrt || act === Act.log ? x.map((v) => Math.abs(v) + 0.2) : x;
       const src = fromY ? xin.map((v) => applyAct(v, act)) : xin;
-      const want = fdGrad((xx) => dotLoss(xx.map((v) => applyAct(v, act)), w), xin);
+      const want = fdGrad(
+        (xx) =>
+          dotLoss(
+            xx.map((v) => applyAct(v, act)),
+            w,
+          ),
+        xin,
+      );
       const { out } = exec(
         ref,
         { dx: new Float32Array(n), dy: w, src: Float32Array.from(src) },
@@ -56,10 +63,20 @@ describe("finite differences: activations", () => {
     const x = r.f32(rows * cols);
     const w = r.f32(rows * cols);
     const b0 = r.f32(cols);
-    const want = fdGrad((b) => dotLoss(Float64Array.from(x, (v, i) => v + b[i % cols]!), w), b0);
-    const { out } = exec(ref, { db: new Float32Array(cols), dy: w }, (k, p) => k.biasGrad(p.db!, p.dy!, rows, cols, cols), [
-      "db",
-    ]);
+    const want = fdGrad(
+      (b) =>
+        dotLoss(
+          Float64Array.from(x, (v, i) => v + b[i % cols]!),
+          w,
+        ),
+      b0,
+    );
+    const { out } = exec(
+      ref,
+      { db: new Float32Array(cols), dy: w },
+      (k, p) => k.biasGrad(p.db!, p.dy!, rows, cols, cols),
+      ["db"],
+    );
     expectClose(out.db!, want, ATOL, RTOL, "biasGrad");
   });
 });
@@ -67,7 +84,14 @@ describe("finite differences: activations", () => {
 // ---------------------------------------------------------------------------------------------
 // norms
 
-function layerNorm64(x: ArrayLike<number>, g: ArrayLike<number>, b: ArrayLike<number>, rows: number, d: number, eps: number) {
+function layerNorm64(
+  x: ArrayLike<number>,
+  g: ArrayLike<number>,
+  b: ArrayLike<number>,
+  rows: number,
+  d: number,
+  eps: number,
+) {
   const y = new Float64Array(rows * d);
   for (let i = 0; i < rows; i++) {
     let m = 0;
@@ -111,9 +135,27 @@ describe("finite differences: norms", () => {
         (k, p) => k.layerNormBackward(p.dx!, p.dg!, p.db!, p.dy!, p.x!, p.g!, 0, 0, rows, d, eps),
         ["dx", "dg", "db"],
       );
-      expectClose(out.dx!, fdGrad((xx) => dotLoss(layerNorm64(xx, g, b, rows, d, eps), w), x), ATOL, RTOL, "dx");
-      expectClose(out.dg!, fdGrad((gg) => dotLoss(layerNorm64(x, gg, b, rows, d, eps), w), g), ATOL, RTOL, "dg");
-      expectClose(out.db!, fdGrad((bb) => dotLoss(layerNorm64(x, g, bb, rows, d, eps), w), b), ATOL, RTOL, "db");
+      expectClose(
+        out.dx!,
+        fdGrad((xx) => dotLoss(layerNorm64(xx, g, b, rows, d, eps), w), x),
+        ATOL,
+        RTOL,
+        "dx",
+      );
+      expectClose(
+        out.dg!,
+        fdGrad((gg) => dotLoss(layerNorm64(x, gg, b, rows, d, eps), w), g),
+        ATOL,
+        RTOL,
+        "dg",
+      );
+      expectClose(
+        out.db!,
+        fdGrad((bb) => dotLoss(layerNorm64(x, g, bb, rows, d, eps), w), b),
+        ATOL,
+        RTOL,
+        "db",
+      );
     }
   });
 
@@ -135,8 +177,20 @@ describe("finite differences: norms", () => {
       (k, p) => k.rmsNormBackward(p.dx!, p.dg!, p.dy!, p.x!, p.g!, p.rstd!, rows, d, eps),
       ["dx", "dg"],
     );
-    expectClose(out.dx!, fdGrad((xx) => dotLoss(rmsNorm64(xx, g, rows, d, eps), w), x), ATOL, RTOL, "dx");
-    expectClose(out.dg!, fdGrad((gg) => dotLoss(rmsNorm64(x, gg, rows, d, eps), w), g), ATOL, RTOL, "dg");
+    expectClose(
+      out.dx!,
+      fdGrad((xx) => dotLoss(rmsNorm64(xx, g, rows, d, eps), w), x),
+      ATOL,
+      RTOL,
+      "dx",
+    );
+    expectClose(
+      out.dg!,
+      fdGrad((gg) => dotLoss(rmsNorm64(x, gg, rows, d, eps), w), g),
+      ATOL,
+      RTOL,
+      "dg",
+    );
   });
 });
 
@@ -176,7 +230,7 @@ function attention64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<nu
       let t = 0;
       for (let c = 0; c < dk; c++) t += q[i * dk + c]! * k[j * dk + c]!;
       t = t * scale + (o.mask ? o.mask[i * S + j]! : 0);
-      if ((o.kpm && o.kpm[j]) || (o.causal >= 0 && j > i + o.causal)) t = -Infinity;
+      if (o.kpm?.[j] || (o.causal >= 0 && j > i + o.causal)) t = -Infinity;
       s[i * S + j] = t;
     }
   const p = softmax64(s, L, S);
@@ -191,7 +245,15 @@ function attention64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<nu
 }
 
 /** float64 F.cross_entropy(x, t, ignore_index, label_smoothing, reduction mean | sum). */
-function crossEntropy64(x: ArrayLike<number>, t: Int32Array, rows: number, V: number, ignore: number, eps: number, sum: boolean) {
+function crossEntropy64(
+  x: ArrayLike<number>,
+  t: Int32Array,
+  rows: number,
+  V: number,
+  ignore: number,
+  eps: number,
+  sum: boolean,
+) {
   let total = 0;
   let n = 0;
   for (let i = 0; i < rows; i++) {
@@ -216,9 +278,19 @@ describe("finite differences: softmax, attention, cross-entropy", () => {
     const x = r.f32(rows * cols, -3, 3);
     const w = r.f32(rows * cols);
     const y = Float32Array.from(softmax64(x, rows, cols));
-    const { out } = exec(ref, { dx: new Float32Array(rows * cols), dy: w, y }, (k, p) =>
-      k.softmaxBackward(p.dx!, p.dy!, p.y!, rows, cols, cols), ["dx"]);
-    expectClose(out.dx!, fdGrad((xx) => dotLoss(softmax64(xx, rows, cols), w), x), ATOL, RTOL, "dx");
+    const { out } = exec(
+      ref,
+      { dx: new Float32Array(rows * cols), dy: w, y },
+      (k, p) => k.softmaxBackward(p.dx!, p.dy!, p.y!, rows, cols, cols),
+      ["dx"],
+    );
+    expectClose(
+      out.dx!,
+      fdGrad((xx) => dotLoss(softmax64(xx, rows, cols), w), x),
+      ATOL,
+      RTOL,
+      "dx",
+    );
   });
 
   it("attentionBackward: dQ, dK, dV with an additive mask, key padding, causal offset and dProbs", () => {
@@ -266,15 +338,72 @@ describe("finite differences: softmax, attention, cross-entropy", () => {
             scratch: new Float32Array(L * S),
           },
           (k, p) => {
-            k.attention(p.q!, dk, p.k!, dk, p.v!, dv, p.o!, dv, p.probs!, L, S, dk, dv, o.scale, o.mask ? p.mask! : 0, S, o.kpm ? p.kpm! : 0, o.causal);
-            k.attentionBackward(p.dQ!, p.dK!, p.dV!, p.dO!, dv, p.q!, dk, p.k!, dk, p.v!, dv, p.probs!, p.dProbs!, p.scratch!, L, S, dk, dv, o.scale);
+            k.attention(
+              p.q!,
+              dk,
+              p.k!,
+              dk,
+              p.v!,
+              dv,
+              p.o!,
+              dv,
+              p.probs!,
+              L,
+              S,
+              dk,
+              dv,
+              o.scale,
+              o.mask ? p.mask! : 0,
+              S,
+              o.kpm ? p.kpm! : 0,
+              o.causal,
+            );
+            k.attentionBackward(
+              p.dQ!,
+              p.dK!,
+              p.dV!,
+              p.dO!,
+              dv,
+              p.q!,
+              dk,
+              p.k!,
+              dk,
+              p.v!,
+              dv,
+              p.probs!,
+              p.dProbs!,
+              p.scratch!,
+              L,
+              S,
+              dk,
+              dv,
+              o.scale,
+            );
           },
           ["dQ", "dK", "dV"],
         );
         const label = `attention ${variant} L${L} S${S}`;
-        expectClose(out.dQ!, fdGrad((x) => loss(x, kk, v), q), ATOL, RTOL, `${label} dQ`);
-        expectClose(out.dK!, fdGrad((x) => loss(q, x, v), kk), ATOL, RTOL, `${label} dK`);
-        expectClose(out.dV!, fdGrad((x) => loss(q, kk, x), v), ATOL, RTOL, `${label} dV`);
+        expectClose(
+          out.dQ!,
+          fdGrad((x) => loss(x, kk, v), q),
+          ATOL,
+          RTOL,
+          `${label} dQ`,
+        );
+        expectClose(
+          out.dK!,
+          fdGrad((x) => loss(q, x, v), kk),
+          ATOL,
+          RTOL,
+          `${label} dK`,
+        );
+        expectClose(
+          out.dV!,
+          fdGrad((x) => loss(q, kk, x), v),
+          ATOL,
+          RTOL,
+          `${label} dV`,
+        );
         if (o.kpm) for (let c = 0; c < dv; c++) expect(out.dV![1 * dv + c], "a padded key gets no dV").toBe(0);
       }
     }
@@ -364,8 +493,20 @@ describe("finite differences: embedding, recurrent cells", () => {
       (k, p) => k.lstmCellBackward(p.dg!, p.dc!, p.dh!, H, p.gates!, p.cPrev!, H, B),
       ["dg", "dc"],
     );
-    expectClose(out.dg!, fdGrad((g) => step(g, cPrev), gates), ATOL, RTOL, "dgates");
-    expectClose(out.dc!, fdGrad((c) => step(gates, c), cPrev), ATOL, RTOL, "dcPrev");
+    expectClose(
+      out.dg!,
+      fdGrad((g) => step(g, cPrev), gates),
+      ATOL,
+      RTOL,
+      "dgates",
+    );
+    expectClose(
+      out.dc!,
+      fdGrad((c) => step(gates, c), cPrev),
+      ATOL,
+      RTOL,
+      "dcPrev",
+    );
   });
 
   it("gruCellBackward: dgx, dgh and the direct dh_{t−1}", () => {
@@ -389,12 +530,38 @@ describe("finite differences: embedding, recurrent cells", () => {
     };
     const { out } = exec(
       ref,
-      { dgx: new Float32Array(B * 3 * H), dgh: new Float32Array(B * 3 * H), dhp: new Float32Array(B * H), dh: w, gx, gh, hp },
+      {
+        dgx: new Float32Array(B * 3 * H),
+        dgh: new Float32Array(B * 3 * H),
+        dhp: new Float32Array(B * H),
+        dh: w,
+        gx,
+        gh,
+        hp,
+      },
       (k, p) => k.gruCellBackward(p.dgx!, p.dgh!, p.dhp!, p.dh!, H, p.gx!, p.gh!, p.hp!, H, H, B),
       ["dgx", "dgh", "dhp"],
     );
-    expectClose(out.dgx!, fdGrad((x) => step(x, gh, hp), gx), ATOL, RTOL, "dgx");
-    expectClose(out.dgh!, fdGrad((g) => step(gx, g, hp), gh), ATOL, RTOL, "dgh");
-    expectClose(out.dhp!, fdGrad((h) => step(gx, gh, h), hp), ATOL, RTOL, "dhPrev");
+    expectClose(
+      out.dgx!,
+      fdGrad((x) => step(x, gh, hp), gx),
+      ATOL,
+      RTOL,
+      "dgx",
+    );
+    expectClose(
+      out.dgh!,
+      fdGrad((g) => step(gx, g, hp), gh),
+      ATOL,
+      RTOL,
+      "dgh",
+    );
+    expectClose(
+      out.dhp!,
+      fdGrad((h) => step(gx, gh, h), hp),
+      ATOL,
+      RTOL,
+      "dhPrev",
+    );
   });
 });

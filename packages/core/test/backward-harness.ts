@@ -63,8 +63,7 @@ export function expectClose(
     const a = actual[i]!;
     const e = expected[i]!;
     if (Number.isNaN(e) || Number.isNaN(a) || !Number.isFinite(e) || !Number.isFinite(a)) {
-      if (!Object.is(a, e) && !(a === e))
-        expect.fail(`${label}: element ${i} is ${a}, expected ${e}`);
+      if (!Object.is(a, e) && !(a === e)) expect.fail(`${label}: element ${i} is ${a}, expected ${e}`);
       continue;
     }
     if (Math.abs(a - e) > atol + rtol * Math.abs(e)) {

@@ -271,17 +271,7 @@ describe("layerNormBackward / rmsNormBackward", () => {
               `rmsNormBackward ${rows}x${d} saved ${saved} gamma ${withGamma}`,
               { dx: r.f32(rows * d), dg: r.f32(d), dy: r.f32(rows * d), x, g: r.f32(d, 0.5, 1.5), rstd },
               (k, p) =>
-                k.rmsNormBackward(
-                  p.dx!,
-                  p.dg!,
-                  p.dy!,
-                  p.x!,
-                  withGamma ? p.g! : 0,
-                  saved ? p.rstd! : 0,
-                  rows,
-                  d,
-                  1e-6,
-                ),
+                k.rmsNormBackward(p.dx!, p.dg!, p.dy!, p.x!, withGamma ? p.g! : 0, saved ? p.rstd! : 0, rows, d, 1e-6),
               ["dx", "dg"],
               2e-5,
               2e-4,
@@ -522,8 +512,7 @@ describe("lstmCellBackward / gruCellBackward", () => {
             gh: r.f32(batch * 3 * H, -3, 3),
             hPrev: r.f32(batch * ldp, -1, 1),
           },
-          (k, p) =>
-            k.gruCellBackward(p.dgx!, p.dgh!, p.dhPrev!, p.dh!, ldh, p.gx!, p.gh!, p.hPrev!, ldp, H, batch),
+          (k, p) => k.gruCellBackward(p.dgx!, p.dgh!, p.dhPrev!, p.dh!, ldh, p.gx!, p.gh!, p.hPrev!, ldp, H, batch),
           ["dgx", "dgh", "dhPrev"],
           1e-6,
           2e-5,

@@ -30,7 +30,15 @@ beforeAll(async () => {
 });
 
 const T = (r: ReturnType<typeof rng>, shape: number[], lo = -1, hi = 1) =>
-  new Tensor(r.f32(shape.reduce((a, b) => a * b, 1), lo, hi), shape, "f32");
+  new Tensor(
+    r.f32(
+      shape.reduce((a, b) => a * b, 1),
+      lo,
+      hi,
+    ),
+    shape,
+    "f32",
+  );
 const TOL = [2e-5, 2e-4] as const;
 
 describe("activation backward ops", () => {
@@ -38,12 +46,25 @@ describe("activation backward ops", () => {
     const r = rng(90);
     const x = T(r, [3, 5], -3, 3);
     const dy = T(r, [3, 5]);
-    const fd = (act: number) => fdGrad((xx) => dotLoss(xx.map((v) => applyAct(v, act)), dy.data), x.data);
+    const fd = (act: number) =>
+      fdGrad(
+        (xx) =>
+          dotLoss(
+            xx.map((v) => applyAct(v, act)),
+            dy.data,
+          ),
+        x.data,
+      );
     expectClose(reluBackward(dy, x).data, fd(Act.relu), ...TOL, "relu");
     expectClose(geluBackward(dy, x).data, fd(Act.gelu), ...TOL, "gelu");
     expectClose(geluBackward(dy, x, "tanh").data, fd(Act.geluTanh), ...TOL, "geluTanh");
     expectClose(siluBackward(dy, x).data, fd(Act.silu), ...TOL, "silu");
-    const y = (act: number) => new Tensor(x.data.map((v) => applyAct(v, act)), x.shape, "f32");
+    const y = (act: number) =>
+      new Tensor(
+        x.data.map((v) => applyAct(v, act)),
+        x.shape,
+        "f32",
+      );
     expectClose(tanhBackward(dy, y(Act.tanh)).data, fd(Act.tanh), ...TOL, "tanh");
     expectClose(sigmoidBackward(dy, y(Act.sigmoid)).data, fd(Act.sigmoid), ...TOL, "sigmoid");
     expect(() => reluBackward(dy, T(r, [5, 3]))).toThrow(ShapeError);
@@ -67,21 +88,52 @@ describe("norm and softmax backward ops", () => {
         let v = 0;
         for (let j = 0; j < d; j++) v += (xx[i * d + j]! - m) ** 2;
         const rs = 1 / Math.sqrt(v / d + (rms ? 1e-6 : 1e-5));
-        for (let j = 0; j < d; j++) s += ((xx[i * d + j]! - m) * rs * ww[j]! + (rms ? 0 : bb[j]!)) * dy.data[i * d + j]!;
+        for (let j = 0; j < d; j++)
+          s += ((xx[i * d + j]! - m) * rs * ww[j]! + (rms ? 0 : bb[j]!)) * dy.data[i * d + j]!;
       }
       return s;
     };
     const g = layerNormBackward(dy, x, w, b);
-    expectClose(g.dx.data, fdGrad((xx) => ln(xx, w.data, b.data, false), x.data), ...TOL, "ln dx");
-    expectClose(g.dweight!.data, fdGrad((ww) => ln(x.data, ww, b.data, false), w.data), ...TOL, "ln dw");
-    expectClose(g.dbias!.data, fdGrad((bb) => ln(x.data, w.data, bb, false), b.data), ...TOL, "ln db");
+    expectClose(
+      g.dx.data,
+      fdGrad((xx) => ln(xx, w.data, b.data, false), x.data),
+      ...TOL,
+      "ln dx",
+    );
+    expectClose(
+      g.dweight!.data,
+      fdGrad((ww) => ln(x.data, ww, b.data, false), w.data),
+      ...TOL,
+      "ln dw",
+    );
+    expectClose(
+      g.dbias!.data,
+      fdGrad((bb) => ln(x.data, w.data, bb, false), b.data),
+      ...TOL,
+      "ln db",
+    );
     const ones = new Float32Array(d).fill(1);
     const plain = layerNormBackward(dy, x);
     expect(plain.dweight).toBeUndefined();
-    expectClose(plain.dx.data, fdGrad((xx) => ln(xx, ones, new Float32Array(d), false), x.data), ...TOL, "ln plain");
+    expectClose(
+      plain.dx.data,
+      fdGrad((xx) => ln(xx, ones, new Float32Array(d), false), x.data),
+      ...TOL,
+      "ln plain",
+    );
     const rg = rmsNormBackward(dy, x, w);
-    expectClose(rg.dx.data, fdGrad((xx) => ln(xx, w.data, b.data, true), x.data), ...TOL, "rms dx");
-    expectClose(rg.dweight!.data, fdGrad((ww) => ln(x.data, ww, b.data, true), w.data), ...TOL, "rms dw");
+    expectClose(
+      rg.dx.data,
+      fdGrad((xx) => ln(xx, w.data, b.data, true), x.data),
+      ...TOL,
+      "rms dx",
+    );
+    expectClose(
+      rg.dweight!.data,
+      fdGrad((ww) => ln(x.data, ww, b.data, true), w.data),
+      ...TOL,
+      "rms dw",
+    );
     expect(() => layerNormBackward(dy, x, T(r, [d + 1]))).toThrow(ShapeError);
   });
 
@@ -100,7 +152,12 @@ describe("norm and softmax backward ops", () => {
       return y;
     };
     const y = new Tensor(Float32Array.from(sm0(x.data)), [3, 4], "f32");
-    expectClose(softmaxBackward(dy, y, 0).data, fdGrad((xx) => dotLoss(sm0(xx), dy.data), x.data), ...TOL, "dim 0");
+    expectClose(
+      softmaxBackward(dy, y, 0).data,
+      fdGrad((xx) => dotLoss(sm0(xx), dy.data), x.data),
+      ...TOL,
+      "dim 0",
+    );
   });
 });
 
@@ -123,9 +180,24 @@ describe("linear, patch convolution and embedding backward ops", () => {
       return s;
     };
     const g = linearBackward(dy, x, w);
-    expectClose(g.dx.data, fdGrad((xx) => lin(xx, w.data, bias.data), x.data), ...TOL, "dx");
-    expectClose(g.dweight.data, fdGrad((ww) => lin(x.data, ww, bias.data), w.data), ...TOL, "dw");
-    expectClose(g.dbias!.data, fdGrad((bb) => lin(x.data, w.data, bb), bias.data), ...TOL, "db");
+    expectClose(
+      g.dx.data,
+      fdGrad((xx) => lin(xx, w.data, bias.data), x.data),
+      ...TOL,
+      "dx",
+    );
+    expectClose(
+      g.dweight.data,
+      fdGrad((ww) => lin(x.data, ww, bias.data), w.data),
+      ...TOL,
+      "dw",
+    );
+    expectClose(
+      g.dbias!.data,
+      fdGrad((bb) => lin(x.data, w.data, bb), bias.data),
+      ...TOL,
+      "db",
+    );
     expect(linearBackward(dy, x, w, false).dbias).toBeUndefined();
     expect(() => linearBackward(T(r, [2, 3, O + 1]), x, w)).toThrow(ShapeError);
   });
@@ -155,9 +227,24 @@ describe("linear, patch convolution and embedding backward ops", () => {
       return s;
     };
     const g = conv2dPatchBackward(dy, x, w, k);
-    expectClose(g.dx.data, fdGrad((xx) => conv(xx, w.data, bias.data), x.data), ...TOL, "dx");
-    expectClose(g.dweight.data, fdGrad((ww) => conv(x.data, ww, bias.data), w.data), ...TOL, "dw");
-    expectClose(g.dbias!.data, fdGrad((bb) => conv(x.data, w.data, bb), bias.data), ...TOL, "db");
+    expectClose(
+      g.dx.data,
+      fdGrad((xx) => conv(xx, w.data, bias.data), x.data),
+      ...TOL,
+      "dx",
+    );
+    expectClose(
+      g.dweight.data,
+      fdGrad((ww) => conv(x.data, ww, bias.data), w.data),
+      ...TOL,
+      "dw",
+    );
+    expectClose(
+      g.dbias!.data,
+      fdGrad((bb) => conv(x.data, w.data, bb), bias.data),
+      ...TOL,
+      "db",
+    );
     expect(g.dx.data[W - 1]).toBe(0); // last column: past the last whole patch (W = 5, k = 2)
     expect(() => conv2dPatchBackward(T(r, [B, O, gh, gw + 1]), x, w, k)).toThrow(ShapeError);
   });

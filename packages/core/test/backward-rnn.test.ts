@@ -125,7 +125,15 @@ function setup(spec: RnnSpec, B: number, T: number, seed: number) {
   const H = spec.hiddenSize;
   const W: Record<string, Tensor<"f32">> = {};
   for (const [name, shape] of Object.entries(paramShapes(spec)))
-    W[name] = new Tensor(r.f32(shape.reduce((a, b) => a * b, 1), -0.6, 0.6), shape, "f32");
+    W[name] = new Tensor(
+      r.f32(
+        shape.reduce((a, b) => a * b, 1),
+        -0.6,
+        0.6,
+      ),
+      shape,
+      "f32",
+    );
   const sN = L * D * B * H;
   return {
     W,
@@ -153,8 +161,15 @@ describe("rnnForwardBackward against finite differences (float64 forward)", () =
         dcN: lstm ? s.wc : undefined,
         runtime: ref,
       });
-      const W64 = Object.fromEntries(Object.entries(s.W).map(([n, t]) => [n, Float64Array.from(t.data as Float32Array)]));
-      const loss = (w: Record<string, ArrayLike<number>>, x: ArrayLike<number>, h0: ArrayLike<number>, c0: ArrayLike<number>) => {
+      const W64 = Object.fromEntries(
+        Object.entries(s.W).map(([n, t]) => [n, Float64Array.from(t.data as Float32Array)]),
+      );
+      const loss = (
+        w: Record<string, ArrayLike<number>>,
+        x: ArrayLike<number>,
+        h0: ArrayLike<number>,
+        c0: ArrayLike<number>,
+      ) => {
         const f = forward64(spec, w, x, B, T, h0, c0);
         return dotLoss(f.out, s.wOut.data) + dotLoss(f.hN, s.wh.data) + (lstm ? dotLoss(f.cN, s.wc.data) : 0);
       };
@@ -167,10 +182,25 @@ describe("rnnForwardBackward against finite differences (float64 forward)", () =
       if (lstm) expectClose(res.cN!.data as Float32Array, f.cN, 1e-5, 1e-4, `${mode} cN`);
       // and every gradient
       const tol = [2e-5, 2e-4] as const;
-      expectClose(res.dx.data as Float32Array, fdGrad((x) => loss(W64, x, s.h0.data, c0), s.x.data), ...tol, `${mode} dx`);
-      expectClose(res.dh0.data as Float32Array, fdGrad((h) => loss(W64, s.x.data, h, c0), s.h0.data), ...tol, `${mode} dh0`);
+      expectClose(
+        res.dx.data as Float32Array,
+        fdGrad((x) => loss(W64, x, s.h0.data, c0), s.x.data),
+        ...tol,
+        `${mode} dx`,
+      );
+      expectClose(
+        res.dh0.data as Float32Array,
+        fdGrad((h) => loss(W64, s.x.data, h, c0), s.h0.data),
+        ...tol,
+        `${mode} dh0`,
+      );
       if (lstm)
-        expectClose(res.dc0!.data as Float32Array, fdGrad((c) => loss(W64, s.x.data, s.h0.data, c), c0), ...tol, `${mode} dc0`);
+        expectClose(
+          res.dc0!.data as Float32Array,
+          fdGrad((c) => loss(W64, s.x.data, s.h0.data, c), c0),
+          ...tol,
+          `${mode} dc0`,
+        );
       expect(Object.keys(res.grads).sort()).toEqual(Object.keys(s.W).sort());
       for (const name of Object.keys(s.W)) {
         const want = fdGrad((p) => loss({ ...W64, [name]: p }, s.x.data, s.h0.data, c0), W64[name]!);
@@ -189,7 +219,13 @@ describe("rnnForwardBackward against finite differences (float64 forward)", () =
     const z = new Float64Array(3);
     const loss = (w: Record<string, ArrayLike<number>>, x: ArrayLike<number>) =>
       dotLoss(forward64(spec, w, x, B, T, z, z).out, s.wOut.data);
-    expectClose(res.dx.data as Float32Array, fdGrad((x) => loss(W64, x), s.x.data), 2e-5, 2e-4, "dx");
+    expectClose(
+      res.dx.data as Float32Array,
+      fdGrad((x) => loss(W64, x), s.x.data),
+      2e-5,
+      2e-4,
+      "dx",
+    );
     expect(Object.keys(res.grads).sort()).toEqual(["weight_hh_l0", "weight_ih_l0"]);
     const want = fdGrad((p) => loss({ ...W64, weight_hh_l0: p }, s.x.data), W64.weight_hh_l0!);
     expectClose(res.grads.weight_hh_l0!.data as Float32Array, want, 2e-5, 2e-4, "dW_hh");
