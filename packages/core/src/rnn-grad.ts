@@ -113,6 +113,7 @@ export function rnnForwardBackward(
   if (x.dtype !== "f32" || x.ndim !== 3 || x.shape[2] !== I)
     throw new ShapeError(`rnnForwardBackward: x must be f32 [B, T, ${I}], got ${x.dtype} ${fmt(x.shape)}`);
   const [B, T] = x.shape as [number, number, number];
+  if (B < 1 || T < 1) throw new ShapeError(`rnnForwardBackward: x ${fmt(x.shape)} has no timestep or no batch row`);
   const G = GATES[mode];
   const GH = G * H;
   const DH = D * H;

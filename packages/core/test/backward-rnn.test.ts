@@ -260,5 +260,6 @@ describe("rnnForwardBackward on the wasm builds", () => {
     expect(() => rnnForwardBackward(spec, s.W, s.x, Tensor.zeros([1, 2, 3]), { runtime: ref })).toThrow(ShapeError);
     expect(() => rnnForwardBackward({ ...spec, mode: "lstmx" as RnnMode }, s.W, s.x, s.wOut)).toThrow(InputError);
     expect(() => rnnForwardBackward({ ...spec, hiddenSize: 0 }, s.W, s.x, s.wOut)).toThrow(InputError);
+    expect(() => rnnForwardBackward(spec, s.W, Tensor.zeros([1, 0, 2]), Tensor.zeros([1, 0, 2]))).toThrow(ShapeError);
   });
 });
