@@ -117,22 +117,45 @@ function rmsNorm64(x: ArrayLike<number>, g: ArrayLike<number>, rows: number, d: 
 }
 
 describe("finite differences: norms", () => {
-  it("layerNormBackward: dx, dgamma, dbeta (recomputed stats)", () => {
+  it("layerNormBackward: dx, dgamma, dbeta (saved and recomputed stats)", () => {
     const r = rng(33);
-    for (const [rows, d] of [
-      [1, 1],
-      [3, 5],
-      [2, 17],
+    for (const [rows, d, saved] of [
+      [1, 1, false],
+      [3, 5, false],
+      [2, 17, false],
+      [3, 5, true],
+      [2, 17, true],
     ] as const) {
       const eps = 1e-5;
       const x = r.f32(rows * d, -2, 2);
       const g = r.f32(d, 0.5, 1.5);
       const b = r.f32(d);
       const w = r.f32(rows * d);
+      const mean = new Float32Array(rows);
+      const rstd = new Float32Array(rows);
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < d; j++) mean[i] += x[i * d + j]! / d;
+        let v = 0;
+        for (let j = 0; j < d; j++) v += (x[i * d + j]! - mean[i]!) ** 2;
+        rstd[i] = 1 / Math.sqrt(v / d + eps);
+      }
       const { out } = exec(
         ref,
-        { dx: new Float32Array(rows * d), dg: new Float32Array(d), db: new Float32Array(d), dy: w, x, g },
-        (k, p) => k.layerNormBackward(p.dx!, p.dg!, p.db!, p.dy!, p.x!, p.g!, 0, 0, rows, d, eps),
+        { dx: new Float32Array(rows * d), dg: new Float32Array(d), db: new Float32Array(d), dy: w, x, g, mean, rstd },
+        (k, p) =>
+          k.layerNormBackward(
+            p.dx!,
+            p.dg!,
+            p.db!,
+            p.dy!,
+            p.x!,
+            p.g!,
+            saved ? p.mean! : 0,
+            saved ? p.rstd! : 0,
+            rows,
+            d,
+            eps,
+          ),
         ["dx", "dg", "db"],
       );
       expectClose(
@@ -159,7 +182,7 @@ describe("finite differences: norms", () => {
     }
   });
 
-  it("rmsNormBackward: dx, dgamma (saved rstd)", () => {
+  it.each([true, false])("rmsNormBackward: dx, dgamma (saved rstd: %s)", (saved) => {
     const r = rng(34);
     const [rows, d, eps] = [3, 7, 1e-6];
     const x = r.f32(rows * d, -2, 2);
@@ -174,7 +197,7 @@ describe("finite differences: norms", () => {
     const { out } = exec(
       ref,
       { dx: new Float32Array(rows * d), dg: new Float32Array(d), dy: w, x, g, rstd },
-      (k, p) => k.rmsNormBackward(p.dx!, p.dg!, p.dy!, p.x!, p.g!, p.rstd!, rows, d, eps),
+      (k, p) => k.rmsNormBackward(p.dx!, p.dg!, p.dy!, p.x!, p.g!, saved ? p.rstd! : 0, rows, d, eps),
       ["dx", "dg"],
     );
     expectClose(
@@ -434,7 +457,42 @@ describe("finite differences: softmax, attention, cross-entropy", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// embedding (tied), recurrent cells
+// patch im2col, embedding (tied), recurrent cells
+
+describe("finite differences: im2colPatch", () => {
+  it("im2colPatchBackward is the gradient of im2colPatch (pixels past the last patch: 0)", () => {
+    const r = rng(41);
+    const [C, H, W, k] = [2, 5, 7, 2];
+    const gh = Math.floor(H / k);
+    const gw = Math.floor(W / k);
+    const ck = C * k * k;
+    const x = r.f32(C * H * W);
+    const w = r.f32(gh * gw * ck);
+    const cols = (xx: ArrayLike<number>) => {
+      const o = new Float64Array(gh * gw * ck);
+      for (let i = 0; i < gh; i++)
+        for (let j = 0; j < gw; j++)
+          for (let c = 0; c < C; c++)
+            for (let u = 0; u < k; u++)
+              for (let v = 0; v < k; v++)
+                o[(i * gw + j) * ck + (c * k + u) * k + v] = xx[c * H * W + (i * k + u) * W + j * k + v]!;
+      return o;
+    };
+    const { out } = exec(
+      ref,
+      { dx: new Float32Array(C * H * W), dcols: w },
+      (kk, p) => kk.im2colPatchBackward(p.dx!, p.dcols!, C, H, W, k),
+      ["dx"],
+    );
+    expectClose(
+      out.dx!,
+      fdGrad((xx) => dotLoss(cols(xx), w), x),
+      ATOL,
+      RTOL,
+      "dx",
+    );
+  });
+});
 
 describe("finite differences: embedding, recurrent cells", () => {
   it("embeddingBackward + the logits GEMM into one buffer = the gradient of a tied weight", () => {
