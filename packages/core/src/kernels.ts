@@ -338,7 +338,7 @@ export interface Kernels extends BackwardKernels {
 /** The kernel ABI version this JS expects (bump on any signature change). */
 export const ABI_VERSION = 2;
 
-/** Every function of `Kernels`: the loader checks that a wasm module exports all of them. */
+/** Every forward function of `Kernels` (the backward ones: `BACKWARD_KERNEL_NAMES`): the loader checks that a wasm module exports all of them. */
 export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "abiVersion",
   "gemm",
@@ -384,6 +384,7 @@ export interface BackwardKernels {
    * `dx[i] += dy[i]·f′(·)` for an `Act` code over n floats. `src` is the forward input x for relu,
    * gelu, geluTanh, silu, abs, log and the forward output y for tanh, sigmoid, exp, sqrt (unused for
    * none, neg). relu′(0) = 0 and abs′(0) = 0, as PyTorch. dx may alias dy (not src).
+   * The backward of an RNN step (`h = tanh/relu(pre)`) is this with the step's output h as src.
    */
   unaryBackward(dx: number, dy: number, src: number, n: number, act: number): void;
 
