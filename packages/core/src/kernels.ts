@@ -338,7 +338,10 @@ export interface Kernels extends BackwardKernels {
 /** The kernel ABI version this JS expects (bump on any signature change). */
 export const ABI_VERSION = 2;
 
-/** Every forward function of `Kernels` (the backward ones: `BACKWARD_KERNEL_NAMES`): the loader checks that a wasm module exports all of them. */
+/**
+ * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
+ * checks that a wasm module exports all of them.
+ */
 export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "abiVersion",
   "gemm",
