@@ -42,6 +42,40 @@ const stats: usize = memory.data(8, 16);
   store<f32>(out, <f32>(1.0 / Math.sqrt(v + <f64>eps)), 4);
 }
 
+/**
+ * Kernels.normStats: per row of d floats, layer-norm statistics (mean, 1/√(var + eps)) when `mean`
+ * is given, RMS-norm statistics (rstd = 1/√(mean(x²) + eps)) when it is 0: what a training forward
+ * saves for layerNormBackward / rmsNormBackward.
+ */
+export function normStats(x: usize, rows: i32, d: i32, eps: f32, mean: usize, rstd: usize): void {
+  if (d <= 0) return;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>d << 2);
+    if (mean) {
+      lnStats(xr, d, eps, stats);
+      store<f32>(mean + (<usize>r << 2), load<f32>(stats));
+      store<f32>(rstd + (<usize>r << 2), load<f32>(stats, 4));
+    } else store<f32>(rstd + (<usize>r << 2), rmsRstd(xr, d, eps));
+  }
+}
+
+/** 1/√(mean(x²) + eps) over d floats. */
+// @ts-ignore: decorator
+@inline function rmsRstd(xr: usize, d: i32, eps: f32): f32 {
+  let q = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= d; j += 4) {
+    const v = v128.load(xr + (<usize>j << 2));
+    q = f32x4.add(q, f32x4.mul(v, v));
+  }
+  let s = hsum4(q);
+  for (; j < d; j++) {
+    const v = load<f32>(xr + (<usize>j << 2));
+    s += v * v;
+  }
+  return <f32>(1.0 / Math.sqrt(<f64>s / <f64>d + <f64>eps));
+}
+
 /** Kernels.layerNormBackward (see src/kernels.ts). */
 export function layerNormBackward(
   dx: usize, dgamma: usize, dbeta: usize, dy: usize, x: usize, gamma: usize,
@@ -126,22 +160,7 @@ export function rmsNormBackward(
     const row = <usize>r * <usize>d << 2;
     const xr = x + row;
     const dyr = dy + row;
-    let rs: f32;
-    if (rstd) rs = load<f32>(rstd + (<usize>r << 2));
-    else {
-      let q = f32x4.splat(0);
-      let j = 0;
-      for (; j + 4 <= d; j += 4) {
-        const v = v128.load(xr + (<usize>j << 2));
-        q = f32x4.add(q, f32x4.mul(v, v));
-      }
-      let s = hsum4(q);
-      for (; j < d; j++) {
-        const v = load<f32>(xr + (<usize>j << 2));
-        s += v * v;
-      }
-      rs = <f32>(1.0 / Math.sqrt(<f64>s * invD + <f64>eps));
-    }
+    const rs: f32 = rstd ? load<f32>(rstd + (<usize>r << 2)) : rmsRstd(xr, d, eps);
     const rsv = f32x4.splat(rs);
     // pass 1: Σ g·x and dgamma
     let sb = f32x4.splat(0);

@@ -15,6 +15,6 @@ export { topk } from "./topk";
 export { w2vSgns, w2vCbow } from "./word2vec";
 // ---- backward kernels (training) ----
 export { unaryBackward, biasGrad, embeddingBackward, im2colPatchBackward } from "./backward-elementwise";
-export { layerNormBackward, rmsNormBackward } from "./backward-norm";
+export { normStats, layerNormBackward, rmsNormBackward } from "./backward-norm";
 export { softmaxBackward, attentionBackward, softmaxCrossEntropy } from "./backward-softmax";
 export { lstmCellBackward, gruCellBackward } from "./backward-rnn";

@@ -417,6 +417,13 @@ export interface BackwardKernels {
   im2colPatchBackward(dx: number, dcols: number, C: number, H: number, W: number, k: number): void;
 
   /**
+   * Row statistics a training forward saves for the norm backward, rows of d contiguous floats:
+   * with `mean` (`[rows]`) the layer-norm mean and `rstd = 1/√(var + eps)` (biased variance,
+   * two-pass as `layerNorm`); with `mean` = 0 the RMS-norm `rstd = 1/√(mean(x²) + eps)`.
+   */
+  normStats(x: number, rows: number, d: number, eps: number, mean: number, rstd: number): void;
+
+  /**
    * Layer norm backward over rows of d contiguous floats. With x̂ = (x − mean)·rstd, g = dy ⊙ gamma:
    * `dx += rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))`, `dgamma += Σ_rows dy ⊙ x̂`, `dbeta += Σ_rows dy`.
    * `mean`/`rstd` (`[rows]`, rstd = 1/√(var + eps)) are the forward's, or 0 to recompute them from
@@ -569,6 +576,7 @@ export const BACKWARD_KERNEL_NAMES: readonly (keyof BackwardKernels)[] = [
   "biasGrad",
   "embeddingBackward",
   "im2colPatchBackward",
+  "normStats",
   "layerNormBackward",
   "rmsNormBackward",
   "softmaxBackward",

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { Act } from "../src/kernels.js";
 import { createRefRuntime, type Runtime } from "../src/runtime.js";
-import { exec, parity } from "./backward-harness.js";
+import { exec, expectClose, parity } from "./backward-harness.js";
 import { wasmBuilds } from "./wasm-builds.js";
 
 const SIZES = [1, 3, 5, 7, 17, 33, 65];
@@ -176,6 +176,55 @@ describe("im2colPatchBackward", () => {
         1e-6,
         1e-6,
       );
+    }
+  });
+});
+
+describe("normStats", () => {
+  it("matches ref (layer-norm mean/rstd, RMS rstd), and saved stats give the recomputed gradient", () => {
+    const r = rng(22);
+    for (const rows of [1, 3, 17]) {
+      for (const d of SIZES) {
+        const x = r.f32(rows * d, -3, 3);
+        for (let j = 0; j < d; j++) x[j] = x[j]! + 1000; // a row with a large common offset
+        parity(
+          ref,
+          wasm,
+          `normStats ${rows}x${d}`,
+          { x, mean: new Float32Array(rows), rstd: new Float32Array(rows), rms: new Float32Array(rows) },
+          (k, p) => {
+            k.normStats(p.x!, rows, d, 1e-5, p.mean!, p.rstd!);
+            k.normStats(p.x!, rows, d, 1e-6, 0, p.rms!);
+          },
+          ["mean", "rstd", "rms"],
+          1e-6,
+          1e-5,
+        );
+        const dy = r.f32(rows * d);
+        for (const rt of [ref, ...wasm]) {
+          const { out } = exec(
+            rt,
+            {
+              x,
+              dy,
+              m: new Float32Array(rows),
+              s: new Float32Array(rows),
+              a: new Float32Array(rows * d),
+              b: new Float32Array(rows * d),
+            },
+            (k, p) => {
+              k.normStats(p.x!, rows, d, 1e-5, p.m!, p.s!);
+              k.layerNormBackward(p.a!, 0, 0, p.dy!, p.x!, 0, p.m!, p.s!, rows, d, 1e-5);
+              k.layerNormBackward(p.b!, 0, 0, p.dy!, p.x!, 0, 0, 0, rows, d, 1e-5);
+            },
+            ["a", "b"],
+          );
+          // wasm recomputes in f32 exactly as normStats does; the f64 reference differs by the f32
+          // rounding of the saved mean (up to ulp(1000)/2 on the offset row, as PyTorch's f32 mean)
+          if (rt === ref) expectClose(out.a!, out.b!, 1e-4, 1e-3, "ref saved vs recomputed");
+          else expect(Array.from(out.a!), `${rt.backend} saved == recomputed`).toEqual(Array.from(out.b!));
+        }
+      }
     }
   });
 });

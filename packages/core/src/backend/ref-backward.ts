@@ -105,6 +105,26 @@ export function refBackwardKernels(heap: Heap): BackwardKernels {
                 f[X + ch * H * W + (r * k + u) * W + c * k + v] += f[D + (r * gw + c) * cols + (ch * k + u) * k + v];
     },
 
+    normStats(x, rows, d, eps, mean, rstd) {
+      const f = F();
+      for (let r = 0; r < rows; r++) {
+        const X = (x >> 2) + r * d;
+        if (mean) {
+          let mu = 0;
+          for (let j = 0; j < d; j++) mu += f[X + j];
+          mu /= d;
+          let v = 0;
+          for (let j = 0; j < d; j++) v += (f[X + j] - mu) ** 2;
+          f[(mean >> 2) + r] = mu;
+          f[(rstd >> 2) + r] = 1 / Math.sqrt(v / d + eps);
+        } else {
+          let s = 0;
+          for (let j = 0; j < d; j++) s += f[X + j] * f[X + j];
+          f[(rstd >> 2) + r] = 1 / Math.sqrt(s / d + eps);
+        }
+      }
+    },
+
     layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps) {
       const f = F();
       for (let r = 0; r < rows; r++) {
