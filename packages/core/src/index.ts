@@ -9,6 +9,7 @@ export * from "./config.js";
 export * from "./dtype.js";
 export * from "./errors.js";
 export * from "./float16.js";
+export * from "./gguf.js";
 export * from "./grad-ops.js";
 export * from "./heap.js";
 export * from "./kernels.js";

@@ -19,11 +19,13 @@
  */
 import {
   createRuntime,
+  DisposedError,
   formatShape,
   InputError,
   PACK_KC,
   packedIndex,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
   WasmformerError,
@@ -38,6 +40,7 @@ import {
   generateAll,
   type Prompt,
 } from "./generate.js";
+import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +167,8 @@ export interface ForwardOptions {
   /** Which logits to compute: every new position, only the last one (default), or none. */
   logits?: "all" | "last" | "none";
   outputAttentions?: boolean;
+  /** The sequence to run in (see `createContext`). Default: the model's own. */
+  context?: KVContext;
 }
 
 export interface PrefillOptions extends ForwardOptions {
@@ -173,13 +178,52 @@ export interface PrefillOptions extends ForwardOptions {
 
 const F32 = 4;
 
-/** Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. */
-export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"): Int32Array[] {
+/** A value as written in an error message (strings quoted, so `"1"` is not taken for 1). */
+const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v));
+
+/**
+ * The token-id check of @wasmformer/llm and @wasmformer/vlm: `v` must be an integer in
+ * [0, vocabSize). Otherwise an `InputError` naming the id, where it is (`where`, e.g.
+ * `input_ids[0, 3]`) and the vocabulary size.
+ */
+export function checkTokenId(v: unknown, vocabSize: number, where: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw new InputError(`token id ${show(v)} at ${where} is not an integer (vocab_size ${vocabSize})`);
+  if (v < 0 || v >= vocabSize)
+    throw new InputError(
+      `token id ${v} at ${where} is outside the vocabulary [0, ${vocabSize}) (vocab_size ${vocabSize})`,
+    );
+  return v;
+}
+
+/**
+ * Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. With
+ * `vocabSize`, every id is checked by `checkTokenId` (positions reported from column `t0`);
+ * without, values must be int32 integers (masks, ids checked later).
+ */
+export function toIdRows(
+  ids: ArrayLike<number>[] | Tensor,
+  what = "input_ids",
+  vocabSize?: number,
+  t0 = 0,
+): Int32Array[] {
+  const check = (v: unknown, b: number, t: number): number => {
+    if (vocabSize !== undefined) return checkTokenId(v, vocabSize, `${what}[${b}, ${t0 + t}]`);
+    if (typeof v !== "number" || !Number.isInteger(v))
+      throw new InputError(`${what}[${b}, ${t0 + t}] = ${show(v)} is not an integer`);
+    if (v < -(2 ** 31) || v >= 2 ** 31)
+      throw new InputError(`${what}[${b}, ${t0 + t}] = ${v} is outside the int32 range`);
+    return v;
+  };
   if (ids instanceof Tensor) {
     if (ids.ndim !== 2) throw new ShapeError(`${what} must be [batch, time], got ${formatShape(ids.shape)}`);
     if (ids.dtype === "f32") throw new InputError(`${what} must be an integer tensor, got f32`);
     const [B, T] = ids.shape;
-    return Array.from({ length: B }, (_, b) => Int32Array.from(ids.data.subarray(b * T, (b + 1) * T)));
+    return Array.from({ length: B }, (_, b) => {
+      const row = Int32Array.from(ids.data.subarray(b * T, (b + 1) * T));
+      if (vocabSize !== undefined) row.forEach((v, t) => void check(v, b, t));
+      return row;
+    });
   }
   if (!Array.isArray(ids)) throw new InputError(`${what} must be an array of rows or a [batch, time] tensor`);
   return ids.map((row, b) => {
@@ -187,14 +231,20 @@ export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"):
       throw new InputError(`${what}[${b}] is not an array of token ids`);
     }
     const out = new Int32Array(row.length);
-    for (let t = 0; t < row.length; t++) {
-      const v = row[t];
-      if (typeof v !== "number" || !Number.isInteger(v))
-        throw new InputError(`${what}[${b}, ${t}] = ${String(v)} is not an integer token id`);
-      out[t] = v;
-    }
+    for (let t = 0; t < row.length; t++) out[t] = check(row[t], b, t);
     return out;
   });
+}
+
+const LOGITS_MODES = ["all", "last", "none"];
+
+/** Typed errors for ill-typed `ForwardOptions` (the context itself is checked when entered). */
+function checkForwardOptions(o: ForwardOptions): void {
+  if (o === null || typeof o !== "object") throw new InputError(`options must be an object, got ${show(o)}`);
+  if (o.logits !== undefined && !LOGITS_MODES.includes(o.logits))
+    throw new InputError(`logits must be "all", "last" or "none", got ${show(o.logits)}`);
+  if (o.outputAttentions !== undefined && typeof o.outputAttentions !== "boolean")
+    throw new InputError(`outputAttentions must be a boolean, got ${show(o.outputAttentions)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,11 +285,19 @@ export class GPT2LMHeadModel {
   private headBlock = HEAD_BLOCK;
   private packed = false;
 
-  // cache state: every row of the current batch has filled the same slots [0, len)
+  // cache state of the resident context: every row of its batch has filled the same slots [0, len)
   private len = 0;
   private batch = 0;
   /** leading padding slots per row */
   private pad: Int32Array;
+  /** the model's own sequence (the stateful API without `context`) */
+  private readonly own: KVContext;
+  /** the context whose sequence the cache memory and `len`/`batch`/`pad` hold (see kv-context.ts) */
+  private resident: KVContext | undefined;
+  private readonly layout: CacheLayout;
+  /** `dispose()` gives the runtime back only when `fromWeights` created it */
+  private ownsRuntime = false;
+  private isDisposed = false;
 
   private constructor(
     config: GPT2Config,
@@ -265,6 +323,18 @@ export class GPT2LMHeadModel {
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
     this.tokenizer = undefined;
+    this.own = new KVContext(this, maxBatch);
+    this.resident = this.own;
+    this.layout = {
+      runtime: rt,
+      kCache: s.kCache,
+      vCache: s.vCache,
+      kpm: s.kpm,
+      layers: config.n_layer,
+      maxBatch,
+      positions: config.n_positions,
+      width: config.n_embd,
+    };
   }
 
   /**
@@ -512,6 +582,7 @@ export class GPT2LMHeadModel {
     model.colBlock = colBlock;
     model.headBlock = headBlock;
     model.packed = packed;
+    model.ownsRuntime = opts.runtime === undefined;
     return model;
   }
 
@@ -525,11 +596,13 @@ export class GPT2LMHeadModel {
    * ```
    */
   generate(prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    this.alive();
     return generate(this, this.tokenizer, prompt, opts);
   }
 
   /** `generate` run to the end: the ids, texts and finish reasons per row. */
   generateAll(prompt: Prompt, opts: GenerateOptions = {}): Promise<GenerationResult> {
+    if (this.isDisposed) return Promise.reject(new DisposedError("this GPT2LMHeadModel"));
     return generateAll(this, this.tokenizer, prompt, opts);
   }
 
@@ -547,22 +620,90 @@ export class GPT2LMHeadModel {
 
   /** Slots filled in the KV cache (prompt + generated tokens, padding included). */
   get cacheLength(): number {
-    return this.len;
+    return this.stateOf(this.own).len;
   }
   /** Rows of the current batch (0 before the first prefill). */
   get batchSize(): number {
-    return this.batch;
+    return this.stateOf(this.own).batch;
   }
   /** Leading padding slots of each row of the current batch. */
   get padding(): number[] {
-    return Array.from(this.pad.subarray(0, this.batch));
+    const st = this.stateOf(this.own);
+    return Array.from(st.pad.subarray(0, st.batch));
   }
 
   /** Forget the cached sequence (the buffers stay allocated). */
   reset(): void {
+    this.enter(this.own, true);
     this.len = 0;
     this.batch = 0;
     this.pad.fill(0);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // KV contexts (kv-context.ts) and dispose
+
+  /**
+   * A new, empty sequence of its own: pass it as `context` to `prefill`/`decode`/`extend`/
+   * `prefillEmbeds`. Sequences of different contexts may be interleaved freely (each
+   * `generate()` runs in one); the cache memory is swapped between them when needed.
+   */
+  createContext(): KVContext {
+    this.alive();
+    return new KVContext(this, this.maxBatch);
+  }
+
+  /** Drop a context made by `createContext` (its saved slots); using it afterwards is a `DisposedError`. */
+  releaseContext(ctx: KVContext): void {
+    if (!(ctx instanceof KVContext) || ctx.owner !== this || ctx === this.own) return;
+    ctx.released = true;
+    ctx.k = ctx.v = undefined;
+    if (this.resident === ctx) this.resident = undefined; // nothing to save from it any more
+  }
+
+  /**
+   * Free the model's wasm memory now (the runtime goes back to core's `releaseRuntime`, unless it
+   * was passed in through `runtime`). Every later call is a `DisposedError`; a `generate()` in
+   * flight ends with one at its next step.
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.resident = undefined;
+    if (this.ownsRuntime) releaseRuntime(this.runtime);
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  private alive(): void {
+    if (this.isDisposed) throw new DisposedError("this GPT2LMHeadModel");
+  }
+
+  /** The sequence state of `ctx`: live fields when resident, else its saved state. */
+  private stateOf(ctx: KVContext): { len: number; batch: number; pad: Int32Array } {
+    return this.resident === ctx ? { len: this.len, batch: this.batch, pad: this.pad } : ctx.state;
+  }
+
+  /** Make `ctx` (default: the model's own) the resident context, swapping cache slots if needed. */
+  private enter(ctx: KVContext | undefined, fresh = false): KVContext {
+    this.alive();
+    const c = ctx ?? this.own;
+    if (!(c instanceof KVContext) || c.owner !== this)
+      throw new InputError("context must be a KVContext created by this model's createContext()");
+    c.check();
+    if (this.resident === c) return c;
+    if (fresh) {
+      // a new sequence replaces the saved one: nothing to restore
+      c.state = { len: 0, batch: 0, pad: new Int32Array(this.maxBatch) };
+      c.k = c.v = undefined;
+    }
+    if (this.resident) saveContext(this.layout, { len: this.len, batch: this.batch, pad: this.pad }, this.resident);
+    ({ len: this.len, batch: this.batch, pad: this.pad } = restoreContext(this.layout, c));
+    this.resident = c;
+    return c;
   }
 
   /**
@@ -578,7 +719,9 @@ export class GPT2LMHeadModel {
    * left and pass `attentionMask`). Default: logits of the last position only.
    */
   prefill(inputIds: ArrayLike<number>[] | Tensor, opts: PrefillOptions = {}): ForwardOutput {
-    const rows = toIdRows(inputIds);
+    this.alive();
+    checkForwardOptions(opts);
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size);
     const B = rows.length;
     if (B === 0) throw new InputError("input_ids has no rows");
     if (B > this.maxBatch)
@@ -595,7 +738,6 @@ export class GPT2LMHeadModel {
     });
     const P = this.config.n_positions;
     if (T > P) throw new InputError(`prompt of ${T} tokens exceeds n_positions ${P}`);
-    this.checkIds(rows, 0);
     const pad = new Int32Array(this.maxBatch);
     if (opts.attentionMask !== undefined) {
       const mask = toIdRows(opts.attentionMask, "attentionMask");
@@ -620,6 +762,7 @@ export class GPT2LMHeadModel {
       });
     }
     // the new state is committed only once the inputs are known to be valid
+    this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
     this.pad = pad;
@@ -634,19 +777,24 @@ export class GPT2LMHeadModel {
    * that position (`[B, 1, V]`, or none with `logits: "none"`).
    */
   decode(ids: ArrayLike<number>, opts: ForwardOptions = {}): ForwardOutput {
-    if (this.batch === 0) throw new InputError("decode() before prefill(): the cache is empty");
-    if (ids.length !== this.batch)
-      throw new InputError(`decode() got ${ids.length} token ids for a batch of ${this.batch} rows`);
+    checkForwardOptions(opts);
+    const { batch } = this.stateOf(this.enter(opts.context));
+    if (batch === 0) throw new InputError("decode() before prefill(): the cache is empty");
+    if (ids === null || typeof ids !== "object" || typeof ids.length !== "number")
+      throw new InputError(`decode() takes one token id per row (an array), got ${show(ids)}`);
+    if (ids.length !== batch) throw new InputError(`decode() got ${ids.length} token ids for a batch of ${batch} rows`);
     return this.extend(
-      Array.from({ length: this.batch }, (_, b) => Int32Array.of(ids[b])),
-      { logits: opts.logits ?? "last", outputAttentions: opts.outputAttentions },
+      Array.from({ length: batch }, (_, b) => [ids[b]]),
+      { logits: opts.logits ?? "last", outputAttentions: opts.outputAttentions, context: opts.context },
     );
   }
 
   /** Append `T` tokens per row (`[B, T]`) to the cached sequence. */
   extend(inputIds: ArrayLike<number>[] | Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    checkForwardOptions(opts);
+    this.enter(opts.context);
     if (this.batch === 0) throw new InputError("extend() before prefill(): the cache is empty");
-    const rows = toIdRows(inputIds);
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size, this.len);
     if (rows.length !== this.batch) throw new InputError(`got ${rows.length} rows for a batch of ${this.batch}`);
     const T = rows[0].length;
     rows.forEach((r, b) => {
@@ -654,8 +802,7 @@ export class GPT2LMHeadModel {
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
     if (T === 0) throw new InputError("no tokens to append");
-    this.checkCapacity(T);
-    this.checkIds(rows, this.len);
+    this.checkCapacity(T, opts.context);
     return this.run(rows, T, opts);
   }
 
@@ -667,14 +814,14 @@ export class GPT2LMHeadModel {
    * `get_input_embeddings()(input_ids)`); T may be 0. Does not touch the KV cache.
    */
   embedTokens(inputIds: ArrayLike<number>[] | Tensor): Tensor<"f32"> {
-    const rows = toIdRows(inputIds);
+    this.alive();
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size);
     const B = rows.length;
     const T = rows[0]?.length ?? 0;
     rows.forEach((r, b) => {
       if (r.length !== T)
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
-    this.checkIds(rows, 0);
     const { E } = this;
     const out = new Float32Array(B * T * E);
     const flat = new Int32Array(B * T);
@@ -695,6 +842,8 @@ export class GPT2LMHeadModel {
    * continues with token ids at position T.
    */
   prefillEmbeds(inputsEmbeds: Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    this.alive();
+    checkForwardOptions(opts);
     const { E } = this;
     if (!(inputsEmbeds instanceof Tensor)) throw new InputError("inputs_embeds must be a Tensor [batch, time, n_embd]");
     if (inputsEmbeds.dtype !== "f32") throw new InputError(`inputs_embeds must be f32, got ${inputsEmbeds.dtype}`);
@@ -720,6 +869,7 @@ export class GPT2LMHeadModel {
         throw new InputError(`inputs_embeds[${b}, ${t}, ${i % E}] = ${data[i]} is not finite`);
       }
     }
+    this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
     this.pad = new Int32Array(this.maxBatch);
@@ -760,28 +910,15 @@ export class GPT2LMHeadModel {
     }
   }
 
-  /** Throws the typed error for appending `n` more positions beyond `n_positions`. */
-  checkCapacity(n: number): void {
+  /** Throws the typed error for appending `n` more positions beyond `n_positions` (to `context`, default the model's own). */
+  checkCapacity(n: number, context?: KVContext): void {
     const P = this.config.n_positions;
-    if (this.len + n > P) {
+    const { len } = this.stateOf(context ?? this.own);
+    if (len + n > P) {
       throw new InputError(
-        `sequence would reach ${this.len + n} positions (${this.len} cached + ${n} new), beyond n_positions ${P}`,
+        `sequence would reach ${len + n} positions (${len} cached + ${n} new), beyond n_positions ${P}`,
       );
     }
-  }
-
-  private checkIds(rows: Int32Array[], slot0: number): void {
-    const V = this.config.vocab_size;
-    rows.forEach((r, b) => {
-      for (let t = 0; t < r.length; t++) {
-        const id = r[t];
-        if (id < 0 || id >= V) {
-          throw new InputError(
-            `token id ${id} at input_ids[${b}, ${slot0 + t}] is outside the vocabulary [0, ${V}) (vocab_size ${V})`,
-          );
-        }
-      }
-    });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 export * from "./config.js";
 export * from "./generate.js";
 export * from "./gpt2-model.js";
+export { KVContext } from "./kv-context.js";
 export * from "./pretrained.js";
 export * from "./sampler.js";
 export * from "./tokenizer.js";
