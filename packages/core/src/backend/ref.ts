@@ -7,6 +7,7 @@ import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
 import { packedIndex, packedRowsIndex, ROWS_GROUP } from "../packed.js";
+import { refBackwardKernels } from "./ref-backward.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -559,6 +560,9 @@ export function refKernels(heap: Heap): Kernels {
         }
       }
     },
+
+    // ---- backward kernels (ref-backward.ts) -------------------------------------------------
+    ...refBackwardKernels(heap),
   };
   return k;
 }
