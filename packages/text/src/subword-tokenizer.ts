@@ -20,19 +20,28 @@
  * ```
  */
 import { ConfigError, InputError, ParseError, Tensor } from "@wasmformer/core";
+import { addedTokensRegex, bosEosTemplate, matchAdded } from "./added-tokens.js";
 import { BPE, type Piece, parseMergesTxt, parseVocabJson, vocabFromObject } from "./bpe.js";
 import { byteCharsToBytes, byteOffsets, toByteChars } from "./byte-level.js";
-import { lineCol, parseJson } from "./json.js";
 import {
-  type Aligned,
-  alignSpan,
-  bertNormalizer,
-  identity,
-  type Normalizer,
-  normalizerFromJson,
-  prefixSpace,
-} from "./normalizers.js";
-import { bertPreTokenizer, gpt2Split, type PreTokenizer, preTokenizerFromJson } from "./pre-tokenizers.js";
+  type ApplyChatTemplateOptions,
+  type ChatMessage,
+  renderChatTemplate,
+  specialText,
+  type TokenizerConfig,
+  tokenizerConfigFromJson,
+} from "./chat-template.js";
+import {
+  type DecodeChain,
+  decodeChainFromJson,
+  hfNormalizerFromJson,
+  hfPreTokenizerFromJson,
+  type MetaspaceSpec,
+  metaspaceRewrite,
+} from "./hf-components.js";
+import { lineCol, parseJson } from "./json.js";
+import { type Aligned, alignSpan, bertNormalizer, identity, type Normalizer, prefixSpace } from "./normalizers.js";
+import { bertPreTokenizer, gpt2Split, type PreTokenizer } from "./pre-tokenizers.js";
 import { parseVocabTxt, WordPiece } from "./wordpiece.js";
 
 /** A token of the vocabulary matched before normalization (HF `AddedToken`). */
@@ -43,6 +52,8 @@ export interface AddedToken {
   singleWord?: boolean;
   lstrip?: boolean;
   rstrip?: boolean;
+  /** Matched in the normalized text (HF `normalized`; only when the tokenizer has a normalizer). */
+  normalized?: boolean;
 }
 
 /** One encoded sequence (HF `Encoding`). */
@@ -68,7 +79,9 @@ interface Template {
 export type Decoder =
   | { type: "ByteLevel" }
   | { type: "WordPiece"; prefix: string; cleanup: boolean }
-  | { type: "None" };
+  | { type: "None" }
+  /** HF decoders run as `decode_chain` (token list → token list), then joined. */
+  | { type: "Chain"; chain: DecodeChain };
 
 export interface EncodeOptions {
   /** Add the post-processor's special tokens ([CLS] … [SEP]); default true. */
@@ -111,6 +124,10 @@ export interface SubwordTokenizerParts {
   padId?: number | null;
   /** Defaults of `encodeBatch` (from the `padding` / `truncation` sections of a tokenizer.json). */
   batchDefaults?: BatchOptions;
+  /** A `Metaspace` pre-tokenizer's text rewrite, per added-token segment. */
+  metaspace?: MetaspaceSpec | null;
+  /** The parsed `tokenizer_config.json` (special tokens, `chat_template`). */
+  config?: TokenizerConfig | null;
 }
 
 const WORD_CHAR = "[\\p{L}\\p{N}_]";
@@ -128,6 +145,12 @@ export class SubwordTokenizer {
   readonly addedTokens: AddedToken[];
   readonly padId: number | null;
   readonly batchDefaults: BatchOptions;
+  readonly metaspace: MetaspaceSpec | null;
+  /** `tokenizer_config.json` when loaded with it (special tokens, `chat_template`); else null. */
+  readonly config: TokenizerConfig | null;
+  /** Added tokens matched in the normalized text (`normalized: true` with a normalizer). */
+  private readonly normAddedRe: RegExp | null;
+  private readonly normAddedOrder: AddedToken[];
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedRe: RegExp | null;
   private readonly addedOrder: AddedToken[];
@@ -145,7 +168,7 @@ export class SubwordTokenizer {
     for (const t of this.addedTokens) this.addedById.set(t.id, t);
     // leftmost-longest matching of added tokens: alternatives sorted by length, one group each
     const sorted = [...this.addedTokens]
-      .filter((t) => t.content.length > 0)
+      .filter((t) => t.content.length > 0 && !(t.normalized && this.normalizer))
       .sort((a, b) => b.content.length - a.content.length);
     this.addedRe =
       sorted.length === 0
@@ -164,6 +187,13 @@ export class SubwordTokenizer {
     const pad = p.padId ?? this.model.vocab.get("[PAD]") ?? this.model.vocab.get("<pad>");
     this.padId = pad ?? null;
     this.batchDefaults = p.batchDefaults ?? {};
+    this.metaspace = p.metaspace ?? null;
+    this.config = p.config ?? null;
+    const norm = this.normalizer;
+    const normAdded = norm ? this.addedTokens.filter((t) => t.normalized && t.content.length > 0) : [];
+    const nr = addedTokensRegex(normAdded, (t) => norm!(identity(t.content)).text, WORD_CHAR);
+    this.normAddedRe = nr.re;
+    this.normAddedOrder = nr.order;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -220,8 +250,16 @@ export class SubwordTokenizer {
     });
   }
 
-  /** A HF `tokenizer.json` (text or parsed object) with a BPE or WordPiece model. */
-  static fromTokenizerJson(json: string | Record<string, unknown>, file = "tokenizer.json"): SubwordTokenizer {
+  /**
+   * A HF `tokenizer.json` (text or parsed object) with a BPE or WordPiece model; with its
+   * `tokenizer_config.json` (text or object), also `add_bos_token` / `add_eos_token` (which then
+   * replace the post-processor, as transformers does) and `applyChatTemplate`.
+   */
+  static fromTokenizerJson(
+    json: string | Record<string, unknown>,
+    file = "tokenizer.json",
+    tokenizerConfig?: string | Record<string, unknown> | null,
+  ): SubwordTokenizer {
     const text = typeof json === "string" ? json : undefined;
     const root = (typeof json === "string" ? parseJson(json, file) : json) as Record<string, unknown>;
     if (root === null || typeof root !== "object" || Array.isArray(root))
@@ -311,6 +349,7 @@ export class SubwordTokenizer {
           singleWord: o.single_word === true,
           lstrip: o.lstrip === true,
           rstrip: o.rstrip === true,
+          normalized: o.normalized === true,
         });
       });
     }
@@ -323,10 +362,26 @@ export class SubwordTokenizer {
         throw e;
       }
     };
-    const normalizer = wrap(() => normalizerFromJson(root.normalizer));
-    const pre = wrap(() => preTokenizerFromJson(root.pre_tokenizer));
-    const template = wrap(() => templateFromJson(root.post_processor, model));
-    const decoder = wrap(() => decoderFromJson(root.decoder));
+    const normalizer = wrap(() => hfNormalizerFromJson(root.normalizer));
+    const pre = wrap(() => hfPreTokenizerFromJson(root.pre_tokenizer));
+    let template = wrap(() => templateFromJson(root.post_processor, model));
+    const decoder = wrap(() => hfDecoderFromJson(root.decoder));
+    const config =
+      tokenizerConfig === undefined || tokenizerConfig === null ? null : tokenizerConfigFromJson(tokenizerConfig);
+    if (config && (typeof config.add_bos_token === "boolean" || typeof config.add_eos_token === "boolean")) {
+      const special = (k: "bos_token" | "eos_token", on: boolean | undefined) => {
+        if (!on) return null;
+        const token = specialText(config[k]);
+        const id = token === undefined ? undefined : (vocab.get(token) ?? added.find((t) => t.content === token)?.id);
+        if (token === undefined || id === undefined)
+          throw new ConfigError(
+            `add_${k} is true but ${k} ${JSON.stringify(token ?? null)} is not a token of ${file}`,
+            `tokenizer_config.json ${k}`,
+          );
+        return { token, id };
+      };
+      template = bosEosTemplate(special("bos_token", config.add_bos_token), special("eos_token", config.add_eos_token));
+    }
     const padding = root.padding as Record<string, unknown> | null | undefined;
     return new SubwordTokenizer({
       model,
@@ -339,6 +394,8 @@ export class SubwordTokenizer {
       addedTokens: added,
       padId: typeof padding?.pad_id === "number" ? padding.pad_id : null,
       batchDefaults: batchDefaultsFromJson(padding, root.truncation as Record<string, unknown> | null | undefined),
+      metaspace: pre.metaspace,
+      config,
     });
   }
 
@@ -382,11 +439,23 @@ export class SubwordTokenizer {
     return out;
   }
 
-  private normalize(s: string): Aligned {
+  private normalize(s: string, atStart = true): Aligned {
     let a = identity(s);
     if (this.normalizer) a = this.normalizer(a);
     if (this.addPrefixSpace) a = prefixSpace(a);
+    if (this.metaspace) a = metaspaceRewrite(a, this.metaspace, atStart);
     return a;
+  }
+
+  /** Pre-tokens of a normalized segment, `[start, end, null]`, and the normalized added tokens in it. */
+  private words(a: Aligned): [number, number, AddedToken | null][] {
+    if (!this.normAddedRe) return this.preTokenizer(a.text, [[0, a.text.length]]).map(([s, e]) => [s, e, null]);
+    const out: [number, number, AddedToken | null][] = [];
+    for (const [s, e, tok] of matchAdded(this.normAddedRe, this.normAddedOrder, a.text)) {
+      if (tok) out.push([s, e, tok]);
+      else for (const [ws, we] of this.preTokenizer(a.text, [[s, e]])) out.push([ws, we, null]);
+    }
+    return out;
   }
 
   /** Tokens of one input sequence (no post-processing). */
@@ -408,9 +477,14 @@ export class SubwordTokenizer {
         push(added.id, added.content, s0, e0, added.special);
         continue;
       }
-      const a = this.normalize(text.slice(s0, e0));
+      const a = this.normalize(text.slice(s0, e0), s0 === 0);
       const identityMap = a.starts === null;
-      for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
+      for (const [ws, we, tok] of this.words(a)) {
+        if (tok) {
+          const [os, oe] = alignSpan(a, ws, we);
+          push(tok.id, tok.content, s0 + os, s0 + oe, tok.special);
+          continue;
+        }
         const w = this.wordPieces(a.text.slice(ws, we));
         for (let t = 0; t < w.ids.length; t++) {
           const id = w.ids[t];
@@ -509,8 +583,12 @@ export class SubwordTokenizer {
         out.push(added.id);
         continue;
       }
-      const a = this.normalize(text.slice(s0, e0));
-      for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
+      const a = this.normalize(text.slice(s0, e0), s0 === 0);
+      for (const [ws, we, tok] of this.words(a)) {
+        if (tok) {
+          out.push(tok.id);
+          continue;
+        }
         const word = a.text.slice(ws, we);
         const ids = this.wordPieces(word).ids;
         for (let i = 0; i < ids.length; i++) out.push(ids[i]);
@@ -608,6 +686,7 @@ export class SubwordTokenizer {
       if (t !== undefined) tokens.push({ text: t, added: false });
     }
     const d = this.decoder;
+    if (d.type === "Chain") return d.chain(tokens.map((t) => t.text)).join("");
     if (d.type === "ByteLevel") {
       let out = "";
       let bytes: number[] = [];
@@ -639,6 +718,23 @@ export class SubwordTokenizer {
   /** Decode each row. */
   decodeBatch(rows: readonly ArrayLike<number>[], opts: { skipSpecialTokens?: boolean } = {}): string[] {
     return rows.map((r) => this.decode(r, opts));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // chat
+
+  /**
+   * Render a conversation with the `chat_template` of `tokenizer_config.json` (as transformers'
+   * `apply_chat_template`): the prompt text, or with `tokenize: true` its ids (encoded without
+   * adding special tokens: the template writes them). A template that fails to parse or render
+   * throws `ConfigError` naming the template field and the cause; `raise_exception` in the
+   * template throws `InputError` with its message.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions & { tokenize: true }): number[];
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions = {}): string | number[] {
+    const text = renderChatTemplate(this.config, messages, opts);
+    return opts.tokenize ? this.encode(text, null, { addSpecialTokens: false }).ids : text;
   }
 }
 
@@ -820,4 +916,14 @@ function decoderFromJson(j: unknown, path = "decoder"): Decoder {
     default:
       throw new ConfigError(`unsupported decoder type ${JSON.stringify(o.type)}`, `${path}.type`);
   }
+}
+
+/**
+ * A decoder from tokenizer.json: a lone `ByteLevel` or `WordPiece` (or none) as before, anything
+ * else (Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace, …) as HF's `decode_chain`.
+ */
+function hfDecoderFromJson(j: unknown, path = "decoder"): Decoder {
+  const t = (j as Record<string, unknown> | null | undefined)?.type;
+  if (j === null || j === undefined || t === "ByteLevel" || t === "WordPiece") return decoderFromJson(j, path);
+  return { type: "Chain", chain: decodeChainFromJson(j, path) };
 }
