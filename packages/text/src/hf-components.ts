@@ -13,7 +13,7 @@
  * `pre_tokenizer.pretokenizers[1].type`); `fromTokenizerJson` turns it into a `ParseError`.
  */
 import { ConfigError } from "@wasmformer/core";
-import { CHAR_TO_BYTE } from "./byte-level.js";
+import { CHAR_TO_BYTE, GPT2_PATTERN } from "./byte-level.js";
 import { onigToJs } from "./hf-regex.js";
 import { type Aligned, type Normalizer, normalizerFromJson } from "./normalizers.js";
 import { type PreTokenizer, type PreTokenizerSpec, preTokenizerFromJson, type Span } from "./pre-tokenizers.js";
@@ -207,6 +207,7 @@ export interface HfPreTokenizerSpec extends PreTokenizerSpec {
 }
 
 const ASCII_PUNCT = "!-/:-@\\[-`{-~";
+const BYTE_LEVEL_RE = new RegExp(onigToJs(GPT2_PATTERN), "gmu");
 
 /** A pre-tokenizer from `tokenizer.json`, with the types above (the rest: `preTokenizerFromJson`). */
 export function hfPreTokenizerFromJson(j: unknown, path = "pre_tokenizer"): HfPreTokenizerSpec {
@@ -230,6 +231,14 @@ export function hfPreTokenizerFromJson(j: unknown, path = "pre_tokenizer"): HfPr
       if (o.behavior === undefined) throw new ConfigError("missing", `${path}.behavior`);
       return plain(splitPreTokenizer(re, behaviorOf(o.behavior, "Isolated"), o.invert === true));
     }
+    case "ByteLevel":
+      // GPT-2's pattern with Oniguruma's \s (White_Space: U+0085 in, U+FEFF out), as HF runs it
+      return {
+        pre: o.use_regex === false ? (_t, s) => s : splitPreTokenizer(BYTE_LEVEL_RE, "Isolated"),
+        byteLevel: true,
+        addPrefixSpace: (o.add_prefix_space as boolean) ?? true,
+        metaspace: null,
+      };
     case "Digits":
       return plain(
         o.individual_digits === true
@@ -385,11 +394,8 @@ export function decodeChainFromJson(j: unknown, path = "decoder"): DecodeChain {
       const rep = str("replacement", "▁");
       let scheme = o.prepend_scheme as string | undefined;
       if (scheme === undefined) scheme = o.add_prefix_space === false ? "never" : "always";
-      return (t) =>
-        t.map((x, i) => {
-          const s = x.replaceAll(rep, " ");
-          return i === 0 && scheme !== "never" && s.startsWith(" ") ? s.slice(1) : s;
-        });
+      // the first token loses every replacement character (HF), the others turn them into spaces
+      return (t) => t.map((x, i) => x.replaceAll(rep, i === 0 && scheme !== "never" ? "" : " "));
     }
     case "WordPiece": {
       const prefix = str("prefix", "##");

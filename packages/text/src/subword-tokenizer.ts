@@ -21,7 +21,7 @@
  */
 import { ConfigError, InputError, ParseError, Tensor } from "@wasmformer/core";
 import { addedTokensRegex, bosEosTemplate, matchAdded } from "./added-tokens.js";
-import { BPE, type Piece, parseMergesTxt, parseVocabJson, vocabFromObject } from "./bpe.js";
+import { BPE, LONG_WORD, type Piece, parseMergesTxt, parseVocabJson, vocabFromObject } from "./bpe.js";
 import { byteCharsToBytes, byteOffsets, toByteChars } from "./byte-level.js";
 import {
   type ApplyChatTemplateOptions,
@@ -504,7 +504,8 @@ export class SubwordTokenizer {
    * tokens are widened to whole characters). Cached per word.
    */
   private wordPieces(word: string): { ids: Int32Array; starts: Int32Array; ends: Int32Array } {
-    let w = this.pieceCache.get(word);
+    const cacheable = word.length <= LONG_WORD;
+    let w = cacheable ? this.pieceCache.get(word) : undefined;
     if (w) return w;
     let pieces: Piece[];
     let starts: Int32Array;
@@ -520,6 +521,7 @@ export class SubwordTokenizer {
       ends = Int32Array.from(pieces, (p) => p.end);
     }
     w = { ids: Int32Array.from(pieces, (p) => p.id), starts, ends };
+    if (!cacheable) return w;
     if (this.pieceCache.size > 200_000) this.pieceCache.clear();
     this.pieceCache.set(word, w);
     return w;
