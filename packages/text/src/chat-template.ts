@@ -2,8 +2,8 @@
  * `tokenizer_config.json` and chat templates as transformers' `apply_chat_template` renders them:
  * the Jinja `chat_template` (a string, or a list of `{name, template}`) rendered by
  * `@huggingface/jinja` with `messages`, `tools`, `documents`, `add_generation_prompt`, the special
- * tokens (`bos_token`, `eos_token`, `unk_token`, `pad_token`, …, `additional_special_tokens`), the
- * functions `raise_exception(msg)` and `strftime_now(format)`, and any extra variables.
+ * tokens (`bos_token`, `eos_token`, `unk_token`, `pad_token`, …, `additional_special_tokens`) and
+ * any extra variables; `raise_exception(msg)` and `strftime_now(format)` come with the Jinja runtime.
  */
 import { Template } from "@huggingface/jinja";
 import { ConfigError, InputError, ParseError } from "@wasmformer/core";
@@ -108,68 +108,6 @@ function pickTemplate(cfg: TokenizerConfig | null, opts: ApplyChatTemplateOption
   );
 }
 
-const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const MONTHS = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
-
-/** Python `strftime` for the directives chat templates use (`%d %b %Y` and friends), local time. */
-export function strftime(fmt: string, d = new Date()): string {
-  const p2 = (n: number) => String(n).padStart(2, "0");
-  return fmt.replace(/%([aAbBdHIjmMpSyYZz%])/g, (_m, c: string) => {
-    switch (c) {
-      case "a":
-        return DAYS[d.getDay()].slice(0, 3);
-      case "A":
-        return DAYS[d.getDay()];
-      case "b":
-        return MONTHS[d.getMonth()].slice(0, 3);
-      case "B":
-        return MONTHS[d.getMonth()];
-      case "d":
-        return p2(d.getDate());
-      case "H":
-        return p2(d.getHours());
-      case "I":
-        return p2(((d.getHours() + 11) % 12) + 1);
-      case "j":
-        return String(Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86400000) + 1).padStart(
-          3,
-          "0",
-        );
-      case "m":
-        return p2(d.getMonth() + 1);
-      case "M":
-        return p2(d.getMinutes());
-      case "p":
-        return d.getHours() < 12 ? "AM" : "PM";
-      case "S":
-        return p2(d.getSeconds());
-      case "y":
-        return p2(d.getFullYear() % 100);
-      case "Y":
-        return String(d.getFullYear());
-      case "%":
-        return "%";
-      default:
-        return "";
-    }
-  });
-}
-
-class TemplateRaised extends Error {}
-
 /** Render the chat template of `cfg` for `messages` (the text; see `SubwordTokenizer.applyChatTemplate`). */
 export function renderChatTemplate(
   cfg: TokenizerConfig | null,
@@ -207,16 +145,11 @@ export function renderChatTemplate(
     tools: opts.tools ?? null,
     documents: opts.documents ?? null,
     add_generation_prompt: opts.addGenerationPrompt ?? false,
-    raise_exception: (msg: unknown) => {
-      throw new TemplateRaised(String(msg));
-    },
-    strftime_now: (fmt: unknown) => strftime(String(fmt)),
   };
   let text: string;
   try {
     text = tpl.render(context);
   } catch (e) {
-    if (e instanceof TemplateRaised) throw new InputError(`${field} rejected the messages: ${e.message}`);
     throw new ConfigError(`cannot render the template: ${(e as Error).message}`, field);
   }
   if (opts.continueFinalMessage && messages.length > 0) {

@@ -729,8 +729,8 @@ export class SubwordTokenizer {
    * Render a conversation with the `chat_template` of `tokenizer_config.json` (as transformers'
    * `apply_chat_template`): the prompt text, or with `tokenize: true` its ids (encoded without
    * adding special tokens: the template writes them). A template that fails to parse or render
-   * throws `ConfigError` naming the template field and the cause; `raise_exception` in the
-   * template throws `InputError` with its message.
+   * (including its own `raise_exception(msg)`) throws `ConfigError` naming the template field and
+   * the cause.
    */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions & { tokenize: true }): number[];
   applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
