@@ -129,6 +129,7 @@ export function renderChatTemplate(
     } catch (e) {
       throw new ConfigError(`cannot parse the template: ${(e as Error).message}`, field);
     }
+    if (compiled.size >= 64) compiled.clear(); // templates passed per call must not pile up
     compiled.set(src, tpl);
   }
   const specials: Record<string, unknown> = {};

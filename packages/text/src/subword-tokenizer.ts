@@ -734,6 +734,7 @@ export class SubwordTokenizer {
    */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions & { tokenize: true }): number[];
   applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions): string | number[];
   applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions = {}): string | number[] {
     const text = renderChatTemplate(this.config, messages, opts);
     return opts.tokenize ? this.encode(text, null, { addSpecialTokens: false }).ids : text;
