@@ -131,6 +131,8 @@ export interface SubwordTokenizerParts {
 }
 
 const WORD_CHAR = "[\\p{L}\\p{N}_]";
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATE_G = new RegExp(LONE_SURROGATE.source, "g");
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true }); // keep a leading U+FEFF: decode must invert encode
 
@@ -440,7 +442,8 @@ export class SubwordTokenizer {
   }
 
   private normalize(s: string, atStart = true): Aligned {
-    let a = identity(s);
+    // a lone surrogate reaches HF (Rust strings are UTF-8) as U+FFFD: same length, offsets unchanged
+    let a = identity(LONE_SURROGATE.test(s) ? s.replace(LONE_SURROGATE_G, "\uFFFD") : s);
     if (this.normalizer) a = this.normalizer(a);
     if (this.addPrefixSpace) a = prefixSpace(a);
     if (this.metaspace) a = metaspaceRewrite(a, this.metaspace, atStart);
