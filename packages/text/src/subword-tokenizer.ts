@@ -370,6 +370,12 @@ export class SubwordTokenizer {
     const decoder = wrap(() => hfDecoderFromJson(root.decoder));
     const config =
       tokenizerConfig === undefined || tokenizerConfig === null ? null : tokenizerConfigFromJson(tokenizerConfig);
+    /** Id of a special token named in tokenizer_config.json (`pad_token`, …), or null. */
+    const configTokenId = (k: string): number | null => {
+      const token = specialText(config?.[k]);
+      if (token === undefined) return null;
+      return vocab.get(token) ?? added.find((t) => t.content === token)?.id ?? null;
+    };
     if (config && (typeof config.add_bos_token === "boolean" || typeof config.add_eos_token === "boolean")) {
       const special = (k: "bos_token" | "eos_token", on: boolean | undefined) => {
         if (!on) return null;
@@ -394,7 +400,7 @@ export class SubwordTokenizer {
       decoder,
       template,
       addedTokens: added,
-      padId: typeof padding?.pad_id === "number" ? padding.pad_id : null,
+      padId: typeof padding?.pad_id === "number" ? padding.pad_id : configTokenId("pad_token"),
       batchDefaults: batchDefaultsFromJson(padding, root.truncation as Record<string, unknown> | null | undefined),
       metaspace: pre.metaspace,
       config,
@@ -411,6 +417,14 @@ export class SubwordTokenizer {
   }
   tokenToId(token: string): number | undefined {
     return this.model.vocab.get(token) ?? this.addedOrder.find((t) => t.content === token)?.id;
+  }
+  /**
+   * Id of a special token named in `tokenizer_config.json` (`"bos_token"`, `"eos_token"`,
+   * `"pad_token"`, `"unk_token"`, …); undefined when the config has none or it is not a token.
+   */
+  specialTokenId(key: string): number | undefined {
+    const token = specialText(this.config?.[key]);
+    return token === undefined ? undefined : this.tokenToId(token);
   }
   idToToken(id: number): string | undefined {
     return this.addedById.get(id)?.content ?? this.model.vocabR.get(id);

@@ -209,3 +209,18 @@ describe("add_bos_token / add_eos_token from tokenizer_config.json", () => {
     ).toThrow(/eos_token/);
   });
 });
+
+describe("special tokens from tokenizer_config.json", () => {
+  it("specialTokenId and the pad id of encodeBatch", () => {
+    const qwen = loadTok("tokenizer-qwen3");
+    expect(qwen.specialTokenId("eos_token")).toBe(151645); // <|im_end|>
+    expect(qwen.specialTokenId("pad_token")).toBe(151643); // <|endoftext|>
+    expect(qwen.specialTokenId("bos_token")).toBeUndefined(); // null in the config
+    const b = qwen.encodeBatch(["Hi", "Hello there, world"], { padding: "longest" });
+    const row0 = Array.from(b.inputIds.data.slice(0, b.inputIds.shape[1]));
+    expect(row0.slice(1)).toEqual(new Array(row0.length - 1).fill(151643));
+    const llama3 = loadTok("tokenizer-llama3");
+    expect(llama3.specialTokenId("bos_token")).toBe(128000);
+    expect(llama3.specialTokenId("eos_token")).toBe(128001);
+  });
+});
