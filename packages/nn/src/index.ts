@@ -8,6 +8,7 @@
 export * from "./activations.js";
 export * from "./attention.js";
 export * from "./embedding.js";
+export * from "./fit.js";
 export * from "./layer-norm.js";
 export * from "./linear.js";
 export * from "./optim.js";
@@ -18,4 +19,4 @@ export * from "./schedules.js";
 export * from "./seq2seq.js";
 export * from "./state-dict.js";
 export * from "./transformer.js";
-export { missingKernels, nnRuntime, sharedRuntime } from "./util.js";
+export { ModuleLife, missingKernels, nnRuntime, sharedRuntime } from "./util.js";

@@ -18,12 +18,13 @@
 import {
   createRefRuntime,
   type Runtime,
+  releaseRuntime,
   type Tensor,
   type TensorSource,
   WeightFaults,
   WeightsError,
 } from "@wasmformer/core";
-import { nnRuntime } from "./util.js";
+import { ModuleLife, nnRuntime } from "./util.js";
 
 export { type TensorSource, tensorSource } from "@wasmformer/core";
 
@@ -39,6 +40,8 @@ export class StateDict {
   private readonly faults = new WeightFaults();
   private readonly ignored: (name: string) => boolean;
   private readonly record: Set<string> | undefined;
+  /** Shared by every module built from this dict (`dispose()` of any of them disposes all). */
+  readonly life: ModuleLife;
 
   /**
    * @param source the tensors (not copied until asked for)
@@ -46,15 +49,17 @@ export class StateDict {
    * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
    * @param opts.ignore names (full) that may be present without being used (extra buffers)
    * @param opts.record a dry run: only collect the names the modules ask for (nothing is read)
+   * @param opts.ownsRuntime the caller created `rt` for these modules: their `dispose()` releases it
    */
   constructor(
     readonly source: TensorSource,
     readonly rt: Runtime,
     readonly prefix = "",
-    opts: { ignore?: (name: string) => boolean; record?: Set<string> } = {},
+    opts: { ignore?: (name: string) => boolean; record?: Set<string>; ownsRuntime?: boolean } = {},
   ) {
     this.ignored = opts.ignore ?? (() => false);
     this.record = opts.record;
+    this.life = new ModuleLife(rt, opts.ownsRuntime ?? false);
   }
 
   /** The scope of the module tree's root. */
@@ -114,6 +119,11 @@ export class WeightScope {
     return this.dict.rt;
   }
 
+  /** The lifetime the modules of this dict share. */
+  get life(): ModuleLife {
+    return this.dict.life;
+  }
+
   /** The sub-scope `prefix + name + "."` (candle's `vb.pp`). */
   pp(name: string | number): WeightScope {
     return new WeightScope(this.dict, `${this.prefix}${name}.`);
@@ -137,7 +147,8 @@ export class WeightScope {
 
 /**
  * Build a module tree from `source` under `prefix` and check the weights: throws one `WeightsError`
- * listing every missing, unexpected or mis-shaped tensor by full name.
+ * listing every missing, unexpected or mis-shaped tensor by full name. Without `runtime`, the tree
+ * gets a runtime of its own, which `dispose()` on its modules (or a failed load) gives back to core.
  * @example
  * ```ts
  * const gru = loadModule(file, (s) => new GRU(s, { inputSize: 4, hiddenSize: 6 }), { runtime: rt });
@@ -148,10 +159,17 @@ export function loadModule<T>(
   build: (scope: WeightScope) => T,
   opts: { runtime?: Runtime; prefix?: string; ignore?: (name: string) => boolean } = {},
 ): T {
-  const sd = new StateDict(source, nnRuntime(opts.runtime), opts.prefix ?? "", { ignore: opts.ignore });
-  const m = build(sd.root());
-  sd.finish();
-  return m;
+  const rt = nnRuntime(opts.runtime);
+  const ownsRuntime = !opts.runtime;
+  const sd = new StateDict(source, rt, opts.prefix ?? "", { ignore: opts.ignore, ownsRuntime });
+  try {
+    const m = build(sd.root());
+    sd.finish();
+    return m;
+  } catch (e) {
+    if (ownsRuntime) releaseRuntime(rt);
+    throw e;
+  }
 }
 
 /** A file whose tensors are read on demand (core's `openSafetensors`: a `Blob`, a path, a URL). */
