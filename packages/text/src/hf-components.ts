@@ -17,12 +17,15 @@ import { CHAR_TO_BYTE, GPT2_PATTERN } from "./byte-level.js";
 import { onigToJs } from "./hf-regex.js";
 import { type Aligned, type Normalizer, normalizerFromJson } from "./normalizers.js";
 import { type PreTokenizer, type PreTokenizerSpec, preTokenizerFromJson, type Span } from "./pre-tokenizers.js";
+import { compileSplitRegex } from "./split-regex.js";
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** A global regex from a HF `pattern` object: `{String}` (literal) or `{Regex}` (Oniguruma). */
 export function patternFromJson(pat: unknown, path: string): RegExp {
   const o = pat as Record<string, unknown> | null | undefined;
+  // refuse shapes of exponential backtracking (possessive and atomic forms checked as plain ones)
+  if (o && typeof o.Regex === "string") compileSplitRegex(backtrackingShape(o.Regex), `${path}.Regex`);
   try {
     if (o && typeof o.String === "string") return new RegExp(escapeRe(o.String), "gu");
     if (o && typeof o.Regex === "string") return new RegExp(onigToJs(o.Regex), "gmu");
@@ -30,6 +33,13 @@ export function patternFromJson(pat: unknown, path: string): RegExp {
     throw new ConfigError(`cannot use this pattern: ${(e as Error).message}`, path);
   }
   throw new ConfigError("expected {String: …} or {Regex: …}", path);
+}
+
+/** The pattern for the backtracking check of `compileSplitRegex`: `X*+` → `X*`, `(?>…)` → `(?:…)`. */
+function backtrackingShape(p: string): string {
+  return p.replace(/(\\.)|([*+?}])\+|\(\?>/g, (_m, esc: string | undefined, q: string | undefined) =>
+    esc !== undefined ? esc : q !== undefined ? q : "(?:",
+  );
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Oniguruma (Ruby syntax, as HF tokenizers compiles `Split` patterns) → JavaScript `u` regex source.
  *
  * What differs and is rewritten:
- * - `(?i:…)` and `(?i)`: letters become `[aA]` classes (JS has no inline modifiers on Node 20);
+ * - `(?i:…)` and `(?i)`: letters become case classes `[aA]`, `[sSſ]` (JS has no inline modifiers on Node 20);
  * - possessive quantifiers `X?+ X*+ X++ X{n,m}+` and atomic groups `(?>X)`: `(?=(?<aN>X))\k<aN>`
  *   (a lookahead is atomic in JS, the backreference consumes what it matched);
  * - `\s \S \d \D \w \W \h \H` take their Unicode meaning (`\s` = White_Space: U+0085 in, U+FEFF out);
@@ -39,11 +39,13 @@ function classEscape(c: string): { body: string; negated: boolean } | null {
   }
 }
 
+/** The characters equal to `ch` under simple case folding (ſ folds to s, the Kelvin sign to k). */
 function caseVariants(ch: string): string {
   const lo = ch.toLowerCase();
   const up = ch.toUpperCase();
   if (lo === up || [...lo].length !== 1 || [...up].length !== 1) return ch;
-  return lo === ch ? `${ch}${up}` : `${ch}${lo}`;
+  const extra = lo === "s" ? "\u017f" : lo === "k" ? "\u212a" : "";
+  return (lo === ch ? `${ch}${up}` : `${ch}${lo}`) + extra;
 }
 
 /** Convert an Oniguruma pattern to a JS regex source for the flags `gmu`. Throws `Error` on syntax it cannot map. */
