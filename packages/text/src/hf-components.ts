@@ -113,6 +113,15 @@ export function hfNormalizerFromJson(j: unknown, path = "normalizer"): Normalize
       if (typeof o.content !== "string") throw new ConfigError("expected a string", `${path}.content`);
       return replaceNormalizer(patternFromJson(o.pattern, `${path}.pattern`), o.content);
     }
+    case "NFC":
+    case "NFD":
+    case "NFKC":
+    case "NFKD": {
+      // fast path: a text already in the form is left as is (the usual case), else per cluster
+      const form = o.type;
+      const slow = normalizerFromJson(j, path)!;
+      return (a) => (a.text.normalize(form) === a.text ? a : slow(a));
+    }
     case "Prepend":
       if (typeof o.prepend !== "string") throw new ConfigError("expected a string", `${path}.prepend`);
       return prependNormalizer(o.prepend);
