@@ -6,7 +6,8 @@
  * - possessive quantifiers `X?+ X*+ X++ X{n,m}+` and atomic groups `(?>X)`: `(?=(?<aN>X))\k<aN>`
  *   (a lookahead is atomic in JS, the backreference consumes what it matched);
  * - `\s \S \d \D \w \W \h \H` take their Unicode meaning (`\s` = White_Space: U+0085 in, U+FEFF out);
- * - `.` excludes only `\n`; `\x{HHHH}` → `\u{HHHH}`; `^ $` are line anchors (compile with the `m` flag);
+ * - `.` excludes only `\n`; `\x{HHHH}` → `\u{HHHH}`; `^ $` are line anchors (compile with the `m` flag),
+ *   `\A \z \Z` string anchors; `\b \B` use the Unicode word characters;
  * - identity escapes of punctuation (`\'`, `\-` outside classes) become plain characters.
  * Anything else passes through; a pattern JS then rejects throws when compiled.
  */
@@ -78,6 +79,26 @@ export function onigToJs(pattern: string): string {
       return `\\u{${hex}}`;
     }
     i += 2;
+    if (!inClass) {
+      const w = `[${WORD}]`;
+      switch (c) {
+        case "A":
+          return "(?<![\\s\\S])";
+        case "z":
+          return "(?![\\s\\S])";
+        case "Z":
+          return "(?=\\n?(?![\\s\\S]))";
+        case "b":
+          return `(?:(?<=${w})(?!${w})|(?<!${w})(?=${w}))`;
+        case "B":
+          return `(?:(?<=${w})(?=${w})|(?<!${w})(?!${w}))`;
+        case "G":
+        case "K":
+        case "R":
+        case "X":
+          throw new Error(`\\${c} is not supported`);
+      }
+    }
     const ce = classEscape(c);
     if (ce) {
       if (inClass) {
@@ -170,7 +191,7 @@ export function onigToJs(pattern: string): string {
         } else if (rest.startsWith("(?>")) {
           i += 3;
           const inner = sequence(ci);
-          const name = `a${atomic++}`;
+          const name = `_atomic${atomic++}`;
           atom = `(?=(?<${name}>${inner}))\\k<${name}>`;
         } else {
           const prefix = /^\((\?:|\?=|\?!|\?<=|\?<!|\?<[A-Za-z_]\w*>)?/.exec(rest)![0];
@@ -200,7 +221,7 @@ export function onigToJs(pattern: string): string {
       if (q) {
         if (p[i] === "+") {
           i++;
-          const name = `a${atomic++}`;
+          const name = `_atomic${atomic++}`;
           atom = `(?=(?<${name}>${atom}${q}))\\k<${name}>`;
         } else if (p[i] === "?") {
           i++;

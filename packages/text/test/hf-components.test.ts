@@ -42,7 +42,16 @@ describe("onigToJs", () => {
     expect(all("\\x{41}\\'", "A'")).toEqual(["A'"]);
     expect(all("(?<=a)b", "ab cb")).toEqual(["b"]);
   });
+  it("\\A \\z \\Z are string anchors, ^ $ line anchors; \\b uses Unicode word characters", () => {
+    expect(all("\\A\\w", "ab\ncd")).toEqual(["a"]);
+    expect(all("\\w\\z", "ab\ncd")).toEqual(["d"]);
+    expect(all("\\w\\Z", "ab\ncd\n")).toEqual(["d"]);
+    expect(all("^\\w", "ab\ncd")).toEqual(["a", "c"]);
+    expect(all("\\b\\w", "né über")).toEqual(["n", "ü"]);
+    expect(all("\\B\\w", "né")).toEqual(["é"]);
+  });
   it("throws on constructs it cannot map", () => {
+    expect(() => onigToJs("\\Gx")).toThrow(/not supported/);
     expect(() => onigToJs("[a-z&&[^aeiou]]")).toThrow(/intersection|nested/);
     expect(() => onigToJs("(a")).toThrow(/parenthesis/);
     expect(() => onigToJs("a)")).toThrow(/parenthesis/);
