@@ -501,9 +501,9 @@ export class SubwordTokenizer {
   }
 
   /** Pre-tokens of a normalized segment, `[start, end, null]`, and the normalized added tokens in it. */
-  private words(a: Aligned): [number, number, AddedToken | null][] {
-    if (!this.normAddedRe) return this.preTokenizer(a.text, [[0, a.text.length]]).map(([s, e]) => [s, e, null]);
-    const out: [number, number, AddedToken | null][] = [];
+  private words(a: Aligned): [number, number, (AddedToken | null)?][] {
+    if (!this.normAddedRe) return this.preTokenizer(a.text, [[0, a.text.length]]); // (no added tokens: no copy)
+    const out: [number, number, (AddedToken | null)?][] = [];
     for (const [s, e, tok] of matchAdded(this.normAddedRe, this.normAddedOrder, a.text)) {
       if (tok) out.push([s, e, tok]);
       else for (const [ws, we] of this.preTokenizer(a.text, [[s, e]])) out.push([ws, we, null]);
