@@ -560,20 +560,16 @@ export class SubwordTokenizer {
     const cacheable = word.length <= LONG_WORD;
     let w = cacheable ? this.pieceCache.get(word) : undefined;
     if (w) return w;
-    let pieces: Piece[];
-    let starts: Int32Array;
-    let ends: Int32Array;
-    if (this.byteLevel) {
-      const b = byteOffsets(word);
-      pieces = this.model.tokenize(toByteChars(word));
-      starts = Int32Array.from(pieces, (p) => b.starts[p.start]);
-      ends = Int32Array.from(pieces, (p) => b.ends[p.end - 1]);
-    } else {
-      pieces = this.model.tokenize(word);
-      starts = Int32Array.from(pieces, (p) => p.start);
-      ends = Int32Array.from(pieces, (p) => p.end);
+    const b = this.byteLevel ? byteOffsets(word) : null;
+    const pieces: Piece[] = this.model.tokenize(b ? toByteChars(word) : word);
+    const n = pieces.length;
+    w = { ids: new Int32Array(n), starts: new Int32Array(n), ends: new Int32Array(n) };
+    for (let k = 0; k < n; k++) {
+      const p = pieces[k];
+      w.ids[k] = p.id;
+      w.starts[k] = b ? b.starts[p.start] : p.start;
+      w.ends[k] = b ? b.ends[p.end - 1] : p.end;
     }
-    w = { ids: Int32Array.from(pieces, (p) => p.id), starts, ends };
     if (!cacheable) return w;
     if (this.pieceCache.size > 200_000) this.pieceCache.clear();
     this.pieceCache.set(word, w);
