@@ -16,3 +16,4 @@ export * from "./pretrained.js";
 export * from "./rope.js";
 export * from "./sampler.js";
 export * from "./tokenizer.js";
+export type { LMExample, TrainOptions } from "./train.js";
