@@ -775,7 +775,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   configJson(): Record<string, unknown> {
     const t = this.arch.modelType;
     const archName =
-      t === "gpt2" ? "GPT2LMHeadModel" : `${t === "qwen2" ? "Qwen2" : t === "mistral" ? "Mistral" : "Llama"}ForCausalLM`;
+      t === "gpt2"
+        ? "GPT2LMHeadModel"
+        : `${t === "qwen2" ? "Qwen2" : t === "mistral" ? "Mistral" : "Llama"}ForCausalLM`;
     return { architectures: [archName], ...(this.config as object), model_type: t };
   }
 

@@ -23,7 +23,16 @@
  * backward: the same steps in reverse; dX is the residual stream's gradient, each branch adds in.
  * ```
  */
-import { Act, BinOp, InputError, packedIndex, type Runtime, ShapeError, Tensor, WasmformerError } from "@wasmformer/core";
+import {
+  Act,
+  BinOp,
+  InputError,
+  packedIndex,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WasmformerError,
+} from "@wasmformer/core";
 import type { BatchResult, TrainParam } from "@wasmformer/nn";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 
@@ -142,8 +151,6 @@ export class DecoderTraining {
     hfName: (name: string) => string,
   ) {
     const heap = rt.heap;
-    const E = arch.dim;
-    const V = arch.vocab;
     // masters and gradients, planned once
     let floats = 0;
     const kinds = arch.specs.map((sp): Kind => (sp.name === arch.head ? "head" : (sp.layout ?? "plain")));
@@ -339,7 +346,9 @@ export class DecoderTraining {
     if (T > a.maxT)
       throw new InputError(`${what}: sequences of ${T} tokens exceed the planned maxSeqLen ${a.maxT} (see train())`);
     if (T > this.arch.maxPositions)
-      throw new InputError(`${what}: sequences of ${T} tokens exceed ${this.arch.positionsField} ${this.arch.maxPositions}`);
+      throw new InputError(
+        `${what}: sequences of ${T} tokens exceed ${this.arch.positionsField} ${this.arch.maxPositions}`,
+      );
     const heap = this.rt.heap;
     const ids = heap.i32(a.ids, B * T);
     const pos = heap.i32(a.pos, B * T);
@@ -354,7 +363,9 @@ export class DecoderTraining {
       for (let t = 0; t < T; t++) {
         const id = r.ids[t];
         if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= V)
-          throw new InputError(`${what}: token id ${String(id)} at input_ids[${b}, ${t}] is outside [0, ${V}) (vocab_size ${V})`);
+          throw new InputError(
+            `${what}: token id ${String(id)} at input_ids[${b}, ${t}] is outside [0, ${V}) (vocab_size ${V})`,
+          );
         const lb = r.labels[t];
         if (typeof lb !== "number" || !Number.isInteger(lb) || (lb !== ig && (lb < 0 || lb >= V)))
           throw new InputError(
@@ -393,13 +404,36 @@ export class DecoderTraining {
   // forward (keeping activations) and backward
 
   /** y (n, N) (ld ldy) = x (n, K) · op(W) + b (+ y when beta = 1), W in its checkpoint layout. */
-  private lin(n: number, x: number, K: number, N: number, W: number, kind: Kind, b: number, y: number, ldy: number, beta: number): void {
+  private lin(
+    n: number,
+    x: number,
+    K: number,
+    N: number,
+    W: number,
+    kind: Kind,
+    b: number,
+    y: number,
+    ldy: number,
+    beta: number,
+  ): void {
     if (kind === "conv1d") this.rt.k.gemm(n, N, K, x, K, 0, W, N, 0, y, ldy, b, 1, beta, 0);
     else this.rt.k.gemm(n, N, K, x, K, 0, W, K, 1, y, ldy, b, 1, beta, 0);
   }
 
   /** Backward of `lin`: dx (n, K) += dy·op(W)ᵀ (dx 0: skipped), dW += (xᵀ·dy in W's layout), db += Σ dy. */
-  private linBack(n: number, dy: number, ldy: number, x: number, K: number, N: number, W: number, kind: Kind, dx: number, dW: number, db: number): void {
+  private linBack(
+    n: number,
+    dy: number,
+    ldy: number,
+    x: number,
+    K: number,
+    N: number,
+    W: number,
+    kind: Kind,
+    dx: number,
+    dW: number,
+    db: number,
+  ): void {
     const k = this.rt.k;
     if (kind === "conv1d") {
       if (dx) k.gemm(n, K, N, dy, ldy, 0, W, N, 1, dx, K, 0, 1, 1, 0);
@@ -440,7 +474,8 @@ export class DecoderTraining {
     const group = H / KV;
     const n = B * T;
     const emb = this.byName.get(arch.embed)!.ptr;
-    if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1) throw new WasmformerError("internal", "gather rejected a checked id");
+    if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1)
+      throw new WasmformerError("internal", "gather rejected a checked id");
     if (arch.pos) {
       const wpe = this.byName.get(arch.pos)!.ptr;
       if (k.gather(wpe, arch.maxPositions, E, a.pos, n, a.dln) !== -1)
