@@ -7,8 +7,10 @@ import { join } from "node:path";
 import { init, type Tensor } from "@wasmformer/core";
 import { caseFromFolder } from "@wasmformer/core/parity";
 import { runTrainStep } from "@wasmformer/nn/parity";
-import { FIXTURES, fixtureNames, worst } from "@wasmformer/test-utils";
+import { FIXTURES, fixtureNames } from "@wasmformer/test-utils";
 import { describe, expect, test } from "vitest";
+// the parity runner's comparison (FORMAT §4)
+import { compareTensor } from "../../../tools/parity/src/compare.mjs";
 import "../src/parity.js";
 
 const cases = fixtureNames(["train_step"]).filter((n) => {
@@ -22,8 +24,8 @@ for (const backend of ["ref", "auto"] as const) {
       test(name, async () => {
         await init({ backend });
         const c = caseFromFolder(join(FIXTURES, name));
-        const r = await runTrainStep(c);
-        if (!("tensors" in r)) throw new Error("expected tensors");
+        const out = await runTrainStep(c);
+        if (!("tensors" in out)) throw new Error("expected tensors");
         const io = await c.io();
         const tol = c.json.tolerance as {
           atol: number;
@@ -35,9 +37,11 @@ for (const backend of ["ref", "auto"] as const) {
         for (const full of expected) {
           const short = full.slice(9);
           const t = tol.per_tensor?.[full] ?? tol;
-          const a: Tensor | undefined = r.tensors[short];
+          const a: Tensor | undefined = out.tensors[short];
           expect(a, short).toBeDefined();
-          expect(worst(a!, io.get(full), t.atol, t.rtol), `${short}: max excess over tolerance`).toBeLessThanOrEqual(0);
+          const e = io.get(full);
+          const r = compareTensor(short, a!, e, e.dtype === "f32" ? "F32" : "I64", t);
+          expect(r.ok, r.reason).toBe(true);
         }
       });
     }
