@@ -358,4 +358,58 @@ describe("fit and save", () => {
     back.dispose();
     m.dispose();
   });
+
+  test("save round trips: original GPT-2 names get HF names; Qwen2 and llama3 rope scaling configs", async () => {
+    const prompt = [[3, 1, 4, 1, 5]];
+    const g = makeTiny({ seed: 51, prefix: false, legacy: true });
+    const m = await gpt2(g);
+    expect(m.parameters()[0].name).toBe("transformer.wte.weight");
+    const out = m.forward(prompt).data.slice();
+    await m.save(join(dir, "orig"));
+    const back = await AutoModelForCausalLM.fromPretrained(join(dir, "orig"), { tokenizer: false });
+    expect(Array.from(back.forward(prompt).data)).toEqual(Array.from(out));
+    back.dispose();
+    m.dispose();
+
+    const specs: LlamaSpec[] = [
+      { seed: 52, modelType: "qwen2", attentionBias: true, tied: true },
+      {
+        seed: 53,
+        D: 32,
+        theta: 100,
+        ropeScaling: {
+          rope_type: "llama3",
+          factor: 4,
+          low_freq_factor: 1,
+          high_freq_factor: 4,
+          original_max_position_embeddings: 32,
+        },
+      },
+    ];
+    for (const [i, spec] of specs.entries()) {
+      const t = makeTinyLlama(spec);
+      const lm = await llama(t);
+      const o = lm.forward(prompt).data.slice();
+      await lm.save(join(dir, `llama-${i}`));
+      const b = await AutoModelForCausalLM.fromPretrained(join(dir, `llama-${i}`), { tokenizer: false });
+      expect(b.config).toEqual(lm.config);
+      expect(Array.from(b.forward(prompt).data)).toEqual(Array.from(o));
+      b.dispose();
+      lm.dispose();
+    }
+  });
+
+  test("a larger train() plan replaces the smaller one; the gradients do not depend on it", async () => {
+    const tiny = makeTinyLlama({ seed: 61 });
+    const batch = [[1, 2, 3, 4, 5, 6, 7, 8]];
+    const grads = async (plans: number[]) => {
+      const m = await llama(tiny);
+      for (const T of plans) m.train({ maxSeqLen: T });
+      expect(() => m.lossAndGrad(batch, 1)).not.toThrow();
+      const g = m.parameters().map((p) => Array.from(m.runtime.heap.f32(p.grad, p.size)));
+      m.dispose();
+      return g;
+    };
+    expect(await grads([4, 8])).toEqual(await grads([8]));
+  });
 });
