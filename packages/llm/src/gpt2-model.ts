@@ -713,10 +713,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     return this;
   }
 
-  /** Inference mode (the default): the trained parameters go to the inference layout once; prefill and decode run as before training. */
+  /**
+   * Inference mode (the default): the parameters (when `train()` or `parameters()` made them) are
+   * re-packed into the inference layout once; prefill and decode then run exactly as without training.
+   */
   eval(): this {
     this.alive();
-    if (this.trainingMode) this.trainer!.sync();
+    this.trainer?.sync();
     this.trainingMode = false;
     return this;
   }
