@@ -27,6 +27,7 @@ import {
   Act,
   BinOp,
   InputError,
+  PACK_KC,
   packedIndex,
   type Runtime,
   ShapeError,
@@ -205,11 +206,27 @@ export class DecoderTraining {
     const e0 = p.engine / F32;
     const m0 = p.ptr / F32;
     const head = p.kind === "head";
-    for (let r = 0; r < K; r++)
-      for (let j = 0; j < N; j++) {
-        const v = all[e0 + storageIndex(this.layout, head, K, N, r, j)];
-        all[m0 + (trans ? j * ld + r : r * ld + j)] = v;
+    // strides of the master: element (r, j) of op(B) at m0 + r·sr + j·sj
+    const sr = trans ? 1 : ld;
+    const sj = trans ? ld : 1;
+    if (this.layout.packed) {
+      // walk the packed operand in storage order (see `packedIndex`): K blocks, 8-column panels, rows
+      const N8 = Math.ceil(N / 8) * 8;
+      for (let pc = 0; pc < K; pc += PACK_KC) {
+        const kb = Math.min(PACK_KC, K - pc);
+        for (let j0 = 0; j0 < N; j0 += 8) {
+          const cols = Math.min(8, N - j0);
+          let src = e0 + pc * N8 + j0 * kb;
+          for (let r = pc; r < pc + kb; r++, src += 8) {
+            const dst = m0 + r * sr + j0 * sj;
+            for (let c = 0; c < cols; c++) all[dst + c * sj] = all[src + c];
+          }
+        }
       }
+      return;
+    }
+    for (let r = 0; r < K; r++)
+      for (let j = 0; j < N; j++) all[m0 + r * sr + j * sj] = all[e0 + storageIndex(this.layout, head, K, N, r, j)];
   }
 
   /** The engine's inference storage ← the masters (re-packed); vectors are shared and need nothing. */
