@@ -337,7 +337,8 @@ export class DecoderTraining {
   private load(batch: readonly LMExample[], what: string): { B: number; T: number; count: number } {
     const a = this.acts;
     if (!a) throw new InputError(`${what}: call train() first (it plans the training buffers)`);
-    if (!Array.isArray(batch) || batch.length === 0) throw new InputError(`${what}: the batch has no examples`);
+    if (!Array.isArray(batch)) throw new InputError(`${what}: the batch must be an array of examples`);
+    if (batch.length === 0) throw new InputError(`${what}: the batch has no examples`);
     const B = batch.length;
     if (B > a.maxB)
       throw new InputError(`${what}: batch of ${B} examples exceeds the planned maxBatch ${a.maxB} (see train())`);

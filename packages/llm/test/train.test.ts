@@ -291,10 +291,17 @@ describe("backends, layouts, modes", () => {
     expect(() => m.lossAndGrad([[1, 25, 3]], 1)).toThrow(/token id 25 at input_ids\[0, 1\]/);
     expect(() => m.lossAndGrad([{ inputIds: [1, 2, 3], labels: [1, 99, 3] }], 1)).toThrow(/label 99 at labels\[0, 1\]/);
     expect(() => m.lossAndGrad([[1, 2]], Number.NaN)).toThrow(/scale must be a finite number/);
+    expect(() => m.lossAndGrad([], 1)).toThrow(/the batch has no examples/);
+    expect(() => m.lossAndGrad("abc" as never, 1)).toThrow(/must be an array of examples/);
+    expect(() => m.lossAndGrad([5 as never], 1)).toThrow(/example 0 must be token ids/);
+    expect(() => m.lossAndGrad([[1.5, 2]], 1)).toThrow(/token id 1.5 at input_ids\[0, 0\]/);
+    // a rejected batch wrote no gradient
+    expect(m.parameters().every((p) => m.runtime.heap.f32(p.grad, p.size).every((g) => g === 0))).toBe(true);
     // nothing counted: NaN loss (as PyTorch), no gradient
     const r = m.lossAndGrad([{ inputIds: [1, 2, 3], labels: [-100, -100, -100] }], 1);
     expect(r.count).toBe(0);
     expect(r.loss).toBeNaN();
+    expect(m.parameters().every((p) => m.runtime.heap.f32(p.grad, p.size).every((g) => g === 0))).toBe(true);
     expect(() => selectParams(m.parameters(), { freeze: ["transformer.nope."] })).toThrow(/matches no parameter/);
     m.dispose();
   });
