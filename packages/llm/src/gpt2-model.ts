@@ -16,6 +16,10 @@
  * are a few switches read from the config (`DecoderArch`, decoder-arch.ts: norm, positions, MLP
  * kind, head grouping, weight layout, biases).
  *
+ * Training (`train()` … `eval()`, train.ts) runs the same architecture switches over kept
+ * activations and master copies of the weights in the checkpoint layout; inference mode is this file's
+ * plan, untouched.
+ *
  * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
  * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
  * slots with a key-padding mask and starts its positions at its first real token, so that it
