@@ -230,52 +230,43 @@ export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): 
     const bad = firstInvalidUtf8(header);
     throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
   }
+  // byte offset in the file of a UTF-16 index of `text`: O(pos), so computed only for an error
   const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
 
-  let parsed: ReturnType<typeof parseStrictJson>;
+  // Each entry is checked as soon as it is parsed and then dropped (a header may list tens of
+  // thousands of tensors). The first fault is kept until the whole header has parsed: a JSON syntax
+  // error anywhere comes first, then the first faulty entry in document order.
+  let metadata: Record<string, string> | undefined;
+  const tensors: SafetensorsTensorInfo[] = [];
+  let fault: SafetensorsError | undefined;
+  const member = (name: string, entry: unknown, keyPos: number) => {
+    if (fault) return;
+    const where = () => ({ tensor: name, offset: at(keyPos) });
+    try {
+      if (name === "__metadata__") metadata = validateMetadata(entry, where);
+      else tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
+    } catch (e) {
+      if (!(e instanceof SafetensorsError)) throw e;
+      fault = e;
+    }
+  };
+  let root: unknown;
   try {
-    parsed = parseStrictJson(text, { numbers: "raw", maxDepth: 16 });
+    root = parseStrictJson(text, { numbers: "raw", maxDepth: 16, onMember: member }).value;
   } catch (e) {
     if (e instanceof JsonSyntaxError)
       throw new SafetensorsError(`header is not valid JSON: ${e.message}`, { offset: at(e.pos) });
     throw e;
   }
-  const root = parsed.value;
   if (root === null || typeof root !== "object" || Array.isArray(root)) {
     throw new SafetensorsError("header is not a JSON object", { offset: 8 });
   }
-
-  let metadata: Record<string, string> | undefined;
-  const tensors: SafetensorsTensorInfo[] = [];
-  for (const [name, entry] of Object.entries(root as Record<string, unknown>)) {
-    const where = { tensor: name, offset: at(parsed.topKeyPos.get(name) ?? 0) };
-    if (name === "__metadata__") {
-      if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-        throw new SafetensorsError(
-          `"__metadata__" must be an object of string → string, got ${describeJson(entry)}`,
-          where,
-        );
-      }
-      const md: Record<string, string> = {};
-      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-        if (typeof v !== "string") {
-          throw new SafetensorsError(
-            `"__metadata__" value of ${JSON.stringify(k)} must be a string, got ${describeJson(v)}`,
-            where,
-          );
-        }
-        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
-      }
-      metadata = md;
-      continue;
-    }
-    tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
-  }
+  if (fault) throw fault;
 
   // coverage: sorted by [begin, end), each range must start where the previous ended
-  const byOffset = [...tensors].sort(
-    (a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1],
-  );
+  const byOffsetOrder = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) =>
+    a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
+  const byOffset = isSorted(tensors, byOffsetOrder) ? tensors : [...tensors].sort(byOffsetOrder);
   let cursor = 0;
   let prev: SafetensorsTensorInfo | undefined;
   for (const t of byOffset) {
@@ -302,8 +293,29 @@ export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): 
     );
   }
 
-  tensors.sort((a, b) => compareCodePoints(a.name, b.name));
+  const byName = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => compareCodePoints(a.name, b.name);
+  if (!isSorted(tensors, byName)) tensors.sort(byName);
   return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
+}
+
+function validateMetadata(entry: unknown, where: () => { tensor: string; offset: number }): Record<string, string> {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+    throw new SafetensorsError(
+      `"__metadata__" must be an object of string → string, got ${describeJson(entry)}`,
+      where(),
+    );
+  }
+  const md: Record<string, string> = {};
+  for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+    if (typeof v !== "string") {
+      throw new SafetensorsError(
+        `"__metadata__" value of ${JSON.stringify(k)} must be a string, got ${describeJson(v)}`,
+        where(),
+      );
+    }
+    Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
+  }
+  return md;
 }
 
 const ENTRY_KEYS = ["dtype", "shape", "data_offsets"];
@@ -313,34 +325,34 @@ function validateEntry(
   entry: unknown,
   dataLength: number,
   dataStart: number,
-  where: { tensor: string; offset: number },
+  where: () => { tensor: string; offset: number },
 ): SafetensorsTensorInfo {
   if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
     throw new SafetensorsError(
       `entry must be an object {dtype, shape, data_offsets}, got ${describeJson(entry)}`,
-      where,
+      where(),
     );
   }
   const e = entry as Record<string, unknown>;
   for (const k of Object.keys(e)) {
     if (!ENTRY_KEYS.includes(k))
-      throw new SafetensorsError(`unknown field ${JSON.stringify(k)} in tensor entry`, where);
+      throw new SafetensorsError(`unknown field ${JSON.stringify(k)} in tensor entry`, where());
   }
   for (const k of ENTRY_KEYS) {
-    if (!Object.hasOwn(e, k)) throw new SafetensorsError(`missing field "${k}"`, where);
+    if (!Object.hasOwn(e, k)) throw new SafetensorsError(`missing field "${k}"`, where());
   }
   const dtype = e.dtype;
   if (typeof dtype !== "string")
-    throw new SafetensorsError(`dtype must be a string, got ${describeJson(dtype)}`, where);
-  if (!isDtype(dtype)) throw new SafetensorsError(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, where);
+    throw new SafetensorsError(`dtype must be a string, got ${describeJson(dtype)}`, where());
+  if (!isDtype(dtype)) throw new SafetensorsError(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, where());
 
   const shapeRaw = e.shape;
   if (!Array.isArray(shapeRaw))
-    throw new SafetensorsError(`shape must be an array, got ${describeJson(shapeRaw)}`, where);
+    throw new SafetensorsError(`shape must be an array, got ${describeJson(shapeRaw)}`, where());
   const shape: number[] = [];
   for (const d of shapeRaw) {
     if (!(d instanceof JsonNumber) || !d.isUnsignedIntegerLiteral) {
-      throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has an invalid dimension ${describeJson(d)}`, where);
+      throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has an invalid dimension ${describeJson(d)}`, where());
     }
     shape.push(d.value);
   }
@@ -350,7 +362,7 @@ function validateEntry(
     for (const d of shape) {
       size *= d;
       if (size > Number.MAX_SAFE_INTEGER) {
-        throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has too many elements`, where);
+        throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has too many elements`, where());
       }
     }
   }
@@ -363,23 +375,23 @@ function validateEntry(
   ) {
     throw new SafetensorsError(
       `data_offsets must be two non-negative integers [BEGIN, END], got ${describeJson(off)}`,
-      where,
+      where(),
     );
   }
   const begin = (off[0] as JsonNumber).value;
   const end = (off[1] as JsonNumber).value;
-  if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: BEGIN > END`, where);
+  if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: BEGIN > END`, where());
   if (end > dataLength) {
     throw new SafetensorsError(
       `data_offsets [${begin}, ${end}] go beyond the end of the data buffer (${dataLength} bytes; file truncated?)`,
-      where,
+      where(),
     );
   }
   const bytes = size * DTYPE_BYTES[dtype];
   if (bytes !== end - begin) {
     throw new SafetensorsError(
       `shape [${shape.join(", ")}] × ${dtype} (${DTYPE_BYTES[dtype]} bytes) = ${bytes} bytes, but data_offsets [${begin}, ${end}] span ${end - begin}`,
-      where,
+      where(),
     );
   }
   return {
@@ -393,20 +405,28 @@ function validateEntry(
   };
 }
 
-/** Order strings by Unicode code point (Python's `sorted`), not by UTF-16 unit. */
-function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const d = x.value.codePointAt(0)! - y.value.codePointAt(0)!;
-    if (d !== 0) return d;
-  }
+/** Whether `xs` is already in `order` (then a sort of a large header can be skipped). */
+function isSorted<T>(xs: readonly T[], order: (a: T, b: T) => number): boolean {
+  for (let k = 1; k < xs.length; k++) if (order(xs[k - 1], xs[k]) > 0) return false;
+  return true;
 }
+
+/**
+ * Order strings by Unicode code point (Python's `sorted`), not by UTF-16 unit. Both orders agree
+ * except between a surrogate (part of a code point ≥ U+10000) and a unit in U+E000–U+FFFF, so the
+ * first differing units are compared after moving surrogates above U+FFFF's units.
+ */
+function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    const x = a.charCodeAt(k);
+    const y = b.charCodeAt(k);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+const codePointRank = (u: number) => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);
 
 // ---------------------------------------------------------------------------------------------
 // decoding tensor bytes
