@@ -130,7 +130,10 @@ export async function main(argv: string[]): Promise<number> {
     await init({ backend: backend as "auto" | BackendName });
     const bar = values["no-progress"] ? undefined : progressBar("loading");
     bar?.(0, 1);
-    const model = await loadPretrained(folder, { onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined });
+    const model = await loadPretrained(folder, {
+      onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+      signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
+    });
     if (opts.stopIds === undefined && model.config.eos_token_id !== null) opts.stopIds = [model.config.eos_token_id];
     let prompt: string | number[];
     if (promptIds !== undefined) {

@@ -18,6 +18,8 @@
  * computes exactly what it computes unpadded.
  */
 import {
+  AbortError,
+  checkBlockCount,
   createRuntime,
   formatShape,
   InputError,
@@ -79,6 +81,15 @@ export interface GPT2Options {
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`: a config with fewer layers than its checkpoint would otherwise load
+   * as a different model). The legacy `h.{i}.attn.bias` / `attn.masked_bias` buffers and a stored
+   * tied `lm_head.weight` are always accepted. false: load anyway (see `unusedWeights`).
+   */
+  strict?: boolean;
+  /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -114,6 +125,9 @@ const HEAD_BLOCK = 768;
  * still. Prefill (packed GEMM) is the same for all layouts.
  */
 const COL_BLOCK = 256;
+
+/** The original GPT-2 files' causal-mask buffers: carry nothing beyond the causal rule, ignored. */
+const LEGACY_BUFFER = /^h\.\d+\.attn\.(masked_)?bias$/;
 
 /**
  * The default layout ("packed"): every Conv1D weight [in, out] and the LM head (as K×N = E×V) is
@@ -279,6 +293,11 @@ export class GPT2LMHeadModel {
     opts: GPT2Options = {},
   ): Promise<GPT2LMHeadModel> {
     const cfg = parseGPT2Config(config);
+    const signal = opts.signal;
+    const checkAbort = () => {
+      if (signal?.aborted) throw new AbortError("loading the model was aborted");
+    };
+    checkAbort();
     const maxBatch = opts.maxBatch ?? 1;
     const colBlock = opts.colBlock ?? COL_BLOCK;
     const headBlock = opts.headBlock ?? HEAD_BLOCK;
@@ -310,6 +329,8 @@ export class GPT2LMHeadModel {
       : weights.has("wte.weight")
         ? ""
         : "transformer.";
+    // a config asking for more blocks than the file holds fails before the names are listed
+    checkBlockCount(weights.names(), `${prefix}h.`, L, "n_layer", "ln_1.weight");
     const used = new Set<string>();
     type Spec = { name: string; shape: number[] };
     const specs: Spec[] = [];
@@ -357,6 +378,23 @@ export class GPT2LMHeadModel {
         missing,
       );
     }
+    if (opts.strict ?? true) {
+      const wanted = new Set(specs.map((s) => s.name));
+      const ignored = (n: string) =>
+        (n.startsWith(prefix) && LEGACY_BUFFER.test(n.slice(prefix.length))) || (n === "lm_head.weight" && !untied);
+      const extra = weights.names().filter((n) => !wanted.has(n) && !ignored(n));
+      if (extra.length > 0) {
+        const more = extra.length > 5 ? ` and ${extra.length - 5} more` : "";
+        throw new WeightsError(
+          `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
+            .slice(0, 5)
+            .map((n) => `"${n}"`)
+            .join(", ")}${more}: the config (n_layer ${L}) does not use ${extra.length > 1 ? "them" : "it"} ` +
+            `(pass strict: false to load anyway)`,
+          extra,
+        );
+      }
+    }
     const checkShape = (name: string, want: readonly number[], got: readonly number[]) => {
       if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
         throw new WeightsError(
@@ -366,9 +404,15 @@ export class GPT2LMHeadModel {
         );
       }
     };
-    if (weights.info) for (const s of specs) checkShape(s.name, s.shape, weights.info(s.name).shape);
-    if (hasLmHead && !untied && weights.info)
-      checkShape("lm_head.weight", [V, E], weights.info("lm_head.weight").shape);
+    // shapes before any heap is reserved: from `info`, or else from each tensor (a source without
+    // `info` is read twice; the plan below trusts the config only once the file agrees with it)
+    const shapeOf = async (name: string) => (weights.info ? weights.info(name) : await weights.get(name)).shape;
+    for (const s of specs) {
+      checkAbort();
+      checkShape(s.name, s.shape, await shapeOf(s.name));
+    }
+    // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
+    if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
@@ -394,10 +438,6 @@ export class GPT2LMHeadModel {
     // weights first, then scratch and cache, then (temporarily) the staging buffer
     const ptrs = new Map<string, number>();
     for (const s of specs) ptrs.set(s.name, heap.allocF32(floatsOf(s)));
-    if (hasLmHead && !untied) {
-      // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
-      if (!weights.info) checkShape("lm_head.weight", [V, E], (await weights.get("lm_head.weight")).shape);
-    }
     const at = (name: string) => ptrs.get(name)!;
     const blocks: BlockWeights[] = [];
     for (let i = 0; i < L; i++) {
@@ -452,7 +492,9 @@ export class GPT2LMHeadModel {
     let loaded = 0;
     try {
       for (const sp of specs) {
+        checkAbort();
         const t = await weights.get(sp.name);
+        checkAbort();
         checkShape(sp.name, sp.shape, t.shape);
         if (t.dtype !== "f32") {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
