@@ -120,7 +120,6 @@ const isFeatures = (x: unknown): x is ImageFeatures =>
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
 
-
 /** Re-throw a component's WeightsError with its names under the checkpoint prefix. */
 async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Promise<T> {
   try {
