@@ -10,6 +10,7 @@ import { f32ToBf16, f32ToF16 } from "../src/float16.js";
 import {
   openSafetensors,
   parseSafetensors,
+  parseSafetensorsHeader,
   type SafetensorsDType,
   safetensorsDtypeBytes,
   writeSafetensors,
@@ -239,6 +240,38 @@ describe("parseSafetensors: reading", () => {
       rawFile(`{"\u{10000}":${entry(0)},"\uffff":${entry(1)},"a":${entry(2)},"ab":${entry(3)}}`, [1, 2, 3, 4]),
     );
     expect(f.names()).toEqual(["a", "ab", "\uffff", "\u{10000}"]);
+  });
+
+  test("the fast header scan and the strict parser read every header alike", () => {
+    const e = (dtype: string, shape: string, off: string) =>
+      `{"dtype":${dtype},"shape":${shape},"data_offsets":${off}}`;
+    const headers = [
+      `{"a":${e('"F32"', "[1]", "[0,4]")}}`, // the usual
+      `{ "a" : { "data_offsets" : [ 0 , 4 ] , "shape" : [ 1 ] , "dtype" : "F32" } }\t\n`, // order, whitespace
+      `{"__metadata__":{"format":"pt","0":"x","__proto__":"y"},"a":${e('"F32"', "[1]", "[0,4]")}}`,
+      `{"a\\u00e9":${e('"F32"', "[1]", "[0,4]")}}`, // an escape: strict path
+      `{"a":${e('"F32"', "[1,1,1,1,1,1,1,1]", "[0,4]")},"b":${e('"U8"', "[0000000000000000]", "[4,4]")}}`,
+      `{"a":${e('"F32"', "[1]", "[0,4]")},"b":${e('"U8"', "[1000000000000000]", "[4,4]")}}`,
+      `{"a":${e('"F32"', "[1]", "[0,4]")},"a":${e('"F32"', "[1]", "[0,4]")}}`,
+      `{"a":${e('"F32"', "[1e0]", "[0,4]")}}`,
+      `{"a":${e('"F32"', "[1]", "[0,4]")},"b":${e('"F32"', "[0,2]", "[4,4]")}}`,
+      `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"F32"}}`,
+      `{"__metadata__":{"k":1},"a":${e('"F32"', "[1]", "[0,4]")}}`,
+      `{"a":${e('"F32"', "[1]", "[0,4]")}} x`,
+    ];
+    for (const h of headers) {
+      const bytes = rawFile(h, f32Bytes(1));
+      const n = bytes.length - 12;
+      const read = (strictOnly: boolean) => {
+        try {
+          const r = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, { strictOnly });
+          return { tensors: [...r.tensors.values()], metadata: r.metadata };
+        } catch (err) {
+          return `${(err as Error).message}`;
+        }
+      };
+      expect(read(false), h).toEqual(read(true));
+    }
   });
 
   // 16,000 zero-size entries took 5 s (24,000: 13 s) when each entry's error offset was re-encoded
