@@ -8,7 +8,9 @@ layout [in, out]), so `transformers` is not needed: Debian's python3-torch is en
 
 ONNX graph (opset 14), one graph for prefill and decode:
     inputs   input_ids int64 [B, T], past_key_values.{i}.key / .value float32 [B, H, P, hs] (P may be 0)
-    outputs  logits float32 [B, T, V], present.{i}.key / .value float32 [B, H, P + T, hs]
+    outputs  logits float32 [B, 1, V] (the last position: what generation needs, and what the
+             benchmark's own engine computes, so both do equal work; `--logits all` gives [B, T, V]),
+             present.{i}.key / .value float32 [B, H, P + T, hs]
 """
 import argparse
 import json
@@ -59,8 +61,9 @@ class Block(nn.Module):
 
 
 class GPT2(nn.Module):
-    def __init__(self, V, P, E, L, H, inner):
+    def __init__(self, V, P, E, L, H, inner, last_only=True):
         super().__init__()
+        self.last_only = last_only
         self.wte = nn.Parameter(torch.randn(V, E) * 0.02)
         self.wpe = nn.Parameter(torch.randn(P, E) * 0.01)
         self.h = nn.ModuleList([Block(E, H, inner) for _ in range(L)])
@@ -75,6 +78,8 @@ class GPT2(nn.Module):
         for i, blk in enumerate(self.h):
             x, k, v = blk(x, past[2 * i], past[2 * i + 1])
             presents += [k, v]
+        if self.last_only:
+            x = x[:, -1:]
         logits = self.ln_f(x) @ self.wte.t()  # lm_head tied to wte
         return (logits, *presents)
 
@@ -122,10 +127,11 @@ def main():
     ap.add_argument("--n-layer", type=int, default=12)
     ap.add_argument("--n-head", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--logits", choices=["last", "all"], default="last")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     E, H, L = a.n_embd, a.n_head, a.n_layer
-    model = GPT2(a.vocab_size, a.n_positions, E, L, H, 4 * E).eval()
+    model = GPT2(a.vocab_size, a.n_positions, E, L, H, 4 * E, a.logits == "last").eval()
     # non-trivial LayerNorm parameters and biases
     with torch.no_grad():
         for n, p in model.named_parameters():

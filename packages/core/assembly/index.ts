@@ -13,3 +13,10 @@ export { attention } from "./attention";
 export { lstmCell, gruCell } from "./rnn";
 export { topk } from "./topk";
 export { w2vSgns, w2vCbow } from "./word2vec";
+export { rmsNorm } from "./rmsnorm";
+export { rope } from "./rope";
+// ---- backward kernels (training) ----
+export { unaryBackward, biasGrad, embeddingBackward, im2colPatchBackward } from "./backward-elementwise";
+export { normStats, layerNormBackward, rmsNormBackward } from "./backward-norm";
+export { softmaxBackward, attentionBackward, softmaxCrossEntropy } from "./backward-softmax";
+export { lstmCellBackward, gruCellBackward } from "./backward-rnn";

@@ -33,6 +33,27 @@ export class SafetensorsError extends WasmformerError {
   }
 }
 
+/** A GGUF file is malformed or unsupported. `offset` is the byte offset at fault; `tensor`/`key` what it belongs to. */
+export class GgufError extends WasmformerError {
+  readonly offset: number | undefined;
+  readonly tensor: string | undefined;
+  readonly key: string | undefined;
+  constructor(message: string, where: { offset?: number; tensor?: string; key?: string } = {}) {
+    const at = [
+      where.tensor !== undefined ? `tensor "${where.tensor}"` : "",
+      where.key !== undefined && !message.includes(`"${where.key}"`) ? `key "${where.key}"` : "",
+      where.offset !== undefined ? `byte ${where.offset}` : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
+    super("gguf", at ? `gguf: ${message} (${at})` : `gguf: ${message}`);
+    this.name = "GgufError";
+    this.offset = where.offset;
+    this.tensor = where.tensor;
+    this.key = where.key;
+  }
+}
+
 /** A config.json (or other model configuration) is missing a field or has an ill-typed one. */
 export class ConfigError extends WasmformerError {
   readonly field: string | undefined;

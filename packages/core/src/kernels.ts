@@ -39,7 +39,7 @@ export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
 export const RedOp = { sum: 0, mean: 1, max: 2, min: 3 } as const;
 export type RedOpCode = (typeof RedOp)[keyof typeof RedOp];
 
-export interface Kernels {
+export interface Kernels extends BackwardKernels {
   /** ABI version; the JS side refuses a module whose version differs. */
   abiVersion(): number;
 
@@ -333,12 +333,34 @@ export interface Kernels {
     mean: number,
     work: number,
   ): number;
+
+  // ---- Llama-family blocks (RMS norm, rotary position embedding) --------------------------
+
+  /**
+   * RMS norm over the last axis (HF `LlamaRMSNorm`): `y = x / sqrt(mean(x²) + eps) · gamma` for
+   * `rows` rows of `d` contiguous floats; no mean subtraction, no bias. `gamma` may be 0. In place
+   * allowed.
+   */
+  rmsNorm(x: number, y: number, rows: number, d: number, gamma: number, eps: number): void;
+
+  /**
+   * Rotary position embedding in place, "rotate half" pairing (HF Llama `apply_rotary_pos_emb`):
+   * row r (`rows` rows, stride `ldx` floats) holds `heads` head vectors of `d` floats side by side
+   * from its start and sits at position `pos[r]` (i32); with θ_j = `invFreq[j]` (d/2 floats),
+   * features j and j + d/2 of every head are rotated by the angle pos[r]·θ_j:
+   *   `x'[j] = x[j]·cos − x[j + d/2]·sin`,  `x'[j + d/2] = x[j + d/2]·cos + x[j]·sin`.
+   * d must be even.
+   */
+  rope(x: number, ldx: number, rows: number, heads: number, d: number, pos: number, invFreq: number): void;
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 3;
 
-/** Every function of `Kernels`: the loader checks that a wasm module exports all of them. */
+/**
+ * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
+ * checks that a wasm module exports all of them.
+ */
 export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "abiVersion",
   "gemm",
@@ -367,4 +389,220 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "packedRowsSize",
   "packRows",
   "gemvRows",
+  "rmsNorm",
+  "rope",
+];
+
+// ---- backward kernels (training) ----------------------------------------------------------------
+
+/**
+ * Backward kernels (llm.c `*_backward` style): gradient outputs first, then the upstream gradient,
+ * then the tensors saved by the forward, then dims. Every gradient output is accumulated (`+=`,
+ * zero it first), so a tensor used twice (a tied embedding, a residual stream) gets the sum of both
+ * uses; the exceptions (per-step scratch, in/out state) say so. A gradient pointer of 0 skips that
+ * gradient where noted. Matrix products (Linear: dx += dy·W, dW += dyᵀ·x) are `gemm` with
+ * `transA`/`transB` and `beta = 1`; bias gradients are `biasGrad`.
+ */
+export interface BackwardKernels {
+  /**
+   * `dx[i] += dy[i]·f′(·)` for an `Act` code over n floats. `src` is the forward input x for relu,
+   * gelu, geluTanh, silu, abs, log and the forward output y for tanh, sigmoid, exp, sqrt (unused for
+   * none, neg). relu′(0) = 0 and abs′(0) = 0, as PyTorch. dx may alias dy (not src).
+   * The backward of an RNN step (`h = tanh/relu(pre)`) is this with the step's output h as src.
+   */
+  unaryBackward(dx: number, dy: number, src: number, n: number, act: number): void;
+
+  /** Bias gradient: `db[j] += Σ_r dy[r·ld + j]` for r < rows, j < cols. */
+  biasGrad(db: number, dy: number, rows: number, cols: number, ld: number): void;
+
+  /**
+   * Embedding backward (scatter-add): `dW[ids[t], :] += dy[t, :]` for t < n (rows of `dim`
+   * floats, ids i32); repeated ids accumulate; ids equal to `paddingIdx` are skipped (−1: none).
+   * Returns −1, or the position of the first id outside `[0, vocab)` (then nothing is written).
+   */
+  embeddingBackward(
+    dW: number,
+    vocab: number,
+    dim: number,
+    ids: number,
+    n: number,
+    dy: number,
+    paddingIdx: number,
+  ): number;
+
+  /**
+   * col2im of `im2colPatch` (stride = kernel = k): `dx[ch, r·k + u, c·k + v] += dcols[(r·gw + c),
+   * (ch·k + u)·k + v]`; dx is one CHW image, dcols `[gh·gw, C·k·k]`; pixels past the last whole
+   * patch get nothing.
+   */
+  im2colPatchBackward(dx: number, dcols: number, C: number, H: number, W: number, k: number): void;
+
+  /**
+   * Row statistics a training forward saves for the norm backward, rows of d contiguous floats:
+   * with `mean` (`[rows]`) the layer-norm mean and `rstd = 1/√(var + eps)` (biased variance,
+   * two-pass as `layerNorm`); with `mean` = 0 the RMS-norm `rstd = 1/√(mean(x²) + eps)`.
+   */
+  normStats(x: number, rows: number, d: number, eps: number, mean: number, rstd: number): void;
+
+  /**
+   * Layer norm backward over rows of d contiguous floats. With x̂ = (x − mean)·rstd, g = dy ⊙ gamma:
+   * `dx += rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))`, `dgamma += Σ_rows dy ⊙ x̂`, `dbeta += Σ_rows dy`.
+   * `mean`/`rstd` (`[rows]`, rstd = 1/√(var + eps)) are the forward's, or 0 to recompute them from
+   * x with `eps` (as `layerNorm`). gamma 0 means ones; dx, dgamma, dbeta may each be 0 (skipped).
+   * dx must not alias x.
+   */
+  layerNormBackward(
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    dy: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+
+  /**
+   * RMS norm backward (y = x·rstd ⊙ gamma, rstd = 1/√(mean(x²) + eps)), rows of d floats:
+   * `dx += rstd·g − x·rstd³·mean(g ⊙ x)` with g = dy ⊙ gamma, `dgamma += Σ_rows dy ⊙ x·rstd`.
+   * `rstd` `[rows]` from the forward, or 0 to recompute. gamma 0 means ones; dx, dgamma may be 0.
+   */
+  rmsNormBackward(
+    dx: number,
+    dgamma: number,
+    dy: number,
+    x: number,
+    gamma: number,
+    rstd: number,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+
+  /**
+   * Softmax backward from the forward output y: `dx += y ⊙ (dy − Σ_j dy ⊙ y)` per row (rows of
+   * `cols` floats, leading dimension `ld` for all three). dx must not alias dy or y.
+   */
+  softmaxBackward(dx: number, dy: number, y: number, rows: number, cols: number, ld: number): void;
+
+  /**
+   * Backward of `attention` for one (batch, head) slice, from its weights P (`probs` `[L, S]`,
+   * contiguous, as the forward wrote them):
+   * `dV += Pᵀ·dO`, `dP = dO·Vᵀ + dProbs`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
+   * `dQ += scale·dS·K`, `dK += scale·dSᵀ·Q`.
+   * - q, k, v and their gradients share the strides `ldq`, `ldk`, `ldv`; dO `[L, dv]` has `ldo`.
+   * - `dProbs` `[L, S]`: the gradient of the returned weights, or 0.
+   * - `scratch` `[L, S]` floats; on return it holds dS, the gradient of the pre-softmax scores (so
+   *   also of an additive float mask).
+   * - Padding and causal masks need nothing: masked weights are 0 and get no gradient.
+   * dQ, dK, dV may each be 0 (skipped).
+   */
+  attentionBackward(
+    dQ: number,
+    dK: number,
+    dV: number,
+    dO: number,
+    ldo: number,
+    q: number,
+    ldq: number,
+    k: number,
+    ldk: number,
+    v: number,
+    ldv: number,
+    probs: number,
+    dProbs: number,
+    scratch: number,
+    L: number,
+    S: number,
+    dk: number,
+    dv: number,
+    scale: number,
+  ): void;
+
+  /**
+   * Fused softmax + cross-entropy, forward and backward (PyTorch `F.cross_entropy` with class-index
+   * targets, `ignore_index`, `label_smoothing`): rows of V logits (leading dim `ld`, shared by
+   * dlogits), targets i32. Rows whose target is `ignoreIndex` count for nothing. With ε the
+   * smoothing, lse = log Σ_j e^{x_j}, a counted row's loss is `lse − (1 − ε)·x_t − (ε/V)·Σ_j x_j`
+   * and `dlogits[r, j] += c·(softmax(x)_j − ε/V − (1 − ε)·[j = t])`, where `reduction` 0 (mean)
+   * divides the summed loss by the number N of counted rows and c = dloss/N, and 1 (sum) gives
+   * c = dloss. Mean with N = 0 is NaN (as PyTorch) and adds no gradient. The loss is written to
+   * `lossOut` (one f32); dlogits may be 0 (loss only). Returns −1, or the first row whose target is
+   * outside `[0, V)` and not ignored (then nothing is written).
+   */
+  softmaxCrossEntropy(
+    logits: number,
+    dlogits: number,
+    ld: number,
+    rows: number,
+    V: number,
+    targets: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    reduction: number,
+    dloss: number,
+    lossOut: number,
+  ): number;
+
+  /**
+   * Backward of one `lstmCell` step: from the step's gate pre-activations `gates` `[batch, 4H]`
+   * (i, f, g, o, as the forward passed them), the cell state before the step `cPrev` `[batch, H]`,
+   * `dh` `[batch, H]` (row stride `ldh`: the gradient reaching h_t from the output and the next
+   * step) and `dc` `[batch, H]` (in: the gradient reaching c_t from the next step; out, in place:
+   * the gradient of c_{t−1}), writes `dgates` `[batch, 4H]`, the gradient of the pre-activations
+   * (overwritten: per-step scratch). The caller then does `dW_ih += dgatesᵀ·x_t`,
+   * `dW_hh += dgatesᵀ·h_{t−1}`, `db_ih, db_hh += Σ dgates`, `dx_t += dgates·W_ih`,
+   * `dh_{t−1} = dgates·W_hh`.
+   */
+  lstmCellBackward(
+    dgates: number,
+    dc: number,
+    dh: number,
+    ldh: number,
+    gates: number,
+    cPrev: number,
+    H: number,
+    batch: number,
+  ): void;
+
+  /**
+   * Backward of one `gruCell` step: from `gx` = W_ih x + b_ih and `gh` = W_hh h + b_hh
+   * (`[batch, 3H]`, r, z, n), h_{t−1} `hPrev` (row stride `ldp`) and `dh` (row stride `ldh`),
+   * writes `dgx`, `dgh` `[batch, 3H]` (overwritten: the gradients of gx and gh; they differ only in
+   * the n block, dgh_n = dgx_n ⊙ r) and accumulates `dhPrev` `[batch, H]` += dh ⊙ z (the direct
+   * path; the caller adds `dgh·W_hh`). Then `dW_ih += dgxᵀ·x_t`, `dW_hh += dghᵀ·h_{t−1}`,
+   * `db_ih += Σ dgx`, `db_hh += Σ dgh`, `dx_t += dgx·W_ih`.
+   */
+  gruCellBackward(
+    dgx: number,
+    dgh: number,
+    dhPrev: number,
+    dh: number,
+    ldh: number,
+    gx: number,
+    gh: number,
+    hPrev: number,
+    ldp: number,
+    H: number,
+    batch: number,
+  ): void;
+}
+
+/** The backward kernels' names: the loader checks them too. */
+export const BACKWARD_KERNEL_NAMES: readonly (keyof BackwardKernels)[] = [
+  "unaryBackward",
+  "biasGrad",
+  "embeddingBackward",
+  "im2colPatchBackward",
+  "normStats",
+  "layerNormBackward",
+  "rmsNormBackward",
+  "softmaxBackward",
+  "attentionBackward",
+  "softmaxCrossEntropy",
+  "lstmCellBackward",
+  "gruCellBackward",
 ];

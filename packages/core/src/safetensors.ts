@@ -844,7 +844,8 @@ async function httpReader(url: string): Promise<ByteRangeReader> {
   };
 }
 
-async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
+/** @internal A byte-range reader over any source `openSafetensors` accepts (`who` names the caller in errors). */
+export async function readerFor(source: SafetensorsSource, who = "openSafetensors"): Promise<ByteRangeReader> {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesReader(toBytes(source));
   if (typeof Blob !== "undefined" && source instanceof Blob) return blobReader(source);
   if (typeof source === "string" || source instanceof URL) {
@@ -857,7 +858,7 @@ async function readerFor(source: SafetensorsSource): Promise<ByteRangeReader> {
     return /^https?:/i.test(s) ? httpReader(s) : bytesReader(new Uint8Array(await (await fetchOk(s)).arrayBuffer()));
   }
   if (source && typeof (source as ByteRangeReader).read === "function") return source as ByteRangeReader;
-  throw new InputError("openSafetensors: source must be a Blob, a path or URL, bytes, or a ByteRangeReader");
+  throw new InputError(`${who}: source must be a Blob, a path or URL, bytes, or a ByteRangeReader`);
 }
 
 async function readExactly(r: ByteRangeReader, offset: number, length: number, what: { tensor?: string }) {

@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 /**
- * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 folder (progress
+ * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder (progress
  * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
  */
 import { parseArgs } from "node:util";
-import { type BackendName, init, WasmformerError } from "@wasmformer/core";
-import type { GenerateOptions } from "./generate.js";
-import { loadPretrained } from "./pretrained.js";
+import { type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
+import { AutoModelForCausalLM } from "./auto.js";
+import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 
 const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
 
-Loads a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json or vocab.json +
-merges.txt) and streams the continuation of the prompt to stdout.
+Loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or mistral,
+model.safetensors, tokenizer.json or vocab.json + merges.txt) and streams the continuation of the
+prompt to stdout.
 
 options:
   --model, -m <folder>          model folder (required)
@@ -24,18 +25,24 @@ options:
   --repetition-penalty <r>      HF repetition penalty (1 = off)
   --seed <s>                    PRNG seed for sampling (default: random)
   --stop <text>                 stop when the text contains this (repeatable)
-  --stop-id <id>                stop after this token id (repeatable; default: eos_token_id)
+  --stop-id <id>                stop after this token id (repeatable; default: eos_token_id, one or a list)
   --ignore-eos                  do not stop at eos_token_id
   --logprobs                    print each token's log-probability to stderr
   --backend <b>                 auto | wasm-simd | wasm-relaxed | ref (default auto)
   --no-progress                 no progress bar
   --help, -h                    this help`;
 
+/** Decimal notation only (`Number()` would also take "0x10", "0b1", " 5 " and "Infinity"). */
+const DECIMAL_INT = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function num(v: string | undefined, name: string, int = false): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || (int && !Number.isInteger(x))) {
-    throw new UsageError(`--${name} must be ${int ? "an integer" : "a number"}, got ${JSON.stringify(v)}`);
+  if (!(int ? DECIMAL_INT : DECIMAL).test(v) || !Number.isFinite(x) || (int && !Number.isSafeInteger(x))) {
+    throw new UsageError(
+      `--${name} must be ${int ? "a decimal integer" : "a decimal number"}, got ${JSON.stringify(v)}`,
+    );
   }
   return x;
 }
@@ -126,18 +133,27 @@ export async function main(argv: string[]): Promise<number> {
       signal: ac.signal,
     };
     if (stopIds.length > 0 || values["ignore-eos"]) opts.stopIds = stopIds;
+    // every argument is checked before the model loads (ids against the vocabulary only after)
+    const ids = promptIds?.split(",").map((s) => num(s.trim(), "prompt-ids", true)!);
+    if (ids?.some((id) => id < 0)) throw new UsageError(`--prompt-ids must be token ids ≥ 0, got ${promptIds}`);
+    try {
+      checkGenerateOptions(opts, Number.MAX_SAFE_INTEGER); // the vocabulary is not known yet
+    } catch (e) {
+      if (e instanceof InputError) throw new UsageError(e.message);
+      throw e;
+    }
 
     await init({ backend: backend as "auto" | BackendName });
     const bar = values["no-progress"] ? undefined : progressBar("loading");
     bar?.(0, 1);
-    const model = await loadPretrained(folder, {
+    const model = await AutoModelForCausalLM.fromPretrained(folder, {
       onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
       signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
     });
-    if (opts.stopIds === undefined && model.config.eos_token_id !== null) opts.stopIds = [model.config.eos_token_id];
+    opts.stopIds ??= model.arch.eosTokenIds;
     let prompt: string | number[];
-    if (promptIds !== undefined) {
-      prompt = promptIds.split(",").map((s) => num(s, "prompt-ids", true)!);
+    if (ids !== undefined) {
+      prompt = ids;
     } else {
       if (!model.tokenizer)
         throw new UsageError(

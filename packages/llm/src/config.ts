@@ -4,7 +4,7 @@
  * Missing fields take HF's defaults; present fields of the wrong type are a `ConfigError` naming them
  * (read with core's `readConfig`).
  */
-import { Act, ConfigError, divisibleBy, field, readConfig } from "@wasmformer/core";
+import { Act, ConfigError, divisibleBy, type Field, field, readConfig } from "@wasmformer/core";
 
 export interface GPT2Config {
   vocab_size: number;
@@ -21,7 +21,8 @@ export interface GPT2Config {
   reorder_and_upcast_attn: boolean;
   tie_word_embeddings: boolean;
   bos_token_id: number | null;
-  eos_token_id: number | null;
+  /** One id or several (HF allows a list: generation stops at any of them). */
+  eos_token_id: number | number[] | null;
 }
 
 /** `GPT2Config()` defaults (GPT-2 small). */
@@ -67,6 +68,23 @@ export function activationCode(name: string): number {
   return a;
 }
 
+/** A token id, or a non-empty list of them (HF `eos_token_id` may be either). */
+function idOrIds(): Field<number | number[]> {
+  const one = field.int({ nonNegative: true });
+  const list = field.arrayOf(field.int({ nonNegative: true }), { minLength: 1 });
+  return {
+    ...one,
+    expected: `${one.expected} or ${list.expected}`,
+    read: (v, path, ctx) => (Array.isArray(v) ? list.read(v, path, ctx) : one.read(v, path, ctx)),
+  };
+}
+
+/** The end-of-sequence ids of a config (`eos_token_id` as a list; empty when null). */
+export function eosTokenIds(c: { eos_token_id: number | number[] | null }): number[] {
+  const e = c.eos_token_id;
+  return e === null ? [] : typeof e === "number" ? [e] : [...e];
+}
+
 /** `GPT2Config` as a core config schema (HF `attribute_map`: `n_ctx` is accepted for `n_positions`). */
 export const GPT2ConfigSchema = {
   vocab_size: field.int({ positive: true, default: gpt2Defaults.vocab_size }),
@@ -82,16 +100,17 @@ export const GPT2ConfigSchema = {
   reorder_and_upcast_attn: field.bool({ default: false }),
   tie_word_embeddings: field.bool({ default: true }),
   bos_token_id: field.nullable(field.int({ nonNegative: true }), { default: gpt2Defaults.bos_token_id }),
-  eos_token_id: field.nullable(field.int({ nonNegative: true }), { default: gpt2Defaults.eos_token_id }),
+  eos_token_id: field.nullable(idOrIds(), { default: gpt2Defaults.eos_token_id }),
   model_type: field.optional(field.enumOf(["gpt2"])),
 };
 
-type Ids = { vocab_size: number; bos_token_id: number | null; eos_token_id: number | null };
-/** Rule: a token id of the config lies inside the vocabulary (HF configs of resized vocabularies may keep stale ids; only an id outside the table is fatal). */
+type Ids = { vocab_size: number; bos_token_id: number | null; eos_token_id: number | number[] | null };
+/** Rule: the token ids of the config lie inside the vocabulary (HF configs of resized vocabularies may keep stale ids; only an id outside the table is fatal). */
 const idInVocab = (f: "bos_token_id" | "eos_token_id") => (c: Ids) => {
   const id = c[f];
-  return id !== null && id >= c.vocab_size
-    ? { field: f, message: `${id} is outside the vocabulary (vocab_size ${c.vocab_size})` }
+  const bad = (id === null ? [] : typeof id === "number" ? [id] : id).find((x) => x >= c.vocab_size);
+  return bad !== undefined
+    ? { field: f, message: `${bad} is outside the vocabulary (vocab_size ${c.vocab_size})` }
     : undefined;
 };
 

@@ -12,6 +12,10 @@
  * logits = ln_f(h) · wteᵀ            (lm_head tied to wte, or its own weight)
  * ```
  *
+ * The same engine (`CausalLM`) runs the Llama family (llama.ts, llama-model.ts): the differences
+ * are a few switches read from the config (`DecoderArch`, decoder-arch.ts: norm, positions, MLP
+ * kind, head grouping, weight layout, biases).
+ *
  * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
  * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
  * slots with a key-padding mask and starts its positions at its first real token, so that it
@@ -19,19 +23,23 @@
  */
 import {
   AbortError,
+  BinOp,
   checkBlockCount,
   createRuntime,
+  DisposedError,
   formatShape,
   InputError,
   PACK_KC,
   packedIndex,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
   WasmformerError,
   WeightsError,
 } from "@wasmformer/core";
-import { activationCode, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
+import { activationCode, eosTokenIds, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
+import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 import {
   type GenerateOptions,
   type GenerationChunk,
@@ -40,6 +48,7 @@ import {
   generateAll,
   type Prompt,
 } from "./generate.js";
+import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -96,8 +105,14 @@ export interface GPT2Options {
 interface BlockWeights {
   ln1w: number; // (E,)
   ln1b: number; // (E,)
-  attnW: number; // (E, 3E) Conv1D [in, out], as column blocks (see CONV1D)
+  attnW: number; // (E, 3E) Conv1D [in, out], as column blocks (see CONV1D); Llama: q (E, H·d)
   attnB: number; // (3E,)
+  kW: number; // Llama: k (E, KV·d), 0 for GPT-2 (fused into attnW)
+  kB: number;
+  vW: number; // Llama: v (E, KV·d)
+  vB: number;
+  upW: number; // Llama: up (E, inner) of the gated MLP (fcW is the gate), 0 for GPT-2
+  upB: number;
   attnProjW: number; // (E, E)
   attnProjB: number; // (E,)
   ln2w: number; // (E,)
@@ -139,8 +154,9 @@ const PACK_HEAD_COLS = 768; // head columns packed at a time at load (a multiple
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
 interface Weights {
+  invFreq: number; // (d/2,) rotary frequencies, 0 for a learned position table
   wte: number; // (V, E) rows for the embedding gather; 0 when tied (the embedding is read from `head`)
-  wpe: number; // (n_positions, E)
+  wpe: number; // (n_positions, E); 0 with rotary positions
   blocks: BlockWeights[];
   lnfW: number; // (E,)
   lnfB: number; // (E,)
@@ -157,12 +173,13 @@ interface Scratch {
   qkv: number; // (rows, 3E)
   att: number; // (rows, E) attention output, heads concatenated
   h: number; // (rows, inner) MLP hidden
+  h2: number; // (rows, inner) the up projection of a gated MLP (0 otherwise)
   probs: number; // (chunk, n_positions) attention weights of one (row, head)
   logitRows: number; // capacity of `logits` in rows
   lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
   logits: number; // (logitRows, V)
-  kCache: number; // (L, maxBatch, n_positions, E): row = one slot, heads side by side
-  vCache: number; // (L, maxBatch, n_positions, E)
+  kCache: number; // (L, maxBatch, n_positions, KV·d): row = one slot, key/value heads side by side
+  vCache: number; // (L, maxBatch, n_positions, KV·d)
   kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
 }
 
@@ -178,6 +195,8 @@ export interface ForwardOptions {
   /** Which logits to compute: every new position, only the last one (default), or none. */
   logits?: "all" | "last" | "none";
   outputAttentions?: boolean;
+  /** The sequence to run in (see `createContext`). Default: the model's own. */
+  context?: KVContext;
 }
 
 export interface PrefillOptions extends ForwardOptions {
@@ -187,13 +206,52 @@ export interface PrefillOptions extends ForwardOptions {
 
 const F32 = 4;
 
-/** Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. */
-export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"): Int32Array[] {
+/** A value as written in an error message (strings quoted, so `"1"` is not taken for 1). */
+const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v));
+
+/**
+ * The token-id check of @wasmformer/llm and @wasmformer/vlm: `v` must be an integer in
+ * [0, vocabSize). Otherwise an `InputError` naming the id, where it is (`where`, e.g.
+ * `input_ids[0, 3]`) and the vocabulary size.
+ */
+export function checkTokenId(v: unknown, vocabSize: number, where: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw new InputError(`token id ${show(v)} at ${where} is not an integer (vocab_size ${vocabSize})`);
+  if (v < 0 || v >= vocabSize)
+    throw new InputError(
+      `token id ${v} at ${where} is outside the vocabulary [0, ${vocabSize}) (vocab_size ${vocabSize})`,
+    );
+  return v;
+}
+
+/**
+ * Rows of token ids from `number[][]`, typed-array rows or an integer `[B, T]` tensor. With
+ * `vocabSize`, every id is checked by `checkTokenId` (positions reported from column `t0`);
+ * without, values must be int32 integers (masks, ids checked later).
+ */
+export function toIdRows(
+  ids: ArrayLike<number>[] | Tensor,
+  what = "input_ids",
+  vocabSize?: number,
+  t0 = 0,
+): Int32Array[] {
+  const check = (v: unknown, b: number, t: number): number => {
+    if (vocabSize !== undefined) return checkTokenId(v, vocabSize, `${what}[${b}, ${t0 + t}]`);
+    if (typeof v !== "number" || !Number.isInteger(v))
+      throw new InputError(`${what}[${b}, ${t0 + t}] = ${show(v)} is not an integer`);
+    if (v < -(2 ** 31) || v >= 2 ** 31)
+      throw new InputError(`${what}[${b}, ${t0 + t}] = ${v} is outside the int32 range`);
+    return v;
+  };
   if (ids instanceof Tensor) {
     if (ids.ndim !== 2) throw new ShapeError(`${what} must be [batch, time], got ${formatShape(ids.shape)}`);
     if (ids.dtype === "f32") throw new InputError(`${what} must be an integer tensor, got f32`);
     const [B, T] = ids.shape;
-    return Array.from({ length: B }, (_, b) => Int32Array.from(ids.data.subarray(b * T, (b + 1) * T)));
+    return Array.from({ length: B }, (_, b) => {
+      const row = Int32Array.from(ids.data.subarray(b * T, (b + 1) * T));
+      if (vocabSize !== undefined) row.forEach((v, t) => void check(v, b, t));
+      return row;
+    });
   }
   if (!Array.isArray(ids)) throw new InputError(`${what} must be an array of rows or a [batch, time] tensor`);
   return ids.map((row, b) => {
@@ -201,32 +259,50 @@ export function toIdRows(ids: ArrayLike<number>[] | Tensor, what = "input_ids"):
       throw new InputError(`${what}[${b}] is not an array of token ids`);
     }
     const out = new Int32Array(row.length);
-    for (let t = 0; t < row.length; t++) {
-      const v = row[t];
-      if (typeof v !== "number" || !Number.isInteger(v))
-        throw new InputError(`${what}[${b}, ${t}] = ${String(v)} is not an integer token id`);
-      out[t] = v;
-    }
+    for (let t = 0; t < row.length; t++) out[t] = check(row[t], b, t);
     return out;
   });
+}
+
+const LOGITS_MODES = ["all", "last", "none"];
+
+/** Typed errors for ill-typed `ForwardOptions` (the context itself is checked when entered). */
+function checkForwardOptions(o: ForwardOptions): void {
+  if (o === null || typeof o !== "object") throw new InputError(`options must be an object, got ${show(o)}`);
+  if (o.logits !== undefined && !LOGITS_MODES.includes(o.logits))
+    throw new InputError(`logits must be "all", "last" or "none", got ${show(o.logits)}`);
+  if (o.outputAttentions !== undefined && typeof o.outputAttentions !== "boolean")
+    throw new InputError(`outputAttentions must be a boolean, got ${show(o.outputAttentions)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // the model
 
+/** @internal What `CausalLM.load` plans in the heap, handed to the constructor. */
+export interface EngineParts {
+  arch: DecoderArch;
+  rt: Runtime;
+  w: Weights;
+  s: Scratch;
+  maxBatch: number;
+  chunk: number;
+  unused: string[];
+  colBlock: number;
+  headBlock: number;
+  packed: boolean;
+  /** whether the engine created `rt` (then `dispose()` gives it back) */
+  ownsRuntime: boolean;
+}
+
 /**
- * Hugging Face `GPT2LMHeadModel` with a KV cache.
- *
- * @example
- * ```ts
- * await init();
- * const model = await GPT2LMHeadModel.fromWeights(config, parseSafetensors(bytes));
- * const { logits } = model.prefill([[464, 2068, 7586]], { logits: "all" }); // [1, 3, V]
- * const next = model.decode([11]);                                            // logits [1, 1, V]
- * ```
+ * The decoder engine with a KV cache: a causal language model whose architecture is read from its
+ * config (`arch`). `GPT2LMHeadModel` and `LlamaForCausalLM` are its two configurations; every
+ * method (prefill, decode, extend, generate, inputs_embeds) works the same for both.
  */
-export class GPT2LMHeadModel {
-  readonly config: GPT2Config;
+export class CausalLM<C extends { readonly vocab_size: number } = { readonly vocab_size: number }> {
+  readonly config: C;
+  /** The engine switches read from the config: norm, positions, MLP kind, head grouping, sizes. */
+  readonly arch: DecoderArch;
   readonly runtime: Runtime;
   readonly maxBatch: number;
   /** Positions per row per prefill pass. */
@@ -243,56 +319,69 @@ export class GPT2LMHeadModel {
   private readonly E: number;
   private readonly H: number;
   private readonly hs: number;
+  private readonly KV: number;
   private readonly inner: number;
   private readonly act: number;
   private colBlock = COL_BLOCK;
   private headBlock = HEAD_BLOCK;
   private packed = false;
 
-  // cache state: every row of the current batch has filled the same slots [0, len)
+  // cache state of the resident context: every row of its batch has filled the same slots [0, len)
   private len = 0;
   private batch = 0;
   /** leading padding slots per row */
   private pad: Int32Array;
+  /** the model's own sequence (the stateful API without `context`) */
+  private readonly own: KVContext;
+  /** the context whose sequence the cache memory and `len`/`batch`/`pad` hold (see kv-context.ts) */
+  private resident: KVContext | undefined;
+  private readonly layout: CacheLayout;
+  /** `dispose()` gives the runtime back only when `fromWeights` created it */
+  private ownsRuntime = false;
+  private isDisposed = false;
 
-  private constructor(
-    config: GPT2Config,
-    rt: Runtime,
-    w: Weights,
-    s: Scratch,
-    maxBatch: number,
-    chunk: number,
-    unused: string[],
-  ) {
+  protected constructor(config: C, parts: EngineParts) {
+    const { arch, rt, w, s, maxBatch, chunk, unused } = parts;
     this.config = config;
+    this.arch = arch;
     this.runtime = rt;
     this.w = w;
     this.s = s;
     this.maxBatch = maxBatch;
     this.prefillChunk = chunk;
     this.unusedWeights = unused;
-    this.E = config.n_embd;
-    this.H = config.n_head;
-    this.hs = config.n_embd / config.n_head;
-    this.inner = innerDim(config);
-    this.act = activationCode(config.activation_function);
+    this.E = arch.dim;
+    this.H = arch.heads;
+    this.hs = arch.headDim;
+    this.KV = arch.kvHeads;
+    this.inner = arch.inner;
+    this.act = arch.act;
+    this.colBlock = parts.colBlock;
+    this.headBlock = parts.headBlock;
+    this.packed = parts.packed;
+    this.ownsRuntime = parts.ownsRuntime;
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
     this.tokenizer = undefined;
+    this.own = new KVContext(this, maxBatch);
+    this.resident = this.own;
+    this.layout = {
+      runtime: rt,
+      kCache: s.kCache,
+      vCache: s.vCache,
+      kpm: s.kpm,
+      layers: arch.layers,
+      maxBatch,
+      positions: arch.maxPositions,
+      width: arch.kvHeads * arch.headDim,
+    };
   }
 
   /**
-   * Build a model from a config (a `GPT2Config` or a raw `config.json` object) and checkpoint
-   * tensors, copying the weights into the runtime heap once. Accepts HF names (`transformer.h.0…`)
-   * and the original GPT-2 names (`h.0…`); ignores the legacy `attn.bias`/`attn.masked_bias`
-   * buffers; uses `lm_head.weight` when the embeddings are not tied.
+   * Plan the heap for `arch` (weights, KV cache, scratch) and copy the checkpoint tensors in, one at
+   * a time; matrices are brought to the engine's layout (Conv1D [in, out] and Linear [out, in] alike).
    */
-  static async fromWeights(
-    config: GPT2Config | Record<string, unknown>,
-    weights: WeightSource,
-    opts: GPT2Options = {},
-  ): Promise<GPT2LMHeadModel> {
-    const cfg = parseGPT2Config(config);
+  protected static async load(arch: DecoderArch, weights: WeightSource, opts: GPT2Options = {}): Promise<EngineParts> {
     const signal = opts.signal;
     const checkAbort = () => {
       if (signal?.aborted) throw new AbortError("loading the model was aborted");
@@ -311,60 +400,22 @@ export class GPT2LMHeadModel {
       throw new InputError(`colBlock must be an integer ≥ 0, got ${colBlock}`);
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
       throw new InputError(`maxBatch must be a positive integer, got ${maxBatch}`);
-    const P = cfg.n_positions;
+    const P = arch.maxPositions;
     const chunk = Math.min(P, opts.prefillChunk ?? Math.max(1, Math.ceil(512 / maxBatch)));
     if (!Number.isInteger(chunk) || chunk < 1)
       throw new InputError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`);
 
-    const E = cfg.n_embd;
-    const V = cfg.vocab_size;
-    const I = innerDim(cfg);
-    const L = cfg.n_layer;
-    const H = cfg.n_head;
-    const hs = E / H;
-
-    // ---- names: HF (`transformer.` prefix) or original GPT-2 layout (no prefix)
-    const prefix = weights.has("transformer.wte.weight")
-      ? "transformer."
-      : weights.has("wte.weight")
-        ? ""
-        : "transformer.";
-    // a config asking for more blocks than the file holds fails before the names are listed
-    checkBlockCount(weights.names(), `${prefix}h.`, L, "n_layer", "ln_1.weight");
+    const E = arch.dim;
+    const V = arch.vocab;
+    const I = arch.inner;
+    const L = arch.layers;
+    const kvW = arch.kvHeads * arch.headDim; // key/value width of a cache slot
+    const qkvW = (arch.heads + 2 * arch.kvHeads) * arch.headDim;
     const used = new Set<string>();
-    type Spec = { name: string; shape: number[] };
-    const specs: Spec[] = [];
-    const spec = (name: string, shape: number[]) => {
-      specs.push({ name, shape });
-      return name;
-    };
-    spec(`${prefix}wte.weight`, [V, E]);
-    spec(`${prefix}wpe.weight`, [P, E]);
-    for (let i = 0; i < L; i++) {
-      const p = `${prefix}h.${i}.`;
-      spec(`${p}ln_1.weight`, [E]);
-      spec(`${p}ln_1.bias`, [E]);
-      spec(`${p}attn.c_attn.weight`, [E, 3 * E]);
-      spec(`${p}attn.c_attn.bias`, [3 * E]);
-      spec(`${p}attn.c_proj.weight`, [E, E]);
-      spec(`${p}attn.c_proj.bias`, [E]);
-      spec(`${p}ln_2.weight`, [E]);
-      spec(`${p}ln_2.bias`, [E]);
-      spec(`${p}mlp.c_fc.weight`, [E, I]);
-      spec(`${p}mlp.c_fc.bias`, [I]);
-      spec(`${p}mlp.c_proj.weight`, [I, E]);
-      spec(`${p}mlp.c_proj.bias`, [E]);
-    }
-    spec(`${prefix}ln_f.weight`, [E]);
-    spec(`${prefix}ln_f.bias`, [E]);
+    type Spec = WeightSpec;
+    const specs = arch.specs;
     const hasLmHead = weights.has("lm_head.weight");
-    const untied = !cfg.tie_word_embeddings;
-    if (untied && !hasLmHead) {
-      throw new WeightsError(`missing tensor "lm_head.weight" (required because tie_word_embeddings is false)`, [
-        "lm_head.weight",
-      ]);
-    }
-    if (untied) spec("lm_head.weight", [V, E]);
+    const untied = !arch.tied;
 
     // ---- check names and shapes before reading anything
     const missing = specs.filter((s) => !weights.has(s.name)).map((s) => s.name);
@@ -380,16 +431,14 @@ export class GPT2LMHeadModel {
     }
     if (opts.strict ?? true) {
       const wanted = new Set(specs.map((s) => s.name));
-      const ignored = (n: string) =>
-        (n.startsWith(prefix) && LEGACY_BUFFER.test(n.slice(prefix.length))) || (n === "lm_head.weight" && !untied);
-      const extra = weights.names().filter((n) => !wanted.has(n) && !ignored(n));
+      const extra = weights.names().filter((n) => !wanted.has(n) && !arch.ignorable(n));
       if (extra.length > 0) {
         const more = extra.length > 5 ? ` and ${extra.length - 5} more` : "";
         throw new WeightsError(
           `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
             .slice(0, 5)
             .map((n) => `"${n}"`)
-            .join(", ")}${more}: the config (n_layer ${L}) does not use ${extra.length > 1 ? "them" : "it"} ` +
+            .join(", ")}${more}: the ${arch.modelType} config (${L} layers) does not use ${extra.length > 1 ? "them" : "it"} ` +
             `(pass strict: false to load anyway)`,
           extra,
         );
@@ -399,7 +448,7 @@ export class GPT2LMHeadModel {
       if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
         throw new WeightsError(
           `tensor "${name}" has shape ${formatShape(got)}, expected ${formatShape(want)} ` +
-            `(config: vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I})`,
+            `(config: ${arch.describe})`,
           [name],
         );
       }
@@ -418,71 +467,81 @@ export class GPT2LMHeadModel {
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
     const rt = opts.runtime ?? createRuntime();
-    const headName = untied ? "lm_head.weight" : `${prefix}wte.weight`;
-    /** floats a weight takes in the heap: packed Conv1D weights and head are padded to 8 columns */
+    const headName = arch.head;
+    /** floats a weight takes in the heap: packed matrices and head are padded to 8 columns */
     const floatsOf = (sp: Spec) => {
-      if (packed && CONV1D.test(sp.name)) return rt.k.packedSize(sp.shape[0], sp.shape[1]);
+      if (packed && sp.layout === "conv1d") return rt.k.packedSize(sp.shape[0], sp.shape[1]);
+      if (packed && sp.layout === "linear") return rt.k.packedSize(sp.shape[1], sp.shape[0]);
       if (packed && sp.name === headName) return rt.k.packedSize(E, V);
       return sp.shape.reduce((x, y) => x * y, 1);
     };
     const weightFloats = specs.reduce((a, s) => a + floatsOf(s), 0);
-    const cacheFloats = 2 * L * maxBatch * P * E;
-    const scratchFloats = rows * (2 + E * 3 + 3 * E + I) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4;
+    const cacheFloats = 2 * L * maxBatch * P * kvW;
+    const attW = arch.heads * arch.headDim;
+    const hFloats = arch.gated ? 2 * I : I;
+    const ropeFloats = arch.invFreq ? arch.invFreq.length : 0;
+    const scratchFloats =
+      rows * (2 + E * 2 + attW + qkvW + hFloats) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4 + ropeFloats;
     const heap = rt.heap;
-    // the largest Conv1D weight or LM-head block, transposed or packed from here (packed: the
-    // head's source rows and their packed copy)
+    // the largest matrix or LM-head block, transposed or packed from here (packed: the head's
+    // source rows and their packed copy)
     const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
-    const stagingFloats = Math.max(E * 3 * E, E * I, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
+    const maxMatrix = specs.reduce((a, sp) => (sp.layout ? Math.max(a, sp.shape[0] * sp.shape[1]) : a), 0);
+    const stagingFloats = Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
     // weights first, then scratch and cache, then (temporarily) the staging buffer
     const ptrs = new Map<string, number>();
     for (const s of specs) ptrs.set(s.name, heap.allocF32(floatsOf(s)));
-    const at = (name: string) => ptrs.get(name)!;
-    const blocks: BlockWeights[] = [];
-    for (let i = 0; i < L; i++) {
-      const p = `${prefix}h.${i}.`;
-      blocks.push({
-        ln1w: at(`${p}ln_1.weight`),
-        ln1b: at(`${p}ln_1.bias`),
-        attnW: at(`${p}attn.c_attn.weight`),
-        attnB: at(`${p}attn.c_attn.bias`),
-        attnProjW: at(`${p}attn.c_proj.weight`),
-        attnProjB: at(`${p}attn.c_proj.bias`),
-        ln2w: at(`${p}ln_2.weight`),
-        ln2b: at(`${p}ln_2.bias`),
-        fcW: at(`${p}mlp.c_fc.weight`),
-        fcB: at(`${p}mlp.c_fc.bias`),
-        mlpProjW: at(`${p}mlp.c_proj.weight`),
-        mlpProjB: at(`${p}mlp.c_proj.bias`),
-      });
-    }
+    const at = (name: string | undefined) => (name === undefined ? 0 : ptrs.get(name)!);
+    const blocks: BlockWeights[] = arch.blocks.map((b: BlockNames) => ({
+      ln1w: at(b.ln1w),
+      ln1b: at(b.ln1b),
+      attnW: at(b.attnW),
+      attnB: at(b.attnB),
+      kW: at(b.kW),
+      kB: at(b.kB),
+      vW: at(b.vW),
+      vB: at(b.vB),
+      attnProjW: at(b.attnProjW),
+      attnProjB: at(b.attnProjB),
+      ln2w: at(b.ln2w),
+      ln2b: at(b.ln2b),
+      fcW: at(b.fcW),
+      fcB: at(b.fcB),
+      upW: at(b.upW),
+      upB: at(b.upB),
+      mlpProjW: at(b.mlpProjW),
+      mlpProjB: at(b.mlpProjB),
+    }));
     const w: Weights = {
-      wte: untied ? at(`${prefix}wte.weight`) : 0,
-      wpe: at(`${prefix}wpe.weight`),
+      invFreq: arch.invFreq ? heap.allocF32(arch.invFreq.length) : 0,
+      wte: untied ? at(arch.embed) : 0,
+      wpe: at(arch.pos),
       blocks,
-      lnfW: at(`${prefix}ln_f.weight`),
-      lnfB: at(`${prefix}ln_f.bias`),
+      lnfW: at(arch.normW),
+      lnfB: at(arch.normB),
       head: at(headName),
     };
+    if (arch.invFreq) heap.f32(w.invFreq, arch.invFreq.length).set(arch.invFreq);
     const s: Scratch = {
       rows,
       ids: heap.alloc(rows * 4),
       pos: heap.alloc(rows * 4),
       x: heap.allocF32(rows * E),
       xn: heap.allocF32(rows * E),
-      qkv: heap.allocF32(rows * 3 * E),
-      att: heap.allocF32(rows * E),
+      qkv: heap.allocF32(rows * qkvW),
+      att: heap.allocF32(rows * attW),
       h: heap.allocF32(rows * I),
+      h2: arch.gated ? heap.allocF32(rows * I) : 0,
       probs: heap.allocF32(chunk * P),
       logitRows,
       lnRows: heap.allocF32(logitRows * E),
       logits: heap.allocF32(logitRows * V),
-      kCache: heap.allocF32(L * maxBatch * P * E),
-      vCache: heap.allocF32(L * maxBatch * P * E),
+      kCache: heap.allocF32(L * maxBatch * P * kvW),
+      vCache: heap.allocF32(L * maxBatch * P * kvW),
       kpm: heap.alloc(maxBatch * P),
     };
-    void hs;
 
     // ---- copy the weights in, one tensor at a time (a lazy file reads each just now)
     const mark = heap.mark();
@@ -525,7 +584,22 @@ export class GPT2LMHeadModel {
             heap.f32(staging, wb * E).set(src.subarray(v0 * E, (v0 + wb) * E));
             rt.k.transpose2d(staging, E, ptr + v0 * E * F32, wb, wb, E);
           }
-        } else if (CONV1D.test(sp.name)) {
+        } else if (sp.layout === "linear") {
+          // Linear [out, in]: packed as op(B) with transB = 1; kept as is for transB = 1 (colBlock
+          // 0); or cut into the column blocks (in, wb) of its transpose
+          const [nout, nin] = sp.shape;
+          heap.f32(staging, t.size).set(t.data as Float32Array);
+          if (packed) {
+            rt.k.packB(nin, nout, staging, nin, 1, ptr);
+          } else if (colBlock === 0) {
+            rt.k.copy2d(staging, nin, ptr, nin, nout, nin);
+          } else {
+            for (let c0 = 0; c0 < nout; c0 += colBlock) {
+              const wb = Math.min(colBlock, nout - c0);
+              rt.k.transpose2d(staging + c0 * nin * F32, nin, ptr + c0 * nin * F32, wb, wb, nin);
+            }
+          }
+        } else if (sp.layout === "conv1d") {
           const [nin, nout] = sp.shape;
           heap.f32(staging, t.size).set(t.data as Float32Array);
           if (packed) {
@@ -550,11 +624,19 @@ export class GPT2LMHeadModel {
       heap.release(mark);
     }
     const unused = weights.names().filter((n) => !used.has(n));
-    const model = new GPT2LMHeadModel(cfg, rt, w, s, maxBatch, chunk, unused);
-    model.colBlock = colBlock;
-    model.headBlock = headBlock;
-    model.packed = packed;
-    return model;
+    return {
+      arch,
+      rt,
+      w,
+      s,
+      maxBatch,
+      chunk,
+      unused,
+      colBlock,
+      headBlock,
+      packed,
+      ownsRuntime: opts.runtime === undefined,
+    };
   }
 
   /**
@@ -567,44 +649,102 @@ export class GPT2LMHeadModel {
    * ```
    */
   generate(prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    this.alive();
     return generate(this, this.tokenizer, prompt, opts);
   }
 
   /** `generate` run to the end: the ids, texts and finish reasons per row. */
   generateAll(prompt: Prompt, opts: GenerateOptions = {}): Promise<GenerationResult> {
+    if (this.isDisposed) return Promise.reject(new DisposedError("this GPT2LMHeadModel"));
     return generateAll(this, this.tokenizer, prompt, opts);
-  }
-
-  /**
-   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
-   * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
-   */
-  static async fromPretrained(
-    folder: string,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<GPT2LMHeadModel> {
-    const { loadPretrained } = await import("./pretrained.js");
-    return loadPretrained(folder, opts);
   }
 
   /** Slots filled in the KV cache (prompt + generated tokens, padding included). */
   get cacheLength(): number {
-    return this.len;
+    return this.stateOf(this.own).len;
   }
   /** Rows of the current batch (0 before the first prefill). */
   get batchSize(): number {
-    return this.batch;
+    return this.stateOf(this.own).batch;
   }
   /** Leading padding slots of each row of the current batch. */
   get padding(): number[] {
-    return Array.from(this.pad.subarray(0, this.batch));
+    const st = this.stateOf(this.own);
+    return Array.from(st.pad.subarray(0, st.batch));
   }
 
   /** Forget the cached sequence (the buffers stay allocated). */
   reset(): void {
+    this.enter(this.own, true);
     this.len = 0;
     this.batch = 0;
     this.pad.fill(0);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // KV contexts (kv-context.ts) and dispose
+
+  /**
+   * A new, empty sequence of its own: pass it as `context` to `prefill`/`decode`/`extend`/
+   * `prefillEmbeds`. Sequences of different contexts may be interleaved freely (each
+   * `generate()` runs in one); the cache memory is swapped between them when needed.
+   */
+  createContext(): KVContext {
+    this.alive();
+    return new KVContext(this, this.maxBatch);
+  }
+
+  /** Drop a context made by `createContext` (its saved slots); using it afterwards is a `DisposedError`. */
+  releaseContext(ctx: KVContext): void {
+    if (!(ctx instanceof KVContext) || ctx.owner !== this || ctx === this.own) return;
+    ctx.released = true;
+    ctx.k = ctx.v = undefined;
+    if (this.resident === ctx) this.resident = undefined; // nothing to save from it any more
+  }
+
+  /**
+   * Free the model's wasm memory now (the runtime goes back to core's `releaseRuntime`, unless it
+   * was passed in through `runtime`). Every later call is a `DisposedError`; a `generate()` in
+   * flight ends with one at its next step.
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.resident = undefined;
+    if (this.ownsRuntime) releaseRuntime(this.runtime);
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  private alive(): void {
+    if (this.isDisposed) throw new DisposedError("this GPT2LMHeadModel");
+  }
+
+  /** The sequence state of `ctx`: live fields when resident, else its saved state. */
+  private stateOf(ctx: KVContext): { len: number; batch: number; pad: Int32Array } {
+    return this.resident === ctx ? { len: this.len, batch: this.batch, pad: this.pad } : ctx.state;
+  }
+
+  /** Make `ctx` (default: the model's own) the resident context, swapping cache slots if needed. */
+  private enter(ctx: KVContext | undefined, fresh = false): KVContext {
+    this.alive();
+    const c = ctx ?? this.own;
+    if (!(c instanceof KVContext) || c.owner !== this)
+      throw new InputError("context must be a KVContext created by this model's createContext()");
+    c.check();
+    if (this.resident === c) return c;
+    if (fresh) {
+      // a new sequence replaces the saved one: nothing to restore
+      c.state = { len: 0, batch: 0, pad: new Int32Array(this.maxBatch) };
+      c.k = c.v = undefined;
+    }
+    if (this.resident) saveContext(this.layout, { len: this.len, batch: this.batch, pad: this.pad }, this.resident);
+    ({ len: this.len, batch: this.batch, pad: this.pad } = restoreContext(this.layout, c));
+    this.resident = c;
+    return c;
   }
 
   /**
@@ -620,7 +760,9 @@ export class GPT2LMHeadModel {
    * left and pass `attentionMask`). Default: logits of the last position only.
    */
   prefill(inputIds: ArrayLike<number>[] | Tensor, opts: PrefillOptions = {}): ForwardOutput {
-    const rows = toIdRows(inputIds);
+    this.alive();
+    checkForwardOptions(opts);
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size);
     const B = rows.length;
     if (B === 0) throw new InputError("input_ids has no rows");
     if (B > this.maxBatch)
@@ -635,9 +777,8 @@ export class GPT2LMHeadModel {
           `input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length} (left-pad them and pass attentionMask)`,
         );
     });
-    const P = this.config.n_positions;
-    if (T > P) throw new InputError(`prompt of ${T} tokens exceeds n_positions ${P}`);
-    this.checkIds(rows, 0);
+    const P = this.arch.maxPositions;
+    if (T > P) throw new InputError(`prompt of ${T} tokens exceeds ${this.arch.positionsField} ${P}`);
     const pad = new Int32Array(this.maxBatch);
     if (opts.attentionMask !== undefined) {
       const mask = toIdRows(opts.attentionMask, "attentionMask");
@@ -662,6 +803,7 @@ export class GPT2LMHeadModel {
       });
     }
     // the new state is committed only once the inputs are known to be valid
+    this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
     this.pad = pad;
@@ -676,19 +818,24 @@ export class GPT2LMHeadModel {
    * that position (`[B, 1, V]`, or none with `logits: "none"`).
    */
   decode(ids: ArrayLike<number>, opts: ForwardOptions = {}): ForwardOutput {
-    if (this.batch === 0) throw new InputError("decode() before prefill(): the cache is empty");
-    if (ids.length !== this.batch)
-      throw new InputError(`decode() got ${ids.length} token ids for a batch of ${this.batch} rows`);
+    checkForwardOptions(opts);
+    const { batch } = this.stateOf(this.enter(opts.context));
+    if (batch === 0) throw new InputError("decode() before prefill(): the cache is empty");
+    if (ids === null || typeof ids !== "object" || typeof ids.length !== "number")
+      throw new InputError(`decode() takes one token id per row (an array), got ${show(ids)}`);
+    if (ids.length !== batch) throw new InputError(`decode() got ${ids.length} token ids for a batch of ${batch} rows`);
     return this.extend(
-      Array.from({ length: this.batch }, (_, b) => Int32Array.of(ids[b])),
-      { logits: opts.logits ?? "last", outputAttentions: opts.outputAttentions },
+      Array.from({ length: batch }, (_, b) => [ids[b]]),
+      { logits: opts.logits ?? "last", outputAttentions: opts.outputAttentions, context: opts.context },
     );
   }
 
   /** Append `T` tokens per row (`[B, T]`) to the cached sequence. */
   extend(inputIds: ArrayLike<number>[] | Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    checkForwardOptions(opts);
+    this.enter(opts.context);
     if (this.batch === 0) throw new InputError("extend() before prefill(): the cache is empty");
-    const rows = toIdRows(inputIds);
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size, this.len);
     if (rows.length !== this.batch) throw new InputError(`got ${rows.length} rows for a batch of ${this.batch}`);
     const T = rows[0].length;
     rows.forEach((r, b) => {
@@ -696,8 +843,7 @@ export class GPT2LMHeadModel {
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
     if (T === 0) throw new InputError("no tokens to append");
-    this.checkCapacity(T);
-    this.checkIds(rows, this.len);
+    this.checkCapacity(T, opts.context);
     return this.run(rows, T, opts);
   }
 
@@ -709,14 +855,14 @@ export class GPT2LMHeadModel {
    * `get_input_embeddings()(input_ids)`); T may be 0. Does not touch the KV cache.
    */
   embedTokens(inputIds: ArrayLike<number>[] | Tensor): Tensor<"f32"> {
-    const rows = toIdRows(inputIds);
+    this.alive();
+    const rows = toIdRows(inputIds, "input_ids", this.config.vocab_size);
     const B = rows.length;
     const T = rows[0]?.length ?? 0;
     rows.forEach((r, b) => {
       if (r.length !== T)
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
-    this.checkIds(rows, 0);
     const { E } = this;
     const out = new Float32Array(B * T * E);
     const flat = new Int32Array(B * T);
@@ -737,12 +883,14 @@ export class GPT2LMHeadModel {
    * continues with token ids at position T.
    */
   prefillEmbeds(inputsEmbeds: Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    this.alive();
+    checkForwardOptions(opts);
     const { E } = this;
     if (!(inputsEmbeds instanceof Tensor)) throw new InputError("inputs_embeds must be a Tensor [batch, time, n_embd]");
     if (inputsEmbeds.dtype !== "f32") throw new InputError(`inputs_embeds must be f32, got ${inputsEmbeds.dtype}`);
     if (inputsEmbeds.ndim !== 3 || inputsEmbeds.shape[2] !== E) {
       throw new ShapeError(
-        `inputs_embeds must be [batch, time, ${E}] (n_embd ${E}), got ${formatShape(inputsEmbeds.shape)}`,
+        `inputs_embeds must be [batch, time, ${E}] (${this.arch.dimField} ${E}), got ${formatShape(inputsEmbeds.shape)}`,
       );
     }
     const [B, T] = inputsEmbeds.shape;
@@ -752,8 +900,8 @@ export class GPT2LMHeadModel {
         `batch of ${B} rows exceeds maxBatch ${this.maxBatch} (set maxBatch when loading the model)`,
       );
     if (T === 0) throw new InputError("inputs_embeds rows are empty: a prompt needs at least one position");
-    const P = this.config.n_positions;
-    if (T > P) throw new InputError(`prompt of ${T} positions exceeds n_positions ${P}`);
+    const P = this.arch.maxPositions;
+    if (T > P) throw new InputError(`prompt of ${T} positions exceeds ${this.arch.positionsField} ${P}`);
     const data = inputsEmbeds.data as Float32Array;
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
@@ -762,6 +910,7 @@ export class GPT2LMHeadModel {
         throw new InputError(`inputs_embeds[${b}, ${t}, ${i % E}] = ${data[i]} is not finite`);
       }
     }
+    this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
     this.pad = new Int32Array(this.maxBatch);
@@ -802,28 +951,15 @@ export class GPT2LMHeadModel {
     }
   }
 
-  /** Throws the typed error for appending `n` more positions beyond `n_positions`. */
-  checkCapacity(n: number): void {
-    const P = this.config.n_positions;
-    if (this.len + n > P) {
+  /** Throws the typed error for appending `n` more positions beyond `n_positions` / `max_position_embeddings` (to `context`, default the model's own). */
+  checkCapacity(n: number, context?: KVContext): void {
+    const P = this.arch.maxPositions;
+    const { len } = this.stateOf(context ?? this.own);
+    if (len + n > P) {
       throw new InputError(
-        `sequence would reach ${this.len + n} positions (${this.len} cached + ${n} new), beyond n_positions ${P}`,
+        `sequence would reach ${len + n} positions (${len} cached + ${n} new), beyond ${this.arch.positionsField} ${P}`,
       );
     }
-  }
-
-  private checkIds(rows: Int32Array[], slot0: number): void {
-    const V = this.config.vocab_size;
-    rows.forEach((r, b) => {
-      for (let t = 0; t < r.length; t++) {
-        const id = r[t];
-        if (id < 0 || id >= V) {
-          throw new InputError(
-            `token id ${id} at input_ids[${b}, ${slot0 + t}] is outside the vocabulary [0, ${V}) (vocab_size ${V})`,
-          );
-        }
-      }
-    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -831,7 +967,7 @@ export class GPT2LMHeadModel {
 
   /**
    * y (n, N) = act(x (n, K) · W + b + beta·y) for a Conv1D weight in the planned layout (see CONV1D);
-   * x and y are contiguous rows (ld K and N); beta 1 fuses the residual add.
+   * x is contiguous rows (ld K), y rows of ld `ldy` (default N); beta 1 fuses the residual add.
    */
   private linear(
     n: number,
@@ -843,21 +979,29 @@ export class GPT2LMHeadModel {
     y: number,
     beta: number,
     act: number,
+    ldy = N,
   ): void {
     const k = this.runtime.k;
     const cb = this.colBlock;
     if (this.packed) {
-      k.gemmPacked(n, N, K, x, K, 0, w, y, N, bias, 1, beta, act);
+      k.gemmPacked(n, N, K, x, K, 0, w, y, ldy, bias, 1, beta, act);
       return;
     }
     if (cb === 0) {
-      k.gemm(n, N, K, x, K, 0, w, K, 1, y, N, bias, 1, beta, act);
+      k.gemm(n, N, K, x, K, 0, w, K, 1, y, ldy, bias, 1, beta, act);
       return;
     }
     for (let c0 = 0; c0 < N; c0 += cb) {
       const wb = Math.min(cb, N - c0);
-      k.gemm(n, wb, K, x, K, 0, w + c0 * K * F32, wb, 0, y + c0 * F32, N, bias + c0 * F32, 1, beta, act);
+      const b0 = bias ? bias + c0 * F32 : 0;
+      k.gemm(n, wb, K, x, K, 0, w + c0 * K * F32, wb, 0, y + c0 * F32, ldy, b0, 1, beta, act);
     }
+  }
+
+  /** y (n, E) = the layer's norm of x (n, E): LayerNorm (weight, bias) or RMSNorm (weight). */
+  private norm(x: number, y: number, n: number, weight: number, bias: number): void {
+    if (this.arch.norm === "rmsnorm") this.runtime.k.rmsNorm(x, y, n, this.E, weight, this.arch.eps);
+    else this.runtime.k.layerNorm(x, y, n, this.E, weight, bias, this.arch.eps);
   }
 
   /** logits (m, V) = x (m, E) · head (E, V), block by block (see HEAD_BLOCK). */
@@ -880,10 +1024,14 @@ export class GPT2LMHeadModel {
    * (see `prefillEmbeds`).
    */
   private run(rows: Int32Array[], T: number, opts: ForwardOptions, embeds?: Float32Array): ForwardOutput {
-    const { E, H, hs, inner } = this;
-    const cfg = this.config;
-    const V = cfg.vocab_size;
-    const P = cfg.n_positions;
+    const { E, H, hs, KV, inner } = this;
+    const arch = this.arch;
+    const V = this.config.vocab_size;
+    const P = arch.maxPositions;
+    const qW = H * hs; // query width = attention output width
+    const kvW = KV * hs; // key (and value) width
+    const qkvW = qW + 2 * kvW; // a row of the q | k | v scratch
+    const group = H / KV; // query heads per key/value head
     const B = this.batch;
     const k = this.runtime.k;
     const heap = this.runtime.heap;
@@ -894,18 +1042,17 @@ export class GPT2LMHeadModel {
     const logitsOut =
       mode === "all" ? new Float32Array(B * T * V) : mode === "last" ? new Float32Array(B * V) : undefined;
     const attnOut = opts.outputAttentions
-      ? Array.from({ length: cfg.n_layer }, () => new Float32Array(B * H * T * Sfinal))
+      ? Array.from({ length: arch.layers }, () => new Float32Array(B * H * T * Sfinal))
       : undefined;
-    const rowBytes = P * E * F32; // one (layer, batch row) slice of the cache: (n_positions, E)
+    const rowBytes = P * kvW * F32; // one (layer, batch row) slice of the cache: (n_positions, KV·d)
     const cacheAt = (base: number, l: number, b: number) => base + (l * this.maxBatch + b) * rowBytes;
-    const eps = cfg.layer_norm_epsilon;
 
     for (let t0 = 0; t0 < T; t0 += this.prefillChunk) {
       const Lc = Math.min(this.prefillChunk, T - t0); // positions per row in this chunk
       const n = B * Lc; // rows of the activation buffers, row = b·Lc + t
       const s0 = this.len; // first cache slot of the chunk
 
-      // ---- embeddings: x = wte[ids] + wpe[positions]
+      // ---- embeddings: x = wte[ids] (+ wpe[positions] with a learned table)
       const ids = heap.i32(s.ids, n);
       const pos = heap.i32(s.pos, n);
       for (let b = 0; b < B; b++) {
@@ -921,36 +1068,46 @@ export class GPT2LMHeadModel {
       } else {
         this.gatherWte(n);
       }
-      if (k.gather(w.wpe, P, E, s.pos, n, s.xn) !== -1)
-        throw new WasmformerError("internal", "gather rejected a position");
-      k.binary(s.x, s.xn, s.x, n, E, E, 1, 0); // (n, E) += (n, E)
+      if (w.wpe) {
+        if (k.gather(w.wpe, P, E, s.pos, n, s.xn) !== -1)
+          throw new WasmformerError("internal", "gather rejected a position");
+        k.binary(s.x, s.xn, s.x, n, E, E, 1, 0); // (n, E) += (n, E)
+      }
 
-      for (let l = 0; l < cfg.n_layer; l++) {
+      for (let l = 0; l < arch.layers; l++) {
         const bw = w.blocks[l];
-        let scale = cfg.scale_attn_weights ? 1 / Math.sqrt(hs) : 1;
-        if (cfg.scale_attn_by_inverse_layer_idx) scale /= l + 1;
+        const scale = arch.attnScale(l);
 
-        // ---- attention: qkv = ln_1(x) · W_attn + b
-        k.layerNorm(s.x, s.xn, n, E, bw.ln1w, bw.ln1b, eps);
-        this.linear(n, s.xn, E, 3 * E, bw.attnW, bw.attnB, s.qkv, 0, 0); // (n, 3E)
+        // ---- attention: q | k | v = norm_1(x) · W + b: one fused Conv1D (GPT-2) or three Linear
+        this.norm(s.x, s.xn, n, bw.ln1w, bw.ln1b);
+        if (bw.kW) {
+          this.linear(n, s.xn, E, qW, bw.attnW, bw.attnB, s.qkv, 0, 0, qkvW);
+          this.linear(n, s.xn, E, kvW, bw.kW, bw.kB, s.qkv + qW * F32, 0, 0, qkvW);
+          this.linear(n, s.xn, E, kvW, bw.vW, bw.vB, s.qkv + (qW + kvW) * F32, 0, 0, qkvW);
+        } else {
+          this.linear(n, s.xn, E, qkvW, bw.attnW, bw.attnB, s.qkv, 0, 0); // (n, 3E)
+        }
+        // rotary positions: the H query heads and KV key heads lie side by side at the row start
+        if (w.invFreq) k.rope(s.qkv, qkvW, n, H + KV, hs, s.pos, w.invFreq);
         for (let b = 0; b < B; b++) {
-          const q0 = s.qkv + b * Lc * 3 * E * F32;
-          // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, E), ld 3E → ld E
+          const q0 = s.qkv + b * Lc * qkvW * F32;
+          // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, KV·d), ld qkvW → ld KV·d
           const kc = cacheAt(s.kCache, l, b);
           const vc = cacheAt(s.vCache, l, b);
-          k.copy2d(q0 + E * F32, 3 * E, kc + s0 * E * F32, E, Lc, E);
-          k.copy2d(q0 + 2 * E * F32, 3 * E, vc + s0 * E * F32, E, Lc, E);
+          k.copy2d(q0 + qW * F32, qkvW, kc + s0 * kvW * F32, kvW, Lc, kvW);
+          k.copy2d(q0 + (qW + kvW) * F32, qkvW, vc + s0 * kvW * F32, kvW, Lc, kvW);
           for (let h = 0; h < H; h++) {
+            const g = Math.floor(h / group); // the key/value head of query head h
             // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att
             k.attention(
               q0 + h * hs * F32,
-              3 * E,
-              kc + h * hs * F32,
-              E,
-              vc + h * hs * F32,
-              E,
-              s.att + (b * Lc * E + h * hs) * F32,
-              E,
+              qkvW,
+              kc + g * hs * F32,
+              kvW,
+              vc + g * hs * F32,
+              kvW,
+              s.att + (b * Lc * qW + h * hs) * F32,
+              qW,
               s.probs,
               Lc,
               s0 + Lc,
@@ -973,11 +1130,16 @@ export class GPT2LMHeadModel {
           }
         }
         // x = x + att · W_proj + b   (residual fused: beta = 1)
-        this.linear(n, s.att, E, E, bw.attnProjW, bw.attnProjB, s.x, 1, 0);
+        this.linear(n, s.att, qW, E, bw.attnProjW, bw.attnProjB, s.x, 1, 0);
 
-        // ---- MLP: x = x + act(ln_2(x) · W_fc + b_fc) · W_proj + b_proj
-        k.layerNorm(s.x, s.xn, n, E, bw.ln2w, bw.ln2b, eps);
+        // ---- MLP: x = x + act(norm_2(x) · W_fc + b_fc) · W_proj + b_proj, or with a gate (SwiGLU):
+        //      x = x + (act(norm_2(x) · W_gate) ⊙ norm_2(x) · W_up) · W_down
+        this.norm(s.x, s.xn, n, bw.ln2w, bw.ln2b);
         this.linear(n, s.xn, E, inner, bw.fcW, bw.fcB, s.h, 0, this.act); // (n, inner)
+        if (bw.upW) {
+          this.linear(n, s.xn, E, inner, bw.upW, bw.upB, s.h2, 0, 0);
+          k.binary(s.h, s.h2, s.h, n, inner, inner, 1, BinOp.mul);
+        }
         this.linear(n, s.h, inner, E, bw.mlpProjW, bw.mlpProjB, s.x, 1, 0);
       }
       this.len += Lc;
@@ -987,7 +1149,7 @@ export class GPT2LMHeadModel {
         // every row of the chunk, `logitRows` at a time
         for (let r0 = 0; r0 < n; r0 += s.logitRows) {
           const m = Math.min(s.logitRows, n - r0);
-          k.layerNorm(s.x + r0 * E * F32, s.lnRows, m, E, w.lnfW, w.lnfB, eps);
+          this.norm(s.x + r0 * E * F32, s.lnRows, m, w.lnfW, w.lnfB);
           this.lmHead(m, s.lnRows, s.logits); // (m, V)
           const lg = heap.f32(s.logits, m * V);
           for (let r = 0; r < m; r++) {
@@ -999,7 +1161,7 @@ export class GPT2LMHeadModel {
       } else if (mode === "last" && t0 + Lc === T) {
         // the last position of each row: (B, E) gathered, then one (B, V) GEMM
         for (let b = 0; b < B; b++) k.copy2d(s.x + (b * Lc + Lc - 1) * E * F32, E, s.lnRows + b * E * F32, E, 1, E);
-        k.layerNorm(s.lnRows, s.lnRows, B, E, w.lnfW, w.lnfB, eps);
+        this.norm(s.lnRows, s.lnRows, B, w.lnfW, w.lnfB);
         this.lmHead(B, s.lnRows, s.logits); // (B, V)
         logitsOut!.set(heap.f32(s.logits, B * V));
       }
@@ -1010,4 +1172,149 @@ export class GPT2LMHeadModel {
     if (attnOut) out.attentions = attnOut.map((a) => new Tensor(a, [B, H, T, Sfinal], "f32"));
     return out;
   }
+}
+
+/**
+ * Hugging Face `GPT2LMHeadModel` with a KV cache: the decoder engine with LayerNorm, a learned
+ * position table, fused Conv1D q/k/v and a GELU MLP.
+ *
+ * @example
+ * ```ts
+ * await init();
+ * const model = await GPT2LMHeadModel.fromWeights(config, parseSafetensors(bytes));
+ * const { logits } = model.prefill([[464, 2068, 7586]], { logits: "all" }); // [1, 3, V]
+ * const next = model.decode([11]);                                            // logits [1, 1, V]
+ * ```
+ */
+export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
+  /**
+   * Build a model from a config (a `GPT2Config` or a raw `config.json` object) and checkpoint
+   * tensors, copying the weights into the runtime heap once. Accepts HF names (`transformer.h.0…`)
+   * and the original GPT-2 names (`h.0…`); ignores the legacy `attn.bias`/`attn.masked_bias`
+   * buffers; uses `lm_head.weight` when the embeddings are not tied.
+   */
+  static async fromWeights(
+    config: GPT2Config | Record<string, unknown>,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<GPT2LMHeadModel> {
+    const cfg = parseGPT2Config(config);
+    return new GPT2LMHeadModel(cfg, await CausalLM.load(gpt2Arch(cfg, weights), weights, opts));
+  }
+
+  /**
+   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
+   * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
+   */
+  static async fromPretrained(
+    folder: string,
+    opts: GPT2Options & { tokenizer?: boolean } = {},
+  ): Promise<GPT2LMHeadModel> {
+    const { loadPretrained } = await import("./pretrained.js");
+    return loadPretrained(folder, opts);
+  }
+}
+
+/** The engine switches and tensor names of a GPT-2 checkpoint (HF names, or the original ones without `transformer.`). */
+function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
+  const P = cfg.n_positions;
+  const E = cfg.n_embd;
+  const V = cfg.vocab_size;
+  const I = innerDim(cfg);
+  const L = cfg.n_layer;
+  const H = cfg.n_head;
+  const hs = E / H;
+
+  // ---- names: HF (`transformer.` prefix) or original GPT-2 layout (no prefix)
+  const prefix = weights.has("transformer.wte.weight")
+    ? "transformer."
+    : weights.has("wte.weight")
+      ? ""
+      : "transformer.";
+  // a config asking for more blocks than the file holds fails before the names are listed
+  checkBlockCount(weights.names(), `${prefix}h.`, L, "n_layer", "ln_1.weight");
+  const specs: WeightSpec[] = [];
+  const spec = (name: string, shape: number[]) => {
+    specs.push(CONV1D.test(name) ? { name, shape, layout: "conv1d" } : { name, shape });
+    return name;
+  };
+  spec(`${prefix}wte.weight`, [V, E]);
+  spec(`${prefix}wpe.weight`, [P, E]);
+  for (let i = 0; i < L; i++) {
+    const p = `${prefix}h.${i}.`;
+    spec(`${p}ln_1.weight`, [E]);
+    spec(`${p}ln_1.bias`, [E]);
+    spec(`${p}attn.c_attn.weight`, [E, 3 * E]);
+    spec(`${p}attn.c_attn.bias`, [3 * E]);
+    spec(`${p}attn.c_proj.weight`, [E, E]);
+    spec(`${p}attn.c_proj.bias`, [E]);
+    spec(`${p}ln_2.weight`, [E]);
+    spec(`${p}ln_2.bias`, [E]);
+    spec(`${p}mlp.c_fc.weight`, [E, I]);
+    spec(`${p}mlp.c_fc.bias`, [I]);
+    spec(`${p}mlp.c_proj.weight`, [I, E]);
+    spec(`${p}mlp.c_proj.bias`, [E]);
+  }
+  spec(`${prefix}ln_f.weight`, [E]);
+  spec(`${prefix}ln_f.bias`, [E]);
+  const hasLmHead = weights.has("lm_head.weight");
+  const untied = !cfg.tie_word_embeddings;
+  if (untied && !hasLmHead) {
+    throw new WeightsError(`missing tensor "lm_head.weight" (required because tie_word_embeddings is false)`, [
+      "lm_head.weight",
+    ]);
+  }
+  if (untied) spec("lm_head.weight", [V, E]);
+
+  const blocks: BlockNames[] = [];
+  for (let i = 0; i < L; i++) {
+    const p = `${prefix}h.${i}.`;
+    blocks.push({
+      ln1w: `${p}ln_1.weight`,
+      ln1b: `${p}ln_1.bias`,
+      attnW: `${p}attn.c_attn.weight`,
+      attnB: `${p}attn.c_attn.bias`,
+      attnProjW: `${p}attn.c_proj.weight`,
+      attnProjB: `${p}attn.c_proj.bias`,
+      ln2w: `${p}ln_2.weight`,
+      ln2b: `${p}ln_2.bias`,
+      fcW: `${p}mlp.c_fc.weight`,
+      fcB: `${p}mlp.c_fc.bias`,
+      mlpProjW: `${p}mlp.c_proj.weight`,
+      mlpProjB: `${p}mlp.c_proj.bias`,
+    });
+  }
+  return {
+    modelType: "gpt2",
+    positionsField: "n_positions",
+    maxPositions: P,
+    vocab: V,
+    dim: E,
+    dimField: "n_embd",
+    layers: L,
+    heads: H,
+    kvHeads: H,
+    headDim: hs,
+    inner: I,
+    norm: "layernorm",
+    eps: cfg.layer_norm_epsilon,
+    invFreq: null,
+    gated: false,
+    act: activationCode(cfg.activation_function),
+    attnScale: (l) =>
+      (cfg.scale_attn_weights ? 1 / Math.sqrt(hs) : 1) / (cfg.scale_attn_by_inverse_layer_idx ? l + 1 : 1),
+    eosTokenIds: eosTokenIds(cfg),
+    specs,
+    embed: `${prefix}wte.weight`,
+    pos: `${prefix}wpe.weight`,
+    head: untied ? "lm_head.weight" : `${prefix}wte.weight`,
+    tied: !untied,
+    normW: `${prefix}ln_f.weight`,
+    normB: `${prefix}ln_f.bias`,
+    blocks,
+    // the original files' causal-mask buffers, and a stored copy of the tied lm_head (HF ignores it)
+    ignorable: (n) =>
+      (n.startsWith(prefix) && LEGACY_BUFFER.test(n.slice(prefix.length))) || (n === "lm_head.weight" && !untied),
+    describe: `vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I}`,
+  };
 }

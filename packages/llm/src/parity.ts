@@ -1,27 +1,53 @@
 /**
- * Parity kinds of this package (`../shared/fixtures/FORMAT.md` §6.12): `gpt2`.
+ * Parity kinds of this package (`../shared/fixtures/FORMAT.md` §6.12, §6.15): `gpt2`, `llama`.
  *
  * The prompt logits come from one full forward pass; the greedy tokens and their step logits come
  * from the KV-cached path (prefill, then one `decode` per token), which is what generation uses.
  */
 import { InputError, type KindRegistry, type KindResult, type ParityCase, Tensor } from "@wasmformer/core";
-import { GPT2LMHeadModel, toIdRows } from "./gpt2-model.js";
+import { type CausalLM, GPT2LMHeadModel, toIdRows } from "./gpt2-model.js";
+import { LlamaForCausalLM } from "./llama-model.js";
 import { argmax } from "./sampler.js";
 
 async function runGpt2(c: ParityCase): Promise<KindResult> {
+  return runDecoder(c, "gpt2", (config, weights, maxBatch) =>
+    GPT2LMHeadModel.fromWeights(config, weights, { maxBatch }),
+  );
+}
+
+async function runLlama(c: ParityCase): Promise<KindResult> {
+  return runDecoder(c, "llama", (config, weights, maxBatch) =>
+    LlamaForCausalLM.fromWeights(config, weights, { maxBatch }),
+  );
+}
+
+/** A decoder case: prompt logits by a full forward, then greedy tokens through the KV cache. */
+async function runDecoder(
+  c: ParityCase,
+  kind: string,
+  build: (
+    config: Record<string, unknown>,
+    weights: Awaited<ReturnType<ParityCase["model"]>>,
+    maxBatch: number,
+  ) => Promise<CausalLM>,
+): Promise<KindResult> {
   const n = c.params.max_new_tokens ?? 0;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
     throw new InputError(`params.max_new_tokens must be a non-negative integer, got ${JSON.stringify(n)}`);
   }
   const inputs = await c.inputs();
   const ids = inputs.get("input_ids");
-  if (!ids) throw new InputError(`gpt2 case: missing input tensor "input.input_ids"`);
+  if (!ids) throw new InputError(`${kind} case: missing input tensor "input.input_ids"`);
   const rows = toIdRows(ids);
   const B = rows.length;
-  const model = await GPT2LMHeadModel.fromWeights(c.config, await c.model(), { maxBatch: Math.max(1, B) });
+  const model = await build(c.config, await c.model(), Math.max(1, B));
   const T = rows[0]?.length ?? 0;
-  if (T + n > model.config.n_positions) {
-    throw new InputError(`prompt of ${T} tokens + max_new_tokens ${n} exceeds n_positions ${model.config.n_positions}`);
+  const { maxPositions, positionsField } = model.arch;
+  // gpt2 cases promise T + N ≤ n_positions (§6.12); llama cases that every position used — the
+  // prompt and the N − 1 tokens fed back — lies below max_position_embeddings (§6.15)
+  const used = kind === "llama" ? T + Math.max(n - 1, 0) : T + n;
+  if (used > maxPositions) {
+    throw new InputError(`prompt of ${T} tokens + max_new_tokens ${n} exceeds ${positionsField} ${maxPositions}`);
   }
 
   // prompt logits [B, T, V] (this also fills the cache)
@@ -35,7 +61,7 @@ async function runGpt2(c: ParityCase): Promise<KindResult> {
  * token. Returns the case tensors `generated_ids [B, n]` and `step_logits [B, n, V]`.
  */
 export function greedyAfterPrefill(
-  model: GPT2LMHeadModel,
+  model: CausalLM,
   logits: Tensor,
   n: number,
 ): { generated_ids: Tensor<"i32">; step_logits: Tensor<"f32"> } {
@@ -61,4 +87,4 @@ export function greedyAfterPrefill(
 }
 
 /** The kinds this package implements. */
-export const kinds: KindRegistry = { gpt2: runGpt2 };
+export const kinds: KindRegistry = { gpt2: runGpt2, llama: runLlama };

@@ -1,5 +1,5 @@
 /**
- * Loading a Hugging Face GPT-2 folder (Node): `config.json`, `model.safetensors` (read lazily, one
+ * Loading a Hugging Face GPT-2 or Llama-family folder (Node): `config.json`, `model.safetensors` (read lazily, one
  * tensor at a time, straight into the model's heap) and the tokenizer (`tokenizer.json`, or
  * `vocab.json` + `merges.txt`; optional).
  *
@@ -8,7 +8,7 @@
  */
 import { ConfigError, openSafetensors, ParseError, WeightsError } from "@wasmformer/core";
 import { SubwordTokenizer } from "@wasmformer/text";
-import { GPT2LMHeadModel, type GPT2Options } from "./gpt2-model.js";
+import { type CausalLM, GPT2LMHeadModel, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { fromSubwordTokenizer, type Tokenizer } from "./tokenizer.js";
 
 const FS_PROMISES = "node:fs/promises";
@@ -54,6 +54,18 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer | undefin
  * ```
  */
 export async function loadPretrained(folder: string, opts: PretrainedOptions = {}): Promise<GPT2LMHeadModel> {
+  return loadFolder(folder, opts, (config, file, o) => GPT2LMHeadModel.fromWeights(config, file, o));
+}
+
+/**
+ * Load a model from a Hugging Face folder with `build` (the class's `fromWeights`): reads
+ * `config.json`, opens `model.safetensors` lazily and attaches the tokenizer when present.
+ */
+export async function loadFolder<M extends CausalLM<{ vocab_size: number }>>(
+  folder: string,
+  opts: PretrainedOptions,
+  build: (config: Record<string, unknown>, weights: WeightSource, opts: PretrainedOptions) => Promise<M>,
+): Promise<M> {
   const fs = (await import(/* @vite-ignore */ FS_PROMISES)) as typeof import("node:fs/promises");
   const path = (await import(/* @vite-ignore */ PATH)) as typeof import("node:path");
   let configText: string;
@@ -84,7 +96,7 @@ export async function loadPretrained(folder: string, opts: PretrainedOptions = {
   const tokenizer = opts.tokenizer === false ? undefined : await loadTokenizer(folder);
   const file = await openSafetensors(weightsPath);
   try {
-    const model = await GPT2LMHeadModel.fromWeights(config as Record<string, unknown>, file, opts);
+    const model = await build(config as Record<string, unknown>, file, opts);
     model.tokenizer = tokenizer;
     return model;
   } finally {

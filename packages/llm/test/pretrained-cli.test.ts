@@ -261,4 +261,37 @@ describe("wasmformer CLI", () => {
     expect(long.stderr).toMatch(/InputError: .*exceeds n_positions 48/);
     expect(run(["--help"]).stdout).toContain("usage: wasmformer generate");
   });
+
+  test("numbers must be decimal; every argument is checked before the model loads", () => {
+    const dir = join(root, "cli");
+    const hex = run(["generate", "-m", dir, "-p", "x", "-n", "0x10"]);
+    expect(hex.status).toBe(2);
+    expect(hex.stderr).toContain('--max-new-tokens must be a decimal integer, got "0x10"');
+    for (const [flag, v] of [
+      ["--temperature", "0x1"],
+      ["--seed", "1e3"],
+      ["--top-p", "Infinity"],
+      ["--stop-id", " 5"],
+    ]) {
+      expect(run(["generate", "-m", dir, "-p", "x", flag, v]).status).toBe(2);
+    }
+    // option values out of range are usage errors too, before loading
+    const neg = run(["generate", "-m", join(root, "no-such-folder"), "-p", "x", "--max-new-tokens=-5"]);
+    expect(neg.status).toBe(2);
+    expect(neg.stderr).toContain("maxNewTokens must be an integer ≥ 0, got -5");
+    expect(run(["generate", "-m", join(root, "no-such-folder"), "-p", "x", "--top-p", "2"]).stderr).toContain(
+      "topP must be in (0, 1]",
+    );
+    // a folder that does not exist: the bad ids are reported, not the missing files
+    const ids = run(["generate", "-m", join(root, "no-such-folder"), "--prompt-ids", "1,2,x"]);
+    expect(ids.status).toBe(2);
+    expect(ids.stderr).toContain('--prompt-ids must be a decimal integer, got "x"');
+    expect(run(["generate", "-m", join(root, "no-such-folder"), "--prompt-ids", "1,-2"]).stderr).toContain(
+      "--prompt-ids must be token ids ≥ 0",
+    );
+    // ids outside the vocabulary are only known once the config is read: a typed error then
+    const big = run(["generate", "-m", dir, "--prompt-ids", "1,4294967301", "-n", "3", "--no-progress"]);
+    expect(big.status).toBe(1);
+    expect(big.stderr).toMatch(/InputError: token id 4294967301 at input_ids\[0, 1\] is outside the vocabulary/);
+  });
 });

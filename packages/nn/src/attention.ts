@@ -17,7 +17,7 @@
 import { Act, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { linear } from "./linear.js";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectDType, fmtShape, putF32, readF32, scratch, sharedRuntime } from "./util.js";
+import { expectDType, fmtShape, type ModuleLife, putF32, readF32, scratch, sharedRuntime } from "./util.js";
 
 /** Masks in the heap, as the attention kernel takes them. Pointers are 0 when absent. */
 export interface AttnMaskPtrs {
@@ -215,6 +215,7 @@ export interface MhaForwardOptions extends AttnMaskInputs {
 
 export class MultiheadAttention {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly embedDim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -240,16 +241,19 @@ export class MultiheadAttention {
       throw new ConfigError(`num_heads ${H} must be a positive divisor of embed_dim ${E}`, "num_heads");
     }
     this.rt = scope.rt;
+    this.life = scope.life;
     this.embedDim = E;
     this.numHeads = H;
     this.headDim = E / H;
     this.kdim = opts.kdim ?? E;
     this.vdim = opts.vdim ?? E;
     const bias = opts.bias ?? true;
+    // a block of rows of a packed weight: always 2-D `[rows, cols]` (linear() reads `[out, in]`
+    // from it, also when embed_dim = 1 makes each block a single row)
     const sub = (p: Param, row: number, rows: number, cols: number): Param => ({
       name: p.name,
       ptr: p.ptr ? p.ptr + row * cols * 4 : 0,
-      shape: rows === 1 ? [cols] : [rows, cols],
+      shape: [rows, cols],
     });
     if (this.kdim === E && this.vdim === E) {
       // PyTorch packs W_q, W_k, W_v as rows 0..E−1, E..2E−1, 2E..3E−1 of in_proj_weight
@@ -293,6 +297,7 @@ export class MultiheadAttention {
     out: number,
     opts: { weights?: number; accumulate?: boolean } = {},
   ): void {
+    this.life.check("MultiheadAttention");
     const { rt, embedDim: E } = this;
     const heap = rt.heap;
     const m = heap.mark();
@@ -335,6 +340,7 @@ export class MultiheadAttention {
    * `kOut = key·W_kᵀ + b_k`, `vOut = value·W_vᵀ + b_v`, `rows` rows, written with row stride `ld`.
    */
   projectKV(key: number, value: number, rows: number, kOut: number, vOut: number, ld: number = this.embedDim): void {
+    this.life.check("MultiheadAttention");
     linear(this.rt, key, rows, this.wk, this.bk, kOut, { ldo: ld });
     linear(this.rt, value, rows, this.wv, this.bv, vOut, { ldo: ld });
   }
@@ -357,6 +363,7 @@ export class MultiheadAttention {
     out: number,
     opts: { weights?: number; accumulate?: boolean } = {},
   ): void {
+    this.life.check("MultiheadAttention");
     const heap = this.rt.heap;
     const m = heap.mark();
     const qp = heap.allocF32(B * L * this.embedDim);
@@ -427,6 +434,7 @@ export class MultiheadAttention {
     value: Tensor,
     opts: MhaForwardOptions = {},
   ): { output: Tensor<"f32">; weights?: Tensor<"f32"> } {
+    this.life.check("MultiheadAttention");
     const { rt, embedDim: E, numHeads: H } = this;
     const unbatched = query.ndim === 2;
     const rank = unbatched ? 2 : 3;
@@ -479,5 +487,14 @@ export class MultiheadAttention {
       if (unbatched) weights = weights.reshape(weights.shape.slice(1));
       return { output, weights };
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this MultiheadAttention was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }

@@ -8,12 +8,15 @@
 export * from "./activations.js";
 export * from "./attention.js";
 export * from "./embedding.js";
+export * from "./fit.js";
 export * from "./layer-norm.js";
 export * from "./linear.js";
+export * from "./optim.js";
 export * from "./positional-encoding.js";
 export * from "./rnn.js";
 export * from "./rnn-seq2seq.js";
+export * from "./schedules.js";
 export * from "./seq2seq.js";
 export * from "./state-dict.js";
 export * from "./transformer.js";
-export { missingKernels, nnRuntime, sharedRuntime } from "./util.js";
+export { ModuleLife, missingKernels, nnRuntime, sharedRuntime } from "./util.js";

@@ -6,7 +6,7 @@
  */
 import { Act, type ActCode, type Runtime, type Tensor } from "@wasmformer/core";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectShape, putF32, readF32, scratch } from "./util.js";
+import { expectShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
 /**
  * `out[rows, N] = act(x[rows, K] · w[N, K]ᵀ + b + beta · out)`; `ldx`/`ldo` are row strides in floats.
@@ -71,6 +71,7 @@ export class Linear {
   readonly weight: Param;
   readonly bias: Param | undefined;
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
 
   constructor(
     scope: WeightScope,
@@ -79,17 +80,20 @@ export class Linear {
     opts: { bias?: boolean } = {},
   ) {
     this.rt = scope.rt;
+    this.life = scope.life;
     this.weight = scope.get("weight", [outFeatures, inFeatures]);
     this.bias = opts.bias === false ? undefined : scope.get("bias", [outFeatures]);
   }
 
   /** Pointer form: `out[rows, out] = act(x[rows, in]·Wᵀ + b (+ out if beta = 1))`. */
   run(x: number, rows: number, out: number, act: ActCode = Act.none, beta: 0 | 1 = 0): void {
+    this.life.check("Linear");
     linear(this.rt, x, rows, this.weight, this.bias, out, { act, beta });
   }
 
   /** `x [..., in]` → `[..., out]`. */
   forward(x: Tensor): Tensor<"f32"> {
+    this.life.check("Linear");
     if (x.ndim < 1) expectShape(x, [this.inFeatures], "Linear input");
     expectShape(x, [...x.shape.slice(0, -1).map(() => -1), this.inFeatures], "Linear input");
     const rows = x.size / this.inFeatures;
@@ -99,5 +103,14 @@ export class Linear {
       this.run(xp, rows, out);
       return readF32(this.rt, out, [...x.shape.slice(0, -1), this.outFeatures]);
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this Linear was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }

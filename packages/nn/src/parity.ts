@@ -252,3 +252,6 @@ export const kinds: KindRegistry = {
   transformer: transformerKind,
   transformer_seq2seq: seq2seqKind,
 };
+
+// ---- train_step (§6.17): the shared loop and its model registry (train-step.ts) ----
+export { registerTrainStepModel, runTrainStep, type TrainStepBuilder, type TrainStepLoss } from "./train-step.js";

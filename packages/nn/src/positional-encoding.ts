@@ -13,7 +13,7 @@ import {
   type Tensor,
 } from "@wasmformer/core";
 import type { Param, WeightScope } from "./state-dict.js";
-import { posInt, sharedRuntime } from "./util.js";
+import { type ModuleLife, posInt, sharedRuntime } from "./util.js";
 
 /** The `[maxLen, dModel]` sinusoidal table, evaluated in float64 and rounded once to f32 (core's). */
 export function sinusoidalPositionalEncoding(maxLen: number, dModel: number, base = 10000): Tensor<"f32"> {
@@ -78,16 +78,28 @@ export class SinusoidalPositionalEncoding {
 export class LearnedPositionalEmbedding {
   readonly weight: Param;
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   constructor(
     scope: WeightScope,
     readonly maxLen: number,
     readonly dim: number,
   ) {
     this.rt = scope.rt;
+    this.life = scope.life;
     this.weight = scope.get("weight", [maxLen, dim]);
   }
   /** Pointer form: `x[B, T, d] += weight[0:T]`. */
   addTo(x: number, B: number, T: number): void {
+    this.life.check("LearnedPositionalEmbedding");
     addRows(this.rt, this.weight.ptr, this.maxLen, this.dim, x, B, T, "learned positions");
+  }
+
+  /**
+   * Free the wasm memory of the module tree this LearnedPositionalEmbedding was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }

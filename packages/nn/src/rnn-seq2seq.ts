@@ -17,7 +17,7 @@ import { Embedding } from "./embedding.js";
 import { Linear } from "./linear.js";
 import { GRU, LSTM, RNN, type RNNState } from "./rnn.js";
 import type { WeightScope } from "./state-dict.js";
-import { fmtShape } from "./util.js";
+import { fmtShape, type ModuleLife } from "./util.js";
 
 export interface RNNSeq2SeqOptions {
   cell: "gru" | "lstm" | "rnn_tanh" | "rnn_relu";
@@ -49,6 +49,7 @@ function makeCell(scope: WeightScope, o: RNNSeq2SeqOptions): Cell {
 }
 
 export class RNNSeq2Seq {
+  private readonly life: ModuleLife;
   readonly encEmbedding: Embedding;
   readonly encRnn: Cell;
   readonly decEmbedding: Embedding;
@@ -63,6 +64,7 @@ export class RNNSeq2Seq {
   ) {
     const enc = scope.pp("encoder");
     const dec = scope.pp("decoder");
+    this.life = scope.life;
     this.encEmbedding = new Embedding(enc.pp("embedding"), opts.srcVocabSize, opts.embedDim);
     this.encRnn = makeCell(enc.pp("rnn"), opts);
     this.decEmbedding = new Embedding(dec.pp("embedding"), opts.tgtVocabSize, opts.embedDim);
@@ -74,6 +76,7 @@ export class RNNSeq2Seq {
 
   /** Encode `srcIds [B, S]` (i32, unpadded or equal-length rows): the encoder's final state. */
   encode(srcIds: Tensor): RNNState {
+    this.life.check("RNNSeq2Seq");
     if (srcIds.dtype !== "i32" || srcIds.ndim !== 2)
       throw new ShapeError(`src_ids must be i32 [B, S], got ${srcIds.dtype} ${fmtShape(srcIds.shape)}`);
     const x = this.encEmbedding.forward(srcIds);
@@ -83,6 +86,7 @@ export class RNNSeq2Seq {
 
   /** One decoder step: `ids [B]` and the state → logits `[B, Vt]` and the new state. */
   decodeStep(ids: Tensor, state: RNNState): { logits: Tensor<"f32">; state: RNNState } {
+    this.life.check("RNNSeq2Seq");
     const x = this.decEmbedding.forward(ids);
     const r = this.decRnn.step(x, state);
     return { logits: this.out.forward(r.output), state: r.c ? { h: r.h, c: r.c } : { h: r.h } };
@@ -93,6 +97,7 @@ export class RNNSeq2Seq {
    * stops at `eosId` (included in its ids). Returns the generated ids per row (BOS not included).
    */
   greedy(srcIds: Tensor, opts: { maxNewTokens: number; eosId?: number }): number[][] {
+    this.life.check("RNNSeq2Seq");
     const N = opts.maxNewTokens;
     if (!Number.isInteger(N) || N < 0) throw new InputError(`maxNewTokens must be an integer ≥ 0, got ${N}`);
     const B = srcIds.shape[0];
@@ -118,5 +123,14 @@ export class RNNSeq2Seq {
       y = next;
     }
     return out;
+  }
+
+  /**
+   * Free the wasm memory of the module tree this RNNSeq2Seq was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }

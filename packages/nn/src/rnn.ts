@@ -30,7 +30,7 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectShape, fmtShape, putF32, readF32, scratch } from "./util.js";
+import { expectShape, fmtShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
 export type RNNMode = "rnn_tanh" | "rnn_relu" | "lstm" | "gru";
 
@@ -123,6 +123,7 @@ const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru:
 /** The shared engine of RNN, LSTM and GRU. */
 export class RNNBase {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
@@ -146,6 +147,7 @@ export class RNNBase {
     if (!Number.isInteger(H) || H < 1) throw new ConfigError(`expected a positive integer, got ${H}`, "hidden_size");
     if (!Number.isInteger(L) || L < 1) throw new ConfigError(`expected a positive integer, got ${L}`, "num_layers");
     this.rt = scope.rt;
+    this.life = scope.life;
     this.inputSize = I;
     this.hiddenSize = H;
     this.numLayers = L;
@@ -189,6 +191,7 @@ export class RNNBase {
    * `hN` and (LSTM) `cN` `[L·D, B, H]` (0 to skip).
    */
   run(x: number, B: number, T: number, h0: number, c0: number, out: number, hN: number, cN: number): void {
+    this.life.check(this.name());
     const { rt, hiddenSize: H, D, G, numLayers: L } = this;
     const k = rt.k;
     const heap = rt.heap;
@@ -276,6 +279,7 @@ export class RNNBase {
    * final states `[L·D, B, H]` (forward direction: after t = T−1; reverse: after t = 0).
    */
   protected runTensors(x: Tensor, h0?: Tensor, c0?: Tensor): RNNOutput {
+    this.life.check(this.name());
     const unbatched = x.ndim === 2;
     if ((x.ndim !== 3 && x.ndim !== 2) || x.shape[x.ndim - 1] !== this.inputSize) {
       throw new ShapeError(
@@ -331,6 +335,15 @@ export class RNNBase {
 
   name(): string {
     return this.mode === "lstm" ? "LSTM" : this.mode === "gru" ? "GRU" : "RNN";
+  }
+
+  /**
+   * Free the wasm memory of the module tree this network was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 

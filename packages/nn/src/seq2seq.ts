@@ -23,7 +23,7 @@ import {
   Transformer,
   type TransformerOptions,
 } from "./transformer.js";
-import { fmtShape, readF32, scratch } from "./util.js";
+import { fmtShape, type ModuleLife, readF32, scratch } from "./util.js";
 
 export interface Seq2SeqTransformerOptions extends TransformerOptions {
   srcVocabSize: number;
@@ -75,6 +75,7 @@ function checkIds(t: Tensor, what: string): void {
 
 export class Seq2SeqTransformer {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly srcTokEmb: Embedding;
   readonly tgtTokEmb: Embedding;
   readonly transformer: Transformer;
@@ -95,6 +96,7 @@ export class Seq2SeqTransformer {
       if (!Number.isInteger(v) || v < 1) throw new ConfigError(`expected a positive integer, got ${v}`, f);
     }
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = d;
     this.nhead = opts.nhead;
     this.bosId = opts.bosId ?? 1;
@@ -112,6 +114,7 @@ export class Seq2SeqTransformer {
 
   /** Pointer form: `out [B, T, d] = emb[ids] · √d + PE[offset : offset+T]`. */
   embed(emb: Embedding, ids: number, B: number, T: number, out: number, what: string, offset = 0): void {
+    this.life.check("Seq2SeqTransformer");
     emb.run(ids, B * T, out, what);
     this.rt.k.scale(out, out, B * T * this.dModel, Math.sqrt(this.dModel), 0);
     this.pe.addTo(out, B, T, offset);
@@ -129,6 +132,7 @@ export class Seq2SeqTransformer {
     memKpm: number,
     logits: number,
   ): void {
+    this.life.check("Seq2SeqTransformer");
     const { rt, dModel: d } = this;
     const m = rt.heap.mark();
     const x = rt.heap.allocF32(B * d);
@@ -148,6 +152,7 @@ export class Seq2SeqTransformer {
     memory: number,
     weights: readonly number[] = [],
   ): void {
+    this.life.check("Seq2SeqTransformer");
     const m = this.rt.heap.mark();
     const x = this.rt.heap.allocF32(B * S * this.dModel);
     this.embed(this.srcTokEmb, src, B, S, x, "src_ids");
@@ -172,6 +177,7 @@ export class Seq2SeqTransformer {
     selfWeights: readonly number[] = [],
     crossWeights: readonly number[] = [],
   ): void {
+    this.life.check("Seq2SeqTransformer");
     const { rt, dModel: d } = this;
     const m = rt.heap.mark();
     const x = rt.heap.allocF32(B * T * d);
@@ -198,6 +204,7 @@ export class Seq2SeqTransformer {
 
   /** Encoder output `[B, S, d]` for `srcIds [B, S]` (i32). */
   encode(srcIds: Tensor, opts: { srcKeyPaddingMask?: Tensor } = {}): Tensor<"f32"> {
+    this.life.check("Seq2SeqTransformer");
     checkIds(srcIds, "src_ids");
     const [B, S] = srcIds.shape;
     return scratch(this.rt, () => {
@@ -228,6 +235,7 @@ export class Seq2SeqTransformer {
     tgtIds: Tensor,
     opts: Seq2SeqForwardOptions & { needWeights?: boolean } = {},
   ): Tensor<"f32"> | { logits: Tensor<"f32">; weights: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] } } {
+    this.life.check("Seq2SeqTransformer");
     checkIds(srcIds, "src_ids");
     checkIds(tgtIds, "tgt_ids");
     const [B, S] = srcIds.shape;
@@ -278,10 +286,12 @@ export class Seq2SeqTransformer {
     srcIds: Tensor,
     opts: {
       maxNewTokens: number;
-      srcKeyPaddingMask?: Tensor /** default true: incremental decoding with a KV cache */;
+      srcKeyPaddingMask?: Tensor;
+      /** default true: incremental decoding with a KV cache */
       useCache?: boolean;
     },
   ): { ids: Tensor<"i32">; stepLogits: Tensor<"f32"> } {
+    this.life.check("Seq2SeqTransformer");
     checkIds(srcIds, "src_ids");
     const N = opts.maxNewTokens;
     if (!Number.isInteger(N) || N < 0) throw new InputError(`maxNewTokens must be an integer ≥ 0, got ${N}`);
@@ -335,6 +345,7 @@ export class Seq2SeqTransformer {
    * Returns, per row, the best `beamSize` hypotheses, best first.
    */
   beamSearch(srcIds: Tensor, opts: BeamSearchOptions): Hypothesis[][] {
+    this.life.check("Seq2SeqTransformer");
     checkIds(srcIds, "src_ids");
     const K = opts.beamSize ?? 4;
     const N = opts.maxNewTokens;
@@ -414,6 +425,15 @@ export class Seq2SeqTransformer {
       }
       return results;
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this Seq2SeqTransformer was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 

@@ -20,12 +20,13 @@
 import {
   createRefRuntime,
   type Runtime,
+  releaseRuntime,
   type Tensor,
   type TensorSource,
   WeightFaults,
   WeightsError,
 } from "@wasmformer/core";
-import { nnRuntime } from "./util.js";
+import { ModuleLife, nnRuntime } from "./util.js";
 
 export { type TensorSource, tensorSource } from "@wasmformer/core";
 
@@ -59,6 +60,8 @@ export class StateDict {
   private readonly ignored: (name: string) => boolean;
   private readonly strict: boolean;
   private readonly record: Set<string> | undefined;
+  /** Shared by every module built from this dict (`dispose()` of any of them disposes all). */
+  readonly life: ModuleLife;
 
   /**
    * @param source the tensors (not copied until asked for)
@@ -66,16 +69,18 @@ export class StateDict {
    * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
    * @param opts.record a dry run: only collect the names the modules ask for (nothing is read;
    *   names absent from `source` still count towards `MAX_MISSING`)
+   * @param opts.ownsRuntime the caller created `rt` for these modules: their `dispose()` releases it
    */
   constructor(
     readonly source: TensorSource,
     readonly rt: Runtime,
     readonly prefix = "",
-    opts: StateDictOptions & { record?: Set<string> } = {},
+    opts: StateDictOptions & { record?: Set<string>; ownsRuntime?: boolean } = {},
   ) {
     this.ignored = opts.ignore ?? (() => false);
     this.strict = opts.strict ?? true;
     this.record = opts.record;
+    this.life = new ModuleLife(rt, opts.ownsRuntime ?? false);
   }
 
   /** Record a missing tensor; past `MAX_MISSING` of them, throw everything found so far. */
@@ -146,6 +151,11 @@ export class WeightScope {
     return this.dict.rt;
   }
 
+  /** The lifetime the modules of this dict share. */
+  get life(): ModuleLife {
+    return this.dict.life;
+  }
+
   /** The sub-scope `prefix + name + "."` (candle's `vb.pp`). */
   pp(name: string | number): WeightScope {
     return new WeightScope(this.dict, `${this.prefix}${name}.`);
@@ -170,6 +180,8 @@ export class WeightScope {
 /**
  * Build a module tree from `source` under `prefix` and check the weights: throws one `WeightsError`
  * listing every missing, unexpected (unless `strict: false`) or mis-shaped tensor by full name.
+ * Without `runtime`, the tree gets a runtime of its own, which `dispose()` on its modules (or a
+ * failed load) gives back to core.
  * @example
  * ```ts
  * const gru = loadModule(file, (s) => new GRU(s, { inputSize: 4, hiddenSize: 6 }), { runtime: rt });
@@ -180,10 +192,17 @@ export function loadModule<T>(
   build: (scope: WeightScope) => T,
   opts: StateDictOptions & { runtime?: Runtime; prefix?: string } = {},
 ): T {
-  const sd = new StateDict(source, nnRuntime(opts.runtime), opts.prefix ?? "", opts);
-  const m = build(sd.root());
-  sd.finish();
-  return m;
+  const rt = nnRuntime(opts.runtime);
+  const ownsRuntime = !opts.runtime;
+  const sd = new StateDict(source, rt, opts.prefix ?? "", { ignore: opts.ignore, strict: opts.strict, ownsRuntime });
+  try {
+    const m = build(sd.root());
+    sd.finish();
+    return m;
+  } catch (e) {
+    if (ownsRuntime) releaseRuntime(rt);
+    throw e;
+  }
 }
 
 /** A file whose tensors are read on demand (core's `openSafetensors`: a `Blob`, a path, a URL). */

@@ -10,20 +10,20 @@
  * and the activation into `linear1`'s GEMM.
  */
 import { type ActCode, ConfigError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
-import { activationCode } from "./activations.js";
+import { type ActivationName, activationCode } from "./activations.js";
 import { type AttnMaskPtrs, MultiheadAttention, NO_MASK, prepareMasks } from "./attention.js";
 import { LayerNorm } from "./layer-norm.js";
 import { Linear } from "./linear.js";
 import type { WeightScope } from "./state-dict.js";
-import { fmtShape, putF32, readF32, scratch } from "./util.js";
+import { fmtShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
 export interface TransformerLayerOptions {
   dModel: number;
   nhead: number;
   /** default 2048 (PyTorch) */
   dimFeedforward?: number;
-  /** `"relu"` (default) or `"gelu"` (exact) */
-  activation?: "relu" | "gelu";
+  /** `"relu"` (default), `"gelu"` (exact) or another nn activation (`"gelu_tanh"`, `"silu"`, …) */
+  activation?: ActivationName;
   /** default 1e-5 */
   layerNormEps?: number;
   /** pre-norm (default false: post-norm) */
@@ -33,14 +33,12 @@ export interface TransformerLayerOptions {
 }
 
 function resolve(o: TransformerLayerOptions) {
-  const act = o.activation ?? "relu";
-  if (act !== "relu" && act !== "gelu")
-    throw new ConfigError(`expected "relu" or "gelu", got ${JSON.stringify(act)}`, "activation");
+  const act = activationCode(o.activation ?? "relu"); // ConfigError "activation" for an unknown name
   const F = o.dimFeedforward ?? 2048;
   if (!Number.isInteger(F) || F < 1) throw new ConfigError(`expected a positive integer, got ${F}`, "dim_feedforward");
   return {
     F,
-    act: activationCode(act),
+    act,
     eps: o.layerNormEps ?? 1e-5,
     normFirst: o.normFirst ?? false,
     bias: o.bias ?? true,
@@ -69,6 +67,7 @@ function feedForward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, x: numbe
 
 export class TransformerEncoderLayer {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly dModel: number;
   readonly selfAttn: MultiheadAttention;
   readonly linear1: Linear;
@@ -81,6 +80,7 @@ export class TransformerEncoderLayer {
   constructor(scope: WeightScope, opts: TransformerLayerOptions) {
     const r = resolve(opts);
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = opts.dModel;
     this.selfAttn = new MultiheadAttention(scope.pp("self_attn"), {
       embedDim: opts.dModel,
@@ -100,6 +100,7 @@ export class TransformerEncoderLayer {
    * weights `[B, H, S, S]` are written there.
    */
   run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number, weights = 0): void {
+    this.life.check("TransformerEncoderLayer");
     const { rt, dModel: d } = this;
     const rows = B * S;
     const w = { accumulate: true, weights: weights || undefined };
@@ -137,6 +138,7 @@ export class TransformerEncoderLayer {
     src: Tensor,
     opts: EncoderLayerOptions & { needWeights?: boolean } = {},
   ): Tensor<"f32"> | { output: Tensor<"f32">; weights: Tensor<"f32"> } {
+    this.life.check("TransformerEncoderLayer");
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
     const H = this.selfAttn.numHeads;
@@ -157,6 +159,15 @@ export class TransformerEncoderLayer {
       const output = readF32(this.rt, out, src.shape);
       return w ? { output, weights: readF32(this.rt, w, [B, H, S, S]) } : output;
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this TransformerEncoderLayer was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 
@@ -215,6 +226,7 @@ export interface DecoderMaskPtrs {
 
 export class TransformerDecoderLayer {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly dModel: number;
   readonly selfAttn: MultiheadAttention;
   readonly multiheadAttn: MultiheadAttention;
@@ -229,6 +241,7 @@ export class TransformerDecoderLayer {
   constructor(scope: WeightScope, opts: TransformerLayerOptions) {
     const r = resolve(opts);
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = opts.dModel;
     const mha = { embedDim: opts.dModel, numHeads: opts.nhead, bias: r.bias };
     this.selfAttn = new MultiheadAttention(scope.pp("self_attn"), mha);
@@ -257,6 +270,7 @@ export class TransformerDecoderLayer {
     selfWeights = 0,
     crossWeights = 0,
   ): void {
+    this.life.check("TransformerDecoderLayer");
     const { rt, dModel: d } = this;
     const rows = B * T;
     const m = rt.heap.mark();
@@ -290,6 +304,7 @@ export class TransformerDecoderLayer {
    * Allocated in the heap: call inside the caller's scratch.
    */
   createCache(memory: number, B: number, S: number, maxLen: number): DecoderLayerCache {
+    this.life.check("TransformerDecoderLayer");
     const heap = this.rt.heap;
     const E = this.dModel;
     const c: DecoderLayerCache = {
@@ -310,6 +325,7 @@ export class TransformerDecoderLayer {
    * to the cache here) and to the memory. Equal to row `pos` of `run` with a causal target mask.
    */
   step(x: number, pos: number, cache: DecoderLayerCache, B: number, memMasks: AttnMaskPtrs, out: number): void {
+    this.life.check("TransformerDecoderLayer");
     const { rt, dModel: d } = this;
     const { maxLen, S } = cache;
     const m = rt.heap.mark();
@@ -356,6 +372,7 @@ export class TransformerDecoderLayer {
     memory: Tensor,
     opts: DecoderMaskInputs & { needWeights?: boolean } = {},
   ): Tensor<"f32"> | { output: Tensor<"f32">; weights: DecoderWeights } {
+    this.life.check("TransformerDecoderLayer");
     checkSeq(tgt, this.dModel, "tgt");
     checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
     const [B, T] = tgt.shape;
@@ -376,6 +393,15 @@ export class TransformerDecoderLayer {
         weights: { selfAttn: readF32(this.rt, sw, [B, H, T, T]), crossAttn: readF32(this.rt, cw, [B, H, T, S]) },
       };
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this TransformerDecoderLayer was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 
@@ -472,6 +498,7 @@ function runStack(
 /** `torch.nn.TransformerEncoder`: `layers.{i}.*` and an optional final `norm.*`. */
 export class TransformerEncoder {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly layers: TransformerEncoderLayer[];
   readonly norm: LayerNorm | undefined;
   readonly dModel: number;
@@ -482,12 +509,14 @@ export class TransformerEncoder {
     this.layers = stack.layers;
     this.norm = stack.norm;
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = opts.dModel;
     this.nhead = opts.nhead;
   }
 
   /** Pointer form: `out [B, S, d]` (must not alias x); `weights[i]`: layer i's `[B, H, S, S]` weights, or 0. */
   run(x: number, B: number, S: number, masks: AttnMaskPtrs, out: number, weights: readonly number[] = []): void {
+    this.life.check("TransformerEncoder");
     runStack(this.rt, this.layers.length, this.norm, x, out, B * S, this.dModel, (i, src, dst) =>
       this.layers[i].run(src, B, S, masks, dst, weights[i] ?? 0),
     );
@@ -503,6 +532,7 @@ export class TransformerEncoder {
     src: Tensor,
     opts: EncoderStackOptions & { needWeights?: boolean } = {},
   ): Tensor<"f32"> | { output: Tensor<"f32">; weights: Tensor<"f32">[] } {
+    this.life.check("TransformerEncoder");
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
     const H = this.nhead;
@@ -527,6 +557,15 @@ export class TransformerEncoder {
       return opts.needWeights ? { output, weights: ws.map((w) => readF32(this.rt, w, [B, H, S, S])) } : output;
     });
   }
+
+  /**
+   * Free the wasm memory of the module tree this TransformerEncoder was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
+  }
 }
 
 export interface EncoderStackOptions {
@@ -538,6 +577,7 @@ export interface EncoderStackOptions {
 /** `torch.nn.TransformerDecoder`: `layers.{i}.*` and an optional final `norm.*`. */
 export class TransformerDecoder {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly layers: TransformerDecoderLayer[];
   readonly norm: LayerNorm | undefined;
   readonly dModel: number;
@@ -548,6 +588,7 @@ export class TransformerDecoder {
     this.layers = stack.layers;
     this.norm = stack.norm;
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = opts.dModel;
     this.nhead = opts.nhead;
   }
@@ -564,6 +605,7 @@ export class TransformerDecoder {
     selfWeights: readonly number[] = [],
     crossWeights: readonly number[] = [],
   ): void {
+    this.life.check("TransformerDecoder");
     runStack(this.rt, this.layers.length, this.norm, x, out, B * T, this.dModel, (i, src, dst) =>
       this.layers[i].run(src, memory, B, T, S, masks, dst, selfWeights[i] ?? 0, crossWeights[i] ?? 0),
     );
@@ -571,6 +613,7 @@ export class TransformerDecoder {
 
   /** KV caches of every layer (see `TransformerDecoderLayer.createCache`). */
   createCache(memory: number, B: number, S: number, maxLen: number): DecoderLayerCache[] {
+    this.life.check("TransformerDecoder");
     return this.layers.map((l) => l.createCache(memory, B, S, maxLen));
   }
 
@@ -583,6 +626,7 @@ export class TransformerDecoder {
     memMasks: AttnMaskPtrs,
     out: number,
   ): void {
+    this.life.check("TransformerDecoder");
     runStack(this.rt, this.layers.length, this.norm, x, out, B, this.dModel, (i, src, dst) =>
       this.layers[i].step(src, pos, caches[i], B, memMasks, dst),
     );
@@ -600,6 +644,7 @@ export class TransformerDecoder {
     memory: Tensor,
     opts: DecoderMaskInputs & { needWeights?: boolean } = {},
   ): Tensor<"f32"> | { output: Tensor<"f32">; weights: DecoderWeights[] } {
+    this.life.check("TransformerDecoder");
     checkSeq(tgt, this.dModel, "tgt");
     checkSeq(memory, this.dModel, "memory", tgt.shape[0]);
     const [B, T] = tgt.shape;
@@ -621,6 +666,15 @@ export class TransformerDecoder {
       }));
       return { output, weights };
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this TransformerDecoder was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 
@@ -649,6 +703,7 @@ export interface TransformerMaskInputs {
  */
 export class Transformer {
   readonly rt: Runtime;
+  private readonly life: ModuleLife;
   readonly encoder: TransformerEncoder;
   readonly decoder: TransformerDecoder;
   readonly dModel: number;
@@ -656,6 +711,7 @@ export class Transformer {
 
   constructor(scope: WeightScope, opts: TransformerOptions) {
     this.rt = scope.rt;
+    this.life = scope.life;
     this.dModel = opts.dModel;
     this.nhead = opts.nhead;
     this.encoder = new TransformerEncoder(scope.pp("encoder"), {
@@ -675,6 +731,7 @@ export class Transformer {
    * `needWeights: true`, every attention layer's weights (`encoder[i]`, `decoder[i].selfAttn/crossAttn`).
    */
   forward(src: Tensor, tgt: Tensor, m: TransformerMaskInputs & { needWeights?: boolean } = {}): TransformerOutput {
+    this.life.check("Transformer");
     const d = this.dModel;
     checkSeq(src, d, "src");
     checkSeq(tgt, d, "tgt", src.shape[0]);
@@ -718,6 +775,15 @@ export class Transformer {
       }
       return res;
     });
+  }
+
+  /**
+   * Free the wasm memory of the module tree this Transformer was loaded with (every module of the same
+   * `loadModule`): a runtime the load created is released at once for the next model; one passed in
+   * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
+   */
+  dispose(): void {
+    this.life.dispose();
   }
 }
 

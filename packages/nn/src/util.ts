@@ -6,10 +6,12 @@ import {
   ConfigError,
   createRefRuntime,
   createRuntime,
+  DisposedError,
   defaultRuntime,
   formatShape,
   type Kernels,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
 } from "@wasmformer/core";
@@ -39,7 +41,39 @@ const NEEDED: (keyof Kernels)[] = [
 export function nnRuntime(rt?: Runtime): Runtime {
   if (rt) return rt;
   const r = createRuntime();
-  return missingKernels(r).length > 0 ? createRefRuntime() : r;
+  if (missingKernels(r).length === 0) return r;
+  releaseRuntime(r);
+  return createRefRuntime();
+}
+
+/**
+ * What the modules of one loaded tree share (every module built from one `StateDict`): the runtime
+ * holding their weights, whether the load created it, and whether the tree was disposed.
+ */
+export class ModuleLife {
+  private disposed = false;
+
+  constructor(
+    readonly rt: Runtime,
+    /** the load created `rt` (then `dispose()` gives it back to core) */
+    readonly ownsRuntime: boolean,
+  ) {}
+
+  /**
+   * Dispose the whole tree: the runtime the load created is released at once (`releaseRuntime`: the
+   * next `createRuntime()` reuses its memory); a runtime the caller passed in is left to the caller.
+   * Calling it again does nothing.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.ownsRuntime) releaseRuntime(this.rt);
+  }
+
+  /** Throw a `DisposedError` naming `what` (the module class called) once the tree is disposed. */
+  check(what: string): void {
+    if (this.disposed) throw new DisposedError(what);
+  }
 }
 
 let sharedRef: Runtime | undefined;

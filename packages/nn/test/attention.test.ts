@@ -216,3 +216,83 @@ describe.each(bks)("scaledDotProductAttention on $name", ({ make }) => {
     ).toThrow(/sdpa mask/);
   });
 });
+
+// embed_dim 1 once lost its W_q: the packed in_proj blocks were cut as 1-D when one row wide, so
+// the query projection of cross-attention (and of the KV-cache path) read a weight with no inputs.
+describe.each(bks)("MultiheadAttention of every small width on $name", ({ make }) => {
+  for (let E = 1; E <= 9; E++) {
+    const heads = [1, 2, 3, 4, 5, 6, 7, 8, 9].filter((h) => E % h === 0);
+    it(`embed_dim ${E}, heads ${heads.join("/")}: self and cross attention, batch 3, masks`, () => {
+      let seed = 1000 + 50 * E;
+      for (const H of heads) {
+        run({ B: 3, L: 4, S: 4, E, H, self: true }, "bool", true, true, make, seed++);
+        run({ B: 3, L: 4, S: 4, E, H, self: true }, "f32_3d", false, false, make, seed++);
+        run({ B: 3, L: 3, S: 5, E, H, self: false }, "f32", true, false, make, seed++);
+        run({ B: 2, L: 2, S: 6, E, H, self: false }, "bool3d", false, false, make, seed++);
+        run({ B: 2, L: 3, S: 4, E, H, self: false, kdim: 2, vdim: 3 }, "none", true, false, make, seed++);
+      }
+    });
+  }
+
+  it("the attention kernel itself at head widths 1, 2, 3, 5, 7 (sdpa, batch 3, masks) = float64", () => {
+    const r = rng(77);
+    for (const dk of [1, 2, 3, 5, 7])
+      for (const dv of [1, 2, 3, 5, 7]) {
+        const [N, L, S] = [3, 4, 6];
+        const q = r.tensor([N, L, dk], 2);
+        const k = r.tensor([N, S, dk], 2);
+        const v = r.tensor([N, S, dv]);
+        const fm = floatMask(r, [L, S]);
+        for (const causal of [false, true]) {
+          const got = scaledDotProductAttention(q, k, v, { attnMask: fm, isCausal: causal, runtime: make() });
+          const out = new Float64Array(N * L * dv);
+          for (let n = 0; n < N; n++)
+            for (let i = 0; i < L; i++) {
+              const sc = Array.from({ length: S }, (_, j) => {
+                if (causal && j > i) return Number.NEGATIVE_INFINITY;
+                let s = 0;
+                for (let p = 0; p < dk; p++) s += q.data[(n * L + i) * dk + p] * k.data[(n * S + j) * dk + p];
+                return s / Math.sqrt(dk) + fm.data[i * S + j];
+              });
+              const mx = Math.max(...sc);
+              const e = sc.map((s) => (s === Number.NEGATIVE_INFINITY ? 0 : Math.exp(s - mx)));
+              const z = e.reduce((a, b) => a + b, 0);
+              for (let j = 0; j < S; j++)
+                for (let c = 0; c < dv; c++) out[(n * L + i) * dv + c] += (e[j] / z) * v.data[(n * S + j) * dv + c];
+            }
+          expect(closeTo(got.output, out, [N, L, dv]), `dk ${dk} dv ${dv} causal ${causal}`).toBeUndefined();
+        }
+      }
+  });
+
+  it("embed_dim 1, cross-attention with key = value (one K/V GEMM): hand-computed", () => {
+    // q·W_q + b_q etc. with scalar weights; one head of width 1, scale 1
+    const map = new Map<string, Tensor>([
+      ["in_proj_weight", new Tensor(new Float32Array([2, -1, 0.5]), [3, 1], "f32")],
+      ["in_proj_bias", new Tensor(new Float32Array([0.1, 0.2, -0.3]), [3], "f32")],
+      ["out_proj.weight", new Tensor(new Float32Array([3]), [1, 1], "f32")],
+      ["out_proj.bias", new Tensor(new Float32Array([-0.5]), [1], "f32")],
+    ]);
+    const mha = loadModule(tensorSource(map), (s) => new MultiheadAttention(s, { embedDim: 1, numHeads: 1 }), {
+      runtime: make(),
+    });
+    const qs = [0.7, -1.2];
+    const mem = [
+      [0.4, 1.5, -2],
+      [1, -0.25, 0.3],
+    ];
+    const q = new Tensor(new Float32Array(qs), [2, 1, 1], "f32");
+    const kv = new Tensor(new Float32Array(mem.flat()), [2, 3, 1], "f32");
+    const got = mha.forward(q, kv, kv, { needWeights: true });
+    for (let b = 0; b < 2; b++) {
+      const qq = 2 * qs[b] + 0.1;
+      const ks = mem[b].map((x) => -x + 0.2);
+      const vs = mem[b].map((x) => 0.5 * x - 0.3);
+      const e = ks.map((k) => Math.exp(qq * k));
+      const z = e.reduce((a, c) => a + c, 0);
+      const o = e.reduce((a, c, j) => a + (c / z) * vs[j], 0);
+      expect(got.output.data[b]).toBeCloseTo(3 * o - 0.5, 5);
+      for (let j = 0; j < 3; j++) expect(got.weights!.data[b * 3 + j]).toBeCloseTo(e[j] / z, 5);
+    }
+  });
+});

@@ -35,7 +35,11 @@ export const act = (name: string, x: number) =>
       ? 0.5 * x * (1 + erf(x / Math.SQRT2))
       : name === "tanh"
         ? Math.tanh(x)
-        : x;
+        : name === "silu"
+          ? x / (1 + Math.exp(-x))
+          : name === "gelu_tanh"
+            ? 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))
+            : x;
 
 /** y[r, o] = Σ_i x[r, i]·w[o, i] + b[o] */
 export function linear(x: Arr, rows: number, w: Arr, b: Arr | undefined, inF: number, outF: number): number[] {
@@ -145,7 +149,7 @@ export interface LayerCfg {
   d: number;
   H: number;
   F: number;
-  act: "relu" | "gelu";
+  act: "relu" | "gelu" | "silu" | "gelu_tanh";
   normFirst: boolean;
   eps: number;
 }

@@ -1,6 +1,6 @@
 // Transformer encoder/decoder layers, stacks and nn.Transformer against the float64 oracle on every
 // backend: relu/gelu, post-/pre-norm, odd sizes, length 1, batch > 1, every mask combination.
-import { ShapeError, Tensor, WeightsError } from "@wasmformer/core";
+import { ConfigError, ShapeError, Tensor, WeightsError } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { loadModule, tensorSource } from "../src/state-dict.js";
 import {
@@ -27,6 +27,8 @@ const CFGS: O.LayerCfg[] = [
   { d: 10, H: 2, F: 7, act: "gelu", normFirst: true, eps: 1e-5 },
   { d: 9, H: 1, F: 15, act: "gelu", normFirst: false, eps: 1e-6 },
   { d: 8, H: 4, F: 16, act: "relu", normFirst: true, eps: 1e-5 },
+  { d: 6, H: 2, F: 5, act: "silu", normFirst: false, eps: 1e-12 },
+  { d: 5, H: 5, F: 9, act: "gelu_tanh", normFirst: true, eps: 1e-5 },
 ];
 const opts = (c: O.LayerCfg) => ({
   dModel: c.d,
@@ -300,6 +302,20 @@ describe.each(bks)("transformer layers on $name", ({ make }) => {
       "norm2.bias",
       "self_attn.out_proj.weight",
     ]);
+  });
+
+  it("an unknown activation: ConfigError naming the field", () => {
+    const wb = new DictBuilder(4).layer("", 12, 20, false);
+    const build = (activation: string) => () =>
+      loadModule(
+        tensorSource(wb.map),
+        (s) => new TransformerEncoderLayer(s, { ...opts(CFGS[0]), activation } as never),
+        {
+          runtime: make(),
+        },
+      );
+    expect(build("swishy")).toThrow(ConfigError);
+    expect(build("swishy")).toThrow(/activation.*"swishy"/);
   });
 
   it("inputs of the wrong shape: ShapeError naming the tensor", () => {

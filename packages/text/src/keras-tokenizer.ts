@@ -18,6 +18,7 @@
  */
 import { InputError, ParseError, Tensor } from "@wasmformer/core";
 import { type OrderedJson, parseOrderedJson, pyJsonDumps } from "./json.js";
+import { allocMatrix } from "./matrix.js";
 
 /** A text: a string, or a list of tokens (already split). */
 export type Text = string | readonly string[];
@@ -245,7 +246,12 @@ export class Tokenizer {
     if (mode === "tfidf" && !this.documentCount) {
       throw new InputError("sequencesToMatrix: fit the Tokenizer on some data before using tfidf mode");
     }
-    const x = new Float32Array(seqs.length * width);
+    const x = allocMatrix(
+      "f32",
+      seqs.length,
+      width,
+      this.numWords ? `numWords = ${this.numWords}` : `the vocabulary (${this.wordIndex.size} words)`,
+    ) as Float32Array;
     seqs.forEach((seq, i) => {
       if (seq.length === 0) return;
       const counts = new Map<number, number>();

@@ -10,6 +10,7 @@
  * ```
  */
 import { InputError, Tensor } from "@wasmformer/core";
+import { allocMatrix } from "./matrix.js";
 
 export interface PadSequencesOptions {
   /** Output length; default (null/undefined): the longest sequence (0 when all are empty). */
@@ -78,7 +79,7 @@ export function padSequences(
   }
   const n = seqs.length;
   const isInt = dtype === "int32";
-  const out = isInt ? new Int32Array(n * maxlen) : new Float32Array(n * maxlen);
+  const out = allocMatrix(isInt ? "i32" : "f32", n, maxlen, `padSequences (${n} sequences, maxlen ${maxlen})`);
   out.fill(isInt ? castInt32(value, "value") : value);
   seqs.forEach((s, i) => {
     const len = Math.min(s.length, maxlen);

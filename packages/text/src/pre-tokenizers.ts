@@ -4,6 +4,7 @@
  */
 import { ConfigError } from "@wasmformer/core";
 import { GPT2_PATTERN } from "./byte-level.js";
+import { compileSplitRegex } from "./split-regex.js";
 
 export type Span = [number, number];
 /** Split each span of `text` further. */
@@ -107,13 +108,10 @@ export function preTokenizerFromJson(j: unknown, path = "pre_tokenizer"): PreTok
     case "Split": {
       const pat = o.pattern as Record<string, unknown> | undefined;
       let re: RegExp;
-      try {
-        if (pat && typeof pat.Regex === "string") re = new RegExp(pat.Regex, "gu");
-        else if (pat && typeof pat.String === "string") re = new RegExp(escapeRe(pat.String), "gu");
-        else throw new Error("expected {Regex} or {String}");
-      } catch (e) {
-        throw new ConfigError(`cannot use this pattern: ${(e as Error).message}`, `${path}.pattern`);
-      }
+      // a Regex is vetted for exponential backtracking first (a running regex cannot be interrupted)
+      if (pat && typeof pat.Regex === "string") re = compileSplitRegex(pat.Regex, `${path}.pattern.Regex`);
+      else if (pat && typeof pat.String === "string") re = new RegExp(escapeRe(pat.String), "gu");
+      else throw new ConfigError("cannot use this pattern: expected {Regex} or {String}", `${path}.pattern`);
       const b = o.behavior;
       if (o.invert === true) return { pre: regexSplit(re, "matches"), byteLevel: false, addPrefixSpace: false };
       if (b === "Isolated") return { pre: regexSplit(re, "isolated"), byteLevel: false, addPrefixSpace: false };

@@ -293,6 +293,8 @@ export class SubwordTokenizer {
     }
     // added tokens
     const added: AddedToken[] = [];
+    const addedById = new Map<number, string>();
+    const addedByContent = new Map<string, number>();
     if (root.added_tokens !== undefined && root.added_tokens !== null) {
       if (!Array.isArray(root.added_tokens)) bad("added_tokens", "expected a list");
       (root.added_tokens as unknown[]).forEach((t, i) => {
@@ -304,6 +306,40 @@ export class SubwordTokenizer {
             JSON.stringify(o?.content ?? "added_tokens"),
           );
         }
+        // Two entries for one id (or one token under two ids, or an id the vocabulary gives to another
+        // token) make encode and decode disagree. Hugging Face tokenizers ignores the listed ids on
+        // load (each token takes its vocabulary id, or the next free one, and a warning is logged),
+        // which silently moves a token away from the id the model was trained with. The file
+        // contradicts itself, so it is refused here, naming both tokens.
+        const id = o.id as number;
+        const content = o.content as string;
+        const other = addedById.get(id);
+        if (other !== undefined && other !== content)
+          bad(
+            `added_tokens[${i}]`,
+            `tokens ${JSON.stringify(other)} and ${JSON.stringify(content)} share id ${id}`,
+            JSON.stringify(content),
+          );
+        const otherId = addedByContent.get(content) ?? vocab.get(content);
+        if (otherId !== undefined && otherId !== id) {
+          const where = addedByContent.has(content) ? "added_tokens" : "model.vocab";
+          bad(
+            `added_tokens[${i}]`,
+            `token ${JSON.stringify(content)} has id ${id} here and ${otherId} in ${where}`,
+            JSON.stringify(content),
+          );
+        }
+        // (a byte-level vocabulary spells the same token in byte characters: "  " is "ĠĠ")
+        const inVocab = model.vocabR.get(id);
+        if (inVocab !== undefined && inVocab !== content && inVocab !== toByteChars(content)) {
+          bad(
+            `added_tokens[${i}]`,
+            `tokens ${JSON.stringify(inVocab)} (model.vocab) and ${JSON.stringify(content)} share id ${id}`,
+            JSON.stringify(content),
+          );
+        }
+        addedById.set(id, content);
+        addedByContent.set(content, id);
         added.push({
           id: o.id as number,
           content: o.content as string,
@@ -594,8 +630,14 @@ export class SubwordTokenizer {
   // ---------------------------------------------------------------------------------------------
   // decoding
 
-  /** Ids back to text. Unknown ids are skipped; `skipSpecialTokens` drops special tokens. */
+  /**
+   * Ids back to text; `skipSpecialTokens` drops special tokens. An id that is not a token of this
+   * tokenizer (negative, fractional, NaN, beyond the vocabulary) throws `InputError` naming it and
+   * its position (Hugging Face skips such ids silently).
+   */
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids === null || typeof ids !== "object" || typeof ids.length !== "number")
+      throw new InputError(`decode expects a list of token ids, got ${ids === null ? "null" : typeof ids}`);
     const tokens: { text: string; added: boolean }[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
@@ -605,7 +647,11 @@ export class SubwordTokenizer {
         continue;
       }
       const t = this.model.vocabR.get(id);
-      if (t !== undefined) tokens.push({ text: t, added: false });
+      if (t === undefined) {
+        const shown = typeof id === "string" ? JSON.stringify(id) : String(id);
+        throw new InputError(`decode: ids[${i}] = ${shown} is not a token id of this tokenizer`);
+      }
+      tokens.push({ text: t, added: false });
     }
     const d = this.decoder;
     if (d.type === "ByteLevel") {

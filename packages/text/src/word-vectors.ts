@@ -17,7 +17,15 @@
  * wv.mostSimilar("frog", 5);
  * ```
  */
-import { createRuntime, InputError, ParseError, type Runtime, ShapeError } from "@wasmformer/core";
+import {
+  createRuntime,
+  DisposedError,
+  InputError,
+  ParseError,
+  type Runtime,
+  releaseRuntime,
+  ShapeError,
+} from "@wasmformer/core";
 
 export interface Neighbour {
   word: string;
@@ -35,6 +43,12 @@ export interface LoadOptions {
   runtime?: Runtime;
   /** Read only the first `limit` vectors (gensim's `limit`; word2vec files list frequent words first). */
   limit?: number;
+  /**
+   * A word listed twice: `"error"` (default) throws `ParseError` naming the word and both places;
+   * `"first"` keeps its first vector and skips the later rows, as gensim's `load_word2vec_format`
+   * does (it only logs a warning). `limit` counts the rows read, skipped ones included.
+   */
+  duplicates?: "error" | "first";
 }
 
 const utf8 = new TextDecoder("utf-8");
@@ -59,6 +73,9 @@ export class WordVectors {
   private readonly index = new Map<string, number>();
   private readonly norms: Float32Array;
   private readonly rt: Runtime;
+  /** The runtime was made here (not passed in): `dispose()` releases it. */
+  private readonly ownsRuntime: boolean;
+  private disposed = false;
   private readonly unitPtr: number; // [size, dim] unit rows in the runtime heap
   private readonly scratch: number; // query (dim) + scores (size) + topk idx/val (2·kMax)
   private readonly kMax = 1024;
@@ -66,6 +83,7 @@ export class WordVectors {
   /**
    * @param words one per row (a repeated word keeps its first row for lookups)
    * @param vectors `[words.length, dim]`
+   * @param runtime kernel runtime for the search (default: a new one, released by `dispose()`)
    */
   constructor(words: readonly string[], vectors: Float32Array, dim: number, runtime?: Runtime) {
     if (!Number.isInteger(dim) || dim < 1) throw new ShapeError(`dim must be a positive integer, got ${dim}`);
@@ -81,6 +99,7 @@ export class WordVectors {
       if (!this.index.has(w)) this.index.set(w, i);
     });
     const n = words.length;
+    this.ownsRuntime = runtime === undefined;
     this.rt = runtime ?? createRuntime();
     const h = this.rt.heap;
     this.unitPtr = h.allocF32(n * dim);
@@ -101,28 +120,49 @@ export class WordVectors {
     return this.words.length;
   }
 
+  /**
+   * Free the search memory at once: the runtime this object made is released for the next
+   * `createRuntime()` (one passed in by the caller is only let go). Later calls throw
+   * `DisposedError`; `words`, `dim` and `vectors` stay readable. Calling it twice does nothing.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.index.clear();
+    if (this.ownsRuntime) releaseRuntime(this.rt);
+  }
+
+  private live(): void {
+    if (this.disposed) throw new DisposedError("WordVectors");
+  }
+
   /** The backend the search runs on. */
   get backend(): Runtime["backend"] {
+    this.live();
     return this.rt.backend;
   }
 
   has(word: string): boolean {
+    this.live();
     return this.index.has(word);
   }
 
   /** Row index of a word, or undefined. */
   indexOf(word: string): number | undefined {
+    this.live();
     return this.index.get(word);
   }
 
   /** A copy of the word's vector, or undefined for an unknown word. */
   get(word: string): Float32Array | undefined {
+    this.live();
     const i = this.index.get(word);
     return i === undefined ? undefined : this.vectors.slice(i * this.dim, (i + 1) * this.dim);
   }
 
   /** Cosine similarity of two words; null when either is unknown. */
   similarity(a: string, b: string): number | null {
+    this.live();
     const i = this.index.get(a);
     const j = this.index.get(b);
     if (i === undefined || j === undefined) return null;
@@ -176,6 +216,7 @@ export class WordVectors {
    * `[]`; a vector of the wrong length throws `ShapeError`.
    */
   mostSimilar(wordOrVector: string | ArrayLike<number>, k = 10): Neighbour[] {
+    this.live();
     if (typeof wordOrVector === "string") {
       const i = this.index.get(wordOrVector);
       if (i === undefined) return [];
@@ -190,6 +231,7 @@ export class WordVectors {
    * a, b and c — `analogy("man", "king", "woman")` ≈ queen. Unknown words give `[]`.
    */
   analogy(a: string, b: string, c: string, k = 10): Neighbour[] {
+    this.live();
     const ids = [a, b, c].map((w) => this.index.get(w));
     if (ids.some((i) => i === undefined)) return [];
     const [ia, ib, ic] = ids as number[];
@@ -209,20 +251,21 @@ export class WordVectors {
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0) || (Number.isFinite(limit) && !Number.isInteger(limit)))
       throw new InputError(`limit must be a non-negative integer, got ${opts.limit}`);
+    const dup = duplicatesOption(opts);
     if (typeof data === "string") {
       if (format === "word2vec-binary")
         throw new InputError("word2vec binary data must be given as bytes, not a string");
-      return WordVectors.parseText(data, format, file, limit, opts.runtime);
+      return WordVectors.parseText(data, format, file, limit, dup, opts.runtime);
     }
     if (format === "word2vec-binary" || (format === "auto" && looksBinary(data)))
-      return WordVectors.parseBinary(data, file, limit, opts.runtime);
+      return WordVectors.parseBinary(data, file, limit, dup, opts.runtime);
     let text: string;
     try {
       text = utf8Fatal.decode(data);
     } catch {
       throw new ParseError("not valid UTF-8 text (and not word2vec binary)", { file });
     }
-    return WordVectors.parseText(text, format, file, limit, opts.runtime);
+    return WordVectors.parseText(text, format, file, limit, dup, opts.runtime);
   }
 
   private static parseText(
@@ -230,9 +273,10 @@ export class WordVectors {
     format: VectorFormat,
     file: string,
     limit: number,
+    dup: "error" | "first",
     runtime?: Runtime,
   ): WordVectors {
-    const rows = new TextRows(format, file, limit);
+    const rows = new TextRows(format, file, limit, dup);
     let start = 0;
     for (;;) {
       const nl = text.indexOf("\n", start);
@@ -243,7 +287,13 @@ export class WordVectors {
     return rows.finish(runtime);
   }
 
-  private static parseBinary(b: Uint8Array, file: string, limit: number, runtime?: Runtime): WordVectors {
+  private static parseBinary(
+    b: Uint8Array,
+    file: string,
+    limit: number,
+    dup: "error" | "first",
+    runtime?: Runtime,
+  ): WordVectors {
     // the whole file is here: check the announced size first
     const nl = b.indexOf(10);
     const head = nl < 0 ? [] : utf8.decode(b.subarray(0, nl)).trim().split(/ +/);
@@ -261,7 +311,7 @@ export class WordVectors {
         );
       }
     }
-    const rows = new BinaryRows(file, limit);
+    const rows = new BinaryRows(file, limit, dup);
     rows.push(b);
     return rows.finish(runtime);
   }
@@ -281,6 +331,7 @@ export class WordVectors {
     if (!(limit >= 0) || (Number.isFinite(limit) && !Number.isInteger(limit))) {
       throw new InputError(`limit must be a non-negative integer, got ${opts.limit}`);
     }
+    const dup = duplicatesOption(opts);
     let parser: BinaryRows | TextRows | undefined;
     let head: Uint8Array[] = [];
     let headBytes = 0;
@@ -306,7 +357,7 @@ export class WordVectors {
       const first = concatBytes(head);
       head = [];
       const binary = format === "word2vec-binary" || (format === "auto" && looksBinary(first));
-      parser = binary ? new BinaryRows(file, limit) : new TextRows(format, file, limit);
+      parser = binary ? new BinaryRows(file, limit, dup) : new TextRows(format, file, limit, dup);
       if (parser instanceof BinaryRows) parser.push(first);
       else feedText(first, false);
     };
@@ -335,6 +386,7 @@ export class WordVectors {
 
   /** word2vec text format: header `count dim`, then `word v1 … vd` per line (shortest exact float32 decimals). */
   toText(): string {
+    this.live();
     const bad = this.words.findIndex((w) => /[\n\r]/.test(w) || w !== w.trim());
     if (bad >= 0)
       throw new InputError(
@@ -351,6 +403,7 @@ export class WordVectors {
 
   /** word2vec binary format (word2vec.c `-binary 1`): header line, then `word ` + dim little-endian f32 + `\n`. */
   toBinary(): Uint8Array {
+    this.live();
     const bad = this.words.findIndex((w) => /[ \n]/.test(w));
     if (bad >= 0)
       throw new InputError(
@@ -372,6 +425,13 @@ export class WordVectors {
     });
     return out;
   }
+}
+
+function duplicatesOption(opts: LoadOptions): "error" | "first" {
+  const d = opts.duplicates ?? "error";
+  if (d !== "error" && d !== "first")
+    throw new InputError(`duplicates must be "error" or "first", got ${JSON.stringify(opts.duplicates)}`);
+  return d;
 }
 
 /**
@@ -441,10 +501,15 @@ class TextRows {
   private count = -1;
   private lineNo = 0;
   private blankAt = 0;
+  /** Rows read (skipped duplicates included). */
+  private read = 0;
+  /** Word → line of its first row. */
+  private readonly seen = new Map<string, number>();
   constructor(
     private readonly format: VectorFormat,
     private readonly file: string,
     private readonly limit: number,
+    private readonly dup: "error" | "first",
   ) {}
 
   /** Feed one line (without its "\n"); false once `limit` vectors are read. */
@@ -462,7 +527,7 @@ class TextRows {
         this.dim = Number(head[1]);
         if (this.dim < 1)
           throw new ParseError(`dimension ${this.dim} in the header must be positive`, { file, line: 1 });
-        return this.words.length < this.limit;
+        return this.read < this.limit;
       }
     }
     line = line.replace(/ +$/, ""); // word2vec.c writes a space after the last number
@@ -495,15 +560,26 @@ class TextRows {
       v[j] = x;
       col += t.length + 1;
     }
-    this.words.push(word);
-    this.rows.push(v);
-    return this.words.length < this.limit;
+    this.read++;
+    const first = this.seen.get(word);
+    if (first === undefined) {
+      this.seen.set(word, ln);
+      this.words.push(word);
+      this.rows.push(v);
+    } else if (this.dup === "error") {
+      throw new ParseError(`duplicate word ${JSON.stringify(word)} (first on line ${first})`, {
+        file,
+        line: ln,
+        column: 1,
+      });
+    }
+    return this.read < this.limit;
   }
 
   finish(runtime?: Runtime): WordVectors {
     const { file, count, dim, words } = this;
-    if (count >= 0 && words.length !== Math.min(count, this.limit)) {
-      throw new ParseError(`the header announces ${count} vectors but the file has ${words.length}`, { file, line: 1 });
+    if (count >= 0 && this.read !== Math.min(count, this.limit)) {
+      throw new ParseError(`the header announces ${count} vectors but the file has ${this.read}`, { file, line: 1 });
     }
     if (dim < 1) throw new ParseError("no vectors", { file, line: 1 });
     const data = new Float32Array(words.length * dim);
@@ -521,9 +597,14 @@ class BinaryRows {
   private dim = 0;
   private readonly words: string[] = [];
   private data = new Float32Array(0);
+  /** Records read (skipped duplicates included). */
+  private read = 0;
+  /** Word → record number and byte offset of its first record. */
+  private readonly seen = new Map<string, [number, number]>();
   constructor(
     private readonly file: string,
     private readonly limit: number,
+    private readonly dup: "error" | "first",
   ) {}
 
   /** Feed bytes; false once `limit` vectors are read. */
@@ -551,14 +632,14 @@ class BinaryRows {
     }
     const dim = this.dim;
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    while (this.words.length < this.count) {
+    while (this.read < this.count) {
       let q = p;
       while (q < b.length && b[q] === 10) q++; // word2vec.c writes "\n" after each vector
       const start = q;
       while (q < b.length && b[q] !== 32) {
         if (q - start > 10_000) {
           throw new ParseError(
-            `byte ${this.consumed + start}: word ${this.words.length} is longer than 10000 bytes (corrupt file?)`,
+            `byte ${this.consumed + start}: word ${this.read} is longer than 10000 bytes (corrupt file?)`,
             { file },
           );
         }
@@ -566,8 +647,21 @@ class BinaryRows {
       }
       if (q + 1 + 4 * dim > b.length) break; // incomplete record: wait for more bytes
       const word = utf8.decode(b.subarray(start, q));
-      if (word === "") throw new ParseError(`byte ${this.consumed + start}: empty word ${this.words.length}`, { file });
+      if (word === "") throw new ParseError(`byte ${this.consumed + start}: empty word ${this.read}`, { file });
       q++;
+      const first = this.seen.get(word);
+      if (first !== undefined) {
+        if (this.dup === "error") {
+          throw new ParseError(
+            `byte ${this.consumed + start}: duplicate word ${JSON.stringify(word)} (vector ${this.read}; first as vector ${first[0]} at byte ${first[1]})`,
+            { file },
+          );
+        }
+        this.read++;
+        p = q + 4 * dim; // keep the first vector, as gensim does
+        continue;
+      }
+      this.seen.set(word, [this.read, this.consumed + start]);
       const row = this.words.length * dim;
       if (row + dim > this.data.length) {
         const grown = new Float32Array(Math.min(this.count * dim, Math.max(row + dim, 2 * this.data.length)));
@@ -585,24 +679,25 @@ class BinaryRows {
         this.data[row + j] = x;
       }
       this.words.push(word);
+      this.read++;
       p = q + 4 * dim;
     }
     this.consumed += p;
     b = b.subarray(p);
     this.buf = b.length ? b.slice() : new Uint8Array(0);
-    return this.words.length < this.count;
+    return this.read < this.count;
   }
 
   finish(runtime?: Runtime): WordVectors {
     const { file } = this;
     if (this.count < 0) throw new ParseError("byte 0: no header line", { file, line: 1 });
-    if (this.words.length < this.count) {
+    if (this.read < this.count) {
       // say where the file ended: inside a word, or inside the vector of a word
       const b = this.buf;
       let q = 0;
       while (q < b.length && b[q] === 10) q++;
       const sp = b.indexOf(32, q);
-      const i = this.words.length;
+      const i = this.read;
       if (sp < 0)
         throw new ParseError(`byte ${this.consumed + q}: file ends inside word ${i} of ${this.count}`, { file });
       const word = utf8.decode(b.subarray(q, sp));

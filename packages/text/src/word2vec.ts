@@ -21,7 +21,16 @@
  * writeFileSync("vectors.bin", vectors.toBinary());
  * ```
  */
-import { AbortError, createRuntime, InputError, mulberry32, type Runtime, WasmError } from "@wasmformer/core";
+import {
+  AbortError,
+  createRuntime,
+  InputError,
+  mulberry32,
+  type Runtime,
+  releaseRuntime,
+  WASM32_MAX_BYTES,
+  WasmError,
+} from "@wasmformer/core";
 import { WordVectors } from "./word-vectors.js";
 
 /** A sentence: tokens, or a string split on whitespace. */
@@ -114,22 +123,49 @@ function aliasTable(weights: Float64Array): { prob: Float64Array; alias: Int32Ar
   return { prob, alias };
 }
 
-const defaultTokenize = (s: string) => s.split(/\s+/).filter(Boolean);
-const yieldToLoop = () => new Promise<void>((r) => setTimeout(r, 0));
+/** A macrotask turn of the event loop (timers, I/O and rendering run): `setImmediate` in Node, a message elsewhere. */
+const yieldToLoop: () => Promise<void> =
+  typeof setImmediate === "function"
+    ? () => new Promise<void>((r) => setImmediate(r))
+    : typeof MessageChannel === "function"
+      ? () =>
+          new Promise<void>((r) => {
+            const ch = new MessageChannel();
+            ch.port1.onmessage = () => {
+              ch.port1.close();
+              r();
+            };
+            ch.port2.postMessage(0);
+          })
+      : () => new Promise<void>((r) => setTimeout(r, 0));
 
-async function* sentences(corpus: Corpus, tokenize: (s: string) => string[]): AsyncGenerator<readonly string[]> {
+/** Most epochs accepted: `epochLoss` keeps one number per epoch, and more passes than this are a mistake. */
+export const WORD2VEC_MAX_EPOCHS = 1_000_000;
+/** Words of work (counted, mapped, sub-sampled or trained) between two looks at the clock. */
+const CHECK_WORDS = 256;
+/** Longest stretch of work between two turns of the event loop (and checks of the signal), ms. */
+const SLICE_MS = 10;
+
+/** The sentences of one pass over the corpus (strings are split by the caller, a long one in slices). */
+async function* sentences(corpus: Corpus): AsyncGenerator<Sentence> {
   const src = typeof corpus === "function" ? corpus() : corpus;
   let i = 0;
   for await (const s of src as AsyncIterable<Sentence>) {
-    if (typeof s === "string") yield tokenize(s);
-    else if (Array.isArray(s)) yield s;
-    else throw new InputError(`corpus sentence ${i} is not a string or a list of tokens`);
+    if (typeof s !== "string" && !Array.isArray(s))
+      throw new InputError(`corpus sentence ${i} is not a string or a list of tokens`);
+    yield s;
     i++;
   }
 }
 
 export const Word2Vec = {
-  /** Train word vectors on a corpus; resolves to the vectors, counts and per-epoch loss. */
+  /**
+   * Train word vectors on a corpus; resolves to the vectors, counts and per-epoch loss.
+   *
+   * The work runs in slices of about 10 ms, however the corpus is cut into sentences (one long
+   * text included): between slices the event loop turns and `signal` is checked. When no
+   * `runtime` is given, the returned vectors own the runtime made for training (`dispose()` it).
+   */
   async train(corpus: Corpus, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
     const sg = (opts.model ?? "skipgram") === "skipgram";
     if (opts.model !== undefined && opts.model !== "skipgram" && opts.model !== "cbow") {
@@ -144,7 +180,7 @@ export const Word2Vec = {
     const minAlpha = opts.minAlpha ?? alpha0 * 1e-4;
     const epochs = opts.epochs ?? 5;
     const seed = opts.seed ?? 1;
-    const tokenize = opts.tokenize ?? defaultTokenize;
+    const tokenize = opts.tokenize;
     const interval = opts.progressIntervalMs ?? 500;
     const posInt = (v: number, name: string, min = 1) => {
       if (!Number.isInteger(v) || v < min) throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
@@ -154,19 +190,62 @@ export const Word2Vec = {
     posInt(negative, "negative", 0);
     posInt(minCount, "minCount");
     posInt(epochs, "epochs");
+    if (opts.maxVocab !== undefined) posInt(opts.maxVocab, "maxVocab");
+    if (epochs > WORD2VEC_MAX_EPOCHS)
+      throw new InputError(`epochs must be at most ${WORD2VEC_MAX_EPOCHS}, got ${epochs}`);
     if (!(alpha0 > 0) || !(minAlpha >= 0) || !(sample >= 0))
       throw new InputError("alpha must be > 0, minAlpha and sample >= 0");
-    if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+    const checkSignal = () => {
+      if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+    };
+    checkSignal();
+
+    // ---- cooperative scheduling: each unit of work (a word counted, mapped, sub-sampled or
+    // trained; a sentence) counts down; every CHECK_WORDS units look at the clock, and after
+    // SLICE_MS of work give the event loop a turn and honour the signal.
+    let untilCheck = CHECK_WORDS;
+    let lastYield = performance.now();
+    let onCheck = () => {}; // progress reports, once training runs
+    const checkpoint = async () => {
+      untilCheck = CHECK_WORDS;
+      onCheck();
+      if (performance.now() - lastYield < SLICE_MS) return;
+      await yieldToLoop();
+      lastYield = performance.now();
+      checkSignal();
+    };
+
+    /** The tokens of a sentence: `opts.tokenize`, or whitespace splitting (in slices: one text may be a whole book). */
+    const split = async (s: Sentence, i: number): Promise<readonly string[]> => {
+      if (typeof s !== "string") return s;
+      if (tokenize) {
+        const t = tokenize(s);
+        if (!Array.isArray(t))
+          throw new InputError(`tokenize did not return a list of tokens for corpus sentence ${i}`);
+        return t;
+      }
+      const out: string[] = [];
+      const re = /\S+/g;
+      for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+        out.push(m[0]);
+        if (--untilCheck <= 0) await checkpoint();
+      }
+      return out;
+    };
 
     // ---- vocabulary (pass 1): counts, min-count filter, most frequent first (ties: first seen)
     const counts = new Map<string, number>();
     let scanned = 0;
-    for await (const s of sentences(corpus, tokenize)) {
-      for (const w of s) counts.set(w, (counts.get(w) ?? 0) + 1);
-      if ((++scanned & 4095) === 0) {
-        await yieldToLoop();
-        if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
+    for await (const raw of sentences(corpus)) {
+      const s = await split(raw, scanned);
+      for (let t = 0; t < s.length; t++) {
+        const w = s[t];
+        if (typeof w !== "string") throw new InputError(`corpus sentence ${scanned}, token ${t} is not a string`);
+        counts.set(w, (counts.get(w) ?? 0) + 1);
+        if (--untilCheck <= 0) await checkpoint();
       }
+      scanned++;
+      if (--untilCheck <= 0) await checkpoint();
     }
     let vocabList = [...counts.entries()].filter(([, c]) => c >= minCount);
     vocabList.sort((a, b) => b[1] - a[1]);
@@ -178,6 +257,21 @@ export const Word2Vec = {
     const id = new Map(words.map((w, i) => [w, i]));
     let trainWords = 0;
     for (const c of cnt) trainWords += c;
+
+    // ---- sizes, checked before anything is allocated
+    const nT = 1 + negative;
+    const B = 4096; // examples per kernel call
+    const bufferBytes = 4 * (2 * V * dim + 2 * dim + B + B * nT + B * 2 * window + B + 1);
+    if (bufferBytes > WASM32_MAX_BYTES) {
+      throw new InputError(
+        `${V} words × dim ${dim} (window ${window}, negative ${negative}) need ${(bufferBytes / 2 ** 30).toFixed(1)} GiB ` +
+          "of training buffers, more than the 4 GiB of wasm32 memory: lower dim, window, negative or maxVocab",
+      );
+    }
+    const total = epochs * trainWords;
+    if (!Number.isSafeInteger(total))
+      throw new InputError(`epochs × corpus words = ${epochs} × ${trainWords} is too many words to count exactly`);
+
     // word2vec.c sub-sampling: keep with probability (sqrt(c / (s·T)) + 1) · (s·T) / c
     const keep = Float64Array.from(cnt, (c) =>
       sample > 0 ? (Math.sqrt(c / (sample * trainWords)) + 1) * ((sample * trainWords) / c) : 1,
@@ -185,113 +279,124 @@ export const Word2Vec = {
     const { prob, alias } = aliasTable(Float64Array.from(cnt, (c) => c ** 0.75));
 
     // ---- buffers in the kernel heap (allocated once; views re-taken after allocation)
+    const own = opts.runtime === undefined;
     const rt = opts.runtime ?? createRuntime();
     const h = rt.heap;
-    const nT = 1 + negative;
-    const B = 4096; // examples per kernel call
     const mark = h.mark();
-    const syn0 = h.allocF32(V * dim);
-    const syn1 = h.allocF32(V * dim);
-    const work = h.allocF32(2 * dim);
-    const inWords = h.allocF32(B);
-    const targets = h.allocF32(B * nT);
-    const ctx = h.allocF32(B * 2 * window);
-    const ctxOff = h.allocF32(B + 1);
-    const r = mulberry32(seed);
-    {
-      const s0 = h.f32(syn0, V * dim);
-      for (let i = 0; i < V * dim; i++) s0[i] = (r() - 0.5) / dim; // word2vec.c init; syn1neg starts at 0
-    }
-    const I = () => new Int32Array(h.buffer());
-    const sampleNeg = (positive: number): number => {
-      for (let attempt = 0; attempt < 16; attempt++) {
-        const i = Math.floor(r() * V);
-        const w = r() < prob[i] ? i : alias[i];
-        if (w !== positive || V === 1) return w;
-      }
-      return (positive + 1) % V;
-    };
-
-    // ---- training (passes 2..)
-    const total = epochs * trainWords;
-    let done = 0;
+    let trained: Float32Array;
     const t0 = performance.now();
-    let lastReport = t0;
-    let lastYield = t0;
-    let lastLoss = 0;
-    let lossAcc = 0;
-    let lossN = 0;
+    let done = 0;
     const epochLoss: number[] = [];
-    let alpha = alpha0;
-    let nEx = 0;
-    let nCtx = 0;
-    let epochAcc = 0;
-    let epochN = 0;
-    let i32 = I();
-    const flush = () => {
-      if (nEx === 0) return;
-      // linear decay over all training words (word2vec.c updates it every 10k words; here per batch)
-      alpha = Math.max(minAlpha, alpha0 * (1 - done / (total + 1)));
-      const loss = sg
-        ? rt.k.w2vSgns(syn0, syn1, V, dim, inWords, targets, nEx, nT, alpha, work)
-        : rt.k.w2vCbow(syn0, syn1, V, dim, ctx, ctxOff, targets, nEx, nT, alpha, opts.cbowMean === false ? 0 : 1, work);
-      if (Number.isNaN(loss)) throw new WasmError("word2vec kernel rejected its ids (internal error)");
-      lossAcc += loss;
-      lossN += nEx;
-      epochAcc += loss;
-      epochN += nEx;
-      nEx = 0;
-      nCtx = 0;
-      i32 = I(); // (memory does not grow during training; re-taking the view is cheap insurance)
-    };
-    const report = (epoch: number, force = false) => {
-      const now = performance.now();
-      if (!opts.onProgress || (!force && now - lastReport < interval)) return;
-      lastReport = now;
-      opts.onProgress({
-        epoch,
-        epochs,
-        wordsProcessed: done,
-        totalWords: total,
-        progress: done / total,
-        wordsPerSec: done / Math.max(1e-9, (now - t0) / 1000),
-        loss: (lastLoss = lossN ? lossAcc / lossN : lastLoss), // batches are flushed every B examples
-        alpha,
-      });
-      lossAcc = 0;
-      lossN = 0;
-    };
-    // in-memory corpora are mapped to ids once; streamed ones are mapped on every pass
-    const toIds = (s: readonly string[]): Int32Array => {
-      const out = new Int32Array(s.length);
-      let n = 0;
-      for (const w of s) {
-        const i = id.get(w);
-        if (i !== undefined) out[n++] = i;
+    try {
+      const syn0 = h.allocF32(V * dim);
+      const syn1 = h.allocF32(V * dim);
+      const work = h.allocF32(2 * dim);
+      const inWords = h.allocF32(B);
+      const targets = h.allocF32(B * nT);
+      const ctx = h.allocF32(B * 2 * window);
+      const ctxOff = h.allocF32(B + 1);
+      const r = mulberry32(seed);
+      // word2vec.c init (syn1neg starts at 0), in slices: a large vocabulary takes seconds
+      for (let i0 = 0; i0 < V * dim; i0 += 65536) {
+        const s0 = h.f32(syn0, V * dim);
+        const end = Math.min(V * dim, i0 + 65536);
+        for (let i = i0; i < end; i++) s0[i] = (r() - 0.5) / dim;
+        await checkpoint();
       }
-      return out.subarray(0, n);
-    };
-    let cached: Int32Array[] | null = null;
-    if (Array.isArray(corpus)) {
-      cached = [];
-      for await (const s of sentences(corpus, tokenize)) cached.push(toIds(s));
-    }
-    let sent = new Int32Array(1024);
-    const IW = inWords >> 2;
-    const TG = targets >> 2;
-    const CX = ctx >> 2;
-    const CO = ctxOff >> 2;
-    /** One sentence of ids: sub-sample, then queue its examples (flushed to the kernel when B are queued). */
-    const trainIds = (ids: Int32Array) => {
-      if (ids.length > sent.length) sent = new Int32Array(ids.length);
-      let len = 0;
-      for (let t = 0; t < ids.length; t++) {
-        const i = ids[t];
-        done++;
-        if (keep[i] < 1 && keep[i] < r()) continue;
-        sent[len++] = i;
+      const I = () => new Int32Array(h.buffer());
+      const sampleNeg = (positive: number): number => {
+        for (let attempt = 0; attempt < 16; attempt++) {
+          const i = Math.floor(r() * V);
+          const w = r() < prob[i] ? i : alias[i];
+          if (w !== positive || V === 1) return w;
+        }
+        return (positive + 1) % V;
+      };
+
+      // ---- training (passes 2..)
+      let lastReport = t0;
+      let lastLoss = 0;
+      let lossAcc = 0;
+      let lossN = 0;
+      let alpha = alpha0;
+      let nEx = 0;
+      let nCtx = 0;
+      let epochAcc = 0;
+      let epochN = 0;
+      let i32 = I();
+      const flush = () => {
+        if (nEx === 0) return;
+        // linear decay over all training words (word2vec.c updates it every 10k words; here per batch)
+        alpha = Math.max(minAlpha, alpha0 * (1 - done / (total + 1)));
+        const loss = sg
+          ? rt.k.w2vSgns(syn0, syn1, V, dim, inWords, targets, nEx, nT, alpha, work)
+          : rt.k.w2vCbow(
+              syn0,
+              syn1,
+              V,
+              dim,
+              ctx,
+              ctxOff,
+              targets,
+              nEx,
+              nT,
+              alpha,
+              opts.cbowMean === false ? 0 : 1,
+              work,
+            );
+        if (Number.isNaN(loss)) throw new WasmError("word2vec kernel rejected its ids (internal error)");
+        lossAcc += loss;
+        lossN += nEx;
+        epochAcc += loss;
+        epochN += nEx;
+        nEx = 0;
+        nCtx = 0;
+        i32 = I(); // (memory does not grow during training; re-taking the view is cheap insurance)
+      };
+      const report = (epoch: number, force = false) => {
+        const now = performance.now();
+        if (!opts.onProgress || (!force && now - lastReport < interval)) return;
+        lastReport = now;
+        opts.onProgress({
+          epoch,
+          epochs,
+          wordsProcessed: done,
+          totalWords: total,
+          progress: done / total,
+          wordsPerSec: done / Math.max(1e-9, (now - t0) / 1000),
+          loss: (lastLoss = lossN ? lossAcc / lossN : lastLoss), // batches are flushed every B examples
+          alpha,
+        });
+        lossAcc = 0;
+        lossN = 0;
+      };
+      // in-memory corpora are mapped to ids once; streamed ones are mapped on every pass
+      const toIds = async (s: readonly string[]): Promise<Int32Array> => {
+        const out = new Int32Array(s.length);
+        let n = 0;
+        for (let t = 0; t < s.length; t++) {
+          const i = id.get(s[t]);
+          if (i !== undefined) out[n++] = i;
+          if (--untilCheck <= 0) await checkpoint();
+        }
+        return out.subarray(0, n);
+      };
+      let cached: Int32Array[] | null = null;
+      if (Array.isArray(corpus)) {
+        cached = [];
+        let k = 0;
+        for await (const s of sentences(corpus)) {
+          cached.push(await toIds(await split(s, k++)));
+          if (--untilCheck <= 0) await checkpoint();
+        }
       }
-      for (let pos = 0; pos < len; pos++) {
+      let sent = new Int32Array(1024);
+      const IW = inWords >> 2;
+      const TG = targets >> 2;
+      const CX = ctx >> 2;
+      const CO = ctxOff >> 2;
+      /** Queue the examples of the word at `pos` of the sub-sampled sentence `sent[0, len)`. */
+      const queue = (pos: number, len: number) => {
         const b = Math.floor(r() * window); // reduced window: word2vec.c's `b = next_random % window`
         const lo = Math.max(0, pos - window + b);
         const hi = Math.min(len - 1, pos + window - b);
@@ -307,7 +412,7 @@ export const Word2Vec = {
             nEx++;
           }
         } else {
-          if (hi === lo) continue; // no context
+          if (hi === lo) return; // no context
           if (nEx === B || nCtx + 2 * window > B * 2 * window) flush();
           if (nEx === 0) i32[CO] = 0;
           for (let c = lo; c <= hi; c++) if (c !== pos) i32[CX + nCtx++] = sent[c];
@@ -317,42 +422,54 @@ export const Word2Vec = {
           for (let d = 1; d < nT; d++) i32[o + d] = sampleNeg(centre);
           nEx++;
         }
-      }
-    };
-    const pause = async () => {
-      const now = performance.now();
-      if (now - lastYield > 50) {
-        lastYield = now;
-        await yieldToLoop();
-        if (opts.signal?.aborted) throw new AbortError("Word2Vec training aborted");
-      }
-    };
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      epochAcc = 0;
-      epochN = 0;
-      if (cached) {
-        for (let k = 0; k < cached.length; k++) {
-          trainIds(cached[k]);
-          if ((k & 15) === 15) {
-            report(epoch);
-            await pause();
-          }
+      };
+      /** Sub-sample `ids[from, to)` onto the end of `sent[0, len)`; returns the new length. */
+      const subsample = (ids: Int32Array, from: number, to: number, len: number): number => {
+        for (let t = from; t < to; t++) {
+          const i = ids[t];
+          if (keep[i] < 1 && keep[i] < r()) continue;
+          sent[len++] = i;
         }
-      } else {
-        for await (const s of sentences(corpus, tokenize)) {
-          trainIds(toIds(s));
-          report(epoch);
-          await pause();
+        done += to - from;
+        return len;
+      };
+      /** One sentence of ids: sub-sample, then queue its examples (flushed to the kernel when B are queued). */
+      const trainIds = async (ids: Int32Array) => {
+        if (ids.length > sent.length) sent = new Int32Array(ids.length);
+        let len = 0;
+        for (let t = 0; t < ids.length; t += CHECK_WORDS) {
+          const end = Math.min(ids.length, t + CHECK_WORDS);
+          len = subsample(ids, t, end, len);
+          if ((untilCheck -= end - t) <= 0) await checkpoint();
         }
+        for (let pos = 0; pos < len; pos += CHECK_WORDS) {
+          const end = Math.min(len, pos + CHECK_WORDS);
+          for (let p = pos; p < end; p++) queue(p, len);
+          if ((untilCheck -= end - pos) <= 0) await checkpoint();
+        }
+        if (--untilCheck <= 0) await checkpoint();
+      };
+      let epoch = 0;
+      onCheck = () => report(epoch);
+      for (; epoch < epochs; epoch++) {
+        epochAcc = 0;
+        epochN = 0;
+        if (cached) for (const ids of cached) await trainIds(ids);
+        else {
+          let k = 0;
+          for await (const s of sentences(corpus)) await trainIds(await toIds(await split(s, k++)));
+        }
+        flush();
+        epochLoss.push(epochN ? epochAcc / epochN : 0);
+        report(epoch, true);
       }
-      flush();
-      epochLoss.push(epochN ? epochAcc / epochN : 0);
-      report(epoch, true);
+      trained = h.f32(syn0, V * dim).slice();
+    } finally {
+      h.release(mark); // the training buffers
+      if (own) releaseRuntime(rt); // emptied; the vectors' own runtime (below) reuses its memory at once
     }
     const seconds = (performance.now() - t0) / 1000;
-    const trained = h.f32(syn0, V * dim).slice();
-    h.release(mark); // the training buffers; the vectors' search rows take their place
-    const vectors = new WordVectors(words, trained, dim, rt);
+    const vectors = new WordVectors(words, trained, dim, own ? undefined : rt);
     return { vectors, counts: cnt, epochLoss, wordsPerSec: done / Math.max(1e-9, seconds) };
   },
 };

@@ -177,3 +177,32 @@ describe("padSequences", () => {
     expect(() => padSequences([[1]], { maxlen: 1.5 })).toThrow(/maxlen/);
   });
 });
+
+describe("outputs too large to exist (issue 13): InputError before allocating", () => {
+  it("textsToMatrix with numWords 1e12 names numWords and the size; what fits still works", () => {
+    const tok = new Tokenizer({ numWords: 1e12 });
+    tok.fitOnTexts(["a b c", "b c"]);
+    const run = () => tok.textsToMatrix(["a b", "c"]);
+    expect(run).toThrow(InputError);
+    expect(run).toThrow(/numWords = 1000000000000: a \[2, 1000000000000\] matrix needs [\d.e+]+ GiB/);
+    const fits = new Tokenizer({ numWords: 100_000 });
+    fits.fitOnTexts(["a b c", "b c"]);
+    const m = fits.textsToMatrix(["a b", "c"], "count");
+    expect(m.shape).toEqual([2, 100_000]);
+    expect(Array.from(m.data.subarray(0, 4))).toEqual([0, 1, 0, 1]); // b = 1, c = 2, a = 3
+  });
+
+  it("padSequences of 1e5 rows with maxlen 1e5 names the sizes; what fits still works", () => {
+    const rows = Array.from({ length: 100_000 }, (_, i) => [i + 1]);
+    const run = () => padSequences(rows, { maxlen: 100_000 });
+    expect(run).toThrow(InputError);
+    expect(run).toThrow(
+      /padSequences \(100000 sequences, maxlen 100000\): a \[100000, 100000\] matrix needs 37\.3 GiB/,
+    );
+    expect(() => padSequences(rows, { maxlen: 100_000, dtype: "float32" })).toThrow(InputError);
+    const t = padSequences(rows, { maxlen: 100 });
+    expect(t.shape).toEqual([100_000, 100]);
+    expect(t.data[99]).toBe(1);
+    expect(t.data[100 * 99_999 + 99]).toBe(100_000);
+  });
+});

@@ -1,6 +1,15 @@
 // WordVectors: loading word2vec text/binary, GloVe and fastText .vec; cosine search (wasm vs reference
 // backend); analogy; saving; typed errors with file positions.
-import { createRefRuntime, createRuntime, init, ParseError, ShapeError } from "@wasmformer/core";
+import {
+  createRefRuntime,
+  createRuntime,
+  DisposedError,
+  InputError,
+  init,
+  ParseError,
+  type Runtime,
+  ShapeError,
+} from "@wasmformer/core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { formatF32, WordVectors } from "../src/word-vectors.js";
 import { rng } from "./corpus.js";
@@ -177,5 +186,83 @@ describe("WordVectors", () => {
     const big = new TextEncoder().encode("1000000 300\nxyz ");
     expect(() => WordVectors.load(big, { format: "word2vec-binary" })).toThrow(/announces 1000000 × 300/);
     expect(() => new WordVectors(["a"], new Float32Array(3), 2)).toThrow(ShapeError);
+  });
+});
+
+describe("duplicate words (issue 13)", () => {
+  const text = "3 2\nthe 1 2\nof 3 4\nthe 5 6\n";
+  const bin = new WordVectors(["the", "of", "the"], Float32Array.of(1, 2, 3, 4, 5, 6), 2).toBinary();
+
+  it("are a ParseError naming the word and both places, in every reader", async () => {
+    expect(() => WordVectors.load(text, { file: "v.txt" })).toThrow(ParseError);
+    expect(() => WordVectors.load(text, { file: "v.txt" })).toThrow(
+      'v.txt:line 4:column 1: duplicate word "the" (first on line 2)',
+    );
+    expect(() => WordVectors.load("the 1 2\nthe 3 4\n", { format: "glove" })).toThrow(/line 2:.*duplicate word "the"/);
+    // header "3 2\n" (4 bytes), "the " + 8 + "\n" (13), "of " + 8 + "\n" (12): the third record starts at byte 29
+    expect(() => WordVectors.load(bin, { file: "v.bin" })).toThrow(
+      'v.bin: byte 29: duplicate word "the" (vector 2; first as vector 0 at byte 4)',
+    );
+    const chunks = (b: Uint8Array) =>
+      (async function* () {
+        for (let i = 0; i < b.length; i += 5) yield b.subarray(i, i + 5);
+      })();
+    await expect(WordVectors.loadAsync(chunks(bin), { file: "v.bin" })).rejects.toThrow(/byte 29: duplicate word/);
+    await expect(WordVectors.loadAsync(chunks(new TextEncoder().encode(text)))).rejects.toThrow(/line 4/);
+  });
+
+  it('duplicates: "first" keeps the first vector, as gensim does', async () => {
+    for (const wv of [
+      WordVectors.load(text, { duplicates: "first" }),
+      WordVectors.load(bin, { duplicates: "first" }),
+      await WordVectors.loadAsync([bin], { duplicates: "first" }),
+    ]) {
+      expect(wv.words).toEqual(["the", "of"]);
+      expect(Array.from(wv.get("the")!)).toEqual([1, 2]);
+      expect(wv.mostSimilar("of", 5).map((n) => n.word)).toEqual(["the"]);
+    }
+    // limit counts the rows read, the skipped one included
+    expect(WordVectors.load("3 2\na 1 2\na 3 4\nb 5 6\n", { duplicates: "first", limit: 2 }).words).toEqual(["a"]);
+    expect(() => WordVectors.load(text, { duplicates: "last" as "first" })).toThrow(InputError);
+  });
+});
+
+describe("dispose (issue 13)", () => {
+  const runtimeOf = (wv: WordVectors) => (wv as unknown as { rt: Runtime }).rt;
+
+  it("releases the runtime it made: the next createRuntime() reuses it; later calls throw DisposedError", () => {
+    const wv = WordVectors.load(TOY);
+    const rt = runtimeOf(wv);
+    expect(rt.heap.used()).toBeGreaterThan(0);
+    wv.dispose();
+    wv.dispose(); // twice: nothing more
+    expect(rt.heap.used()).toBe(0);
+    for (const call of [
+      () => wv.similarity("man", "king"),
+      () => wv.mostSimilar("man"),
+      () => wv.mostSimilar(new Float32Array(4)),
+      () => wv.analogy("man", "king", "woman"),
+      () => wv.get("man"),
+      () => wv.has("man"),
+      () => wv.indexOf("man"),
+      () => wv.toText(),
+      () => wv.toBinary(),
+      () => wv.backend,
+    ]) {
+      expect(call).toThrow(DisposedError);
+    }
+    expect(wv.words.length).toBe(6); // the plain data stays readable
+    const next = createRuntime();
+    expect(next).toBe(rt);
+  });
+
+  it("lets a runtime passed in by the caller live on", () => {
+    const rt = createRuntime();
+    const wv = WordVectors.load(TOY, { runtime: rt });
+    const used = rt.heap.used();
+    wv.dispose();
+    expect(rt.heap.used()).toBe(used);
+    expect(createRuntime()).not.toBe(rt);
+    expect(() => wv.mostSimilar("king")).toThrow(DisposedError);
   });
 });

@@ -1,7 +1,15 @@
 // Word2Vec training: it learns planted structure (topic words become each other's nearest neighbours),
 // on the wasm and the reference backend, for skip-gram and CBOW; determinism for a seed; progress and
 // cancellation; saving.
-import { AbortError, createRefRuntime, createRuntime, InputError, init } from "@wasmformer/core";
+import {
+  AbortError,
+  createRefRuntime,
+  createRuntime,
+  DisposedError,
+  InputError,
+  init,
+  type Runtime,
+} from "@wasmformer/core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { WordVectors } from "../src/word-vectors.js";
 import { Word2Vec, type Word2VecProgress } from "../src/word2vec.js";
@@ -139,5 +147,80 @@ describe("Word2Vec training loop", () => {
     await expect(Word2Vec.train(small, { ...base, model: "glove" as "cbow" })).rejects.toThrow(/model/);
     await expect(Word2Vec.train(small, { ...base, dim: 0 })).rejects.toThrow(/dim/);
     await expect(Word2Vec.train([3 as unknown as string], { ...base })).rejects.toThrow(/sentence 0/);
+  });
+});
+
+describe("Word2Vec under hostile use (issue 13)", () => {
+  const r = rng(11);
+  /** One sentence of 50k words: the whole corpus is a single long text. */
+  const longText = Array.from({ length: 50_000 }, () => `w${Math.floor(r() * 300)}`).join(" ");
+  const opts = { dim: 16, window: 3, negative: 3, minCount: 1 };
+
+  it("one long text: timers tick during training", async () => {
+    let ticks = 0;
+    const iv = setInterval(() => ticks++, 1);
+    try {
+      const { vectors } = await Word2Vec.train([longText], { ...opts, epochs: 2 });
+      expect(vectors.size).toBe(300);
+    } finally {
+      clearInterval(iv);
+    }
+    expect(ticks).toBeGreaterThan(2); // (was 0: the whole run blocked the event loop)
+  });
+
+  it("one long text: the signal aborts training, and its buffers are freed", async () => {
+    const rt = createRuntime();
+    const used = rt.heap.used();
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30);
+    const run = Word2Vec.train([longText], { ...opts, epochs: 10_000, signal: ac.signal, runtime: rt });
+    await expect(run).rejects.toBeInstanceOf(AbortError);
+    expect(rt.heap.used()).toBe(used);
+  });
+
+  it("a tiny corpus with many epochs stays responsive; epochs 2e8 is a typed error at once", async () => {
+    const ac = new AbortController();
+    let ticks = 0;
+    const iv = setInterval(() => {
+      if (++ticks === 5) ac.abort();
+    }, 1);
+    try {
+      const run = Word2Vec.train([["a", "b", "a"]], { ...opts, epochs: 1_000_000, signal: ac.signal });
+      await expect(run).rejects.toBeInstanceOf(AbortError);
+    } finally {
+      clearInterval(iv);
+    }
+    const huge = Word2Vec.train([["a", "b", "a"]], { ...opts, epochs: 2e8 });
+    await expect(huge).rejects.toBeInstanceOf(InputError);
+    await expect(Word2Vec.train([["a", "b", "a"]], { ...opts, epochs: 2e8 })).rejects.toThrow(
+      "epochs must be at most 1000000, got 200000000",
+    );
+  });
+
+  it("sizes are checked before anything is allocated", async () => {
+    const tiny = [["a", "b", "a"]];
+    await expect(Word2Vec.train(tiny, { ...opts, dim: 1e9 })).rejects.toThrow(
+      /dim 1000000000 .*4 GiB of wasm32 memory/,
+    );
+    await expect(Word2Vec.train(tiny, { ...opts, window: 2e8 })).rejects.toThrow(/window 200000000,.*GiB/);
+    await expect(Word2Vec.train(tiny, { ...opts, negative: 2e8 })).rejects.toBeInstanceOf(InputError);
+    await expect(Word2Vec.train(tiny, { ...opts, maxVocab: 0 })).rejects.toThrow(/maxVocab/);
+    await expect(Word2Vec.train([["a", 3 as unknown as string]], opts)).rejects.toThrow(/sentence 0, token 1/);
+    await expect(Word2Vec.train(["a b"], { ...opts, tokenize: () => "a" as unknown as string[] })).rejects.toThrow(
+      InputError,
+    );
+  });
+
+  it("the vectors own the runtime made for training; dispose() releases it", async () => {
+    const small = plantedCorpus(50, 3);
+    const { vectors } = await Word2Vec.train(small, { ...opts, epochs: 1 });
+    const rt = (vectors as unknown as { rt: Runtime }).rt;
+    vectors.dispose();
+    expect(() => vectors.mostSimilar("t0w0")).toThrow(DisposedError);
+    expect(createRuntime()).toBe(rt);
+    const mine = createRuntime();
+    const kept = await Word2Vec.train(small, { ...opts, epochs: 1, runtime: mine });
+    kept.vectors.dispose();
+    expect(createRuntime()).not.toBe(mine); // a runtime passed in is not released
   });
 });

@@ -253,6 +253,12 @@ export class ViTImageProcessor {
         let v = rgb[3 * i + ch]!;
         if (c.do_rescale) v = f(v * c.rescale_factor); // HF: float64 product, stored as float32
         if (c.do_normalize) v = f(f(v - mean[ch]!) / std[ch]!);
+        if (!Number.isFinite(v)) {
+          // only a preprocessor config can do this (8-bit samples are finite): say which pixel and why
+          throw new InputError(
+            `pixel_values[${ch}, ${Math.floor(i / w)}, ${i % w}] = ${v} is not finite (sample ${rgb[3 * i + ch]} after rescale_factor ${c.rescale_factor}, image_mean ${c.image_mean[ch]}, image_std ${c.image_std[ch]})`,
+          );
+        }
         out[ch * n + i] = v;
       }
     }

@@ -15,7 +15,42 @@
  */
 import { InputError, ShapeError, Tensor } from "@wasmformer/core";
 
+/** Throw an InputError unless `x` is a `Tensor`. */
+function tensor(x: unknown, what: string): Tensor {
+  if (!(x instanceof Tensor)) throw new InputError(`${what} must be a Tensor, got ${describe(x)}`);
+  return x;
+}
+
+/** Throw an InputError unless `x` is an f32 `Tensor` (attention weights, as `forward` returns them). */
+function f32Tensor(x: unknown, what: string): Tensor {
+  if (tensor(x, what).dtype !== "f32")
+    throw new InputError(`${what} must be an f32 Tensor, got ${(x as Tensor).dtype}`);
+  return x as Tensor;
+}
+
+/** A short description of a value for error messages. */
+function describe(x: unknown): string {
+  if (x === null || x === undefined || typeof x !== "object")
+    return typeof x === "string" ? JSON.stringify(x) : String(x);
+  return Array.isArray(x) ? "an array" : (x.constructor?.name ?? "an object");
+}
+
+/** `opts` must be a plain options object with only the `allowed` keys. */
+function checkOptions(opts: unknown, fn: string, allowed: readonly string[]): Record<string, unknown> {
+  if (opts === undefined) return {};
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
+    throw new InputError(`${fn}: options must be an object, got ${describe(opts)}`);
+  }
+  for (const k of Object.keys(opts)) {
+    if (!allowed.includes(k)) {
+      throw new InputError(`${fn}: unknown option "${k}" (allowed: ${allowed.join(", ")})`);
+    }
+  }
+  return opts as Record<string, unknown>;
+}
+
 function dims4(a: Tensor, what: string): [number, number, number, number] {
+  f32Tensor(a, what);
   if (a.ndim !== 4 || a.shape[2] !== a.shape[3]) {
     throw new ShapeError(`${what} must be [batch, heads, tokens, tokens], got [${a.shape.join(", ")}]`);
   }
@@ -23,6 +58,9 @@ function dims4(a: Tensor, what: string): [number, number, number, number] {
 }
 
 function checkGrid(T: number, grid: readonly [number, number], what: string): void {
+  if (!Array.isArray(grid) || grid.length !== 2) {
+    throw new InputError(`${what}: grid must be [gh, gw] (ViTOutput.grid), got ${describe(grid)}`);
+  }
   const [gh, gw] = grid;
   if (!Number.isInteger(gh) || !Number.isInteger(gw) || gh < 1 || gw < 1 || gh * gw + 1 !== T) {
     throw new ShapeError(`${what}: patch grid ${gh}x${gw} does not fit ${T} tokens (1 CLS + gh·gw patches)`);
@@ -52,6 +90,7 @@ export function clsAttentionMap(attentions: Tensor, grid: readonly [number, numb
  * this is DINO's `scale_factor=patch_size` map over the image.
  */
 export function upsampleNearest(map: Tensor, outH: number, outW: number): Tensor<"f32"> {
+  tensor(map, "upsampleNearest map");
   if (map.ndim < 2) throw new ShapeError(`upsampleNearest needs [..., h, w], got [${map.shape.join(", ")}]`);
   if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) {
     throw new InputError(`upsampleNearest: output size must be positive integers, got ${outH}x${outW}`);
@@ -82,7 +121,9 @@ export function upsampleNearest(map: Tensor, outH: number, outW: number): Tensor
  * @returns a `bool` tensor of the same shape (1 = kept)
  */
 export function thresholdAttention(map: Tensor, threshold = 0.6): Tensor<"bool"> {
-  if (!(threshold >= 0 && threshold <= 1)) throw new InputError(`threshold must be in [0, 1], got ${threshold}`);
+  if (typeof threshold !== "number" || !(threshold >= 0 && threshold <= 1))
+    throw new InputError(`threshold must be a number in [0, 1], got ${describe(threshold)}`);
+  tensor(map, "thresholdAttention map");
   if (map.ndim < 2) throw new ShapeError(`thresholdAttention needs [..., h, w], got [${map.shape.join(", ")}]`);
   const n = map.shape[map.ndim - 1]! * map.shape[map.ndim - 2]!;
   const src = map.data as Float32Array;
@@ -99,6 +140,42 @@ export function thresholdAttention(map: Tensor, threshold = 0.6): Tensor<"bool">
     }
   }
   return new Tensor(out, map.shape, "bool");
+}
+
+const HEAD_FUSIONS = ["mean", "max", "min"] as const;
+
+/**
+ * @internal Check `attentionRollout` options (also before a model runs, by `ViTModel.attentionRollout`):
+ * InputErrors name the option and what it allows. `L` = number of layers, when known.
+ */
+export function checkRolloutOptions(
+  opts: unknown,
+  L?: number,
+): { headFusion: (typeof HEAD_FUSIONS)[number]; discardRatio: number; layers: readonly number[] | undefined } {
+  const o = checkOptions(opts, "attentionRollout", ["headFusion", "discardRatio", "layers"]);
+  const fusion = o.headFusion === undefined ? "mean" : o.headFusion;
+  if (!(HEAD_FUSIONS as readonly unknown[]).includes(fusion)) {
+    throw new InputError(
+      `attentionRollout: headFusion must be one of ${HEAD_FUSIONS.map((f) => `"${f}"`).join(", ")}, got ${describe(fusion)}`,
+    );
+  }
+  const discard = o.discardRatio === undefined ? 0 : o.discardRatio;
+  if (typeof discard !== "number" || !(discard >= 0 && discard < 1)) {
+    throw new InputError(`attentionRollout: discardRatio must be a number in [0, 1), got ${describe(discard)}`);
+  }
+  const layers = o.layers;
+  if (layers !== undefined) {
+    if (!Array.isArray(layers)) {
+      throw new InputError(`attentionRollout: layers must be an array of layer indices, got ${describe(layers)}`);
+    }
+    for (const [i, l] of layers.entries()) {
+      if (!Number.isInteger(l) || l < 0 || (L !== undefined && l >= L)) {
+        const range = L !== undefined ? ` 0…${L - 1}` : "";
+        throw new InputError(`attentionRollout: layers[${i}] = ${describe(l)} is not a layer index${range}`);
+      }
+    }
+  }
+  return { headFusion: fusion as (typeof HEAD_FUSIONS)[number], discardRatio: discard, layers };
 }
 
 export interface RolloutOptions {
@@ -119,7 +196,12 @@ export interface RolloutOptions {
  * @returns `[B, T, T]`; row 0 is the CLS token's attribution over the input tokens (each row sums to 1)
  */
 export function attentionRollout(attentions: readonly Tensor[], opts: RolloutOptions = {}): Tensor<"f32"> {
+  if (!Array.isArray(attentions))
+    throw new InputError(
+      `attentionRollout: attentions must be an array of [B, H, T, T] tensors, got ${describe(attentions)}`,
+    );
   if (attentions.length === 0) throw new InputError("attentionRollout needs at least one layer of attentions");
+  const o = checkRolloutOptions(opts, attentions.length);
   const [B, H, T] = dims4(attentions[0]!, "attentions[0]");
   for (const [i, a] of attentions.entries()) {
     const d = dims4(a, `attentions[${i}]`);
@@ -127,14 +209,9 @@ export function attentionRollout(attentions: readonly Tensor[], opts: RolloutOpt
       throw new ShapeError(`attentions[${i}] is [${a.shape.join(", ")}], attentions[0] is [${B}, ${H}, ${T}, ${T}]`);
     }
   }
-  const fusion = opts.headFusion ?? "mean";
-  const discard = opts.discardRatio ?? 0;
-  if (!(discard >= 0 && discard < 1)) throw new InputError(`discardRatio must be in [0, 1), got ${discard}`);
-  const layers = opts.layers ?? attentions.map((_, i) => i);
-  for (const l of layers) {
-    if (!Number.isInteger(l) || l < 0 || l >= attentions.length)
-      throw new InputError(`rollout layer ${l} out of range 0…${attentions.length - 1}`);
-  }
+  const fusion = o.headFusion;
+  const discard = o.discardRatio;
+  const layers = o.layers ?? attentions.map((_, i) => i);
   const out = new Float32Array(B * T * T);
   const TT = T * T;
   let roll = new Float64Array(TT);
@@ -198,6 +275,11 @@ export function rolloutMap(
   grid: readonly [number, number],
   opts: { normalize?: boolean } = {},
 ): Tensor<"f32"> {
+  const o = checkOptions(opts, "rolloutMap", ["normalize"]);
+  if (o.normalize !== undefined && typeof o.normalize !== "boolean") {
+    throw new InputError(`rolloutMap: normalize must be a boolean, got ${describe(o.normalize)}`);
+  }
+  f32Tensor(rollout, "rolloutMap rollout");
   if (rollout.ndim !== 3 || rollout.shape[1] !== rollout.shape[2]) {
     throw new ShapeError(`rollout must be [batch, tokens, tokens], got [${rollout.shape.join(", ")}]`);
   }
@@ -230,8 +312,14 @@ export function meanAttentionDistance(
   grid: readonly [number, number],
   patchSize: number,
 ): Tensor<"f32"> {
+  if (!Array.isArray(attentions)) {
+    throw new InputError(
+      `meanAttentionDistance: attentions must be an array of [B, H, T, T] tensors, got ${describe(attentions)}`,
+    );
+  }
   if (attentions.length === 0) throw new InputError("meanAttentionDistance needs at least one layer of attentions");
-  if (!(patchSize > 0)) throw new InputError(`patchSize must be positive, got ${patchSize}`);
+  if (typeof patchSize !== "number" || !Number.isFinite(patchSize) || !(patchSize > 0))
+    throw new InputError(`patchSize must be a positive finite number, got ${describe(patchSize)}`);
   const [B, H, T] = dims4(attentions[0]!, "attentions[0]");
   checkGrid(T, grid, "meanAttentionDistance");
   const L = attentions.length;

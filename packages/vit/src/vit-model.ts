@@ -24,12 +24,14 @@ import {
   BinOp,
   ConfigError,
   createRuntime,
+  DisposedError,
   type Heap,
   InputError,
   type LazySafetensorsFile,
   openSafetensors,
   parseSafetensors,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
   WeightsError,
@@ -39,6 +41,7 @@ import { type DecodeOptions, type ImageInput, toImageData } from "./image-io.js"
 import { ViTImageProcessor } from "./image-processing.js";
 import {
   attentionRollout,
+  checkRolloutOptions,
   clsAttentionMap,
   meanAttentionDistance,
   type RolloutOptions,
@@ -160,6 +163,9 @@ interface Plan {
   pooled: number; // [B, D] or 0
 }
 
+/** Models whose runtime their loader created (not passed in `LoadOptions.runtime`): `dispose()` releases it. */
+const ownsRuntime = new WeakSet<ViTModel>();
+
 function toSource(weights: WeightsInput): AnyTensorSource {
   if (weights instanceof Uint8Array || weights instanceof ArrayBuffer) return parseSafetensors(weights);
   return weights;
@@ -191,6 +197,9 @@ export class ViTModel {
   /** Heap top after our last allocation (weights or plan). */
   private top: number;
   private plan: Plan | undefined;
+  private disposed = false;
+  /** The class name `DisposedError` reports (explicit: minifiers rename classes). */
+  protected readonly modelName: string = "ViTModel";
 
   /** @internal use `fromPretrained` / `fromTimm` */
   constructor(cfg: ViTConfig, rt: Runtime, w: ViTWeights, naming: Naming, posInterp: PosInterpolation) {
@@ -206,6 +215,23 @@ export class ViTModel {
     if (cfg.image_size[0] !== cfg.image_size[1]) {
       this.processor = ViTImageProcessor.fromConfig({ size: { height: cfg.image_size[0], width: cfg.image_size[1] } });
     }
+  }
+
+  /**
+   * Free the model's wasm memory at once: the runtime its loader created goes back to core
+   * (`releaseRuntime`), to be reused by the next model; a runtime passed in `LoadOptions.runtime`
+   * stays the caller's. Every later call throws a `DisposedError`. Calling it twice does nothing.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.plan = undefined;
+    if (ownsRuntime.has(this)) releaseRuntime(this.rt);
+  }
+
+  /** Throw a `DisposedError` once `dispose()` has been called. */
+  protected checkLive(): void {
+    if (this.disposed) throw new DisposedError(this.modelName);
   }
 
   /** Whether a classifier head is loaded. */
@@ -323,13 +349,14 @@ export class ViTModel {
 
   /** Heap bytes in use (weights + current plan). */
   get heapBytes(): number {
+    this.checkLive();
     return this.rt.heap.used();
   }
 
   // -------------------------------------------------------------------------------------------
   // forward
 
-  /** Check `pixelValues` `[B, C, H, W]` against the config. */
+  /** Check `pixelValues` `[B, C, H, W]` against the config; every value must be finite. */
   protected checkPixels(pixelValues: Tensor): [number, number, number] {
     const cfg = this.config;
     if (!(pixelValues instanceof Tensor))
@@ -349,6 +376,13 @@ export class ViTModel {
     if (B < 1) throw new InputError("pixel_values has an empty batch");
     const p = cfg.patch_size[0];
     if (H < p || W < p) throw new InputError(`image ${H}x${W} is smaller than one ${p}x${p} patch`);
+    const data = pixelValues.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!)) {
+        const idx = [Math.floor(i / (C * H * W)), Math.floor(i / (H * W)) % C, Math.floor(i / W) % H, i % W];
+        throw new InputError(`pixel_values[${idx.join(", ")}] = ${data[i]} is not finite`);
+      }
+    }
     return [B, H, W];
   }
 
@@ -357,6 +391,13 @@ export class ViTModel {
    * preprocessed). Other image sizes than `config.image_size` use interpolated position embeddings.
    */
   forward(pixelValues: Tensor, opts: ForwardOptions = {}): ViTOutput {
+    this.checkLive();
+    if (typeof opts !== "object" || opts === null)
+      throw new InputError(`forward: options must be an object, got ${String(opts)}`);
+    for (const k of ["outputAttentions", "outputHiddenStates"] as const) {
+      if (opts[k] !== undefined && typeof opts[k] !== "boolean")
+        throw new InputError(`forward: ${k} must be a boolean, got ${JSON.stringify(opts[k])}`);
+    }
     const [B, H, W] = this.checkPixels(pixelValues);
     const keepAttn = opts.outputAttentions ?? false;
     const P = this.planFor(B, H, W, keepAttn);
@@ -482,6 +523,7 @@ export class ViTModel {
 
   /** Images (raw pixels, PNG/JPEG bytes, browser images) → `pixel_values` through `processor`. */
   async pixelValues(images: ImageInput | readonly ImageInput[], opts: DecodeOptions = {}): Promise<Tensor<"f32">> {
+    this.checkLive();
     const list = Array.isArray(images) ? (images as readonly ImageInput[]) : [images as ImageInput];
     const raws = await Promise.all(list.map((im) => toImageData(im, opts)));
     return this.processor.preprocess(raws);
@@ -493,6 +535,8 @@ export class ViTModel {
 
   private layerIndex(layer: number | undefined): number {
     const L = this.config.num_hidden_layers;
+    if (layer !== undefined && !Number.isInteger(layer))
+      throw new InputError(`layer must be an integer layer index, got ${JSON.stringify(layer)}`);
     const l = layer === undefined ? L - 1 : layer < 0 ? L + layer : layer;
     if (!Number.isInteger(l) || l < 0 || l >= L)
       throw new InputError(`layer ${layer} out of range (the model has ${L} layers)`);
@@ -508,6 +552,12 @@ export class ViTModel {
     x: Tensor | ImageInput | readonly ImageInput[],
     opts: AttentionMapOptions = {},
   ): Promise<{ grid: Tensor<"f32">; image: Tensor<"f32"> }> {
+    this.checkLive();
+    if (typeof opts !== "object" || opts === null) {
+      throw new InputError(`clsAttention: options must be an object { layer?: number }, got ${String(opts)}`);
+    }
+    const unknown = Object.keys(opts).find((k) => k !== "layer");
+    if (unknown !== undefined) throw new InputError(`clsAttention: unknown option "${unknown}" (allowed: layer)`);
     const l = this.layerIndex(opts.layer);
     const out = this.forward(await this.inputs(x), { outputAttentions: true });
     const grid = clsAttentionMap(out.attentions![l]!, out.grid);
@@ -523,6 +573,8 @@ export class ViTModel {
     x: Tensor | ImageInput | readonly ImageInput[],
     opts: RolloutOptions = {},
   ): Promise<{ map: Tensor<"f32">; rollout: Tensor<"f32"> }> {
+    this.checkLive();
+    checkRolloutOptions(opts, this.config.num_hidden_layers); // before the model runs
     const out = this.forward(await this.inputs(x), { outputAttentions: true });
     const rollout = attentionRollout(out.attentions!, opts);
     return { map: rolloutMap(rollout, out.grid, { normalize: true }), rollout };
@@ -530,6 +582,7 @@ export class ViTModel {
 
   /** Mean attention distance in pixels per layer and head, `[B, L, H]` (FORMAT.md §6.11). */
   async meanAttentionDistance(x: Tensor | ImageInput | readonly ImageInput[]): Promise<Tensor<"f32">> {
+    this.checkLive();
     const out = this.forward(await this.inputs(x), { outputAttentions: true });
     return meanAttentionDistance(out.attentions!, out.grid, this.config.patch_size[0]);
   }
@@ -540,6 +593,8 @@ export class ViTModel {
  * `classifier` on the CLS token; or timm's `head`).
  */
 export class ViTForImageClassification extends ViTModel {
+  protected override readonly modelName: string = "ViTForImageClassification";
+
   /** Class index → label (`config.id2label`). */
   get id2label(): Record<string, string> {
     return this.config.id2label;
@@ -575,6 +630,9 @@ export class ViTForImageClassification extends ViTModel {
     images: ImageInput | Tensor | readonly ImageInput[],
     opts: { topK?: number } = {},
   ): Promise<Prediction[] | Prediction[][]> {
+    this.checkLive();
+    if (typeof opts !== "object" || opts === null)
+      throw new InputError(`classify: options must be an object { topK?: number }, got ${String(opts)}`);
     const n = this.config.num_labels;
     const topK = opts.topK ?? 5;
     if (!Number.isInteger(topK) || topK < 1) throw new InputError(`topK must be a positive integer, got ${topK}`);
@@ -654,6 +712,7 @@ async function buildHf<M extends ViTModel>(
   const w = await loadWeights(source, cfg, rt.heap, naming, prefix, want, { strict: opts.strict });
   if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
+  if (!opts.runtime) ownsRuntime.add(m);
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   m.loadMs = performance.now() - t0;
   return m;
@@ -675,6 +734,7 @@ async function buildTimm<M extends ViTModel>(
   const w = await loadWeights(source, cfg, rt.heap, "timm", "", head, { strict: opts.strict });
   if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
+  if (!opts.runtime) ownsRuntime.add(m);
   const pc = (src.config as { pretrained_cfg?: Record<string, unknown> } | undefined)?.pretrained_cfg;
   if (src.preprocessor !== undefined) m.processor = ViTImageProcessor.fromConfig(src.preprocessor, cfg.image_size[0]);
   else if (pc) m.processor = timmProcessor(pc, cfg);

@@ -33,6 +33,8 @@ export interface ImageAdapter {
   readonly outputDim: number;
   /** `[B, T, inputDim]` vision features (e.g. a ViT's `last_hidden_state`) → image embeddings. */
   project(visionFeatures: Tensor): ImageProjection;
+  /** Free its memory (called by `VisionLanguageModel.dispose`, when present). */
+  dispose?(): void;
 }
 
 /**
@@ -67,11 +69,19 @@ export class QFormerAdapter implements ImageAdapter {
     const h = this.qformer.forward(visionFeatures);
     return { imageEmbeds: this.projection.forward(h), qformerLastHiddenState: h };
   }
+  /** Dispose the Q-Former and the projection. */
+  dispose(): void {
+    this.qformer.dispose();
+    this.projection.dispose();
+  }
 }
 
-/** Id rows from arrays, typed arrays or an integer `[B, n]` tensor (n may be 0). */
-export function idRows(ids: ArrayLike<number>[] | Tensor, what: string): Int32Array[] {
-  const rows = toIdRows(ids, what);
+/**
+ * Id rows from arrays, typed arrays or an integer `[B, n]` tensor (n may be 0); with `vocabSize`,
+ * every id is checked to lie in [0, vocabSize) (@wasmformer/llm `checkTokenId`).
+ */
+export function idRows(ids: ArrayLike<number>[] | Tensor, what: string, vocabSize?: number): Int32Array[] {
+  const rows = toIdRows(ids, what, vocabSize);
   const n = rows[0]?.length ?? 0;
   rows.forEach((r, b) => {
     if (r.length !== n) throw new InputError(`${what} rows differ in length: row 0 has ${n}, row ${b} has ${r.length}`);

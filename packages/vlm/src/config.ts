@@ -4,7 +4,8 @@
  * copied verbatim from transformers `models/blip_2/configuration_blip_2.py`), a `GPT2Config`
  * (`text_config`) and `num_query_tokens`, as in `Blip2Config`.
  *
- * Errors in a nested config are reported with the nested path (`qformer_config.hidden_size`,
+ * Another `model_type` (LLaVA's, for one) is a `ConfigError`. Errors in a nested config are
+ * reported with the nested path (`qformer_config.hidden_size`,
  * `vision_config.patch_size`, `text_config.n_head`).
  */
 import { Act, ConfigError, divisibleBy, field, readConfig } from "@wasmformer/core";
@@ -121,6 +122,29 @@ function nested<T>(prefix: string, f: () => T): T {
   }
 }
 
+/** The `model_type` this package loads (absent is taken as this one). */
+export const VLM_MODEL_TYPE = "vit-qformer-gpt2";
+
+/**
+ * Reject configs of other model families before their fields are read as this one's: a LLaVA
+ * config (`model_type` `"llava"`, `"llava_next"`, …) would otherwise be loaded as a Q-Former model
+ * when it happens to carry a `qformer_config`. LLaVA checkpoints cannot be routed to
+ * `LlavaProjector` here either: they pair a CLIP vision tower (`vision_tower.*`, read at
+ * `vision_feature_layer`, by default the penultimate layer) with a Llama language model and expand
+ * an `<image>` token, none of which `fromPretrained` implements.
+ */
+function checkModelType(t: unknown): void {
+  if (t === undefined || t === VLM_MODEL_TYPE) return;
+  const llava =
+    typeof t === "string" && t.toLowerCase().startsWith("llava")
+      ? "; LLaVA checkpoints (CLIP vision tower, multi_modal_projector, Llama) are not supported — to run a ViT + LlavaProjector + GPT-2 model, build it with new VisionLanguageModel({ vision, adapter: await LlavaProjector.fromWeights(…), languageModel })"
+      : "";
+  throw new ConfigError(
+    `${JSON.stringify(t)} is not supported: this loader reads "${VLM_MODEL_TYPE}" checkpoints (ViT → Q-Former → GPT-2)${llava}`,
+    "model_type",
+  );
+}
+
 /**
  * Read and check the vision-language `config.json` object.
  * @throws ConfigError naming the field at fault, including cross-checks (`qformer_config.encoder_hidden_size`
@@ -128,6 +152,7 @@ function nested<T>(prefix: string, f: () => T): T {
  */
 export function parseVLMConfig(raw: unknown): VLMConfig {
   if (!isObject(raw)) throw new ConfigError("config must be a JSON object");
+  checkModelType(raw.model_type);
   // absent → HF `Blip2Config`'s default (32); a checkpoint with another count then says so (see fromPretrained)
   const q = raw.num_query_tokens ?? 32;
   if (typeof q !== "number" || !Number.isInteger(q) || q < 1)

@@ -13,9 +13,11 @@ import {
   Act,
   checkTensors,
   createRuntime,
+  DisposedError,
   type ExpectedTensor,
   InputError,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
 } from "@wasmformer/core";
@@ -39,10 +41,15 @@ class LinearChain {
   private top: number;
   private rows = 0;
   private bufs: number[] = []; // input, then each layer's output: (rows, width)
+  private isDisposed = false;
 
   constructor(
     readonly runtime: Runtime,
     private readonly layers: LinearPtrs[],
+    /** the runtime was created for this chain: `dispose` gives it back */
+    private readonly ownsRuntime: boolean,
+    /** name in DisposedError messages */
+    private readonly what: string,
   ) {
     this.weightsMark = runtime.heap.mark();
     this.top = this.weightsMark;
@@ -66,8 +73,19 @@ class LinearChain {
     this.top = heap.mark();
   }
 
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    if (this.ownsRuntime) releaseRuntime(this.runtime);
+  }
+
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
   /** x (n, in) → (n, out) as a fresh Float32Array. */
   run(x: Float32Array, n: number): Float32Array {
+    if (this.isDisposed) throw new DisposedError(`this ${this.what}`);
     if (n === 0) return new Float32Array(0);
     this.planFor(n);
     const { k, heap } = this.runtime;
@@ -149,7 +167,19 @@ export class LinearProjector {
     rt.heap.reserve((inF * outF + outF) * F32 + 64);
     const w = await putTensor(rt.heap, src, `${p}.weight`);
     const b = await putTensor(rt.heap, src, `${p}.bias`);
-    return new LinearProjector(new LinearChain(rt, [{ inF, outF, w, b, act: Act.none }]));
+    return new LinearProjector(
+      new LinearChain(rt, [{ inF, outF, w, b, act: Act.none }], opts.runtime === undefined, "LinearProjector"),
+    );
+  }
+
+  /** Free the weights now (core's `releaseRuntime`, unless the runtime was passed in); later calls are `DisposedError`s. */
+  dispose(): void {
+    this.chain.dispose();
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.chain.disposed;
   }
 
   /** `[B, N, inputDim]` → `[B, N, outputDim]`. */
@@ -214,11 +244,26 @@ export class LlavaProjector implements ImageAdapter {
     const b1 = await putTensor(rt.heap, src, `${p}.linear_1.bias`);
     const w2 = await putTensor(rt.heap, src, `${p}.linear_2.weight`);
     const b2 = await putTensor(rt.heap, src, `${p}.linear_2.bias`);
-    const chain = new LinearChain(rt, [
-      { inF: vision, outF: text, w: w1, b: b1, act },
-      { inF: text, outF: text, w: w2, b: b2, act: Act.none },
-    ]);
+    const chain = new LinearChain(
+      rt,
+      [
+        { inF: vision, outF: text, w: w1, b: b1, act },
+        { inF: text, outF: text, w: w2, b: b2, act: Act.none },
+      ],
+      opts.runtime === undefined,
+      "LlavaProjector",
+    );
     return new LlavaProjector(chain, strategy);
+  }
+
+  /** Free the weights now (core's `releaseRuntime`, unless the runtime was passed in); later calls are `DisposedError`s. */
+  dispose(): void {
+    this.chain.dispose();
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.chain.disposed;
   }
 
   /** `[B, N, vision]` → `[B, N, text]` on every row given (no token selection). */

@@ -25,9 +25,11 @@ import {
   checkBlockCount,
   checkTensors,
   createRuntime,
+  DisposedError,
   type ExpectedTensor,
   InputError,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   shapeSize,
   Tensor,
@@ -197,6 +199,9 @@ export class Blip2QFormerModel {
   private readonly weightsMark: number;
   private top: number;
   private plan: Plan | undefined;
+  /** `dispose()` gives the runtime back only when `fromWeights` created it */
+  private ownsRuntime = false;
+  private isDisposed = false;
 
   private constructor(cfg: QFormerConfig, Q: number, rt: Runtime, w: QFormerWeights) {
     this.config = cfg;
@@ -225,7 +230,25 @@ export class Blip2QFormerModel {
     (await checkQFormerWeights(src, cfg, numQueryTokens, opts)).throwIfAny("Q-Former config");
     const rt = opts.runtime ?? createRuntime();
     const w = await loadQFormer(src, cfg, numQueryTokens, rt, opts);
-    return new Blip2QFormerModel(cfg, numQueryTokens, rt, w);
+    const model = new Blip2QFormerModel(cfg, numQueryTokens, rt, w);
+    model.ownsRuntime = opts.runtime === undefined;
+    return model;
+  }
+
+  /**
+   * Free the weights and scratch now (core's `releaseRuntime`, unless the runtime was passed in
+   * through `runtime`: then it is only dropped). Every later call is a `DisposedError`.
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.plan = undefined;
+    if (this.ownsRuntime) releaseRuntime(this.runtime);
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.isDisposed;
   }
 
   /** Scratch for (B, T_img), allocated after the weights; the last plan is reused. */
@@ -266,6 +289,7 @@ export class Blip2QFormerModel {
    * `last_hidden_state`): returns `last_hidden_state` `[B, Q, hidden_size]`.
    */
   forward(imageEmbeds: Tensor): Tensor<"f32"> {
+    if (this.isDisposed) throw new DisposedError("this Blip2QFormerModel");
     const cfg = this.config;
     const Dv = cfg.encoder_hidden_size;
     if (!(imageEmbeds instanceof Tensor))

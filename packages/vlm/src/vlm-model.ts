@@ -14,31 +14,37 @@
  *
  * The parts are independent objects, each with its own runtime heap: `vision` (@wasmformer/vit
  * `ViTModel`), `adapter` (`QFormerAdapter`, or a `LlavaProjector`), `languageModel`
- * (@wasmformer/llm `GPT2LMHeadModel`). Image features are computed once per image and reused for
- * every question about it.
+ * (@wasmformer/llm `GPT2LMHeadModel`). Image features are computed once per image (keyed on the
+ * pixels' content) and reused for every question about it. Generations on one model may run at
+ * the same time: each runs in a KV context of its own (see @wasmformer/llm `createContext`).
  */
 import {
   ConfigError,
   checkTensors,
   createRuntime,
+  DisposedError,
   InputError,
   parseSafetensors,
   type Runtime,
+  releaseRuntime,
   ShapeError,
   Tensor,
   WeightsError,
 } from "@wasmformer/core";
 import {
+  checkGenerateOptions,
   type GenerateOptions,
   type GenerationChunk,
   type GenerationResult,
   GPT2LMHeadModel,
   loadTokenizer,
+  stopIdSet,
   type Tokenizer,
 } from "@wasmformer/llm";
 import { type ImageInput, openCheckpointFolder, ViTModel } from "@wasmformer/vit";
 import { type ImageAdapter, type ImageProjection, idRows, QFormerAdapter, spliceImageEmbeds } from "./adapter.js";
 import { parseVLMConfig, type VLMConfig } from "./config.js";
+import { TensorContentCache } from "./image-cache.js";
 import { LinearProjector } from "./projector.js";
 import { answerText, type ImagePromptIds, TURN_SEPARATOR, tokenizeImagePrompt } from "./prompt.js";
 import { Blip2QFormerModel, checkQFormerWeights } from "./qformer.js";
@@ -49,6 +55,8 @@ export interface VisionEncoder {
   forward(pixelValues: Tensor): { lastHiddenState: Tensor<"f32"> };
   /** Images → preprocessed `pixel_values` (optional: without it only tensors are accepted). */
   pixelValues?(images: ImageInput | readonly ImageInput[]): Promise<Tensor<"f32">>;
+  /** Free its memory (called by `VisionLanguageModel.dispose`, when present). */
+  dispose?(): void;
 }
 
 /** Everything computed from a batch of images, reusable across questions. */
@@ -120,6 +128,17 @@ const isFeatures = (x: unknown): x is ImageFeatures =>
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
 
+/** The `cache` option (default true), checked. */
+function cacheOption(o: { cache?: unknown }): boolean {
+  if (o === null || typeof o !== "object") throw new InputError(`options must be an object, got ${String(o)}`);
+  if (o.cache !== undefined && typeof o.cache !== "boolean")
+    throw new InputError(`cache must be a boolean, got ${JSON.stringify(o.cache)}`);
+  return o.cache ?? true;
+}
+
+/** Images whose features the cache keeps (each entry also keeps a copy of its pixels). */
+const IMAGE_CACHE_SIZE = 8;
+
 /** Re-throw a component's WeightsError with its names under the checkpoint prefix. */
 async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -156,7 +175,11 @@ export class VisionLanguageModel {
   readonly config: VLMConfig | undefined;
   /** How often each part ran (the feature cache saves vision and adapter runs). */
   readonly stats = { visionRuns: 0, adapterRuns: 0 };
-  private cache = new WeakMap<object, ImageFeatures>();
+  /** Features per pixel content (see image-cache.ts): the last IMAGE_CACHE_SIZE images. */
+  private cache = new TensorContentCache<ImageFeatures>(IMAGE_CACHE_SIZE);
+  /** Runtimes `fromPretrained` created (given back by `dispose`). */
+  private ownedRuntimes: Runtime[] = [];
+  private isDisposed = false;
 
   constructor(parts: {
     vision: VisionEncoder;
@@ -204,7 +227,15 @@ export class VisionLanguageModel {
     const maxBatch = opts.maxBatch ?? 1;
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
       throw new InputError(`maxBatch must be a positive integer, got ${maxBatch}`);
-    const makeRt = opts.runtime ?? (() => createRuntime());
+    // runtimes made here are the model's own (dispose gives them back); a caller's factory keeps its own
+    const owned: Runtime[] = [];
+    const makeRt =
+      opts.runtime ??
+      (() => {
+        const rt = createRuntime();
+        owned.push(rt);
+        return rt;
+      });
 
     // ---- names of the Q-Former and the projection, and anything outside the four parts
     const Q = cfg.num_query_tokens;
@@ -255,13 +286,15 @@ export class VisionLanguageModel {
       // strict: GPT-2 accepts only its legacy buffers and a stored tied lm_head besides its weights
       return GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt(), strict });
     });
-    return new VisionLanguageModel({
+    const vlm = new VisionLanguageModel({
       vision,
       adapter: new QFormerAdapter(qformer, projection),
       languageModel,
       tokenizer: opts.tokenizer,
       config: cfg,
     });
+    vlm.ownedRuntimes = owned;
+    return vlm;
   }
 
   /**
@@ -282,9 +315,15 @@ export class VisionLanguageModel {
   // -------------------------------------------------------------------------------------------
   // images
 
-  /** Vision features and image embeddings of `pixel_values` `[B, C, H, W]` (cached per tensor object). */
+  /**
+   * Vision features and image embeddings of `pixel_values` `[B, C, H, W]`, cached per content: the
+   * same pixels (in this tensor or another) reuse them; a tensor refilled in place is a new image.
+   */
   encodePixels(pixelValues: Tensor, opts: { cache?: boolean } = {}): ImageFeatures {
-    const useCache = opts.cache ?? true;
+    this.alive();
+    const useCache = cacheOption(opts);
+    if (!(pixelValues instanceof Tensor))
+      throw new InputError("pixel_values must be a Tensor [batch, channels, height, width]");
     const hit = useCache ? this.cache.get(pixelValues) : undefined;
     if (hit) return hit;
     const visionLastHiddenState = this.vision.forward(pixelValues).lastHiddenState;
@@ -296,6 +335,7 @@ export class VisionLanguageModel {
 
   /** Image embeddings from vision features computed elsewhere (`[B, T_img, Dv]`). */
   encodeFeatures(visionLastHiddenState: Tensor<"f32">): ImageFeatures {
+    this.alive();
     const proj = this.adapter.project(visionLastHiddenState);
     this.stats.adapterRuns++;
     return { ...proj, visionLastHiddenState, batchSize: visionLastHiddenState.shape[0]! };
@@ -304,27 +344,48 @@ export class VisionLanguageModel {
   /**
    * Features of an image or a batch of images: pixel values, images (preprocessed by the vision
    * tower's processor), or features already computed (returned as they are). The result is cached
-   * per object: passing the same tensor/image object again reuses it.
+   * per pixel content (see `encodePixels`): asking about the same picture again reuses it.
    */
   async encodeImage(image: ImageArg, opts: { cache?: boolean } = {}): Promise<ImageFeatures> {
+    this.alive();
+    cacheOption(opts);
     if (isFeatures(image)) return image;
     if (image instanceof Tensor) return this.encodePixels(image, opts);
     if (typeof image !== "object" || image === null) throw new InputError("unsupported image argument");
-    const useCache = opts.cache ?? true;
-    const key = image as object;
-    const hit = useCache ? this.cache.get(key) : undefined;
-    if (hit) return hit;
     if (!this.vision.pixelValues) throw new InputError("this vision encoder takes pixel_values tensors only");
-    const f = this.encodePixels(await this.vision.pixelValues(image as ImageInput | readonly ImageInput[]), {
-      cache: false,
-    });
-    if (useCache) this.cache.set(key, f);
-    return f;
+    const pixels = await this.vision.pixelValues(image as ImageInput | readonly ImageInput[]);
+    return this.encodePixels(pixels, opts);
   }
 
   /** Forget every cached image. */
   clearImageCache(): void {
-    this.cache = new WeakMap();
+    this.cache.clear();
+  }
+
+  /**
+   * Free the model's memory now: the language model, the adapter and the vision tower are disposed
+   * (those that can be), and the runtimes `fromPretrained` created are given back to core's
+   * `releaseRuntime`. Every later call is a `DisposedError`; a generation in flight ends with one
+   * at its next step.
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.languageModel.dispose();
+    this.adapter.dispose?.();
+    this.vision.dispose?.();
+    for (const rt of this.ownedRuntimes) releaseRuntime(rt);
+    this.ownedRuntimes = [];
+    this.cache.clear();
+  }
+
+  /** True once `dispose()` has run. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  private alive(): void {
+    if (this.isDisposed) throw new DisposedError("this VisionLanguageModel");
   }
 
   // -------------------------------------------------------------------------------------------
@@ -332,15 +393,18 @@ export class VisionLanguageModel {
 
   /** `[B, n]` ids → `[B, n, E]` token embeddings of the language model. */
   embedTokens(ids: ArrayLike<number>[] | Tensor): Tensor<"f32"> {
+    this.alive();
     return this.languageModel.embedTokens(ids);
   }
 
   /** Question(s) → ids before and after the image slot, one row per prompt. */
   promptIds(question: QuestionArg, rows = 1): { prefixIds: Int32Array[]; suffixIds: Int32Array[] } {
-    if (typeof question === "object" && !Array.isArray(question) && "prefixIds" in question) {
+    this.alive();
+    const V = this.languageModel.config.vocab_size;
+    if (typeof question === "object" && question !== null && !Array.isArray(question) && "prefixIds" in question) {
       return {
-        prefixIds: idRows(question.prefixIds, "prefix_ids"),
-        suffixIds: idRows(question.suffixIds, "suffix_ids"),
+        prefixIds: idRows(question.prefixIds, "prefix_ids", V),
+        suffixIds: idRows(question.suffixIds, "suffix_ids", V),
       };
     }
     const tok = this.tokenizer;
@@ -349,8 +413,8 @@ export class VisionLanguageModel {
       typeof question === "string" ? new Array<string>(rows).fill(question) : [...(question as readonly string[])];
     if (qs.length === 0) throw new InputError("no question given");
     const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q));
-    const pre = parts.map((p) => Int32Array.from(p.prefixIds));
-    const suf = parts.map((p) => Int32Array.from(p.suffixIds));
+    const pre = parts.map((p) => p.prefixIds);
+    const suf = parts.map((p) => p.suffixIds);
     suf.forEach((s, b) => {
       if (s.length !== suf[0]!.length || pre[b]!.length !== pre[0]!.length) {
         throw new InputError(
@@ -358,7 +422,8 @@ export class VisionLanguageModel {
         );
       }
     });
-    return { prefixIds: pre, suffixIds: suf };
+    // a tokenizer's ids go through the same check as given ones
+    return { prefixIds: idRows(pre, "prefix_ids", V), suffixIds: idRows(suf, "suffix_ids", V) };
   }
 
   /** `inputs_embeds` `[B, P + M + S, E]`: token embeddings with the image embeddings in the slot. */
@@ -405,55 +470,60 @@ export class VisionLanguageModel {
     question: QuestionArg,
     opts: VLMGenerateOptions = {},
   ): AsyncGenerator<VLMGenerationChunk, VLMGenerationResult, void> {
-    const f = await this.encodeImage(image, { cache: opts.cache });
+    this.alive();
+    const cfg = this.languageModel.config;
+    checkGenerateOptions(opts, cfg.vocab_size);
+    const f = await this.encodeImage(image, { cache: cacheOption(opts) });
     const { prefixIds, suffixIds } = this.promptIds(question, f.batchSize);
     const inputsEmbeds = this.inputsEmbeds(f, prefixIds, suffixIds);
     const B = inputsEmbeds.shape[0]!;
     const sep = TURN_SEPARATOR;
     const stop = this.tokenizer ? [...new Set([...(opts.stop ?? []), sep])] : opts.stop;
     const N = opts.maxNewTokens ?? 20;
-    const cfg = this.languageModel.config;
-    const stopIds = new Set(opts.stopIds ?? (cfg.eos_token_id !== null ? [cfg.eos_token_id] : []));
+    const stopIds = stopIdSet(opts.stopIds, cfg);
     const { onToken, cache: _cache, ...rest } = opts;
     const it = this.languageModel.generate({ inputsEmbeds }, { ...rest, stop });
-
-    // answer streaming: hold back a tail that may begin the separator; stop at it
-    const pending = new Array<string>(B).fill("");
-    const full = new Array<string>(B).fill("");
-    const done = new Array<boolean>(B).fill(false);
-    for (;;) {
-      const r = await it.next();
-      if (r.done) {
-        return { ...r.value, answers: r.value.texts.map((t) => answerText(t, sep)) };
-      }
-      const c = r.value;
-      let answer = "";
-      if (!done[c.row]) {
-        full[c.row] += c.text;
-        pending[c.row] += c.text;
-        const p = pending[c.row]!;
-        const at = p.indexOf(sep);
-        const last =
-          c.step === N - 1 ||
-          stopIds.has(c.token) ||
-          (stop ?? []).some((s) => s.length > 0 && full[c.row]!.includes(s));
-        if (at >= 0) {
-          answer = p.slice(0, at);
-          done[c.row] = true;
-        } else if (last) {
-          answer = p;
-          done[c.row] = true;
-        } else {
-          let keep = Math.min(sep.length - 1, p.length);
-          while (keep > 0 && !sep.startsWith(p.slice(p.length - keep))) keep--;
-          answer = p.slice(0, p.length - keep);
-          pending[c.row] = p.slice(p.length - keep);
+    try {
+      // answer streaming: hold back a tail that may begin the separator; stop at it
+      const pending = new Array<string>(B).fill("");
+      const full = new Array<string>(B).fill("");
+      const done = new Array<boolean>(B).fill(false);
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          return { ...r.value, answers: r.value.texts.map((t) => answerText(t, sep)) };
         }
-        if (done[c.row]) pending[c.row] = "";
+        const c = r.value;
+        let answer = "";
+        if (!done[c.row]) {
+          full[c.row] += c.text;
+          pending[c.row] += c.text;
+          const p = pending[c.row]!;
+          const at = p.indexOf(sep);
+          const last =
+            c.step === N - 1 ||
+            stopIds.has(c.token) ||
+            (stop ?? []).some((s) => s.length > 0 && full[c.row]!.includes(s));
+          if (at >= 0) {
+            answer = p.slice(0, at);
+            done[c.row] = true;
+          } else if (last) {
+            answer = p;
+            done[c.row] = true;
+          } else {
+            let keep = Math.min(sep.length - 1, p.length);
+            while (keep > 0 && !sep.startsWith(p.slice(p.length - keep))) keep--;
+            answer = p.slice(0, p.length - keep);
+            pending[c.row] = p.slice(p.length - keep);
+          }
+          if (done[c.row]) pending[c.row] = "";
+        }
+        const chunk: VLMGenerationChunk = { ...c, answer };
+        onToken?.(chunk);
+        yield chunk;
       }
-      const chunk: VLMGenerationChunk = { ...c, answer };
-      onToken?.(chunk);
-      yield chunk;
+    } finally {
+      await it.return(undefined as never); // an early exit ends the language model's generation (and frees its context)
     }
   }
 

@@ -6,6 +6,7 @@
 import { InputError, init, ShapeError, Tensor } from "@wasmformer/core";
 import type { Tokenizer } from "@wasmformer/llm";
 import { beforeAll, describe, expect, test, vi } from "vitest";
+import { contentHash, TensorContentCache } from "../src/image-cache.js";
 import { VisionLanguageModel } from "../src/vlm-model.js";
 import { weightSource } from "../src/weights.js";
 import { makeVlm, randomPixels, type TinyVlm } from "./oracle.js";
@@ -180,8 +181,13 @@ describe("feature cache", () => {
     expect(await m.ask(f, "what?", { maxNewTokens: 3, stopIds: [] })).toBe(a1);
     expect(fwd).toHaveBeenCalledTimes(1);
 
-    // another tensor (same values) is another image; cache: false bypasses the cache
+    // the cache is keyed on content: another tensor with the same values is the same image, one
+    // value changed is another image; cache: false bypasses the cache
     await m.ask(new Tensor(px.data.slice(), px.shape), "what?", { maxNewTokens: 1 });
+    expect(fwd).toHaveBeenCalledTimes(1);
+    const changed = new Tensor(px.data.slice(), px.shape);
+    changed.data[changed.data.length - 1] += 0.5;
+    await m.ask(changed, "what?", { maxNewTokens: 1 });
     expect(fwd).toHaveBeenCalledTimes(2);
     await m.ask(px, "what?", { maxNewTokens: 1, cache: false });
     expect(fwd).toHaveBeenCalledTimes(3);
@@ -189,6 +195,68 @@ describe("feature cache", () => {
     await m.ask(px, "what?", { maxNewTokens: 1 });
     expect(fwd).toHaveBeenCalledTimes(4);
     expect(m.stats.adapterRuns).toBe(4);
+  });
+
+  test("a pixel tensor refilled in place with a new frame gets the new frame's answer", async () => {
+    const m = await load();
+    const frame1 = randomPixels(1, 12, 41);
+    const frame2 = randomPixels(1, 12, 42);
+    const o = { maxNewTokens: 6, stopIds: [] };
+    const want1 = await (await load()).generateAll(frame1, "what?", o);
+    const want2 = await (await load()).generateAll(frame2, "what?", o);
+    expect(want2.ids).not.toEqual(want1.ids);
+    const px = new Tensor(frame1.data.slice(), frame1.shape);
+    expect(await m.generateAll(px, "what?", o)).toEqual(want1);
+    px.data.set(frame2.data); // the same object, a new frame
+    expect(await m.generateAll(px, "what?", o)).toEqual(want2);
+    const f2 = m.encodePixels(px);
+    px.data.set(frame1.data); // back to the first frame: served from the cache
+    const f1 = m.encodePixels(px);
+    expect(f1).not.toBe(f2);
+    expect(m.stats.visionRuns).toBe(2);
+    expect(await m.generateAll(px, "what?", o)).toEqual(want1);
+  });
+
+  test("content keys: dtype, shape and every byte count, wherever the bytes sit", () => {
+    const c = new TensorContentCache<string>(4);
+    const a = new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2]);
+    c.set(a, "a");
+    expect(c.get(new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2]))).toBe("a");
+    expect(c.get(new Tensor(Float32Array.of(1, 2, 3, 4), [4, 1]))).toBeUndefined();
+    expect(c.get(new Tensor(new Int32Array(a.data.buffer.slice(0)), [2, 2], "i32"))).toBeUndefined();
+    expect(c.get(new Tensor(Float32Array.of(1, 2, 3, 4.000001), [2, 2]))).toBeUndefined();
+    a.data[0] = 9; // the stored copy is not the caller's array
+    expect(c.get(new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2]))).toBe("a");
+    // a view at an odd byte offset hashes its own bytes only
+    const bytes = new Uint8Array(9);
+    bytes.set([7, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const view = new Tensor(bytes.subarray(1), [8], "u8");
+    c.set(view, "u8");
+    expect(c.get(new Tensor(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), [8], "u8"))).toBe("u8");
+    expect(contentHash(view)).toBe(contentHash(new Tensor(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), [8], "u8")));
+    // two different tensors with one hash (FNV-1a collisions are easy to build): no false hit
+    const P = 0x01000193;
+    const h0 = Math.imul(0x811c9dc5 ^ 2, P); // after the shape [2]
+    const x = Int32Array.of(5, 11);
+    const y = Int32Array.of(6, Math.imul(h0 ^ 5, P) ^ 11 ^ Math.imul(h0 ^ 6, P));
+    const tx = new Tensor(x, [2], "i32");
+    const ty = new Tensor(y, [2], "i32");
+    expect(contentHash(tx)).toBe(contentHash(ty));
+    c.set(tx, "x");
+    expect(c.get(ty)).toBeUndefined();
+    expect(c.get(tx)).toBe("x");
+  });
+
+  test("the cache keeps the last 8 images", async () => {
+    const m = await load();
+    const frames = Array.from({ length: 9 }, (_, i) => randomPixels(1, 12, 50 + i));
+    for (const f of frames) m.encodePixels(f);
+    expect(m.stats.visionRuns).toBe(9);
+    m.encodePixels(frames[8]!);
+    m.encodePixels(frames[1]!);
+    expect(m.stats.visionRuns).toBe(9);
+    m.encodePixels(frames[0]!); // the oldest went first
+    expect(m.stats.visionRuns).toBe(10);
   });
 
   test("raw images are preprocessed and cached per image object", async () => {

@@ -1,5 +1,5 @@
 /** Prompts with an image slot: splitting, filling, tokenizing, the answer cut at the next turn. */
-import { InputError } from "@wasmformer/core";
+import { ConfigError, InputError, tensorSource } from "@wasmformer/core";
 import { describe, expect, test } from "vitest";
 import { MINIGPT4_TEMPLATE, parseVLMConfig } from "../src/config.js";
 import {
@@ -9,6 +9,7 @@ import {
   splitImagePrompt,
   tokenizeImagePrompt,
 } from "../src/prompt.js";
+import { VisionLanguageModel } from "../src/vlm-model.js";
 import { makeVlm } from "./oracle.js";
 
 describe("splitImagePrompt", () => {
@@ -78,5 +79,31 @@ describe("config", () => {
     expect(() => parseVLMConfig({ ...config, image_prompt: { template: "no slot" } })).toThrow(
       /image_prompt\.template/,
     );
+  });
+
+  test("model_type: absent or vit-qformer-gpt2 load; llava and other families are ConfigErrors naming it", async () => {
+    const { config, tensors } = makeVlm();
+    const { model_type: _t, ...untyped } = config;
+    expect(parseVLMConfig(untyped).num_query_tokens).toBe(config.num_query_tokens);
+    expect(parseVLMConfig(config).num_query_tokens).toBe(config.num_query_tokens);
+    for (const t of ["llava", "llava_next", "blip-2", "", 3, null]) {
+      let err: unknown;
+      try {
+        parseVLMConfig({ ...config, model_type: t });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, String(t)).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).field).toBe("model_type");
+      expect((err as Error).message).toContain(`model_type: ${JSON.stringify(t)} is not supported`);
+      expect((err as Error).message).toContain('"vit-qformer-gpt2"');
+    }
+    // a LLaVA config that carries every field of a Q-Former model is not loaded as one
+    const e = await VisionLanguageModel.fromPretrained({
+      config: { ...config, model_type: "llava" },
+      weights: tensorSource(tensors),
+    }).catch((x) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toMatch(/"llava" is not supported.*LLaVA checkpoints .* LlavaProjector/);
   });
 });

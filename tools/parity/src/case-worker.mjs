@@ -5,7 +5,7 @@ import * as core from "@wasmformer/core";
 import { caseFromFolder } from "@wasmformer/core/parity";
 import { compareJson, compareTensor, DEFAULT_TOL } from "./compare.mjs";
 
-const PACKAGES = ["core", "text", "nn", "vit", "llm", "vlm"];
+const PACKAGES = ["core", "text", "nn", "vit", "llm", "vlm", "bert"];
 
 async function loadKinds() {
   const kinds = {};

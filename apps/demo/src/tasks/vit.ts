@@ -49,6 +49,8 @@ let model: ViTModel | undefined;
 
 export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promise<VitInfo> {
   const t0 = performance.now();
+  // free the previous model's wasm memory now: the new one is loaded into it
+  model?.dispose();
   model = undefined;
   const files = await readFolder(src, ["config.json", "model.safetensors"], ["preprocessor_config.json"], onProgress);
   const config = await readJson(files["config.json"], "config.json");

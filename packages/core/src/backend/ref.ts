@@ -7,6 +7,7 @@ import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
 import { packedIndex, packedRowsIndex, ROWS_GROUP } from "../packed.js";
+import { refBackwardKernels } from "./ref-backward.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -520,6 +521,48 @@ export function refKernels(heap: Heap): Kernels {
       }
       return loss;
     },
+
+    // ---- Llama-family blocks ----------------------------------------------------------------
+    rmsNorm(x, y, rows, d, gamma, eps) {
+      const f = F();
+      const X = x >> 2,
+        Y = y >> 2,
+        G = gamma >> 2;
+      for (let r = 0; r < rows; r++) {
+        let ss = 0;
+        for (let j = 0; j < d; j++) ss += f[X + r * d + j] * f[X + r * d + j];
+        const inv = 1 / Math.sqrt(ss / d + eps);
+        for (let j = 0; j < d; j++) {
+          let o = f[X + r * d + j] * inv;
+          if (gamma) o *= f[G + j];
+          f[Y + r * d + j] = o;
+        }
+      }
+    },
+
+    rope(x, ldx, rows, heads, d, pos, invFreq) {
+      const f = F();
+      const ii = I();
+      const half = d >> 1;
+      for (let r = 0; r < rows; r++) {
+        const p = ii[(pos >> 2) + r];
+        for (let j = 0; j < half; j++) {
+          const a = p * f[(invFreq >> 2) + j];
+          const c = Math.cos(a);
+          const s = Math.sin(a);
+          for (let h = 0; h < heads; h++) {
+            const lo = (x >> 2) + r * ldx + h * d + j;
+            const u = f[lo];
+            const w = f[lo + half];
+            f[lo] = u * c - w * s;
+            f[lo + half] = w * c + u * s;
+          }
+        }
+      }
+    },
+
+    // ---- backward kernels (ref-backward.ts) -------------------------------------------------
+    ...refBackwardKernels(heap),
   };
   return k;
 }
