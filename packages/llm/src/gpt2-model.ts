@@ -438,7 +438,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
             .slice(0, 5)
             .map((n) => `"${n}"`)
-            .join(", ")}${more}: the ${arch.modelType} config (${L} layers) does not use ${extra.length > 1 ? "them" : "it"} ` +
+            .join(
+              ", ",
+            )}${more}: the ${arch.modelType} config (${L} layers) does not use ${extra.length > 1 ? "them" : "it"} ` +
             `(pass strict: false to load anyway)`,
           extra,
         );

@@ -33,7 +33,13 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
   ): Promise<LlamaForCausalLM> {
     const cfg = parseLlamaConfig(config);
     // a config asking for more layers than the file holds fails before the names are listed
-    checkBlockCount(weights.names(), "model.layers.", cfg.num_hidden_layers, "num_hidden_layers", "input_layernorm.weight");
+    checkBlockCount(
+      weights.names(),
+      "model.layers.",
+      cfg.num_hidden_layers,
+      "num_hidden_layers",
+      "input_layernorm.weight",
+    );
     const arch = llamaArch(cfg, (name) => weights.has(name));
     return new LlamaForCausalLM(cfg, await CausalLM.load(arch, weights, opts));
   }

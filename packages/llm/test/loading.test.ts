@@ -6,7 +6,9 @@
 import { AbortError, createRuntime, init, type Tensor, WeightsError } from "@wasmformer/core";
 import { beforeAll, describe, expect, test } from "vitest";
 import { GPT2LMHeadModel, type WeightSource } from "../src/gpt2-model.js";
+import { LlamaForCausalLM } from "../src/llama-model.js";
 import { makeTiny, source } from "./tiny-gpt2.js";
+import { makeTinyLlama } from "./tiny-llama.js";
 
 beforeAll(async () => {
   await init({ backend: "ref" });
@@ -143,5 +145,29 @@ describe("aborting a load", () => {
     expect(await errOf(GPT2LMHeadModel.fromWeights(tiny.config, slow, { signal: pre.signal }))).toBeInstanceOf(
       AbortError,
     );
+  });
+});
+
+describe("Llama loading (the same engine)", () => {
+  test("num_hidden_layers 1e7 fails at once; fewer layers than the file is a WeightsError; strict: false loads", async () => {
+    const tiny = makeTinyLlama({ L: 2, legacy: true });
+    const t0 = performance.now();
+    const e = await errOf(
+      LlamaForCausalLM.fromWeights({ ...tiny.config, num_hidden_layers: 1e7 }, source(tiny.tensors)),
+    );
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(e).toBeInstanceOf(WeightsError);
+    expect((e as WeightsError).names).toEqual(["model.layers.2.input_layernorm.weight"]);
+    const fewer = { ...tiny.config, num_hidden_layers: 1 };
+    const e2 = await errOf(LlamaForCausalLM.fromWeights(fewer, source(tiny.tensors)));
+    expect(e2).toBeInstanceOf(WeightsError);
+    // the layer's weights are named; its legacy inv_freq buffer (FORMAT.md §6.15) is not
+    expect((e2 as WeightsError).names.every((n) => n.startsWith("model.layers.1.") && !n.endsWith("inv_freq"))).toBe(
+      true,
+    );
+    const m = await LlamaForCausalLM.fromWeights(fewer, source(tiny.tensors), { strict: false });
+    expect(m.config.num_hidden_layers).toBe(1);
+    // the full config loads in strict mode with the inv_freq buffers
+    await LlamaForCausalLM.fromWeights(tiny.config, source(tiny.tensors));
   });
 });
