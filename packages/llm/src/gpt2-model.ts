@@ -622,9 +622,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         loaded += t.size * F32;
         opts.onProgress?.({ loaded, total, tensor: sp.name });
       }
-    } finally {
+    } catch (e) {
       heap.release(mark);
+      // an aborted or failed copy gives a runtime made here back at once (its heap is planned in full)
+      if (opts.runtime === undefined) releaseRuntime(rt);
+      throw e;
     }
+    heap.release(mark);
     const unused = weights.names().filter((n) => !used.has(n));
     return {
       arch,

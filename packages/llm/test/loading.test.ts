@@ -140,6 +140,25 @@ describe("aborting a load", () => {
     const e = await errOf(GPT2LMHeadModel.fromWeights(tiny.config, slow, { signal: ac.signal }));
     expect(e).toBeInstanceOf(AbortError);
     expect(read).toHaveLength(3);
+    // the runtime the aborted load made (its heap planned in full) is given back at once: the next
+    // createRuntime() reuses it
+    const big = makeTiny({ V: 2000, E: 64, L: 1 });
+    const ac2 = new AbortController();
+    const e2 = await errOf(
+      GPT2LMHeadModel.fromWeights(
+        big.config,
+        {
+          ...source(big.tensors),
+          get: (n) => {
+            ac2.abort();
+            return big.tensors.get(n)!;
+          },
+        },
+        { signal: ac2.signal },
+      ),
+    );
+    expect(e2).toBeInstanceOf(AbortError);
+    expect(createRuntime().heap.buffer().byteLength).toBeGreaterThan(2000 * 64 * 4);
     const pre = new AbortController();
     pre.abort();
     expect(await errOf(GPT2LMHeadModel.fromWeights(tiny.config, slow, { signal: pre.signal }))).toBeInstanceOf(
