@@ -148,6 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     bar?.(0, 1);
     const model = await AutoModelForCausalLM.fromPretrained(folder, {
       onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+      signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
     });
     opts.stopIds ??= model.arch.eosTokenIds;
     let prompt: string | number[];

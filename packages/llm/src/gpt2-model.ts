@@ -26,7 +26,9 @@
  * computes exactly what it computes unpadded.
  */
 import {
+  AbortError,
   BinOp,
+  checkBlockCount,
   createRuntime,
   DisposedError,
   formatShape,
@@ -95,6 +97,15 @@ export interface GPT2Options {
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`: a config with fewer layers than its checkpoint would otherwise load
+   * as a different model). The legacy `h.{i}.attn.bias` / `attn.masked_bias` buffers and a stored
+   * tied `lm_head.weight` are always accepted. false: load anyway (see `unusedWeights`).
+   */
+  strict?: boolean;
+  /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -136,6 +147,9 @@ const HEAD_BLOCK = 768;
  * still. Prefill (packed GEMM) is the same for all layouts.
  */
 const COL_BLOCK = 256;
+
+/** The original GPT-2 files' causal-mask buffers: carry nothing beyond the causal rule, ignored. */
+const LEGACY_BUFFER = /^h\.\d+\.attn\.(masked_)?bias$/;
 
 /**
  * The default layout ("packed"): every Conv1D weight [in, out] and the LM head (as K×N = E×V) is
@@ -380,6 +394,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
    * a time; matrices are brought to the engine's layout (Conv1D [in, out] and Linear [out, in] alike).
    */
   protected static async load(arch: DecoderArch, weights: WeightSource, opts: GPT2Options = {}): Promise<EngineParts> {
+    const signal = opts.signal;
+    const checkAbort = () => {
+      if (signal?.aborted) throw new AbortError("loading the model was aborted");
+    };
+    checkAbort();
     const maxBatch = opts.maxBatch ?? 1;
     const colBlock = opts.colBlock ?? COL_BLOCK;
     const headBlock = opts.headBlock ?? HEAD_BLOCK;
@@ -422,6 +441,23 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         missing,
       );
     }
+    if (opts.strict ?? true) {
+      const wanted = new Set(specs.map((s) => s.name));
+      const extra = weights.names().filter((n) => !wanted.has(n) && !arch.ignorable(n));
+      if (extra.length > 0) {
+        const more = extra.length > 5 ? ` and ${extra.length - 5} more` : "";
+        throw new WeightsError(
+          `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
+            .slice(0, 5)
+            .map((n) => `"${n}"`)
+            .join(
+              ", ",
+            )}${more}: the ${arch.modelType} config (${L} layers) does not use ${extra.length > 1 ? "them" : "it"} ` +
+            `(pass strict: false to load anyway)`,
+          extra,
+        );
+      }
+    }
     const checkShape = (name: string, want: readonly number[], got: readonly number[]) => {
       if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
         throw new WeightsError(
@@ -431,9 +467,15 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         );
       }
     };
-    if (weights.info) for (const s of specs) checkShape(s.name, s.shape, weights.info(s.name).shape);
-    if (hasLmHead && !untied && weights.info)
-      checkShape("lm_head.weight", [V, E], weights.info("lm_head.weight").shape);
+    // shapes before any heap is reserved: from `info`, or else from each tensor (a source without
+    // `info` is read twice; the plan below trusts the config only once the file agrees with it)
+    const shapeOf = async (name: string) => (weights.info ? weights.info(name) : await weights.get(name)).shape;
+    for (const s of specs) {
+      checkAbort();
+      checkShape(s.name, s.shape, await shapeOf(s.name));
+    }
+    // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
+    if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
@@ -465,10 +507,6 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // weights first, then scratch and cache, then (temporarily) the staging buffer
     const ptrs = new Map<string, number>();
     for (const s of specs) ptrs.set(s.name, heap.allocF32(floatsOf(s)));
-    if (hasLmHead && !untied) {
-      // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
-      if (!weights.info) checkShape("lm_head.weight", [V, E], (await weights.get("lm_head.weight")).shape);
-    }
     const at = (name: string | undefined) => (name === undefined ? 0 : ptrs.get(name)!);
     const blocks: BlockWeights[] = arch.blocks.map((b: BlockNames) => ({
       ln1w: at(b.ln1w),
@@ -527,7 +565,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     let loaded = 0;
     try {
       for (const sp of specs) {
+        checkAbort();
         const t = await weights.get(sp.name);
+        checkAbort();
         checkShape(sp.name, sp.shape, t.shape);
         if (t.dtype !== "f32") {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
@@ -594,9 +634,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         loaded += t.size * F32;
         opts.onProgress?.({ loaded, total, tensor: sp.name });
       }
-    } finally {
+    } catch (e) {
       heap.release(mark);
+      // an aborted or failed copy gives a runtime made here back at once (its heap is planned in full)
+      if (opts.runtime === undefined) releaseRuntime(rt);
+      throw e;
     }
+    heap.release(mark);
     const unused = weights.names().filter((n) => !used.has(n));
     return {
       arch,
@@ -1349,6 +1393,8 @@ function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
     : weights.has("wte.weight")
       ? ""
       : "transformer.";
+  // a config asking for more blocks than the file holds fails before the names are listed
+  checkBlockCount(weights.names(), `${prefix}h.`, L, "n_layer", "ln_1.weight");
   const specs: WeightSpec[] = [];
   const spec = (name: string, shape: number[]) => {
     specs.push(CONV1D.test(name) ? { name, shape, layout: "conv1d" } : { name, shape });
@@ -1428,6 +1474,9 @@ function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
     normW: `${prefix}ln_f.weight`,
     normB: `${prefix}ln_f.bias`,
     blocks,
+    // the original files' causal-mask buffers, and a stored copy of the tied lm_head (HF ignores it)
+    ignorable: (n) =>
+      (n.startsWith(prefix) && LEGACY_BUFFER.test(n.slice(prefix.length))) || (n === "lm_head.weight" && !untied),
     describe: `vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I}`,
   };
 }

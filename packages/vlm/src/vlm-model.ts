@@ -102,6 +102,13 @@ export interface VLMLoadOptions {
   runtime?: () => Runtime;
   /** Tokenizer for text questions and answers. */
   tokenizer?: Tokenizer;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`). Always accepted: the extras FORMAT.md lists (the Q-Former's
+   * text-branch `intermediate.*`/`output.*`, GPT-2's legacy `attn.bias`/`attn.masked_bias` and a
+   * stored tied `lm_head.weight`, a ViT `embeddings.mask_token`). false: ignore every unused tensor.
+   */
+  strict?: boolean;
 }
 
 /** A `vit-qformer-gpt2` checkpoint: the parsed `config.json` and `model.safetensors` (bytes or tensors). */
@@ -120,9 +127,6 @@ const isFeatures = (x: unknown): x is ImageFeatures =>
 
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
-
-/** GPT-2 tensors the LM does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
-const LM_IGNORABLE = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$/;
 
 /** The `cache` option (default true), checked. */
 function cacheOption(o: { cache?: unknown }): boolean {
@@ -235,7 +239,8 @@ export class VisionLanguageModel {
 
     // ---- names of the Q-Former and the projection, and anything outside the four parts
     const Q = cfg.num_query_tokens;
-    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q);
+    const strict = opts.strict ?? true;
+    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q, { strict });
     await checkTensors(
       weights,
       [
@@ -246,6 +251,7 @@ export class VisionLanguageModel {
         owns: (n) =>
           n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
         faults,
+        strict,
       },
     );
     if (!cfg.num_query_tokens_given && faults.wrong.includes("query_tokens")) {
@@ -270,17 +276,15 @@ export class VisionLanguageModel {
           weights: prefixView(weights, "vision_model.") as never,
           ...(src.preprocessor !== undefined ? { preprocessor: src.preprocessor } : {}),
         },
-        { runtime: makeRt() },
+        { runtime: makeRt(), strict },
       ),
     );
-    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt() });
-    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime });
+    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt(), strict });
+    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime, strict });
     const lmSource = prefixView(weights, "language_model.");
     const languageModel = await scoped("language_model.", "GPT-2", async () => {
-      const lm = await GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt() });
-      const extra = lm.unusedWeights.filter((n) => !LM_IGNORABLE.test(n));
-      if (extra.length > 0) throw new WeightsError(`unexpected ${extra.map((n) => `"${n}"`).join(", ")}`, extra);
-      return lm;
+      // strict: GPT-2 accepts only its legacy buffers and a stored tied lm_head besides its weights
+      return GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt(), strict });
     });
     const vlm = new VisionLanguageModel({
       vision,
