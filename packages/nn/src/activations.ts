@@ -3,7 +3,7 @@
  * erf form (PyTorch's default); `gelu_tanh` (`gelu_new`) the tanh approximation.
  */
 import { Act, type ActCode, ConfigError, type Runtime, type Tensor } from "@wasmformer/core";
-import { putF32, readF32, scratch, sharedRuntime } from "./util.js";
+import { expectShape, putF32, readF32, scratch, sharedRuntime } from "./util.js";
 
 export type ActivationName = "relu" | "gelu" | "gelu_tanh" | "gelu_new" | "silu" | "tanh" | "sigmoid" | "identity";
 
@@ -47,3 +47,25 @@ export const geluTanh = (x: Tensor, rt?: Runtime) => activation(x, "gelu_tanh", 
 export const silu = (x: Tensor, rt?: Runtime) => activation(x, "silu", rt);
 export const tanh = (x: Tensor, rt?: Runtime) => activation(x, "tanh", rt);
 export const sigmoid = (x: Tensor, rt?: Runtime) => activation(x, "sigmoid", rt);
+
+/** Activations whose derivative the backward kernel reads from the forward output, not the input. */
+const FROM_OUTPUT = new Set<ActCode>([Act.tanh, Act.sigmoid]);
+
+/**
+ * Gradient of `activation(x, name)`: `dx = dy ⊙ f′(x)` from the forward input `x` (relu′(0) = 0,
+ * as PyTorch). For layers that keep their pre-activations in training mode.
+ */
+export function activationBackward(dy: Tensor, x: Tensor, name: ActivationName, rt?: Runtime): Tensor<"f32"> {
+  const r = sharedRuntime(rt);
+  const code = activationCode(name);
+  expectShape(dy, x.shape, `${name} backward dy`);
+  return scratch(r, () => {
+    const px = putF32(r, x, `${name} input`);
+    const pg = putF32(r, dy, `${name} backward dy`);
+    if (FROM_OUTPUT.has(code)) r.k.unary(px, px, x.size, code);
+    const dx = r.heap.allocF32(x.size);
+    if (code === Act.none) r.k.copy2d(pg, x.size, dx, x.size, 1, x.size);
+    else r.k.unaryBackward(dx, pg, px, x.size, code);
+    return readF32(r, dx, x.shape);
+  });
+}

@@ -7,10 +7,13 @@
  */
 export * from "./activations.js";
 export * from "./attention.js";
+export * from "./classifiers.js";
 export * from "./embedding.js";
 export * from "./fit.js";
 export * from "./layer-norm.js";
 export * from "./linear.js";
+export * from "./losses.js";
+export * from "./module.js";
 export * from "./optim.js";
 export * from "./positional-encoding.js";
 export * from "./rnn.js";

@@ -22,13 +22,16 @@ import {
   ConfigError,
   InputError,
   type PackedWeight,
+  packedIndex,
   packLinearWeight,
   packRowsWeight,
   type Runtime,
+  rnnForwardBackward,
   ShapeError,
-  type Tensor,
+  Tensor,
   WeightsError,
 } from "@wasmformer/core";
+import { Module } from "./module.js";
 import type { Param, WeightScope } from "./state-dict.js";
 import { expectShape, fmtShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
@@ -120,10 +123,36 @@ function recurrent(
 
 const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru: 3 };
 
-/** The shared engine of RNN, LSTM and GRU. */
-export class RNNBase {
+/** What a training forward keeps for the backward (batched shapes). */
+interface RNNRecord {
+  x: Tensor;
+  h0?: Tensor;
+  c0?: Tensor;
+  unbatched: boolean;
+}
+
+/** Gradients of an RNN's inputs (`backward`): same shapes as the forward's `x`, `h0`, `c0`. */
+export interface RNNGrads {
+  dx: Tensor<"f32">;
+  dh0: Tensor<"f32">;
+  dc0?: Tensor<"f32">;
+}
+
+/**
+ * The shared engine of RNN, LSTM and GRU.
+ *
+ * Training: inference keeps W_ih and W_hh only packed; the first `train()` (or `parameters()`)
+ * unpacks them into plain `[G·H, in]` trainable tensors, and every training forward re-packs them
+ * first (so an optimizer's updates are seen). `backward` runs core's `rnnForwardBackward` (BPTT
+ * over the whole sequence, stacked, bidirectional) from the saved input and states: it recomputes
+ * the forward's gate activations rather than keeping them.
+ */
+export class RNNBase extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** Trainable plain copies of the packed weights, by name (made on the first `train()`). */
+  private plain: Map<string, Param> | undefined;
+  private readonly saved: RNNRecord[] = [];
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
@@ -146,6 +175,7 @@ export class RNNBase {
     if (!Number.isInteger(I) || I < 1) throw new ConfigError(`expected a positive integer, got ${I}`, "input_size");
     if (!Number.isInteger(H) || H < 1) throw new ConfigError(`expected a positive integer, got ${H}`, "hidden_size");
     if (!Number.isInteger(L) || L < 1) throw new ConfigError(`expected a positive integer, got ${L}`, "num_layers");
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.inputSize = I;
@@ -297,6 +327,10 @@ export class RNNBase {
     const LD = this.numLayers * this.D;
     const H = this.hiddenSize;
     const rt = this.rt;
+    if (this.training) {
+      this.repack();
+      this.saved.push({ x: unbatched ? x.reshape([1, ...x.shape]) : x, h0: h0b, c0: c0b, unbatched });
+    }
     return scratch(rt, () => {
       const xp = putF32(rt, x, "x");
       const hp = h0b ? putF32(rt, h0b, "h0") : 0;
@@ -337,12 +371,130 @@ export class RNNBase {
     return this.mode === "lstm" ? "LSTM" : this.mode === "gru" ? "GRU" : "RNN";
   }
 
+  /** The plain (unpacked) trainable weights, made once from the packed copies. */
+  private plainWeights(): Map<string, Param> {
+    if (this.plain) return this.plain;
+    const heap = this.rt.heap;
+    const plain = new Map<string, Param>();
+    for (const dirs of this.weights) {
+      for (const w of dirs) {
+        for (const [p, packed] of [
+          [w.ih, w.ihP],
+          [w.hh, w.hhP],
+        ] as const) {
+          if (!packed)
+            throw new WeightsError(`${this.name()}: ${p.name} was not loaded; it cannot be trained`, [p.name]);
+          const [N, K] = p.shape as [number, number];
+          const src = heap.f32(packed.ptr, packed.floats).slice();
+          const dst = new Float32Array(N * K);
+          for (let j = 0; j < N; j++) for (let q = 0; q < K; q++) dst[j * K + q] = src[packedIndex(K, N, q, j)]!;
+          plain.set(p.name, { name: p.name, shape: p.shape, ptr: heap.put(dst) });
+        }
+        if (w.bih) plain.set(w.bih.name, w.bih);
+        if (w.bhh) plain.set(w.bhh.name, w.bhh);
+      }
+    }
+    this.plain = plain;
+    return plain;
+  }
+
+  /** Copy the plain trainable weights into the packed ones the forward reads. */
+  private repack(): void {
+    const plain = this.plainWeights();
+    const rt = this.rt;
+    for (const dirs of this.weights) {
+      for (const w of dirs) {
+        const ih = plain.get(w.ih.name)!;
+        const hh = plain.get(w.hh.name)!;
+        const [GH, Il] = w.ih.shape as [number, number];
+        const H = w.hh.shape[1]!;
+        for (const [dst, pack] of [
+          [w.ihP!, () => packLinearWeight(rt, ih.ptr, GH, Il)],
+          [w.hhP!, () => packLinearWeight(rt, hh.ptr, GH, H)],
+          [w.hhR!, () => packRowsWeight(rt, hh.ptr, GH, H)],
+        ] as const) {
+          scratch(rt, () => {
+            const p = pack();
+            rt.heap.f32(dst.ptr, dst.floats).set(rt.heap.f32(p.ptr, p.floats));
+          });
+        }
+      }
+    }
+  }
+
+  protected override ownParams(): Param[] {
+    return [...this.plainWeights().values()];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /**
+   * Backward of the latest training forward (BPTT over the whole sequence): adds every weight's
+   * gradient into its `grad` buffer and returns the gradients of `x`, `h0` and (LSTM) `c0`.
+   * `dOutput` is the gradient of `output` (absent = zeros), `dState` those of the final `h`/`c`
+   * (absent = zeros); shapes as the forward returned them.
+   */
+  protected backwardTensors(dOutput?: Tensor, dState: { h?: Tensor; c?: Tensor } = {}): RNNGrads {
+    const r = this.popRecord(this.saved, this.name());
+    const [B, T] = r.x.shape as [number, number, number];
+    const { D, hiddenSize: H, numLayers: L } = this;
+    // unbatched: output [T, D·H] → [1, T, D·H], states [L·D, H] → [L·D, 1, H]
+    const batched = (t: Tensor | undefined, shape: number[], what: string) => {
+      if (!t) return undefined;
+      const b =
+        r.unbatched && t.ndim === 2
+          ? t.reshape(what === "dOutput" ? [1, ...t.shape] : [t.shape[0]!, 1, t.shape[1]!])
+          : t;
+      expectShape(b, shape, `${this.name()}.backward ${what}`);
+      return b;
+    };
+    const dOut = batched(dOutput, [B, T, D * H], "dOutput") ?? Tensor.zeros([B, T, D * H]);
+    const dhN = batched(dState.h, [L * D, B, H], "dh");
+    const dcN = this.mode === "lstm" ? batched(dState.c, [L * D, B, H], "dc") : undefined;
+    const heap = this.rt.heap;
+    const weights: Record<string, Tensor> = {};
+    const plain = this.plainWeights();
+    for (const p of plain.values()) {
+      weights[p.name.slice(p.name.lastIndexOf(".") + 1)] = new Tensor(
+        heap.f32(p.ptr, sizeOf(p.shape)).slice(),
+        p.shape,
+      );
+    }
+    const res = rnnForwardBackward(
+      {
+        mode: this.mode,
+        inputSize: this.inputSize,
+        hiddenSize: H,
+        numLayers: L,
+        bidirectional: this.bidirectional,
+        bias: this.bias,
+      },
+      weights,
+      r.x,
+      dOut,
+      { h0: r.h0, c0: r.c0, dhN, dcN, runtime: this.rt },
+    );
+    for (const p of plain.values()) {
+      const g = res.grads[p.name.slice(p.name.lastIndexOf(".") + 1)]!;
+      const dst = heap.f32(this.gradOf(p), g.size);
+      const src = g.data as Float32Array;
+      for (let i = 0; i < src.length; i++) dst[i]! += src[i]!;
+    }
+    const st = (t: Tensor<"f32">) => (r.unbatched ? t.reshape([t.shape[0]!, t.shape[2]!]) : t);
+    const out: RNNGrads = { dx: r.unbatched ? res.dx.reshape([T, this.inputSize]) : res.dx, dh0: st(res.dh0) };
+    if (res.dc0) out.dc0 = st(res.dc0);
+    return out;
+  }
+
   /**
    * Free the wasm memory of the module tree this network was loaded with (every module of the same
    * `loadModule`): a runtime the load created is released at once for the next model; one passed in
    * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
    */
   dispose(): void {
+    this.saved.length = 0;
     this.life.dispose();
   }
 }
@@ -359,6 +511,10 @@ export class RNN extends RNNBase {
   forward(x: Tensor, h0?: Tensor): RNNOutput {
     return this.runTensors(x, h0);
   }
+  /** Backward of the latest training forward (see `RNNBase`): `dOutput`, `dh` → `{ dx, dh0 }`. */
+  backward(dOutput?: Tensor, dh?: Tensor): RNNGrads {
+    return this.backwardTensors(dOutput, { h: dh });
+  }
   step(x: Tensor, state?: RNNState): RNNOutput {
     return this.stepTensors(x, state);
   }
@@ -374,6 +530,10 @@ export class LSTM extends RNNBase {
     if (!!h0 !== !!c0) throw new InputError("LSTM: give both h0 and c0, or neither");
     return this.runTensors(x, h0, c0);
   }
+  /** Backward of the latest training forward (see `RNNBase`): `dOutput`, `dh`, `dc` → `{ dx, dh0, dc0 }`. */
+  backward(dOutput?: Tensor, dh?: Tensor, dc?: Tensor): RNNGrads {
+    return this.backwardTensors(dOutput, { h: dh, c: dc });
+  }
   step(x: Tensor, state?: RNNState): RNNOutput {
     return this.stepTensors(x, state);
   }
@@ -388,7 +548,15 @@ export class GRU extends RNNBase {
   forward(x: Tensor, h0?: Tensor): RNNOutput {
     return this.runTensors(x, h0);
   }
+  /** Backward of the latest training forward (see `RNNBase`): `dOutput`, `dh` → `{ dx, dh0 }`. */
+  backward(dOutput?: Tensor, dh?: Tensor): RNNGrads {
+    return this.backwardTensors(dOutput, { h: dh });
+  }
   step(x: Tensor, state?: RNNState): RNNOutput {
     return this.stepTensors(x, state);
   }
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, d) => a * d, 1);
 }
