@@ -51,21 +51,33 @@ export const sigmoid = (x: Tensor, rt?: Runtime) => activation(x, "sigmoid", rt)
 /** Activations whose derivative the backward kernel reads from the forward output, not the input. */
 const FROM_OUTPUT = new Set<ActCode>([Act.tanh, Act.sigmoid]);
 
+/** `act(x)` by kernel code on `rt` (a new tensor). */
+export function applyActivation(rt: Runtime, x: Tensor, code: ActCode): Tensor<"f32"> {
+  return scratch(rt, () => {
+    const p = putF32(rt, x, "activation input");
+    if (x.size) rt.k.unary(p, p, x.size, code);
+    return readF32(rt, p, x.shape);
+  });
+}
+
+/** `dy ⊙ act′(x)` by kernel code on `rt`, from the forward input `x` (relu′(0) = 0). */
+export function activationGrad(rt: Runtime, dy: Tensor, x: Tensor, code: ActCode): Tensor<"f32"> {
+  expectShape(dy, x.shape, "activation backward dy");
+  return scratch(rt, () => {
+    const px = putF32(rt, x, "activation input");
+    const pg = putF32(rt, dy, "activation backward dy");
+    if (x.size === 0 || code === Act.none) return readF32(rt, pg, x.shape);
+    if (FROM_OUTPUT.has(code)) rt.k.unary(px, px, x.size, code);
+    const dx = rt.heap.allocF32(x.size);
+    rt.k.unaryBackward(dx, pg, px, x.size, code);
+    return readF32(rt, dx, x.shape);
+  });
+}
+
 /**
  * Gradient of `activation(x, name)`: `dx = dy ⊙ f′(x)` from the forward input `x` (relu′(0) = 0,
  * as PyTorch). For layers that keep their pre-activations in training mode.
  */
 export function activationBackward(dy: Tensor, x: Tensor, name: ActivationName, rt?: Runtime): Tensor<"f32"> {
-  const r = sharedRuntime(rt);
-  const code = activationCode(name);
-  expectShape(dy, x.shape, `${name} backward dy`);
-  return scratch(r, () => {
-    const px = putF32(r, x, `${name} input`);
-    const pg = putF32(r, dy, `${name} backward dy`);
-    if (FROM_OUTPUT.has(code)) r.k.unary(px, px, x.size, code);
-    const dx = r.heap.allocF32(x.size);
-    if (code === Act.none) r.k.copy2d(pg, x.size, dx, x.size, 1, x.size);
-    else r.k.unaryBackward(dx, pg, px, x.size, code);
-    return readF32(r, dx, x.shape);
-  });
+  return activationGrad(sharedRuntime(rt), dy, x, activationCode(name));
 }
