@@ -426,8 +426,10 @@ export class RNNBase extends Module {
     return [...this.plainWeights().values()];
   }
 
-  protected override onMode(): void {
+  protected override onMode(training: boolean): void {
     this.saved.length = 0;
+    // back to inference: the packed weights take the trained values
+    if (!training && this.plain) this.repack();
   }
 
   /**
