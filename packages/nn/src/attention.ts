@@ -18,7 +18,16 @@ import { Act, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/
 import { linear } from "./linear.js";
 import { Module } from "./module.js";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectDType, expectShape as expectShapeOf, fmtShape, type ModuleLife, putF32, readF32, scratch, sharedRuntime } from "./util.js";
+import {
+  expectDType,
+  expectShape as expectShapeOf,
+  fmtShape,
+  type ModuleLife,
+  putF32,
+  readF32,
+  scratch,
+  sharedRuntime,
+} from "./util.js";
 
 /** Masks in the heap, as the attention kernel takes them. Pointers are 0 when absent. */
 export interface AttnMaskPtrs {
@@ -619,7 +628,12 @@ export class MultiheadAttention extends Module {
 
   /** The gradient pointer of `p`, a weight of this module or a row block of `in_proj_weight` / `in_proj_bias`. */
   private gradPtr(p: Param): number {
-    const owner = this.inProj && p.name === this.inProj.name ? this.inProj : this.inBias && p.name === this.inBias.name ? this.inBias : p;
+    const owner =
+      this.inProj && p.name === this.inProj.name
+        ? this.inProj
+        : this.inBias && p.name === this.inBias.name
+          ? this.inBias
+          : p;
     return this.gradOf(owner) + (p.ptr - owner.ptr);
   }
 

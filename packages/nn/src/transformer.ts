@@ -196,7 +196,6 @@ export class TransformerEncoderLayer extends Module {
     });
   }
 
-
   protected override children(): Module[] {
     return [this.selfAttn, this.linear1, this.linear2, this.norm1, this.norm2];
   }
@@ -480,7 +479,6 @@ export class TransformerDecoderLayer extends Module {
     });
   }
 
-
   protected override children(): Module[] {
     return [this.selfAttn, this.multiheadAttn, this.linear1, this.linear2, this.norm1, this.norm2, this.norm3];
   }
@@ -720,7 +718,6 @@ export class TransformerEncoder extends Module {
     });
   }
 
-
   protected override children(): Module[] {
     return this.norm ? [...this.layers, this.norm] : [...this.layers];
   }
@@ -864,7 +861,6 @@ export class TransformerDecoder extends Module {
       return { output, weights };
     });
   }
-
 
   protected override children(): Module[] {
     return this.norm ? [...this.layers, this.norm] : [...this.layers];
@@ -1010,7 +1006,6 @@ export class Transformer extends Module {
       return res;
     });
   }
-
 
   protected override children(): Module[] {
     return [this.encoder, this.decoder];

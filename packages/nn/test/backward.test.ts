@@ -70,9 +70,13 @@ function layerNormCase(make: Make): GradCase {
   const wb = new DictBuilder(4).norm("", 7);
   // DictBuilder.norm names "<p>.weight": rename to the module's root names
   const weights = { weight: wb.f32(".weight"), bias: wb.f32(".bias") };
-  const ln = loadModule(tensorSource({ weight: t32(weights.weight, [7]), bias: t32(weights.bias, [7]) }), (s) => new LayerNorm(s, 7), {
-    runtime: make(),
-  }).train();
+  const ln = loadModule(
+    tensorSource({ weight: t32(weights.weight, [7]), bias: t32(weights.bias, [7]) }),
+    (s) => new LayerNorm(s, 7),
+    {
+      runtime: make(),
+    },
+  ).train();
   const x = rng(5).tensor([3, 7], 2).data as Float32Array;
   return {
     rt: ln.rt,
@@ -108,14 +112,21 @@ function activationCase(make: Make, name: "relu" | "gelu" | "gelu_tanh" | "silu"
 
 type MaskKind = "none" | "bool" | "f32";
 
-function mhaCase(make: Make, o: { self: boolean; mask: MaskKind; kpm: boolean; causal: boolean; kvdim?: number }): GradCase {
+function mhaCase(
+  make: Make,
+  o: { self: boolean; mask: MaskKind; kpm: boolean; causal: boolean; kvdim?: number },
+): GradCase {
   const [B, L, E, H] = [2, 3, 6, 2];
   const S = o.self ? L : 5;
   const kd = o.kvdim ?? E;
   const wb = new DictBuilder(7).mha("", E, { kdim: kd, vdim: kd });
-  const mha = loadModule(tensorSource(wb.map), (s) => new MultiheadAttention(s, { embedDim: E, numHeads: H, kdim: kd, vdim: kd }), {
-    runtime: make(),
-  }).train();
+  const mha = loadModule(
+    tensorSource(wb.map),
+    (s) => new MultiheadAttention(s, { embedDim: E, numHeads: H, kdim: kd, vdim: kd }),
+    {
+      runtime: make(),
+    },
+  ).train();
   const r = rng(8);
   const q = r.tensor([B, L, E]).data as Float32Array;
   const k = o.self ? q : (r.tensor([B, S, kd]).data as Float32Array);
@@ -145,7 +156,11 @@ function mhaCase(make: Make, o: { self: boolean; mask: MaskKind; kpm: boolean; c
       const vt = o.self ? qt : t32(v, [B, S, kd]);
       const y = mha.forward(qt, kt, vt, { attnMask: am, keyPaddingMask: kp, isCausal: o.causal });
       const g = mha.backward(t32(dy, [B, L, E]));
-      if (o.self) return { out: y.output.data, dInputs: { q: cat(g.dQuery.data).map((a, j) => a + g.dKey.data[j]! + g.dValue.data[j]!) } };
+      if (o.self)
+        return {
+          out: y.output.data,
+          dInputs: { q: cat(g.dQuery.data).map((a, j) => a + g.dKey.data[j]! + g.dValue.data[j]!) },
+        };
       return { out: y.output.data, dInputs: { q: g.dQuery.data, k: g.dKey.data, v: g.dValue.data } };
     },
   };
@@ -169,7 +184,9 @@ const layerOpts = (c: O.LayerCfg) => ({
 function encoderLayerCase(make: Make, c: O.LayerCfg, seed: number): GradCase {
   const [B, S] = [2, 4];
   const wb = new DictBuilder(seed).layer("", c.d, c.F, false);
-  const layer = loadModule(tensorSource(wb.map), (s) => new TransformerEncoderLayer(s, layerOpts(c)), { runtime: make() }).train();
+  const layer = loadModule(tensorSource(wb.map), (s) => new TransformerEncoderLayer(s, layerOpts(c)), {
+    runtime: make(),
+  }).train();
   const r = rng(seed + 1);
   const x = r.tensor([B, S, c.d]).data as Float32Array;
   const am = boolMask(r, [S, S]);
@@ -191,7 +208,9 @@ function encoderLayerCase(make: Make, c: O.LayerCfg, seed: number): GradCase {
 function decoderLayerCase(make: Make, c: O.LayerCfg, seed: number): GradCase {
   const [B, T, S] = [2, 3, 5];
   const wb = new DictBuilder(seed).layer("", c.d, c.F, true);
-  const layer = loadModule(tensorSource(wb.map), (s) => new TransformerDecoderLayer(s, layerOpts(c)), { runtime: make() }).train();
+  const layer = loadModule(tensorSource(wb.map), (s) => new TransformerDecoderLayer(s, layerOpts(c)), {
+    runtime: make(),
+  }).train();
   const r = rng(seed + 1);
   const x = r.tensor([B, T, c.d]).data as Float32Array;
   const mem = r.tensor([B, S, c.d]).data as Float32Array;
@@ -205,7 +224,10 @@ function decoderLayerCase(make: Make, c: O.LayerCfg, seed: number): GradCase {
     inputs: { x, mem },
     ref: (w, i) => O.decoderLayer(asW(w), "", Array.from(i.x!), Array.from(i.mem!), B, T, S, c, tm, mm),
     run: (dy) => {
-      const y = layer.forward(t32(x, [B, T, c.d]), t32(mem, [B, S, c.d]), { tgtIsCausal: true, memoryKeyPaddingMask: mkp });
+      const y = layer.forward(t32(x, [B, T, c.d]), t32(mem, [B, S, c.d]), {
+        tgtIsCausal: true,
+        memoryKeyPaddingMask: mkp,
+      });
       const g = layer.backward(t32(dy, [B, T, c.d]));
       return { out: y.data, dInputs: { x: g.dtgt.data, mem: g.dmemory.data } };
     },
@@ -264,7 +286,8 @@ function stackCase(make: Make, kind: "encoder" | "decoder", c: O.LayerCfg): Grad
   const x = r.tensor([B, L, c.d]).data as Float32Array;
   const mem = r.tensor([B, S, c.d]).data as Float32Array;
   const kp = boolMask(r, [B, L], 0.3);
-  const ln = (w: F64, v: number[], rows: number) => O.layerNorm(v, rows, c.d, w["norm.weight"]!, w["norm.bias"]!, c.eps);
+  const ln = (w: F64, v: number[], rows: number) =>
+    O.layerNorm(v, rows, c.d, w["norm.weight"]!, w["norm.bias"]!, c.eps);
   if (kind === "encoder") {
     const enc = loadModule(tensorSource(wb.map), (s) => new TransformerEncoder(s, opts), { runtime: rt }).train();
     return {
@@ -292,7 +315,18 @@ function stackCase(make: Make, kind: "encoder" | "decoder", c: O.LayerCfg): Grad
     ref: (w, i) => {
       let v = Array.from(i.x!);
       for (let l = 0; l < 2; l++)
-        v = O.decoderLayer(asW(w), `layers.${l}.`, v, Array.from(i.mem!), B, T, S, c, { kpm: kp.data, causal: true }, {});
+        v = O.decoderLayer(
+          asW(w),
+          `layers.${l}.`,
+          v,
+          Array.from(i.mem!),
+          B,
+          T,
+          S,
+          c,
+          { kpm: kp.data, causal: true },
+          {},
+        );
       return ln(w, v, B * T);
     },
     run: (dy) => {
@@ -342,7 +376,10 @@ function rnnCase(make: Make, mode: "rnn_tanh" | "rnn_relu" | "lstm" | "gru", bid
       if (net instanceof LSTM) {
         const y = net.forward(t32(x, [B, T, I]), st(h0), st(c0));
         const g = net.backward(dOut, dh, st(dy.slice(nOut + nSt)));
-        return { out: cat(y.output.data, y.h.data, y.c!.data), dInputs: { x: g.dx.data, h0: g.dh0.data, c0: g.dc0!.data } };
+        return {
+          out: cat(y.output.data, y.h.data, y.c!.data),
+          dInputs: { x: g.dx.data, h0: g.dh0.data, c0: g.dc0!.data },
+        };
       }
       const y = (net as RNN).forward(t32(x, [B, T, I]), st(h0));
       const g = (net as RNN).backward(dOut, dh);
@@ -360,10 +397,19 @@ const CASES: [string, (make: Make) => GradCase][] = [
   ...(["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid"] as const).map(
     (a): [string, (make: Make) => GradCase] => [`activation ${a}`, (m) => activationCase(m, a)],
   ),
-  ["MHA self-attention, bool mask + key padding", (m) => mhaCase(m, { self: true, mask: "bool", kpm: true, causal: false })],
+  [
+    "MHA self-attention, bool mask + key padding",
+    (m) => mhaCase(m, { self: true, mask: "bool", kpm: true, causal: false }),
+  ],
   ["MHA self-attention, causal", (m) => mhaCase(m, { self: true, mask: "none", kpm: false, causal: true })],
-  ["MHA cross-attention, f32 mask + key padding", (m) => mhaCase(m, { self: false, mask: "f32", kpm: true, causal: false })],
-  ["MHA cross-attention, kdim = vdim = 4 (separate weights)", (m) => mhaCase(m, { self: false, mask: "none", kpm: true, causal: false, kvdim: 4 })],
+  [
+    "MHA cross-attention, f32 mask + key padding",
+    (m) => mhaCase(m, { self: false, mask: "f32", kpm: true, causal: false }),
+  ],
+  [
+    "MHA cross-attention, kdim = vdim = 4 (separate weights)",
+    (m) => mhaCase(m, { self: false, mask: "none", kpm: true, causal: false, kvdim: 4 }),
+  ],
   ...LAYER_CFGS.map((c, i): [string, (make: Make) => GradCase] => [
     `encoder layer ${c.act} ${c.normFirst ? "pre" : "post"}-norm, mask + key padding`,
     (m) => encoderLayerCase(m, c, 70 + i),
@@ -417,7 +463,12 @@ describe("training mode", () => {
     const c = LAYER_CFGS[0]!;
     const wb = new DictBuilder(2).layer("", c.d, c.F, true);
     const layer = loadModule(tensorSource(wb.map), (s) => new TransformerDecoderLayer(s, layerOpts(c)));
-    expect(layer.parameters().map((p) => p.name).sort()).toEqual([...wb.map.keys()].sort());
+    expect(
+      layer
+        .parameters()
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual([...wb.map.keys()].sort());
     expect(layer.parameters()[0]!.name).toBe("self_attn.in_proj_weight");
     layer.dispose();
   });

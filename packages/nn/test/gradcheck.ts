@@ -38,7 +38,11 @@ const f64 = (r: Record<string, Float32Array>): F64 =>
  * Check `c`. Tolerance per entry: `|g − fd| ≤ atol·max|fd| + rtol·|fd|` with the maximum over the
  * tensor's sampled entries (f32 gradients carry rounding relative to the tensor's scale).
  */
-export function gradCheck(c: GradCase, seed: number, o: { perTensor?: number; rtol?: number; atol?: number } = {}): GradResult {
+export function gradCheck(
+  c: GradCase,
+  seed: number,
+  o: { perTensor?: number; rtol?: number; atol?: number } = {},
+): GradResult {
   const r = rng(seed);
   const perTensor = o.perTensor ?? 40;
   const rtol = o.rtol ?? 1e-3;
