@@ -11,7 +11,7 @@
  * `lossAndGrad` runs the layers' training forwards and backwards whatever the mode; `evaluate`
  * and `predict` run the inference path.
  */
-import { InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import { InputError, mulberry32, type Runtime, ShapeError, Tensor, tensorSource } from "@wasmformer/core";
 import { type ActivationName, activation, activationBackward, activationCode } from "./activations.js";
 import { Embedding } from "./embedding.js";
 import type { BatchResult, Trainable } from "./fit.js";
@@ -19,7 +19,7 @@ import { Linear } from "./linear.js";
 import { crossEntropy } from "./losses.js";
 import { Module } from "./module.js";
 import { LSTM } from "./rnn.js";
-import type { WeightScope } from "./state-dict.js";
+import { loadModule, type WeightScope } from "./state-dict.js";
 import type { ModuleLife } from "./util.js";
 
 /** One labelled example of an `MLPClassifier`: `x` has `inputSize` features. */
@@ -39,6 +39,40 @@ export interface ClassifierLossOptions {
   ignoreIndex?: number;
   /** Default 0. */
   labelSmoothing?: number;
+}
+
+/** How a new model's tensors start (PyTorch's default initialisation of each layer). */
+type Init = { shape: number[]; init: "uniform"; bound: number } | { shape: number[]; init: "normal" };
+
+/** Tensors drawn from `seed`: U(−bound, bound) or N(0, 1), in the order given. */
+function initTensors(spec: Record<string, Init>, seed: number): Map<string, Tensor> {
+  const rand = mulberry32(seed);
+  const out = new Map<string, Tensor>();
+  for (const [name, s] of Object.entries(spec)) {
+    const n = s.shape.reduce((a, d) => a * d, 1);
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      if (s.init === "uniform") a[i] = (2 * rand() - 1) * s.bound;
+      else a[i] = Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand());
+    }
+    out.set(name, new Tensor(a, s.shape, "f32"));
+  }
+  return out;
+}
+
+/** `nn.Linear`'s default: weight and bias U(−1/√in, 1/√in). */
+function linearInit(spec: Record<string, Init>, prefix: string, inF: number, outF: number): void {
+  const bound = 1 / Math.sqrt(inF);
+  spec[`${prefix}.weight`] = { shape: [outF, inF], init: "uniform", bound };
+  spec[`${prefix}.bias`] = { shape: [outF], init: "uniform", bound };
+}
+
+/** Options of the classifiers' `create`: the seed of the initial weights, and the runtime. */
+export interface CreateOptions {
+  /** default 0 */
+  seed?: number;
+  /** default: a runtime of the model's own (released by `dispose()`) */
+  runtime?: Runtime;
 }
 
 /** Shared by both classifiers: the loss on logits, the training-mode bracket, accuracy. */
@@ -165,6 +199,16 @@ export class MLPClassifier extends Classifier<VectorExample> {
     this.fc2 = new Linear(scope.pp("fc2"), opts.hiddenSize, opts.numClasses);
   }
 
+  /** A new model with PyTorch's default initialisation (`nn.Linear`), drawn from `seed`. */
+  static create(opts: MLPClassifierOptions, o: CreateOptions = {}): MLPClassifier {
+    const spec: Record<string, Init> = {};
+    linearInit(spec, "fc1", opts.inputSize, opts.hiddenSize);
+    linearInit(spec, "fc2", opts.hiddenSize, opts.numClasses);
+    return loadModule(tensorSource(initTensors(spec, o.seed ?? 0)), (s) => new MLPClassifier(s, opts), {
+      runtime: o.runtime,
+    });
+  }
+
   protected override children(): Module[] {
     return [this.fc1, this.fc2];
   }
@@ -229,6 +273,30 @@ export class LSTMClassifier extends Classifier<SequenceExample> {
       bidirectional: opts.bidirectional ?? false,
     });
     this.classifier = new Linear(scope.pp("classifier"), D * opts.hiddenSize, opts.numClasses);
+  }
+
+  /**
+   * A new model with PyTorch's default initialisation, drawn from `seed`: embedding N(0, 1), every
+   * LSTM tensor U(−1/√hidden, 1/√hidden), the classifier as `nn.Linear`.
+   */
+  static create(opts: LSTMClassifierOptions, o: CreateOptions = {}): LSTMClassifier {
+    const { hiddenSize: H, embeddingDim: E } = opts;
+    const D = opts.bidirectional ? 2 : 1;
+    const spec: Record<string, Init> = { "embedding.weight": { shape: [opts.vocabSize, E], init: "normal" } };
+    const bound = 1 / Math.sqrt(H);
+    for (let l = 0; l < (opts.numLayers ?? 1); l++) {
+      for (let d = 0; d < D; d++) {
+        const sfx = `l${l}${d ? "_reverse" : ""}`;
+        spec[`lstm.weight_ih_${sfx}`] = { shape: [4 * H, l === 0 ? E : D * H], init: "uniform", bound };
+        spec[`lstm.weight_hh_${sfx}`] = { shape: [4 * H, H], init: "uniform", bound };
+        spec[`lstm.bias_ih_${sfx}`] = { shape: [4 * H], init: "uniform", bound };
+        spec[`lstm.bias_hh_${sfx}`] = { shape: [4 * H], init: "uniform", bound };
+      }
+    }
+    linearInit(spec, "classifier", D * H, opts.numClasses);
+    return loadModule(tensorSource(initTensors(spec, o.seed ?? 0)), (s) => new LSTMClassifier(s, opts), {
+      runtime: o.runtime,
+    });
   }
 
   protected override children(): Module[] {
