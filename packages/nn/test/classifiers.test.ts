@@ -59,7 +59,7 @@ describe.each(bks.slice(-1))("classifiers trained by fit on $name", ({ make }) =
     const res = evaluate(model, data.slice(160));
     expect(res.correct! / res.count).toBeGreaterThanOrEqual(0.9);
     model.predict([{ x: [0.5, -0.5, 0] }]);
-    model.parameters().forEach((p, i) => expect(heap.f32(p.grad, p.size)).toEqual(grads[i]));
+    for (const [i, p] of model.parameters().entries()) expect(heap.f32(p.grad, p.size)).toEqual(grads[i]);
     model.dispose();
   });
 });
@@ -77,7 +77,7 @@ describe("classifiers: the same training on every backend, and bad input", () =>
       runs.push(h.history.map((e) => e.loss));
       model.dispose();
     }
-    for (const r of runs.slice(1)) r.forEach((v, i) => expect(v).toBeCloseTo(runs[0]![i]!, 4));
+    for (const r of runs.slice(1)) for (const [i, v] of r.entries()) expect(v).toBeCloseTo(runs[0]![i]!, 4);
   });
 
   it("labels out of range, ragged sequences and wrong feature counts are typed errors naming the example", () => {
