@@ -36,10 +36,10 @@ export class LayerNorm extends Module {
   forward(x: Tensor): Tensor<"f32"> {
     this.life.check("LayerNorm");
     expectShape(x, [...x.shape.slice(0, -1).map(() => -1), this.dim], "LayerNorm input");
-    if (this.training) this.saved.push(x as Tensor<"f32">);
     return scratch(this.rt, () => {
       const p = putF32(this.rt, x, "LayerNorm input");
       this.run(p, x.size / this.dim, p);
+      if (this.training) this.saved.push(x as Tensor<"f32">); // once the forward succeeded
       return readF32(this.rt, p, x.shape);
     });
   }

@@ -101,11 +101,11 @@ export class Linear extends Module {
     if (x.ndim < 1) expectShape(x, [this.inFeatures], "Linear input");
     expectShape(x, [...x.shape.slice(0, -1).map(() => -1), this.inFeatures], "Linear input");
     const rows = x.size / this.inFeatures;
-    if (this.training) this.saved.push(x as Tensor<"f32">);
     return scratch(this.rt, () => {
       const xp = putF32(this.rt, x, "Linear input");
       const out = this.rt.heap.allocF32(rows * this.outFeatures);
       this.run(xp, rows, out);
+      if (this.training) this.saved.push(x as Tensor<"f32">); // once the forward succeeded
       return readF32(this.rt, out, [...x.shape.slice(0, -1), this.outFeatures]);
     });
   }

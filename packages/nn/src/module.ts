@@ -53,6 +53,7 @@ export abstract class Module {
 
   /** Every trainable tensor of the tree below this module, each once, in state-dict order. */
   parameters(): TrainParam[] {
+    this.life.check(this.constructor.name);
     const out: TrainParam[] = [];
     const seen = new Set<string>();
     const add = (p: TrainParam) => {

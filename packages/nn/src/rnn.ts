@@ -327,10 +327,7 @@ export class RNNBase extends Module {
     const LD = this.numLayers * this.D;
     const H = this.hiddenSize;
     const rt = this.rt;
-    if (this.training) {
-      this.repack();
-      this.saved.push({ x: unbatched ? x.reshape([1, ...x.shape]) : x, h0: h0b, c0: c0b, unbatched });
-    }
+    if (this.training) this.repack();
     return scratch(rt, () => {
       const xp = putF32(rt, x, "x");
       const hp = h0b ? putF32(rt, h0b, "h0") : 0;
@@ -339,6 +336,10 @@ export class RNNBase extends Module {
       const hN = rt.heap.allocF32(LD * B * H);
       const cN = this.mode === "lstm" ? rt.heap.allocF32(LD * B * H) : 0;
       this.run(xp, B, T, hp, cp, out, hN, cN);
+      if (this.training) {
+        // once the forward succeeded
+        this.saved.push({ x: unbatched ? x.reshape([1, ...x.shape]) : x, h0: h0b, c0: c0b, unbatched });
+      }
       const stShape = unbatched ? [LD, H] : [LD, B, H];
       const res: RNNOutput = {
         output: readF32(rt, out, unbatched ? [T, this.D * H] : [B, T, this.D * H]),

@@ -1,7 +1,7 @@
 // Backward passes of every nn layer against central finite differences of the float64 oracle
 // (test/oracle.ts), on every backend, on small odd shapes with batch > 1 and masks; and the
 // gradients of the wasm builds equal to the reference backend's.
-import { InputError, Tensor } from "@wasmformer/core";
+import { DisposedError, InputError, ShapeError, Tensor } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { activationBackward } from "../src/activations.js";
 import { MultiheadAttention } from "../src/attention.js";
@@ -457,6 +457,95 @@ describe("training mode", () => {
     lin.eval();
     expect(() => lin.backward(t32(new Float32Array(6), [2, 3]))).toThrow(/no forward record/);
     lin.dispose();
+  });
+
+  it("a failed training forward keeps no record; a disposed module cannot train", () => {
+    const wb = new DictBuilder(1).add("weight", [3, 2]).add("bias", [3]);
+    const lin = loadModule(tensorSource(wb.map), (s) => new Linear(s, 2, 3)).train();
+    expect(() => lin.forward(new Tensor(new Int32Array(4), [2, 2], "i32"))).toThrow(ShapeError);
+    expect(() => lin.backward(t32(new Float32Array(6), [2, 3]))).toThrow(/no forward record/);
+    const rec = loadModule(
+      tensorSource(new DictBuilder(2).rnn(4, 3, 4, 1, 1, true).map),
+      (s) => new LSTM(s, { inputSize: 3, hiddenSize: 4 }),
+    ).train();
+    expect(() => rec.forward(t32(new Float32Array(6), [1, 2, 3]), t32(new Float32Array(4), [1, 1, 4]))).toThrow(
+      InputError,
+    );
+    expect(() =>
+      rec.forward(
+        t32(new Float32Array(6), [1, 2, 3]),
+        t32(new Float32Array(5), [1, 1, 5]),
+        t32(new Float32Array(4), [1, 1, 4]),
+      ),
+    ).toThrow(ShapeError);
+    expect(() => rec.backward()).toThrow(/no forward record/);
+    rec.dispose();
+    lin.dispose();
+    expect(() => lin.parameters()).toThrow(DisposedError);
+    expect(() => lin.train()).toThrow(DisposedError);
+    expect(() => lin.backward(t32(new Float32Array(6), [2, 3]))).toThrow(DisposedError);
+  });
+
+  it("unbatched inputs ([T, I], [L, E]) backpropagate as a batch of one", () => {
+    const r = rng(12);
+    const wb = new DictBuilder(13).rnn(3, 3, 4, 2, 2, true);
+    const o = { inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true };
+    const grads = (unbatched: boolean) => {
+      const net = loadModule(tensorSource(wb.map), (s) => new GRU(s, o)).train();
+      const x = new Tensor(
+        Float32Array.from({ length: 15 }, (_, i) => Math.sin(i)),
+        unbatched ? [5, 3] : [1, 5, 3],
+      );
+      net.forward(x);
+      const dOut = new Tensor(
+        Float32Array.from({ length: 40 }, (_, i) => Math.cos(i)),
+        unbatched ? [5, 8] : [1, 5, 8],
+      );
+      const dh = new Tensor(
+        Float32Array.from({ length: 16 }, (_, i) => 0.1 * i),
+        unbatched ? [4, 4] : [4, 1, 4],
+      );
+      const g = net.backward(dOut, dh);
+      const out = {
+        dx: Array.from(g.dx.data),
+        dh0: Array.from(g.dh0.data),
+        shape: g.dx.shape,
+        params: net.parameters().map((p) => Array.from(net.rt.heap.f32(p.grad, p.size))),
+      };
+      net.dispose();
+      return out;
+    };
+    const a = grads(true);
+    const b = grads(false);
+    expect(a.shape).toEqual([5, 3]);
+    expect(a.dx).toEqual(b.dx);
+    expect(a.dh0).toEqual(b.dh0);
+    expect(a.params).toEqual(b.params);
+    const mwb = new DictBuilder(14).mha("", 6);
+    const qdata = r.tensor([4, 6]).data;
+    const mg = (unbatched: boolean) => {
+      const m = loadModule(
+        tensorSource(mwb.map),
+        (s) => new MultiheadAttention(s, { embedDim: 6, numHeads: 3 }),
+      ).train();
+      const q = new Tensor(qdata, unbatched ? [4, 6] : [1, 4, 6]);
+      m.forward(q, q, q, {
+        keyPaddingMask: new Tensor(Uint8Array.from([0, 0, 1, 0]), unbatched ? [4] : [1, 4], "bool"),
+      });
+      const g = m.backward(
+        new Tensor(
+          Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)),
+          unbatched ? [4, 6] : [1, 4, 6],
+        ),
+      );
+      const out = { dq: g.dQuery, params: m.parameters().map((p) => Array.from(m.rt.heap.f32(p.grad, p.size))) };
+      m.dispose();
+      return out;
+    };
+    const ma = mg(true);
+    const mb = mg(false);
+    expect(ma.dq.shape).toEqual([4, 6]);
+    expect(ma.params).toEqual(mb.params);
   });
 
   it("parameters() names every tensor by its state-dict name, in state-dict order, once", () => {
