@@ -150,7 +150,7 @@ function mhaCase(
         : O.mha(asW(w), "", i.q!, i.k!, i.v!, B, L, S, E, H, spec, dims);
       return r.out;
     },
-    run: (dy) => {
+    run: (dy): ReturnType<GradCase["run"]> => {
       const qt = t32(q, [B, L, E]);
       const kt = o.self ? qt : t32(k, [B, S, kd]);
       const vt = o.self ? qt : t32(v, [B, S, kd]);
@@ -369,7 +369,7 @@ function rnnCase(make: Make, mode: "rnn_tanh" | "rnn_relu" | "lstm" | "gru", bid
       const y = O.rnn(mode, asW(w), i.x!, B, T, I, H, L, bidir, true, i.h0, lstm ? i.c0 : undefined);
       return lstm ? cat(y.output, y.h, y.c) : cat(y.output, y.h);
     },
-    run: (dy) => {
+    run: (dy): ReturnType<GradCase["run"]> => {
       const st = (a: Float32Array) => t32(a, [L * D, B, H]);
       const dOut = t32(dy.slice(0, nOut), [B, T, D * H]);
       const dh = st(dy.slice(nOut, nOut + nSt));

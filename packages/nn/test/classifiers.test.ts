@@ -80,6 +80,24 @@ describe("classifiers: the same training on every backend, and bad input", () =>
     for (const r of runs.slice(1)) for (const [i, v] of r.entries()) expect(v).toBeCloseTo(runs[0]![i]!, 4);
   });
 
+  it("training steps do not grow the heap (every activation is per-call scratch)", () => {
+    for (const b of bks) {
+      const m = LSTMClassifier.create(
+        { vocabSize: 9, embeddingDim: 5, hiddenSize: 7, numLayers: 2, bidirectional: true, numClasses: 2 },
+        { runtime: b.make() },
+      );
+      const batch = [
+        { ids: [1, 2, 3], label: 1 },
+        { ids: [3, 2, 1], label: 0 },
+      ];
+      m.lossAndGrad(batch, 1);
+      const used = m.runtime.heap.used();
+      for (let i = 0; i < 3; i++) m.lossAndGrad(batch, 1);
+      expect(m.runtime.heap.used(), b.name).toBe(used);
+      m.dispose();
+    }
+  });
+
   it("labels out of range, ragged sequences and wrong feature counts are typed errors naming the example", () => {
     const lstm = LSTMClassifier.create({ vocabSize: 9, embeddingDim: 4, hiddenSize: 5, numClasses: 3 });
     expect(() => lstm.lossAndGrad([{ ids: [1, 2], label: 3 }], 1)).toThrow(InputError);

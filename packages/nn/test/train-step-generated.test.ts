@@ -12,7 +12,7 @@ import * as O from "./oracle.js";
 
 const bks = await backends();
 
-type P = Record<string, Float64Array>;
+type P = Record<string, Float64Array<ArrayBufferLike>>;
 
 interface Gen {
   name: string;
@@ -205,7 +205,7 @@ function reference(g: Gen) {
       const s = (state[n] ??= { m: new Float64Array(th.length), v: new Float64Array(th.length) });
       if (o.name === "SGD") {
         const d = gr.map((x, i) => x + o.weight_decay * th[i]!);
-        let upd = d;
+        let upd: Float64Array<ArrayBufferLike> = d;
         if (o.momentum !== 0) {
           if (k === 1) s.b = d.slice();
           else s.b = s.b!.map((b, i) => o.momentum * b + (1 - o.dampening) * d[i]!);
