@@ -4,6 +4,8 @@
  * encoder/decoder layers and stacks, `Transformer`, a seq2seq translation model (greedy and beam
  * search), and RNN/LSTM/GRU with streaming `step()` and an RNN encoder–decoder.
  * Weights load from a safetensors state dict by PyTorch name (`loadModule`, `StateDict`).
+ * Training: every layer is a `Module` (`train()`/`eval()`, `parameters()`, `backward`), losses,
+ * optimizers, schedules, `fit`, and two trainable classifiers (`MLPClassifier`, `LSTMClassifier`).
  */
 export * from "./activations.js";
 export * from "./attention.js";
