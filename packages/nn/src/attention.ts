@@ -644,10 +644,11 @@ export class MultiheadAttention extends Module {
    * no gradient; the returned attention weights are treated as not used by the loss.
    */
   backward(dOutput: Tensor): MhaGrads {
-    const r = this.popRecord(this.saved, "MultiheadAttention");
     const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const r = this.popRecord(this.saved, "MultiheadAttention", (r) =>
+      expectShapeOf(dOutput, r.unbatched ? [r.L, E] : [r.B, r.L, E], "MultiheadAttention.backward dOutput"),
+    );
     const { B, L, S } = r;
-    expectShapeOf(dOutput, r.unbatched ? [L, E] : [B, L, E], "MultiheadAttention.backward dOutput");
     const heap = rt.heap;
     return scratch(rt, () => {
       const put = (a: Float32Array) => heap.put(a);

@@ -62,8 +62,9 @@ export class Embedding extends Module {
    * `dy [...ids.shape, dim]`. The ids have no gradient.
    */
   backward(dy: Tensor): void {
-    const ids = this.popRecord(this.saved, "Embedding");
-    expectShape(dy, [...ids.shape, this.dim], "Embedding.backward dy");
+    const ids = this.popRecord(this.saved, "Embedding", (ids) =>
+      expectShape(dy, [...ids.shape, this.dim], "Embedding.backward dy"),
+    );
     const rt = this.rt;
     scratch(rt, () => {
       const ip = rt.heap.put(ids.data as Int32Array);

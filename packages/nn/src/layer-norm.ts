@@ -57,8 +57,7 @@ export class LayerNorm extends Module {
    * `dweight += Σ dy ⊙ x̂`, `dbias += Σ dy`; returns `dx = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))`, g = dy ⊙ weight.
    */
   backward(dy: Tensor): Tensor<"f32"> {
-    const x = this.popRecord(this.saved, "LayerNorm");
-    expectShape(dy, x.shape, "LayerNorm.backward dy");
+    const x = this.popRecord(this.saved, "LayerNorm", (x) => expectShape(dy, x.shape, "LayerNorm.backward dy"));
     const rt = this.rt;
     return scratch(rt, () => {
       const px = putF32(rt, x, "LayerNorm input");

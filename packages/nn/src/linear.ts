@@ -123,9 +123,10 @@ export class Linear extends Module {
    * (`[..., in]`).
    */
   backward(dy: Tensor): Tensor<"f32"> {
-    const x = this.popRecord(this.saved, "Linear");
     const { inFeatures: K, outFeatures: N, rt } = this;
-    expectShape(dy, [...x.shape.slice(0, -1), N], "Linear.backward dy");
+    const x = this.popRecord(this.saved, "Linear", (x) =>
+      expectShape(dy, [...x.shape.slice(0, -1), N], "Linear.backward dy"),
+    );
     const rows = x.size / K;
     return scratch(rt, () => {
       const px = putF32(rt, x, "Linear input");

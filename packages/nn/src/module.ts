@@ -77,15 +77,20 @@ export abstract class Module {
     return this.life.trainParam(p.name, p.ptr, sizeOf(p.shape)).grad;
   }
 
-  /** Pop the latest forward record for a backward (an InputError when there is none). */
-  protected popRecord<T>(tape: T[], what: string): T {
+  /**
+   * Pop the latest forward record for a backward (an InputError when there is none). `check`
+   * validates the upstream gradient against it first: a bad gradient leaves the record in place.
+   */
+  protected popRecord<T>(tape: T[], what: string, check?: (r: T) => void): T {
     this.life.check(what);
-    const r = tape.pop();
+    const r = tape.at(-1);
     if (r === undefined) {
       throw new InputError(
         `${what}.backward: no forward record to backpropagate (call train() before forward, one backward per forward)`,
       );
     }
+    check?.(r);
+    tape.pop();
     return r;
   }
 }

@@ -440,7 +440,8 @@ export class RNNBase extends Module {
    * (absent = zeros); shapes as the forward returned them.
    */
   protected backwardTensors(dOutput?: Tensor, dState: { h?: Tensor; c?: Tensor } = {}): RNNGrads {
-    const r = this.popRecord(this.saved, this.name());
+    // the latest record, left in place until the gradients are known to fit (popRecord throws without one)
+    const r = this.saved.at(-1) ?? this.popRecord(this.saved, this.name());
     const [B, T] = r.x.shape as [number, number, number];
     const { D, hiddenSize: H, numLayers: L } = this;
     // unbatched: output [T, D·H] → [1, T, D·H], states [L·D, H] → [L·D, 1, H]
@@ -456,6 +457,7 @@ export class RNNBase extends Module {
     const dOut = batched(dOutput, [B, T, D * H], "dOutput") ?? Tensor.zeros([B, T, D * H]);
     const dhN = batched(dState.h, [L * D, B, H], "dh");
     const dcN = this.mode === "lstm" ? batched(dState.c, [L * D, B, H], "dc") : undefined;
+    this.popRecord(this.saved, this.name()); // the gradients fit: consume the record
     const heap = this.rt.heap;
     const weights: Record<string, Tensor> = {};
     const plain = this.plainWeights();

@@ -464,6 +464,10 @@ describe("training mode", () => {
     const lin = loadModule(tensorSource(wb.map), (s) => new Linear(s, 2, 3)).train();
     expect(() => lin.forward(new Tensor(new Int32Array(4), [2, 2], "i32"))).toThrow(ShapeError);
     expect(() => lin.backward(t32(new Float32Array(6), [2, 3]))).toThrow(/no forward record/);
+    // a gradient of the wrong shape is a ShapeError and leaves the record for a correct one
+    lin.forward(t32(new Float32Array(4), [2, 2]));
+    expect(() => lin.backward(t32(new Float32Array(4), [2, 2]))).toThrow(ShapeError);
+    expect(lin.backward(t32(new Float32Array(6), [2, 3])).shape).toEqual([2, 2]);
     const rec = loadModule(
       tensorSource(new DictBuilder(2).rnn(4, 3, 4, 1, 1, true).map),
       (s) => new LSTM(s, { inputSize: 3, hiddenSize: 4 }),
@@ -479,6 +483,9 @@ describe("training mode", () => {
       ),
     ).toThrow(ShapeError);
     expect(() => rec.backward()).toThrow(/no forward record/);
+    rec.forward(t32(new Float32Array(6), [1, 2, 3]));
+    expect(() => rec.backward(t32(new Float32Array(6), [1, 2, 3]))).toThrow(/LSTM.backward dOutput/);
+    expect(rec.backward(t32(new Float32Array(8), [1, 2, 4])).dx.shape).toEqual([1, 2, 3]);
     rec.dispose();
     lin.dispose();
     expect(() => lin.parameters()).toThrow(DisposedError);
