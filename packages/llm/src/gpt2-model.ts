@@ -16,6 +16,10 @@
  * are a few switches read from the config (`DecoderArch`, decoder-arch.ts: norm, positions, MLP
  * kind, head grouping, weight layout, biases).
  *
+ * Training (`train()` … `eval()`, train.ts) runs the same architecture switches over kept
+ * activations and master copies of the weights in the checkpoint layout; inference mode is this file's
+ * plan, untouched.
+ *
  * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
  * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
  * slots with a key-padding mask and starts its positions at its first real token, so that it
@@ -35,7 +39,9 @@ import {
   Tensor,
   WasmformerError,
   WeightsError,
+  writeSafetensors,
 } from "@wasmformer/core";
+import type { BatchResult, Trainable, TrainParam } from "@wasmformer/nn";
 import { activationCode, eosTokenIds, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 import {
@@ -48,6 +54,7 @@ import {
 } from "./generate.js";
 import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
 import type { Tokenizer } from "./tokenizer.js";
+import { checkTrainOptions, DecoderTraining, type LMExample, type TrainOptions } from "./train.js";
 
 // ---------------------------------------------------------------------------------------------
 // weights
@@ -285,7 +292,9 @@ export interface EngineParts {
  * config (`arch`). `GPT2LMHeadModel` and `LlamaForCausalLM` are its two configurations; every
  * method (prefill, decode, extend, generate, inputs_embeds) works the same for both.
  */
-export class CausalLM<C extends { readonly vocab_size: number } = { readonly vocab_size: number }> {
+export class CausalLM<C extends { readonly vocab_size: number } = { readonly vocab_size: number }>
+  implements Trainable<LMExample>
+{
   readonly config: C;
   /** The engine switches read from the config: norm, positions, MLP kind, head grouping, sizes. */
   readonly arch: DecoderArch;
@@ -325,6 +334,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   /** `dispose()` gives the runtime back only when `fromWeights` created it */
   private ownsRuntime = false;
   private isDisposed = false;
+  /** training buffers (masters, gradients, activations; see train.ts), made by `train()`/`parameters()` */
+  private trainer: DecoderTraining | undefined;
+  private trainingMode = false;
 
   protected constructor(config: C, parts: EngineParts) {
     const { arch, rt, w, s, maxBatch, chunk, unused } = parts;
@@ -681,6 +693,147 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     return this.isDisposed;
   }
 
+  // -------------------------------------------------------------------------------------------
+  // training (train.ts): masters in the checkpoint layout, gradients, kept activations
+
+  /**
+   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' master copies and
+   * gradients and the activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`,
+   * `shiftLabels`). Then `lossAndGrad` / `evaluate` work and `fit` trains the model. While in
+   * training mode each `prefill` (and `prefillEmbeds`, `embedTokens`) first copies the trained
+   * parameters into the inference layout; `eval()` does it once and ends training mode.
+   */
+  train(opts: TrainOptions = {}): this {
+    this.alive();
+    checkTrainOptions(opts, this.arch.maxPositions);
+    const tr = this.trainingState();
+    const maxB = opts.maxBatch ?? Math.max(this.maxBatch, tr.plannedBatch);
+    const maxT = opts.maxSeqLen ?? Math.max(Math.min(this.arch.maxPositions, 256), tr.plannedSeqLen);
+    tr.plan(maxB, maxT);
+    if (opts.ignoreIndex !== undefined) tr.ignoreIndex = opts.ignoreIndex;
+    if (opts.labelSmoothing !== undefined) tr.labelSmoothing = opts.labelSmoothing;
+    if (opts.shiftLabels !== undefined) tr.shiftLabels = opts.shiftLabels;
+    this.trainingMode = true;
+    return this;
+  }
+
+  /**
+   * Inference mode (the default): the parameters (when `train()` or `parameters()` made them) are
+   * re-packed into the inference layout once; prefill and decode then run exactly as without training.
+   */
+  eval(): this {
+    this.alive();
+    this.trainer?.sync();
+    this.trainingMode = false;
+    return this;
+  }
+
+  /** True between `train()` and `eval()`. */
+  get training(): boolean {
+    return this.trainingMode;
+  }
+
+  /**
+   * The trainable tensors, named as in the Hugging Face state dict (`transformer.h.0.attn.c_attn.weight`,
+   * `model.layers.0.self_attn.q_proj.weight`, …; a tied LM head is the embedding, not a tensor of
+   * its own), each in its checkpoint shape and layout. Their gradients are what `lossAndGrad` adds to.
+   */
+  parameters(): TrainParam[] {
+    this.alive();
+    return this.trainingState().params;
+  }
+
+  /** Checkpoint shape of every parameter, by name. */
+  parameterShapes(): Record<string, number[]> {
+    this.alive();
+    return this.trainingState().shapes;
+  }
+
+  /**
+   * Forward over the batch (`[B, T]` ids, equal lengths), mean cross-entropy over the counted
+   * (shifted) labels, and backward: adds `scale · ∂loss/∂θ` into every parameter's gradient (nn's
+   * `Trainable`). Needs training mode.
+   */
+  lossAndGrad(batch: readonly LMExample[], scale: number): BatchResult {
+    this.alive();
+    if (!this.trainingMode) throw new InputError("lossAndGrad: the model is in inference mode; call train() first");
+    return this.trainer!.run(batch, scale, "lossAndGrad");
+  }
+
+  /** The mean loss of a batch without gradients (after `train()` planned the buffers; either mode). */
+  evaluate(batch: readonly LMExample[]): BatchResult {
+    this.alive();
+    if (!this.trainer) throw new InputError("evaluate: call train() first (it plans the training buffers)");
+    return this.trainer.run(batch, undefined, "evaluate");
+  }
+
+  /** The current parameters by Hugging Face name, in the checkpoint layout (copies). */
+  stateDict(): Map<string, Tensor<"f32">> {
+    this.alive();
+    return this.trainingState().stateDict((n) => this.hfName(n));
+  }
+
+  /** `model.safetensors` bytes of the current parameters (Hugging Face names; no tied `lm_head`). */
+  saveSafetensors(): Uint8Array {
+    return writeSafetensors(this.stateDict(), { format: "pt" });
+  }
+
+  /** The `config.json` object of this model (HF fields, `model_type`, `architectures`). */
+  configJson(): Record<string, unknown> {
+    const t = this.arch.modelType;
+    const archName =
+      t === "gpt2"
+        ? "GPT2LMHeadModel"
+        : `${t === "qwen2" ? "Qwen2" : t === "mistral" ? "Mistral" : "Llama"}ForCausalLM`;
+    return { architectures: [archName], ...(this.config as object), model_type: t };
+  }
+
+  /**
+   * Write `config.json` and `model.safetensors` into `folder` (Node; created if needed), readable
+   * by `fromPretrained` / `AutoModelForCausalLM` (and Hugging Face `from_pretrained`).
+   */
+  async save(folder: string): Promise<void> {
+    const bytes = this.saveSafetensors();
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    await fs.mkdir(folder, { recursive: true });
+    await fs.writeFile(path.join(folder, "config.json"), `${JSON.stringify(this.configJson(), null, 2)}\n`);
+    await fs.writeFile(path.join(folder, "model.safetensors"), bytes);
+  }
+
+  /** The training buffers, made on first use (masters read from the inference storage). */
+  private trainingState(): DecoderTraining {
+    if (!this.trainer) {
+      const engine = new Map<string, number>();
+      const w = this.w;
+      const arch = this.arch;
+      const put = (name: string | undefined, ptr: number) => name !== undefined && engine.set(name, ptr);
+      put(arch.embed, arch.tied ? w.head : w.wte);
+      put(arch.pos, w.wpe);
+      put(arch.normW, w.lnfW);
+      put(arch.normB, w.lnfB);
+      put(arch.head, w.head);
+      arch.blocks.forEach((b, l) => {
+        for (const key of Object.keys(b) as (keyof BlockNames)[]) put(b[key], w.blocks[l][key]);
+      });
+      const layout = { packed: this.packed, colBlock: this.colBlock, headBlock: this.headBlock };
+      this.trainer = new DecoderTraining(arch, this.runtime, engine, layout, (n) => this.hfName(n));
+    }
+    return this.trainer;
+  }
+
+  /** Hugging Face name of a checkpoint tensor (original GPT-2 names get the `transformer.` prefix). */
+  private hfName(name: string): string {
+    return this.arch.modelType === "gpt2" && !name.startsWith("transformer.") && name !== "lm_head.weight"
+      ? `transformer.${name}`
+      : name;
+  }
+
+  /** Training mode: the inference layout ← the trained masters, before a new sequence. */
+  private syncTrained(): void {
+    if (this.trainingMode) this.trainer!.sync();
+  }
+
   private alive(): void {
     if (this.isDisposed) throw new DisposedError("this GPT2LMHeadModel");
   }
@@ -765,6 +918,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       });
     }
     // the new state is committed only once the inputs are known to be valid
+    this.syncTrained();
     this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
@@ -825,6 +979,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       if (r.length !== T)
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
+    this.syncTrained();
     const { E } = this;
     const out = new Float32Array(B * T * E);
     const flat = new Int32Array(B * T);
@@ -872,6 +1027,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         throw new InputError(`inputs_embeds[${b}, ${t}, ${i % E}] = ${data[i]} is not finite`);
       }
     }
+    this.syncTrained();
     this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
