@@ -113,7 +113,8 @@ describe("classifiers: the same training on every backend, and bad input", () =>
     ).toThrow(ShapeError);
     expect(() => lstm.lossAndGrad([{ ids: [1, 12], label: 0 }], 1)).toThrow(/id 12 at flat position 1/);
     expect(() => lstm.lossAndGrad([{ ids: [1, 2], label: 0.5 }], 1)).toThrow(/example 0: label 0.5/);
-    // a failed pass leaves the model usable
+    // rejected batches wrote no gradient, and the model stays usable
+    for (const p of lstm.parameters()) expect(lstm.runtime.heap.f32(p.grad, p.size).every((v) => v === 0)).toBe(true);
     expect(lstm.lossAndGrad([{ ids: [1, 2], label: 1 }], 1).count).toBe(1);
     lstm.dispose();
     const mlp = MLPClassifier.create({ inputSize: 3, hiddenSize: 4, numClasses: 2 });
