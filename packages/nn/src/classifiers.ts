@@ -20,7 +20,12 @@ import { crossEntropy } from "./losses.js";
 import { Module } from "./module.js";
 import { LSTM } from "./rnn.js";
 import { loadModule, type WeightScope } from "./state-dict.js";
-import type { ModuleLife } from "./util.js";
+import { type ModuleLife, posInt } from "./util.js";
+
+/** ConfigErrors (naming the option) unless the given options are positive integers. */
+function checkDims(o: object, names: string[]): void {
+  for (const n of names) posInt((o as Record<string, unknown>)[n], n);
+}
 
 /** One labelled example of an `MLPClassifier`: `x` has `inputSize` features. */
 export interface VectorExample {
@@ -189,6 +194,7 @@ export class MLPClassifier extends Classifier<VectorExample> {
   private readonly pre: Tensor<"f32">[] = [];
 
   constructor(scope: WeightScope, opts: MLPClassifierOptions) {
+    checkDims(opts, ["inputSize", "hiddenSize", "numClasses"]);
     super();
     this.rt = scope.rt;
     this.life = scope.life;
@@ -201,6 +207,7 @@ export class MLPClassifier extends Classifier<VectorExample> {
 
   /** A new model with PyTorch's default initialisation (`nn.Linear`), drawn from `seed`. */
   static create(opts: MLPClassifierOptions, o: CreateOptions = {}): MLPClassifier {
+    checkDims(opts, ["inputSize", "hiddenSize", "numClasses"]);
     const spec: Record<string, Init> = {};
     linearInit(spec, "fc1", opts.inputSize, opts.hiddenSize);
     linearInit(spec, "fc2", opts.hiddenSize, opts.numClasses);
@@ -260,6 +267,7 @@ export class LSTMClassifier extends Classifier<SequenceExample> {
   readonly numClasses: number;
 
   constructor(scope: WeightScope, opts: LSTMClassifierOptions) {
+    checkDims({ numLayers: 1, ...opts }, ["vocabSize", "embeddingDim", "hiddenSize", "numLayers", "numClasses"]);
     super();
     this.rt = scope.rt;
     this.life = scope.life;
@@ -280,6 +288,7 @@ export class LSTMClassifier extends Classifier<SequenceExample> {
    * LSTM tensor U(−1/√hidden, 1/√hidden), the classifier as `nn.Linear`.
    */
   static create(opts: LSTMClassifierOptions, o: CreateOptions = {}): LSTMClassifier {
+    checkDims({ numLayers: 1, ...opts }, ["vocabSize", "embeddingDim", "hiddenSize", "numLayers", "numClasses"]);
     const { hiddenSize: H, embeddingDim: E } = opts;
     const D = opts.bidirectional ? 2 : 1;
     const spec: Record<string, Init> = { "embedding.weight": { shape: [opts.vocabSize, E], init: "normal" } };

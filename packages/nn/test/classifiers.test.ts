@@ -1,7 +1,7 @@
 // MLPClassifier and LSTMClassifier as `fit` models: created with PyTorch's default initialisation,
 // trained on small generated tasks until they solve them, the same losses on every backend (the
 // backends' kernels differ only in float32 rounding), modes left as they were, typed errors.
-import { InputError, ShapeError } from "@wasmformer/core";
+import { ConfigError, InputError, ShapeError } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
 import { AdamW, evaluate, fit, LSTMClassifier, MLPClassifier, type SequenceExample } from "../src/index.js";
 import { backends, rng } from "./helpers.js";
@@ -117,6 +117,11 @@ describe("classifiers: the same training on every backend, and bad input", () =>
     for (const p of lstm.parameters()) expect(lstm.runtime.heap.f32(p.grad, p.size).every((v) => v === 0)).toBe(true);
     expect(lstm.lossAndGrad([{ ids: [1, 2], label: 1 }], 1).count).toBe(1);
     lstm.dispose();
+    expect(() => MLPClassifier.create({ inputSize: 3, hiddenSize: -4, numClasses: 2 })).toThrow(ConfigError);
+    expect(() => MLPClassifier.create({ inputSize: 3, hiddenSize: -4, numClasses: 2 })).toThrow(/hiddenSize/);
+    expect(() =>
+      LSTMClassifier.create({ vocabSize: 9, embeddingDim: 4, hiddenSize: 5, numClasses: 2, numLayers: 1.5 }),
+    ).toThrow(/numLayers/);
     const mlp = MLPClassifier.create({ inputSize: 3, hiddenSize: 4, numClasses: 2 });
     expect(() => mlp.lossAndGrad([{ x: [1, 2], label: 0 }], 1)).toThrow(/example 0: x has 2 features, expected 3/);
     mlp.dispose();
