@@ -19,6 +19,7 @@
  */
 import {
   Act,
+  BinOp,
   ConfigError,
   InputError,
   type PackedWeight,
@@ -26,7 +27,6 @@ import {
   packLinearWeight,
   packRowsWeight,
   type Runtime,
-  rnnForwardBackward,
   ShapeError,
   Tensor,
   WeightsError,
@@ -125,10 +125,26 @@ const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru:
 
 /** What a training forward keeps for the backward (batched shapes). */
 interface RNNRecord {
-  x: Tensor;
-  h0?: Tensor;
-  c0?: Tensor;
+  B: number;
+  T: number;
   unbatched: boolean;
+  /** each layer's input, time-major `[T, B, in]` (layer 0: x) */
+  inputs: Float32Array[];
+  /** per layer and direction: see `DirSaved` */
+  dirs: DirSaved[][];
+}
+
+/**
+ * What a training forward keeps per layer and direction (copies, time-major), as core's
+ * `rnnForwardBackward` saves them: `xw [T, B, G·H]` by time (x·W_ihᵀ + b_ih), `pre [T, B, G·H]`
+ * by processing step (RNN/LSTM gate pre-activations; GRU `h·W_hhᵀ + b_hh`), the hidden states
+ * `hs [T + 1, B, H]` and (LSTM) cells `cs [T + 1, B, H]` by step.
+ */
+interface DirSaved {
+  xw: Float32Array;
+  pre: Float32Array;
+  hs: Float32Array;
+  cs: Float32Array | undefined;
 }
 
 /** Gradients of an RNN's inputs (`backward`): same shapes as the forward's `x`, `h0`, `c0`. */
@@ -142,10 +158,11 @@ export interface RNNGrads {
  * The shared engine of RNN, LSTM and GRU.
  *
  * Training: inference keeps W_ih and W_hh only packed; the first `train()` (or `parameters()`)
- * unpacks them into plain `[G·H, in]` trainable tensors, and every training forward re-packs them
- * first (so an optimizer's updates are seen). `backward` runs core's `rnnForwardBackward` (BPTT
- * over the whole sequence, stacked, bidirectional) from the saved input and states: it recomputes
- * the forward's gate activations rather than keeping them.
+ * unpacks them into plain `[G·H, in]` trainable tensors. A training forward runs on those (GEMMs
+ * with transposes and the cell kernels, as core's `rnnForwardBackward`) and keeps each layer's
+ * input, projections, gate pre-activations, hidden states and cells; `backward` is BPTT over the
+ * whole sequence from them (stacked, bidirectional), accumulating straight into the gradient
+ * buffers. `eval()` re-packs the trained values for inference.
  */
 export class RNNBase extends Module {
   readonly rt: Runtime;
@@ -327,7 +344,7 @@ export class RNNBase extends Module {
     const LD = this.numLayers * this.D;
     const H = this.hiddenSize;
     const rt = this.rt;
-    if (this.training) this.repack();
+    if (this.training) return this.trainForward(x, h0b, c0b, B, T, unbatched);
     return scratch(rt, () => {
       const xp = putF32(rt, x, "x");
       const hp = h0b ? putF32(rt, h0b, "h0") : 0;
@@ -336,10 +353,6 @@ export class RNNBase extends Module {
       const hN = rt.heap.allocF32(LD * B * H);
       const cN = this.mode === "lstm" ? rt.heap.allocF32(LD * B * H) : 0;
       this.run(xp, B, T, hp, cp, out, hN, cN);
-      if (this.training) {
-        // once the forward succeeded
-        this.saved.push({ x: unbatched ? x.reshape([1, ...x.shape]) : x, h0: h0b, c0: c0b, unbatched });
-      }
       const stShape = unbatched ? [LD, H] : [LD, B, H];
       const res: RNNOutput = {
         output: readF32(rt, out, unbatched ? [T, this.D * H] : [B, T, this.D * H]),
@@ -434,16 +447,16 @@ export class RNNBase extends Module {
   }
 
   /**
-   * Backward of the latest training forward (BPTT over the whole sequence): adds every weight's
-   * gradient into its `grad` buffer and returns the gradients of `x`, `h0` and (LSTM) `c0`.
-   * `dOutput` is the gradient of `output` (absent = zeros), `dState` those of the final `h`/`c`
-   * (absent = zeros); shapes as the forward returned them.
+   * Backward of the latest training forward (BPTT over the whole sequence, from the saved
+   * activations): adds every weight's gradient into its `grad` buffer and returns the gradients of
+   * `x`, `h0` and (LSTM) `c0`. `dOutput` is the gradient of `output` (absent = zeros), `dState`
+   * those of the final `h`/`c` (absent = zeros); shapes as the forward returned them.
    */
   protected backwardTensors(dOutput?: Tensor, dState: { h?: Tensor; c?: Tensor } = {}): RNNGrads {
     // the latest record, left in place until the gradients are known to fit (popRecord throws without one)
     const r = this.saved.at(-1) ?? this.popRecord(this.saved, this.name());
-    const [B, T] = r.x.shape as [number, number, number];
-    const { D, hiddenSize: H, numLayers: L } = this;
+    const { B, T } = r;
+    const { D, hiddenSize: H, numLayers: L, G, inputSize: I } = this;
     // unbatched: output [T, D·H] → [1, T, D·H], states [L·D, H] → [L·D, 1, H]
     const batched = (t: Tensor | undefined, shape: number[], what: string) => {
       if (!t) return undefined;
@@ -454,43 +467,203 @@ export class RNNBase extends Module {
       expectShape(b, shape, `${this.name()}.backward ${what}`);
       return b;
     };
-    const dOut = batched(dOutput, [B, T, D * H], "dOutput") ?? Tensor.zeros([B, T, D * H]);
+    const GH = G * H;
+    const DH = D * H;
+    const dOut = batched(dOutput, [B, T, DH], "dOutput");
     const dhN = batched(dState.h, [L * D, B, H], "dh");
     const dcN = this.mode === "lstm" ? batched(dState.c, [L * D, B, H], "dc") : undefined;
     this.popRecord(this.saved, this.name()); // the gradients fit: consume the record
-    const heap = this.rt.heap;
-    const weights: Record<string, Tensor> = {};
+    const lstm = this.mode === "lstm";
+    const gru = this.mode === "gru";
+    const act = this.mode === "rnn_relu" ? Act.relu : Act.tanh;
     const plain = this.plainWeights();
-    for (const p of plain.values()) {
-      weights[p.name.slice(p.name.lastIndexOf(".") + 1)] = new Tensor(
-        heap.f32(p.ptr, sizeOf(p.shape)).slice(),
-        p.shape,
-      );
-    }
-    const res = rnnForwardBackward(
-      {
-        mode: this.mode,
-        inputSize: this.inputSize,
-        hiddenSize: H,
-        numLayers: L,
-        bidirectional: this.bidirectional,
-        bias: this.bias,
-      },
-      weights,
-      r.x,
-      dOut,
-      { h0: r.h0, c0: r.c0, dhN, dcN, runtime: this.rt },
-    );
-    for (const p of plain.values()) {
-      const g = res.grads[p.name.slice(p.name.lastIndexOf(".") + 1)]!;
-      const dst = heap.f32(this.gradOf(p), g.size);
-      const src = g.data as Float32Array;
-      for (let i = 0; i < src.length; i++) dst[i]! += src[i]!;
-    }
-    const st = (t: Tensor<"f32">) => (r.unbatched ? t.reshape([t.shape[0]!, t.shape[2]!]) : t);
-    const out: RNNGrads = { dx: r.unbatched ? res.dx.reshape([T, this.inputSize]) : res.dx, dh0: st(res.dh0) };
-    if (res.dc0) out.dc0 = st(res.dc0);
-    return out;
+    const rt = this.rt;
+    const { heap, k } = rt;
+    return scratch(rt, () => {
+      const put = (a: Float32Array) => heap.put(a);
+      const zeros = heap.allocF32(B * H);
+      const dAboveInit = heap.allocF32(T * B * DH); // time-major dOutput
+      if (dOut) {
+        const src = putF32(rt, dOut, "dOutput");
+        for (let b = 0; b < B; b++) k.copy2d(src + b * T * DH * 4, DH, dAboveInit + b * DH * 4, B * DH, T, DH);
+      }
+      const dhNp = dhN ? putF32(rt, dhN, "dh") : 0;
+      const dcNp = dcN ? putF32(rt, dcN, "dc") : 0;
+      const dh0 = heap.allocF32(L * D * B * H);
+      const dc0 = lstm ? heap.allocF32(L * D * B * H) : 0;
+      const dh = heap.allocF32(B * H);
+      const dhAlt = heap.allocF32(B * H);
+      const dc = lstm ? heap.allocF32(B * H) : 0;
+      const tmp = heap.allocF32(B * H);
+      const dgx = heap.allocF32(T * B * GH); // by time
+      const dgh = gru ? heap.allocF32(T * B * GH) : 0; // by step
+      let dAbove = dAboveInit; // gradient of this layer's output [T, B, D·H]
+      for (let l = L - 1; l >= 0; l--) {
+        const In = l === 0 ? I : DH;
+        const inp = put(r.inputs[l]!);
+        const dInp = heap.allocF32(T * B * In);
+        for (let d = 0; d < D; d++) {
+          const w = this.weights[l]![d]!;
+          const sv = r.dirs[l]![d]!;
+          const wih = plain.get(w.ih.name)!;
+          const whh = plain.get(w.hh.name)!;
+          const xw = put(sv.xw);
+          const preAll = put(sv.pre);
+          const hs = put(sv.hs);
+          const cs = sv.cs ? put(sv.cs) : 0;
+          const row = (l * D + d) * B * H * 4;
+          k.copy2d(dhNp ? dhNp + row : zeros, H, dh, H, B, H);
+          if (lstm) k.copy2d(dcNp ? dcNp + row : zeros, H, dc, H, B, H);
+          const dWhh = this.gradOf(whh);
+          let dhCur = dh;
+          let dhNext = dhAlt;
+          for (let st = T - 1; st >= 0; st--) {
+            const t = d === 0 ? st : T - 1 - st;
+            const hp = hs + st * B * H * 4;
+            const pre = preAll + st * B * GH * 4;
+            const dgT = dgx + t * B * GH * 4;
+            // dh += dOutput[t][:, d·H:(d+1)·H]
+            k.copy2d(dAbove + (t * B * DH + d * H) * 4, DH, tmp, H, B, H);
+            k.binary(dhCur, tmp, dhCur, B, H, H, 1, BinOp.add);
+            let dghS = dgT;
+            if (gru) {
+              dghS = dgh + st * B * GH * 4;
+              k.copy2d(zeros, H, dhNext, H, B, H);
+              k.gruCellBackward(dgT, dghS, dhNext, dhCur, H, xw + t * B * GH * 4, pre, hp, H, H, B);
+              k.gemm(B, H, GH, dghS, GH, 0, whh.ptr, H, 0, dhNext, H, 0, 1, 1, Act.none);
+            } else {
+              if (lstm) k.lstmCellBackward(dgT, dc, dhCur, H, pre, cs + st * B * H * 4, H, B);
+              else {
+                k.copy2d(zeros, H, dgT, H, B, H);
+                k.unaryBackward(dgT, dhCur, hp + B * H * 4, B * H, act);
+              }
+              k.gemm(B, H, GH, dgT, GH, 0, whh.ptr, H, 0, dhNext, H, 0, 1, 0, Act.none);
+            }
+            // dW_hh [GH, H] += dghᵀ [GH, B] · h_s [B, H]
+            k.gemm(GH, H, B, dghS, GH, 1, hp, H, 0, dWhh, H, 0, 1, 1, Act.none);
+            [dhCur, dhNext] = [dhNext, dhCur];
+          }
+          k.copy2d(dhCur, H, dh0 + row, H, B, H);
+          if (lstm) k.copy2d(dc, H, dc0 + row, H, B, H);
+          // dW_ih [GH, In] += dgxᵀ · input;  dInput += dgx · W_ih;  db_ih += Σ dgx;  db_hh += Σ dgh
+          k.gemm(GH, In, T * B, dgx, GH, 1, inp, In, 0, this.gradOf(wih), In, 0, 1, 1, Act.none);
+          k.gemm(T * B, In, GH, dgx, GH, 0, wih.ptr, In, 0, dInp, In, 0, 1, 1, Act.none);
+          if (w.bih) k.biasGrad(this.gradOf(w.bih), dgx, T * B, GH, GH);
+          if (w.bhh) k.biasGrad(this.gradOf(w.bhh), gru ? dgh : dgx, T * B, GH, GH);
+        }
+        dAbove = dInp;
+      }
+      // batch first
+      const dx = new Float32Array(B * T * I);
+      const tm = heap.f32(dAbove, T * B * I);
+      for (let t = 0; t < T; t++)
+        for (let b = 0; b < B; b++) dx.set(tm.subarray((t * B + b) * I, (t * B + b + 1) * I), (b * T + t) * I);
+      const st = (p: number) => readF32(rt, p, r.unbatched ? [L * D, H] : [L * D, B, H]);
+      const out: RNNGrads = {
+        dx: new Tensor(dx, r.unbatched ? [T, I] : [B, T, I], "f32"),
+        dh0: st(dh0),
+      };
+      if (lstm) out.dc0 = st(dc0);
+      return out;
+    });
+  }
+
+  /**
+   * The training forward (llm.c style): the whole sequence through the plain trainable weights,
+   * layer by layer, keeping every layer's input and, per direction, the input projections, gate
+   * pre-activations, hidden states and cells for `backward`. Same results as the inference path.
+   */
+  private trainForward(
+    x: Tensor,
+    h0: Tensor | undefined,
+    c0: Tensor | undefined,
+    B: number,
+    T: number,
+    unbatched: boolean,
+  ): RNNOutput {
+    const { D, hiddenSize: H, numLayers: L, G, inputSize: I } = this;
+    const GH = G * H;
+    const DH = D * H;
+    const lstm = this.mode === "lstm";
+    const gru = this.mode === "gru";
+    const act = this.mode === "rnn_relu" ? Act.relu : Act.tanh;
+    const plain = this.plainWeights();
+    const rt = this.rt;
+    const { heap, k } = rt;
+    return scratch(rt, () => {
+      const xb = putF32(rt, x, "x");
+      const h0p = h0 ? putF32(rt, h0, "h0") : 0;
+      const c0p = c0 ? putF32(rt, c0, "c0") : 0;
+      const xT = heap.allocF32(T * B * I); // time-major
+      for (let b = 0; b < B; b++) k.copy2d(xb + b * T * I * 4, I, xT + b * I * 4, B * I, T, I);
+      const hN = heap.allocF32(L * D * B * H);
+      const cN = lstm ? heap.allocF32(L * D * B * H) : 0;
+      const inputs: Float32Array[] = [];
+      const dirs: DirSaved[][] = [];
+      let inp = xT;
+      for (let l = 0; l < L; l++) {
+        const In = l === 0 ? I : DH;
+        inputs.push(heap.f32(inp, T * B * In).slice());
+        const out = heap.allocF32(T * B * DH); // [T, B, D·H]
+        dirs.push([]);
+        for (let d = 0; d < D; d++) {
+          const w = this.weights[l]![d]!;
+          const wih = plain.get(w.ih.name)!.ptr;
+          const whh = plain.get(w.hh.name)!.ptr;
+          const bih = w.bih ? w.bih.ptr : 0;
+          const bhh = w.bhh ? w.bhh.ptr : 0;
+          const xw = heap.allocF32(T * B * GH);
+          const preAll = heap.allocF32(T * B * GH);
+          const hs = heap.allocF32((T + 1) * B * H);
+          const cs = lstm ? heap.allocF32((T + 1) * B * H) : 0;
+          const row = (l * D + d) * B * H * 4;
+          if (h0p) k.copy2d(h0p + row, H, hs, H, B, H);
+          if (c0p) k.copy2d(c0p + row, H, cs, H, B, H);
+          k.gemm(T * B, GH, In, inp, In, 0, wih, In, 1, xw, GH, bih, 1, 0, Act.none);
+          for (let st = 0; st < T; st++) {
+            const t = d === 0 ? st : T - 1 - st;
+            const hp = hs + st * B * H * 4;
+            const hn = hp + B * H * 4;
+            const pre = preAll + st * B * GH * 4;
+            if (gru) {
+              k.gemm(B, GH, H, hp, H, 0, whh, H, 1, pre, GH, bhh, 1, 0, Act.none);
+              k.gruCell(xw + t * B * GH * 4, pre, hp, H, hn, H, H, B);
+            } else {
+              k.copy2d(xw + t * B * GH * 4, GH, pre, GH, B, GH);
+              k.gemm(B, GH, H, hp, H, 0, whh, H, 1, pre, GH, bhh, 1, 1, Act.none);
+              if (lstm) {
+                const cn = cs + (st + 1) * B * H * 4;
+                k.copy2d(cs + st * B * H * 4, H, cn, H, B, H);
+                k.lstmCell(pre, cn, hn, H, H, B);
+              } else k.unary(pre, hn, B * H, act);
+            }
+            k.copy2d(hn, H, out + (t * B * DH + d * H) * 4, DH, B, H);
+          }
+          k.copy2d(hs + T * B * H * 4, H, hN + row, H, B, H);
+          if (lstm) k.copy2d(cs + T * B * H * 4, H, cN + row, H, B, H);
+          dirs[l]!.push({
+            xw: heap.f32(xw, T * B * GH).slice(),
+            pre: heap.f32(preAll, T * B * GH).slice(),
+            hs: heap.f32(hs, (T + 1) * B * H).slice(),
+            cs: lstm ? heap.f32(cs, (T + 1) * B * H).slice() : undefined,
+          });
+        }
+        inp = out;
+      }
+      this.saved.push({ B, T, unbatched, inputs, dirs });
+      // batch first
+      const o = new Float32Array(B * T * DH);
+      const tm = heap.f32(inp, T * B * DH);
+      for (let t = 0; t < T; t++)
+        for (let b = 0; b < B; b++) o.set(tm.subarray((t * B + b) * DH, (t * B + b + 1) * DH), (b * T + t) * DH);
+      const stShape = unbatched ? [L * D, H] : [L * D, B, H];
+      const res: RNNOutput = {
+        output: new Tensor(o, unbatched ? [T, DH] : [B, T, DH], "f32"),
+        h: readF32(rt, hN, stShape),
+      };
+      if (cN) res.c = readF32(rt, cN, stShape);
+      return res;
+    });
   }
 
   /**
@@ -560,8 +733,4 @@ export class GRU extends RNNBase {
   step(x: Tensor, state?: RNNState): RNNOutput {
     return this.stepTensors(x, state);
   }
-}
-
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, d) => a * d, 1);
 }
