@@ -1,21 +1,22 @@
 /**
  * A vision-language model in the BLIP-2 / MiniGPT-4 style (Zhu et al. 2023,
  * https://arxiv.org/abs/2304.10592): a frozen ViT reads the image, a Q-Former's learned queries
- * summarise it, `language_projection` maps them into GPT-2's embedding space, and GPT-2 answers a
- * question about the image (FORMAT.md §6.13, model_type `"vit-qformer-gpt2"`):
+ * summarise it, `language_projection` maps them into the language model's embedding space, and the
+ * language model (GPT-2, or a Llama-family decoder) answers a question about the image (FORMAT.md
+ * §6.13, model_type `"vit-qformer-gpt2"`; `"vit-qformer-llama"` with a Llama `text_config`):
  *
  * ```
  * img           = ViTModel(pixel_values).last_hidden_state                     (B, T_img, Dv)
  * q             = Blip2QFormerModel(query_tokens, img).last_hidden_state        (B, Q, Dq)
  * projected     = language_projection(q)                                       (B, Q, Et)
  * inputs_embeds = concat(wte[prefix_ids], projected, wte[suffix_ids])          (B, P+Q+S, Et)
- * logits        = GPT2(inputs_embeds);  generation continues with the KV cache
+ * logits        = LM(inputs_embeds);  generation continues with the KV cache
  * ```
  *
  * The parts are independent objects, each with its own runtime heap: `vision` (@wasmformer/vit
  * `ViTModel`), `adapter` (`QFormerAdapter`, or a `LlavaProjector`), `languageModel`
- * (@wasmformer/llm `GPT2LMHeadModel`). Image features are computed once per image (keyed on the
- * pixels' content) and reused for every question about it. Generations on one model may run at
+ * (@wasmformer/llm `GPT2LMHeadModel` or `LlamaForCausalLM`: one decoder engine). Image features
+ * are computed once per image (keyed on the pixels' content) and reused for every question about it. Generations on one model may run at
  * the same time: each runs in a KV context of its own (see @wasmformer/llm `createContext`).
  */
 import {
@@ -32,11 +33,13 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import {
+  type AnyCausalLM,
+  AutoModelForCausalLM,
   checkGenerateOptions,
   type GenerateOptions,
   type GenerationChunk,
   type GenerationResult,
-  GPT2LMHeadModel,
+  LlamaForCausalLM,
   loadTokenizer,
   stopIdSet,
   type Tokenizer,
@@ -96,7 +99,7 @@ export interface VLMGenerateOptions extends GenerateOptions {
 }
 
 export interface VLMLoadOptions {
-  /** Largest batch of prompts for generation (sizes GPT-2's KV cache). Default 1. */
+  /** Largest batch of prompts for generation (sizes the language model's KV cache). Default 1. */
   maxBatch?: number;
   /** Makes each part's runtime (default core's `createRuntime()`: wasm after `await init()`). */
   runtime?: () => Runtime;
@@ -115,14 +118,28 @@ export interface VLMPretrainedSource {
   preprocessor?: unknown;
 }
 
+/** The BOS id a text prompt starts with: `given` (null: none), else a `"llama"`/`"mistral"` config's `bos_token_id`. */
+function defaultBos(lm: AnyCausalLM, given: number | null | undefined): number | undefined {
+  const V = lm.config.vocab_size;
+  if (given !== undefined) {
+    if (given === null) return undefined;
+    if (!Number.isInteger(given) || given < 0 || given >= V)
+      throw new InputError(`bosTokenId must be a token id in [0, ${V}), got ${given}`);
+    return given;
+  }
+  if (!(lm instanceof LlamaForCausalLM) || lm.config.model_type === "qwen2") return undefined;
+  return lm.config.bos_token_id ?? undefined;
+}
+
 const isFeatures = (x: unknown): x is ImageFeatures =>
   typeof x === "object" && x !== null && "visionLastHiddenState" in x && "imageEmbeds" in x;
 
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
 
-/** GPT-2 tensors the LM does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
-const LM_IGNORABLE = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$/;
+/** LM tensors the engine does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
+const LM_IGNORABLE =
+  /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$|^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
 /** The `cache` option (default true), checked. */
 function cacheOption(o: { cache?: unknown }): boolean {
@@ -151,7 +168,7 @@ async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Pro
 }
 
 /**
- * Vision encoder + adapter + GPT-2, with MiniGPT-4 prompts.
+ * Vision encoder + adapter + language model (GPT-2 or Llama-family), with MiniGPT-4 prompts.
  * @example
  * ```ts
  * await init();
@@ -164,7 +181,12 @@ async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Pro
 export class VisionLanguageModel {
   readonly vision: VisionEncoder;
   readonly adapter: ImageAdapter;
-  readonly languageModel: GPT2LMHeadModel;
+  readonly languageModel: AnyCausalLM;
+  /**
+   * Token id put before the ids of a text prompt (`promptIds`), as a Llama tokenizer's
+   * `add_bos_token` does (MiniGPT-4 tokenizes the part before the image with it); undefined: none.
+   */
+  bosTokenId: number | undefined;
   /** Prompt template with `<ImageHere>` and `{question}` (MiniGPT-4's by default). */
   template: string;
   /** The parsed config, when loaded from a checkpoint. */
@@ -180,20 +202,29 @@ export class VisionLanguageModel {
   constructor(parts: {
     vision: VisionEncoder;
     adapter: ImageAdapter;
-    languageModel: GPT2LMHeadModel;
+    languageModel: AnyCausalLM;
     tokenizer?: Tokenizer;
     template?: string;
     config?: VLMConfig;
+    /** See `bosTokenId`; default: the `bos_token_id` of a `"llama"` / `"mistral"` model, none for GPT-2 and Qwen2. */
+    bosTokenId?: number | null;
+    /** Runtimes the model owns: `dispose()` gives them back to core's `releaseRuntime`. */
+    ownedRuntimes?: Runtime[];
   }) {
     this.vision = parts.vision;
     this.adapter = parts.adapter;
     this.languageModel = parts.languageModel;
-    const E = parts.languageModel.config.n_embd;
+    const lm = parts.languageModel as AnyCausalLM | undefined;
+    if (!lm || typeof lm.embedTokens !== "function" || !lm.arch)
+      throw new InputError("languageModel must be a GPT2LMHeadModel or LlamaForCausalLM (@wasmformer/llm)");
+    const E = lm.arch.dim;
     if (parts.adapter.outputDim !== E) {
       throw new ShapeError(
-        `the adapter produces width ${parts.adapter.outputDim}, the language model embeds with n_embd ${E}`,
+        `the adapter produces width ${parts.adapter.outputDim}, the language model (${lm.arch.modelType}) embeds with ${lm.arch.dimField} ${E}`,
       );
     }
+    this.bosTokenId = defaultBos(lm, parts.bosTokenId);
+    this.ownedRuntimes = [...(parts.ownedRuntimes ?? [])];
     if (parts.tokenizer) this.languageModel.tokenizer = parts.tokenizer;
     this.template =
       parts.template ?? parts.config?.template ?? "###Human: <Img><ImageHere></Img> {question} ###Assistant: ";
@@ -216,6 +247,7 @@ export class VisionLanguageModel {
    */
   static async fromPretrained(src: VLMPretrainedSource, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
     const cfg = parseVLMConfig(src.config);
+    const Et = cfg.text_hidden_size;
     const weights: WeightSource =
       src.weights instanceof Uint8Array || src.weights instanceof ArrayBuffer
         ? parseSafetensors(src.weights)
@@ -239,8 +271,8 @@ export class VisionLanguageModel {
     await checkTensors(
       weights,
       [
-        { name: "language_projection.weight", shape: [cfg.text_config.n_embd, cfg.qformer_config.hidden_size] },
-        { name: "language_projection.bias", shape: [cfg.text_config.n_embd] },
+        { name: "language_projection.weight", shape: [Et, cfg.qformer_config.hidden_size] },
+        { name: "language_projection.bias", shape: [Et] },
       ],
       {
         owns: (n) =>
@@ -255,7 +287,7 @@ export class VisionLanguageModel {
       );
     }
     faults.throwIfAny(
-      `vit-qformer-gpt2 config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries)`,
+      `vit-qformer-${cfg.text_kind} config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries; language model width ${Et})`,
     );
     for (const p of ["vision_model.", "language_model."]) {
       if (!weights.names().some((n) => n.startsWith(p)))
@@ -276,8 +308,9 @@ export class VisionLanguageModel {
     const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt() });
     const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime });
     const lmSource = prefixView(weights, "language_model.");
-    const languageModel = await scoped("language_model.", "GPT-2", async () => {
-      const lm = await GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt() });
+    const languageModel = await scoped("language_model.", cfg.text_kind === "gpt2" ? "GPT-2" : "Llama", async () => {
+      const lmConfig = { model_type: "gpt2", ...cfg.text_config_raw };
+      const lm = await AutoModelForCausalLM.fromWeights(lmConfig, lmSource, { maxBatch, runtime: makeRt() });
       const extra = lm.unusedWeights.filter((n) => !LM_IGNORABLE.test(n));
       if (extra.length > 0) throw new WeightsError(`unexpected ${extra.map((n) => `"${n}"`).join(", ")}`, extra);
       return lm;
@@ -288,14 +321,14 @@ export class VisionLanguageModel {
       languageModel,
       tokenizer: opts.tokenizer,
       config: cfg,
+      ownedRuntimes: owned,
     });
-    vlm.ownedRuntimes = owned;
     return vlm;
   }
 
   /**
    * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor),
-   * `preprocessor_config.json` and the GPT-2 tokenizer (`tokenizer.json`, or `vocab.json` +
+   * `preprocessor_config.json` and the tokenizer (`tokenizer.json`, or `vocab.json` +
    * `merges.txt`) when present.
    */
   static async fromFolder(dir: string, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
@@ -393,7 +426,11 @@ export class VisionLanguageModel {
     return this.languageModel.embedTokens(ids);
   }
 
-  /** Question(s) → ids before and after the image slot, one row per prompt. */
+  /**
+   * Question(s) → ids before and after the image slot, one row per prompt. A text question is
+   * tokenized on each side of the slot; `bosTokenId`, when set, starts the prefix. Given ids are
+   * used as they are.
+   */
   promptIds(question: QuestionArg, rows = 1): { prefixIds: Int32Array[]; suffixIds: Int32Array[] } {
     this.alive();
     const V = this.languageModel.config.vocab_size;
@@ -409,7 +446,8 @@ export class VisionLanguageModel {
       typeof question === "string" ? new Array<string>(rows).fill(question) : [...(question as readonly string[])];
     if (qs.length === 0) throw new InputError("no question given");
     const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q));
-    const pre = parts.map((p) => p.prefixIds);
+    const bos = this.bosTokenId;
+    const pre = parts.map((p) => (bos === undefined ? p.prefixIds : [bos, ...p.prefixIds]));
     const suf = parts.map((p) => p.suffixIds);
     suf.forEach((s, b) => {
       if (s.length !== suf[0]!.length || pre[b]!.length !== pre[0]!.length) {
