@@ -148,7 +148,7 @@ function checkModelType(t: unknown): void {
   if (t === undefined || t === VLM_MODEL_TYPE || t === VLM_LLAMA_MODEL_TYPE) return;
   const llava =
     typeof t === "string" && t.toLowerCase().startsWith("llava")
-      ? "; LLaVA checkpoints (CLIP vision tower, multi_modal_projector, Llama) are not supported — to run a ViT + LlavaProjector + GPT-2 model, build it with new VisionLanguageModel({ vision, adapter: await LlavaProjector.fromWeights(…), languageModel })"
+      ? "; LLaVA checkpoints (CLIP vision tower, multi_modal_projector, Llama) are not supported — to run a ViT + LlavaProjector + GPT-2 or Llama model, build it with new VisionLanguageModel({ vision, adapter: await LlavaProjector.fromWeights(…), languageModel })"
       : "";
   throw new ConfigError(
     `${JSON.stringify(t)} is not supported: this loader reads "${VLM_MODEL_TYPE}" and "${VLM_LLAMA_MODEL_TYPE}" checkpoints (ViT → Q-Former → GPT-2 or a Llama-family decoder)${llava}`,
