@@ -16,6 +16,23 @@ export interface Tokenizer {
   tokenBytes?(id: number): Uint8Array;
   /** Whether `id` is a special/added token (its text is not streamed). Optional. */
   isSpecial?(id: number): boolean;
+  /**
+   * The ids of a conversation rendered with the chat template of `tokenizer_config.json`
+   * (transformers' `apply_chat_template(…, tokenize=True)`: the template writes the special tokens).
+   * Optional; a template that fails to render is a `ConfigError` naming its field.
+   */
+  applyChatTemplate?(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): number[];
+  /** Whether `applyChatTemplate` has a template to render (`tokenizer_config.json` has `chat_template`). */
+  hasChatTemplate?: boolean;
+  /** The id of `tokenizer_config.json`'s `eos_token`, when it names a token (chat replies end there too). */
+  eosTokenId?: number;
+}
+
+/** One chat message (`content` is usually a string). */
+export interface ChatMessage {
+  role: string;
+  content?: unknown;
+  [key: string]: unknown;
 }
 
 const utf8 = new TextEncoder();
