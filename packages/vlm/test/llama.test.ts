@@ -13,6 +13,8 @@ import {
   createRuntime,
   InputError,
   init,
+  type ParityCase,
+  parseSafetensors,
   type Runtime,
   ShapeError,
   Tensor,
@@ -22,6 +24,7 @@ import {
 import { argmax, type Tokenizer } from "@wasmformer/llm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { MiniGPT4, type MiniGPT4Sources } from "../src/minigpt4.js";
+import { kinds } from "../src/parity.js";
 import { VisionLanguageModel } from "../src/vlm-model.js";
 import { prefixView, weightSource } from "../src/weights.js";
 import { cat, embedName, excess, makeVlm, randomPixels, refVlm, type TinyVlm, type VlmSpec } from "./oracle.js";
@@ -364,5 +367,51 @@ test("MiniGPT4.fromFolders: ViT, BLIP-2 and Llama folders and the projection fil
   );
   await expect(MiniGPT4.fromFolders({ ...folders, projection: join(dir, "nope.safetensors") })).rejects.toThrow(
     /nope\.safetensors/,
+  );
+});
+
+test("the vlm parity kind runs a vit-qformer-llama case (FORMAT.md §6.13 with a §6.15 text_config)", async () => {
+  const tiny = makeVlm({ ...GQA, seed: 45 });
+  const B = 2;
+  const n = 4;
+  const pixels = randomPixels(B, 12, 9);
+  const prefix = [
+    [0, 7],
+    [0, 8],
+  ];
+  const suffix = [
+    [3, 4, 5],
+    [6, 6, 6],
+  ];
+  const ids = (rows: number[][]) => new Tensor(Int32Array.from(rows.flat()), [rows.length, rows[0]!.length], "i32");
+  const inputs = new Map<string, Tensor>([
+    ["pixel_values", pixels],
+    ["prefix_ids", ids(prefix)],
+    ["suffix_ids", ids(suffix)],
+  ]);
+  const model = parseSafetensors(writeSafetensors(tiny.tensors));
+  const c = {
+    dir: "",
+    name: "vlm-llama_generated",
+    kind: "vlm",
+    json: {},
+    config: tiny.config,
+    params: { max_new_tokens: n },
+    expectError: undefined,
+    file: async () => new Uint8Array(),
+    io: async () => model,
+    inputs: async () => inputs,
+    model: async () => model,
+  } as unknown as ParityCase;
+  const r = await kinds.vlm!(c);
+  if (!("tensors" in r)) throw new Error("expected tensors");
+  const ref = refVlm(tiny, pixels, prefix, suffix, n);
+  expect(ref.margin).toBeGreaterThan(1e-3);
+  expect(excess(r.tensors.logits!.data, cat(ref.logits))).toBeLessThanOrEqual(0);
+  expect(excess(r.tensors.step_logits!.data, cat(ref.stepLogits.flat()))).toBeLessThanOrEqual(0);
+  expect(Array.from(r.tensors.generated_ids!.data, Number)).toEqual(ref.generated.flat());
+  // a prompt beyond max_position_embeddings is an InputError naming it
+  await expect(kinds.vlm!({ ...c, params: { max_new_tokens: 200 } } as ParityCase)).rejects.toThrow(
+    /max_position_embeddings 96/,
   );
 });
