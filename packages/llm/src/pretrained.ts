@@ -19,7 +19,11 @@ export interface PretrainedOptions extends GPT2Options {
   tokenizer?: boolean;
 }
 
-/** Read the tokenizer of a folder, or undefined when it has none. */
+/**
+ * Read the tokenizer of a folder, or undefined when it has none: `tokenizer.json` (with
+ * `tokenizer_config.json` when present: chat template, named special tokens), or `vocab.json` +
+ * `merges.txt`.
+ */
 export async function loadTokenizer(folder: string): Promise<Tokenizer | undefined> {
   const fs = (await import(/* @vite-ignore */ FS_PROMISES)) as typeof import("node:fs/promises");
   const path = (await import(/* @vite-ignore */ PATH)) as typeof import("node:path");
@@ -31,7 +35,11 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer | undefin
     }
   };
   const tj = await read("tokenizer.json");
-  if (tj !== undefined) return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json"));
+  if (tj !== undefined) {
+    // tokenizer_config.json brings the chat template and the special tokens (bos/eos) by name
+    const tc = await read("tokenizer_config.json");
+    return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json", tc ?? null));
+  }
   const vocab = await read("vocab.json");
   const merges = await read("merges.txt");
   if (vocab !== undefined && merges !== undefined) return fromSubwordTokenizer(SubwordTokenizer.gpt2(vocab, merges));

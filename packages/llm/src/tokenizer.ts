@@ -2,7 +2,9 @@
  * What generation needs from a tokenizer, and the adapter for @wasmformer/text's byte-level BPE
  * (`SubwordTokenizer.gpt2(vocab.json, merges.txt)` / `fromTokenizerJson`).
  */
-import { byteCharsToBytes, type SubwordTokenizer } from "@wasmformer/text";
+import { byteCharsToBytes, type ChatMessage, type SubwordTokenizer } from "@wasmformer/text";
+
+export type { ChatMessage };
 
 export interface Tokenizer {
   /** Text → token ids (no special tokens added). */
@@ -28,20 +30,21 @@ export interface Tokenizer {
   eosTokenId?: number;
 }
 
-/** One chat message (`content` is usually a string). */
-export interface ChatMessage {
-  role: string;
-  content?: unknown;
-  [key: string]: unknown;
-}
-
 const utf8 = new TextEncoder();
 
-/** Adapt a @wasmformer/text `SubwordTokenizer` (byte-level BPE) to `Tokenizer`. */
+/**
+ * Adapt a @wasmformer/text `SubwordTokenizer` to `Tokenizer`; with its `tokenizer_config.json`,
+ * also `applyChatTemplate` (ids, as transformers' `tokenize=True`) and the `eos_token` id.
+ */
 export function fromSubwordTokenizer(tok: SubwordTokenizer): Tokenizer {
   const special = new Set(tok.addedTokens.map((t) => t.id));
   const cache = new Map<number, Uint8Array>();
+  const ct = tok.config?.chat_template;
   return {
+    hasChatTemplate: ct !== undefined && ct !== null,
+    eosTokenId: tok.specialTokenId("eos_token"),
+    applyChatTemplate: (messages, opts = {}) =>
+      tok.applyChatTemplate(messages, { addGenerationPrompt: opts.addGenerationPrompt, tokenize: true }),
     encode: (text) => tok.encodeIds(text),
     decode: (ids) => tok.decode(ids),
     isSpecial: (id) => special.has(id),
