@@ -135,7 +135,7 @@ describe.each(backends)("VLM on a Llama vs the f64 oracle (%s)", (_name, runtime
     expect(excess(out.logits.data, cat(ref.logits))).toBeLessThanOrEqual(0);
 
     // greedy through the KV cache: every step's logits equal a full forward over the whole sequence
-    let last = new Float32Array(B * V);
+    let last: Float32Array = new Float32Array(B * V);
     for (let b = 0; b < B; b++) last.set(out.logits.data.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
     const gen: number[][] = Array.from({ length: B }, () => []);
     for (let s = 0; s < c.n; s++) {

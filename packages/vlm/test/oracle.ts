@@ -583,7 +583,7 @@ export function refLlama(tiny: TinyVlm, emb: Float64Array, T: number): Float64Ar
         }
     return y;
   };
-  let h = emb.slice();
+  let h: Float64Array = emb.slice();
   for (let l = 0; l < c.num_hidden_layers!; l++) {
     const P = `${M}layers.${l}.`;
     const x = rms(h, w(`${P}input_layernorm.weight`));
