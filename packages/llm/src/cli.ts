@@ -10,7 +10,7 @@
  */
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
+import { AbortError, type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
 import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 import type { ChatMessage } from "./tokenizer.js";
@@ -69,6 +69,8 @@ export interface CliIO {
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout?: { write(s: string): unknown };
   stderr?: { write(s: string): unknown; isTTY?: boolean };
+  /** Aborts as Ctrl-C does (exit code 130). */
+  signal?: AbortSignal;
 }
 
 /** A progress bar on stderr: `\r`-redrawn on a terminal, a line per 10% otherwise. */
@@ -128,6 +130,8 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
   const ac = new AbortController();
   const onSigint = () => ac.abort(new Error("interrupted"));
   process.once("SIGINT", onSigint);
+  if (io.signal?.aborted) onSigint();
+  io.signal?.addEventListener("abort", onSigint, { once: true });
   try {
     const command = positionals[0];
     if ((command !== "generate" && command !== "chat") || positionals.length > 1) {
@@ -229,6 +233,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    io.signal?.removeEventListener("abort", onSigint);
   }
 }
 
@@ -290,6 +295,9 @@ async function chatLoop(
   }
   const tty = c.stdin.isTTY === true;
   const rl = createInterface({ input: c.stdin, crlfDelay: Number.POSITIVE_INFINITY, terminal: false });
+  // Ctrl-C while waiting for a line ends the chat too (during a reply, generation aborts)
+  const onAbort = () => rl.close();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     if (tty) c.stderr.write("> ");
     for await (const line of rl) {
@@ -297,8 +305,10 @@ async function chatLoop(
       if (tty) c.stderr.write("> ");
     }
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     rl.close();
   }
+  if (opts.signal?.aborted) throw new AbortError("interrupted");
   return 0;
 }
 

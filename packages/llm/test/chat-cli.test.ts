@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { init, writeSafetensors } from "@wasmformer/core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { main } from "../src/cli.js";
@@ -157,6 +157,25 @@ describe("wasmformer chat", () => {
     const all = await run(["chat", "-m", dir, "-p", "hi!", "-n", "5", "--ignore-eos", "--no-progress"]);
     const ref = refLlamaGreedy(tiny, encode("<s><|user|>hi!\n<|assistant|>"), 5);
     expect(all.out).toBe(`${decode(ref.ids)}\n`);
+  });
+
+  test("an abort while waiting for the next line ends the chat with exit code 130", async () => {
+    const dir = folder("abort", CONFIG);
+    const stdin = new PassThrough();
+    const ac = new AbortController();
+    let out = "";
+    const done = main(["chat", "-m", dir, "-n", "3", "--no-progress"], {
+      stdin,
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: () => true },
+      signal: ac.signal,
+    });
+    stdin.write("hello there\n"); // then no more input, and no end of input
+    const t0 = Date.now();
+    while (!out.endsWith("\n") && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 10));
+    expect(out).toBe(`${reply("<s><|user|>hello there\n<|assistant|>", 3)}\n`);
+    ac.abort();
+    expect(await done).toBe(130);
   });
 
   test("a folder without a chat template, or without tokenizer_config.json, is a usage error", async () => {
