@@ -4,14 +4,18 @@
  * stdin. Replies are checked against the f64 greedy reference (test/tiny-llama.ts) on prompts
  * rendered here by hand (not by the template engine), so the conversation history is checked too.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { init, writeSafetensors } from "@wasmformer/core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { main } from "../src/cli.js";
 import { makeTinyLlama, refLlamaGreedy, type TinyLlama } from "./tiny-llama.js";
+
+const PKG = fileURLToPath(new URL("..", import.meta.url));
 
 const SPECIALS = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"];
 const CHARS = " abcdefghijklmnopqrstuvwxyz\n.?!";
@@ -202,5 +206,31 @@ describe("wasmformer chat", () => {
     const sys = await run(["generate", "-m", ok, "-p", "hi", "--system", "x", "--no-progress"]);
     expect(sys.code).toBe(2);
     expect(sys.err).toMatch(/--system is for chat/);
+  });
+});
+
+describe("wasmformer chat as a process", () => {
+  let cli: string;
+  beforeAll(() => {
+    const tsc = spawnSync(process.execPath, [join(PKG, "../../node_modules/typescript/bin/tsc"), "-b", PKG], {
+      encoding: "utf8",
+    });
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    cli = join(PKG, "dist/cli.js");
+  }, 240_000);
+
+  test("turns piped into stdin", () => {
+    const dir = folder("process", CONFIG);
+    const r = spawnSync(process.execPath, [cli, "chat", "-m", dir, "-n", "4", "--no-progress"], {
+      input: "hello there\nwhat is it?\n",
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const p1 = "<s><|user|>hello there\n<|assistant|>";
+    const a1 = reply(p1, 4);
+    const a2 = reply(`${p1}${a1}\n<|user|>what is it?\n<|assistant|>`, 4);
+    expect(r.stdout).toBe(`${a1}\n${a2}\n`);
   });
 });
