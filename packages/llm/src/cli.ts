@@ -11,9 +11,9 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AbortError, type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
+import type { ChatMessage } from "@wasmformer/text";
 import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
-import type { ChatMessage } from "./tokenizer.js";
 
 const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
        wasmformer chat --model <folder> [--system "<text>"] [--prompt "<text>"] [options]
@@ -184,6 +184,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     bar?.(0, 1);
     const model = await AutoModelForCausalLM.fromPretrained(folder, {
       onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+      signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
     });
     if (chat) {
       return await chatLoop(model, folder, opts, {
@@ -273,7 +274,8 @@ async function chatLoop(
   const messages: ChatMessage[] = c.system === undefined ? [] : [{ role: "system", content: c.system }];
   const turn = async (text: string) => {
     messages.push({ role: "user", content: text });
-    const ids = tok.applyChatTemplate!(messages, { addGenerationPrompt: true });
+    // the template writes the special tokens: encode its text without adding any (transformers' tokenize=True)
+    const ids = tok.encode(tok.applyChatTemplate!(messages, { addGenerationPrompt: true }));
     let reply = "";
     let n = 0;
     const started = performance.now();

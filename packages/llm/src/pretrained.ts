@@ -19,11 +19,7 @@ export interface PretrainedOptions extends GPT2Options {
   tokenizer?: boolean;
 }
 
-/**
- * Read the tokenizer of a folder, or undefined when it has none: `tokenizer.json` (with
- * `tokenizer_config.json` when present: chat template, named special tokens), or `vocab.json` +
- * `merges.txt`.
- */
+/** Read the tokenizer of a folder, or undefined when it has none. */
 export async function loadTokenizer(folder: string): Promise<Tokenizer | undefined> {
   const fs = (await import(/* @vite-ignore */ FS_PROMISES)) as typeof import("node:fs/promises");
   const path = (await import(/* @vite-ignore */ PATH)) as typeof import("node:path");
@@ -36,9 +32,9 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer | undefin
   };
   const tj = await read("tokenizer.json");
   if (tj !== undefined) {
-    // tokenizer_config.json brings the chat template and the special tokens (bos/eos) by name
-    const tc = await read("tokenizer_config.json");
-    return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json", tc ?? null));
+    // tokenizer_config.json brings add_bos_token / add_eos_token and the chat template
+    const cfg = await read("tokenizer_config.json");
+    return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json", cfg ?? null));
   }
   const vocab = await read("vocab.json");
   const merges = await read("merges.txt");

@@ -459,7 +459,10 @@ function buildStack<L>(
   if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
     throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
   const ls = scope.pp("layers");
-  const layers = Array.from({ length: opts.numLayers }, (_, i) => make(ls.pp(i)));
+  // one by one (Array.from({ length }) would allocate all of a huge count first): a count beyond
+  // the checkpoint stops at the state dict's MAX_MISSING
+  const layers: L[] = [];
+  for (let i = 0; i < opts.numLayers; i++) layers.push(make(ls.pp(i)));
   const norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   return { layers, norm };
 }

@@ -49,7 +49,7 @@ export interface MiniGPT4Sources {
    * are not read). The query count is `numQueryTokens`, else the config's, else `query_tokens`'s.
    */
   qformer: { config: unknown; weights: Weights; numQueryTokens?: number };
-  /** MiniGPT-4's checkpoint: `llama_proj.weight [hidden_size, Dq]` and `llama_proj.bias [hidden_size]`, nothing else. */
+  /** MiniGPT-4's checkpoint: `llama_proj.weight [hidden_size, Dq]` and `llama_proj.bias [hidden_size]`, nothing else (unless `strict: false`). */
   projection: { weights: Weights };
   /** The language model: a Llama-family (or GPT-2) `config.json` and its weights (`AutoModelForCausalLM`). */
   llm: { config: unknown; weights: Weights };
@@ -165,7 +165,8 @@ export const MiniGPT4 = {
       throw new WeightsError('qformer: missing "query_tokens" [1, Q, hidden_size]', ["query_tokens"]);
     if (!Number.isInteger(Q) || Q < 1)
       throw new ConfigError(`expected a positive integer, got ${JSON.stringify(Q)}`, "qformer.num_query_tokens");
-    (await checkQFormerWeights(qSrc, qCfg, Q)).throwIfAny(
+    const strict = opts.strict ?? true;
+    (await checkQFormerWeights(qSrc, qCfg, Q, { strict })).throwIfAny(
       `qformer (hidden_size ${qCfg.hidden_size}, ${qCfg.num_hidden_layers} layers, ${Q} queries)`,
     );
     const pSrc = source(src.projection.weights);
@@ -175,7 +176,7 @@ export const MiniGPT4 = {
         { name: "llama_proj.weight", shape: [E, qCfg.hidden_size] },
         { name: "llama_proj.bias", shape: [E] },
       ],
-      { owns: () => true },
+      { owns: () => true, strict },
     );
     faults.throwIfAny(
       `projection: MiniGPT-4 checkpoint (llama_proj: Q-Former hidden_size ${qCfg.hidden_size} → LLM ${kind === "gpt2" ? "n_embd" : "hidden_size"} ${E})`,
@@ -198,15 +199,20 @@ export const MiniGPT4 = {
             weights: source(src.vision.weights) as never,
             ...(src.vision.preprocessor !== undefined ? { preprocessor: src.vision.preprocessor } : {}),
           },
-          { runtime: makeRt() },
+          { runtime: makeRt(), strict },
         ),
       );
-      const qformer = await Blip2QFormerModel.fromWeights(qCfg, Q, qSrc, { runtime: makeRt() });
-      const projection = await LinearProjector.fromWeights(pSrc, { prefix: "llama_proj", runtime: qformer.runtime });
+      const qformer = await Blip2QFormerModel.fromWeights(qCfg, Q, qSrc, { runtime: makeRt(), strict });
+      const projection = await LinearProjector.fromWeights(pSrc, {
+        prefix: "llama_proj",
+        runtime: qformer.runtime,
+        strict,
+      });
       const llm = await weightsOf("llm", () =>
         AutoModelForCausalLM.fromWeights(llmRaw as Record<string, unknown>, source(src.llm.weights), {
           maxBatch,
           runtime: makeRt(),
+          strict,
         }),
       );
       return new VisionLanguageModel({

@@ -105,6 +105,13 @@ export interface VLMLoadOptions {
   runtime?: () => Runtime;
   /** Tokenizer for text questions and answers. */
   tokenizer?: Tokenizer;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`). Always accepted: the extras FORMAT.md lists (the Q-Former's
+   * text-branch `intermediate.*`/`output.*`, GPT-2's legacy `attn.bias`/`attn.masked_bias` and a
+   * stored tied `lm_head.weight`, a ViT `embeddings.mask_token`). false: ignore every unused tensor.
+   */
+  strict?: boolean;
 }
 
 /** A `vit-qformer-gpt2` checkpoint: the parsed `config.json` and `model.safetensors` (bytes or tensors). */
@@ -136,10 +143,6 @@ const isFeatures = (x: unknown): x is ImageFeatures =>
 
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
-
-/** LM tensors the engine does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
-const LM_IGNORABLE =
-  /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$|^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
 /** The `cache` option (default true), checked. */
 function cacheOption(o: { cache?: unknown }): boolean {
@@ -267,7 +270,8 @@ export class VisionLanguageModel {
 
     // ---- names of the Q-Former and the projection, and anything outside the four parts
     const Q = cfg.num_query_tokens;
-    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q);
+    const strict = opts.strict ?? true;
+    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q, { strict });
     await checkTensors(
       weights,
       [
@@ -278,6 +282,7 @@ export class VisionLanguageModel {
         owns: (n) =>
           n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
         faults,
+        strict,
       },
     );
     if (!cfg.num_query_tokens_given && faults.wrong.includes("query_tokens")) {
@@ -302,18 +307,17 @@ export class VisionLanguageModel {
           weights: prefixView(weights, "vision_model.") as never,
           ...(src.preprocessor !== undefined ? { preprocessor: src.preprocessor } : {}),
         },
-        { runtime: makeRt() },
+        { runtime: makeRt(), strict },
       ),
     );
-    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt() });
-    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime });
+    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt(), strict });
+    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime, strict });
     const lmSource = prefixView(weights, "language_model.");
     const languageModel = await scoped("language_model.", cfg.text_kind === "gpt2" ? "GPT-2" : "Llama", async () => {
+      // strict: the engine accepts only each architecture's known extras (GPT-2's legacy buffers, a
+      // stored tied lm_head, Llama's rotary inv_freq buffers) besides its weights
       const lmConfig = { model_type: "gpt2", ...cfg.text_config_raw };
-      const lm = await AutoModelForCausalLM.fromWeights(lmConfig, lmSource, { maxBatch, runtime: makeRt() });
-      const extra = lm.unusedWeights.filter((n) => !LM_IGNORABLE.test(n));
-      if (extra.length > 0) throw new WeightsError(`unexpected ${extra.map((n) => `"${n}"`).join(", ")}`, extra);
-      return lm;
+      return AutoModelForCausalLM.fromWeights(lmConfig, lmSource, { maxBatch, runtime: makeRt(), strict });
     });
     const vlm = new VisionLanguageModel({
       vision,
