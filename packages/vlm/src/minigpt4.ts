@@ -9,10 +9,10 @@
  * q      = Q-Former(query_tokens ⟶ img)                       [B, Q, Dq]
  * embeds = llama_proj(q) = q · llama_proj.weightᵀ + bias       [B, Q, E]
  * prompt = "###Human: <Img><ImageHere></Img> {question} ###Assistant: "
- * inputs = [embed_tokens([BOS] + ids(text before <ImageHere>)); embeds; embed_tokens(ids(text after))]
+ * inputs = [embed_tokens(ids⁺(text before <ImageHere>)); embeds; embed_tokens(ids(text after))]
  * ```
  * as MiniGPT-4's `get_context_emb` splits the prompt at `<ImageHere>` and tokenizes the first part
- * with the tokenizer's special tokens (Llama: BOS) and the rest without.
+ * with the tokenizer's special tokens (ids⁺; a Llama tokenizer: BOS first) and the rest without.
  */
 import {
   type CheckableSource,
@@ -58,7 +58,10 @@ export interface MiniGPT4Sources {
 export interface MiniGPT4Options extends VLMLoadOptions {
   /** Prompt template with `<ImageHere>` and `{question}` (default MiniGPT-4's Vicuna template). */
   template?: string;
-  /** Id put before the text before the image; default the LLM's `bos_token_id` (Llama, Mistral); null: none. */
+  /**
+   * How the text before the image starts: default the tokenizer's special tokens (MiniGPT-4's
+   * `add_special_tokens=True` on that part: a Llama tokenizer's BOS); a number: that id; null: none.
+   */
   bosTokenId?: number | null;
 }
 

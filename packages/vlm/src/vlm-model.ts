@@ -39,7 +39,6 @@ import {
   type GenerateOptions,
   type GenerationChunk,
   type GenerationResult,
-  LlamaForCausalLM,
   loadTokenizer,
   stopIdSet,
   type Tokenizer,
@@ -125,19 +124,6 @@ export interface VLMPretrainedSource {
   preprocessor?: unknown;
 }
 
-/** The BOS id a text prompt starts with: `given` (null: none), else a `"llama"`/`"mistral"` config's `bos_token_id`. */
-function defaultBos(lm: AnyCausalLM, given: number | null | undefined): number | undefined {
-  const V = lm.config.vocab_size;
-  if (given !== undefined) {
-    if (given === null) return undefined;
-    if (!Number.isInteger(given) || given < 0 || given >= V)
-      throw new InputError(`bosTokenId must be a token id in [0, ${V}), got ${given}`);
-    return given;
-  }
-  if (!(lm instanceof LlamaForCausalLM) || lm.config.model_type === "qwen2") return undefined;
-  return lm.config.bos_token_id ?? undefined;
-}
-
 const isFeatures = (x: unknown): x is ImageFeatures =>
   typeof x === "object" && x !== null && "visionLastHiddenState" in x && "imageEmbeds" in x;
 
@@ -186,10 +172,11 @@ export class VisionLanguageModel {
   readonly adapter: ImageAdapter;
   readonly languageModel: AnyCausalLM;
   /**
-   * Token id put before the ids of a text prompt (`promptIds`), as a Llama tokenizer's
-   * `add_bos_token` does (MiniGPT-4 tokenizes the part before the image with it); undefined: none.
+   * How a text prompt starts (`promptIds`). undefined (default): the part before the image is
+   * tokenized with the tokenizer's special tokens, as MiniGPT-4 does (a Llama tokenizer's BOS,
+   * nothing for GPT-2); a number: that id first, then the text without special tokens; null: none.
    */
-  bosTokenId: number | undefined;
+  bosTokenId: number | null | undefined;
   /** Prompt template with `<ImageHere>` and `{question}` (MiniGPT-4's by default). */
   template: string;
   /** The parsed config, when loaded from a checkpoint. */
@@ -209,7 +196,7 @@ export class VisionLanguageModel {
     tokenizer?: Tokenizer;
     template?: string;
     config?: VLMConfig;
-    /** See `bosTokenId`; default: the `bos_token_id` of a `"llama"` / `"mistral"` model, none for GPT-2 and Qwen2. */
+    /** See `bosTokenId` (default: the tokenizer's special tokens). */
     bosTokenId?: number | null;
     /** Runtimes the model owns: `dispose()` gives them back to core's `releaseRuntime`. */
     ownedRuntimes?: Runtime[];
@@ -226,7 +213,10 @@ export class VisionLanguageModel {
         `the adapter produces width ${parts.adapter.outputDim}, the language model (${lm.arch.modelType}) embeds with ${lm.arch.dimField} ${E}`,
       );
     }
-    this.bosTokenId = defaultBos(lm, parts.bosTokenId);
+    const bos = parts.bosTokenId;
+    if (bos !== undefined && bos !== null && (!Number.isInteger(bos) || bos < 0 || bos >= lm.config.vocab_size))
+      throw new InputError(`bosTokenId must be a token id in [0, ${lm.config.vocab_size}), got ${bos}`);
+    this.bosTokenId = bos;
     this.ownedRuntimes = [...(parts.ownedRuntimes ?? [])];
     if (parts.tokenizer) this.languageModel.tokenizer = parts.tokenizer;
     this.template =
@@ -432,8 +422,8 @@ export class VisionLanguageModel {
 
   /**
    * Question(s) → ids before and after the image slot, one row per prompt. A text question is
-   * tokenized on each side of the slot; `bosTokenId`, when set, starts the prefix. Given ids are
-   * used as they are.
+   * tokenized on each side of the slot, the first side with the tokenizer's special tokens (or as
+   * `bosTokenId` says). Given ids are used as they are.
    */
   promptIds(question: QuestionArg, rows = 1): { prefixIds: Int32Array[]; suffixIds: Int32Array[] } {
     this.alive();
@@ -449,9 +439,8 @@ export class VisionLanguageModel {
     const qs =
       typeof question === "string" ? new Array<string>(rows).fill(question) : [...(question as readonly string[])];
     if (qs.length === 0) throw new InputError("no question given");
-    const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q));
-    const bos = this.bosTokenId;
-    const pre = parts.map((p) => (bos === undefined ? p.prefixIds : [bos, ...p.prefixIds]));
+    const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q, this.bosTokenId));
+    const pre = parts.map((p) => p.prefixIds);
     const suf = parts.map((p) => p.suffixIds);
     suf.forEach((s, b) => {
       if (s.length !== suf[0]!.length || pre[b]!.length !== pre[0]!.length) {

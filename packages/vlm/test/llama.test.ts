@@ -40,14 +40,17 @@ afterAll(() => {
 // one token per character of CHARS; id 0 is BOS, the last id is EOS
 const CHARS = "^ abcdefghijklmnopqrstuvwxyzHAIW#:<>/?.";
 const V = CHARS.length + 1;
-function charTokenizer(): Tokenizer {
+/** With `llama`, `addSpecialTokens` puts BOS (id 0) first, as a Llama tokenizer; else it adds nothing, as GPT-2's. */
+function charTokenizer(llama = true): Tokenizer {
   return {
-    encode: (s) =>
-      [...s].map((ch) => {
+    encode: (s, opts) => [
+      ...(llama && opts?.addSpecialTokens ? [0] : []),
+      ...[...s].map((ch) => {
         const i = CHARS.indexOf(ch);
         if (i < 1) throw new InputError(`char ${JSON.stringify(ch)} not in the test vocabulary`);
         return i;
       }),
+    ],
     decode: (ids) => Array.from(ids, (id) => (id < CHARS.length ? CHARS[id]! : "")).join(""),
   };
 }
@@ -176,7 +179,7 @@ describe("MiniGPT-4 prompt template", () => {
     const tiny = makeVlm(GQA);
     const mg = await MiniGPT4.fromPretrained(minigpt4Sources(tiny), { tokenizer: charTokenizer(), maxBatch: 2 });
     expect(mg.template).toBe("###Human: <Img><ImageHere></Img> {question} ###Assistant: ");
-    expect(mg.bosTokenId).toBe(0);
+    expect(mg.bosTokenId).toBeUndefined(); // the tokenizer's special tokens: BOS for the part before the image
     const tok = mg.tokenizer!;
     const question = "what is it?";
     const { prefixIds, suffixIds } = mg.promptIds(question);
@@ -215,18 +218,19 @@ describe("MiniGPT-4 prompt template", () => {
     expect(two.ids[0]).toEqual(one.ids[0]);
   });
 
-  test("bosTokenId null leaves the prefix as the tokenizer gives it; GPT-2 and Qwen2 get no BOS", async () => {
+  test("bosTokenId: by default the tokenizer decides; a number is put first; null adds none", async () => {
     const tiny = makeVlm(GQA);
-    const mg = await MiniGPT4.fromPretrained(minigpt4Sources(tiny), { tokenizer: charTokenizer(), bosTokenId: null });
-    expect(mg.bosTokenId).toBeUndefined();
-    expect(Array.from(mg.promptIds("a").prefixIds[0]!)).toEqual(charTokenizer().encode("###Human: <Img>"));
-    const qwen = makeVlm({ ...GQA, seed: 5, attnBias: true });
-    (qwen.config.text_config as Record<string, unknown>).model_type = "qwen2";
-    const q = await VisionLanguageModel.fromPretrained({ config: qwen.config, weights: weightSource(qwen.tensors) });
-    expect(q.bosTokenId).toBeUndefined();
-    const gpt2 = makeVlm({ seed: 6 });
-    const g = await VisionLanguageModel.fromPretrained({ config: gpt2.config, weights: weightSource(gpt2.tensors) });
-    expect(g.bosTokenId).toBeUndefined();
+    const before = charTokenizer().encode("###Human: <Img>");
+    const prefix = async (opts: { tokenizer: Tokenizer; bosTokenId?: number | null }) =>
+      Array.from((await MiniGPT4.fromPretrained(minigpt4Sources(tiny), opts)).promptIds("a").prefixIds[0]!);
+    expect(await prefix({ tokenizer: charTokenizer() })).toEqual([0, ...before]);
+    expect(await prefix({ tokenizer: charTokenizer(false) })).toEqual(before); // a GPT-2-like tokenizer adds nothing
+    expect(await prefix({ tokenizer: charTokenizer(), bosTokenId: 5 })).toEqual([5, ...before]);
+    expect(await prefix({ tokenizer: charTokenizer(), bosTokenId: null })).toEqual(before);
+    // the suffix never gets special tokens
+    const mg = await MiniGPT4.fromPretrained(minigpt4Sources(tiny), { tokenizer: charTokenizer() });
+    expect(Array.from(mg.promptIds("a").suffixIds[0]!)).toEqual(charTokenizer().encode("</Img> a ###Assistant: "));
+    await expect(MiniGPT4.fromPretrained(minigpt4Sources(tiny), { bosTokenId: V })).rejects.toThrow(InputError);
     await expect(MiniGPT4.fromPretrained(minigpt4Sources(tiny), { bosTokenId: V })).rejects.toThrow(/bosTokenId/);
   });
 });
