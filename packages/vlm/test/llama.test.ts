@@ -419,3 +419,52 @@ test("the vlm parity kind runs a vit-qformer-llama case (FORMAT.md §6.13 with a
     /max_position_embeddings 96/,
   );
 });
+
+test("fromFolder on a vit-qformer-llama folder with tokenizer.json + tokenizer_config.json: BOS as add_bos_token says", async () => {
+  const tiny = makeVlm({ ...GQA, seed: 46 });
+  // the test vocabulary as a tokenizer.json: <s> = 0, the characters, </s> = V − 1
+  const vocab: Record<string, number> = { "<s>": 0, "</s>": V - 1 };
+  for (let i = 1; i < CHARS.length; i++) vocab[CHARS[i]!] = i;
+  const special = (content: string, id: number) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
+  const tokenizerJson = JSON.stringify({
+    version: "1.0",
+    added_tokens: [special("<s>", 0), special("</s>", V - 1)],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    model: { type: "BPE", unk_token: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  });
+  const folderWith = (addBos: boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmformer-vlm-llama-"));
+    dirs.push(dir);
+    writeFileSync(join(dir, "config.json"), JSON.stringify(tiny.config));
+    writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tiny.tensors));
+    writeFileSync(join(dir, "tokenizer.json"), tokenizerJson);
+    writeFileSync(
+      join(dir, "tokenizer_config.json"),
+      JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: addBos, add_eos_token: false }),
+    );
+    return dir;
+  };
+  const chars = charTokenizer(false);
+  for (const addBos of [true, false]) {
+    const vlm = await VisionLanguageModel.fromFolder(folderWith(addBos));
+    const { prefixIds, suffixIds } = vlm.promptIds("what is it?");
+    const before = chars.encode("###Human: <Img>");
+    expect(Array.from(prefixIds[0]!)).toEqual(addBos ? [0, ...before] : before);
+    expect(Array.from(suffixIds[0]!)).toEqual(chars.encode("</Img> what is it? ###Assistant: "));
+    const r = await vlm.generateAll(randomPixels(1, 12, 11), "what is it?", { maxNewTokens: 4, stopIds: [] });
+    expect(r.ids[0]!.length).toBe(4);
+    expect(typeof r.answers[0]).toBe("string");
+    vlm.dispose();
+  }
+});
