@@ -29,6 +29,10 @@ export interface Tokenizer {
    * `applyChatTemplate`). Present when the tokenizer was loaded with its config.
    */
   applyChatTemplate?(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
+  /** Whether `tokenizer_config.json` has a `chat_template` (else `applyChatTemplate` has nothing to render). */
+  hasChatTemplate?: boolean;
+  /** The id of `tokenizer_config.json`'s `eos_token`, when it names a token (chat replies end there too). */
+  eosTokenId?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -46,6 +50,8 @@ export function fromSubwordTokenizer(tok: SubwordTokenizer): Tokenizer {
     decode: (ids) => tok.decode(ids),
     isSpecial: (id) => special.has(id),
     applyChatTemplate: (messages, opts) => tok.applyChatTemplate(messages, { ...opts, tokenize: false }),
+    hasChatTemplate: tok.config?.chat_template !== undefined && tok.config?.chat_template !== null,
+    eosTokenId: tok.specialTokenId("eos_token"),
   };
   if (!tok.byteLevel) return base;
   return {
