@@ -48,14 +48,22 @@ export class Tensor<D extends DType = DType> {
    * @param dtype defaults to the typed array's type (`Uint8Array` → `"u8"`); pass `"bool"` for masks
    */
   constructor(data: DataFor<D>, shape: Shape, dtype?: D) {
+    if (!Array.isArray(shape))
+      throw new ShapeError(`tensor shape must be an array of dimensions, got ${String(shape)}`);
     checkShape(shape);
+    if (!ArrayBuffer.isView(data) || data instanceof DataView) {
+      throw new ShapeError(`tensor data must be a Float32Array, Int32Array or Uint8Array, got ${String(data)}`);
+    }
     const n = shapeSize(shape);
     if (data.length !== n) {
       throw new ShapeError(`tensor data has ${data.length} elements but shape [${shape.join(", ")}] needs ${n}`);
     }
     const d = (dtype ?? dtypeOf(data)) as D;
-    if ((d === "bool" || d === "u8") !== data instanceof Uint8Array || (d === "f32") !== data instanceof Float32Array) {
-      throw new ShapeError(`dtype ${d} does not match a ${data.constructor.name}`);
+    const storage =
+      d === "f32" ? Float32Array : d === "i32" ? Int32Array : d === "u8" || d === "bool" ? Uint8Array : undefined;
+    if (!storage) throw new ShapeError(`unknown dtype ${JSON.stringify(d)} (expected "f32", "i32", "u8" or "bool")`);
+    if (!(data instanceof storage)) {
+      throw new ShapeError(`dtype ${d} does not match a ${data.constructor.name} (it needs a ${storage.name})`);
     }
     this.data = data;
     this.shape = Object.freeze([...shape]);

@@ -325,3 +325,18 @@ describe("layout ops (all dtypes)", () => {
       }
   });
 });
+
+describe("Tensor construction", () => {
+  test("data that does not fit the dtype, an unknown dtype or non-array data are ShapeErrors", () => {
+    expect(() => new Tensor(new BigInt64Array(2) as never, [2], "i64" as never)).toThrow(ShapeError);
+    expect(() => new Tensor(new BigInt64Array(2) as never, [2], "i64" as never)).toThrow(/unknown dtype "i64"/);
+    expect(() => new Tensor(new Float32Array(2) as never, [2], "i32")).toThrow(
+      /dtype i32 does not match a Float32Array/,
+    );
+    expect(() => new Tensor(new Int32Array(2) as never, [2], "f32")).toThrow(/needs a Float32Array/);
+    expect(() => new Tensor([1, 2] as never, [2])).toThrow(/must be a Float32Array, Int32Array or Uint8Array/);
+    expect(() => new Tensor(null as never, [0])).toThrow(ShapeError);
+    expect(() => new Tensor(new Float32Array(2), 2 as never)).toThrow(/shape must be an array/);
+    expect(new Tensor(new Uint8Array(2), [2], "bool").dtype).toBe("bool");
+  });
+});
