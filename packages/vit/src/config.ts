@@ -22,7 +22,11 @@ export interface ViTConfig {
   patch_size: [number, number];
   num_channels: number;
   qkv_bias: boolean;
-  /** Class index → label; `{}` for a backbone without classifier. */
+  /**
+   * Class index → label, as given in `config.json`; `{}` for a backbone without classifier, and
+   * for a config with only `num_labels` (its labels are `LABEL_i`, made on demand: a huge
+   * `num_labels` must not build a huge map before the checkpoint is checked against it).
+   */
   id2label: Record<string, string>;
   /** Number of classifier outputs (`len(id2label)`, or `num_labels` when there is no `id2label`). */
   num_labels: number;
@@ -137,7 +141,6 @@ export function parseViTConfig(raw: unknown): ViTConfig {
     }
   } else if (cfg.num_labels !== undefined) {
     num_labels = positiveInt(cfg, "num_labels");
-    for (let i = 0; i < num_labels; i++) id2label[String(i)] = `LABEL_${i}`;
   } else {
     num_labels = 0;
   }

@@ -595,9 +595,15 @@ export class ViTModel {
 export class ViTForImageClassification extends ViTModel {
   protected override readonly modelName: string = "ViTForImageClassification";
 
-  /** Class index → label (`config.id2label`). */
+  private labels?: Record<string, string>;
+
+  /** Class index → label: `config.id2label`, or `LABEL_i` for each of `num_labels` classes when the config gave no names. */
   get id2label(): Record<string, string> {
-    return this.config.id2label;
+    if (!this.labels) {
+      this.labels = { ...this.config.id2label };
+      for (let i = 0; i < this.config.num_labels; i++) this.labels[String(i)] ??= `LABEL_${i}`;
+    }
+    return this.labels;
   }
 
   static override async fromPretrained(

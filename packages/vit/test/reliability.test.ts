@@ -1,7 +1,16 @@
 // Hostile and careless use of a ViT: introspection options that are not allowed, non-finite pixels
 // (Tensor and image paths), dispose() (memory handed to the next model, typed errors afterwards),
 // and interleaved async calls on one model giving the sequential results.
-import { createRuntime, DisposedError, InputError, init, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import {
+  createRuntime,
+  DisposedError,
+  InputError,
+  init,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WeightsError,
+} from "@wasmformer/core";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   attentionRollout,
@@ -276,6 +285,28 @@ describe("interleaved calls on one model", () => {
     const twice = [...calls(), ...calls()].reverse();
     const got = await Promise.all(twice.map((f) => f()));
     expect(got).toEqual([...sequential, ...sequential].reverse());
+    m.dispose();
+  });
+});
+
+describe("a config whose num_labels asks for the impossible", () => {
+  it("num_labels 1e8 without id2label is a WeightsError in milliseconds, not a heap out-of-memory", async () => {
+    const { id2label: _, ...noNames } = hfConfigJson(C);
+    const t0 = performance.now();
+    const e = await caught(() =>
+      ViTForImageClassification.fromPretrained({ config: { ...noNames, num_labels: 1e8 }, weights }),
+    );
+    expect(e).toBeInstanceOf(WeightsError);
+    expect(e.message).toMatch(/classifier\.weight/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it("labels of a config with only num_labels are LABEL_i (id2label and classify)", async () => {
+    const { id2label: _, ...noNames } = hfConfigJson(C);
+    const m = await ViTForImageClassification.fromPretrained({ config: { ...noNames, num_labels: C.labels }, weights });
+    expect(m.id2label).toEqual({ 0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2", 3: "LABEL_3", 4: "LABEL_4" });
+    const top = await m.classify(randomPixels(1, 3, 8, 8, 3), { topK: 5 });
+    expect(top.map((p) => p.label).sort()).toEqual(["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3", "LABEL_4"]);
     m.dispose();
   });
 });
