@@ -35,6 +35,8 @@ const released: WeakRef<Runtime>[] = [];
 /** Heap top of each live runtime when it was new (`release` target); absent once released. */
 const bases = new WeakMap<Runtime, number>();
 const releasedBase = new WeakMap<Runtime, number>();
+/** How many times each runtime has been released (absent: never). */
+const releases = new WeakMap<Runtime, number>();
 
 /** Where the wasm comes from: a URL (string or URL), bytes, a Response, or a compiled Module. */
 export type WasmSource = string | URL | ArrayBuffer | Uint8Array | Response | WebAssembly.Module;
@@ -186,10 +188,20 @@ export function releaseRuntime(rt: Runtime): void {
   const base = bases.get(rt);
   if (base === undefined) return;
   bases.delete(rt);
+  releases.set(rt, runtimeReleases(rt) + 1);
   rt.heap.release(base);
   if (rt === defaultRt) defaultRt = undefined;
   releasedBase.set(rt, base);
   released.push(new WeakRef(rt));
+}
+
+/**
+ * How many times `rt` has been given back with `releaseRuntime`. An object that keeps pointers into
+ * a runtime it does not own (an optimizer over a model's parameters) notes this count and refuses
+ * to run once it changes: the memory may by then belong to another model.
+ */
+export function runtimeReleases(rt: Runtime): number {
+  return releases.get(rt) ?? 0;
 }
 
 function newRuntime(want: BackendName): Runtime {

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InputError, init, parseSafetensors, type Tensor } from "@wasmformer/core";
+import { DisposedError, InputError, init, parseSafetensors, type Tensor } from "@wasmformer/core";
 import { AdamW, fit, SGD, selectParams } from "@wasmformer/nn";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
@@ -418,5 +418,23 @@ describe("fit and save", () => {
       return g;
     };
     expect(await grads([4, 8])).toEqual(await grads([8]));
+  });
+});
+
+describe("training after dispose", () => {
+  test("an optimizer over a disposed model's parameters is a DisposedError, not a write into the next model", async () => {
+    const t = makeTiny({ seed: 12, V: 30, E: 16, H: 2, L: 1, P: 16 });
+    const a = await GPT2LMHeadModel.fromWeights(t.config, source(t.tensors));
+    a.train({ maxSeqLen: 8 });
+    const opt = new SGD(a.runtime, a.parameters(), { lr: 10, weightDecay: 0.5 });
+    a.lossAndGrad([[1, 2, 3, 4]], 1);
+    a.dispose();
+    const b = await GPT2LMHeadModel.fromWeights(t.config, source(t.tensors));
+    b.train({ maxSeqLen: 8 }).eval();
+    const before = Array.from(b.forward([[1, 2, 3]]).data);
+    expect(() => opt.step()).toThrow(DisposedError);
+    expect(() => opt.zeroGrad()).toThrow(DisposedError);
+    expect(Array.from(b.forward([[1, 2, 3]]).data)).toEqual(before);
+    b.dispose();
   });
 });

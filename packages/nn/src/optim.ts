@@ -15,7 +15,7 @@
  * for (...) { model.zeroGrad(); lossBackward(); clipGradNorm(rt, opt.params(), 1.0); opt.step(); }
  * ```
  */
-import { InputError, type Runtime } from "@wasmformer/core";
+import { DisposedError, InputError, type Runtime, runtimeReleases } from "@wasmformer/core";
 
 /** A trainable f32 tensor in `rt.heap`: values at `ptr`, gradient at `grad`, `size` elements each. */
 export interface TrainParam {
@@ -112,6 +112,8 @@ abstract class Optimizer {
   /** Completed `step()` calls. */
   steps = 0;
   protected readonly state = new Map<string, Record<string, Float32Array>>();
+  /** `runtimeReleases(rt)` when made: a model disposed since then has given its memory away. */
+  private readonly releases: number;
 
   constructor(
     protected readonly rt: Runtime,
@@ -122,6 +124,7 @@ abstract class Optimizer {
     private readonly kind: string,
   ) {
     this.groups = normalizeGroups(kind, params);
+    this.releases = runtimeReleases(rt);
     checkNumber(kind, "lr", lr, 0);
     checkNumber(kind, "weight_decay", weightDecay, 0);
     for (const g of this.groups) {
@@ -135,13 +138,21 @@ abstract class Optimizer {
     return this.groups.flatMap((g) => g.params);
   }
 
+  /** DisposedError once the parameters' runtime was released (their model disposed): the pointers may now be another model's memory. */
+  private alive(): void {
+    if (runtimeReleases(this.rt) !== this.releases)
+      throw new DisposedError(`the model whose parameters this ${this.kind} updates`);
+  }
+
   /** Set every gradient to 0 (`optimizer.zero_grad(set_to_none=False)`). */
   zeroGrad(): void {
+    this.alive();
     for (const p of this.params()) this.rt.heap.f32(p.grad, p.size).fill(0);
   }
 
   /** One update of every tensor from its current gradient. */
   step(): void {
+    this.alive();
     this.steps++;
     for (const g of this.groups) {
       const lr = g.lr ?? this.lr;

@@ -3,7 +3,15 @@
 // (the shared train_step MLP case too, when ../shared/fixtures is present).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createRefRuntime, InputError, parseSafetensors, type Runtime } from "@wasmformer/core";
+import {
+  createRefRuntime,
+  createRuntime,
+  DisposedError,
+  InputError,
+  parseSafetensors,
+  type Runtime,
+  releaseRuntime,
+} from "@wasmformer/core";
 import { describe, expect, test } from "vitest";
 import {
   Adam,
@@ -365,5 +373,34 @@ describe("an MLP trained with these optimizers", () => {
       const tp = c.tolerance.per_tensor[`expected.param.${name}`];
       expectClose(got.params[name], t(io, `expected.param.${name}`), tp.rtol, tp.atol);
     }
+  });
+});
+
+describe("an optimizer whose parameters' runtime was released", () => {
+  test("step and zeroGrad are a DisposedError and leave the memory's next owner untouched", () => {
+    const rt = createRuntime({ backend: "ref" });
+    const n = 6;
+    const p: TrainParam = { name: "w", ptr: rt.heap.put(new Float32Array(n).fill(1)), grad: 0, size: n };
+    p.grad = rt.heap.put(new Float32Array(n).fill(0.5));
+    const opts = [
+      new SGD(rt, [p], { lr: 1, weightDecay: 0.1 }),
+      new Adam(rt, [p], { lr: 1 }),
+      new AdamW(rt, [p], { lr: 1 }),
+    ];
+    opts[0]!.step(); // live: works
+    releaseRuntime(rt); // the model is disposed
+    const next = createRuntime({ backend: "ref" }); // and its memory reused at once
+    expect(next).toBe(rt);
+    const mine = next.heap.put(Float32Array.from({ length: 2 * n }, (_, i) => i));
+    const before = Array.from(next.heap.f32(mine, 2 * n));
+    for (const o of opts) {
+      expect(() => o.step()).toThrow(DisposedError);
+      expect(() => o.zeroGrad()).toThrow(DisposedError);
+    }
+    expect(Array.from(next.heap.f32(mine, 2 * n))).toEqual(before);
+    // an optimizer made on the reused runtime works
+    const q: TrainParam = { name: "w", ptr: mine, grad: mine + 4 * n, size: n };
+    new SGD(next, [q], { lr: 1 }).step();
+    releaseRuntime(next);
   });
 });
