@@ -322,6 +322,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   readonly heapBytes: number;
   /** The tokenizer used for text prompts and streamed text (set by `fromPretrained`, or by hand). */
   tokenizer: Tokenizer | undefined;
+  /** The class name errors give (`DisposedError`: "this LlamaForCausalLM has been disposed"). */
+  protected readonly modelName: string = "CausalLM";
 
   private readonly w: Weights;
   private readonly s: Scratch;
@@ -673,7 +675,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /** `generate` run to the end: the ids, texts and finish reasons per row. */
   generateAll(prompt: Prompt, opts: GenerateOptions = {}): Promise<GenerationResult> {
-    if (this.isDisposed) return Promise.reject(new DisposedError("this GPT2LMHeadModel"));
+    if (this.isDisposed) return Promise.reject(new DisposedError(`this ${this.modelName}`));
     return generateAll(this, this.tokenizer, prompt, opts);
   }
 
@@ -879,7 +881,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   }
 
   private alive(): void {
-    if (this.isDisposed) throw new DisposedError("this GPT2LMHeadModel");
+    if (this.isDisposed) throw new DisposedError(`this ${this.modelName}`);
   }
 
   /** The sequence state of `ctx`: live fields when resident, else its saved state. */
@@ -1349,6 +1351,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
  * ```
  */
 export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
+  protected override readonly modelName: string = "GPT2LMHeadModel";
   /**
    * Build a model from a config (a `GPT2Config` or a raw `config.json` object) and checkpoint
    * tensors, copying the weights into the runtime heap once. Accepts HF names (`transformer.h.0…`)

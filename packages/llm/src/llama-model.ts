@@ -19,6 +19,7 @@ import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
  * ```
  */
 export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
+  protected override readonly modelName: string = "LlamaForCausalLM";
   /**
    * Build a model from a config (a raw Llama / Qwen2 / Mistral `config.json` object, or a parsed
    * `LlamaConfig`) and checkpoint tensors (HF names `model.layers.{i}…`, `lm_head.weight` unless

@@ -3,7 +3,16 @@
  * the reference backend and on wasm: GQA/MQA, head_dim ≠ hidden/heads, biases, tied and untied
  * heads, rope scaling variants, the KV cache, batches with left padding, inputs_embeds, generation.
  */
-import { AbortError, ConfigError, createRuntime, InputError, init, type Runtime, WeightsError } from "@wasmformer/core";
+import {
+  AbortError,
+  ConfigError,
+  createRuntime,
+  DisposedError,
+  InputError,
+  init,
+  type Runtime,
+  WeightsError,
+} from "@wasmformer/core";
 import { beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
@@ -331,5 +340,23 @@ describe("rope frequencies", () => {
     const long = ropeInvFreq(p, 150);
     expect(excess(long, refInvFreq(cfg, 150), 0, 1e-14)).toBeLessThan(1);
     expect(long[3]).toBeLessThan(ropeInvFreq({ ...p, scaling: null })[3]);
+  });
+});
+
+describe("use after dispose", () => {
+  test("the DisposedError names the class that was disposed (Llama, AutoModelForCausalLM, GPT-2)", async () => {
+    const l = makeTinyLlama({ seed: 5 });
+    const g = makeTiny({ seed: 5 });
+    const models: [Promise<{ dispose(): void; forward(ids: number[][]): unknown }>, string][] = [
+      [LlamaForCausalLM.fromWeights(l.config, source(l.tensors)), "LlamaForCausalLM"],
+      [AutoModelForCausalLM.fromWeights(l.config, source(l.tensors)), "LlamaForCausalLM"],
+      [GPT2LMHeadModel.fromWeights(g.config, source(g.tensors)), "GPT2LMHeadModel"],
+    ];
+    for (const [load, name] of models) {
+      const m = await load;
+      m.dispose();
+      expect(() => m.forward([[1, 2]])).toThrow(DisposedError);
+      expect(() => m.forward([[1, 2]])).toThrow(`this ${name} has been disposed`);
+    }
   });
 });
