@@ -14,6 +14,7 @@ import {
   Act,
   BinOp,
   type CheckableSource,
+  checkBlockCount,
   checkTensors,
   concat,
   DisposedError,
@@ -82,6 +83,12 @@ export interface BertOutput {
 export interface BertLoadOptions {
   /** Runtime for the weights and activations (default: a new one; then `dispose()` releases it). */
   runtime?: Runtime;
+  /**
+   * Tensors under the model's prefix that the config does not use are a `WeightsError` (default
+   * true, as PyTorch's strict `load_state_dict`; the `position_ids` buffer and the `cls.*` heads are
+   * always accepted). false ignores them.
+   */
+  strict?: boolean;
 }
 
 /** `[B, T]` integer rows, checked: shape `[B, T]` when given, values integral and in `[0, limit)`. */
@@ -193,7 +200,7 @@ export class BertModel {
     const cfg = parseBertConfig(config);
     const plan = planWeights(cfg, weights);
     const faults = new WeightFaults();
-    await checkTensors(weights, plan.wants, { faults, owns: plan.owns, ignore: plan.ignore });
+    await checkTensors(weights, plan.wants, { faults, owns: plan.owns, ignore: plan.ignore, strict: opts.strict });
     const D = cfg.hidden_size;
     faults.throwIfAny(
       `BERT config (hidden_size ${D}, ${cfg.num_hidden_layers} layers, vocab_size ${cfg.vocab_size}, ` +
@@ -384,6 +391,9 @@ interface WeightPlan {
 function planWeights(cfg: BertConfig, src: CheckableSource): WeightPlan {
   const prefix =
     src.has("embeddings.word_embeddings.weight") && !src.has("bert.embeddings.word_embeddings.weight") ? "" : "bert.";
+  // a config asking for more layers than the file holds fails before the names are listed
+  const layerPrefix = `${prefix}encoder.layer.`;
+  checkBlockCount(src.names(), layerPrefix, cfg.num_hidden_layers, "num_hidden_layers", "attention.self.query.weight");
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const wants: ExpectedTensor[] = [];
@@ -437,6 +447,7 @@ function planWeights(cfg: BertConfig, src: CheckableSource): WeightPlan {
   const owns = (n: string) => (prefix ? n.startsWith(prefix) : !n.startsWith("cls."));
   const ignore = (n: string) => n === `${prefix}embeddings.position_ids`;
   const known = new Set(wants.map((w) => w.name));
-  const unused = src.names().filter((n) => !known.has(n) && (!owns(n) || ignore(n)));
+  // in strict loading every other name fails the check; with strict: false they are unused too
+  const unused = src.names().filter((n) => !known.has(n));
   return { wants, parts, hasPooler, owns, ignore, unused };
 }

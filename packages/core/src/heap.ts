@@ -36,8 +36,15 @@ export interface Heap {
 
 abstract class BumpHeap implements Heap {
   protected top: number;
+  /**
+   * Highest `top` ever reached: bytes at and above it have never been handed out, so they still
+   * hold the zeros that memory growth provides, and `alloc` does not write them. A large plan (a
+   * KV cache for every position, say) then costs address space, not resident memory, until used.
+   */
+  protected highWater: number;
   constructor(protected readonly base: number) {
     this.top = base;
+    this.highWater = base;
   }
   protected abstract capacity(): number;
   protected abstract growTo(bytes: number): void;
@@ -56,7 +63,8 @@ abstract class BumpHeap implements Heap {
     }
     if (end > this.capacity()) this.growTo(end);
     this.top = end;
-    new Uint8Array(this.buffer(), ptr, size).fill(0);
+    if (ptr < this.highWater) new Uint8Array(this.buffer(), ptr, Math.min(end, this.highWater) - ptr).fill(0);
+    this.highWater = Math.max(this.highWater, end);
     return ptr;
   }
   allocF32(n: number): number {
@@ -151,6 +159,7 @@ export class JsHeap extends BumpHeap {
     const next = new ArrayBuffer(Math.ceil(want / PAGE) * PAGE);
     new Uint8Array(next).set(new Uint8Array(this.buf, 0, this.top));
     this.buf = next;
+    this.highWater = this.top; // nothing above top was copied: it is all fresh zeros
   }
   buffer(): ArrayBuffer {
     return this.buf;

@@ -208,11 +208,25 @@ function describeJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** Tensor entries and metadata of a header, before the layout (coverage) checks. */
+interface HeaderEntries {
+  tensors: SafetensorsTensorInfo[];
+  metadata: Record<string, string> | undefined;
+}
+
 /**
  * Parse and validate a header (the `N` bytes after the length prefix) of a file of `fileLength`
  * bytes. Checks every rule of the format; never looks at the data buffer.
+ *
+ * The usual header is read by `fastEntries` in one scan; anything it does not handle, and every
+ * faulty header, is read again by the strict JSON parser (`strictEntries`), which reports the
+ * fault. `opts.strictOnly` (tests) skips the fast scan.
  */
-export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  header: Uint8Array,
+  fileLength: number,
+  opts: { strictOnly?: boolean } = {},
+): SafetensorsHeader {
   const headerLength = header.length;
   const dataStart = 8 + headerLength;
   const dataLength = fileLength - dataStart;
@@ -230,52 +244,14 @@ export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): 
     const bad = firstInvalidUtf8(header);
     throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
   }
-  const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
-
-  let parsed: ReturnType<typeof parseStrictJson>;
-  try {
-    parsed = parseStrictJson(text, { numbers: "raw", maxDepth: 16 });
-  } catch (e) {
-    if (e instanceof JsonSyntaxError)
-      throw new SafetensorsError(`header is not valid JSON: ${e.message}`, { offset: at(e.pos) });
-    throw e;
-  }
-  const root = parsed.value;
-  if (root === null || typeof root !== "object" || Array.isArray(root)) {
-    throw new SafetensorsError("header is not a JSON object", { offset: 8 });
-  }
-
-  let metadata: Record<string, string> | undefined;
-  const tensors: SafetensorsTensorInfo[] = [];
-  for (const [name, entry] of Object.entries(root as Record<string, unknown>)) {
-    const where = { tensor: name, offset: at(parsed.topKeyPos.get(name) ?? 0) };
-    if (name === "__metadata__") {
-      if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-        throw new SafetensorsError(
-          `"__metadata__" must be an object of string → string, got ${describeJson(entry)}`,
-          where,
-        );
-      }
-      const md: Record<string, string> = {};
-      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-        if (typeof v !== "string") {
-          throw new SafetensorsError(
-            `"__metadata__" value of ${JSON.stringify(k)} must be a string, got ${describeJson(v)}`,
-            where,
-          );
-        }
-        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
-      }
-      metadata = md;
-      continue;
-    }
-    tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
-  }
+  const { tensors, metadata } =
+    (opts.strictOnly ? undefined : fastEntries(text, dataLength, dataStart)) ??
+    strictEntries(text, dataLength, dataStart);
 
   // coverage: sorted by [begin, end), each range must start where the previous ended
-  const byOffset = [...tensors].sort(
-    (a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1],
-  );
+  const byOffsetOrder = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) =>
+    a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
+  const byOffset = isSorted(tensors, byOffsetOrder) ? tensors : [...tensors].sort(byOffsetOrder);
   let cursor = 0;
   let prev: SafetensorsTensorInfo | undefined;
   for (const t of byOffset) {
@@ -302,8 +278,184 @@ export function parseSafetensorsHeader(header: Uint8Array, fileLength: number): 
     );
   }
 
-  tensors.sort((a, b) => compareCodePoints(a.name, b.name));
+  const byName = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => compareCodePoints(a.name, b.name);
+  if (!isSorted(tensors, byName)) tensors.sort(byName);
   return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
+}
+
+/** The entries of any header through the strict JSON parser; throws the first fault. */
+function strictEntries(text: string, dataLength: number, dataStart: number): HeaderEntries {
+  // byte offset in the file of a UTF-16 index of `text`: O(pos), so computed only for an error
+  const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
+  // Each entry is checked as soon as it is parsed and then dropped (a header may list tens of
+  // thousands of tensors). The first fault is kept until the whole header has parsed: a JSON syntax
+  // error anywhere comes first, then the first faulty entry in document order.
+  let metadata: Record<string, string> | undefined;
+  const tensors: SafetensorsTensorInfo[] = [];
+  let fault: SafetensorsError | undefined;
+  const member = (name: string, entry: unknown, keyPos: number) => {
+    if (fault) return;
+    const where = () => ({ tensor: name, offset: at(keyPos) });
+    try {
+      if (name === "__metadata__") metadata = validateMetadata(entry, where);
+      else tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
+    } catch (e) {
+      if (!(e instanceof SafetensorsError)) throw e;
+      fault = e;
+    }
+  };
+  let root: unknown;
+  try {
+    root = parseStrictJson(text, { numbers: "raw", maxDepth: 16, onMember: member }).value;
+  } catch (e) {
+    if (e instanceof JsonSyntaxError)
+      throw new SafetensorsError(`header is not valid JSON: ${e.message}`, { offset: at(e.pos) });
+    throw e;
+  }
+  if (root === null || typeof root !== "object" || Array.isArray(root)) {
+    throw new SafetensorsError("header is not a JSON object", { offset: 8 });
+  }
+  if (fault) throw fault;
+  return { tensors, metadata };
+}
+
+/**
+ * One scan of the usual header, building the tensor infos with no intermediate JSON values:
+ * entries with exactly the fields `dtype`, `shape`, `data_offsets` (any order), strings without
+ * escapes, integers as plain literals of at most 15 digits, an optional flat `__metadata__` of
+ * strings. Returns undefined at the first thing it does not handle or that breaks a rule (then
+ * `strictEntries` reads the header and reports the fault): what it returns is what
+ * `strictEntries` would return.
+ */
+function fastEntries(text: string, dataLength: number, dataStart: number): HeaderEntries | undefined {
+  const n = text.length;
+  let i = 0;
+  const ws = () => {
+    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  };
+  /** `c` after optional whitespace, consumed. */
+  const expect = (c: number) => {
+    ws();
+    return text.charCodeAt(i++) === c;
+  };
+  const string = (): string | undefined => {
+    ws();
+    if (text.charCodeAt(i) !== 0x22) return undefined;
+    const start = ++i;
+    for (let c = text.charCodeAt(i); c !== 0x22; c = text.charCodeAt(++i)) {
+      if (c === 0x5c || c < 0x20 || i >= n) return undefined; // escapes and control characters: strict path
+    }
+    return text.slice(start, i++);
+  };
+  /** `[int, …]` of plain non-negative integer literals (< 10¹⁵, so exact). */
+  const ints = (): number[] | undefined => {
+    if (!expect(0x5b)) return undefined;
+    const out: number[] = [];
+    ws();
+    if (text.charCodeAt(i) === 0x5d) {
+      i++;
+      return out;
+    }
+    for (;;) {
+      ws();
+      const start = i;
+      let v = 0;
+      for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
+      const len = i - start;
+      if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return undefined;
+      out.push(v);
+      ws();
+      const c = text.charCodeAt(i++);
+      if (c === 0x5d) return out;
+      if (c !== 0x2c) return undefined;
+    }
+  };
+
+  const tensors: SafetensorsTensorInfo[] = [];
+  const names = new Set<string>();
+  let metadata: Record<string, string> | undefined;
+  if (!expect(0x7b)) return undefined;
+  ws();
+  let more = text.charCodeAt(i) !== 0x7d;
+  if (!more) i++;
+  while (more) {
+    const name = string();
+    if (name === undefined || names.has(name) || !expect(0x3a) || !expect(0x7b)) return undefined;
+    names.add(name);
+    if (name === "__metadata__") {
+      const md: Record<string, string> = {};
+      ws();
+      let go = text.charCodeAt(i) !== 0x7d;
+      if (!go) i++;
+      while (go) {
+        const k = string();
+        if (k === undefined || Object.hasOwn(md, k) || !expect(0x3a)) return undefined;
+        const v = string();
+        if (v === undefined) return undefined;
+        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
+        ws();
+        const c = text.charCodeAt(i++);
+        if (c !== 0x2c && c !== 0x7d) return undefined;
+        go = c === 0x2c;
+      }
+      metadata = md;
+    } else {
+      let dtype: string | undefined;
+      let shape: number[] | undefined;
+      let off: number[] | undefined;
+      for (let fields = 0; fields < 3; fields++) {
+        const k = string();
+        if (k === undefined || !expect(0x3a)) return undefined;
+        if (k === "dtype" && dtype === undefined) dtype = string();
+        else if (k === "shape" && shape === undefined) shape = ints();
+        else if (k === "data_offsets" && off === undefined) off = ints();
+        else return undefined;
+        if (!expect(fields < 2 ? 0x2c : 0x7d)) return undefined;
+      }
+      if (dtype === undefined || !isDtype(dtype) || shape === undefined || off?.length !== 2) return undefined;
+      let size = 1;
+      for (const d of shape) size *= d;
+      if (size > Number.MAX_SAFE_INTEGER && !shape.includes(0)) return undefined;
+      if (shape.includes(0)) size = 0;
+      const [begin, end] = off as [number, number];
+      if (begin > end || end > dataLength || size * DTYPE_BYTES[dtype] !== end - begin) return undefined;
+      tensors.push({
+        name,
+        dtype,
+        shape: Object.freeze(shape),
+        size,
+        dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
+        byteOffset: dataStart + begin,
+        byteLength: end - begin,
+      });
+    }
+    ws();
+    const c = text.charCodeAt(i++);
+    if (c !== 0x2c && c !== 0x7d) return undefined;
+    more = c === 0x2c;
+  }
+  ws();
+  return i === n ? { tensors, metadata } : undefined;
+}
+
+function validateMetadata(entry: unknown, where: () => { tensor: string; offset: number }): Record<string, string> {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+    throw new SafetensorsError(
+      `"__metadata__" must be an object of string → string, got ${describeJson(entry)}`,
+      where(),
+    );
+  }
+  const md: Record<string, string> = {};
+  for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+    if (typeof v !== "string") {
+      throw new SafetensorsError(
+        `"__metadata__" value of ${JSON.stringify(k)} must be a string, got ${describeJson(v)}`,
+        where(),
+      );
+    }
+    Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
+  }
+  return md;
 }
 
 const ENTRY_KEYS = ["dtype", "shape", "data_offsets"];
@@ -313,34 +465,34 @@ function validateEntry(
   entry: unknown,
   dataLength: number,
   dataStart: number,
-  where: { tensor: string; offset: number },
+  where: () => { tensor: string; offset: number },
 ): SafetensorsTensorInfo {
   if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
     throw new SafetensorsError(
       `entry must be an object {dtype, shape, data_offsets}, got ${describeJson(entry)}`,
-      where,
+      where(),
     );
   }
   const e = entry as Record<string, unknown>;
   for (const k of Object.keys(e)) {
     if (!ENTRY_KEYS.includes(k))
-      throw new SafetensorsError(`unknown field ${JSON.stringify(k)} in tensor entry`, where);
+      throw new SafetensorsError(`unknown field ${JSON.stringify(k)} in tensor entry`, where());
   }
   for (const k of ENTRY_KEYS) {
-    if (!Object.hasOwn(e, k)) throw new SafetensorsError(`missing field "${k}"`, where);
+    if (!Object.hasOwn(e, k)) throw new SafetensorsError(`missing field "${k}"`, where());
   }
   const dtype = e.dtype;
   if (typeof dtype !== "string")
-    throw new SafetensorsError(`dtype must be a string, got ${describeJson(dtype)}`, where);
-  if (!isDtype(dtype)) throw new SafetensorsError(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, where);
+    throw new SafetensorsError(`dtype must be a string, got ${describeJson(dtype)}`, where());
+  if (!isDtype(dtype)) throw new SafetensorsError(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, where());
 
   const shapeRaw = e.shape;
   if (!Array.isArray(shapeRaw))
-    throw new SafetensorsError(`shape must be an array, got ${describeJson(shapeRaw)}`, where);
+    throw new SafetensorsError(`shape must be an array, got ${describeJson(shapeRaw)}`, where());
   const shape: number[] = [];
   for (const d of shapeRaw) {
     if (!(d instanceof JsonNumber) || !d.isUnsignedIntegerLiteral) {
-      throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has an invalid dimension ${describeJson(d)}`, where);
+      throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has an invalid dimension ${describeJson(d)}`, where());
     }
     shape.push(d.value);
   }
@@ -350,7 +502,7 @@ function validateEntry(
     for (const d of shape) {
       size *= d;
       if (size > Number.MAX_SAFE_INTEGER) {
-        throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has too many elements`, where);
+        throw new SafetensorsError(`shape ${fmtShape(shapeRaw)} has too many elements`, where());
       }
     }
   }
@@ -363,23 +515,23 @@ function validateEntry(
   ) {
     throw new SafetensorsError(
       `data_offsets must be two non-negative integers [BEGIN, END], got ${describeJson(off)}`,
-      where,
+      where(),
     );
   }
   const begin = (off[0] as JsonNumber).value;
   const end = (off[1] as JsonNumber).value;
-  if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: BEGIN > END`, where);
+  if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: BEGIN > END`, where());
   if (end > dataLength) {
     throw new SafetensorsError(
       `data_offsets [${begin}, ${end}] go beyond the end of the data buffer (${dataLength} bytes; file truncated?)`,
-      where,
+      where(),
     );
   }
   const bytes = size * DTYPE_BYTES[dtype];
   if (bytes !== end - begin) {
     throw new SafetensorsError(
       `shape [${shape.join(", ")}] × ${dtype} (${DTYPE_BYTES[dtype]} bytes) = ${bytes} bytes, but data_offsets [${begin}, ${end}] span ${end - begin}`,
-      where,
+      where(),
     );
   }
   return {
@@ -393,20 +545,28 @@ function validateEntry(
   };
 }
 
-/** Order strings by Unicode code point (Python's `sorted`), not by UTF-16 unit. */
-function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const d = x.value.codePointAt(0)! - y.value.codePointAt(0)!;
-    if (d !== 0) return d;
-  }
+/** Whether `xs` is already in `order` (then a sort of a large header can be skipped). */
+function isSorted<T>(xs: readonly T[], order: (a: T, b: T) => number): boolean {
+  for (let k = 1; k < xs.length; k++) if (order(xs[k - 1], xs[k]) > 0) return false;
+  return true;
 }
+
+/**
+ * Order strings by Unicode code point (Python's `sorted`), not by UTF-16 unit. Both orders agree
+ * except between a surrogate (part of a code point ≥ U+10000) and a unit in U+E000–U+FFFF, so the
+ * first differing units are compared after moving surrogates above U+FFFF's units.
+ */
+function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    const x = a.charCodeAt(k);
+    const y = b.charCodeAt(k);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+const codePointRank = (u: number) => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);
 
 // ---------------------------------------------------------------------------------------------
 // decoding tensor bytes

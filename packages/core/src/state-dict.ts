@@ -147,14 +147,20 @@ export class WeightFaults {
 
 /**
  * Check `src` against the expected tensors: every required one must be present, and every present
- * one must be a float tensor of its shape; then every name of `src` that `owns` claims (default:
- * all) and that is neither expected nor `ignore`d is unexpected. Faults go to `opts.faults` (so that
- * several checks can be reported together); returns the expected tensors that are present and fit.
+ * one must be a float tensor of its shape; then (unless `strict` is false) every name of `src` that
+ * `owns` claims (default: all) and that is neither expected nor `ignore`d is unexpected, as in
+ * PyTorch's strict `load_state_dict`. Faults go to `opts.faults` (so that several checks can be
+ * reported together); returns the expected tensors that are present and fit.
  */
 export async function checkTensors(
   src: CheckableSource,
   wants: readonly ExpectedTensor[],
-  opts: { owns?: (name: string) => boolean; ignore?: (name: string) => boolean; faults?: WeightFaults } = {},
+  opts: {
+    owns?: (name: string) => boolean;
+    ignore?: (name: string) => boolean;
+    faults?: WeightFaults;
+    strict?: boolean;
+  } = {},
 ): Promise<{ faults: WeightFaults; fit: Map<string, TensorMeta> }> {
   const faults = opts.faults ?? new WeightFaults();
   const fit = new Map<string, TensorMeta>();
@@ -166,9 +172,51 @@ export async function checkTensors(
     const t = await tensorMeta(src, w.name);
     if (faults.check(w.name, t, w.shape)) fit.set(w.name, t);
   }
+  if (opts.strict === false) return { faults, fit };
   const known = new Set(wants.map((w) => w.name));
   const owns = opts.owns ?? (() => true);
   const ignore = opts.ignore ?? (() => false);
   for (const n of src.names()) if (owns(n) && !known.has(n) && !ignore(n)) faults.addUnexpected(n);
   return { faults, fit };
+}
+
+/**
+ * How many numbered blocks (layers) `{prefix}{i}.…` a checkpoint holds: 1 + the largest `i` among
+ * `names` (0 when there is none). Linear in the number of names.
+ */
+export function countBlocks(names: Iterable<string>, prefix: string): number {
+  let n = 0;
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const dot = name.indexOf(".", prefix.length);
+    const index = dot < 0 ? "" : name.slice(prefix.length, dot);
+    if (/^(0|[1-9][0-9]{0,8})$/.test(index)) n = Math.max(n, Number(index) + 1);
+  }
+  return n;
+}
+
+/**
+ * Fail at once when a config asks for more numbered blocks `{prefix}{i}.` than the checkpoint
+ * holds, before a loader lists the tensors of every block: that list grows with the config, not
+ * with the file (`n_layer: 1e7` would exhaust the JavaScript heap). The `WeightsError` names the
+ * first missing block's `sample` tensor (e.g. `"ln_1.weight"`).
+ * @param field the config field that sets the count (`"n_layer"`)
+ */
+export function checkBlockCount(
+  names: readonly string[],
+  prefix: string,
+  wanted: number,
+  field: string,
+  sample: string,
+): void {
+  const held = countBlocks(names, prefix);
+  if (wanted <= held) return;
+  const has =
+    held === 0 ? "none" : held === 1 ? `1 ("${prefix}0.*")` : `${held} ("${prefix}0.*" … "${prefix}${held - 1}.*")`;
+  const first = `${prefix}${held}.${sample}`;
+  throw new WeightsError(
+    `checkpoint does not match the config: ${field} ${wanted} asks for blocks "${prefix}0.*" … "${prefix}${wanted - 1}.*", ` +
+      `the checkpoint holds ${has}; missing "${first}" and the rest of block${wanted - held > 1 ? `s ${held} … ${wanted - 1}` : ` ${held}`}`,
+    [first],
+  );
 }

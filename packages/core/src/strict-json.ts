@@ -44,6 +44,13 @@ export interface StrictJsonOptions {
   numbers?: "value" | "raw";
   /** Whitespace allowed after the value: `"json"` (default: space, tab, CR, LF) or `"spaces"` (0x20 only). */
   trailing?: "json" | "spaces";
+  /**
+   * Stream the members of a top-level object: each `(key, value, keyPos)` goes to this callback as
+   * soon as it is parsed, in document order, instead of into the returned object (which stays
+   * empty; `topKeyPos` too). Duplicate keys are still rejected. For large objects whose members
+   * are checked one by one and then dropped (safetensors headers with thousands of tensors).
+   */
+  onMember?: (key: string, value: unknown, keyPos: number) => void;
 }
 
 export interface StrictJsonResult {
@@ -54,13 +61,44 @@ export interface StrictJsonResult {
   end: number;
 }
 
-const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** `[0-9.eE+-]`: a character that may not follow a number. */
+const isNumberChar = (c: number) => isDigit(c) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+
+/**
+ * Length of the longest JSON number at `at` (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`),
+ * 0 when there is none. A hand-written scan: a sticky regex costs a match array per number.
+ */
+function numberLength(text: string, at: number): number {
+  let k = at;
+  if (text.charCodeAt(k) === 0x2d) k++;
+  const first = text.charCodeAt(k);
+  if (first === 0x30) k++;
+  else if (first >= 0x31 && first <= 0x39) while (isDigit(text.charCodeAt(k))) k++;
+  else return 0;
+  if (text.charCodeAt(k) === 0x2e && isDigit(text.charCodeAt(k + 1))) {
+    k += 2;
+    while (isDigit(text.charCodeAt(k))) k++;
+  }
+  const e = text.charCodeAt(k);
+  if (e === 0x65 || e === 0x45) {
+    const s = text.charCodeAt(k + 1);
+    const d = s === 0x2b || s === 0x2d ? k + 2 : k + 1;
+    if (isDigit(text.charCodeAt(d))) {
+      k = d + 1;
+      while (isDigit(text.charCodeAt(k))) k++;
+    }
+  }
+  return k - at;
+}
 
 /** Parse `text` strictly; throws {@link JsonSyntaxError} with the position of the fault. */
 export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): StrictJsonResult {
   const maxDepth = opts.maxDepth ?? 128;
   const rawNumbers = opts.numbers === "raw";
   const topKeyPos = new Map<string, number>();
+  const onMember = opts.onMember;
+  const streamed = new Set<string>();
   let i = 0;
   const n = text.length;
 
@@ -177,14 +215,12 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
     if (c === "f") return literal("false", false);
     if (c === "n") return literal("null", null);
     if (c === "-" || (c >= "0" && c <= "9")) {
-      NUMBER_RE.lastIndex = i;
-      const m = NUMBER_RE.exec(text);
-      if (!m) fail("invalid number");
-      const raw = m![0];
-      const next = text[i + raw.length];
-      if (next !== undefined && /[0-9.eE+-]/.test(next)) fail("invalid number", i + raw.length);
       const pos = i;
-      i += raw.length;
+      const len = numberLength(text, pos);
+      if (len === 0) fail("invalid number");
+      i += len;
+      if (i < n && isNumberChar(text.charCodeAt(i))) fail("invalid number");
+      const raw = text.slice(pos, i);
       const v = Number(raw);
       return rawNumbers ? new JsonNumber(raw, v, pos) : v;
     }
@@ -225,7 +261,6 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
     if (depth > maxDepth) fail(`nesting deeper than ${maxDepth}`);
     i++;
     const out: Record<string, unknown> = {};
-    const seen = new Set<string>();
     ws();
     if (text[i] === "}") {
       i++;
@@ -236,14 +271,22 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
       if (text[i] !== '"') fail(`unexpected ${describe(i)} in object, expected a key string`);
       const keyPos = i;
       const key = parseString();
-      if (seen.has(key)) fail(`duplicate key ${JSON.stringify(key)}`, keyPos);
-      seen.add(key);
-      if (depth === 1) topKeyPos.set(key, keyPos);
+      const stream = depth === 1 && onMember !== undefined;
+      if (stream ? streamed.has(key) : Object.hasOwn(out, key)) fail(`duplicate key ${JSON.stringify(key)}`, keyPos);
       ws();
       if (text[i] !== ":") fail(`unexpected ${describe(i)} after key ${JSON.stringify(key)}, expected ':'`);
       i++;
       const v = parseValue(depth);
-      Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      if (stream) {
+        streamed.add(key);
+        onMember(key, v, keyPos);
+      } else {
+        if (depth === 1) topKeyPos.set(key, keyPos);
+        // plain assignment is the fast path; only "__proto__" would hit Object.prototype's setter
+        if (key === "__proto__") {
+          Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+        } else out[key] = v;
+      }
       ws();
       const c = text[i];
       if (c === ",") {

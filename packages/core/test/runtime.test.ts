@@ -143,6 +143,25 @@ describe("heap", () => {
     expect(rt.heap.alloc(1000)).toBe(p);
   });
 
+  test("memory handed out again is zeroed, also across growth and partly reused ranges", async () => {
+    await init();
+    for (const heap of [createRuntime().heap, new JsHeap(1024)]) {
+      const m = heap.mark();
+      const a = heap.allocF32(300);
+      heap.f32(a, 300).fill(7);
+      heap.release(m);
+      const b = heap.allocF32(200); // inside the dirtied range
+      expect(heap.f32(b, 200).every((v) => v === 0)).toBe(true);
+      heap.f32(b, 200).fill(5);
+      const c = heap.allocF32(400); // straddles the old high-water mark, then fresh memory
+      expect(heap.f32(c, 400).every((v) => v === 0)).toBe(true);
+      heap.f32(c, 400).fill(3);
+      heap.release(m);
+      const d = heap.allocF32(1 << 18); // forces growth: old dirty bytes and new pages alike
+      expect(heap.f32(d, 1 << 18).every((v) => v === 0)).toBe(true);
+    }
+  });
+
   test("more than wasm32 can hold fails with a clear error saying how much was needed", async () => {
     await init();
     const rt = createRuntime();

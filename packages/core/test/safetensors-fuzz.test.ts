@@ -8,7 +8,13 @@ import { describe, expect, test } from "vitest";
 // the shared test PRNG, by path (a package dependency core → test-utils → core would be a cycle)
 import { mulberry32 } from "../../../tools/test-utils/src/prng.js";
 import { SafetensorsError } from "../src/errors.js";
-import { openSafetensors, parseSafetensors, writeSafetensors } from "../src/safetensors.js";
+import {
+  openSafetensors,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  readHeaderLength,
+  writeSafetensors,
+} from "../src/safetensors.js";
 import { Tensor } from "../src/tensor.js";
 
 /** Seeded draws (mulberry32). */
@@ -331,6 +337,26 @@ function run(b: Uint8Array, what: string): string {
   }
 }
 
+/** The header read with the fast scan and by the strict parser alone: the same entries, or the same error. */
+function fastAgreesWithStrict(b: Uint8Array, what: string): void {
+  let n: number;
+  try {
+    n = readHeaderLength(b, b.length);
+  } catch {
+    return;
+  }
+  const outcome = (strictOnly: boolean) => {
+    try {
+      const h = parseSafetensorsHeader(b.subarray(8, 8 + n), b.length, { strictOnly });
+      return { tensors: [...h.tensors.values()], metadata: h.metadata };
+    } catch (e) {
+      if (!(e instanceof SafetensorsError)) throw e;
+      return `${e.message} @${e.offset}`;
+    }
+  };
+  expect(outcome(false), what).toEqual(outcome(true));
+}
+
 describe("safetensors fuzz", () => {
   test("12,000 seeded mutations: parse (and decode) or SafetensorsError, nothing else", async () => {
     const base = seeds();
@@ -344,6 +370,7 @@ describe("safetensors fuzz", () => {
       const b = mutate(base[si], r);
       const what = `iteration ${it} (seed file ${si})`;
       const res = run(b, what);
+      fastAgreesWithStrict(b, what);
       outcomes.set(res, (outcomes.get(res) ?? 0) + 1);
       if (it % 8 === 0) {
         // the lazy reader must agree with the eager one

@@ -1,7 +1,15 @@
 import { describe, expect, test } from "vitest";
 import { WeightsError } from "../src/errors.js";
 import { openSafetensors, parseSafetensors, writeSafetensors } from "../src/safetensors.js";
-import { checkTensors, type ExpectedTensor, tensorMeta, tensorSource, WeightFaults } from "../src/state-dict.js";
+import {
+  checkBlockCount,
+  checkTensors,
+  countBlocks,
+  type ExpectedTensor,
+  tensorMeta,
+  tensorSource,
+  WeightFaults,
+} from "../src/state-dict.js";
 import { Tensor } from "../src/tensor.js";
 
 const f32 = (shape: number[]) => new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, "f32");
@@ -98,5 +106,39 @@ describe("checkTensors / WeightFaults", () => {
     expect(s.has("a")).toBe(true);
     expect(s.has("b")).toBe(false);
     expect(errOf(() => s.get("b")).names).toEqual(["b"]);
+  });
+
+  test("strict: false leaves unused tensors alone (missing and wrong ones are still faults)", async () => {
+    const src = tensorSource({ "fc.weight": f32([3, 3]), "fc.bias": f32([3]), extra: f32([1]) });
+    const strict = await checkTensors(src, wants);
+    expect(strict.faults.unexpected).toEqual(["extra"]);
+    const lax = await checkTensors(src, wants, { strict: false });
+    expect(lax.faults.unexpected).toEqual([]);
+    expect(lax.faults.wrong).toEqual(["fc.weight"]);
+  });
+});
+
+describe("countBlocks / checkBlockCount", () => {
+  const names = ["h.0.w", "h.1.w", "h.10.b", "h.x.w", "h.01.w", "h.2", "wte", "hh.5.w", "h.-1.w", "h.99999999999.w"];
+  test("counts 1 + the largest decimal index directly under the prefix", () => {
+    expect(countBlocks(names, "h.")).toBe(11);
+    expect(countBlocks(names, "hh.")).toBe(6);
+    expect(countBlocks(names, "blocks.")).toBe(0);
+    expect(countBlocks([], "h.")).toBe(0);
+  });
+
+  test("a count above the file's fails at once, naming the first missing block; at or below passes", () => {
+    const file = ["t.h.0.a", "t.h.0.b", "t.h.1.a"];
+    expect(() => checkBlockCount(file, "t.h.", 2, "n_layer", "a")).not.toThrow();
+    expect(() => checkBlockCount(file, "t.h.", 1, "n_layer", "a")).not.toThrow();
+    const t0 = performance.now();
+    const e = errOf(() => checkBlockCount(file, "t.h.", 1e7, "n_layer", "a"));
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(e.message).toBe(
+      'checkpoint does not match the config: n_layer 10000000 asks for blocks "t.h.0.*" … "t.h.9999999.*", ' +
+        'the checkpoint holds 2 ("t.h.0.*" … "t.h.1.*"); missing "t.h.2.a" and the rest of blocks 2 … 9999999',
+    );
+    expect(e.names).toEqual(["t.h.2.a"]);
+    expect(errOf(() => checkBlockCount([], "h.", 1, "n_layer", "a")).message).toContain("holds none");
   });
 });

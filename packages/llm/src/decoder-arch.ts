@@ -88,6 +88,11 @@ export interface DecoderArch {
   normW: string;
   normB?: string;
   blocks: BlockNames[];
+  /**
+   * Checkpoint tensors the model does not read but accepts in strict loading (GPT-2's legacy
+   * `attn.bias` buffers, Llama's `rotary_emb.inv_freq`, a stored copy of a tied `lm_head.weight`).
+   */
+  ignorable: (name: string) => boolean;
   /** Config sizes for shape messages, e.g. "vocab_size 96, hidden_size 48, …". */
   describe: string;
 }

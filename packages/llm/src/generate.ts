@@ -160,7 +160,7 @@ function promptRows(model: CausalLM, tok: Tokenizer | undefined, prompt: Prompt,
     const texts = typeof prompt === "string" ? [prompt] : (prompt as unknown[]);
     rows = texts.map((t, b) => {
       if (typeof t !== "string") throw new InputError(`prompt[${b}] is not a string`);
-      return tok.encode(t);
+      return tok.encode(t, { addSpecialTokens: true }); // as HF's tokenizer(prompt): a Llama BOS, nothing for GPT-2
     });
   } else if (Array.isArray(prompt) && prompt.length > 0 && Array.isArray(prompt[0])) {
     rows = (prompt as unknown[]).map((r, b) => {

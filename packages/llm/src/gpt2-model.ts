@@ -16,13 +16,19 @@
  * are a few switches read from the config (`DecoderArch`, decoder-arch.ts: norm, positions, MLP
  * kind, head grouping, weight layout, biases).
  *
+ * Training (`train()` … `eval()`, train.ts) runs the same architecture switches over kept
+ * activations and master copies of the weights in the checkpoint layout; inference mode is this file's
+ * plan, untouched.
+ *
  * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
  * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
  * slots with a key-padding mask and starts its positions at its first real token, so that it
  * computes exactly what it computes unpadded.
  */
 import {
+  AbortError,
   BinOp,
+  checkBlockCount,
   createRuntime,
   DisposedError,
   formatShape,
@@ -35,7 +41,9 @@ import {
   Tensor,
   WasmformerError,
   WeightsError,
+  writeSafetensors,
 } from "@wasmformer/core";
+import type { BatchResult, Trainable, TrainParam } from "@wasmformer/nn";
 import { activationCode, eosTokenIds, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 import {
@@ -48,6 +56,7 @@ import {
 } from "./generate.js";
 import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
 import type { Tokenizer } from "./tokenizer.js";
+import { checkTrainOptions, DecoderTraining, type LMExample, type TrainOptions } from "./train.js";
 
 // ---------------------------------------------------------------------------------------------
 // weights
@@ -88,6 +97,15 @@ export interface GPT2Options {
   /** The runtime to plan in. Default: a fresh `createRuntime()` (call core's `await init()` first for wasm). */
   runtime?: Runtime;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`: a config with fewer layers than its checkpoint would otherwise load
+   * as a different model). The legacy `h.{i}.attn.bias` / `attn.masked_bias` buffers and a stored
+   * tied `lm_head.weight` are always accepted. false: load anyway (see `unusedWeights`).
+   */
+  strict?: boolean;
+  /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -129,6 +147,9 @@ const HEAD_BLOCK = 768;
  * still. Prefill (packed GEMM) is the same for all layouts.
  */
 const COL_BLOCK = 256;
+
+/** The original GPT-2 files' causal-mask buffers: carry nothing beyond the causal rule, ignored. */
+const LEGACY_BUFFER = /^h\.\d+\.attn\.(masked_)?bias$/;
 
 /**
  * The default layout ("packed"): every Conv1D weight [in, out] and the LM head (as K×N = E×V) is
@@ -285,7 +306,9 @@ export interface EngineParts {
  * config (`arch`). `GPT2LMHeadModel` and `LlamaForCausalLM` are its two configurations; every
  * method (prefill, decode, extend, generate, inputs_embeds) works the same for both.
  */
-export class CausalLM<C extends { readonly vocab_size: number } = { readonly vocab_size: number }> {
+export class CausalLM<C extends { readonly vocab_size: number } = { readonly vocab_size: number }>
+  implements Trainable<LMExample>
+{
   readonly config: C;
   /** The engine switches read from the config: norm, positions, MLP kind, head grouping, sizes. */
   readonly arch: DecoderArch;
@@ -325,6 +348,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   /** `dispose()` gives the runtime back only when `fromWeights` created it */
   private ownsRuntime = false;
   private isDisposed = false;
+  /** training buffers (masters, gradients, activations; see train.ts), made by `train()`/`parameters()` */
+  private trainer: DecoderTraining | undefined;
+  private trainingMode = false;
 
   protected constructor(config: C, parts: EngineParts) {
     const { arch, rt, w, s, maxBatch, chunk, unused } = parts;
@@ -368,6 +394,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
    * a time; matrices are brought to the engine's layout (Conv1D [in, out] and Linear [out, in] alike).
    */
   protected static async load(arch: DecoderArch, weights: WeightSource, opts: GPT2Options = {}): Promise<EngineParts> {
+    const signal = opts.signal;
+    const checkAbort = () => {
+      if (signal?.aborted) throw new AbortError("loading the model was aborted");
+    };
+    checkAbort();
     const maxBatch = opts.maxBatch ?? 1;
     const colBlock = opts.colBlock ?? COL_BLOCK;
     const headBlock = opts.headBlock ?? HEAD_BLOCK;
@@ -410,6 +441,23 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         missing,
       );
     }
+    if (opts.strict ?? true) {
+      const wanted = new Set(specs.map((s) => s.name));
+      const extra = weights.names().filter((n) => !wanted.has(n) && !arch.ignorable(n));
+      if (extra.length > 0) {
+        const more = extra.length > 5 ? ` and ${extra.length - 5} more` : "";
+        throw new WeightsError(
+          `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
+            .slice(0, 5)
+            .map((n) => `"${n}"`)
+            .join(
+              ", ",
+            )}${more}: the ${arch.modelType} config (${L} layers) does not use ${extra.length > 1 ? "them" : "it"} ` +
+            `(pass strict: false to load anyway)`,
+          extra,
+        );
+      }
+    }
     const checkShape = (name: string, want: readonly number[], got: readonly number[]) => {
       if (got.length !== want.length || got.some((d, k) => d !== want[k])) {
         throw new WeightsError(
@@ -419,9 +467,15 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         );
       }
     };
-    if (weights.info) for (const s of specs) checkShape(s.name, s.shape, weights.info(s.name).shape);
-    if (hasLmHead && !untied && weights.info)
-      checkShape("lm_head.weight", [V, E], weights.info("lm_head.weight").shape);
+    // shapes before any heap is reserved: from `info`, or else from each tensor (a source without
+    // `info` is read twice; the plan below trusts the config only once the file agrees with it)
+    const shapeOf = async (name: string) => (weights.info ? weights.info(name) : await weights.get(name)).shape;
+    for (const s of specs) {
+      checkAbort();
+      checkShape(s.name, s.shape, await shapeOf(s.name));
+    }
+    // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
+    if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
@@ -453,10 +507,6 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // weights first, then scratch and cache, then (temporarily) the staging buffer
     const ptrs = new Map<string, number>();
     for (const s of specs) ptrs.set(s.name, heap.allocF32(floatsOf(s)));
-    if (hasLmHead && !untied) {
-      // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
-      if (!weights.info) checkShape("lm_head.weight", [V, E], (await weights.get("lm_head.weight")).shape);
-    }
     const at = (name: string | undefined) => (name === undefined ? 0 : ptrs.get(name)!);
     const blocks: BlockWeights[] = arch.blocks.map((b: BlockNames) => ({
       ln1w: at(b.ln1w),
@@ -515,7 +565,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     let loaded = 0;
     try {
       for (const sp of specs) {
+        checkAbort();
         const t = await weights.get(sp.name);
+        checkAbort();
         checkShape(sp.name, sp.shape, t.shape);
         if (t.dtype !== "f32") {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
@@ -582,9 +634,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         loaded += t.size * F32;
         opts.onProgress?.({ loaded, total, tensor: sp.name });
       }
-    } finally {
+    } catch (e) {
       heap.release(mark);
+      // an aborted or failed copy gives a runtime made here back at once (its heap is planned in full)
+      if (opts.runtime === undefined) releaseRuntime(rt);
+      throw e;
     }
+    heap.release(mark);
     const unused = weights.names().filter((n) => !used.has(n));
     return {
       arch,
@@ -681,6 +737,147 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     return this.isDisposed;
   }
 
+  // -------------------------------------------------------------------------------------------
+  // training (train.ts): masters in the checkpoint layout, gradients, kept activations
+
+  /**
+   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' master copies and
+   * gradients and the activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`,
+   * `shiftLabels`). Then `lossAndGrad` / `evaluate` work and `fit` trains the model. While in
+   * training mode each `prefill` (and `prefillEmbeds`, `embedTokens`) first copies the trained
+   * parameters into the inference layout; `eval()` does it once and ends training mode.
+   */
+  train(opts: TrainOptions = {}): this {
+    this.alive();
+    checkTrainOptions(opts, this.arch.maxPositions);
+    const tr = this.trainingState();
+    const maxB = opts.maxBatch ?? Math.max(this.maxBatch, tr.plannedBatch);
+    const maxT = opts.maxSeqLen ?? Math.max(Math.min(this.arch.maxPositions, 256), tr.plannedSeqLen);
+    tr.plan(maxB, maxT);
+    if (opts.ignoreIndex !== undefined) tr.ignoreIndex = opts.ignoreIndex;
+    if (opts.labelSmoothing !== undefined) tr.labelSmoothing = opts.labelSmoothing;
+    if (opts.shiftLabels !== undefined) tr.shiftLabels = opts.shiftLabels;
+    this.trainingMode = true;
+    return this;
+  }
+
+  /**
+   * Inference mode (the default): the parameters (when `train()` or `parameters()` made them) are
+   * re-packed into the inference layout once; prefill and decode then run exactly as without training.
+   */
+  eval(): this {
+    this.alive();
+    this.trainer?.sync();
+    this.trainingMode = false;
+    return this;
+  }
+
+  /** True between `train()` and `eval()`. */
+  get training(): boolean {
+    return this.trainingMode;
+  }
+
+  /**
+   * The trainable tensors, named as in the Hugging Face state dict (`transformer.h.0.attn.c_attn.weight`,
+   * `model.layers.0.self_attn.q_proj.weight`, …; a tied LM head is the embedding, not a tensor of
+   * its own), each in its checkpoint shape and layout. Their gradients are what `lossAndGrad` adds to.
+   */
+  parameters(): TrainParam[] {
+    this.alive();
+    return this.trainingState().params;
+  }
+
+  /** Checkpoint shape of every parameter, by name. */
+  parameterShapes(): Record<string, number[]> {
+    this.alive();
+    return this.trainingState().shapes;
+  }
+
+  /**
+   * Forward over the batch (`[B, T]` ids, equal lengths), mean cross-entropy over the counted
+   * (shifted) labels, and backward: adds `scale · ∂loss/∂θ` into every parameter's gradient (nn's
+   * `Trainable`). Needs training mode.
+   */
+  lossAndGrad(batch: readonly LMExample[], scale: number): BatchResult {
+    this.alive();
+    if (!this.trainingMode) throw new InputError("lossAndGrad: the model is in inference mode; call train() first");
+    return this.trainer!.run(batch, scale, "lossAndGrad");
+  }
+
+  /** The mean loss of a batch without gradients (after `train()` planned the buffers; either mode). */
+  evaluate(batch: readonly LMExample[]): BatchResult {
+    this.alive();
+    if (!this.trainer) throw new InputError("evaluate: call train() first (it plans the training buffers)");
+    return this.trainer.run(batch, undefined, "evaluate");
+  }
+
+  /** The current parameters by Hugging Face name, in the checkpoint layout (copies). */
+  stateDict(): Map<string, Tensor<"f32">> {
+    this.alive();
+    return this.trainingState().stateDict((n) => this.hfName(n));
+  }
+
+  /** `model.safetensors` bytes of the current parameters (Hugging Face names; no tied `lm_head`). */
+  saveSafetensors(): Uint8Array {
+    return writeSafetensors(this.stateDict(), { format: "pt" });
+  }
+
+  /** The `config.json` object of this model (HF fields, `model_type`, `architectures`). */
+  configJson(): Record<string, unknown> {
+    const t = this.arch.modelType;
+    const archName =
+      t === "gpt2"
+        ? "GPT2LMHeadModel"
+        : `${t === "qwen2" ? "Qwen2" : t === "mistral" ? "Mistral" : "Llama"}ForCausalLM`;
+    return { architectures: [archName], ...(this.config as object), model_type: t };
+  }
+
+  /**
+   * Write `config.json` and `model.safetensors` into `folder` (Node; created if needed), readable
+   * by `fromPretrained` / `AutoModelForCausalLM` (and Hugging Face `from_pretrained`).
+   */
+  async save(folder: string): Promise<void> {
+    const bytes = this.saveSafetensors();
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    await fs.mkdir(folder, { recursive: true });
+    await fs.writeFile(path.join(folder, "config.json"), `${JSON.stringify(this.configJson(), null, 2)}\n`);
+    await fs.writeFile(path.join(folder, "model.safetensors"), bytes);
+  }
+
+  /** The training buffers, made on first use (masters read from the inference storage). */
+  private trainingState(): DecoderTraining {
+    if (!this.trainer) {
+      const engine = new Map<string, number>();
+      const w = this.w;
+      const arch = this.arch;
+      const put = (name: string | undefined, ptr: number) => name !== undefined && engine.set(name, ptr);
+      put(arch.embed, arch.tied ? w.head : w.wte);
+      put(arch.pos, w.wpe);
+      put(arch.normW, w.lnfW);
+      put(arch.normB, w.lnfB);
+      put(arch.head, w.head);
+      arch.blocks.forEach((b, l) => {
+        for (const key of Object.keys(b) as (keyof BlockNames)[]) put(b[key], w.blocks[l][key]);
+      });
+      const layout = { packed: this.packed, colBlock: this.colBlock, headBlock: this.headBlock };
+      this.trainer = new DecoderTraining(arch, this.runtime, engine, layout, (n) => this.hfName(n));
+    }
+    return this.trainer;
+  }
+
+  /** Hugging Face name of a checkpoint tensor (original GPT-2 names get the `transformer.` prefix). */
+  private hfName(name: string): string {
+    return this.arch.modelType === "gpt2" && !name.startsWith("transformer.") && name !== "lm_head.weight"
+      ? `transformer.${name}`
+      : name;
+  }
+
+  /** Training mode: the inference layout ← the trained masters, before a new sequence. */
+  private syncTrained(): void {
+    if (this.trainingMode) this.trainer!.sync();
+  }
+
   private alive(): void {
     if (this.isDisposed) throw new DisposedError("this GPT2LMHeadModel");
   }
@@ -765,6 +962,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       });
     }
     // the new state is committed only once the inputs are known to be valid
+    this.syncTrained();
     this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
@@ -825,6 +1023,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       if (r.length !== T)
         throw new InputError(`input_ids rows differ in length: row 0 has ${T}, row ${b} has ${r.length}`);
     });
+    this.syncTrained();
     const { E } = this;
     const out = new Float32Array(B * T * E);
     const flat = new Int32Array(B * T);
@@ -872,6 +1071,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         throw new InputError(`inputs_embeds[${b}, ${t}, ${i % E}] = ${data[i]} is not finite`);
       }
     }
+    this.syncTrained();
     this.enter(opts.context, true);
     this.len = 0;
     this.batch = B;
@@ -1193,6 +1393,8 @@ function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
     : weights.has("wte.weight")
       ? ""
       : "transformer.";
+  // a config asking for more blocks than the file holds fails before the names are listed
+  checkBlockCount(weights.names(), `${prefix}h.`, L, "n_layer", "ln_1.weight");
   const specs: WeightSpec[] = [];
   const spec = (name: string, shape: number[]) => {
     specs.push(CONV1D.test(name) ? { name, shape, layout: "conv1d" } : { name, shape });
@@ -1272,6 +1474,9 @@ function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
     normW: `${prefix}ln_f.weight`,
     normB: `${prefix}ln_f.bias`,
     blocks,
+    // the original files' causal-mask buffers, and a stored copy of the tied lm_head (HF ignores it)
+    ignorable: (n) =>
+      (n.startsWith(prefix) && LEGACY_BUFFER.test(n.slice(prefix.length))) || (n === "lm_head.weight" && !untied),
     describe: `vocab_size ${V}, n_positions ${P}, n_embd ${E}, n_inner ${I}`,
   };
 }

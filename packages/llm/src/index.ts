@@ -2,7 +2,7 @@
  * @wasmformer/llm — GPT-2 (Hugging Face `GPT2LMHeadModel`) and the Llama family (`LlamaForCausalLM`:
  * Llama, Qwen2, Mistral) as configurations of one decoder engine on the @wasmformer/core kernels:
  * loading from a Hugging Face folder (`AutoModelForCausalLM`), a KV cache planned once, batched and
- * streamed generation with sampling.
+ * streamed generation with sampling; a training mode (`train()`, `lossAndGrad`, nn's `fit`, `save`).
  */
 export * from "./auto.js";
 export * from "./config.js";
@@ -16,3 +16,4 @@ export * from "./pretrained.js";
 export * from "./rope.js";
 export * from "./sampler.js";
 export * from "./tokenizer.js";
+export type { LMExample, TrainOptions } from "./train.js";

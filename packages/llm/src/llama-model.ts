@@ -3,6 +3,7 @@
  * decoder engine of gpt2-model.ts: RMSNorm, rotary positions, a SwiGLU MLP, grouped-query
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
+import { checkBlockCount } from "@wasmformer/core";
 import { CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
 
@@ -22,7 +23,8 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
    * Build a model from a config (a raw Llama / Qwen2 / Mistral `config.json` object, or a parsed
    * `LlamaConfig`) and checkpoint tensors (HF names `model.layers.{i}…`, `lm_head.weight` unless
    * tied), copying the weights into the runtime heap once. Legacy `rotary_emb.inv_freq` buffers are
-   * ignored (listed in `unusedWeights`).
+   * ignored (listed in `unusedWeights`); any other unused tensor is a `WeightsError` unless
+   * `strict: false`.
    */
   static async fromWeights(
     config: LlamaConfig | Record<string, unknown>,
@@ -30,6 +32,14 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
     opts: GPT2Options = {},
   ): Promise<LlamaForCausalLM> {
     const cfg = parseLlamaConfig(config);
+    // a config asking for more layers than the file holds fails before the names are listed
+    checkBlockCount(
+      weights.names(),
+      "model.layers.",
+      cfg.num_hidden_layers,
+      "num_hidden_layers",
+      "input_layernorm.weight",
+    );
     const arch = llamaArch(cfg, (name) => weights.has(name));
     return new LlamaForCausalLM(cfg, await CausalLM.load(arch, weights, opts));
   }

@@ -169,6 +169,9 @@ export function parseLlamaConfig(raw: unknown): LlamaConfig {
 export const eosList = (eos: number | number[] | null): number[] =>
   eos === null ? [] : Array.isArray(eos) ? eos : [eos];
 
+/** The rotary frequencies older `transformers` versions stored per layer (FORMAT.md §6.15: ignored). */
+const ROTARY_BUFFER = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+
 /**
  * The engine switches and tensor names of a Llama checkpoint. `has` tells which optional tensors
  * the checkpoint stores (o_proj biases); a missing `lm_head.weight` of an untied model is a
@@ -255,6 +258,8 @@ export function llamaArch(c: LlamaConfig, has: (name: string) => boolean): Decod
     tied,
     normW,
     blocks,
+    // older transformers versions stored the rotary frequencies; a stored tied lm_head is a copy
+    ignorable: (n) => ROTARY_BUFFER.test(n) || (tied && n === "lm_head.weight"),
     describe: `vocab_size ${V}, hidden_size ${D}, intermediate_size ${I}, num_attention_heads ${H}, num_key_value_heads ${KV}, head_dim ${d}`,
   };
 }

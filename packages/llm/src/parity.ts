@@ -1,10 +1,12 @@
 /**
- * Parity kinds of this package (`../shared/fixtures/FORMAT.md` §6.12, §6.15): `gpt2`, `llama`.
+ * Parity kinds of this package (`../shared/fixtures/FORMAT.md` §6.12, §6.15): `gpt2`, `llama`; and
+ * the `gpt2` model of nn's `train_step` loop (§6.17), registered with `registerTrainStepModel`.
  *
  * The prompt logits come from one full forward pass; the greedy tokens and their step logits come
  * from the KV-cached path (prefill, then one `decode` per token), which is what generation uses.
  */
-import { InputError, type KindRegistry, type KindResult, type ParityCase, Tensor } from "@wasmformer/core";
+import { ConfigError, InputError, type KindRegistry, type KindResult, type ParityCase, Tensor } from "@wasmformer/core";
+import { registerTrainStepModel, type TrainStepLoss } from "@wasmformer/nn/parity";
 import { type CausalLM, GPT2LMHeadModel, toIdRows } from "./gpt2-model.js";
 import { LlamaForCausalLM } from "./llama-model.js";
 import { argmax } from "./sampler.js";
@@ -88,3 +90,47 @@ export function greedyAfterPrefill(
 
 /** The kinds this package implements. */
 export const kinds: KindRegistry = { gpt2: runGpt2, llama: runLlama };
+
+/**
+ * `train_step` with `config.model` = "gpt2" (§6.17): the GPT-2 of `config.model_config` from the
+ * case's `model.safetensors`, in training mode for the case's `[B, T]` batch and loss.
+ */
+async function buildGpt2TrainStep(c: ParityCase, loss: TrainStepLoss) {
+  const mc = c.config.model_config;
+  if (mc === null || typeof mc !== "object" || Array.isArray(mc))
+    throw new ConfigError("expected the model's config.json object", "model_config");
+  const inputs = await c.inputs();
+  const ids = inputs.get("input_ids");
+  const labels = inputs.get("labels");
+  if (!ids) throw new InputError(`train_step gpt2 case: missing input tensor "input.input_ids"`);
+  if (!labels) throw new InputError(`train_step gpt2 case: missing input tensor "input.labels"`);
+  const rows = toIdRows(ids, "input_ids");
+  const labelRows = toIdRows(labels, "labels");
+  if (labelRows.length !== rows.length)
+    throw new InputError(`input.labels has ${labelRows.length} rows, input.input_ids has ${rows.length}`);
+  const B = rows.length;
+  const T = rows[0]?.length ?? 0;
+  const model = await GPT2LMHeadModel.fromWeights(mc as Record<string, unknown>, await c.model(), {
+    maxBatch: Math.max(1, B),
+  });
+  try {
+    model.train({
+      maxBatch: Math.max(1, B),
+      maxSeqLen: Math.max(1, Math.min(T, model.arch.maxPositions)),
+      ignoreIndex: loss.ignoreIndex,
+      labelSmoothing: loss.labelSmoothing,
+      shiftLabels: loss.shiftLabels,
+    });
+    return {
+      model,
+      batch: rows.map((r, b) => ({ inputIds: r, labels: labelRows[b] })),
+      shapes: model.parameterShapes(),
+      dispose: () => model.dispose(),
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+registerTrainStepModel("gpt2", buildGpt2TrainStep);

@@ -31,7 +31,11 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer | undefin
     }
   };
   const tj = await read("tokenizer.json");
-  if (tj !== undefined) return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json"));
+  if (tj !== undefined) {
+    // tokenizer_config.json brings add_bos_token / add_eos_token and the chat template
+    const cfg = await read("tokenizer_config.json");
+    return fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson(tj, "tokenizer.json", cfg ?? null));
+  }
   const vocab = await read("vocab.json");
   const merges = await read("merges.txt");
   if (vocab !== undefined && merges !== undefined) return fromSubwordTokenizer(SubwordTokenizer.gpt2(vocab, merges));

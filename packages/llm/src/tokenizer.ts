@@ -2,11 +2,19 @@
  * What generation needs from a tokenizer, and the adapter for @wasmformer/text's byte-level BPE
  * (`SubwordTokenizer.gpt2(vocab.json, merges.txt)` / `fromTokenizerJson`).
  */
-import { byteCharsToBytes, type SubwordTokenizer } from "@wasmformer/text";
+import {
+  type ApplyChatTemplateOptions,
+  byteCharsToBytes,
+  type ChatMessage,
+  type SubwordTokenizer,
+} from "@wasmformer/text";
 
 export interface Tokenizer {
-  /** Text → token ids (no special tokens added). */
-  encode(text: string): number[];
+  /**
+   * Text → token ids. By default no special tokens are added; `addSpecialTokens` adds those of the
+   * tokenizer's post-processor (a Llama tokenizer's BOS, say), as Hugging Face's `tokenizer(text)` does.
+   */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   /** Token ids → text. */
   decode(ids: ArrayLike<number>): string;
   /**
@@ -16,18 +24,38 @@ export interface Tokenizer {
   tokenBytes?(id: number): Uint8Array;
   /** Whether `id` is a special/added token (its text is not streamed). Optional. */
   isSpecial?(id: number): boolean;
+  /**
+   * Render a conversation with the chat template of `tokenizer_config.json` (see @wasmformer/text
+   * `applyChatTemplate`). Present when the tokenizer was loaded with its config.
+   */
+  applyChatTemplate?(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
+  /** Whether `tokenizer_config.json` has a `chat_template` (else `applyChatTemplate` has nothing to render). */
+  hasChatTemplate?: boolean;
+  /** The id of `tokenizer_config.json`'s `eos_token`, when it names a token (chat replies end there too). */
+  eosTokenId?: number;
 }
 
 const utf8 = new TextEncoder();
 
-/** Adapt a @wasmformer/text `SubwordTokenizer` (byte-level BPE) to `Tokenizer`. */
+/**
+ * Adapt a @wasmformer/text `SubwordTokenizer` to `Tokenizer`. Only byte-level BPE gets `tokenBytes`:
+ * the text of a SentencePiece-style token depends on its neighbours (the `▁` metaspace, byte
+ * fallback pieces, a stripped first space), so streaming decodes those sequences whole.
+ */
 export function fromSubwordTokenizer(tok: SubwordTokenizer): Tokenizer {
   const special = new Set(tok.addedTokens.map((t) => t.id));
   const cache = new Map<number, Uint8Array>();
-  return {
-    encode: (text) => tok.encodeIds(text),
+  const base: Tokenizer = {
+    encode: (text, opts) => (opts?.addSpecialTokens ? tok.encode(text).ids : tok.encodeIds(text)),
     decode: (ids) => tok.decode(ids),
     isSpecial: (id) => special.has(id),
+    applyChatTemplate: (messages, opts) => tok.applyChatTemplate(messages, { ...opts, tokenize: false }),
+    hasChatTemplate: tok.config?.chat_template !== undefined && tok.config?.chat_template !== null,
+    eosTokenId: tok.specialTokenId("eos_token"),
+  };
+  if (!tok.byteLevel) return base;
+  return {
+    ...base,
     tokenBytes(id) {
       let b = cache.get(id);
       if (b === undefined) {

@@ -3,8 +3,8 @@
  * tokenizer.json) and the `wasmformer generate` CLI, on a tiny random GPT-2 with a tiny byte-level
  * BPE vocabulary (the 256 byte tokens, 6 merges, `<|endoftext|>`).
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -146,6 +146,82 @@ describe("wasmformer CLI", () => {
     const want = await model.generateAll("hello world", { maxNewTokens: 12, stopIds: [] });
     expect(r.stdout).toBe(`${want.texts[0]}\n`);
   });
+
+  test("Ctrl-C while the model loads exits promptly with code 130 and a message", async () => {
+    // a GPT-2 of 24 layers × n_embd 256 (75 MB of zeros: a sparse file, written in no time) whose
+    // load takes long enough to be interrupted; SIGINT is sent as soon as the progress bar starts
+    const dir = join(root, "cli-big");
+    mkdirSync(dir, { recursive: true });
+    const [V, E, L, P] = [64, 256, 24, 32];
+    const config = { ...makeTiny({ V, E, H: 4, L: 1, P }).config, n_layer: L };
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    const shapes: [string, number[]][] = [
+      ["wte.weight", [V, E]],
+      ["wpe.weight", [P, E]],
+      ["ln_f.weight", [E]],
+      ["ln_f.bias", [E]],
+    ];
+    for (let i = 0; i < L; i++) {
+      for (const [n, shape] of [
+        ["ln_1.weight", [E]],
+        ["ln_1.bias", [E]],
+        ["attn.c_attn.weight", [E, 3 * E]],
+        ["attn.c_attn.bias", [3 * E]],
+        ["attn.c_proj.weight", [E, E]],
+        ["attn.c_proj.bias", [E]],
+        ["ln_2.weight", [E]],
+        ["ln_2.bias", [E]],
+        ["mlp.c_fc.weight", [E, 4 * E]],
+        ["mlp.c_fc.bias", [4 * E]],
+        ["mlp.c_proj.weight", [4 * E, E]],
+        ["mlp.c_proj.bias", [E]],
+      ] as const)
+        shapes.push([`h.${i}.${n}`, [...shape]]);
+    }
+    const entries: string[] = [];
+    let offset = 0;
+    for (const [name, shape] of shapes) {
+      const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+      entries.push(
+        `"${name}":{"dtype":"F32","shape":[${shape.join(",")}],"data_offsets":[${offset},${offset + bytes}]}`,
+      );
+      offset += bytes;
+    }
+    const header = new TextEncoder().encode(`{${entries.join(",")}}`);
+    const prefix = new Uint8Array(8);
+    new DataView(prefix.buffer).setUint32(0, header.length, true);
+    const file = join(dir, "model.safetensors");
+    writeFileSync(file, Buffer.concat([prefix, header]));
+    truncateSync(file, 8 + header.length + offset);
+
+    const child = spawn(process.execPath, [
+      cli,
+      "generate",
+      "-m",
+      dir,
+      "--prompt-ids",
+      "1,2",
+      "-n",
+      "1",
+      "--backend",
+      "ref",
+    ]);
+    let stderr = "";
+    let killedAt = 0;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!killedAt && stderr.includes("loading [")) {
+        killedAt = performance.now();
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(killedAt).toBeGreaterThan(0);
+    expect(performance.now() - killedAt).toBeLessThan(10_000);
+    expect(code).toBe(130);
+    expect(stderr).toContain("AbortError: loading the model was aborted");
+    expect(stderr).not.toContain("100%");
+  }, 60_000);
 
   test("sampling flags: a seed is deterministic", () => {
     const dir = join(root, "cli");

@@ -16,8 +16,18 @@
  */
 import { Act, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { linear } from "./linear.js";
+import { Module } from "./module.js";
 import type { Param, WeightScope } from "./state-dict.js";
-import { expectDType, fmtShape, type ModuleLife, putF32, readF32, scratch, sharedRuntime } from "./util.js";
+import {
+  expectDType,
+  expectShape as expectShapeOf,
+  fmtShape,
+  type ModuleLife,
+  putF32,
+  readF32,
+  scratch,
+  sharedRuntime,
+} from "./util.js";
 
 /** Masks in the heap, as the attention kernel takes them. Pointers are 0 when absent. */
 export interface AttnMaskPtrs {
@@ -213,9 +223,34 @@ export interface MhaForwardOptions extends AttnMaskInputs {
   averageAttnWeights?: boolean;
 }
 
-export class MultiheadAttention {
+/** What a training forward of `MultiheadAttention` keeps (batched `[B, ·, ·]` layouts, copies). */
+interface MhaRecord {
+  query: Float32Array;
+  key: Float32Array;
+  value: Float32Array;
+  /** projections `[B·L, E]`, `[B·S, E]`, `[B·S, E]`, weights `[B, H, L, S]`, heads before out_proj `[B·L, E]` */
+  Q: Float32Array;
+  K: Float32Array;
+  V: Float32Array;
+  P: Float32Array;
+  O: Float32Array;
+  B: number;
+  L: number;
+  S: number;
+  unbatched: boolean;
+}
+
+/** Gradients of `MultiheadAttention`'s inputs; for self-attention (query = key = value) add the three. */
+export interface MhaGrads {
+  dQuery: Tensor<"f32">;
+  dKey: Tensor<"f32">;
+  dValue: Tensor<"f32">;
+}
+
+export class MultiheadAttention extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  private readonly saved: MhaRecord[] = [];
   readonly embedDim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -240,6 +275,7 @@ export class MultiheadAttention {
     if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
       throw new ConfigError(`num_heads ${H} must be a positive divisor of embed_dim ${E}`, "num_heads");
     }
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.embedDim = E;
@@ -465,6 +501,7 @@ export class MultiheadAttention {
       opts.keyPaddingMask && unbatched && opts.keyPaddingMask.ndim === 1
         ? new Tensor(opts.keyPaddingMask.data, [1, S], opts.keyPaddingMask.dtype)
         : opts.keyPaddingMask;
+    if (this.training) return this.trainForward(query, key, value, { ...opts, keyPaddingMask: kpm }, B, L, S);
     return scratch(rt, () => {
       const masks = prepareMasks(rt, { ...opts, keyPaddingMask: kpm }, B, H, L, S);
       const qp = putF32(rt, query, "query");
@@ -490,11 +527,200 @@ export class MultiheadAttention {
   }
 
   /**
+   * The training forward: the three projections, attention with its weights and the output
+   * projection, keeping the inputs, projections, weights and heads for `backward`.
+   */
+  private trainForward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    opts: MhaForwardOptions,
+    B: number,
+    L: number,
+    S: number,
+  ): { output: Tensor<"f32">; weights?: Tensor<"f32"> } {
+    const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const unbatched = query.ndim === 2;
+    const heap = rt.heap;
+    return scratch(rt, () => {
+      const masks = prepareMasks(rt, opts, B, H, L, S);
+      const qx = putF32(rt, query, "query");
+      const kx = putF32(rt, key, "key");
+      const vx = putF32(rt, value, "value");
+      const Q = heap.allocF32(B * L * E);
+      const K = heap.allocF32(B * S * E);
+      const V = heap.allocF32(B * S * E);
+      linear(rt, qx, B * L, this.wq, this.bq, Q);
+      linear(rt, kx, B * S, this.wk, this.bk, K);
+      linear(rt, vx, B * S, this.wv, this.bv, V);
+      const P = heap.allocF32(B * H * L * S);
+      const O = heap.allocF32(B * L * E);
+      const scale = 1 / Math.sqrt(d);
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          const slice = b * H + h;
+          rt.k.attention(
+            Q + (b * L * E + h * d) * 4,
+            E,
+            K + (b * S * E + h * d) * 4,
+            E,
+            V + (b * S * E + h * d) * 4,
+            E,
+            O + (b * L * E + h * d) * 4,
+            E,
+            P + slice * L * S * 4,
+            L,
+            S,
+            d,
+            d,
+            scale,
+            masks.mask ? masks.mask + slice * masks.maskStride * 4 : 0,
+            masks.maskLd,
+            masks.kpm ? masks.kpm + b * S : 0,
+            masks.causal,
+          );
+        }
+      }
+      const out = heap.allocF32(B * L * E);
+      linear(rt, O, B * L, this.outW, this.outB, out);
+      const copy = (p: number, n: number) => heap.f32(p, n).slice();
+      this.saved.push({
+        query: query.data as Float32Array,
+        key: key.data as Float32Array,
+        value: value.data as Float32Array,
+        Q: copy(Q, B * L * E),
+        K: copy(K, B * S * E),
+        V: copy(V, B * S * E),
+        P: copy(P, B * H * L * S),
+        O: copy(O, B * L * E),
+        B,
+        L,
+        S,
+        unbatched,
+      });
+      const output = readF32(rt, out, unbatched ? [L, E] : [B, L, E]);
+      if (!opts.needWeights) return { output };
+      let weights = readF32(rt, P, [B, H, L, S]);
+      if (opts.averageAttnWeights) {
+        const avg = new Float32Array(B * L * S);
+        const src = weights.data;
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < H; h++)
+            for (let i = 0; i < L * S; i++) avg[b * L * S + i] += src[(b * H + h) * L * S + i] / H;
+        weights = new Tensor(avg, [B, L, S], "f32");
+      }
+      if (unbatched) weights = weights.reshape(weights.shape.slice(1));
+      return { output, weights };
+    });
+  }
+
+  protected override ownParams(): Param[] {
+    const ps: Param[] = this.inProj ? [this.inProj] : [this.wq, this.wk, this.wv];
+    if (this.inBias) ps.push(this.inBias);
+    ps.push(this.outW);
+    if (this.outB) ps.push(this.outB);
+    return ps;
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /** The gradient pointer of `p`, a weight of this module or a row block of `in_proj_weight` / `in_proj_bias`. */
+  private gradPtr(p: Param): number {
+    const owner =
+      this.inProj && p.name === this.inProj.name
+        ? this.inProj
+        : this.inBias && p.name === this.inBias.name
+          ? this.inBias
+          : p;
+    return this.gradOf(owner) + (p.ptr - owner.ptr);
+  }
+
+  /**
+   * Backward of the latest training forward, from `dOutput` (the output's shape): adds the
+   * projection weights' and biases' gradients and returns those of query, key and value (for
+   * self-attention, where the three are one tensor, its gradient is their sum). Masked weights get
+   * no gradient; the returned attention weights are treated as not used by the loss.
+   */
+  backward(dOutput: Tensor): MhaGrads {
+    const { rt, embedDim: E, numHeads: H, headDim: d } = this;
+    const r = this.popRecord(this.saved, "MultiheadAttention", (r) =>
+      expectShapeOf(dOutput, r.unbatched ? [r.L, E] : [r.B, r.L, E], "MultiheadAttention.backward dOutput"),
+    );
+    const { B, L, S } = r;
+    const heap = rt.heap;
+    return scratch(rt, () => {
+      const put = (a: Float32Array) => heap.put(a);
+      const dOut = putF32(rt, dOutput, "dOutput");
+      const O = put(r.O);
+      // out = O·W_oᵀ + b_o
+      const dO = heap.allocF32(B * L * E);
+      rt.k.gemm(B * L, E, E, dOut, E, 0, this.outW.ptr, E, 0, dO, E, 0, 1, 0, Act.none);
+      rt.k.gemm(E, E, B * L, dOut, E, 1, O, E, 0, this.gradOf(this.outW), E, 0, 1, 1, Act.none);
+      if (this.outB) rt.k.biasGrad(this.gradOf(this.outB), dOut, B * L, E, E);
+      const Q = put(r.Q);
+      const K = put(r.K);
+      const V = put(r.V);
+      const P = put(r.P);
+      const dQ = heap.allocF32(B * L * E);
+      const dK = heap.allocF32(B * S * E);
+      const dV = heap.allocF32(B * S * E);
+      const scr = heap.allocF32(L * S);
+      const scale = 1 / Math.sqrt(d);
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          const q = (b * L * E + h * d) * 4;
+          const kv = (b * S * E + h * d) * 4;
+          rt.k.attentionBackward(
+            dQ + q,
+            dK + kv,
+            dV + kv,
+            dO + q,
+            E,
+            Q + q,
+            E,
+            K + kv,
+            E,
+            V + kv,
+            E,
+            P + (b * H + h) * L * S * 4,
+            0,
+            scr,
+            L,
+            S,
+            d,
+            d,
+            scale,
+          );
+        }
+      }
+      // X·W_xᵀ + b_x for x = query, key, value: dW_x += dXᵀ·x, db_x += Σ dX, dx = dX·W_x
+      const proj = (dX: number, x: Float32Array, rows: number, w: Param, b: Param | undefined, shape: number[]) => {
+        const In = w.shape[1]!;
+        const px = put(x);
+        const dx = heap.allocF32(rows * In);
+        rt.k.gemm(rows, In, E, dX, E, 0, w.ptr, In, 0, dx, In, 0, 1, 0, Act.none);
+        rt.k.gemm(E, In, rows, dX, E, 1, px, In, 0, this.gradPtr(w), In, 0, 1, 1, Act.none);
+        if (b) rt.k.biasGrad(this.gradPtr(b), dX, rows, E, E);
+        return readF32(rt, dx, shape);
+      };
+      const lead = (n: number) => (r.unbatched ? [n] : [B, n]);
+      return {
+        dQuery: proj(dQ, r.query, B * L, this.wq, this.bq, [...lead(L), E]),
+        dKey: proj(dK, r.key, B * S, this.wk, this.bk, [...lead(S), this.kdim]),
+        dValue: proj(dV, r.value, B * S, this.wv, this.bv, [...lead(S), this.vdim]),
+      };
+    });
+  }
+
+  /**
    * Free the wasm memory of the module tree this MultiheadAttention was loaded with (every module of the same
    * `loadModule`): a runtime the load created is released at once for the next model; one passed in
    * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
    */
   dispose(): void {
+    this.saved.length = 0;
     this.life.dispose();
   }
 }

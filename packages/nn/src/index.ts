@@ -4,13 +4,18 @@
  * encoder/decoder layers and stacks, `Transformer`, a seq2seq translation model (greedy and beam
  * search), and RNN/LSTM/GRU with streaming `step()` and an RNN encoder–decoder.
  * Weights load from a safetensors state dict by PyTorch name (`loadModule`, `StateDict`).
+ * Training: every layer is a `Module` (`train()`/`eval()`, `parameters()`, `backward`), losses,
+ * optimizers, schedules, `fit`, and two trainable classifiers (`MLPClassifier`, `LSTMClassifier`).
  */
 export * from "./activations.js";
 export * from "./attention.js";
+export * from "./classifiers.js";
 export * from "./embedding.js";
 export * from "./fit.js";
 export * from "./layer-norm.js";
 export * from "./linear.js";
+export * from "./losses.js";
+export * from "./module.js";
 export * from "./optim.js";
 export * from "./positional-encoding.js";
 export * from "./rnn.js";

@@ -5,6 +5,7 @@
  * The weight is used as stored: it is GEMM's B operand with `transB = 1`, no transpose at load.
  */
 import { Act, type ActCode, type Runtime, type Tensor } from "@wasmformer/core";
+import { Module } from "./module.js";
 import type { Param, WeightScope } from "./state-dict.js";
 import { expectShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
@@ -67,11 +68,13 @@ export function gemmNT(
   rt.k.gemm(M, N, K, a, lda, 0, w, K, 1, c, ldc, bias, 1, beta, act);
 }
 
-export class Linear {
+export class Linear extends Module {
   readonly weight: Param;
   readonly bias: Param | undefined;
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** Training mode: the input of each forward not yet backpropagated. */
+  private readonly saved: Tensor<"f32">[] = [];
 
   constructor(
     scope: WeightScope,
@@ -79,6 +82,7 @@ export class Linear {
     readonly outFeatures: number,
     opts: { bias?: boolean } = {},
   ) {
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.weight = scope.get("weight", [outFeatures, inFeatures]);
@@ -101,7 +105,39 @@ export class Linear {
       const xp = putF32(this.rt, x, "Linear input");
       const out = this.rt.heap.allocF32(rows * this.outFeatures);
       this.run(xp, rows, out);
+      if (this.training) this.saved.push(x as Tensor<"f32">); // once the forward succeeded
       return readF32(this.rt, out, [...x.shape.slice(0, -1), this.outFeatures]);
+    });
+  }
+
+  protected override ownParams(): Param[] {
+    return this.bias ? [this.weight, this.bias] : [this.weight];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /**
+   * Backward of the latest training forward: `dW += dyᵀ·x`, `db += Σ_rows dy`; returns `dx = dy·W`
+   * (`[..., in]`).
+   */
+  backward(dy: Tensor): Tensor<"f32"> {
+    const { inFeatures: K, outFeatures: N, rt } = this;
+    const x = this.popRecord(this.saved, "Linear", (x) =>
+      expectShape(dy, [...x.shape.slice(0, -1), N], "Linear.backward dy"),
+    );
+    const rows = x.size / K;
+    return scratch(rt, () => {
+      const px = putF32(rt, x, "Linear input");
+      const pg = putF32(rt, dy, "Linear.backward dy");
+      const dx = rt.heap.allocF32(x.size);
+      if (rows > 0) {
+        rt.k.gemm(rows, K, N, pg, N, 0, this.weight.ptr, K, 0, dx, K, 0, 1, 0, Act.none);
+        rt.k.gemm(N, K, rows, pg, N, 1, px, K, 0, this.gradOf(this.weight), K, 0, 1, 1, Act.none);
+        if (this.bias) rt.k.biasGrad(this.gradOf(this.bias), pg, rows, N, N);
+      }
+      return readF32(rt, dx, x.shape);
     });
   }
 
@@ -111,6 +147,7 @@ export class Linear {
    * stays the caller's. Every later call on any module of the tree throws a `DisposedError`.
    */
   dispose(): void {
+    this.saved.length = 0;
     this.life.dispose();
   }
 }

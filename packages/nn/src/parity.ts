@@ -10,10 +10,13 @@
 import { ConfigError, InputError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
 import type { KindRegistry, KindResult, ParityCase } from "@wasmformer/core/parity";
 import { MultiheadAttention, scaledDotProductAttention } from "./attention.js";
+import { LSTMClassifier, MLPClassifier } from "./classifiers.js";
+import type { Trainable } from "./fit.js";
 import { sinusoidalPositionalEncoding } from "./positional-encoding.js";
 import { GRU, LSTM, RNN } from "./rnn.js";
 import { Seq2SeqTransformer } from "./seq2seq.js";
 import { loadModule, type WeightScope } from "./state-dict.js";
+import { registerTrainStepModel, type TrainStepLoss, type TrainStepSetup } from "./train-step.js";
 import {
   Transformer,
   TransformerDecoderLayer,
@@ -255,3 +258,94 @@ export const kinds: KindRegistry = {
 
 // ---- train_step (§6.17): the shared loop and its model registry (train-step.ts) ----
 export { registerTrainStepModel, runTrainStep, type TrainStepBuilder, type TrainStepLoss } from "./train-step.js";
+
+/** Labels `[B]` of a classifier case, one per row of the first input. */
+function classLabels(inputs: Map<string, Tensor>, B: number): Int32Array {
+  const labels = need(inputs, "labels");
+  if (labels.dtype !== "i32" || labels.ndim !== 1 || labels.shape[0] !== B)
+    throw new ShapeError(`input.labels must be integer [${B}], got ${labels.dtype} ${fmtShape(labels.shape)}`);
+  return labels.data as Int32Array;
+}
+
+/** A trained classifier set up for `runTrainStep` (model in training mode, the case's loss). */
+async function classifierSetup<E extends { label: number }>(
+  c: ParityCase,
+  loss: TrainStepLoss,
+  build: (s: WeightScope) => MLPClassifier | LSTMClassifier,
+  batch: (inputs: Map<string, Tensor>) => E[],
+): Promise<TrainStepSetup> {
+  if (loss.shiftLabels) throw new ConfigError("a classifier has no shifted labels", "loss.shift_labels");
+  const file = await c.model();
+  const model = loadModule(file, build, { runtime: runtimeFactory() });
+  try {
+    model.setLoss({ ignoreIndex: loss.ignoreIndex, labelSmoothing: loss.labelSmoothing }).train();
+    const shapes = Object.fromEntries(file.names().map((n) => [n, file.get(n).shape]));
+    return {
+      model: model as unknown as Trainable<unknown>,
+      batch: batch(await c.inputs()),
+      shapes,
+      dispose: () => model.dispose(),
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+registerTrainStepModel("mlp", (c, loss) => {
+  const m = obj(c.config.model_config, "model_config");
+  const opts = {
+    inputSize: posInt(m.input_size, "model_config.input_size"),
+    hiddenSize: posInt(m.hidden_size, "model_config.hidden_size"),
+    numClasses: posInt(m.num_classes, "model_config.num_classes"),
+    activation: oneOf(m.activation, "model_config.activation", ["relu", "tanh", "gelu"] as const, "relu"),
+  };
+  return classifierSetup(
+    c,
+    loss,
+    (s) => new MLPClassifier(s, opts),
+    (inputs) => {
+      const x = need(inputs, "x");
+      if (x.dtype !== "f32" || x.ndim !== 2 || x.shape[1] !== opts.inputSize)
+        throw new ShapeError(`input.x must be f32 [B, ${opts.inputSize}], got ${x.dtype} ${fmtShape(x.shape)}`);
+      const B = x.shape[0]!;
+      const labels = classLabels(inputs, B);
+      const I = opts.inputSize;
+      return [...labels].map((label, b) => ({ x: (x.data as Float32Array).subarray(b * I, (b + 1) * I), label }));
+    },
+  );
+});
+
+registerTrainStepModel("lstm_classifier", (c, loss) => {
+  const m = obj(c.config.model_config, "model_config");
+  requireValue(m, "batch_first", true);
+  requireValue(m, "bias", true);
+  if (num(m.dropout, "model_config.dropout", 0) !== 0)
+    throw new ConfigError("only 0 is supported", "model_config.dropout");
+  const opts = {
+    vocabSize: posInt(m.vocab_size, "model_config.vocab_size"),
+    embeddingDim: posInt(m.embedding_dim, "model_config.embedding_dim"),
+    hiddenSize: posInt(m.hidden_size, "model_config.hidden_size"),
+    numLayers: posInt(m.num_layers, "model_config.num_layers"),
+    bidirectional: bool(m.bidirectional, "model_config.bidirectional", false),
+    numClasses: posInt(m.num_classes, "model_config.num_classes"),
+  };
+  return classifierSetup(
+    c,
+    loss,
+    (s) => new LSTMClassifier(s, opts),
+    (inputs) => {
+      const x = ids(need(inputs, "input_ids"), "input_ids");
+      if (x.ndim !== 2 || x.shape[1]! < 1)
+        throw new ShapeError(`input.input_ids must be [B, T] with T ≥ 1, got ${fmtShape(x.shape)}`);
+      const [B, T] = x.shape as [number, number];
+      const labels = classLabels(inputs, B);
+      return [...labels].map((label, b) => ({ ids: (x.data as Int32Array).subarray(b * T, (b + 1) * T), label }));
+    },
+  );
+});
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new ConfigError("expected an object", field);
+  return v as Record<string, unknown>;
+}

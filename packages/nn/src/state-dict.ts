@@ -5,8 +5,10 @@
  *
  * Nothing throws while a module tree is being built: missing tensors, tensors of the wrong shape
  * or dtype are recorded, and `StateDict.finish()` reports all of them at once, together with every
- * tensor under the loaded prefix that no module asked for, in one `WeightsError` that lists the
- * full names.
+ * tensor under the loaded prefix that no module asked for (unless `strict: false`, as PyTorch's
+ * `load_state_dict(strict=False)`), in one `WeightsError` that lists the full names. Only a module
+ * tree asking for far more tensors than the checkpoint holds (`num_layers: 1e7`) stops early: after
+ * `MAX_MISSING` missing tensors the error is thrown at once.
  *
  * @example
  * ```ts
@@ -35,10 +37,28 @@ export interface Param {
   readonly shape: readonly number[];
 }
 
+/**
+ * Missing tensors after which building stops with the `WeightsError` at once: a config asking for
+ * far more layers than the checkpoint holds would otherwise build (and list) every one of them.
+ */
+export const MAX_MISSING = 256;
+
+/** Options of `StateDict`, `loadModule` and `loadModuleAsync`. */
+export interface StateDictOptions {
+  /** Names (full) that may be present without being used (extra buffers). */
+  ignore?: (name: string) => boolean;
+  /**
+   * Tensors under the prefix that no module asks for are a `WeightsError` (default true, as
+   * PyTorch's strict `load_state_dict`); false ignores them.
+   */
+  strict?: boolean;
+}
+
 export class StateDict {
   private readonly used = new Set<string>();
   private readonly faults = new WeightFaults();
   private readonly ignored: (name: string) => boolean;
+  private readonly strict: boolean;
   private readonly record: Set<string> | undefined;
   /** Shared by every module built from this dict (`dispose()` of any of them disposes all). */
   readonly life: ModuleLife;
@@ -47,19 +67,30 @@ export class StateDict {
    * @param source the tensors (not copied until asked for)
    * @param rt the runtime whose heap receives the weights
    * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
-   * @param opts.ignore names (full) that may be present without being used (extra buffers)
-   * @param opts.record a dry run: only collect the names the modules ask for (nothing is read)
+   * @param opts.record a dry run: only collect the names the modules ask for (nothing is read;
+   *   names absent from `source` still count towards `MAX_MISSING`)
    * @param opts.ownsRuntime the caller created `rt` for these modules: their `dispose()` releases it
    */
   constructor(
     readonly source: TensorSource,
     readonly rt: Runtime,
     readonly prefix = "",
-    opts: { ignore?: (name: string) => boolean; record?: Set<string>; ownsRuntime?: boolean } = {},
+    opts: StateDictOptions & { record?: Set<string>; ownsRuntime?: boolean } = {},
   ) {
     this.ignored = opts.ignore ?? (() => false);
+    this.strict = opts.strict ?? true;
     this.record = opts.record;
     this.life = new ModuleLife(rt, opts.ownsRuntime ?? false);
+  }
+
+  /** Record a missing tensor; past `MAX_MISSING` of them, throw everything found so far. */
+  private missing(name: string, shape: readonly number[]): void {
+    this.faults.addMissing(name, shape);
+    if (this.faults.missing.length > MAX_MISSING) {
+      this.faults.throwIfAny(
+        `model: stopped after ${MAX_MISSING} missing tensors (does the config ask for more layers than the checkpoint holds?)`,
+      );
+    }
   }
 
   /** The scope of the module tree's root. */
@@ -70,11 +101,12 @@ export class StateDict {
   /** @internal fetch `name`, check dtype and shape, copy it into the heap. */
   take(name: string, shape: readonly number[]): Param {
     if (this.record) {
-      this.record.add(name);
+      if (this.source.has(name)) this.record.add(name);
+      else this.missing(name, shape);
       return { name, ptr: 0, shape };
     }
     if (!this.source.has(name)) {
-      this.faults.addMissing(name, shape);
+      this.missing(name, shape);
       return { name, ptr: 0, shape };
     }
     this.used.add(name);
@@ -103,7 +135,7 @@ export class StateDict {
    * weights fit exactly.
    */
   finish(): void {
-    for (const n of this.unexpected()) this.faults.addUnexpected(n);
+    if (this.strict) for (const n of this.unexpected()) this.faults.addUnexpected(n);
     this.faults.throwIfAny("model", Number.POSITIVE_INFINITY);
   }
 }
@@ -147,8 +179,9 @@ export class WeightScope {
 
 /**
  * Build a module tree from `source` under `prefix` and check the weights: throws one `WeightsError`
- * listing every missing, unexpected or mis-shaped tensor by full name. Without `runtime`, the tree
- * gets a runtime of its own, which `dispose()` on its modules (or a failed load) gives back to core.
+ * listing every missing, unexpected (unless `strict: false`) or mis-shaped tensor by full name.
+ * Without `runtime`, the tree gets a runtime of its own, which `dispose()` on its modules (or a
+ * failed load) gives back to core.
  * @example
  * ```ts
  * const gru = loadModule(file, (s) => new GRU(s, { inputSize: 4, hiddenSize: 6 }), { runtime: rt });
@@ -157,11 +190,11 @@ export class WeightScope {
 export function loadModule<T>(
   source: TensorSource,
   build: (scope: WeightScope) => T,
-  opts: { runtime?: Runtime; prefix?: string; ignore?: (name: string) => boolean } = {},
+  opts: StateDictOptions & { runtime?: Runtime; prefix?: string } = {},
 ): T {
   const rt = nnRuntime(opts.runtime);
   const ownsRuntime = !opts.runtime;
-  const sd = new StateDict(source, rt, opts.prefix ?? "", { ignore: opts.ignore, ownsRuntime });
+  const sd = new StateDict(source, rt, opts.prefix ?? "", { ignore: opts.ignore, strict: opts.strict, ownsRuntime });
   try {
     const m = build(sd.root());
     sd.finish();
@@ -192,19 +225,19 @@ export interface AsyncTensorSource {
 export async function loadModuleAsync<T>(
   source: AsyncTensorSource,
   build: (scope: WeightScope) => T,
-  opts: { runtime?: Runtime; prefix?: string; ignore?: (name: string) => boolean } = {},
+  opts: StateDictOptions & { runtime?: Runtime; prefix?: string } = {},
 ): Promise<T> {
   const wanted = new Set<string>();
-  const none: TensorSource = {
-    names: () => [],
-    has: () => false,
+  const namesOnly: TensorSource = {
+    names: () => source.names(),
+    has: (n) => source.has(n),
     get: (n) => {
-      throw new WeightsError(`no tensor "${n}"`, [n]);
+      throw new WeightsError(`tensor "${n}" is not read in a dry run`, [n]);
     },
   };
-  build(new StateDict(none, createRefRuntime(), opts.prefix ?? "", { record: wanted }).root());
+  build(new StateDict(namesOnly, createRefRuntime(), opts.prefix ?? "", { record: wanted }).root());
   const fetched = new Map<string, Tensor>();
-  for (const n of wanted) if (source.has(n)) fetched.set(n, await source.get(n));
+  for (const n of wanted) fetched.set(n, await source.get(n));
   const view: TensorSource = {
     names: () => source.names(),
     has: (n) => source.has(n),

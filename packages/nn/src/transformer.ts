@@ -8,12 +8,17 @@
  *
  * Residual additions are fused into the output projections (GEMM with beta = 1 into a copy of x),
  * and the activation into `linear1`'s GEMM.
+ *
+ * Training mode (`train()`): the tensor-level `forward` composes the sub-modules' training forwards
+ * (each keeps its own input) in the order above, and `backward` walks them in reverse, adding the
+ * residual branches' gradients; the pointer forms (`run`, `step`) are the inference path only.
  */
-import { type ActCode, ConfigError, type Runtime, ShapeError, type Tensor } from "@wasmformer/core";
-import { type ActivationName, activationCode } from "./activations.js";
-import { type AttnMaskPtrs, MultiheadAttention, NO_MASK, prepareMasks } from "./attention.js";
+import { type ActCode, ConfigError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import { type ActivationName, activationCode, activationGrad, applyActivation } from "./activations.js";
+import { type AttnMaskPtrs, type MhaGrads, MultiheadAttention, NO_MASK, prepareMasks } from "./attention.js";
 import { LayerNorm } from "./layer-norm.js";
 import { Linear } from "./linear.js";
+import { Module } from "./module.js";
 import type { WeightScope } from "./state-dict.js";
 import { fmtShape, type ModuleLife, putF32, readF32, scratch } from "./util.js";
 
@@ -54,6 +59,29 @@ function checkSeq(t: Tensor, d: number, what: string, B?: number): void {
   }
 }
 
+/** `a + b` (same shapes), a new tensor. */
+function add(a: Tensor, b: Tensor): Tensor<"f32"> {
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! + y[i]!;
+  return new Tensor(out, a.shape, "f32");
+}
+
+/** The self-attention input's gradient: query, key and value were one tensor. */
+const selfGrad = (g: MhaGrads) => add(add(g.dQuery, g.dKey), g.dValue);
+
+/** Training forward of the feed-forward block `linear2(act(linear1(x)))`; keeps the pre-activation. */
+function ffForward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, x: Tensor, pre: Tensor<"f32">[]): Tensor<"f32"> {
+  const h = l1.forward(x);
+  pre.push(h);
+  return l2.forward(applyActivation(rt, h, act));
+}
+
+function ffBackward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, dy: Tensor, h: Tensor<"f32">): Tensor<"f32"> {
+  return l1.backward(activationGrad(rt, l2.backward(dy), h, act));
+}
+
 /** The feed-forward block on `rows` rows: `out += linear2(act(linear1(x)))`. */
 function feedForward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, x: number, rows: number, out: number): void {
   const m = rt.heap.mark();
@@ -65,9 +93,11 @@ function feedForward(rt: Runtime, l1: Linear, l2: Linear, act: ActCode, x: numbe
 
 // -------------------------------------------------------------------------------------------------
 
-export class TransformerEncoderLayer {
+export class TransformerEncoderLayer extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** training: the feed-forward pre-activations */
+  private readonly pre: Tensor<"f32">[] = [];
   readonly dModel: number;
   readonly selfAttn: MultiheadAttention;
   readonly linear1: Linear;
@@ -79,6 +109,7 @@ export class TransformerEncoderLayer {
 
   constructor(scope: WeightScope, opts: TransformerLayerOptions) {
     const r = resolve(opts);
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.dModel = opts.dModel;
@@ -142,6 +173,10 @@ export class TransformerEncoderLayer {
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
     const H = this.selfAttn.numHeads;
+    if (this.training) {
+      const m = { attnMask: opts.srcMask, keyPaddingMask: opts.srcKeyPaddingMask, isCausal: opts.isCausal };
+      return this.trainForward(src, m, !!opts.needWeights);
+    }
     return scratch(this.rt, () => {
       const masks = prepareMasks(
         this.rt,
@@ -159,6 +194,51 @@ export class TransformerEncoderLayer {
       const output = readF32(this.rt, out, src.shape);
       return w ? { output, weights: readF32(this.rt, w, [B, H, S, S]) } : output;
     });
+  }
+
+  protected override children(): Module[] {
+    return [this.selfAttn, this.linear1, this.linear2, this.norm1, this.norm2];
+  }
+
+  protected override onMode(): void {
+    this.pre.length = 0;
+  }
+
+  private trainForward(
+    x: Tensor,
+    m: { attnMask?: Tensor; keyPaddingMask?: Tensor; isCausal?: boolean },
+    needWeights: boolean,
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: Tensor<"f32"> } {
+    const { rt, act } = this;
+    const sa = (t: Tensor) => this.selfAttn.forward(t, t, t, { ...m, needWeights });
+    let out: Tensor<"f32">;
+    let w: Tensor<"f32"> | undefined;
+    if (!this.normFirst) {
+      const a = sa(x);
+      w = a.weights;
+      const y1 = this.norm1.forward(add(x, a.output));
+      out = this.norm2.forward(add(y1, ffForward(rt, this.linear1, this.linear2, act, y1, this.pre)));
+    } else {
+      const a = sa(this.norm1.forward(x));
+      w = a.weights;
+      const h1 = add(x, a.output);
+      out = add(h1, ffForward(rt, this.linear1, this.linear2, act, this.norm2.forward(h1), this.pre));
+    }
+    return needWeights ? { output: out, weights: w! } : out;
+  }
+
+  /** Backward of the latest training forward: `dy [B, S, d]` → `dsrc`. */
+  backward(dy: Tensor): Tensor<"f32"> {
+    const h = this.popRecord(this.pre, "TransformerEncoderLayer");
+    const { rt, act } = this;
+    if (!this.normFirst) {
+      const dh2 = this.norm2.backward(dy);
+      const dy1 = add(dh2, ffBackward(rt, this.linear1, this.linear2, act, dh2, h));
+      const dh1 = this.norm1.backward(dy1);
+      return add(dh1, selfGrad(this.selfAttn.backward(dh1)));
+    }
+    const dh1 = add(dy, this.norm2.backward(ffBackward(rt, this.linear1, this.linear2, act, dy, h)));
+    return add(dh1, this.norm1.backward(selfGrad(this.selfAttn.backward(dh1))));
   }
 
   /**
@@ -224,9 +304,11 @@ export interface DecoderMaskPtrs {
   memory: AttnMaskPtrs;
 }
 
-export class TransformerDecoderLayer {
+export class TransformerDecoderLayer extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** training: the feed-forward pre-activations */
+  private readonly pre: Tensor<"f32">[] = [];
   readonly dModel: number;
   readonly selfAttn: MultiheadAttention;
   readonly multiheadAttn: MultiheadAttention;
@@ -240,6 +322,7 @@ export class TransformerDecoderLayer {
 
   constructor(scope: WeightScope, opts: TransformerLayerOptions) {
     const r = resolve(opts);
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.dModel = opts.dModel;
@@ -378,6 +461,7 @@ export class TransformerDecoderLayer {
     const [B, T] = tgt.shape;
     const S = memory.shape[1];
     const H = this.selfAttn.numHeads;
+    if (this.training) return this.trainForward(tgt, memory, opts, !!opts.needWeights);
     return scratch(this.rt, () => {
       const masks = prepareDecoderMasks(this.rt, opts, B, H, T, S);
       const x = putF32(this.rt, tgt, "tgt");
@@ -393,6 +477,67 @@ export class TransformerDecoderLayer {
         weights: { selfAttn: readF32(this.rt, sw, [B, H, T, T]), crossAttn: readF32(this.rt, cw, [B, H, T, S]) },
       };
     });
+  }
+
+  protected override children(): Module[] {
+    return [this.selfAttn, this.multiheadAttn, this.linear1, this.linear2, this.norm1, this.norm2, this.norm3];
+  }
+
+  protected override onMode(): void {
+    this.pre.length = 0;
+  }
+
+  private trainForward(
+    x: Tensor,
+    mem: Tensor,
+    o: DecoderMaskInputs,
+    needWeights: boolean,
+  ): Tensor<"f32"> | { output: Tensor<"f32">; weights: DecoderWeights } {
+    const { rt, act } = this;
+    const sm = { attnMask: o.tgtMask, keyPaddingMask: o.tgtKeyPaddingMask, isCausal: o.tgtIsCausal, needWeights };
+    const cm = { attnMask: o.memoryMask, keyPaddingMask: o.memoryKeyPaddingMask, needWeights };
+    const sa = (t: Tensor) => this.selfAttn.forward(t, t, t, sm);
+    const ca = (t: Tensor) => this.multiheadAttn.forward(t, mem, mem, cm);
+    let out: Tensor<"f32">;
+    let a: { weights?: Tensor<"f32"> };
+    let c: { weights?: Tensor<"f32"> };
+    if (!this.normFirst) {
+      a = sa(x);
+      const y1 = this.norm1.forward(add(x, (a as { output: Tensor }).output));
+      c = ca(y1);
+      const y2 = this.norm2.forward(add(y1, (c as { output: Tensor }).output));
+      out = this.norm3.forward(add(y2, ffForward(rt, this.linear1, this.linear2, act, y2, this.pre)));
+    } else {
+      const ar = sa(this.norm1.forward(x));
+      a = ar;
+      const h1 = add(x, ar.output);
+      const cr = ca(this.norm2.forward(h1));
+      c = cr;
+      const h2 = add(h1, cr.output);
+      out = add(h2, ffForward(rt, this.linear1, this.linear2, act, this.norm3.forward(h2), this.pre));
+    }
+    return needWeights ? { output: out, weights: { selfAttn: a.weights!, crossAttn: c.weights! } } : out;
+  }
+
+  /** Backward of the latest training forward: `dy [B, T, d]` → `{ dtgt, dmemory }`. */
+  backward(dy: Tensor): { dtgt: Tensor<"f32">; dmemory: Tensor<"f32"> } {
+    const h = this.popRecord(this.pre, "TransformerDecoderLayer");
+    const { rt, act } = this;
+    if (!this.normFirst) {
+      const dh3 = this.norm3.backward(dy);
+      const dy2 = add(dh3, ffBackward(rt, this.linear1, this.linear2, act, dh3, h));
+      const dh2 = this.norm2.backward(dy2);
+      const cg = this.multiheadAttn.backward(dh2);
+      const dh1 = this.norm1.backward(add(dh2, cg.dQuery));
+      return { dtgt: add(dh1, selfGrad(this.selfAttn.backward(dh1))), dmemory: add(cg.dKey, cg.dValue) };
+    }
+    const dh2 = add(dy, this.norm3.backward(ffBackward(rt, this.linear1, this.linear2, act, dy, h)));
+    const cg = this.multiheadAttn.backward(dh2);
+    const dh1 = add(dh2, this.norm2.backward(cg.dQuery));
+    return {
+      dtgt: add(dh1, this.norm1.backward(selfGrad(this.selfAttn.backward(dh1)))),
+      dmemory: add(cg.dKey, cg.dValue),
+    };
   }
 
   /**
@@ -459,7 +604,10 @@ function buildStack<L>(
   if (!Number.isInteger(opts.numLayers) || opts.numLayers < 0)
     throw new ConfigError(`expected an integer ≥ 0, got ${opts.numLayers}`, "num_layers");
   const ls = scope.pp("layers");
-  const layers = Array.from({ length: opts.numLayers }, (_, i) => make(ls.pp(i)));
+  // one by one (Array.from({ length }) would allocate all of a huge count first): a count beyond
+  // the checkpoint stops at the state dict's MAX_MISSING
+  const layers: L[] = [];
+  for (let i = 0; i < opts.numLayers; i++) layers.push(make(ls.pp(i)));
   const norm = opts.norm ? new LayerNorm(scope.pp("norm"), opts.dModel, opts.layerNormEps ?? 1e-5) : undefined;
   return { layers, norm };
 }
@@ -493,9 +641,10 @@ function runStack(
 }
 
 /** `torch.nn.TransformerEncoder`: `layers.{i}.*` and an optional final `norm.*`. */
-export class TransformerEncoder {
+export class TransformerEncoder extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  private readonly saved: true[] = [];
   readonly layers: TransformerEncoderLayer[];
   readonly norm: LayerNorm | undefined;
   readonly dModel: number;
@@ -503,6 +652,7 @@ export class TransformerEncoder {
 
   constructor(scope: WeightScope, opts: StackOptions) {
     const stack = buildStack(scope, opts, (s) => new TransformerEncoderLayer(s, opts));
+    super();
     this.layers = stack.layers;
     this.norm = stack.norm;
     this.rt = scope.rt;
@@ -533,6 +683,22 @@ export class TransformerEncoder {
     checkSeq(src, this.dModel, "src");
     const [B, S] = src.shape;
     const H = this.nhead;
+    if (this.training) {
+      const lo = { srcMask: opts.mask, srcKeyPaddingMask: opts.srcKeyPaddingMask, isCausal: opts.isCausal };
+      let cur: Tensor<"f32"> = src as Tensor<"f32">;
+      const weights: Tensor<"f32">[] = [];
+      for (const layer of this.layers) {
+        if (opts.needWeights) {
+          const r = layer.forward(cur, { ...lo, needWeights: true });
+          weights.push(r.weights);
+          cur = r.output;
+        } else cur = layer.forward(cur, lo);
+      }
+      if (this.norm) cur = this.norm.forward(cur);
+      else if (this.layers.length === 0) cur = src.clone() as Tensor<"f32">;
+      this.saved.push(true);
+      return opts.needWeights ? { output: cur, weights } : cur;
+    }
     return scratch(this.rt, () => {
       const masks = prepareMasks(
         this.rt,
@@ -555,6 +721,23 @@ export class TransformerEncoder {
     });
   }
 
+  protected override children(): Module[] {
+    return this.norm ? [...this.layers, this.norm] : [...this.layers];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /** Backward of the latest training forward: `dy [B, S, d]` → `dsrc`. */
+  backward(dy: Tensor): Tensor<"f32"> {
+    this.popRecord(this.saved, "TransformerEncoder");
+    let g = dy as Tensor<"f32">;
+    if (this.norm) g = this.norm.backward(g);
+    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i]!.backward(g);
+    return g;
+  }
+
   /**
    * Free the wasm memory of the module tree this TransformerEncoder was loaded with (every module of the same
    * `loadModule`): a runtime the load created is released at once for the next model; one passed in
@@ -572,9 +755,10 @@ export interface EncoderStackOptions {
 }
 
 /** `torch.nn.TransformerDecoder`: `layers.{i}.*` and an optional final `norm.*`. */
-export class TransformerDecoder {
+export class TransformerDecoder extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  private readonly saved: true[] = [];
   readonly layers: TransformerDecoderLayer[];
   readonly norm: LayerNorm | undefined;
   readonly dModel: number;
@@ -582,6 +766,7 @@ export class TransformerDecoder {
 
   constructor(scope: WeightScope, opts: StackOptions) {
     const stack = buildStack(scope, opts, (s) => new TransformerDecoderLayer(s, opts));
+    super();
     this.layers = stack.layers;
     this.norm = stack.norm;
     this.rt = scope.rt;
@@ -647,6 +832,21 @@ export class TransformerDecoder {
     const [B, T] = tgt.shape;
     const S = memory.shape[1];
     const H = this.nhead;
+    if (this.training) {
+      let cur: Tensor<"f32"> = tgt as Tensor<"f32">;
+      const weights: DecoderWeights[] = [];
+      for (const layer of this.layers) {
+        if (opts.needWeights) {
+          const r = layer.forward(cur, memory, { ...opts, needWeights: true });
+          weights.push(r.weights);
+          cur = r.output;
+        } else cur = layer.forward(cur, memory, { ...opts, needWeights: false });
+      }
+      if (this.norm) cur = this.norm.forward(cur);
+      else if (this.layers.length === 0) cur = tgt.clone() as Tensor<"f32">;
+      this.saved.push(true);
+      return opts.needWeights ? { output: cur, weights } : cur;
+    }
     return scratch(this.rt, () => {
       const masks = prepareDecoderMasks(this.rt, opts, B, H, T, S);
       const x = putF32(this.rt, tgt, "tgt");
@@ -663,6 +863,28 @@ export class TransformerDecoder {
       }));
       return { output, weights };
     });
+  }
+
+  protected override children(): Module[] {
+    return this.norm ? [...this.layers, this.norm] : [...this.layers];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /** Backward of the latest training forward: `dy [B, T, d]` → `{ dtgt, dmemory }` (memory's gradient summed over layers). */
+  backward(dy: Tensor): { dtgt: Tensor<"f32">; dmemory: Tensor<"f32"> | undefined } {
+    this.popRecord(this.saved, "TransformerDecoder");
+    let g = dy as Tensor<"f32">;
+    let dmem: Tensor<"f32"> | undefined;
+    if (this.norm) g = this.norm.backward(g);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const r = this.layers[i]!.backward(g);
+      g = r.dtgt;
+      dmem = dmem ? add(dmem, r.dmemory) : r.dmemory;
+    }
+    return { dtgt: g, dmemory: dmem };
   }
 
   /**
@@ -698,15 +920,17 @@ export interface TransformerMaskInputs {
  * As in PyTorch, `memoryKeyPaddingMask` is separate from `srcKeyPaddingMask` (pass the same tensor
  * to mask padded source positions in cross-attention).
  */
-export class Transformer {
+export class Transformer extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  private readonly saved: { S: number; B: number }[] = [];
   readonly encoder: TransformerEncoder;
   readonly decoder: TransformerDecoder;
   readonly dModel: number;
   readonly nhead: number;
 
   constructor(scope: WeightScope, opts: TransformerOptions) {
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.dModel = opts.dModel;
@@ -735,6 +959,18 @@ export class Transformer {
     const [B, S] = src.shape;
     const T = tgt.shape[1];
     const rt = this.rt;
+    if (this.training) {
+      const need = !!m.needWeights;
+      const eo = { mask: m.srcMask, srcKeyPaddingMask: m.srcKeyPaddingMask, isCausal: m.srcIsCausal };
+      const e = need ? this.encoder.forward(src, { ...eo, needWeights: true }) : undefined;
+      const memory = e ? e.output : this.encoder.forward(src, eo);
+      const d = need ? this.decoder.forward(tgt, memory, { ...m, needWeights: true }) : undefined;
+      const output = d ? d.output : this.decoder.forward(tgt, memory, { ...m, needWeights: false });
+      this.saved.push({ B, S });
+      const res: TransformerOutput = { memory, output };
+      if (e && d) res.weights = { encoder: e.weights, decoder: d.weights };
+      return res;
+    }
     return scratch(rt, () => {
       const encMasks = prepareMasks(
         rt,
@@ -772,6 +1008,29 @@ export class Transformer {
       }
       return res;
     });
+  }
+
+  protected override children(): Module[] {
+    return [this.encoder, this.decoder];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /**
+   * Backward of the latest training forward: `dOutput [B, T, d]` (and optionally `dMemory
+   * [B, S, d]`, when the returned memory is used by the loss too) → `{ dsrc, dtgt }`.
+   */
+  backward(dOutput: Tensor, dMemory?: Tensor): { dsrc: Tensor<"f32">; dtgt: Tensor<"f32"> } {
+    const { B, S } = this.popRecord(this.saved, "Transformer");
+    const r = this.decoder.backward(dOutput);
+    let dm = r.dmemory ?? new Tensor(new Float32Array(B * S * this.dModel), [B, S, this.dModel], "f32");
+    if (dMemory) {
+      checkSeq(dMemory, this.dModel, "dMemory", B);
+      dm = add(dm, dMemory);
+    }
+    return { dsrc: this.encoder.backward(dm), dtgt: r.dtgt };
   }
 
   /**

@@ -14,7 +14,9 @@ import {
   releaseRuntime,
   ShapeError,
   Tensor,
+  WeightsError,
 } from "@wasmformer/core";
+import type { TrainParam } from "./optim.js";
 
 /** `[2, 3]`: core's shape formatting, under the name the layers use. */
 export const fmtShape = formatShape;
@@ -52,6 +54,8 @@ export function nnRuntime(rt?: Runtime): Runtime {
  */
 export class ModuleLife {
   private disposed = false;
+  /** Gradient buffers of the tree's trainable tensors, by full name (allocated on first use). */
+  private readonly grads = new Map<string, TrainParam>();
 
   constructor(
     readonly rt: Runtime,
@@ -68,6 +72,21 @@ export class ModuleLife {
     if (this.disposed) return;
     this.disposed = true;
     if (this.ownsRuntime) releaseRuntime(this.rt);
+  }
+
+  /**
+   * The `TrainParam` of a weight: its values at `ptr` and a zero-filled gradient buffer of the same
+   * size, allocated in the tree's heap the first time it is asked for (by `train()`), then shared by
+   * every module that uses the weight.
+   */
+  trainParam(name: string, ptr: number, size: number): TrainParam {
+    let p = this.grads.get(name);
+    if (!p) {
+      if (!ptr) throw new WeightsError(`${name} was not loaded; it cannot be trained`, [name]);
+      p = { name, ptr, size, grad: this.rt.heap.allocF32(size) };
+      this.grads.set(name, p);
+    }
+    return p;
   }
 
   /** Throw a `DisposedError` naming `what` (the module class called) once the tree is disposed. */

@@ -9,6 +9,7 @@
  */
 import { ParseError } from "@wasmformer/core";
 import { lineCol, parseJson } from "./json.js";
+import { PairTable } from "./pair-table.js";
 
 /** A sub-word piece of a word: vocabulary id and its `[start, end)` in the word's UTF-16 units. */
 export interface Piece {
@@ -32,6 +33,8 @@ export interface BpeOptions {
   ignoreMerges?: boolean;
 }
 
+/** Words longer than this (UTF-16 units) are not cached. */
+export const LONG_WORD = 256;
 const KEY = 2097152; // 2^21: pair key = left · KEY + right (vocabularies below 2M ids)
 
 /** Position (line, column) of the first occurrence of `needle` in `text`, for error messages. */
@@ -95,7 +98,7 @@ export class BPE {
   readonly vocab: Map<string, number>;
   readonly vocabR: Map<number, string>;
   /** pair key → merge rank */
-  private readonly ranks = new Map<number, number>();
+  private readonly ranks: PairTable;
   /** merge rank → id of the merged token */
   private readonly mergeResult: Int32Array;
   readonly unkId: number | undefined;
@@ -126,6 +129,7 @@ export class BPE {
       ignoreMerges: opts.ignoreMerges ?? false,
     };
     this.mergeResult = new Int32Array(merges.length);
+    this.ranks = new PairTable(merges.length);
     const prefix = this.opts.continuingSubwordPrefix ?? "";
     merges.forEach(([a, b], r) => {
       const ia = vocab.get(a);
@@ -143,8 +147,7 @@ export class BPE {
           `merge "${a} ${b}": merged token ${JSON.stringify(merged)} is not in the vocabulary`,
           where(r),
         );
-      const key = ia * KEY + ib;
-      if (!this.ranks.has(key)) this.ranks.set(key, r); // a repeated pair keeps its first (lowest) rank
+      this.ranks.setIfAbsent(ia, ib, r); // a repeated pair keeps its first (lowest) rank
       this.mergeResult[r] = im;
     });
     if (this.opts.unkToken !== null) {
@@ -156,6 +159,7 @@ export class BPE {
 
   /** Split one word (a pre-token) into vocabulary pieces. Unknown characters never throw. */
   tokenize(word: string): Piece[] {
+    if (word.length > LONG_WORD) return this.merge(word); // whole sentences (no pre-tokenizer): not worth caching
     const hit = this.cache.get(word);
     if (hit) return hit;
     const out = this.merge(word);
@@ -217,7 +221,7 @@ export class BPE {
       let best = -1;
       let bestRank = Number.POSITIVE_INFINITY;
       for (let j = 0; j + 1 < len; j++) {
-        const r = this.ranks.get(ids[j] * KEY + ids[j + 1]);
+        const r = this.ranks.get(ids[j], ids[j + 1]);
         if (r !== undefined && r < bestRank) {
           bestRank = r;
           best = j;
@@ -252,7 +256,7 @@ export class BPE {
     const consider = (i: number) => {
       const j = next[i];
       if (i < 0 || j < 0) return;
-      const r = ranks.get(ids[i] * KEY + ids[j]);
+      const r = ranks.get(ids[i], ids[j]);
       if (r !== undefined) heap.push(r * POS + i);
     };
     for (let i = 0; i + 1 < n; i++) consider(i);
@@ -261,7 +265,7 @@ export class BPE {
       const i = k - r * POS;
       const j = next[i];
       // stale entry: the left symbol was merged away, or the pair changed since it was pushed
-      if (!alive[i] || j < 0 || ranks.get(ids[i] * KEY + ids[j]) !== r) continue;
+      if (!alive[i] || j < 0 || ranks.get(ids[i], ids[j]) !== r) continue;
       ids[i] = result[r];
       ends[i] = ends[j];
       alive[j] = 0;

@@ -5,6 +5,9 @@
 
 export * from "./bpe.js";
 export * from "./byte-level.js";
+export * from "./chat-template.js";
+export * from "./hf-components.js";
+export * from "./hf-regex.js";
 export * from "./json.js";
 export * from "./keras-tokenizer.js";
 export * from "./normalizers.js";

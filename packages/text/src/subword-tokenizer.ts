@@ -20,19 +20,28 @@
  * ```
  */
 import { ConfigError, InputError, ParseError, Tensor } from "@wasmformer/core";
-import { BPE, type Piece, parseMergesTxt, parseVocabJson, vocabFromObject } from "./bpe.js";
+import { addedTokensRegex, bosEosTemplate, matchAdded } from "./added-tokens.js";
+import { BPE, LONG_WORD, type Piece, parseMergesTxt, parseVocabJson, vocabFromObject } from "./bpe.js";
 import { byteCharsToBytes, byteOffsets, toByteChars } from "./byte-level.js";
-import { lineCol, parseJson } from "./json.js";
 import {
-  type Aligned,
-  alignSpan,
-  bertNormalizer,
-  identity,
-  type Normalizer,
-  normalizerFromJson,
-  prefixSpace,
-} from "./normalizers.js";
-import { bertPreTokenizer, gpt2Split, type PreTokenizer, preTokenizerFromJson } from "./pre-tokenizers.js";
+  type ApplyChatTemplateOptions,
+  type ChatMessage,
+  renderChatTemplate,
+  specialText,
+  type TokenizerConfig,
+  tokenizerConfigFromJson,
+} from "./chat-template.js";
+import {
+  type DecodeChain,
+  decodeChainFromJson,
+  hfNormalizerFromJson,
+  hfPreTokenizerFromJson,
+  type MetaspaceSpec,
+  metaspaceRewrite,
+} from "./hf-components.js";
+import { lineCol, parseJson } from "./json.js";
+import { type Aligned, alignSpan, bertNormalizer, identity, type Normalizer, prefixSpace } from "./normalizers.js";
+import { bertPreTokenizer, gpt2Split, type PreTokenizer } from "./pre-tokenizers.js";
 import { parseVocabTxt, WordPiece } from "./wordpiece.js";
 
 /** A token of the vocabulary matched before normalization (HF `AddedToken`). */
@@ -43,6 +52,8 @@ export interface AddedToken {
   singleWord?: boolean;
   lstrip?: boolean;
   rstrip?: boolean;
+  /** Matched in the normalized text (HF `normalized`; only when the tokenizer has a normalizer). */
+  normalized?: boolean;
 }
 
 /** One encoded sequence (HF `Encoding`). */
@@ -68,7 +79,9 @@ interface Template {
 export type Decoder =
   | { type: "ByteLevel" }
   | { type: "WordPiece"; prefix: string; cleanup: boolean }
-  | { type: "None" };
+  | { type: "None" }
+  /** HF decoders run as `decode_chain` (token list → token list), then joined. */
+  | { type: "Chain"; chain: DecodeChain };
 
 export interface EncodeOptions {
   /** Add the post-processor's special tokens ([CLS] … [SEP]); default true. */
@@ -111,9 +124,15 @@ export interface SubwordTokenizerParts {
   padId?: number | null;
   /** Defaults of `encodeBatch` (from the `padding` / `truncation` sections of a tokenizer.json). */
   batchDefaults?: BatchOptions;
+  /** A `Metaspace` pre-tokenizer's text rewrite, per added-token segment. */
+  metaspace?: MetaspaceSpec | null;
+  /** The parsed `tokenizer_config.json` (special tokens, `chat_template`). */
+  config?: TokenizerConfig | null;
 }
 
 const WORD_CHAR = "[\\p{L}\\p{N}_]";
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATE_G = new RegExp(LONE_SURROGATE.source, "g");
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true }); // keep a leading U+FEFF: decode must invert encode
 
@@ -128,6 +147,12 @@ export class SubwordTokenizer {
   readonly addedTokens: AddedToken[];
   readonly padId: number | null;
   readonly batchDefaults: BatchOptions;
+  readonly metaspace: MetaspaceSpec | null;
+  /** `tokenizer_config.json` when loaded with it (special tokens, `chat_template`); else null. */
+  readonly config: TokenizerConfig | null;
+  /** Added tokens matched in the normalized text (`normalized: true` with a normalizer). */
+  private readonly normAddedRe: RegExp | null;
+  private readonly normAddedOrder: AddedToken[];
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedRe: RegExp | null;
   private readonly addedOrder: AddedToken[];
@@ -145,7 +170,7 @@ export class SubwordTokenizer {
     for (const t of this.addedTokens) this.addedById.set(t.id, t);
     // leftmost-longest matching of added tokens: alternatives sorted by length, one group each
     const sorted = [...this.addedTokens]
-      .filter((t) => t.content.length > 0)
+      .filter((t) => t.content.length > 0 && !(t.normalized && this.normalizer))
       .sort((a, b) => b.content.length - a.content.length);
     this.addedRe =
       sorted.length === 0
@@ -164,6 +189,13 @@ export class SubwordTokenizer {
     const pad = p.padId ?? this.model.vocab.get("[PAD]") ?? this.model.vocab.get("<pad>");
     this.padId = pad ?? null;
     this.batchDefaults = p.batchDefaults ?? {};
+    this.metaspace = p.metaspace ?? null;
+    this.config = p.config ?? null;
+    const norm = this.normalizer;
+    const normAdded = norm ? this.addedTokens.filter((t) => t.normalized && t.content.length > 0) : [];
+    const nr = addedTokensRegex(normAdded, (t) => norm!(identity(t.content)).text, WORD_CHAR);
+    this.normAddedRe = nr.re;
+    this.normAddedOrder = nr.order;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -220,8 +252,16 @@ export class SubwordTokenizer {
     });
   }
 
-  /** A HF `tokenizer.json` (text or parsed object) with a BPE or WordPiece model. */
-  static fromTokenizerJson(json: string | Record<string, unknown>, file = "tokenizer.json"): SubwordTokenizer {
+  /**
+   * A HF `tokenizer.json` (text or parsed object) with a BPE or WordPiece model; with its
+   * `tokenizer_config.json` (text or object), also `add_bos_token` / `add_eos_token` (which then
+   * replace the post-processor, as transformers does) and `applyChatTemplate`.
+   */
+  static fromTokenizerJson(
+    json: string | Record<string, unknown>,
+    file = "tokenizer.json",
+    tokenizerConfig?: string | Record<string, unknown> | null,
+  ): SubwordTokenizer {
     const text = typeof json === "string" ? json : undefined;
     const root = (typeof json === "string" ? parseJson(json, file) : json) as Record<string, unknown>;
     if (root === null || typeof root !== "object" || Array.isArray(root))
@@ -347,6 +387,7 @@ export class SubwordTokenizer {
           singleWord: o.single_word === true,
           lstrip: o.lstrip === true,
           rstrip: o.rstrip === true,
+          normalized: o.normalized === true,
         });
       });
     }
@@ -359,10 +400,32 @@ export class SubwordTokenizer {
         throw e;
       }
     };
-    const normalizer = wrap(() => normalizerFromJson(root.normalizer));
-    const pre = wrap(() => preTokenizerFromJson(root.pre_tokenizer));
-    const template = wrap(() => templateFromJson(root.post_processor, model));
-    const decoder = wrap(() => decoderFromJson(root.decoder));
+    const normalizer = wrap(() => hfNormalizerFromJson(root.normalizer));
+    const pre = wrap(() => hfPreTokenizerFromJson(root.pre_tokenizer));
+    let template = wrap(() => templateFromJson(root.post_processor, model));
+    const decoder = wrap(() => hfDecoderFromJson(root.decoder));
+    const config =
+      tokenizerConfig === undefined || tokenizerConfig === null ? null : tokenizerConfigFromJson(tokenizerConfig);
+    /** Id of a special token named in tokenizer_config.json (`pad_token`, …), or null. */
+    const configTokenId = (k: string): number | null => {
+      const token = specialText(config?.[k]);
+      if (token === undefined) return null;
+      return vocab.get(token) ?? added.find((t) => t.content === token)?.id ?? null;
+    };
+    if (config && (typeof config.add_bos_token === "boolean" || typeof config.add_eos_token === "boolean")) {
+      const special = (k: "bos_token" | "eos_token", on: boolean | undefined) => {
+        if (!on) return null;
+        const token = specialText(config[k]);
+        const id = token === undefined ? undefined : (vocab.get(token) ?? added.find((t) => t.content === token)?.id);
+        if (token === undefined || id === undefined)
+          throw new ConfigError(
+            `add_${k} is true but ${k} ${JSON.stringify(token ?? null)} is not a token of ${file}`,
+            `tokenizer_config.json ${k}`,
+          );
+        return { token, id };
+      };
+      template = bosEosTemplate(special("bos_token", config.add_bos_token), special("eos_token", config.add_eos_token));
+    }
     const padding = root.padding as Record<string, unknown> | null | undefined;
     return new SubwordTokenizer({
       model,
@@ -373,8 +436,10 @@ export class SubwordTokenizer {
       decoder,
       template,
       addedTokens: added,
-      padId: typeof padding?.pad_id === "number" ? padding.pad_id : null,
+      padId: typeof padding?.pad_id === "number" ? padding.pad_id : configTokenId("pad_token"),
       batchDefaults: batchDefaultsFromJson(padding, root.truncation as Record<string, unknown> | null | undefined),
+      metaspace: pre.metaspace,
+      config,
     });
   }
 
@@ -388,6 +453,14 @@ export class SubwordTokenizer {
   }
   tokenToId(token: string): number | undefined {
     return this.model.vocab.get(token) ?? this.addedOrder.find((t) => t.content === token)?.id;
+  }
+  /**
+   * Id of a special token named in `tokenizer_config.json` (`"bos_token"`, `"eos_token"`,
+   * `"pad_token"`, `"unk_token"`, …); undefined when the config has none or it is not a token.
+   */
+  specialTokenId(key: string): number | undefined {
+    const token = specialText(this.config?.[key]);
+    return token === undefined ? undefined : this.tokenToId(token);
   }
   idToToken(id: number): string | undefined {
     return this.addedById.get(id)?.content ?? this.model.vocabR.get(id);
@@ -418,11 +491,24 @@ export class SubwordTokenizer {
     return out;
   }
 
-  private normalize(s: string): Aligned {
-    let a = identity(s);
+  private normalize(s: string, atStart = true): Aligned {
+    // a lone surrogate reaches HF (Rust strings are UTF-8) as U+FFFD: same length, offsets unchanged
+    let a = identity(LONE_SURROGATE.test(s) ? s.replace(LONE_SURROGATE_G, "\uFFFD") : s);
     if (this.normalizer) a = this.normalizer(a);
     if (this.addPrefixSpace) a = prefixSpace(a);
+    if (this.metaspace) a = metaspaceRewrite(a, this.metaspace, atStart);
     return a;
+  }
+
+  /** Pre-tokens of a normalized segment, `[start, end, null]`, and the normalized added tokens in it. */
+  private words(a: Aligned): [number, number, (AddedToken | null)?][] {
+    if (!this.normAddedRe) return this.preTokenizer(a.text, [[0, a.text.length]]); // (no added tokens: no copy)
+    const out: [number, number, (AddedToken | null)?][] = [];
+    for (const [s, e, tok] of matchAdded(this.normAddedRe, this.normAddedOrder, a.text)) {
+      if (tok) out.push([s, e, tok]);
+      else for (const [ws, we] of this.preTokenizer(a.text, [[s, e]])) out.push([ws, we, null]);
+    }
+    return out;
   }
 
   /** Tokens of one input sequence (no post-processing). */
@@ -444,9 +530,14 @@ export class SubwordTokenizer {
         push(added.id, added.content, s0, e0, added.special);
         continue;
       }
-      const a = this.normalize(text.slice(s0, e0));
+      const a = this.normalize(text.slice(s0, e0), s0 === 0);
       const identityMap = a.starts === null;
-      for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
+      for (const [ws, we, tok] of this.words(a)) {
+        if (tok) {
+          const [os, oe] = alignSpan(a, ws, we);
+          push(tok.id, tok.content, s0 + os, s0 + oe, tok.special);
+          continue;
+        }
         const w = this.wordPieces(a.text.slice(ws, we));
         for (let t = 0; t < w.ids.length; t++) {
           const id = w.ids[t];
@@ -466,22 +557,20 @@ export class SubwordTokenizer {
    * tokens are widened to whole characters). Cached per word.
    */
   private wordPieces(word: string): { ids: Int32Array; starts: Int32Array; ends: Int32Array } {
-    let w = this.pieceCache.get(word);
+    const cacheable = word.length <= LONG_WORD;
+    let w = cacheable ? this.pieceCache.get(word) : undefined;
     if (w) return w;
-    let pieces: Piece[];
-    let starts: Int32Array;
-    let ends: Int32Array;
-    if (this.byteLevel) {
-      const b = byteOffsets(word);
-      pieces = this.model.tokenize(toByteChars(word));
-      starts = Int32Array.from(pieces, (p) => b.starts[p.start]);
-      ends = Int32Array.from(pieces, (p) => b.ends[p.end - 1]);
-    } else {
-      pieces = this.model.tokenize(word);
-      starts = Int32Array.from(pieces, (p) => p.start);
-      ends = Int32Array.from(pieces, (p) => p.end);
+    const b = this.byteLevel ? byteOffsets(word) : null;
+    const pieces: Piece[] = this.model.tokenize(b ? toByteChars(word) : word);
+    const n = pieces.length;
+    w = { ids: new Int32Array(n), starts: new Int32Array(n), ends: new Int32Array(n) };
+    for (let k = 0; k < n; k++) {
+      const p = pieces[k];
+      w.ids[k] = p.id;
+      w.starts[k] = b ? b.starts[p.start] : p.start;
+      w.ends[k] = b ? b.ends[p.end - 1] : p.end;
     }
-    w = { ids: Int32Array.from(pieces, (p) => p.id), starts, ends };
+    if (!cacheable) return w;
     if (this.pieceCache.size > 200_000) this.pieceCache.clear();
     this.pieceCache.set(word, w);
     return w;
@@ -545,8 +634,12 @@ export class SubwordTokenizer {
         out.push(added.id);
         continue;
       }
-      const a = this.normalize(text.slice(s0, e0));
-      for (const [ws, we] of this.preTokenizer(a.text, [[0, a.text.length]])) {
+      const a = this.normalize(text.slice(s0, e0), s0 === 0);
+      for (const [ws, we, tok] of this.words(a)) {
+        if (tok) {
+          out.push(tok.id);
+          continue;
+        }
         const word = a.text.slice(ws, we);
         const ids = this.wordPieces(word).ids;
         for (let i = 0; i < ids.length; i++) out.push(ids[i]);
@@ -654,6 +747,7 @@ export class SubwordTokenizer {
       tokens.push({ text: t, added: false });
     }
     const d = this.decoder;
+    if (d.type === "Chain") return d.chain(tokens.map((t) => t.text)).join("");
     if (d.type === "ByteLevel") {
       let out = "";
       let bytes: number[] = [];
@@ -685,6 +779,24 @@ export class SubwordTokenizer {
   /** Decode each row. */
   decodeBatch(rows: readonly ArrayLike<number>[], opts: { skipSpecialTokens?: boolean } = {}): string[] {
     return rows.map((r) => this.decode(r, opts));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // chat
+
+  /**
+   * Render a conversation with the `chat_template` of `tokenizer_config.json` (as transformers'
+   * `apply_chat_template`): the prompt text, or with `tokenize: true` its ids (encoded without
+   * adding special tokens: the template writes them). A template that fails to parse or render
+   * (including its own `raise_exception(msg)`) throws `ConfigError` naming the template field and
+   * the cause.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions & { tokenize: true }): number[];
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ApplyChatTemplateOptions): string | number[];
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions = {}): string | number[] {
+    const text = renderChatTemplate(this.config, messages, opts);
+    return opts.tokenize ? this.encode(text, null, { addSpecialTokens: false }).ids : text;
   }
 }
 
@@ -866,4 +978,14 @@ function decoderFromJson(j: unknown, path = "decoder"): Decoder {
     default:
       throw new ConfigError(`unsupported decoder type ${JSON.stringify(o.type)}`, `${path}.type`);
   }
+}
+
+/**
+ * A decoder from tokenizer.json: a lone `ByteLevel` or `WordPiece` (or none) as before, anything
+ * else (Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace, …) as HF's `decode_chain`.
+ */
+function hfDecoderFromJson(j: unknown, path = "decoder"): Decoder {
+  const t = (j as Record<string, unknown> | null | undefined)?.type;
+  if (j === null || j === undefined || t === "ByteLevel" || t === "WordPiece") return decoderFromJson(j, path);
+  return { type: "Chain", chain: decodeChainFromJson(j, path) };
 }

@@ -200,7 +200,7 @@ describe("malformed files give ParseError with the position", () => {
       /model\.type.*Unigram/,
     );
     expect(() =>
-      SubwordTokenizer.fromTokenizerJson(TINY.replace('"type": "ByteLevel"', '"type": "Metaspace"')),
+      SubwordTokenizer.fromTokenizerJson(TINY.replace('"type": "ByteLevel"', '"type": "UnicodeScripts"')),
     ).toThrow(/pre_tokenizer\.type/);
   });
   it("out-of-vocabulary input never throws", () => {

@@ -119,6 +119,12 @@ export interface LoadOptions {
   posInterpolation?: PosInterpolation;
   /** @internal Repack the encoder weights for `gemmPacked` at load (default true; false = plain `gemm`, for A/B). */
   packWeights?: boolean;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`); the extras HF itself ignores (`embeddings.mask_token`, the pooler
+   * of a classifier, the classifier of a backbone) are always accepted. false: ignore them all.
+   */
+  strict?: boolean;
 }
 
 /**
@@ -1009,7 +1015,7 @@ async function buildHf<M extends ViTModel>(
   const rt = opts.runtime ?? createRuntime();
   // a backbone config without labels: a classifier in the checkpoint is ignored, as HF's ViTModel does
   const want = head === "optional" && cfg.num_labels === 0 ? "none" : head;
-  const w = await loadWeights(source, cfg, rt.heap, naming, prefix, want);
+  const w = await loadWeights(source, cfg, rt.heap, naming, prefix, want, { strict: opts.strict });
   if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, naming, opts.posInterpolation ?? "bicubic");
   if (!opts.runtime) ownsRuntime.add(m);
@@ -1031,7 +1037,7 @@ async function buildTimm<M extends ViTModel>(
     throw new WeightsError(`a classification model needs the "head.weight" / "head.bias" tensors`, ["head.weight"]);
   }
   const rt = opts.runtime ?? createRuntime();
-  const w = await loadWeights(source, cfg, rt.heap, "timm", "", head);
+  const w = await loadWeights(source, cfg, rt.heap, "timm", "", head, { strict: opts.strict });
   if (opts.packWeights !== false) packEncoderWeights(rt, cfg, w);
   const m = new cls(cfg, rt, w, "timm", opts.posInterpolation ?? "bicubic-antialias");
   if (!opts.runtime) ownsRuntime.add(m);

@@ -11,6 +11,7 @@
  * `attn.qkv` layout) so that a layer's projections are one GEMM.
  */
 import {
+  checkBlockCount,
   checkTensors,
   type ExpectedTensor,
   type Heap,
@@ -238,6 +239,7 @@ function ignorable(name: string, naming: Naming, prefix: string, head: "required
  * Check every tensor of `src` against the config, then copy the parameters into `heap`.
  * @param prefix the HF model prefix (`"vit."` for `ViTForImageClassification`, `""` for `ViTModel`)
  * @param head whether the classifier must be there, may be there, or is not wanted
+ * @param opts.strict tensors the config does not use are faults (default true; false ignores them)
  * @throws WeightsError listing every missing, unexpected and wrong-shaped tensor by its full name
  */
 export async function loadWeights(
@@ -247,10 +249,21 @@ export async function loadWeights(
   naming: Naming,
   prefix: string,
   head: "required" | "optional" | "none",
+  opts: { strict?: boolean } = {},
 ): Promise<ViTWeights> {
+  // more layers than the file holds fails before the expected names of every layer are listed
+  const hf = naming === "hf";
+  checkBlockCount(
+    src.names(),
+    hf ? `${prefix}encoder.layer.` : "blocks.",
+    cfg.num_hidden_layers,
+    "num_hidden_layers",
+    hf ? "layernorm_before.weight" : "norm1.weight",
+  );
   const wants = expectedNames(cfg, naming, prefix, head);
   const { faults, fit: tensors } = await checkTensors(src, wants, {
     ignore: (n) => ignorable(n, naming, prefix, head),
+    strict: opts.strict,
   });
   const t = topNames(naming, prefix);
   // a pooler comes as a pair or not at all

@@ -1,15 +1,20 @@
 /**
  * Configuration of the vision-language model (FORMAT.md §6.13, model_type `"vit-qformer-gpt2"`):
  * a `ViTConfig` (`vision_config`), a Hugging Face `Blip2QFormerConfig` (`qformer_config`, keys
- * copied verbatim from transformers `models/blip_2/configuration_blip_2.py`), a `GPT2Config`
- * (`text_config`) and `num_query_tokens`, as in `Blip2Config`.
+ * copied verbatim from transformers `models/blip_2/configuration_blip_2.py`), the language model's
+ * config (`text_config`) and `num_query_tokens`, as in `Blip2Config`.
+ *
+ * `text_config.model_type` picks the language model, as in BLIP-2 / InstructBLIP configs: absent or
+ * `"gpt2"` → a `GPT2Config`; `"llama"`, `"qwen2"`, `"mistral"` → a Llama-family config (the
+ * checkpoint's `language_model.*` then holds `LlamaForCausalLM` names). The top-level `model_type`
+ * `"vit-qformer-llama"` names the second kind; it must agree with `text_config.model_type`.
  *
  * Another `model_type` (LLaVA's, for one) is a `ConfigError`. Errors in a nested config are
  * reported with the nested path (`qformer_config.hidden_size`,
  * `vision_config.patch_size`, `text_config.n_head`).
  */
 import { Act, ConfigError, divisibleBy, field, readConfig } from "@wasmformer/core";
-import { type GPT2Config, parseGPT2Config } from "@wasmformer/llm";
+import { causalLMType, type GPT2Config, type LlamaConfig, parseGPT2Config, parseLlamaConfig } from "@wasmformer/llm";
 import { parseViTConfig, type ViTConfig } from "@wasmformer/vit";
 
 /** The fields of HF `Blip2QFormerConfig` that the query branch reads. */
@@ -99,8 +104,12 @@ export interface VLMConfig {
   num_query_tokens_given: boolean;
   vision_config: ViTConfig;
   qformer_config: QFormerConfig;
-  text_config: GPT2Config;
-  /** The raw `text_config` object (for GPT-2 loading, which keeps HF's unknown keys). */
+  text_config: GPT2Config | LlamaConfig;
+  /** The language model family, from `text_config.model_type`. */
+  text_kind: "gpt2" | "llama";
+  /** The language model's width (GPT-2 `n_embd`, Llama `hidden_size`): the projection's output. */
+  text_hidden_size: number;
+  /** The raw `text_config` object (for the language model's loader, which keeps HF's unknown keys). */
   text_config_raw: Record<string, unknown>;
   /** The raw `vision_config` object, without labels (a backbone has no classifier). */
   vision_config_raw: Record<string, unknown>;
@@ -124,6 +133,8 @@ function nested<T>(prefix: string, f: () => T): T {
 
 /** The `model_type` this package loads (absent is taken as this one). */
 export const VLM_MODEL_TYPE = "vit-qformer-gpt2";
+/** The `model_type` of the same model with a Llama-family language model. */
+export const VLM_LLAMA_MODEL_TYPE = "vit-qformer-llama";
 
 /**
  * Reject configs of other model families before their fields are read as this one's: a LLaVA
@@ -134,13 +145,13 @@ export const VLM_MODEL_TYPE = "vit-qformer-gpt2";
  * an `<image>` token, none of which `fromPretrained` implements.
  */
 function checkModelType(t: unknown): void {
-  if (t === undefined || t === VLM_MODEL_TYPE) return;
+  if (t === undefined || t === VLM_MODEL_TYPE || t === VLM_LLAMA_MODEL_TYPE) return;
   const llava =
     typeof t === "string" && t.toLowerCase().startsWith("llava")
-      ? "; LLaVA checkpoints (CLIP vision tower, multi_modal_projector, Llama) are not supported — to run a ViT + LlavaProjector + GPT-2 model, build it with new VisionLanguageModel({ vision, adapter: await LlavaProjector.fromWeights(…), languageModel })"
+      ? "; LLaVA checkpoints (CLIP vision tower, multi_modal_projector, Llama) are not supported — to run a ViT + LlavaProjector + GPT-2 or Llama model, build it with new VisionLanguageModel({ vision, adapter: await LlavaProjector.fromWeights(…), languageModel })"
       : "";
   throw new ConfigError(
-    `${JSON.stringify(t)} is not supported: this loader reads "${VLM_MODEL_TYPE}" checkpoints (ViT → Q-Former → GPT-2)${llava}`,
+    `${JSON.stringify(t)} is not supported: this loader reads "${VLM_MODEL_TYPE}" and "${VLM_LLAMA_MODEL_TYPE}" checkpoints (ViT → Q-Former → GPT-2 or a Llama-family decoder)${llava}`,
     "model_type",
   );
 }
@@ -172,7 +183,18 @@ export function parseVLMConfig(raw: unknown): VLMConfig {
     parseQFormerConfig("encoder_hidden_size" in qRaw ? qRaw : { ...qRaw, encoder_hidden_size: vision.hidden_size }),
   );
   const textRaw = raw.text_config as Record<string, unknown>;
-  const text = nested("text_config", () => parseGPT2Config(textRaw));
+  // absent text_config.model_type: GPT-2 (the §6.13 cases); else HF's auto-class choice
+  const kind = textRaw.model_type === undefined ? "gpt2" : nested("text_config", () => causalLMType(textRaw));
+  const wanted = raw.model_type === VLM_LLAMA_MODEL_TYPE ? "llama" : raw.model_type === VLM_MODEL_TYPE ? "gpt2" : kind;
+  if (kind !== wanted) {
+    throw new ConfigError(
+      `${JSON.stringify(textRaw.model_type ?? "gpt2")} contradicts model_type ${JSON.stringify(raw.model_type)} (which expects ${wanted === "llama" ? 'a Llama-family text_config ("llama", "qwen2", "mistral")' : 'a GPT-2 text_config ("gpt2")'})`,
+      "text_config.model_type",
+    );
+  }
+  const text: GPT2Config | LlamaConfig = nested("text_config", () =>
+    kind === "gpt2" ? parseGPT2Config(textRaw) : parseLlamaConfig(textRaw),
+  );
   if (qformer.encoder_hidden_size !== vision.hidden_size) {
     throw new ConfigError(
       `${qformer.encoder_hidden_size} does not match vision_config.hidden_size ${vision.hidden_size} (the width of the image features the Q-Former attends to)`,
@@ -199,6 +221,8 @@ export function parseVLMConfig(raw: unknown): VLMConfig {
     vision_config: vision,
     qformer_config: qformer,
     text_config: text,
+    text_kind: kind,
+    text_hidden_size: "n_embd" in text ? text.n_embd : text.hidden_size,
     text_config_raw: textRaw,
     vision_config_raw: visionRaw,
     template,

@@ -1,7 +1,8 @@
 /**
  * @wasmformer/vlm — vision-language models on @wasmformer/core: a frozen ViT (@wasmformer/vit), a
- * BLIP-2 Q-Former with `language_projection` (or a LLaVA projector), and GPT-2 (@wasmformer/llm),
- * with MiniGPT-4 prompts that carry an image slot.
+ * BLIP-2 Q-Former with `language_projection` (or a LLaVA projector), and GPT-2 or a Llama-family
+ * decoder (@wasmformer/llm), with MiniGPT-4 prompts that carry an image slot; `MiniGPT4` loads
+ * MiniGPT-4's projection beside BLIP-2's Q-Former and a Llama.
  */
 export {
   type EmbedFn,
@@ -18,8 +19,11 @@ export {
   parseVLMConfig,
   type QFormerConfig,
   QFormerConfigSchema,
+  VLM_LLAMA_MODEL_TYPE,
+  VLM_MODEL_TYPE,
   type VLMConfig,
 } from "./config.js";
+export { MiniGPT4, type MiniGPT4Folders, type MiniGPT4Options, type MiniGPT4Sources } from "./minigpt4.js";
 export {
   type FeatureSelectStrategy,
   LinearProjector,

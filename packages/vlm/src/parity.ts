@@ -38,8 +38,9 @@ async function runVlm(c: ParityCase): Promise<KindResult> {
   const f = model.encodePixels(pixels);
   const inputsEmbeds = model.inputsEmbeds(f, prefix, suffix);
   const T = inputsEmbeds.shape[1]!;
-  if (T + n > lm.config.n_positions)
-    throw new InputError(`prompt of ${T} positions + max_new_tokens ${n} exceeds n_positions ${lm.config.n_positions}`);
+  const P = lm.arch.maxPositions;
+  if (T + n > P)
+    throw new InputError(`prompt of ${T} positions + max_new_tokens ${n} exceeds ${lm.arch.positionsField} ${P}`);
   const logits = lm.prefillEmbeds(inputsEmbeds, { logits: "all" }).logits!; // [B, T, V]; fills the cache
 
   return {

@@ -124,6 +124,8 @@ async function shapeOf(src: WeightSource, name: string): Promise<readonly number
 export interface ProjectorOptions {
   /** Runtime to own (default: a fresh `createRuntime()`). */
   runtime?: Runtime;
+  /** Other tensors under the projector's prefix are a `WeightsError` (default true); false ignores them. */
+  strict?: boolean;
 }
 
 /**
@@ -156,7 +158,10 @@ export class LinearProjector {
     const shape = await shapeOf(src, `${p}.weight`);
     const outF = opts.outputDim ?? shape?.[0] ?? 0;
     const inF = opts.inputDim ?? shape?.[1] ?? 0;
-    const { faults } = await checkTensors(src, linearWants(p, inF, outF), { owns: (n) => n.startsWith(`${p}.`) });
+    const { faults } = await checkTensors(src, linearWants(p, inF, outF), {
+      owns: (n) => n.startsWith(`${p}.`),
+      strict: opts.strict,
+    });
     faults.throwIfAny(`projection "${p}" (${inF} → ${outF})`);
     const rt = opts.runtime ?? createRuntime();
     rt.heap.reserve((inF * outF + outF) * F32 + 64);
@@ -230,7 +235,7 @@ export class LlavaProjector implements ImageAdapter {
     const { faults } = await checkTensors(
       src,
       [...linearWants(`${p}.linear_1`, vision, text), ...linearWants(`${p}.linear_2`, text, text)],
-      { owns: (n) => n.startsWith(`${p}.`) },
+      { owns: (n) => n.startsWith(`${p}.`), strict: opts.strict },
     );
     faults.throwIfAny(`LLaVA projector "${p}" (${vision} → ${text} → ${text})`);
     const rt = opts.runtime ?? createRuntime();

@@ -1,7 +1,8 @@
 /**
  * Prompts with an image slot (MiniGPT-4, `minigpt4/conversation/conversation.py`): the template
  * `"###Human: <Img><ImageHere></Img> {question} ###Assistant: "` is filled with the question, split
- * at `<ImageHere>`, and each side is tokenized; the image embeddings take the slot's place. The
+ * at `<ImageHere>`, and each side is tokenized (the first with the tokenizer's special tokens); the
+ * image embeddings take the slot's place. The
  * answer ends where the model starts the next turn (`###`).
  */
 import { InputError } from "@wasmformer/core";
@@ -54,10 +55,27 @@ export interface ImagePromptIds {
   suffixIds: number[];
 }
 
-/** Fill, split and tokenize: `prefixIds` (before the slot) and `suffixIds` (after it). */
-export function tokenizeImagePrompt(tokenizer: Tokenizer, template: string, question: string): ImagePromptIds {
+/**
+ * Fill, split and tokenize: `prefixIds` (before the slot) and `suffixIds` (after it). As MiniGPT-4's
+ * `get_context_emb` does, the part before the slot is tokenized with the tokenizer's special tokens
+ * (`encode(text, { addSpecialTokens: true })`: a Llama tokenizer's BOS, nothing for GPT-2) and the
+ * part after without. `bos` replaces that choice: a number is put first (the text then without
+ * special tokens), null adds none.
+ */
+export function tokenizeImagePrompt(
+  tokenizer: Tokenizer,
+  template: string,
+  question: string,
+  bos?: number | null,
+): ImagePromptIds {
   const { before, after } = fillImagePrompt(template, question);
-  return { prefixIds: tokenizer.encode(before), suffixIds: tokenizer.encode(after) };
+  const prefixIds =
+    bos === undefined
+      ? tokenizer.encode(before, { addSpecialTokens: true })
+      : bos === null
+        ? tokenizer.encode(before)
+        : [bos, ...tokenizer.encode(before)];
+  return { prefixIds, suffixIds: tokenizer.encode(after) };
 }
 
 /** The answer part of generated text: up to the next turn separator, trimmed. */

@@ -22,6 +22,7 @@
  */
 import {
   Act,
+  checkBlockCount,
   checkTensors,
   createRuntime,
   DisposedError,
@@ -98,6 +99,12 @@ export interface QFormerNames {
 export interface QFormerOptions extends QFormerNames {
   /** Runtime to own (default: a fresh `createRuntime()`). */
   runtime?: Runtime;
+  /**
+   * Other tensors under the Q-Former's prefix are a `WeightsError` (default true, as PyTorch's
+   * strict loading; the text-branch feed-forward of BLIP-2 checkpoints is always accepted). false
+   * ignores them.
+   */
+  strict?: boolean;
 }
 
 /** The text-branch feed-forward of BLIP-2 checkpoints: present in real checkpoints, unused by the queries. */
@@ -153,15 +160,24 @@ export async function checkQFormerWeights(
   src: WeightSource,
   cfg: QFormerConfig,
   Q: number,
-  names: QFormerNames = {},
+  names: QFormerNames & { strict?: boolean } = {},
   faults: WeightFaults = new WeightFaults(),
 ): Promise<WeightFaults> {
   const p = names.prefix ?? "qformer.";
   const qt = names.queryTokens ?? "query_tokens";
+  // more layers than the file holds fails before the expected names of every layer are listed
+  checkBlockCount(
+    src.names(),
+    `${p}encoder.layer.`,
+    cfg.num_hidden_layers,
+    "num_hidden_layers",
+    "attention.attention.query.weight",
+  );
   await checkTensors(src, qformerWants(cfg, Q, names), {
     owns: (n) => n.startsWith(p) || n === qt,
     ignore: (n) => n.startsWith(p) && TEXT_BRANCH.test(n.slice(p.length)),
     faults,
+    strict: names.strict,
   });
   return faults;
 }

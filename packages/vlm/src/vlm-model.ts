@@ -1,21 +1,22 @@
 /**
  * A vision-language model in the BLIP-2 / MiniGPT-4 style (Zhu et al. 2023,
  * https://arxiv.org/abs/2304.10592): a frozen ViT reads the image, a Q-Former's learned queries
- * summarise it, `language_projection` maps them into GPT-2's embedding space, and GPT-2 answers a
- * question about the image (FORMAT.md §6.13, model_type `"vit-qformer-gpt2"`):
+ * summarise it, `language_projection` maps them into the language model's embedding space, and the
+ * language model (GPT-2, or a Llama-family decoder) answers a question about the image (FORMAT.md
+ * §6.13, model_type `"vit-qformer-gpt2"`; `"vit-qformer-llama"` with a Llama `text_config`):
  *
  * ```
  * img           = ViTModel(pixel_values).last_hidden_state                     (B, T_img, Dv)
  * q             = Blip2QFormerModel(query_tokens, img).last_hidden_state        (B, Q, Dq)
  * projected     = language_projection(q)                                       (B, Q, Et)
  * inputs_embeds = concat(wte[prefix_ids], projected, wte[suffix_ids])          (B, P+Q+S, Et)
- * logits        = GPT2(inputs_embeds);  generation continues with the KV cache
+ * logits        = LM(inputs_embeds);  generation continues with the KV cache
  * ```
  *
  * The parts are independent objects, each with its own runtime heap: `vision` (@wasmformer/vit
  * `ViTModel`), `adapter` (`QFormerAdapter`, or a `LlavaProjector`), `languageModel`
- * (@wasmformer/llm `GPT2LMHeadModel`). Image features are computed once per image (keyed on the
- * pixels' content) and reused for every question about it. Generations on one model may run at
+ * (@wasmformer/llm `GPT2LMHeadModel` or `LlamaForCausalLM`: one decoder engine). Image features
+ * are computed once per image (keyed on the pixels' content) and reused for every question about it. Generations on one model may run at
  * the same time: each runs in a KV context of its own (see @wasmformer/llm `createContext`).
  */
 import {
@@ -32,11 +33,12 @@ import {
   WeightsError,
 } from "@wasmformer/core";
 import {
+  type AnyCausalLM,
+  AutoModelForCausalLM,
   checkGenerateOptions,
   type GenerateOptions,
   type GenerationChunk,
   type GenerationResult,
-  GPT2LMHeadModel,
   loadTokenizer,
   stopIdSet,
   type Tokenizer,
@@ -96,12 +98,19 @@ export interface VLMGenerateOptions extends GenerateOptions {
 }
 
 export interface VLMLoadOptions {
-  /** Largest batch of prompts for generation (sizes GPT-2's KV cache). Default 1. */
+  /** Largest batch of prompts for generation (sizes the language model's KV cache). Default 1. */
   maxBatch?: number;
   /** Makes each part's runtime (default core's `createRuntime()`: wasm after `await init()`). */
   runtime?: () => Runtime;
   /** Tokenizer for text questions and answers. */
   tokenizer?: Tokenizer;
+  /**
+   * Checkpoint tensors the config does not use are a `WeightsError` (default true, as PyTorch's
+   * strict `load_state_dict`). Always accepted: the extras FORMAT.md lists (the Q-Former's
+   * text-branch `intermediate.*`/`output.*`, GPT-2's legacy `attn.bias`/`attn.masked_bias` and a
+   * stored tied `lm_head.weight`, a ViT `embeddings.mask_token`). false: ignore every unused tensor.
+   */
+  strict?: boolean;
 }
 
 /** A `vit-qformer-gpt2` checkpoint: the parsed `config.json` and `model.safetensors` (bytes or tensors). */
@@ -120,9 +129,6 @@ const isFeatures = (x: unknown): x is ImageFeatures =>
 
 /** Prefixes of the checkpoint's parts (FORMAT.md §6.13 / HF `Blip2ForConditionalGeneration`). */
 const PARTS = ["vision_model.", "qformer.", "language_projection.", "language_model."];
-
-/** GPT-2 tensors the LM does not read but a checkpoint may carry (legacy buffers, a tied lm_head). */
-const LM_IGNORABLE = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$|^lm_head\.weight$/;
 
 /** The `cache` option (default true), checked. */
 function cacheOption(o: { cache?: unknown }): boolean {
@@ -151,7 +157,7 @@ async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Pro
 }
 
 /**
- * Vision encoder + adapter + GPT-2, with MiniGPT-4 prompts.
+ * Vision encoder + adapter + language model (GPT-2 or Llama-family), with MiniGPT-4 prompts.
  * @example
  * ```ts
  * await init();
@@ -164,7 +170,13 @@ async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Pro
 export class VisionLanguageModel {
   readonly vision: VisionEncoder;
   readonly adapter: ImageAdapter;
-  readonly languageModel: GPT2LMHeadModel;
+  readonly languageModel: AnyCausalLM;
+  /**
+   * How a text prompt starts (`promptIds`). undefined (default): the part before the image is
+   * tokenized with the tokenizer's special tokens, as MiniGPT-4 does (a Llama tokenizer's BOS,
+   * nothing for GPT-2); a number: that id first, then the text without special tokens; null: none.
+   */
+  bosTokenId: number | null | undefined;
   /** Prompt template with `<ImageHere>` and `{question}` (MiniGPT-4's by default). */
   template: string;
   /** The parsed config, when loaded from a checkpoint. */
@@ -180,20 +192,32 @@ export class VisionLanguageModel {
   constructor(parts: {
     vision: VisionEncoder;
     adapter: ImageAdapter;
-    languageModel: GPT2LMHeadModel;
+    languageModel: AnyCausalLM;
     tokenizer?: Tokenizer;
     template?: string;
     config?: VLMConfig;
+    /** See `bosTokenId` (default: the tokenizer's special tokens). */
+    bosTokenId?: number | null;
+    /** Runtimes the model owns: `dispose()` gives them back to core's `releaseRuntime`. */
+    ownedRuntimes?: Runtime[];
   }) {
     this.vision = parts.vision;
     this.adapter = parts.adapter;
     this.languageModel = parts.languageModel;
-    const E = parts.languageModel.config.n_embd;
+    const lm = parts.languageModel as AnyCausalLM | undefined;
+    if (!lm || typeof lm.embedTokens !== "function" || !lm.arch)
+      throw new InputError("languageModel must be a GPT2LMHeadModel or LlamaForCausalLM (@wasmformer/llm)");
+    const E = lm.arch.dim;
     if (parts.adapter.outputDim !== E) {
       throw new ShapeError(
-        `the adapter produces width ${parts.adapter.outputDim}, the language model embeds with n_embd ${E}`,
+        `the adapter produces width ${parts.adapter.outputDim}, the language model (${lm.arch.modelType}) embeds with ${lm.arch.dimField} ${E}`,
       );
     }
+    const bos = parts.bosTokenId;
+    if (bos !== undefined && bos !== null && (!Number.isInteger(bos) || bos < 0 || bos >= lm.config.vocab_size))
+      throw new InputError(`bosTokenId must be a token id in [0, ${lm.config.vocab_size}), got ${bos}`);
+    this.bosTokenId = bos;
+    this.ownedRuntimes = [...(parts.ownedRuntimes ?? [])];
     if (parts.tokenizer) this.languageModel.tokenizer = parts.tokenizer;
     this.template =
       parts.template ?? parts.config?.template ?? "###Human: <Img><ImageHere></Img> {question} ###Assistant: ";
@@ -216,6 +240,7 @@ export class VisionLanguageModel {
    */
   static async fromPretrained(src: VLMPretrainedSource, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
     const cfg = parseVLMConfig(src.config);
+    const Et = cfg.text_hidden_size;
     const weights: WeightSource =
       src.weights instanceof Uint8Array || src.weights instanceof ArrayBuffer
         ? parseSafetensors(src.weights)
@@ -235,17 +260,19 @@ export class VisionLanguageModel {
 
     // ---- names of the Q-Former and the projection, and anything outside the four parts
     const Q = cfg.num_query_tokens;
-    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q);
+    const strict = opts.strict ?? true;
+    const faults = await checkQFormerWeights(weights, cfg.qformer_config, Q, { strict });
     await checkTensors(
       weights,
       [
-        { name: "language_projection.weight", shape: [cfg.text_config.n_embd, cfg.qformer_config.hidden_size] },
-        { name: "language_projection.bias", shape: [cfg.text_config.n_embd] },
+        { name: "language_projection.weight", shape: [Et, cfg.qformer_config.hidden_size] },
+        { name: "language_projection.bias", shape: [Et] },
       ],
       {
         owns: (n) =>
           n.startsWith("language_projection.") || (!PARTS.some((p) => n.startsWith(p)) && n !== "query_tokens"),
         faults,
+        strict,
       },
     );
     if (!cfg.num_query_tokens_given && faults.wrong.includes("query_tokens")) {
@@ -255,7 +282,7 @@ export class VisionLanguageModel {
       );
     }
     faults.throwIfAny(
-      `vit-qformer-gpt2 config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries)`,
+      `vit-qformer-${cfg.text_kind} config (Q-Former hidden_size ${cfg.qformer_config.hidden_size}, ${cfg.qformer_config.num_hidden_layers} layers, cross_attention_frequency ${cfg.qformer_config.cross_attention_frequency}, ${Q} queries; language model width ${Et})`,
     );
     for (const p of ["vision_model.", "language_model."]) {
       if (!weights.names().some((n) => n.startsWith(p)))
@@ -270,17 +297,17 @@ export class VisionLanguageModel {
           weights: prefixView(weights, "vision_model.") as never,
           ...(src.preprocessor !== undefined ? { preprocessor: src.preprocessor } : {}),
         },
-        { runtime: makeRt() },
+        { runtime: makeRt(), strict },
       ),
     );
-    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt() });
-    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime });
+    const qformer = await Blip2QFormerModel.fromWeights(cfg.qformer_config, Q, weights, { runtime: makeRt(), strict });
+    const projection = await LinearProjector.fromWeights(weights, { runtime: qformer.runtime, strict });
     const lmSource = prefixView(weights, "language_model.");
-    const languageModel = await scoped("language_model.", "GPT-2", async () => {
-      const lm = await GPT2LMHeadModel.fromWeights(cfg.text_config_raw, lmSource, { maxBatch, runtime: makeRt() });
-      const extra = lm.unusedWeights.filter((n) => !LM_IGNORABLE.test(n));
-      if (extra.length > 0) throw new WeightsError(`unexpected ${extra.map((n) => `"${n}"`).join(", ")}`, extra);
-      return lm;
+    const languageModel = await scoped("language_model.", cfg.text_kind === "gpt2" ? "GPT-2" : "Llama", async () => {
+      // strict: the engine accepts only each architecture's known extras (GPT-2's legacy buffers, a
+      // stored tied lm_head, Llama's rotary inv_freq buffers) besides its weights
+      const lmConfig = { model_type: "gpt2", ...cfg.text_config_raw };
+      return AutoModelForCausalLM.fromWeights(lmConfig, lmSource, { maxBatch, runtime: makeRt(), strict });
     });
     const vlm = new VisionLanguageModel({
       vision,
@@ -288,14 +315,14 @@ export class VisionLanguageModel {
       languageModel,
       tokenizer: opts.tokenizer,
       config: cfg,
+      ownedRuntimes: owned,
     });
-    vlm.ownedRuntimes = owned;
     return vlm;
   }
 
   /**
    * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor),
-   * `preprocessor_config.json` and the GPT-2 tokenizer (`tokenizer.json`, or `vocab.json` +
+   * `preprocessor_config.json` and the tokenizer (`tokenizer.json`, or `vocab.json` +
    * `merges.txt`) when present.
    */
   static async fromFolder(dir: string, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
@@ -393,7 +420,11 @@ export class VisionLanguageModel {
     return this.languageModel.embedTokens(ids);
   }
 
-  /** Question(s) → ids before and after the image slot, one row per prompt. */
+  /**
+   * Question(s) → ids before and after the image slot, one row per prompt. A text question is
+   * tokenized on each side of the slot, the first side with the tokenizer's special tokens (or as
+   * `bosTokenId` says). Given ids are used as they are.
+   */
   promptIds(question: QuestionArg, rows = 1): { prefixIds: Int32Array[]; suffixIds: Int32Array[] } {
     this.alive();
     const V = this.languageModel.config.vocab_size;
@@ -408,7 +439,7 @@ export class VisionLanguageModel {
     const qs =
       typeof question === "string" ? new Array<string>(rows).fill(question) : [...(question as readonly string[])];
     if (qs.length === 0) throw new InputError("no question given");
-    const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q));
+    const parts: ImagePromptIds[] = qs.map((q) => tokenizeImagePrompt(tok, this.template, q, this.bosTokenId));
     const pre = parts.map((p) => p.prefixIds);
     const suf = parts.map((p) => p.suffixIds);
     suf.forEach((s, b) => {

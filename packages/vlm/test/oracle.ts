@@ -10,6 +10,8 @@
  * projected = language_projection(h);  inputs_embeds = [wte[prefix]; projected; wte[suffix]]
  * logits = GPT-2 on inputs_embeds;  greedy: argmax, the chosen token's wte row appended
  * ```
+ * With `lm: "llama"` the language model is a Llama (FORMAT.md §6.15: RMSNorm, rotary positions,
+ * SwiGLU, grouped-query attention) under `language_model.model.*` / `language_model.lm_head.weight`.
  * Greedy decoding recomputes the whole sequence at every step.
  */
 import { erf, Tensor } from "@wasmformer/core";
@@ -36,6 +38,20 @@ export interface VlmSpec {
   seed?: number;
   /** add BLIP-2's text-branch feed-forward tensors (to be ignored) */
   textBranch?: boolean;
+  /** the language model: GPT-2 (default) or a Llama */
+  lm?: "gpt2" | "llama";
+  /** Llama: key/value heads (default Ht: plain multi-head) */
+  KVh?: number;
+  /** Llama: MLP width (default 2·Et + 3) */
+  It?: number;
+  /** Llama: lm_head tied to embed_tokens (default false) */
+  tied?: boolean;
+  /** Llama: rope_theta (default 10000) */
+  theta?: number;
+  /** Llama: bos_token_id (default 1) */
+  bos?: number;
+  /** Llama: q/k/v biases (`attention_bias`, as Qwen2 has them) */
+  attnBias?: boolean;
 }
 
 export interface TinyVlm {
@@ -119,6 +135,15 @@ export function makeVlm(spec: VlmSpec = {}): TinyVlm {
     }
   }
   lin("language_projection", Et, Dq);
+  if (spec.lm === "llama")
+    return {
+      config: {
+        ...visionQformerConfig(),
+        model_type: "vit-qformer-llama",
+        text_config: tinyLlama(t, spec, V, Et, Lt, Ht, Pos),
+      },
+      tensors: m,
+    };
   // ---- GPT-2 (HF names under language_model.; Conv1D weights [in, out])
   const G = "language_model.transformer.";
   t(`${G}wte.weight`, [V, Et], 0.6);
@@ -137,33 +162,38 @@ export function makeVlm(spec: VlmSpec = {}): TinyVlm {
     t(`${L}mlp.c_proj.bias`, [Et], 0.1);
   }
   ln(`${G}ln_f`, Et);
+  function visionQformerConfig() {
+    return {
+      num_query_tokens: Q,
+      vision_config: {
+        hidden_size: Dv,
+        num_hidden_layers: Lv,
+        num_attention_heads: Hv,
+        intermediate_size: Iv,
+        hidden_act: "gelu",
+        layer_norm_eps: 1e-12,
+        image_size: image,
+        patch_size: p,
+        num_channels: 3,
+        qkv_bias: true,
+      },
+      qformer_config: {
+        hidden_size: Dq,
+        num_hidden_layers: Lq,
+        num_attention_heads: Hq,
+        intermediate_size: Iq,
+        hidden_act: "gelu",
+        layer_norm_eps: 1e-12,
+        cross_attention_frequency: f,
+        encoder_hidden_size: Dv,
+        position_embedding_type: "absolute",
+        use_qformer_text_input: false,
+      },
+    };
+  }
   const config = {
     model_type: "vit-qformer-gpt2",
-    num_query_tokens: Q,
-    vision_config: {
-      hidden_size: Dv,
-      num_hidden_layers: Lv,
-      num_attention_heads: Hv,
-      intermediate_size: Iv,
-      hidden_act: "gelu",
-      layer_norm_eps: 1e-12,
-      image_size: image,
-      patch_size: p,
-      num_channels: 3,
-      qkv_bias: true,
-    },
-    qformer_config: {
-      hidden_size: Dq,
-      num_hidden_layers: Lq,
-      num_attention_heads: Hq,
-      intermediate_size: Iq,
-      hidden_act: "gelu",
-      layer_norm_eps: 1e-12,
-      cross_attention_frequency: f,
-      encoder_hidden_size: Dv,
-      position_embedding_type: "absolute",
-      use_qformer_text_input: false,
-    },
+    ...visionQformerConfig(),
     text_config: {
       vocab_size: V,
       n_positions: Pos,
@@ -178,6 +208,62 @@ export function makeVlm(spec: VlmSpec = {}): TinyVlm {
     },
   };
   return { config, tensors: m };
+}
+
+/** Llama weights under `language_model.` (HF `LlamaForCausalLM` names); returns its config. */
+function tinyLlama(
+  t: (name: string, shape: number[], std: number, mean?: number) => void,
+  spec: VlmSpec,
+  V: number,
+  D: number,
+  L: number,
+  H: number,
+  Pos: number,
+): Record<string, unknown> {
+  const KV = spec.KVh ?? H;
+  const d = D / H;
+  const I = spec.It ?? 2 * D + 3;
+  const M = "language_model.model.";
+  t(`${M}embed_tokens.weight`, [V, D], 0.6);
+  for (let i = 0; i < L; i++) {
+    const P = `${M}layers.${i}.`;
+    t(`${P}input_layernorm.weight`, [D], 0.15, 1);
+    t(`${P}self_attn.q_proj.weight`, [H * d, D], 0.9 / Math.sqrt(D));
+    t(`${P}self_attn.k_proj.weight`, [KV * d, D], 0.9 / Math.sqrt(D));
+    t(`${P}self_attn.v_proj.weight`, [KV * d, D], 0.9 / Math.sqrt(D));
+    if (spec.attnBias) {
+      t(`${P}self_attn.q_proj.bias`, [H * d], 0.1);
+      t(`${P}self_attn.k_proj.bias`, [KV * d], 0.1);
+      t(`${P}self_attn.v_proj.bias`, [KV * d], 0.1);
+    }
+    t(`${P}self_attn.o_proj.weight`, [D, H * d], 0.9 / Math.sqrt(H * d));
+    t(`${P}post_attention_layernorm.weight`, [D], 0.15, 1);
+    t(`${P}mlp.gate_proj.weight`, [I, D], 1.2 / Math.sqrt(D));
+    t(`${P}mlp.up_proj.weight`, [I, D], 1.2 / Math.sqrt(D));
+    t(`${P}mlp.down_proj.weight`, [D, I], 0.9 / Math.sqrt(I));
+  }
+  t(`${M}norm.weight`, [D], 0.15, 1);
+  if (!spec.tied) t("language_model.lm_head.weight", [V, D], 1 / Math.sqrt(D));
+  return {
+    model_type: "llama",
+    vocab_size: V,
+    hidden_size: D,
+    intermediate_size: I,
+    num_hidden_layers: L,
+    num_attention_heads: H,
+    num_key_value_heads: KV,
+    head_dim: d,
+    hidden_act: "silu",
+    max_position_embeddings: Pos,
+    rms_norm_eps: 1e-6,
+    rope_theta: spec.theta ?? 10000,
+    rope_scaling: null,
+    attention_bias: spec.attnBias ?? false,
+    mlp_bias: false,
+    tie_word_embeddings: spec.tied ?? false,
+    bos_token_id: spec.bos ?? 1,
+    eos_token_id: V - 1,
+  };
 }
 
 export function randomPixels(B: number, size: number, seed: number): Tensor<"f32"> {
@@ -459,6 +545,86 @@ export function refGpt2(tiny: TinyVlm, emb: Float64Array, T: number): Float64Arr
   return logits;
 }
 
+/** Llama logits (T, V) of one row of embeddings (T, D) at positions 0 … T−1 (FORMAT.md §6.15). */
+export function refLlama(tiny: TinyVlm, emb: Float64Array, T: number): Float64Array {
+  const w = weights(tiny);
+  const c = tiny.config.text_config as Record<string, number>;
+  const D = c.hidden_size!;
+  const V = c.vocab_size!;
+  const H = c.num_attention_heads!;
+  const KV = c.num_key_value_heads!;
+  const d = c.head_dim!;
+  const I = c.intermediate_size!;
+  const eps = c.rms_norm_eps!;
+  const M = "language_model.model.";
+  const rms = (x: Float64Array, g: Float32Array) => {
+    const y = new Float64Array(x.length);
+    for (let r = 0; r < T; r++) {
+      let ss = 0;
+      for (let i = 0; i < D; i++) ss += x[r * D + i]! ** 2;
+      const inv = 1 / Math.sqrt(ss / D + eps);
+      for (let i = 0; i < D; i++) y[r * D + i] = x[r * D + i]! * inv * g[i]!;
+    }
+    return y;
+  };
+  const noBias = (n: number) => new Float32Array(n);
+  const bias = (name: string, n: number) => (c.attention_bias ? w(name) : noBias(n));
+  const rope = (x: Float64Array, heads: number) => {
+    const y = x.slice();
+    for (let p = 0; p < T; p++)
+      for (let h = 0; h < heads; h++)
+        for (let k = 0; k < d / 2; k++) {
+          const ang = p * c.rope_theta! ** ((-2 * k) / d);
+          const i0 = p * heads * d + h * d + k;
+          const a = x[i0]!;
+          const b = x[i0 + d / 2]!;
+          y[i0] = a * Math.cos(ang) - b * Math.sin(ang);
+          y[i0 + d / 2] = b * Math.cos(ang) + a * Math.sin(ang);
+        }
+    return y;
+  };
+  let h: Float64Array = emb.slice();
+  for (let l = 0; l < c.num_hidden_layers!; l++) {
+    const P = `${M}layers.${l}.`;
+    const x = rms(h, w(`${P}input_layernorm.weight`));
+    const A = `${P}self_attn.`;
+    const q = rope(linear(x, T, D, H * d, w(`${A}q_proj.weight`), bias(`${A}q_proj.bias`, H * d)), H);
+    const k = rope(linear(x, T, D, KV * d, w(`${A}k_proj.weight`), bias(`${A}k_proj.bias`, KV * d)), KV);
+    const v = linear(x, T, D, KV * d, w(`${A}v_proj.weight`), bias(`${A}v_proj.bias`, KV * d));
+    const ctx = new Float64Array(T * H * d);
+    for (let hh = 0; hh < H; hh++) {
+      const g = Math.floor(hh / (H / KV));
+      // one head at a time through the plain attention: q of head hh, k/v of its group g
+      const qh = slice(q, T, H * d, hh * d, d);
+      const kh = slice(k, T, KV * d, g * d, d);
+      const vh = slice(v, T, KV * d, g * d, d);
+      const o = mha(qh, kh, vh, T, T, d, 1, true);
+      for (let t = 0; t < T; t++) for (let e = 0; e < d; e++) ctx[t * H * d + hh * d + e] = o[t * d + e]!;
+    }
+    h = add(h, linear(ctx, T, H * d, D, w(`${P}self_attn.o_proj.weight`), noBias(D)));
+    const x2 = rms(h, w(`${P}post_attention_layernorm.weight`));
+    const gate = linear(x2, T, D, I, w(`${P}mlp.gate_proj.weight`), noBias(I));
+    const up = linear(x2, T, D, I, w(`${P}mlp.up_proj.weight`), noBias(I));
+    const act = gate.map((gv, i) => (gv / (1 + Math.exp(-gv))) * up[i]!);
+    h = add(h, linear(act, T, I, D, w(`${P}mlp.down_proj.weight`), noBias(D)));
+  }
+  const f = rms(h, w(`${M}norm.weight`));
+  const head = c.tie_word_embeddings ? w(`${M}embed_tokens.weight`) : w("language_model.lm_head.weight");
+  return linear(f, T, D, V, head, noBias(V));
+}
+
+const isLlama = (tiny: TinyVlm) => (tiny.config.text_config as { model_type?: string }).model_type === "llama";
+
+/** The language model's token-embedding table name. */
+export function embedName(tiny: TinyVlm): string {
+  return isLlama(tiny) ? "language_model.model.embed_tokens.weight" : "language_model.transformer.wte.weight";
+}
+
+/** Logits (T, V) of the tiny model's language model on one row of embeddings. */
+export function refLm(tiny: TinyVlm, emb: Float64Array, T: number): Float64Array {
+  return isLlama(tiny) ? refLlama(tiny, emb, T) : refGpt2(tiny, emb, T);
+}
+
 export interface RefOutput {
   vision: Float64Array[]; // per image (T_img, Dv)
   qformer: Float64Array[]; // per image (Q, Dq)
@@ -477,13 +643,13 @@ export function refVlm(tiny: TinyVlm, pixels: Tensor, prefix: number[][], suffix
   const vc = tiny.config.vision_config as Record<string, number>;
   const tc = tiny.config.text_config as Record<string, number>;
   const Dq = (tiny.config.qformer_config as Record<string, number>).hidden_size!;
-  const E = tc.n_embd!;
+  const E = isLlama(tiny) ? tc.hidden_size! : tc.n_embd!;
   const V = tc.vocab_size!;
   const Q = tiny.config.num_query_tokens as number;
   const [B, , S] = pixels.shape as [number, number, number, number];
   const g = Math.floor(S / vc.patch_size!);
   const Timg = g * g + 1;
-  const wte = w("language_model.transformer.wte.weight");
+  const wte = w(embedName(tiny));
   const out: RefOutput = {
     vision: [],
     qformer: [],
@@ -508,7 +674,7 @@ export function refVlm(tiny: TinyVlm, pixels: Tensor, prefix: number[][], suffix
     for (const id of suffix[b]!) push(wte.subarray(id * E, (id + 1) * E));
     const T = seq.length / E;
     const emb = Float64Array.from(seq);
-    const logits = refGpt2(tiny, emb, T);
+    const logits = refLm(tiny, emb, T);
     out.vision.push(img);
     out.qformer.push(q);
     out.projected.push(proj);
@@ -527,7 +693,7 @@ export function refVlm(tiny: TinyVlm, pixels: Tensor, prefix: number[][], suffix
       if (s + 1 === n) break;
       cur = cur.concat(Array.from(wte.subarray(id * E, (id + 1) * E)));
       const L = cur.length / E;
-      last = refGpt2(tiny, Float64Array.from(cur), L).slice((L - 1) * V, L * V);
+      last = refLm(tiny, Float64Array.from(cur), L).slice((L - 1) * V, L * V);
     }
     out.generated.push(gen);
     out.stepLogits.push(steps);

@@ -1,10 +1,12 @@
-// GPT-2 benchmark: @wasmformer/llm against onnxruntime-web (wasm backend, one thread) in the same
-// process, on the same random weights: a GPT-2-shaped model exported by
-// tools/export-onnx/export_gpt2.py (ONNX graph with a KV cache + the HF safetensors folder).
-// Not a test.
+// Decoder benchmark (GPT-2 or Llama family, read from the folder's config.json): @wasmformer/llm
+// against onnxruntime-web (wasm backend, one thread) in the same process, on the same random
+// weights: a model exported by tools/export-onnx/export_gpt2.py or export_llama.py (ONNX graph with
+// a KV cache + the HF safetensors folder). Not a test.
 //
 //   /usr/bin/python3 tools/export-onnx/export_gpt2.py --out /tmp/gpt2-bench
-//   node --experimental-wasm-relaxed-simd packages/llm/bench/gpt2.mjs /tmp/gpt2-bench
+//   node --experimental-wasm-relaxed-simd packages/llm/bench/decoder.mjs /tmp/gpt2-bench
+//   /usr/bin/python3 tools/export-onnx/export_llama.py --out /tmp/llama-bench      # SmolLM2-135M shape
+//   node --experimental-wasm-relaxed-simd packages/llm/bench/decoder.mjs /tmp/llama-bench
 //   env: PROMPT=128 STEPS=32 ROUNDS=3 BACKEND=auto|wasm-simd|wasm-relaxed
 //
 // Measures, per engine: the prefill of PROMPT tokens (both compute the logits generation needs, the
@@ -20,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const folder = process.argv[2] ?? process.env.GPT2_BENCH ?? "/tmp/gpt2-bench";
 const only = process.argv[3]; // "--memory=ours" | "--memory=ort" (child processes)
 if (!folder) {
-  console.error("usage: gpt2.mjs <folder with config.json, model.safetensors, model.onnx>");
+  console.error("usage: decoder.mjs <folder with config.json, model.safetensors, model.onnx>");
   process.exit(2);
 }
 const PROMPT = Number(process.env.PROMPT ?? 128);
@@ -43,7 +45,7 @@ async function loadOurs() {
   const llm = await import("@wasmformer/llm");
   const backend = await core.init({ backend: BACKEND });
   const t0 = performance.now();
-  const model = await llm.GPT2LMHeadModel.fromPretrained(folder, { tokenizer: false });
+  const model = await llm.AutoModelForCausalLM.fromPretrained(folder, { tokenizer: false });
   return { model, backend, loadMs: performance.now() - t0 };
 }
 
@@ -60,17 +62,30 @@ async function loadOrt() {
   return { ort, session, loadMs: performance.now() - t0 };
 }
 
+/** Layers, key/value heads and head width of a GPT-2 or Llama config (the ONNX cache's shape). */
+function dims(cfg) {
+  if (cfg.model_type === "gpt2" || cfg.n_embd !== undefined) {
+    return { layers: cfg.n_layer, kvHeads: cfg.n_head, headDim: cfg.n_embd / cfg.n_head, name: "GPT-2" };
+  }
+  const H = cfg.num_attention_heads;
+  return {
+    layers: cfg.num_hidden_layers,
+    kvHeads: cfg.num_key_value_heads ?? H,
+    headDim: cfg.head_dim ?? cfg.hidden_size / H,
+    name: `${cfg.model_type} (${H} heads / ${cfg.num_key_value_heads ?? H} KV heads, MLP ${cfg.intermediate_size})`,
+  };
+}
+
 /** ORT: run `ids` with the given past (null = empty), return { logits, present }. */
 async function ortRun(o, cfg, ids, past) {
   const { ort, session } = o;
-  const H = cfg.n_head;
-  const hs = cfg.n_embd / H;
+  const { layers, kvHeads, headDim } = dims(cfg);
   const feeds = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
-  for (let i = 0; i < cfg.n_layer; i++) {
+  for (let i = 0; i < layers; i++) {
     for (const kv of ["key", "value"]) {
       feeds[`past_key_values.${i}.${kv}`] = past
         ? past[`present.${i}.${kv}`]
-        : new ort.Tensor("float32", new Float32Array(0), [1, H, 0, hs]);
+        : new ort.Tensor("float32", new Float32Array(0), [1, kvHeads, 0, headDim]);
     }
   }
   const out = await session.run(feeds);
@@ -117,10 +132,13 @@ if (only?.startsWith("--memory=")) {
 
 const cfg = JSON.parse(await (await import("node:fs/promises")).readFile(join(folder, "config.json"), "utf8"));
 VOCAB = cfg.vocab_size;
-console.log(
-  `GPT-2 shapes: n_layer ${cfg.n_layer}, n_embd ${cfg.n_embd}, n_head ${cfg.n_head}, vocab ${cfg.vocab_size}; prompt ${PROMPT}, ` +
-    `${STEPS} decode steps × ${ROUNDS} rounds; single thread; machine shared with other jobs`,
-);
+{
+  const d = dims(cfg);
+  console.log(
+    `${d.name} shapes: ${d.layers} layers, width ${cfg.n_embd ?? cfg.hidden_size}, vocab ${cfg.vocab_size}; prompt ${PROMPT}, ` +
+      `${STEPS} decode steps × ${ROUNDS} rounds; single thread`,
+  );
+}
 // ORT_FIRST=1 creates onnxruntime-web's session before our model (the first wasm memory of a process
 // measured slower in some runs, so the order is a parameter)
 let ours;

@@ -1,0 +1,731 @@
+/**
+ * Training mode of the decoder engine (`CausalLM.train()`), in the style of llm.c `train_gpt2.c`:
+ * a forward pass over `[B, T]` token ids that keeps every layer's activations, the fused
+ * softmax + cross-entropy, then one `*_backward` step per forward step in reverse. It reads the
+ * same `DecoderArch` switches as inference (norm, positions, MLP kind, head grouping, biases), so
+ * GPT-2 and the Llama family train through this one code path.
+ *
+ * Parameters. Inference keeps its matrices packed (or cut into column blocks) for speed. Training
+ * keeps a master copy of every matrix and of the LM head in the checkpoint's own layout (Conv1D
+ * `[in, out]`, Linear `[out, in]`, embeddings `[V, E]`): the `TrainParam`s point at these, so
+ * gradients and optimizer updates act on the tensors exactly as named and shaped in the
+ * checkpoint. Vectors (norm gains, biases) and the position/untied embedding tables are shared
+ * with inference (their layout is the checkpoint's). `sync()` re-packs the masters into the
+ * inference layout; the engine calls it from `eval()` and before each prefill in training mode.
+ *
+ * Memory is planned once: the masters and gradients (`params`), then the activations of
+ * `maxBatch × maxSeqLen` rows (`plan`). A step allocates nothing.
+ *
+ * ```
+ * forward (kept: X_l, ln1, qkv, P, att, Xm, ln2, hpre, up, hact, X_L, lnf)
+ *   X_0 = wte[ids] (+ wpe[t]);  per layer: Xm = X + Attn(norm1(X))·Wo;  X' = Xm + MLP(norm2(Xm))
+ *   loss = CE(lnf(X_L) · headᵀ, labels)   (rows of the head done in chunks, loss and dlogits fused)
+ * backward: the same steps in reverse; dX is the residual stream's gradient, each branch adds in.
+ * ```
+ */
+import {
+  Act,
+  BinOp,
+  InputError,
+  PACK_KC,
+  packedIndex,
+  type Runtime,
+  ShapeError,
+  Tensor,
+  WasmformerError,
+} from "@wasmformer/core";
+import type { BatchResult, TrainParam } from "@wasmformer/nn";
+import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
+
+const F32 = 4;
+
+/** One training example: token ids (labels = the ids), or ids with their own labels (`ignoreIndex` = not counted). */
+export type LMExample = ArrayLike<number> | { inputIds: ArrayLike<number>; labels?: ArrayLike<number> };
+
+export interface TrainOptions {
+  /** Largest batch `lossAndGrad`/`evaluate` take (sizes the activations). Default: the model's `maxBatch`. */
+  maxBatch?: number;
+  /** Longest sequence (sizes the activations). Default: min(positions, 256). */
+  maxSeqLen?: number;
+  /** Labels equal to this count for nothing (PyTorch `ignore_index`). Default −100. */
+  ignoreIndex?: number;
+  /** PyTorch `label_smoothing` in [0, 1]. Default 0. */
+  labelSmoothing?: number;
+  /** Causal LM loss: logits at t predict labels at t + 1 (HF `labels = input_ids`). Default true. */
+  shiftLabels?: boolean;
+}
+
+/** How the inference engine stores its matrices (see `CausalLM.load`). */
+export interface EngineLayout {
+  packed: boolean;
+  colBlock: number;
+  headBlock: number;
+}
+
+type Kind = "head" | "conv1d" | "linear" | "plain";
+
+interface Param {
+  spec: WeightSpec;
+  kind: Kind;
+  /** checkpoint-layout values (a master copy, or the engine's own buffer for "plain") */
+  ptr: number;
+  grad: number;
+  /** the engine's storage of this tensor */
+  engine: number;
+}
+
+/** Pointers of one block's tensors (0 = absent) and their layouts. */
+type BlockPtrs = { [K in keyof BlockNames]-?: number };
+
+interface Acts {
+  maxB: number;
+  maxT: number;
+  ids: number;
+  pos: number;
+  targets: number;
+  X: number[];
+  Xm: number[];
+  ln1: number[];
+  ln2: number[];
+  qkv: number[];
+  att: number[];
+  probs: number[];
+  hpre: number[];
+  up: number[];
+  hact: number[];
+  lnf: number;
+  dX: number;
+  dln: number;
+  dqkv: number;
+  datt: number;
+  dhact: number;
+  dhpre: number;
+  dup: number;
+  tmp: number;
+  attScratch: number;
+  headRows: number;
+  logits: number;
+  dlogits: number;
+  lossOut: number;
+  invFreq: number;
+  negInvFreq: number;
+}
+
+/** Float index of op(B)[p, j] (B is K×N) in the engine's storage of a matrix or of the LM head. */
+function storageIndex(lay: EngineLayout, head: boolean, K: number, N: number, p: number, j: number): number {
+  if (lay.packed) return packedIndex(K, N, p, j);
+  const cb = head ? lay.headBlock : lay.colBlock;
+  if (cb === 0) return j * K + p; // Linear [N, K] rows
+  const c0 = j - (j % cb);
+  const wb = Math.min(cb, N - c0);
+  return c0 * K + p * wb + (j - c0); // contiguous column blocks [K, wb]
+}
+
+/** (K, N, transB) of a matrix as op(B) of y = x·op(B), and the leading dimension of its checkpoint layout. */
+function asOperand(p: Param, E: number, V: number): { K: number; N: number; trans: 0 | 1; ld: number } {
+  const [a, b] = p.spec.shape;
+  if (p.kind === "head") return { K: E, N: V, trans: 1, ld: E }; // [V, E]
+  if (p.kind === "conv1d") return { K: a, N: b, trans: 0, ld: b }; // [in, out]
+  return { K: b, N: a, trans: 1, ld: b }; // Linear [out, in]
+}
+
+export class DecoderTraining {
+  readonly params: TrainParam[];
+  /** Every parameter's shape, by its (Hugging Face) name. */
+  readonly shapes: Record<string, number[]> = {};
+  ignoreIndex = -100;
+  labelSmoothing = 0;
+  shiftLabels = true;
+  private readonly byName = new Map<string, Param>();
+  private readonly w: BlockPtrs[];
+  private readonly g: BlockPtrs[];
+  private readonly kind: { [K in keyof BlockNames]-?: Kind }[];
+  private acts: Acts | undefined;
+  private actsStart = 0;
+  private actsEnd = 0;
+
+  constructor(
+    private readonly arch: DecoderArch,
+    private readonly rt: Runtime,
+    engine: Map<string, number>,
+    private readonly layout: EngineLayout,
+    hfName: (name: string) => string,
+  ) {
+    const heap = rt.heap;
+    // masters and gradients, planned once
+    let floats = 0;
+    const kinds = arch.specs.map((sp): Kind => (sp.name === arch.head ? "head" : (sp.layout ?? "plain")));
+    for (const [i, sp] of arch.specs.entries()) {
+      const n = sp.shape.reduce((x, y) => x * y, 1);
+      floats += (kinds[i] === "plain" ? 1 : 2) * n;
+    }
+    heap.reserve(floats * F32 + 16 * 2 * arch.specs.length);
+    this.params = arch.specs.map((spec, i) => {
+      const size = spec.shape.reduce((x, y) => x * y, 1);
+      const kind = kinds[i];
+      const eng = engine.get(spec.name);
+      if (eng === undefined) throw new WasmformerError("internal", `no engine buffer for "${spec.name}"`);
+      const p: Param = { spec, kind, engine: eng, ptr: kind === "plain" ? eng : heap.allocF32(size), grad: 0 };
+      p.grad = heap.allocF32(size);
+      this.byName.set(spec.name, p);
+      const name = hfName(spec.name);
+      this.shapes[name] = [...spec.shape];
+      return { name, ptr: p.ptr, grad: p.grad, size };
+    });
+    for (const p of this.byName.values()) if (p.kind !== "plain") this.readEngine(p);
+    const at = (name: string | undefined, f: (p: Param) => number) => (name ? f(this.byName.get(name)!) : 0);
+    const map = (f: (p: Param) => number) =>
+      arch.blocks.map((b) => {
+        const o = {} as BlockPtrs;
+        for (const key of BLOCK_KEYS) o[key] = at(b[key], f);
+        return o;
+      });
+    this.w = map((p) => p.ptr);
+    this.g = map((p) => p.grad);
+    this.kind = arch.blocks.map((b) => {
+      const o = {} as { [K in keyof BlockNames]-?: Kind };
+      for (const key of BLOCK_KEYS) o[key] = b[key] ? this.byName.get(b[key]!)!.kind : "plain";
+      return o;
+    });
+  }
+
+  /** Values of every parameter in the checkpoint's layout, by (Hugging Face) name. */
+  stateDict(hfName: (name: string) => string): Map<string, Tensor<"f32">> {
+    const out = new Map<string, Tensor<"f32">>();
+    for (const p of this.byName.values()) {
+      const size = p.spec.shape.reduce((x, y) => x * y, 1);
+      out.set(hfName(p.spec.name), new Tensor(this.rt.heap.f32(p.ptr, size).slice(), [...p.spec.shape], "f32"));
+    }
+    return out;
+  }
+
+  /** Master ← the engine's storage (unpacked to the checkpoint layout). */
+  private readEngine(p: Param): void {
+    const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
+    const all = new Float32Array(this.rt.heap.buffer());
+    const e0 = p.engine / F32;
+    const m0 = p.ptr / F32;
+    const head = p.kind === "head";
+    // strides of the master: element (r, j) of op(B) at m0 + r·sr + j·sj
+    const sr = trans ? 1 : ld;
+    const sj = trans ? ld : 1;
+    if (this.layout.packed) {
+      // walk the packed operand in storage order (see `packedIndex`): K blocks, 8-column panels, rows
+      const N8 = Math.ceil(N / 8) * 8;
+      for (let pc = 0; pc < K; pc += PACK_KC) {
+        const kb = Math.min(PACK_KC, K - pc);
+        for (let j0 = 0; j0 < N; j0 += 8) {
+          const cols = Math.min(8, N - j0);
+          let src = e0 + pc * N8 + j0 * kb;
+          for (let r = pc; r < pc + kb; r++, src += 8) {
+            const dst = m0 + r * sr + j0 * sj;
+            for (let c = 0; c < cols; c++) all[dst + c * sj] = all[src + c];
+          }
+        }
+      }
+      return;
+    }
+    for (let r = 0; r < K; r++)
+      for (let j = 0; j < N; j++) all[m0 + r * sr + j * sj] = all[e0 + storageIndex(this.layout, head, K, N, r, j)];
+  }
+
+  /** The engine's inference storage ← the masters (re-packed); vectors are shared and need nothing. */
+  sync(): void {
+    const k = this.rt.k;
+    for (const p of this.byName.values()) {
+      if (p.kind === "plain") continue;
+      const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
+      if (this.layout.packed) {
+        k.packB(K, N, p.ptr, ld, trans, p.engine);
+        continue;
+      }
+      const all = new Float32Array(this.rt.heap.buffer());
+      const e0 = p.engine / F32;
+      const m0 = p.ptr / F32;
+      const head = p.kind === "head";
+      for (let r = 0; r < K; r++)
+        for (let j = 0; j < N; j++)
+          all[e0 + storageIndex(this.layout, head, K, N, r, j)] = all[m0 + (trans ? j * ld + r : r * ld + j)];
+    }
+  }
+
+  /** Set every gradient to 0. */
+  zeroGrad(): void {
+    for (const p of this.params) this.rt.heap.f32(p.grad, p.size).fill(0);
+  }
+
+  get plannedBatch(): number {
+    return this.acts?.maxB ?? 0;
+  }
+  get plannedSeqLen(): number {
+    return this.acts?.maxT ?? 0;
+  }
+
+  /**
+   * Plan the activation and backward buffers for `maxB × maxT` rows (once; a larger plan replaces
+   * it, reusing its memory when nothing was allocated after it).
+   */
+  plan(maxB: number, maxT: number): void {
+    if (this.acts && this.acts.maxB >= maxB && this.acts.maxT >= maxT) return;
+    const a = this.arch;
+    const heap = this.rt.heap;
+    if (this.acts && heap.mark() === this.actsEnd) heap.release(this.actsStart);
+    const N = maxB * maxT;
+    const { dim: E, inner: I, layers: L, vocab: V, headDim: hs } = a;
+    const qW = a.heads * hs;
+    const qkvW = qW + 2 * a.kvHeads * hs;
+    const headRows = Math.min(N, Math.max(8, Math.ceil((1 << 20) / V)));
+    const perLayer = N * (4 * E + qkvW + qW + (a.gated ? 3 : 2) * I) + maxB * a.heads * maxT * maxT;
+    const floats =
+      3 * N +
+      L * perLayer +
+      N * E * 4 +
+      N * (qkvW + qW + (a.gated ? 4 : 2) * I) +
+      maxT * maxT +
+      2 * headRows * V +
+      4 +
+      hs;
+    heap.reserve(floats * F32 + 16 * (L * 12 + 32));
+    this.actsStart = heap.mark();
+    const f = (n: number) => heap.allocF32(n);
+    const layers = (n: number) => Array.from({ length: L }, () => f(n));
+    const acts: Acts = {
+      maxB,
+      maxT,
+      ids: f(N),
+      pos: f(N),
+      targets: f(N),
+      X: Array.from({ length: L + 1 }, () => f(N * E)),
+      Xm: layers(N * E),
+      ln1: layers(N * E),
+      ln2: layers(N * E),
+      qkv: layers(N * qkvW),
+      att: layers(N * qW),
+      probs: layers(maxB * a.heads * maxT * maxT),
+      hpre: layers(N * I),
+      up: a.gated ? layers(N * I) : [],
+      hact: layers(N * I),
+      lnf: f(N * E),
+      dX: f(N * E),
+      dln: f(N * E),
+      dqkv: f(N * qkvW),
+      datt: f(N * qW),
+      dhact: f(N * I),
+      dhpre: f(N * I),
+      dup: a.gated ? f(N * I) : 0,
+      tmp: a.gated ? f(N * I) : 0,
+      attScratch: f(maxT * maxT),
+      headRows,
+      logits: f(headRows * V),
+      dlogits: f(headRows * V),
+      lossOut: f(4),
+      invFreq: a.invFreq ? f(hs / 2) : 0,
+      negInvFreq: a.invFreq ? f(hs / 2) : 0,
+    };
+    if (a.invFreq) {
+      heap.f32(acts.invFreq, hs / 2).set(a.invFreq);
+      heap.f32(acts.negInvFreq, hs / 2).set(a.invFreq.map((x) => -x));
+    }
+    this.acts = acts;
+    this.actsEnd = heap.mark();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // batches
+
+  /** Checks a batch and writes its ids and (shifted) targets; returns B, T and the counted targets. */
+  private load(batch: readonly LMExample[], what: string): { B: number; T: number; count: number } {
+    const a = this.acts;
+    if (!a) throw new InputError(`${what}: call train() first (it plans the training buffers)`);
+    if (!Array.isArray(batch)) throw new InputError(`${what}: the batch must be an array of examples`);
+    if (batch.length === 0) throw new InputError(`${what}: the batch has no examples`);
+    const B = batch.length;
+    if (B > a.maxB)
+      throw new InputError(`${what}: batch of ${B} examples exceeds the planned maxBatch ${a.maxB} (see train())`);
+    const V = this.arch.vocab;
+    const rows: { ids: ArrayLike<number>; labels: ArrayLike<number> }[] = batch.map((ex, b) => {
+      if (ex === null || typeof ex !== "object")
+        throw new InputError(`${what}: example ${b} must be token ids or { inputIds, labels? }`);
+      if ("inputIds" in ex) {
+        const ids = ex.inputIds;
+        if (ids === null || typeof ids !== "object" || typeof ids.length !== "number")
+          throw new InputError(`${what}: example ${b}: inputIds must be an array of token ids`);
+        const labels = ex.labels ?? ids;
+        if (labels === null || typeof labels !== "object" || typeof labels.length !== "number")
+          throw new InputError(`${what}: example ${b}: labels must be an array`);
+        return { ids, labels };
+      }
+      if (typeof (ex as ArrayLike<number>).length !== "number")
+        throw new InputError(`${what}: example ${b} must be token ids or { inputIds, labels? }`);
+      return { ids: ex as ArrayLike<number>, labels: ex as ArrayLike<number> };
+    });
+    const T = rows[0].ids.length;
+    if (T === 0) throw new InputError(`${what}: example 0 has no tokens`);
+    if (T > a.maxT)
+      throw new InputError(`${what}: sequences of ${T} tokens exceed the planned maxSeqLen ${a.maxT} (see train())`);
+    if (T > this.arch.maxPositions)
+      throw new InputError(
+        `${what}: sequences of ${T} tokens exceed ${this.arch.positionsField} ${this.arch.maxPositions}`,
+      );
+    const heap = this.rt.heap;
+    const ids = heap.i32(a.ids, B * T);
+    const pos = heap.i32(a.pos, B * T);
+    const tg = heap.i32(a.targets, B * T);
+    const ig = this.ignoreIndex;
+    let count = 0;
+    for (const [b, r] of rows.entries()) {
+      if (r.ids.length !== T)
+        throw new InputError(`${what}: example ${b} has ${r.ids.length} tokens, example 0 has ${T} (equal lengths)`);
+      if (r.labels.length !== T)
+        throw new InputError(`${what}: example ${b} has ${r.labels.length} labels for ${T} tokens`);
+      for (let t = 0; t < T; t++) {
+        const id = r.ids[t];
+        if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= V)
+          throw new InputError(
+            `${what}: token id ${String(id)} at input_ids[${b}, ${t}] is outside [0, ${V}) (vocab_size ${V})`,
+          );
+        const lb = r.labels[t];
+        if (typeof lb !== "number" || !Number.isInteger(lb) || (lb !== ig && (lb < 0 || lb >= V)))
+          throw new InputError(
+            `${what}: label ${String(lb)} at labels[${b}, ${t}] is neither in [0, ${V}) nor ignore_index ${ig}`,
+          );
+        ids[b * T + t] = id;
+        pos[b * T + t] = t;
+      }
+      for (let t = 0; t < T; t++) {
+        const lb = this.shiftLabels ? (t + 1 < T ? r.labels[t + 1] : ig) : r.labels[t];
+        tg[b * T + t] = lb;
+        if (lb !== ig) count++;
+      }
+    }
+    return { B, T, count };
+  }
+
+  /** Mean loss over the counted targets, and with `scale` ≠ 0 adds `scale · ∂loss/∂θ` into the gradients. */
+  run(batch: readonly LMExample[], scale: number | undefined, what: string): BatchResult {
+    if (scale !== undefined && (typeof scale !== "number" || !Number.isFinite(scale)))
+      throw new InputError(`${what}: scale must be a finite number, got ${String(scale)}`);
+    const { B, T, count } = this.load(batch, what);
+    this.forward(B, T);
+    const grad = scale !== undefined && scale !== 0 && count > 0;
+    if (grad) {
+      const n = B * T;
+      this.rt.heap.f32(this.acts!.dX, n * this.arch.dim).fill(0);
+      this.rt.heap.f32(this.acts!.dln, n * this.arch.dim).fill(0);
+    }
+    const sum = this.head(B * T, grad ? scale / count : 0);
+    if (grad) this.backward(B, T);
+    return { loss: count > 0 ? sum / count : Number.NaN, count };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // forward (keeping activations) and backward
+
+  /** y (n, N) (ld ldy) = x (n, K) · op(W) + b (+ y when beta = 1), W in its checkpoint layout. */
+  private lin(
+    n: number,
+    x: number,
+    K: number,
+    N: number,
+    W: number,
+    kind: Kind,
+    b: number,
+    y: number,
+    ldy: number,
+    beta: number,
+  ): void {
+    if (kind === "conv1d") this.rt.k.gemm(n, N, K, x, K, 0, W, N, 0, y, ldy, b, 1, beta, 0);
+    else this.rt.k.gemm(n, N, K, x, K, 0, W, K, 1, y, ldy, b, 1, beta, 0);
+  }
+
+  /** Backward of `lin`: dx (n, K) += dy·op(W)ᵀ (dx 0: skipped), dW += (xᵀ·dy in W's layout), db += Σ dy. */
+  private linBack(
+    n: number,
+    dy: number,
+    ldy: number,
+    x: number,
+    K: number,
+    N: number,
+    W: number,
+    kind: Kind,
+    dx: number,
+    dW: number,
+    db: number,
+  ): void {
+    const k = this.rt.k;
+    if (kind === "conv1d") {
+      if (dx) k.gemm(n, K, N, dy, ldy, 0, W, N, 1, dx, K, 0, 1, 1, 0);
+      k.gemm(K, N, n, x, K, 1, dy, ldy, 0, dW, N, 0, 1, 1, 0);
+    } else {
+      if (dx) k.gemm(n, K, N, dy, ldy, 0, W, K, 0, dx, K, 0, 1, 1, 0);
+      k.gemm(N, K, n, dy, ldy, 1, x, K, 0, dW, K, 0, 1, 1, 0);
+    }
+    if (db) k.biasGrad(db, dy, n, N, ldy);
+  }
+
+  private norm(x: number, y: number, n: number, gamma: number, beta: number): void {
+    const a = this.arch;
+    if (a.norm === "rmsnorm") this.rt.k.rmsNorm(x, y, n, a.dim, gamma, a.eps);
+    else this.rt.k.layerNorm(x, y, n, a.dim, gamma, beta, a.eps);
+  }
+
+  /** dx += the norm's input gradient (statistics recomputed from x), dgamma, dbeta += theirs. */
+  private normBack(dx: number, dgamma: number, dbeta: number, dy: number, x: number, gamma: number, n: number): void {
+    const a = this.arch;
+    if (a.norm === "rmsnorm") this.rt.k.rmsNormBackward(dx, dgamma, dy, x, gamma, 0, n, a.dim, a.eps);
+    else this.rt.k.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, 0, 0, n, a.dim, a.eps);
+  }
+
+  /** An activation's derivative reads the forward input (gelu, silu, relu) or its output (tanh, sigmoid). */
+  private static outputBased(act: number): boolean {
+    return act === Act.tanh || act === Act.sigmoid;
+  }
+
+  private forward(B: number, T: number): void {
+    const a = this.acts!;
+    const arch = this.arch;
+    const k = this.rt.k;
+    const { dim: E, inner: I, heads: H, kvHeads: KV, headDim: hs, vocab: V } = arch;
+    const qW = H * hs;
+    const kvW = KV * hs;
+    const qkvW = qW + 2 * kvW;
+    const group = H / KV;
+    const n = B * T;
+    const emb = this.byName.get(arch.embed)!.ptr;
+    if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1)
+      throw new WasmformerError("internal", "gather rejected a checked id");
+    if (arch.pos) {
+      const wpe = this.byName.get(arch.pos)!.ptr;
+      if (k.gather(wpe, arch.maxPositions, E, a.pos, n, a.dln) !== -1)
+        throw new WasmformerError("internal", "gather rejected a position");
+      k.binary(a.X[0], a.dln, a.X[0], n, E, E, 1, BinOp.add);
+    }
+    for (let l = 0; l < arch.layers; l++) {
+      const w = this.w[l];
+      const kd = this.kind[l];
+      const scale = arch.attnScale(l);
+      const qkv = a.qkv[l];
+      this.norm(a.X[l], a.ln1[l], n, w.ln1w, w.ln1b);
+      if (w.kW) {
+        this.lin(n, a.ln1[l], E, qW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
+        this.lin(n, a.ln1[l], E, kvW, w.kW, kd.kW, w.kB, qkv + qW * F32, qkvW, 0);
+        this.lin(n, a.ln1[l], E, kvW, w.vW, kd.vW, w.vB, qkv + (qW + kvW) * F32, qkvW, 0);
+      } else {
+        this.lin(n, a.ln1[l], E, qkvW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
+      }
+      if (a.invFreq) k.rope(qkv, qkvW, n, H + KV, hs, a.pos, a.invFreq);
+      for (let b = 0; b < B; b++) {
+        const q0 = qkv + b * T * qkvW * F32;
+        for (let h = 0; h < H; h++) {
+          const g = Math.floor(h / group);
+          k.attention(
+            q0 + h * hs * F32,
+            qkvW,
+            q0 + (qW + g * hs) * F32,
+            qkvW,
+            q0 + (qW + kvW + g * hs) * F32,
+            qkvW,
+            a.att[l] + (b * T * qW + h * hs) * F32,
+            qW,
+            a.probs[l] + (b * H + h) * T * T * F32,
+            T,
+            T,
+            hs,
+            hs,
+            scale,
+            0,
+            0,
+            0,
+            0,
+          );
+        }
+      }
+      k.copy2d(a.X[l], E, a.Xm[l], E, n, E);
+      this.lin(n, a.att[l], qW, E, w.attnProjW, kd.attnProjW, w.attnProjB, a.Xm[l], E, 1);
+      this.norm(a.Xm[l], a.ln2[l], n, w.ln2w, w.ln2b);
+      this.lin(n, a.ln2[l], E, I, w.fcW, kd.fcW, w.fcB, a.hpre[l], I, 0);
+      k.unary(a.hpre[l], a.hact[l], n * I, arch.act);
+      if (w.upW) {
+        this.lin(n, a.ln2[l], E, I, w.upW, kd.upW, w.upB, a.up[l], I, 0);
+        k.binary(a.hact[l], a.up[l], a.hact[l], n, I, I, 1, BinOp.mul);
+      }
+      k.copy2d(a.Xm[l], E, a.X[l + 1], E, n, E);
+      this.lin(n, a.hact[l], I, E, w.mlpProjW, kd.mlpProjW, w.mlpProjB, a.X[l + 1], E, 1);
+    }
+    const lnfW = this.byName.get(arch.normW)!.ptr;
+    const lnfB = arch.normB ? this.byName.get(arch.normB)!.ptr : 0;
+    this.norm(a.X[arch.layers], a.lnf, n, lnfW, lnfB);
+  }
+
+  /**
+   * LM head + cross-entropy over the n rows, `headRows` at a time: returns the summed loss; with
+   * dloss ≠ 0 also dlnf (in `dln`) += ∂/∂lnf and dHead += ∂/∂head, the loss being dloss · Σ.
+   */
+  private head(n: number, dloss: number): number {
+    const a = this.acts!;
+    const k = this.rt.k;
+    const heap = this.rt.heap;
+    const { dim: E, vocab: V } = this.arch;
+    const hp = this.byName.get(this.arch.head)!;
+    let sum = 0;
+    for (let r0 = 0; r0 < n; r0 += a.headRows) {
+      const m = Math.min(a.headRows, n - r0);
+      const x = a.lnf + r0 * E * F32;
+      k.gemm(m, V, E, x, E, 0, hp.ptr, E, 1, a.logits, V, 0, 1, 0, 0);
+      if (dloss) heap.f32(a.dlogits, m * V).fill(0);
+      const bad = k.softmaxCrossEntropy(
+        a.logits,
+        dloss ? a.dlogits : 0,
+        V,
+        m,
+        V,
+        a.targets + r0 * 4,
+        this.ignoreIndex,
+        this.labelSmoothing,
+        1,
+        dloss,
+        a.lossOut,
+      );
+      if (bad !== -1) throw new WasmformerError("internal", "cross-entropy rejected a checked label");
+      sum += heap.f32(a.lossOut, 1)[0];
+      if (dloss) {
+        k.gemm(m, E, V, a.dlogits, V, 0, hp.ptr, E, 0, a.dln + r0 * E * F32, E, 0, 1, 1, 0);
+        k.gemm(V, E, m, a.dlogits, V, 1, x, E, 0, hp.grad, E, 0, 1, 1, 0);
+      }
+    }
+    return sum;
+  }
+
+  private backward(B: number, T: number): void {
+    const a = this.acts!;
+    const arch = this.arch;
+    const k = this.rt.k;
+    const heap = this.rt.heap;
+    const { dim: E, inner: I, heads: H, kvHeads: KV, headDim: hs, vocab: V } = arch;
+    const qW = H * hs;
+    const kvW = KV * hs;
+    const qkvW = qW + 2 * kvW;
+    const group = H / KV;
+    const n = B * T;
+    const zero = (p: number, floats: number) => heap.f32(p, floats).fill(0);
+    const nrm = this.byName.get(arch.normW)!;
+    const nrmB = arch.normB ? this.byName.get(arch.normB)! : undefined;
+    this.normBack(a.dX, nrm.grad, nrmB?.grad ?? 0, a.dln, a.X[arch.layers], nrm.ptr, n);
+    const srcOut = DecoderTraining.outputBased(arch.act);
+    for (let l = arch.layers - 1; l >= 0; l--) {
+      const w = this.w[l];
+      const g = this.g[l];
+      const kd = this.kind[l];
+      // ---- MLP: X_{l+1} = Xm + hact · W_proj + b
+      zero(a.dhact, n * I);
+      this.linBack(n, a.dX, E, a.hact[l], I, E, w.mlpProjW, kd.mlpProjW, a.dhact, g.mlpProjW, g.mlpProjB);
+      zero(a.dhpre, n * I);
+      if (w.upW) {
+        // hact = act(gate) ⊙ up
+        k.unary(a.hpre[l], a.tmp, n * I, arch.act);
+        k.binary(a.dhact, a.tmp, a.dup, n, I, I, 1, BinOp.mul); // d up
+        k.binary(a.dhact, a.up[l], a.dhact, n, I, I, 1, BinOp.mul); // d act(gate)
+        k.unaryBackward(a.dhpre, a.dhact, srcOut ? a.tmp : a.hpre[l], n * I, arch.act);
+      } else {
+        k.unaryBackward(a.dhpre, a.dhact, srcOut ? a.hact[l] : a.hpre[l], n * I, arch.act);
+      }
+      zero(a.dln, n * E);
+      this.linBack(n, a.dhpre, I, a.ln2[l], E, I, w.fcW, kd.fcW, a.dln, g.fcW, g.fcB);
+      if (w.upW) this.linBack(n, a.dup, I, a.ln2[l], E, I, w.upW, kd.upW, a.dln, g.upW, g.upB);
+      this.normBack(a.dX, g.ln2w, g.ln2b, a.dln, a.Xm[l], w.ln2w, n);
+
+      // ---- attention: Xm = X_l + att · W_o + b
+      zero(a.datt, n * qW);
+      this.linBack(n, a.dX, E, a.att[l], qW, E, w.attnProjW, kd.attnProjW, a.datt, g.attnProjW, g.attnProjB);
+      zero(a.dqkv, n * qkvW);
+      const scale = arch.attnScale(l);
+      for (let b = 0; b < B; b++) {
+        const off = b * T * qkvW * F32;
+        for (let h = 0; h < H; h++) {
+          const kv = Math.floor(h / group);
+          k.attentionBackward(
+            a.dqkv + off + h * hs * F32,
+            a.dqkv + off + (qW + kv * hs) * F32,
+            a.dqkv + off + (qW + kvW + kv * hs) * F32,
+            a.datt + (b * T * qW + h * hs) * F32,
+            qW,
+            a.qkv[l] + off + h * hs * F32,
+            qkvW,
+            a.qkv[l] + off + (qW + kv * hs) * F32,
+            qkvW,
+            a.qkv[l] + off + (qW + kvW + kv * hs) * F32,
+            qkvW,
+            a.probs[l] + (b * H + h) * T * T * F32,
+            0,
+            a.attScratch,
+            T,
+            T,
+            hs,
+            hs,
+            scale,
+          );
+        }
+      }
+      // the backward of a rotation by θ is the rotation by −θ
+      if (a.negInvFreq) k.rope(a.dqkv, qkvW, n, H + KV, hs, a.pos, a.negInvFreq);
+      zero(a.dln, n * E);
+      if (w.kW) {
+        this.linBack(n, a.dqkv, qkvW, a.ln1[l], E, qW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
+        this.linBack(n, a.dqkv + qW * F32, qkvW, a.ln1[l], E, kvW, w.kW, kd.kW, a.dln, g.kW, g.kB);
+        this.linBack(n, a.dqkv + (qW + kvW) * F32, qkvW, a.ln1[l], E, kvW, w.vW, kd.vW, a.dln, g.vW, g.vB);
+      } else {
+        this.linBack(n, a.dqkv, qkvW, a.ln1[l], E, qkvW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
+      }
+      this.normBack(a.dX, g.ln1w, g.ln1b, a.dln, a.X[l], w.ln1w, n);
+    }
+    // ---- embeddings (a tied table already holds the LM head's share)
+    const emb = this.byName.get(arch.embed)!;
+    if (k.embeddingBackward(emb.grad, V, E, a.ids, n, a.dX, -1) !== -1)
+      throw new WasmformerError("internal", "embeddingBackward rejected a checked id");
+    if (arch.pos) {
+      const wpe = this.byName.get(arch.pos)!;
+      if (k.embeddingBackward(wpe.grad, arch.maxPositions, E, a.pos, n, a.dX, -1) !== -1)
+        throw new WasmformerError("internal", "embeddingBackward rejected a position");
+    }
+  }
+}
+
+const BLOCK_KEYS: (keyof BlockNames)[] = [
+  "ln1w",
+  "ln1b",
+  "attnW",
+  "attnB",
+  "kW",
+  "kB",
+  "vW",
+  "vB",
+  "attnProjW",
+  "attnProjB",
+  "ln2w",
+  "ln2b",
+  "fcW",
+  "fcB",
+  "upW",
+  "upB",
+  "mlpProjW",
+  "mlpProjB",
+];
+
+/** Typed checks of `TrainOptions`. */
+export function checkTrainOptions(o: TrainOptions, maxPositions: number): void {
+  if (o === null || typeof o !== "object") throw new InputError(`train options must be an object, got ${String(o)}`);
+  for (const f of ["maxBatch", "maxSeqLen"] as const) {
+    const v = o[f];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1))
+      throw new InputError(`train: ${f} must be a positive integer, got ${String(v)}`);
+  }
+  if (o.maxSeqLen !== undefined && o.maxSeqLen > maxPositions)
+    throw new ShapeError(`train: maxSeqLen ${o.maxSeqLen} exceeds the model's ${maxPositions} positions`);
+  if (o.ignoreIndex !== undefined && !Number.isInteger(o.ignoreIndex))
+    throw new InputError(`train: ignoreIndex must be an integer, got ${String(o.ignoreIndex)}`);
+  const ls = o.labelSmoothing;
+  if (ls !== undefined && (typeof ls !== "number" || !(ls >= 0 && ls <= 1)))
+    throw new InputError(`train: labelSmoothing must be a number in [0, 1], got ${String(ls)}`);
+  if (o.shiftLabels !== undefined && typeof o.shiftLabels !== "boolean")
+    throw new InputError(`train: shiftLabels must be a boolean, got ${String(o.shiftLabels)}`);
+}
