@@ -47,8 +47,14 @@ export function packRows(N: i32, K: i32, b: usize, ldb: i32, dst: usize): void {
 }
 
 /** The sums of one group, and the last chunk of x when K is not a multiple of 4. */
-const sums: usize = memory.data(GR * 4, 16);
-const xTail: usize = memory.data(16, 16);
+let sums: usize = memory.data(GR * 4, 16);
+let xTail: usize = memory.data(16, 16);
+
+/** Point this instance's scratch (sums, xTail: 128 bytes) at `base` (threaded builds). */
+export function gemvRowsScratch(base: usize): void {
+  sums = base;
+  xTail = base + 96;
+}
 
 /**
  * Add to (or, when !add, set) the group's 24 sums in `sums` the products of the packed chunks at bp
