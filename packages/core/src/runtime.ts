@@ -13,9 +13,9 @@
 import { refKernels } from "./backend/ref.js";
 import { relaxedSimdSupported, simdSupported, wasmImports, wrapInstance } from "./backend/wasm.js";
 import { InputError, WasmError } from "./errors.js";
-import { type Heap, JsHeap } from "./heap.js";
+import { type Heap, JsHeap, WasmHeap } from "./heap.js";
 import type { Kernels } from "./kernels.js";
-import { TILE_KERNELS, type ThreadedExports, threadedKernels } from "./threaded-kernels.js";
+import { type ThreadedExports, TILE_KERNELS, threadedKernels } from "./threaded-kernels.js";
 import { ThreadPool, threadsUnavailableReason, usableCores } from "./threads.js";
 
 export type BackendName = "wasm-relaxed" | "wasm-simd" | "ref";
@@ -68,7 +68,8 @@ export interface InitOptions {
   wasmRelaxed?: WasmSource;
   /**
    * Threads for the kernels (the calling thread plus a pool of workers). Default: the usable
-   * cores, at most `MAX_AUTO_THREADS`; 1 where threads are not available (no SharedArrayBuffer,
+   * cores, at most `MAX_AUTO_THREADS` (in Node, `WASMFORMER_THREADS` overrides it); 1 where
+   * threads are not available (no SharedArrayBuffer,
    * a page that is not cross-origin isolated) — `threadsInfo()` says what was used and why.
    * A failure to start the threads is never an error: a warning, then 1 thread.
    */
@@ -89,6 +90,8 @@ let defaultRt: Runtime | undefined;
 let threaded: { module: WebAssembly.Module; backend: BackendName; pool: ThreadPool } | undefined;
 let threadInfo: Omit<ThreadsInfo, "splitCalls" | "workerTiles"> = { threads: 1, requested: "auto" };
 let nextRuntimeId = 1;
+/** The pool each threaded runtime is attached to. */
+const poolOf = new WeakMap<Runtime, ThreadPool>();
 const detachOnGc =
   typeof FinalizationRegistry === "function"
     ? new FinalizationRegistry<{ pool: ThreadPool; id: number }>(({ pool, id }) => pool.detach(id))
@@ -222,13 +225,26 @@ async function setupThreads(opts: InitOptions): Promise<void> {
     return fallback(reason, (explicit && requested !== 1) || /isolated/.test(reason));
   }
   const cores = await usableCores();
-  const n = requested === "auto" ? Math.max(1, Math.min(cores, MAX_AUTO_THREADS)) : requested;
+  const env = requested === "auto" ? envThreads() : undefined;
+  const n = requested === "auto" ? (env ?? Math.max(1, Math.min(cores, MAX_AUTO_THREADS))) : requested;
   if (n === 1) {
-    return fallback(requested === "auto" ? "one usable core" : "1 thread requested", false);
+    const why = requested !== "auto" ? "1 thread requested" : env ? "WASMFORMER_THREADS=1" : "one usable core";
+    return fallback(why, false);
   }
   const relaxed = compiled.backend === "wasm-relaxed";
   const src = relaxed ? opts.wasmRelaxedThreads : opts.wasmThreads;
-  if (threaded && threaded.pool.running && threaded.pool.threads === n && threaded.backend === compiled.backend && !src) {
+  if ((relaxed ? opts.wasmRelaxed : opts.wasm) && !src) {
+    // a caller who supplies the module (a custom build or URL) supplies the threaded one too
+    const which = relaxed ? "wasmRelaxed without wasmRelaxedThreads" : "wasm without wasmThreads";
+    return fallback(`a custom kernel module was given (${which})`, explicit && requested !== 1);
+  }
+  if (
+    threaded &&
+    threaded.pool.running &&
+    threaded.pool.threads === n &&
+    threaded.backend === compiled.backend &&
+    !src
+  ) {
     threadInfo = { threads: n, requested };
     return;
   }
@@ -246,6 +262,16 @@ async function setupThreads(opts: InitOptions): Promise<void> {
   } catch (e) {
     fallback(`a worker failed to start (${(e as Error).message})`, true);
   }
+}
+
+/** Node: `WASMFORMER_THREADS` (an integer in [1, 256]) replaces the default count. */
+function envThreads(): number | undefined {
+  const v = isNode ? process.env.WASMFORMER_THREADS : undefined;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (Number.isInteger(n) && n >= 1 && n <= 256) return n;
+  console.warn(`@wasmformer/core: ignoring WASMFORMER_THREADS=${JSON.stringify(v)} (not an integer in [1, 256])`);
+  return undefined;
 }
 
 function stopThreads(): void {
@@ -284,7 +310,9 @@ export function createRuntime(opts: { backend?: BackendName } = {}): Runtime {
   const want = opts.backend ?? backendName();
   for (let i = released.length - 1; i >= 0; i--) {
     const rt = released[i].deref();
-    if (rt && (rt.backend !== want || rt.threads !== wantThreads(want))) continue;
+    // a threaded runtime is reused only with the pool it is attached to
+    if (rt && (rt.backend !== want || poolOf.get(rt) !== (wantThreads(want) > 1 ? threaded?.pool : undefined)))
+      continue;
     released.splice(i, 1);
     if (!rt || (want !== "ref" && compiled?.backend !== want)) continue;
     const base = releasedBase.get(rt) as number;
@@ -344,7 +372,11 @@ function newThreadedRuntime(t: { module: WebAssembly.Module; backend: BackendNam
   // the largest maximum first: a 32-bit host may refuse to reserve 4 GiB of address space
   for (const maximum of [65536, 32768, 16384]) {
     try {
-      memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum, shared: true } as WebAssembly.MemoryDescriptor);
+      memory = new WebAssembly.Memory({
+        initial: SHARED_INITIAL_PAGES,
+        maximum,
+        shared: true,
+      } as WebAssembly.MemoryDescriptor);
       break;
     } catch {
       // try a smaller maximum
@@ -354,18 +386,31 @@ function newThreadedRuntime(t: { module: WebAssembly.Module; backend: BackendNam
   const imports = wasmImports();
   (imports.env as Record<string, unknown>).memory = memory;
   const instance = new WebAssembly.Instance(t.module, imports);
-  const { kernels, heap } = wrapInstance(instance);
+  const { kernels, heap: staticHeap } = wrapInstance(instance);
   const ex = kernels as unknown as ThreadedExports & { scratchBytes(): number };
   const id = nextRuntimeId++;
   const workers = t.pool.threads - 1;
+  // the workers' scratch sits between the static data and the heap, out of the allocator's reach
   const bytes = Math.ceil((ex.scratchBytes() >>> 0) / 64) * 64;
-  const scratch = Math.ceil(heap.alloc(workers * bytes + 64) / 64) * 64;
+  const scratch = Math.ceil(staticHeap.mark() / 64) * 64;
+  staticHeap.reserve(scratch + workers * bytes - staticHeap.mark());
+  const heap = new WasmHeap(memory, scratch + workers * bytes);
   if (!t.pool.attach(id, t.module, memory, scratch, bytes)) {
     console.warn("@wasmformer/core: the worker threads could not instantiate the kernels; this runtime uses 1 thread");
     return { backend: t.backend, heap, k: kernels, threads: 1 };
   }
-  const rt: Runtime = { backend: t.backend, heap, k: threadedKernels(ex, t.pool, id), threads: t.pool.threads };
-  detachOnGc?.register(rt, { pool: t.pool, id });
+  const pool = t.pool;
+  const rt: Runtime = {
+    backend: t.backend,
+    heap,
+    k: threadedKernels(ex, pool, id),
+    // live: 1 once the pool is stopped (the kernels then run on the calling thread)
+    get threads() {
+      return pool.has(id) ? pool.threads : 1;
+    },
+  };
+  poolOf.set(rt, pool);
+  detachOnGc?.register(rt, { pool, id });
   return rt;
 }
 

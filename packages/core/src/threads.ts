@@ -295,7 +295,9 @@ export class ThreadPool {
 
 async function startWorker(): Promise<{ worker: AnyWorker; started: Promise<void> }> {
   if (isNode) {
-    const wt = (await import(/* @vite-ignore */ "node:worker_threads" as string)) as typeof import("node:worker_threads");
+    const wt = (await import(
+      /* @vite-ignore */ "node:worker_threads" as string
+    )) as typeof import("node:worker_threads");
     const worker = new wt.Worker(`${NODE_PRELUDE}\n${WORKER_BODY}`, { eval: true });
     worker.unref(); // idle workers never keep the process alive
     const started = new Promise<void>((res, rej) => {

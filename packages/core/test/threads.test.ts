@@ -27,7 +27,16 @@ function fill(rt: Runtime, n: number, seed: number): number {
 }
 
 /** A GEMM with ld padding on every operand, optional bias, beta and activation. */
-function gemmCase(M: number, N: number, K: number, tA: number, tB: number, bias: boolean, beta: number, act: number): Case {
+function gemmCase(
+  M: number,
+  N: number,
+  K: number,
+  tA: number,
+  tB: number,
+  bias: boolean,
+  beta: number,
+  act: number,
+): Case {
   return (rt) => {
     const lda = (tA ? M : K) + 3;
     const ldb = (tB ? K : N) + 1;
@@ -157,8 +166,17 @@ describe("threads: init options, fallback, errors, terminate", () => {
     }
   });
 
-  it("defaults to the usable cores (capped) and reports it", async () => {
+  it("defaults to the usable cores (capped) and reports it; WASMFORMER_THREADS overrides the default", async () => {
+    const saved = process.env.WASMFORMER_THREADS;
+    process.env.WASMFORMER_THREADS = "3";
     await init({});
+    expect(threadsInfo().threads).toBe(3);
+    process.env.WASMFORMER_THREADS = "1";
+    await init({});
+    expect(threadsInfo()).toMatchObject({ threads: 1, reason: "WASMFORMER_THREADS=1" });
+    delete process.env.WASMFORMER_THREADS;
+    await init({});
+    if (saved !== undefined) process.env.WASMFORMER_THREADS = saved;
     const info = threadsInfo();
     expect(info.requested).toBe("auto");
     const { availableParallelism } = await import("node:os");
@@ -201,6 +219,7 @@ describe("threads: init options, fallback, errors, terminate", () => {
     const rt = createRuntime();
     const before = gemmCase(200, 300, 400, 0, 1, true, 0, Act.gelu)(rt);
     terminateThreads();
+    expect(rt.threads).toBe(1);
     expect(threadsInfo().threads).toBe(1);
     expect(threadsInfo().reason).toMatch(/terminateThreads/);
     const calls = threadsInfo().splitCalls;
