@@ -238,13 +238,7 @@ async function setupThreads(opts: InitOptions): Promise<void> {
     const which = relaxed ? "wasmRelaxed without wasmRelaxedThreads" : "wasm without wasmThreads";
     return fallback(`a custom kernel module was given (${which})`, explicit && requested !== 1);
   }
-  if (
-    threaded &&
-    threaded.pool.running &&
-    threaded.pool.threads === n &&
-    threaded.backend === compiled.backend &&
-    !src
-  ) {
+  if (threaded?.pool.running && threaded.pool.threads === n && threaded.backend === compiled.backend && !src) {
     threadInfo = { threads: n, requested };
     return;
   }

@@ -10,13 +10,41 @@
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
  *   path) when M > 4; `gemvRows` by groups of 24 rows; `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
- * Small calls (little work) run directly on the calling thread.
+ * - `attention` (one (batch, head) slice a call: the models share one probs scratch between heads)
+ *   by query rows: tiles of ≥ 16 rows (fewer take the row-by-row path), aligned to the 64-row
+ *   blocks of the causal path, the causal offset moved with the tile.
+ * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
+ *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`) by chunks of 64
+ *   floats, so the scalar tail stays at the end; `biasGrad` by columns (its sums over rows stay
+ *   whole). Norm backward is split only when it computes dx alone (dgamma/dbeta sum over rows).
+ * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
+ * such as `softmaxCrossEntropy`, `attentionBackward`, scatter-adds) always do.
  */
 import type { Kernels } from "./kernels.js";
 import type { ThreadPool } from "./threads.js";
 
 /** Kernels the workers may be asked to run (the names index the pool's table). */
-export const TILE_KERNELS = ["gemm", "gemmPackedRange", "gemvRows", "bmm"] as const;
+export const TILE_KERNELS = [
+  "gemm",
+  "gemmPackedRange",
+  "gemvRows",
+  "bmm",
+  "attention",
+  "layerNorm",
+  "rmsNorm",
+  "softmax",
+  "logSoftmax",
+  "unary",
+  "binary",
+  "scale",
+  "rope",
+  "unaryBackward",
+  "biasGrad",
+  "softmaxBackward",
+  "normStats",
+  "layerNormBackward",
+  "rmsNormBackward",
+] as const;
 type TileKernel = (typeof TILE_KERNELS)[number];
 const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i) => [n, i])) as Record<
   TileKernel,
@@ -25,6 +53,8 @@ const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i
 
 /** Multiply-adds below which a call is not split (the hand-off costs a few microseconds). */
 const MIN_WORK = 1 << 17;
+/** Elements below which a memory-bound (row or elementwise) call is not split. */
+const MIN_ELEMS = 1 << 15;
 /** Multiply-adds a tile should have at least. */
 const TILE_WORK = 1 << 15;
 /** Tiles per thread we aim for. */
@@ -200,6 +230,185 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       ]);
     }
     pool.run(id, FN.bmm, "bmm", tiles, ex.bmm);
+  };
+
+  /**
+   * Split `rows` rows (`perRow` elements of work each) into tiles; `at(r0, r1)` gives a tile's
+   * arguments. `minRows`: fewest rows a tile may have (the last one is merged into the one before);
+   * `unit`: tile bounds are multiples of it.
+   */
+  const byRows = (
+    name: TileKernel,
+    rows: number,
+    perRow: number,
+    at: (r0: number, r1: number) => number[],
+    minRows = 1,
+    unit = 1,
+  ): boolean => {
+    const work = rows * perRow;
+    if (!pool.has(id) || pool.threads < 2 || work < MIN_ELEMS || rows < 2 * minRows) return false;
+    const b = cuts(rows, Math.max(1, Math.min(pool.threads * TILES_PER_THREAD, Math.floor(work / 8192))), unit);
+    if (b.length > 2 && b[b.length - 1] - b[b.length - 2] < minRows) b.splice(b.length - 2, 1);
+    if (b.length < 3) return false;
+    const tiles: number[][] = [];
+    for (let i = 0; i + 1 < b.length; i++) tiles.push(at(b[i], b[i + 1]));
+    pool.run(id, FN[name], name, tiles, (ex as unknown as Record<string, (...a: number[]) => unknown>)[name]);
+    return true;
+  };
+
+  k.attention = (q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) => {
+    const per = Math.max(S, 1) * (Math.max(dk, 0) + Math.max(dv, 0));
+    const split =
+      L >= 32 &&
+      per * L >= MIN_WORK &&
+      byRows(
+        "attention",
+        L,
+        per / 16, // in elements of MIN_ELEMS' scale: a row is ~S·(dk + dv) multiply-adds
+        (r0, r1) => [
+          q + 4 * r0 * ldq,
+          ldq,
+          kk,
+          ldk,
+          v,
+          ldv,
+          o + 4 * r0 * ldo,
+          ldo,
+          probs + 4 * r0 * S,
+          r1 - r0,
+          S,
+          dk,
+          dv,
+          scale,
+          mask ? mask + 4 * r0 * maskLd : 0,
+          maskLd,
+          kpm,
+          causal >= 0 ? causal + r0 : -1,
+        ],
+        16,
+        causal >= 0 ? 64 : 16,
+      );
+    if (!split) ex.attention(q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal);
+  };
+
+  k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {
+    if (!byRows("layerNorm", rows, d, (r0, r1) => [x + 4 * r0 * d, y + 4 * r0 * d, r1 - r0, d, gamma, beta, eps]))
+      ex.layerNorm(x, y, rows, d, gamma, beta, eps);
+  };
+  k.rmsNorm = (x, y, rows, d, gamma, eps) => {
+    if (!byRows("rmsNorm", rows, d, (r0, r1) => [x + 4 * r0 * d, y + 4 * r0 * d, r1 - r0, d, gamma, eps]))
+      ex.rmsNorm(x, y, rows, d, gamma, eps);
+  };
+  k.softmax = (x, y, rows, cols, ld, mask, maskLd) => {
+    const at = (r0: number, r1: number) => [
+      x + 4 * r0 * ld,
+      y + 4 * r0 * ld,
+      r1 - r0,
+      cols,
+      ld,
+      mask ? mask + 4 * r0 * maskLd : 0,
+      maskLd,
+    ];
+    if (!byRows("softmax", rows, cols, at)) ex.softmax(x, y, rows, cols, ld, mask, maskLd);
+  };
+  k.logSoftmax = (x, y, rows, cols, ld) => {
+    if (!byRows("logSoftmax", rows, cols, (r0, r1) => [x + 4 * r0 * ld, y + 4 * r0 * ld, r1 - r0, cols, ld]))
+      ex.logSoftmax(x, y, rows, cols, ld);
+  };
+  k.rope = (x, ldx, rows, heads, d, pos, invFreq) => {
+    const at = (r0: number, r1: number) => [x + 4 * r0 * ldx, ldx, r1 - r0, heads, d, pos + 4 * r0, invFreq];
+    if (!byRows("rope", rows, heads * d * 4, at)) ex.rope(x, ldx, rows, heads, d, pos, invFreq);
+  };
+  // elementwise: chunks of 64 floats as "rows" of one element
+  k.unary = (x, y, n, act) => {
+    if (act === 0 || !byRows("unary", n, 1, (i0, i1) => [x + 4 * i0, y + 4 * i0, i1 - i0, act], 64, 64))
+      ex.unary(x, y, n, act);
+  };
+  k.scale = (x, y, n, alpha, beta) => {
+    if (!byRows("scale", n, 1, (i0, i1) => [x + 4 * i0, y + 4 * i0, i1 - i0, alpha, beta], 64, 64))
+      ex.scale(x, y, n, alpha, beta);
+  };
+  k.binary = (a, b, y, rows, cols, bRow, bCol, op) => {
+    let split = false;
+    if (rows > 0 && cols > 0) {
+      if (bCol === 1 && bRow === cols) {
+        // one flat array: chunks of it, each a one-row call of the same flat loop
+        const n = rows * cols;
+        split = byRows(
+          "binary",
+          n,
+          1,
+          (i0, i1) => [a + 4 * i0, b + 4 * i0, y + 4 * i0, 1, i1 - i0, i1 - i0, 1, op],
+          64,
+          64,
+        );
+      } else if (bCol === 0 && bRow === 0) {
+        const n = rows * cols;
+        split = byRows("binary", n, 1, (i0, i1) => [a + 4 * i0, b, y + 4 * i0, 1, i1 - i0, 0, 0, op], 64, 64);
+      } else {
+        const at = (r0: number, r1: number) => [
+          a + 4 * r0 * cols,
+          b + 4 * r0 * bRow,
+          y + 4 * r0 * cols,
+          r1 - r0,
+          cols,
+          bRow,
+          bCol,
+          op,
+        ];
+        split = byRows("binary", rows, cols, at);
+      }
+    }
+    if (!split) ex.binary(a, b, y, rows, cols, bRow, bCol, op);
+  };
+  k.unaryBackward = (dx, dy, src, n, act) => {
+    const at = (i0: number, i1: number) => [dx + 4 * i0, dy + 4 * i0, src + 4 * i0, i1 - i0, act];
+    if (!byRows("unaryBackward", n, 1, at, 64, 64)) ex.unaryBackward(dx, dy, src, n, act);
+  };
+  k.biasGrad = (db, dy, rows, cols, ld) => {
+    // split the columns: each column's sum over the rows stays whole
+    const at = (j0: number, j1: number) => [db + 4 * j0, dy + 4 * j0, rows, j1 - j0, ld];
+    if (!byRows("biasGrad", cols, rows, at, 16, 16)) ex.biasGrad(db, dy, rows, cols, ld);
+  };
+  k.softmaxBackward = (dx, dy, y, rows, cols, ld) => {
+    const at = (r0: number, r1: number) => [dx + 4 * r0 * ld, dy + 4 * r0 * ld, y + 4 * r0 * ld, r1 - r0, cols, ld];
+    if (!byRows("softmaxBackward", rows, cols, at)) ex.softmaxBackward(dx, dy, y, rows, cols, ld);
+  };
+  k.normStats = (x, rows, d, eps, mean, rstd) => {
+    const at = (r0: number, r1: number) => [x + 4 * r0 * d, r1 - r0, d, eps, mean ? mean + 4 * r0 : 0, rstd + 4 * r0];
+    if (!byRows("normStats", rows, d, at)) ex.normStats(x, rows, d, eps, mean, rstd);
+  };
+  k.layerNormBackward = (dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps) => {
+    const at = (r0: number, r1: number) => [
+      dx + 4 * r0 * d,
+      0,
+      0,
+      dy + 4 * r0 * d,
+      x + 4 * r0 * d,
+      gamma,
+      mean ? mean + 4 * r0 : 0,
+      rstd ? rstd + 4 * r0 : 0,
+      r1 - r0,
+      d,
+      eps,
+    ];
+    if (dgamma || dbeta || !dx || !byRows("layerNormBackward", rows, 2 * d, at))
+      ex.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps);
+  };
+  k.rmsNormBackward = (dx, dgamma, dy, x, gamma, rstd, rows, d, eps) => {
+    const at = (r0: number, r1: number) => [
+      dx + 4 * r0 * d,
+      0,
+      dy + 4 * r0 * d,
+      x + 4 * r0 * d,
+      gamma,
+      rstd ? rstd + 4 * r0 : 0,
+      r1 - r0,
+      d,
+      eps,
+    ];
+    if (dgamma || !dx || !byRows("rmsNormBackward", rows, 2 * d, at))
+      ex.rmsNormBackward(dx, dgamma, dy, x, gamma, rstd, rows, d, eps);
   };
   return k;
 }
