@@ -136,7 +136,7 @@ function attentionCase(L: number, S: number, d: number, causal: number, masked: 
     const probs = rt.heap.allocF32(L * S);
     const mask = masked ? fill(rt, L * S, 23) : 0;
     const kpm = masked ? rt.heap.alloc(S) : 0;
-    if (kpm) rt.heap.u8(kpm, S).forEach((_, j, a) => (a[j] = j % 7 === 3 ? 1 : 0));
+    if (kpm) rt.heap.u8(kpm, S).set(Array.from({ length: S }, (_, j) => (j % 7 === 3 ? 1 : 0)));
     rt.k.attention(q, ld, kv, ld, kv + 4 * d, ld, o, ld, probs, L, S, d, d, 0.125, mask, S, kpm, causal);
     const out = new Float32Array(L * ld + L * S);
     out.set(rt.heap.f32(o, L * ld), 0);
@@ -153,35 +153,80 @@ const ROW_CASES: [string, Case][] = [
   ["attention causal 130 (last block of 2 rows merged)", attentionCase(130, 130, 32, 0, false)],
   [
     "layerNorm",
-    outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => (rt.k.layerNorm(x, y, R, D, g, b, 1e-5), [[y, R * D]])),
+    outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {
+      rt.k.layerNorm(x, y, R, D, g, b, 1e-5);
+      return [[y, R * D]];
+    }),
   ],
-  ["rmsNorm in place", outCase([R * D, D], (rt, [x, g]) => (rt.k.rmsNorm(x, x, R, D, g, 1e-6), [[x, R * D]]))],
+  [
+    "rmsNorm in place",
+    outCase([R * D, D], (rt, [x, g]) => {
+      rt.k.rmsNorm(x, x, R, D, g, 1e-6);
+      return [[x, R * D]];
+    }),
+  ],
   [
     "softmax + mask rows",
-    outCase([R * 300, R * 300, R * 300], (rt, [x, y, m]) => (rt.k.softmax(x, y, R, 290, 300, m, 300), [[y, R * 300]])),
+    outCase([R * 300, R * 300, R * 300], (rt, [x, y, m]) => {
+      rt.k.softmax(x, y, R, 290, 300, m, 300);
+      return [[y, R * 300]];
+    }),
   ],
-  ["logSoftmax", outCase([R * 300, R * 300], (rt, [x, y]) => (rt.k.logSoftmax(x, y, R, 300, 300), [[y, R * 300]]))],
+  [
+    "logSoftmax",
+    outCase([R * 300, R * 300], (rt, [x, y]) => {
+      rt.k.logSoftmax(x, y, R, 300, 300);
+      return [[y, R * 300]];
+    }),
+  ],
   [
     "unary gelu (odd n)",
-    outCase([100003, 100003], (rt, [x, y]) => (rt.k.unary(x, y, 100003, Act.gelu), [[y, 100003]])),
+    outCase([100003, 100003], (rt, [x, y]) => {
+      rt.k.unary(x, y, 100003, Act.gelu);
+      return [[y, 100003]];
+    }),
   ],
-  ["unary tanh in place", outCase([77777], (rt, [x]) => (rt.k.unary(x, x, 77777, Act.tanh), [[x, 77777]]))],
-  ["scale", outCase([99999, 99999], (rt, [x, y]) => (rt.k.scale(x, y, 99999, 1.5, -0.25), [[y, 99999]]))],
+  [
+    "unary tanh in place",
+    outCase([77777], (rt, [x]) => {
+      rt.k.unary(x, x, 77777, Act.tanh);
+      return [[x, 77777]];
+    }),
+  ],
+  [
+    "scale",
+    outCase([99999, 99999], (rt, [x, y]) => {
+      rt.k.scale(x, y, 99999, 1.5, -0.25);
+      return [[y, 99999]];
+    }),
+  ],
   [
     "binary same shape (max)",
-    outCase([R * 515, R * 515, R * 515], (rt, [a, b, y]) => (rt.k.binary(a, b, y, R, 515, 515, 1, 4), [[y, R * 515]])),
+    outCase([R * 515, R * 515, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 515, 1, 4);
+      return [[y, R * 515]];
+    }),
   ],
   [
     "binary scalar (div)",
-    outCase([R * 515, 1, R * 515], (rt, [a, b, y]) => (rt.k.binary(a, b, y, R, 515, 0, 0, 3), [[y, R * 515]])),
+    outCase([R * 515, 1, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 0, 0, 3);
+      return [[y, R * 515]];
+    }),
   ],
   [
     "binary row broadcast (add)",
-    outCase([R * 515, 515, R * 515], (rt, [a, b, y]) => (rt.k.binary(a, b, y, R, 515, 0, 1, 0), [[y, R * 515]])),
+    outCase([R * 515, 515, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 0, 1, 0);
+      return [[y, R * 515]];
+    }),
   ],
   [
     "binary column broadcast (mul)",
-    outCase([R * 515, R, R * 515], (rt, [a, b, y]) => (rt.k.binary(a, b, y, R, 515, 1, 0, 2), [[y, R * 515]])),
+    outCase([R * 515, R, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 1, 0, 2);
+      return [[y, R * 515]];
+    }),
   ],
   [
     "rope",
@@ -189,40 +234,43 @@ const ROW_CASES: [string, Case][] = [
       const rows = 160;
       const x = fill(rt, rows * (12 * 64 + 8), 30);
       const pos = rt.heap.alloc(rows * 4);
-      rt.heap.i32(pos, rows).forEach((_, i, a) => (a[i] = 3 * i + 1));
+      rt.heap.i32(pos, rows).set(Array.from({ length: rows }, (_, i) => 3 * i + 1));
       const inv = rt.heap.allocF32(32);
-      rt.heap.f32(inv, 32).forEach((_, j, a) => (a[j] = 10000 ** (-j / 32)));
+      rt.heap.f32(inv, 32).set(Array.from({ length: 32 }, (_, j) => 10000 ** (-j / 32)));
       rt.k.rope(x, 12 * 64 + 8, rows, 12, 64, pos, inv);
       return rt.heap.f32(x, rows * (12 * 64 + 8)).slice();
     },
   ],
   [
     "unaryBackward gelu",
-    outCase(
-      [99995, 99995, 99995],
-      (rt, [dx, dy, x]) => (rt.k.unaryBackward(dx, dy, x, 99995, Act.gelu), [[dx, 99995]]),
-    ),
+    outCase([99995, 99995, 99995], (rt, [dx, dy, x]) => {
+      rt.k.unaryBackward(dx, dy, x, 99995, Act.gelu);
+      return [[dx, 99995]];
+    }),
   ],
-  ["biasGrad", outCase([1001, R * 1003], (rt, [db, dy]) => (rt.k.biasGrad(db, dy, R, 1001, 1003), [[db, 1001]]))],
+  [
+    "biasGrad",
+    outCase([1001, R * 1003], (rt, [db, dy]) => {
+      rt.k.biasGrad(db, dy, R, 1001, 1003);
+      return [[db, 1001]];
+    }),
+  ],
   [
     "softmaxBackward",
-    outCase(
-      [R * 300, R * 300, R * 300],
-      (rt, [dx, dy, y]) => (rt.k.softmaxBackward(dx, dy, y, R, 290, 300), [[dx, R * 300]]),
-    ),
+    outCase([R * 300, R * 300, R * 300], (rt, [dx, dy, y]) => {
+      rt.k.softmaxBackward(dx, dy, y, R, 290, 300);
+      return [[dx, R * 300]];
+    }),
   ],
   [
     "normStats",
-    outCase(
-      [R * D, R, R],
-      (rt, [x, m, r]) => (
-        rt.k.normStats(x, R, D, 1e-5, m, r),
-        [
-          [m, R],
-          [r, R],
-        ]
-      ),
-    ),
+    outCase([R * D, R, R], (rt, [x, m, r]) => {
+      rt.k.normStats(x, R, D, 1e-5, m, r);
+      return [
+        [m, R],
+        [r, R],
+      ];
+    }),
   ],
   [
     "layerNormBackward dx only / with dgamma",
@@ -238,10 +286,10 @@ const ROW_CASES: [string, Case][] = [
   ],
   [
     "rmsNormBackward dx only",
-    outCase(
-      [R * D, R * D, R * D, D],
-      (rt, [dx, dy, x, g]) => (rt.k.rmsNormBackward(dx, 0, dy, x, g, 0, R, D, 1e-6), [[dx, R * D]]),
-    ),
+    outCase([R * D, R * D, R * D, D], (rt, [dx, dy, x, g]) => {
+      rt.k.rmsNormBackward(dx, 0, dy, x, g, 0, R, D, 1e-6);
+      return [[dx, R * D]];
+    }),
   ],
 ];
 
