@@ -44,11 +44,11 @@ const api = {
 
   /**
    * Kernel calls split over the threads so far and the tiles the pool's workers ran, after one
-   * 256×256 matrix product (`probe`: its first entry, checked against a float64 dot product).
+   * 512×512 matrix product (`probe`: its first entry, and the same dot product in float64).
    */
   async threadStats(): Promise<{ threads: number; splitCalls: number; workerTiles: number; probe: number[] }> {
     await ensureInit();
-    const n = 256;
+    const n = 512;
     const a = new Float32Array(n * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     const b = new Float32Array(n * n).map((_, i) => ((i * 104729) % 997) / 997 - 0.5);
     const c = matmul(new Tensor(a, [n, n]), new Tensor(b, [n, n])).data as Float32Array;
