@@ -37,7 +37,7 @@ export const MAX_TILES = 1024;
 /** Most arguments of a kernel call. */
 export const MAX_ARGS = 20;
 /** Busy-wait iterations before sleeping (idle workers) or blocking (the caller). */
-const SPIN = 20000;
+const SPIN = 2000;
 /** Job codes below 0: leave the loop to read messages (-1), stop the worker (-2). */
 const YIELD = -1;
 const STOP = -2;
