@@ -2,7 +2,7 @@
 // THREADS="2,3"), in one process, interleaved. Not a test.
 //
 //   node --experimental-wasm-relaxed-simd packages/core/bench/threads.mjs [--rounds 10]
-import { interleaved, loadNote, row } from "./threads-util.mjs";
+import { header, interleaved, loadNote, row } from "./threads-util.mjs";
 
 const core = await import("../dist/index.js");
 const args = process.argv.slice(2);
@@ -43,10 +43,7 @@ const cases = [
   ["GEMM 128×3072×768 (GPT-2 fc, prefill 128)", (rt) => gemmCase(rt, 128, 3072, 768, 1)],
   ["gemvRows 2304×768 (GPT-2 decode qkv)", (rt) => gemvCase(rt, 2304, 768)],
 ];
-console.log(
-  `\n| case | ${["1", ...counts].map((t) => `${t} thr ms`).join(" | ")} | ${counts.map((t) => `${t} thr speed-up`).join(" | ")} |`,
-);
-console.log(`|---|${["1", ...counts].map(() => "---:").join("|")}|${counts.map(() => "---:").join("|")}|`);
+console.log(`\n${header("case", counts)}`);
 for (const [name, make] of cases) {
   const engines = rts.map((rt) => {
     const m = rt.heap.mark();

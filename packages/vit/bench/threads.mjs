@@ -3,7 +3,7 @@
 // models in one process, runs interleaved. Not a test.
 //
 //   node --experimental-wasm-relaxed-simd packages/vit/bench/threads.mjs [tiny|base|all] [--rounds 8]
-import { interleaved, loadNote, row } from "../../core/bench/threads-util.mjs";
+import { header, interleaved, loadNote, row } from "../../core/bench/threads-util.mjs";
 
 const core = await import("@wasmformer/core");
 const vit = await import("../dist/index.js");
@@ -59,10 +59,7 @@ const pixels = new core.Tensor(
   new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.01)),
   [1, 3, 224, 224],
 );
-console.log(
-  `| model | ${["1", ...counts].map((t) => `${t} thr ms`).join(" | ")} | ${counts.map((t) => `${t} thr speed-up`).join(" | ")} |`,
-);
-console.log(`|---|${["1", ...counts].map(() => "---:").join("|")}|${counts.map(() => "---:").join("|")}|`);
+console.log(header("model", counts));
 for (const size of which === "all" ? ["tiny", "base"] : [which]) {
   const { D, heads } = SIZES[size];
   const config = {
