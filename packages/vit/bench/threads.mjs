@@ -75,6 +75,7 @@ for (const size of which === "all" ? ["tiny", "base"] : [which]) {
     patch_size: 16,
     num_channels: 3,
     qkv_bias: true,
+    num_labels: 1000,
   };
   const bytes = weights(D, 4 * D, 12, 7);
   const engines = [];
