@@ -13,7 +13,7 @@
 //   front to back, keeping M×8 sums per panel in registers and adding each K block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
-  KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packBBlock, tileBuf,
+  KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packBBlock, tileBufAt,
 } from "./gemm";
 
 /** Floats a packed K×N operand occupies: ⌈N/8⌉·8·K (0 when K or N ≤ 0). */
@@ -49,6 +49,7 @@ export function packB(K: i32, N: i32, b: usize, ldb: i32, transB: i32, dst: usiz
 
 /** One row: three k steps per iteration into separate sums (6 chains). */
 function panel1(K: i32, x: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
   let p = 0;
@@ -78,6 +79,7 @@ function panel1(K: i32, x: usize, ps: usize, bp: usize): void {
 
 /** Two rows: two k steps per iteration into separate sums (8 chains). */
 function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
   let p = 0;
@@ -124,6 +126,7 @@ function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
 /** R = 3 or 4 rows (a constant once inlined): one k step per iteration, 2R chains. */
 // @ts-ignore: decorator
 @inline function panelR(R: i32, K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
   const x1 = rs, x2 = rs * 2, x3 = rs * 3;
@@ -175,6 +178,7 @@ function streamPacked(
   M: i32, N: i32, K: i32, a: usize, rs: usize, ps: usize, pb: usize, c: usize, ldcB: usize,
   bias: usize, alpha: f32, beta: f32, relu: bool, n0: i32, n1: i32,
 ): void {
+  const tileBuf = tileBufAt();
   const n8 = <usize>((N + NR - 1) / NR * NR);
   for (let pc = 0; pc < K; pc += KC) {
     const kb = min(KC, K - pc);

@@ -49,7 +49,13 @@ let packedB: usize = memory.data(KC * NC * 4, 64);
 
 /** Packed A block, sized for MCP (> MC). */
 export let packedA: usize = memory.data(MCP * KC * 4, 64);
-export let tileBuf: usize = memory.data(MR * NR * 4, 16);
+const TILE_BUF: usize = memory.data(MR * NR * 4, 16);
+export let tileBufT: usize = TILE_BUF;
+/** The register-tile spill buffer: a constant address in the single-thread builds. */
+// @ts-ignore: decorator
+@inline export function tileBufAt(): usize {
+  return ASC_FEATURE_THREADS ? tileBufT : TILE_BUF;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Epilogue helpers
@@ -225,6 +231,7 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
   R: i32, kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, h: i32, w: i32,
   bias: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32,
 ): void {
+  const tileBuf = tileBufAt();
   // rows 2..5 exist only when R is large enough (compile-time branches); the loop ends on bp, with
   // no separate counter
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
@@ -697,6 +704,6 @@ export function gemv(m: usize, rows: i32, d: i32, v: usize, y: usize): void {
 export function gemmScratch(base: usize): void {
   packedB = base;
   packedA = base + KC * NC * 4;
-  tileBuf = packedA + MCP * KC * 4;
-  rowAcc = tileBuf + 256;
+  tileBufT = packedA + MCP * KC * 4;
+  rowAcc = tileBufT + 256;
 }
