@@ -358,6 +358,11 @@ export class LlavaProjector implements ImageAdapter {
     this.visionFeatureSelectStrategy = strategy;
   }
 
+  /** The runtime holding the weights (and gradients). */
+  get runtime(): Runtime {
+    return this.chain.runtime;
+  }
+
   get inputDim(): number {
     return this.chain.inputDim;
   }
@@ -413,6 +418,34 @@ export class LlavaProjector implements ImageAdapter {
   forward(x: Tensor): Tensor<"f32"> {
     const [B, N] = checkFeatures(x, this.inputDim, "multi_modal_projector");
     return new Tensor(this.chain.run(x.data as Float32Array, B * N), [B, N, this.outputDim]);
+  }
+
+  /** Training mode (`train(false)` = `eval()`): forwards keep their input and `linear_1`'s pre-activation. */
+  train(on = true): this {
+    this.chain.train(on);
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+  get training(): boolean {
+    return this.chain.training;
+  }
+
+  /** `<prefix>.linear_1.weight`, `.bias`, `<prefix>.linear_2.weight`, `.bias` as `TrainParam`s. */
+  parameters(): TrainParam[] {
+    return this.chain.parameters();
+  }
+
+  /**
+   * Backward of the latest training `forward` (or `project`, over the rows it projected): `dy`
+   * `[B, N, text]` → adds the gradients of both layers (through the activation) and returns `dx`
+   * `[B, N, vision]` (with `wantInput` false: an empty tensor).
+   */
+  backward(dy: Tensor, wantInput = true): Tensor<"f32"> {
+    const [B, N] = checkFeatures(dy, this.outputDim, "multi_modal_projector.backward");
+    const dx = this.chain.backward(dy.data as Float32Array, B * N, wantInput);
+    return new Tensor(dx, wantInput ? [B, N, this.inputDim] : [0]);
   }
 
   /** `ImageAdapter`: vision features `[B, T, vision]` → image embeddings (CLS dropped for `"default"`). */

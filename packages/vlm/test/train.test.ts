@@ -4,13 +4,24 @@
  * Q-Former → projection → GPT-2 or Llama) under the answer-only cross-entropy written here; frozen
  * parts bit-identical after `fit`; the loss falls on a tiny colour task; reference and wasm backends.
  */
-import { createRefRuntime, createRuntime, InputError, init, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
+import {
+  createRefRuntime,
+  createRuntime,
+  erf,
+  InputError,
+  init,
+  type Runtime,
+  ShapeError,
+  Tensor,
+} from "@wasmformer/core";
 import { AdamW, fit, selectParams } from "@wasmformer/nn";
 import { beforeAll, describe, expect, test } from "vitest";
 import type { QFormerAdapter } from "../src/adapter.js";
+import { MiniGPT4 } from "../src/minigpt4.js";
+import { LlavaProjector } from "../src/projector.js";
 import type { VLMExample } from "../src/train.js";
 import { VisionLanguageModel } from "../src/vlm-model.js";
-import { weightSource } from "../src/weights.js";
+import { prefixView, weightSource } from "../src/weights.js";
 import { embedName, makeVlm, randomPixels, refLm, refQFormer, refVit, type TinyVlm, type VlmSpec } from "./oracle.js";
 
 beforeAll(async () => {
@@ -288,4 +299,116 @@ test("typed errors: inference mode, bad examples, a frozen Q-Former's names", as
   expect(() => vlm.train({ trainQFormer: 1 as never })).toThrow(/trainQFormer must be a boolean/);
   expect(vlm.lossAndGrad([ok], 1).count).toBe(1);
   vlm.dispose();
+});
+
+describe.each(backends)("projectors in training mode (%s)", (_b, runtime) => {
+  test("LLaVA linear – GELU – linear: gradients and dx against f64 finite differences", async () => {
+    const normal = (() => {
+      let s = 12345;
+      return () => {
+        s = (s * 1103515245 + 12345) % 2147483648;
+        return s / 2147483648 - 0.5;
+      };
+    })();
+    const rand = (shape: number[], k: number) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      return new Tensor(
+        Float32Array.from({ length: n }, () => k * normal()),
+        shape,
+      );
+    };
+    const m = new Map<string, Tensor>([
+      ["multi_modal_projector.linear_1.weight", rand([7, 5], 1)],
+      ["multi_modal_projector.linear_1.bias", rand([7], 0.2)],
+      ["multi_modal_projector.linear_2.weight", rand([7, 7], 1)],
+      ["multi_modal_projector.linear_2.bias", rand([7], 0.2)],
+    ]);
+    const proj = await LlavaProjector.fromWeights(weightSource(m), { runtime: runtime() });
+    const x = rand([2, 3, 5], 2);
+    const c = rand([2, 3, 7], 1); // loss = Σ c ⊙ y
+    const gelu = (z: number) => 0.5 * z * (1 + erf(z / Math.SQRT2));
+    const loss = (xs: Float32Array) => {
+      const t = (n: string) => m.get(`multi_modal_projector.${n}`)!.data as Float32Array;
+      let s = 0;
+      for (let r = 0; r < 6; r++) {
+        const h = Array.from({ length: 7 }, (_, o) => {
+          let z = t("linear_1.bias")[o]!;
+          for (let i = 0; i < 5; i++) z += xs[r * 5 + i]! * t("linear_1.weight")[o * 5 + i]!;
+          return gelu(z);
+        });
+        for (let o = 0; o < 7; o++) {
+          let y = t("linear_2.bias")[o]!;
+          for (let i = 0; i < 7; i++) y += h[i]! * t("linear_2.weight")[o * 7 + i]!;
+          s += c.data[r * 7 + o]! * y;
+        }
+      }
+      return s;
+    };
+    proj.train();
+    expect(proj.parameters().map((p) => p.name)).toEqual([
+      "multi_modal_projector.linear_1.weight",
+      "multi_modal_projector.linear_1.bias",
+      "multi_modal_projector.linear_2.weight",
+      "multi_modal_projector.linear_2.bias",
+    ]);
+    proj.forward(x);
+    const dx = proj.backward(c);
+    expect(() => proj.backward(c)).toThrow(/no training forward/);
+    const fd = (arr: Float32Array, j: number, xs: Float32Array) => {
+      const w0 = arr[j]!;
+      arr[j] = w0 + 1e-3;
+      const up = arr[j]!;
+      const lp = loss(xs);
+      arr[j] = w0 - 1e-3;
+      const dn = arr[j]!;
+      const lm = loss(xs);
+      arr[j] = w0;
+      return (lp - lm) / (up - dn);
+    };
+    const rt = proj.runtime;
+    for (const p of proj.parameters()) {
+      const g = rt.heap.f32(p.grad, p.size);
+      const w = m.get(p.name)!.data as Float32Array;
+      for (let j = 0; j < p.size; j++) expect(Math.abs(g[j]! - fd(w, j, x.data as Float32Array))).toBeLessThan(2e-4);
+    }
+    const xd = (x.data as Float32Array).slice();
+    for (let j = 0; j < xd.length; j++) expect(Math.abs(dx.data[j]! - fd(xd, j, xd))).toBeLessThan(2e-4);
+    proj.dispose();
+  });
+
+  test("MiniGPT-4: the trainable tensors are llama_proj's, by their checkpoint names", async () => {
+    const tiny = makeVlm(SPECS.llama!);
+    const all = weightSource(tiny.tensors);
+    const c = tiny.config;
+    const vlm = await MiniGPT4.fromPretrained(
+      {
+        vision: { config: c.vision_config, weights: prefixView(all, "vision_model.") },
+        qformer: { config: { qformer_config: c.qformer_config, num_query_tokens: c.num_query_tokens }, weights: all },
+        projection: {
+          weights: weightSource(
+            new Map([
+              ["llama_proj.weight", tiny.tensors.get("language_projection.weight")!],
+              ["llama_proj.bias", tiny.tensors.get("language_projection.bias")!],
+            ]),
+          ),
+        },
+        llm: { config: c.text_config, weights: prefixView(all, "language_model.") },
+      },
+      { runtime },
+    );
+    vlm.train({ maxBatch: 1, maxSeqLen: 8 });
+    expect(vlm.parameters().map((p) => p.name)).toEqual(["llama_proj.weight", "llama_proj.bias"]);
+    const ex = example(randomPixels(1, 12, 3), [0, 1], [2], [4, 5]);
+    const r = vlm.lossAndGrad([ex], 1);
+    // the same gradients as the same tensors under BLIP-2's name
+    const ref = await VisionLanguageModel.fromPretrained({ config: tiny.config, weights: all }, { runtime });
+    ref.train({ maxBatch: 1, maxSeqLen: 8 });
+    const r2 = ref.lossAndGrad([ex], 1);
+    expect(r.loss).toBe(r2.loss);
+    const g = vlm.parameters().map((p) => vlm.runtime.heap.f32(p.grad, p.size).slice());
+    const g2 = ref.parameters().map((p) => ref.runtime.heap.f32(p.grad, p.size).slice());
+    expect(g).toEqual(g2);
+    vlm.dispose();
+    ref.dispose();
+  });
 });
