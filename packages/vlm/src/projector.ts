@@ -49,7 +49,8 @@ interface ChainRecord {
 
 /** A chain of Linear layers on one runtime (the shared engine of both projectors). */
 class LinearChain {
-  private weightsMark: number;
+  /** start and end of this chain's latest scratch (a shared runtime may hold other allocations around it) */
+  private planStart: number;
   private top: number;
   private rows = 0;
   private bufs: number[] = []; // input, then each layer's output: (rows, width)
@@ -69,8 +70,8 @@ class LinearChain {
     /** name in DisposedError messages */
     private readonly what: string,
   ) {
-    this.weightsMark = runtime.heap.mark();
-    this.top = this.weightsMark;
+    this.planStart = runtime.heap.mark();
+    this.top = this.planStart;
   }
 
   get inputDim(): number {
@@ -84,7 +85,9 @@ class LinearChain {
     const train = this.training;
     if (this.rows === n && (!train || this.dbufs.length > 0)) return;
     const heap = this.runtime.heap;
-    if (heap.mark() === this.top) heap.release(this.weightsMark);
+    // free the previous scratch (only it), unless someone allocated above it since (a shared runtime)
+    if (heap.mark() === this.top) heap.release(this.planStart);
+    this.planStart = heap.mark();
     const widths = [this.inputDim, ...this.layers.map((l) => l.outF)];
     const per = widths.reduce((a, d) => a + n * d * F32 + 16, 0);
     heap.reserve(train ? 3 * per : per);
@@ -109,15 +112,15 @@ class LinearChain {
   private gradients(): { w: number; b: number }[] {
     if (this.grads) return this.grads;
     const heap = this.runtime.heap;
-    if (heap.mark() === this.top) heap.release(this.weightsMark);
+    if (heap.mark() === this.top) heap.release(this.planStart);
     heap.reserve(this.layers.reduce((a, l) => a + (l.inF * l.outF + l.outF) * F32 + 32, 0));
     this.grads = this.layers.map((l) => ({ w: heap.allocF32(l.inF * l.outF), b: l.b ? heap.allocF32(l.outF) : 0 }));
     for (const [i, l] of this.layers.entries()) {
       heap.f32(this.grads[i]!.w, l.inF * l.outF).fill(0);
       if (l.b) heap.f32(this.grads[i]!.b, l.outF).fill(0);
     }
-    this.weightsMark = heap.mark();
-    this.top = this.weightsMark;
+    this.planStart = heap.mark();
+    this.top = this.planStart;
     this.rows = 0; // the old scratch (if released) is gone
     this.dbufs = [];
     return this.grads;

@@ -238,7 +238,10 @@ export class Blip2QFormerModel {
   readonly runtime: Runtime;
   private readonly w: QFormerWeights;
   private readonly act: number;
-  private weightsMark: number;
+  /** end of the weights */
+  private readonly weightsEnd: number;
+  /** start and end of this model's latest scratch (a shared runtime may hold other allocations around it) */
+  private planStart: number;
   private top: number;
   private plan: Plan | undefined;
   /** `dispose()` gives the runtime back only when `fromWeights` created it */
@@ -248,7 +251,7 @@ export class Blip2QFormerModel {
   private trainingMode = false;
   /** The latest training forward not yet backpropagated. */
   private record: Plan | undefined;
-  /** Gradients: a copy of the weights' region [weightsBase, weightsMark) at `weightsBase + gradShift`. */
+  /** Gradients: a copy of the weights' region [weightsBase, weightsEnd) at `weightsBase + gradShift`. */
   private gradShift: number | undefined;
   private readonly names: Required<QFormerNames>;
 
@@ -265,8 +268,9 @@ export class Blip2QFormerModel {
     this.runtime = rt;
     this.w = w;
     this.act = qformerActCode(cfg.hidden_act);
-    this.weightsMark = rt.heap.mark();
-    this.top = this.weightsMark;
+    this.weightsEnd = rt.heap.mark();
+    this.planStart = this.weightsEnd;
+    this.top = this.weightsEnd;
     this.names = { prefix: names.prefix ?? "qformer.", queryTokens: names.queryTokens ?? "query_tokens" };
   }
 
@@ -318,8 +322,9 @@ export class Blip2QFormerModel {
     const p0 = this.plan;
     if (p0 && p0.B === B && p0.Timg === Timg && p0.training === training) return p0;
     const heap = this.runtime.heap;
-    // free the previous plan, unless someone allocated above it since (a shared runtime)
-    if (heap.mark() === this.top) heap.release(this.weightsMark);
+    // free the previous plan (only it), unless someone allocated above it since (a shared runtime)
+    if (heap.mark() === this.top) heap.release(this.planStart);
+    this.planStart = heap.mark();
     this.record = undefined;
     const cfg = this.config;
     const D = cfg.hidden_size;
@@ -585,17 +590,18 @@ export class Blip2QFormerModel {
   private gradShiftBytes(): number {
     if (this.gradShift !== undefined) return this.gradShift;
     const heap = this.runtime.heap;
-    if (heap.mark() === this.top) heap.release(this.weightsMark);
+    if (heap.mark() === this.top) heap.release(this.planStart);
     this.plan = undefined;
-    const bytes = this.weightsMark - this.weightsBase;
+    this.record = undefined;
+    const bytes = this.weightsEnd - this.weightsBase;
     heap.reserve(bytes + 64);
     // same alignment modulo 16 as the weights, so every slice lines up as its tensor does
     const ptr = heap.allocF32(Math.ceil(bytes / F32) + 4);
     const start = ptr + ((((this.weightsBase - ptr) % 16) + 16) % 16);
     heap.f32(ptr, Math.ceil(bytes / F32) + 4).fill(0);
     this.gradShift = start - this.weightsBase;
-    this.weightsMark = heap.mark();
-    this.top = this.weightsMark;
+    this.planStart = heap.mark();
+    this.top = this.planStart;
     return this.gradShift;
   }
 

@@ -412,3 +412,57 @@ describe.each(backends)("projectors in training mode (%s)", (_b, runtime) => {
     ref.dispose();
   });
 });
+
+describe.each(backends)("shared runtime of the Q-Former and the projection (%s)", (_b, runtime) => {
+  test("re-planning for another image-token count frees only the Q-Former's own scratch", async () => {
+    const tiny = makeVlm(SPECS.gpt2!);
+    const vlm = await VisionLanguageModel.fromPretrained(
+      { config: tiny.config, weights: weightSource(tiny.tensors) },
+      { runtime },
+    );
+    const feats = (T: number, seed: number) => {
+      const d = randomPixels(1, 1, seed).data; // 3 normals, repeated: enough to vary rows
+      return new Tensor(
+        Float32Array.from({ length: T * 12 }, (_, i) => d[i % 3]! * Math.sin(i + seed)),
+        [1, T, 12],
+      );
+    };
+    const a = feats(10, 1);
+    const first = vlm.encodeFeatures(a).imageEmbeds.data.slice();
+    vlm.encodeFeatures(feats(17, 2)); // a larger Q-Former plan, same projection rows
+    expect(vlm.encodeFeatures(a).imageEmbeds.data).toEqual(first);
+    vlm.dispose();
+  });
+
+  test.each([false, true])(
+    "inference before train() (trainQFormer %s): the same gradients as a fresh model",
+    async (tq) => {
+      const tiny = makeVlm(SPECS.gpt2!);
+      const px = randomPixels(2, 12, 13);
+      const img = (b: number) => new Tensor(px.data.slice(b * 432, (b + 1) * 432), [1, 3, 12, 12]);
+      const batch = [example(img(0), [4], [1, 2], [5, 9]), example(img(1), [2, 2], [6], [8])];
+      const grads = async (warm: boolean) => {
+        const vlm = await VisionLanguageModel.fromPretrained(
+          { config: tiny.config, weights: weightSource(tiny.tensors) },
+          { runtime, maxBatch: 2 },
+        );
+        if (warm) {
+          await vlm.forward(px, { prefixIds: [[1], [2]], suffixIds: [[3], [4]] });
+          await vlm.forward(img(0), { prefixIds: [[1]], suffixIds: [[3]] });
+        }
+        vlm.train({ trainQFormer: tq, maxBatch: 2, maxSeqLen: 10 });
+        vlm.zeroGrad();
+        const r = vlm.lossAndGrad(batch, 1);
+        const g = vlm.parameters().map((p) => vlm.runtime.heap.f32(p.grad, p.size).slice());
+        const w = vlm.parameters().map((p) => vlm.runtime.heap.f32(p.ptr, p.size).slice());
+        vlm.dispose();
+        return { loss: r.loss, g, w };
+      };
+      const fresh = await grads(false);
+      const warm = await grads(true);
+      expect(warm.loss).toBe(fresh.loss);
+      expect(warm.w).toEqual(fresh.w);
+      expect(warm.g).toEqual(fresh.g);
+    },
+  );
+});
