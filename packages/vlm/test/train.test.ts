@@ -298,6 +298,14 @@ test("typed errors: inference mode, bad examples, a frozen Q-Former's names", as
   expect(() => selectParams(vlm.parameters(), { train: ["qformer."] })).toThrow(/matches no parameter/);
   expect(() => vlm.train({ trainQFormer: 1 as never })).toThrow(/trainQFormer must be a boolean/);
   expect(vlm.lossAndGrad([ok], 1).count).toBe(1);
+  // the parts' own backward: one per training forward, gradients of the forward's shape
+  const { qformer, projection } = vlm.adapter as QFormerAdapter;
+  qformer.train();
+  expect(() => qformer.backward(new Tensor(new Float32Array(30), [1, 3, 10]))).toThrow(/no training forward/);
+  qformer.forward(new Tensor(new Float32Array(10 * 12).fill(0.5), [1, 10, 12]));
+  expect(() => qformer.backward(new Tensor(new Float32Array(20), [1, 2, 10]))).toThrow(ShapeError);
+  qformer.backward(new Tensor(new Float32Array(30), [1, 3, 10])); // the record survived the bad gradient
+  expect(() => projection.backward(new Tensor(new Float32Array(5), [1, 1, 5]))).toThrow(ShapeError);
   vlm.dispose();
 });
 
