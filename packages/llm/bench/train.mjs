@@ -89,7 +89,10 @@ function randomSource(Tensor) {
 }
 
 const weightFloats = [...shapes().values()].reduce((a, s) => a + s.reduce((x, d) => x * d, 1), 0);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 /** CPU milliseconds of this (single-threaded) process: steadier than wall time on a shared machine. */
 const cpu = () => {
   const u = process.cpuUsage();
