@@ -20,3 +20,5 @@ export { unaryBackward, biasGrad, embeddingBackward, im2colPatchBackward } from 
 export { normStats, layerNormBackward, rmsNormBackward } from "./backward-norm";
 export { softmaxBackward, attentionBackward, softmaxCrossEntropy } from "./backward-softmax";
 export { lstmCellBackward, gruCellBackward } from "./backward-rnn";
+// ---- optimizer updates (training) ----
+export { adamStep, sgdStep } from "./optim";
