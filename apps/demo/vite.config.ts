@@ -1,8 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { defineConfig, type Plugin } from "vite";
 
-// Cross-origin isolation (SharedArrayBuffer, precise timers) for dev and preview.
-const isolation = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
+// Cross-origin isolation (SharedArrayBuffer for the kernel threads, precise timers) for dev and
+// preview; DEMO_NO_ISOLATION=1 leaves the headers out (the e2e test of the one-thread fallback).
+const isolation =
+  process.env.DEMO_NO_ISOLATION === "1"
+    ? {}
+    : { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
 
 // @wasmformer errors name themselves after their class (`new.target.name`): keep class names
 // through minification so that the page shows "ConfigError: …", not a mangled name.

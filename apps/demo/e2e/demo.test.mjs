@@ -66,12 +66,30 @@ async function waitDone(page, statusSel, timeout = 60_000) {
 }
 
 describe("demo", () => {
-  test("shell: worker starts with a wasm backend, cross-origin isolated", async () => {
+  test("shell: worker starts with a wasm backend, cross-origin isolated, with kernel threads", async () => {
     const { page, errors, context } = await openPage(browser, `${server.url}#text`);
     await page.waitForSelector("#backend[data-backend]", { timeout: 30_000 });
     const backend = await page.getAttribute("#backend", "data-backend");
     assert.match(backend, /^wasm-/);
     assert.match(await page.textContent("#backend"), /cross-origin isolated/);
+    // the compute worker starts its own pool: the usable cores, at most 8
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const threads = Number(await page.getAttribute("#backend", "data-threads"));
+    assert.equal(threads, Math.min(cores, 8));
+    assert.match(await page.textContent("#backend"), threads > 1 ? new RegExp(`${threads} threads`) : /1 thread/);
+    // a loaded machine may let the calling thread take every tile of one product before a
+    // sleeping worker wakes: a few products, then the workers must have taken part
+    let stats;
+    for (let i = 0; i < 10; i++) {
+      stats = await page.evaluate(() => window.__threadStats());
+      if (stats.workerTiles > 0) break;
+    }
+    assert.equal(stats.threads, threads);
+    assert.ok(Math.abs(stats.probe[0] - stats.probe[1]) < 1e-3, `probe ${stats.probe}`);
+    if (threads > 1) {
+      assert.ok(stats.splitCalls > 0, "the product was split over the threads");
+      assert.ok(stats.workerTiles > 0, "the pool's workers ran tiles");
+    }
     for (const id of ["text", "embeddings", "attention", "vit", "generate", "vlm"]) {
       await page.click(`#tabs button[data-page="${id}"]`);
       await page.waitForSelector(`#page-${id}:not([hidden])`);

@@ -25,9 +25,9 @@ function freePort() {
 
 /**
  * Start `vite preview` for the built app (or the dev server with `E2E_MODE=dev`); resolves to
- * { url, stop() }.
+ * { url, stop() }. `isolated: false` serves it without the COOP/COEP headers.
  */
-export async function startPreview() {
+export async function startPreview({ isolated = true } = {}) {
   const dev = process.env.E2E_MODE === "dev";
   if (!dev && !existsSync(join(appDir, "dist", "index.html"))) {
     throw new Error(`${join(appDir, "dist")} is missing: build the demo first (pnpm build)`);
@@ -40,6 +40,7 @@ export async function startPreview() {
     {
       cwd: appDir,
       stdio: ["ignore", "pipe", "pipe"],
+      env: isolated ? process.env : { ...process.env, DEMO_NO_ISOLATION: "1" },
     },
   );
   let log = "";

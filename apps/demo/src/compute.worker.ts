@@ -3,7 +3,7 @@
  * inputs and receives results (comlink; buffers transferred both ways, tokens streamed through
  * proxied callbacks). Cancelling terminates this worker; the client restarts it lazily.
  */
-import { backendName, init } from "@wasmformer/core";
+import { backendName, init, matmul, Tensor, threadsInfo } from "@wasmformer/core";
 import type { Word2VecProgress } from "@wasmformer/text";
 import { expose, releaseProxy, transfer } from "comlink";
 import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
@@ -32,10 +32,30 @@ async function withCallback<C, R>(cb: C, f: (cb: C) => Promise<R>): Promise<R> {
 }
 
 const api = {
-  /** Load the kernels; returns the backend and what the engine supports. */
-  async init(): Promise<{ backend: string; crossOriginIsolated: boolean }> {
+  /**
+   * Load the kernels; returns the backend, what the engine supports and the kernel threads (a pool
+   * of workers started from this worker when the page is cross-origin isolated, else 1 and why).
+   */
+  async init(): Promise<{ backend: string; crossOriginIsolated: boolean; threads: number; threadsReason?: string }> {
     const backend = await ensureInit();
-    return { backend, crossOriginIsolated: self.crossOriginIsolated };
+    const t = threadsInfo();
+    return { backend, crossOriginIsolated: self.crossOriginIsolated, threads: t.threads, threadsReason: t.reason };
+  },
+
+  /**
+   * Kernel calls split over the threads so far and the tiles the pool's workers ran, after one
+   * 512×512 matrix product (`probe`: its first entry, and the same dot product in float64).
+   */
+  async threadStats(): Promise<{ threads: number; splitCalls: number; workerTiles: number; probe: number[] }> {
+    await ensureInit();
+    const n = 512;
+    const a = new Float32Array(n * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    const b = new Float32Array(n * n).map((_, i) => ((i * 104729) % 997) / 997 - 0.5);
+    const c = matmul(new Tensor(a, [n, n]), new Tensor(b, [n, n])).data as Float32Array;
+    let want = 0;
+    for (let p = 0; p < n; p++) want += a[p] * b[p * n];
+    const { threads, splitCalls, workerTiles } = threadsInfo();
+    return { threads, splitCalls, workerTiles, probe: [c[0], want] };
   },
 
   /** Keras Tokenizer + padSequences on the given texts. */

@@ -36,8 +36,11 @@ show(location.hash.slice(1));
 async function startWorker(): Promise<void> {
   try {
     const r = await compute.run((api) => api.init());
-    backend.textContent = `worker ready · backend ${r.backend}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
+    const threads =
+      r.threads > 1 ? `${r.threads} threads` : `1 thread${r.threadsReason ? ` (${r.threadsReason})` : ""}`;
+    backend.textContent = `worker ready · backend ${r.backend} · ${threads}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
     backend.dataset.backend = r.backend;
+    backend.dataset.threads = String(r.threads);
     backend.className = "muted";
   } catch (e) {
     backend.textContent = `worker failed to start: ${(e as Error).message}`;
@@ -46,6 +49,7 @@ async function startWorker(): Promise<void> {
 }
 compute.onRestart((reason) => {
   delete backend.dataset.backend;
+  delete backend.dataset.threads;
   if (reason === "cancel") {
     backend.textContent = "worker restarted";
     void startWorker();
@@ -67,3 +71,7 @@ const warm = () => {
 };
 if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 500 });
 else setTimeout(warm, 100);
+
+// for the end-to-end tests: how much of the work the kernel threads took
+(window as unknown as { __threadStats: () => Promise<unknown> }).__threadStats = () =>
+  compute.run((api) => api.threadStats());

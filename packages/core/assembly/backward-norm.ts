@@ -7,7 +7,12 @@
 import { hsum4 } from "./inline/fma";
 
 /** Scratch for one row's recomputed (mean, rstd). */
-const stats: usize = memory.data(8, 16);
+let stats: usize = memory.data(8, 16);
+
+/** Point this instance's scratch (16 bytes) at `base` (threaded builds). */
+export function normScratch(base: usize): void {
+  stats = base;
+}
 
 /** Row mean of d floats, then 1/sqrt(var + eps) (biased variance, corrected two-pass as layerNorm). */
 // @ts-ignore: decorator

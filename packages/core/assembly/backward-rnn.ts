@@ -6,8 +6,14 @@
 import { sigmoid4, tanh4 } from "./inline/vmath";
 
 /** 16-byte slots for the scalar tails (one element in lane 0 of each). */
-const lstmTmp: usize = memory.data(176, 16);
-const gruTmp: usize = memory.data(240, 16);
+let lstmTmp: usize = memory.data(176, 16);
+let gruTmp: usize = memory.data(240, 16);
+
+/** Point this instance's scratch (416 bytes) at `base` (threaded builds). */
+export function rnnScratch(base: usize): void {
+  lstmTmp = base;
+  gruTmp = base + 176;
+}
 
 /**
  * One LSTM element block of 4 lanes: from the pre-activations (pi, pf, pg, po), c_{t−1}, dh and

@@ -13,7 +13,7 @@
 //   front to back, keeping M×8 sums per panel in registers and adding each K block's sums into C.
 import { fma4 } from "./inline/fma";
 import {
-  KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packBBlock, tileBuf,
+  KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packBBlock, tileBufAt,
 } from "./gemm";
 
 /** Floats a packed K×N operand occupies: ⌈N/8⌉·8·K (0 when K or N ≤ 0). */
@@ -49,6 +49,7 @@ export function packB(K: i32, N: i32, b: usize, ldb: i32, transB: i32, dst: usiz
 
 /** One row: three k steps per iteration into separate sums (6 chains). */
 function panel1(K: i32, x: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
   let p = 0;
@@ -78,6 +79,7 @@ function panel1(K: i32, x: usize, ps: usize, bp: usize): void {
 
 /** Two rows: two k steps per iteration into separate sums (8 chains). */
 function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
   let p = 0;
@@ -124,6 +126,7 @@ function panel2(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
 /** R = 3 or 4 rows (a constant once inlined): one k step per iteration, 2R chains. */
 // @ts-ignore: decorator
 @inline function panelR(R: i32, K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
+  const tileBuf = tileBufAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
   const x1 = rs, x2 = rs * 2, x3 = rs * 3;
@@ -173,21 +176,23 @@ function panel4(K: i32, x: usize, rs: usize, ps: usize, bp: usize): void {
  */
 function streamPacked(
   M: i32, N: i32, K: i32, a: usize, rs: usize, ps: usize, pb: usize, c: usize, ldcB: usize,
-  bias: usize, alpha: f32, beta: f32, relu: bool,
+  bias: usize, alpha: f32, beta: f32, relu: bool, n0: i32, n1: i32,
 ): void {
-  let bp = pb;
+  const tileBuf = tileBufAt();
+  const n8 = <usize>((N + NR - 1) / NR * NR);
   for (let pc = 0; pc < K; pc += KC) {
     const kb = min(KC, K - pc);
     const first = pc == 0;
     const reluHere = relu && pc + kb >= K;
     const x = a + <usize>pc * ps;
     const panelBytes = <usize>kb * NR << 2;
-    for (let j0 = 0; j0 < N; j0 += NR) {
+    let bp = pb + ((<usize>pc * n8 + <usize>n0 * <usize>kb) << 2);
+    for (let j0 = n0; j0 < n1; j0 += NR) {
       if (M == 1) panel1(kb, x, ps, bp);
       else if (M == 2) panel2(kb, x, rs, ps, bp);
       else if (M == 3) panel3(kb, x, rs, ps, bp);
       else panel4(kb, x, rs, ps, bp);
-      const w = min(NR, N - j0);
+      const w = min(NR, n1 - j0);
       const o = <usize>j0 << 2;
       const biasp = bias ? bias + o : 0;
       for (let r = 0; r < M; r++) {
@@ -221,28 +226,45 @@ export function gemmPacked(
   c: usize, ldc: i32,
   bias: usize, alpha: f32, beta: f32, act: i32,
 ): void {
-  if (M <= 0 || N <= 0) return;
+  gemmPackedRange(M, N, K, a, lda, transA, pb, c, ldc, bias, alpha, beta, act, 0, N);
+}
+
+/**
+ * `gemmPacked` restricted to C's columns n0..n1 (n0 a multiple of 8, n1 a multiple of 8 or N): the
+ * same arithmetic for each of those elements as the whole product, so a threaded caller can split
+ * the columns of a packed weight between threads (the M ≤ 4 decoding path cannot be split by rows).
+ */
+export function gemmPackedRange(
+  M: i32, N: i32, K: i32,
+  a: usize, lda: i32, transA: i32,
+  pb: usize,
+  c: usize, ldc: i32,
+  bias: usize, alpha: f32, beta: f32, act: i32,
+  n0: i32, n1: i32,
+): void {
+  n0 = max(n0, 0);
+  n1 = min(n1, N);
+  if (M <= 0 || n1 <= n0) return;
   const ldcB = <usize>ldc << 2;
+  const w = n1 - n0;
+  const c0 = c + (<usize>n0 << 2);
   if (K <= 0) {
-    emptyProduct(M, N, c, ldcB, bias, alpha, beta, act);
+    emptyProduct(M, w, c0, ldcB, bias ? bias + (<usize>n0 << 2) : 0, alpha, beta, act);
     return;
   }
   if (M <= 4) {
-    // A[r, p] at a + r·rs + p·ps
     const ldaB = <usize>lda << 2;
     const rs: usize = transA ? 4 : ldaB;
     const ps: usize = transA ? ldaB : 4;
-    streamPacked(M, N, K, a, rs, ps, pb, c, ldcB, bias, alpha, beta, act == 1);
-    if (act > 1) applyAct(c, ldcB, M, N, act);
+    streamPacked(M, N, K, a, rs, ps, pb, c, ldcB, bias, alpha, beta, act == 1, n0, n1);
+    if (act > 1) applyAct(c0, ldcB, M, w, act);
     return;
   }
-  // the loops of gemm with its K blocks fixed at KC (the layout's), minus the B packing: the kc×8
-  // slice of panel q of K block pc starts at float pc·N8 + q·kc·8 = pc·N8 + (column j = 8q)·kc
   const n8 = <usize>((N + NR - 1) / NR * NR);
   const kcMax = KC;
   const mcMax = blockSize(M, MCP, MR);
-  for (let jc = 0; jc < N; jc += NC) {
-    const nc = min(NC, N - jc);
+  for (let jc = n0; jc < n1; jc += NC) {
+    const nc = min(NC, n1 - jc);
     for (let pc = 0; pc < K; pc += kcMax) {
       const kc = min(kcMax, K - pc);
       const bBlock = pb + ((<usize>pc * n8 + <usize>jc * <usize>kc) << 2);

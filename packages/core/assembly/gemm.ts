@@ -14,7 +14,8 @@
 //   `alpha·acc + bias + beta·C`, on later blocks `C + alpha·acc`, and the activation on the last.
 // - M = 1 (token-by-token decoding, a Linear on one vector) is bandwidth bound and takes its own
 //   path that streams each weight once, with no packing.
-// Scratch is static (`memory.data`); kernels never allocate.
+// Scratch is static (`memory.data`); kernels never allocate. A threaded build's worker instances
+// move it to a region of their own (`gemmScratch`, called by `setScratch` in memory.ts).
 import { fma4, hsum4 } from "./inline/fma";
 import { act1, unary } from "./activations";
 import { relu4 } from "./inline/vmath";
@@ -37,7 +38,7 @@ import { relu4 } from "./inline/vmath";
 // @ts-ignore: decorator
 @inline export const NC = 1024;
 
-const packedB: usize = memory.data(KC * NC * 4, 64);
+let packedB: usize = memory.data(KC * NC * 4, 64);
 /**
  * M block of `gemmPacked` (gemm-packed.ts), a multiple of MR: with no B packing to amortise, one
  * taller A block (≤ 480 KiB, in L2) means the B panels are read once for up to 240 rows (200 plain),
@@ -47,8 +48,14 @@ const packedB: usize = memory.data(KC * NC * 4, 64);
 @inline export const MCP = MR * 40;
 
 /** Packed A block, sized for MCP (> MC). */
-export const packedA: usize = memory.data(MCP * KC * 4, 64);
-export const tileBuf: usize = memory.data(MR * NR * 4, 16);
+export let packedA: usize = memory.data(MCP * KC * 4, 64);
+const TILE_BUF: usize = memory.data(MR * NR * 4, 16);
+export let tileBufT: usize = TILE_BUF;
+/** The register-tile spill buffer: a constant address in the single-thread builds. */
+// @ts-ignore: decorator
+@inline export function tileBufAt(): usize {
+  return ASC_FEATURE_THREADS ? tileBufT : TILE_BUF;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Epilogue helpers
@@ -224,6 +231,7 @@ export function packA(a: usize, lda: i32, transA: i32, ic: i32, mc: i32, pc: i32
   R: i32, kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, h: i32, w: i32,
   bias: usize, alpha: f32, beta: f32, first: bool, last: bool, act: i32,
 ): void {
+  const tileBuf = tileBufAt();
   // rows 2..5 exist only when R is large enough (compile-time branches); the loop ends on bp, with
   // no separate counter
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
@@ -492,7 +500,7 @@ function rowDots(
 /** Column chunk of the transB = 0 row path: its partial sums (NCH floats) stay in L1. */
 // @ts-ignore: decorator
 @inline const NCH = 1024;
-const rowAcc: usize = memory.data(NCH * 4, 64);
+let rowAcc: usize = memory.data(NCH * 4, 64);
 
 /**
  * y[j] = epilogue(Σ_p x[p]·B[p, j]) for j < N, B rows of ldb floats (transB = 0).
@@ -686,4 +694,16 @@ export function gemv(m: usize, rows: i32, d: i32, v: usize, y: usize): void {
     return;
   }
   rowDots(rows, d, v, m, d, y, 0, 1, 0, false);
+}
+
+/** Bytes of this file's scratch (packedB, packedA, tileBuf, rowAcc), each 64-byte aligned. */
+// @ts-ignore: decorator
+@inline export const GEMM_SCRATCH: usize = KC * NC * 4 + MCP * KC * 4 + 256 + NCH * 4;
+
+/** Point this instance's GEMM scratch at `base` (64-byte aligned, GEMM_SCRATCH bytes). */
+export function gemmScratch(base: usize): void {
+  packedB = base;
+  packedA = base + KC * NC * 4;
+  tileBufT = packedA + MCP * KC * 4;
+  rowAcc = tileBufT + 256;
 }

@@ -47,8 +47,26 @@ export function packRows(N: i32, K: i32, b: usize, ldb: i32, dst: usize): void {
 }
 
 /** The sums of one group, and the last chunk of x when K is not a multiple of 4. */
-const sums: usize = memory.data(GR * 4, 16);
-const xTail: usize = memory.data(16, 16);
+const SUMS: usize = memory.data(GR * 4, 16);
+const X_TAIL: usize = memory.data(16, 16);
+/** A threaded build's worker instances move them to scratch of their own (`gemvRowsScratch`). */
+let sumsT: usize = SUMS;
+let xTailT: usize = X_TAIL;
+// the single-thread builds keep constant addresses (folded into the loads)
+// @ts-ignore: decorator
+@inline function sumsAt(): usize {
+  return ASC_FEATURE_THREADS ? sumsT : SUMS;
+}
+// @ts-ignore: decorator
+@inline function xTailAt(): usize {
+  return ASC_FEATURE_THREADS ? xTailT : X_TAIL;
+}
+
+/** Point this instance's scratch (sums, xTail: 128 bytes) at `base` (threaded builds). */
+export function gemvRowsScratch(base: usize): void {
+  sumsT = base;
+  xTailT = base + 96;
+}
 
 /**
  * Add to (or, when !add, set) the group's 24 sums in `sums` the products of the packed chunks at bp
@@ -57,6 +75,7 @@ const xTail: usize = memory.data(16, 16);
 // Not inlined: inside gemvRows TurboFan schedules the weight loads ahead of their uses and spills.
 // @ts-ignore: decorator
 @noinline function groupSums(bp: usize, xp: usize, end: usize, add: bool): usize {
+  const sums = sumsAt();
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0);
   let s3 = f32x4.splat(0), s4 = f32x4.splat(0), s5 = f32x4.splat(0);
   if (add) {
@@ -105,6 +124,8 @@ let backwards = false;
  * x holds K floats (nothing past them is read); y must not overlap x or the packed weight.
  */
 export function gemvRows(N: i32, K: i32, x: usize, pw: usize, y: usize, bias: usize, beta: f32, act: i32): void {
+  const sums = sumsAt();
+  const xTail = xTailAt();
   if (N <= 0) return;
   const relu = act == 1;
   const kFull = <usize>(K & ~3) << 2; // bytes of x in whole chunks

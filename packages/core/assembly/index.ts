@@ -1,7 +1,7 @@
 // @wasmformer/core kernels: one file per family, re-exported here. ABI documented in src/kernels.ts.
-export { abiVersion, heapBase, simdFlavor } from "./memory";
+export { abiVersion, heapBase, simdFlavor, scratchBytes, setScratch, threadsBuild } from "./memory";
 export { gemm, bmm, gemv } from "./gemm";
-export { packedSize, packB, gemmPacked } from "./gemm-packed";
+export { packedSize, packB, gemmPacked, gemmPackedRange } from "./gemm-packed";
 export { packedRowsSize, packRows, gemvRows } from "./gemv-rows";
 export { unary } from "./activations";
 export { softmax, logSoftmax } from "./softmax";
@@ -20,3 +20,5 @@ export { unaryBackward, biasGrad, embeddingBackward, im2colPatchBackward } from 
 export { normStats, layerNormBackward, rmsNormBackward } from "./backward-norm";
 export { softmaxBackward, attentionBackward, softmaxCrossEntropy } from "./backward-softmax";
 export { lstmCellBackward, gruCellBackward } from "./backward-rnn";
+// ---- optimizer updates (training) ----
+export { adamStep, sgdStep } from "./optim";

@@ -39,7 +39,7 @@ export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
 export const RedOp = { sum: 0, mean: 1, max: 2, min: 3 } as const;
 export type RedOpCode = (typeof RedOp)[keyof typeof RedOp];
 
-export interface Kernels extends BackwardKernels {
+export interface Kernels extends BackwardKernels, OptimKernels {
   /** ABI version; the JS side refuses a module whose version differs. */
   abiVersion(): number;
 
@@ -355,7 +355,7 @@ export interface Kernels extends BackwardKernels {
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /**
  * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
@@ -606,3 +606,62 @@ export const BACKWARD_KERNEL_NAMES: readonly (keyof BackwardKernels)[] = [
   "lstmCellBackward",
   "gruCellBackward",
 ];
+
+// ---- optimizer updates (training) ---------------------------------------------------------------
+
+/**
+ * Optimizer steps over one parameter tensor of n floats in the heap: values `theta`, gradient
+ * `grad` and the optimizer's buffers, all updated in place. The scalars are taken as f32 and every
+ * operation is one f32 operation in the order written (no fused multiply-add), so the SIMD kernels
+ * and the reference twins agree bit for bit. The formulas are those of `torch.optim` (see
+ * packages/nn/src/optim.ts, which computes the coefficients).
+ */
+export interface OptimKernels {
+  /**
+   * Adam / AdamW: `g = sign·grad`; when `wd ≠ 0`, `θ = θ·decay` (`decoupled = 1`, AdamW) or
+   * `g = g + wd·θ` (Adam's L2); `m = b1·m + c1·g`; `v = b2·v + c2·(g·g)`; with `vmax ≠ 0` (amsgrad)
+   * `vmax = max(vmax, v)` and v̂ = vmax, else v̂ = v; `θ = θ − stepSize·(m / (sqrt(v̂)/bc2 + eps))`.
+   * (c1 = 1 − b1, c2 = 1 − b2, stepSize = lr/(1 − b1ᵗ), bc2 = sqrt(1 − b2ᵗ), decay = 1 − lr·wd.)
+   */
+  adamStep(
+    theta: number,
+    grad: number,
+    m: number,
+    v: number,
+    vmax: number,
+    n: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    eps: number,
+    stepSize: number,
+    bc2: number,
+    wd: number,
+    decay: number,
+    decoupled: number,
+    sign: number,
+  ): void;
+
+  /**
+   * SGD: `d = sign·grad`, plus `wd·θ` when `wd ≠ 0`; with a momentum buffer (`buf ≠ 0`),
+   * `b = d` when `first = 1`, else `b = mu·b + damp1·d` (damp1 = 1 − dampening), then
+   * `d = d + mu·b` (`nesterov = 1`) or `d = b`; `θ = θ − lr·d`.
+   */
+  sgdStep(
+    theta: number,
+    grad: number,
+    buf: number,
+    n: number,
+    lr: number,
+    wd: number,
+    mu: number,
+    damp1: number,
+    first: number,
+    nesterov: number,
+    sign: number,
+  ): void;
+}
+
+/** The optimizer kernels' names: the loader checks them too. */
+export const OPTIM_KERNEL_NAMES: readonly (keyof OptimKernels)[] = ["adamStep", "sgdStep"];

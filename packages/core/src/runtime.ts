@@ -13,8 +13,10 @@
 import { refKernels } from "./backend/ref.js";
 import { relaxedSimdSupported, simdSupported, wasmImports, wrapInstance } from "./backend/wasm.js";
 import { InputError, WasmError } from "./errors.js";
-import { type Heap, JsHeap } from "./heap.js";
+import { type Heap, JsHeap, WasmHeap } from "./heap.js";
 import type { Kernels } from "./kernels.js";
+import { type ThreadedExports, TILE_KERNELS, threadedKernels } from "./threaded-kernels.js";
+import { ThreadPool, threadsUnavailableReason, usableCores } from "./threads.js";
 
 export type BackendName = "wasm-relaxed" | "wasm-simd" | "ref";
 
@@ -22,7 +24,25 @@ export interface Runtime {
   readonly backend: BackendName;
   readonly heap: Heap;
   readonly k: Kernels;
+  /** Threads its kernels use (1: the single-thread build, or the reference backend). */
+  readonly threads: number;
 }
+
+/** What `init` got for threads, and why (see `threadsInfo`). */
+export interface ThreadsInfo {
+  /** Threads new runtimes use (1 = no worker pool). */
+  threads: number;
+  /** What was asked for: a count, or "auto" (the usable cores, at most `MAX_AUTO_THREADS`). */
+  requested: number | "auto";
+  /** Why fewer threads than asked for (not cross-origin isolated, no SharedArrayBuffer, …). */
+  reason?: string;
+  /** Kernel calls split over the threads since the pool started, and the tiles workers ran. */
+  splitCalls: number;
+  workerTiles: number;
+}
+
+/** The default thread count's cap: past 8 the GEMMs of these models are bound by memory bandwidth. */
+export const MAX_AUTO_THREADS = 8;
 
 /**
  * Runtimes given back with `releaseRuntime`: wasm memory cannot be freed from JavaScript (it goes
@@ -48,6 +68,18 @@ export interface InitOptions {
   wasm?: WasmSource;
   /** The relaxed-SIMD module (default: `core-relaxed.wasm` beside this package's code). */
   wasmRelaxed?: WasmSource;
+  /**
+   * Threads for the kernels (the calling thread plus a pool of workers). Default: the usable
+   * cores, at most `MAX_AUTO_THREADS` (in Node, `WASMFORMER_THREADS` overrides it); 1 where
+   * threads are not available (no SharedArrayBuffer,
+   * a page that is not cross-origin isolated) — `threadsInfo()` says what was used and why.
+   * A failure to start the threads is never an error: a warning, then 1 thread.
+   */
+  threads?: number;
+  /** The plain-SIMD threaded module (default: `core-threads.wasm` beside this package's code). */
+  wasmThreads?: WasmSource;
+  /** The relaxed-SIMD threaded module (default: `core-relaxed-threads.wasm`). */
+  wasmRelaxedThreads?: WasmSource;
 }
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
@@ -56,6 +88,16 @@ let compiled: { module: WebAssembly.Module; backend: BackendName } | undefined;
 let compiling: Promise<{ module: WebAssembly.Module; backend: BackendName } | undefined> | undefined;
 let forcedRef = false;
 let defaultRt: Runtime | undefined;
+/** The threaded module and its pool (absent: one thread). */
+let threaded: { module: WebAssembly.Module; backend: BackendName; pool: ThreadPool } | undefined;
+let threadInfo: Omit<ThreadsInfo, "splitCalls" | "workerTiles"> = { threads: 1, requested: "auto" };
+let nextRuntimeId = 1;
+/** The pool each threaded runtime is attached to. */
+const poolOf = new WeakMap<Runtime, ThreadPool>();
+const detachOnGc =
+  typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry<{ pool: ThreadPool; id: number }>(({ pool, id }) => pool.detach(id))
+    : undefined;
 
 async function bytesFromUrl(url: URL | string): Promise<ArrayBuffer | Uint8Array> {
   const u = typeof url === "string" ? new URL(url, typeof location !== "undefined" ? location.href : undefined) : url;
@@ -94,8 +136,13 @@ async function compileSource(src: WasmSource): Promise<WebAssembly.Module> {
   return WebAssembly.compile((await bytesFromUrl(u)) as BufferSource);
 }
 
-function defaultUrl(relaxed: boolean): URL {
+function defaultUrl(relaxed: boolean, threads = false): URL {
   // literal URLs so that bundlers (Vite) rewrite them to emitted assets
+  if (threads) {
+    return relaxed
+      ? new URL("../build/core-relaxed-threads.wasm", import.meta.url)
+      : new URL("../build/core-threads.wasm", import.meta.url);
+  }
   return relaxed
     ? new URL("../build/core-relaxed.wasm", import.meta.url)
     : new URL("../build/core.wasm", import.meta.url);
@@ -116,15 +163,23 @@ export async function init(opts: InitOptions = {}): Promise<BackendName> {
       `init: backend ${JSON.stringify(want)} is not one of "auto", "wasm-relaxed", "wasm-simd", "ref"`,
     );
   }
+  const t = opts.threads;
+  if (t !== undefined && (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 256)) {
+    throw new InputError(`init: threads must be an integer in [1, 256], got ${String(t)}`);
+  }
   if (want === "ref") {
     forcedRef = true;
     defaultRt = undefined;
+    stopThreads();
+    threadInfo = { threads: 1, requested: t ?? "auto", reason: "the reference backend has no threads" };
     return "ref";
   }
   forcedRef = false;
   const best: BackendName = relaxedSimdSupported() ? "wasm-relaxed" : "wasm-simd";
-  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" ? best : want) === compiled.backend)
+  if (compiled && !opts.wasm && !opts.wasmRelaxed && (want === "auto" ? best : want) === compiled.backend) {
+    await setupThreads(opts);
     return compiled.backend;
+  }
   compiling = (async () => {
     if (!simdSupported()) {
       if (want !== "auto")
@@ -149,7 +204,93 @@ export async function init(opts: InitOptions = {}): Promise<BackendName> {
     throw new WasmError(`could not load the kernel module: ${(e as Error).message}`, { cause: e });
   }
   defaultRt = undefined;
+  await setupThreads(opts);
   return compiled ? compiled.backend : "ref";
+}
+
+/**
+ * Threads for new runtimes: reuse the pool when the count and build are unchanged, else stop it
+ * and start another. Never throws for lack of threads: warns and uses one.
+ */
+async function setupThreads(opts: InitOptions): Promise<void> {
+  const requested = opts.threads ?? "auto";
+  const explicit = opts.threads !== undefined;
+  const fallback = (reason: string, warn: boolean) => {
+    stopThreads();
+    threadInfo = { threads: 1, requested, reason };
+    if (warn) console.warn(`@wasmformer/core: using 1 thread: ${reason}`);
+  };
+  if (!compiled) return fallback("wasm SIMD is not available (reference backend)", explicit && requested !== 1);
+  const reason = threadsUnavailableReason();
+  if (reason) {
+    // a page that is not isolated is worth a warning even by default: that is the usual surprise
+    return fallback(reason, (explicit && requested !== 1) || /isolated/.test(reason));
+  }
+  const cores = await usableCores();
+  const env = requested === "auto" ? envThreads() : undefined;
+  const n = requested === "auto" ? (env ?? Math.max(1, Math.min(cores, MAX_AUTO_THREADS))) : requested;
+  if (n === 1) {
+    const why = requested !== "auto" ? "1 thread requested" : env ? "WASMFORMER_THREADS=1" : "one usable core";
+    return fallback(why, false);
+  }
+  const relaxed = compiled.backend === "wasm-relaxed";
+  const src = relaxed ? opts.wasmRelaxedThreads : opts.wasmThreads;
+  if ((relaxed ? opts.wasmRelaxed : opts.wasm) && !src) {
+    // a caller who supplies the module (a custom build or URL) supplies the threaded one too
+    const which = relaxed ? "wasmRelaxed without wasmRelaxedThreads" : "wasm without wasmThreads";
+    return fallback(`a custom kernel module was given (${which})`, explicit && requested !== 1);
+  }
+  if (threaded?.pool.running && threaded.pool.threads === n && threaded.backend === compiled.backend && !src) {
+    threadInfo = { threads: n, requested };
+    return;
+  }
+  stopThreads();
+  let module: WebAssembly.Module;
+  try {
+    module = await compileSource(src ?? defaultUrl(relaxed, true));
+  } catch (e) {
+    return fallback(`could not load the threaded kernel module (${(e as Error).message})`, true);
+  }
+  try {
+    const pool = await ThreadPool.create(n, TILE_KERNELS);
+    threaded = { module, backend: compiled.backend, pool };
+    threadInfo = { threads: n, requested };
+  } catch (e) {
+    fallback(`a worker failed to start (${(e as Error).message})`, true);
+  }
+}
+
+/** Node: `WASMFORMER_THREADS` (an integer in [1, 256]) replaces the default count. */
+function envThreads(): number | undefined {
+  const v = isNode ? process.env.WASMFORMER_THREADS : undefined;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (Number.isInteger(n) && n >= 1 && n <= 256) return n;
+  console.warn(`@wasmformer/core: ignoring WASMFORMER_THREADS=${JSON.stringify(v)} (not an integer in [1, 256])`);
+  return undefined;
+}
+
+function stopThreads(): void {
+  if (!threaded) return;
+  threaded.pool.terminate();
+  threaded = undefined;
+  threadInfo = { threads: 1, requested: threadInfo.requested };
+  defaultRt = undefined;
+}
+
+/** How many threads new runtimes use, what was asked for and, when fewer, why. */
+export function threadsInfo(): ThreadsInfo {
+  const pool = threaded?.pool;
+  return { ...threadInfo, splitCalls: pool?.splitCalls ?? 0, workerTiles: pool?.workerTiles ?? 0 };
+}
+
+/**
+ * Stop the worker pool (`init` starts another). Runtimes that used it go on with one thread; their
+ * results do not change. Node processes exit without it (idle workers do not keep them alive).
+ */
+export function terminateThreads(): void {
+  stopThreads();
+  threadInfo = { threads: 1, requested: threadInfo.requested, reason: "terminateThreads() was called" };
 }
 
 /** The backend new runtimes get: the compiled wasm after `init()`, otherwise the reference backend. */
@@ -165,7 +306,9 @@ export function createRuntime(opts: { backend?: BackendName } = {}): Runtime {
   const want = opts.backend ?? backendName();
   for (let i = released.length - 1; i >= 0; i--) {
     const rt = released[i].deref();
-    if (rt && rt.backend !== want) continue;
+    // a threaded runtime is reused only with the pool it is attached to
+    if (rt && (rt.backend !== want || poolOf.get(rt) !== (wantThreads(want) > 1 ? threaded?.pool : undefined)))
+      continue;
     released.splice(i, 1);
     if (!rt || (want !== "ref" && compiled?.backend !== want)) continue;
     const base = releasedBase.get(rt) as number;
@@ -208,12 +351,73 @@ function newRuntime(want: BackendName): Runtime {
   if (want === "ref" || !compiled) {
     if (want !== "ref" && !compiled) throw new WasmError(`backend "${want}" requested but init() has not loaded it`);
     const heap = new JsHeap();
-    return { backend: "ref", heap, k: refKernels(heap) };
+    return { backend: "ref", heap, k: refKernels(heap), threads: 1 };
   }
   if (want !== compiled.backend) throw new WasmError(`backend "${want}" requested but "${compiled.backend}" is loaded`);
+  if (wantThreads(want) > 1 && threaded) return newThreadedRuntime(threaded);
   const instance = new WebAssembly.Instance(compiled.module, wasmImports());
   const { kernels, heap } = wrapInstance(instance);
-  return { backend: compiled.backend, heap, k: kernels };
+  return { backend: compiled.backend, heap, k: kernels, threads: 1 };
+}
+
+/** Threads a new runtime of this backend gets. */
+function wantThreads(backend: BackendName): number {
+  return threaded && threaded.backend === backend && threaded.pool.running ? threaded.pool.threads : 1;
+}
+
+/** Pages of a threaded runtime's memory at first (≥ the module's declared minimum of 48). */
+const SHARED_INITIAL_PAGES = 64;
+
+/**
+ * A runtime on the threaded build: a shared memory, the calling thread's instance, and one
+ * instance per worker with its own scratch. Falls back to one thread (with a warning) when the
+ * workers cannot take the runtime.
+ */
+function newThreadedRuntime(t: { module: WebAssembly.Module; backend: BackendName; pool: ThreadPool }): Runtime {
+  let memory: WebAssembly.Memory | undefined;
+  // the largest maximum first: a 32-bit host may refuse to reserve 4 GiB of address space
+  for (const maximum of [65536, 32768, 16384]) {
+    try {
+      memory = new WebAssembly.Memory({
+        initial: SHARED_INITIAL_PAGES,
+        maximum,
+        shared: true,
+      } as WebAssembly.MemoryDescriptor);
+      break;
+    } catch {
+      // try a smaller maximum
+    }
+  }
+  if (!memory) throw new WasmError("could not create a shared wasm memory for the threaded kernels");
+  const imports = wasmImports();
+  (imports.env as Record<string, unknown>).memory = memory;
+  const instance = new WebAssembly.Instance(t.module, imports);
+  const { kernels, heap: staticHeap } = wrapInstance(instance);
+  const ex = kernels as unknown as ThreadedExports & { scratchBytes(): number };
+  const id = nextRuntimeId++;
+  const workers = t.pool.threads - 1;
+  // the workers' scratch sits between the static data and the heap, out of the allocator's reach
+  const bytes = Math.ceil((ex.scratchBytes() >>> 0) / 64) * 64;
+  const scratch = Math.ceil(staticHeap.mark() / 64) * 64;
+  staticHeap.reserve(scratch + workers * bytes - staticHeap.mark());
+  const heap = new WasmHeap(memory, scratch + workers * bytes);
+  if (!t.pool.attach(id, t.module, memory, scratch, bytes)) {
+    console.warn("@wasmformer/core: the worker threads could not instantiate the kernels; this runtime uses 1 thread");
+    return { backend: t.backend, heap, k: kernels, threads: 1 };
+  }
+  const pool = t.pool;
+  const rt: Runtime = {
+    backend: t.backend,
+    heap,
+    k: threadedKernels(ex, pool, id),
+    // live: 1 once the pool is stopped (the kernels then run on the calling thread)
+    get threads() {
+      return pool.has(id) ? pool.threads : 1;
+    },
+  };
+  poolOf.set(rt, pool);
+  detachOnGc?.register(rt, { pool, id });
+  return rt;
 }
 
 /** The shared runtime used by the `Tensor` ops (created on first use; scratch is released after each op). */
@@ -225,5 +429,5 @@ export function defaultRuntime(): Runtime {
 /** A reference-backend runtime (for tests: the oracle). */
 export function createRefRuntime(): Runtime {
   const heap = new JsHeap();
-  return { backend: "ref", heap, k: refKernels(heap) };
+  return { backend: "ref", heap, k: refKernels(heap), threads: 1 };
 }

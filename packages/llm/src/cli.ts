@@ -43,6 +43,7 @@ options:
   --ignore-eos                  do not stop at eos_token_id
   --logprobs                    print each token's log-probability to stderr
   --backend <b>                 auto | wasm-simd | wasm-relaxed | ref (default auto)
+  --threads <n>                 kernel threads, 1..256 (default: the usable cores, at most 8)
   --no-progress                 no progress bar
   --help, -h                    this help`;
 
@@ -115,6 +116,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
         "ignore-eos": { type: "boolean" },
         logprobs: { type: "boolean" },
         backend: { type: "string" },
+        threads: { type: "string" },
         "no-progress": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -156,6 +158,9 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     const backend = (values.backend as string | undefined) ?? "auto";
     if (!["auto", "wasm-simd", "wasm-relaxed", "ref"].includes(backend))
       throw new UsageError(`--backend must be auto, wasm-simd, wasm-relaxed or ref, got ${backend}`);
+    const threads = num(values.threads as string | undefined, "threads", true);
+    if (threads !== undefined && (threads < 1 || threads > 256))
+      throw new UsageError(`--threads must be between 1 and 256, got ${threads}`);
     const stopIds = ((values["stop-id"] as string[] | undefined) ?? []).map((s) => num(s, "stop-id", true)!);
     const opts: GenerateOptions = {
       maxNewTokens: num(values["max-new-tokens"] as string | undefined, "max-new-tokens", true) ?? 50,
@@ -179,7 +184,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
       throw e;
     }
 
-    await init({ backend: backend as "auto" | BackendName });
+    await init({ backend: backend as "auto" | BackendName, threads });
     const bar = values["no-progress"] ? undefined : progressBar("loading", stderr);
     bar?.(0, 1);
     const model = await AutoModelForCausalLM.fromPretrained(folder, {
@@ -218,7 +223,8 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     const s = (performance.now() - started) / 1000;
     if (!values["no-progress"])
       stderr.write(
-        `${n} tokens in ${s.toFixed(2)} s (${(n / s).toFixed(1)} tokens/s, backend ${model.runtime.backend})\n`,
+        `${n} tokens in ${s.toFixed(2)} s (${(n / s).toFixed(1)} tokens/s, backend ${model.runtime.backend}, ` +
+          `${model.runtime.threads} thread${model.runtime.threads === 1 ? "" : "s"})\n`,
       );
     return 0;
   } catch (e) {

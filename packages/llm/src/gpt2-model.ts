@@ -43,7 +43,7 @@ import {
   WeightsError,
   writeSafetensors,
 } from "@wasmformer/core";
-import type { BatchResult, Trainable, TrainParam } from "@wasmformer/nn";
+import type { Trainable, TrainParam } from "@wasmformer/nn";
 import { activationCode, eosTokenIds, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 import {
@@ -56,7 +56,7 @@ import {
 } from "./generate.js";
 import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
 import type { Tokenizer } from "./tokenizer.js";
-import { checkTrainOptions, DecoderTraining, type LMExample, type TrainOptions } from "./train.js";
+import { checkTrainOptions, DecoderTraining, type LMBatchResult, type LMExample, type TrainOptions } from "./train.js";
 
 // ---------------------------------------------------------------------------------------------
 // weights
@@ -759,6 +759,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     if (opts.ignoreIndex !== undefined) tr.ignoreIndex = opts.ignoreIndex;
     if (opts.labelSmoothing !== undefined) tr.labelSmoothing = opts.labelSmoothing;
     if (opts.shiftLabels !== undefined) tr.shiftLabels = opts.shiftLabels;
+    if (opts.requiresGrad !== undefined) tr.requiresGrad = opts.requiresGrad;
     this.trainingMode = true;
     return this;
   }
@@ -798,16 +799,17 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   /**
    * Forward over the batch (`[B, T]` ids, equal lengths), mean cross-entropy over the counted
    * (shifted) labels, and backward: adds `scale · ∂loss/∂θ` into every parameter's gradient (nn's
-   * `Trainable`). Needs training mode.
+   * `Trainable`). Needs training mode. Examples with `inputsEmbeds` also get the gradient of those
+   * rows back (`embedsGrads`); with `train({ requiresGrad: false })` that is all backward computes.
    */
-  lossAndGrad(batch: readonly LMExample[], scale: number): BatchResult {
+  lossAndGrad(batch: readonly LMExample[], scale: number): LMBatchResult {
     this.alive();
     if (!this.trainingMode) throw new InputError("lossAndGrad: the model is in inference mode; call train() first");
     return this.trainer!.run(batch, scale, "lossAndGrad");
   }
 
   /** The mean loss of a batch without gradients (after `train()` planned the buffers; either mode). */
-  evaluate(batch: readonly LMExample[]): BatchResult {
+  evaluate(batch: readonly LMExample[]): LMBatchResult {
     this.alive();
     if (!this.trainer) throw new InputError("evaluate: call train() first (it plans the training buffers)");
     return this.trainer.run(batch, undefined, "evaluate");

@@ -16,4 +16,4 @@ export * from "./pretrained.js";
 export * from "./rope.js";
 export * from "./sampler.js";
 export * from "./tokenizer.js";
-export type { LMExample, TrainOptions } from "./train.js";
+export type { LMBatchResult, LMEmbedsPart, LMExample, TrainOptions } from "./train.js";

@@ -39,8 +39,31 @@ import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 
 const F32 = 4;
 
-/** One training example: token ids (labels = the ids), or ids with their own labels (`ignoreIndex` = not counted). */
-export type LMExample = ArrayLike<number> | { inputIds: ArrayLike<number>; labels?: ArrayLike<number> };
+/**
+ * One training example: token ids (labels = the ids), or ids with their own labels (`ignoreIndex` =
+ * not counted), optionally with `inputsEmbeds` rows that replace the token embeddings of positions
+ * `[start, start + M)` (HF `inputs_embeds`: an image's projected embeddings spliced between the
+ * prompt's text embeddings; the ids there are placeholders, any valid id). Position embeddings are
+ * added to them as to token embeddings.
+ */
+export type LMExample =
+  | ArrayLike<number>
+  | { inputIds: ArrayLike<number>; labels?: ArrayLike<number>; inputsEmbeds?: LMEmbedsPart };
+
+/** `M × dim` floats (row-major) that take the place of the token embeddings from position `start` on. */
+export interface LMEmbedsPart {
+  start: number;
+  data: ArrayLike<number>;
+}
+
+/** A batch's loss; with examples carrying `inputsEmbeds` and a gradient asked for, theirs too. */
+export interface LMBatchResult extends BatchResult {
+  /**
+   * Per example (undefined for those without `inputsEmbeds`): `scale · ∂loss/∂inputsEmbeds.data`,
+   * `M × dim` floats — what flows back into a projection that made them.
+   */
+  embedsGrads?: (Float32Array | undefined)[];
+}
 
 export interface TrainOptions {
   /** Largest batch `lossAndGrad`/`evaluate` take (sizes the activations). Default: the model's `maxBatch`. */
@@ -53,6 +76,12 @@ export interface TrainOptions {
   labelSmoothing?: number;
   /** Causal LM loss: logits at t predict labels at t + 1 (HF `labels = input_ids`). Default true. */
   shiftLabels?: boolean;
+  /**
+   * false freezes the whole model (PyTorch `requires_grad_(False)` on every parameter): backward
+   * runs only down to the inputs (the gradient of `inputsEmbeds`), skipping every weight-gradient
+   * GEMM and leaving the gradient buffers untouched. Default true.
+   */
+  requiresGrad?: boolean;
 }
 
 /** How the inference engine stores its matrices (see `CausalLM.load`). */
@@ -136,6 +165,8 @@ export class DecoderTraining {
   ignoreIndex = -100;
   labelSmoothing = 0;
   shiftLabels = true;
+  /** false: no parameter gradient is computed (see `TrainOptions.requiresGrad`). */
+  requiresGrad = true;
   private readonly byName = new Map<string, Param>();
   private readonly w: BlockPtrs[];
   private readonly g: BlockPtrs[];
@@ -334,7 +365,10 @@ export class DecoderTraining {
   // batches
 
   /** Checks a batch and writes its ids and (shifted) targets; returns B, T and the counted targets. */
-  private load(batch: readonly LMExample[], what: string): { B: number; T: number; count: number } {
+  private load(
+    batch: readonly LMExample[],
+    what: string,
+  ): { B: number; T: number; count: number; parts: (LMEmbedsPart | undefined)[] } {
     const a = this.acts;
     if (!a) throw new InputError(`${what}: call train() first (it plans the training buffers)`);
     if (!Array.isArray(batch)) throw new InputError(`${what}: the batch must be an array of examples`);
@@ -343,7 +377,7 @@ export class DecoderTraining {
     if (B > a.maxB)
       throw new InputError(`${what}: batch of ${B} examples exceeds the planned maxBatch ${a.maxB} (see train())`);
     const V = this.arch.vocab;
-    const rows: { ids: ArrayLike<number>; labels: ArrayLike<number> }[] = batch.map((ex, b) => {
+    const rows: { ids: ArrayLike<number>; labels: ArrayLike<number>; emb?: LMEmbedsPart }[] = batch.map((ex, b) => {
       if (ex === null || typeof ex !== "object")
         throw new InputError(`${what}: example ${b} must be token ids or { inputIds, labels? }`);
       if ("inputIds" in ex) {
@@ -353,7 +387,7 @@ export class DecoderTraining {
         const labels = ex.labels ?? ids;
         if (labels === null || typeof labels !== "object" || typeof labels.length !== "number")
           throw new InputError(`${what}: example ${b}: labels must be an array`);
-        return { ids, labels };
+        return { ids, labels, emb: ex.inputsEmbeds };
       }
       if (typeof (ex as ArrayLike<number>).length !== "number")
         throw new InputError(`${what}: example ${b} must be token ids or { inputIds, labels? }`);
@@ -392,30 +426,54 @@ export class DecoderTraining {
         ids[b * T + t] = id;
         pos[b * T + t] = t;
       }
+      if (r.emb !== undefined) this.checkEmbeds(r.emb, T, `${what}: example ${b}: inputsEmbeds`);
       for (let t = 0; t < T; t++) {
         const lb = this.shiftLabels ? (t + 1 < T ? r.labels[t + 1] : ig) : r.labels[t];
         tg[b * T + t] = lb;
         if (lb !== ig) count++;
       }
     }
-    return { B, T, count };
+    return { B, T, count, parts: rows.map((r) => r.emb) };
+  }
+
+  /** An `inputsEmbeds` part: a whole number of rows inside the sequence, finite. */
+  private checkEmbeds(e: LMEmbedsPart, T: number, what: string): void {
+    const E = this.arch.dim;
+    if (e === null || typeof e !== "object") throw new InputError(`${what} must be { start, data }`);
+    const d = e.data;
+    if (d === null || typeof d !== "object" || typeof d.length !== "number")
+      throw new InputError(`${what}.data must be an array of floats`);
+    if (d.length % E !== 0 || d.length === 0)
+      throw new ShapeError(`${what}.data has ${d.length} floats: not a positive whole number of rows of ${E}`);
+    const M = d.length / E;
+    if (!Number.isInteger(e.start) || e.start < 0 || e.start + M > T)
+      throw new InputError(`${what}.start ${String(e.start)}: ${M} rows from there do not fit in ${T} positions`);
+    for (let i = 0; i < d.length; i++)
+      if (typeof d[i] !== "number" || !Number.isFinite(d[i]))
+        throw new InputError(`${what}.data[${i}] is ${String(d[i])}, not a finite number`);
   }
 
   /** Mean loss over the counted targets, and with `scale` ≠ 0 adds `scale · ∂loss/∂θ` into the gradients. */
-  run(batch: readonly LMExample[], scale: number | undefined, what: string): BatchResult {
+  run(batch: readonly LMExample[], scale: number | undefined, what: string): LMBatchResult {
     if (scale !== undefined && (typeof scale !== "number" || !Number.isFinite(scale)))
       throw new InputError(`${what}: scale must be a finite number, got ${String(scale)}`);
-    const { B, T, count } = this.load(batch, what);
-    this.forward(B, T);
-    const grad = scale !== undefined && scale !== 0 && count > 0;
+    const { B, T, count, parts } = this.load(batch, what);
+    this.forward(B, T, parts);
+    const asked = scale !== undefined && scale !== 0;
+    const grad = asked && count > 0;
+    const E = this.arch.dim;
     if (grad) {
       const n = B * T;
-      this.rt.heap.f32(this.acts!.dX, n * this.arch.dim).fill(0);
-      this.rt.heap.f32(this.acts!.dln, n * this.arch.dim).fill(0);
+      this.rt.heap.f32(this.acts!.dX, n * E).fill(0);
+      this.rt.heap.f32(this.acts!.dln, n * E).fill(0);
     }
     const sum = this.head(B * T, grad ? scale / count : 0);
-    if (grad) this.backward(B, T);
-    return { loss: count > 0 ? sum / count : Number.NaN, count };
+    const out: LMBatchResult = { loss: count > 0 ? sum / count : Number.NaN, count };
+    const eg = grad ? this.backward(B, T, parts) : undefined;
+    // the residual stream's input gradient at the spliced rows (0 without a counted label)
+    if (asked && parts.some((p) => p !== undefined))
+      out.embedsGrads = parts.map((p, b) => (p ? (eg?.[b] ?? new Float32Array(p.data.length)) : undefined));
+    return out;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -438,7 +496,7 @@ export class DecoderTraining {
     else this.rt.k.gemm(n, N, K, x, K, 0, W, K, 1, y, ldy, b, 1, beta, 0);
   }
 
-  /** Backward of `lin`: dx (n, K) += dy·op(W)ᵀ (dx 0: skipped), dW += (xᵀ·dy in W's layout), db += Σ dy. */
+  /** Backward of `lin`: dx (n, K) += dy·op(W)ᵀ, dW += (xᵀ·dy in W's layout), db += Σ dy (a 0 pointer: skipped). */
   private linBack(
     n: number,
     dy: number,
@@ -455,10 +513,10 @@ export class DecoderTraining {
     const k = this.rt.k;
     if (kind === "conv1d") {
       if (dx) k.gemm(n, K, N, dy, ldy, 0, W, N, 1, dx, K, 0, 1, 1, 0);
-      k.gemm(K, N, n, x, K, 1, dy, ldy, 0, dW, N, 0, 1, 1, 0);
+      if (dW) k.gemm(K, N, n, x, K, 1, dy, ldy, 0, dW, N, 0, 1, 1, 0);
     } else {
       if (dx) k.gemm(n, K, N, dy, ldy, 0, W, K, 0, dx, K, 0, 1, 1, 0);
-      k.gemm(N, K, n, dy, ldy, 1, x, K, 0, dW, K, 0, 1, 1, 0);
+      if (dW) k.gemm(N, K, n, dy, ldy, 1, x, K, 0, dW, K, 0, 1, 1, 0);
     }
     if (db) k.biasGrad(db, dy, n, N, ldy);
   }
@@ -481,7 +539,7 @@ export class DecoderTraining {
     return act === Act.tanh || act === Act.sigmoid;
   }
 
-  private forward(B: number, T: number): void {
+  private forward(B: number, T: number, parts: readonly (LMEmbedsPart | undefined)[]): void {
     const a = this.acts!;
     const arch = this.arch;
     const k = this.rt.k;
@@ -494,6 +552,8 @@ export class DecoderTraining {
     const emb = this.byName.get(arch.embed)!.ptr;
     if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1)
       throw new WasmformerError("internal", "gather rejected a checked id");
+    for (const [b, p] of parts.entries())
+      if (p) this.rt.heap.f32(a.X[0] + (b * T + p.start) * E * F32, p.data.length).set(p.data);
     if (arch.pos) {
       const wpe = this.byName.get(arch.pos)!.ptr;
       if (k.gather(wpe, arch.maxPositions, E, a.pos, n, a.dln) !== -1)
@@ -590,13 +650,14 @@ export class DecoderTraining {
       sum += heap.f32(a.lossOut, 1)[0];
       if (dloss) {
         k.gemm(m, E, V, a.dlogits, V, 0, hp.ptr, E, 0, a.dln + r0 * E * F32, E, 0, 1, 1, 0);
-        k.gemm(V, E, m, a.dlogits, V, 1, x, E, 0, hp.grad, E, 0, 1, 1, 0);
+        if (this.requiresGrad) k.gemm(V, E, m, a.dlogits, V, 1, x, E, 0, hp.grad, E, 0, 1, 1, 0);
       }
     }
     return sum;
   }
 
-  private backward(B: number, T: number): void {
+  /** Backward into the gradients; returns `∂/∂` each example's `inputsEmbeds` rows (times the loss scale). */
+  private backward(B: number, T: number, parts: readonly (LMEmbedsPart | undefined)[]): (Float32Array | undefined)[] {
     const a = this.acts!;
     const arch = this.arch;
     const k = this.rt.k;
@@ -608,13 +669,14 @@ export class DecoderTraining {
     const group = H / KV;
     const n = B * T;
     const zero = (p: number, floats: number) => heap.f32(p, floats).fill(0);
+    const pg = this.requiresGrad;
     const nrm = this.byName.get(arch.normW)!;
     const nrmB = arch.normB ? this.byName.get(arch.normB)! : undefined;
-    this.normBack(a.dX, nrm.grad, nrmB?.grad ?? 0, a.dln, a.X[arch.layers], nrm.ptr, n);
+    this.normBack(a.dX, pg ? nrm.grad : 0, pg ? (nrmB?.grad ?? 0) : 0, a.dln, a.X[arch.layers], nrm.ptr, n);
     const srcOut = DecoderTraining.outputBased(arch.act);
     for (let l = arch.layers - 1; l >= 0; l--) {
       const w = this.w[l];
-      const g = this.g[l];
+      const g = pg ? this.g[l] : NO_GRADS;
       const kd = this.kind[l];
       // ---- MLP: X_{l+1} = Xm + hact · W_proj + b
       zero(a.dhact, n * I);
@@ -678,15 +740,28 @@ export class DecoderTraining {
       }
       this.normBack(a.dX, g.ln1w, g.ln1b, a.dln, a.X[l], w.ln1w, n);
     }
-    // ---- embeddings (a tied table already holds the LM head's share)
-    const emb = this.byName.get(arch.embed)!;
-    if (k.embeddingBackward(emb.grad, V, E, a.ids, n, a.dX, -1) !== -1)
-      throw new WasmformerError("internal", "embeddingBackward rejected a checked id");
-    if (arch.pos) {
+    // ---- the spliced rows' input gradient, then embeddings (a tied table already holds the LM head's share)
+    const dX = heap.f32(a.dX, n * E);
+    const grads = parts.map((p, b) => {
+      if (!p) return undefined;
+      const at = (b * T + p.start) * E;
+      const g = dX.slice(at, at + p.data.length);
+      dX.fill(0, at, at + p.data.length); // these positions took no token embedding (positions still do)
+      return g;
+    });
+    if (pg) {
+      const emb = this.byName.get(arch.embed)!;
+      if (k.embeddingBackward(emb.grad, V, E, a.ids, n, a.dX, -1) !== -1)
+        throw new WasmformerError("internal", "embeddingBackward rejected a checked id");
+    }
+    if (pg && arch.pos) {
+      // the position table's share of the spliced rows is back in place for it
+      for (const [b, p] of parts.entries()) if (p) dX.set(grads[b]!, (b * T + p.start) * E);
       const wpe = this.byName.get(arch.pos)!;
       if (k.embeddingBackward(wpe.grad, arch.maxPositions, E, a.pos, n, a.dX, -1) !== -1)
         throw new WasmformerError("internal", "embeddingBackward rejected a position");
     }
+    return grads;
   }
 }
 
@@ -711,6 +786,9 @@ const BLOCK_KEYS: (keyof BlockNames)[] = [
   "mlpProjB",
 ];
 
+/** The gradient pointers of a frozen block: every weight gradient skipped. */
+const NO_GRADS = Object.fromEntries(BLOCK_KEYS.map((key) => [key, 0])) as BlockPtrs;
+
 /** Typed checks of `TrainOptions`. */
 export function checkTrainOptions(o: TrainOptions, maxPositions: number): void {
   if (o === null || typeof o !== "object") throw new InputError(`train options must be an object, got ${String(o)}`);
@@ -726,6 +804,8 @@ export function checkTrainOptions(o: TrainOptions, maxPositions: number): void {
   const ls = o.labelSmoothing;
   if (ls !== undefined && (typeof ls !== "number" || !(ls >= 0 && ls <= 1)))
     throw new InputError(`train: labelSmoothing must be a number in [0, 1], got ${String(ls)}`);
+  if (o.requiresGrad !== undefined && typeof o.requiresGrad !== "boolean")
+    throw new InputError(`train: requiresGrad must be a boolean, got ${String(o.requiresGrad)}`);
   if (o.shiftLabels !== undefined && typeof o.shiftLabels !== "boolean")
     throw new InputError(`train: shiftLabels must be a boolean, got ${String(o.shiftLabels)}`);
 }

@@ -251,6 +251,23 @@ describe("wasmformer CLI", () => {
     expect(a.stderr).toBe("");
   });
 
+  test("--threads: the same text on 1 and 2 threads, the count reported; bad counts are usage errors", () => {
+    const dir = join(root, "cli");
+    const args = ["generate", "-m", dir, "-p", "hello world", "-n", "8", "--ignore-eos"];
+    const one = run([...args, "--threads", "1"]);
+    const two = run([...args, "--threads", "2"]);
+    expect(one.status).toBe(0);
+    expect(two.status).toBe(0);
+    expect(two.stdout).toBe(one.stdout);
+    expect(one.stderr).toMatch(/8 tokens in .*, 1 thread\)/);
+    expect(two.stderr).toMatch(/8 tokens in .*, 2 threads\)/);
+    for (const bad of ["0", "-1", "1.5", "x", "300"]) {
+      const r = run([...args, "--threads", bad]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain("--threads");
+    }
+  });
+
   test("bad usage and bad input exit with a message", () => {
     const dir = join(root, "cli");
     expect(run(["generate", "--prompt", "x"]).stderr).toContain("--model <folder> is required");

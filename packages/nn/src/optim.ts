@@ -5,9 +5,11 @@
  * https://pytorch.org/docs/stable/optim.html
  *
  * A trainable tensor lives in a runtime heap: `ptr` holds its `size` f32 values and `grad` its
- * gradient. Optimizer state (momentum buffers, Adam moments) is kept in JavaScript arrays, one per
- * tensor, so the heap plan of a model does not change when it trains. Updates are evaluated in
- * float32, step by step in PyTorch's order, so results match `torch.optim` within float32 rounding.
+ * gradient. Optimizer state (momentum buffers, Adam moments) lives in the same heap, allocated when
+ * the optimizer is made (so make it after the model's `train()`; the memory stays with the runtime),
+ * and each step is one kernel call per tensor (core's `adamStep` / `sgdStep`: wasm SIMD, or the
+ * reference twin). Updates are evaluated in float32, one rounding per operation in PyTorch's order,
+ * so results match `torch.optim` within float32 rounding.
  *
  * @example
  * ```ts
@@ -111,7 +113,11 @@ abstract class Optimizer {
   protected readonly groups: ParamGroup[];
   /** Completed `step()` calls. */
   steps = 0;
-  protected readonly state = new Map<string, Record<string, Float32Array>>();
+  /** Per tensor name: its buffers in the heap (pointers to `size` floats each). */
+  private readonly bufs = new Map<string, Record<string, number>>();
+  /** Tensors that have been updated at least once (PyTorch's non-empty `state[p]`). */
+  protected readonly started = new Set<string>();
+  private keys: readonly string[] = [];
   /** `runtimeReleases(rt)` when made: a model disposed since then has given its memory away. */
   private readonly releases: number;
 
@@ -133,6 +139,18 @@ abstract class Optimizer {
     }
   }
 
+  /**
+   * Allocate the per-tensor buffers (`keys`, zero-filled) in the runtime heap, next to the
+   * parameters, once, when the optimizer is made: the update kernels read them from there.
+   */
+  protected allocate(keys: readonly string[]): void {
+    this.keys = keys;
+    if (keys.length === 0) return;
+    for (const p of this.params()) {
+      this.bufs.set(p.name, Object.fromEntries(keys.map((k) => [k, this.rt.heap.allocF32(p.size)])));
+    }
+  }
+
   /** Every tensor this optimizer updates. */
   params(): TrainParam[] {
     return this.groups.flatMap((g) => g.params);
@@ -150,7 +168,7 @@ abstract class Optimizer {
     for (const p of this.params()) this.rt.heap.f32(p.grad, p.size).fill(0);
   }
 
-  /** One update of every tensor from its current gradient. */
+  /** One update of every tensor from its current gradient (one wasm kernel call per tensor). */
   step(): void {
     this.alive();
     this.steps++;
@@ -158,37 +176,29 @@ abstract class Optimizer {
       const lr = g.lr ?? this.lr;
       const wd = g.weightDecay ?? this.weightDecay;
       for (const p of g.params) {
-        // views are taken fresh per tensor: the heap may have grown since the last step
-        const theta = this.rt.heap.f32(p.ptr, p.size);
-        const grad = this.rt.heap.f32(p.grad, p.size);
-        this.update(p.name, theta, grad, lr, wd);
+        this.update(p, this.bufs.get(p.name) ?? {}, lr, wd);
+        this.started.add(p.name);
       }
     }
   }
 
-  protected buffers(name: string, keys: string[], size: number): Record<string, Float32Array> {
-    let s = this.state.get(name);
-    if (!s) {
-      s = {};
-      for (const k of keys) s[k] = new Float32Array(size);
-      this.state.set(name, s);
-    }
-    return s;
-  }
-
-  protected abstract update(name: string, theta: Float32Array, g: Float32Array, lr: number, wd: number): void;
+  protected abstract update(p: TrainParam, bufs: Record<string, number>, lr: number, wd: number): void;
 
   /** The optimizer's state (copies), to save and later `loadStateDict`. */
   stateDict(): OptimizerState {
+    this.alive();
     const buffers: OptimizerState["buffers"] = {};
-    for (const [name, s] of this.state) {
-      buffers[name] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.slice()]));
+    for (const p of this.params()) {
+      const b = this.bufs.get(p.name);
+      if (!b || !this.started.has(p.name)) continue;
+      buffers[p.name] = Object.fromEntries(this.keys.map((k) => [k, this.rt.heap.f32(b[k]!, p.size).slice()]));
     }
     return { kind: this.kind, step: this.steps, buffers };
   }
 
-  /** Resume from a saved state: the kind, tensor names and buffer sizes must match. */
+  /** Resume from a saved state: the kind, tensor names, buffer names and sizes must match. */
   loadStateDict(st: OptimizerState): void {
+    this.alive();
     if (st.kind !== this.kind) throw new InputError(`loadStateDict: state of ${st.kind}, not ${this.kind}`);
     const sizes = new Map(this.params().map((p) => [p.name, p.size]));
     for (const [name, bufs] of Object.entries(st.buffers)) {
@@ -199,11 +209,20 @@ abstract class Optimizer {
           throw new InputError(`loadStateDict: buffer ${k} of "${name}" must be a Float32Array of ${size} values`);
         }
       }
+      const got = Object.keys(bufs).sort().join(", ");
+      if (got !== [...this.keys].sort().join(", ")) {
+        throw new InputError(
+          `loadStateDict: "${name}" has buffers [${got}], this ${this.kind} keeps [${[...this.keys].sort().join(", ")}]`,
+        );
+      }
     }
     if (!Number.isInteger(st.step) || st.step < 0) throw new InputError(`loadStateDict: invalid step ${st.step}`);
-    this.state.clear();
-    for (const [name, bufs] of Object.entries(st.buffers)) {
-      this.state.set(name, Object.fromEntries(Object.entries(bufs).map(([k, v]) => [k, v.slice()])));
+    this.started.clear();
+    for (const p of this.params()) {
+      const saved = st.buffers[p.name];
+      const b = this.bufs.get(p.name);
+      if (saved) this.started.add(p.name);
+      if (b) for (const k of this.keys) this.rt.heap.f32(b[k]!, p.size).set(saved?.[k] ?? new Float32Array(p.size));
     }
     this.steps = st.step;
   }
@@ -239,22 +258,23 @@ export class SGD extends Optimizer {
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new InputError("SGD: nesterov momentum requires a momentum > 0 and zero dampening");
     }
+    this.allocate(this.momentum !== 0 ? ["momentum"] : []);
   }
 
-  protected update(name: string, theta: Float32Array, g: Float32Array, lr: number, wd: number): void {
-    const { momentum: mu, dampening, nesterov } = this;
-    const first = !this.state.has(name);
-    const b = mu !== 0 ? this.buffers(name, ["momentum"], theta.length).momentum : undefined;
-    const sign = this.maximize ? -1 : 1;
-    for (let i = 0; i < theta.length; i++) {
-      let d = Math.fround(sign * g[i]);
-      if (wd !== 0) d = Math.fround(d + Math.fround(wd * theta[i]));
-      if (b) {
-        b[i] = first ? d : Math.fround(Math.fround(mu * b[i]) + Math.fround((1 - dampening) * d));
-        d = nesterov ? Math.fround(d + Math.fround(mu * b[i])) : b[i];
-      }
-      theta[i] = Math.fround(theta[i] - Math.fround(lr * d));
-    }
+  protected update(p: TrainParam, bufs: Record<string, number>, lr: number, wd: number): void {
+    this.rt.k.sgdStep(
+      p.ptr,
+      p.grad,
+      bufs.momentum ?? 0,
+      p.size,
+      lr,
+      wd,
+      this.momentum,
+      1 - this.dampening,
+      this.started.has(p.name) ? 0 : 1,
+      this.nesterov ? 1 : 0,
+      this.maximize ? -1 : 1,
+    );
   }
 }
 
@@ -294,33 +314,31 @@ export class Adam extends Optimizer {
     checkNumber(name, "betas[0]", this.beta1, 0, 1 - Number.EPSILON);
     checkNumber(name, "betas[1]", this.beta2, 0, 1 - Number.EPSILON);
     checkNumber(name, "eps", this.eps, 0);
+    this.allocate(this.amsgrad ? ["m", "v", "vmax"] : ["m", "v"]);
   }
 
-  protected update(name: string, theta: Float32Array, g: Float32Array, lr: number, wd: number): void {
-    const keys = this.amsgrad ? ["m", "v", "vmax"] : ["m", "v"];
-    const { m, v, vmax } = this.buffers(name, keys, theta.length);
-    const { beta1: b1, beta2: b2, eps } = this;
+  protected update(p: TrainParam, bufs: Record<string, number>, lr: number, wd: number): void {
+    const { beta1: b1, beta2: b2 } = this;
     const t = this.steps;
-    const stepSize = lr / (1 - b1 ** t);
-    const bc2Sqrt = Math.sqrt(1 - b2 ** t);
-    const decay = Math.fround(1 - lr * wd);
-    const sign = this.maximize ? -1 : 1;
-    for (let i = 0; i < theta.length; i++) {
-      let gi = Math.fround(sign * g[i]);
-      if (wd !== 0) {
-        if (this.decoupled) theta[i] = Math.fround(theta[i] * decay);
-        else gi = Math.fround(gi + Math.fround(wd * theta[i]));
-      }
-      m[i] = Math.fround(Math.fround(b1 * m[i]) + Math.fround((1 - b1) * gi));
-      v[i] = Math.fround(Math.fround(b2 * v[i]) + Math.fround((1 - b2) * Math.fround(gi * gi)));
-      let vi = v[i];
-      if (vmax) {
-        vmax[i] = Math.max(vmax[i], vi);
-        vi = vmax[i];
-      }
-      const denom = Math.fround(Math.fround(Math.sqrt(vi) / bc2Sqrt) + eps);
-      theta[i] = Math.fround(theta[i] - Math.fround(stepSize * Math.fround(m[i] / denom)));
-    }
+    this.rt.k.adamStep(
+      p.ptr,
+      p.grad,
+      bufs.m!,
+      bufs.v!,
+      bufs.vmax ?? 0,
+      p.size,
+      b1,
+      1 - b1,
+      b2,
+      1 - b2,
+      this.eps,
+      lr / (1 - b1 ** t),
+      Math.sqrt(1 - b2 ** t),
+      wd,
+      1 - lr * wd,
+      this.decoupled ? 1 : 0,
+      this.maximize ? -1 : 1,
+    );
   }
 }
 

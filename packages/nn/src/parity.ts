@@ -1,7 +1,8 @@
 /**
  * The case kinds of this package for the parity runner (FORMAT.md §6.3–6.10): `rnn`, `lstm`,
  * `gru`, `mha`, `sdpa`, `positional_encoding`, `transformer_encoder_layer`,
- * `transformer_decoder_layer`, `transformer`, `transformer_seq2seq`.
+ * `transformer_decoder_layer`, `transformer`, `transformer_seq2seq`, and `train_step` (§6.17; the
+ * model families register their builders: `mlp` and `lstm_classifier` here, `gpt2` in llm, `vit` in vit).
  *
  * Files are read only through the `ParityCase` accessors, so a malformed file surfaces as core's
  * `SafetensorsError`; weights that do not fit as one `WeightsError`; inputs that do not fit as a
@@ -16,7 +17,7 @@ import { sinusoidalPositionalEncoding } from "./positional-encoding.js";
 import { GRU, LSTM, RNN } from "./rnn.js";
 import { Seq2SeqTransformer } from "./seq2seq.js";
 import { loadModule, type WeightScope } from "./state-dict.js";
-import { registerTrainStepModel, type TrainStepLoss, type TrainStepSetup } from "./train-step.js";
+import { registerTrainStepModel, runTrainStep, type TrainStepLoss, type TrainStepSetup } from "./train-step.js";
 import {
   Transformer,
   TransformerDecoderLayer,
@@ -254,6 +255,8 @@ export const kinds: KindRegistry = {
   transformer_decoder_layer: decoderLayerKind,
   transformer: transformerKind,
   transformer_seq2seq: seq2seqKind,
+  // models register their builders: mlp and lstm_classifier below, gpt2 in llm, vit in vit
+  train_step: runTrainStep,
 };
 
 // ---- train_step (§6.17): the shared loop and its model registry (train-step.ts) ----

@@ -8,6 +8,7 @@ import {
   createRuntime,
   DisposedError,
   InputError,
+  init,
   parseSafetensors,
   type Runtime,
   releaseRuntime,
@@ -184,6 +185,60 @@ describe("Adam and AdamW", () => {
     expect(() => new SGD(rt2, [b], { lr: 1 }).loadStateDict(saved)).toThrow(/state of AdamW, not SGD/);
     const wrong = { ...saved, buffers: { w: { m: new Float32Array(2), v: new Float32Array(2) } } };
     expect(() => opt2.loadStateDict(wrong)).toThrow(/buffer m of "w"/);
+  });
+});
+
+describe("optimizer state in the heap, updated by the wasm kernels", () => {
+  /** Five steps of each optimizer on a 37-float tensor, in a fresh runtime of `backend`. */
+  async function trajectory(backend: "ref" | "wasm-simd" | "wasm-relaxed") {
+    await init({ backend });
+    const rt = createRuntime();
+    const r = rng(5);
+    const makes = [
+      (p: TrainParam[]) => new AdamW(rt, p, { lr: 1e-2, weightDecay: 0.1 }),
+      (p: TrainParam[]) => new Adam(rt, p, { lr: 1e-2, weightDecay: 0.1, amsgrad: true }),
+      (p: TrainParam[]) => new SGD(rt, p, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }),
+      (p: TrainParam[]) => new SGD(rt, p, { lr: 0.1, momentum: 0.5, dampening: 0.2 }),
+    ];
+    const theta = Array.from(r.f32(37, -2, 2));
+    const gs = Array.from({ length: 5 }, () => Array.from(r.f32(37, -1, 1)));
+    return makes.map((make) => {
+      const p = param(rt, "w", theta);
+      const opt = make([p]);
+      for (const g of gs) {
+        setGrad(rt, p, g);
+        opt.step();
+      }
+      return { theta: get(rt, p), state: opt.stateDict() };
+    });
+  }
+
+  test("the wasm builds give bit for bit the reference backend's parameters and state", async () => {
+    try {
+      const ref = await trajectory("ref");
+      for (const backend of ["wasm-simd", "wasm-relaxed"] as const) {
+        const got = await trajectory(backend);
+        expect(got).toEqual(ref);
+      }
+    } finally {
+      await init({ backend: "auto" });
+    }
+  });
+
+  test("a state whose buffer names differ from the optimizer's is an InputError", () => {
+    const rt = createRefRuntime();
+    const p = param(rt, "w", [1, 2]);
+    const opt = new Adam(rt, [p], { amsgrad: true });
+    const st = { kind: "Adam", step: 1, buffers: { w: { m: new Float32Array(2), v: new Float32Array(2) } } };
+    expect(() => opt.loadStateDict(st)).toThrow(/"w" has buffers \[m, v\], this Adam keeps \[m, v, vmax\]/);
+    // a tensor absent from the state starts afresh: SGD's momentum buffer is set from its first gradient
+    const sgd = new SGD(rt, [p], { lr: 1, momentum: 0.5 });
+    setGrad(rt, p, [1, 1]);
+    sgd.step();
+    sgd.loadStateDict({ kind: "SGD", step: 0, buffers: {} });
+    setGrad(rt, p, [2, 2]);
+    sgd.step();
+    expect(sgd.stateDict().buffers.w?.momentum).toEqual(Float32Array.of(2, 2));
   });
 });
 
@@ -377,7 +432,7 @@ describe("an MLP trained with these optimizers", () => {
 });
 
 describe("an optimizer whose parameters' runtime was released", () => {
-  test("step and zeroGrad are a DisposedError and leave the memory's next owner untouched", () => {
+  test("step, zeroGrad and stateDict are a DisposedError and leave the memory's next owner untouched", () => {
     const rt = createRuntime({ backend: "ref" });
     const n = 6;
     const p: TrainParam = { name: "w", ptr: rt.heap.put(new Float32Array(n).fill(1)), grad: 0, size: n };
@@ -396,6 +451,7 @@ describe("an optimizer whose parameters' runtime was released", () => {
     for (const o of opts) {
       expect(() => o.step()).toThrow(DisposedError);
       expect(() => o.zeroGrad()).toThrow(DisposedError);
+      expect(() => o.stateDict()).toThrow(DisposedError);
     }
     expect(Array.from(next.heap.f32(mine, 2 * n))).toEqual(before);
     // an optimizer made on the reused runtime works

@@ -25,6 +25,7 @@ export {
   upsampleNearest,
 } from "./introspection.js";
 export { interpolateBicubic, PIL_RESAMPLE, type PilFilter, resamplePil, resamplePilF32 } from "./resample.js";
+export { initViTParameters, type ViTExample, type ViTParam } from "./training.js";
 export {
   type AttentionMapOptions,
   type ForwardOptions,

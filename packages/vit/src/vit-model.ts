@@ -18,6 +18,10 @@
  *   h  += gelu(layernorm_after(h) · W_1ᵀ + b_1) · W_2ᵀ + b_2         GELU fused in the GEMM epilogue
  * last_hidden_state = layernorm(h);  logits = classifier(last_hidden_state[:, 0])
  * ```
+ *
+ * `ViTForImageClassification` also trains (`train()`, `parameters()`, `lossAndGrad`: nn's
+ * `Trainable`, so nn's `fit` trains it): the same `run` then keeps each layer's activations, and
+ * training.ts walks the layers back (see there).
  */
 import {
   Act,
@@ -34,8 +38,11 @@ import {
   releaseRuntime,
   ShapeError,
   Tensor,
+  tensorSource,
   WeightsError,
+  writeSafetensors,
 } from "@wasmformer/core";
+import type { BatchResult, Trainable } from "@wasmformer/nn";
 import { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
 import { type DecodeOptions, type ImageInput, toImageData } from "./image-io.js";
 import { ViTImageProcessor } from "./image-processing.js";
@@ -50,6 +57,19 @@ import {
 } from "./introspection.js";
 import { interpolateBicubic, resamplePilF32 } from "./resample.js";
 import {
+  allocActs,
+  allocGrads,
+  hfConfigJson,
+  initViTParameters,
+  linearValues,
+  type TrainActs,
+  unpackEncoderWeights,
+  type ViTExample,
+  type ViTParam,
+  vitBackward,
+  vitParams,
+} from "./training.js";
+import {
   type AnyTensorSource,
   detectNaming,
   type LazyTensorSource,
@@ -59,6 +79,8 @@ import {
   tensorMeta,
   type ViTWeights,
 } from "./weights.js";
+
+export type { ViTExample, ViTParam } from "./training.js";
 
 /** What `forward` returns. Tensors are copies (they do not alias wasm memory). */
 export interface ViTOutput {
@@ -194,9 +216,11 @@ export class ViTModel {
   protected readonly act: number;
   private readonly posInterp: PosInterpolation;
   private readonly weightsMark: number;
+  /** Where the activation plan starts: after the weights, or after the training buffers. */
+  protected planBase: number;
   /** Heap top after our last allocation (weights or plan). */
-  private top: number;
-  private plan: Plan | undefined;
+  protected top: number;
+  protected plan: Plan | undefined;
   private disposed = false;
   /** The class name `DisposedError` reports (explicit: minifiers rename classes). */
   protected readonly modelName: string = "ViTModel";
@@ -210,6 +234,7 @@ export class ViTModel {
     this.act = actCode(cfg.hidden_act);
     this.posInterp = posInterp;
     this.weightsMark = rt.heap.mark();
+    this.planBase = this.weightsMark;
     this.top = this.weightsMark;
     this.processor = ViTImageProcessor.fromConfig({}, cfg.image_size[0]);
     if (cfg.image_size[0] !== cfg.image_size[1]) {
@@ -271,13 +296,11 @@ export class ViTModel {
   // planning
 
   /** Activation scratch for (B, H, W, keepAttn), allocated after the weights; the last plan is reused. */
-  private planFor(B: number, H: number, W: number, keepAttn: boolean): Plan {
+  protected planFor(B: number, H: number, W: number, keepAttn: boolean): Plan {
     const p0 = this.plan;
     if (p0 && p0.B === B && p0.H === H && p0.W === W && p0.keepAttn === keepAttn) return p0;
+    this.releaseAbove(this.planBase);
     const heap = this.rt.heap;
-    // free the previous plan, unless the runtime is shared and someone allocated above it since
-    if (heap.mark() === this.top) heap.release(this.weightsMark);
-    this.plan = undefined;
     const cfg = this.config;
     const D = cfg.hidden_size;
     const I = cfg.intermediate_size;
@@ -347,6 +370,17 @@ export class ViTModel {
     return plan;
   }
 
+  /**
+   * Drop the plan and free the heap down to `mark` (one of ours), unless the runtime is shared and
+   * someone allocated above our last allocation since.
+   */
+  protected releaseAbove(mark: number): void {
+    const heap = this.rt.heap;
+    if (heap.mark() === this.top) heap.release(mark);
+    this.plan = undefined;
+    this.top = heap.mark();
+  }
+
   /** Heap bytes in use (weights + current plan). */
   get heapBytes(): number {
     this.checkLive();
@@ -408,7 +442,12 @@ export class ViTModel {
     return out;
   }
 
-  private run(P: Plan, pixels: Float32Array, hidden?: Tensor<"f32">[]): void {
+  /**
+   * The forward. With `acts` (training) each layer's activations are written to its own buffers
+   * for the backward (and the MLP's activation runs apart from its GEMM, to keep its input);
+   * without, the inference path: shared scratch, activation fused in the GEMM.
+   */
+  protected run(P: Plan, pixels: Float32Array, hidden?: Tensor<"f32">[], acts?: TrainActs): void {
     const { k, heap } = this.rt;
     const cfg = this.config;
     const w = this.w;
@@ -456,11 +495,16 @@ export class ViTModel {
         : k.gemm(M, N, K, x, K, 0, W, K, 1, y, N, b, 1, beta, a);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       const Lw = w.layers[l]!;
-      k.layerNorm(P.h, P.x, BT, D, Lw.ln1W, Lw.ln1B, eps);
-      linear(BT, 3 * D, D, P.x, Lw.qkvW, P.qkv, Lw.qkvB, 0, Act.none); // (B·T, 3D)
+      const a = acts?.layers[l];
+      if (a) k.copy2d(P.h, D, a.hIn, D, BT, D);
+      const x1 = a ? a.x1 : P.x;
+      const qkv = a ? a.qkv : P.qkv;
+      const ctx = a ? a.ctx : P.ctx;
+      k.layerNorm(P.h, x1, BT, D, Lw.ln1W, Lw.ln1B, eps);
+      linear(BT, 3 * D, D, x1, Lw.qkvW, qkv, Lw.qkvB, 0, Act.none); // (B·T, 3D)
       const probs = P.probs[l]!;
       for (let b = 0; b < B; b++) {
-        const q = P.qkv + b * T * 3 * D * 4;
+        const q = qkv + b * T * 3 * D * 4;
         for (let hh = 0; hh < nh; hh++) {
           const off = hh * hs * 4;
           const pr = P.keepAttn ? probs + (b * nh + hh) * T * T * 4 : probs;
@@ -471,7 +515,7 @@ export class ViTModel {
             3 * D,
             q + 2 * D * 4 + off,
             3 * D,
-            P.ctx + b * T * D * 4 + off,
+            ctx + b * T * D * 4 + off,
             D,
             pr,
             T,
@@ -486,12 +530,18 @@ export class ViTModel {
           );
         }
       }
-      linear(BT, D, D, P.ctx, Lw.projW, P.h, Lw.projB, 1, Act.none); // h += attn
-      k.layerNorm(P.h, P.x, BT, D, Lw.ln2W, Lw.ln2B, eps);
-      linear(BT, I, D, P.x, Lw.fc1W, P.mlp, Lw.fc1B, 0, this.act); // (B·T, I)
-      linear(BT, D, I, P.mlp, Lw.fc2W, P.h, Lw.fc2B, 1, Act.none); // h += mlp
+      linear(BT, D, D, ctx, Lw.projW, P.h, Lw.projB, 1, Act.none); // h += attn
+      if (a) k.copy2d(P.h, D, a.hMid, D, BT, D);
+      const x2 = a ? a.x2 : P.x;
+      k.layerNorm(P.h, x2, BT, D, Lw.ln2W, Lw.ln2B, eps);
+      if (a) {
+        linear(BT, I, D, x2, Lw.fc1W, a.pre, Lw.fc1B, 0, Act.none); // (B·T, I) before the activation
+        k.unary(a.pre, a.mlp, BT * I, this.act);
+      } else linear(BT, I, D, x2, Lw.fc1W, P.mlp, Lw.fc1B, 0, this.act); // (B·T, I)
+      linear(BT, D, I, a ? a.mlp : P.mlp, Lw.fc2W, P.h, Lw.fc2B, 1, Act.none); // h += mlp
       keep();
     }
+    if (acts) k.copy2d(P.h, D, acts.hOut, D, BT, D);
     k.layerNorm(P.h, P.x, BT, D, w.lnW, w.lnB, eps); // last_hidden_state
 
     // ---- heads on the CLS rows (row stride T·D)
@@ -592,8 +642,17 @@ export class ViTModel {
  * A ViT with its classification head (HF `ViTForImageClassification`: `ViTModel` without pooler +
  * `classifier` on the CLS token; or timm's `head`).
  */
-export class ViTForImageClassification extends ViTModel {
+export class ViTForImageClassification extends ViTModel implements Trainable<ViTExample> {
   protected override readonly modelName: string = "ViTForImageClassification";
+  /** Gradient buffers (allocated by the first `train()`, kept until `dispose()`). */
+  private grads: ViTWeights | undefined;
+  /** Heap mark after the gradient buffers. */
+  private gradsEnd = 0;
+  /** Activation buffers: present exactly in training mode. */
+  private acts: TrainActs | undefined;
+  /** The encoder weights were packed at load: `eval()` packs them again. */
+  private repack = false;
+  private lossOpts = { ignoreIndex: -100, labelSmoothing: 0 };
 
   private labels?: Record<string, string>;
 
@@ -663,6 +722,253 @@ export class ViTForImageClassification extends ViTModel {
       );
     }
     return Array.isArray(images) ? lists : lists[0]!;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // training (training.ts)
+
+  /**
+   * A fresh, randomly initialised model (HF's `_init_weights`, seeded) for a `config.json` object
+   * with `id2label` or `num_labels`, to be trained from scratch.
+   */
+  static async fromConfig(
+    config: unknown,
+    opts: LoadOptions & { seed?: number; initializerRange?: number } = {},
+  ): Promise<ViTForImageClassification> {
+    const cfg = parseViTConfig(config);
+    if (cfg.num_labels === 0)
+      throw new ConfigError("a classification model needs id2label (or num_labels)", "id2label");
+    const range = opts.initializerRange ?? (config as { initializer_range?: unknown }).initializer_range ?? 0.02;
+    if (typeof range !== "number" || !(range >= 0) || !Number.isFinite(range))
+      throw new ConfigError(`expected a non-negative number, got ${JSON.stringify(range)}`, "initializer_range");
+    const seed = opts.seed ?? 0;
+    if (!Number.isInteger(seed)) throw new InputError(`fromConfig: seed must be an integer, got ${String(seed)}`);
+    const weights = tensorSource(initViTParameters(cfg, seed, range));
+    return ViTForImageClassification.fromPretrained({ config: hfConfigJson(cfg), weights }, opts);
+  }
+
+  /** The runtime holding the parameters (nn's `Trainable`). */
+  get runtime(): Runtime {
+    return this.rt;
+  }
+
+  /** Whether the model is in training mode (`train()`), as PyTorch's `module.training`. */
+  get training(): boolean {
+    return this.acts !== undefined;
+  }
+
+  /**
+   * Enter training mode: gradient buffers are allocated (once; they stay until `dispose()`, so
+   * `parameters()` and optimizers built on them remain valid across `eval()` / `train()`),
+   * activation buffers are planned for batches of up to `maxBatch` images (default 32; a larger
+   * batch re-plans them), and the encoder weights are unpacked to their checkpoint layout
+   * `[out, in]`, where the optimizer updates them in place. `labelSmoothing` and `ignoreIndex`
+   * set the loss (PyTorch `cross_entropy`). Training uses the config's image size, no dropout.
+   */
+  train(opts: { maxBatch?: number; labelSmoothing?: number; ignoreIndex?: number } = {}): this {
+    this.checkLive();
+    if (typeof opts !== "object" || opts === null)
+      throw new InputError(`train: options must be an object, got ${String(opts)}`);
+    const maxBatch = opts.maxBatch ?? this.acts?.maxBatch ?? 32;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1)
+      throw new InputError(`train: maxBatch must be a positive integer, got ${String(maxBatch)}`);
+    const eps = opts.labelSmoothing ?? this.lossOpts.labelSmoothing;
+    if (typeof eps !== "number" || !(eps >= 0 && eps <= 1))
+      throw new InputError(`train: labelSmoothing must be a number in [0, 1], got ${String(eps)}`);
+    const ignore = opts.ignoreIndex ?? this.lossOpts.ignoreIndex;
+    if (!Number.isInteger(ignore) || (ignore >= 0 && ignore < this.config.num_labels))
+      throw new InputError(
+        `train: ignoreIndex must be an integer outside [0, ${this.config.num_labels}), got ${ignore}`,
+      );
+    this.lossOpts = { ignoreIndex: ignore, labelSmoothing: eps };
+    if (!this.grads) {
+      this.releaseAbove(this.planBase);
+      this.grads = allocGrads(this.rt.heap, this.config, this.w);
+      this.gradsEnd = this.rt.heap.mark();
+      this.top = this.gradsEnd;
+    }
+    if (this.w.packed) {
+      unpackEncoderWeights(this.rt, this.config, this.w);
+      this.repack = true;
+    }
+    if (!this.acts || this.acts.maxBatch < maxBatch) this.planActs(maxBatch);
+    return this;
+  }
+
+  /**
+   * Back to inference: activation buffers are freed, the encoder weights packed again (when they
+   * were at load), and `forward` runs exactly the inference path. Gradient buffers stay.
+   */
+  eval(): this {
+    this.checkLive();
+    if (!this.acts) return this;
+    this.acts = undefined;
+    this.releaseAbove(this.gradsEnd);
+    this.planBase = this.top;
+    if (this.repack) packEncoderWeights(this.rt, this.config, this.w);
+    return this;
+  }
+
+  private planActs(maxBatch: number): void {
+    this.acts = undefined;
+    this.releaseAbove(this.gradsEnd);
+    this.acts = allocActs(this.rt.heap, this.config, maxBatch);
+    this.top = this.rt.heap.mark();
+    this.planBase = this.top;
+  }
+
+  /**
+   * Every trainable tensor under its Hugging Face name (`vit.embeddings.cls_token`,
+   * `vit.encoder.layer.0.attention.attention.query.weight`, …, `classifier.bias`), in the order of
+   * HF's `state_dict()`, with its shape; values and gradients in the runtime heap, in checkpoint
+   * layout. Needs `train()` first (the gradient buffers). Freeze by name with nn's `selectParams`.
+   */
+  parameters(): ViTParam[] {
+    this.checkLive();
+    if (!this.grads) throw new InputError("parameters: call train() first (it allocates the gradient buffers)");
+    return vitParams(this.config, this.w, this.grads);
+  }
+
+  /** Validate a batch and gather its pixels `[B, C, H, W]` and labels. */
+  private batchInputs(batch: readonly ViTExample[], where: string): { pixels: Float32Array; labels: Int32Array } {
+    const cfg = this.config;
+    if (!Array.isArray(batch) || batch.length === 0)
+      throw new InputError(`${where}: the batch must be a non-empty array`);
+    const C = cfg.num_channels;
+    const [H, W] = cfg.image_size;
+    const n = C * H * W;
+    const pixels = new Float32Array(batch.length * n);
+    const labels = new Int32Array(batch.length);
+    const { ignoreIndex } = this.lossOpts;
+    batch.forEach((ex, b) => {
+      if (typeof ex !== "object" || ex === null) throw new InputError(`${where}: example ${b} is not an object`);
+      const px = ex.pixelValues;
+      let data: Float32Array;
+      if (px instanceof Tensor) {
+        const s = px.shape;
+        const ok =
+          px.dtype === "f32" &&
+          (s.length === 3 || (s.length === 4 && s[0] === 1)) &&
+          s.slice(-3).join() === `${C},${H},${W}`;
+        if (!ok) {
+          throw new ShapeError(
+            `${where}: example ${b} pixelValues must be f32 [${C}, ${H}, ${W}], got ${px.dtype} [${s.join(", ")}]`,
+          );
+        }
+        data = px.data as Float32Array;
+      } else if (px instanceof Float32Array) {
+        if (px.length !== n)
+          throw new ShapeError(
+            `${where}: example ${b} pixelValues has ${px.length} values, expected ${C}·${H}·${W} = ${n}`,
+          );
+        data = px;
+      } else throw new InputError(`${where}: example ${b} pixelValues must be a Tensor or a Float32Array`);
+      for (let i = 0; i < n; i++) {
+        if (!Number.isFinite(data[i]!))
+          throw new InputError(`${where}: example ${b} pixel ${i} = ${data[i]} is not finite`);
+      }
+      pixels.set(data, b * n);
+      const y = ex.label;
+      if (!Number.isInteger(y) || ((y < 0 || y >= cfg.num_labels) && y !== ignoreIndex)) {
+        throw new InputError(
+          `${where}: example ${b} label ${String(y)} is outside [0, ${cfg.num_labels}) and is not ignoreIndex ${ignoreIndex}`,
+        );
+      }
+      labels[b] = y;
+    });
+    return { pixels, labels };
+  }
+
+  /** Mean cross-entropy of the logits at `P.logits` (dlogits scaled by `dloss` when `dlogits` ≠ 0), count and correct. */
+  private loss(
+    P: Plan,
+    labels: Int32Array,
+    lossPtr: number,
+    labelsPtr: number,
+    dlogits: number,
+    dloss: number,
+  ): BatchResult {
+    const { k, heap } = this.rt;
+    const nl = this.config.num_labels;
+    const B = labels.length;
+    heap.i32(labelsPtr, B).set(labels);
+    if (dlogits) heap.f32(dlogits, B * nl).fill(0);
+    const { ignoreIndex, labelSmoothing } = this.lossOpts;
+    k.softmaxCrossEntropy(P.logits, dlogits, nl, B, nl, labelsPtr, ignoreIndex, labelSmoothing, 0, dloss, lossPtr);
+    const loss = heap.f32(lossPtr, 1)[0]!;
+    const logits = heap.f32(P.logits, B * nl);
+    let count = 0;
+    let correct = 0;
+    for (let b = 0; b < B; b++) {
+      if (labels[b] === ignoreIndex) continue;
+      count++;
+      let best = 0;
+      for (let j = 1; j < nl; j++) if (logits[b * nl + j]! > logits[b * nl + best]!) best = j;
+      if (best === labels[b]) correct++;
+    }
+    return { loss, count, correct };
+  }
+
+  /**
+   * Forward + backward over a batch in training mode: mean cross-entropy over the examples whose
+   * label is not `ignoreIndex`, and `scale · ∂loss/∂θ` added into every parameter's gradient
+   * (zero them first: `fit` and the optimizers' `zeroGrad` do). Also reports accuracy.
+   */
+  lossAndGrad(batch: readonly ViTExample[], scale = 1): BatchResult {
+    this.checkLive();
+    if (!this.acts) throw new InputError("lossAndGrad: the model is in inference mode; call train() first");
+    if (!Number.isFinite(scale)) throw new InputError(`lossAndGrad: scale must be finite, got ${scale}`);
+    const { pixels, labels } = this.batchInputs(batch, "lossAndGrad");
+    const B = labels.length;
+    if (B > this.acts.maxBatch) this.planActs(B);
+    const A = this.acts;
+    const [H, W] = this.config.image_size;
+    const P = this.planFor(B, H, W, true);
+    this.run(P, pixels, undefined, A);
+    const r = this.loss(P, labels, A.loss, A.labels, A.dlogits, scale);
+    if (r.count > 0 && scale !== 0)
+      vitBackward(this.rt, this.config, this.act, this.w, this.grads!, A, B, P.pix, P.cols, P.x, P.probs);
+    return r;
+  }
+
+  /** Loss and accuracy of a batch without gradients (either mode; validation in `fit`). */
+  evaluate(batch: readonly ViTExample[]): BatchResult {
+    this.checkLive();
+    const { pixels, labels } = this.batchInputs(batch, "evaluate");
+    const [H, W] = this.config.image_size;
+    const P = this.planFor(labels.length, H, W, false);
+    this.run(P, pixels);
+    const heap = this.rt.heap;
+    const mark = heap.mark();
+    try {
+      return this.loss(P, labels, heap.allocF32(1), heap.allocF32(labels.length), 0, 1);
+    } finally {
+      heap.release(mark);
+    }
+  }
+
+  /**
+   * The model as a Hugging Face checkpoint: `config` (a `config.json` object) and `weights`
+   * (`model.safetensors` bytes, every parameter under its HF name, q/k/v split, checkpoint
+   * layout). `ViTForImageClassification.fromPretrained(model.save())` gives the same outputs.
+   */
+  save(): { config: Record<string, unknown>; weights: Uint8Array } {
+    this.checkLive();
+    const tensors: Record<string, Tensor> = {};
+    for (const p of vitParams(this.config, this.w)) {
+      tensors[p.name] = new Tensor(linearValues(this.rt, this.config, this.w, p.ptr, p.size), [...p.shape]);
+    }
+    return { config: hfConfigJson(this.config), weights: writeSafetensors(tensors, { format: "pt" }) };
+  }
+
+  /** Node: write `config.json` and `model.safetensors` into `dir` (created if missing); `loadViTForImageClassification(dir)` reads it. */
+  async saveTo(dir: string): Promise<void> {
+    const { config, weights } = this.save();
+    const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
+    const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+    await fs.writeFile(path.join(dir, "model.safetensors"), weights);
   }
 }
 

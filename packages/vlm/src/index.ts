@@ -49,6 +49,7 @@ export {
   type QFormerOptions,
   qformerWants,
 } from "./qformer.js";
+export type { VLMExample, VLMTrainOptions } from "./train.js";
 export {
   type ImageArg,
   type ImageFeatures,

@@ -43,6 +43,7 @@ import {
   stopIdSet,
   type Tokenizer,
 } from "@wasmformer/llm";
+import type { BatchResult, Trainable, TrainParam } from "@wasmformer/nn";
 import { type ImageInput, openCheckpointFolder, ViTModel } from "@wasmformer/vit";
 import { type ImageAdapter, type ImageProjection, idRows, QFormerAdapter, spliceImageEmbeds } from "./adapter.js";
 import { parseVLMConfig, type VLMConfig } from "./config.js";
@@ -50,6 +51,7 @@ import { TensorContentCache } from "./image-cache.js";
 import { LinearProjector } from "./projector.js";
 import { answerText, type ImagePromptIds, TURN_SEPARATOR, tokenizeImagePrompt } from "./prompt.js";
 import { Blip2QFormerModel, checkQFormerWeights } from "./qformer.js";
+import { checkExample, layOut, lmBatch, padRows, type VLMExample, type VLMTrainOptions } from "./train.js";
 import { prefixView, type WeightSource } from "./weights.js";
 
 /** A vision tower: pixels → features (`ViTModel` is one). */
@@ -141,6 +143,9 @@ function cacheOption(o: { cache?: unknown }): boolean {
 /** Images whose features the cache keeps (each entry also keeps a copy of its pixels). */
 const IMAGE_CACHE_SIZE = 8;
 
+/** Images whose (frozen) vision features training keeps. */
+const VISION_TRAIN_CACHE_SIZE = 64;
+
 /** Re-throw a component's WeightsError with its names under the checkpoint prefix. */
 async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -167,7 +172,7 @@ async function scoped<T>(prefix: string, what: string, f: () => Promise<T>): Pro
  * for await (const c of vlm.generate(image, "What colour is it?")) process.stdout.write(c.answer);
  * ```
  */
-export class VisionLanguageModel {
+export class VisionLanguageModel implements Trainable<VLMExample> {
   readonly vision: VisionEncoder;
   readonly adapter: ImageAdapter;
   readonly languageModel: AnyCausalLM;
@@ -188,6 +193,11 @@ export class VisionLanguageModel {
   /** Runtimes `fromPretrained` created (given back by `dispose`). */
   private ownedRuntimes: Runtime[] = [];
   private isDisposed = false;
+  /** Training mode (train.ts): the adapter trains, the vision tower and the language model are frozen. */
+  private trainingMode = false;
+  private trainQFormer = false;
+  /** Frozen vision features per pixel content, for training (the ViT never changes). */
+  private visionCache = new TensorContentCache<Tensor<"f32">>(VISION_TRAIN_CACHE_SIZE);
 
   constructor(parts: {
     vision: VisionEncoder;
@@ -344,7 +354,8 @@ export class VisionLanguageModel {
    */
   encodePixels(pixelValues: Tensor, opts: { cache?: boolean } = {}): ImageFeatures {
     this.alive();
-    const useCache = cacheOption(opts);
+    // while training the adapter changes between steps: nothing is cached
+    const useCache = cacheOption(opts) && !this.trainingMode;
     if (!(pixelValues instanceof Tensor))
       throw new InputError("pixel_values must be a Tensor [batch, channels, height, width]");
     const hit = useCache ? this.cache.get(pixelValues) : undefined;
@@ -400,6 +411,7 @@ export class VisionLanguageModel {
     for (const rt of this.ownedRuntimes) releaseRuntime(rt);
     this.ownedRuntimes = [];
     this.cache.clear();
+    this.visionCache.clear();
   }
 
   /** True once `dispose()` has run. */
@@ -409,6 +421,167 @@ export class VisionLanguageModel {
 
   private alive(): void {
     if (this.isDisposed) throw new DisposedError("this VisionLanguageModel");
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // training (train.ts): MiniGPT-4's recipe, the projection (and optionally the Q-Former) trains
+
+  /** The Q-Former adapter (training needs it). */
+  private qformerAdapter(what: string): QFormerAdapter {
+    const a = this.adapter;
+    if (!(a instanceof QFormerAdapter))
+      throw new InputError(`${what}: training needs the Q-Former adapter (QFormerAdapter), this model has another`);
+    return a;
+  }
+
+  /**
+   * Training mode: the projection trains (and the Q-Former with `trainQFormer`); the language
+   * model plans its training buffers frozen (`requiresGrad: false`: backward reaches the image
+   * embeddings, no weight gradient) and the vision tower only runs forward. Image features are not
+   * cached while training (the adapter changes); `eval()` ends training mode.
+   */
+  train(opts: VLMTrainOptions = {}): this {
+    this.alive();
+    if (opts === null || typeof opts !== "object")
+      throw new InputError(`train options must be an object, got ${String(opts)}`);
+    if (opts.trainQFormer !== undefined && typeof opts.trainQFormer !== "boolean")
+      throw new InputError(`train: trainQFormer must be a boolean, got ${String(opts.trainQFormer)}`);
+    const a = this.qformerAdapter("train");
+    const tq = opts.trainQFormer ?? false;
+    if (tq && a.qformer.runtime !== a.projection.runtime)
+      throw new InputError(
+        "train: trainQFormer needs the Q-Former and the projection on one runtime (as the loaders make them)",
+      );
+    const { maxBatch, maxSeqLen } = opts;
+    this.languageModel.train({
+      ...(maxBatch !== undefined ? { maxBatch } : {}),
+      ...(maxSeqLen !== undefined ? { maxSeqLen } : {}),
+      requiresGrad: false,
+      ignoreIndex: -100,
+      shiftLabels: true,
+      labelSmoothing: 0,
+    });
+    a.projection.train();
+    a.qformer.train(tq);
+    this.trainQFormer = tq;
+    this.trainingMode = true;
+    this.cache.clear();
+    return this;
+  }
+
+  /** Inference mode: the trained adapter answers from now on (the image cache starts empty). */
+  eval(): this {
+    this.alive();
+    if (!this.trainingMode) return this;
+    const a = this.qformerAdapter("eval");
+    this.languageModel.eval();
+    a.projection.eval();
+    a.qformer.eval();
+    this.trainingMode = false;
+    this.cache.clear();
+    return this;
+  }
+
+  /** True between `train()` and `eval()`. */
+  get training(): boolean {
+    return this.trainingMode;
+  }
+
+  /** The runtime holding the trainable parameters (the projection's; the Q-Former shares it). */
+  get runtime(): Runtime {
+    return this.qformerAdapter("runtime").projection.runtime;
+  }
+
+  /**
+   * What trains, under the checkpoint's names: the projection (`language_projection.*`, or
+   * `llama_proj.*` for MiniGPT-4), and with `train({ trainQFormer: true })` the Q-Former
+   * (`query_tokens`, `qformer.*`) before it. Pick among them with nn's `selectParams`.
+   */
+  parameters(): TrainParam[] {
+    this.alive();
+    const a = this.qformerAdapter("parameters");
+    return [...(this.trainQFormer ? a.qformer.parameters() : []), ...a.projection.parameters()];
+  }
+
+  /** Set the trainable parameters' gradients to 0. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) this.runtime.heap.f32(p.grad, p.size).fill(0);
+  }
+
+  /**
+   * nn's `Trainable`: forward over the batch, mean cross-entropy over the answer tokens, and
+   * backward through the frozen language model into the projection (and the Q-Former): adds
+   * `scale · ∂loss/∂θ` into the gradients of `parameters()`. Needs training mode.
+   */
+  lossAndGrad(batch: readonly VLMExample[], scale: number): BatchResult {
+    this.alive();
+    if (!this.trainingMode) throw new InputError("lossAndGrad: the model is in inference mode; call train() first");
+    return this.runBatch(batch, scale, "lossAndGrad");
+  }
+
+  /** The mean answer loss of a batch, without gradients (training mode). */
+  evaluate(batch: readonly VLMExample[]): BatchResult {
+    this.alive();
+    if (!this.trainingMode) throw new InputError("evaluate: call train() first (it plans the training buffers)");
+    return this.runBatch(batch, 0, "evaluate");
+  }
+
+  private runBatch(batch: readonly VLMExample[], scale: number, what: string): BatchResult {
+    if (!Array.isArray(batch) || batch.length === 0)
+      throw new InputError(`${what}: the batch must be a non-empty array of examples`);
+    if (typeof scale !== "number" || !Number.isFinite(scale))
+      throw new InputError(`${what}: scale must be a finite number, got ${String(scale)}`);
+    const a = this.qformerAdapter(what);
+    const pixels = batch.map((ex, b) => checkExample(ex, b, what));
+    const M = a.numQueryTokens;
+    const E = this.languageModel.arch.dim;
+    const V = this.languageModel.config.vocab_size;
+    const rows = padRows(
+      batch.map((ex, b) => {
+        const q = ex.question;
+        const { prefixIds, suffixIds } =
+          typeof q === "string"
+            ? this.promptIds(q, 1)
+            : this.promptIds({ prefixIds: [q.prefixIds], suffixIds: [q.suffixIds] });
+        idRows([ex.answerIds], `${what}: example ${b}: answerIds`, V);
+        return layOut(prefixIds[0]!, M, suffixIds[0]!, ex.answerIds);
+      }),
+    );
+    // frozen vision features, one image at a time (cached), then the adapter over the batch
+    const feats = pixels.map((px) => {
+      let f = this.visionCache.get(px);
+      if (!f) {
+        f = this.vision.forward(px).lastHiddenState;
+        this.stats.visionRuns++;
+        this.visionCache.set(px, f);
+      }
+      return f;
+    });
+    const [T, Dv] = [feats[0]!.shape[1]!, feats[0]!.shape[2]!];
+    const img = new Float32Array(batch.length * T * Dv);
+    feats.forEach((f, b) => {
+      if (f.shape[1] !== T)
+        throw new ShapeError(
+          `${what}: example ${b}'s image gives ${f.shape[1]} vision tokens, example 0's ${T} (one image size per batch)`,
+        );
+      img.set(f.data as Float32Array, b * T * Dv);
+    });
+    const h = a.qformer.forward(new Tensor(img, [batch.length, T, Dv]));
+    const emb = a.projection.forward(h);
+    this.stats.adapterRuns++;
+    const lmRows = lmBatch(rows, emb.data as Float32Array, M * E);
+    if (scale === 0) {
+      const r = this.languageModel.evaluate(lmRows);
+      return { loss: r.loss, count: r.count };
+    }
+    const r = this.languageModel.lossAndGrad(lmRows, scale);
+    const dEmb = new Float32Array(batch.length * M * E);
+    r.embedsGrads?.forEach((g, b) => {
+      if (g) dEmb.set(g, b * M * E);
+    });
+    const dq = a.projection.backward(new Tensor(dEmb, [batch.length, M, E]), this.trainQFormer);
+    if (this.trainQFormer) a.qformer.backward(dq);
+    return { loss: r.loss, count: r.count };
   }
 
   // -------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
 import { packedIndex, packedRowsIndex, ROWS_GROUP } from "../packed.js";
 import { refBackwardKernels } from "./ref-backward.js";
+import { refOptimKernels } from "./ref-optim.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
@@ -563,6 +564,9 @@ export function refKernels(heap: Heap): Kernels {
 
     // ---- backward kernels (ref-backward.ts) -------------------------------------------------
     ...refBackwardKernels(heap),
+
+    // ---- optimizer kernels (ref-optim.ts) ----------------------------------------------------
+    ...refOptimKernels(heap),
   };
   return k;
 }

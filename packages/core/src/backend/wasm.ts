@@ -4,7 +4,7 @@
  */
 import { WasmError } from "../errors.js";
 import { WasmHeap } from "../heap.js";
-import { ABI_VERSION, BACKWARD_KERNEL_NAMES, KERNEL_NAMES, type Kernels } from "../kernels.js";
+import { ABI_VERSION, BACKWARD_KERNEL_NAMES, KERNEL_NAMES, type Kernels, OPTIM_KERNEL_NAMES } from "../kernels.js";
 
 export interface WasmExports extends Kernels {
   memory: WebAssembly.Memory;
@@ -35,7 +35,9 @@ export function wrapInstance(instance: WebAssembly.Instance): { kernels: Kernels
       `kernel module ABI version ${v} does not match this JS (expects ${ABI_VERSION}); rebuild or reinstall`,
     );
   }
-  const missing = [...KERNEL_NAMES, ...BACKWARD_KERNEL_NAMES].filter((n) => typeof ex[n] !== "function");
+  const missing = [...KERNEL_NAMES, ...BACKWARD_KERNEL_NAMES, ...OPTIM_KERNEL_NAMES].filter(
+    (n) => typeof ex[n] !== "function",
+  );
   if (missing.length) throw new WasmError(`kernel module lacks exports: ${missing.join(", ")}; rebuild it`);
   const heap = new WasmHeap(ex.memory, ex.heapBase() >>> 0);
   return { kernels: ex, heap, relaxed: ex.simdFlavor() === 1 };

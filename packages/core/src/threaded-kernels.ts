@@ -1,0 +1,414 @@
+/**
+ * The threaded build's kernels: the main instance's exports, with the large kernels split into
+ * tiles that the `ThreadPool` spreads over its threads (several tiles per thread, so a slow or busy
+ * core does not hold the others up).
+ *
+ * Every tile is a call of a kernel on a sub-block that computes each of its elements with exactly
+ * the arithmetic of the whole call, so results are bitwise identical whatever the thread count:
+ * - `gemm` by tiles of M (≥ 2 rows: one row takes the streaming M = 1 path) and of N (multiples
+ *   of 24 columns: the M = 1 paths group 6 or 8 columns); K is never split (a reduction).
+ * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
+ *   path) when M > 4; `gemvRows` by groups of 24 rows; `bmm` by batch elements (or, when it is
+ *   one tall GEMM, as that GEMM).
+ * - `attention` (one (batch, head) slice a call: the models share one probs scratch between heads)
+ *   by query rows: tiles of ≥ 16 rows (fewer take the row-by-row path), aligned to the 64-row
+ *   blocks of the causal path, the causal offset moved with the tile.
+ * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
+ *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`) by chunks of 64
+ *   floats, so the scalar tail stays at the end; `biasGrad` by columns (its sums over rows stay
+ *   whole). Norm backward is split only when it computes dx alone (dgamma/dbeta sum over rows).
+ * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
+ * such as `softmaxCrossEntropy`, `attentionBackward`, scatter-adds) always do.
+ */
+import type { Kernels } from "./kernels.js";
+import type { ThreadPool } from "./threads.js";
+
+/** Kernels the workers may be asked to run (the names index the pool's table). */
+export const TILE_KERNELS = [
+  "gemm",
+  "gemmPackedRange",
+  "gemvRows",
+  "bmm",
+  "attention",
+  "layerNorm",
+  "rmsNorm",
+  "softmax",
+  "logSoftmax",
+  "unary",
+  "binary",
+  "scale",
+  "rope",
+  "unaryBackward",
+  "biasGrad",
+  "softmaxBackward",
+  "normStats",
+  "layerNormBackward",
+  "rmsNormBackward",
+] as const;
+type TileKernel = (typeof TILE_KERNELS)[number];
+const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i) => [n, i])) as Record<
+  TileKernel,
+  number
+>;
+
+/** Multiply-adds below which a call is not split (the hand-off costs a few microseconds). */
+const MIN_WORK = 1 << 17;
+/** Elements below which a memory-bound (row or elementwise) call is not split. */
+const MIN_ELEMS = 1 << 15;
+/** Multiply-adds a tile should have at least. */
+const TILE_WORK = 1 << 15;
+/** Tiles per thread we aim for. */
+const TILES_PER_THREAD = 4;
+
+export interface ThreadedExports extends Kernels {
+  gemmPackedRange(
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    transA: number,
+    packedB: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    alpha: number,
+    beta: number,
+    act: number,
+    n0: number,
+    n1: number,
+  ): void;
+}
+
+/** Cut [0, n) into `parts` ranges whose inner bounds are multiples of `unit`. */
+export function cuts(n: number, parts: number, unit: number): number[] {
+  const units = Math.ceil(n / unit);
+  const p = Math.max(1, Math.min(parts, units));
+  const out = [0];
+  for (let i = 1; i < p; i++) out.push(Math.min(n, Math.round((i * units) / p) * unit));
+  out.push(n);
+  return out.filter((v, i, a) => i === 0 || v > a[i - 1]);
+}
+
+/** How many tiles (at most) a call with `work` multiply-adds gets on `threads` threads. */
+function tileBudget(work: number, threads: number): number {
+  return Math.max(1, Math.min(threads * TILES_PER_THREAD, Math.floor(work / TILE_WORK)));
+}
+
+/**
+ * Row and column counts of a tile grid for an M×N output: columns first (in `nUnit` steps, at
+ * least 32 columns a tile), then rows (at least `mMin` rows a tile) for the rest of the budget.
+ */
+function grid(M: number, N: number, budget: number, nUnit: number, mMin: number): [number, number] {
+  const nTiles = Math.max(1, Math.min(budget, Math.floor(N / Math.max(32, nUnit))));
+  const mTiles = mMin > 0 ? Math.max(1, Math.min(Math.ceil(budget / nTiles), Math.floor(M / mMin))) : 1;
+  return [mTiles, nTiles];
+}
+
+export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: number): Kernels {
+  // the exports object is frozen: copy its functions, then replace the split kernels
+  const k = { ...ex } as Kernels;
+  const on = (work: number) => pool.threads > 1 && work >= MIN_WORK && pool.has(id);
+
+  const gemm: Kernels["gemm"] = (M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act) => {
+    const work = M * N * Math.max(K, 1);
+    if (!on(work) || M <= 0 || N <= 0) {
+      ex.gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act);
+      return;
+    }
+    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 24, M === 1 ? 0 : Math.max(2, 16));
+    const rows = cuts(M, mT, 1);
+    const cols = cuts(N, nT, 24);
+    const tiles: number[][] = [];
+    for (let i = 0; i + 1 < rows.length; i++) {
+      const i0 = rows[i];
+      const mi = rows[i + 1] - i0;
+      const ai = a + 4 * (transA ? i0 : i0 * lda);
+      for (let j = 0; j + 1 < cols.length; j++) {
+        const j0 = cols[j];
+        const nj = cols[j + 1] - j0;
+        const bj = b + 4 * (transB ? j0 * ldb : j0);
+        const cij = c + 4 * (i0 * ldc + j0);
+        tiles.push([mi, nj, K, ai, lda, transA, bj, ldb, transB, cij, ldc, bias ? bias + 4 * j0 : 0, alpha, beta, act]);
+      }
+    }
+    pool.run(id, FN.gemm, "gemm", tiles, ex.gemm);
+  };
+  k.gemm = gemm;
+
+  k.gemmPacked = (M, N, K, a, lda, transA, pb, c, ldc, bias, alpha, beta, act) => {
+    const work = M * N * Math.max(K, 1);
+    if (!on(work) || M <= 0 || N <= 0) {
+      ex.gemmPacked(M, N, K, a, lda, transA, pb, c, ldc, bias, alpha, beta, act);
+      return;
+    }
+    // M ≤ 4 streams the weight for all rows at once (its own arithmetic): split columns only
+    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 8, M <= 4 ? 0 : 16);
+    const rows = cuts(M, mT, 1);
+    const cols = cuts(N, nT, 8);
+    const tiles: number[][] = [];
+    for (let i = 0; i + 1 < rows.length; i++) {
+      const i0 = rows[i];
+      const ai = a + 4 * (transA ? i0 : i0 * lda);
+      for (let j = 0; j + 1 < cols.length; j++) {
+        tiles.push([
+          rows[i + 1] - i0,
+          N,
+          K,
+          ai,
+          lda,
+          transA,
+          pb,
+          c + 4 * i0 * ldc,
+          ldc,
+          bias,
+          alpha,
+          beta,
+          act,
+          cols[j],
+          cols[j + 1],
+        ]);
+      }
+    }
+    pool.run(id, FN.gemmPackedRange, "gemmPacked", tiles, ex.gemmPackedRange);
+  };
+
+  k.gemvRows = (N, K, x, packed, y, bias, beta, act) => {
+    const work = N * Math.max(K, 1);
+    if (!on(work) || N <= 0) {
+      ex.gemvRows(N, K, x, packed, y, bias, beta, act);
+      return;
+    }
+    const groupBytes = Math.ceil(K / 4) * 4 * 24 * 4;
+    const groups = cuts(Math.ceil(N / 24), tileBudget(work, pool.threads), 1);
+    const tiles: number[][] = [];
+    for (let g = 0; g + 1 < groups.length; g++) {
+      const j0 = groups[g] * 24;
+      const j1 = Math.min(N, groups[g + 1] * 24);
+      tiles.push([j1 - j0, K, x, packed + groups[g] * groupBytes, y + 4 * j0, bias ? bias + 4 * j0 : 0, beta, act]);
+    }
+    pool.run(id, FN.gemvRows, "gemvRows", tiles, ex.gemvRows);
+  };
+
+  k.bmm = (batch, M, N, K, a, sA, lda, transA, b, sB, ldb, transB, c, sC, ldc, alpha, beta) => {
+    const work = batch * M * N * Math.max(K, 1);
+    if (!on(work) || batch <= 0 || M <= 0 || N <= 0) {
+      ex.bmm(batch, M, N, K, a, sA, lda, transA, b, sB, ldb, transB, c, sC, ldc, alpha, beta);
+      return;
+    }
+    if (sB === 0 && !transA && sA === M * lda && sC === M * ldc && batch * M <= 0x7fffffff) {
+      // bmm runs this as one tall GEMM: split it as that GEMM
+      gemm(batch * M, N, K, a, lda, 0, b, ldb, transB, c, ldc, 0, alpha, beta, 0);
+      return;
+    }
+    if (batch === 1) {
+      gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, 0, alpha, beta, 0);
+      return;
+    }
+    const parts = cuts(batch, tileBudget(work, pool.threads), 1);
+    const tiles: number[][] = [];
+    for (let t = 0; t + 1 < parts.length; t++) {
+      const t0 = parts[t];
+      tiles.push([
+        parts[t + 1] - t0,
+        M,
+        N,
+        K,
+        a + 4 * t0 * sA,
+        sA,
+        lda,
+        transA,
+        b + 4 * t0 * sB,
+        sB,
+        ldb,
+        transB,
+        c + 4 * t0 * sC,
+        sC,
+        ldc,
+        alpha,
+        beta,
+      ]);
+    }
+    pool.run(id, FN.bmm, "bmm", tiles, ex.bmm);
+  };
+
+  /**
+   * Split `rows` rows (`perRow` elements of work each) into tiles; `at(r0, r1)` gives a tile's
+   * arguments. `minRows`: fewest rows a tile may have (the last one is merged into the one before);
+   * `unit`: tile bounds are multiples of it.
+   */
+  const byRows = (
+    name: TileKernel,
+    rows: number,
+    perRow: number,
+    at: (r0: number, r1: number) => number[],
+    minRows = 1,
+    unit = 1,
+  ): boolean => {
+    const work = rows * perRow;
+    if (!pool.has(id) || pool.threads < 2 || work < MIN_ELEMS || rows < 2 * minRows) return false;
+    const b = cuts(rows, Math.max(1, Math.min(pool.threads * TILES_PER_THREAD, Math.floor(work / 8192))), unit);
+    if (b.length > 2 && b[b.length - 1] - b[b.length - 2] < minRows) b.splice(b.length - 2, 1);
+    if (b.length < 3) return false;
+    const tiles: number[][] = [];
+    for (let i = 0; i + 1 < b.length; i++) tiles.push(at(b[i], b[i + 1]));
+    pool.run(id, FN[name], name, tiles, (ex as unknown as Record<string, (...a: number[]) => unknown>)[name]);
+    return true;
+  };
+
+  k.attention = (q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) => {
+    const per = Math.max(S, 1) * (Math.max(dk, 0) + Math.max(dv, 0));
+    const split =
+      L >= 32 &&
+      per * L >= MIN_WORK &&
+      byRows(
+        "attention",
+        L,
+        per / 16, // in elements of MIN_ELEMS' scale: a row is ~S·(dk + dv) multiply-adds
+        (r0, r1) => [
+          q + 4 * r0 * ldq,
+          ldq,
+          kk,
+          ldk,
+          v,
+          ldv,
+          o + 4 * r0 * ldo,
+          ldo,
+          probs + 4 * r0 * S,
+          r1 - r0,
+          S,
+          dk,
+          dv,
+          scale,
+          mask ? mask + 4 * r0 * maskLd : 0,
+          maskLd,
+          kpm,
+          causal >= 0 ? causal + r0 : -1,
+        ],
+        16,
+        causal >= 0 ? 64 : 16,
+      );
+    if (!split) ex.attention(q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal);
+  };
+
+  k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {
+    if (!byRows("layerNorm", rows, d, (r0, r1) => [x + 4 * r0 * d, y + 4 * r0 * d, r1 - r0, d, gamma, beta, eps]))
+      ex.layerNorm(x, y, rows, d, gamma, beta, eps);
+  };
+  k.rmsNorm = (x, y, rows, d, gamma, eps) => {
+    if (!byRows("rmsNorm", rows, d, (r0, r1) => [x + 4 * r0 * d, y + 4 * r0 * d, r1 - r0, d, gamma, eps]))
+      ex.rmsNorm(x, y, rows, d, gamma, eps);
+  };
+  k.softmax = (x, y, rows, cols, ld, mask, maskLd) => {
+    const at = (r0: number, r1: number) => [
+      x + 4 * r0 * ld,
+      y + 4 * r0 * ld,
+      r1 - r0,
+      cols,
+      ld,
+      mask ? mask + 4 * r0 * maskLd : 0,
+      maskLd,
+    ];
+    if (!byRows("softmax", rows, cols, at)) ex.softmax(x, y, rows, cols, ld, mask, maskLd);
+  };
+  k.logSoftmax = (x, y, rows, cols, ld) => {
+    if (!byRows("logSoftmax", rows, cols, (r0, r1) => [x + 4 * r0 * ld, y + 4 * r0 * ld, r1 - r0, cols, ld]))
+      ex.logSoftmax(x, y, rows, cols, ld);
+  };
+  k.rope = (x, ldx, rows, heads, d, pos, invFreq) => {
+    const at = (r0: number, r1: number) => [x + 4 * r0 * ldx, ldx, r1 - r0, heads, d, pos + 4 * r0, invFreq];
+    if (!byRows("rope", rows, heads * d * 4, at)) ex.rope(x, ldx, rows, heads, d, pos, invFreq);
+  };
+  // elementwise: chunks of 64 floats as "rows" of one element
+  k.unary = (x, y, n, act) => {
+    if (act === 0 || !byRows("unary", n, 1, (i0, i1) => [x + 4 * i0, y + 4 * i0, i1 - i0, act], 64, 64))
+      ex.unary(x, y, n, act);
+  };
+  k.scale = (x, y, n, alpha, beta) => {
+    if (!byRows("scale", n, 1, (i0, i1) => [x + 4 * i0, y + 4 * i0, i1 - i0, alpha, beta], 64, 64))
+      ex.scale(x, y, n, alpha, beta);
+  };
+  k.binary = (a, b, y, rows, cols, bRow, bCol, op) => {
+    let split = false;
+    if (rows > 0 && cols > 0) {
+      if (bCol === 1 && bRow === cols) {
+        // one flat array: chunks of it, each a one-row call of the same flat loop
+        const n = rows * cols;
+        split = byRows(
+          "binary",
+          n,
+          1,
+          (i0, i1) => [a + 4 * i0, b + 4 * i0, y + 4 * i0, 1, i1 - i0, i1 - i0, 1, op],
+          64,
+          64,
+        );
+      } else if (bCol === 0 && bRow === 0) {
+        const n = rows * cols;
+        split = byRows("binary", n, 1, (i0, i1) => [a + 4 * i0, b, y + 4 * i0, 1, i1 - i0, 0, 0, op], 64, 64);
+      } else {
+        const at = (r0: number, r1: number) => [
+          a + 4 * r0 * cols,
+          b + 4 * r0 * bRow,
+          y + 4 * r0 * cols,
+          r1 - r0,
+          cols,
+          bRow,
+          bCol,
+          op,
+        ];
+        split = byRows("binary", rows, cols, at);
+      }
+    }
+    if (!split) ex.binary(a, b, y, rows, cols, bRow, bCol, op);
+  };
+  k.unaryBackward = (dx, dy, src, n, act) => {
+    const at = (i0: number, i1: number) => [dx + 4 * i0, dy + 4 * i0, src + 4 * i0, i1 - i0, act];
+    if (!byRows("unaryBackward", n, 1, at, 64, 64)) ex.unaryBackward(dx, dy, src, n, act);
+  };
+  k.biasGrad = (db, dy, rows, cols, ld) => {
+    // split the columns: each column's sum over the rows stays whole
+    const at = (j0: number, j1: number) => [db + 4 * j0, dy + 4 * j0, rows, j1 - j0, ld];
+    if (!byRows("biasGrad", cols, rows, at, 16, 16)) ex.biasGrad(db, dy, rows, cols, ld);
+  };
+  k.softmaxBackward = (dx, dy, y, rows, cols, ld) => {
+    const at = (r0: number, r1: number) => [dx + 4 * r0 * ld, dy + 4 * r0 * ld, y + 4 * r0 * ld, r1 - r0, cols, ld];
+    if (!byRows("softmaxBackward", rows, cols, at)) ex.softmaxBackward(dx, dy, y, rows, cols, ld);
+  };
+  k.normStats = (x, rows, d, eps, mean, rstd) => {
+    const at = (r0: number, r1: number) => [x + 4 * r0 * d, r1 - r0, d, eps, mean ? mean + 4 * r0 : 0, rstd + 4 * r0];
+    if (!byRows("normStats", rows, d, at)) ex.normStats(x, rows, d, eps, mean, rstd);
+  };
+  k.layerNormBackward = (dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps) => {
+    const at = (r0: number, r1: number) => [
+      dx + 4 * r0 * d,
+      0,
+      0,
+      dy + 4 * r0 * d,
+      x + 4 * r0 * d,
+      gamma,
+      mean ? mean + 4 * r0 : 0,
+      rstd ? rstd + 4 * r0 : 0,
+      r1 - r0,
+      d,
+      eps,
+    ];
+    if (dgamma || dbeta || !dx || !byRows("layerNormBackward", rows, 2 * d, at))
+      ex.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps);
+  };
+  k.rmsNormBackward = (dx, dgamma, dy, x, gamma, rstd, rows, d, eps) => {
+    const at = (r0: number, r1: number) => [
+      dx + 4 * r0 * d,
+      0,
+      dy + 4 * r0 * d,
+      x + 4 * r0 * d,
+      gamma,
+      rstd ? rstd + 4 * r0 : 0,
+      r1 - r0,
+      d,
+      eps,
+    ];
+    if (dgamma || !dx || !byRows("rmsNormBackward", rows, 2 * d, at))
+      ex.rmsNormBackward(dx, dgamma, dy, x, gamma, rstd, rows, d, eps);
+  };
+  return k;
+}

@@ -1,0 +1,427 @@
+/**
+ * The threaded build and its worker pool: every split kernel gives bit-identical results at 1
+ * (the single-thread build), 2 and 3 threads, in both SIMD flavours; the calls are really spread
+ * over the workers; `init({ threads })` validates and reports; a missing threaded module falls
+ * back to one thread with a warning; a trapping tile is a WasmError that leaves the runtime usable;
+ * `terminateThreads()` leaves runtimes working on one thread.
+ */
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { mulberry32 } from "../../../tools/test-utils/src/prng.js";
+import { InputError, WasmError } from "../src/errors.js";
+import { Act } from "../src/kernels.js";
+import { createRuntime, init, type Runtime, releaseRuntime, terminateThreads, threadsInfo } from "../src/runtime.js";
+
+afterAll(async () => {
+  terminateThreads();
+  await init({ threads: 1 });
+});
+
+type Case = (rt: Runtime) => Float32Array;
+
+function fill(rt: Runtime, n: number, seed: number): number {
+  const r = mulberry32(seed);
+  const p = rt.heap.allocF32(n);
+  const v = rt.heap.f32(p, n);
+  for (let i = 0; i < n; i++) v[i] = r() * 2 - 1;
+  return p;
+}
+
+/** A GEMM with ld padding on every operand, optional bias, beta and activation. */
+function gemmCase(
+  M: number,
+  N: number,
+  K: number,
+  tA: number,
+  tB: number,
+  bias: boolean,
+  beta: number,
+  act: number,
+): Case {
+  return (rt) => {
+    const lda = (tA ? M : K) + 3;
+    const ldb = (tB ? K : N) + 1;
+    const ldc = N + 5;
+    const a = fill(rt, (tA ? K : M) * lda, 1);
+    const b = fill(rt, (tB ? N : K) * ldb, 2);
+    const c = fill(rt, M * ldc, 3);
+    const bp = bias ? fill(rt, N, 4) : 0;
+    rt.k.gemm(M, N, K, a, lda, tA, b, ldb, tB, c, ldc, bp, 0.75, beta, act);
+    return rt.heap.f32(c, M * ldc).slice();
+  };
+}
+
+function packedCase(M: number, N: number, K: number, tA: number, act: number): Case {
+  return (rt) => {
+    const lda = (tA ? M : K) + 2;
+    const a = fill(rt, (tA ? K : M) * lda, 5);
+    const w = fill(rt, N * K, 6);
+    const pb = rt.heap.allocF32(rt.k.packedSize(K, N));
+    rt.k.packB(K, N, w, K, 1, pb);
+    const c = fill(rt, M * N, 7);
+    const bias = fill(rt, N, 8);
+    rt.k.gemmPacked(M, N, K, a, lda, tA, pb, c, N, bias, 1, 1, act);
+    return rt.heap.f32(c, M * N).slice();
+  };
+}
+
+function gemvRowsCase(N: number, K: number, act: number): Case {
+  return (rt) => {
+    const w = fill(rt, N * K, 9);
+    const pw = rt.heap.allocF32(rt.k.packedRowsSize(N, K));
+    rt.k.packRows(N, K, w, K, pw);
+    const x = fill(rt, K, 10);
+    const y = fill(rt, N, 11);
+    const out = new Float32Array(2 * N);
+    // twice: the second call walks the row groups the other way
+    rt.k.gemvRows(N, K, x, pw, y, fill(rt, N, 12), 1, act);
+    out.set(rt.heap.f32(y, N), 0);
+    rt.k.gemvRows(N, K, x, pw, y, 0, 0, act);
+    out.set(rt.heap.f32(y, N), N);
+    return out;
+  };
+}
+
+function bmmCase(batch: number, M: number, N: number, K: number, sharedB: boolean, tB: number): Case {
+  return (rt) => {
+    const a = fill(rt, batch * M * K, 13);
+    const b = fill(rt, (sharedB ? 1 : batch) * K * N, 14);
+    const c = fill(rt, batch * M * N, 15);
+    rt.k.bmm(batch, M, N, K, a, M * K, K, 0, b, sharedB ? 0 : K * N, tB ? K : N, tB, c, M * N, N, 0.5, 1);
+    return rt.heap.f32(c, batch * M * N).slice();
+  };
+}
+
+const GEMM_CASES: [string, Case][] = [
+  ["gemm 512×512×512", gemmCase(512, 512, 512, 0, 0, false, 0, Act.none)],
+  ["gemm 197×768×768 Linear, bias, gelu", gemmCase(197, 768, 768, 0, 1, true, 0, Act.gelu)],
+  ["gemm 131×250×130 transA, beta, relu", gemmCase(131, 250, 130, 1, 0, true, 1, Act.relu)],
+  ["gemm M=1 Linear (row dots)", gemmCase(1, 3001, 700, 0, 1, true, 0, Act.silu)],
+  ["gemm M=1 transB=0 (row × matrix)", gemmCase(1, 2050, 300, 0, 0, false, 1, Act.none)],
+  ["gemm M=2 K=1100 (two K blocks)", gemmCase(2, 777, 1100, 0, 1, true, 0, Act.tanh)],
+  ["gemm 17×100×40 (too small to split)", gemmCase(17, 100, 40, 0, 0, false, 0, Act.none)],
+  ["gemmPacked M=1", packedCase(1, 2304, 768, 0, Act.none)],
+  ["gemmPacked M=3 gelu", packedCase(3, 1000, 600, 0, Act.gelu)],
+  ["gemmPacked M=4 transA relu", packedCase(4, 517, 1030, 1, Act.relu)],
+  ["gemmPacked M=197", packedCase(197, 768, 768, 0, Act.geluTanh)],
+  ["gemmPacked M=21 N=30", packedCase(21, 30, 900, 0, Act.none)],
+  ["gemvRows 2304×768", gemvRowsCase(2304, 768, Act.none)],
+  ["gemvRows 1001×259 tanh", gemvRowsCase(1001, 259, Act.tanh)],
+  ["bmm 12 heads", bmmCase(12, 64, 64, 64, false, 1)],
+  ["bmm shared B (one tall GEMM)", bmmCase(7, 33, 200, 90, true, 0)],
+  ["bmm M=1 per batch", bmmCase(9, 1, 300, 500, false, 0)],
+];
+
+/** Runs `body` on fresh seeded buffers and returns the listed outputs, concatenated. */
+function outCase(sizes: number[], body: (rt: Runtime, p: number[]) => [number, number][]): Case {
+  return (rt) => {
+    const ptrs = sizes.map((n, i) => fill(rt, n, 100 + i));
+    const outs = body(rt, ptrs);
+    const total = outs.reduce((s, [, n]) => s + n, 0);
+    const out = new Float32Array(total);
+    let o = 0;
+    for (const [p, n] of outs) {
+      out.set(rt.heap.f32(p, n), o);
+      o += n;
+    }
+    return out;
+  };
+}
+
+function attentionCase(L: number, S: number, d: number, causal: number, masked: boolean): Case {
+  return (rt) => {
+    const ld = 3 * d + 4;
+    const q = fill(rt, L * ld, 20);
+    const kv = fill(rt, S * ld, 21);
+    const o = fill(rt, L * ld, 22);
+    const probs = rt.heap.allocF32(L * S);
+    const mask = masked ? fill(rt, L * S, 23) : 0;
+    const kpm = masked ? rt.heap.alloc(S) : 0;
+    if (kpm) rt.heap.u8(kpm, S).set(Array.from({ length: S }, (_, j) => (j % 7 === 3 ? 1 : 0)));
+    rt.k.attention(q, ld, kv, ld, kv + 4 * d, ld, o, ld, probs, L, S, d, d, 0.125, mask, S, kpm, causal);
+    const out = new Float32Array(L * ld + L * S);
+    out.set(rt.heap.f32(o, L * ld), 0);
+    out.set(rt.heap.f32(probs, L * S), L * ld);
+    return out;
+  };
+}
+
+const R = 197;
+const D = 768;
+const ROW_CASES: [string, Case][] = [
+  ["attention 197×197×64", attentionCase(197, 197, 64, -1, false)],
+  ["attention causal 150 of 180, mask, padding", attentionCase(150, 180, 64, 30, true)],
+  ["attention causal 130 (last block of 2 rows merged)", attentionCase(130, 130, 32, 0, false)],
+  [
+    "layerNorm",
+    outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {
+      rt.k.layerNorm(x, y, R, D, g, b, 1e-5);
+      return [[y, R * D]];
+    }),
+  ],
+  [
+    "rmsNorm in place",
+    outCase([R * D, D], (rt, [x, g]) => {
+      rt.k.rmsNorm(x, x, R, D, g, 1e-6);
+      return [[x, R * D]];
+    }),
+  ],
+  [
+    "softmax + mask rows",
+    outCase([R * 300, R * 300, R * 300], (rt, [x, y, m]) => {
+      rt.k.softmax(x, y, R, 290, 300, m, 300);
+      return [[y, R * 300]];
+    }),
+  ],
+  [
+    "logSoftmax",
+    outCase([R * 300, R * 300], (rt, [x, y]) => {
+      rt.k.logSoftmax(x, y, R, 300, 300);
+      return [[y, R * 300]];
+    }),
+  ],
+  [
+    "unary gelu (odd n)",
+    outCase([100003, 100003], (rt, [x, y]) => {
+      rt.k.unary(x, y, 100003, Act.gelu);
+      return [[y, 100003]];
+    }),
+  ],
+  [
+    "unary tanh in place",
+    outCase([77777], (rt, [x]) => {
+      rt.k.unary(x, x, 77777, Act.tanh);
+      return [[x, 77777]];
+    }),
+  ],
+  [
+    "scale",
+    outCase([99999, 99999], (rt, [x, y]) => {
+      rt.k.scale(x, y, 99999, 1.5, -0.25);
+      return [[y, 99999]];
+    }),
+  ],
+  [
+    "binary same shape (max)",
+    outCase([R * 515, R * 515, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 515, 1, 4);
+      return [[y, R * 515]];
+    }),
+  ],
+  [
+    "binary scalar (div)",
+    outCase([R * 515, 1, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 0, 0, 3);
+      return [[y, R * 515]];
+    }),
+  ],
+  [
+    "binary row broadcast (add)",
+    outCase([R * 515, 515, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 0, 1, 0);
+      return [[y, R * 515]];
+    }),
+  ],
+  [
+    "binary column broadcast (mul)",
+    outCase([R * 515, R, R * 515], (rt, [a, b, y]) => {
+      rt.k.binary(a, b, y, R, 515, 1, 0, 2);
+      return [[y, R * 515]];
+    }),
+  ],
+  [
+    "rope",
+    (rt) => {
+      const rows = 160;
+      const x = fill(rt, rows * (12 * 64 + 8), 30);
+      const pos = rt.heap.alloc(rows * 4);
+      rt.heap.i32(pos, rows).set(Array.from({ length: rows }, (_, i) => 3 * i + 1));
+      const inv = rt.heap.allocF32(32);
+      rt.heap.f32(inv, 32).set(Array.from({ length: 32 }, (_, j) => 10000 ** (-j / 32)));
+      rt.k.rope(x, 12 * 64 + 8, rows, 12, 64, pos, inv);
+      return rt.heap.f32(x, rows * (12 * 64 + 8)).slice();
+    },
+  ],
+  [
+    "unaryBackward gelu",
+    outCase([99995, 99995, 99995], (rt, [dx, dy, x]) => {
+      rt.k.unaryBackward(dx, dy, x, 99995, Act.gelu);
+      return [[dx, 99995]];
+    }),
+  ],
+  [
+    "biasGrad",
+    outCase([1001, R * 1003], (rt, [db, dy]) => {
+      rt.k.biasGrad(db, dy, R, 1001, 1003);
+      return [[db, 1001]];
+    }),
+  ],
+  [
+    "softmaxBackward",
+    outCase([R * 300, R * 300, R * 300], (rt, [dx, dy, y]) => {
+      rt.k.softmaxBackward(dx, dy, y, R, 290, 300);
+      return [[dx, R * 300]];
+    }),
+  ],
+  [
+    "normStats",
+    outCase([R * D, R, R], (rt, [x, m, r]) => {
+      rt.k.normStats(x, R, D, 1e-5, m, r);
+      return [
+        [m, R],
+        [r, R],
+      ];
+    }),
+  ],
+  [
+    "layerNormBackward dx only / with dgamma",
+    outCase([R * D, R * D, R * D, D, D, D], (rt, [dx, dy, x, g, dg, dbeta]) => {
+      rt.k.layerNormBackward(dx, 0, 0, dy, x, g, 0, 0, R, D, 1e-5);
+      rt.k.layerNormBackward(dx, dg, dbeta, dy, x, g, 0, 0, R, D, 1e-5);
+      return [
+        [dx, R * D],
+        [dg, D],
+        [dbeta, D],
+      ];
+    }),
+  ],
+  [
+    "rmsNormBackward dx only",
+    outCase([R * D, R * D, R * D, D], (rt, [dx, dy, x, g]) => {
+      rt.k.rmsNormBackward(dx, 0, dy, x, g, 0, R, D, 1e-6);
+      return [[dx, R * D]];
+    }),
+  ],
+];
+
+const CASES = [...GEMM_CASES, ...ROW_CASES];
+const BACKENDS = ["wasm-simd", "wasm-relaxed"] as const;
+
+describe.each(BACKENDS)("threaded kernels (%s)", (backend) => {
+  const results = new Map<number, Float32Array[]>();
+  for (const threads of [1, 2, 3]) {
+    it(`runs every case at ${threads} thread(s)`, async () => {
+      await init({ backend, threads });
+      const info = threadsInfo();
+      expect(info.threads).toBe(threads);
+      expect(info.requested).toBe(threads);
+      const rt = createRuntime();
+      expect(rt.threads).toBe(threads);
+      const before = info.workerTiles;
+      results.set(
+        threads,
+        CASES.map(([, run]) => {
+          const mark = rt.heap.mark();
+          const out = run(rt);
+          rt.heap.release(mark);
+          return out;
+        }),
+      );
+      const after = threadsInfo();
+      if (threads > 1) {
+        // every splittable case went to the pool, and the workers took part
+        expect(after.splitCalls).toBeGreaterThanOrEqual(CASES.length - 1);
+        expect(after.workerTiles).toBeGreaterThan(before);
+      } else {
+        expect(after.splitCalls).toBe(0);
+      }
+      releaseRuntime(rt);
+    });
+  }
+  it.each(CASES.map(([name], i) => [name, i] as const))("%s: same bits at 1, 2 and 3 threads", (_name, i) => {
+    const one = results.get(1)?.[i] as Float32Array;
+    expect(one).toBeDefined();
+    const bits1 = new Uint32Array(one.buffer);
+    for (const t of [2, 3]) {
+      const other = results.get(t)?.[i] as Float32Array;
+      const bits = new Uint32Array(other.buffer);
+      let firstDiff = -1;
+      for (let j = 0; j < bits.length && firstDiff < 0; j++) if (bits[j] !== bits1[j]) firstDiff = j;
+      expect(firstDiff, `${t} threads, first differing index`).toBe(-1);
+    }
+  });
+});
+
+describe("threads: init options, fallback, errors, terminate", () => {
+  it("rejects a bad thread count with an InputError naming the option", async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, 1000, "2" as unknown as number]) {
+      await expect(init({ threads: bad })).rejects.toThrow(InputError);
+      await expect(init({ threads: bad })).rejects.toThrow(/threads/);
+    }
+  });
+
+  it("defaults to the usable cores (capped) and reports it; WASMFORMER_THREADS overrides the default", async () => {
+    const saved = process.env.WASMFORMER_THREADS;
+    process.env.WASMFORMER_THREADS = "3";
+    await init({});
+    expect(threadsInfo().threads).toBe(3);
+    process.env.WASMFORMER_THREADS = "1";
+    await init({});
+    expect(threadsInfo()).toMatchObject({ threads: 1, reason: "WASMFORMER_THREADS=1" });
+    delete process.env.WASMFORMER_THREADS;
+    await init({});
+    if (saved !== undefined) process.env.WASMFORMER_THREADS = saved;
+    const info = threadsInfo();
+    expect(info.requested).toBe("auto");
+    const { availableParallelism } = await import("node:os");
+    expect(info.threads).toBe(Math.min(availableParallelism(), 8));
+    expect(createRuntime().threads).toBe(info.threads);
+  });
+
+  it("falls back to 1 thread with a warning when the threaded module cannot be loaded", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    try {
+      await init({ backend: "wasm-simd", threads: 2, wasmThreads: new Uint8Array([0, 97, 115, 109, 9, 9]) });
+      const info = threadsInfo();
+      expect(info.threads).toBe(1);
+      expect(info.reason).toMatch(/threaded kernel module/);
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/using 1 thread/));
+      const rt = createRuntime();
+      expect(rt.threads).toBe(1);
+      expect(Array.from(gemmCase(40, 40, 40, 0, 0, false, 0, 0)(rt).slice(0, 3)).every(Number.isFinite)).toBe(true);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it("a tile that traps is a WasmError; the runtime and the pool keep working", async () => {
+    await init({ backend: "wasm-simd", threads: 2 });
+    const rt = createRuntime();
+    const a = fill(rt, 256 * 256, 1);
+    const b = fill(rt, 256 * 256, 2);
+    // C far past the end of memory: every tile traps (out of bounds)
+    expect(() => rt.k.gemm(256, 256, 256, a, 256, 0, b, 256, 0, 0x7ff00000, 256, 0, 1, 0, 0)).toThrow(WasmError);
+    expect(() => rt.k.gemm(256, 256, 256, a, 256, 0, b, 256, 0, 0x7ff00000, 256, 0, 1, 0, 0)).toThrow(/tile/);
+    const want = gemmCase(300, 300, 300, 0, 1, true, 0, Act.relu)(rt);
+    await init({ backend: "wasm-simd", threads: 1 });
+    const one = gemmCase(300, 300, 300, 0, 1, true, 0, Act.relu)(createRuntime());
+    expect(Buffer.from(want.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+  });
+
+  it("terminateThreads: runtimes go on with one thread and the same results; init starts a new pool", async () => {
+    await init({ backend: "wasm-relaxed", threads: 3 });
+    const rt = createRuntime();
+    const before = gemmCase(200, 300, 400, 0, 1, true, 0, Act.gelu)(rt);
+    terminateThreads();
+    expect(rt.threads).toBe(1);
+    expect(threadsInfo().threads).toBe(1);
+    expect(threadsInfo().reason).toMatch(/terminateThreads/);
+    const calls = threadsInfo().splitCalls;
+    const after = gemmCase(200, 300, 400, 0, 1, true, 0, Act.gelu)(rt);
+    expect(threadsInfo().splitCalls).toBe(calls);
+    expect(Buffer.from(after.buffer).equals(Buffer.from(before.buffer))).toBe(true);
+    expect(createRuntime().threads).toBe(1);
+    await init({ backend: "wasm-relaxed", threads: 2 });
+    expect(createRuntime().threads).toBe(2);
+  });
+
+  it("a released threaded runtime is reused by the next createRuntime with the same threads", async () => {
+    await init({ backend: "wasm-simd", threads: 2 });
+    const rt = createRuntime();
+    releaseRuntime(rt);
+    expect(createRuntime()).toBe(rt);
+    await init({ backend: "wasm-simd", threads: 3 });
+    const rt3 = createRuntime();
+    expect(rt3).not.toBe(rt);
+    expect(rt3.threads).toBe(3);
+  });
+});
