@@ -152,6 +152,8 @@ export class BpeTrainer {
   /** Count the words of `texts` (special tokens in the text are cut out, as the tokenizer does). */
   feed(texts: Iterable<string> | string): this {
     const list = typeof texts === "string" ? [texts] : texts;
+    if (typeof (list as { [Symbol.iterator]?: unknown })?.[Symbol.iterator] !== "function")
+      throw new InputError(`BpeTrainer.feed: texts must be a string or an iterable of strings, got ${typeof texts}`);
     let i = 0;
     for (const text of list) {
       if (typeof text !== "string") throw new InputError(`BpeTrainer.feed: texts[${i}] is not a string`);

@@ -43,7 +43,7 @@ describe("BpeTrainer on the Brown corpus, read by HF tokenizers", () => {
     dir = mkdtempSync(join(tmpdir(), "bpe-trainer-"));
     file = join(dir, "tokenizer.json");
     writeFileSync(file, JSON.stringify(json));
-  });
+  }, 120_000); // about 5 s alone; the machine is shared
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("has the requested vocabulary: specials, 256 bytes, then one token per merge", () => {
@@ -180,5 +180,11 @@ describe("BpeTrainer merge rule", () => {
     expect(() => new BpeTrainer({ vocabSize: 300, specialTokens: ["a"] })).toThrow(/byte character/);
     expect(() => new BpeTrainer(null as never)).toThrow(InputError);
     expect(() => new BpeTrainer({ vocabSize: 300 }).feed(["ok", 3 as never])).toThrow(/texts\[1\]/);
+    expect(() => new BpeTrainer({ vocabSize: 300 }).feed(42 as never)).toThrow(/texts must be a string or an iterable/);
+    expect(() => new BpeTrainer({ vocabSize: 300 }).feed(null as never)).toThrow(InputError);
+    // nothing fed, or only special tokens: the byte alphabet and no merges
+    const empty = new BpeTrainer({ vocabSize: 300, specialTokens: ["<s>"] }).feed(["<s><s>", ""]).train();
+    expect((empty.model as { merges: string[] }).merges).toEqual([]);
+    expect(Object.keys((empty.model as { vocab: object }).vocab).length).toBe(257);
   });
 });
