@@ -15,9 +15,15 @@ import { type AskRequest, askVlm, loadVlm, stopVlm } from "./tasks/vlm.js";
 
 let ready: Promise<string> | undefined;
 
+/**
+ * Kernel threads when the page asks for none: every core but one, which stays with the page (its
+ * rendering and input), at most 8 — on a 2-core machine that is 1, as onnxruntime-web's ⌈cores/2⌉.
+ */
+const defaultThreads = () => Math.max(1, Math.min(8, (navigator.hardwareConcurrency || 1) - 1));
+
 /** Load the kernels once; resolves to the backend name ("wasm-relaxed", "wasm-simd" or "ref"). */
-function ensureInit(): Promise<string> {
-  ready ??= init().then(() => backendName());
+function ensureInit(threads = defaultThreads()): Promise<string> {
+  ready ??= init({ threads }).then(() => backendName());
   return ready;
 }
 
@@ -33,11 +39,16 @@ async function withCallback<C, R>(cb: C, f: (cb: C) => Promise<R>): Promise<R> {
 
 const api = {
   /**
-   * Load the kernels; returns the backend, what the engine supports and the kernel threads (a pool
-   * of workers started from this worker when the page is cross-origin isolated, else 1 and why).
+   * Load the kernels with `threads` kernel threads (default: every core but one); returns the
+   * backend, what the engine supports and the threads it got (a pool of workers started from this
+   * worker when the page is cross-origin isolated, else 1 and why).
    */
-  async init(): Promise<{ backend: string; crossOriginIsolated: boolean; threads: number; threadsReason?: string }> {
-    const backend = await ensureInit();
+  async init(
+    threads?: number,
+  ): Promise<{ backend: string; crossOriginIsolated: boolean; threads: number; threadsReason?: string }> {
+    const backend = await ensureInit(threads);
+    // another call may have loaded the kernels first, with the default count
+    if (threads !== undefined && threadsInfo().requested !== threads) await init({ threads });
     const t = threadsInfo();
     return { backend, crossOriginIsolated: self.crossOriginIsolated, threads: t.threads, threadsReason: t.reason };
   },

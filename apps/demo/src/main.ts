@@ -35,7 +35,9 @@ show(location.hash.slice(1));
 
 async function startWorker(): Promise<void> {
   try {
-    const r = await compute.run((api) => api.init());
+    // `?threads=N` asks for N kernel threads (the worker's default leaves one core to the page)
+    const asked = Number(new URLSearchParams(location.search).get("threads"));
+    const r = await compute.run((api) => api.init(Number.isInteger(asked) && asked > 0 ? asked : undefined));
     const threads =
       r.threads > 1 ? `${r.threads} threads` : `1 thread${r.threadsReason ? ` (${r.threadsReason})` : ""}`;
     backend.textContent = `worker ready · backend ${r.backend} · ${threads}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;

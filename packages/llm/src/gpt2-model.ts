@@ -39,6 +39,7 @@ import {
   releaseRuntime,
   ShapeError,
   Tensor,
+  tensorSource,
   WasmformerError,
   WeightsError,
   writeSafetensors,
@@ -68,6 +69,29 @@ export interface WeightSource {
   /** Shape without reading the data (lazy files), when available. */
   info?(name: string): { readonly shape: readonly number[] };
   get(name: string): Tensor | Promise<Tensor>;
+}
+
+/**
+ * The checkpoint argument of `fromWeights` as a `WeightSource`: a `Map` or a plain object of
+ * tensors is wrapped; anything else without `names`/`has`/`get` is an `InputError`.
+ */
+export function asWeightSource(weights: unknown): WeightSource {
+  if (weights instanceof Map) return tensorSource(weights as Map<string, Tensor>);
+  const w = weights as Partial<WeightSource> | null;
+  if (
+    w &&
+    typeof w === "object" &&
+    typeof w.names === "function" &&
+    typeof w.has === "function" &&
+    typeof w.get === "function"
+  )
+    return w as WeightSource;
+  if (w && typeof w === "object" && !Array.isArray(w) && Object.values(w).every((t) => t instanceof Tensor))
+    return tensorSource(w as Record<string, Tensor>);
+  throw new InputError(
+    "weights must be a safetensors file (parseSafetensors / openSafetensors), a Map or object of tensors, " +
+      "or an object with names(), has() and get()",
+  );
 }
 
 /** Progress of weight loading, in bytes of f32 copied into the heap. */
@@ -1366,7 +1390,8 @@ export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
     opts: GPT2Options = {},
   ): Promise<GPT2LMHeadModel> {
     const cfg = parseGPT2Config(config);
-    return new GPT2LMHeadModel(cfg, await CausalLM.load(gpt2Arch(cfg, weights), weights, opts));
+    const source = asWeightSource(weights);
+    return new GPT2LMHeadModel(cfg, await CausalLM.load(gpt2Arch(cfg, source), source, opts));
   }
 
   /**

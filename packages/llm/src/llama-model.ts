@@ -4,7 +4,7 @@
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
 import { checkBlockCount } from "@wasmformer/core";
-import { CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
+import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
 
 /**
@@ -33,16 +33,17 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
     opts: GPT2Options = {},
   ): Promise<LlamaForCausalLM> {
     const cfg = parseLlamaConfig(config);
+    const source = asWeightSource(weights);
     // a config asking for more layers than the file holds fails before the names are listed
     checkBlockCount(
-      weights.names(),
+      source.names(),
       "model.layers.",
       cfg.num_hidden_layers,
       "num_hidden_layers",
       "input_layernorm.weight",
     );
-    const arch = llamaArch(cfg, (name) => weights.has(name));
-    return new LlamaForCausalLM(cfg, await CausalLM.load(arch, weights, opts));
+    const arch = llamaArch(cfg, (name) => source.has(name));
+    return new LlamaForCausalLM(cfg, await CausalLM.load(arch, source, opts));
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { ConfigError, InputError, init, Tensor } from "@wasmformer/core";
 import { beforeAll, describe, expect, test } from "vitest";
+import { AutoModelForCausalLM } from "../src/auto.js";
 import { eosTokenIds, parseGPT2Config } from "../src/config.js";
 import { checkTokenId, GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { makeTiny, source } from "./tiny-gpt2.js";
@@ -129,5 +130,29 @@ describe("eos_token_id as a list", () => {
     expect(r.ids[0]).toEqual(free.ids[0].slice(0, at + 1));
     expect(r.finishReasons).toEqual(["stop_id"]);
     listed.dispose();
+  });
+});
+
+describe("fromWeights sources", () => {
+  test("a Map or object of tensors is accepted; anything else is an InputError, not a TypeError", async () => {
+    const fromMap = await GPT2LMHeadModel.fromWeights(tiny.config, tiny.tensors);
+    const fromObject = await GPT2LMHeadModel.fromWeights(tiny.config, Object.fromEntries(tiny.tensors) as never);
+    expect(Array.from(fromMap.forward([[1, 2, 3]]).data)).toEqual(Array.from(model.forward([[1, 2, 3]]).data));
+    expect(Array.from(fromObject.forward([[1, 2, 3]]).data)).toEqual(Array.from(model.forward([[1, 2, 3]]).data));
+    for (const bad of [42, [], "x", null, { a: 1 }]) {
+      await expect(GPT2LMHeadModel.fromWeights(tiny.config, bad as never)).rejects.toThrow(InputError);
+      await expect(
+        AutoModelForCausalLM.fromWeights({ ...tiny.config, model_type: "gpt2" }, bad as never),
+      ).rejects.toThrow(/weights must be a safetensors file/);
+    }
+    const llama = {
+      model_type: "llama",
+      vocab_size: 11,
+      hidden_size: 8,
+      intermediate_size: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+    };
+    await expect(AutoModelForCausalLM.fromWeights(llama, "x" as never)).rejects.toThrow(InputError);
   });
 });

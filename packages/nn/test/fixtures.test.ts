@@ -7,10 +7,17 @@ import { WasmformerError } from "@wasmformer/core";
 import { caseFromFolder } from "@wasmformer/core/parity";
 import { describe, expect, it } from "vitest";
 import { kinds, setParityRuntime } from "../src/parity.js";
+import { trainStepModels } from "../src/train-step.js";
 import { backends, closeTo, FIXTURES, fixtureNames, TORCH_CASES } from "./helpers.js";
 
 const KINDS = Object.keys(kinds);
-const cases = fixtureNames(KINDS);
+/** A `train_step` case runs here only for a model nn itself registers (gpt2 and vit cases run in llm and vit). */
+const runsHere = (root: string, name: string): boolean => {
+  if (!name.startsWith("train_step-")) return true;
+  const json = JSON.parse(readFileSync(join(root, name, "case.json"), "utf8"));
+  return trainStepModels().includes(json.config?.model);
+};
+const cases = fixtureNames(KINDS).filter((n) => runsHere(FIXTURES, n));
 const torchCases = fixtureNames(KINDS, TORCH_CASES);
 const bks = await backends();
 
@@ -38,7 +45,7 @@ describe.each(bks)("fixtures on $name", ({ make }) => {
     expect(names.length).toBeGreaterThan(0);
     for (const full of names) {
       const short = full.slice(9);
-      const tol = json.tolerance.per_tensor?.[short] ?? json.tolerance;
+      const tol = json.tolerance.per_tensor?.[full] ?? json.tolerance.per_tensor?.[short] ?? json.tolerance;
       const e = io.get(full);
       const a = result.tensors[short];
       expect(a, `${short} produced`).toBeDefined();
@@ -49,7 +56,8 @@ describe.each(bks)("fixtures on $name", ({ make }) => {
 
 it("test/torch-cases has cases of every kind of this package", () => {
   const seen = new Set(torchCases.map((c) => c.slice(0, c.indexOf("-"))));
-  for (const k of KINDS) expect(seen.has(k), k).toBe(true);
+  // train_step's own cases are generated against a float64 reference in train-step-generated.test.ts
+  for (const k of KINDS.filter((k) => k !== "train_step")) expect(seen.has(k), k).toBe(true);
 });
 
 it("fixture folder has cases of every kind of this package (when present)", () => {

@@ -4,6 +4,7 @@
  */
 
 export * from "./bpe.js";
+export * from "./bpe-trainer.js";
 export * from "./byte-level.js";
 export * from "./chat-template.js";
 export * from "./hf-components.js";
