@@ -160,6 +160,13 @@ export function parseViTConfig(raw: unknown): ViTConfig {
   };
 }
 
+/** Every class's label: `id2label`, and `LABEL_i` for the classes it does not name (a config with only `num_labels`). */
+export function labelNames(cfg: ViTConfig): Record<string, string> {
+  const names = { ...cfg.id2label };
+  for (let i = 0; i < cfg.num_labels; i++) names[String(i)] ??= `LABEL_${i}`;
+  return names;
+}
+
 /** Patch grid `[gh, gw]` of an image of `height × width` pixels (a partial last row/column of pixels is dropped). */
 export function patchGrid(cfg: ViTConfig, height: number, width: number): [number, number] {
   return [Math.floor(height / cfg.patch_size[0]), Math.floor(width / cfg.patch_size[1])];

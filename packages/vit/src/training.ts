@@ -26,7 +26,7 @@
  */
 import { Act, type Heap, mulberry32, packedIndex, type Runtime, Tensor } from "@wasmformer/core";
 import type { TrainParam } from "@wasmformer/nn";
-import type { ViTConfig } from "./config.js";
+import { labelNames, type ViTConfig } from "./config.js";
 import type { LayerPtrs, ViTWeights } from "./weights.js";
 
 /** A trainable tensor of the ViT: its Hugging Face state-dict name and shape. */
@@ -447,8 +447,9 @@ export function initViTParameters(cfg: ViTConfig, seed = 0, initializerRange = 0
 
 /** An HF `config.json` object for a config (what `save` writes; `parseViTConfig` reads it back). */
 export function hfConfigJson(cfg: ViTConfig): Record<string, unknown> {
+  const id2label = labelNames(cfg);
   const label2id: Record<string, number> = {};
-  for (const [i, label] of Object.entries(cfg.id2label)) label2id[label] = Number(i);
+  for (const [i, label] of Object.entries(id2label)) label2id[label] = Number(i);
   return {
     architectures: ["ViTForImageClassification"],
     model_type: "vit",
@@ -464,7 +465,7 @@ export function hfConfigJson(cfg: ViTConfig): Record<string, unknown> {
     patch_size: cfg.patch_size[0],
     num_channels: cfg.num_channels,
     qkv_bias: cfg.qkv_bias,
-    id2label: { ...cfg.id2label },
+    id2label,
     label2id,
     torch_dtype: "float32",
   };

@@ -43,7 +43,7 @@ import {
   writeSafetensors,
 } from "@wasmformer/core";
 import type { BatchResult, Trainable } from "@wasmformer/nn";
-import { actCode, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
+import { actCode, labelNames, parseViTConfig, patchGrid, type ViTConfig } from "./config.js";
 import { type DecodeOptions, type ImageInput, toImageData } from "./image-io.js";
 import { ViTImageProcessor } from "./image-processing.js";
 import {
@@ -658,10 +658,7 @@ export class ViTForImageClassification extends ViTModel implements Trainable<ViT
 
   /** Class index → label: `config.id2label`, or `LABEL_i` for each of `num_labels` classes when the config gave no names. */
   get id2label(): Record<string, string> {
-    if (!this.labels) {
-      this.labels = { ...this.config.id2label };
-      for (let i = 0; i < this.config.num_labels; i++) this.labels[String(i)] ??= `LABEL_${i}`;
-    }
+    this.labels ??= labelNames(this.config);
     return this.labels;
   }
 
