@@ -216,7 +216,7 @@ export class BertModel {
         await placed.stack(
           nn,
           parts.map((name) => ({ name, shape: shapes.get(name)! })),
-          (name) => weights.get(name),
+          weights,
         );
       }
       return loadModule(placed, (s) => new BertModel(cfg, s, plan.hasPooler, plan.unused, !opts.runtime), {

@@ -53,7 +53,7 @@ describe("BERT loading streams the weights into the heap", () => {
     const rt = await createRuntime();
     const w = withPrefix(randomWeights(C, 4), "bert.");
     const src = await openSafetensors(writeSafetensors(w));
-    const base = rt.heap.used();
+    let base = rt.heap.used();
     let readBytes = 0;
     let streamed = true;
     const spy = {
@@ -68,6 +68,20 @@ describe("BERT loading streams the weights into the heap", () => {
         return t;
       },
     };
+    // the same through the file's readRaw (what fromPretrained uses): no tensor is decoded in JS
+    let decoded = 0;
+    const raw = {
+      ...spy,
+      get: async (n: string) => {
+        decoded++;
+        return spy.get(n);
+      },
+      readRaw: (n: string, sink: (b: Uint8Array, at: number) => void) => {
+        if (rt.heap.used() - base < readBytes) streamed = false;
+        readBytes += src.info(n).byteLength;
+        return src.readRaw(n, sink, 64);
+      },
+    };
     const m = await BertModel.fromWeights(configJson(C), spy, { runtime: rt });
     expect(streamed).toBe(true);
     expect(readBytes).toBeGreaterThan(0);
@@ -76,6 +90,13 @@ describe("BERT loading streams the weights into the heap", () => {
     const ref = await BertModel.fromWeights(configJson(C), tensorSource(w));
     const ids = [[1, 2, 3, 4]];
     expect(Array.from(m.forward(ids).lastHiddenState.data)).toEqual(Array.from(ref.forward(ids).lastHiddenState.data));
+    base = rt.heap.used();
+    readBytes = 0;
+    const m2 = await BertModel.fromWeights(configJson(C), raw, { runtime: rt });
+    expect(streamed).toBe(true);
+    expect(decoded).toBe(0);
+    expect(rt.heap.used() - base).toBeLessThan(readBytes + 16 * w.size);
+    expect(Array.from(m2.forward(ids).lastHiddenState.data)).toEqual(Array.from(ref.forward(ids).lastHiddenState.data));
 
     // a tensor whose data disagrees with its header: WeightsError naming it, heap back to where it was
     const used = rt.heap.used();

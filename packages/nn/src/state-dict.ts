@@ -271,9 +271,17 @@ export class HeapTensors implements PlacedSource {
   }
 
   /** Read `name` and copy it into the heap as it is (its dtype and shape are checked when a module asks for it). */
-  async place(name: string, get: (name: string) => Tensor | Promise<Tensor>): Promise<PlacedTensor> {
-    const t = await get(name);
-    const p = { dtype: t.dtype, shape: [...t.shape], ptr: this.rt.heap.put(t.data as Float32Array) };
+  async place(name: string, src: ReadableTensors): Promise<PlacedTensor> {
+    const meta = src.info?.(name);
+    let p: PlacedTensor;
+    if (meta?.dtype === "F32" && src.readRaw) {
+      const ptr = this.rt.heap.allocF32(meta.shape.reduce((a, b) => a * b, 1));
+      await this.readRaw(src, name, ptr);
+      p = { dtype: "f32", shape: [...meta.shape], ptr };
+    } else {
+      const t = await src.get(name);
+      p = { dtype: t.dtype, shape: [...t.shape], ptr: this.rt.heap.put(t.data as Float32Array) };
+    }
     this.map.set(name, p);
     return p;
   }
@@ -286,7 +294,7 @@ export class HeapTensors implements PlacedSource {
   async stack(
     name: string,
     parts: readonly { name: string; shape: readonly number[] }[],
-    get: (name: string) => Tensor | Promise<Tensor>,
+    src: ReadableTensors,
   ): Promise<PlacedTensor> {
     const tail = parts[0]?.shape.slice(1) ?? [];
     const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -295,26 +303,45 @@ export class HeapTensors implements PlacedSource {
     const ptr = heap.allocF32(rows * size(tail));
     let at = ptr;
     for (const part of parts) {
-      const t = await get(part.name);
+      const meta = src.info?.(part.name);
+      const raw = meta?.dtype === "F32" && src.readRaw !== undefined;
+      const got = raw ? { dtype: "f32", shape: meta.shape } : await src.get(part.name);
       const faults = new WeightFaults();
       const okTail = part.shape.length === tail.length + 1 && part.shape.slice(1).every((d, i) => d === tail[i]);
-      if (!okTail || !faults.check(part.name, t, part.shape)) {
+      if (!okTail || !faults.check(part.name, got, part.shape)) {
         const why =
           faults.messages[0] ??
           `"${part.name}" ${formatShape(part.shape)} cannot be stacked on ${formatShape(tail)} rows`;
         throw new WeightsError(`cannot place "${name}": ${why}`, [part.name]);
       }
-      heap.f32(at, t.data.length).set(t.data as Float32Array);
-      at += t.data.length * 4;
+      if (raw) await this.readRaw(src, part.name, at);
+      else heap.f32(at, size(part.shape)).set((got as Tensor).data as Float32Array);
+      at += size(part.shape) * 4;
     }
     const p = { dtype: "f32", shape: [rows, ...tail], ptr };
     this.map.set(name, p);
     return p;
   }
+
+  /** Stream the stored f32 bytes of `name` to `ptr` (a fresh heap view per chunk: memory may grow meanwhile). */
+  private readRaw(src: ReadableTensors, name: string, ptr: number): Promise<void> {
+    return src.readRaw!(name, (bytes, at) => this.rt.heap.u8(ptr + at, bytes.length).set(bytes));
+  }
+}
+
+/**
+ * Where `HeapTensors` reads from: any tensor source; with `info` and `readRaw` (core's
+ * `openSafetensors` files) f32 tensors are streamed into the heap through one reused buffer,
+ * with no JS copy per tensor.
+ */
+export interface ReadableTensors {
+  get(name: string): Tensor | Promise<Tensor>;
+  info?(name: string): { dtype: string; shape: readonly number[] };
+  readRaw?(name: string, sink: (bytes: Uint8Array, at: number) => void): Promise<void>;
 }
 
 /** A file whose tensors are read on demand (core's `openSafetensors`: a `Blob`, a path, a URL). */
-export interface AsyncTensorSource {
+export interface AsyncTensorSource extends ReadableTensors {
   names(): string[];
   has(name: string): boolean;
   get(name: string): Promise<Tensor>;
@@ -350,7 +377,7 @@ export async function loadModuleAsync<T>(
   const mark = rt.heap.mark();
   try {
     const placed = new HeapTensors(rt, () => source.names());
-    for (const n of wanted) await placed.place(n, (x) => source.get(x));
+    for (const n of wanted) await placed.place(n, source);
     return buildChecked(placed, build, rt, ownsRuntime, opts);
   } catch (e) {
     if (ownsRuntime) releaseRuntime(rt);

@@ -134,7 +134,7 @@ describe("weights placed in the heap", () => {
       ["b", t([4], 20)],
       ["bad", t([3, 2], 30)],
     ]);
-    const get = (n: string) => parts.get(n)!;
+    const get = { get: (n: string) => parts.get(n)! };
     const placed = new HeapTensors(rt);
     const w = await placed.stack(
       "fc.weight",
