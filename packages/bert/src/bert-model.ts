@@ -16,7 +16,6 @@ import {
   type CheckableSource,
   checkBlockCount,
   checkTensors,
-  concat,
   DisposedError,
   type ExpectedTensor,
   formatShape,
@@ -25,12 +24,12 @@ import {
   releaseRuntime,
   ShapeError,
   Tensor,
-  tensorSource,
   WeightFaults,
 } from "@wasmformer/core";
 import {
   type AttnMaskPtrs,
   Embedding,
+  HeapTensors,
   LayerNorm,
   Linear,
   linear,
@@ -186,10 +185,10 @@ export class BertModel {
 
   /**
    * Build a model from a config (a `config.json` object) and checkpoint tensors (a parsed
-   * safetensors file, a lazy one from `openSafetensors`, or any `TensorSource`), copying the weights
-   * into the runtime heap once. Names with and without the `bert.` prefix are accepted, LayerNorm
-   * `gamma`/`beta` as `weight`/`bias`; the `position_ids` buffer and the `cls.*` pretraining heads
-   * are ignored; the pooler is optional.
+   * safetensors file, a lazy one from `openSafetensors`, or any `TensorSource`), copying each weight
+   * into the runtime heap as it is read (peak memory: the weights once plus one tensor). Names with
+   * and without the `bert.` prefix are accepted, LayerNorm `gamma`/`beta` as `weight`/`bias`; the
+   * `position_ids` buffer and the `cls.*` pretraining heads are ignored; the pooler is optional.
    * @throws ConfigError (config), WeightsError listing every missing, mis-shaped or unexpected tensor
    */
   static async fromWeights(
@@ -206,21 +205,26 @@ export class BertModel {
       `BERT config (hidden_size ${D}, ${cfg.num_hidden_layers} layers, vocab_size ${cfg.vocab_size}, ` +
         `max_position_embeddings ${cfg.max_position_embeddings}, intermediate_size ${cfg.intermediate_size})`,
     );
-    // the checkpoint fits: gather it under nn's names (query, key, value stacked into in_proj)
-    const tensors = new Map<string, Tensor>();
-    for (const [nn, parts] of plan.parts) {
-      const ts = await Promise.all(parts.map((p) => weights.get(p)));
-      tensors.set(nn, ts.length === 1 ? ts[0]! : concat(ts, 0));
-    }
+    // the checkpoint fits: stream it into the heap under nn's names, one tensor at a time (query,
+    // key, value stacked into in_proj), so the weights are never held twice
     const rt = nnRuntime(opts.runtime);
+    const mark = rt.heap.mark();
     try {
-      return loadModule(
-        tensorSource(tensors),
-        (s) => new BertModel(cfg, s, plan.hasPooler, plan.unused, !opts.runtime),
-        { runtime: rt },
-      );
+      const placed = new HeapTensors(rt);
+      const shapes = new Map(plan.wants.map((w) => [w.name, w.shape]));
+      for (const [nn, parts] of plan.parts) {
+        await placed.stack(
+          nn,
+          parts.map((name) => ({ name, shape: shapes.get(name)! })),
+          weights,
+        );
+      }
+      return loadModule(placed, (s) => new BertModel(cfg, s, plan.hasPooler, plan.unused, !opts.runtime), {
+        runtime: rt,
+      });
     } catch (e) {
       if (!opts.runtime) releaseRuntime(rt);
+      else rt.heap.release(mark);
       throw e;
     }
   }

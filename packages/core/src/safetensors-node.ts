@@ -42,6 +42,16 @@ export async function openFileReader(path: string | URL): Promise<ByteRangeReade
       }
       return got === length ? buf : buf.subarray(0, got);
     },
+    async readInto(offset, dst) {
+      if (closed) throw new InputError(`${String(path)}: read after close()`);
+      let got = 0;
+      while (got < dst.length) {
+        const { bytesRead } = await fh.read(dst, got, dst.length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -754,6 +754,8 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, opts: Safetens
 export interface ByteRangeReader {
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Read `dst.length` bytes at `offset` into `dst` (fewer only at the end of the file); returns the count. */
+  readInto?(offset: number, dst: Uint8Array): Promise<number>;
   close?(): Promise<void> | void;
 }
 
@@ -770,6 +772,13 @@ export interface LazySafetensorsFile {
   infos(): SafetensorsTensorInfo[];
   /** Read and decode one tensor (its own fresh buffer: nothing is shared with other tensors). */
   get(name: string): Promise<Tensor>;
+  /**
+   * Pass the stored bytes of one tensor (little-endian, its file dtype: see `info`) to `sink` in
+   * order, `chunkBytes` at a time (default 4 MiB), through one buffer the file reuses for every
+   * call: reading a checkpoint this way allocates nothing per tensor. `sink(bytes, at)` gets the
+   * bytes at byte `at` of the tensor and must copy them before returning.
+   */
+  readRaw(name: string, sink: (bytes: Uint8Array, at: number) => void, chunkBytes?: number): Promise<void>;
   /** Release the file handle (Node); `get` fails afterwards. */
   close(): Promise<void>;
 }
@@ -896,6 +905,8 @@ export async function openSafetensors(
 ): Promise<LazySafetensorsFile> {
   const reader = await readerFor(source);
   let closed = false;
+  /** the buffer `readRaw` reads into, reused across calls */
+  let scratch: Uint8Array | undefined;
   try {
     const size = reader.size;
     const prefix = await reader.read(0, Math.min(8, size));
@@ -919,9 +930,35 @@ export async function openSafetensors(
         const bytes = await readExactly(reader, t.byteOffset, t.byteLength, { tensor: name });
         return decodeTensor(t, bytes, opts.copy ?? false);
       },
+      async readRaw(name, sink, chunkBytes = 1 << 22) {
+        const t = info(name);
+        if (closed) throw new InputError(`openSafetensors: readRaw("${name}") after close()`);
+        if (!Number.isInteger(chunkBytes) || chunkBytes < 1) {
+          throw new InputError(`openSafetensors: readRaw chunkBytes must be a positive integer, got ${chunkBytes}`);
+        }
+        for (let at = 0; at < t.byteLength; at += chunkBytes) {
+          const len = Math.min(chunkBytes, t.byteLength - at);
+          const offset = t.byteOffset + at;
+          if (reader.readInto) {
+            if (!scratch || scratch.length < len) scratch = new Uint8Array(Math.min(chunkBytes, t.byteLength));
+            const dst = scratch.subarray(0, len);
+            const got = await reader.readInto(offset, dst);
+            if (got !== len) {
+              throw new SafetensorsError(`file ended while reading ${len} bytes at ${offset} (got ${got})`, {
+                tensor: name,
+                offset: offset + got,
+              });
+            }
+            sink(dst, at);
+          } else {
+            sink(await readExactly(reader, offset, len, { tensor: name }), at);
+          }
+        }
+      },
       async close() {
         if (closed) return;
         closed = true;
+        scratch = undefined;
         await reader.close?.();
       },
     };

@@ -19,6 +19,7 @@
  */
 import {
   createRefRuntime,
+  formatShape,
   type Runtime,
   releaseRuntime,
   type Tensor,
@@ -35,6 +36,23 @@ export interface Param {
   readonly name: string;
   readonly ptr: number;
   readonly shape: readonly number[];
+}
+
+/**
+ * A tensor already in the heap of the runtime it is loaded with (f32, contiguous, `ptr` a byte
+ * pointer): `StateDict` checks its dtype and shape and uses it in place, without a copy.
+ */
+export interface PlacedTensor {
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  readonly ptr: number;
+}
+
+/** Weights placed in a runtime heap beforehand (see `HeapTensors`): a `StateDict` source that is never copied. */
+export interface PlacedSource {
+  names(): string[];
+  has(name: string): boolean;
+  placed(name: string): PlacedTensor;
 }
 
 /**
@@ -64,7 +82,8 @@ export class StateDict {
   readonly life: ModuleLife;
 
   /**
-   * @param source the tensors (not copied until asked for)
+   * @param source the tensors (not copied until asked for; a `PlacedSource` must be in `rt`'s heap
+   *   and is used in place)
    * @param rt the runtime whose heap receives the weights
    * @param prefix the module tree's prefix in `source` (`""`, or e.g. `"transformer."`)
    * @param opts.record a dry run: only collect the names the modules ask for (nothing is read;
@@ -72,7 +91,7 @@ export class StateDict {
    * @param opts.ownsRuntime the caller created `rt` for these modules: their `dispose()` releases it
    */
   constructor(
-    readonly source: TensorSource,
+    readonly source: TensorSource | PlacedSource,
     readonly rt: Runtime,
     readonly prefix = "",
     opts: StateDictOptions & { record?: Set<string>; ownsRuntime?: boolean } = {},
@@ -110,6 +129,10 @@ export class StateDict {
       return { name, ptr: 0, shape };
     }
     this.used.add(name);
+    if ("placed" in this.source) {
+      const p = this.source.placed(name);
+      return this.faults.check(name, p, shape) ? { name, ptr: p.ptr, shape } : { name, ptr: 0, shape };
+    }
     const t = this.source.get(name);
     if (!this.faults.check(name, t, shape)) return { name, ptr: 0, shape };
     const ptr = this.rt.heap.put(t.data as Float32Array);
@@ -188,12 +211,22 @@ export class WeightScope {
  * ```
  */
 export function loadModule<T>(
-  source: TensorSource,
+  source: TensorSource | PlacedSource,
   build: (scope: WeightScope) => T,
   opts: StateDictOptions & { runtime?: Runtime; prefix?: string } = {},
 ): T {
   const rt = nnRuntime(opts.runtime);
-  const ownsRuntime = !opts.runtime;
+  return buildChecked(source, build, rt, !opts.runtime, opts);
+}
+
+/** Build on `rt` and check; a failure releases `rt` when the tree was to own it. */
+function buildChecked<T>(
+  source: TensorSource | PlacedSource,
+  build: (scope: WeightScope) => T,
+  rt: Runtime,
+  ownsRuntime: boolean,
+  opts: StateDictOptions & { prefix?: string },
+): T {
   const sd = new StateDict(source, rt, opts.prefix ?? "", { ignore: opts.ignore, strict: opts.strict, ownsRuntime });
   try {
     const m = build(sd.root());
@@ -205,8 +238,110 @@ export function loadModule<T>(
   }
 }
 
+/**
+ * A `PlacedSource` filled one tensor at a time: `place`/`stack` read a tensor, copy it into `rt`'s
+ * heap and drop the JS copy before the next one is read, so loading holds the weights once (in the
+ * heap) plus one tensor, not the whole checkpoint twice.
+ */
+export class HeapTensors implements PlacedSource {
+  private readonly map = new Map<string, PlacedTensor>();
+
+  /**
+   * @param rt the runtime whose heap receives the tensors (the one the modules are loaded with)
+   * @param allNames every name of the checkpoint (default: the placed ones), so that strict loading
+   *   still reports the tensors nothing asked for
+   */
+  constructor(
+    readonly rt: Runtime,
+    private readonly allNames?: () => string[],
+  ) {}
+
+  names(): string[] {
+    return this.allNames ? this.allNames() : [...this.map.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
+
+  placed(name: string): PlacedTensor {
+    const p = this.map.get(name);
+    if (!p) throw new WeightsError(`tensor "${name}" was not placed in the heap`, [name]);
+    return p;
+  }
+
+  /** Read `name` and copy it into the heap as it is (its dtype and shape are checked when a module asks for it). */
+  async place(name: string, src: ReadableTensors): Promise<PlacedTensor> {
+    const meta = src.info?.(name);
+    let p: PlacedTensor;
+    if (meta?.dtype === "F32" && src.readRaw) {
+      const ptr = this.rt.heap.allocF32(meta.shape.reduce((a, b) => a * b, 1));
+      await this.readRaw(src, name, ptr);
+      p = { dtype: "f32", shape: [...meta.shape], ptr };
+    } else {
+      const t = await src.get(name);
+      p = { dtype: t.dtype, shape: [...t.shape], ptr: this.rt.heap.put(t.data as Float32Array) };
+    }
+    this.map.set(name, p);
+    return p;
+  }
+
+  /**
+   * Read `parts` one by one and place them stacked along the first axis under `name`
+   * (`torch.cat(parts, 0)`), each f32 of exactly its `shape`.
+   * @throws WeightsError naming the part whose dtype or shape differs from the expected one
+   */
+  async stack(
+    name: string,
+    parts: readonly { name: string; shape: readonly number[] }[],
+    src: ReadableTensors,
+  ): Promise<PlacedTensor> {
+    const tail = parts[0]?.shape.slice(1) ?? [];
+    const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+    const rows = parts.reduce((r, p) => r + (p.shape[0] ?? 1), 0);
+    const heap = this.rt.heap;
+    const ptr = heap.allocF32(rows * size(tail));
+    let at = ptr;
+    for (const part of parts) {
+      const meta = src.info?.(part.name);
+      const raw = meta?.dtype === "F32" && src.readRaw !== undefined;
+      const got = raw ? { dtype: "f32", shape: meta.shape } : await src.get(part.name);
+      const faults = new WeightFaults();
+      const okTail = part.shape.length === tail.length + 1 && part.shape.slice(1).every((d, i) => d === tail[i]);
+      if (!okTail || !faults.check(part.name, got, part.shape)) {
+        const why =
+          faults.messages[0] ??
+          `"${part.name}" ${formatShape(part.shape)} cannot be stacked on ${formatShape(tail)} rows`;
+        throw new WeightsError(`cannot place "${name}": ${why}`, [part.name]);
+      }
+      if (raw) await this.readRaw(src, part.name, at);
+      else heap.f32(at, size(part.shape)).set((got as Tensor).data as Float32Array);
+      at += size(part.shape) * 4;
+    }
+    const p = { dtype: "f32", shape: [rows, ...tail], ptr };
+    this.map.set(name, p);
+    return p;
+  }
+
+  /** Stream the stored f32 bytes of `name` to `ptr` (a fresh heap view per chunk: memory may grow meanwhile). */
+  private readRaw(src: ReadableTensors, name: string, ptr: number): Promise<void> {
+    return src.readRaw!(name, (bytes, at) => this.rt.heap.u8(ptr + at, bytes.length).set(bytes));
+  }
+}
+
+/**
+ * Where `HeapTensors` reads from: any tensor source; with `info` and `readRaw` (core's
+ * `openSafetensors` files) f32 tensors are streamed into the heap through one reused buffer,
+ * with no JS copy per tensor.
+ */
+export interface ReadableTensors {
+  get(name: string): Tensor | Promise<Tensor>;
+  info?(name: string): { dtype: string; shape: readonly number[] };
+  readRaw?(name: string, sink: (bytes: Uint8Array, at: number) => void): Promise<void>;
+}
+
 /** A file whose tensors are read on demand (core's `openSafetensors`: a `Blob`, a path, a URL). */
-export interface AsyncTensorSource {
+export interface AsyncTensorSource extends ReadableTensors {
   names(): string[];
   has(name: string): boolean;
   get(name: string): Promise<Tensor>;
@@ -214,7 +349,8 @@ export interface AsyncTensorSource {
 
 /**
  * `loadModule` over a lazily read file: a dry run of `build` collects the names the module tree
- * asks for, only those tensors are read (one by one), then the tree is built and checked as by
+ * asks for, only those tensors are read, one by one, each copied into the heap before the next is
+ * read (`HeapTensors`: the weights are never held twice), then the tree is built and checked as by
  * `loadModule` (unexpected tensors under the prefix are still reported).
  * @example
  * ```ts
@@ -236,16 +372,16 @@ export async function loadModuleAsync<T>(
     },
   };
   build(new StateDict(namesOnly, createRefRuntime(), opts.prefix ?? "", { record: wanted }).root());
-  const fetched = new Map<string, Tensor>();
-  for (const n of wanted) fetched.set(n, await source.get(n));
-  const view: TensorSource = {
-    names: () => source.names(),
-    has: (n) => source.has(n),
-    get: (n) => {
-      const t = fetched.get(n);
-      if (!t) throw new WeightsError(`tensor "${n}" was not read`, [n]);
-      return t;
-    },
-  };
-  return loadModule(view, build, opts);
+  const rt = nnRuntime(opts.runtime);
+  const ownsRuntime = !opts.runtime;
+  const mark = rt.heap.mark();
+  try {
+    const placed = new HeapTensors(rt, () => source.names());
+    for (const n of wanted) await placed.place(n, source);
+    return buildChecked(placed, build, rt, ownsRuntime, opts);
+  } catch (e) {
+    if (ownsRuntime) releaseRuntime(rt);
+    else rt.heap.release(mark);
+    throw e;
+  }
 }

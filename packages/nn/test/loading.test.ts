@@ -1,10 +1,11 @@
 // State dicts that do not fit their module tree: a config asking for far more layers than the
 // checkpoint holds stops after MAX_MISSING missing tensors (it used to build every layer first),
 // and unused tensors under the prefix are a WeightsError unless `strict: false`.
-import { createRefRuntime, WeightsError } from "@wasmformer/core";
+import { createRefRuntime, Tensor, WeightsError } from "@wasmformer/core";
 import { describe, expect, test } from "vitest";
+import { Linear } from "../src/linear.js";
 import { LSTM } from "../src/rnn.js";
-import { loadModule, loadModuleAsync, MAX_MISSING, tensorSource } from "../src/state-dict.js";
+import { HeapTensors, loadModule, loadModuleAsync, MAX_MISSING, tensorSource } from "../src/state-dict.js";
 import { TransformerEncoder } from "../src/transformer.js";
 import { DictBuilder } from "./weights.js";
 
@@ -81,5 +82,90 @@ describe("nn state dicts", () => {
       new LSTM(s, { inputSize: 3, hiddenSize: 5, numLayers: 1 });
     expect((await asyncErrOf(loadModuleAsync(lstm as never, make, { runtime: rt }))).names).toContain("weight_ih_l1");
     expect((await loadModuleAsync(lstm as never, make, { runtime: rt, strict: false })).numLayers).toBe(1);
+  });
+});
+
+describe("weights placed in the heap", () => {
+  test("loadModuleAsync puts each tensor in the heap before reading the next", async () => {
+    const rt = createRefRuntime();
+    const dict = lstmDict();
+    const base = rt.heap.used();
+    let readBytes = 0;
+    let streamed = true;
+    const src = {
+      names: () => [...dict.keys()],
+      has: (n: string) => dict.has(n),
+      get: async (n: string) => {
+        // everything read before this call already sits in the heap (no JS-side gathering first)
+        if (rt.heap.used() - base < readBytes) streamed = false;
+        const t = dict.get(n)!;
+        readBytes += t.data.byteLength;
+        return t;
+      },
+    };
+    const opts = { inputSize: 3, hiddenSize: 5, numLayers: 2 };
+    const lstm = await loadModuleAsync(src, (s) => new LSTM(s, opts), { runtime: rt });
+    expect(streamed).toBe(true);
+    const eager = loadModule(tensorSource(dict), (s) => new LSTM(s, opts), { runtime: createRefRuntime() });
+    const x = new Tensor(
+      Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)),
+      [2, 2, 3],
+      "f32",
+    );
+    expect(Array.from(lstm.forward(x).output.data)).toEqual(Array.from(eager.forward(x).output.data));
+    // a failed load on the caller's runtime gives the heap back
+    const used = rt.heap.used();
+    const e = await asyncErrOf(loadModuleAsync(src, (s) => new LSTM(s, { ...opts, hiddenSize: 6 }), { runtime: rt }));
+    expect(e.names).toContain("weight_ih_l0");
+    expect(rt.heap.used()).toBe(used);
+  });
+
+  test("HeapTensors: placed tensors are used in place, stacked parts are checked by name", async () => {
+    const rt = createRefRuntime();
+    const t = (shape: number[], v0: number) =>
+      new Tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => v0 + i),
+        shape,
+        "f32",
+      );
+    const parts = new Map([
+      ["q", t([2, 3], 0)],
+      ["k", t([2, 3], 10)],
+      ["b", t([4], 20)],
+      ["bad", t([3, 2], 30)],
+    ]);
+    const get = { get: (n: string) => parts.get(n)! };
+    const placed = new HeapTensors(rt);
+    const w = await placed.stack(
+      "fc.weight",
+      ["q", "k"].map((name) => ({ name, shape: [2, 3] })),
+      get,
+    );
+    expect(w.shape).toEqual([4, 3]);
+    expect(Array.from(rt.heap.f32(w.ptr, 12))).toEqual([0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15]);
+    const b = await placed.place("b", get);
+    const used = rt.heap.used();
+    const lin = loadModule(placed, (s) => new Linear(s.pp("fc"), 3, 4, { bias: false }), {
+      runtime: rt,
+      strict: false,
+    });
+    expect(lin.weight.ptr).toBe(w.ptr);
+    expect(rt.heap.used()).toBe(used);
+    // a placed tensor of the wrong shape is reported as any other
+    const e = errOf(() =>
+      loadModule(placed, (s) => new Linear(s.pp("fc"), 4, 3, { bias: false }), { runtime: rt, strict: false }),
+    );
+    expect(e.names).toEqual(["fc.weight"]);
+    expect(e.message).toMatch(/"fc\.weight" has shape \[4, 3\], the config needs \[3, 4\]/);
+    expect(b.shape).toEqual([4]);
+    const e2 = await asyncErrOf(
+      placed.stack(
+        "x",
+        ["q", "bad"].map((name) => ({ name, shape: [2, 3] })),
+        get,
+      ),
+    );
+    expect(e2.names).toEqual(["bad"]);
+    expect(e2.message).toMatch(/cannot place "x": "bad" has shape \[3, 2\], the config needs \[2, 3\]/);
   });
 });
