@@ -118,6 +118,32 @@ def write_safetensors(path, tensors):
             f.write(tensors[n].numpy().astype("<f4").tobytes())
 
 
+def export_with_cache(model, out, vocab, layers, kv_heads, head_dim, logits_seq_axis):
+    """ONNX export of a decoder taking (input_ids, past k/v per layer) and returning (logits, present k/v),
+    with dynamic batch/sequence/cache axes; plus reference.json: the last-position logits of prompt 0..7."""
+    ids = torch.randint(0, vocab, (1, 3))
+    past = [torch.zeros(1, kv_heads, 2, head_dim) for _ in range(2 * layers)]
+    in_names, out_names = ["input_ids"], ["logits"]
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"} if logits_seq_axis else {0: "batch"}}
+    for i in range(layers):
+        for kv in ("key", "value"):
+            in_names.append(f"past_key_values.{i}.{kv}")
+            out_names.append(f"present.{i}.{kv}")
+            axes[in_names[-1]] = {0: "batch", 2: "past"}
+            axes[out_names[-1]] = {0: "batch", 2: "total"}
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (ids, *past), os.path.join(out, "model.onnx"), input_names=in_names, output_names=out_names,
+            dynamic_axes=axes, opset_version=14, do_constant_folding=True,
+        )
+        ref_ids = torch.arange(8).unsqueeze(0) % vocab
+        empty = [torch.zeros(1, kv_heads, 0, head_dim) for _ in range(2 * layers)]
+        logits = model(ref_ids, *empty)[0][0, -1]
+        with open(os.path.join(out, "reference.json"), "w") as f:
+            json.dump({"input_ids": ref_ids[0].tolist(), "last_logits_head": logits[:16].tolist(),
+                       "argmax": int(logits.argmax())}, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -149,32 +175,7 @@ def main():
         json.dump(config, f, indent=1)
     write_safetensors(os.path.join(a.out, "model.safetensors"), model.hf_state_dict())
 
-    hs = E // H
-    ids = torch.randint(0, a.vocab_size, (1, 3))
-    past = []
-    for _ in range(L):
-        past += [torch.zeros(1, H, 2, hs), torch.zeros(1, H, 2, hs)]
-    in_names = ["input_ids"]
-    out_names = ["logits"]
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
-    for i in range(L):
-        for kv in ("key", "value"):
-            in_names.append(f"past_key_values.{i}.{kv}")
-            out_names.append(f"present.{i}.{kv}")
-            axes[in_names[-1]] = {0: "batch", 2: "past"}
-            axes[out_names[-1]] = {0: "batch", 2: "total"}
-    with torch.no_grad():
-        torch.onnx.export(
-            model, (ids, *past), os.path.join(a.out, "model.onnx"), input_names=in_names, output_names=out_names,
-            dynamic_axes=axes, opset_version=14, do_constant_folding=True,
-        )
-        # reference logits for a check in JS: prompt 0..7, no past
-        ref_ids = torch.arange(8).unsqueeze(0) % a.vocab_size
-        empty = [torch.zeros(1, H, 0, hs) for _ in range(2 * L)]
-        logits = model(ref_ids, *empty)[0][0, -1]
-        with open(os.path.join(a.out, "reference.json"), "w") as f:
-            json.dump({"input_ids": ref_ids[0].tolist(), "last_logits_head": logits[:16].tolist(),
-                       "argmax": int(logits.argmax())}, f)
+    export_with_cache(model, a.out, a.vocab_size, L, H, E // H, logits_seq_axis=a.logits == "all")
     print("wrote", a.out)
 
 

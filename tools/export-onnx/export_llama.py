@@ -21,7 +21,7 @@ import os
 import torch
 from torch import nn
 
-from export_gpt2 import write_safetensors
+from export_gpt2 import export_with_cache, write_safetensors
 
 
 class RMSNorm(nn.Module):
@@ -143,28 +143,7 @@ def main():
         json.dump(config, f, indent=1)
     write_safetensors(os.path.join(a.out, "model.safetensors"), model.hf_state_dict())
 
-    d, L, KV = a.hidden // a.heads, a.layers, a.kv_heads
-    ids = torch.randint(0, a.vocab, (1, 3))
-    past = [torch.zeros(1, KV, 2, d) for _ in range(2 * L)]
-    in_names, out_names = ["input_ids"], ["logits"]
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}}
-    for i in range(L):
-        for kv in ("key", "value"):
-            in_names.append(f"past_key_values.{i}.{kv}")
-            out_names.append(f"present.{i}.{kv}")
-            axes[in_names[-1]] = {0: "batch", 2: "past"}
-            axes[out_names[-1]] = {0: "batch", 2: "total"}
-    with torch.no_grad():
-        torch.onnx.export(
-            model, (ids, *past), os.path.join(a.out, "model.onnx"), input_names=in_names, output_names=out_names,
-            dynamic_axes=axes, opset_version=14, do_constant_folding=True,
-        )
-        ref_ids = torch.arange(8).unsqueeze(0) % a.vocab
-        empty = [torch.zeros(1, KV, 0, d) for _ in range(2 * L)]
-        logits = model(ref_ids, *empty)[0][0, -1]
-        with open(os.path.join(a.out, "reference.json"), "w") as f:
-            json.dump({"input_ids": ref_ids[0].tolist(), "last_logits_head": logits[:16].tolist(),
-                       "argmax": int(logits.argmax())}, f)
+    export_with_cache(model, a.out, a.vocab, a.layers, a.kv_heads, a.hidden // a.heads, logits_seq_axis=False)
     print("wrote", a.out)
 
 
