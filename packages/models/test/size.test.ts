@@ -24,7 +24,7 @@ describe("@wasmformer/models", () => {
   test("modelUrl/modelPath point into checkpoints/; unknown names are typed errors", async () => {
     for (const name of MODEL_NAMES) {
       expect(modelUrl(name).href.endsWith(`/checkpoints/${name}/`)).toBe(true);
-      expect(await modelPath(name)).toBe(join(root, name) + "/");
+      expect(await modelPath(name)).toBe(`${join(root, name)}/`);
     }
     expect(() => modelUrl("nope" as never)).toThrow(InputError);
     expect(() => modelUrl("nope" as never)).toThrow(/unknown model "nope"/);
