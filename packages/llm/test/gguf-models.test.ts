@@ -1,0 +1,201 @@
+/**
+ * Models from GGUF files: our tiny random Llama / Qwen2 / GPT-2 checkpoints written as llama.cpp's
+ * converter writes them (test-utils gguf.ts: names, Q/K permutation, transposed Conv1D, metadata,
+ * F32 / F16 / Q8_0), loaded back with `loadGgufModel` / `AutoModelForCausalLM.fromPretrained("x.gguf")`:
+ * the logits equal the safetensors model's (F32 bit for bit; F16 and Q8_0 equal the safetensors
+ * model of the dequantized weights bit for bit, and the f32 model within the quantization error).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dequantize, f16ToF32, f32ToF16, init, Tensor } from "@wasmformer/core";
+import { llamaToGguf, gpt2ToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AutoModelForCausalLM } from "../src/auto.js";
+import { loadGgufModel, unpermuteRows } from "../src/gguf-model.js";
+import { GPT2LMHeadModel } from "../src/gpt2-model.js";
+import { LlamaForCausalLM } from "../src/llama-model.js";
+import { makeTiny, source, type TinySpec } from "./tiny-gpt2.js";
+import { type LlamaSpec, makeTinyLlama } from "./tiny-llama.js";
+
+let root: string;
+beforeAll(async () => {
+  await init();
+  root = mkdtempSync(join(tmpdir(), "wasmformer-gguf-"));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The f32 values a matrix has after storing it as `type` (what a GGUF reader must give back). */
+function roundTrip(t: Tensor, type: WriteType): Tensor {
+  const x = t.data as Float32Array;
+  if (type === "F32" || t.shape.length !== 2) return t;
+  const cols = t.shape[1];
+  if (type === "F16" || cols % 32 !== 0) return new Tensor(x.map((v) => f16ToF32(f32ToF16(v))), t.shape.slice(), "f32");
+  return new Tensor(dequantize("Q8_0", quantizeQ8_0(x), x.length), t.shape.slice(), "f32");
+}
+const roundTripAll = (m: Map<string, Tensor>, type: WriteType) =>
+  new Map([...m].map(([k, v]) => [k, roundTrip(v, type)] as const));
+
+const maxAbs = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v) => Math.max(m, Math.abs(v as number)), 0) as number;
+/** ‖a − b‖ / ‖b‖ (root mean square). */
+const relRms = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+};
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]));
+  return w;
+};
+
+const PROMPT = [3, 9, 4, 17, 5, 11, 2, 8];
+
+describe("Llama family from GGUF", () => {
+  const variants: [string, LlamaSpec, "llama" | "qwen2"][] = [
+    ["GQA (4 query heads, 2 kv heads), untied output", { D: 64, H: 4, KV: 2, I: 96, V: 70, seed: 41 }, "llama"],
+    ["MHA, tied (no output.weight)", { D: 64, H: 4, KV: 4, I: 64, tied: true, seed: 42 }, "llama"],
+    ["MQA, head_dim 8 ≠ hidden/heads, q/k/v/o biases (permuted too)", { D: 32, H: 6, KV: 1, headDim: 8, I: 64, attentionBias: true, oBias: true, seed: 43 }, "llama"],
+    ["Qwen2: q/k/v biases, not permuted, tied", { D: 64, H: 4, KV: 2, I: 64, modelType: "qwen2", attentionBias: true, tied: true, seed: 44 }, "qwen2"],
+  ];
+  for (const [name, spec, arch] of variants) {
+    test(`${name}: F32 logits = the safetensors model's bit for bit; F16, Q8_0 = the model of the stored values`, async () => {
+      const tiny = makeTinyLlama({ P: 32, ...spec });
+      const ref = await LlamaForCausalLM.fromWeights(tiny.config, source(tiny.tensors));
+      const want = ref.forward([PROMPT]).data.slice();
+      for (const type of ["F32", "F16", "Q8_0"] as const) {
+        const bytes = llamaToGguf(tiny.config, tiny.tensors, { type, arch });
+        const model = await loadGgufModel(bytes);
+        expect(model).toBeInstanceOf(LlamaForCausalLM);
+        expect(model.config).toMatchObject({
+          model_type: arch,
+          num_key_value_heads: tiny.config.num_key_value_heads,
+          head_dim: tiny.config.head_dim,
+          tie_word_embeddings: spec.tied ?? false,
+          attention_bias: spec.attentionBias ?? false,
+        });
+        const got = model.forward([PROMPT]).data;
+        if (type === "F32") expect(Array.from(got)).toEqual(Array.from(want));
+        else {
+          const stored = await LlamaForCausalLM.fromWeights(tiny.config, source(roundTripAll(tiny.tensors, type)));
+          expect(Array.from(got)).toEqual(Array.from(stored.forward([PROMPT]).data));
+          stored.dispose();
+          // the storage error, small against the logits: these random nets amplify the per-weight
+          // error (F16 ~3e-4, Q8_0 ~6e-3 relative) about 6× (measured: F16 ≤ 1.9e-3, Q8_0 ≤ 6e-2)
+          expect(relRms(got, want)).toBeLessThan(type === "F16" ? 0.005 : 0.12);
+        }
+        model.dispose();
+      }
+      ref.dispose();
+    });
+  }
+
+  test("a llama file whose Q/K were not permuted by the converter gives other logits (the un-permutation is real)", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 45 });
+    const ref = await LlamaForCausalLM.fromWeights(tiny.config, source(tiny.tensors));
+    const want = ref.forward([PROMPT]).data;
+    const right = await loadGgufModel(llamaToGguf(tiny.config, tiny.tensors));
+    const wrong = await loadGgufModel(llamaToGguf(tiny.config, tiny.tensors, { permute: false }));
+    expect(Array.from(right.forward([PROMPT]).data)).toEqual(Array.from(want));
+    expect(maxDiff(wrong.forward([PROMPT]).data, want)).toBeGreaterThan(0.01 * maxAbs(want));
+    for (const m of [ref, right, wrong]) m.dispose();
+  });
+
+  test("unpermuteRows inverts llama.cpp's permute: row h·d + 2i + j ← HF row h·d + j·d/2 + i", () => {
+    // 2 heads of d = 4 over 1 column: HF rows 0..7; permuted: head 0 → [0, 2, 1, 3], head 1 → [4, 6, 5, 7]
+    const permuted = Float32Array.from([0, 2, 1, 3, 4, 6, 5, 7]);
+    expect(Array.from(unpermuteRows(permuted, 8, 1, 2))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const bytes = Uint8Array.from([0, 0, 2, 2, 1, 1, 3, 3]);
+    expect(Array.from(unpermuteRows(bytes, 4, 2, 1))).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+  });
+
+  test("Llama 3 rope scaling from rope_freqs.weight = HF's llama3 rope_scaling", async () => {
+    const scaling = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 64, theta: 100, ropeScaling: scaling, seed: 46 });
+    const ref = await LlamaForCausalLM.fromWeights(tiny.config, source(tiny.tensors));
+    // convert_hf_to_gguf.py: factors 1/((1 − s)/factor + s) per frequency, as an F32 tensor
+    const d = 16;
+    const factors = new Float32Array(d / 2);
+    for (let j = 0; j < d / 2; j++) {
+      const wavelen = (2 * Math.PI) / (1 / 100 ** ((2 * j) / d));
+      const [lowW, highW] = [16 / 1, 16 / 4];
+      if (wavelen < highW) factors[j] = 1;
+      else if (wavelen > lowW) factors[j] = 8;
+      else {
+        const s = (16 / wavelen - 1) / (4 - 1);
+        factors[j] = 1 / ((1 - s) / 8 + s);
+      }
+    }
+    const { rope_scaling: _, ...cfg } = tiny.config;
+    const extraTensors = [{ name: "rope_freqs.weight", shape: [d / 2], data: factors, type: "F32" as const }];
+    const model = await loadGgufModel(llamaToGguf({ ...cfg, rope_scaling: null }, tiny.tensors, { extraTensors }));
+    const got = model.forward([PROMPT.concat(PROMPT, PROMPT)]).data;
+    const want = ref.forward([PROMPT.concat(PROMPT, PROMPT)]).data;
+    expect(maxDiff(got, want)).toBeLessThan(1e-4 * maxAbs(want));
+    model.dispose();
+    ref.dispose();
+  });
+});
+
+describe("GPT-2 from GGUF", () => {
+  const variants: [string, TinySpec][] = [
+    ["tied (no output.weight)", { E: 32, H: 4, V: 50, P: 24, seed: 51 }],
+    ["untied output, 3 layers, n_inner 64", { E: 64, H: 2, L: 3, V: 45, P: 24, inner: 64, lmHead: "untied", seed: 52 }],
+  ];
+  for (const [name, spec] of variants) {
+    test(`${name}: F32 logits = the safetensors model's bit for bit; F16, Q8_0 = the model of the stored values`, async () => {
+      const tiny = makeTiny(spec);
+      const ref = await GPT2LMHeadModel.fromWeights(tiny.config, source(tiny.tensors));
+      const want = ref.forward([PROMPT]).data.slice();
+      for (const type of ["F32", "F16", "Q8_0"] as const) {
+        const model = await loadGgufModel(gpt2ToGguf(tiny.config, tiny.tensors, { type }));
+        expect(model).toBeInstanceOf(GPT2LMHeadModel);
+        const got = model.forward([PROMPT]).data;
+        if (type === "F32") expect(Array.from(got)).toEqual(Array.from(want));
+        else {
+          // the stored matrices are the transposed Conv1D weights: round-trip them in that layout
+          const stored = new Map(
+            [...tiny.tensors].map(([k, t]) => {
+              if (!/(c_attn|c_proj|c_fc)\.weight$/.test(k)) return [k, roundTrip(t, type)] as const;
+              const tt = transpose(t);
+              return [k, transpose(roundTrip(tt, type))] as const;
+            }),
+          );
+          const s = await GPT2LMHeadModel.fromWeights(tiny.config, source(stored));
+          expect(Array.from(got)).toEqual(Array.from(s.forward([PROMPT]).data));
+          s.dispose();
+          expect(relRms(got, want)).toBeLessThan(type === "F16" ? 0.005 : 0.12);
+        }
+        model.dispose();
+      }
+      ref.dispose();
+    });
+  }
+});
+
+function transpose(t: Tensor): Tensor {
+  const [r, c] = t.shape;
+  const x = t.data as Float32Array;
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) y[j * r + i] = x[i * c + j];
+  return new Tensor(y, [c, r], "f32");
+}
+
+describe("one .gguf file runs by itself", () => {
+  test("AutoModelForCausalLM.fromPretrained(path.gguf), a file: URL and a Blob give the same model", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 61 });
+    const bytes = llamaToGguf(tiny.config, tiny.tensors, { type: "Q8_0" });
+    const path = join(root, "tiny-q8.gguf");
+    writeFileSync(path, bytes);
+    const a = await AutoModelForCausalLM.fromPretrained(path);
+    const b = await AutoModelForCausalLM.fromPretrained(new URL(`file://${path}`));
+    const c = await AutoModelForCausalLM.fromPretrained(new Blob([bytes]));
+    const want = Array.from(a.forward([PROMPT]).data);
+    for (const m of [b, c]) expect(Array.from(m.forward([PROMPT]).data)).toEqual(want);
+    for (const m of [a, b, c]) m.dispose();
+  });
+});
