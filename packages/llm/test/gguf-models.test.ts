@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dequantize, f16ToF32, f32ToF16, init, Tensor } from "@wasmformer/core";
+import { ConfigError, dequantize, f16ToF32, f32ToF16, GgufError, init, Tensor, WeightsError } from "@wasmformer/core";
 import { llamaToGguf, gpt2ToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
@@ -197,5 +197,123 @@ describe("one .gguf file runs by itself", () => {
     const want = Array.from(a.forward([PROMPT]).data);
     for (const m of [b, c]) expect(Array.from(m.forward([PROMPT]).data)).toEqual(want);
     for (const m of [a, b, c]) m.dispose();
+  });
+});
+
+describe("bad GGUF input: typed errors naming the key or tensor", () => {
+  const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 81 });
+  const file = (opts: Parameters<typeof llamaToGguf>[2] = {}, patch: (t: Map<string, Tensor>) => void = () => {}) => {
+    const tensors = new Map(tiny.tensors);
+    patch(tensors);
+    return llamaToGguf(tiny.config, tensors, opts);
+  };
+  const fails = async (bytes: Uint8Array, type: new (...a: never[]) => Error, message: RegExp) => {
+    const e = await loadGgufModel(bytes).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(type);
+    expect((e as Error).message).toMatch(message);
+  };
+
+  test("a missing metadata key", async () => {
+    await fails(file({ extraMeta: { "llama.block_count": undefined } }), GgufError, /missing metadata "llama\.block_count"/);
+    await fails(
+      file({ extraMeta: { "llama.attention.layer_norm_rms_epsilon": undefined } }),
+      GgufError,
+      /"llama\.attention\.layer_norm_rms_epsilon"/,
+    );
+    await fails(file({ extraMeta: { "general.architecture": undefined } }), GgufError, /"general\.architecture"/);
+  });
+
+  test("metadata of the wrong type", async () => {
+    await fails(
+      file({ extraMeta: { "llama.embedding_length": { t: "str", v: "64" } } }),
+      GgufError,
+      /metadata "llama\.embedding_length": expected a non-negative integer, got "64"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.rope.freq_base": { t: "str", v: "1e4" } } }),
+      GgufError,
+      /"llama\.rope\.freq_base": expected a number/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.attention.head_count_kv": { t: "arr", elem: "u32", v: [2, 2] } } }),
+      GgufError,
+      /"llama\.attention\.head_count_kv"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.attention.head_count": { t: "u32", v: 5 } } }),
+      ConfigError,
+      /num_key_value_heads|hidden_size/,
+    );
+  });
+
+  test("an unknown architecture, an unsupported rope scaling, partial rotary", async () => {
+    await fails(
+      file({ extraMeta: { "general.architecture": { t: "str", v: "falcon" } } }),
+      ConfigError,
+      /general\.architecture: unsupported architecture "falcon"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.rope.scaling.type": { t: "str", v: "yarn" } } }),
+      ConfigError,
+      /llama\.rope\.scaling\.type: unsupported rope scaling type "yarn"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.rope.dimension_count": { t: "u32", v: 8 } } }),
+      ConfigError,
+      /llama\.rope\.dimension_count: .*partial rotary/,
+    );
+  });
+
+  test("a tensor of the wrong shape, a missing tensor, an unexpected one", async () => {
+    const k = "model.layers.1.self_attn.k_proj.weight";
+    await fails(
+      file({}, (t) => t.set(k, new Tensor(new Float32Array(24 * 64), [24, 64], "f32"))),
+      WeightsError,
+      /tensor "blk\.1\.attn_k\.weight" has ne \[64, 24\] \(shape \[24, 64\]\), expected shape \[32, 64\]/,
+    );
+    await fails(
+      file({}, (t) => t.delete("model.layers.1.mlp.up_proj.weight")),
+      WeightsError,
+      /GGUF file has no tensor "blk\.1\.ffn_up\.weight"/,
+    );
+    const extra = file({ extraTensors: [{ name: "blk.7.attn_q.weight", shape: [4, 32], data: new Float32Array(128), type: "F32" }] });
+    await fails(extra, WeightsError, /unexpected tensor "blk\.7\.attn_q\.weight"/);
+    const m = await loadGgufModel(extra, { strict: false });
+    m.dispose();
+  });
+
+  test("an unsupported weight type is named with its tensor; an unknown type id fails in the reader", async () => {
+    const n = 32 * 64;
+    const withType = (typeId: number, bytes: number) =>
+      file({
+        extraTensors: [
+          {
+            name: "blk.0.ffn_down.weight",
+            shape: [64, 64],
+            data: new Float32Array(0),
+            type: "F32",
+            typeId,
+            raw: new Uint8Array(bytes),
+          },
+        ],
+      }, (t) => t.delete("model.layers.0.mlp.down_proj.weight"));
+    // Q5_0 (type 6): a valid ggml type this package does not dequantize
+    await fails(withType(6, (64 * 64 / 32) * 22), GgufError, /tensor "blk\.0\.ffn_down\.weight" has weight type Q5_0, which is not supported/);
+    await fails(withType(99, n), GgufError, /tensor "blk\.0\.ffn_down\.weight": unsupported ggml type 99/);
+  });
+
+  test("truncated files fail with a GgufError, never anything else", async () => {
+    const bytes = file({ type: "Q8_0" });
+    // (the last bytes may be padding after the last tensor: cut inside its data)
+    for (const cut of [0, 10, 100, 1000, bytes.length >> 1, bytes.length - 64]) {
+      const e = await loadGgufModel(bytes.subarray(0, cut)).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e, `cut at ${cut}`).toBeInstanceOf(GgufError);
+    }
   });
 });
