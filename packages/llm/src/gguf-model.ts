@@ -25,8 +25,8 @@
 import {
   ConfigError,
   GGUF_DECODABLE,
-  type GgufFile,
   GgufError,
+  type GgufFile,
   type GgufValue,
   openGguf,
   type SafetensorsSource,
@@ -36,8 +36,8 @@ import {
 } from "@wasmformer/core";
 import { type GPT2Config, parseGPT2Config } from "./config.js";
 import type { DecoderArch } from "./decoder-arch.js";
-import { GPT2LMHeadModel, type GPT2Options, gpt2Arch, type WeightSource } from "./gpt2-model.js";
 import { ggufTokenizer } from "./gguf-tokenizer.js";
+import { GPT2LMHeadModel, type GPT2Options, gpt2Arch, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
 import { LlamaForCausalLM } from "./llama-model.js";
 
@@ -300,7 +300,12 @@ export function tensorMap(
  * Rows of a row-major [rows, width] array (any element: `width` counts elements or bytes) from
  * llama.cpp's per-head (d/2, 2) order back to HF's (2, d/2): out row h·d + j·d/2 + i = in row h·d + 2i + j.
  */
-export function unpermuteRows<T extends Float32Array | Uint8Array>(x: T, rows: number, width: number, heads: number): T {
+export function unpermuteRows<T extends Float32Array | Uint8Array>(
+  x: T,
+  rows: number,
+  width: number,
+  heads: number,
+): T {
   const d = rows / heads;
   const half = d / 2;
   const out = new (x.constructor as { new (n: number): T })(x.length);
@@ -506,7 +511,9 @@ function checkRopeFreqs(file: GgufFile, decoder: DecoderArch): void {
       ["rope_freqs.weight"],
     );
   if (info.typeName !== "F32")
-    throw new GgufError(`tensor "rope_freqs.weight" must be F32, got ${info.typeName}`, { tensor: "rope_freqs.weight" });
+    throw new GgufError(`tensor "rope_freqs.weight" must be F32, got ${info.typeName}`, {
+      tensor: "rope_freqs.weight",
+    });
 }
 
 /**

@@ -4,8 +4,8 @@
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
 import { checkBlockCount } from "@wasmformer/core";
-import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import type { DecoderArch } from "./decoder-arch.js";
+import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
 
 /**

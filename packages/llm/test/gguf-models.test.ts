@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, dequantize, f16ToF32, f32ToF16, GgufError, init, Tensor, WeightsError } from "@wasmformer/core";
-import { llamaToGguf, gpt2ToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
+import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
 import { loadGgufModel, unpermuteRows } from "../src/gguf-model.js";
@@ -30,13 +30,19 @@ function roundTrip(t: Tensor, type: WriteType): Tensor {
   const x = t.data as Float32Array;
   if (type === "F32" || t.shape.length !== 2) return t;
   const cols = t.shape[1];
-  if (type === "F16" || cols % 32 !== 0) return new Tensor(x.map((v) => f16ToF32(f32ToF16(v))), t.shape.slice(), "f32");
+  if (type === "F16" || cols % 32 !== 0)
+    return new Tensor(
+      x.map((v) => f16ToF32(f32ToF16(v))),
+      t.shape.slice(),
+      "f32",
+    );
   return new Tensor(dequantize("Q8_0", quantizeQ8_0(x), x.length), t.shape.slice(), "f32");
 }
 const roundTripAll = (m: Map<string, Tensor>, type: WriteType) =>
   new Map([...m].map(([k, v]) => [k, roundTrip(v, type)] as const));
 
-const maxAbs = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v) => Math.max(m, Math.abs(v as number)), 0) as number;
+const maxAbs = (a: ArrayLike<number>) =>
+  Array.prototype.reduce.call(a, (m: number, v) => Math.max(m, Math.abs(v as number)), 0) as number;
 /** ‖a − b‖ / ‖b‖ (root mean square). */
 const relRms = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let num = 0;
@@ -59,8 +65,16 @@ describe("Llama family from GGUF", () => {
   const variants: [string, LlamaSpec, "llama" | "qwen2"][] = [
     ["GQA (4 query heads, 2 kv heads), untied output", { D: 64, H: 4, KV: 2, I: 96, V: 70, seed: 41 }, "llama"],
     ["MHA, tied (no output.weight)", { D: 64, H: 4, KV: 4, I: 64, tied: true, seed: 42 }, "llama"],
-    ["MQA, head_dim 8 ≠ hidden/heads, q/k/v/o biases (permuted too)", { D: 32, H: 6, KV: 1, headDim: 8, I: 64, attentionBias: true, oBias: true, seed: 43 }, "llama"],
-    ["Qwen2: q/k/v biases, not permuted, tied", { D: 64, H: 4, KV: 2, I: 64, modelType: "qwen2", attentionBias: true, tied: true, seed: 44 }, "qwen2"],
+    [
+      "MQA, head_dim 8 ≠ hidden/heads, q/k/v/o biases (permuted too)",
+      { D: 32, H: 6, KV: 1, headDim: 8, I: 64, attentionBias: true, oBias: true, seed: 43 },
+      "llama",
+    ],
+    [
+      "Qwen2: q/k/v biases, not permuted, tied",
+      { D: 64, H: 4, KV: 2, I: 64, modelType: "qwen2", attentionBias: true, tied: true, seed: 44 },
+      "qwen2",
+    ],
   ];
   for (const [name, spec, arch] of variants) {
     test(`${name}: F32 logits = the safetensors model's bit for bit; F16, Q8_0 = the model of the stored values`, async () => {
@@ -114,7 +128,13 @@ describe("Llama family from GGUF", () => {
   });
 
   test("Llama 3 rope scaling from rope_freqs.weight = HF's llama3 rope_scaling", async () => {
-    const scaling = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+    const scaling = {
+      rope_type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 16,
+    };
     const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 64, theta: 100, ropeScaling: scaling, seed: 46 });
     const ref = await LlamaForCausalLM.fromWeights(tiny.config, source(tiny.tensors));
     // convert_hf_to_gguf.py: factors 1/((1 − s)/factor + s) per frequency, as an F32 tensor
@@ -217,7 +237,11 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
   };
 
   test("a missing metadata key", async () => {
-    await fails(file({ extraMeta: { "llama.block_count": undefined } }), GgufError, /missing metadata "llama\.block_count"/);
+    await fails(
+      file({ extraMeta: { "llama.block_count": undefined } }),
+      GgufError,
+      /missing metadata "llama\.block_count"/,
+    );
     await fails(
       file({ extraMeta: { "llama.attention.layer_norm_rms_epsilon": undefined } }),
       GgufError,
@@ -279,7 +303,9 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
       WeightsError,
       /GGUF file has no tensor "blk\.1\.ffn_up\.weight"/,
     );
-    const extra = file({ extraTensors: [{ name: "blk.7.attn_q.weight", shape: [4, 32], data: new Float32Array(128), type: "F32" }] });
+    const extra = file({
+      extraTensors: [{ name: "blk.7.attn_q.weight", shape: [4, 32], data: new Float32Array(128), type: "F32" }],
+    });
     await fails(extra, WeightsError, /unexpected tensor "blk\.7\.attn_q\.weight"/);
     const m = await loadGgufModel(extra, { strict: false });
     m.dispose();
@@ -288,20 +314,27 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
   test("an unsupported weight type is named with its tensor; an unknown type id fails in the reader", async () => {
     const n = 32 * 64;
     const withType = (typeId: number, bytes: number) =>
-      file({
-        extraTensors: [
-          {
-            name: "blk.0.ffn_down.weight",
-            shape: [64, 64],
-            data: new Float32Array(0),
-            type: "F32",
-            typeId,
-            raw: new Uint8Array(bytes),
-          },
-        ],
-      }, (t) => t.delete("model.layers.0.mlp.down_proj.weight"));
+      file(
+        {
+          extraTensors: [
+            {
+              name: "blk.0.ffn_down.weight",
+              shape: [64, 64],
+              data: new Float32Array(0),
+              type: "F32",
+              typeId,
+              raw: new Uint8Array(bytes),
+            },
+          ],
+        },
+        (t) => t.delete("model.layers.0.mlp.down_proj.weight"),
+      );
     // Q5_0 (type 6): a valid ggml type this package does not dequantize
-    await fails(withType(6, (64 * 64 / 32) * 22), GgufError, /tensor "blk\.0\.ffn_down\.weight" has weight type Q5_0, which is not supported/);
+    await fails(
+      withType(6, ((64 * 64) / 32) * 22),
+      GgufError,
+      /tensor "blk\.0\.ffn_down\.weight" has weight type Q5_0, which is not supported/,
+    );
     await fails(withType(99, n), GgufError, /tensor "blk\.0\.ffn_down\.weight": unsupported ggml type 99/);
   });
 

@@ -15,7 +15,21 @@ export type GgufMetaValue =
   | { t: "arr"; elem: "str"; v: readonly string[] }
   | { t: "arr"; elem: "f32" | "i32" | "u32"; v: ArrayLike<number> };
 
-const TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, str: 8, arr: 9, u64: 10, i64: 11, f64: 12 };
+const TYPE = {
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  str: 8,
+  arr: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
+};
 const GGML = { F32: 0, F16: 1, Q8_0: 8 } as const;
 export type WriteType = keyof typeof GGML;
 
@@ -194,7 +208,10 @@ export function permuteRows(x: Float32Array, rows: number, cols: number, heads: 
   for (let h = 0; h < heads; h++)
     for (let j = 0; j < 2; j++)
       for (let i = 0; i < half; i++)
-        out.set(x.subarray((h * d + j * half + i) * cols, (h * d + j * half + i + 1) * cols), (h * d + 2 * i + j) * cols);
+        out.set(
+          x.subarray((h * d + j * half + i) * cols, (h * d + j * half + i + 1) * cols),
+          (h * d + 2 * i + j) * cols,
+        );
   return out;
 }
 
@@ -316,7 +333,8 @@ export function llamaToGguf(
     const t = tensors.get(hf);
     if (!t) return;
     let data = t.data as Float32Array;
-    if (heads !== undefined && a === "llama" && opts.permute !== false) data = permuteRows(data, t.shape[0], t.shape[1] ?? 1, heads);
+    if (heads !== undefined && a === "llama" && opts.permute !== false)
+      data = permuteRows(data, t.shape[0], t.shape[1] ?? 1, heads);
     out.push(tensorOut(gguf, t, type, data));
   };
   put("token_embd.weight", "model.embed_tokens.weight");
