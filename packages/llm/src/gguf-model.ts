@@ -175,7 +175,7 @@ export function ggufConfig(
       k("attention.value_length"),
     );
   const rot = meta.intOrNull(k("rope.dimension_count"));
-  if (rot !== null && rot !== d)
+  if (rot !== null && Number.isInteger(d) && d > 0 && rot !== d)
     throw new ConfigError(
       `rotary embedding over ${rot} of the ${d} features of a head (partial rotary) is not supported`,
       k("rope.dimension_count"),
@@ -195,6 +195,7 @@ export function ggufConfig(
     rope_theta: meta.num(k("rope.freq_base"), 10000),
     rope_scaling: ropeScaling(meta, a),
     attention_bias: has("blk.0.attn_q.bias"),
+    mlp_bias: has("blk.0.ffn_up.bias"),
     tie_word_embeddings: !has("output.weight"),
     ...ids,
   };
@@ -409,11 +410,11 @@ export function ggufPlan(
   let decoder: DecoderArch;
   // `output` is present exactly when the config is untied, so the archs never miss lm_head here
   if (arch === "gpt2") {
-    const c = parseGPT2Config(raw);
+    const c = inGgufTerms(arch, () => parseGPT2Config(raw));
     config = c;
     decoder = gpt2Arch(c, weights);
   } else {
-    const c = parseLlamaConfig(raw);
+    const c = inGgufTerms(arch, () => parseLlamaConfig(raw));
     config = c;
     decoder = llamaArch(c, (n) => weights.has(n));
   }
@@ -462,6 +463,42 @@ export function ggufPlan(
       );
   }
   return { arch, config, decoder, weights };
+}
+
+/** Config fields → the GGUF metadata keys they come from (`<arch>.` is prefixed unless the key has a dot). */
+const CONFIG_KEYS: Record<string, string> = {
+  vocab_size: "tokenizer.ggml.tokens",
+  hidden_size: "embedding_length",
+  n_embd: "embedding_length",
+  intermediate_size: "feed_forward_length",
+  n_inner: "feed_forward_length",
+  num_hidden_layers: "block_count",
+  n_layer: "block_count",
+  num_attention_heads: "attention.head_count",
+  n_head: "attention.head_count",
+  num_key_value_heads: "attention.head_count_kv",
+  head_dim: "attention.key_length",
+  max_position_embeddings: "context_length",
+  n_positions: "context_length",
+  rms_norm_eps: "attention.layer_norm_rms_epsilon",
+  layer_norm_epsilon: "attention.layer_norm_epsilon",
+  rope_theta: "rope.freq_base",
+  rope_scaling: "rope.scaling.type",
+  bos_token_id: "tokenizer.ggml.bos_token_id",
+  eos_token_id: "tokenizer.ggml.eos_token_id",
+};
+
+/** Run a config parser on `ggufConfig`'s object; a `ConfigError` is re-addressed to the GGUF key. */
+function inGgufTerms<T>(arch: GgufArchitecture, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    const f = e instanceof ConfigError ? e.field?.split(/[.[]/)[0] : undefined;
+    const key = f === undefined ? undefined : CONFIG_KEYS[f];
+    if (key === undefined) throw e;
+    const gguf = key.includes(".ggml.") ? key : `${arch}.${key}`;
+    throw new ConfigError(`${e instanceof Error ? e.message.replace(/^config: /, "") : ""}`, gguf);
+  }
 }
 
 /** The GGUF name llama.cpp gives a Hugging Face tensor name (for messages about missing tensors). */

@@ -266,10 +266,16 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
       GgufError,
       /"llama\.attention\.head_count_kv"/,
     );
+    // consistency rules of the config, addressed to the GGUF key
     await fails(
-      file({ extraMeta: { "llama.attention.head_count": { t: "u32", v: 5 } } }),
+      file({ extraMeta: { "llama.attention.head_count_kv": { t: "u32", v: 3 } } }),
       ConfigError,
-      /num_key_value_heads|hidden_size/,
+      /config: llama\.attention\.head_count_kv: num_key_value_heads: 3 does not divide num_attention_heads/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.attention.head_count": { t: "u32", v: 0 } } }),
+      ConfigError,
+      /llama\.attention\.head_count: /,
     );
   });
 
