@@ -8,11 +8,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, dequantize, f16ToF32, f32ToF16, GgufError, init, Tensor, WeightsError } from "@wasmformer/core";
+import {
+  ConfigError,
+  dequantize,
+  f16ToF32,
+  f32ToF16,
+  GgufError,
+  init,
+  openGguf,
+  Tensor,
+  WeightsError,
+} from "@wasmformer/core";
 import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
-import { loadGgufModel, unpermuteRows } from "../src/gguf-model.js";
+import { ggufPlan, loadGgufModel, unpermuteRows } from "../src/gguf-model.js";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { LlamaForCausalLM } from "../src/llama-model.js";
 import { makeTiny, source, type TinySpec } from "./tiny-gpt2.js";
@@ -117,6 +127,30 @@ describe("Llama family from GGUF", () => {
     expect(Array.from(right.forward([PROMPT]).data)).toEqual(Array.from(want));
     expect(maxDiff(wrong.forward([PROMPT]).data, want)).toBeGreaterThan(0.01 * maxAbs(want));
     for (const m of [ref, right, wrong]) m.dispose();
+  });
+
+  test("GgufWeights.blocks (the packed-kernel hook): stored Q8_0 blocks with rows in HF order; none for transposed matrices", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 47 });
+    const file = await openGguf(llamaToGguf(tiny.config, tiny.tensors, { type: "Q8_0" }));
+    const { weights } = ggufPlan(file);
+    for (const name of [
+      "model.layers.0.self_attn.q_proj.weight",
+      "model.layers.1.self_attn.k_proj.weight",
+      "model.layers.0.mlp.down_proj.weight",
+    ]) {
+      const b = (await weights.blocks(name))!;
+      expect(b.type).toBe("Q8_0");
+      expect(b.shape).toEqual(tiny.tensors.get(name)!.shape);
+      const n = b.shape[0] * b.shape[1];
+      expect(Array.from(dequantize("Q8_0", b.data, n))).toEqual(Array.from((await weights.get(name)).data));
+    }
+    await file.close();
+    const g = makeTiny({ E: 32, H: 4, V: 40, P: 16, seed: 48 });
+    const gfile = await openGguf(gpt2ToGguf(g.config, g.tensors, { type: "Q8_0" }));
+    const gw = ggufPlan(gfile).weights;
+    expect(await gw.blocks("transformer.h.0.attn.c_attn.weight")).toBeUndefined();
+    expect((await gw.blocks("transformer.wte.weight"))?.type).toBe("Q8_0");
+    await gfile.close();
   });
 
   test("unpermuteRows inverts llama.cpp's permute: row h·d + 2i + j ← HF row h·d + j·d/2 + i", () => {

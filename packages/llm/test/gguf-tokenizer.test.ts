@@ -105,6 +105,39 @@ describe("tokenizer.ggml.model = gpt2 (byte-level BPE)", () => {
     expect(both.encode("a b", { addSpecialTokens: true })).toEqual([0, ...plain.encode("a b"), 0]);
   });
 
+  test("tokenizer.ggml.pre picks the pre-tokenizer of the original tokenizer.json (Llama 3, Qwen2, SmolLM)", async () => {
+    // the pre_tokenizer sections of meta-llama/Llama-3.2-1B, Qwen/Qwen2-0.5B and HuggingFaceTB/SmolLM2-135M
+    const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false };
+    const split = (regex: string) => ({
+      type: "Sequence",
+      pretokenizers: [{ type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false }, byteLevel],
+    });
+    const tail = "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
+    const rest = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const refs: Record<string, unknown> = {
+      "llama-bpe": split(`(?i:'s|'t|'re|'ve|'m|'ll|'d)|${tail}\\p{N}{1,3}${rest}`),
+      qwen2: split(`(?i:'s|'t|'re|'ve|'m|'ll|'d)|${tail}\\p{N}${rest}`),
+      smollm: {
+        type: "Sequence",
+        pretokenizers: [
+          { type: "Digits", individual_digits: true },
+          { ...byteLevel, use_regex: true },
+        ],
+      },
+    };
+    const text = "In 1961, 12345 people didn't SAY'LL 3.14159\n\n  x";
+    for (const [pre, ref] of Object.entries(refs)) {
+      const want = fromSubwordTokenizer(SubwordTokenizer.fromTokenizerJson({ ...bpeJson, pre_tokenizer: ref }));
+      const got = await fromGguf(metaFile({ ...bpeMeta, pre }));
+      expect(got.encode(text), pre).toEqual(want.encode(text));
+      expect(got.decode(got.encode(text))).toBe(text);
+    }
+    // and they differ from GPT-2's split on this text (digits)
+    const gpt2 = await fromGguf(metaFile(bpeMeta));
+    const smollm = await fromGguf(metaFile({ ...bpeMeta, pre: "smollm" }));
+    expect(gpt2.encode(text)).not.toEqual(smollm.encode(text));
+  });
+
   test("an unknown pre-tokenizer is a ConfigError naming tokenizer.ggml.pre", async () => {
     await expect(fromGguf(metaFile({ ...bpeMeta, pre: "deepseek-coder" }))).rejects.toThrow(
       /tokenizer\.ggml\.pre.*deepseek-coder/,
