@@ -28,6 +28,7 @@ import {
   GgufError,
   type GgufFile,
   type GgufValue,
+  InputError,
   openGguf,
   type SafetensorsSource,
   showValue,
@@ -384,6 +385,11 @@ export class GgufWeights implements WeightSource {
 export interface GgufLoadOptions extends GPT2Options {
   /** Build the tokenizer from `tokenizer.ggml.*` (default true; a file without one has none). */
   tokenizer?: boolean;
+  /**
+   * Llama family: positions the model accepts, in place of `<arch>.context_length` (which sizes
+   * the KV cache: 131072 positions of Llama 3.2 do not fit wasm32 memory). Default: the file's.
+   */
+  contextLength?: number;
 }
 
 /**
@@ -393,7 +399,7 @@ export interface GgufLoadOptions extends GPT2Options {
  */
 export function ggufPlan(
   file: GgufFile,
-  opts: { strict?: boolean } = {},
+  opts: { strict?: boolean; contextLength?: number } = {},
 ): {
   arch: GgufArchitecture;
   config: GPT2Config | LlamaConfig;
@@ -404,20 +410,25 @@ export function ggufPlan(
   const arch = ggufArchitecture(meta);
   const has = (n: string) => file.has(n);
   const raw = ggufConfig(meta, has, has("token_embd.weight") ? file.info("token_embd.weight").shape[0] : undefined);
+  if (opts.contextLength !== undefined) {
+    const n = opts.contextLength;
+    if (arch === "gpt2")
+      throw new InputError(
+        "contextLength: GPT-2's positions are a learned table of context_length rows; it cannot be changed",
+      );
+    if (!Number.isInteger(n) || n < 1)
+      throw new InputError(`contextLength must be a positive integer, got ${String(n)}`);
+    raw.max_position_embeddings = n;
+  }
+  // parse (cheap, bounded), check the sizes that loops and tables are planned from, then build
+  const config: GPT2Config | LlamaConfig =
+    arch === "gpt2" ? inGgufTerms(arch, () => parseGPT2Config(raw)) : inGgufTerms(arch, () => parseLlamaConfig(raw));
+  checkSizes(file, arch, config);
   const mapping = tensorMap(arch, raw, has);
   const weights = new GgufWeights(file, mapping);
-  let config: GPT2Config | LlamaConfig;
-  let decoder: DecoderArch;
   // `output` is present exactly when the config is untied, so the archs never miss lm_head here
-  if (arch === "gpt2") {
-    const c = inGgufTerms(arch, () => parseGPT2Config(raw));
-    config = c;
-    decoder = gpt2Arch(c, weights);
-  } else {
-    const c = inGgufTerms(arch, () => parseLlamaConfig(raw));
-    config = c;
-    decoder = llamaArch(c, (n) => weights.has(n));
-  }
+  const decoder =
+    arch === "gpt2" ? gpt2Arch(config as GPT2Config, weights) : llamaArch(config as LlamaConfig, (n) => weights.has(n));
   // every tensor the model reads: present, shaped as the config says, of a decodable type
   const missing: string[] = [];
   for (const s of decoder.specs) {
@@ -463,6 +474,36 @@ export function ggufPlan(
       );
   }
   return { arch, config, decoder, weights };
+}
+
+/**
+ * The sizes that plan loops and tables (layers, head width) against the file before anything is
+ * built from them: `<arch>.block_count` blocks must exist, the embedding width must be
+ * `token_embd`'s, the query width `attn_q`'s. A lie is a `WeightsError` naming tensor and key.
+ */
+function checkSizes(file: GgufFile, arch: GgufArchitecture, c: GPT2Config | LlamaConfig): void {
+  const L = "n_layer" in c ? c.n_layer : c.num_hidden_layers;
+  const last = `blk.${L - 1}.attn_norm.weight`;
+  if (L > 0 && !file.has(last))
+    throw new WeightsError(
+      `metadata "${arch}.block_count" is ${L} but the file has no tensor "${last}" (the file holds fewer blocks)`,
+      [last],
+    );
+  const width = (name: string, want: number, key: string, axis: 0 | 1) => {
+    if (!file.has(name)) return;
+    const ne = file.info(name).ne;
+    if (ne[axis] !== want)
+      throw new WeightsError(
+        `tensor "${name}" has ne [${ne.join(", ")}]: ne[${axis}] = ${ne[axis]} does not match ${key} = ${want}`,
+        [name],
+      );
+  };
+  const E = "n_embd" in c ? c.n_embd : c.hidden_size;
+  width("token_embd.weight", E, `metadata "${arch}.embedding_length"`, 0);
+  if ("head_dim" in c) {
+    const [H, d] = [c.num_attention_heads, c.head_dim];
+    width("blk.0.attn_q.weight", H * d, `head_count × head width (${H} × ${d})`, 1);
+  }
 }
 
 /** Config fields → the GGUF metadata keys they come from (`<arch>.` is prefixed unless the key has a dot). */

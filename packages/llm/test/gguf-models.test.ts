@@ -14,9 +14,11 @@ import {
   f16ToF32,
   f32ToF16,
   GgufError,
+  InputError,
   init,
   openGguf,
   Tensor,
+  WasmError,
   WeightsError,
 } from "@wasmformer/core";
 import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
@@ -311,6 +313,41 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
       ConfigError,
       /llama\.attention\.head_count: /,
     );
+  });
+
+  test("sizes that would plan loops or tables are checked against the tensors first (no hang, no huge allocation)", async () => {
+    await fails(
+      file({ extraMeta: { "llama.block_count": { t: "u64", v: 2 ** 40 } } }),
+      WeightsError,
+      /metadata "llama\.block_count" is 1099511627776 but the file has no tensor "blk\.1099511627775\.attn_norm\.weight"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.embedding_length": { t: "u32", v: 2 ** 31 } } }),
+      WeightsError,
+      /tensor "token_embd\.weight" has ne \[64, 50\]: ne\[0\] = 64 does not match metadata "llama\.embedding_length" = 2147483648/,
+    );
+    await fails(
+      file({
+        extraMeta: {
+          "llama.attention.key_length": { t: "u32", v: 2 ** 30 },
+          "llama.attention.value_length": undefined,
+          "llama.rope.dimension_count": undefined,
+        },
+      }),
+      WeightsError,
+      /tensor "blk\.0\.attn_q\.weight" .* does not match head_count × head width \(4 × 1073741824\)/,
+    );
+    // an absurd context_length fails in the heap plan with a typed error; contextLength caps it
+    await fails(file({ extraMeta: { "llama.context_length": { t: "u64", v: 2 ** 40 } } }), WasmError, /wasm32 memory/);
+    const capped = await loadGgufModel(file({ extraMeta: { "llama.context_length": { t: "u64", v: 2 ** 40 } } }), {
+      contextLength: 16,
+    });
+    expect(capped.config).toMatchObject({ max_position_embeddings: 16 });
+    const ref = await loadGgufModel(file());
+    expect(Array.from(capped.forward([PROMPT]).data)).toEqual(Array.from(ref.forward([PROMPT]).data));
+    for (const m of [capped, ref]) m.dispose();
+    const g = makeTiny({ E: 32, H: 4, V: 40, P: 16, seed: 82 });
+    await expect(loadGgufModel(gpt2ToGguf(g.config, g.tensors), { contextLength: 8 })).rejects.toThrow(InputError);
   });
 
   test("an unknown architecture, an unsupported rope scaling, partial rotary", async () => {
