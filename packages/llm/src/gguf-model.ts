@@ -502,6 +502,8 @@ function checkSizes(file: GgufFile, arch: GgufArchitecture, c: GPT2Config | Llam
   width("token_embd.weight", E, `metadata "${arch}.embedding_length"`, 0);
   if ("head_dim" in c) {
     const [H, d] = [c.num_attention_heads, c.head_dim];
+    if (!file.has("blk.0.attn_q.weight"))
+      throw new WeightsError(`GGUF file has no tensor "blk.0.attn_q.weight"`, ["blk.0.attn_q.weight"]);
     width("blk.0.attn_q.weight", H * d, `head_count × head width (${H} × ${d})`, 1);
   }
 }

@@ -16,9 +16,11 @@ import {
   GgufError,
   InputError,
   init,
+  mulberry32,
   openGguf,
   Tensor,
   WasmError,
+  WasmformerError,
   WeightsError,
 } from "@wasmformer/core";
 import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
@@ -424,6 +426,55 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
         (x: unknown) => x,
       );
       expect(e, `cut at ${cut}`).toBeInstanceOf(GgufError);
+    }
+  });
+});
+
+describe("hostile GGUF models (seeded)", () => {
+  /** Loads, or fails with one of our typed errors: never a raw TypeError/RangeError, a crash or a hang. */
+  const typedOrLoads = async (bytes: Uint8Array, what: string) => {
+    try {
+      const m = await loadGgufModel(bytes);
+      m.forward([[1, 2]]);
+      m.dispose();
+    } catch (e) {
+      expect(e, what).toBeInstanceOf(WasmformerError);
+    }
+  };
+
+  test("every numeric metadata value replaced by edge values", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 91 });
+    const keys = [
+      "llama.block_count",
+      "llama.context_length",
+      "llama.embedding_length",
+      "llama.feed_forward_length",
+      "llama.attention.head_count",
+      "llama.attention.head_count_kv",
+      "llama.rope.freq_base",
+      "llama.attention.layer_norm_rms_epsilon",
+      "llama.rope.dimension_count",
+      "llama.attention.key_length",
+    ];
+    const values = [0, 1, 3, 7, 31, 2 ** 31, 2 ** 40, 2 ** 53 - 1];
+    for (const key of keys)
+      for (const v of values)
+        await typedOrLoads(
+          llamaToGguf(tiny.config, tiny.tensors, { extraMeta: { [key]: { t: "u64", v } } }),
+          `${key} = ${v}`,
+        );
+  });
+
+  test("random bytes of the metadata region flipped (200 seeded mutations)", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 92 });
+    const good = llamaToGguf(tiny.config, tiny.tensors);
+    const headerEnd = (await openGguf(good)).dataOffset;
+    const rand = mulberry32(7);
+    for (let i = 0; i < 200; i++) {
+      const b = good.slice();
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++)
+        b[Math.floor(rand() * headerEnd)] ^= 1 << Math.floor(rand() * 8);
+      await typedOrLoads(b, `mutation ${i}`);
     }
   });
 });
