@@ -431,10 +431,11 @@ export function ggufPlan(
     arch === "gpt2" ? gpt2Arch(config as GPT2Config, weights) : llamaArch(config as LlamaConfig, (n) => weights.has(n));
   // every tensor the model reads: present, shaped as the config says, of a decodable type
   const missing: string[] = [];
+  const every = tensorMap(arch, raw, () => true).map; // the GGUF names of absent tensors, for messages
   for (const s of decoder.specs) {
     const m = mapping.map.get(s.name);
     if (!m) {
-      missing.push(hfToGguf(arch, s.name));
+      missing.push(every.get(s.name)?.gguf ?? s.name);
       continue;
     }
     const info = file.info(m.gguf);
@@ -542,40 +543,6 @@ function inGgufTerms<T>(arch: GgufArchitecture, parse: () => T): T {
     const gguf = key.includes(".ggml.") ? key : `${arch}.${key}`;
     throw new ConfigError(`${e instanceof Error ? e.message.replace(/^config: /, "") : ""}`, gguf);
   }
-}
-
-/** The GGUF name llama.cpp gives a Hugging Face tensor name (for messages about missing tensors). */
-function hfToGguf(arch: GgufArchitecture, hf: string): string {
-  const rules: [RegExp, string][] =
-    arch === "gpt2"
-      ? [
-          [/^transformer\.wte\./, "token_embd."],
-          [/^transformer\.wpe\./, "position_embd."],
-          [/^transformer\.ln_f\./, "output_norm."],
-          [/^transformer\.h\.(\d+)\.ln_1\./, "blk.$1.attn_norm."],
-          [/^transformer\.h\.(\d+)\.ln_2\./, "blk.$1.ffn_norm."],
-          [/^transformer\.h\.(\d+)\.attn\.c_attn\./, "blk.$1.attn_qkv."],
-          [/^transformer\.h\.(\d+)\.attn\.c_proj\./, "blk.$1.attn_output."],
-          [/^transformer\.h\.(\d+)\.mlp\.c_fc\./, "blk.$1.ffn_up."],
-          [/^transformer\.h\.(\d+)\.mlp\.c_proj\./, "blk.$1.ffn_down."],
-          [/^lm_head\./, "output."],
-        ]
-      : [
-          [/^model\.embed_tokens\./, "token_embd."],
-          [/^model\.norm\./, "output_norm."],
-          [/^model\.layers\.(\d+)\.input_layernorm\./, "blk.$1.attn_norm."],
-          [/^model\.layers\.(\d+)\.post_attention_layernorm\./, "blk.$1.ffn_norm."],
-          [/^model\.layers\.(\d+)\.self_attn\.q_proj\./, "blk.$1.attn_q."],
-          [/^model\.layers\.(\d+)\.self_attn\.k_proj\./, "blk.$1.attn_k."],
-          [/^model\.layers\.(\d+)\.self_attn\.v_proj\./, "blk.$1.attn_v."],
-          [/^model\.layers\.(\d+)\.self_attn\.o_proj\./, "blk.$1.attn_output."],
-          [/^model\.layers\.(\d+)\.mlp\.gate_proj\./, "blk.$1.ffn_gate."],
-          [/^model\.layers\.(\d+)\.mlp\.up_proj\./, "blk.$1.ffn_up."],
-          [/^model\.layers\.(\d+)\.mlp\.down_proj\./, "blk.$1.ffn_down."],
-          [/^lm_head\./, "output."],
-        ];
-  for (const [re, to] of rules) if (re.test(hf)) return hf.replace(re, to);
-  return hf;
 }
 
 /**
