@@ -3,10 +3,12 @@
  * auto classes do: `"gpt2"` → `GPT2LMHeadModel`; `"llama"`, `"qwen2"`, `"mistral"` →
  * `LlamaForCausalLM`. Any other `model_type` is a `ConfigError` naming it.
  */
+
 import { ConfigError, showValue } from "@wasmformer/core";
 import { GPT2LMHeadModel, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { LLAMA_MODEL_TYPES } from "./llama.js";
 import { LlamaForCausalLM } from "./llama-model.js";
+import type { PretrainedOptions } from "./pretrained.js";
 
 /** Every model this package loads. */
 export type AnyCausalLM = GPT2LMHeadModel | LlamaForCausalLM;
@@ -45,8 +47,8 @@ export const AutoModelForCausalLM = {
       : LlamaForCausalLM.fromWeights(config, weights, opts);
   },
 
-  /** Load a Hugging Face folder (Node) with the class its `config.json` names; see `loadPretrained`. */
-  async fromPretrained(folder: string, opts: GPT2Options & { tokenizer?: boolean } = {}): Promise<AnyCausalLM> {
+  /** Load a Hugging Face folder (Node) or model id with the class its `config.json` names; see `loadPretrained`. */
+  async fromPretrained(folder: string, opts: PretrainedOptions = {}): Promise<AnyCausalLM> {
     const { loadFolder } = await import("./pretrained.js");
     return loadFolder(folder, opts, (config, file, o) => AutoModelForCausalLM.fromWeights(config, file, o));
   },
