@@ -152,6 +152,9 @@ function fileParts(name: string, where: string): string[] {
   return parts;
 }
 
+/** A subfolder name without a leading `./` or trailing `/` (`""` or `"."`: the folder itself). */
+const trimDir = (dir: string) => (typeof dir === "string" ? dir.replace(/^(\.\/)+/, "").replace(/\/+$/, "") : dir);
+
 const errText = (e: unknown): string => {
   const err = e as { message?: string; cause?: { message?: string; code?: string } };
   const cause = err.cause ? ` (${err.cause.code ?? err.cause.message})` : "";
@@ -197,7 +200,10 @@ function folderFiles(dir: string): ModelFiles {
         () => false,
       );
     },
-    sub: (sub) => (sub === "" || sub === "." ? self : folderFiles(`${dir.replace(/[\\/]+$/, "")}/${sub}`)),
+    sub: (sub) => {
+      const d = trimDir(sub);
+      return d === "" ? self : folderFiles(`${dir.replace(/[\\/]+$/, "")}/${fileParts(d, dir).join("/")}`);
+    },
   };
   return self;
 }
@@ -425,6 +431,6 @@ function hubFiles(id: ModelId, opts: HubOptions, prefix = ""): ModelFiles {
       const res = await request(name, "HEAD");
       return res !== undefined;
     },
-    sub: (dir) => (dir === "" || dir === "." ? hubFiles(id, opts, prefix) : hubFiles(id, opts, `${full(dir)}/`)),
+    sub: (dir) => (trimDir(dir) === "" ? hubFiles(id, opts, prefix) : hubFiles(id, opts, `${full(trimDir(dir))}/`)),
   };
 }
