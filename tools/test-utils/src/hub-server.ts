@@ -29,6 +29,9 @@ export async function startHubServer(repos: Record<string, Record<string, string
   const fail = new Map<string, number>();
   const slow = new Map<string, number>();
   const server: Server = createServer((req, res) => {
+    // as the hub: readable from any origin (a browser page, cross-origin isolated or not)
+    res.setHeader("access-control-allow-origin", "*");
+    res.setHeader("access-control-expose-headers", "content-length");
     void (async () => {
       const path = decodeURI((req.url ?? "/").split("?")[0]);
       requests.push(`${req.method} ${path}`);
