@@ -125,6 +125,12 @@ export async function openModelFiles(folderOrId: string, opts: HubOptions = {}):
     );
   }
   if (opts === null || typeof opts !== "object") throw new InputError(`options must be an object, got ${opts}`);
+  for (const k of ["endpoint", "revision", "cacheDir"] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== "string")
+      throw new InputError(`${k} must be a string, got ${JSON.stringify(opts[k]) ?? typeof opts[k]}`);
+  }
+  if (opts.onDownload !== undefined && typeof opts.onDownload !== "function")
+    throw new InputError(`onDownload must be a function, got ${typeof opts.onDownload}`);
   if (isNode) {
     const fs = await nodeFs();
     if (

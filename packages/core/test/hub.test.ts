@@ -231,6 +231,9 @@ describe("openModelFiles", () => {
     await expect(openModelFiles(42 as never)).rejects.toThrow(InputError);
     await expect(openModelFiles("acme/tiny-model", { endpoint: "ftp://x" })).rejects.toThrow(InputError);
     await expect(openModelFiles("acme/tiny-model", { revision: "../x" })).rejects.toThrow(InputError);
+    for (const bad of [{ endpoint: 1 }, { cacheDir: {} }, { revision: 7 }, { onDownload: "x" }]) {
+      await expect(openModelFiles("acme/tiny-model", bad as never), JSON.stringify(bad)).rejects.toThrow(InputError);
+    }
     const files = await openModelFiles("acme/tiny-model", { endpoint: server.url, cacheDir: await cacheDir() });
     await expect(files.text("../../etc/passwd")).rejects.toThrow(InputError);
     expect(() => files.sub("..")).toThrow(InputError);
