@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type HubServer, startHubServer } from "../../../tools/test-utils/src/hub-server.js";
+import { prng } from "../../../tools/test-utils/src/prng.js";
 import {
   AbortError,
   DownloadError,
@@ -79,6 +80,23 @@ describe("parseModelId", () => {
     ]) {
       expect(parseModelId(s), s).toBeUndefined();
     }
+  });
+
+  it("seeded random strings: never throws; an accepted id is never a relative or absolute path", () => {
+    const r = prng(17);
+    const alphabet = ["a", "Z", "0", "_", "-", ".", "/", "@", " ", "..", "\\", ":", "%"];
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const n = r.int(1, 13);
+      const s = Array.from({ length: n }, () => alphabet[r.int(0, alphabet.length)]).join("");
+      const id = parseModelId(s);
+      if (!id) continue;
+      accepted++;
+      expect(s.startsWith(".") || s.startsWith("/") || s.includes("\\") || s.includes(":"), s).toBe(false);
+      expect(`${id.owner}/${id.name}${id.revision === undefined ? "" : `@${id.revision}`}`).toBe(s);
+      expect(id.revision?.split("/").includes(".."), s).not.toBe(true);
+    }
+    expect(accepted).toBeGreaterThan(10);
   });
 });
 
