@@ -9,6 +9,7 @@ import { type GgufLoadOptions, isGgufSource, loadGgufModel } from "./gguf-model.
 import { GPT2LMHeadModel, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { LLAMA_MODEL_TYPES } from "./llama.js";
 import { LlamaForCausalLM } from "./llama-model.js";
+import type { PretrainedOptions } from "./pretrained.js";
 
 /** Every model this package loads. */
 export type AnyCausalLM = GPT2LMHeadModel | LlamaForCausalLM;
@@ -48,10 +49,13 @@ export const AutoModelForCausalLM = {
   },
 
   /**
-   * Load a Hugging Face folder (Node) with the class its `config.json` names (see `loadPretrained`),
-   * or one GGUF file: a path or URL ending in `.gguf`, a `Blob` or the file's bytes (see `loadGgufModel`).
+   * Load a Hugging Face folder (Node) or model id with the class its `config.json` names (see
+   * `loadPretrained`), or one GGUF file: a path or URL ending in `.gguf`, a `Blob` or the file's bytes (see `loadGgufModel`).
    */
-  async fromPretrained(folder: string | URL | Blob | Uint8Array, opts: GgufLoadOptions = {}): Promise<AnyCausalLM> {
+  async fromPretrained(
+    folder: string | URL | Blob | Uint8Array,
+    opts: GgufLoadOptions & PretrainedOptions = {},
+  ): Promise<AnyCausalLM> {
     if (isGgufSource(folder)) return loadGgufModel(folder, opts);
     if (opts.contextLength !== undefined)
       throw new InputError(
@@ -59,7 +63,7 @@ export const AutoModelForCausalLM = {
       );
     if (typeof folder !== "string")
       throw new InputError(
-        `fromPretrained: expected a folder path, or a GGUF file (a path or URL ending in .gguf, a Blob, bytes), got ${showValue(folder)}`,
+        `fromPretrained: expected a folder path or model id, or a GGUF file (a path or URL ending in .gguf, a Blob, bytes), got ${showValue(folder)}`,
       );
     const { loadFolder } = await import("./pretrained.js");
     return loadFolder(folder, opts, (config, file, o) => AutoModelForCausalLM.fromWeights(config, file, o));

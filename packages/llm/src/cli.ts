@@ -2,6 +2,9 @@
 /**
  * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder, or one
  * `.gguf` file (progress bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
+ * `--model` also takes a model id `owner/name[@revision]` (downloaded from `HF_ENDPOINT`, default
+ * huggingface.co, once, into `$HF_HOME/wasmformer`: see core's `openModelFiles`); an existing folder of
+ * that name wins.
  *
  * `wasmformer chat --model <folder>`: a conversation. Each line of stdin is a user turn (or one turn
  * from `--prompt`); the whole conversation (an optional `--system` message, every earlier turn and
@@ -15,8 +18,8 @@ import type { ChatMessage } from "@wasmformer/text";
 import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 
-const USAGE = `usage: wasmformer generate --model <folder|file.gguf> --prompt "<text>" [options]
-       wasmformer chat --model <folder|file.gguf> [--system "<text>"] [--prompt "<text>"] [options]
+const USAGE = `usage: wasmformer generate --model <folder|file.gguf|owner/name[@revision]> --prompt "<text>" [options]
+       wasmformer chat --model <folder|file.gguf|owner/name[@revision]> [--system "<text>"] [--prompt "<text>"] [options]
 
 generate: loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or
 mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt), or one GGUF file
@@ -24,13 +27,18 @@ mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt), or one G
 weights, dequantized to f32; the tokenizer and chat template from its metadata), and streams the
 continuation of the prompt to stdout.
 
+--model takes a folder, or a Hugging Face model id such as openai-community/gpt2 (optionally
+@revision; an existing folder of that name wins). Its files are downloaded from $HF_ENDPOINT
+(default https://huggingface.co) once and cached in $HF_HOME/wasmformer (HF_HOME default
+~/.cache/huggingface); later runs read the cache without network.
+
 chat: reads user turns from stdin, one per line (or one turn from --prompt), renders the whole
 conversation with the chat template of the folder's tokenizer_config.json and streams each reply
 to stdout (one line per reply). It stops at end of input. Stops at eos_token_id and at the
 tokenizer's eos_token.
 
 options:
-  --model, -m <folder|file>     model folder or .gguf file (required)
+  --model, -m <folder|file|id>  model folder, .gguf file or Hugging Face model id (required)
   --prompt, -p <text>           prompt text (generate: required unless --prompt-ids; chat: one user turn)
   --prompt-ids <ids>            prompt as comma-separated token ids (generate only)
   --system, -s <text>           chat: a system message first
@@ -189,8 +197,17 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     await init({ backend: backend as "auto" | BackendName, threads });
     const bar = values["no-progress"] ? undefined : progressBar("loading", stderr);
     bar?.(0, 1);
+    const downloads = new Map<string, ReturnType<typeof progressBar>>();
     const model = await AutoModelForCausalLM.fromPretrained(folder, {
       onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+      // a model id's files, the first time: one bar per file
+      onDownload: values["no-progress"]
+        ? undefined
+        : (p) => {
+            let b = downloads.get(p.file);
+            if (!b) downloads.set(p.file, (b = progressBar(`downloading ${p.file}`, stderr)));
+            b(p.loaded, p.total ?? p.loaded);
+          },
       signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
     });
     if (chat) {

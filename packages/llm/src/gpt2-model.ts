@@ -25,6 +25,7 @@
  * slots with a key-padding mask and starts its positions at its first real token, so that it
  * computes exactly what it computes unpadded.
  */
+
 import {
   AbortError,
   BinOp,
@@ -56,6 +57,7 @@ import {
   type Prompt,
 } from "./generate.js";
 import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
+import type { PretrainedOptions } from "./pretrained.js";
 import type { Tokenizer } from "./tokenizer.js";
 import { checkTrainOptions, DecoderTraining, type LMBatchResult, type LMExample, type TrainOptions } from "./train.js";
 
@@ -1405,13 +1407,11 @@ export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
   }
 
   /**
-   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
+   * Load from a Hugging Face folder (Node) or model id (`owner/name[@revision]`, downloaded once
+   * and cached; see core's `openModelFiles`): `config.json`, `model.safetensors`, and the tokenizer
    * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
    */
-  static async fromPretrained(
-    folder: string,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<GPT2LMHeadModel> {
+  static async fromPretrained(folder: string, opts: PretrainedOptions = {}): Promise<GPT2LMHeadModel> {
     const { loadPretrained } = await import("./pretrained.js");
     return loadPretrained(folder, opts);
   }

@@ -3,10 +3,12 @@
  * decoder engine of gpt2-model.ts: RMSNorm, rotary positions, a SwiGLU MLP, grouped-query
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
+
 import { checkBlockCount } from "@wasmformer/core";
 import type { DecoderArch } from "./decoder-arch.js";
 import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
+import type { PretrainedOptions } from "./pretrained.js";
 
 /**
  * `LlamaForCausalLM` with a KV cache; every `CausalLM` method (prefill, decode, extend, generate,
@@ -58,13 +60,11 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
   }
 
   /**
-   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors` and the tokenizer
+   * Load from a Hugging Face folder (Node) or model id (`owner/name[@revision]`, downloaded once
+   * and cached; see core's `openModelFiles`): `config.json`, `model.safetensors` and the tokenizer
    * when present. See `loadPretrained`.
    */
-  static async fromPretrained(
-    folder: string,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<LlamaForCausalLM> {
+  static async fromPretrained(folder: string, opts: PretrainedOptions = {}): Promise<LlamaForCausalLM> {
     const { loadFolder } = await import("./pretrained.js");
     return loadFolder(folder, opts, (config, file, o) => LlamaForCausalLM.fromWeights(config, file, o));
   }
