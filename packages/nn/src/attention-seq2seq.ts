@@ -578,7 +578,7 @@ export class AttentionSeq2Seq extends Module implements Trainable<Seq2SeqExample
     const ids: number[][] = Array.from({ length: B }, () => []);
     const rows: Float32Array[][] = Array.from({ length: B }, () => []);
     const done = new Array<boolean>(B).fill(false);
-    let y = new Int32Array(B).fill(this.bosId);
+    let y: Int32Array = new Int32Array(B).fill(this.bosId);
     for (let t = 0; t < N && !done.every(Boolean); t++) {
       const r = this.decoder.step(this.decEmbedding.forward(new Tensor(y, [B], "i32")), state);
       state = { h: r.h, c: r.c };
@@ -595,7 +595,7 @@ export class AttentionSeq2Seq extends Module implements Trainable<Seq2SeqExample
     }
     const attention = rows.map((rs) => {
       const m = new Float32Array(rs.length * S);
-      rs.forEach((row, i) => m.set(row, i * S));
+      for (const [i, row] of rs.entries()) m.set(row, i * S);
       return new Tensor(m, [rs.length, S], "f32");
     });
     return { ids, attention };

@@ -9,11 +9,16 @@
  *
  * State-dict names: `src_tok_emb.embedding.weight [Vs, d]`, `tgt_tok_emb.embedding.weight [Vt, d]`,
  * `transformer.*` (nn.Transformer), `generator.weight [Vt, d]`, `generator.bias [Vt]`.
+ *
+ * Training: in training mode `forward` runs the layers' training forwards (embeddings, Transformer,
+ * generator) and `backward(dLogits)` goes back through them, the embeddings' gradient scaled by √d
+ * (the positional table is a constant). Decoding (`greedy`, `beamSearch`) is for eval mode.
  */
 import { ConfigError, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { type AttnMaskPtrs, NO_MASK, prepareMasks, putKeyPaddingMask } from "./attention.js";
 import { Embedding } from "./embedding.js";
 import { Linear } from "./linear.js";
+import { Module } from "./module.js";
 import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
 import type { WeightScope } from "./state-dict.js";
 import {
@@ -73,9 +78,11 @@ function checkIds(t: Tensor, what: string): void {
   if (t.ndim !== 2) throw new ShapeError(`${what} has shape ${fmtShape(t.shape)}, expected [B, T]`);
 }
 
-export class Seq2SeqTransformer {
+export class Seq2SeqTransformer extends Module {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** Training mode: the batch dims of each forward not yet backpropagated. */
+  private readonly saved: { B: number; S: number; T: number }[] = [];
   readonly srcTokEmb: Embedding;
   readonly tgtTokEmb: Embedding;
   readonly transformer: Transformer;
@@ -95,6 +102,7 @@ export class Seq2SeqTransformer {
     ] as const) {
       if (!Number.isInteger(v) || v < 1) throw new ConfigError(`expected a positive integer, got ${v}`, f);
     }
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.dModel = d;
@@ -244,6 +252,7 @@ export class Seq2SeqTransformer {
       throw new ShapeError(
         `tgt_ids ${fmtShape(tgtIds.shape)} and src_ids ${fmtShape(srcIds.shape)} have different batch sizes`,
       );
+    if (this.training) return this.trainForward(srcIds, tgtIds, opts);
     const rt = this.rt;
     return scratch(rt, () => {
       const skpm = opts.srcKeyPaddingMask
@@ -274,6 +283,80 @@ export class Seq2SeqTransformer {
         },
       };
     });
+  }
+
+  /** `emb[ids] · √d + PE[0:L]` through the Embedding's training forward: `[B, L, d]`. */
+  private embedTrain(emb: Embedding, ids: Tensor): Tensor<"f32"> {
+    const [B, L] = ids.shape as [number, number];
+    const d = this.dModel;
+    const x = emb.forward(ids).data;
+    const pe = this.pe.rows(L);
+    const sc = Math.sqrt(d);
+    for (let b = 0; b < B; b++) for (let i = 0; i < L * d; i++) x[b * L * d + i] = x[b * L * d + i]! * sc + pe[i]!;
+    return new Tensor(x, [B, L, d], "f32");
+  }
+
+  /** The training forward: same logits as the inference path, the layers keeping their records. */
+  private trainForward(
+    srcIds: Tensor,
+    tgtIds: Tensor,
+    opts: Seq2SeqForwardOptions & { needWeights?: boolean },
+  ): Tensor<"f32"> | { logits: Tensor<"f32">; weights: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] } } {
+    const [B, S] = srcIds.shape as [number, number];
+    const T = tgtIds.shape[1]!;
+    // ids checked up front, so that a bad one leaves no half-recorded forward behind
+    for (const [t, emb, what] of [
+      [srcIds, this.srcTokEmb, "src_ids"],
+      [tgtIds, this.tgtTokEmb, "tgt_ids"],
+    ] as const) {
+      const bad = (t.data as Int32Array).findIndex((v) => v < 0 || v >= emb.numEmbeddings);
+      if (bad >= 0)
+        throw new InputError(`${what}: id ${t.data[bad]} at flat position ${bad} is outside [0, ${emb.numEmbeddings})`);
+    }
+    const xs = this.embedTrain(this.srcTokEmb, srcIds);
+    const xt = this.embedTrain(this.tgtTokEmb, tgtIds);
+    const out = this.transformer.forward(xs, xt, {
+      srcKeyPaddingMask: opts.srcKeyPaddingMask,
+      tgtKeyPaddingMask: opts.tgtKeyPaddingMask,
+      memoryKeyPaddingMask: opts.srcKeyPaddingMask,
+      tgtIsCausal: true,
+      needWeights: !!opts.needWeights,
+    });
+    const logits = this.generator.forward(out.output);
+    this.saved.push({ B, S, T });
+    return out.weights ? { logits, weights: out.weights } : logits;
+  }
+
+  protected override children(): Module[] {
+    return [this.srcTokEmb, this.tgtTokEmb, this.transformer, this.generator];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /**
+   * Backward of the latest training forward: adds every parameter's gradient for `dLogits
+   * [B, T, Vt]` (generator, Transformer, both embeddings).
+   */
+  backward(dLogits: Tensor): void {
+    this.popRecord(this.saved, "Seq2SeqTransformer", (r) => {
+      const want = [r.B, r.T, this.tgtVocabSize];
+      if (dLogits.dtype !== "f32" || dLogits.ndim !== 3 || dLogits.shape.some((v, i) => v !== want[i]))
+        throw new ShapeError(
+          `Seq2SeqTransformer.backward dLogits: expected f32 ${fmtShape(want)}, got ${dLogits.dtype} ${fmtShape(dLogits.shape)}`,
+        );
+    });
+    const { dsrc, dtgt } = this.transformer.backward(this.generator.backward(dLogits));
+    const sc = Math.sqrt(this.dModel);
+    const scaled = (t: Tensor<"f32">) =>
+      new Tensor(
+        Float32Array.from(t.data, (v) => v * sc),
+        t.shape,
+        "f32",
+      );
+    this.tgtTokEmb.backward(scaled(dtgt));
+    this.srcTokEmb.backward(scaled(dsrc));
   }
 
   /**
