@@ -16,8 +16,11 @@
  */
 import { ConfigError, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { type AttnMaskPtrs, NO_MASK, prepareMasks, putKeyPaddingMask } from "./attention.js";
+import type { Seq2SeqExample } from "./attention-seq2seq.js";
 import { Embedding } from "./embedding.js";
+import type { BatchResult, Trainable } from "./fit.js";
 import { Linear } from "./linear.js";
+import { crossEntropy } from "./losses.js";
 import { Module } from "./module.js";
 import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
 import type { WeightScope } from "./state-dict.js";
@@ -78,7 +81,7 @@ function checkIds(t: Tensor, what: string): void {
   if (t.ndim !== 2) throw new ShapeError(`${what} has shape ${fmtShape(t.shape)}, expected [B, T]`);
 }
 
-export class Seq2SeqTransformer extends Module {
+export class Seq2SeqTransformer extends Module implements Trainable<Seq2SeqExample> {
   readonly rt: Runtime;
   protected readonly life: ModuleLife;
   /** Training mode: the batch dims of each forward not yet backpropagated. */
@@ -357,6 +360,92 @@ export class Seq2SeqTransformer extends Module {
       );
     this.tgtTokEmb.backward(scaled(dtgt));
     this.srcTokEmb.backward(scaled(dsrc));
+  }
+
+  get runtime(): Runtime {
+    return this.rt;
+  }
+
+  /**
+   * A batch of `{ src, tgt }` pairs (target ids ending with EOS) as padded tensors: sources padded
+   * with `padId` (and masked), decoder inputs `[BOS, tgt without its last id]`, labels padded with
+   * −100.
+   */
+  private batchTensors(batch: readonly Seq2SeqExample[]) {
+    if (batch.length === 0) throw new InputError("Seq2SeqTransformer: empty batch");
+    const B = batch.length;
+    const S = Math.max(...batch.map((e) => e.src.length));
+    const T = Math.max(...batch.map((e) => e.tgt.length));
+    const src = new Int32Array(B * S).fill(this.padId);
+    const yIn = new Int32Array(B * T).fill(this.padId);
+    const labels = new Int32Array(B * T).fill(-100);
+    for (const [b, e] of batch.entries()) {
+      if (e.src.length < 1 || e.tgt.length < 1)
+        throw new InputError(`example ${b}: the ${e.src.length < 1 ? "source" : "target"} sequence is empty`);
+      for (let i = 0; i < e.src.length; i++) src[b * S + i] = e.src[i]!;
+      yIn[b * T] = this.bosId;
+      for (let t = 0; t < e.tgt.length; t++) {
+        const y = e.tgt[t]!;
+        if (!Number.isInteger(y) || y < 0 || y >= this.tgtVocabSize)
+          throw new InputError(`example ${b}: tgt[${t}]: id ${y} is outside [0, ${this.tgtVocabSize})`);
+        labels[b * T + t] = y;
+        if (t + 1 < T) yIn[b * T + t + 1] = y;
+      }
+    }
+    const kpm = new Uint8Array(B * S);
+    for (const [b, e] of batch.entries()) kpm.fill(1, b * S + e.src.length, (b + 1) * S);
+    return {
+      src: new Tensor(src, [B, S], "i32"),
+      yIn: new Tensor(yIn, [B, T], "i32"),
+      kpm: new Tensor(kpm, [B, S], "bool"),
+      labels: new Tensor(labels, [B * T], "i32"),
+      B,
+      T,
+    };
+  }
+
+  private batchLoss(batch: readonly Seq2SeqExample[], scale: number, grad: boolean): BatchResult {
+    const { src, yIn, kpm, labels, B, T } = this.batchTensors(batch);
+    const V = this.tgtVocabSize;
+    const logits = this.forward(src, yIn, { srcKeyPaddingMask: kpm });
+    const ce = crossEntropy(logits.reshape([B * T, V]), labels, { scale, runtime: this.rt });
+    if (grad) this.backward(ce.grad.reshape([B, T, V]));
+    let count = 0;
+    let correct = 0;
+    for (let r = 0; r < B * T; r++) {
+      const y = labels.data[r]!;
+      if (y === -100) continue;
+      count++;
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits.data[r * V + v]! > logits.data[r * V + best]!) best = v;
+      if (best === y) correct++;
+    }
+    return { loss: ce.loss, count, correct };
+  }
+
+  /** Forward + backward of a batch (teacher forcing, mean token cross-entropy): adds `scale · ∂loss/∂θ`. */
+  lossAndGrad(batch: readonly Seq2SeqExample[], scale: number): BatchResult {
+    const was = this.training;
+    if (!was) this.train();
+    try {
+      return this.batchLoss(batch, scale, true);
+    } catch (e) {
+      if (was) this.train(); // drop the records of the failed pass
+      throw e;
+    } finally {
+      if (!was) this.eval();
+    }
+  }
+
+  /** Teacher-forced loss and token accuracy of a batch (inference path, no gradients). */
+  evaluate(batch: readonly Seq2SeqExample[]): BatchResult {
+    const was = this.training;
+    if (was) this.eval();
+    try {
+      return this.batchLoss(batch, 0, false);
+    } finally {
+      if (was) this.train();
+    }
   }
 
   /**

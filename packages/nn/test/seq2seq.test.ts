@@ -2,10 +2,12 @@
 // search against exhaustive search (a beam as wide as all prefixes must find the exact optimum).
 import { InputError, ShapeError, Tensor } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
+import { fit } from "../src/fit.js";
+import { AdamW } from "../src/optim.js";
 import { paddingMask, Seq2SeqTransformer } from "../src/seq2seq.js";
 import { loadModule, tensorSource } from "../src/state-dict.js";
 import { type F64, gradCheck } from "./gradcheck.js";
-import { backends, closeTo } from "./helpers.js";
+import { backends, closeTo, rng } from "./helpers.js";
 import * as O from "./oracle.js";
 import { DictBuilder } from "./weights.js";
 
@@ -311,6 +313,25 @@ describe("Seq2SeqTransformer training", () => {
     for (let v = 0; v < Vt; v++) w[v] -= g[v]!;
     const after = m.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm }).data;
     for (let i = 0; i < after.length; i++) expect(after[i]! - before[i]!).toBeCloseTo(-g[i % Vt]!, 5);
+    m.dispose();
+  });
+
+  it("a Trainable for fit: sources of mixed lengths padded and masked, the loss falls", async () => {
+    const m = loadModule(tensorSource(weights(23).map), (s) => new Seq2SeqTransformer(s, opts));
+    const r = rng(24);
+    // copy the source (ids 2…8, length 2–5) into target ids 2…4 by id mod 3, then EOS = 1
+    const data = Array.from({ length: 48 }, () => {
+      const src = Array.from({ length: r.int(2, 6) }, () => r.int(2, Vs));
+      return { src, tgt: [...src.map((x) => 2 + (x % 3)), 1] };
+    });
+    const first = m.evaluate(data);
+    expect(first.count).toBe(data.reduce((a, e) => a + e.tgt.length, 0));
+    const opt = new AdamW(m.rt, m.parameters(), { lr: 0.01 });
+    await fit(m, data, { optimizer: opt, epochs: 6, batchSize: 16, seed: 1 });
+    const last = m.evaluate(data);
+    expect(last.loss).toBeLessThan(first.loss * 0.6);
+    expect(() => m.lossAndGrad([{ src: [2], tgt: [9] }], 1)).toThrow(/example 0: tgt\[0\]: id 9 is outside/);
+    expect(m.training).toBe(false);
     m.dispose();
   });
 });
