@@ -35,7 +35,7 @@ import { crossEntropy } from "./losses.js";
 import { Module } from "./module.js";
 import { LSTM } from "./rnn.js";
 import { loadModule, type WeightScope } from "./state-dict.js";
-import { fmtShape, type ModuleLife, posInt } from "./util.js";
+import { expectDType, expectShape, fmtShape, type ModuleLife, posInt } from "./util.js";
 
 export interface AttentionSeq2SeqOptions {
   srcVocabSize: number;
@@ -108,7 +108,7 @@ export interface AttentionSeq2SeqConfig {
 }
 
 /** What a training forward keeps for `backward`. */
-interface Record_ {
+interface ForwardRecord {
   B: number;
   T: number;
   S: number;
@@ -221,7 +221,7 @@ export class AttentionSeq2Seq extends Module implements Trainable<Seq2SeqExample
   vocab: Seq2SeqVocab | undefined;
   /** default output length limit of `translate` (EOS included) */
   maxTargetLength = 64;
-  private readonly saved: Record_[] = [];
+  private readonly saved: ForwardRecord[] = [];
   /**
    * An optimizer may have changed the trainable weights since the last `eval()`: the LSTMs'
    * packed inference copies are refreshed before the next inference-mode forward.
@@ -412,9 +412,10 @@ export class AttentionSeq2Seq extends Module implements Trainable<Seq2SeqExample
    * and embeddings).
    */
   backward(dLogits: Tensor): void {
-    const r = this.popRecord(this.saved, "AttentionSeq2Seq", (r) =>
-      expectDims(dLogits, [r.B, r.T, this.tgtVocabSize], "AttentionSeq2Seq.backward dLogits"),
-    );
+    const r = this.popRecord(this.saved, "AttentionSeq2Seq", (r) => {
+      expectDType(dLogits, ["f32"], "AttentionSeq2Seq.backward dLogits");
+      expectShape(dLogits, [r.B, r.T, this.tgtVocabSize], "AttentionSeq2Seq.backward dLogits");
+    });
     const { B, T, S, e, k, d, a, ht } = r;
     const H = this.hiddenSize;
     const dz = this.out.backward(dLogits).data.slice();
@@ -709,13 +710,6 @@ export class AttentionSeq2Seq extends Module implements Trainable<Seq2SeqExample
     this.saved.length = 0;
     this.life.dispose();
   }
-}
-
-function expectDims(t: Tensor, shape: number[], what: string): void {
-  if (!(t instanceof Tensor) || t.dtype !== "f32" || t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-    throw new ShapeError(
-      `${what}: expected f32 ${fmtShape(shape)}, got ${t instanceof Tensor ? `${t.dtype} ${fmtShape(t.shape)}` : typeof t}`,
-    );
 }
 
 function checkId(v: number | undefined, n: number, what: string): number {

@@ -31,7 +31,7 @@ import {
   Transformer,
   type TransformerOptions,
 } from "./transformer.js";
-import { fmtShape, type ModuleLife, readF32, scratch } from "./util.js";
+import { expectDType, expectShape, fmtShape, type ModuleLife, readF32, scratch } from "./util.js";
 
 export interface Seq2SeqTransformerOptions extends TransformerOptions {
   srcVocabSize: number;
@@ -344,11 +344,8 @@ export class Seq2SeqTransformer extends Module implements Trainable<Seq2SeqExamp
    */
   backward(dLogits: Tensor): void {
     this.popRecord(this.saved, "Seq2SeqTransformer", (r) => {
-      const want = [r.B, r.T, this.tgtVocabSize];
-      if (dLogits.dtype !== "f32" || dLogits.ndim !== 3 || dLogits.shape.some((v, i) => v !== want[i]))
-        throw new ShapeError(
-          `Seq2SeqTransformer.backward dLogits: expected f32 ${fmtShape(want)}, got ${dLogits.dtype} ${fmtShape(dLogits.shape)}`,
-        );
+      expectDType(dLogits, ["f32"], "Seq2SeqTransformer.backward dLogits");
+      expectShape(dLogits, [r.B, r.T, this.tgtVocabSize], "Seq2SeqTransformer.backward dLogits");
     });
     const { dsrc, dtgt } = this.transformer.backward(this.generator.backward(dLogits));
     const sc = Math.sqrt(this.dModel);
