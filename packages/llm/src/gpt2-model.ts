@@ -769,11 +769,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   // training (train.ts): masters in the checkpoint layout, gradients, kept activations
 
   /**
-   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' master copies and
-   * gradients and the activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`,
-   * `shiftLabels`). Then `lossAndGrad` / `evaluate` work and `fit` trains the model. While in
-   * training mode each `prefill` (and `prefillEmbeds`, `embedTokens`) first copies the trained
-   * parameters into the inference layout; `eval()` does it once and ends training mode.
+   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' gradients and the
+   * activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`, `shiftLabels`). Then
+   * `lossAndGrad` / `evaluate` work and `fit` trains the model. The matrices have one copy, rewritten
+   * in place between the inference layout and the checkpoint layout that training and the
+   * optimizer use (train.ts): a training step switches to the checkpoint layout, any inference
+   * (`prefill`, `decode`, `embedTokens`, …) back. So an optimizer step belongs after `lossAndGrad`,
+   * not after an inference call (`fit` keeps that order).
    */
   train(opts: TrainOptions = {}): this {
     this.alive();
@@ -792,11 +794,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /**
    * Inference mode (the default): the parameters (when `train()` or `parameters()` made them) are
-   * re-packed into the inference layout once; prefill and decode then run exactly as without training.
+   * back in the inference layout; prefill and decode then run exactly as without training.
    */
   eval(): this {
     this.alive();
-    this.trainer?.sync();
+    this.trainer?.toInference();
     this.trainingMode = false;
     return this;
   }
@@ -903,9 +905,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       : name;
   }
 
-  /** Training mode: the inference layout ← the trained masters, before a new sequence. */
+  /**
+   * Before any inference: the matrices back in the inference layout if training (or `parameters()`,
+   * `stateDict()`) left them in the checkpoint layout (see train.ts); nothing to do otherwise.
+   */
   private syncTrained(): void {
-    if (this.trainingMode) this.trainer!.sync();
+    this.trainer?.toInference();
   }
 
   private alive(): void {
@@ -1034,6 +1039,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     });
     if (T === 0) throw new InputError("no tokens to append");
     this.checkCapacity(T, opts.context);
+    this.syncTrained();
     return this.run(rows, T, opts);
   }
 
