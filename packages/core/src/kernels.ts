@@ -39,6 +39,9 @@ export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
 export const RedOp = { sum: 0, mean: 1, max: 2, min: 3 } as const;
 export type RedOpCode = (typeof RedOp)[keyof typeof RedOp];
 
+/** The arguments of one `Kernels.attention` call. */
+export type AttentionArgs = Parameters<Kernels["attention"]>;
+
 export interface Kernels extends BackwardKernels, OptimKernels {
   /** ABI version; the JS side refuses a module whose version differs. */
   abiVersion(): number;
@@ -251,6 +254,14 @@ export interface Kernels extends BackwardKernels, OptimKernels {
     kpm: number,
     causal: number,
   ): void;
+
+  /**
+   * `attention` for several slices at once, e.g. every (batch, head) of a layer: `slices[i]` is the
+   * argument list of one `attention` call, each with its own `probs` and output. The result is that
+   * of the calls one after another (slices must not write where another reads); a threaded runtime
+   * spreads the slices, and the query rows of long ones, over its threads.
+   */
+  attentionHeads(slices: readonly AttentionArgs[]): void;
 
   /**
    * LSTM cell update for `batch` rows. `gates` `[batch, 4H]` holds the summed pre-activations

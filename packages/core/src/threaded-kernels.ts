@@ -10,9 +10,10 @@
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
  *   path) when M > 4; `gemvRows` by groups of 24 rows; `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
- * - `attention` (one (batch, head) slice a call: the models share one probs scratch between heads)
- *   by query rows: tiles of ≥ 16 rows (fewer take the row-by-row path), aligned to the 64-row
- *   blocks of the causal path, the causal offset moved with the tile.
+ * - `attention` (one (batch, head) slice a call) by query rows: tiles of ≥ 16 rows (fewer take the
+ *   row-by-row path), aligned to the 64-row blocks of the causal path, the causal offset moved with
+ *   the tile. `attentionHeads` (every (batch, head) slice of a layer, each with its own probs) by
+ *   slices, and the slices' query rows as above when there are fewer slices than tiles wanted.
  * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
  *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`) by chunks of 64
  *   floats, so the scalar tail stays at the end; `biasGrad` by columns (its sums over rows stay
@@ -289,6 +290,50 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
         causal >= 0 ? 64 : 16,
       );
     if (!split) ex.attention(q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal);
+  };
+
+  // slices as tiles: each slice whole, or its query rows cut as `attention` cuts them (several tiles
+  // per thread in all); small batches of slices run on the calling thread
+  k.attentionHeads = (slices) => {
+    let work = 0;
+    for (const a of slices) work += a[9] * Math.max(a[10], 1) * (Math.max(a[11], 0) + Math.max(a[12], 0));
+    if (slices.length < 2 || !on(work)) {
+      for (const a of slices) ex.attention(...a);
+      return;
+    }
+    const budget = pool.threads * TILES_PER_THREAD;
+    const tiles: number[][] = [];
+    for (const a of slices) {
+      const [q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal] = a;
+      const parts = L >= 32 ? Math.min(Math.ceil(budget / slices.length), Math.floor(L / 16)) : 1;
+      const b = cuts(L, parts, causal >= 0 ? 64 : 16);
+      // every tile of a split slice takes the blocked path, as the whole slice does (≥ 16 rows)
+      if (b.length > 2 && b[b.length - 1] - b[b.length - 2] < 16) b.splice(b.length - 2, 1);
+      for (let i = 0; i + 1 < b.length; i++) {
+        const r0 = b[i];
+        tiles.push([
+          q + 4 * r0 * ldq,
+          ldq,
+          kk,
+          ldk,
+          v,
+          ldv,
+          o + 4 * r0 * ldo,
+          ldo,
+          probs + 4 * r0 * S,
+          b[i + 1] - r0,
+          S,
+          dk,
+          dv,
+          scale,
+          mask ? mask + 4 * r0 * maskLd : 0,
+          maskLd,
+          kpm,
+          causal >= 0 ? causal + r0 : -1,
+        ]);
+      }
+    }
+    pool.run(id, FN.attention, "attention", tiles, ex.attention as (...a: number[]) => unknown);
   };
 
   k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {

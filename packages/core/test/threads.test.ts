@@ -145,12 +145,63 @@ function attentionCase(L: number, S: number, d: number, causal: number, masked: 
   };
 }
 
+/**
+ * Every (batch, head) slice of a layer through `attentionHeads` (GQA: 2 query heads a key head;
+ * rows of qkv side by side as the decoders keep them), each slice with its own probs.
+ */
+function headsCase(B: number, H: number, L: number, S: number, d: number, causal: number, padded: boolean): Case {
+  return (rt) => {
+    const KV = H / 2;
+    const qkvW = (H + 2 * KV) * d;
+    const q = fill(rt, B * L * qkvW, 24);
+    const kv = fill(rt, B * S * 2 * KV * d, 25);
+    const o = fill(rt, B * L * H * d, 26);
+    const probs = rt.heap.allocF32(B * H * L * S);
+    const kpm = padded ? rt.heap.alloc(B * S) : 0;
+    if (kpm) rt.heap.u8(kpm, B * S).set(Array.from({ length: B * S }, (_, j) => (j % S < (j / S) % 3 ? 1 : 0)));
+    const slices: Parameters<Runtime["k"]["attentionHeads"]>[0][number][] = [];
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++) {
+        const g = Math.floor(h / 2);
+        const k0 = kv + 4 * (b * S * 2 * KV * d + g * d);
+        slices.push([
+          q + 4 * (b * L * qkvW + h * d),
+          qkvW,
+          k0,
+          2 * KV * d,
+          k0 + 4 * KV * d,
+          2 * KV * d,
+          o + 4 * (b * L * H * d + h * d),
+          H * d,
+          probs + 4 * (b * H + h) * L * S,
+          L,
+          S,
+          d,
+          d,
+          0.125,
+          0,
+          0,
+          kpm ? kpm + b * S : 0,
+          causal,
+        ]);
+      }
+    rt.k.attentionHeads(slices);
+    const out = new Float32Array(B * L * H * d + B * H * L * S);
+    out.set(rt.heap.f32(o, B * L * H * d), 0);
+    out.set(rt.heap.f32(probs, B * H * L * S), B * L * H * d);
+    return out;
+  };
+}
+
 const R = 197;
 const D = 768;
 const ROW_CASES: [string, Case][] = [
   ["attention 197×197×64", attentionCase(197, 197, 64, -1, false)],
   ["attention causal 150 of 180, mask, padding", attentionCase(150, 180, 64, 30, true)],
   ["attention causal 130 (last block of 2 rows merged)", attentionCase(130, 130, 32, 0, false)],
+  ["attentionHeads: decode step, 3 × 12 heads over 301 keys, padding", headsCase(3, 12, 1, 301, 64, 300, true)],
+  ["attentionHeads: 2 × 4 heads, causal prefill of 70 rows", headsCase(2, 4, 70, 70, 32, 0, false)],
+  ["attentionHeads: 1 × 2 heads, 200 rows, not causal", headsCase(1, 2, 200, 200, 64, -1, true)],
   [
     "layerNorm",
     outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {

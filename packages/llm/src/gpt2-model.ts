@@ -28,6 +28,7 @@
 
 import {
   AbortError,
+  type AttentionArgs,
   BinOp,
   checkBlockCount,
   createRuntime,
@@ -1287,6 +1288,27 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         }
         // rotary positions: the H query heads and KV key heads lie side by side at the row start
         if (w.invFreq) k.rope(s.qkv, qkvW, n, H + KV, hs, s.pos, w.invFreq);
+        // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att: every
+        // (row, head) slice of the layer in one `attentionHeads` call (spread over the kernel threads),
+        // each with its own weights in the probs scratch; as many slices a call as that scratch holds
+        const S = s0 + Lc;
+        const room = Math.max(1, Math.floor((this.prefillChunk * P) / (Lc * S)));
+        const slices: AttentionArgs[] = [];
+        const of: [number, number][] = [];
+        const flush = () => {
+          k.attentionHeads(slices);
+          if (attnOut) {
+            // probs (Lc, S) of slice i → attentions[l][b, h, t0 + t, 0 : S]
+            const dst = attnOut[l];
+            of.forEach(([b, h], i) => {
+              const pr = heap.f32(s.probs + i * Lc * S * F32, Lc * S);
+              for (let t = 0; t < Lc; t++)
+                dst.set(pr.subarray(t * S, (t + 1) * S), ((b * H + h) * T + t0 + t) * Sfinal);
+            });
+          }
+          slices.length = 0;
+          of.length = 0;
+        };
         for (let b = 0; b < B; b++) {
           const q0 = s.qkv + b * Lc * qkvW * F32;
           // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, KV·d), ld qkvW → ld KV·d
@@ -1296,8 +1318,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           k.copy2d(q0 + (qW + kvW) * F32, qkvW, vc + s0 * kvW * F32, kvW, Lc, kvW);
           for (let h = 0; h < H; h++) {
             const g = Math.floor(h / group); // the key/value head of query head h
-            // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att
-            k.attention(
+            slices.push([
               q0 + h * hs * F32,
               qkvW,
               kc + g * hs * F32,
@@ -1306,9 +1327,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
               kvW,
               s.att + (b * Lc * qW + h * hs) * F32,
               qW,
-              s.probs,
+              s.probs + slices.length * Lc * S * F32,
               Lc,
-              s0 + Lc,
+              S,
               hs,
               hs,
               scale,
@@ -1316,17 +1337,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
               0,
               this.pad[b] > 0 ? s.kpm + b * P : 0,
               s0,
-            );
-            if (attnOut) {
-              // probs (Lc, s0 + Lc) → attentions[l][b, h, t0 + t, 0 : s0 + Lc]
-              const S = s0 + Lc;
-              const pr = heap.f32(s.probs, Lc * S);
-              const dst = attnOut[l];
-              for (let t = 0; t < Lc; t++)
-                dst.set(pr.subarray(t * S, (t + 1) * S), ((b * H + h) * T + t0 + t) * Sfinal);
-            }
+            ]);
+            of.push([b, h]);
+            if (slices.length === room) flush();
           }
         }
+        if (slices.length > 0) flush();
         // x = x + att · W_proj + b   (residual fused: beta = 1)
         this.linear(n, s.att, qW, E, bw.attnProjW, bw.attnProjB, s.x, 1, 0);
 

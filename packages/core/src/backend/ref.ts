@@ -371,6 +371,9 @@ export function refKernels(heap: Heap): Kernels {
                 f[O + (r * gw + c) * cols + (ch * kk + u) * kk + v] = f[X + ch * H * W + (r * kk + u) * W + c * kk + v];
     },
 
+    attentionHeads(slices) {
+      for (const a of slices) k.attention(...a);
+    },
     attention(q, ldq, kp, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) {
       const f = F();
       const u = U();

@@ -40,7 +40,14 @@ export function wrapInstance(instance: WebAssembly.Instance): { kernels: Kernels
   );
   if (missing.length) throw new WasmError(`kernel module lacks exports: ${missing.join(", ")}; rebuild it`);
   const heap = new WasmHeap(ex.memory, ex.heapBase() >>> 0);
-  return { kernels: ex, heap, relaxed: ex.simdFlavor() === 1 };
+  // the exports are frozen: a copy with the kernels written in TypeScript over them
+  const kernels: Kernels = {
+    ...ex,
+    attentionHeads(slices) {
+      for (const a of slices) ex.attention(...a);
+    },
+  };
+  return { kernels, heap, relaxed: ex.simdFlavor() === 1 };
 }
 
 /** Smallest module using a v128 op: validates where wasm SIMD is available (tfjs `flags_wasm.ts`). */
