@@ -58,6 +58,8 @@ export interface MiniGPT4Sources {
 export interface MiniGPT4Options extends VLMLoadOptions {
   /** Prompt template with `<ImageHere>` and `{question}` (default MiniGPT-4's Vicuna template). */
   template?: string;
+  /** Where an answer ends: generation stops there (default MiniGPT-4's `###`). */
+  separator?: string;
   /**
    * How the text before the image starts: default the tokenizer's special tokens (MiniGPT-4's
    * `add_special_tokens=True` on that part: a Llama tokenizer's BOS); a number: that id; null: none.
@@ -80,8 +82,11 @@ export interface MiniGPT4FolderConfig {
   qformer_config: Record<string, unknown>;
   /** Number of query tokens (default: the length of `query_tokens`). */
   num_query_tokens?: number;
-  /** The prompt template (`<ImageHere>`, `{question}`); default MiniGPT-4's. */
-  image_prompt?: { template?: string };
+  /**
+   * The prompt template (`<ImageHere>`, `{question}`; default MiniGPT-4's) and the separator that
+   * ends an answer (default `###`).
+   */
+  image_prompt?: { template?: string; separator?: string };
 }
 
 /** Folders of the four parts (Node): see `MiniGPT4.fromFolders`. */
@@ -168,8 +173,14 @@ function parseFolderConfig(raw: unknown): MiniGPT4FolderConfig {
   }
   if (!isObject(raw.qformer_config)) throw new ConfigError("expected a Blip2QFormerConfig object", "qformer_config");
   const ip = raw.image_prompt;
-  if (ip !== undefined && (!isObject(ip) || (ip.template !== undefined && typeof ip.template !== "string")))
-    throw new ConfigError("expected { template: string }", "image_prompt");
+  if (ip !== undefined && !isObject(ip)) throw new ConfigError("expected { template, separator }", "image_prompt");
+  if (ip?.template !== undefined && (typeof ip.template !== "string" || ip.template.split("<ImageHere>").length !== 2))
+    throw new ConfigError(
+      `expected a string with one "<ImageHere>", got ${JSON.stringify(ip.template)}`,
+      "image_prompt.template",
+    );
+  if (ip?.separator !== undefined && (typeof ip.separator !== "string" || ip.separator.length === 0))
+    throw new ConfigError(`expected a non-empty string, got ${JSON.stringify(ip.separator)}`, "image_prompt.separator");
   return raw as unknown as MiniGPT4FolderConfig;
 }
 
@@ -282,6 +293,7 @@ export const MiniGPT4 = {
         languageModel: llm,
         tokenizer: opts.tokenizer,
         template: opts.template ?? MINIGPT4_TEMPLATE,
+        ...(opts.separator !== undefined ? { separator: opts.separator } : {}),
         bosTokenId: opts.bosTokenId,
         ownedRuntimes: owned,
       });
@@ -294,7 +306,7 @@ export const MiniGPT4 = {
   /**
    * Load a MiniGPT-4 folder (Node) in one call: `config.json` (a `MiniGPT4FolderConfig`:
    * `model_type` `"minigpt4"`, the paths of the vision and language model folders, `qformer_config`,
-   * `num_query_tokens`, optional `image_prompt.template`) and `model.safetensors` holding the
+   * `num_query_tokens`, optional `image_prompt.template` and `.separator`) and `model.safetensors` holding the
    * trained part: `query_tokens`, `qformer.*` and `llama_proj.weight` / `.bias`. The ViT and the
    * language model (with its tokenizer, unless `opts.tokenizer`) are read from their own folders.
    * @example
@@ -339,6 +351,7 @@ export const MiniGPT4 = {
       closers.push(llm.weights);
       const tokenizer = opts.tokenizer ?? (await loadTokenizer(llmDir));
       const template = opts.template ?? cfg.image_prompt?.template;
+      const separator = opts.separator ?? cfg.image_prompt?.separator;
       return await MiniGPT4.fromPretrained(
         {
           vision,
@@ -349,7 +362,12 @@ export const MiniGPT4 = {
           projection: { weights: prefixedView(own, "llama_proj.") },
           llm,
         },
-        { ...opts, tokenizer, ...(template !== undefined ? { template } : {}) },
+        {
+          ...opts,
+          tokenizer,
+          ...(template !== undefined ? { template } : {}),
+          ...(separator !== undefined ? { separator } : {}),
+        },
       );
     } finally {
       for (const c of closers) await c.close();

@@ -416,13 +416,15 @@ test("MiniGPT4.fromFolder: one folder with the trained Q-Former and projection, 
     language_model_path: "../../llama",
     num_query_tokens: c.num_query_tokens,
     qformer_config: c.qformer_config,
-    image_prompt: { template },
+    image_prompt: { template, separator: "." },
   };
   const dir = mk("models/mg", { "config.json": JSON.stringify(config), "model.safetensors": writeSafetensors(own) });
 
   const mg = await MiniGPT4.fromFolder(dir, { tokenizer: charTokenizer() });
   const eager = await MiniGPT4.fromPretrained(minigpt4Sources(tiny));
   expect(mg.template).toBe(template);
+  expect(mg.separator).toBe(".");
+  expect(eager.separator).toBe("###");
   const px = randomPixels(1, 12, 7);
   const q = { prefixIds: [[0, 3]], suffixIds: [[4, 5]] };
   expect(Array.from((await mg.forward(px, q)).logits.data)).toEqual(
@@ -445,9 +447,12 @@ test("MiniGPT4.fromFolder: one folder with the trained Q-Former and projection, 
   expect(e3).toBeInstanceOf(ConfigError);
   expect(e3.field).toBe("vision_model_path");
   expect(e3.message).toMatch(/nowhere/);
-  const e4 = await err(write({ ...config, image_prompt: { template: 1 } }));
+  const e4 = await err(write({ ...config, image_prompt: { template: "no slot" } }));
   expect(e4).toBeInstanceOf(ConfigError);
-  expect(e4.field).toBe("image_prompt");
+  expect(e4.field).toBe("image_prompt.template");
+  const e4b = await err(write({ ...config, image_prompt: { template, separator: "" } }));
+  expect(e4b).toBeInstanceOf(ConfigError);
+  expect(e4b.field).toBe("image_prompt.separator");
   const stray = new Map([...own, ["vision_model.extra", new Tensor(new Float32Array(2), [2])]]);
   const e5 = await err(write(config, stray));
   expect(e5).toBeInstanceOf(WeightsError);
