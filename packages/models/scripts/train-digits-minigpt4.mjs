@@ -84,9 +84,7 @@ const split = mnistSplit();
 const train = split.train.map((e) => ({ px: pixels(e.bytes), digit: e.label }));
 const heldOut = split.test.map((e) => ({ px: pixels(e.bytes), digit: e.label }));
 const evalSet =
-  o.evalPerClass > 0
-    ? WORDS.flatMap((_, d) => heldOut.filter((e) => e.digit === d).slice(0, o.evalPerClass))
-    : heldOut;
+  o.evalPerClass > 0 ? WORDS.flatMap((_, d) => heldOut.filter((e) => e.digit === d).slice(0, o.evalPerClass)) : heldOut;
 
 // ---- model: ViT and LM from their folders, a fresh Q-Former and projection
 await init();
@@ -125,15 +123,42 @@ const fresh = new Map([...shapes].map(([n, s]) => [n, init02(n, s)]));
   const { loadTokenizer: lt } = await import("@wasmformer/llm");
   const f = await openSafetensors(join(o.lm, "model.safetensors"));
   const wteName = f.names().find((n) => /(^|\.)(wte|embed_tokens)\.weight$/.test(n));
-  const wte = await f.get(wteName);
+  const wte = (await f.get(wteName)).data;
+  const lnName = f.names().find((n) => /(ln_f|model\.norm)\.weight$/.test(n));
+  const gamma = lnName ? (await f.get(lnName)).data : new Float32Array(E).fill(1);
+  const betaName = lnName?.replace(/weight$/, "bias");
+  const beta = betaName && f.has(betaName) ? (await f.get(betaName)).data : new Float32Array(E);
   await f.close();
   const t = await lt(o.lm);
+  const V = wte.length / E;
   const W = fresh.get("llama_proj.weight").data; // [E, Dq]
   WORDS.forEach((w, k) => {
+    // the direction u (|u|² = E, as a LayerNorm output) whose output logits wte·(γ⊙u + β) give the
+    // answer token the highest probability: projected gradient ascent on log p(token)
     const id = t.encode(` ${w}`)[0];
-    const row = wte.data.subarray(id * E, (id + 1) * E);
-    const norm = Math.hypot(...row);
-    for (let i = 0; i < E; i++) W[i * o.hidden + k] = (o.gain * row[i]) / norm;
+    const u = Float32Array.from(wte.subarray(id * E, (id + 1) * E));
+    const logits = new Float64Array(V);
+    for (let step = 0; step < 60; step++) {
+      const n = Math.sqrt(E / u.reduce((a, v) => a + v * v, 0));
+      for (let i = 0; i < E; i++) u[i] *= n;
+      let mx = -Infinity;
+      for (let v = 0; v < V; v++) {
+        let z = 0;
+        for (let i = 0; i < E; i++) z += wte[v * E + i] * (gamma[i] * u[i] + beta[i]);
+        logits[v] = z;
+        mx = Math.max(mx, z);
+      }
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += logits[v] = Math.exp(logits[v] - mx);
+      const g = new Float64Array(E);
+      for (let v = 0; v < V; v++) {
+        const c = (v === id ? 1 : 0) - logits[v] / sum;
+        if (Math.abs(c) > 1e-6) for (let i = 0; i < E; i++) g[i] += c * wte[v * E + i];
+      }
+      for (let i = 0; i < E; i++) u[i] += 0.5 * gamma[i] * g[i];
+    }
+    const norm = Math.hypot(...u);
+    for (let i = 0; i < E; i++) W[i * o.hidden + k] = (o.gain * u[i]) / norm;
   });
 }
 const source = (m) => ({
@@ -185,7 +210,7 @@ async function accuracy(model, set, question = EVAL_QUESTION) {
     const part = set.slice(i, i + B);
     const n = C * S * S;
     const px = new Tensor(new Float32Array(part.length * n), [part.length, C, S, S]);
-    part.forEach((e, b) => px.data.set(e.px.data, b * n));
+    for (const [b, e] of part.entries()) px.data.set(e.px.data, b * n);
     const r = await model.generateAll(px, question, { maxNewTokens: 8, temperature: 0, cache: false });
     r.answers.forEach((a, b) => {
       if (a === WORDS[part[b].digit]) right++;
@@ -231,7 +256,9 @@ for (let epoch = 0; epoch < o.epochs && opt.steps < total; epoch++) {
     clipGradNorm: 1,
     onBatchEnd: (b) => {
       if (o.maxSteps > 0 || b.step % 25 === 0)
-        console.log(`[${secs()} s] step ${b.step}/${total} loss ${b.loss.toFixed(4)} lr ${b.lr.toExponential(2)} grad norm ${b.gradNorm?.toFixed(3)}`);
+        console.log(
+          `[${secs()} s] step ${b.step}/${total} loss ${b.loss.toFixed(4)} lr ${b.lr.toExponential(2)} grad norm ${b.gradNorm?.toFixed(3)}`,
+        );
       return b.step >= total ? false : undefined;
     },
   });
@@ -259,10 +286,7 @@ const config = {
   image_prompt: { template: TEMPLATE, separator: SEPARATOR },
 };
 writeFileSync(join(o.out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-writeFileSync(
-  join(o.out, "model.safetensors"),
-  writeSafetensors(trained, { format: "pt" }, { floatDtype: "F16" }),
-);
+writeFileSync(join(o.out, "model.safetensors"), writeSafetensors(trained, { format: "pt" }, { floatDtype: "F16" }));
 console.log(`[${secs()} s] saved ${o.out} (config.json, model.safetensors: ${trained.size} tensors, F16)`);
 
 // ---- the saved model, loaded back in one call: held-out accuracy
