@@ -1,6 +1,8 @@
 /**
  * A checkpoint-folder loader widget: file picker (several files or a whole folder), drag and drop,
- * or a base URL. The chosen files go to the worker as `Blob`s; a URL is fetched by the worker.
+ * a base URL, or a Hugging Face model id (`owner/name[@revision]`, from huggingface.co or the
+ * `?hf_endpoint=` of the page; cached by the worker, so a second load is offline). The chosen files
+ * go to the worker as `Blob`s; a URL or model id is fetched by the worker.
  */
 import { proxy } from "comlink";
 import { compute } from "./client.js";
@@ -32,6 +34,14 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     placeholder: "https://…/model-folder/",
     value: o.url ?? "",
   });
+  const hubId = h("input", {
+    type: "text",
+    id: `${o.id}-hub-id`,
+    size: 32,
+    placeholder: "owner/name[@revision]",
+    spellcheck: "false",
+  });
+  const hfEndpoint = new URLSearchParams(self.location.search).get("hf_endpoint") ?? undefined;
   const bar = progressBar("");
   bar.el.hidden = true;
   const status = statusLine();
@@ -94,7 +104,7 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     "div",
     { class: "card loader" },
     h("h3", {}, "Checkpoint"),
-    h("p", { class: "muted" }, `A Hugging Face folder: ${o.files}.`),
+    h("p", { class: "muted" }, `A Hugging Face folder or model id: ${o.files}.`),
     h("div", { class: "actions" }, h("label", {}, "Files ", files), h("label", {}, "Folder ", dir)),
     drop,
     h(
@@ -108,6 +118,21 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
           onclick: () => url.value.trim() && void start({ kind: "url", url: url.value.trim() }),
         },
         "Load from URL",
+      ),
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      hubId,
+      h(
+        "button",
+        {
+          id: `${o.id}-load-hub`,
+          onclick: () =>
+            hubId.value.trim() &&
+            void start({ kind: "hub", id: hubId.value.trim(), ...(hfEndpoint ? { endpoint: hfEndpoint } : {}) }),
+        },
+        "Load model id",
       ),
     ),
     h("div", { class: "actions" }, bar.el, cancel),

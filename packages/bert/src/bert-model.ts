@@ -10,6 +10,7 @@
  * weight names differ (`LAYER_NAMES`: query/key/value are stacked into nn's `in_proj_weight`).
  * Everything runs on core's kernels: embedding gathers, GEMMs, the fused attention kernel, layer norm.
  */
+
 import {
   Act,
   BinOp,
@@ -40,6 +41,7 @@ import {
   type WeightScope,
 } from "@wasmformer/nn";
 import { activationOf, type BertConfig, parseBertConfig } from "./config.js";
+import type { BertPretrainedOptions } from "./pretrained.js";
 
 /** `torch.finfo(torch.float32).min`, the value HF adds at masked keys. */
 const F32_MIN = -3.4028234663852886e38;
@@ -230,9 +232,10 @@ export class BertModel {
   }
 
   /**
-   * Load from a Hugging Face folder (Node): `config.json` and `model.safetensors` (read lazily).
+   * Load from a Hugging Face folder (Node) or model id (`owner/name[@revision]`, downloaded once and
+   * cached; see core's `openModelFiles`): `config.json` and `model.safetensors` (read lazily).
    */
-  static async fromPretrained(folder: string, opts: BertLoadOptions = {}): Promise<BertModel> {
+  static async fromPretrained(folder: string, opts: BertPretrainedOptions = {}): Promise<BertModel> {
     const { loadBertFolder } = await import("./pretrained.js");
     return loadBertFolder(folder, opts);
   }

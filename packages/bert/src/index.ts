@@ -5,5 +5,6 @@
  */
 export * from "./bert-model.js";
 export * from "./config.js";
+export type { BertPretrainedOptions } from "./pretrained.js";
 export * from "./search.js";
 export * from "./sentence.js";

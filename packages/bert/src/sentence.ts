@@ -13,9 +13,11 @@
  *
  * Pooling runs on core's kernels (`reduce`, `copy2d`, `scale`) on the hidden states in the heap.
  */
+
 import { ConfigError, DisposedError, field, InputError, RedOp, readConfig, Tensor } from "@wasmformer/core";
 import type { SubwordTokenizer } from "@wasmformer/text";
-import type { BertLoadOptions, BertModel } from "./bert-model.js";
+import type { BertModel } from "./bert-model.js";
+import type { BertPretrainedOptions } from "./pretrained.js";
 
 export type PoolingMode = "cls" | "max" | "mean" | "mean_sqrt_len";
 
@@ -151,12 +153,14 @@ export class SentenceEmbedder {
   }
 
   /**
-   * Load a sentence-transformers folder (Node): the BERT model and `tokenizer.json` (or `vocab.txt`)
+   * Load a sentence-transformers folder (Node) or Hugging Face model id (`owner/name[@revision]`,
+   * e.g. `sentence-transformers/all-MiniLM-L6-v2`; downloaded once and cached, see core's
+   * `openModelFiles`): the BERT model and `tokenizer.json` (or `vocab.txt`)
    * of the Transformer module, `modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`
    * (`max_seq_length`, `do_lower_case`); without `max_seq_length`, the tokenizer's
    * `model_max_length` (tokenizer_config.json) bounded by `max_position_embeddings`.
    */
-  static async fromPretrained(folder: string, opts: BertLoadOptions = {}): Promise<SentenceEmbedder> {
+  static async fromPretrained(folder: string, opts: BertPretrainedOptions = {}): Promise<SentenceEmbedder> {
     const { loadSentenceTransformers } = await import("./pretrained.js");
     return loadSentenceTransformers(folder, opts);
   }

@@ -8,14 +8,18 @@ import {
   backendName,
   ConfigError,
   DisposedError,
+  DownloadError,
+  type DownloadProgress,
   InputError,
   init,
   type Tensor,
   WeightsError,
   writeSafetensors,
 } from "@wasmformer/core";
+import { startHubServer } from "@wasmformer/test-utils/hub-server";
 import { SubwordTokenizer } from "@wasmformer/text";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BertModel } from "../src/bert-model.js";
 import { type PoolingMode, SentenceEmbedder } from "../src/sentence.js";
 import { type Cfg, configJson, oracle, randomWeights } from "./oracle.js";
 
@@ -341,5 +345,60 @@ describe("SentenceEmbedder errors", () => {
       /pooling: unknown pooling mode "median"/,
     );
     expect(() => new SentenceEmbedder(e.model, e.tokenizer, { maxSeqLength: 1 })).toThrow(/max_seq_length/);
+  });
+});
+
+describe("Hugging Face model ids (a local server with the hub's URL layout)", () => {
+  it("SentenceEmbedder and BertModel from owner/name: same results as the folder, subfolders, offline second load", async () => {
+    await init();
+    const plain = folder();
+    // the older layout: the model and a vocab.txt in 0_Transformer/ (files in subfolders)
+    const older = folder({
+      tokenizer: null,
+      modules: [{ ...MODULES.transformer, path: "0_Transformer" }, MODULES.pooling],
+    });
+    mkdirSync(join(older, "0_Transformer"));
+    for (const f of ["config.json", "model.safetensors"]) renameSync(join(older, f), join(older, "0_Transformer", f));
+    writeFileSync(join(older, "0_Transformer", "vocab.txt"), `${VOCAB.join("\n")}\n`);
+    const server = await startHubServer({ "acme/mini-st": { main: plain }, "acme/old-st": { main: older } });
+    const cacheDir = mkdtempSync(join(root, "cache-"));
+    try {
+      const events: DownloadProgress[] = [];
+      const o = { endpoint: server.url, cacheDir, onDownload: (p: DownloadProgress) => events.push({ ...p }) };
+      const want = (await SentenceEmbedder.fromPretrained(plain)).embed(TEXTS).toArray();
+      expect((await SentenceEmbedder.fromPretrained("acme/mini-st", o)).embed(TEXTS).toArray()).toEqual(want);
+      expect(new Set(events.map((e) => e.file))).toEqual(
+        new Set([
+          "modules.json",
+          "sentence_bert_config.json",
+          "tokenizer.json",
+          "config.json",
+          "model.safetensors",
+          "1_Pooling/config.json",
+        ]),
+      );
+      const wantOld = (await SentenceEmbedder.fromPretrained(older)).embed(TEXTS).toArray();
+      expect((await SentenceEmbedder.fromPretrained("acme/old-st", o)).embed(TEXTS).toArray()).toEqual(wantOld);
+      const bert = await BertModel.fromPretrained("acme/mini-st", o);
+      expect(bert.hiddenSize).toBe(C.D);
+      bert.dispose();
+
+      server.fail.set("config.json", 500);
+      const e = await SentenceEmbedder.fromPretrained("acme/mini-st", {
+        endpoint: server.url,
+        cacheDir: `${cacheDir}-2`,
+      }).catch((x) => x);
+      expect(e).toBeInstanceOf(DownloadError);
+      expect(e.message).toContain("HTTP 500");
+      server.fail.clear();
+      await expect(BertModel.fromPretrained("acme/none", { endpoint: server.url, cacheDir })).rejects.toThrow(
+        new ConfigError("no config.json in acme/none@main"),
+      );
+    } finally {
+      await server.close();
+    }
+    // every file is cached (present or absent): no server needed
+    const again = await SentenceEmbedder.fromPretrained("acme/old-st", { endpoint: server.url, cacheDir });
+    expect(again.embed(TEXTS).toArray()).toEqual((await SentenceEmbedder.fromPretrained(older)).embed(TEXTS).toArray());
   });
 });

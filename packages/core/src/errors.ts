@@ -144,3 +144,18 @@ export class BusyError extends WasmformerError {
     this.name = "BusyError";
   }
 }
+
+/**
+ * A model file could not be downloaded: an HTTP error other than 404 (`status`), or a network
+ * failure (`status` undefined). A 404 is not an error: the file is absent.
+ */
+export class DownloadError extends WasmformerError {
+  readonly url: string;
+  readonly status: number | undefined;
+  constructor(message: string, url: string, status?: number, options?: { cause?: unknown }) {
+    super("download", message, options);
+    this.name = "DownloadError";
+    this.url = url;
+    this.status = status;
+  }
+}

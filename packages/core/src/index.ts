@@ -12,6 +12,7 @@ export * from "./float16.js";
 export * from "./gguf.js";
 export * from "./grad-ops.js";
 export * from "./heap.js";
+export * from "./hub.js";
 export * from "./kernels.js";
 export { erf } from "./math.js";
 export * from "./ops.js";

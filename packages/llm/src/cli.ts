@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 /**
- * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder (progress
- * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130). Without
- * `--model`, generate runs the embedded Brown-corpus LM of the optional `@wasmformer/models` package.
+ * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder, or one
+ * `.gguf` file (progress bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
+ * `--model` also takes a model id `owner/name[@revision]` (downloaded from `HF_ENDPOINT`, default
+ * huggingface.co, once, into `$HF_HOME/wasmformer`: see core's `openModelFiles`); an existing folder of
+ * that name wins. Without `--model`, generate runs the embedded Brown-corpus LM of the optional
+ * `@wasmformer/models` package.
  *
  * `wasmformer chat --model <folder>`: a conversation. Each line of stdin is a user turn (or one turn
  * from `--prompt`); the whole conversation (an optional `--system` message, every earlier turn and
@@ -17,13 +20,20 @@ import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
 import { DEFAULT_MODEL, EMBEDDED_MODELS_PACKAGE, embeddedModelFolder } from "./embedded.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 
-const USAGE = `usage: wasmformer generate [--model <folder>] --prompt "<text>" [options]
-       wasmformer chat --model <folder> [--system "<text>"] [--prompt "<text>"] [options]
+const USAGE = `usage: wasmformer generate [--model <folder|file.gguf|owner/name[@revision]>] --prompt "<text>" [options]
+       wasmformer chat --model <folder|file.gguf|owner/name[@revision]> [--system "<text>"] [--prompt "<text>"] [options]
 
 generate: loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or
-mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt) and streams the continuation
-of the prompt to stdout. Without --model it runs ${DEFAULT_MODEL}, a small GPT-2 trained by
-wasmformer on the Brown corpus, from the optional package ${EMBEDDED_MODELS_PACKAGE}.
+mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt), or one GGUF file
+(general.architecture llama, qwen2 or gpt2; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K
+weights, dequantized to f32; the tokenizer and chat template from its metadata), and streams the
+continuation of the prompt to stdout. Without --model it runs ${DEFAULT_MODEL}, a small GPT-2 trained
+by wasmformer on the Brown corpus, from the optional package ${EMBEDDED_MODELS_PACKAGE}.
+
+--model takes a folder, or a Hugging Face model id such as openai-community/gpt2 (optionally
+@revision; an existing folder of that name wins). Its files are downloaded from $HF_ENDPOINT
+(default https://huggingface.co) once and cached in $HF_HOME/wasmformer (HF_HOME default
+~/.cache/huggingface); later runs read the cache without network.
 
 chat: reads user turns from stdin, one per line (or one turn from --prompt), renders the whole
 conversation with the chat template of the folder's tokenizer_config.json and streams each reply
@@ -31,7 +41,8 @@ to stdout (one line per reply). It stops at end of input. Stops at eos_token_id 
 tokenizer's eos_token.
 
 options:
-  --model, -m <folder>          model folder (chat: required; generate: default ${DEFAULT_MODEL})
+  --model, -m <folder|file|id>  model folder, .gguf file or Hugging Face model id (chat: required;
+                                generate: default ${DEFAULT_MODEL})
   --prompt, -p <text>           prompt text (generate: required unless --prompt-ids; chat: one user turn)
   --prompt-ids <ids>            prompt as comma-separated token ids (generate only)
   --system, -s <text>           chat: a system message first
@@ -149,7 +160,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     const chat = command === "chat";
     let folder = values.model as string | undefined;
     if (folder === "") throw new UsageError("--model: empty folder name");
-    if (!folder && chat) throw new UsageError("--model <folder> is required for chat");
+    if (!folder && chat) throw new UsageError("--model <folder> is required for chat (a model folder or a .gguf file)");
     const promptText = values.prompt as string | undefined;
     const promptIds = values["prompt-ids"] as string | undefined;
     if (chat) {
@@ -192,8 +203,17 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     await init({ backend: backend as "auto" | BackendName, threads });
     const bar = values["no-progress"] ? undefined : progressBar("loading", stderr);
     bar?.(0, 1);
+    const downloads = new Map<string, ReturnType<typeof progressBar>>();
     const model = await AutoModelForCausalLM.fromPretrained(folder, {
       onProgress: bar ? (p) => bar(p.loaded, p.total) : undefined,
+      // a model id's files, the first time: one bar per file
+      onDownload: values["no-progress"]
+        ? undefined
+        : (p) => {
+            let b = downloads.get(p.file);
+            if (!b) downloads.set(p.file, (b = progressBar(`downloading ${p.file}`, stderr)));
+            b(p.loaded, p.total ?? p.loaded);
+          },
       signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
     });
     if (chat) {
@@ -267,10 +287,14 @@ async function chatLoop(
   },
 ): Promise<number> {
   const tok = model.tokenizer;
-  if (!tok) throw new UsageError(`${folder} has no tokenizer (tokenizer.json): chat needs one`);
+  const gguf = /\.gguf$/i.test(folder);
+  if (!tok)
+    throw new UsageError(
+      `${folder} has no tokenizer (${gguf ? "tokenizer.ggml.* metadata" : "tokenizer.json"}): chat needs one`,
+    );
   if (!tok.applyChatTemplate || !tok.hasChatTemplate)
     throw new UsageError(
-      `${folder} has no chat template (tokenizer_config.json with "chat_template"): chat needs one; use generate for plain continuation`,
+      `${folder} has no chat template (${gguf ? "tokenizer.chat_template metadata" : 'tokenizer_config.json with "chat_template"'}): chat needs one; use generate for plain continuation`,
     );
   // --stop-id / --ignore-eos replace the defaults: eos_token_id and the tokenizer's eos_token
   const given = opts.stopIds;

@@ -25,6 +25,7 @@
  * slots with a key-padding mask and starts its positions at its first real token, so that it
  * computes exactly what it computes unpadded.
  */
+
 import {
   AbortError,
   BinOp,
@@ -56,6 +57,7 @@ import {
   type Prompt,
 } from "./generate.js";
 import { type CacheLayout, KVContext, restoreContext, saveContext } from "./kv-context.js";
+import type { PretrainedOptions } from "./pretrained.js";
 import type { Tokenizer } from "./tokenizer.js";
 import { checkTrainOptions, DecoderTraining, type LMBatchResult, type LMExample, type TrainOptions } from "./train.js";
 
@@ -767,11 +769,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   // training (train.ts): masters in the checkpoint layout, gradients, kept activations
 
   /**
-   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' master copies and
-   * gradients and the activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`,
-   * `shiftLabels`). Then `lossAndGrad` / `evaluate` work and `fit` trains the model. While in
-   * training mode each `prefill` (and `prefillEmbeds`, `embedTokens`) first copies the trained
-   * parameters into the inference layout; `eval()` does it once and ends training mode.
+   * Training mode: plans (once, for `maxBatch × maxSeqLen`) the parameters' gradients and the
+   * activation buffers, and sets the loss (`ignoreIndex`, `labelSmoothing`, `shiftLabels`). Then
+   * `lossAndGrad` / `evaluate` work and `fit` trains the model. The matrices have one copy, rewritten
+   * in place between the inference layout and the checkpoint layout that training and the
+   * optimizer use (train.ts): a training step switches to the checkpoint layout, any inference
+   * (`prefill`, `decode`, `embedTokens`, …) back. So an optimizer step belongs after `lossAndGrad`,
+   * not after an inference call (`fit` keeps that order).
    */
   train(opts: TrainOptions = {}): this {
     this.alive();
@@ -790,11 +794,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /**
    * Inference mode (the default): the parameters (when `train()` or `parameters()` made them) are
-   * re-packed into the inference layout once; prefill and decode then run exactly as without training.
+   * back in the inference layout; prefill and decode then run exactly as without training.
    */
   eval(): this {
     this.alive();
-    this.trainer?.sync();
+    this.trainer?.toInference();
     this.trainingMode = false;
     return this;
   }
@@ -901,9 +905,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       : name;
   }
 
-  /** Training mode: the inference layout ← the trained masters, before a new sequence. */
+  /**
+   * Before any inference: the matrices back in the inference layout if training (or `parameters()`,
+   * `stateDict()`) left them in the checkpoint layout (see train.ts); nothing to do otherwise.
+   */
   private syncTrained(): void {
-    if (this.trainingMode) this.trainer!.sync();
+    this.trainer?.toInference();
   }
 
   private alive(): void {
@@ -1032,6 +1039,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     });
     if (T === 0) throw new InputError("no tokens to append");
     this.checkCapacity(T, opts.context);
+    this.syncTrained();
     return this.run(rows, T, opts);
   }
 
@@ -1394,21 +1402,32 @@ export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
     return new GPT2LMHeadModel(cfg, await CausalLM.load(gpt2Arch(cfg, source), source, opts));
   }
 
+  /** @internal Build from a parsed config and an arch checked elsewhere (the GGUF loader, gguf-model.ts). */
+  static async fromArch(
+    cfg: GPT2Config,
+    arch: DecoderArch,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<GPT2LMHeadModel> {
+    return new GPT2LMHeadModel(cfg, await CausalLM.load(arch, weights, opts));
+  }
+
   /**
-   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
+   * Load from a Hugging Face folder (Node) or model id (`owner/name[@revision]`, downloaded once
+   * and cached; see core's `openModelFiles`): `config.json`, `model.safetensors`, and the tokenizer
    * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
    */
-  static async fromPretrained(
-    folder: string,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<GPT2LMHeadModel> {
+  static async fromPretrained(folder: string, opts: PretrainedOptions = {}): Promise<GPT2LMHeadModel> {
     const { loadPretrained } = await import("./pretrained.js");
     return loadPretrained(folder, opts);
   }
 }
 
-/** The engine switches and tensor names of a GPT-2 checkpoint (HF names, or the original ones without `transformer.`). */
-function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
+/**
+ * @internal The engine switches and tensor names of a GPT-2 checkpoint (HF names, or the original
+ * ones without `transformer.`).
+ */
+export function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
   const P = cfg.n_positions;
   const E = cfg.n_embd;
   const V = cfg.vocab_size;

@@ -3,9 +3,12 @@
  * decoder engine of gpt2-model.ts: RMSNorm, rotary positions, a SwiGLU MLP, grouped-query
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
+
 import { checkBlockCount } from "@wasmformer/core";
+import type { DecoderArch } from "./decoder-arch.js";
 import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
+import type { PretrainedOptions } from "./pretrained.js";
 
 /**
  * `LlamaForCausalLM` with a KV cache; every `CausalLM` method (prefill, decode, extend, generate,
@@ -46,14 +49,22 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
     return new LlamaForCausalLM(cfg, await CausalLM.load(arch, source, opts));
   }
 
+  /** @internal Build from a parsed config and an arch checked elsewhere (the GGUF loader, gguf-model.ts). */
+  static async fromArch(
+    cfg: LlamaConfig,
+    arch: DecoderArch,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<LlamaForCausalLM> {
+    return new LlamaForCausalLM(cfg, await CausalLM.load(arch, weights, opts));
+  }
+
   /**
-   * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors` and the tokenizer
+   * Load from a Hugging Face folder (Node) or model id (`owner/name[@revision]`, downloaded once
+   * and cached; see core's `openModelFiles`): `config.json`, `model.safetensors` and the tokenizer
    * when present. See `loadPretrained`.
    */
-  static async fromPretrained(
-    folder: string,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<LlamaForCausalLM> {
+  static async fromPretrained(folder: string, opts: PretrainedOptions = {}): Promise<LlamaForCausalLM> {
     const { loadFolder } = await import("./pretrained.js");
     return loadFolder(folder, opts, (config, file, o) => LlamaForCausalLM.fromWeights(config, file, o));
   }

@@ -6,18 +6,22 @@
  * GPT-2 and the Llama family train through this one code path.
  *
  * Parameters. Inference keeps its matrices packed (or cut into column blocks) for speed. Training
- * keeps a master copy of every matrix and of the LM head in the checkpoint's own layout (Conv1D
- * `[in, out]`, Linear `[out, in]`, embeddings `[V, E]`): the `TrainParam`s point at these, so
- * gradients and optimizer updates act on the tensors exactly as named and shaped in the
- * checkpoint. Vectors (norm gains, biases) and the position/untied embedding tables are shared
- * with inference (their layout is the checkpoint's). `sync()` re-packs the masters into the
- * inference layout; the engine calls it from `eval()` and before each prefill in training mode.
+ * needs every matrix and the LM head in the checkpoint's own layout (Conv1D `[in, out]`, Linear
+ * `[out, in]`, embeddings `[V, E]`): the `TrainParam`s point at them, so gradients and optimizer
+ * updates act on the tensors exactly as named and shaped in the checkpoint. There is one copy of
+ * each: the engine's own buffer, rewritten in place between the two layouts (a packed buffer is at
+ * least as large as the plain matrix) through a scratch of one matrix at the heap top.
+ * `toTraining()` unpacks, `toInference()` re-packs; the engine calls them before a training step
+ * and before any inference. Vectors (norm gains, biases) and the position/untied embedding tables
+ * have the checkpoint's layout in both modes and are never rewritten.
  *
  * Memory is planned once: the masters and gradients (`params`), then the activations of
  * `maxBatch × maxSeqLen` rows (`plan`). A step allocates nothing.
  *
  * ```
- * forward (kept: X_l, ln1, qkv, P, att, Xm, ln2, hpre, up, hact, X_L, lnf)
+ * forward (kept: X_l, qkv, P, Xm, hpre, up, X_L, lnf; the norms' outputs norm1(X_l), norm2(Xm),
+ *          the attention output att = P·v and the MLP's hact = act(hpre) (⊙ up) are recomputed in backward, one layer at a time,
+ *          instead of being kept for every layer)
  *   X_0 = wte[ids] (+ wpe[t]);  per layer: Xm = X + Attn(norm1(X))·Wo;  X' = Xm + MLP(norm2(Xm))
  *   loss = CE(lnf(X_L) · headᵀ, labels)   (rows of the head done in chunks, loss and dlogits fused)
  * backward: the same steps in reverse; dX is the residual stream's gradient, each branch adds in.
@@ -114,14 +118,16 @@ interface Acts {
   targets: number;
   X: number[];
   Xm: number[];
-  ln1: number[];
-  ln2: number[];
+  /** norm1(X_l) or norm2(Xm) of one layer: written by the forward, recomputed by the backward */
+  ln: number;
   qkv: number[];
-  att: number[];
+  /** the attention output of one layer: written by the forward, recomputed by the backward */
+  att: number;
   probs: number[];
   hpre: number[];
   up: number[];
-  hact: number[];
+  /** act(hpre) (⊙ up) of one layer: written by the forward, recomputed by the backward */
+  hact: number;
   lnf: number;
   dX: number;
   dln: number;
@@ -183,27 +189,25 @@ export class DecoderTraining {
     hfName: (name: string) => string,
   ) {
     const heap = rt.heap;
-    // masters and gradients, planned once
-    let floats = 0;
+    // the matrices to the checkpoint layout, in place, then the gradients (planned once)
     const kinds = arch.specs.map((sp): Kind => (sp.name === arch.head ? "head" : (sp.layout ?? "plain")));
-    for (const [i, sp] of arch.specs.entries()) {
-      const n = sp.shape.reduce((x, y) => x * y, 1);
-      floats += (kinds[i] === "plain" ? 1 : 2) * n;
-    }
-    heap.reserve(floats * F32 + 16 * 2 * arch.specs.length);
-    this.params = arch.specs.map((spec, i) => {
-      const size = spec.shape.reduce((x, y) => x * y, 1);
-      const kind = kinds[i];
+    let floats = 0;
+    for (const sp of arch.specs) floats += sp.shape.reduce((x, y) => x * y, 1);
+    const made = arch.specs.map((spec, i): Param => {
       const eng = engine.get(spec.name);
       if (eng === undefined) throw new WasmformerError("internal", `no engine buffer for "${spec.name}"`);
-      const p: Param = { spec, kind, engine: eng, ptr: kind === "plain" ? eng : heap.allocF32(size), grad: 0 };
-      p.grad = heap.allocF32(size);
+      const p: Param = { spec, kind: kinds[i], engine: eng, ptr: eng, grad: 0 };
       this.byName.set(spec.name, p);
-      const name = hfName(spec.name);
-      this.shapes[name] = [...spec.shape];
-      return { name, ptr: p.ptr, grad: p.grad, size };
+      this.shapes[hfName(spec.name)] = [...spec.shape];
+      return p;
     });
-    for (const p of this.byName.values()) if (p.kind !== "plain") this.readEngine(p);
+    this.toTraining();
+    heap.reserve(floats * F32 + 16 * arch.specs.length);
+    this.params = made.map((p) => {
+      const size = p.spec.shape.reduce((x, y) => x * y, 1);
+      p.grad = heap.allocF32(size);
+      return { name: hfName(p.spec.name), ptr: p.ptr, grad: p.grad, size };
+    });
     const at = (name: string | undefined, f: (p: Param) => number) => (name ? f(this.byName.get(name)!) : 0);
     const map = (f: (p: Param) => number) =>
       arch.blocks.map((b) => {
@@ -222,6 +226,7 @@ export class DecoderTraining {
 
   /** Values of every parameter in the checkpoint's layout, by (Hugging Face) name. */
   stateDict(hfName: (name: string) => string): Map<string, Tensor<"f32">> {
+    this.toTraining();
     const out = new Map<string, Tensor<"f32">>();
     for (const p of this.byName.values()) {
       const size = p.spec.shape.reduce((x, y) => x * y, 1);
@@ -230,11 +235,48 @@ export class DecoderTraining {
     return out;
   }
 
-  /** Master ← the engine's storage (unpacked to the checkpoint layout). */
-  private readEngine(p: Param): void {
+  /** True while the engine's matrices hold the inference layout (packed or column blocks). */
+  private inInference = true;
+
+  /** Floats the engine's storage of a matrix takes (a packed operand pads N to a multiple of 8). */
+  private storageFloats(p: Param): number {
+    const { K, N } = asOperand(p, this.arch.dim, this.arch.vocab);
+    return this.layout.packed ? K * Math.ceil(N / 8) * 8 : K * N;
+  }
+
+  /** Run `f(scratch)` with a scratch buffer as large as the largest matrix, at the heap top. */
+  private withScratch(f: (scratch: number) => void): void {
+    const heap = this.rt.heap;
+    let most = 0;
+    for (const p of this.byName.values()) if (p.kind !== "plain") most = Math.max(most, this.storageFloats(p));
+    const mark = heap.mark();
+    try {
+      f(heap.allocF32(most));
+    } finally {
+      heap.release(mark);
+    }
+  }
+
+  /** Every matrix to the checkpoint layout, in place (before training reads or updates them). */
+  toTraining(): void {
+    if (!this.inInference) return;
+    this.withScratch((scratch) => {
+      for (const p of this.byName.values()) {
+        if (p.kind === "plain") continue;
+        const n = this.storageFloats(p);
+        const all = new Float32Array(this.rt.heap.buffer());
+        all.copyWithin(scratch / F32, p.engine / F32, p.engine / F32 + n);
+        this.unpack(p, scratch);
+      }
+    });
+    this.inInference = false;
+  }
+
+  /** Master (at `p.ptr`) ← the inference storage of `p` held at `src`. */
+  private unpack(p: Param, src: number): void {
     const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
     const all = new Float32Array(this.rt.heap.buffer());
-    const e0 = p.engine / F32;
+    const e0 = src / F32;
     const m0 = p.ptr / F32;
     const head = p.kind === "head";
     // strides of the master: element (r, j) of op(B) at m0 + r·sr + j·sj
@@ -247,10 +289,10 @@ export class DecoderTraining {
         const kb = Math.min(PACK_KC, K - pc);
         for (let j0 = 0; j0 < N; j0 += 8) {
           const cols = Math.min(8, N - j0);
-          let src = e0 + pc * N8 + j0 * kb;
-          for (let r = pc; r < pc + kb; r++, src += 8) {
+          let from = e0 + pc * N8 + j0 * kb;
+          for (let r = pc; r < pc + kb; r++, from += 8) {
             const dst = m0 + r * sr + j0 * sj;
-            for (let c = 0; c < cols; c++) all[dst + c * sj] = all[src + c];
+            for (let c = 0; c < cols; c++) all[dst + c * sj] = all[from + c];
           }
         }
       }
@@ -260,24 +302,30 @@ export class DecoderTraining {
       for (let j = 0; j < N; j++) all[m0 + r * sr + j * sj] = all[e0 + storageIndex(this.layout, head, K, N, r, j)];
   }
 
-  /** The engine's inference storage ← the masters (re-packed); vectors are shared and need nothing. */
-  sync(): void {
+  /** Every matrix back to the inference layout, in place (before any inference). */
+  toInference(): void {
+    if (this.inInference) return;
     const k = this.rt.k;
-    for (const p of this.byName.values()) {
-      if (p.kind === "plain") continue;
-      const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
-      if (this.layout.packed) {
-        k.packB(K, N, p.ptr, ld, trans, p.engine);
-        continue;
+    this.withScratch((scratch) => {
+      for (const p of this.byName.values()) {
+        if (p.kind === "plain") continue;
+        const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
+        let all = new Float32Array(this.rt.heap.buffer());
+        all.copyWithin(scratch / F32, p.ptr / F32, p.ptr / F32 + K * N);
+        if (this.layout.packed) {
+          k.packB(K, N, scratch, ld, trans, p.engine);
+          continue;
+        }
+        all = new Float32Array(this.rt.heap.buffer());
+        const e0 = p.engine / F32;
+        const m0 = scratch / F32;
+        const head = p.kind === "head";
+        for (let r = 0; r < K; r++)
+          for (let j = 0; j < N; j++)
+            all[e0 + storageIndex(this.layout, head, K, N, r, j)] = all[m0 + (trans ? j * ld + r : r * ld + j)];
       }
-      const all = new Float32Array(this.rt.heap.buffer());
-      const e0 = p.engine / F32;
-      const m0 = p.ptr / F32;
-      const head = p.kind === "head";
-      for (let r = 0; r < K; r++)
-        for (let j = 0; j < N; j++)
-          all[e0 + storageIndex(this.layout, head, K, N, r, j)] = all[m0 + (trans ? j * ld + r : r * ld + j)];
-    }
+    });
+    this.inInference = true;
   }
 
   /** Set every gradient to 0. */
@@ -328,14 +376,13 @@ export class DecoderTraining {
       targets: f(N),
       X: Array.from({ length: L + 1 }, () => f(N * E)),
       Xm: layers(N * E),
-      ln1: layers(N * E),
-      ln2: layers(N * E),
+      ln: f(N * E),
       qkv: layers(N * qkvW),
-      att: layers(N * qW),
+      att: f(N * qW),
       probs: layers(maxB * a.heads * maxT * maxT),
       hpre: layers(N * I),
       up: a.gated ? layers(N * I) : [],
-      hact: layers(N * I),
+      hact: f(N * I),
       lnf: f(N * E),
       dX: f(N * E),
       dln: f(N * E),
@@ -453,11 +500,65 @@ export class DecoderTraining {
         throw new InputError(`${what}.data[${i}] is ${String(d[i])}, not a finite number`);
   }
 
+  /**
+   * att = softmax(q·kᵀ·scale, causal) · v of layer `l` for every (batch, head), from the kept qkv,
+   * into the one-layer `att` buffer; the weights P go to the layer's kept `probs`. The backward
+   * calls it again to recompute att (the same kernel on the same inputs: the same bits).
+   */
+  private attend(l: number, B: number, T: number): void {
+    const a = this.acts!;
+    const k = this.rt.k;
+    const arch = this.arch;
+    const H = arch.heads;
+    const hs = arch.headDim;
+    const group = H / arch.kvHeads;
+    const qW = H * hs;
+    const kvW = arch.kvHeads * hs;
+    const qkvW = qW + 2 * kvW;
+    const scale = arch.attnScale(l);
+    for (let b = 0; b < B; b++) {
+      const q0 = a.qkv[l] + b * T * qkvW * F32;
+      for (let h = 0; h < H; h++) {
+        const g = Math.floor(h / group);
+        k.attention(
+          q0 + h * hs * F32,
+          qkvW,
+          q0 + (qW + g * hs) * F32,
+          qkvW,
+          q0 + (qW + kvW + g * hs) * F32,
+          qkvW,
+          a.att + (b * T * qW + h * hs) * F32,
+          qW,
+          a.probs[l] + (b * H + h) * T * T * F32,
+          T,
+          T,
+          hs,
+          hs,
+          scale,
+          0,
+          0,
+          0,
+          0,
+        );
+      }
+    }
+  }
+
+  /** hact = act(hpre_l) (⊙ up_l for a gated MLP) of layer `l` over `n` rows, into the one-layer buffer. */
+  private mlpAct(l: number, n: number): void {
+    const a = this.acts!;
+    const k = this.rt.k;
+    const I = this.arch.inner;
+    k.unary(a.hpre[l], a.hact, n * I, this.arch.act);
+    if (a.up.length > 0) k.binary(a.hact, a.up[l], a.hact, n, I, I, 1, BinOp.mul);
+  }
+
   /** Mean loss over the counted targets, and with `scale` ≠ 0 adds `scale · ∂loss/∂θ` into the gradients. */
   run(batch: readonly LMExample[], scale: number | undefined, what: string): LMBatchResult {
     if (scale !== undefined && (typeof scale !== "number" || !Number.isFinite(scale)))
       throw new InputError(`${what}: scale must be a finite number, got ${String(scale)}`);
     const { B, T, count, parts } = this.load(batch, what);
+    this.toTraining();
     this.forward(B, T, parts);
     const asked = scale !== undefined && scale !== 0;
     const grad = asked && count > 0;
@@ -547,7 +648,6 @@ export class DecoderTraining {
     const qW = H * hs;
     const kvW = KV * hs;
     const qkvW = qW + 2 * kvW;
-    const group = H / KV;
     const n = B * T;
     const emb = this.byName.get(arch.embed)!.ptr;
     if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1)
@@ -563,54 +663,25 @@ export class DecoderTraining {
     for (let l = 0; l < arch.layers; l++) {
       const w = this.w[l];
       const kd = this.kind[l];
-      const scale = arch.attnScale(l);
       const qkv = a.qkv[l];
-      this.norm(a.X[l], a.ln1[l], n, w.ln1w, w.ln1b);
+      this.norm(a.X[l], a.ln, n, w.ln1w, w.ln1b);
       if (w.kW) {
-        this.lin(n, a.ln1[l], E, qW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
-        this.lin(n, a.ln1[l], E, kvW, w.kW, kd.kW, w.kB, qkv + qW * F32, qkvW, 0);
-        this.lin(n, a.ln1[l], E, kvW, w.vW, kd.vW, w.vB, qkv + (qW + kvW) * F32, qkvW, 0);
+        this.lin(n, a.ln, E, qW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
+        this.lin(n, a.ln, E, kvW, w.kW, kd.kW, w.kB, qkv + qW * F32, qkvW, 0);
+        this.lin(n, a.ln, E, kvW, w.vW, kd.vW, w.vB, qkv + (qW + kvW) * F32, qkvW, 0);
       } else {
-        this.lin(n, a.ln1[l], E, qkvW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
+        this.lin(n, a.ln, E, qkvW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
       }
       if (a.invFreq) k.rope(qkv, qkvW, n, H + KV, hs, a.pos, a.invFreq);
-      for (let b = 0; b < B; b++) {
-        const q0 = qkv + b * T * qkvW * F32;
-        for (let h = 0; h < H; h++) {
-          const g = Math.floor(h / group);
-          k.attention(
-            q0 + h * hs * F32,
-            qkvW,
-            q0 + (qW + g * hs) * F32,
-            qkvW,
-            q0 + (qW + kvW + g * hs) * F32,
-            qkvW,
-            a.att[l] + (b * T * qW + h * hs) * F32,
-            qW,
-            a.probs[l] + (b * H + h) * T * T * F32,
-            T,
-            T,
-            hs,
-            hs,
-            scale,
-            0,
-            0,
-            0,
-            0,
-          );
-        }
-      }
+      this.attend(l, B, T);
       k.copy2d(a.X[l], E, a.Xm[l], E, n, E);
-      this.lin(n, a.att[l], qW, E, w.attnProjW, kd.attnProjW, w.attnProjB, a.Xm[l], E, 1);
-      this.norm(a.Xm[l], a.ln2[l], n, w.ln2w, w.ln2b);
-      this.lin(n, a.ln2[l], E, I, w.fcW, kd.fcW, w.fcB, a.hpre[l], I, 0);
-      k.unary(a.hpre[l], a.hact[l], n * I, arch.act);
-      if (w.upW) {
-        this.lin(n, a.ln2[l], E, I, w.upW, kd.upW, w.upB, a.up[l], I, 0);
-        k.binary(a.hact[l], a.up[l], a.hact[l], n, I, I, 1, BinOp.mul);
-      }
+      this.lin(n, a.att, qW, E, w.attnProjW, kd.attnProjW, w.attnProjB, a.Xm[l], E, 1);
+      this.norm(a.Xm[l], a.ln, n, w.ln2w, w.ln2b);
+      this.lin(n, a.ln, E, I, w.fcW, kd.fcW, w.fcB, a.hpre[l], I, 0);
+      if (w.upW) this.lin(n, a.ln, E, I, w.upW, kd.upW, w.upB, a.up[l], I, 0);
+      this.mlpAct(l, n);
       k.copy2d(a.Xm[l], E, a.X[l + 1], E, n, E);
-      this.lin(n, a.hact[l], I, E, w.mlpProjW, kd.mlpProjW, w.mlpProjB, a.X[l + 1], E, 1);
+      this.lin(n, a.hact, I, E, w.mlpProjW, kd.mlpProjW, w.mlpProjB, a.X[l + 1], E, 1);
     }
     const lnfW = this.byName.get(arch.normW)!.ptr;
     const lnfB = arch.normB ? this.byName.get(arch.normB)!.ptr : 0;
@@ -678,9 +749,11 @@ export class DecoderTraining {
       const w = this.w[l];
       const g = pg ? this.g[l] : NO_GRADS;
       const kd = this.kind[l];
-      // ---- MLP: X_{l+1} = Xm + hact · W_proj + b
+      // ---- MLP: X_{l+1} = Xm + hact · W_proj + b   (hact and norm2(Xm) recomputed)
+      this.mlpAct(l, n);
+      this.norm(a.Xm[l], a.ln, n, w.ln2w, w.ln2b);
       zero(a.dhact, n * I);
-      this.linBack(n, a.dX, E, a.hact[l], I, E, w.mlpProjW, kd.mlpProjW, a.dhact, g.mlpProjW, g.mlpProjB);
+      this.linBack(n, a.dX, E, a.hact, I, E, w.mlpProjW, kd.mlpProjW, a.dhact, g.mlpProjW, g.mlpProjB);
       zero(a.dhpre, n * I);
       if (w.upW) {
         // hact = act(gate) ⊙ up
@@ -689,16 +762,18 @@ export class DecoderTraining {
         k.binary(a.dhact, a.up[l], a.dhact, n, I, I, 1, BinOp.mul); // d act(gate)
         k.unaryBackward(a.dhpre, a.dhact, srcOut ? a.tmp : a.hpre[l], n * I, arch.act);
       } else {
-        k.unaryBackward(a.dhpre, a.dhact, srcOut ? a.hact[l] : a.hpre[l], n * I, arch.act);
+        k.unaryBackward(a.dhpre, a.dhact, srcOut ? a.hact : a.hpre[l], n * I, arch.act);
       }
       zero(a.dln, n * E);
-      this.linBack(n, a.dhpre, I, a.ln2[l], E, I, w.fcW, kd.fcW, a.dln, g.fcW, g.fcB);
-      if (w.upW) this.linBack(n, a.dup, I, a.ln2[l], E, I, w.upW, kd.upW, a.dln, g.upW, g.upB);
+      this.linBack(n, a.dhpre, I, a.ln, E, I, w.fcW, kd.fcW, a.dln, g.fcW, g.fcB);
+      if (w.upW) this.linBack(n, a.dup, I, a.ln, E, I, w.upW, kd.upW, a.dln, g.upW, g.upB);
       this.normBack(a.dX, g.ln2w, g.ln2b, a.dln, a.Xm[l], w.ln2w, n);
 
-      // ---- attention: Xm = X_l + att · W_o + b
+      // ---- attention: Xm = X_l + att · W_o + b   (norm1(X_l) recomputed)
+      this.norm(a.X[l], a.ln, n, w.ln1w, w.ln1b);
       zero(a.datt, n * qW);
-      this.linBack(n, a.dX, E, a.att[l], qW, E, w.attnProjW, kd.attnProjW, a.datt, g.attnProjW, g.attnProjB);
+      this.attend(l, B, T);
+      this.linBack(n, a.dX, E, a.att, qW, E, w.attnProjW, kd.attnProjW, a.datt, g.attnProjW, g.attnProjB);
       zero(a.dqkv, n * qkvW);
       const scale = arch.attnScale(l);
       for (let b = 0; b < B; b++) {
@@ -732,11 +807,11 @@ export class DecoderTraining {
       if (a.negInvFreq) k.rope(a.dqkv, qkvW, n, H + KV, hs, a.pos, a.negInvFreq);
       zero(a.dln, n * E);
       if (w.kW) {
-        this.linBack(n, a.dqkv, qkvW, a.ln1[l], E, qW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
-        this.linBack(n, a.dqkv + qW * F32, qkvW, a.ln1[l], E, kvW, w.kW, kd.kW, a.dln, g.kW, g.kB);
-        this.linBack(n, a.dqkv + (qW + kvW) * F32, qkvW, a.ln1[l], E, kvW, w.vW, kd.vW, a.dln, g.vW, g.vB);
+        this.linBack(n, a.dqkv, qkvW, a.ln, E, qW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
+        this.linBack(n, a.dqkv + qW * F32, qkvW, a.ln, E, kvW, w.kW, kd.kW, a.dln, g.kW, g.kB);
+        this.linBack(n, a.dqkv + (qW + kvW) * F32, qkvW, a.ln, E, kvW, w.vW, kd.vW, a.dln, g.vW, g.vB);
       } else {
-        this.linBack(n, a.dqkv, qkvW, a.ln1[l], E, qkvW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
+        this.linBack(n, a.dqkv, qkvW, a.ln, E, qkvW, w.attnW, kd.attnW, a.dln, g.attnW, g.attnB);
       }
       this.normBack(a.dX, g.ln1w, g.ln1b, a.dln, a.X[l], w.ln1w, n);
     }

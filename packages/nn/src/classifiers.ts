@@ -84,6 +84,23 @@ export interface CreateOptions {
 abstract class Classifier<E extends { label: number }> extends Module implements Trainable<E> {
   abstract readonly numClasses: number;
   protected lossOpts: ClassifierLossOptions = {};
+  /**
+   * `lossAndGrad` ran in eval mode, so an optimizer step may have changed the trainable weights
+   * after it went back to eval: recurrent layers' packed inference copies are refreshed (`eval()`)
+   * before the next inference forward.
+   */
+  private stale = false;
+
+  override train(on = true): this {
+    super.train(on);
+    if (!on) this.stale = false;
+    return this;
+  }
+
+  /** Inference mode with the current weights (see `stale`). */
+  private fresh(): void {
+    if (!this.training && this.stale) this.eval();
+  }
 
   get runtime(): Runtime {
     return this.rt;
@@ -140,13 +157,17 @@ abstract class Classifier<E extends { label: number }> extends Module implements
       if (was) this.train(); // drop the records of the failed pass
       throw e;
     } finally {
-      if (!was) this.eval();
+      if (!was) {
+        this.eval();
+        this.stale = true; // an optimizer step follows
+      }
     }
   }
 
   evaluate(batch: readonly E[]): BatchResult {
     const was = this.training;
     if (was) this.eval();
+    this.fresh();
     try {
       const labels = this.labels(batch);
       const logits = this.logitsOf(batch);
@@ -161,6 +182,7 @@ abstract class Classifier<E extends { label: number }> extends Module implements
   predict(batch: readonly Omit<E, "label">[]): Tensor<"f32"> {
     const was = this.training;
     if (was) this.eval();
+    this.fresh();
     try {
       return this.logitsOf(batch.map((e) => ({ ...e, label: 0 }) as unknown as E));
     } finally {

@@ -80,6 +80,24 @@ describe("classifiers: the same training on every backend, and bad input", () =>
     for (const r of runs.slice(1)) for (const [i, v] of r.entries()) expect(v).toBeCloseTo(runs[0]![i]!, 4);
   });
 
+  it("an optimizer step after lossAndGrad in eval mode shows in predict/evaluate (no stale packed LSTM weights)", () => {
+    const m = LSTMClassifier.create({ vocabSize: 9, embeddingDim: 4, hiddenSize: 5, numClasses: 2 }, { seed: 1 });
+    const batch = [
+      { ids: [1, 2, 3], label: 1 },
+      { ids: [4, 5, 6], label: 0 },
+    ];
+    const opt = new AdamW(m.runtime, m.parameters(), { lr: 0.1 });
+    m.zeroGrad();
+    m.lossAndGrad(batch, 1);
+    opt.step();
+    const got = Array.from(m.predict(batch).data);
+    const loss = m.evaluate(batch).loss;
+    m.eval(); // re-packs the trained weights explicitly
+    expect(got).toEqual(Array.from(m.predict(batch).data));
+    expect(loss).toBe(m.evaluate(batch).loss);
+    m.dispose();
+  });
+
   it("training steps do not grow the heap (every activation is per-call scratch)", () => {
     for (const b of bks) {
       const m = LSTMClassifier.create(

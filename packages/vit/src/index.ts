@@ -35,6 +35,7 @@ export {
   openCheckpointFolder,
   type PosInterpolation,
   type Prediction,
+  type PretrainedLoadOptions,
   type PretrainedSource,
   type TimmSource,
   timmConfig,

@@ -30,9 +30,11 @@ import {
   createRuntime,
   DisposedError,
   type Heap,
+  type HubOptions,
   InputError,
   type LazySafetensorsFile,
-  openSafetensors,
+  type ModelFiles,
+  openModelFiles,
   parseSafetensors,
   type Runtime,
   releaseRuntime,
@@ -276,9 +278,10 @@ export class ViTModel {
    * Load a Hugging Face checkpoint: `config` is the parsed `config.json`, `weights` the
    * `model.safetensors` bytes (or a tensor source). Works for `ViTModel` (names without prefix,
    * e.g. DINO `facebook/dino-vits16`) and `ViTForImageClassification` (`vit.` prefix + `classifier`).
-   * A string is a checkpoint folder (Node), as `loadViTModel(dir)`.
+   * A string is a folder (Node) or a Hugging Face model id such as `google/vit-base-patch16-224`
+   * (`owner/name[@revision]`, downloaded once and cached): see `loadViTModel`.
    */
-  static async fromPretrained(src: PretrainedSource | string, opts: LoadOptions = {}): Promise<ViTModel> {
+  static async fromPretrained(src: PretrainedSource | string, opts: PretrainedLoadOptions = {}): Promise<ViTModel> {
     if (typeof src === "string") return loadViTModel(src, opts);
     return buildHf(ViTModel, src, opts, "optional");
   }
@@ -670,10 +673,10 @@ export class ViTForImageClassification extends ViTModel implements Trainable<ViT
     return this.labels;
   }
 
-  /** A checkpoint object, or a checkpoint folder path (Node) as `loadViTForImageClassification(dir)`. */
+  /** A checkpoint (see `ViTModel.fromPretrained`), a folder or a model id; the classifier is required. */
   static override async fromPretrained(
     src: PretrainedSource | string,
-    opts: LoadOptions = {},
+    opts: PretrainedLoadOptions = {},
   ): Promise<ViTForImageClassification> {
     if (typeof src === "string") return loadViTForImageClassification(src, opts);
     return buildHf(ViTForImageClassification, src, opts, "required");
@@ -1162,24 +1165,27 @@ function timmProcessor(pc: Record<string, unknown>, cfg: ViTConfig): ViTImagePro
   });
 }
 
+/** `LoadOptions` and, for model ids, the hub options of core's `openModelFiles`. */
+export interface PretrainedLoadOptions extends LoadOptions, HubOptions {}
+
 /**
- * Open a checkpoint folder (Node): parse `config.json` and `preprocessor_config.json` (optional),
- * and open `model.safetensors` lazily (tensors are read one by one while they are copied into the
- * heap, so the file is never held in memory as a whole). The caller closes `weights`. Also used by
- * @wasmformer/vlm for checkpoints whose vision tower is a ViT.
+ * Open a checkpoint folder (Node) or Hugging Face model id (`owner/name[@revision]`, downloaded once
+ * and cached: see core's `openModelFiles`; an existing folder of that name wins): parse
+ * `config.json` and `preprocessor_config.json` (optional), and open `model.safetensors` lazily
+ * (tensors are read one by one while they are copied into the heap, so the file is never held in
+ * memory as a whole). The caller closes `weights`. Also used by @wasmformer/vlm for checkpoints
+ * whose vision tower is a ViT.
  */
 export async function openCheckpointFolder(
-  dir: string,
+  dir: string | ModelFiles,
+  opts: HubOptions = {},
 ): Promise<{ config: unknown; weights: LazySafetensorsFile; preprocessor?: unknown }> {
-  const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
-  const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
+  const files = typeof dir === "string" ? await openModelFiles(dir, opts) : dir;
   const readJson = async (name: string, required: boolean): Promise<unknown> => {
-    let text: string;
-    try {
-      text = await fs.readFile(path.join(dir, name), "utf8");
-    } catch (e) {
-      if (!required && (e as { code?: string }).code === "ENOENT") return undefined;
-      throw new ConfigError(`cannot read ${path.join(dir, name)}: ${(e as Error).message}`);
+    const text = await files.text(name);
+    if (text === undefined) {
+      if (!required) return undefined;
+      throw new ConfigError(`cannot read ${files.where(name)}: no such file`);
     }
     try {
       return JSON.parse(text);
@@ -1189,24 +1195,21 @@ export async function openCheckpointFolder(
   };
   const config = await readJson("config.json", true);
   const preprocessor = await readJson("preprocessor_config.json", false);
-  const file = path.join(dir, "model.safetensors");
-  try {
-    await fs.access(file);
-  } catch (e) {
-    throw new WeightsError(`cannot read ${file}: ${(e as Error).message}`, []);
+  const weights = await files.safetensors("model.safetensors");
+  if (!weights) {
+    throw new WeightsError(`cannot read ${files.where("model.safetensors")}: no such file`, ["model.safetensors"]);
   }
-  const weights = await openSafetensors(file);
   return { config, weights, ...(preprocessor !== undefined ? { preprocessor } : {}) };
 }
 
 const isTimmConfig = (c: unknown) => typeof (c as Record<string, unknown> | null)?.architecture === "string";
 
 /**
- * Load a ViT from a checkpoint folder in Node (HF `ViTModel`, DINO, `ViTForImageClassification`;
- * or timm, recognised by its config's `architecture` field).
+ * Load a ViT from a checkpoint folder (Node) or model id (HF `ViTModel`, DINO,
+ * `ViTForImageClassification`; or timm, recognised by its config's `architecture` field).
  */
-export async function loadViTModel(dir: string, opts: LoadOptions = {}): Promise<ViTModel> {
-  const f = await openCheckpointFolder(dir);
+export async function loadViTModel(dir: string, opts: PretrainedLoadOptions = {}): Promise<ViTModel> {
+  const f = await openCheckpointFolder(dir, opts);
   try {
     return await (isTimmConfig(f.config) ? ViTModel.fromTimm(f, opts) : ViTModel.fromPretrained(f, opts));
   } finally {
@@ -1214,12 +1217,15 @@ export async function loadViTModel(dir: string, opts: LoadOptions = {}): Promise
   }
 }
 
-/** Load a ViT image classifier from a checkpoint folder in Node (HF `ViTForImageClassification`, or timm with `head`). */
+/**
+ * Load a ViT image classifier from a checkpoint folder (Node) or model id (HF
+ * `ViTForImageClassification`, or timm with `head`).
+ */
 export async function loadViTForImageClassification(
   dir: string,
-  opts: LoadOptions = {},
+  opts: PretrainedLoadOptions = {},
 ): Promise<ViTForImageClassification> {
-  const f = await openCheckpointFolder(dir);
+  const f = await openCheckpointFolder(dir, opts);
   try {
     return await (isTimmConfig(f.config)
       ? ViTForImageClassification.fromTimm(f, opts)

@@ -66,6 +66,7 @@ export {
   type VLMGenerationChunk,
   type VLMGenerationResult,
   type VLMLoadOptions,
+  type VLMPretrainedOptions,
   type VLMPretrainedSource,
 } from "./vlm-model.js";
 export { prefixView, type WeightSource, weightSource } from "./weights.js";

@@ -19,7 +19,9 @@ import {
   ConfigError,
   checkTensors,
   createRuntime,
+  type HubOptions,
   InputError,
+  openModelFiles,
   openSafetensors,
   parseSafetensors,
   type Runtime,
@@ -375,24 +377,26 @@ export const MiniGPT4 = {
   },
 
   /**
-   * Load MiniGPT-4 from folders (Node): the ViT folder, the BLIP-2 (Q-Former) folder, MiniGPT-4's
-   * projection file (safetensors) and the Llama folder, whose tokenizer is used unless
+   * Load MiniGPT-4 from folders (Node) or model ids (`owner/name[@revision]`: see core's
+   * `openModelFiles`; `opts` carries the hub options): the ViT folder, the BLIP-2 (Q-Former)
+   * folder, MiniGPT-4's projection file (safetensors: a path or URL) and the Llama folder, whose tokenizer is used unless
    * `opts.tokenizer` is given. Weights are read one tensor at a time.
    */
-  async fromFolders(dirs: MiniGPT4Folders, opts: MiniGPT4Options = {}): Promise<VisionLanguageModel> {
+  async fromFolders(dirs: MiniGPT4Folders, opts: MiniGPT4Options & HubOptions = {}): Promise<VisionLanguageModel> {
     if (!isObject(dirs)) throw new InputError("expected { vision, qformer, projection, llm } paths");
     for (const k of ["vision", "qformer", "projection", "llm"] as const)
       if (typeof dirs[k] !== "string") throw new InputError(`MiniGPT-4 path "${k}" must be a string`);
-    const vision = await openCheckpointFolder(dirs.vision);
+    const vision = await openCheckpointFolder(dirs.vision, opts);
     const closers: { close(): Promise<void> }[] = [vision.weights];
     try {
-      const qformer = await openCheckpointFolder(dirs.qformer);
+      const qformer = await openCheckpointFolder(dirs.qformer, opts);
       closers.push(qformer.weights);
-      const llm = await openCheckpointFolder(dirs.llm);
+      const llmFiles = await openModelFiles(dirs.llm, opts);
+      const llm = await openCheckpointFolder(llmFiles);
       closers.push(llm.weights);
       const projection = await openSafetensors(dirs.projection); // a missing file: InputError naming it
       closers.push(projection);
-      const tokenizer = opts.tokenizer ?? (await loadTokenizer(dirs.llm));
+      const tokenizer = opts.tokenizer ?? (await loadTokenizer(llmFiles));
       return await MiniGPT4.fromPretrained(
         {
           vision,

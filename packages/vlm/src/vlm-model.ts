@@ -24,7 +24,9 @@ import {
   checkTensors,
   createRuntime,
   DisposedError,
+  type HubOptions,
   InputError,
+  openModelFiles,
   parseSafetensors,
   type Runtime,
   releaseRuntime,
@@ -114,6 +116,9 @@ export interface VLMLoadOptions {
    */
   strict?: boolean;
 }
+
+/** `VLMLoadOptions` and, for model ids, the hub options of core's `openModelFiles`. */
+export interface VLMPretrainedOptions extends VLMLoadOptions, HubOptions {}
 
 /** A `vit-qformer-gpt2` checkpoint: the parsed `config.json` and `model.safetensors` (bytes or tensors). */
 export interface VLMPretrainedSource {
@@ -257,9 +262,13 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
    * Build from a `vit-qformer-gpt2` checkpoint: `config` (the parsed config.json) and the weights
    * (`vision_model.*`, `query_tokens`, `qformer.*`, `language_projection.*`, `language_model.*`).
    * All names and shapes are checked before anything is copied; a `WeightsError` lists what is
-   * missing, wrong-shaped or unexpected.
+   * missing, wrong-shaped or unexpected. A string is a folder or a model id: see `fromFolder`.
    */
-  static async fromPretrained(src: VLMPretrainedSource, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
+  static async fromPretrained(
+    src: VLMPretrainedSource | string,
+    opts: VLMPretrainedOptions = {},
+  ): Promise<VisionLanguageModel> {
+    if (typeof src === "string") return VisionLanguageModel.fromFolder(src, opts);
     const cfg = parseVLMConfig(src.config);
     const Et = cfg.text_hidden_size;
     const weights: WeightSource =
@@ -342,14 +351,16 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
   }
 
   /**
-   * Load from a folder (Node): `config.json`, `model.safetensors` (read tensor by tensor),
-   * `preprocessor_config.json` and the tokenizer (`tokenizer.json`, or `vocab.json` +
+   * Load from a folder (Node) or a Hugging Face model id (`owner/name[@revision]`, downloaded once
+   * and cached; see core's `openModelFiles`): `config.json`, `model.safetensors` (read tensor by
+   * tensor), `preprocessor_config.json` and the tokenizer (`tokenizer.json`, or `vocab.json` +
    * `merges.txt`) when present.
    */
-  static async fromFolder(dir: string, opts: VLMLoadOptions = {}): Promise<VisionLanguageModel> {
-    const folder = await openCheckpointFolder(dir);
+  static async fromFolder(dir: string, opts: VLMPretrainedOptions = {}): Promise<VisionLanguageModel> {
+    const files = await openModelFiles(dir, opts);
+    const folder = await openCheckpointFolder(files);
     try {
-      const tokenizer = opts.tokenizer ?? (await loadTokenizer(dir));
+      const tokenizer = opts.tokenizer ?? (await loadTokenizer(files));
       return await VisionLanguageModel.fromPretrained(folder, { ...opts, tokenizer });
     } finally {
       await folder.weights.close();

@@ -1,10 +1,16 @@
 /**
  * Checkpoint folders in the worker: the files a page picked (or dropped) are sent as `Blob`s (cloned by
- * reference, not copied), or the worker fetches them from a base URL, reporting download progress.
+ * reference, not copied), or the worker fetches them from a base URL, or from a Hugging Face model id
+ * (core's `openModelFiles`: cached in the Cache Storage, so the next load of that id is offline),
+ * reporting download progress.
  */
-import { ConfigError, InputError, WeightsError } from "@wasmformer/core";
+import { ConfigError, InputError, openModelFiles, WeightsError } from "@wasmformer/core";
 
-export type FolderSource = { kind: "files"; files: Record<string, Blob> } | { kind: "url"; url: string };
+export type FolderSource =
+  | { kind: "files"; files: Record<string, Blob> }
+  | { kind: "url"; url: string }
+  /** `owner/name[@revision]`; `endpoint` default https://huggingface.co */
+  | { kind: "hub"; id: string; endpoint?: string };
 
 export interface Progress {
   stage: string;
@@ -62,6 +68,15 @@ export async function readFolder(
   const names = [...required, ...optional];
   if (src.kind === "files") {
     for (const n of names) if (src.files[n]) out[n] = src.files[n];
+  } else if (src.kind === "hub") {
+    const files = await openModelFiles(src.id.trim(), {
+      ...(src.endpoint ? { endpoint: src.endpoint } : {}),
+      onDownload: (p) => onProgress({ stage: `downloading ${p.file}`, loaded: p.loaded, total: p.total ?? 0 }),
+    });
+    for (const n of names) {
+      const b = await files.blob(n);
+      if (b) out[n] = b;
+    }
   } else {
     if (!/^(https?:|\/|\.)/.test(src.url)) throw new InputError(`not a URL: ${JSON.stringify(src.url)}`);
     const base = new URL(src.url, self.location.href).href;
@@ -72,7 +87,8 @@ export async function readFolder(
   }
   const missing = required.filter((n) => !out[n]);
   if (missing.length > 0) {
-    const where = src.kind === "url" ? ` at ${src.url}` : " among the chosen files";
+    const where =
+      src.kind === "url" ? ` at ${src.url}` : src.kind === "hub" ? ` in ${src.id}` : " among the chosen files";
     const weights = missing.filter((n) => n.endsWith(".safetensors"));
     if (weights.length > 0) throw new WeightsError(`${weights.join(", ")} not found${where}`, weights);
     throw new ConfigError(`${missing.join(", ")} not found${where}`);
