@@ -29,18 +29,23 @@ import {
   AbortError,
   BinOp,
   checkBlockCount,
+  checkWeightDtype,
   createRuntime,
   DisposedError,
   formatShape,
   InputError,
   PACK_KC,
   packedIndex,
+  type QuantType,
+  quantizeBlocks,
+  quantTypeOf,
   type Runtime,
   releaseRuntime,
   ShapeError,
   Tensor,
   tensorSource,
   WasmformerError,
+  type WeightDtype,
   WeightsError,
   writeSafetensors,
 } from "@wasmformer/core";
@@ -130,6 +135,14 @@ export interface GPT2Options {
   strict?: boolean;
   /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * Weight storage: "f32" (default), or quantized on load to ggml's Q8_0 ("q8", 8-bit) or Q4_0
+   * ("q4", 4-bit) blocks of 32 with ggml's rounding. Every projection and the LM head then run on
+   * the packed blocks (decode: integer dot products on x quantized per block; prefill: the GEMM on
+   * panels dequantized per block); the token embedding is gathered from the quantized table. Every
+   * matrix's input width must be a multiple of 32. Training needs "f32".
+   */
+  dtype?: WeightDtype;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -192,6 +205,7 @@ interface Weights {
   lnfW: number; // (E,)
   lnfB: number; // (E,)
   head: number; // LM head (wte when tied) as column blocks: block b = (E, wb) with wb = min(HEAD_BLOCK, V − b·HEAD_BLOCK), at b·E·HEAD_BLOCK floats
+  // quantized (dtype q8/q4): every matrix, the head and wte are Linear [out, in] rows of ggml blocks
 }
 
 /** Activation buffers, allocated once for `maxBatch × chunk` rows (llama2.c `RunState`). */
@@ -209,6 +223,7 @@ interface Scratch {
   logitRows: number; // capacity of `logits` in rows
   lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
   logits: number; // (logitRows, V)
+  xq: number; // (4, xqRowBytes(max K)) bytes: up to 4 rows quantized per block for gemvQ (quantized dtypes), else 0
   kCache: number; // (L, maxBatch, n_positions, KV·d): row = one slot, key/value heads side by side
   vCache: number; // (L, maxBatch, n_positions, KV·d)
   kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
@@ -321,6 +336,8 @@ export interface EngineParts {
   colBlock: number;
   headBlock: number;
   packed: boolean;
+  /** ggml type of the quantized weights, 0 for f32 */
+  quant: QuantType | 0;
   /** whether the engine created `rt` (then `dispose()` gives it back) */
   ownsRuntime: boolean;
 }
@@ -344,6 +361,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   readonly unusedWeights: string[];
   /** Bytes of the heap: weights, KV cache and scratch (planned once). */
   readonly heapBytes: number;
+  /** How the weights are stored: "f32", or quantized on load to Q8_0 ("q8") / Q4_0 ("q4"). */
+  get dtype(): WeightDtype {
+    return this.quant === 8 ? "q8" : this.quant === 2 ? "q4" : "f32";
+  }
   /** The tokenizer used for text prompts and streamed text (set by `fromPretrained`, or by hand). */
   tokenizer: Tokenizer | undefined;
   /** The class name errors give (`DisposedError`: "this LlamaForCausalLM has been disposed"). */
@@ -360,6 +381,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   private colBlock = COL_BLOCK;
   private headBlock = HEAD_BLOCK;
   private packed = false;
+  /** ggml type of the quantized weights (dtype q8/q4), 0 for f32 */
+  private quant: QuantType | 0 = 0;
 
   // cache state of the resident context: every row of its batch has filled the same slots [0, len)
   private len = 0;
@@ -397,6 +420,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     this.colBlock = parts.colBlock;
     this.headBlock = parts.headBlock;
     this.packed = parts.packed;
+    this.quant = parts.quant;
     this.ownsRuntime = parts.ownsRuntime;
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
@@ -432,6 +456,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     if (layout !== "packed" && layout !== "blocks")
       throw new InputError(`layout must be "packed" or "blocks", got ${String(layout)}`);
     const packed = layout === "packed";
+    const dtype = checkWeightDtype(opts.dtype, "dtype");
+    const quant: QuantType | 0 = quantTypeOf(dtype) ?? 0;
     if (!Number.isInteger(headBlock) || headBlock < 1)
       throw new InputError(`headBlock must be a positive integer, got ${headBlock}`);
     if (!Number.isInteger(colBlock) || colBlock < 0)
@@ -503,13 +529,30 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
     if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
+    // quantized: every matrix's input width (and the head's, E) is a whole number of blocks
+    if (quant) {
+      const bad = specs.find((sp) => sp.layout && (sp.layout === "conv1d" ? sp.shape[0] : sp.shape[1]) % 32 !== 0);
+      if (bad || E % 32 !== 0) {
+        const name = bad ? bad.name : arch.head;
+        const K = bad ? (bad.layout === "conv1d" ? bad.shape[0] : bad.shape[1]) : E;
+        throw new ShapeError(
+          `dtype "${dtype}": tensor "${name}" has ${K} input features, not a multiple of 32 (the Q8_0/Q4_0 block size)`,
+        );
+      }
+    }
+
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
     const rt = opts.runtime ?? createRuntime();
     const headName = arch.head;
+    /** bytes of `out` quantized rows of `K` values, in floats (rounded up) */
+    const qFloats = (out: number, K: number) => Math.ceil((out * rt.k.quantRowBytes(quant, K)) / F32);
     /** floats a weight takes in the heap: packed matrices and head are padded to 8 columns */
     const floatsOf = (sp: Spec) => {
+      if (quant && sp.layout === "conv1d") return qFloats(sp.shape[1], sp.shape[0]);
+      if (quant && sp.layout === "linear") return qFloats(sp.shape[0], sp.shape[1]);
+      if (quant && (sp.name === headName || sp.name === arch.embed)) return qFloats(V, E);
       if (packed && sp.layout === "conv1d") return rt.k.packedSize(sp.shape[0], sp.shape[1]);
       if (packed && sp.layout === "linear") return rt.k.packedSize(sp.shape[1], sp.shape[0]);
       if (packed && sp.name === headName) return rt.k.packedSize(E, V);
@@ -520,14 +563,24 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const attW = arch.heads * arch.headDim;
     const hFloats = arch.gated ? 2 * I : I;
     const ropeFloats = arch.invFreq ? arch.invFreq.length : 0;
+    const maxK = Math.max(E, I, attW);
+    const xqFloats = quant ? (4 * rt.k.xqRowBytes(maxK)) / F32 : 0;
     const scratchFloats =
-      rows * (2 + E * 2 + attW + qkvW + hFloats) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4 + ropeFloats;
+      rows * (2 + E * 2 + attW + qkvW + hFloats) +
+      chunk * P +
+      logitRows * (E + V) +
+      (maxBatch * P) / 4 +
+      ropeFloats +
+      xqFloats;
     const heap = rt.heap;
     // the largest matrix or LM-head block, transposed or packed from here (packed: the head's
     // source rows and their packed copy)
     const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
     const maxMatrix = specs.reduce((a, sp) => (sp.layout ? Math.max(a, sp.shape[0] * sp.shape[1]) : a), 0);
-    const stagingFloats = Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
+    // quantized: a Conv1D weight and its transpose (the head and Linear weights are quantized from the tensor)
+    const stagingFloats = quant
+      ? 2 * maxMatrix
+      : Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
     // weights first, then scratch and cache, then (temporarily) the staging buffer
@@ -578,6 +631,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       logitRows,
       lnRows: heap.allocF32(logitRows * E),
       logits: heap.allocF32(logitRows * V),
+      xq: quant ? heap.alloc(4 * rt.k.xqRowBytes(maxK)) : 0,
       kCache: heap.allocF32(L * maxBatch * P * kvW),
       vCache: heap.allocF32(L * maxBatch * P * kvW),
       kpm: heap.alloc(maxBatch * P),
@@ -599,7 +653,21 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
         }
         const ptr = ptrs.get(sp.name)!;
-        if (sp.name === headName && packed) {
+        if (quant && (sp.layout || sp.name === headName || sp.name === arch.embed)) {
+          // Linear [out, in] rows (the head and wte are [V, E]; Conv1D [in, out] is transposed
+          // first) quantized block by block straight into the heap
+          const conv = sp.layout === "conv1d";
+          const [nout, nin] = conv ? [sp.shape[1], sp.shape[0]] : sp.shape;
+          const bytes = nout * rt.k.quantRowBytes(quant, nin);
+          if (conv) {
+            const tp = staging + t.size * F32;
+            heap.f32(staging, t.size).set(t.data as Float32Array);
+            rt.k.transpose2d(staging, nout, tp, nin, nin, nout); // [in, out] → [out, in]
+            quantizeBlocks(quant, heap.f32(tp, t.size), heap.u8(ptr, bytes));
+          } else {
+            quantizeBlocks(quant, t.data as Float32Array, heap.u8(ptr, bytes));
+          }
+        } else if (sp.name === headName && packed) {
           // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
           // column range is packed on its own, then each of its K blocks (kb rows × wb8 columns,
           // contiguous) is copied to its place pc·N8 + v0·kb in the whole operand (see Kernels.packB)
@@ -679,6 +747,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       colBlock,
       headBlock,
       packed,
+      quant,
       ownsRuntime: opts.runtime === undefined,
     };
   }
@@ -875,6 +944,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /** The training buffers, made on first use (masters read from the inference storage). */
   private trainingState(): DecoderTraining {
+    if (this.quant) {
+      throw new InputError(
+        `training needs f32 weights: this ${this.modelName} was loaded with dtype "${this.dtype}" (load it without dtype to train)`,
+      );
+    }
     if (!this.trainer) {
       const engine = new Map<string, number>();
       const w = this.w;
@@ -1115,6 +1189,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const k = this.runtime.k;
     const s = this.s;
     const w = this.w;
+    if (this.quant) {
+      // rows of the quantized table (the head when tied), dequantized; ids were checked
+      k.dequantRowsQ(this.quant, E, w.wte || w.head, s.ids, n, s.x);
+      return;
+    }
     if (w.wte) {
       if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1)
         throw new WasmformerError("internal", "gather rejected a checked id");
@@ -1173,6 +1252,16 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   ): void {
     const k = this.runtime.k;
     const cb = this.colBlock;
+    if (this.quant) {
+      // W [N, K] in ggml blocks: decode rows (n ≤ 4) as integer dot products, prefill as a GEMM
+      if (n <= 4) {
+        k.quantizeRowsQ8(x, K, n, K, this.s.xq);
+        k.gemvQ(this.quant, n, N, K, this.s.xq, w, y, ldy, bias, beta, act);
+      } else {
+        k.gemmQ(this.quant, n, N, K, x, K, w, y, ldy, bias, beta, act);
+      }
+      return;
+    }
     if (this.packed) {
       k.gemmPacked(n, N, K, x, K, 0, w, y, ldy, bias, 1, beta, act);
       return;
@@ -1199,6 +1288,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const { E } = this;
     const V = this.config.vocab_size;
     const hb = this.headBlock;
+    if (this.quant) {
+      this.linear(m, x, E, V, this.w.head, 0, logits, 0, 0);
+      return;
+    }
     if (this.packed) {
       this.runtime.k.gemmPacked(m, V, E, x, E, 0, this.w.head, logits, V, 0, 1, 0, 0);
       return;

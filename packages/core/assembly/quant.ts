@@ -1,0 +1,350 @@
+// Products with 8- and 4-bit block-quantized weights, in ggml's block layouts as GGUF stores them:
+// quantRowBytes, xqRowBytes, quantizeRowsQ8, gemvQ, gemmQRange, dequantRowsQ. Layout and
+// numeric contract: `Kernels.gemvQ` / `Kernels.gemmQ` in src/kernels.ts.
+//
+// A weight W [N, K] (a Linear weight, rows = outputs) is N rows of K/32 blocks, row after row:
+//   Q8_0 (ggml type 8):  { f16 d; i8 qs[32] }   34 bytes, w = qs[i]·d
+//   Q4_0 (ggml type 2):  { f16 d; u8 qs[16] }   18 bytes, w = (nibble − 8)·d, low nibbles are
+//                                                 values 0..15 of the block, high nibbles 16..31
+//
+// Decode (gemvQ) follows ggml's vec_dot_q8_0_q8_0 / q4_0_q8_0: x is first quantized per block of
+// 32 to int8 (quantizeRowsQ8: d = amax/127 kept in f32, q = roundf(x/d)), each block's dot product
+// is an exact integer, and the f32 sum over blocks is acc += f32(Σ qw·qx) · (dw·dx), one lane per
+// output row, blocks in order. Integer dot products: `i32x4.dot_i16x8_s` on the sign-extended
+// values (both builds), and for Q4_0 in the relaxed build `i16x8.relaxed_dot_i8x16_i7x16_s`
+// with the raw nibbles (0..15, inside the i7 operand's range) as its second operand, the −8 folded
+// into −8·Σqx per block. Both give the same integers, so every build gives the same bits.
+//
+// Prefill (gemmQRange) dequantizes each K block × 1024-column slice of W (exactly ggml's
+// dequantize_row_*) into the GEMM's per-call B panel buffer and runs the blocked GEMM on it: the
+// same arithmetic as `gemmPacked` on the dequantized weight, without a full f32 copy.
+import { KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, epi4, packedBAt } from "./gemm";
+
+// @ts-ignore: decorator
+@inline const Q8_0: i32 = 8;
+// @ts-ignore: decorator
+@inline const Q4_0: i32 = 2;
+
+/** Bytes of one row of K values of ggml type `type` (Q8_0: 34 per 32, Q4_0: 18 per 32), 0 if unknown. */
+export function quantRowBytes(type: i32, K: i32): i32 {
+  if (K <= 0) return 0;
+  if (type == Q8_0) return (K >> 5) * 34;
+  if (type == Q4_0) return (K >> 5) * 18;
+  return 0;
+}
+
+/**
+ * Bytes of one quantized activation row (K a multiple of 32), 16-byte multiple:
+ * i16 q[K] at 0, i8 q[K] at 2K, f32 d[K/32] at 3K, i32 Σq[K/32] at 3K + K/8.
+ */
+export function xqRowBytes(K: i32): i32 {
+  if (K <= 0) return 0;
+  return ((3 * K + (K >> 2)) + 15) & ~15;
+}
+
+/** roundf (halves away from zero) of four lanes, exact for |v| < 2²³. */
+// @ts-ignore: decorator
+@inline function roundAway4(v: v128): v128 {
+  const t = f32x4.trunc(v);
+  const half = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5));
+  const one = v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1));
+  return f32x4.add(t, v128.and(half, one));
+}
+
+/**
+ * Quantize M rows of x (K floats each, row stride ldx floats) per block of 32 into the xq layout
+ * (`xqRowBytes(K)` bytes a row): d = amax/127, id = d ? 1/d : 0, q = roundf(x·id), as ggml's
+ * quantize_row_q8_0_ref, but d kept in f32 (ggml rounds it to f16).
+ */
+export function quantizeRowsQ8(x: usize, ldx: i32, M: i32, K: i32, xq: usize): void {
+  const nb = K >> 5;
+  const rowB = <usize>xqRowBytes(K);
+  for (let r = 0; r < M; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const q16 = xq + <usize>r * rowB;
+    const q8 = q16 + (<usize>K << 1);
+    const dp = q16 + <usize>K * 3;
+    const sp = dp + (<usize>nb << 2);
+    for (let b = 0; b < nb; b++) {
+      const xb = xr + (<usize>b << 7);
+      let m = f32x4.abs(v128.load(xb));
+      for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(xb + i)));
+      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const d: f32 = amax / 127;
+      const id: f32 = d != 0 ? <f32>1 / d : 0;
+      const idv = f32x4.splat(id);
+      let sum = i32x4.splat(0);
+      for (let i = 0; i < 32; i += 8) {
+        const a = i32x4.trunc_sat_f32x4_s(roundAway4(f32x4.mul(v128.load(xb + (<usize>i << 2)), idv)));
+        const c = i32x4.trunc_sat_f32x4_s(roundAway4(f32x4.mul(v128.load(xb + (<usize>i << 2), 16), idv)));
+        sum = i32x4.add(sum, i32x4.add(a, c));
+        const h = i16x8.narrow_i32x4_s(a, c);
+        v128.store(q16 + (<usize>(b * 32 + i) << 1), h);
+        v128.store64_lane(q8 + <usize>(b * 32 + i), i8x16.narrow_i16x8_s(h, h), 0);
+      }
+      store<f32>(dp + (<usize>b << 2), d);
+      store<i32>(
+        sp + (<usize>b << 2),
+        i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3),
+      );
+    }
+  }
+}
+
+/** Four f16 values (their bits in the low half of i32 lanes) as f32, exactly (subnormals, ±∞, NaN). */
+// @ts-ignore: decorator
+@inline function f16x4ToF32(bits: v128): v128 {
+  const sign = i32x4.shl(v128.and(bits, i32x4.splat(0x8000)), 16);
+  const o = i32x4.shl(v128.and(bits, i32x4.splat(0x7fff)), 13);
+  // exponent and mantissa moved to f32's place, then scaled by 2^(127−15): exact for normal and
+  // subnormal halves alike; exponent 31 (∞, NaN) maps to 255 instead
+  const scaled = f32x4.mul(o, i32x4.splat(0x77800000));
+  const special = i32x4.ge_s(o, i32x4.splat(0x0f800000));
+  return v128.or(v128.bitselect(v128.or(o, i32x4.splat(0x70000000)), scaled, special), sign);
+}
+
+/** The scales of one block in four rows `rb` bytes apart, as f32 lanes. */
+// @ts-ignore: decorator
+@inline function scales4(p: usize, rb: usize): v128 {
+  let v = i32x4.splat(load<u16>(p));
+  v = i32x4.replace_lane(v, 1, load<u16>(p + rb));
+  v = i32x4.replace_lane(v, 2, load<u16>(p + 2 * rb));
+  v = i32x4.replace_lane(v, 3, load<u16>(p + 3 * rb));
+  return f16x4ToF32(v);
+}
+
+/** Lane r = the sum of the lanes of s_r (exact integers). */
+// @ts-ignore: decorator
+@inline function hsum4x4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const t0 = i32x4.add(i32x4.shuffle(s0, s1, 0, 4, 1, 5), i32x4.shuffle(s0, s1, 2, 6, 3, 7));
+  const t1 = i32x4.add(i32x4.shuffle(s2, s3, 0, 4, 1, 5), i32x4.shuffle(s2, s3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+/** Σ over one Q8_0 block (quants at q) times the i16 x block (4 vectors). */
+// @ts-ignore: decorator
+@inline function dotQ8(q: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const a = v128.load(q);
+  const b = v128.load(q, 16);
+  const s = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), x1));
+  return i32x4.add(s, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(b), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(b), x3)));
+}
+
+/** Σ nibble·qx over one Q4_0 block (nibbles at q); plain SIMD on the i16 x block. */
+// @ts-ignore: decorator
+@inline function dotQ4(q: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = v128.load(q);
+  const lo = v128.and(v, i8x16.splat(15));
+  const hi = i8x16.shr_u(v, 4);
+  const s = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), x1));
+  return i32x4.add(s, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), x3)));
+}
+
+/**
+ * Σ nibble·qx over one Q4_0 block; relaxed SIMD on the i8 x block (nibbles are the i7 operand).
+ * `i16x8.relaxed_dot_i8x16_i7x16_s` then a pairwise widening add: the fused
+ * `i32x4.relaxed_dot_i8x16_i7x16_add_s` gave wrong sums in Node 20's V8 (11.3).
+ */
+// @ts-ignore: decorator
+@inline function dotQ4r(q: usize, xa: v128, xb: v128): v128 {
+  const v = v128.load(q);
+  // each i16 lane: two products ≤ 127·15, two dots added ≤ 7620: no overflow
+  const s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, v128.and(v, i8x16.splat(15))), i16x8.relaxed_dot_i8x16_i7x16_s(xb, i8x16.shr_u(v, 4)));
+  return i32x4.extadd_pairwise_i16x8_s(s);
+}
+
+/**
+ * acc (lane r = output row r of the group) of four weight rows at w0 (rows rb bytes apart) times one
+ * quantized x row, blocks in order: acc += f32(Σ qw·qx) · (dw·dx).
+ */
+// @ts-ignore: decorator
+@inline function rows4(type: i32, nb: i32, w0: usize, rb: usize, xr: usize, K: i32): v128 {
+  const x8 = xr + (<usize>K << 1);
+  const dp = xr + <usize>K * 3;
+  const sp = dp + (<usize>nb << 2);
+  let acc = f32x4.splat(0);
+  let w = w0;
+  const bsz: usize = type == Q8_0 ? 34 : 18;
+  for (let b = 0; b < nb; b++) {
+    let S: v128;
+    if (type == Q8_0) {
+      const xo = xr + (<usize>b << 6);
+      const x0 = v128.load(xo), x1 = v128.load(xo, 16), x2 = v128.load(xo, 32), x3 = v128.load(xo, 48);
+      S = hsum4x4(dotQ8(w + 2, x0, x1, x2, x3), dotQ8(w + rb + 2, x0, x1, x2, x3),
+        dotQ8(w + 2 * rb + 2, x0, x1, x2, x3), dotQ8(w + 3 * rb + 2, x0, x1, x2, x3));
+    } else {
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        const xo = x8 + (<usize>b << 5);
+        const xa = v128.load(xo), xb = v128.load(xo, 16);
+        S = hsum4x4(dotQ4r(w + 2, xa, xb), dotQ4r(w + rb + 2, xa, xb), dotQ4r(w + 2 * rb + 2, xa, xb), dotQ4r(w + 3 * rb + 2, xa, xb));
+      } else {
+        const xo = xr + (<usize>b << 6);
+        const x0 = v128.load(xo), x1 = v128.load(xo, 16), x2 = v128.load(xo, 32), x3 = v128.load(xo, 48);
+        S = hsum4x4(dotQ4(w + 2, x0, x1, x2, x3), dotQ4(w + rb + 2, x0, x1, x2, x3),
+          dotQ4(w + 2 * rb + 2, x0, x1, x2, x3), dotQ4(w + 3 * rb + 2, x0, x1, x2, x3));
+      }
+      S = i32x4.sub(S, i32x4.splat(load<i32>(sp + (<usize>b << 2)) << 3)); // (q − 8)·qx = q·qx − 8·qx
+    }
+    const dxd = f32x4.mul(scales4(w, rb), f32x4.splat(load<f32>(dp + (<usize>b << 2))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(S), dxd));
+    w += bsz;
+  }
+  return acc;
+}
+
+// @ts-ignore: decorator
+@noinline function rows4Q8(nb: i32, w0: usize, rb: usize, xr: usize, K: i32): v128 {
+  return rows4(Q8_0, nb, w0, rb, xr, K);
+}
+
+// @ts-ignore: decorator
+@noinline function rows4Q4(nb: i32, w0: usize, rb: usize, xr: usize, K: i32): v128 {
+  return rows4(Q4_0, nb, w0, rb, xr, K);
+}
+
+/**
+ * y[m, j] = act(Σ_k W[j, k]·x[m, k] + bias[j] + beta·y[m, j]) for m < M, j < N: W [N, K] quantized
+ * (type Q8_0 or Q4_0, rows `quantRowBytes(type, K)` apart), x quantized by `quantizeRowsQ8`
+ * (rows `xqRowBytes(K)` apart), y rows ldy floats apart. Rows of W go four at a time (each group
+ * read once for all M rows of x).
+ */
+export function gemvQ(
+  type: i32, M: i32, N: i32, K: i32, xq: usize, w: usize, y: usize, ldy: i32, bias: usize, beta: f32, act: i32,
+): void {
+  if (M <= 0 || N <= 0 || K <= 0 || (K & 31) != 0 || quantRowBytes(type, K) == 0) return;
+  const nb = K >> 5;
+  const rb = <usize>quantRowBytes(type, K);
+  const xrB = <usize>xqRowBytes(K);
+  const ldyB = <usize>ldy << 2;
+  const relu = act == 1;
+  for (let j = 0; j < N; j += 4) {
+    const n = min(4, N - j);
+    const w0 = w + <usize>j * rb;
+    for (let m = 0; m < M; m++) {
+      const xr = xq + <usize>m * xrB;
+      let acc: v128;
+      if (n == 4) acc = type == Q8_0 ? rows4Q8(nb, w0, rb, xr, K) : rows4Q4(nb, w0, rb, xr, K);
+      else acc = partial(type, nb, w0, rb, n, xr, K);
+      const cp = y + <usize>m * ldyB + (<usize>j << 2);
+      const bp = bias ? bias + (<usize>j << 2) : 0;
+      if (n == 4) epi4(acc, cp, bp, 1, beta, true, relu);
+      else {
+        epi1(f32x4.extract_lane(acc, 0), cp, bp, 1, beta, true, relu);
+        if (n > 1) epi1(f32x4.extract_lane(acc, 1), cp + 4, bp ? bp + 4 : 0, 1, beta, true, relu);
+        if (n > 2) epi1(f32x4.extract_lane(acc, 2), cp + 8, bp ? bp + 8 : 0, 1, beta, true, relu);
+      }
+    }
+  }
+  if (act > 1) applyAct(y, ldyB, M, N, act);
+}
+
+/**
+ * The last group of n < 4 rows, one row at a time (rows4 with stride 0: four lanes of the same row,
+ * each lane computed exactly as in a full group), so nothing past row N − 1 is read.
+ */
+// @ts-ignore: decorator
+@noinline function partial(type: i32, nb: i32, w0: usize, rb: usize, n: i32, xr: usize, K: i32): v128 {
+  let out = f32x4.splat(0);
+  for (let r = 0; r < n; r++) {
+    const a = type == Q8_0 ? rows4Q8(nb, w0 + <usize>r * rb, 0, xr, K) : rows4Q4(nb, w0 + <usize>r * rb, 0, xr, K);
+    const v = f32x4.extract_lane(a, 0);
+    if (r == 0) out = f32x4.replace_lane(out, 0, v);
+    else if (r == 1) out = f32x4.replace_lane(out, 1, v);
+    else out = f32x4.replace_lane(out, 2, v);
+  }
+  return out;
+}
+
+/** Dequantize values [k0, k0 + 32·nb) of one weight row (ggml's dequantize_row_*) to dst (floats `ds` bytes apart). */
+// @ts-ignore: decorator
+@inline function dequantBlocks(type: i32, row: usize, k0: i32, nb: i32, dst: usize, ds: usize): void {
+  const bsz: usize = type == Q8_0 ? 34 : 18;
+  let bp = row + <usize>(k0 >> 5) * bsz;
+  let d = dst;
+  for (let b = 0; b < nb; b++) {
+    const s = f32x4.extract_lane(f16x4ToF32(i32x4.splat(load<u16>(bp))), 0);
+    if (type == Q8_0) {
+      for (let i = 0; i < 32; i++) store<f32>(d + <usize>i * ds, <f32>load<i8>(bp + 2 + i) * s);
+    } else {
+      for (let i = 0; i < 16; i++) {
+        const q = load<u8>(bp + 2 + i);
+        store<f32>(d + <usize>i * ds, <f32>((<i32>q & 15) - 8) * s);
+        store<f32>(d + <usize>(i + 16) * ds, <f32>((<i32>q >> 4) - 8) * s);
+      }
+    }
+    bp += bsz;
+    d += 32 * ds;
+  }
+}
+
+/**
+ * dst rows r < n = W[ids[r], :] dequantized (K floats each, contiguous): the embedding gather of a
+ * quantized table. ids are i32 and must be in [0, rows of W) (the caller checks them).
+ */
+export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, dst: usize): void {
+  const rb = <usize>quantRowBytes(type, K);
+  if (rb == 0 || (K & 31) != 0) return;
+  for (let r = 0; r < n; r++) {
+    const id = <usize>load<i32>(ids + (<usize>r << 2));
+    if (type == Q8_0) dequantBlocks(Q8_0, w + id * rb, 0, K >> 5, dst + (<usize>r * <usize>K << 2), 4);
+    else dequantBlocks(Q4_0, w + id * rb, 0, K >> 5, dst + (<usize>r * <usize>K << 2), 4);
+  }
+}
+
+/** Write W[jc..jc+nc, pc..pc+kc]ᵀ as NR-wide GEMM panels (kc·NR floats each, zero past nc) at `to`. */
+function dequantPanels(type: i32, w: usize, rb: usize, pc: i32, kc: i32, jc: i32, nc: i32, to: usize): void {
+  let dst = to;
+  const nb = kc >> 5;
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const wd = min(NR, nc - j0);
+    for (let jj = 0; jj < NR; jj++) {
+      const col = dst + (<usize>jj << 2);
+      if (jj < wd) {
+        const row = w + <usize>(jc + j0 + jj) * rb;
+        if (type == Q8_0) dequantBlocks(Q8_0, row, pc, nb, col, NR << 2);
+        else dequantBlocks(Q4_0, row, pc, nb, col, NR << 2);
+      } else {
+        for (let p = 0; p < kc; p++) store<f32>(col + (<usize>p * NR << 2), 0);
+      }
+    }
+    dst += <usize>kc * NR << 2;
+  }
+}
+
+/** `Kernels.gemmQ`: all N columns of gemmQRange. */
+export function gemmQ(
+  type: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  bias: usize, beta: f32, act: i32,
+): void {
+  gemmQRange(type, M, N, K, a, lda, w, c, ldc, bias, beta, act, 0, N);
+}
+
+/**
+ * C[:, n0..n1] = act(A (M×K, row stride lda) · Wᵀ + bias + beta·C) with W [N, K] quantized as in
+ * gemvQ: the blocked GEMM of `gemmPacked` (K blocks of 512, 1024-column slices), each slice of W
+ * dequantized into the per-call panel buffer just before use. n0 a multiple of 8 (or 0).
+ */
+export function gemmQRange(
+  type: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  bias: usize, beta: f32, act: i32, n0: i32, n1: i32,
+): void {
+  n0 = max(n0, 0);
+  n1 = min(n1, N);
+  if (M <= 0 || n1 <= n0 || (K & 31) != 0 || (K > 0 && quantRowBytes(type, K) == 0)) return;
+  const ldcB = <usize>ldc << 2;
+  if (K <= 0) {
+    emptyProduct(M, n1 - n0, c + (<usize>n0 << 2), ldcB, bias ? bias + (<usize>n0 << 2) : 0, 1, beta, act);
+    return;
+  }
+  const rb = <usize>quantRowBytes(type, K);
+  const mcMax = blockSize(M, MCP, MR);
+  const panels = packedBAt();
+  for (let jc = n0; jc < n1; jc += NC) {
+    const nc = min(NC, n1 - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      dequantPanels(type, w, rb, pc, kc, jc, nc, panels);
+      blockPass(M, mcMax, a, lda, 0, pc, kc, panels, c, ldcB, jc, nc, bias, 1, beta, pc == 0, pc + kc >= K, act);
+    }
+  }
+}
