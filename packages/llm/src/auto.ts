@@ -1,9 +1,11 @@
 /**
  * `AutoModelForCausalLM`: the decoder class picked by the config's `model_type`, as Hugging Face's
  * auto classes do: `"gpt2"` → `GPT2LMHeadModel`; `"llama"`, `"qwen2"`, `"mistral"` →
- * `LlamaForCausalLM`. Any other `model_type` is a `ConfigError` naming it.
+ * `LlamaForCausalLM`. Any other `model_type` is a `ConfigError` naming it. A `.gguf` file picks
+ * by `general.architecture` (gguf-model.ts).
  */
-import { ConfigError, showValue } from "@wasmformer/core";
+import { ConfigError, InputError, showValue } from "@wasmformer/core";
+import { isGgufSource, loadGgufModel } from "./gguf-model.js";
 import { GPT2LMHeadModel, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { LLAMA_MODEL_TYPES } from "./llama.js";
 import { LlamaForCausalLM } from "./llama-model.js";
@@ -45,8 +47,19 @@ export const AutoModelForCausalLM = {
       : LlamaForCausalLM.fromWeights(config, weights, opts);
   },
 
-  /** Load a Hugging Face folder (Node) with the class its `config.json` names; see `loadPretrained`. */
-  async fromPretrained(folder: string, opts: GPT2Options & { tokenizer?: boolean } = {}): Promise<AnyCausalLM> {
+  /**
+   * Load a Hugging Face folder (Node) with the class its `config.json` names (see `loadPretrained`),
+   * or one GGUF file: a path or URL ending in `.gguf`, a `Blob` or the file's bytes (see `loadGgufModel`).
+   */
+  async fromPretrained(
+    folder: string | URL | Blob | Uint8Array,
+    opts: GPT2Options & { tokenizer?: boolean } = {},
+  ): Promise<AnyCausalLM> {
+    if (isGgufSource(folder)) return loadGgufModel(folder, opts);
+    if (typeof folder !== "string")
+      throw new InputError(
+        `fromPretrained: expected a folder path, or a GGUF file (a path or URL ending in .gguf, a Blob, bytes), got ${showValue(folder)}`,
+      );
     const { loadFolder } = await import("./pretrained.js");
     return loadFolder(folder, opts, (config, file, o) => AutoModelForCausalLM.fromWeights(config, file, o));
   },

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder (progress
- * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
+ * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder, or one
+ * `.gguf` file (progress bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
  *
  * `wasmformer chat --model <folder>`: a conversation. Each line of stdin is a user turn (or one turn
  * from `--prompt`); the whole conversation (an optional `--system` message, every earlier turn and
@@ -15,12 +15,14 @@ import type { ChatMessage } from "@wasmformer/text";
 import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 
-const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
-       wasmformer chat --model <folder> [--system "<text>"] [--prompt "<text>"] [options]
+const USAGE = `usage: wasmformer generate --model <folder|file.gguf> --prompt "<text>" [options]
+       wasmformer chat --model <folder|file.gguf> [--system "<text>"] [--prompt "<text>"] [options]
 
 generate: loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or
-mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt) and streams the continuation
-of the prompt to stdout.
+mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt), or one GGUF file
+(general.architecture llama, qwen2 or gpt2; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K
+weights, dequantized to f32; the tokenizer and chat template from its metadata), and streams the
+continuation of the prompt to stdout.
 
 chat: reads user turns from stdin, one per line (or one turn from --prompt), renders the whole
 conversation with the chat template of the folder's tokenizer_config.json and streams each reply
@@ -28,7 +30,7 @@ to stdout (one line per reply). It stops at end of input. Stops at eos_token_id 
 tokenizer's eos_token.
 
 options:
-  --model, -m <folder>          model folder (required)
+  --model, -m <folder|file>     model folder or .gguf file (required)
   --prompt, -p <text>           prompt text (generate: required unless --prompt-ids; chat: one user turn)
   --prompt-ids <ids>            prompt as comma-separated token ids (generate only)
   --system, -s <text>           chat: a system message first
@@ -147,7 +149,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     }
     const chat = command === "chat";
     const folder = values.model as string | undefined;
-    if (!folder) throw new UsageError("--model <folder> is required");
+    if (!folder) throw new UsageError("--model <folder> is required (a model folder or a .gguf file)");
     const promptText = values.prompt as string | undefined;
     const promptIds = values["prompt-ids"] as string | undefined;
     if (chat) {
@@ -268,10 +270,14 @@ async function chatLoop(
   },
 ): Promise<number> {
   const tok = model.tokenizer;
-  if (!tok) throw new UsageError(`${folder} has no tokenizer (tokenizer.json): chat needs one`);
+  const gguf = /\.gguf$/i.test(folder);
+  if (!tok)
+    throw new UsageError(
+      `${folder} has no tokenizer (${gguf ? "tokenizer.ggml.* metadata" : "tokenizer.json"}): chat needs one`,
+    );
   if (!tok.applyChatTemplate || !tok.hasChatTemplate)
     throw new UsageError(
-      `${folder} has no chat template (tokenizer_config.json with "chat_template"): chat needs one; use generate for plain continuation`,
+      `${folder} has no chat template (${gguf ? "tokenizer.chat_template metadata" : 'tokenizer_config.json with "chat_template"'}): chat needs one; use generate for plain continuation`,
     );
   // --stop-id / --ignore-eos replace the defaults: eos_token_id and the tokenizer's eos_token
   const given = opts.stopIds;

@@ -1487,6 +1487,16 @@ export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
     return new GPT2LMHeadModel(cfg, await CausalLM.load(gpt2Arch(cfg, source), source, opts));
   }
 
+  /** @internal Build from a parsed config and an arch checked elsewhere (the GGUF loader, gguf-model.ts). */
+  static async fromArch(
+    cfg: GPT2Config,
+    arch: DecoderArch,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<GPT2LMHeadModel> {
+    return new GPT2LMHeadModel(cfg, await CausalLM.load(arch, weights, opts));
+  }
+
   /**
    * Load from a Hugging Face folder (Node): `config.json`, `model.safetensors`, and the tokenizer
    * (`tokenizer.json` or `vocab.json` + `merges.txt`) when present. See `loadPretrained`.
@@ -1500,8 +1510,11 @@ export class GPT2LMHeadModel extends CausalLM<GPT2Config> {
   }
 }
 
-/** The engine switches and tensor names of a GPT-2 checkpoint (HF names, or the original ones without `transformer.`). */
-function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
+/**
+ * @internal The engine switches and tensor names of a GPT-2 checkpoint (HF names, or the original
+ * ones without `transformer.`).
+ */
+export function gpt2Arch(cfg: GPT2Config, weights: WeightSource): DecoderArch {
   const P = cfg.n_positions;
   const E = cfg.n_embd;
   const V = cfg.vocab_size;

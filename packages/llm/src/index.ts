@@ -8,6 +8,8 @@ export * from "./auto.js";
 export * from "./config.js";
 export type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
 export * from "./generate.js";
+export * from "./gguf-model.js";
+export * from "./gguf-tokenizer.js";
 export * from "./gpt2-model.js";
 export { KVContext } from "./kv-context.js";
 export * from "./llama.js";

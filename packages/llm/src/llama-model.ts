@@ -4,6 +4,7 @@
  * attention with a KV cache sized by the key/value heads. See llama.ts for the config and names.
  */
 import { checkBlockCount } from "@wasmformer/core";
+import type { DecoderArch } from "./decoder-arch.js";
 import { asWeightSource, CausalLM, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { type LlamaConfig, llamaArch, parseLlamaConfig } from "./llama.js";
 
@@ -44,6 +45,16 @@ export class LlamaForCausalLM extends CausalLM<LlamaConfig> {
     );
     const arch = llamaArch(cfg, (name) => source.has(name));
     return new LlamaForCausalLM(cfg, await CausalLM.load(arch, source, opts));
+  }
+
+  /** @internal Build from a parsed config and an arch checked elsewhere (the GGUF loader, gguf-model.ts). */
+  static async fromArch(
+    cfg: LlamaConfig,
+    arch: DecoderArch,
+    weights: WeightSource,
+    opts: GPT2Options = {},
+  ): Promise<LlamaForCausalLM> {
+    return new LlamaForCausalLM(cfg, await CausalLM.load(arch, weights, opts));
   }
 
   /**
