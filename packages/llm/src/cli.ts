@@ -46,7 +46,8 @@ options:
   --logprobs                    print each token's log-probability to stderr
   --backend <b>                 auto | wasm-simd | wasm-relaxed | ref (default auto)
   --threads <n>                 kernel threads, 1..256 (default: the usable cores, at most 8)
-  --dtype <d>                   weights: f32 (default), q8 or q4 (quantized on load to Q8_0 / Q4_0)
+  --dtype <d>                   weights: f32, q8 or q4 (quantized on load to Q8_0 / Q4_0); default f32,
+                                and a .gguf file's Q8_0 / Q4_0 tensors as stored
   --no-progress                 no progress bar
   --help, -h                    this help`;
 
@@ -165,8 +166,8 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     const threads = num(values.threads as string | undefined, "threads", true);
     if (threads !== undefined && (threads < 1 || threads > 256))
       throw new UsageError(`--threads must be between 1 and 256, got ${threads}`);
-    const dtype = (values.dtype as string | undefined) ?? "f32";
-    if (dtype !== "f32" && dtype !== "q8" && dtype !== "q4")
+    const dtype = values.dtype as string | undefined;
+    if (dtype !== undefined && dtype !== "f32" && dtype !== "q8" && dtype !== "q4")
       throw new UsageError(`--dtype must be f32, q8 or q4, got ${dtype}`);
     const stopIds = ((values["stop-id"] as string[] | undefined) ?? []).map((s) => num(s, "stop-id", true)!);
     const opts: GenerateOptions = {

@@ -33,6 +33,7 @@ import {
   createRuntime,
   DisposedError,
   formatShape,
+  GgmlType,
   InputError,
   PACK_KC,
   packedIndex,
@@ -74,6 +75,13 @@ export interface WeightSource {
   /** Shape without reading the data (lazy files), when available. */
   info?(name: string): { readonly shape: readonly number[] };
   get(name: string): Tensor | Promise<Tensor>;
+  /** The ggml type a tensor is stored as ("Q8_0", "Q4_0", "F16", …; GGUF files), without reading it. */
+  storedType?(name: string): string | undefined;
+  /**
+   * A matrix's stored blocks as the rows of its Linear `[out, in]` form (GGUF files), read without
+   * dequantizing; undefined when not available.
+   */
+  linearBlocks?(name: string): Promise<{ type: string; data: Uint8Array } | undefined>;
 }
 
 /**
@@ -136,11 +144,15 @@ export interface GPT2Options {
   /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
   signal?: AbortSignal;
   /**
-   * Weight storage: "f32" (default), or quantized on load to ggml's Q8_0 ("q8", 8-bit) or Q4_0
-   * ("q4", 4-bit) blocks of 32 with ggml's rounding. Every projection and the LM head then run on
-   * the packed blocks (decode: integer dot products on x quantized per block; prefill: the GEMM on
-   * panels dequantized per block); the token embedding is gathered from the quantized table. Every
-   * matrix's input width must be a multiple of 32. Training needs "f32".
+   * Weight storage: "f32", or quantized on load to ggml's Q8_0 ("q8", 8-bit) or Q4_0 ("q4", 4-bit)
+   * blocks of 32 with ggml's rounding. Quantized projections and LM head run on the packed blocks
+   * (decode: integer dot products on x quantized per block; prefill: the GEMM on panels dequantized
+   * per block); the token embedding is gathered from the quantized table. Every quantized matrix's
+   * input width must be a multiple of 32. Training needs f32 weights.
+   *
+   * Default: f32, except that a GGUF file's Q8_0 and Q4_0 matrices are used as stored (no
+   * dequantize/requantize); with "q8"/"q4" they are kept too and the file's other matrices are
+   * quantized; "f32" dequantizes everything.
    */
   dtype?: WeightDtype;
 }
@@ -205,7 +217,7 @@ interface Weights {
   lnfW: number; // (E,)
   lnfB: number; // (E,)
   head: number; // LM head (wte when tied) as column blocks: block b = (E, wb) with wb = min(HEAD_BLOCK, V − b·HEAD_BLOCK), at b·E·HEAD_BLOCK floats
-  // quantized (dtype q8/q4): every matrix, the head and wte are Linear [out, in] rows of ggml blocks
+  // a quantized matrix, head or wte (see `qtypes`) is Linear [out, in] rows of ggml blocks
 }
 
 /** Activation buffers, allocated once for `maxBatch × chunk` rows (llama2.c `RunState`). */
@@ -223,7 +235,7 @@ interface Scratch {
   logitRows: number; // capacity of `logits` in rows
   lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
   logits: number; // (logitRows, V)
-  xq: number; // (4, xqRowBytes(max K)) bytes: up to 4 rows quantized per block for gemvQ (quantized dtypes), else 0
+  xq: number; // (4, xqRowBytes(max K)) bytes: up to 4 rows quantized per block for gemvQ (when any weight is quantized), else 0
   kCache: number; // (L, maxBatch, n_positions, KV·d): row = one slot, key/value heads side by side
   vCache: number; // (L, maxBatch, n_positions, KV·d)
   kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
@@ -336,8 +348,8 @@ export interface EngineParts {
   colBlock: number;
   headBlock: number;
   packed: boolean;
-  /** ggml type of the quantized weights, 0 for f32 */
-  quant: QuantType | 0;
+  /** ggml type of each quantized weight, by heap pointer (the others are f32) */
+  qtypes: Map<number, QuantType>;
   /** whether the engine created `rt` (then `dispose()` gives it back) */
   ownsRuntime: boolean;
 }
@@ -361,9 +373,15 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   readonly unusedWeights: string[];
   /** Bytes of the heap: weights, KV cache and scratch (planned once). */
   readonly heapBytes: number;
-  /** How the weights are stored: "f32", or quantized on load to Q8_0 ("q8") / Q4_0 ("q4"). */
-  get dtype(): WeightDtype {
-    return this.quant === 8 ? "q8" : this.quant === 2 ? "q4" : "f32";
+  /**
+   * How the matrices are stored: "f32"; "q8" / "q4" when the quantized ones are all Q8_0 / Q4_0
+   * (matrices a GGUF file stores in other types may be f32); "mixed" when both occur.
+   */
+  get dtype(): WeightDtype | "mixed" {
+    const types = new Set(this.qtypes.values());
+    if (types.size === 0) return "f32";
+    if (types.size > 1) return "mixed";
+    return types.has(GgmlType.Q8_0) ? "q8" : "q4";
   }
   /** The tokenizer used for text prompts and streamed text (set by `fromPretrained`, or by hand). */
   tokenizer: Tokenizer | undefined;
@@ -381,8 +399,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   private colBlock = COL_BLOCK;
   private headBlock = HEAD_BLOCK;
   private packed = false;
-  /** ggml type of the quantized weights (dtype q8/q4), 0 for f32 */
-  private quant: QuantType | 0 = 0;
+  /** ggml type of each quantized weight, by heap pointer (the others are f32) */
+  private qtypes: Map<number, QuantType>;
 
   // cache state of the resident context: every row of its batch has filled the same slots [0, len)
   private len = 0;
@@ -420,7 +438,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     this.colBlock = parts.colBlock;
     this.headBlock = parts.headBlock;
     this.packed = parts.packed;
-    this.quant = parts.quant;
+    this.qtypes = parts.qtypes;
     this.ownsRuntime = parts.ownsRuntime;
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
@@ -456,8 +474,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     if (layout !== "packed" && layout !== "blocks")
       throw new InputError(`layout must be "packed" or "blocks", got ${String(layout)}`);
     const packed = layout === "packed";
-    const dtype = checkWeightDtype(opts.dtype, "dtype");
-    const quant: QuantType | 0 = quantTypeOf(dtype) ?? 0;
+    const dtype = opts.dtype === undefined ? undefined : checkWeightDtype(opts.dtype, "dtype");
+    const want: QuantType | 0 = (dtype && quantTypeOf(dtype)) || 0;
     if (!Number.isInteger(headBlock) || headBlock < 1)
       throw new InputError(`headBlock must be a positive integer, got ${headBlock}`);
     if (!Number.isInteger(colBlock) || colBlock < 0)
@@ -529,30 +547,42 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
     if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
-    // quantized: every matrix's input width (and the head's, E) is a whole number of blocks
-    if (quant) {
-      const bad = specs.find((sp) => sp.layout && (sp.layout === "conv1d" ? sp.shape[0] : sp.shape[1]) % 32 !== 0);
-      if (bad || E % 32 !== 0) {
-        const name = bad ? bad.name : arch.head;
-        const K = bad ? (bad.layout === "conv1d" ? bad.shape[0] : bad.shape[1]) : E;
+    // ---- which matrices are stored quantized: a GGUF file's Q8_0 / Q4_0 ones as stored (unless
+    // dtype "f32"), the others when dtype asks; rows of the Linear [out, in] form either way
+    const headName = arch.head;
+    const outIn = (sp: Spec): [number, number] =>
+      sp.layout === "conv1d" ? [sp.shape[1], sp.shape[0]] : [sp.shape[0], sp.shape[1]];
+    const qtypeOf = new Map<string, QuantType>();
+    const asStored = new Set<string>();
+    for (const sp of specs) {
+      if (!sp.layout && sp.name !== headName && sp.name !== arch.embed) continue;
+      const st = dtype !== "f32" && weights.linearBlocks ? weights.storedType?.(sp.name) : undefined;
+      const stored = st === "Q8_0" ? GgmlType.Q8_0 : st === "Q4_0" ? GgmlType.Q4_0 : 0;
+      if (stored) asStored.add(sp.name);
+      const t = stored || want;
+      if (!t) continue;
+      const K = outIn(sp)[1];
+      if (K % 32 !== 0) {
         throw new ShapeError(
-          `dtype "${dtype}": tensor "${name}" has ${K} input features, not a multiple of 32 (the Q8_0/Q4_0 block size)`,
+          `dtype "${dtype}": tensor "${sp.name}" has ${K} input features, not a multiple of 32 (the Q8_0/Q4_0 block size)`,
         );
       }
+      qtypeOf.set(sp.name, t);
     }
+    const anyQuant = qtypeOf.size > 0;
 
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
     const rt = opts.runtime ?? createRuntime();
-    const headName = arch.head;
-    /** bytes of `out` quantized rows of `K` values, in floats (rounded up) */
-    const qFloats = (out: number, K: number) => Math.ceil((out * rt.k.quantRowBytes(quant, K)) / F32);
+    /** bytes of a quantized weight's rows */
+    const qBytes = (sp: Spec) => {
+      const [out, K] = outIn(sp);
+      return out * rt.k.quantRowBytes(qtypeOf.get(sp.name)!, K);
+    };
     /** floats a weight takes in the heap: packed matrices and head are padded to 8 columns */
     const floatsOf = (sp: Spec) => {
-      if (quant && sp.layout === "conv1d") return qFloats(sp.shape[1], sp.shape[0]);
-      if (quant && sp.layout === "linear") return qFloats(sp.shape[0], sp.shape[1]);
-      if (quant && (sp.name === headName || sp.name === arch.embed)) return qFloats(V, E);
+      if (qtypeOf.has(sp.name)) return Math.ceil(qBytes(sp) / F32);
       if (packed && sp.layout === "conv1d") return rt.k.packedSize(sp.shape[0], sp.shape[1]);
       if (packed && sp.layout === "linear") return rt.k.packedSize(sp.shape[1], sp.shape[0]);
       if (packed && sp.name === headName) return rt.k.packedSize(E, V);
@@ -564,7 +594,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const hFloats = arch.gated ? 2 * I : I;
     const ropeFloats = arch.invFreq ? arch.invFreq.length : 0;
     const maxK = Math.max(E, I, attW);
-    const xqFloats = quant ? (4 * rt.k.xqRowBytes(maxK)) / F32 : 0;
+    const xqFloats = anyQuant ? (4 * rt.k.xqRowBytes(maxK)) / F32 : 0;
     const scratchFloats =
       rows * (2 + E * 2 + attW + qkvW + hFloats) +
       chunk * P +
@@ -578,8 +608,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
     const maxMatrix = specs.reduce((a, sp) => (sp.layout ? Math.max(a, sp.shape[0] * sp.shape[1]) : a), 0);
     // quantized: a Conv1D weight and its transpose (the head and Linear weights are quantized from the tensor)
-    const stagingFloats = quant
-      ? 2 * maxMatrix
+    const stagingFloats = anyQuant
+      ? Math.max(2 * maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock))
       : Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
@@ -631,7 +661,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       logitRows,
       lnRows: heap.allocF32(logitRows * E),
       logits: heap.allocF32(logitRows * V),
-      xq: quant ? heap.alloc(4 * rt.k.xqRowBytes(maxK)) : 0,
+      xq: anyQuant ? heap.alloc(4 * rt.k.xqRowBytes(maxK)) : 0,
       kCache: heap.allocF32(L * maxBatch * P * kvW),
       vCache: heap.allocF32(L * maxBatch * P * kvW),
       kpm: heap.alloc(maxBatch * P),
@@ -646,26 +676,42 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     try {
       for (const sp of specs) {
         checkAbort();
+        const ptr = ptrs.get(sp.name)!;
+        const qt = qtypeOf.get(sp.name);
+        if (qt && asStored.has(sp.name)) {
+          // stored Q8_0 / Q4_0 rows, copied as they are
+          const b = await weights.linearBlocks!(sp.name);
+          checkAbort();
+          if (!b || b.data.length !== qBytes(sp)) {
+            throw new WeightsError(
+              `tensor "${sp.name}": ${b ? b.data.length : 0} bytes of stored ${b?.type ?? "blocks"}, expected ${qBytes(sp)}`,
+              [sp.name],
+            );
+          }
+          heap.u8(ptr, b.data.length).set(b.data);
+          used.add(sp.name);
+          loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
+          opts.onProgress?.({ loaded, total, tensor: sp.name });
+          continue;
+        }
         const t = await weights.get(sp.name);
         checkAbort();
         checkShape(sp.name, sp.shape, t.shape);
         if (t.dtype !== "f32") {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
         }
-        const ptr = ptrs.get(sp.name)!;
-        if (quant && (sp.layout || sp.name === headName || sp.name === arch.embed)) {
+        if (qt) {
           // Linear [out, in] rows (the head and wte are [V, E]; Conv1D [in, out] is transposed
           // first) quantized block by block straight into the heap
-          const conv = sp.layout === "conv1d";
-          const [nout, nin] = conv ? [sp.shape[1], sp.shape[0]] : sp.shape;
-          const bytes = nout * rt.k.quantRowBytes(quant, nin);
-          if (conv) {
+          const [nout, nin] = outIn(sp);
+          const bytes = qBytes(sp);
+          if (sp.layout === "conv1d") {
             const tp = staging + t.size * F32;
             heap.f32(staging, t.size).set(t.data as Float32Array);
             rt.k.transpose2d(staging, nout, tp, nin, nin, nout); // [in, out] → [out, in]
-            quantizeBlocks(quant, heap.f32(tp, t.size), heap.u8(ptr, bytes));
+            quantizeBlocks(qt, heap.f32(tp, t.size), heap.u8(ptr, bytes));
           } else {
-            quantizeBlocks(quant, t.data as Float32Array, heap.u8(ptr, bytes));
+            quantizeBlocks(qt, t.data as Float32Array, heap.u8(ptr, bytes));
           }
         } else if (sp.name === headName && packed) {
           // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
@@ -747,7 +793,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       colBlock,
       headBlock,
       packed,
-      quant,
+      qtypes: new Map([...qtypeOf].map(([n, t]) => [ptrs.get(n)!, t])),
       ownsRuntime: opts.runtime === undefined,
     };
   }
@@ -944,7 +990,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /** The training buffers, made on first use (masters read from the inference storage). */
   private trainingState(): DecoderTraining {
-    if (this.quant) {
+    if (this.qtypes.size > 0) {
       throw new InputError(
         `training needs f32 weights: this ${this.modelName} was loaded with dtype "${this.dtype}" (load it without dtype to train)`,
       );
@@ -1189,9 +1235,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const k = this.runtime.k;
     const s = this.s;
     const w = this.w;
-    if (this.quant) {
+    const qt = this.qtypes.get(w.wte || w.head);
+    if (qt) {
       // rows of the quantized table (the head when tied), dequantized; ids were checked
-      k.dequantRowsQ(this.quant, E, w.wte || w.head, s.ids, n, s.x);
+      k.dequantRowsQ(qt, E, w.wte || w.head, s.ids, n, s.x);
       return;
     }
     if (w.wte) {
@@ -1252,13 +1299,14 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   ): void {
     const k = this.runtime.k;
     const cb = this.colBlock;
-    if (this.quant) {
+    const qt = this.qtypes.get(w);
+    if (qt) {
       // W [N, K] in ggml blocks: decode rows (n ≤ 4) as integer dot products, prefill as a GEMM
       if (n <= 4) {
         k.quantizeRowsQ8(x, K, n, K, this.s.xq);
-        k.gemvQ(this.quant, n, N, K, this.s.xq, w, y, ldy, bias, beta, act);
+        k.gemvQ(qt, n, N, K, this.s.xq, w, y, ldy, bias, beta, act);
       } else {
-        k.gemmQ(this.quant, n, N, K, x, K, w, y, ldy, bias, beta, act);
+        k.gemmQ(qt, n, N, K, x, K, w, y, ldy, bias, beta, act);
       }
       return;
     }
@@ -1288,7 +1336,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const { E } = this;
     const V = this.config.vocab_size;
     const hb = this.headBlock;
-    if (this.quant) {
+    if (this.qtypes.has(this.w.head)) {
       this.linear(m, x, E, V, this.w.head, 0, logits, 0, 0);
       return;
     }

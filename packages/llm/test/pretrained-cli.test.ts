@@ -35,7 +35,16 @@ function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: bool
   });
   const V = 256 + MERGES.length + 1;
   vocab["<|endoftext|>"] = V - 1;
-  const tiny = makeTiny({ V, E: opts.E ?? 16, H: 2, L: 2, P: 48, seed: 21, prefix: opts.prefix ?? false, legacy: true });
+  const tiny = makeTiny({
+    V,
+    E: opts.E ?? 16,
+    H: 2,
+    L: 2,
+    P: 48,
+    seed: 21,
+    prefix: opts.prefix ?? false,
+    legacy: true,
+  });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "config.json"), JSON.stringify(tiny.config));
   writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tiny.tensors));

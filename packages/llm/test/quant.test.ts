@@ -9,6 +9,8 @@
  *   0.2–0.5, far rougher than trained ones) measured ≤ 0.10 (q8) and ≤ 0.90 (q4) of the largest
  *   |logit|; bounds 0.25 and 2 catch a broken kernel (a wrong block or scale gives O(10)), not
  *   accuracy. The accuracy of real-sized models is measured in the README (bench/quant-accuracy.mjs).
+ * - GGUF files: Q8_0 / Q4_0 matrices are copied as stored (never read through the dequantizing
+ *   `get`) and computed packed, with the same logits as the file loaded with dtype "f32".
  * - Typed errors: a bad dtype, an input width that is not a multiple of 32, training.
  */
 import {
@@ -22,7 +24,9 @@ import {
   Tensor,
   tensorSource,
 } from "@wasmformer/core";
-import { beforeAll, describe, expect, it } from "vitest";
+import { gpt2ToGguf, llamaToGguf } from "@wasmformer/test-utils/gguf";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { GgufWeights, loadGgufModel } from "../src/gguf-model.js";
 import { type CausalLM, GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { LlamaForCausalLM } from "../src/llama-model.js";
 import { makeTiny } from "./tiny-gpt2.js";
@@ -124,6 +128,35 @@ describe.each(CASES)("$name", (c) => {
         expect(maxDiff(dq, df) / scale, "decode vs f32").toBeLessThan(dtype === "q8" ? 0.25 : 2);
       }
       for (const m of [mq, md, mf]) m.dispose();
+    });
+  }
+});
+
+describe("GGUF files: Q8_0 / Q4_0 matrices used as stored", () => {
+  const MATRIX = /(_proj|c_attn|c_proj|c_fc|embed_tokens|wte|lm_head)\.weight$/;
+  for (const type of ["Q8_0", "Q4_0"] as const) {
+    it(`${type}: no dequantize/requantize; prefill = the file loaded as f32, bit for bit; decode close`, async () => {
+      const l = makeTinyLlama({ V: 70, D: 64, H: 4, KV: 2, I: 96, L: 2, P: 40, seed: 11 });
+      const g = makeTiny({ V: 70, E: 64, H: 4, inner: 160, L: 2, P: 40, seed: 12 });
+      for (const bytes of [llamaToGguf(l.config, l.tensors, { type }), gpt2ToGguf(g.config, g.tensors, { type })]) {
+        const spy = vi.spyOn(GgufWeights.prototype, "get");
+        const mq = await loadGgufModel(bytes);
+        const read = spy.mock.calls.map((c) => c[0]);
+        spy.mockRestore();
+        expect(read.length).toBeGreaterThan(0); // norms, biases, positions
+        expect(read.filter((n) => MATRIX.test(n))).toEqual([]);
+        expect(mq.dtype).toBe(type === "Q8_0" ? "q8" : "q4");
+        const mf = await loadGgufModel(bytes, { dtype: "f32" });
+        expect(mf.dtype).toBe("f32");
+        const lq = mq.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
+        const lf = mf.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
+        expect(Array.from(new Uint32Array(lq.buffer))).toEqual(Array.from(new Uint32Array(lf.buffer)));
+        const dq = mq.decode([4]).logits!.data as Float32Array;
+        const df = mf.decode([4]).logits!.data as Float32Array;
+        expect(maxDiff(dq, df) / maxAbs(lf)).toBeLessThan(0.06);
+        mq.dispose();
+        mf.dispose();
+      }
     });
   }
 });
