@@ -62,52 +62,85 @@ function roundAway(v: number): number {
   return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
 }
 
+/** One Q8_0 block: 32 values of `x` from `xo` → 34 bytes at `o` (ggml's `quantize_row_q8_0_ref`). */
+function blockQ8_0(x: ArrayLike<number>, xo: number, dv: DataView, o: number): void {
+  let amax = 0;
+  for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + j]));
+  const d = f(amax / 127);
+  const id = d ? f(1 / d) : 0;
+  dv.setUint16(o, f32ToF16(d), true);
+  for (let j = 0; j < 32; j++) dv.setInt8(o + 2 + j, roundAway(f(x[xo + j] * id)));
+}
+
+/** One Q4_0 block: 32 values of `x` from `xo` → 18 bytes at `o` (ggml's `quantize_row_q4_0_ref`). */
+function blockQ4_0(x: ArrayLike<number>, xo: number, dv: DataView, o: number): void {
+  // the value of largest magnitude, with its sign (the first one on ties), maps to −8
+  let amax = 0;
+  let max = 0;
+  for (let j = 0; j < 32; j++) {
+    const v = x[xo + j];
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  const d = f(max / -8);
+  const id = d ? f(1 / d) : 0;
+  dv.setUint16(o, f32ToF16(d), true);
+  for (let j = 0; j < 16; j++) {
+    // MIN(15, (int8_t)(x·id + 8.5f)): truncation toward zero of an f32 sum
+    const q0 = Math.min(15, Math.trunc(f(f(x[xo + j] * id) + 8.5)));
+    const q1 = Math.min(15, Math.trunc(f(f(x[xo + 16 + j] * id) + 8.5)));
+    dv.setUint8(o + 2 + j, (q0 & 0xf) | ((q1 & 0xf) << 4));
+  }
+}
+
+const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
 /** Quantize `x` (length a multiple of 32) to Q8_0 blocks, as ggml's `quantize_row_q8_0_ref`. */
 export function quantizeQ8_0(x: Float32Array, out: Uint8Array = new Uint8Array((x.length / 32) * 34)): Uint8Array {
-  const nb = x.length / 32;
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < nb; i++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i * 32 + j]));
-    const d = f(amax / 127);
-    const id = d ? f(1 / d) : 0;
-    dv.setUint16(i * 34, f32ToF16(d), true);
-    for (let j = 0; j < 32; j++) dv.setInt8(i * 34 + 2 + j, roundAway(f(x[i * 32 + j] * id)));
-  }
+  const dv = view(out);
+  for (let i = 0; i < x.length / 32; i++) blockQ8_0(x, i * 32, dv, i * 34);
   return out;
 }
 
 /** Quantize `x` (length a multiple of 32) to Q4_0 blocks, as ggml's `quantize_row_q4_0_ref`. */
 export function quantizeQ4_0(x: Float32Array, out: Uint8Array = new Uint8Array((x.length / 32) * 18)): Uint8Array {
-  const nb = x.length / 32;
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < nb; i++) {
-    // the value of largest magnitude, with its sign (the first one on ties), maps to −8
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[i * 32 + j];
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
-    const d = f(max / -8);
-    const id = d ? f(1 / d) : 0;
-    dv.setUint16(i * 18, f32ToF16(d), true);
-    for (let j = 0; j < 16; j++) {
-      // MIN(15, (int8_t)(x·id + 8.5f)): truncation toward zero of an f32 sum
-      const q0 = Math.min(15, Math.trunc(f(f(x[i * 32 + j] * id) + 8.5)));
-      const q1 = Math.min(15, Math.trunc(f(f(x[i * 32 + 16 + j] * id) + 8.5)));
-      out[i * 18 + 2 + j] = (q0 & 0xff) | ((q1 << 4) & 0xff);
-    }
-  }
+  const dv = view(out);
+  for (let i = 0; i < x.length / 32; i++) blockQ4_0(x, i * 32, dv, i * 18);
   return out;
 }
 
 /** Quantize values to `type` blocks (length a multiple of 32). */
 export function quantizeBlocks(type: QuantType, x: Float32Array, out?: Uint8Array): Uint8Array {
   return type === GgmlType.Q8_0 ? quantizeQ8_0(x, out) : quantizeQ4_0(x, out);
+}
+
+/**
+ * Quantize the transpose of a row-major [rows, cols] matrix (a Conv1D weight [in, out]) to `type`
+ * blocks: output row j (of `cols`) holds column j's `rows` values (a multiple of 32), so the result
+ * equals `quantizeBlocks(type, transpose(x))` without a transposed copy.
+ */
+export function quantizeBlocksTransposed(
+  type: QuantType,
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  out: Uint8Array = new Uint8Array(cols * quantRowBytes(type, rows)),
+): Uint8Array {
+  const dv = view(out);
+  const bsz = type === GgmlType.Q8_0 ? 34 : 18;
+  const rb = quantRowBytes(type, rows);
+  const col = new Float32Array(32);
+  // a band of 32 input rows at a time (contiguous), then each column's 32 values of it
+  for (let b = 0; b < rows / 32; b++) {
+    for (let j = 0; j < cols; j++) {
+      for (let i = 0; i < 32; i++) col[i] = x[(b * 32 + i) * cols + j];
+      if (type === GgmlType.Q8_0) blockQ8_0(col, 0, dv, j * rb + b * bsz);
+      else blockQ4_0(col, 0, dv, j * rb + b * bsz);
+    }
+  }
+  return out;
 }
 
 /** A Linear weight `[N, K]` quantized in a runtime's heap: N rows of `rowBytes` at `ptr`. */

@@ -21,6 +21,7 @@ import {
   linearQ,
   type QuantType,
   quantizeBlocks,
+  quantizeBlocksTransposed,
   quantizeLinearWeight,
   quantizeQ4_0,
   quantizeQ8_0,
@@ -126,6 +127,17 @@ describe("quantize (ggml's reference rounding)", () => {
           expect(e).toBeLessThanOrEqual(bound * (1 + 1e-6));
         }
       }
+    }
+  });
+
+  it("quantizeBlocksTransposed = quantizeBlocks of the transpose (a Conv1D [in, out] weight)", () => {
+    const r = rng(8);
+    for (const t of TYPES) {
+      const [rows, cols] = [96, 13];
+      const x = rand(r, rows * cols);
+      const xt = new Float32Array(rows * cols);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) xt[j * rows + i] = x[i * cols + j];
+      expect(Array.from(quantizeBlocksTransposed(t, x, rows, cols))).toEqual(Array.from(quantizeBlocks(t, xt)));
     }
   });
 

@@ -39,6 +39,7 @@ import {
   packedIndex,
   type QuantType,
   quantizeBlocks,
+  quantizeBlocksTransposed,
   quantTypeOf,
   type Runtime,
   releaseRuntime,
@@ -606,11 +607,15 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // the largest matrix or LM-head block, transposed or packed from here (packed: the head's
     // source rows and their packed copy)
     const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
-    const maxMatrix = specs.reduce((a, sp) => (sp.layout ? Math.max(a, sp.shape[0] * sp.shape[1]) : a), 0);
-    // quantized: a Conv1D weight and its transpose (the head and Linear weights are quantized from the tensor)
-    const stagingFloats = anyQuant
-      ? Math.max(2 * maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock))
-      : Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
+    // (quantized matrices need none: they are quantized straight from the tensor)
+    const maxMatrix = specs.reduce(
+      (a, sp) => (sp.layout && !qtypeOf.has(sp.name) ? Math.max(a, sp.shape[0] * sp.shape[1]) : a),
+      0,
+    );
+    const stagingFloats = Math.max(
+      maxMatrix,
+      qtypeOf.has(headName) ? 0 : packed ? 2 * E * packCols : E * Math.min(V, headBlock),
+    );
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
     // weights first, then scratch and cache, then (temporarily) the staging buffer
@@ -701,18 +706,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
         }
         if (qt) {
-          // Linear [out, in] rows (the head and wte are [V, E]; Conv1D [in, out] is transposed
-          // first) quantized block by block straight into the heap
+          // Linear [out, in] rows (the head and wte are [V, E]; a Conv1D [in, out] weight's
+          // columns) quantized block by block straight into the heap
           const [nout, nin] = outIn(sp);
-          const bytes = qBytes(sp);
-          if (sp.layout === "conv1d") {
-            const tp = staging + t.size * F32;
-            heap.f32(staging, t.size).set(t.data as Float32Array);
-            rt.k.transpose2d(staging, nout, tp, nin, nin, nout); // [in, out] → [out, in]
-            quantizeBlocks(qt, heap.f32(tp, t.size), heap.u8(ptr, bytes));
-          } else {
-            quantizeBlocks(qt, t.data as Float32Array, heap.u8(ptr, bytes));
-          }
+          const dst = heap.u8(ptr, qBytes(sp));
+          if (sp.layout === "conv1d") quantizeBlocksTransposed(qt, t.data as Float32Array, nin, nout, dst);
+          else quantizeBlocks(qt, t.data as Float32Array, dst);
         } else if (sp.name === headName && packed) {
           // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
           // column range is packed on its own, then each of its K blocks (kb rows × wb8 columns,
