@@ -127,17 +127,20 @@ export function quantizeBlocksTransposed(
   rows: number,
   cols: number,
   out: Uint8Array = new Uint8Array(cols * quantRowBytes(type, rows)),
+  /** bytes of an output row (default: `rows` values' worth) and the block where `x` starts in it */
+  rowBytes = quantRowBytes(type, rows),
+  firstBlock = 0,
 ): Uint8Array {
   const dv = view(out);
   const bsz = type === GgmlType.Q8_0 ? 34 : 18;
-  const rb = quantRowBytes(type, rows);
   const col = new Float32Array(32);
   // a band of 32 input rows at a time (contiguous), then each column's 32 values of it
   for (let b = 0; b < rows / 32; b++) {
+    const o = (firstBlock + b) * bsz;
     for (let j = 0; j < cols; j++) {
       for (let i = 0; i < 32; i++) col[i] = x[(b * 32 + i) * cols + j];
-      if (type === GgmlType.Q8_0) blockQ8_0(col, 0, dv, j * rb + b * bsz);
-      else blockQ4_0(col, 0, dv, j * rb + b * bsz);
+      if (type === GgmlType.Q8_0) blockQ8_0(col, 0, dv, j * rowBytes + o);
+      else blockQ4_0(col, 0, dv, j * rowBytes + o);
     }
   }
   return out;

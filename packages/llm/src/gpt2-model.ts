@@ -28,10 +28,12 @@
 import {
   AbortError,
   BinOp,
+  bf16ArrayToF32,
   checkBlockCount,
   checkWeightDtype,
   createRuntime,
   DisposedError,
+  f16ArrayToF32,
   formatShape,
   GgmlType,
   InputError,
@@ -73,8 +75,13 @@ import { checkTrainOptions, DecoderTraining, type LMBatchResult, type LMExample,
 export interface WeightSource {
   names(): string[];
   has(name: string): boolean;
-  /** Shape without reading the data (lazy files), when available. */
-  info?(name: string): { readonly shape: readonly number[] };
+  /** Shape (and the file's dtype) without reading the data (lazy files), when available. */
+  info?(name: string): { readonly shape: readonly number[]; readonly dtype?: string };
+  /**
+   * The stored bytes of a tensor in chunks (a lazy safetensors file's `readRaw`): lets a quantized
+   * load read a large matrix a few MB at a time instead of as one f32 tensor.
+   */
+  readRaw?(name: string, sink: (bytes: Uint8Array, at: number) => void, chunkBytes?: number): Promise<void>;
   get(name: string): Tensor | Promise<Tensor>;
   /** The ggml type a tensor is stored as ("Q8_0", "Q4_0", "F16", …; GGUF files), without reading it. */
   storedType?(name: string): string | undefined;
@@ -156,6 +163,8 @@ export interface GPT2Options {
    * quantized; "f32" dequantizes everything.
    */
   dtype?: WeightDtype;
+  /** @internal Bytes per read when a matrix is quantized from a streamed file (default 4 MiB; rounded to whole rows). */
+  quantChunk?: number;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -694,6 +703,37 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
             );
           }
           heap.u8(ptr, b.data.length).set(b.data);
+          used.add(sp.name);
+          loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
+          opts.onProgress?.({ loaded, total, tensor: sp.name });
+          continue;
+        }
+        const fileDtype = qt && weights.readRaw ? weights.info?.(sp.name).dtype : undefined;
+        if (qt && (fileDtype === "F32" || fileDtype === "F16" || fileDtype === "BF16")) {
+          // quantized while streaming the stored values a few MB at a time: whole output rows of
+          // a Linear [out, in] weight, or bands of 32 input rows of a Conv1D [in, out] one
+          const [nout, nin] = outIn(sp);
+          const esz = fileDtype === "F32" ? 4 : 2;
+          const conv = sp.layout === "conv1d";
+          const unit = (conv ? 32 * nout : nin) * esz; // bytes of one row or band
+          const qRow = rt.k.quantRowBytes(qt, nin);
+          const chunk = unit * Math.max(1, Math.floor((opts.quantChunk ?? 1 << 22) / unit));
+          await weights.readRaw!(
+            sp.name,
+            (bytes, at) => {
+              const n = bytes.length / esz;
+              const vals =
+                fileDtype === "F32"
+                  ? new Float32Array(bytes.slice().buffer)
+                  : (fileDtype === "F16" ? f16ArrayToF32 : bf16ArrayToF32)(new Uint16Array(bytes.slice().buffer));
+              const u0 = at / unit;
+              const dst = heap.u8(ptr, qBytes(sp));
+              if (conv) quantizeBlocksTransposed(qt, vals, n / nout, nout, dst, qRow, u0);
+              else quantizeBlocks(qt, vals, dst.subarray(u0 * qRow, (u0 + n / nin) * qRow));
+            },
+            chunk,
+          );
+          checkAbort();
           used.add(sp.name);
           loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
           opts.onProgress?.({ loaded, total, tensor: sp.name });

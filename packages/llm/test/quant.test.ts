@@ -13,6 +13,9 @@
  *   `get`) and computed packed, with the same logits as the file loaded with dtype "f32".
  * - Typed errors: a bad dtype, an input width that is not a multiple of 32, training.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   dequantize,
   GgmlType,
@@ -23,9 +26,11 @@ import {
   ShapeError,
   Tensor,
   tensorSource,
+  writeSafetensors,
 } from "@wasmformer/core";
 import { gpt2ToGguf, llamaToGguf } from "@wasmformer/test-utils/gguf";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { AutoModelForCausalLM } from "../src/auto.js";
 import { GgufWeights, loadGgufModel } from "../src/gguf-model.js";
 import { type CausalLM, GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { LlamaForCausalLM } from "../src/llama-model.js";
@@ -130,6 +135,43 @@ describe.each(CASES)("$name", (c) => {
       for (const m of [mq, md, mf]) m.dispose();
     });
   }
+});
+
+describe("fromPretrained: matrices quantized while the file streams (F32, F16, BF16 files)", () => {
+  const root = mkdtempSync(join(tmpdir(), "wf-quant-"));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  it("the same bits as quantizing each whole tensor (fromWeights), GPT-2 (Conv1D) and Llama", async () => {
+    for (const c of [gpt2(true), llama(false)]) {
+      for (const floatDtype of ["F32", "F16", "BF16"] as const) {
+        const dir = join(root, `${c.name}-${floatDtype}`.replace(/\W+/g, "-"));
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, "config.json"), JSON.stringify(c.config));
+        writeFileSync(join(dir, "model.safetensors"), writeSafetensors(c.tensors, undefined, { floatDtype }));
+        // the in-memory source holds the values the file stores (rounded to F16/BF16)
+        const file = await (await import("@wasmformer/core")).openSafetensors(join(dir, "model.safetensors"));
+        const stored = new Map<string, Tensor>();
+        for (const n of file.names()) stored.set(n, await file.get(n));
+        await file.close();
+        for (const dtype of ["q8", "q4"] as const) {
+          // one row (Linear) or band of 32 input rows (Conv1D) per read: every chunk offset is used
+          const a = await AutoModelForCausalLM.fromPretrained(dir, {
+            dtype,
+            tokenizer: false,
+            maxBatch: 2,
+            quantChunk: 1,
+          });
+          const b = await c.load(c.config, stored, dtype);
+          const la = a.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
+          const lb = b.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
+          expect(Array.from(new Uint32Array(la.buffer)), `${c.name} ${floatDtype} ${dtype}`).toEqual(
+            Array.from(new Uint32Array(lb.buffer)),
+          );
+          a.dispose();
+          b.dispose();
+        }
+      }
+    }
+  });
 });
 
 describe("GGUF files: Q8_0 / Q4_0 matrices used as stored", () => {
