@@ -248,21 +248,75 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
   }
 }
 
+/** Values 4c..4c+3 of block b of a weight row, dequantized (ggml's arithmetic: f32(q · d)). */
+// @ts-ignore: decorator
+@inline function dequant4(type: i32, row: usize, b: i32, c: i32, d: v128): v128 {
+  let q: v128;
+  if (type == Q8_0) {
+    q = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(row + <usize>b * 34 + 2 + <usize>(c << 2))));
+  } else {
+    const v = v128.load32_zero(row + <usize>b * 18 + 2 + <usize>((c & 3) << 2));
+    const n = c < 4 ? v128.and(v, i8x16.splat(15)) : i8x16.shr_u(v, 4); // low nibbles: values 0..15
+    q = i32x4.sub(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(n)), i32x4.splat(8));
+  }
+  return f32x4.mul(f32x4.convert_i32x4_s(q), d);
+}
+
+/** Write the 4×4 block (rows r0..r3) transposed: column t goes to dst + t·stride bytes. */
+// @ts-ignore: decorator
+@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
+  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + stride, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * stride, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}
+
+/**
+ * Four rows (r0 at `row`, `n` < 4 of them real: the others give 0) of blocks [b0, b0 + nb) into
+ * panel columns at `col` (rows NR floats apart), four k values at a time through a 4×4 transpose.
+ */
+// @ts-ignore: decorator
+@inline function dequantRows4(type: i32, row: usize, rb: usize, n: i32, b0: i32, nb: i32, col: usize): void {
+  const bsz: usize = type == Q8_0 ? 34 : 18;
+  const z = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const bb = b0 + b;
+    const d0 = f32x4.splat(f16ToF32(load<u16>(row + <usize>bb * bsz)));
+    const d1 = n > 1 ? f32x4.splat(f16ToF32(load<u16>(row + rb + <usize>bb * bsz))) : z;
+    const d2 = n > 2 ? f32x4.splat(f16ToF32(load<u16>(row + 2 * rb + <usize>bb * bsz))) : z;
+    const d3 = n > 3 ? f32x4.splat(f16ToF32(load<u16>(row + 3 * rb + <usize>bb * bsz))) : z;
+    for (let c = 0; c < 8; c++) {
+      const v0 = dequant4(type, row, bb, c, d0);
+      const v1 = n > 1 ? dequant4(type, row + rb, bb, c, d1) : z;
+      const v2 = n > 2 ? dequant4(type, row + 2 * rb, bb, c, d2) : z;
+      const v3 = n > 3 ? dequant4(type, row + 3 * rb, bb, c, d3) : z;
+      transpose4(v0, v1, v2, v3, col + (<usize>(b * 32 + c * 4) * NR << 2), NR << 2);
+    }
+  }
+}
+
 /** Write W[jc..jc+nc, pc..pc+kc]ᵀ as NR-wide GEMM panels (kc·NR floats each, zero past nc) at `to`. */
 function dequantPanels(type: i32, w: usize, rb: usize, pc: i32, kc: i32, jc: i32, nc: i32, to: usize): void {
   let dst = to;
   const nb = kc >> 5;
+  const b0 = pc >> 5;
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const wd = min(NR, nc - j0);
-    for (let jj = 0; jj < NR; jj++) {
-      const col = dst + (<usize>jj << 2);
-      if (jj < wd) {
-        const row = w + <usize>(jc + j0 + jj) * rb;
-        if (type == Q8_0) dequantBlocks(Q8_0, row, pc, nb, col, NR << 2);
-        else dequantBlocks(Q4_0, row, pc, nb, col, NR << 2);
-      } else {
-        for (let p = 0; p < kc; p++) store<f32>(col + (<usize>p * NR << 2), 0);
-      }
+    const row = w + <usize>(jc + j0) * rb;
+    // panel rows 0..3 and 4..7 (absent rows past nc are zero columns)
+    if (type == Q8_0) {
+      dequantRows4(Q8_0, row, rb, min(4, wd), b0, nb, dst);
+      if (wd > 4) dequantRows4(Q8_0, row + 4 * rb, rb, wd - 4, b0, nb, dst + 16);
+    } else {
+      dequantRows4(Q4_0, row, rb, min(4, wd), b0, nb, dst);
+      if (wd > 4) dequantRows4(Q4_0, row + 4 * rb, rb, wd - 4, b0, nb, dst + 16);
+    }
+    if (wd <= 4) {
+      for (let p = 0; p < kc; p++) v128.store(dst + (<usize>p * NR << 2), f32x4.splat(0), 16);
     }
     dst += <usize>kc * NR << 2;
   }
