@@ -216,7 +216,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       ex.gemvQ(type, M, N, K, xq, w, y, ldy, bias, beta, act);
       return;
     }
-    // groups of 4 rows: each output row's arithmetic is its own lane's, whatever the split
+    // groups of 4 rows: each output row's arithmetic is its own, whatever the split
     const groups = cuts(Math.ceil(N / 4), tileBudget(work, pool.threads), 1);
     const tiles: number[][] = [];
     for (let g = 0; g + 1 < groups.length; g++) {
