@@ -18,7 +18,7 @@
 // Prefill (gemmQRange) dequantizes each K block × 1024-column slice of W (exactly ggml's
 // dequantize_row_*) into the GEMM's per-call B panel buffer and runs the blocked GEMM on it: the
 // same arithmetic as `gemmPacked` on the dequantized weight, without a full f32 copy.
-import { KC, MCP, MR, NC, NR, applyAct, blockPass, blockSize, emptyProduct, epi1, packedBAt } from "./gemm";
+import { KC, MCP, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, kernel, packA, packedA, packedBAt } from "./gemm";
 
 // @ts-ignore: decorator
 @inline const Q8_0: i32 = 8;
@@ -332,8 +332,8 @@ export function gemmQ(
 
 /**
  * C[:, n0..n1] = act(A (M×K, row stride lda) · Wᵀ + bias + beta·C) with W [N, K] quantized as in
- * gemvQ: the blocked GEMM of `gemmPacked` (K blocks of 512, 1024-column slices), each slice of W
- * dequantized into the per-call panel buffer just before use. n0 a multiple of 8 (or 0).
+ * gemvQ: the blocked GEMM of `gemmPacked` (K blocks of 512, 1024-column slices), each 8-column
+ * panel of W dequantized just before the micro-kernel tiles that use it. n0 a multiple of 8 (or 0).
  */
 export function gemmQRange(
   type: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
@@ -349,13 +349,33 @@ export function gemmQRange(
   }
   const rb = <usize>quantRowBytes(type, K);
   const mcMax = blockSize(M, MCP, MR);
-  const panels = packedBAt();
+  const panel = packedBAt(); // one kc×NR panel at a time: it stays in L1
+  const tileAct = act == 1 ? 1 : 0;
   for (let jc = n0; jc < n1; jc += NC) {
     const nc = min(NC, n1 - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
-      dequantPanels(type, w, rb, pc, kc, jc, nc, panels);
-      blockPass(M, mcMax, a, lda, 0, pc, kc, panels, c, ldcB, jc, nc, bias, 1, beta, pc == 0, pc + kc >= K, act);
+      const first = pc == 0;
+      const last = pc + kc >= K;
+      // `blockPass` of gemmPacked with each 8-column panel dequantized just before its tiles:
+      // the same micro-kernel calls on the same values, in the same order per C element
+      for (let ic = 0; ic < M; ic += mcMax) {
+        const mc = min(mcMax, M - ic);
+        packA(a, lda, 0, ic, mc, pc, kc);
+        const cBlock = c + <usize>ic * ldcB + (<usize>jc << 2);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const w8 = min(NR, nc - jr);
+          dequantPanels(type, w, rb, pc, kc, jc + jr, w8, panel);
+          const biasp = bias ? bias + (<usize>(jc + jr) << 2) : 0;
+          for (let ir = 0; ir < mc; ir += MR) {
+            kernel(
+              kc, packedA + (<usize>ir * <usize>kc << 2), panel, cBlock + <usize>ir * ldcB + (<usize>jr << 2), ldcB,
+              min(MR, mc - ir), w8, biasp, 1, beta, first, last, tileAct,
+            );
+          }
+        }
+        if (last && act > 1) applyAct(cBlock, ldcB, mc, nc, act);
+      }
     }
   }
 }

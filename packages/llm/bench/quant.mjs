@@ -4,7 +4,7 @@
 //
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/quant.mjs gpt2     # GPT-2-small shape
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/quant.mjs smollm   # SmolLM2-135M shape
-//   env: PROMPT=64 STEPS=16 ROUNDS=5 WASMFORMER_THREADS=1 DIR=/tmp ORDER=q4,q8,f32
+//   env: PROMPT=64 STEPS=16 ROUNDS=5 WASMFORMER_THREADS=1 DIR=/tmp ORDER=q4,q8,f32 NO_MEMORY=1
 //
 // ORDER is the load order (and the order within a round). The first few hundred MB a fresh process
 // touches stream slower on this machine (README "Order effect"): the default loads f32 last so that
@@ -236,6 +236,7 @@ for (const d of ["f32", "q8", "q4"]) {
 }
 for (const d of DTYPES) models[d].dispose();
 
+if (process.env.NO_MEMORY) process.exit(0);
 // peak memory, one child process per dtype
 const self = fileURLToPath(import.meta.url);
 const mem = {};
