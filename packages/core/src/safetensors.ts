@@ -244,9 +244,24 @@ export function parseSafetensorsHeader(
     const bad = firstInvalidUtf8(header);
     throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
   }
-  const { tensors, metadata } =
-    (opts.strictOnly ? undefined : fastEntries(text, dataLength, dataStart)) ??
-    strictEntries(text, dataLength, dataStart);
+  let entries = opts.strictOnly ? undefined : fastEntries(text, dataLength, dataStart);
+  // names in code point order (Python's `sorted`); the native comparison (UTF-16 units) agrees
+  // unless a name has a surrogate, and is much cheaper on tens of thousands of long shared prefixes
+  const byName: (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => number = /[\ud800-\udfff]/.test(text)
+    ? (a, b) => compareCodePoints(a.name, b.name)
+    : (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  if (entries) {
+    const ts = entries.tensors;
+    if (!isSorted(ts, byName)) ts.sort(byName);
+    // the fast scan does not look for repeated names: the strict parser reports them where they are
+    for (let k = 1; k < ts.length; k++) {
+      if (ts[k - 1].name === ts[k].name) {
+        entries = undefined;
+        break;
+      }
+    }
+  }
+  const { tensors, metadata } = entries ?? strictEntries(text, dataLength, dataStart);
 
   // coverage: sorted by [begin, end), each range must start where the previous ended
   const byOffsetOrder = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) =>
@@ -278,7 +293,6 @@ export function parseSafetensorsHeader(
     );
   }
 
-  const byName = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => compareCodePoints(a.name, b.name);
   if (!isSorted(tensors, byName)) tensors.sort(byName);
   return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
 }
@@ -325,7 +339,7 @@ function strictEntries(text: string, dataLength: number, dataStart: number): Hea
  * escapes, integers as plain literals of at most 15 digits, an optional flat `__metadata__` of
  * strings. Returns undefined at the first thing it does not handle or that breaks a rule (then
  * `strictEntries` reads the header and reports the fault): what it returns is what
- * `strictEntries` would return.
+ * `strictEntries` would return, except that repeated tensor names are left to the caller to find.
  */
 function fastEntries(text: string, dataLength: number, dataStart: number): HeaderEntries | undefined {
   const n = text.length;
@@ -372,7 +386,6 @@ function fastEntries(text: string, dataLength: number, dataStart: number): Heade
   };
 
   const tensors: SafetensorsTensorInfo[] = [];
-  const names = new Set<string>();
   let metadata: Record<string, string> | undefined;
   if (!expect(0x7b)) return undefined;
   ws();
@@ -380,9 +393,9 @@ function fastEntries(text: string, dataLength: number, dataStart: number): Heade
   if (!more) i++;
   while (more) {
     const name = string();
-    if (name === undefined || names.has(name) || !expect(0x3a) || !expect(0x7b)) return undefined;
-    names.add(name);
+    if (name === undefined || !expect(0x3a) || !expect(0x7b)) return undefined;
     if (name === "__metadata__") {
+      if (metadata) return undefined; // repeated
       const md: Record<string, string> = {};
       ws();
       let go = text.charCodeAt(i) !== 0x7d;

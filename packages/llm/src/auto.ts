@@ -5,7 +5,7 @@
  * by `general.architecture` (gguf-model.ts).
  */
 import { ConfigError, InputError, showValue } from "@wasmformer/core";
-import { isGgufSource, loadGgufModel } from "./gguf-model.js";
+import { type GgufLoadOptions, isGgufSource, loadGgufModel } from "./gguf-model.js";
 import { GPT2LMHeadModel, type GPT2Options, type WeightSource } from "./gpt2-model.js";
 import { LLAMA_MODEL_TYPES } from "./llama.js";
 import { LlamaForCausalLM } from "./llama-model.js";
@@ -51,11 +51,12 @@ export const AutoModelForCausalLM = {
    * Load a Hugging Face folder (Node) with the class its `config.json` names (see `loadPretrained`),
    * or one GGUF file: a path or URL ending in `.gguf`, a `Blob` or the file's bytes (see `loadGgufModel`).
    */
-  async fromPretrained(
-    folder: string | URL | Blob | Uint8Array,
-    opts: GPT2Options & { tokenizer?: boolean } = {},
-  ): Promise<AnyCausalLM> {
+  async fromPretrained(folder: string | URL | Blob | Uint8Array, opts: GgufLoadOptions = {}): Promise<AnyCausalLM> {
     if (isGgufSource(folder)) return loadGgufModel(folder, opts);
+    if (opts.contextLength !== undefined)
+      throw new InputError(
+        "contextLength is an option of GGUF files (a folder's config.json sets max_position_embeddings)",
+      );
     if (typeof folder !== "string")
       throw new InputError(
         `fromPretrained: expected a folder path, or a GGUF file (a path or URL ending in .gguf, a Blob, bytes), got ${showValue(folder)}`,

@@ -28,6 +28,7 @@ import {
   GgufError,
   type GgufFile,
   type GgufValue,
+  InputError,
   openGguf,
   type SafetensorsSource,
   showValue,
@@ -403,6 +404,11 @@ export class GgufWeights implements WeightSource {
 export interface GgufLoadOptions extends GPT2Options {
   /** Build the tokenizer from `tokenizer.ggml.*` (default true; a file without one has none). */
   tokenizer?: boolean;
+  /**
+   * Llama family: positions the model accepts, in place of `<arch>.context_length` (which sizes
+   * the KV cache: 131072 positions of Llama 3.2 do not fit wasm32 memory). Default: the file's.
+   */
+  contextLength?: number;
 }
 
 /**
@@ -412,7 +418,7 @@ export interface GgufLoadOptions extends GPT2Options {
  */
 export function ggufPlan(
   file: GgufFile,
-  opts: { strict?: boolean } = {},
+  opts: { strict?: boolean; contextLength?: number } = {},
 ): {
   arch: GgufArchitecture;
   config: GPT2Config | LlamaConfig;
@@ -423,26 +429,32 @@ export function ggufPlan(
   const arch = ggufArchitecture(meta);
   const has = (n: string) => file.has(n);
   const raw = ggufConfig(meta, has, has("token_embd.weight") ? file.info("token_embd.weight").shape[0] : undefined);
+  if (opts.contextLength !== undefined) {
+    const n = opts.contextLength;
+    if (arch === "gpt2")
+      throw new InputError(
+        "contextLength: GPT-2's positions are a learned table of context_length rows; it cannot be changed",
+      );
+    if (!Number.isInteger(n) || n < 1)
+      throw new InputError(`contextLength must be a positive integer, got ${String(n)}`);
+    raw.max_position_embeddings = n;
+  }
+  // parse (cheap, bounded), check the sizes that loops and tables are planned from, then build
+  const config: GPT2Config | LlamaConfig =
+    arch === "gpt2" ? inGgufTerms(arch, () => parseGPT2Config(raw)) : inGgufTerms(arch, () => parseLlamaConfig(raw));
+  checkSizes(file, arch, config);
   const mapping = tensorMap(arch, raw, has);
   const weights = new GgufWeights(file, mapping);
-  let config: GPT2Config | LlamaConfig;
-  let decoder: DecoderArch;
   // `output` is present exactly when the config is untied, so the archs never miss lm_head here
-  if (arch === "gpt2") {
-    const c = inGgufTerms(arch, () => parseGPT2Config(raw));
-    config = c;
-    decoder = gpt2Arch(c, weights);
-  } else {
-    const c = inGgufTerms(arch, () => parseLlamaConfig(raw));
-    config = c;
-    decoder = llamaArch(c, (n) => weights.has(n));
-  }
+  const decoder =
+    arch === "gpt2" ? gpt2Arch(config as GPT2Config, weights) : llamaArch(config as LlamaConfig, (n) => weights.has(n));
   // every tensor the model reads: present, shaped as the config says, of a decodable type
   const missing: string[] = [];
+  const every = tensorMap(arch, raw, () => true).map; // the GGUF names of absent tensors, for messages
   for (const s of decoder.specs) {
     const m = mapping.map.get(s.name);
     if (!m) {
-      missing.push(hfToGguf(arch, s.name));
+      missing.push(every.get(s.name)?.gguf ?? s.name);
       continue;
     }
     const info = file.info(m.gguf);
@@ -484,6 +496,38 @@ export function ggufPlan(
   return { arch, config, decoder, weights };
 }
 
+/**
+ * The sizes that plan loops and tables (layers, head width) against the file before anything is
+ * built from them: `<arch>.block_count` blocks must exist, the embedding width must be
+ * `token_embd`'s, the query width `attn_q`'s. A lie is a `WeightsError` naming tensor and key.
+ */
+function checkSizes(file: GgufFile, arch: GgufArchitecture, c: GPT2Config | LlamaConfig): void {
+  const L = "n_layer" in c ? c.n_layer : c.num_hidden_layers;
+  const last = `blk.${L - 1}.attn_norm.weight`;
+  if (L > 0 && !file.has(last))
+    throw new WeightsError(
+      `metadata "${arch}.block_count" is ${L} but the file has no tensor "${last}" (the file holds fewer blocks)`,
+      [last],
+    );
+  const width = (name: string, want: number, key: string, axis: 0 | 1) => {
+    if (!file.has(name)) return;
+    const ne = file.info(name).ne;
+    if (ne[axis] !== want)
+      throw new WeightsError(
+        `tensor "${name}" has ne [${ne.join(", ")}]: ne[${axis}] = ${ne[axis]} does not match ${key} = ${want}`,
+        [name],
+      );
+  };
+  const E = "n_embd" in c ? c.n_embd : c.hidden_size;
+  width("token_embd.weight", E, `metadata "${arch}.embedding_length"`, 0);
+  if ("head_dim" in c) {
+    const [H, d] = [c.num_attention_heads, c.head_dim];
+    if (!file.has("blk.0.attn_q.weight"))
+      throw new WeightsError(`GGUF file has no tensor "blk.0.attn_q.weight"`, ["blk.0.attn_q.weight"]);
+    width("blk.0.attn_q.weight", H * d, `head_count × head width (${H} × ${d})`, 1);
+  }
+}
+
 /** Config fields → the GGUF metadata keys they come from (`<arch>.` is prefixed unless the key has a dot). */
 const CONFIG_KEYS: Record<string, string> = {
   vocab_size: "tokenizer.ggml.tokens",
@@ -518,40 +562,6 @@ function inGgufTerms<T>(arch: GgufArchitecture, parse: () => T): T {
     const gguf = key.includes(".ggml.") ? key : `${arch}.${key}`;
     throw new ConfigError(`${e instanceof Error ? e.message.replace(/^config: /, "") : ""}`, gguf);
   }
-}
-
-/** The GGUF name llama.cpp gives a Hugging Face tensor name (for messages about missing tensors). */
-function hfToGguf(arch: GgufArchitecture, hf: string): string {
-  const rules: [RegExp, string][] =
-    arch === "gpt2"
-      ? [
-          [/^transformer\.wte\./, "token_embd."],
-          [/^transformer\.wpe\./, "position_embd."],
-          [/^transformer\.ln_f\./, "output_norm."],
-          [/^transformer\.h\.(\d+)\.ln_1\./, "blk.$1.attn_norm."],
-          [/^transformer\.h\.(\d+)\.ln_2\./, "blk.$1.ffn_norm."],
-          [/^transformer\.h\.(\d+)\.attn\.c_attn\./, "blk.$1.attn_qkv."],
-          [/^transformer\.h\.(\d+)\.attn\.c_proj\./, "blk.$1.attn_output."],
-          [/^transformer\.h\.(\d+)\.mlp\.c_fc\./, "blk.$1.ffn_up."],
-          [/^transformer\.h\.(\d+)\.mlp\.c_proj\./, "blk.$1.ffn_down."],
-          [/^lm_head\./, "output."],
-        ]
-      : [
-          [/^model\.embed_tokens\./, "token_embd."],
-          [/^model\.norm\./, "output_norm."],
-          [/^model\.layers\.(\d+)\.input_layernorm\./, "blk.$1.attn_norm."],
-          [/^model\.layers\.(\d+)\.post_attention_layernorm\./, "blk.$1.ffn_norm."],
-          [/^model\.layers\.(\d+)\.self_attn\.q_proj\./, "blk.$1.attn_q."],
-          [/^model\.layers\.(\d+)\.self_attn\.k_proj\./, "blk.$1.attn_k."],
-          [/^model\.layers\.(\d+)\.self_attn\.v_proj\./, "blk.$1.attn_v."],
-          [/^model\.layers\.(\d+)\.self_attn\.o_proj\./, "blk.$1.attn_output."],
-          [/^model\.layers\.(\d+)\.mlp\.gate_proj\./, "blk.$1.ffn_gate."],
-          [/^model\.layers\.(\d+)\.mlp\.up_proj\./, "blk.$1.ffn_up."],
-          [/^model\.layers\.(\d+)\.mlp\.down_proj\./, "blk.$1.ffn_down."],
-          [/^lm_head\./, "output."],
-        ];
-  for (const [re, to] of rules) if (re.test(hf)) return hf.replace(re, to);
-  return hf;
 }
 
 /**

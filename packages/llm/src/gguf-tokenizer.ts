@@ -49,12 +49,16 @@ const PRE_TOKENIZERS: Record<string, unknown> = {
   },
 };
 
-/** The Hugging Face `tokenizer.json` and `tokenizer_config.json` objects a GGUF file's metadata describes, or undefined without `tokenizer.ggml.model`. */
+/**
+ * The Hugging Face `tokenizer.json` and `tokenizer_config.json` objects a GGUF file's metadata
+ * describes, or undefined without a vocabulary (`tokenizer.ggml.model` absent, "none" or "no_vocab").
+ */
 export function ggufTokenizerJson(
   meta: GgufMeta,
 ): { json: Record<string, unknown>; config: Record<string, unknown> } | undefined {
   if (!meta.has("tokenizer.ggml.model")) return undefined;
   const model = meta.str("tokenizer.ggml.model");
+  if (model === "none" || model === "no_vocab") return undefined; // llama.cpp: a file without a vocabulary
   if (model !== "gpt2" && model !== "llama")
     throw new ConfigError(
       `unsupported tokenizer model ${JSON.stringify(model)} (supported: "gpt2" byte-level BPE, "llama" SentencePiece)`,

@@ -14,9 +14,13 @@ import {
   f16ToF32,
   f32ToF16,
   GgufError,
+  InputError,
   init,
+  mulberry32,
   openGguf,
   Tensor,
+  WasmError,
+  WasmformerError,
   WeightsError,
 } from "@wasmformer/core";
 import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
@@ -313,6 +317,41 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
     );
   });
 
+  test("sizes that would plan loops or tables are checked against the tensors first (no hang, no huge allocation)", async () => {
+    await fails(
+      file({ extraMeta: { "llama.block_count": { t: "u64", v: 2 ** 40 } } }),
+      WeightsError,
+      /metadata "llama\.block_count" is 1099511627776 but the file has no tensor "blk\.1099511627775\.attn_norm\.weight"/,
+    );
+    await fails(
+      file({ extraMeta: { "llama.embedding_length": { t: "u32", v: 2 ** 31 } } }),
+      WeightsError,
+      /tensor "token_embd\.weight" has ne \[64, 50\]: ne\[0\] = 64 does not match metadata "llama\.embedding_length" = 2147483648/,
+    );
+    await fails(
+      file({
+        extraMeta: {
+          "llama.attention.key_length": { t: "u32", v: 2 ** 30 },
+          "llama.attention.value_length": undefined,
+          "llama.rope.dimension_count": undefined,
+        },
+      }),
+      WeightsError,
+      /tensor "blk\.0\.attn_q\.weight" .* does not match head_count × head width \(4 × 1073741824\)/,
+    );
+    // an absurd context_length fails in the heap plan with a typed error; contextLength caps it
+    await fails(file({ extraMeta: { "llama.context_length": { t: "u64", v: 2 ** 40 } } }), WasmError, /wasm32 memory/);
+    const capped = await loadGgufModel(file({ extraMeta: { "llama.context_length": { t: "u64", v: 2 ** 40 } } }), {
+      contextLength: 16,
+    });
+    expect(capped.config).toMatchObject({ max_position_embeddings: 16 });
+    const ref = await loadGgufModel(file());
+    expect(Array.from(capped.forward([PROMPT]).data)).toEqual(Array.from(ref.forward([PROMPT]).data));
+    for (const m of [capped, ref]) m.dispose();
+    const g = makeTiny({ E: 32, H: 4, V: 40, P: 16, seed: 82 });
+    await expect(loadGgufModel(gpt2ToGguf(g.config, g.tensors), { contextLength: 8 })).rejects.toThrow(InputError);
+  });
+
   test("an unknown architecture, an unsupported rope scaling, partial rotary", async () => {
     await fails(
       file({ extraMeta: { "general.architecture": { t: "str", v: "falcon" } } }),
@@ -387,6 +426,55 @@ describe("bad GGUF input: typed errors naming the key or tensor", () => {
         (x: unknown) => x,
       );
       expect(e, `cut at ${cut}`).toBeInstanceOf(GgufError);
+    }
+  });
+});
+
+describe("hostile GGUF models (seeded)", () => {
+  /** Loads, or fails with one of our typed errors: never a raw TypeError/RangeError, a crash or a hang. */
+  const typedOrLoads = async (bytes: Uint8Array, what: string) => {
+    try {
+      const m = await loadGgufModel(bytes);
+      m.forward([[1, 2]]);
+      m.dispose();
+    } catch (e) {
+      expect(e, what).toBeInstanceOf(WasmformerError);
+    }
+  };
+
+  test("every numeric metadata value replaced by edge values", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 91 });
+    const keys = [
+      "llama.block_count",
+      "llama.context_length",
+      "llama.embedding_length",
+      "llama.feed_forward_length",
+      "llama.attention.head_count",
+      "llama.attention.head_count_kv",
+      "llama.rope.freq_base",
+      "llama.attention.layer_norm_rms_epsilon",
+      "llama.rope.dimension_count",
+      "llama.attention.key_length",
+    ];
+    const values = [0, 1, 3, 7, 31, 2 ** 31, 2 ** 40, 2 ** 53 - 1];
+    for (const key of keys)
+      for (const v of values)
+        await typedOrLoads(
+          llamaToGguf(tiny.config, tiny.tensors, { extraMeta: { [key]: { t: "u64", v } } }),
+          `${key} = ${v}`,
+        );
+  });
+
+  test("random bytes of the metadata region flipped (200 seeded mutations)", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 92 });
+    const good = llamaToGguf(tiny.config, tiny.tensors);
+    const headerEnd = (await openGguf(good)).dataOffset;
+    const rand = mulberry32(7);
+    for (let i = 0; i < 200; i++) {
+      const b = good.slice();
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++)
+        b[Math.floor(rand() * headerEnd)] ^= 1 << Math.floor(rand() * 8);
+      await typedOrLoads(b, `mutation ${i}`);
     }
   });
 });

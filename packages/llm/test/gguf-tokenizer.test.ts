@@ -138,6 +138,14 @@ describe("tokenizer.ggml.model = gpt2 (byte-level BPE)", () => {
     expect(gpt2.encode(text)).not.toEqual(smollm.encode(text));
   });
 
+  test("no vocabulary: no tokenizer; an unknown tokenizer model is a ConfigError naming the key", async () => {
+    const f = await openGguf(writeGguf({ "tokenizer.ggml.model": { t: "str", v: "none" } }, []));
+    expect(ggufTokenizer(new GgufMeta(f.metadata))).toBeUndefined();
+    await expect(fromGguf(metaFile({ ...bpeMeta, model: "bert" as "gpt2" }))).rejects.toThrow(
+      /tokenizer\.ggml\.model: unsupported tokenizer model "bert"/,
+    );
+  });
+
   test("an unknown pre-tokenizer is a ConfigError naming tokenizer.ggml.pre", async () => {
     await expect(fromGguf(metaFile({ ...bpeMeta, pre: "deepseek-coder" }))).rejects.toThrow(
       /tokenizer\.ggml\.pre.*deepseek-coder/,
