@@ -39,6 +39,10 @@ import { relu4 } from "./inline/vmath";
 @inline export const NC = 1024;
 
 let packedB: usize = memory.data(KC * NC * 4, 64);
+/** This instance's per-call B panel buffer (KC·NC floats); quant.ts dequantizes weights into it. */
+export function packedBAt(): usize {
+  return packedB;
+}
 /**
  * M block of `gemmPacked` (gemm-packed.ts), a multiple of MR: with no B packing to amortise, one
  * taller A block (≤ 480 KiB, in L2) means the B panels are read once for up to 240 rows (200 plain),

@@ -3,7 +3,7 @@
 
 /** Must equal ABI_VERSION in src/kernels.ts. */
 export function abiVersion(): i32 {
-  return 4;
+  return 5;
 }
 
 /** First byte after static data: the JS heap starts here. */

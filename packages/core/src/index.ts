@@ -18,6 +18,7 @@ export { erf } from "./math.js";
 export * from "./ops.js";
 export * from "./packed.js";
 export type { KindRegistry, KindResult, KindRunner, ParityCase, TensorFile } from "./parity.js";
+export * from "./quant.js";
 export { mulberry32 } from "./random.js";
 export * from "./rnn-grad.js";
 export * from "./runtime.js";

@@ -345,6 +345,80 @@ export interface Kernels extends BackwardKernels, OptimKernels {
     work: number,
   ): number;
 
+  // ---- block-quantized weights (ggml Q8_0 / Q4_0, as GGUF stores them; quant.ts) ------------
+
+  /**
+   * Bytes of one row of K values of ggml type `type` (`GgmlType.Q8_0` = 8: 34 bytes per block of
+   * 32, `{ f16 d; i8 qs[32] }`; `GgmlType.Q4_0` = 2: 18 bytes, `{ f16 d; u8 qs[16] }`, value
+   * (nibble − 8)·d, low nibbles = values 0..15 of the block); 0 for other types or K ≤ 0.
+   */
+  quantRowBytes(type: number, K: number): number;
+
+  /**
+   * Bytes of one row of `quantizeRowsQ8` output for K (a multiple of 32) values, a multiple of 16:
+   * i16 q[K] at 0, i8 q[K] at 2K, f32 d[K/32] at 3K, i32 Σq[K/32] after them.
+   */
+  xqRowBytes(K: number): number;
+
+  /**
+   * Quantize M rows of x (K floats, row stride ldx floats; K a multiple of 32) per block of 32 for
+   * `gemvQ`: d = amax/127 (kept in f32), id = d ? 1/d : 0 (f32), q = roundf(x·id) (halves away
+   * from zero), as ggml's `quantize_row_q8_0_ref` except that ggml rounds d to f16.
+   */
+  quantizeRowsQ8(x: number, ldx: number, M: number, K: number, xq: number): void;
+
+  /**
+   * Decode product on quantized weights: `y[m·ldy + j] = act(Σ_b f32(Σ_i qw·qx)·(dw·dx) + bias[j]
+   * + beta·y[m·ldy + j])` for m < M, j < N, with W `[N, K]` of type Q8_0 or Q4_0 (rows
+   * `quantRowBytes` apart, row j = output j) and x quantized by `quantizeRowsQ8` (rows
+   * `xqRowBytes(K)` apart). The numeric contract is ggml's `vec_dot_q8_0_q8_0`: the integer block
+   * sums are exact, and the f32 sum runs over the blocks in order, `acc = f32(acc + f32(f32(sumi) ·
+   * f32(dw·dx)))` (no fused multiply-add), then the epilogue `f32(f32(acc + bias) + beta·y)`
+   * (beta 0 or 1). Every build and thread count gives these bits (activations other than relu are
+   * the `unary` ones). K must be a multiple of 32.
+   */
+  gemvQ(
+    type: number,
+    M: number,
+    N: number,
+    K: number,
+    xq: number,
+    w: number,
+    y: number,
+    ldy: number,
+    bias: number,
+    beta: number,
+    act: number,
+  ): void;
+
+  /**
+   * Prefill product on quantized weights: `C = act(A·Wᵀ + bias + beta·C)`, A M×K (row stride lda),
+   * W as in `gemvQ`. Each K-block × column slice of W is dequantized (ggml's `dequantize_row_*`,
+   * bit for bit) into the GEMM's panel buffer and multiplied there: the same arithmetic as
+   * `gemmPacked` with M ≥ 5 on the dequantized weight packed by `packB(K, N, W, K, 1, …)`, with no
+   * f32 copy of W. K must be a multiple of 32; C must not alias A.
+   */
+  gemmQ(
+    type: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    w: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    beta: number,
+    act: number,
+  ): void;
+
+  /**
+   * Embedding gather from a quantized table: `dst[r, :] = dequantize(W[ids[r], :])` (K floats a
+   * row, contiguous) for r < n; ids (i32) must be valid rows (the caller checks them).
+   */
+  dequantRowsQ(type: number, K: number, w: number, ids: number, n: number, dst: number): void;
+
   // ---- Llama-family blocks (RMS norm, rotary position embedding) --------------------------
 
   /**
@@ -366,7 +440,7 @@ export interface Kernels extends BackwardKernels, OptimKernels {
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /**
  * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
@@ -400,6 +474,12 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "packedRowsSize",
   "packRows",
   "gemvRows",
+  "quantRowBytes",
+  "xqRowBytes",
+  "quantizeRowsQ8",
+  "gemvQ",
+  "gemmQ",
+  "dequantRowsQ",
   "rmsNorm",
   "rope",
 ];

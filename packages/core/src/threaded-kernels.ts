@@ -8,7 +8,8 @@
  * - `gemm` by tiles of M (≥ 2 rows: one row takes the streaming M = 1 path) and of N (multiples
  *   of 24 columns: the M = 1 paths group 6 or 8 columns); K is never split (a reduction).
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
- *   path) when M > 4; `gemvRows` by groups of 24 rows; `bmm` by batch elements (or, when it is
+ *   path) when M > 4; `gemvRows` by groups of 24 rows; `gemvQ` by groups of 4 rows; `gemmQ` as
+ *   `gemmPacked` (through `gemmQRange`; each tile dequantizes its own panels); `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
  * - `attention` (one (batch, head) slice a call) by query rows: tiles of ≥ 16 rows (fewer take the
  *   row-by-row path), aligned to the 64-row blocks of the causal path, the causal offset moved with
@@ -29,6 +30,8 @@ export const TILE_KERNELS = [
   "gemm",
   "gemmPackedRange",
   "gemvRows",
+  "gemvQ",
+  "gemmQRange",
   "bmm",
   "attention",
   "layerNorm",
@@ -74,6 +77,22 @@ export interface ThreadedExports extends Kernels {
     ldc: number,
     bias: number,
     alpha: number,
+    beta: number,
+    act: number,
+    n0: number,
+    n1: number,
+  ): void;
+  gemmQRange(
+    type: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    w: number,
+    c: number,
+    ldc: number,
+    bias: number,
     beta: number,
     act: number,
     n0: number,
@@ -189,6 +208,58 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       tiles.push([j1 - j0, K, x, packed + groups[g] * groupBytes, y + 4 * j0, bias ? bias + 4 * j0 : 0, beta, act]);
     }
     pool.run(id, FN.gemvRows, "gemvRows", tiles, ex.gemvRows);
+  };
+
+  k.gemvQ = (type, M, N, K, xq, w, y, ldy, bias, beta, act) => {
+    const work = M * N * Math.max(K, 1);
+    const rb = ex.quantRowBytes(type, K);
+    if (!on(work) || M <= 0 || N <= 0 || rb === 0) {
+      ex.gemvQ(type, M, N, K, xq, w, y, ldy, bias, beta, act);
+      return;
+    }
+    // groups of 4 rows: each output row's arithmetic is its own, whatever the split
+    const groups = cuts(Math.ceil(N / 4), tileBudget(work, pool.threads), 1);
+    const tiles: number[][] = [];
+    for (let g = 0; g + 1 < groups.length; g++) {
+      const j0 = groups[g] * 4;
+      const j1 = Math.min(N, groups[g + 1] * 4);
+      tiles.push([type, M, j1 - j0, K, xq, w + j0 * rb, y + 4 * j0, ldy, bias ? bias + 4 * j0 : 0, beta, act]);
+    }
+    pool.run(id, FN.gemvQ, "gemvQ", tiles, ex.gemvQ);
+  };
+
+  k.gemmQ = (type, M, N, K, a, lda, w, c, ldc, bias, beta, act) => {
+    const work = M * N * Math.max(K, 1);
+    if (!on(work) || M <= 0 || N <= 0) {
+      ex.gemmQ(type, M, N, K, a, lda, w, c, ldc, bias, beta, act);
+      return;
+    }
+    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 8, 16);
+    const rows = cuts(M, mT, 1);
+    const cols = cuts(N, nT, 8);
+    const tiles: number[][] = [];
+    for (let i = 0; i + 1 < rows.length; i++) {
+      const i0 = rows[i];
+      for (let j = 0; j + 1 < cols.length; j++) {
+        tiles.push([
+          type,
+          rows[i + 1] - i0,
+          N,
+          K,
+          a + 4 * i0 * lda,
+          lda,
+          w,
+          c + 4 * i0 * ldc,
+          ldc,
+          bias,
+          beta,
+          act,
+          cols[j],
+          cols[j + 1],
+        ]);
+      }
+    }
+    pool.run(id, FN.gemmQRange, "gemmQ", tiles, ex.gemmQRange);
   };
 
   k.bmm = (batch, M, N, K, a, sA, lda, transA, b, sB, ldb, transB, c, sC, ldc, alpha, beta) => {

@@ -58,6 +58,8 @@ options:
   --logprobs                    print each token's log-probability to stderr
   --backend <b>                 auto | wasm-simd | wasm-relaxed | ref (default auto)
   --threads <n>                 kernel threads, 1..256 (default: the usable cores, at most 8)
+  --dtype <d>                   weights: f32, q8 or q4 (quantized on load to Q8_0 / Q4_0); default f32,
+                                and a .gguf file's Q8_0 / Q4_0 tensors as stored
   --no-progress                 no progress bar
   --help, -h                    this help`;
 
@@ -131,6 +133,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
         logprobs: { type: "boolean" },
         backend: { type: "string" },
         threads: { type: "string" },
+        dtype: { type: "string" },
         "no-progress": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -176,6 +179,9 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
     const threads = num(values.threads as string | undefined, "threads", true);
     if (threads !== undefined && (threads < 1 || threads > 256))
       throw new UsageError(`--threads must be between 1 and 256, got ${threads}`);
+    const dtype = values.dtype as string | undefined;
+    if (dtype !== undefined && dtype !== "f32" && dtype !== "q8" && dtype !== "q4")
+      throw new UsageError(`--dtype must be f32, q8 or q4, got ${dtype}`);
     const stopIds = ((values["stop-id"] as string[] | undefined) ?? []).map((s) => num(s, "stop-id", true)!);
     const opts: GenerateOptions = {
       maxNewTokens: num(values["max-new-tokens"] as string | undefined, "max-new-tokens", true) ?? 50,
@@ -215,6 +221,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
             b(p.loaded, p.total ?? p.loaded);
           },
       signal: ac.signal, // Ctrl-C while loading stops before the next tensor (exit 130)
+      dtype,
     });
     if (chat) {
       return await chatLoop(model, folder, opts, {

@@ -360,6 +360,25 @@ export class GgufWeights implements WeightSource {
     return t;
   }
 
+  /** The ggml type the tensor is stored as ("Q8_0", "F16", …). */
+  storedType(name: string): string {
+    return this.file.info(this.ggufName(name)).typeName;
+  }
+
+  /**
+   * The packed engine's hook (`WeightSource.linearBlocks`): a matrix's stored blocks as the rows of
+   * its Linear [out, in] form, which is how GGUF stores every matrix (ne = [in, out]): the rows of
+   * `blocks`, and for GPT-2's Conv1D matrices the stored rows themselves (their [in, out] HF form
+   * is the transpose).
+   */
+  async linearBlocks(name: string): Promise<{ type: string; data: Uint8Array }> {
+    const m = this.mapping.map.get(name);
+    if (!m) throw new WeightsError(`GGUF file has no tensor for "${name}"`, [name]);
+    if (m.transform.op === "transpose")
+      return { type: this.file.info(m.gguf).typeName, data: await this.file.raw(m.gguf) };
+    return (await this.blocks(name))!;
+  }
+
   /**
    * Hook for kernels on packed weights: the tensor's stored blocks (ggml type name, e.g. "Q8_0"),
    * rows in Hugging Face order, shape [rows, cols] in values; undefined when the tensor must be

@@ -30,19 +30,28 @@ import {
   AbortError,
   type AttentionArgs,
   BinOp,
+  bf16ArrayToF32,
   checkBlockCount,
+  checkWeightDtype,
   createRuntime,
   DisposedError,
+  f16ArrayToF32,
   formatShape,
+  GgmlType,
   InputError,
   PACK_KC,
   packedIndex,
+  type QuantType,
+  quantizeBlocks,
+  quantizeBlocksTransposed,
+  quantTypeOf,
   type Runtime,
   releaseRuntime,
   ShapeError,
   Tensor,
   tensorSource,
   WasmformerError,
+  type WeightDtype,
   WeightsError,
   writeSafetensors,
 } from "@wasmformer/core";
@@ -69,9 +78,21 @@ import { checkTrainOptions, DecoderTraining, type LMBatchResult, type LMExample,
 export interface WeightSource {
   names(): string[];
   has(name: string): boolean;
-  /** Shape without reading the data (lazy files), when available. */
-  info?(name: string): { readonly shape: readonly number[] };
+  /** Shape (and the file's dtype) without reading the data (lazy files), when available. */
+  info?(name: string): { readonly shape: readonly number[]; readonly dtype?: string };
+  /**
+   * The stored bytes of a tensor in chunks (a lazy safetensors file's `readRaw`): lets a quantized
+   * load read a large matrix a few MB at a time instead of as one f32 tensor.
+   */
+  readRaw?(name: string, sink: (bytes: Uint8Array, at: number) => void, chunkBytes?: number): Promise<void>;
   get(name: string): Tensor | Promise<Tensor>;
+  /** The ggml type a tensor is stored as ("Q8_0", "Q4_0", "F16", …; GGUF files), without reading it. */
+  storedType?(name: string): string | undefined;
+  /**
+   * A matrix's stored blocks as the rows of its Linear `[out, in]` form (GGUF files), read without
+   * dequantizing; undefined when not available.
+   */
+  linearBlocks?(name: string): Promise<{ type: string; data: Uint8Array } | undefined>;
 }
 
 /**
@@ -133,6 +154,20 @@ export interface GPT2Options {
   strict?: boolean;
   /** Cancels loading: an `AbortError` before the next tensor is read (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * Weight storage: "f32", or quantized on load to ggml's Q8_0 ("q8", 8-bit) or Q4_0 ("q4", 4-bit)
+   * blocks of 32 with ggml's rounding. Quantized projections and LM head run on the packed blocks
+   * (decode: integer dot products on x quantized per block; prefill: the GEMM on panels dequantized
+   * per block); the token embedding is gathered from the quantized table. Every quantized matrix's
+   * input width must be a multiple of 32. Training needs f32 weights.
+   *
+   * Default: f32, except that a GGUF file's Q8_0 and Q4_0 matrices are used as stored (no
+   * dequantize/requantize); with "q8"/"q4" they are kept too and the file's other matrices are
+   * quantized; "f32" dequantizes everything.
+   */
+  dtype?: WeightDtype;
+  /** @internal Bytes per read when a matrix is quantized from a streamed file (default 4 MiB; rounded to whole rows). */
+  quantChunk?: number;
 }
 
 /** Pointers (bytes) of one block's weights in the heap. */
@@ -195,6 +230,7 @@ interface Weights {
   lnfW: number; // (E,)
   lnfB: number; // (E,)
   head: number; // LM head (wte when tied) as column blocks: block b = (E, wb) with wb = min(HEAD_BLOCK, V − b·HEAD_BLOCK), at b·E·HEAD_BLOCK floats
+  // a quantized matrix, head or wte (see `qtypes`) is Linear [out, in] rows of ggml blocks
 }
 
 /** Activation buffers, allocated once for `maxBatch × chunk` rows (llama2.c `RunState`). */
@@ -212,6 +248,7 @@ interface Scratch {
   logitRows: number; // capacity of `logits` in rows
   lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
   logits: number; // (logitRows, V)
+  xq: number; // (4, xqRowBytes(max K)) bytes: up to 4 rows quantized per block for gemvQ (when any weight is quantized), else 0
   kCache: number; // (L, maxBatch, n_positions, KV·d): row = one slot, key/value heads side by side
   vCache: number; // (L, maxBatch, n_positions, KV·d)
   kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
@@ -324,6 +361,8 @@ export interface EngineParts {
   colBlock: number;
   headBlock: number;
   packed: boolean;
+  /** ggml type of each quantized weight, by heap pointer (the others are f32) */
+  qtypes: Map<number, QuantType>;
   /** whether the engine created `rt` (then `dispose()` gives it back) */
   ownsRuntime: boolean;
 }
@@ -347,6 +386,16 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   readonly unusedWeights: string[];
   /** Bytes of the heap: weights, KV cache and scratch (planned once). */
   readonly heapBytes: number;
+  /**
+   * How the matrices are stored: "f32"; "q8" / "q4" when the quantized ones are all Q8_0 / Q4_0
+   * (matrices a GGUF file stores in other types may be f32); "mixed" when both occur.
+   */
+  get dtype(): WeightDtype | "mixed" {
+    const types = new Set(this.qtypes.values());
+    if (types.size === 0) return "f32";
+    if (types.size > 1) return "mixed";
+    return types.has(GgmlType.Q8_0) ? "q8" : "q4";
+  }
   /** The tokenizer used for text prompts and streamed text (set by `fromPretrained`, or by hand). */
   tokenizer: Tokenizer | undefined;
   /** The class name errors give (`DisposedError`: "this LlamaForCausalLM has been disposed"). */
@@ -363,6 +412,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   private colBlock = COL_BLOCK;
   private headBlock = HEAD_BLOCK;
   private packed = false;
+  /** ggml type of each quantized weight, by heap pointer (the others are f32) */
+  private qtypes: Map<number, QuantType>;
 
   // cache state of the resident context: every row of its batch has filled the same slots [0, len)
   private len = 0;
@@ -400,6 +451,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     this.colBlock = parts.colBlock;
     this.headBlock = parts.headBlock;
     this.packed = parts.packed;
+    this.qtypes = parts.qtypes;
     this.ownsRuntime = parts.ownsRuntime;
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
@@ -435,6 +487,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     if (layout !== "packed" && layout !== "blocks")
       throw new InputError(`layout must be "packed" or "blocks", got ${String(layout)}`);
     const packed = layout === "packed";
+    const dtype = opts.dtype === undefined ? undefined : checkWeightDtype(opts.dtype, "dtype");
+    const want: QuantType | 0 = (dtype && quantTypeOf(dtype)) || 0;
     if (!Number.isInteger(headBlock) || headBlock < 1)
       throw new InputError(`headBlock must be a positive integer, got ${headBlock}`);
     if (!Number.isInteger(colBlock) || colBlock < 0)
@@ -506,13 +560,42 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     // tied: HF ties lm_head to wte and ignores a stored copy; only its shape is checked
     if (hasLmHead && !untied) checkShape("lm_head.weight", [V, E], await shapeOf("lm_head.weight"));
 
+    // ---- which matrices are stored quantized: a GGUF file's Q8_0 / Q4_0 ones as stored (unless
+    // dtype "f32"), the others when dtype asks; rows of the Linear [out, in] form either way
+    const headName = arch.head;
+    const outIn = (sp: Spec): [number, number] =>
+      sp.layout === "conv1d" ? [sp.shape[1], sp.shape[0]] : [sp.shape[0], sp.shape[1]];
+    const qtypeOf = new Map<string, QuantType>();
+    const asStored = new Set<string>();
+    for (const sp of specs) {
+      if (!sp.layout && sp.name !== headName && sp.name !== arch.embed) continue;
+      const st = dtype !== "f32" && weights.linearBlocks ? weights.storedType?.(sp.name) : undefined;
+      const stored = st === "Q8_0" ? GgmlType.Q8_0 : st === "Q4_0" ? GgmlType.Q4_0 : 0;
+      if (stored) asStored.add(sp.name);
+      const t = stored || want;
+      if (!t) continue;
+      const K = outIn(sp)[1];
+      if (K % 32 !== 0) {
+        throw new ShapeError(
+          `dtype "${dtype}": tensor "${sp.name}" has ${K} input features, not a multiple of 32 (the Q8_0/Q4_0 block size)`,
+        );
+      }
+      qtypeOf.set(sp.name, t);
+    }
+    const anyQuant = qtypeOf.size > 0;
+
     // ---- plan the heap once: weights, KV cache, scratch
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
     const rt = opts.runtime ?? createRuntime();
-    const headName = arch.head;
+    /** bytes of a quantized weight's rows */
+    const qBytes = (sp: Spec) => {
+      const [out, K] = outIn(sp);
+      return out * rt.k.quantRowBytes(qtypeOf.get(sp.name)!, K);
+    };
     /** floats a weight takes in the heap: packed matrices and head are padded to 8 columns */
     const floatsOf = (sp: Spec) => {
+      if (qtypeOf.has(sp.name)) return Math.ceil(qBytes(sp) / F32);
       if (packed && sp.layout === "conv1d") return rt.k.packedSize(sp.shape[0], sp.shape[1]);
       if (packed && sp.layout === "linear") return rt.k.packedSize(sp.shape[1], sp.shape[0]);
       if (packed && sp.name === headName) return rt.k.packedSize(E, V);
@@ -523,14 +606,28 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const attW = arch.heads * arch.headDim;
     const hFloats = arch.gated ? 2 * I : I;
     const ropeFloats = arch.invFreq ? arch.invFreq.length : 0;
+    const maxK = Math.max(E, I, attW);
+    const xqFloats = anyQuant ? (4 * rt.k.xqRowBytes(maxK)) / F32 : 0;
     const scratchFloats =
-      rows * (2 + E * 2 + attW + qkvW + hFloats) + chunk * P + logitRows * (E + V) + (maxBatch * P) / 4 + ropeFloats;
+      rows * (2 + E * 2 + attW + qkvW + hFloats) +
+      chunk * P +
+      logitRows * (E + V) +
+      (maxBatch * P) / 4 +
+      ropeFloats +
+      xqFloats;
     const heap = rt.heap;
     // the largest matrix or LM-head block, transposed or packed from here (packed: the head's
     // source rows and their packed copy)
     const packCols = Math.min(PACK_HEAD_COLS, Math.ceil(V / 8) * 8);
-    const maxMatrix = specs.reduce((a, sp) => (sp.layout ? Math.max(a, sp.shape[0] * sp.shape[1]) : a), 0);
-    const stagingFloats = Math.max(maxMatrix, packed ? 2 * E * packCols : E * Math.min(V, headBlock));
+    // (quantized matrices need none: they are quantized straight from the tensor)
+    const maxMatrix = specs.reduce(
+      (a, sp) => (sp.layout && !qtypeOf.has(sp.name) ? Math.max(a, sp.shape[0] * sp.shape[1]) : a),
+      0,
+    );
+    const stagingFloats = Math.max(
+      maxMatrix,
+      qtypeOf.has(headName) ? 0 : packed ? 2 * E * packCols : E * Math.min(V, headBlock),
+    );
     heap.reserve((weightFloats + cacheFloats + scratchFloats + stagingFloats) * F32 + 64 * 16 * (specs.length + 16));
 
     // weights first, then scratch and cache, then (temporarily) the staging buffer
@@ -581,6 +678,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       logitRows,
       lnRows: heap.allocF32(logitRows * E),
       logits: heap.allocF32(logitRows * V),
+      xq: anyQuant ? heap.alloc(4 * rt.k.xqRowBytes(maxK)) : 0,
       kCache: heap.allocF32(L * maxBatch * P * kvW),
       vCache: heap.allocF32(L * maxBatch * P * kvW),
       kpm: heap.alloc(maxBatch * P),
@@ -595,14 +693,69 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     try {
       for (const sp of specs) {
         checkAbort();
+        const ptr = ptrs.get(sp.name)!;
+        const qt = qtypeOf.get(sp.name);
+        if (qt && asStored.has(sp.name)) {
+          // stored Q8_0 / Q4_0 rows, copied as they are
+          const b = await weights.linearBlocks!(sp.name);
+          checkAbort();
+          if (!b || b.data.length !== qBytes(sp)) {
+            throw new WeightsError(
+              `tensor "${sp.name}": ${b ? b.data.length : 0} bytes of stored ${b?.type ?? "blocks"}, expected ${qBytes(sp)}`,
+              [sp.name],
+            );
+          }
+          heap.u8(ptr, b.data.length).set(b.data);
+          used.add(sp.name);
+          loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
+          opts.onProgress?.({ loaded, total, tensor: sp.name });
+          continue;
+        }
+        const fileDtype = qt && weights.readRaw ? weights.info?.(sp.name).dtype : undefined;
+        if (qt && (fileDtype === "F32" || fileDtype === "F16" || fileDtype === "BF16")) {
+          // quantized while streaming the stored values a few MB at a time: whole output rows of
+          // a Linear [out, in] weight, or bands of 32 input rows of a Conv1D [in, out] one
+          const [nout, nin] = outIn(sp);
+          const esz = fileDtype === "F32" ? 4 : 2;
+          const conv = sp.layout === "conv1d";
+          const unit = (conv ? 32 * nout : nin) * esz; // bytes of one row or band
+          const qRow = rt.k.quantRowBytes(qt, nin);
+          const chunk = unit * Math.max(1, Math.floor((opts.quantChunk ?? 1 << 22) / unit));
+          await weights.readRaw!(
+            sp.name,
+            (bytes, at) => {
+              const n = bytes.length / esz;
+              const vals =
+                fileDtype === "F32"
+                  ? new Float32Array(bytes.slice().buffer)
+                  : (fileDtype === "F16" ? f16ArrayToF32 : bf16ArrayToF32)(new Uint16Array(bytes.slice().buffer));
+              const u0 = at / unit;
+              const dst = heap.u8(ptr, qBytes(sp));
+              if (conv) quantizeBlocksTransposed(qt, vals, n / nout, nout, dst, qRow, u0);
+              else quantizeBlocks(qt, vals, dst.subarray(u0 * qRow, (u0 + n / nin) * qRow));
+            },
+            chunk,
+          );
+          checkAbort();
+          used.add(sp.name);
+          loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
+          opts.onProgress?.({ loaded, total, tensor: sp.name });
+          continue;
+        }
         const t = await weights.get(sp.name);
         checkAbort();
         checkShape(sp.name, sp.shape, t.shape);
         if (t.dtype !== "f32") {
           throw new WeightsError(`tensor "${sp.name}" has dtype ${t.dtype}, expected a float tensor`, [sp.name]);
         }
-        const ptr = ptrs.get(sp.name)!;
-        if (sp.name === headName && packed) {
+        if (qt) {
+          // Linear [out, in] rows (the head and wte are [V, E]; a Conv1D [in, out] weight's
+          // columns) quantized block by block straight into the heap
+          const [nout, nin] = outIn(sp);
+          const dst = heap.u8(ptr, qBytes(sp));
+          if (sp.layout === "conv1d") quantizeBlocksTransposed(qt, t.data as Float32Array, nin, nout, dst);
+          else quantizeBlocks(qt, t.data as Float32Array, dst);
+        } else if (sp.name === headName && packed) {
           // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
           // column range is packed on its own, then each of its K blocks (kb rows × wb8 columns,
           // contiguous) is copied to its place pc·N8 + v0·kb in the whole operand (see Kernels.packB)
@@ -682,6 +835,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       colBlock,
       headBlock,
       packed,
+      qtypes: new Map([...qtypeOf].map(([n, t]) => [ptrs.get(n)!, t])),
       ownsRuntime: opts.runtime === undefined,
     };
   }
@@ -880,6 +1034,11 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   /** The training buffers, made on first use (masters read from the inference storage). */
   private trainingState(): DecoderTraining {
+    if (this.qtypes.size > 0) {
+      throw new InputError(
+        `training needs f32 weights: this ${this.modelName} was loaded with dtype "${this.dtype}" (load it without dtype to train)`,
+      );
+    }
     if (!this.trainer) {
       const engine = new Map<string, number>();
       const w = this.w;
@@ -1124,6 +1283,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const k = this.runtime.k;
     const s = this.s;
     const w = this.w;
+    const qt = this.qtypes.get(w.wte || w.head);
+    if (qt) {
+      // rows of the quantized table (the head when tied), dequantized; ids were checked
+      k.dequantRowsQ(qt, E, w.wte || w.head, s.ids, n, s.x);
+      return;
+    }
     if (w.wte) {
       if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1)
         throw new WasmformerError("internal", "gather rejected a checked id");
@@ -1182,6 +1347,17 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   ): void {
     const k = this.runtime.k;
     const cb = this.colBlock;
+    const qt = this.qtypes.get(w);
+    if (qt) {
+      // W [N, K] in ggml blocks: decode rows (n ≤ 4) as integer dot products, prefill as a GEMM
+      if (n <= 4) {
+        k.quantizeRowsQ8(x, K, n, K, this.s.xq);
+        k.gemvQ(qt, n, N, K, this.s.xq, w, y, ldy, bias, beta, act);
+      } else {
+        k.gemmQ(qt, n, N, K, x, K, w, y, ldy, bias, beta, act);
+      }
+      return;
+    }
     if (this.packed) {
       k.gemmPacked(n, N, K, x, K, 0, w, y, ldy, bias, 1, beta, act);
       return;
@@ -1208,6 +1384,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const { E } = this;
     const V = this.config.vocab_size;
     const hb = this.headBlock;
+    if (this.qtypes.has(this.w.head)) {
+      this.linear(m, x, E, V, this.w.head, 0, logits, 0, 0);
+      return;
+    }
     if (this.packed) {
       this.runtime.k.gemmPacked(m, V, E, x, E, 0, this.w.head, logits, V, 0, 1, 0, 0);
       return;

@@ -25,7 +25,7 @@ const MERGES = [
   ["o", "r"],
 ];
 
-function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: boolean } = {}) {
+function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: boolean; E?: number } = {}) {
   const vocab: Record<string, number> = {};
   BYTE_TO_CHAR.forEach((c, b) => {
     vocab[c] = b;
@@ -35,7 +35,16 @@ function writeFolder(dir: string, opts: { tokenizerJson?: boolean; prefix?: bool
   });
   const V = 256 + MERGES.length + 1;
   vocab["<|endoftext|>"] = V - 1;
-  const tiny = makeTiny({ V, E: 16, H: 2, L: 2, P: 48, seed: 21, prefix: opts.prefix ?? false, legacy: true });
+  const tiny = makeTiny({
+    V,
+    E: opts.E ?? 16,
+    H: 2,
+    L: 2,
+    P: 48,
+    seed: 21,
+    prefix: opts.prefix ?? false,
+    legacy: true,
+  });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "config.json"), JSON.stringify(tiny.config));
   writeFileSync(join(dir, "model.safetensors"), writeSafetensors(tiny.tensors));
@@ -266,6 +275,27 @@ describe("wasmformer CLI", () => {
       expect(r.status).toBe(2);
       expect(r.stderr).toContain("--threads");
     }
+  });
+
+  test("--dtype q4 / q8: the text of fromPretrained with that dtype; a bad dtype is a usage error", async () => {
+    const dir = join(root, "cli-q");
+    writeFolder(dir, { E: 32 });
+    for (const dtype of ["q4", "q8"] as const) {
+      const r = run(["generate", "-m", dir, "-p", "hello world", "-n", "8", "--ignore-eos", "--dtype", dtype]);
+      expect(r.status).toBe(0);
+      const model = await GPT2LMHeadModel.fromPretrained(dir, { dtype });
+      expect(model.dtype).toBe(dtype);
+      const want = await model.generateAll("hello world", { maxNewTokens: 8, stopIds: [] });
+      expect(r.stdout).toBe(`${want.texts[0]}\n`);
+      model.dispose();
+    }
+    const bad = run(["generate", "-m", dir, "-p", "x", "--dtype", "int4"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--dtype must be f32, q8 or q4, got int4");
+    // a model whose widths are not whole blocks: the typed error names the tensor
+    const odd = run(["generate", "-m", join(root, "cli"), "-p", "x", "--dtype", "q8", "--no-progress"]);
+    expect(odd.status).toBe(1);
+    expect(odd.stderr).toMatch(/ShapeError: dtype "q8": tensor ".*" has 16 input features, not a multiple of 32/);
   });
 
   test("bad usage and bad input exit with a message", () => {

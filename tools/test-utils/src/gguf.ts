@@ -2,11 +2,11 @@
  * A GGUF v3 writer for tests, and converters that write our small Hugging Face checkpoints the way
  * llama.cpp's `convert_hf_to_gguf.py` does: GGUF tensor names, Llama's Q/K row permutation for
  * ggml's rope, GPT-2's Conv1D matrices transposed to [out, in], `<arch>.*` and `tokenizer.ggml.*`
- * metadata. Matrices are stored F32, F16 or Q8_0 (rows whose length is not a multiple of 32 fall
+ * metadata. Matrices are stored F32, F16, Q8_0 or Q4_0 (rows whose length is not a multiple of 32 fall
  * back to F16, as the converter does); 1-D tensors stay F32.
  * https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
  */
-import { f32ToF16, Tensor } from "@wasmformer/core";
+import { f32ToF16, quantizeQ4_0, Tensor } from "@wasmformer/core";
 
 /** A metadata value with its GGUF type. */
 export type GgufMetaValue =
@@ -30,7 +30,7 @@ const TYPE = {
   i64: 11,
   f64: 12,
 };
-const GGML = { F32: 0, F16: 1, Q8_0: 8 } as const;
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
 export type WriteType = keyof typeof GGML;
 
 export interface GgufTensorIn {
@@ -157,7 +157,8 @@ function encode(t: GgufTensorIn): Uint8Array {
     for (let i = 0; i < h.length; i++) h[i] = f32ToF16(t.data[i]);
     return new Uint8Array(h.buffer);
   }
-  return quantizeQ8_0(t.data);
+  // Q4_0 with core's quantizer (ggml's quantize_row_q4_0_ref, tested in core)
+  return t.type === "Q4_0" ? quantizeQ4_0(t.data) : quantizeQ8_0(t.data);
 }
 
 /** Write a GGUF v3 file: metadata in the given order (undefined values are left out), tensors at 32-byte aligned offsets. */
@@ -278,7 +279,8 @@ const u32 = (v: number): GgufMetaValue => ({ t: "u32", v });
 const f32 = (v: number): GgufMetaValue => ({ t: "f32", v });
 
 /** The stored type of a matrix: `type`, or F16 when its rows do not split into 32-value blocks. */
-const matrixType = (type: WriteType, cols: number): WriteType => (type === "Q8_0" && cols % 32 !== 0 ? "F16" : type);
+const matrixType = (type: WriteType, cols: number): WriteType =>
+  (type === "Q8_0" || type === "Q4_0") && cols % 32 !== 0 ? "F16" : type;
 
 function tensorOut(name: string, t: Tensor, type: WriteType, data = t.data as Float32Array): GgufTensorIn {
   const shape = t.shape;
@@ -324,7 +326,7 @@ export function llamaToGguf(
     ...(config.head_dim !== undefined
       ? { [`${a}.attention.key_length`]: u32(headDim), [`${a}.attention.value_length`]: u32(headDim) }
       : {}),
-    "general.file_type": u32(type === "F32" ? 0 : type === "F16" ? 1 : 7),
+    "general.file_type": u32(type === "F32" ? 0 : type === "F16" ? 1 : type === "Q4_0" ? 2 : 7),
     ...(opts.tokenizer ? tokenizerMetadata(opts.tokenizer) : {}),
     ...opts.extraMeta,
   };
@@ -375,7 +377,7 @@ export function gpt2ToGguf(
     "gpt2.feed_forward_length": u32((config.n_inner as number | null | undefined) ?? 4 * E),
     "gpt2.attention.head_count": u32(config.n_head as number),
     "gpt2.attention.layer_norm_epsilon": f32((config.layer_norm_epsilon as number | undefined) ?? 1e-5),
-    "general.file_type": u32(type === "F32" ? 0 : type === "F16" ? 1 : 7),
+    "general.file_type": u32(type === "F32" ? 0 : type === "F16" ? 1 : type === "Q4_0" ? 2 : 7),
     ...(opts.tokenizer ? tokenizerMetadata(opts.tokenizer) : {}),
     ...opts.extraMeta,
   };

@@ -3,6 +3,8 @@
  * Readable first (llama2.c style); it is the oracle the wasm kernels are tested against and the
  * fallback where wasm SIMD is unavailable. Math is done in f64 and stored as f32.
  */
+
+import { dequantize } from "../gguf.js";
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
@@ -209,6 +211,117 @@ export function refKernels(heap: Heap): Kernels {
       const P = packed >> 2;
       const bAt = (p: number, j: number) => P + packedRowsIndex(K, j, p);
       matmul(F(), 1, N, K, x >> 2, K, 0, bAt, y >> 2, N, bias ? bias >> 2 : -1, 1, beta, act);
+    },
+
+    quantRowBytes(type, K) {
+      if (K <= 0) return 0;
+      return type === 8 ? (K >> 5) * 34 : type === 2 ? (K >> 5) * 18 : 0;
+    },
+
+    xqRowBytes(K) {
+      return K <= 0 ? 0 : (3 * K + (K >> 2) + 15) & ~15;
+    },
+
+    quantizeRowsQ8(x, ldx, M, K, xq) {
+      // per block of 32: d = amax/127 (f32), id = d ? 1/d : 0, q = roundf(x·id)
+      const fl = F();
+      const buf = heap.buffer();
+      const rowB = k.xqRowBytes(K);
+      const nb = K >> 5;
+      const fr = Math.fround;
+      for (let r = 0; r < M; r++) {
+        const X = (x >> 2) + r * ldx;
+        const base = xq + r * rowB;
+        const q16 = new Int16Array(buf, base, K);
+        const q8 = new Int8Array(buf, base + 2 * K, K);
+        const ds = new Float32Array(buf, base + 3 * K, nb);
+        const sums = new Int32Array(buf, base + 3 * K + 4 * nb, nb);
+        for (let b = 0; b < nb; b++) {
+          let amax = 0;
+          for (let j = 0; j < 32; j++) {
+            const v = Math.abs(fl[X + b * 32 + j]);
+            amax = Number.isNaN(v) || Number.isNaN(amax) ? Number.NaN : Math.max(amax, v);
+          }
+          const d = fr(amax / 127);
+          const id = d !== 0 ? fr(1 / d) : 0;
+          let sum = 0;
+          for (let j = 0; j < 32; j++) {
+            const v = fr(fl[X + b * 32 + j] * id);
+            const q = Number.isNaN(v)
+              ? 0
+              : Math.max(-32768, Math.min(32767, v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5)));
+            q16[b * 32 + j] = q;
+            q8[b * 32 + j] = Math.max(-128, Math.min(127, q));
+            sum += q;
+          }
+          ds[b] = d;
+          sums[b] = sum;
+        }
+      }
+    },
+
+    gemvQ(type, M, N, K, xq, w, y, ldy, bias, beta, act) {
+      // ggml's vec_dot: exact integer block sums, acc = f32(acc + f32(f32(sumi)·f32(dw·dx)))
+      if (M <= 0 || N <= 0 || K <= 0 || K % 32 !== 0 || k.quantRowBytes(type, K) === 0) return;
+      const fr = Math.fround;
+      const fl = F();
+      const buf = heap.buffer();
+      const u8 = U();
+      const rb = k.quantRowBytes(type, K);
+      const bsz = type === 8 ? 34 : 18;
+      const nb = K >> 5;
+      const rowB = k.xqRowBytes(K);
+      const dv = new DataView(buf);
+      for (let m = 0; m < M; m++) {
+        const base = xq + m * rowB;
+        const q16 = new Int16Array(buf, base, K);
+        const ds = new Float32Array(buf, base + 3 * K, nb);
+        for (let j = 0; j < N; j++) {
+          let acc = 0;
+          for (let b = 0; b < nb; b++) {
+            const o = w + j * rb + b * bsz;
+            const dw = dequantize("F16", u8.subarray(o, o + 2), 1)[0];
+            let sumi = 0;
+            for (let i = 0; i < 32; i++) {
+              const qw =
+                type === 8 ? dv.getInt8(o + 2 + i) : (i < 16 ? u8[o + 2 + i] & 15 : u8[o + 2 + i - 16] >> 4) - 8;
+              sumi += qw * q16[b * 32 + i];
+            }
+            acc = fr(acc + fr(sumi * fr(dw * ds[b])));
+          }
+          const at = (y >> 2) + m * ldy + j;
+          let v = bias ? fr(acc + fl[(bias >> 2) + j]) : acc;
+          if (beta) v = fr(v + fr(beta * fl[at]));
+          fl[at] = applyAct(v, act);
+        }
+      }
+    },
+
+    gemmQ(type, M, N, K, a, lda, w, c, ldc, bias, beta, act) {
+      // the product with the dequantized weight (f64 sums, as gemmPacked's reference)
+      if (M <= 0 || N <= 0 || K % 32 !== 0 || k.quantRowBytes(type, K) === 0) return;
+      const rb = k.quantRowBytes(type, K);
+      const W = dequantize(type === 8 ? "Q8_0" : "Q4_0", U().slice(w, w + N * rb), N * K);
+      const fl = F();
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let p = 0; p < K; p++) s += fl[(a >> 2) + i * lda + p] * W[j * K + p];
+          store(fl, (c >> 2) + i * ldc + j, s, bias ? fl[(bias >> 2) + j] : undefined, beta, act);
+        }
+      }
+    },
+
+    dequantRowsQ(type, K, w, ids, n, dst) {
+      const rb = k.quantRowBytes(type, K);
+      if (rb === 0 || K % 32 !== 0) return;
+      const u8 = U();
+      const id = I();
+      const fl = F();
+      for (let r = 0; r < n; r++) {
+        const o = w + id[(ids >> 2) + r] * rb;
+        fl.set(dequantize(type === 8 ? "Q8_0" : "Q4_0", u8.subarray(o, o + rb), K), (dst >> 2) + r * K);
+      }
     },
 
     bmm(batch, M, N, K, a, sA, lda, tA, b, sB, ldb, tB, c, sC, ldc, alpha, beta) {
