@@ -10,7 +10,17 @@ import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWor
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
-import { classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
+import {
+  type LabelledDigit,
+  runTraining,
+  setupTraining,
+  stopTrainingVit,
+  type TrainEpoch,
+  type TrainSetup,
+  type TrainStep,
+  useTrainedVit,
+} from "./tasks/train.js";
+import { classifyDigit, classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
 import { type AskRequest, askVlm, loadVlm, stopVlm } from "./tasks/vlm.js";
 
 let ready: Promise<string> | undefined;
@@ -140,6 +150,31 @@ const api = {
     const r = await classifyImage(image);
     return transfer(r, vitTransferables(r));
   },
+
+  /** Classify a drawing (`[h, w]` grey, 0 = background), made MNIST-like first; results transferred. */
+  async classifyDigit(gray: Uint8Array, width: number, height: number) {
+    const r = classifyDigit(gray, width, height);
+    return transfer(r, vitTransferables(r));
+  },
+
+  /** Load the digits checkpoint for training (fine-tune or from scratch); progress proxied. */
+  async setupTraining(req: TrainSetup, onProgress: ProgressFn) {
+    await ensureInit();
+    return withCallback(onProgress, (cb) => setupTraining(req, cb));
+  },
+
+  /** Train `epochs` more epochs on `digits`; steps and epochs reported through proxied callbacks. */
+  async runTraining(
+    digits: LabelledDigit[],
+    epochs: number,
+    onStep: (s: TrainStep) => void,
+    onEpoch: (e: TrainEpoch) => Promise<void> | void,
+  ) {
+    return withCallback(onStep, (step) => withCallback(onEpoch, (epoch) => runTraining(digits, epochs, step, epoch)));
+  },
+
+  stopTrainingVit,
+  useTrainedVit,
 };
 
 export type ComputeApi = typeof api;

@@ -13,6 +13,8 @@ export interface LoaderOptions<I> {
   files: string;
   /** default URL in the URL box */
   url?: string;
+  /** load `url` at once (the embedded model a page opens on) */
+  autoload?: boolean;
   load(src: FolderSource, onProgress: (p: Progress) => void): Promise<I>;
   /** render a summary of the loaded model */
   describe(info: I): string;
@@ -90,6 +92,10 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     drop.classList.remove("over");
     if (e.dataTransfer?.files) fromList(e.dataTransfer.files);
   });
+  if (o.autoload && o.url) {
+    const u = o.url;
+    queueMicrotask(() => void start({ kind: "url", url: u }));
+  }
   return h(
     "div",
     { class: "card loader" },

@@ -296,3 +296,8 @@ export function statusLine(): {
 export function nextTask(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
 }
+
+/** The served folder of an embedded `@wasmformer/models` checkpoint (see vite-embedded.ts). */
+export function embeddedUrl(name: string): string {
+  return `${import.meta.env.BASE_URL}models/${name}/`;
+}

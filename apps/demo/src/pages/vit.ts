@@ -1,11 +1,27 @@
 /**
- * ViT page: load a checkpoint folder, classify an image, CLS-attention overlays per head, and the
- * mean attention distance per layer and head as a scatter plot (as in fig. 7 of the ViT paper).
+ * ViT page: opens on the embedded digits ViT (`@wasmformer/models` digits-vit). Draw a digit (or pick
+ * a sample MNIST digit): the prediction and the probabilities follow the drawing (throttled), with
+ * the CLS-attention overlays per head and the mean attention distance per layer and head as a
+ * scatter plot (as in fig. 7 of the ViT paper). Any checkpoint folder can be loaded instead, and an
+ * image file classified. The Train page's model replaces the loaded one when it is used.
  */
 import { compute } from "../client.js";
+import { digitPad, sampleDigits, sampleStrip } from "../digits-ui.js";
 import { folderLoader } from "../loader.js";
 import type { VitInfo, VitResult } from "../tasks/vit.js";
-import { clear, fmtBytes, h, nextTask, palette, ramp, scatter, showError, statusLine, table } from "../ui.js";
+import {
+  clear,
+  embeddedUrl,
+  fmtBytes,
+  h,
+  nextTask,
+  palette,
+  ramp,
+  scatter,
+  showError,
+  statusLine,
+  table,
+} from "../ui.js";
 import type { Page } from "./index.js";
 
 /** A synthetic test picture (sky, sun, house), drawn on the main thread in a few ms. */
@@ -61,6 +77,110 @@ function overlay(r: VitResult, l: number, hd: number, size: number): HTMLCanvasE
   return c;
 }
 
+/** Where a result is shown: top classes, mean attention distance, CLS overlays of one layer. */
+function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<void> } {
+  const el = h("div", { id: `${id}-out` });
+  const layerSel = h("select", { id: `${id}-layer` });
+  const maps = h("div", { class: "heats", id: `${id}-maps` });
+  let result: VitResult | undefined;
+  // one overlay per task, so the main thread never blocks for long
+  const drawMaps = async () => {
+    const r = result;
+    if (!r) return;
+    const l = Number(layerSel.value);
+    const figs: HTMLElement[] = [];
+    for (let hd = 0; hd < r.heads; hd++) {
+      await nextTask();
+      figs.push(h("figure", {}, overlay(r, l, hd, 140), h("figcaption", {}, `layer ${l} · head ${hd}`)));
+    }
+    if (r === result) maps.replaceChildren(...figs);
+  };
+  layerSel.addEventListener("change", () => void drawMaps());
+  const show = async (r: VitResult) => {
+    const keep = result && result.layers === r.layers ? layerSel.value : String(r.layers - 1);
+    result = r;
+    clear(layerSel);
+    for (let l = 0; l < r.layers; l++)
+      layerSel.append(h("option", { value: l, selected: String(l) === keep }, `layer ${l}`));
+    const pts = [];
+    for (let l = 0; l < r.layers; l++) {
+      for (let hd = 0; hd < r.heads; hd++) {
+        pts.push({
+          x: l + (hd - (r.heads - 1) / 2) * 0.04,
+          y: r.meanDistance[l * r.heads + hd],
+          color: palette(hd, r.heads),
+        });
+      }
+    }
+    // rendered in steps (one task each) so that no single main-thread task grows long
+    const top = r.top.length
+      ? h(
+          "section",
+          { class: "card" },
+          h("h3", {}, "Top classes"),
+          table(
+            ["class", "label", "probability"],
+            r.top.map((t) => [t.index, t.label, t.prob]),
+            `${id}-top`,
+          ),
+        )
+      : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only).");
+    await nextTask();
+    const dist = h(
+      "section",
+      { class: "card" },
+      h("h3", {}, "Mean attention distance"),
+      scatter(pts, {
+        xLabel: "layer (network depth)",
+        yLabel: "mean attention distance (px)",
+        title: "one point per head, coloured by head",
+        xTicks: Array.from({ length: r.layers }, (_, l) => l),
+        yMin: 0,
+      }),
+      table(
+        ["layer", ...Array.from({ length: r.heads }, (_, i) => `head ${i}`)],
+        Array.from({ length: r.layers }, (_, l) => [
+          `${l}`,
+          ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
+        ]),
+        `${id}-distance`,
+      ),
+    );
+    await nextTask();
+    el.replaceChildren(
+      top,
+      h("section", { class: "card" }, h("h3", {}, "CLS attention per head"), h("label", {}, "layer ", layerSel), maps),
+      dist,
+    );
+    await drawMaps();
+  };
+  return { el, show };
+}
+
+/** The predicted digit and a bar per class. */
+function probabilities(r: VitResult): HTMLElement {
+  const best = r.top[0];
+  const rows = [...r.top].sort((a, b) => a.index - b.index);
+  return h(
+    "div",
+    { class: "probs" },
+    h(
+      "p",
+      { class: "prediction", id: "vit-prediction", "data-label": best?.label ?? "" },
+      best ? `${best.label}` : "?",
+    ),
+    ...rows.map((t) =>
+      h(
+        "div",
+        { class: "prob" },
+        h("span", {}, t.label),
+        h("meter", { min: 0, max: 1, value: t.prob }),
+        h("span", { class: "muted" }, `${(100 * t.prob).toFixed(1)} %`),
+      ),
+    ),
+  );
+}
+
 export const vitPage: Page = {
   id: "vit",
   title: "ViT",
@@ -68,17 +188,61 @@ export const vitPage: Page = {
     let info: VitInfo | undefined;
     let epoch = -1;
     let image: Blob | undefined;
-    let result: VitResult | undefined;
     const imgFile = h("input", { type: "file", accept: "image/*", id: "vit-image" });
     const preview = h("img", { id: "vit-preview", alt: "", width: 160 });
     const sample = h("button", { id: "vit-sample" }, "Use a sample image");
     const run = h("button", { id: "vit-run", disabled: true }, "Classify");
-    const layerSel = h("select", { id: "vit-layer" });
     const status = statusLine();
     status.el.id = "vit-status";
-    const out = h("div", { id: "vit-out" });
-    const maps = h("div", { class: "heats", id: "vit-maps" });
+    const view = resultView("vit");
+    const out = view.el;
     const drop = h("div", { class: "drop", id: "vit-drop" }, "…or drop an image here");
+
+    // ---- the drawing pad: predictions follow the drawing
+    const digitStatus = statusLine();
+    digitStatus.el.id = "vit-digit-status";
+    const probs = h("div", { id: "vit-probs" });
+    const digitView = resultView("vit-digit");
+    const digitErr = h("div", {});
+    let busy = false;
+    let again = false;
+    const ready = () => !!info && epoch === compute.epoch && !!info.classifier;
+    const predict = async () => {
+      if (!ready() || pad.empty) return;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      digitStatus.set("running", "classifying in the worker…");
+      try {
+        const g = pad.read();
+        const r = await compute.run((api) => api.classifyDigit(g.gray, g.width, g.height));
+        probs.replaceChildren(probabilities(r));
+        // the first prediction after opening the page, for the e2e run's time-to-first-prediction
+        if (!root.dataset.firstPrediction) root.dataset.firstPrediction = performance.now().toFixed(0);
+        await digitView.show(r);
+        clear(digitErr);
+        digitStatus.set("done", `${r.top[0]?.label} · ${r.ms.toFixed(0)} ms in the worker`);
+      } catch (e) {
+        digitStatus.set("error", "failed");
+        showError(digitErr, e);
+      } finally {
+        busy = false;
+        if (again) {
+          again = false;
+          void predict();
+        }
+      }
+    };
+    const pad = digitPad("vit", () => void predict());
+    const clearBtn = h("button", { id: "vit-clear", onclick: () => pad.clear() }, "Clear");
+    const strip = sampleStrip("vit", (s) => pad.show(s.digit));
+    // open on a sample "7", so that the first prediction needs no input
+    void sampleDigits().then((all) => {
+      const seven = all.find((s) => s.label === 7);
+      if (seven && pad.empty) pad.show(seven.digit);
+    });
 
     const sync = () => {
       run.disabled = !(info && epoch === compute.epoch && image);
@@ -98,87 +262,13 @@ export const vitPage: Page = {
       if (f) setImage(f);
     });
 
-    // one overlay per task, so the main thread never blocks for long
-    const drawMaps = async () => {
-      clear(maps);
-      if (!result) return;
-      const l = Number(layerSel.value);
-      for (let hd = 0; hd < result.heads; hd++) {
-        await nextTask();
-        maps.append(h("figure", {}, overlay(result, l, hd, 140), h("figcaption", {}, `layer ${l} · head ${hd}`)));
-      }
-    };
-    layerSel.addEventListener("change", () => void drawMaps());
-
     run.addEventListener("click", async () => {
       if (!image) return;
       status.set("running", "classifying in the worker…");
       clear(out);
       try {
         const r = await compute.run((api) => api.classifyImage(image as Blob));
-        result = r;
-        clear(layerSel);
-        for (let l = 0; l < r.layers; l++)
-          layerSel.append(h("option", { value: l, selected: l === r.layers - 1 }, `layer ${l}`));
-        const pts = [];
-        for (let l = 0; l < r.layers; l++) {
-          for (let hd = 0; hd < r.heads; hd++) {
-            pts.push({
-              x: l + (hd - (r.heads - 1) / 2) * 0.04,
-              y: r.meanDistance[l * r.heads + hd],
-              color: palette(hd, r.heads),
-            });
-          }
-        }
-        // rendered in steps (one task each) so that no single main-thread task grows long
-        out.append(
-          r.top.length
-            ? h(
-                "section",
-                { class: "card" },
-                h("h3", {}, "Top classes"),
-                table(
-                  ["class", "label", "probability"],
-                  r.top.map((t) => [t.index, t.label, t.prob]),
-                  "vit-top",
-                ),
-              )
-            : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only)."),
-        );
-        await nextTask();
-        out.append(
-          h(
-            "section",
-            { class: "card" },
-            h("h3", {}, "Mean attention distance"),
-            scatter(pts, {
-              xLabel: "layer (network depth)",
-              yLabel: "mean attention distance (px)",
-              title: "one point per head, coloured by head",
-              xTicks: Array.from({ length: r.layers }, (_, l) => l),
-              yMin: 0,
-            }),
-            table(
-              ["layer", ...Array.from({ length: r.heads }, (_, i) => `head ${i}`)],
-              Array.from({ length: r.layers }, (_, l) => [
-                `${l}`,
-                ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
-              ]),
-              "vit-distance",
-            ),
-          ),
-        );
-        await nextTask();
-        out.append(
-          h(
-            "section",
-            { class: "card" },
-            h("h3", {}, "CLS attention per head"),
-            h("label", {}, "layer ", layerSel),
-            maps,
-          ),
-        );
-        await drawMaps();
+        await view.show(r);
         status.set("done", `classified in ${r.ms.toFixed(0)} ms (worker) · patch grid ${r.grid[0]}×${r.grid[1]}`);
       } catch (e) {
         status.set("error", "failed");
@@ -186,20 +276,45 @@ export const vitPage: Page = {
       }
     });
 
+    const describe = (i: VitInfo) =>
+      `ViT loaded: ${i.layers} layers, ${i.heads} heads, d=${i.hidden}, ${i.imageSize.join("×")} px, patch ${i.patchSize}, ${i.classifier ? `${i.labels} classes` : "no classifier"}, ${fmtBytes(i.weightBytes)} of weights, ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`;
+    const modelNote = h("p", { class: "muted", id: "vit-model" });
+    const loaded = (i: VitInfo, what: string) => {
+      info = i;
+      epoch = compute.epoch;
+      modelNote.textContent = what;
+      sync();
+      void predict();
+    };
+    // the Train page hands its model over
+    window.addEventListener("wasmformer:vit-trained", (e) => {
+      const i = (e as CustomEvent<VitInfo>).detail;
+      loaded(i, `model: trained on the Train page (${i.layers} layers, ${i.heads} heads)`);
+    });
+
     root.append(
       h("h2", {}, "Vision Transformer"),
       folderLoader<VitInfo>({
         id: "vit",
         files: "config.json, model.safetensors, preprocessor_config.json",
+        url: embeddedUrl("digits-vit"),
+        autoload: true,
         load: (src, onProgress) => compute.run((api) => api.loadVit(src, onProgress)),
-        describe: (i) =>
-          `ViT loaded: ${i.layers} layers, ${i.heads} heads, d=${i.hidden}, ${i.imageSize.join("×")} px, patch ${i.patchSize}, ${i.classifier ? `${i.labels} classes` : "no classifier"}, ${fmtBytes(i.weightBytes)} of weights, ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`,
-        onLoaded: (i) => {
-          info = i;
-          epoch = compute.epoch;
-          sync();
-        },
+        describe,
+        onLoaded: (i) => loaded(i, "model: the loaded checkpoint"),
       }),
+      modelNote,
+      h(
+        "div",
+        { class: "card" },
+        h("h3", {}, "Draw a digit"),
+        h("p", { class: "muted" }, "Draw with the mouse, a pen or a finger, or pick a sample MNIST digit."),
+        h("div", { class: "digit-row" }, h("div", {}, pad.el, h("div", { class: "actions" }, clearBtn)), probs),
+        strip,
+        digitStatus.el,
+        digitErr,
+        digitView.el,
+      ),
       h(
         "div",
         { class: "card" },
