@@ -4,7 +4,14 @@
  * app (`samples/digits.bin`, see vite-embedded.ts). Both hand out grey pixels (0 = background,
  * 255 = ink); the MNIST-style centring happens in the worker.
  */
+import type { VitInfo } from "./tasks/vit.js";
 import { h } from "./ui.js";
+
+/**
+ * The Train page's last model handed to the worker's ViT task (and the worker epoch it lives in):
+ * a ViT page mounted later opens on it instead of the embedded checkpoint.
+ */
+export const trainedVit: { info?: VitInfo; epoch: number } = { epoch: -1 };
 
 export const PAD = 280;
 const S = 28;

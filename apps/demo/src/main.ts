@@ -1,6 +1,7 @@
 /**
- * The demo shell: a tab per page (hash routing: #text, #embeddings, #attention, #vit, #generate,
- * #vlm). Pages are mounted once and kept, so switching tabs keeps their state.
+ * The demo shell: a tab per page (hash routing: #vit, #train, #generate, #attention, #embeddings,
+ * #seq2seq, #vlm, #text; no hash opens the first). Pages are mounted once, when first shown, and
+ * kept, so switching tabs keeps their state.
  */
 import "./style.css";
 import { compute } from "./client.js";

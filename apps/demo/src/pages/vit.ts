@@ -6,7 +6,7 @@
  * image file classified. The Train page's model replaces the loaded one when it is used.
  */
 import { compute } from "../client.js";
-import { digitPad, sampleDigits, sampleStrip } from "../digits-ui.js";
+import { digitPad, sampleDigits, sampleStrip, trainedVit } from "../digits-ui.js";
 import { folderLoader } from "../loader.js";
 import type { VitInfo, VitResult } from "../tasks/vit.js";
 import {
@@ -287,10 +287,11 @@ export const vitPage: Page = {
       void predict();
     };
     // the Train page hands its model over
-    window.addEventListener("wasmformer:vit-trained", (e) => {
-      const i = (e as CustomEvent<VitInfo>).detail;
+    const fromTrain = (i: VitInfo) =>
       loaded(i, `model: trained on the Train page (${i.layers} layers, ${i.heads} heads)`);
-    });
+    window.addEventListener("wasmformer:vit-trained", (e) => fromTrain((e as CustomEvent<VitInfo>).detail));
+    const trained = trainedVit.info && trainedVit.epoch === compute.epoch ? trainedVit.info : undefined;
+    if (trained) queueMicrotask(() => fromTrain(trained));
 
     root.append(
       h("h2", {}, "Vision Transformer"),
@@ -298,7 +299,7 @@ export const vitPage: Page = {
         id: "vit",
         files: "config.json, model.safetensors, preprocessor_config.json",
         url: embeddedUrl("digits-vit"),
-        autoload: true,
+        autoload: !trained,
         load: (src, onProgress) => compute.run((api) => api.loadVit(src, onProgress)),
         describe,
         onLoaded: (i) => loaded(i, "model: the loaded checkpoint"),
