@@ -220,6 +220,8 @@ export class ViTModel {
   protected planBase: number;
   /** Heap top after our last allocation (weights or plan). */
   protected top: number;
+  /** Lowest heap address `releaseAbove` may free to: above any foreign allocation seen above ours. */
+  private floor: number;
   protected plan: Plan | undefined;
   private disposed = false;
   /** The class name `DisposedError` reports (explicit: minifiers rename classes). */
@@ -236,6 +238,7 @@ export class ViTModel {
     this.weightsMark = rt.heap.mark();
     this.planBase = this.weightsMark;
     this.top = this.weightsMark;
+    this.floor = this.weightsMark;
     this.processor = ViTImageProcessor.fromConfig({}, cfg.image_size[0]);
     if (cfg.image_size[0] !== cfg.image_size[1]) {
       this.processor = ViTImageProcessor.fromConfig({ size: { height: cfg.image_size[0], width: cfg.image_size[1] } });
@@ -371,12 +374,15 @@ export class ViTModel {
   }
 
   /**
-   * Drop the plan and free the heap down to `mark` (one of ours), unless the runtime is shared and
-   * someone allocated above our last allocation since.
+   * Drop the plan and free the heap down to `mark` (one of ours), but never below `floor`. Someone
+   * who allocated above our last allocation (an optimizer's moments, another model on a shared
+   * runtime) raises `floor` to the heap top: their memory is never freed under them, and our later
+   * plans go above it.
    */
   protected releaseAbove(mark: number): void {
     const heap = this.rt.heap;
-    if (heap.mark() === this.top) heap.release(mark);
+    if (heap.mark() === this.top) heap.release(Math.max(mark, this.floor));
+    else this.floor = heap.mark();
     this.plan = undefined;
     this.top = heap.mark();
   }

@@ -344,6 +344,36 @@ describe("training with fit", () => {
     m.dispose();
   });
 
+  it("evaluating between steps (another plan) leaves the optimizer's moments and the training intact", async () => {
+    // AdamW allocates its moments above the model's plan; a re-plan (evaluate, another batch size)
+    // used to free the heap down to the plan base and overwrite them: the next step gave NaN.
+    const data = templateData(24, 3);
+    const run = async (evaluateBetween: boolean) => {
+      const m = await tinyModel(23);
+      m.train({ maxBatch: 8 });
+      const opt = new AdamW(m.runtime, m.parameters(), { lr: 3e-3 });
+      await fit(m, data, {
+        optimizer: opt,
+        epochs: 2,
+        batchSize: 8,
+        onBatchEnd: () => {
+          if (evaluateBetween) expect(Number.isFinite(m.evaluate(data.slice(0, 5)).loss)).toBe(true);
+          return undefined;
+        },
+      });
+      if (evaluateBetween) m.train({ maxBatch: 16 }); // a larger activation plan, also above the moments
+      await fit(m, data, { optimizer: opt, epochs: 1, batchSize: 8 });
+      const v = values(m, m.parameters());
+      m.dispose();
+      return v;
+    };
+    const plain = await run(false);
+    const interleaved = await run(true);
+    for (const [name, v] of plain) {
+      expect(Buffer.from(interleaved.get(name)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
+    }
+  });
+
   it("fine-tuning only the head leaves every other parameter bit-identical", async () => {
     const m = await tinyModel(22);
     m.train();
