@@ -3,8 +3,8 @@
  * - `models/<name>/<file>`: the checkpoints of `@wasmformer/models` (its `checkpoints/` folder),
  * - `samples/digits.bin`: 40 held-out MNIST digits (4 per class) from the `mnist` package, as
  *   40 label bytes followed by 40 × 28 × 28 grey bytes (0 = background, 255 = ink).
- * `vite dev` and `vite preview` answer them from a middleware; `vite build` writes them into the
- * output folder, so any static server of `dist/` serves them too.
+ * `vite dev` answers them from a middleware; `vite build` writes them into the output folder, so
+ * `vite preview` and any static server of `dist/` serve them as files.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -84,9 +84,8 @@ export function embedded(): Plugin {
       base = config.base.endsWith("/") ? config.base : `${config.base}/`;
     },
     configureServer(server) {
-      server.middlewares.use(serve);
-    },
-    configurePreviewServer(server) {
+      // reading the package's 23 MB of JSON takes a few seconds: do it now, not on the first request
+      digits ??= sampleDigits();
       server.middlewares.use(serve);
     },
     generateBundle() {

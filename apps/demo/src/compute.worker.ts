@@ -123,8 +123,10 @@ const api = {
 
   /** Load a ViT folder (files or URL). */
   async loadVit(src: FolderSource, onProgress: ProgressFn) {
-    await ensureInit();
-    return withCallback(onProgress, (cb) => loadVit(src, cb));
+    // the files download while the kernels load (the page opens on this model)
+    const kernels = ensureInit();
+    kernels.catch(() => {}); // awaited (and reported) by loadVit
+    return withCallback(onProgress, (cb) => loadVit(src, cb, kernels));
   },
 
   /** Load a vision-language folder (files or URL). */

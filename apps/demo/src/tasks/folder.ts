@@ -65,10 +65,12 @@ export async function readFolder(
   } else {
     if (!/^(https?:|\/|\.)/.test(src.url)) throw new InputError(`not a URL: ${JSON.stringify(src.url)}`);
     const base = new URL(src.url, self.location.href).href;
-    for (const n of names) {
-      const b = await fetchFile(base, n, onProgress);
+    // all at once: a folder is a few small files and one large one, so the round trips overlap
+    const got = await Promise.all(names.map((n) => fetchFile(base, n, onProgress)));
+    names.forEach((n, i) => {
+      const b = got[i];
       if (b) out[n] = b;
-    }
+    });
   }
   const missing = required.filter((n) => !out[n]);
   if (missing.length > 0) {

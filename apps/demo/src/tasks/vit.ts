@@ -48,7 +48,8 @@ export interface VitResult {
 
 let model: ViTModel | undefined;
 
-export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promise<VitInfo> {
+/** Load a ViT folder; `kernels` (the worker's kernel loading) is awaited once the files are read. */
+export async function loadVit(src: FolderSource, onProgress: ProgressFn, kernels?: Promise<unknown>): Promise<VitInfo> {
   const t0 = performance.now();
   // free the previous model's wasm memory now: the new one is loaded into it
   model?.dispose();
@@ -60,6 +61,7 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promis
     : undefined;
   const blob = files["model.safetensors"];
   const readMs = performance.now() - t0;
+  await kernels;
   onProgress({ stage: "copying the weights into the heap", loaded: 0, total: blob.size });
   // read lazily, one tensor at a time, straight from the Blob
   const file = await openSafetensors(blob);
