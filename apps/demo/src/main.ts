@@ -64,13 +64,16 @@ compute.onRestart((reason) => {
 });
 void startWorker();
 
-// Warm up canvas text rendering while idle: the first fillText of a page loads fonts and can take
-// tens of milliseconds, which would otherwise land in the middle of the first plotted result.
+// Warm up the 2D canvas while idle: its first context, first raster and first fillText (font
+// loading) cost tens of milliseconds, which would otherwise land in the first plotted result.
 const warm = () => {
   const ctx = document.createElement("canvas").getContext("2d");
   if (!ctx) return;
+  ctx.putImageData(ctx.createImageData(2, 2), 0, 0);
+  ctx.fillRect(0, 0, 4, 4);
   ctx.font = "10px sans-serif";
   ctx.fillText("warm-up 0123456789", 0, 10);
+  ctx.getImageData(0, 0, 1, 1);
 };
 if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 500 });
 else setTimeout(warm, 100);
