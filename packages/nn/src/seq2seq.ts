@@ -9,11 +9,19 @@
  *
  * State-dict names: `src_tok_emb.embedding.weight [Vs, d]`, `tgt_tok_emb.embedding.weight [Vt, d]`,
  * `transformer.*` (nn.Transformer), `generator.weight [Vt, d]`, `generator.bias [Vt]`.
+ *
+ * Training: in training mode `forward` runs the layers' training forwards (embeddings, Transformer,
+ * generator) and `backward(dLogits)` goes back through them, the embeddings' gradient scaled by √d
+ * (the positional table is a constant). Decoding (`greedy`, `beamSearch`) is for eval mode.
  */
 import { ConfigError, InputError, type Runtime, ShapeError, Tensor } from "@wasmformer/core";
 import { type AttnMaskPtrs, NO_MASK, prepareMasks, putKeyPaddingMask } from "./attention.js";
+import type { Seq2SeqExample } from "./attention-seq2seq.js";
 import { Embedding } from "./embedding.js";
+import type { BatchResult, Trainable } from "./fit.js";
 import { Linear } from "./linear.js";
+import { crossEntropy } from "./losses.js";
+import { Module } from "./module.js";
 import { SinusoidalPositionalEncoding } from "./positional-encoding.js";
 import type { WeightScope } from "./state-dict.js";
 import {
@@ -73,9 +81,11 @@ function checkIds(t: Tensor, what: string): void {
   if (t.ndim !== 2) throw new ShapeError(`${what} has shape ${fmtShape(t.shape)}, expected [B, T]`);
 }
 
-export class Seq2SeqTransformer {
+export class Seq2SeqTransformer extends Module implements Trainable<Seq2SeqExample> {
   readonly rt: Runtime;
-  private readonly life: ModuleLife;
+  protected readonly life: ModuleLife;
+  /** Training mode: the batch dims of each forward not yet backpropagated. */
+  private readonly saved: { B: number; S: number; T: number }[] = [];
   readonly srcTokEmb: Embedding;
   readonly tgtTokEmb: Embedding;
   readonly transformer: Transformer;
@@ -95,6 +105,7 @@ export class Seq2SeqTransformer {
     ] as const) {
       if (!Number.isInteger(v) || v < 1) throw new ConfigError(`expected a positive integer, got ${v}`, f);
     }
+    super();
     this.rt = scope.rt;
     this.life = scope.life;
     this.dModel = d;
@@ -244,6 +255,7 @@ export class Seq2SeqTransformer {
       throw new ShapeError(
         `tgt_ids ${fmtShape(tgtIds.shape)} and src_ids ${fmtShape(srcIds.shape)} have different batch sizes`,
       );
+    if (this.training) return this.trainForward(srcIds, tgtIds, opts);
     const rt = this.rt;
     return scratch(rt, () => {
       const skpm = opts.srcKeyPaddingMask
@@ -274,6 +286,166 @@ export class Seq2SeqTransformer {
         },
       };
     });
+  }
+
+  /** `emb[ids] · √d + PE[0:L]` through the Embedding's training forward: `[B, L, d]`. */
+  private embedTrain(emb: Embedding, ids: Tensor): Tensor<"f32"> {
+    const [B, L] = ids.shape as [number, number];
+    const d = this.dModel;
+    const x = emb.forward(ids).data;
+    const pe = this.pe.rows(L);
+    const sc = Math.sqrt(d);
+    for (let b = 0; b < B; b++) for (let i = 0; i < L * d; i++) x[b * L * d + i] = x[b * L * d + i]! * sc + pe[i]!;
+    return new Tensor(x, [B, L, d], "f32");
+  }
+
+  /** The training forward: same logits as the inference path, the layers keeping their records. */
+  private trainForward(
+    srcIds: Tensor,
+    tgtIds: Tensor,
+    opts: Seq2SeqForwardOptions & { needWeights?: boolean },
+  ): Tensor<"f32"> | { logits: Tensor<"f32">; weights: { encoder: Tensor<"f32">[]; decoder: DecoderWeights[] } } {
+    const [B, S] = srcIds.shape as [number, number];
+    const T = tgtIds.shape[1]!;
+    // ids checked up front, so that a bad one leaves no half-recorded forward behind
+    for (const [t, emb, what] of [
+      [srcIds, this.srcTokEmb, "src_ids"],
+      [tgtIds, this.tgtTokEmb, "tgt_ids"],
+    ] as const) {
+      const bad = (t.data as Int32Array).findIndex((v) => v < 0 || v >= emb.numEmbeddings);
+      if (bad >= 0)
+        throw new InputError(`${what}: id ${t.data[bad]} at flat position ${bad} is outside [0, ${emb.numEmbeddings})`);
+    }
+    const xs = this.embedTrain(this.srcTokEmb, srcIds);
+    const xt = this.embedTrain(this.tgtTokEmb, tgtIds);
+    const out = this.transformer.forward(xs, xt, {
+      srcKeyPaddingMask: opts.srcKeyPaddingMask,
+      tgtKeyPaddingMask: opts.tgtKeyPaddingMask,
+      memoryKeyPaddingMask: opts.srcKeyPaddingMask,
+      tgtIsCausal: true,
+      needWeights: !!opts.needWeights,
+    });
+    const logits = this.generator.forward(out.output);
+    this.saved.push({ B, S, T });
+    return out.weights ? { logits, weights: out.weights } : logits;
+  }
+
+  protected override children(): Module[] {
+    return [this.srcTokEmb, this.tgtTokEmb, this.transformer, this.generator];
+  }
+
+  protected override onMode(): void {
+    this.saved.length = 0;
+  }
+
+  /**
+   * Backward of the latest training forward: adds every parameter's gradient for `dLogits
+   * [B, T, Vt]` (generator, Transformer, both embeddings).
+   */
+  backward(dLogits: Tensor): void {
+    this.popRecord(this.saved, "Seq2SeqTransformer", (r) => {
+      const want = [r.B, r.T, this.tgtVocabSize];
+      if (dLogits.dtype !== "f32" || dLogits.ndim !== 3 || dLogits.shape.some((v, i) => v !== want[i]))
+        throw new ShapeError(
+          `Seq2SeqTransformer.backward dLogits: expected f32 ${fmtShape(want)}, got ${dLogits.dtype} ${fmtShape(dLogits.shape)}`,
+        );
+    });
+    const { dsrc, dtgt } = this.transformer.backward(this.generator.backward(dLogits));
+    const sc = Math.sqrt(this.dModel);
+    const scaled = (t: Tensor<"f32">) =>
+      new Tensor(
+        Float32Array.from(t.data, (v) => v * sc),
+        t.shape,
+        "f32",
+      );
+    this.tgtTokEmb.backward(scaled(dtgt));
+    this.srcTokEmb.backward(scaled(dsrc));
+  }
+
+  get runtime(): Runtime {
+    return this.rt;
+  }
+
+  /**
+   * A batch of `{ src, tgt }` pairs (target ids ending with EOS) as padded tensors: sources padded
+   * with `padId` (and masked), decoder inputs `[BOS, tgt without its last id]`, labels padded with
+   * −100.
+   */
+  private batchTensors(batch: readonly Seq2SeqExample[]) {
+    if (batch.length === 0) throw new InputError("Seq2SeqTransformer: empty batch");
+    const B = batch.length;
+    const S = Math.max(...batch.map((e) => e.src.length));
+    const T = Math.max(...batch.map((e) => e.tgt.length));
+    const src = new Int32Array(B * S).fill(this.padId);
+    const yIn = new Int32Array(B * T).fill(this.padId);
+    const labels = new Int32Array(B * T).fill(-100);
+    for (const [b, e] of batch.entries()) {
+      if (e.src.length < 1 || e.tgt.length < 1)
+        throw new InputError(`example ${b}: the ${e.src.length < 1 ? "source" : "target"} sequence is empty`);
+      for (let i = 0; i < e.src.length; i++) src[b * S + i] = e.src[i]!;
+      yIn[b * T] = this.bosId;
+      for (let t = 0; t < e.tgt.length; t++) {
+        const y = e.tgt[t]!;
+        if (!Number.isInteger(y) || y < 0 || y >= this.tgtVocabSize)
+          throw new InputError(`example ${b}: tgt[${t}]: id ${y} is outside [0, ${this.tgtVocabSize})`);
+        labels[b * T + t] = y;
+        if (t + 1 < T) yIn[b * T + t + 1] = y;
+      }
+    }
+    const kpm = new Uint8Array(B * S);
+    for (const [b, e] of batch.entries()) kpm.fill(1, b * S + e.src.length, (b + 1) * S);
+    return {
+      src: new Tensor(src, [B, S], "i32"),
+      yIn: new Tensor(yIn, [B, T], "i32"),
+      kpm: new Tensor(kpm, [B, S], "bool"),
+      labels: new Tensor(labels, [B * T], "i32"),
+      B,
+      T,
+    };
+  }
+
+  private batchLoss(batch: readonly Seq2SeqExample[], scale: number, grad: boolean): BatchResult {
+    const { src, yIn, kpm, labels, B, T } = this.batchTensors(batch);
+    const V = this.tgtVocabSize;
+    const logits = this.forward(src, yIn, { srcKeyPaddingMask: kpm });
+    const ce = crossEntropy(logits.reshape([B * T, V]), labels, { scale, runtime: this.rt });
+    if (grad) this.backward(ce.grad.reshape([B, T, V]));
+    let count = 0;
+    let correct = 0;
+    for (let r = 0; r < B * T; r++) {
+      const y = labels.data[r]!;
+      if (y === -100) continue;
+      count++;
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits.data[r * V + v]! > logits.data[r * V + best]!) best = v;
+      if (best === y) correct++;
+    }
+    return { loss: ce.loss, count, correct };
+  }
+
+  /** Forward + backward of a batch (teacher forcing, mean token cross-entropy): adds `scale · ∂loss/∂θ`. */
+  lossAndGrad(batch: readonly Seq2SeqExample[], scale: number): BatchResult {
+    const was = this.training;
+    if (!was) this.train();
+    try {
+      return this.batchLoss(batch, scale, true);
+    } catch (e) {
+      if (was) this.train(); // drop the records of the failed pass
+      throw e;
+    } finally {
+      if (!was) this.eval();
+    }
+  }
+
+  /** Teacher-forced loss and token accuracy of a batch (inference path, no gradients). */
+  evaluate(batch: readonly Seq2SeqExample[]): BatchResult {
+    const was = this.training;
+    if (was) this.eval();
+    try {
+      return this.batchLoss(batch, 0, false);
+    } finally {
+      if (was) this.train();
+    }
   }
 
   /**

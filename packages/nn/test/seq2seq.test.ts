@@ -1,10 +1,13 @@
 // Seq2SeqTransformer: teacher-forced logits and greedy decoding against the float64 oracle, and beam
 // search against exhaustive search (a beam as wide as all prefixes must find the exact optimum).
-import { InputError, Tensor } from "@wasmformer/core";
+import { InputError, ShapeError, Tensor } from "@wasmformer/core";
 import { describe, expect, it } from "vitest";
+import { fit } from "../src/fit.js";
+import { AdamW } from "../src/optim.js";
 import { paddingMask, Seq2SeqTransformer } from "../src/seq2seq.js";
 import { loadModule, tensorSource } from "../src/state-dict.js";
-import { backends, closeTo } from "./helpers.js";
+import { type F64, gradCheck } from "./gradcheck.js";
+import { backends, closeTo, rng } from "./helpers.js";
 import * as O from "./oracle.js";
 import { DictBuilder } from "./weights.js";
 
@@ -240,5 +243,95 @@ describe.each(bks)("Seq2SeqTransformer on $name", ({ make }) => {
     expect(() => model.greedy(new Tensor(new Float32Array(2), [1, 2], "f32"), { maxNewTokens: 1 })).toThrow(
       /src_ids must be i32/,
     );
+  });
+});
+
+describe("Seq2SeqTransformer training", () => {
+  const opts = {
+    dModel: C.d,
+    nhead: C.H,
+    dimFeedforward: C.F,
+    activation: C.act,
+    numEncoderLayers: nEnc,
+    numDecoderLayers: nDec,
+    srcVocabSize: Vs,
+    tgtVocabSize: Vt,
+  };
+  const src = [
+    [3, 5, 7, 2, 0],
+    [4, 4, 1, 6, 2],
+  ];
+  const tgt = [
+    [1, 2, 4],
+    [1, 0, 3],
+  ];
+  const srcPad = src.map((r) => r.map((x) => (x === 0 ? 1 : 0)));
+
+  for (const bk of bks) {
+    it(`backward (padded source, causal target) matches finite differences of the oracle (${bk.name})`, () => {
+      const wb = weights(21);
+      const m = loadModule(tensorSource(wb.map), (s) => new Seq2SeqTransformer(s, opts), { runtime: bk.make() });
+      m.train();
+      const res = gradCheck(
+        {
+          rt: m.rt,
+          params: m.parameters(),
+          weights: wb.record(),
+          inputs: {},
+          ref: (w: F64) => oracleLogits(w as unknown as Record<string, Float32Array>, src, tgt, srcPad),
+          run: (dy) => {
+            const logits = m.forward(ids(src), ids(tgt), { srcKeyPaddingMask: paddingMask(ids(src), 0) });
+            m.backward(new Tensor(dy, [2, 3, Vt], "f32"));
+            return { out: logits.data, dInputs: {} };
+          },
+        },
+        7,
+        { perTensor: 12 },
+      );
+      expect(res.failures).toEqual([]);
+      m.dispose();
+    });
+  }
+
+  it("training and inference forwards agree; eval() decodes with the trained weights; bad input is typed", () => {
+    const m = loadModule(tensorSource(weights(22).map), (s) => new Seq2SeqTransformer(s, opts));
+    const kpm = paddingMask(ids(src), 0);
+    const inf = m.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm }).data;
+    m.train();
+    const tr = m.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm });
+    for (let i = 0; i < inf.length; i++) expect(Math.abs(tr.data[i]! - inf[i]!)).toBeLessThan(1e-4);
+    expect(() => m.backward(new Tensor(new Float32Array(6), [2, 3, 1], "f32"))).toThrow(ShapeError);
+    m.backward(new Tensor(new Float32Array(2 * 3 * Vt).fill(0.1), [2, 3, Vt], "f32")); // the record was kept
+    expect(() => m.backward(new Tensor(new Float32Array(2 * 3 * Vt), [2, 3, Vt], "f32"))).toThrow(/no forward record/);
+    expect(() => m.forward(ids(src), ids([[1, 9, 2]]).reshape([1, 3]), {})).toThrow(ShapeError);
+    expect(() => m.forward(ids([[1, 2, 3]]), ids([[1, 9, 2]]))).toThrow(/tgt_ids: id 9 at flat position 1/);
+    // a step of SGD on the generator bias changes the eval-mode logits by exactly that step
+    const bias = m.parameters().find((p) => p.name === "generator.bias")!;
+    const g = m.rt.heap.f32(bias.grad, bias.size).slice();
+    const before = m.eval().forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm }).data;
+    const w = m.rt.heap.f32(bias.ptr, bias.size);
+    for (let v = 0; v < Vt; v++) w[v] -= g[v]!;
+    const after = m.forward(ids(src), ids(tgt), { srcKeyPaddingMask: kpm }).data;
+    for (let i = 0; i < after.length; i++) expect(after[i]! - before[i]!).toBeCloseTo(-g[i % Vt]!, 5);
+    m.dispose();
+  });
+
+  it("a Trainable for fit: sources of mixed lengths padded and masked, the loss falls", async () => {
+    const m = loadModule(tensorSource(weights(23).map), (s) => new Seq2SeqTransformer(s, opts));
+    const r = rng(24);
+    // copy the source (ids 2…8, length 2–5) into target ids 2…4 by id mod 3, then EOS = 1
+    const data = Array.from({ length: 48 }, () => {
+      const src = Array.from({ length: r.int(2, 6) }, () => r.int(2, Vs));
+      return { src, tgt: [...src.map((x) => 2 + (x % 3)), 1] };
+    });
+    const first = m.evaluate(data);
+    expect(first.count).toBe(data.reduce((a, e) => a + e.tgt.length, 0));
+    const opt = new AdamW(m.rt, m.parameters(), { lr: 0.01 });
+    await fit(m, data, { optimizer: opt, epochs: 6, batchSize: 16, seed: 1 });
+    const last = m.evaluate(data);
+    expect(last.loss).toBeLessThan(first.loss * 0.6);
+    expect(() => m.lossAndGrad([{ src: [2], tgt: [9] }], 1)).toThrow(/example 0: tgt\[0\]: id 9 is outside/);
+    expect(m.training).toBe(false);
+    m.dispose();
   });
 });
