@@ -9,6 +9,7 @@ import { expose, releaseProxy, transfer } from "comlink";
 import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
+import { loadSeq2Seq, translate } from "./tasks/seq2seq.js";
 import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
 import {
   type LabelledDigit,
@@ -177,6 +178,18 @@ const api = {
 
   stopTrainingVit,
   useTrainedVit,
+
+  /** Load a seq2seq folder (files or URL). */
+  async loadSeq2Seq(src: FolderSource, onProgress: ProgressFn) {
+    await ensureInit();
+    return withCallback(onProgress, (cb) => loadSeq2Seq(src, cb));
+  },
+
+  /** Greedy translation and its cross-attention weights (transferred). */
+  async translate(text: string) {
+    const r = translate(text);
+    return transfer(r, [r.attention.buffer as ArrayBuffer]);
+  },
 };
 
 export type ComputeApi = typeof api;

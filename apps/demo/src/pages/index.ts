@@ -1,6 +1,7 @@
 import { attentionPage } from "./attention.js";
 import { embeddingsPage } from "./embeddings.js";
 import { generatePage } from "./generate.js";
+import { seq2seqPage } from "./seq2seq.js";
 import { textPage } from "./text.js";
 import { trainPage } from "./train.js";
 import { vitPage } from "./vit.js";
@@ -13,4 +14,13 @@ export interface Page {
 }
 
 /** The first page is the one the demo opens on. */
-export const pages: Page[] = [vitPage, trainPage, generatePage, attentionPage, embeddingsPage, vlmPage, textPage];
+export const pages: Page[] = [
+  vitPage,
+  trainPage,
+  generatePage,
+  attentionPage,
+  embeddingsPage,
+  seq2seqPage,
+  vlmPage,
+  textPage,
+];
