@@ -23,7 +23,13 @@ export {
   VLM_MODEL_TYPE,
   type VLMConfig,
 } from "./config.js";
-export { MiniGPT4, type MiniGPT4Folders, type MiniGPT4Options, type MiniGPT4Sources } from "./minigpt4.js";
+export {
+  MiniGPT4,
+  type MiniGPT4FolderConfig,
+  type MiniGPT4Folders,
+  type MiniGPT4Options,
+  type MiniGPT4Sources,
+} from "./minigpt4.js";
 export {
   type FeatureSelectStrategy,
   LinearProjector,

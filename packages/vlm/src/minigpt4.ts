@@ -58,11 +58,35 @@ export interface MiniGPT4Sources {
 export interface MiniGPT4Options extends VLMLoadOptions {
   /** Prompt template with `<ImageHere>` and `{question}` (default MiniGPT-4's Vicuna template). */
   template?: string;
+  /** Where an answer ends: generation stops there (default MiniGPT-4's `###`). */
+  separator?: string;
   /**
    * How the text before the image starts: default the tokenizer's special tokens (MiniGPT-4's
    * `add_special_tokens=True` on that part: a Llama tokenizer's BOS); a number: that id; null: none.
    */
   bosTokenId?: number | null;
+}
+
+/**
+ * `config.json` of a MiniGPT-4 folder whose own weights are the trained Q-Former and projection
+ * (`MiniGPT4.fromFolder`). The vision tower and the language model stay in their own folders,
+ * named by path (relative to this folder, or absolute), so their weights are not copied.
+ */
+export interface MiniGPT4FolderConfig {
+  model_type: "minigpt4";
+  /** The ViT folder (`config.json`, `model.safetensors`, optional `preprocessor_config.json`). */
+  vision_model_path: string;
+  /** The language model folder (`config.json`, `model.safetensors`, the tokenizer). */
+  language_model_path: string;
+  /** A `Blip2QFormerConfig` (`encoder_hidden_size` defaults to the vision width). */
+  qformer_config: Record<string, unknown>;
+  /** Number of query tokens (default: the length of `query_tokens`). */
+  num_query_tokens?: number;
+  /**
+   * The prompt template (`<ImageHere>`, `{question}`; default MiniGPT-4's) and the separator that
+   * ends an answer (default `###`).
+   */
+  image_prompt?: { template?: string; separator?: string };
 }
 
 /** Folders of the four parts (Node): see `MiniGPT4.fromFolders`. */
@@ -93,6 +117,16 @@ function inPart<T>(part: string, f: () => T): T {
   }
 }
 
+/** Open a part's folder; a config it cannot read is a ConfigError on `field` (the path in config.json). */
+async function folderOf(field: string, dir: string): ReturnType<typeof openCheckpointFolder> {
+  try {
+    return await openCheckpointFolder(dir);
+  } catch (e) {
+    if (e instanceof ConfigError && !e.field) throw new ConfigError(e.message.replace(/^config: /, ""), field);
+    throw e;
+  }
+}
+
 /** Prefix a WeightsError of a part with the part's name. */
 async function weightsOf<T>(part: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -113,6 +147,41 @@ function qformerView(src: WeightSource): WeightSource {
   };
   if (typeof src.info === "function") view.info = src.info.bind(src);
   return view as WeightSource;
+}
+
+/** The tensors of `src` under `prefix` (the projection's part of a one-file checkpoint). */
+function prefixedView(src: WeightSource, prefix: string): WeightSource {
+  const keep = (n: string) => n.startsWith(prefix);
+  const view: CheckableSource = {
+    names: () => src.names().filter(keep),
+    has: (n) => keep(n) && src.has(n),
+    get: (n) => src.get(n),
+  };
+  if (typeof src.info === "function") view.info = src.info.bind(src);
+  return view as WeightSource;
+}
+
+/** Check a `MiniGPT4FolderConfig`; a `ConfigError` names the field at fault. */
+function parseFolderConfig(raw: unknown): MiniGPT4FolderConfig {
+  if (!isObject(raw)) throw new ConfigError("expected a JSON object");
+  if (raw.model_type !== "minigpt4")
+    throw new ConfigError(`expected "minigpt4", got ${JSON.stringify(raw.model_type)}`, "model_type");
+  for (const k of ["vision_model_path", "language_model_path"] as const) {
+    const v = raw[k];
+    if (typeof v !== "string" || v.length === 0)
+      throw new ConfigError(`expected a folder path (relative to the config's folder), got ${JSON.stringify(v)}`, k);
+  }
+  if (!isObject(raw.qformer_config)) throw new ConfigError("expected a Blip2QFormerConfig object", "qformer_config");
+  const ip = raw.image_prompt;
+  if (ip !== undefined && !isObject(ip)) throw new ConfigError("expected { template, separator }", "image_prompt");
+  if (ip?.template !== undefined && (typeof ip.template !== "string" || ip.template.split("<ImageHere>").length !== 2))
+    throw new ConfigError(
+      `expected a string with one "<ImageHere>", got ${JSON.stringify(ip.template)}`,
+      "image_prompt.template",
+    );
+  if (ip?.separator !== undefined && (typeof ip.separator !== "string" || ip.separator.length === 0))
+    throw new ConfigError(`expected a non-empty string, got ${JSON.stringify(ip.separator)}`, "image_prompt.separator");
+  return raw as unknown as MiniGPT4FolderConfig;
 }
 
 /** Read the Q-Former config: a `Blip2QFormerConfig` or a `Blip2Config` with `qformer_config`. */
@@ -224,12 +293,84 @@ export const MiniGPT4 = {
         languageModel: llm,
         tokenizer: opts.tokenizer,
         template: opts.template ?? MINIGPT4_TEMPLATE,
+        ...(opts.separator !== undefined ? { separator: opts.separator } : {}),
         bosTokenId: opts.bosTokenId,
         ownedRuntimes: owned,
       });
     } catch (e) {
       for (const rt of owned) releaseRuntime(rt);
       throw e;
+    }
+  },
+
+  /**
+   * Load a MiniGPT-4 folder (Node) in one call: `config.json` (a `MiniGPT4FolderConfig`:
+   * `model_type` `"minigpt4"`, the paths of the vision and language model folders, `qformer_config`,
+   * `num_query_tokens`, optional `image_prompt.template` and `.separator`) and `model.safetensors` holding the
+   * trained part: `query_tokens`, `qformer.*` and `llama_proj.weight` / `.bias`. The ViT and the
+   * language model (with its tokenizer, unless `opts.tokenizer`) are read from their own folders.
+   * @example
+   * ```ts
+   * const vlm = await MiniGPT4.fromFolder(await modelPath("digits-minigpt4")); // @wasmformer/models
+   * console.log(await vlm.ask(pixelValues, "what digit is this?"));
+   * ```
+   */
+  async fromFolder(dir: string, opts: MiniGPT4Options = {}): Promise<VisionLanguageModel> {
+    if (typeof dir !== "string") throw new InputError("MiniGPT4.fromFolder: dir must be a path string");
+    const path = (await import(/* @vite-ignore */ "node:path" as string)) as typeof import("node:path");
+    const fs = (await import(/* @vite-ignore */ "node:fs/promises" as string)) as typeof import("node:fs/promises");
+    const cfgFile = path.join(dir, "config.json");
+    let text: string;
+    try {
+      text = await fs.readFile(cfgFile, "utf8");
+    } catch (e) {
+      throw new ConfigError(`cannot read ${cfgFile}: ${(e as Error).message}`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`${cfgFile} is not valid JSON: ${(e as Error).message}`);
+    }
+    const cfg = parseFolderConfig(raw);
+    const visionDir = path.resolve(dir, cfg.vision_model_path);
+    const llmDir = path.resolve(dir, cfg.language_model_path);
+    const own = await openSafetensors(path.join(dir, "model.safetensors")); // a missing file: InputError naming it
+    const closers: { close(): Promise<void> }[] = [own];
+    try {
+      const strict = opts.strict ?? true;
+      const stray = own.names().filter((n) => n !== "query_tokens" && !/^(qformer|llama_proj)\./.test(n));
+      if (strict && stray.length > 0)
+        throw new WeightsError(
+          `${path.join(dir, "model.safetensors")}: unexpected ${stray.map((n) => `"${n}"`).join(", ")} (a MiniGPT-4 folder holds query_tokens, qformer.* and llama_proj.*)`,
+          stray,
+        );
+      const vision = await folderOf("vision_model_path", visionDir);
+      closers.push(vision.weights);
+      const llm = await folderOf("language_model_path", llmDir);
+      closers.push(llm.weights);
+      const tokenizer = opts.tokenizer ?? (await loadTokenizer(llmDir));
+      const template = opts.template ?? cfg.image_prompt?.template;
+      const separator = opts.separator ?? cfg.image_prompt?.separator;
+      return await MiniGPT4.fromPretrained(
+        {
+          vision,
+          qformer: {
+            config: { qformer_config: cfg.qformer_config, num_query_tokens: cfg.num_query_tokens },
+            weights: own,
+          },
+          projection: { weights: prefixedView(own, "llama_proj.") },
+          llm,
+        },
+        {
+          ...opts,
+          tokenizer,
+          ...(template !== undefined ? { template } : {}),
+          ...(separator !== undefined ? { separator } : {}),
+        },
+      );
+    } finally {
+      for (const c of closers) await c.close();
     }
   },
 

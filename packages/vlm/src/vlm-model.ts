@@ -184,6 +184,11 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
   bosTokenId: number | null | undefined;
   /** Prompt template with `<ImageHere>` and `{question}` (MiniGPT-4's by default). */
   template: string;
+  /**
+   * Where an answer ends (MiniGPT-4's turn separator `###` by default): with a tokenizer,
+   * generation stops at it and `answers` / `answer` chunks never show it or what follows.
+   */
+  readonly separator: string;
   /** The parsed config, when loaded from a checkpoint. */
   readonly config: VLMConfig | undefined;
   /** How often each part ran (the feature cache saves vision and adapter runs). */
@@ -205,6 +210,8 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
     languageModel: AnyCausalLM;
     tokenizer?: Tokenizer;
     template?: string;
+    /** See `separator` (default `###`). */
+    separator?: string;
     config?: VLMConfig;
     /** See `bosTokenId` (default: the tokenizer's special tokens). */
     bosTokenId?: number | null;
@@ -232,6 +239,10 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
     this.template =
       parts.template ?? parts.config?.template ?? "###Human: <Img><ImageHere></Img> {question} ###Assistant: ";
     this.config = parts.config;
+    const sep = parts.separator ?? TURN_SEPARATOR;
+    if (typeof sep !== "string" || sep.length === 0)
+      throw new InputError(`separator must be a non-empty string, got ${JSON.stringify(sep)}`);
+    this.separator = sep;
   }
 
   /** The tokenizer (shared with the language model). */
@@ -677,7 +688,7 @@ export class VisionLanguageModel implements Trainable<VLMExample> {
     const { prefixIds, suffixIds } = this.promptIds(question, f.batchSize);
     const inputsEmbeds = this.inputsEmbeds(f, prefixIds, suffixIds);
     const B = inputsEmbeds.shape[0]!;
-    const sep = TURN_SEPARATOR;
+    const sep = this.separator;
     const stop = this.tokenizer ? [...new Set([...(opts.stop ?? []), sep])] : opts.stop;
     const N = opts.maxNewTokens ?? 20;
     const stopIds = stopIdSet(opts.stopIds, cfg);

@@ -126,6 +126,40 @@ describe("questions in text", () => {
     expect(res.answers[0]).toBe(answers.join("").trim());
   });
 
+  test("another separator (MiniGPT-4 folders' image_prompt.separator): generation stops there, answers end before it", async () => {
+    const plain = await load();
+    const px = randomPixels(1, 12, 3);
+    const q = "is it big?";
+    const opts = { maxNewTokens: 12, stopIds: [], temperature: 4, seed: 7 };
+    const ids = (await plain.generateAll(px, q, opts)).ids[0]!;
+    const s = ids.findIndex((id, i) => i >= 2 && !ids.slice(0, i).includes(id));
+    expect(s).toBeGreaterThanOrEqual(2);
+    const base = await load(charTokenizer(new Map([[ids[s]!, "x."]])));
+    const m = new VisionLanguageModel({
+      vision: base.vision,
+      adapter: base.adapter,
+      languageModel: base.languageModel,
+      separator: ".",
+    });
+    expect(m.separator).toBe(".");
+    const chunks: string[] = [];
+    const res = await m.generateAll(px, q, { ...opts, onToken: (c) => chunks.push(c.answer) });
+    expect(res.finishReasons[0]).toBe("stop_string");
+    expect(res.ids[0]).toEqual(ids.slice(0, s + 1));
+    expect(res.texts[0]!.endsWith("x.")).toBe(true);
+    expect(res.answers[0]).toBe(res.texts[0]!.slice(0, -1).trim());
+    expect(chunks.join("")).toBe(res.texts[0]!.slice(0, -1));
+    expect(
+      () =>
+        new VisionLanguageModel({
+          vision: base.vision,
+          adapter: base.adapter,
+          languageModel: base.languageModel,
+          separator: "",
+        }),
+    ).toThrow(/separator must be a non-empty string/);
+  });
+
   test("a batch of images with one question, or one question per image", async () => {
     const m = await load();
     const px = randomPixels(2, 12, 4);

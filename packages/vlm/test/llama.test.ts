@@ -374,6 +374,95 @@ test("MiniGPT4.fromFolders: ViT, BLIP-2 and Llama folders and the projection fil
   );
 });
 
+test("MiniGPT4.fromFolder: one folder with the trained Q-Former and projection, the ViT and LM folders by path", async () => {
+  const tiny = makeVlm({ ...GQA, seed: 46 });
+  const root = mkdtempSync(join(tmpdir(), "wasmformer-minigpt4-one-"));
+  dirs.push(root);
+  const c = tiny.config;
+  const pick = (keep: (n: string) => boolean, rename = (n: string) => n) =>
+    new Map([...tiny.tensors].filter(([n]) => keep(n)).map(([n, t]) => [rename(n), t]));
+  const mk = (sub: string, files: Record<string, string | Uint8Array>) => {
+    const d = join(root, sub);
+    mkdirSync(d, { recursive: true });
+    for (const [name, body] of Object.entries(files)) writeFileSync(join(d, name), body);
+    return d;
+  };
+  mk("vit", {
+    "config.json": JSON.stringify(c.vision_config),
+    "model.safetensors": writeSafetensors(
+      pick(
+        (n) => n.startsWith("vision_model."),
+        (n) => n.slice(13),
+      ),
+    ),
+  });
+  mk("llama", {
+    "config.json": JSON.stringify(c.text_config),
+    "model.safetensors": writeSafetensors(
+      pick(
+        (n) => n.startsWith("language_model."),
+        (n) => n.slice(15),
+      ),
+    ),
+  });
+  const own = pick(
+    (n) => n === "query_tokens" || n.startsWith("qformer.") || n.startsWith("language_projection."),
+    (n) => n.replace(/^language_projection\./, "llama_proj."),
+  );
+  const template = "<ImageHere> {question} :";
+  const config = {
+    model_type: "minigpt4",
+    vision_model_path: "../../vit",
+    language_model_path: "../../llama",
+    num_query_tokens: c.num_query_tokens,
+    qformer_config: c.qformer_config,
+    image_prompt: { template, separator: "." },
+  };
+  const dir = mk("models/mg", { "config.json": JSON.stringify(config), "model.safetensors": writeSafetensors(own) });
+
+  const mg = await MiniGPT4.fromFolder(dir, { tokenizer: charTokenizer() });
+  const eager = await MiniGPT4.fromPretrained(minigpt4Sources(tiny));
+  expect(mg.template).toBe(template);
+  expect(mg.separator).toBe(".");
+  expect(eager.separator).toBe("###");
+  const px = randomPixels(1, 12, 7);
+  const q = { prefixIds: [[0, 3]], suffixIds: [[4, 5]] };
+  expect(Array.from((await mg.forward(px, q)).logits.data)).toEqual(
+    Array.from((await eager.forward(px, q)).logits.data),
+  );
+  mg.dispose();
+  eager.dispose();
+
+  // typed errors naming the field or tensor at fault
+  const write = (cfg: unknown, tensors = own) =>
+    mk("models/bad", { "config.json": JSON.stringify(cfg), "model.safetensors": writeSafetensors(tensors) });
+  const err = (d: string) => MiniGPT4.fromFolder(d).catch((e) => e);
+  const e1 = await err(write({ ...config, model_type: "blip-2" }));
+  expect(e1).toBeInstanceOf(ConfigError);
+  expect(e1.field).toBe("model_type");
+  const e2 = await err(write({ ...config, language_model_path: 3 }));
+  expect(e2).toBeInstanceOf(ConfigError);
+  expect(e2.field).toBe("language_model_path");
+  const e3 = await err(write({ ...config, vision_model_path: "../nowhere" }));
+  expect(e3).toBeInstanceOf(ConfigError);
+  expect(e3.field).toBe("vision_model_path");
+  expect(e3.message).toMatch(/nowhere/);
+  const e4 = await err(write({ ...config, image_prompt: { template: "no slot" } }));
+  expect(e4).toBeInstanceOf(ConfigError);
+  expect(e4.field).toBe("image_prompt.template");
+  const e4b = await err(write({ ...config, image_prompt: { template, separator: "" } }));
+  expect(e4b).toBeInstanceOf(ConfigError);
+  expect(e4b.field).toBe("image_prompt.separator");
+  const stray = new Map([...own, ["vision_model.extra", new Tensor(new Float32Array(2), [2])]]);
+  const e5 = await err(write(config, stray));
+  expect(e5).toBeInstanceOf(WeightsError);
+  expect(e5.message).toMatch(/unexpected "vision_model\.extra"/);
+  const noProj = new Map([...own].filter(([n]) => !n.startsWith("llama_proj.")));
+  await expect(MiniGPT4.fromFolder(write(config, noProj))).rejects.toThrow(/missing "llama_proj\.weight"/);
+  await expect(MiniGPT4.fromFolder(join(root, "none"))).rejects.toThrow(ConfigError);
+  await expect(MiniGPT4.fromFolder(7 as never)).rejects.toThrow(InputError);
+});
+
 test("the vlm parity kind runs a vit-qformer-llama case (FORMAT.md §6.13 with a §6.15 text_config)", async () => {
   const tiny = makeVlm({ ...GQA, seed: 45 });
   const B = 2;
