@@ -22,7 +22,7 @@ import {
   useTrainedVit,
 } from "./tasks/train.js";
 import { classifyDigit, classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
-import { type AskRequest, askVlm, loadVlm, stopVlm } from "./tasks/vlm.js";
+import { type AskRequest, askVlm, type DigitImage, loadVlm, stopVlm } from "./tasks/vlm.js";
 
 let ready: Promise<string> | undefined;
 
@@ -136,9 +136,9 @@ const api = {
     return withCallback(onProgress, (cb) => loadVlm(src, cb));
   },
 
-  /** Answer a question about an image; the answer streams through the proxied `onToken`. */
+  /** Answer a question about an image (a file or a drawn digit); the answer streams through the proxied `onToken`. */
   async askVlm(
-    image: Blob,
+    image: Blob | DigitImage,
     imageKey: string,
     req: AskRequest,
     onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
