@@ -6,7 +6,15 @@
 import { backendName, init, matmul, Tensor, threadsInfo } from "@wasmformer/core";
 import type { Word2VecProgress } from "@wasmformer/text";
 import { expose, releaseProxy, transfer } from "comlink";
-import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
+import {
+  analogy,
+  loadWordVectors,
+  neighbours,
+  project,
+  stopTraining,
+  type TrainRequest,
+  trainWord2Vec,
+} from "./tasks/embeddings.js";
 import type { FolderSource, ProgressFn } from "./tasks/folder.js";
 import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
 import { loadSeq2Seq, translate } from "./tasks/seq2seq.js";
@@ -94,6 +102,13 @@ const api = {
   },
 
   stopTraining,
+
+  /** Load word vectors (vectors.bin / vectors.txt) from a folder. */
+  async loadWordVectors(src: FolderSource, onProgress: ProgressFn) {
+    await ensureInit();
+    return withCallback(onProgress, (cb) => loadWordVectors(src, cb));
+  },
+
   neighbours,
   analogy,
 

@@ -47,7 +47,10 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
   );
   cancel.addEventListener("click", () => compute.cancel());
 
+  let loads = 0;
   const start = async (src: FolderSource) => {
+    // a newer load (e.g. the user's, while the embedded model loads) supersedes this one
+    const mine = ++loads;
     clear(err);
     bar.el.hidden = false;
     bar.set(0, "starting…");
@@ -56,22 +59,25 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     try {
       const info = await o.load(
         src,
-        proxy((p: Progress) =>
+        proxy((p: Progress) => {
+          if (mine !== loads) return;
           bar.set(
             p.total ? p.loaded / p.total : 0,
             `${p.stage}: ${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ""}`,
-          ),
-        ),
+          );
+        }),
       );
+      if (mine !== loads) return;
       bar.set(1, "loaded");
       status.set("done", o.describe(info));
       o.onLoaded(info);
     } catch (e) {
+      if (mine !== loads) return;
       bar.el.hidden = true;
       status.set("error", "loading failed");
       showError(err, e);
     } finally {
-      cancel.hidden = true;
+      if (mine === loads) cancel.hidden = true;
     }
   };
   const fromList = (list: FileList | File[]) => {

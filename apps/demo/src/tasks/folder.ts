@@ -2,7 +2,7 @@
  * Checkpoint folders in the worker: the files a page picked (or dropped) are sent as `Blob`s (cloned by
  * reference, not copied), or the worker fetches them from a base URL, reporting download progress.
  */
-import { ConfigError, InputError, WeightsError } from "@wasmformer/core";
+import { AbortError, ConfigError, InputError, WeightsError } from "@wasmformer/core";
 
 export type FolderSource = { kind: "files"; files: Record<string, Blob> } | { kind: "url"; url: string };
 
@@ -89,5 +89,28 @@ export async function readJson(blob: Blob, name: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (e) {
     throw new ConfigError(`${name} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The latest load of a task wins: pages open on an embedded model while the user may load another
+ * one meanwhile. `begin()` returns a check for the end of a load: when a newer load started
+ * meanwhile it disposes what the older one built and throws an `AbortError`, so that a slow older
+ * load can never replace a newer model.
+ */
+export type Latest = <M extends { dispose?(): void }>(built: M) => M;
+
+export class LoadSlot {
+  private n = 0;
+
+  begin(): Latest {
+    const mine = ++this.n;
+    return (built) => {
+      if (mine !== this.n) {
+        built.dispose?.();
+        throw new AbortError("this load was superseded by a newer one");
+      }
+      return built;
+    };
   }
 }

@@ -6,6 +6,7 @@
 import { ConfigError, openSafetensors } from "@wasmformer/core";
 import { GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
 import type { FolderSource, ProgressFn } from "./folder.js";
+import { LoadSlot } from "./folder.js";
 import { drainStream, RunSlot, readModelFolder } from "./generation.js";
 
 export interface Gpt2Info {
@@ -49,9 +50,11 @@ export interface AttentionResult {
 let model: GPT2LMHeadModel | undefined;
 let tokenizer: Tokenizer | undefined;
 const slot = new RunSlot();
+const loads = new LoadSlot();
 
 export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promise<Gpt2Info> {
   const t0 = performance.now();
+  const latest = loads.begin();
   model = undefined;
   const { files, config, tokenizer: tok, readMs } = await readModelFolder(src, onProgress);
   const file = await openSafetensors(files["model.safetensors"]);
@@ -67,7 +70,7 @@ export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promi
   });
   await file.close();
   m.tokenizer = tok;
-  model = m;
+  model = latest(m);
   tokenizer = tok;
   const c = m.config;
   let params = 0;

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from "@wasmformer/core";
 import { AttentionSeq2Seq } from "@wasmformer/nn";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
 
 export interface Seq2SeqInfo {
   srcVocab: number;
@@ -25,16 +25,18 @@ export interface Seq2SeqResult {
 }
 
 let model: AttentionSeq2Seq | undefined;
+const loads = new LoadSlot();
 
 export async function loadSeq2Seq(src: FolderSource, onProgress: ProgressFn): Promise<Seq2SeqInfo> {
   const t0 = performance.now();
+  const latest = loads.begin();
   model?.dispose();
   model = undefined;
   const files = await readFolder(src, ["config.json", "model.safetensors"], [], onProgress);
   const config = await readJson(files["config.json"], "config.json");
   const weights = new Uint8Array(await files["model.safetensors"].arrayBuffer());
   const m = await AttentionSeq2Seq.fromPretrained({ config, weights });
-  model = m;
+  model = latest(m);
   const c = m.config();
   return {
     srcVocab: c.src_vocab_size,

@@ -13,7 +13,7 @@ import {
   ViTModel,
 } from "@wasmformer/vit";
 import { digitPixels, mnistDigit } from "./digit.js";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
 
 export interface VitInfo {
   layers: number;
@@ -47,10 +47,12 @@ export interface VitResult {
 }
 
 let model: ViTModel | undefined;
+const loads = new LoadSlot();
 
 /** Load a ViT folder; `kernels` (the worker's kernel loading) is awaited once the files are read. */
 export async function loadVit(src: FolderSource, onProgress: ProgressFn, kernels?: Promise<unknown>): Promise<VitInfo> {
   const t0 = performance.now();
+  const latest = loads.begin();
   // free the previous model's wasm memory now: the new one is loaded into it
   model?.dispose();
   model = undefined;
@@ -72,7 +74,7 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn, kernels
     await file.close();
   }
   onProgress({ stage: "built", loaded: blob.size, total: blob.size });
-  model = m;
+  model = latest(m);
   return describe(m, performance.now() - t0, readMs);
 }
 
@@ -95,6 +97,7 @@ function describe(m: ViTModel, loadMs: number, readMs: number): VitInfo {
 
 /** Make `m` (e.g. the Train page's model, in inference mode) the ViT page's model. */
 export function useVitModel(m: ViTModel): VitInfo {
+  loads.begin(); // a load still running must not replace it
   if (m !== model) model?.dispose();
   model = m;
   return describe(m, 0, 0);

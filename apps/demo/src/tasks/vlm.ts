@@ -8,7 +8,7 @@ import { ConfigError, InputError, openSafetensors, parseSafetensors } from "@was
 import { type RawImage, sniffFormat } from "@wasmformer/vit";
 import { type ImageFeatures, MiniGPT4, type MiniGPT4FolderConfig, VisionLanguageModel } from "@wasmformer/vlm";
 import { MNIST_SIZE, mnistDigit } from "./digit.js";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, type Latest, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
 import { drainStream, RunSlot, readModelFolder } from "./generation.js";
 
 export interface VlmInfo {
@@ -43,14 +43,17 @@ export interface AskResult {
 let model: VisionLanguageModel | undefined;
 let features: { key: string; f: ImageFeatures } | undefined;
 const slot = new RunSlot();
+const loads = new LoadSlot();
 
 export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promise<VlmInfo> {
   const t0 = performance.now();
+  const latest = loads.begin();
   model = undefined;
   features = undefined;
   const head = await readFolder(src, ["config.json"], [], onProgress);
   const raw = (await readJson(head["config.json"], "config.json")) as { model_type?: unknown };
-  if (raw.model_type === "minigpt4") return loadMiniGpt4(src, raw as unknown as MiniGPT4FolderConfig, onProgress, t0);
+  if (raw.model_type === "minigpt4")
+    return loadMiniGpt4(src, raw as unknown as MiniGPT4FolderConfig, onProgress, t0, latest);
   const { files, config, tokenizer, readMs } = await readModelFolder(src, onProgress);
   const blob = files["model.safetensors"];
   onProgress({ stage: "copying the weights into the heaps", loaded: 0, total: blob.size });
@@ -62,7 +65,7 @@ export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promis
     await file.close();
   }
   onProgress({ stage: "built", loaded: blob.size, total: blob.size });
-  model = m;
+  model = latest(m);
   const c = config as {
     num_query_tokens: number;
     vision_config: { num_hidden_layers: number; image_size: number };
@@ -99,6 +102,7 @@ async function loadMiniGpt4(
   cfg: MiniGPT4FolderConfig,
   onProgress: ProgressFn,
   t0: number,
+  latest: Latest,
 ): Promise<VlmInfo> {
   if (src.kind !== "url")
     throw new ConfigError(
@@ -155,7 +159,7 @@ async function loadMiniGpt4(
       ...(cfg.image_prompt?.separator !== undefined ? { separator: cfg.image_prompt.separator } : {}),
     },
   );
-  model = m;
+  model = latest(m);
   const q = cfg.qformer_config as { num_hidden_layers?: number };
   const lm = llm.config as { n_layer?: number; num_hidden_layers?: number };
   return {
