@@ -276,8 +276,10 @@ export class ViTModel {
    * Load a Hugging Face checkpoint: `config` is the parsed `config.json`, `weights` the
    * `model.safetensors` bytes (or a tensor source). Works for `ViTModel` (names without prefix,
    * e.g. DINO `facebook/dino-vits16`) and `ViTForImageClassification` (`vit.` prefix + `classifier`).
+   * A string is a checkpoint folder (Node), as `loadViTModel(dir)`.
    */
-  static async fromPretrained(src: PretrainedSource, opts: LoadOptions = {}): Promise<ViTModel> {
+  static async fromPretrained(src: PretrainedSource | string, opts: LoadOptions = {}): Promise<ViTModel> {
+    if (typeof src === "string") return loadViTModel(src, opts);
     return buildHf(ViTModel, src, opts, "optional");
   }
 
@@ -668,10 +670,12 @@ export class ViTForImageClassification extends ViTModel implements Trainable<ViT
     return this.labels;
   }
 
+  /** A checkpoint object, or a checkpoint folder path (Node) as `loadViTForImageClassification(dir)`. */
   static override async fromPretrained(
-    src: PretrainedSource,
+    src: PretrainedSource | string,
     opts: LoadOptions = {},
   ): Promise<ViTForImageClassification> {
+    if (typeof src === "string") return loadViTForImageClassification(src, opts);
     return buildHf(ViTForImageClassification, src, opts, "required");
   }
 

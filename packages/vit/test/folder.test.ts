@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ConfigError, createRuntime, init, WeightsError, writeSafetensors } from "@wasmformer/core";
 import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadViTForImageClassification, loadViTModel } from "../src/vit-model.js";
+import { loadViTForImageClassification, loadViTModel, ViTForImageClassification, ViTModel } from "../src/vit-model.js";
 import { hfConfigJson, type OracleConfig, randomWeights, toTimm } from "./oracle.js";
 
 const c: OracleConfig = {
@@ -56,6 +56,24 @@ describe("checkpoint folders", () => {
     const top = await m.classify(bytes, { topK: 2 });
     expect(top.map((p) => p.label)).toEqual(expect.arrayContaining([expect.stringMatching(/^class_\d$/)]));
     expect(top[0]!.score).toBeGreaterThanOrEqual(top[1]!.score);
+  });
+
+  it("fromPretrained(folder path) loads an HF folder with F16 weights as load…(dir) does", async () => {
+    await init({ backend: "ref" });
+    const d = folder("hf16", {
+      "config.json": JSON.stringify(hfConfigJson(c)),
+      "model.safetensors": writeSafetensors(hf, undefined, { floatDtype: "F16" }),
+      "preprocessor_config.json": JSON.stringify({ size: { height: 8, width: 8 }, image_mean: 0.25 }),
+    });
+    const runtime = createRuntime({ backend: "ref" });
+    const a = await ViTForImageClassification.fromPretrained(d, { runtime });
+    const b = await loadViTForImageClassification(d, { runtime });
+    const base = await ViTModel.fromPretrained(d, { runtime });
+    expect(a.processor.config.image_mean).toEqual([0.25, 0.25, 0.25]);
+    const px = await a.pixelValues({ data: new Uint8Array(64 * 3).map((_, i) => i), width: 8, height: 8, channels: 3 });
+    expect(a.forward(px).logits.data).toEqual(b.forward(px).logits.data);
+    expect(base.forward(px).lastHiddenState.shape).toEqual([1, 5, 12]);
+    await expect(ViTForImageClassification.fromPretrained(join(root, "missing"))).rejects.toThrow(ConfigError);
   });
 
   it("timm folder (architecture + pretrained_cfg) loads through fromTimm with timm's eval transform", async () => {
