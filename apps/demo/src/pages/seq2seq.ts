@@ -31,8 +31,10 @@ export const seq2seqPage: Page = {
       if (loaded !== compute.epoch || !input.value.trim()) return;
       status.set("running", "translating in the worker…");
       try {
-        const r = await compute.run((api) => api.translate(input.value));
+        const text = input.value;
+        const r = await compute.run((api) => api.translate(text));
         output.textContent = r.text;
+        output.dataset.input = text;
         out.replaceChildren(
           heatmap(r.attention, r.targetTokens.length, r.sourceTokens.length, {
             rowLabels: r.targetTokens,

@@ -47,6 +47,8 @@ export const trainPage: Page = {
     accPlot.el.id = "train-acc";
 
     const losses: number[] = [];
+    // for the end-to-end tests: the loss curve's values
+    (window as unknown as { __trainLosses: number[] }).__trainLosses = losses;
     const accs: number[] = [];
     let setupEpoch = -1; // the worker epoch the session was set up in (-1: none)
     let running = false;

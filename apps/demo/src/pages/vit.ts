@@ -224,6 +224,7 @@ export const vitPage: Page = {
         await digitView.show(r);
         clear(digitErr);
         digitStatus.set("done", `${r.top[0]?.label} · ${r.ms.toFixed(0)} ms in the worker`);
+        digitStatus.el.dataset.runs = String(Number(digitStatus.el.dataset.runs ?? 0) + 1);
       } catch (e) {
         digitStatus.set("error", "failed");
         showError(digitErr, e);

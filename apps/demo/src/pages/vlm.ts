@@ -31,7 +31,7 @@ export const vlmPage: Page = {
     const stop = h("button", { id: "vlm-stop", disabled: true }, "Stop");
     const rate = h("span", { id: "vlm-rate", class: "muted" });
     const status = statusLine();
-    status.el.id = "vlm-status";
+    status.el.id = "vlm-answer-status";
     const err = h("div", {});
     const answer = h("div", { class: "stream", id: "vlm-answer" });
 
