@@ -53,12 +53,17 @@ export const trainPage: Page = {
     let setupEpoch = -1; // the worker epoch the session was set up in (-1: none)
     let running = false;
     let drawing = false;
-    // at most one redraw per frame, however fast the steps come
+    let last: TrainStep | undefined;
+    // at most one redraw (status line and plots) per frame, however fast the steps come
     const redraw = () => {
       if (drawing) return;
       drawing = true;
       requestAnimationFrame(() => {
         drawing = false;
+        if (last && running) {
+          status.el.dataset.step = String(last.step);
+          status.set("running", `step ${last.step} · loss ${last.loss.toFixed(4)}`);
+        }
         lossPlot.draw(losses);
         accPlot.draw(accs);
       });
@@ -137,8 +142,7 @@ export const trainPage: Page = {
             Math.max(1, Math.floor(Number(epochs.value))),
             proxy((s: TrainStep) => {
               losses.push(s.loss);
-              status.el.dataset.step = String(s.step);
-              status.set("running", `step ${s.step} · loss ${s.loss.toFixed(4)}`);
+              last = s;
               redraw();
             }),
             proxy((e: TrainEpoch) => {

@@ -98,7 +98,7 @@ export async function readJson(blob: Blob, name: string): Promise<unknown> {
  * meanwhile it disposes what the older one built and throws an `AbortError`, so that a slow older
  * load can never replace a newer model.
  */
-export type Latest = <M extends { dispose?(): void }>(built: M) => M;
+export type Latest = <M extends object>(built: M) => M;
 
 export class LoadSlot {
   private n = 0;
@@ -107,7 +107,7 @@ export class LoadSlot {
     const mine = ++this.n;
     return (built) => {
       if (mine !== this.n) {
-        built.dispose?.();
+        (built as { dispose?(): void }).dispose?.();
         throw new AbortError("this load was superseded by a newer one");
       }
       return built;
