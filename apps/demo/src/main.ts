@@ -42,6 +42,7 @@ async function startWorker(): Promise<void> {
     const threads =
       r.threads > 1 ? `${r.threads} threads` : `1 thread${r.threadsReason ? ` (${r.threadsReason})` : ""}`;
     backend.textContent = `worker ready · backend ${r.backend} · ${threads}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
+    performance.mark("worker-ready");
     backend.dataset.backend = r.backend;
     backend.dataset.threads = String(r.threads);
     backend.className = "muted";

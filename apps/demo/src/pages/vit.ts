@@ -217,7 +217,9 @@ export const vitPage: Page = {
       digitStatus.set("running", "classifying in the worker…");
       try {
         const g = pad.read();
+        performance.mark("vit-classify");
         const r = await compute.run((api) => api.classifyDigit(g.gray, g.width, g.height));
+        performance.mark("vit-classified");
         probs.replaceChildren(probabilities(r));
         // the first prediction after opening the page, for the e2e run's time-to-first-prediction
         if (!root.dataset.firstPrediction) root.dataset.firstPrediction = performance.now().toFixed(0);
@@ -303,7 +305,10 @@ export const vitPage: Page = {
         autoload: !trained,
         load: (src, onProgress) => compute.run((api) => api.loadVit(src, onProgress)),
         describe,
-        onLoaded: (i) => loaded(i, "model: the loaded checkpoint"),
+        onLoaded: (i) => {
+          performance.mark("vit-loaded");
+          loaded(i, "model: the loaded checkpoint");
+        },
       }),
       modelNote,
       h(

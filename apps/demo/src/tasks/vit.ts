@@ -49,14 +49,23 @@ export interface VitResult {
 let model: ViTModel | undefined;
 const loads = new LoadSlot();
 
-/** Load a ViT folder; `kernels` (the worker's kernel loading) is awaited once the files are read. */
-export async function loadVit(src: FolderSource, onProgress: ProgressFn, kernels?: Promise<unknown>): Promise<VitInfo> {
+/**
+ * Load a ViT folder, or its files already being read (config.json, model.safetensors, optional
+ * preprocessor_config.json); `kernels` (the worker's kernel loading) is awaited once they are read.
+ */
+export async function loadVit(
+  src: FolderSource | Promise<Record<string, Blob>>,
+  onProgress: ProgressFn,
+  kernels?: Promise<unknown>,
+): Promise<VitInfo> {
   const t0 = performance.now();
   const latest = loads.begin();
   // free the previous model's wasm memory now: the new one is loaded into it
   model?.dispose();
   model = undefined;
-  const files = await readFolder(src, ["config.json", "model.safetensors"], ["preprocessor_config.json"], onProgress);
+  const files = await ("kind" in src
+    ? readFolder(src, ["config.json", "model.safetensors"], ["preprocessor_config.json"], onProgress)
+    : src);
   const config = await readJson(files["config.json"], "config.json");
   const pp = files["preprocessor_config.json"]
     ? ((await readJson(files["preprocessor_config.json"], "preprocessor_config.json")) as Record<string, unknown>)
