@@ -15,7 +15,7 @@
 //
 //   pnpm build
 //   node --experimental-wasm-relaxed-simd packages/models/scripts/train-digits-vit.mjs \
-//        --out packages/models/checkpoints/digits-vit [--epochs 100] [--patch 7] [--seed 0] …
+//        --out packages/models/checkpoints/digits-vit [--epochs 60] [--patch 7] [--seed 0] …
 //   (every option below; --max-steps N stops after N optimizer steps: the CI smoke run)
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -32,7 +32,7 @@ export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
 
 export const DEFAULTS = {
-  epochs: 100,
+  epochs: 60,
   hidden: 64,
   layers: 4,
   heads: 4,

@@ -4,7 +4,7 @@
 // `digits-vit` checkpoint; this example runs it with the same flags.
 //
 //   pnpm build
-//   node --experimental-wasm-relaxed-simd packages/vit/examples/train-mnist.mjs [--epochs 100]
+//   node --experimental-wasm-relaxed-simd packages/vit/examples/train-mnist.mjs [--epochs 60]
 //        [--patch 7] [--hidden 64] [--seed 0] [--out dir] …  (every flag: see the script)
 import { parseArgs, trainDigitsVit } from "../../models/scripts/train-digits-vit.mjs";
 
