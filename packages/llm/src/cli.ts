@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `wasmformer generate --model <folder> --prompt "…"`: load a Hugging Face GPT-2 or Llama-family folder (progress
- * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130).
+ * bar on stderr), then stream the generated text to stdout. Ctrl-C cancels (exit code 130). Without
+ * `--model`, generate runs the embedded Brown-corpus LM of the optional `@wasmformer/models` package.
  *
  * `wasmformer chat --model <folder>`: a conversation. Each line of stdin is a user turn (or one turn
  * from `--prompt`); the whole conversation (an optional `--system` message, every earlier turn and
@@ -13,14 +14,16 @@ import { parseArgs } from "node:util";
 import { AbortError, type BackendName, InputError, init, WasmformerError } from "@wasmformer/core";
 import type { ChatMessage } from "@wasmformer/text";
 import { type AnyCausalLM, AutoModelForCausalLM } from "./auto.js";
+import { DEFAULT_MODEL, EMBEDDED_MODELS_PACKAGE, embeddedModelFolder } from "./embedded.js";
 import { checkGenerateOptions, type GenerateOptions } from "./generate.js";
 
-const USAGE = `usage: wasmformer generate --model <folder> --prompt "<text>" [options]
+const USAGE = `usage: wasmformer generate [--model <folder>] --prompt "<text>" [options]
        wasmformer chat --model <folder> [--system "<text>"] [--prompt "<text>"] [options]
 
 generate: loads a Hugging Face decoder folder (config.json with model_type gpt2, llama, qwen2 or
 mistral, model.safetensors, tokenizer.json or vocab.json + merges.txt) and streams the continuation
-of the prompt to stdout.
+of the prompt to stdout. Without --model it runs ${DEFAULT_MODEL}, a small GPT-2 trained by
+wasmformer on the Brown corpus, from the optional package ${EMBEDDED_MODELS_PACKAGE}.
 
 chat: reads user turns from stdin, one per line (or one turn from --prompt), renders the whole
 conversation with the chat template of the folder's tokenizer_config.json and streams each reply
@@ -28,7 +31,7 @@ to stdout (one line per reply). It stops at end of input. Stops at eos_token_id 
 tokenizer's eos_token.
 
 options:
-  --model, -m <folder>          model folder (required)
+  --model, -m <folder>          model folder (chat: required; generate: default ${DEFAULT_MODEL})
   --prompt, -p <text>           prompt text (generate: required unless --prompt-ids; chat: one user turn)
   --prompt-ids <ids>            prompt as comma-separated token ids (generate only)
   --system, -s <text>           chat: a system message first
@@ -144,8 +147,9 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
       );
     }
     const chat = command === "chat";
-    const folder = values.model as string | undefined;
-    if (!folder) throw new UsageError("--model <folder> is required");
+    let folder = values.model as string | undefined;
+    if (folder === "") throw new UsageError("--model: empty folder name");
+    if (!folder && chat) throw new UsageError("--model <folder> is required for chat");
     const promptText = values.prompt as string | undefined;
     const promptIds = values["prompt-ids"] as string | undefined;
     if (chat) {
@@ -184,6 +188,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
       throw e;
     }
 
+    folder ??= await embeddedModelFolder();
     await init({ backend: backend as "auto" | BackendName, threads });
     const bar = values["no-progress"] ? undefined : progressBar("loading", stderr);
     bar?.(0, 1);

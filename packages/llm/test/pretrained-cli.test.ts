@@ -270,7 +270,8 @@ describe("wasmformer CLI", () => {
 
   test("bad usage and bad input exit with a message", () => {
     const dir = join(root, "cli");
-    expect(run(["generate", "--prompt", "x"]).stderr).toContain("--model <folder> is required");
+    expect(run(["chat", "--prompt", "x"]).stderr).toContain("--model <folder> is required for chat");
+    expect(run(["generate", "-m", "", "--prompt", "x"]).stderr).toContain("--model: empty folder name");
     expect(run(["generate", "-m", dir, "-p", "x", "--top-k", "x"]).status).toBe(2);
     expect(run(["frobnicate"]).status).toBe(2);
     const long = run(["generate", "-m", dir, "-p", "hello", "-n", "100", "--no-progress"]);
