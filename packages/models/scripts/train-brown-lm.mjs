@@ -106,7 +106,7 @@ ${list(r.samples)}
 
 ## Limits
 
-A toy: ${(r.nParams / 1e6).toFixed(1)} M parameters and one pass over one million words give locally
+A toy: ${(r.nParams / 1e6).toFixed(1)} M parameters trained on ${((r.steps * o.batch * o.ctx) / 1e6).toFixed(2)} M tokens give locally
 fluent English phrases, not facts or coherent paragraphs. Contexts longer than ${o.ctx} tokens are
 not supported (learned positions).
 `;
