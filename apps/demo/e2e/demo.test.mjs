@@ -90,7 +90,7 @@ describe("demo", () => {
       assert.ok(stats.splitCalls > 0, "the product was split over the threads");
       assert.ok(stats.workerTiles > 0, "the pool's workers ran tiles");
     }
-    for (const id of ["text", "embeddings", "attention", "vit", "generate", "vlm"]) {
+    for (const id of ["vit", "train", "generate", "attention", "embeddings", "seq2seq", "vlm", "text"]) {
       await page.click(`#tabs button[data-page="${id}"]`);
       await page.waitForSelector(`#page-${id}:not([hidden])`);
     }

@@ -209,11 +209,14 @@ const api = {
   async runTraining(
     digits: LabelledDigit[],
     epochs: number,
+    shift: number,
     onStep: (s: TrainStep) => void,
     onEpoch: (e: TrainEpoch) => Promise<void> | void,
   ) {
     const { runTraining } = await tasks.train();
-    return withCallback(onStep, (step) => withCallback(onEpoch, (epoch) => runTraining(digits, epochs, step, epoch)));
+    return withCallback(onStep, (step) =>
+      withCallback(onEpoch, (epoch) => runTraining(digits, epochs, shift, step, epoch)),
+    );
   },
 
   async stopTrainingVit() {

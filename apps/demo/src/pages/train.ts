@@ -1,6 +1,7 @@
 /**
  * Train page: fine-tune the embedded digits ViT (or train one of its shape from random weights) in
- * the worker, on digits drawn and labelled here plus the sample MNIST digits. Live loss (per step)
+ * the worker, on digits drawn and labelled here plus the sample MNIST digits (optionally shifted by
+ * up to 2 px each epoch). Live loss (per step)
  * and accuracy (per epoch) plots; Stop ends after the current step, Train again resumes from there
  * (same weights, same optimizer state). When a run ends the model goes to the ViT page.
  */
@@ -26,6 +27,7 @@ export const trainPage: Page = {
     const lr = h("input", { id: "train-lr", type: "number", value: 1e-3, step: 1e-4, min: 1e-5, max: 0.1, size: 8 });
     const epochs = h("input", { id: "train-epochs", type: "number", value: 30, min: 1, max: 10000, size: 6 });
     const useSamples = h("input", { id: "train-samples", type: "checkbox", checked: true });
+    const augment = h("input", { id: "train-shift", type: "checkbox", checked: true });
     const label = h(
       "select",
       { id: "train-label" },
@@ -140,6 +142,7 @@ export const trainPage: Page = {
           api.runTraining(
             digits,
             Math.max(1, Math.floor(Number(epochs.value))),
+            augment.checked ? 2 : 0,
             proxy((s: TrainStep) => {
               losses.push(s.loss);
               last = s;
@@ -187,7 +190,7 @@ export const trainPage: Page = {
       h(
         "p",
         { class: "muted" },
-        "Training runs in the worker with the project's own training engine (nn's fit, AdamW, digits shifted by up to 2 px each epoch). Stop keeps the model; Resume continues from it. When a run ends, the ViT page uses the trained model.",
+        "Training runs in the worker with the project's own training engine (nn's fit, AdamW). Stop keeps the model; Resume continues from it. When a run ends, the ViT page uses the trained model.",
       ),
       h(
         "div",
@@ -217,6 +220,7 @@ export const trainPage: Page = {
           h("label", {}, "start ", mode),
           h("label", {}, "learning rate ", lr),
           h("label", {}, "epochs per run ", epochs),
+          h("label", {}, augment, " shift the digits by up to 2 px each epoch"),
         ),
         h("div", { class: "actions" }, start, stop, reset),
         status.el,

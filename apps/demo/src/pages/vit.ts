@@ -13,6 +13,7 @@ import {
   clear,
   embeddedUrl,
   fmtBytes,
+  fmtNum,
   h,
   nextTask,
   palette,
@@ -51,7 +52,7 @@ async function sampleImage(): Promise<Blob> {
 }
 
 /** The model input with one head's CLS map blended over it. */
-function overlay(r: VitResult, l: number, hd: number, size: number): HTMLCanvasElement {
+function overlay(r: VitResult, l: number, hd: number, size: number, into?: HTMLCanvasElement): HTMLCanvasElement {
   const { width: w, height: hgt, rgba } = r.input;
   const [gh, gw] = r.grid;
   const N = gh * gw;
@@ -62,8 +63,13 @@ function overlay(r: VitResult, l: number, hd: number, size: number): HTMLCanvasE
   const sctx = src.getContext("2d") as OffscreenCanvasRenderingContext2D;
   sctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, hgt), 0, 0);
   const scale = size / Math.max(w, hgt);
-  const c = h("canvas", { width: Math.round(w * scale), height: Math.round(hgt * scale) });
+  const c = into ?? h("canvas", {});
+  const cw0 = Math.round(w * scale);
+  const ch0 = Math.round(hgt * scale);
+  // resizing a canvas clears it (and lays the page out again): only when the size changes
+  if (c.width !== cw0 || c.height !== ch0) [c.width, c.height] = [cw0, ch0];
   const ctx = c.getContext("2d") as CanvasRenderingContext2D;
+  ctx.globalAlpha = 1;
   ctx.drawImage(src, 0, 0, c.width, c.height);
   ctx.globalAlpha = 0.55;
   const cw = c.width / gw;
@@ -77,6 +83,24 @@ function overlay(r: VitResult, l: number, hd: number, size: number): HTMLCanvasE
   return c;
 }
 
+/**
+ * Put `rows` into the body of the table in `slot` in place when it has that many rows and cells;
+ * false when it has not (the caller builds a new table).
+ */
+function setRows(slot: HTMLElement, rows: readonly (readonly (string | number)[])[]): boolean {
+  const body = slot.querySelector("tbody");
+  if (!body || body.rows.length !== rows.length || rows.length === 0) return false;
+  if ([...body.rows].some((tr, i) => tr.cells.length !== rows[i].length)) return false;
+  rows.forEach((row, i) => {
+    row.forEach((c, j) => {
+      const text = typeof c === "number" ? fmtNum(c) : c;
+      const cell = body.rows[i].cells[j];
+      if (cell.textContent !== text) cell.textContent = text;
+    });
+  });
+  return true;
+}
+
 /** Where a result is shown: top classes, mean attention distance, CLS overlays of one layer. */
 function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<void> } {
   const el = h("div", { id: `${id}-out` });
@@ -88,6 +112,18 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
     const r = result;
     if (!r) return;
     const l = Number(layerSel.value);
+    // the same heads: draw into the canvases in place (no new elements, no layout)
+    const old = [...maps.querySelectorAll("canvas")];
+    if (old.length === r.heads) {
+      for (let hd = 0; hd < r.heads; hd++) {
+        await nextTask();
+        if (r !== result) return;
+        overlay(r, l, hd, 140, old[hd]);
+        const cap = old[hd].nextElementSibling;
+        if (cap) cap.textContent = `layer ${l} · head ${hd}`;
+      }
+      return;
+    }
     const figs: HTMLElement[] = [];
     for (let hd = 0; hd < r.heads; hd++) {
       await nextTask();
@@ -96,12 +132,21 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
     if (r === result) maps.replaceChildren(...figs);
   };
   layerSel.addEventListener("change", () => void drawMaps());
+  // the sections are built once; later results are drawn into them in place (few new elements,
+  // little layout), as predictions follow a drawing
+  const topSlot = h("div", {});
+  const distPlot = h("div", {});
+  const distTable = h("div", {});
   const show = async (r: VitResult) => {
+    const first = result === undefined;
     const keep = result && result.layers === r.layers ? layerSel.value : String(r.layers - 1);
+    const sameShape = result && result.layers === r.layers && result.heads === r.heads;
     result = r;
-    clear(layerSel);
-    for (let l = 0; l < r.layers; l++)
-      layerSel.append(h("option", { value: l, selected: String(l) === keep }, `layer ${l}`));
+    if (!sameShape) {
+      clear(layerSel);
+      for (let l = 0; l < r.layers; l++)
+        layerSel.append(h("option", { value: l, selected: String(l) === keep }, `layer ${l}`));
+    }
     const pts = [];
     for (let l = 0; l < r.layers; l++) {
       for (let hd = 0; hd < r.heads; hd++) {
@@ -113,23 +158,16 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
       }
     }
     // rendered in steps (one task each) so that no single main-thread task grows long
-    const top = r.top.length
-      ? h(
-          "section",
-          { class: "card" },
-          h("h3", {}, "Top classes"),
-          table(
-            ["class", "label", "probability"],
-            r.top.map((t) => [t.index, t.label, t.prob]),
-            `${id}-top`,
-          ),
-        )
-      : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only).");
+    const topRows = r.top.map((t) => [t.index, t.label, t.prob] as (string | number)[]);
+    if (!setRows(topSlot, topRows)) {
+      topSlot.replaceChildren(
+        r.top.length
+          ? table(["class", "label", "probability"], topRows, `${id}-top`)
+          : h("p", { class: "muted" }, "This checkpoint has no classifier head (features only)."),
+      );
+    }
     await nextTask();
-    const dist = h(
-      "section",
-      { class: "card" },
-      h("h3", {}, "Mean attention distance"),
+    distPlot.replaceChildren(
       scatter(pts, {
         xLabel: "layer (network depth)",
         yLabel: "mean attention distance (px)",
@@ -137,45 +175,65 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
         xTicks: Array.from({ length: r.layers }, (_, l) => l),
         yMin: 0,
       }),
-      table(
-        ["layer", ...Array.from({ length: r.heads }, (_, i) => `head ${i}`)],
-        Array.from({ length: r.layers }, (_, l) => [
-          `${l}`,
-          ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
-        ]),
-        `${id}-distance`,
-      ),
     );
+    const distRows = Array.from({ length: r.layers }, (_, l) => [
+      `${l}`,
+      ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
+    ]);
+    if (!setRows(distTable, distRows)) {
+      distTable.replaceChildren(
+        table(["layer", ...Array.from({ length: r.heads }, (_, i) => `head ${i}`)], distRows, `${id}-distance`),
+      );
+    }
     await nextTask();
-    el.replaceChildren(
-      top,
-      h("section", { class: "card" }, h("h3", {}, "CLS attention per head"), h("label", {}, "layer ", layerSel), maps),
-      dist,
-    );
+    if (first) {
+      el.replaceChildren(
+        h("section", { class: "card" }, h("h3", {}, "Top classes"), topSlot),
+        h(
+          "section",
+          { class: "card" },
+          h("h3", {}, "CLS attention per head"),
+          h("label", {}, "layer ", layerSel),
+          maps,
+        ),
+        h("section", { class: "card" }, h("h3", {}, "Mean attention distance"), distPlot, distTable),
+      );
+    }
     await drawMaps();
   };
   return { el, show };
 }
 
-/** The predicted digit and a bar per class. */
-function probabilities(r: VitResult): HTMLElement {
+/** The predicted digit and a bar per class, updated in place while the classes stay the same. */
+function showProbabilities(slot: HTMLElement, r: VitResult): void {
   const best = r.top[0];
   const rows = [...r.top].sort((a, b) => a.index - b.index);
-  return h(
-    "div",
-    { class: "probs" },
+  const pred = slot.querySelector<HTMLElement>("#vit-prediction");
+  const bars = slot.querySelectorAll<HTMLElement>(".prob");
+  if (pred && bars.length === rows.length) {
+    pred.textContent = best ? best.label : "?";
+    pred.dataset.label = best?.label ?? "";
+    rows.forEach((t, i) => {
+      const [name, meter, pct] = bars[i].children as unknown as [HTMLElement, HTMLMeterElement, HTMLElement];
+      name.textContent = t.label;
+      meter.value = t.prob;
+      pct.textContent = `${(100 * t.prob).toFixed(1)} %`;
+    });
+    return;
+  }
+  slot.replaceChildren(
     h(
-      "p",
-      { class: "prediction", id: "vit-prediction", "data-label": best?.label ?? "" },
-      best ? `${best.label}` : "?",
-    ),
-    ...rows.map((t) =>
-      h(
-        "div",
-        { class: "prob" },
-        h("span", {}, t.label),
-        h("meter", { min: 0, max: 1, value: t.prob }),
-        h("span", { class: "muted" }, `${(100 * t.prob).toFixed(1)} %`),
+      "div",
+      { class: "probs" },
+      h("p", { class: "prediction", id: "vit-prediction", "data-label": best?.label ?? "" }, best ? best.label : "?"),
+      ...rows.map((t) =>
+        h(
+          "div",
+          { class: "prob" },
+          h("span", {}, t.label),
+          h("meter", { min: 0, max: 1, value: t.prob }),
+          h("span", { class: "muted" }, `${(100 * t.prob).toFixed(1)} %`),
+        ),
       ),
     ),
   );
@@ -220,7 +278,7 @@ export const vitPage: Page = {
         performance.mark("vit-classify");
         const r = await compute.run((api) => api.classifyDigit(g.gray, g.width, g.height));
         performance.mark("vit-classified");
-        probs.replaceChildren(probabilities(r));
+        showProbabilities(probs, r);
         // the first prediction after opening the page, for the e2e run's time-to-first-prediction
         if (!root.dataset.firstPrediction) root.dataset.firstPrediction = performance.now().toFixed(0);
         await digitView.show(r);

@@ -1,13 +1,14 @@
 /**
  * Train page in the worker: fine-tune the digits ViT (or train a fresh one of the same shape) on
- * labelled digits with nn's `fit` and AdamW, one epoch per `fit` call so that every epoch sees new
- * random shifts (±2 px, as the checkpoint's own training) of the digits. Training stops between two
+ * labelled digits with nn's `fit` and AdamW, one epoch per `fit` call so that every epoch can see new
+ * random shifts of the digits (±`shift` px; augmentation helps a fine-tuned model generalise, but
+ * a model learning a few dozen digits from scratch fits them much more slowly with it). Training stops between two
  * steps (`stopTrainingVit`) and resumes where it stopped: the model and the optimizer's moments are
  * kept. `useTrainedVit` hands a copy of the trained model, in inference mode, to the ViT page.
  */
-import { AbortError, BusyError, ConfigError, InputError, mulberry32 } from "@wasmformer/core";
+import { AbortError, BusyError, ConfigError, InputError, mulberry32, tensorSource } from "@wasmformer/core";
 import { AdamW, evaluate, fit } from "@wasmformer/nn";
-import { type ViTExample, ViTForImageClassification } from "@wasmformer/vit";
+import { initViTParameters, parseViTConfig, type ViTExample, ViTForImageClassification } from "@wasmformer/vit";
 import { digitPixels, MNIST_SIZE, mnistDigit } from "./digit.js";
 import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
 import { useVitModel, type VitInfo } from "./vit.js";
@@ -79,14 +80,12 @@ export async function setupTraining(
   const preprocessor = files["preprocessor_config.json"]
     ? await readJson(files["preprocessor_config.json"], "preprocessor_config.json")
     : undefined;
-  const model =
+  // from scratch: HF's initialisation (seeded), with the checkpoint's preprocessing
+  const weights =
     req.start === "scratch"
-      ? await ViTForImageClassification.fromConfig(config, { seed: req.seed })
-      : await ViTForImageClassification.fromPretrained({
-          config,
-          weights: new Uint8Array(await files["model.safetensors"].arrayBuffer()),
-          preprocessor,
-        });
+      ? tensorSource(initViTParameters(parseViTConfig(config), req.seed))
+      : new Uint8Array(await files["model.safetensors"].arrayBuffer());
+  const model = await ViTForImageClassification.fromPretrained({ config, weights, preprocessor });
   if (model.config.num_labels < 10) {
     model.dispose();
     throw new ConfigError(`a digits model needs 10 labels, the checkpoint has ${model.config.num_labels}`, "id2label");
@@ -120,6 +119,7 @@ function shifted(digit: Uint8Array, dx: number, dy: number): Uint8Array {
 export async function runTraining(
   digits: readonly LabelledDigit[],
   epochs: number,
+  shift: number,
   onStep: (s: TrainStep) => void,
   onEpoch: (e: TrainEpoch) => void | Promise<void>,
 ): Promise<TrainRunResult> {
@@ -128,6 +128,8 @@ export async function runTraining(
   if (controller) throw new BusyError("training is already running");
   if (!Number.isInteger(epochs) || epochs < 1) throw new InputError(`epochs must be a positive integer, got ${epochs}`);
   if (digits.length === 0) throw new InputError("no digits to train on: add some first");
+  if (!Number.isInteger(shift) || shift < 0 || shift > 4)
+    throw new InputError(`shift must be 0…4 pixels, got ${shift}`);
   const m = s.model;
   const size = m.config.image_size[0];
   const C = m.config.num_channels;
@@ -143,14 +145,15 @@ export async function runTraining(
     label,
   });
   const clean = norm.map((d) => asExample(d.digit, d.label));
-  const jitter = () => Math.floor(s.rand() * 5) - 2;
-  const batchSize = Math.min(32, digits.length);
+  const jitter = () => Math.floor(s.rand() * (2 * shift + 1)) - shift;
+  // small batches: a few dozen digits still make several steps per epoch
+  const batchSize = Math.min(16, digits.length);
   controller = new AbortController();
   const signal = controller.signal;
   m.train();
   try {
     for (let e = 0; e < epochs; e++) {
-      const examples = norm.map((d) => asExample(shifted(d.digit, jitter(), jitter()), d.label));
+      const examples = shift ? norm.map((d) => asExample(shifted(d.digit, jitter(), jitter()), d.label)) : clean;
       let sum = 0;
       let n = 0;
       try {
