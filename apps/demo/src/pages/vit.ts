@@ -167,15 +167,16 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
       );
     }
     await nextTask();
-    distPlot.replaceChildren(
-      scatter(pts, {
-        xLabel: "layer (network depth)",
-        yLabel: "mean attention distance (px)",
-        title: "one point per head, coloured by head",
-        xTicks: Array.from({ length: r.layers }, (_, l) => l),
-        yMin: 0,
-      }),
-    );
+    const plotOpts = {
+      xLabel: "layer (network depth)",
+      yLabel: "mean attention distance (px)",
+      title: "one point per head, coloured by head",
+      xTicks: Array.from({ length: r.layers }, (_, l) => l),
+      yMin: 0,
+    };
+    const oldPlot = distPlot.querySelector("canvas") ?? undefined;
+    const fig = scatter(pts, plotOpts, oldPlot);
+    if (!oldPlot) distPlot.replaceChildren(fig);
     const distRows = Array.from({ length: r.layers }, (_, l) => [
       `${l}`,
       ...r.meanDistance.subarray(l * r.heads, (l + 1) * r.heads),
