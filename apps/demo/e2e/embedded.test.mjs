@@ -236,8 +236,18 @@ describe("embedded models", () => {
     await context.close();
   });
 
-  test("VLM: the mini MiniGPT-4 names the digit", async () => {
+  test("VLM: the mini MiniGPT-4 names the digit (or, in a build without it, the page says so)", async () => {
     const { page, errors, context } = await openPage(browser, `${server.url}#vlm`);
+    const res = await fetch(`${server.url}models/digits-minigpt4/config.json`);
+    if (!res.headers.get("content-type")?.includes("json")) {
+      // the checkpoint is not in packages/models yet: no error, a note, and the loader stays usable
+      await page.waitForSelector('#vlm-status[data-embedded="absent"]', { timeout: 60_000 });
+      assert.match(await page.textContent("#vlm-status"), /no embedded model/);
+      assert.equal(await page.isDisabled("#vlm-load-url"), false);
+      assert.deepEqual(errors, []);
+      await context.close();
+      return;
+    }
     await waitState(page, "#vlm-status", 120_000);
     const ask = async () => {
       await press(page, "#vlm-ask");

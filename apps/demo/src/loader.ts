@@ -48,7 +48,7 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
   cancel.addEventListener("click", () => compute.cancel());
 
   let loads = 0;
-  const start = async (src: FolderSource) => {
+  const start = async (src: FolderSource, embedded = false) => {
     // a newer load (e.g. the user's, while the embedded model loads) supersedes this one
     const mine = ++loads;
     clear(err);
@@ -74,6 +74,13 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     } catch (e) {
       if (mine !== loads) return;
       bar.el.hidden = true;
+      // a build without this embedded model (its folder is not served): say so, not an error
+      const { name = "", message = "" } = e as { name?: string; message?: string };
+      if (embedded && /^(ConfigError|WeightsError)$/.test(name) && / not found at /.test(message)) {
+        status.set("idle", "This build has no embedded model for this page: load a checkpoint folder.");
+        status.el.dataset.embedded = "absent";
+        return;
+      }
       status.set("error", "loading failed");
       showError(err, e);
     } finally {
@@ -100,7 +107,7 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
   });
   if (o.autoload && o.url) {
     const u = o.url;
-    queueMicrotask(() => void start({ kind: "url", url: u }));
+    queueMicrotask(() => void start({ kind: "url", url: u }, true));
   }
   return h(
     "div",
