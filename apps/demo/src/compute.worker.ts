@@ -9,6 +9,7 @@ import { expose, releaseProxy, transfer } from "comlink";
 import type { TrainRequest } from "./tasks/embeddings.js";
 import { type FolderSource, type ProgressFn, readFolder } from "./tasks/folder.js";
 import type { GenerateRequest } from "./tasks/gpt2.js";
+import { loadSlots } from "./tasks/slots.js";
 import type { TextRequest } from "./tasks/text.js";
 import type { LabelledDigit, TrainEpoch, TrainSetup, TrainStep } from "./tasks/train.js";
 import type { AskRequest, DigitImage } from "./tasks/vlm.js";
@@ -108,9 +109,10 @@ const api = {
 
   /** Load word vectors (vectors.bin / vectors.txt) from a folder. */
   async loadWordVectors(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.vectors.begin();
     await ensureInit();
     const { loadWordVectors } = await tasks.embeddings();
-    return withCallback(onProgress, (cb) => loadWordVectors(src, cb));
+    return withCallback(onProgress, (cb) => loadWordVectors(src, cb, latest));
   },
 
   async neighbours(word: string, k: number) {
@@ -129,9 +131,10 @@ const api = {
 
   /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
   async loadGpt2(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.gpt2.begin();
     await ensureInit();
     const { loadGpt2 } = await tasks.gpt2();
-    return withCallback(onProgress, (cb) => loadGpt2(src, cb));
+    return withCallback(onProgress, (cb) => loadGpt2(src, cb, latest));
   },
 
   /** Stream tokens through the proxied `onToken`; ends early on `stopGeneration()`. */
@@ -152,6 +155,7 @@ const api = {
 
   /** Load a ViT folder (files or URL). */
   async loadVit(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.vit.begin();
     // the page opens on this model: the files download while the kernels and the task's code load
     const kernels = ensureInit();
     const files = readFolder(src, VIT_FILES, VIT_OPTIONAL, onProgress);
@@ -159,14 +163,15 @@ const api = {
     kernels.catch(() => {});
     files.catch(() => {});
     const { loadVit } = await tasks.vit();
-    return withCallback(onProgress, (cb) => loadVit(files, cb, kernels));
+    return withCallback(onProgress, (cb) => loadVit(files, cb, kernels, latest));
   },
 
   /** Load a vision-language folder (files or URL). */
   async loadVlm(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.vlm.begin();
     await ensureInit();
     const { loadVlm } = await tasks.vlm();
-    return withCallback(onProgress, (cb) => loadVlm(src, cb));
+    return withCallback(onProgress, (cb) => loadVlm(src, cb, latest));
   },
 
   /** Answer a question about an image (a file or a drawn digit); the answer streams through the proxied `onToken`. */
@@ -230,9 +235,10 @@ const api = {
 
   /** Load a seq2seq folder (files or URL). */
   async loadSeq2Seq(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.seq2seq.begin();
     await ensureInit();
     const { loadSeq2Seq } = await tasks.seq2seq();
-    return withCallback(onProgress, (cb) => loadSeq2Seq(src, cb));
+    return withCallback(onProgress, (cb) => loadSeq2Seq(src, cb, latest));
   },
 
   /** Greedy translation and its cross-attention weights (transferred). */

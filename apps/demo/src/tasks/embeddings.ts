@@ -5,7 +5,8 @@
 import { ConfigError, InputError } from "@wasmformer/core";
 import { Word2Vec, type Word2VecProgress, WordVectors } from "@wasmformer/text";
 import { builtinCorpus } from "./corpus.js";
-import { type FolderSource, LoadSlot, type ProgressFn, readFolder } from "./folder.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder } from "./folder.js";
+import { loadSlots } from "./slots.js";
 
 export interface TrainRequest {
   /** "builtin" or the user's own text (one sentence per line) */
@@ -32,7 +33,6 @@ export type Neighbours = { word: string; similarity: number }[];
 
 let vectors: WordVectors | undefined;
 let training: AbortController | undefined;
-const loads = new LoadSlot();
 
 /** Stop a running training (it rejects with an AbortError). */
 export function stopTraining(): boolean {
@@ -173,9 +173,12 @@ export interface VectorsInfo {
 }
 
 /** Load word vectors from a folder: `vectors.bin` (word2vec binary) or `vectors.txt` (text). */
-export async function loadWordVectors(src: FolderSource, onProgress: ProgressFn): Promise<VectorsInfo> {
+export async function loadWordVectors(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.vectors.begin(),
+): Promise<VectorsInfo> {
   const t0 = performance.now();
-  const latest = loads.begin();
   vectors = undefined;
   const files = await readFolder(src, [], ["vectors.bin", "vectors.txt"], onProgress);
   const file = files["vectors.bin"] ? "vectors.bin" : files["vectors.txt"] ? "vectors.txt" : undefined;

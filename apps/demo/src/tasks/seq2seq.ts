@@ -5,7 +5,8 @@
  */
 import { ConfigError } from "@wasmformer/core";
 import { AttentionSeq2Seq } from "@wasmformer/nn";
-import { type FolderSource, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { loadSlots } from "./slots.js";
 
 export interface Seq2SeqInfo {
   srcVocab: number;
@@ -25,11 +26,13 @@ export interface Seq2SeqResult {
 }
 
 let model: AttentionSeq2Seq | undefined;
-const loads = new LoadSlot();
 
-export async function loadSeq2Seq(src: FolderSource, onProgress: ProgressFn): Promise<Seq2SeqInfo> {
+export async function loadSeq2Seq(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.seq2seq.begin(),
+): Promise<Seq2SeqInfo> {
   const t0 = performance.now();
-  const latest = loads.begin();
   model?.dispose();
   model = undefined;
   const files = await readFolder(src, ["config.json", "model.safetensors"], [], onProgress);

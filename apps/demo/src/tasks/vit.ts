@@ -13,7 +13,8 @@ import {
   ViTModel,
 } from "@wasmformer/vit";
 import { digitPixels, mnistDigit } from "./digit.js";
-import { type FolderSource, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { loadSlots } from "./slots.js";
 
 export interface VitInfo {
   layers: number;
@@ -47,7 +48,6 @@ export interface VitResult {
 }
 
 let model: ViTModel | undefined;
-const loads = new LoadSlot();
 
 /**
  * Load a ViT folder, or its files already being read (config.json, model.safetensors, optional
@@ -57,9 +57,9 @@ export async function loadVit(
   src: FolderSource | Promise<Record<string, Blob>>,
   onProgress: ProgressFn,
   kernels?: Promise<unknown>,
+  latest: Latest = loadSlots.vit.begin(),
 ): Promise<VitInfo> {
   const t0 = performance.now();
-  const latest = loads.begin();
   // free the previous model's wasm memory now: the new one is loaded into it
   model?.dispose();
   model = undefined;
@@ -106,7 +106,7 @@ function describe(m: ViTModel, loadMs: number, readMs: number): VitInfo {
 
 /** Make `m` (e.g. the Train page's model, in inference mode) the ViT page's model. */
 export function useVitModel(m: ViTModel): VitInfo {
-  loads.begin(); // a load still running must not replace it
+  loadSlots.vit.begin(); // a load still running must not replace it
   if (m !== model) model?.dispose();
   model = m;
   return describe(m, 0, 0);

@@ -8,8 +8,9 @@ import { ConfigError, InputError, openSafetensors, parseSafetensors } from "@was
 import { type RawImage, sniffFormat } from "@wasmformer/vit";
 import { type ImageFeatures, MiniGPT4, type MiniGPT4FolderConfig, VisionLanguageModel } from "@wasmformer/vlm";
 import { MNIST_SIZE, mnistDigit } from "./digit.js";
-import { type FolderSource, type Latest, LoadSlot, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder, readJson } from "./folder.js";
 import { drainStream, RunSlot, readModelFolder } from "./generation.js";
+import { loadSlots } from "./slots.js";
 
 export interface VlmInfo {
   queries: number;
@@ -43,11 +44,13 @@ export interface AskResult {
 let model: VisionLanguageModel | undefined;
 let features: { key: string; f: ImageFeatures } | undefined;
 const slot = new RunSlot();
-const loads = new LoadSlot();
 
-export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promise<VlmInfo> {
+export async function loadVlm(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.vlm.begin(),
+): Promise<VlmInfo> {
   const t0 = performance.now();
-  const latest = loads.begin();
   model = undefined;
   features = undefined;
   const head = await readFolder(src, ["config.json"], [], onProgress);
