@@ -32,6 +32,7 @@ const o = parseArgs(process.argv.slice(2), {
   logEvery: 25,
   saveEvery: 0,
   evalBefore: 1,
+  init: "",
   out: "./brown-gpt",
 });
 

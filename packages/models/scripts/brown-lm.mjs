@@ -151,7 +151,7 @@ export async function saveFolder(model, tokJson, out, floatDtype = "F32") {
  * The whole run: corpus → tokenizer → windows → fresh model → fit → validation perplexity → samples.
  * `o`: arch, layers, width, heads, ctx, vocab, epochs, batch, lr, docs, maxSteps, seed, logEvery,
  * saveEvery (steps between intermediate folders written by `onSave`, 0 = none), evalBefore (also
- * report the validation loss of the fresh model).
+ * report the validation loss of the fresh model), init (a folder to start from instead of a fresh model).
  * Returns the trained model (in eval mode), its tokenizer.json object, metrics and samples.
  */
 export async function trainBrownLm(o, { log = console.log, onSave } = {}) {
@@ -171,8 +171,8 @@ export async function trainBrownLm(o, { log = console.log, onSave } = {}) {
     `[${secs()} s] ${train.tokens} train tokens → ${train.out.length} windows of ${o.ctx}; ${val.tokens} validation tokens → ${val.out.length}`,
   );
 
-  // 2. a fresh model
-  const model = await freshModel(o);
+  // 2. a fresh model, or (--init <folder>) one trained before with this tokenizer, to train further
+  const model = o.init ? await AutoModelForCausalLM.fromPretrained(o.init, { maxBatch: 4 }) : await freshModel(o);
   model.tokenizer = fromSubwordTokenizer(subword);
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
   log(

@@ -30,6 +30,7 @@ const defaults = {
   logEvery: 25,
   saveEvery: 0,
   evalBefore: 0,
+  init: "",
   out: new URL("../checkpoints/brown-lm", import.meta.url).pathname,
 };
 const o = parseArgs(process.argv.slice(2), defaults);
@@ -106,8 +107,9 @@ ${list(r.samples)}
 
 ## Limits
 
-A toy: ${(r.nParams / 1e6).toFixed(1)} M parameters trained on ${((r.steps * o.batch * o.ctx) / 1e6).toFixed(2)} M tokens give locally
-fluent English phrases, not facts or coherent paragraphs. Contexts longer than ${o.ctx} tokens are
+A toy: ${(r.nParams / 1e6).toFixed(1)} M parameters trained on ${((r.steps * o.batch * o.ctx) / 1e6).toFixed(2)} M tokens write
+English-looking phrases with frequent slips (made-up words, broken grammar, repetition when greedy),
+not facts or coherent paragraphs. Contexts longer than ${o.ctx} tokens are
 not supported (learned positions).
 `;
 }

@@ -21,8 +21,8 @@ import { modelPath } from "../src/index.js";
 
 const SCRIPT = fileURLToPath(new URL("../scripts/train-brown-lm.mjs", import.meta.url));
 const CLI = fileURLToPath(new URL("../../llm/dist/cli.js", import.meta.url));
-/** Validation perplexity bound on the first two held-out documents (measured: see the model card). */
-const PERPLEXITY_BOUND = 400;
+/** Perplexity bound on the first two held-out documents (53 windows; measured 335.7, see the model card). */
+const PERPLEXITY_BOUND = 360;
 
 let folder: string;
 let lm: Awaited<ReturnType<typeof AutoModelForCausalLM.fromPretrained>>;
