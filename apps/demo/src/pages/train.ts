@@ -185,6 +185,10 @@ export const trainPage: Page = {
       sync();
     });
 
+    // the plots' canvases get their 2-D contexts now, not in the middle of the first training steps
+    lossPlot.draw(losses);
+    accPlot.draw(accs);
+
     root.append(
       h("h2", {}, "Train the digits ViT"),
       h(
