@@ -138,7 +138,6 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
   const distPlot = h("div", {});
   const distTable = h("div", {});
   const show = async (r: VitResult) => {
-    const first = result === undefined;
     const keep = result && result.layers === r.layers ? layerSel.value : String(r.layers - 1);
     const sameShape = result && result.layers === r.layers && result.heads === r.heads;
     result = r;
@@ -187,7 +186,8 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
       );
     }
     await nextTask();
-    if (first) {
+    // (again after the page cleared the view or showed an error in it)
+    if (!el.contains(topSlot)) {
       el.replaceChildren(
         h("section", { class: "card" }, h("h3", {}, "Top classes"), topSlot),
         h(
