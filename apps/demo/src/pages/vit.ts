@@ -102,7 +102,7 @@ function setRows(slot: HTMLElement, rows: readonly (readonly (string | number)[]
 }
 
 /** Where a result is shown: top classes, mean attention distance, CLS overlays of one layer. */
-function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<void> } {
+function resultView(id: string, prebuild = false): { el: HTMLElement; show(r: VitResult): Promise<void> } {
   const el = h("div", { id: `${id}-out` });
   const layerSel = h("select", { id: `${id}-layer` });
   const maps = h("div", { class: "heats", id: `${id}-maps` });
@@ -137,6 +137,17 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
   const topSlot = h("div", {});
   const distPlot = h("div", {});
   const distTable = h("div", {});
+  const sections = [
+    h("section", { class: "card" }, h("h3", {}, "Top classes"), topSlot),
+    h("section", { class: "card" }, h("h3", {}, "CLS attention per head"), h("label", {}, "layer ", layerSel), maps),
+    h("section", { class: "card" }, h("h3", {}, "Mean attention distance"), distPlot, distTable),
+  ];
+  // the drawing's view is in the page from the start (hidden until its first result), so that the
+  // first prediction does not build it
+  if (prebuild) {
+    el.append(...sections);
+    el.hidden = true;
+  }
   const show = async (r: VitResult) => {
     const keep = result && result.layers === r.layers ? layerSel.value : String(r.layers - 1);
     const sameShape = result && result.layers === r.layers && result.heads === r.heads;
@@ -187,19 +198,8 @@ function resultView(id: string): { el: HTMLElement; show(r: VitResult): Promise<
     }
     await nextTask();
     // (again after the page cleared the view or showed an error in it)
-    if (!el.contains(topSlot)) {
-      el.replaceChildren(
-        h("section", { class: "card" }, h("h3", {}, "Top classes"), topSlot),
-        h(
-          "section",
-          { class: "card" },
-          h("h3", {}, "CLS attention per head"),
-          h("label", {}, "layer ", layerSel),
-          maps,
-        ),
-        h("section", { class: "card" }, h("h3", {}, "Mean attention distance"), distPlot, distTable),
-      );
-    }
+    if (!el.contains(topSlot)) el.replaceChildren(...sections);
+    el.hidden = false;
     await drawMaps();
   };
   return { el, show };
@@ -261,7 +261,7 @@ export const vitPage: Page = {
     const digitStatus = statusLine();
     digitStatus.el.id = "vit-digit-status";
     const probs = h("div", { id: "vit-probs" });
-    const digitView = resultView("vit-digit");
+    const digitView = resultView("vit-digit", true);
     const digitErr = h("div", {});
     let busy = false;
     let again = false;
