@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { defineConfig, type Plugin } from "vite";
+import { embedded } from "./vite-embedded.js";
 
 // Cross-origin isolation (SharedArrayBuffer for the kernel threads, precise timers) for dev and
 // preview; DEMO_NO_ISOLATION=1 leaves the headers out (the e2e test of the one-thread fallback).
@@ -29,7 +30,7 @@ function identityForWeights(req: IncomingMessage, _res: ServerResponse, next: ()
 }
 
 export default defineConfig({
-  plugins: [weightsUncompressed],
+  plugins: [weightsUncompressed, embedded()],
   worker: { format: "es", rolldownOptions: { output } },
   build: {
     target: "es2022",

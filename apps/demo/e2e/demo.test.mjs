@@ -90,7 +90,7 @@ describe("demo", () => {
       assert.ok(stats.splitCalls > 0, "the product was split over the threads");
       assert.ok(stats.workerTiles > 0, "the pool's workers ran tiles");
     }
-    for (const id of ["text", "embeddings", "attention", "vit", "generate", "vlm"]) {
+    for (const id of ["vit", "train", "generate", "attention", "embeddings", "seq2seq", "vlm", "text"]) {
       await page.click(`#tabs button[data-page="${id}"]`);
       await page.waitForSelector(`#page-${id}:not([hidden])`);
     }
@@ -405,7 +405,7 @@ describe("models", () => {
       await waitDone(page, "#w2v-status", 120_000);
     });
     assertResponsive(m, "Word2Vec training");
-    assert.equal(await page.$eval("#page-embeddings progress", (p) => p.value), 1);
+    assert.equal(await page.$eval("#w2v-progress progress", (p) => p.value), 1);
     const vocab = Number(await page.getAttribute("#w2v-results", "data-vocab"));
     assert.ok(vocab > 100);
     // PCA of the planted gendered pairs (11), then of all words
@@ -440,7 +440,7 @@ describe("models", () => {
     // stop a long training after its first progress report
     await page.fill("#w2v-epochs", "200");
     await page.click("#w2v-train");
-    await page.waitForFunction(() => document.querySelector("#page-embeddings progress").value > 0);
+    await page.waitForFunction(() => document.querySelector("#w2v-progress progress").value > 0);
     await page.click("#w2v-stop");
     await page.waitForSelector('#w2v-status[data-state="error"]');
     assert.match(await page.textContent("#page-embeddings .error"), /AbortError/);

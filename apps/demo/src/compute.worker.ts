@@ -6,14 +6,33 @@
 import { backendName, init, matmul, Tensor, threadsInfo } from "@wasmformer/core";
 import type { Word2VecProgress } from "@wasmformer/text";
 import { expose, releaseProxy, transfer } from "comlink";
-import { analogy, neighbours, project, stopTraining, type TrainRequest, trainWord2Vec } from "./tasks/embeddings.js";
-import type { FolderSource, ProgressFn } from "./tasks/folder.js";
-import { type GenerateRequest, generateText, gpt2Attention, loadGpt2, stopGeneration } from "./tasks/gpt2.js";
-import { preprocess, type TextRequest, textTransferables } from "./tasks/text.js";
-import { classifyImage, loadVit, vitTransferables } from "./tasks/vit.js";
-import { type AskRequest, askVlm, loadVlm, stopVlm } from "./tasks/vlm.js";
+import type { TrainRequest } from "./tasks/embeddings.js";
+import { type FolderSource, type ProgressFn, readFolder } from "./tasks/folder.js";
+import type { GenerateRequest } from "./tasks/gpt2.js";
+import { loadSlots } from "./tasks/slots.js";
+import type { TextRequest } from "./tasks/text.js";
+import type { LabelledDigit, TrainEpoch, TrainSetup, TrainStep } from "./tasks/train.js";
+import type { AskRequest, DigitImage } from "./tasks/vlm.js";
+
+/**
+ * Each page's task code is a chunk of its own, loaded on first use (and then cached by the module
+ * system): opening the demo on the ViT page parses core, vit and the ViT task only.
+ */
+const tasks = {
+  embeddings: () => import("./tasks/embeddings.js"),
+  gpt2: () => import("./tasks/gpt2.js"),
+  seq2seq: () => import("./tasks/seq2seq.js"),
+  text: () => import("./tasks/text.js"),
+  train: () => import("./tasks/train.js"),
+  vit: () => import("./tasks/vit.js"),
+  vlm: () => import("./tasks/vlm.js"),
+};
 
 let ready: Promise<string> | undefined;
+
+/** The files of a ViT folder (required, optional). */
+const VIT_FILES = ["config.json", "model.safetensors"];
+const VIT_OPTIONAL = ["preprocessor_config.json"];
 
 /**
  * Kernel threads when the page asks for none: every core but one, which stays with the page (its
@@ -72,6 +91,7 @@ const api = {
   /** Keras Tokenizer + padSequences on the given texts. */
   async textPreprocess(req: TextRequest) {
     await ensureInit();
+    const { preprocess, textTransferables } = await tasks.text();
     const r = preprocess(req);
     return transfer(r, textTransferables(r));
   },
@@ -79,66 +99,152 @@ const api = {
   /** Train Word2Vec; progress (loss, words/s) through a proxied callback. */
   async trainWord2Vec(req: TrainRequest, onProgress: (p: Word2VecProgress) => void) {
     await ensureInit();
+    const { trainWord2Vec } = await tasks.embeddings();
     return withCallback(onProgress, (cb) => trainWord2Vec(req, cb));
   },
 
-  stopTraining,
-  neighbours,
-  analogy,
+  async stopTraining() {
+    return (await tasks.embeddings()).stopTraining();
+  },
+
+  /** Load word vectors (vectors.bin / vectors.txt) from a folder. */
+  async loadWordVectors(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.vectors.begin();
+    await ensureInit();
+    const { loadWordVectors } = await tasks.embeddings();
+    return withCallback(onProgress, (cb) => loadWordVectors(src, cb, latest));
+  },
+
+  async neighbours(word: string, k: number) {
+    return (await tasks.embeddings()).neighbours(word, k);
+  },
+
+  async analogy(a: string, b: string, c: string, k: number) {
+    return (await tasks.embeddings()).analogy(a, b, c, k);
+  },
 
   /** 2-D PCA of the given words' vectors (all words when empty); coordinates transferred. */
   async project(words: string[]) {
-    const r = project(words);
+    const r = (await tasks.embeddings()).project(words);
     return transfer(r, [r.coords.buffer as ArrayBuffer]);
   },
 
   /** Load a GPT-2 folder (files or URL); progress through a proxied callback. */
   async loadGpt2(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.gpt2.begin();
     await ensureInit();
-    return withCallback(onProgress, (cb) => loadGpt2(src, cb));
+    const { loadGpt2 } = await tasks.gpt2();
+    return withCallback(onProgress, (cb) => loadGpt2(src, cb, latest));
   },
 
   /** Stream tokens through the proxied `onToken`; ends early on `stopGeneration()`. */
   async generate(req: GenerateRequest, onToken: (text: string, tokensPerSecond: number) => Promise<void> | void) {
+    const { generateText } = await tasks.gpt2();
     return withCallback(onToken, (cb) => generateText(req, cb));
   },
 
-  stopGeneration,
+  async stopGeneration() {
+    return (await tasks.gpt2()).stopGeneration();
+  },
 
   /** Self-attention of the loaded GPT-2 over a sentence: `[layers, heads, T, T]`, transferred. */
   async gpt2Attention(sentence: string) {
-    const r = gpt2Attention(sentence);
+    const r = (await tasks.gpt2()).gpt2Attention(sentence);
     return transfer(r, [r.weights.buffer as ArrayBuffer]);
   },
 
   /** Load a ViT folder (files or URL). */
   async loadVit(src: FolderSource, onProgress: ProgressFn) {
-    await ensureInit();
-    return withCallback(onProgress, (cb) => loadVit(src, cb));
+    const latest = loadSlots.vit.begin();
+    // the page opens on this model: the files download while the kernels and the task's code load
+    const kernels = ensureInit();
+    const files = readFolder(src, VIT_FILES, VIT_OPTIONAL, onProgress);
+    // both awaited (and reported) by loadVit
+    kernels.catch(() => {});
+    files.catch(() => {});
+    const { loadVit } = await tasks.vit();
+    return withCallback(onProgress, (cb) => loadVit(files, cb, kernels, latest));
   },
 
   /** Load a vision-language folder (files or URL). */
   async loadVlm(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.vlm.begin();
     await ensureInit();
-    return withCallback(onProgress, (cb) => loadVlm(src, cb));
+    const { loadVlm } = await tasks.vlm();
+    return withCallback(onProgress, (cb) => loadVlm(src, cb, latest));
   },
 
-  /** Answer a question about an image; the answer streams through the proxied `onToken`. */
+  /** Answer a question about an image (a file or a drawn digit); the answer streams through the proxied `onToken`. */
   async askVlm(
-    image: Blob,
+    image: Blob | DigitImage,
     imageKey: string,
     req: AskRequest,
     onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
   ) {
+    const { askVlm } = await tasks.vlm();
     return withCallback(onToken, (cb) => askVlm(image, imageKey, req, cb));
   },
 
-  stopVlm,
+  async stopVlm() {
+    return (await tasks.vlm()).stopVlm();
+  },
 
   /** Classify an image file; CLS attention maps and mean attention distances come back transferred. */
   async classifyImage(image: Blob) {
+    const { classifyImage, vitTransferables } = await tasks.vit();
     const r = await classifyImage(image);
     return transfer(r, vitTransferables(r));
+  },
+
+  /** Classify a drawing (`[h, w]` grey, 0 = background), made MNIST-like first; results transferred. */
+  async classifyDigit(gray: Uint8Array, width: number, height: number) {
+    const { classifyDigit, vitTransferables } = await tasks.vit();
+    const r = classifyDigit(gray, width, height);
+    return transfer(r, vitTransferables(r));
+  },
+
+  /** Load the digits checkpoint for training (fine-tune or from scratch); progress proxied. */
+  async setupTraining(req: TrainSetup, onProgress: ProgressFn) {
+    await ensureInit();
+    const { setupTraining } = await tasks.train();
+    return withCallback(onProgress, (cb) => setupTraining(req, cb));
+  },
+
+  /** Train `epochs` more epochs on `digits`; steps and epochs reported through proxied callbacks. */
+  async runTraining(
+    digits: LabelledDigit[],
+    epochs: number,
+    shift: number,
+    onStep: (s: TrainStep) => void,
+    onEpoch: (e: TrainEpoch) => Promise<void> | void,
+  ) {
+    const { runTraining } = await tasks.train();
+    return withCallback(onStep, (step) =>
+      withCallback(onEpoch, (epoch) => runTraining(digits, epochs, shift, step, epoch)),
+    );
+  },
+
+  async stopTrainingVit() {
+    return (await tasks.train()).stopTrainingVit();
+  },
+
+  /** A copy of the trained model becomes the ViT page's model. */
+  async useTrainedVit() {
+    return (await tasks.train()).useTrainedVit();
+  },
+
+  /** Load a seq2seq folder (files or URL). */
+  async loadSeq2Seq(src: FolderSource, onProgress: ProgressFn) {
+    const latest = loadSlots.seq2seq.begin();
+    await ensureInit();
+    const { loadSeq2Seq } = await tasks.seq2seq();
+    return withCallback(onProgress, (cb) => loadSeq2Seq(src, cb, latest));
+  },
+
+  /** Greedy translation and its cross-attention weights (transferred). */
+  async translate(text: string) {
+    const r = (await tasks.seq2seq()).translate(text);
+    return transfer(r, [r.attention.buffer as ArrayBuffer]);
   },
 };
 

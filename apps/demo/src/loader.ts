@@ -15,6 +15,8 @@ export interface LoaderOptions<I> {
   files: string;
   /** default URL in the URL box */
   url?: string;
+  /** load `url` at once (the embedded model a page opens on) */
+  autoload?: boolean;
   load(src: FolderSource, onProgress: (p: Progress) => void): Promise<I>;
   /** render a summary of the loaded model */
   describe(info: I): string;
@@ -55,7 +57,10 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
   );
   cancel.addEventListener("click", () => compute.cancel());
 
-  const start = async (src: FolderSource) => {
+  let loads = 0;
+  const start = async (src: FolderSource, embedded = false) => {
+    // a newer load (e.g. the user's, while the embedded model loads) supersedes this one
+    const mine = ++loads;
     clear(err);
     bar.el.hidden = false;
     bar.set(0, "starting…");
@@ -64,22 +69,32 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     try {
       const info = await o.load(
         src,
-        proxy((p: Progress) =>
+        proxy((p: Progress) => {
+          if (mine !== loads) return;
           bar.set(
             p.total ? p.loaded / p.total : 0,
             `${p.stage}: ${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ""}`,
-          ),
-        ),
+          );
+        }),
       );
+      if (mine !== loads) return;
       bar.set(1, "loaded");
       status.set("done", o.describe(info));
       o.onLoaded(info);
     } catch (e) {
+      if (mine !== loads) return;
       bar.el.hidden = true;
+      // a build without this embedded model (its folder is not served): say so, not an error
+      const { name = "", message = "" } = e as { name?: string; message?: string };
+      if (embedded && /^(ConfigError|WeightsError)$/.test(name) && / not found at /.test(message)) {
+        status.set("idle", "This build has no embedded model for this page: load a checkpoint folder.");
+        status.el.dataset.embedded = "absent";
+        return;
+      }
       status.set("error", "loading failed");
       showError(err, e);
     } finally {
-      cancel.hidden = true;
+      if (mine === loads) cancel.hidden = true;
     }
   };
   const fromList = (list: FileList | File[]) => {
@@ -100,6 +115,10 @@ export function folderLoader<I>(o: LoaderOptions<I>): HTMLElement {
     drop.classList.remove("over");
     if (e.dataTransfer?.files) fromList(e.dataTransfer.files);
   });
+  if (o.autoload && o.url) {
+    const u = o.url;
+    queueMicrotask(() => void start({ kind: "url", url: u }, true));
+  }
   return h(
     "div",
     { class: "card loader" },

@@ -1,6 +1,7 @@
 /**
- * The demo shell: a tab per page (hash routing: #text, #embeddings, #attention, #vit, #generate,
- * #vlm). Pages are mounted once and kept, so switching tabs keeps their state.
+ * The demo shell: a tab per page (hash routing: #vit, #train, #generate, #attention, #embeddings,
+ * #seq2seq, #vlm, #text; no hash opens the first). Pages are mounted once, when first shown, and
+ * kept, so switching tabs keeps their state.
  */
 import "./style.css";
 import { compute } from "./client.js";
@@ -41,6 +42,7 @@ async function startWorker(): Promise<void> {
     const threads =
       r.threads > 1 ? `${r.threads} threads` : `1 thread${r.threadsReason ? ` (${r.threadsReason})` : ""}`;
     backend.textContent = `worker ready · backend ${r.backend} · ${threads}${r.crossOriginIsolated ? " · cross-origin isolated" : ""}`;
+    performance.mark("worker-ready");
     backend.dataset.backend = r.backend;
     backend.dataset.threads = String(r.threads);
     backend.className = "muted";

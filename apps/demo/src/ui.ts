@@ -223,7 +223,10 @@ export function linePlot(
   return { el: h("figure", {}, c, cap), draw };
 }
 
-/** A scatter plot with optional point labels and colours. */
+/**
+ * A scatter plot with optional point labels and colours; with `into` (a canvas of an earlier plot)
+ * it is drawn again into that canvas, and its figure returned, instead of a new element.
+ */
 export function scatter(
   pts: readonly { x: number; y: number; label?: string; color?: string }[],
   opts: {
@@ -237,11 +240,15 @@ export function scatter(
     /** lower end of the y axis (default: the smallest y) */
     yMin?: number;
   } = {},
+  into?: HTMLCanvasElement,
 ): HTMLElement {
   const width = opts.width ?? 420;
   const height = opts.height ?? 320;
-  const c = h("canvas", { width, height, class: "plot" });
+  const c = into ?? h("canvas", { width, height, class: "plot" });
+  if (c.width !== width || c.height !== height) [c.width, c.height] = [width, height];
   const ctx = c.getContext("2d");
+  ctx?.clearRect(0, 0, width, height);
+  ctx?.save();
   if (ctx && pts.length > 0) {
     const pad = 44;
     let x0 = Number.POSITIVE_INFINITY;
@@ -301,6 +308,8 @@ export function scatter(
       ctx.restore();
     }
   }
+  ctx?.restore();
+  if (into?.parentElement) return into.parentElement;
   return h("figure", {}, c, opts.title ? h("figcaption", {}, opts.title) : null);
 }
 
@@ -327,4 +336,9 @@ export function statusLine(): {
 /** Yield to the event loop (so that rendering many figures never makes one long main-thread task). */
 export function nextTask(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
+}
+
+/** The served folder of an embedded `@wasmformer/models` checkpoint (see vite-embedded.ts). */
+export function embeddedUrl(name: string): string {
+  return `${import.meta.env.BASE_URL}models/${name}/`;
 }

@@ -1,14 +1,20 @@
 /**
- * Word embeddings page: train Word2Vec in the worker with a live progress bar and loss curve, then
- * nearest neighbours, analogies and a 2-D PCA scatter plot of the vectors.
+ * Word embeddings page: opens on the embedded Brown-corpus vectors (`@wasmformer/models`
+ * brown-word2vec; or any word2vec file); train Word2Vec in the worker with a live progress bar and
+ * loss curve; nearest neighbours, analogies and a 2-D PCA scatter plot of the vectors.
  */
+
+/** Words of the Brown corpus to plot when its vectors are loaded (family, royalty, days, months). */
+const BROWN_PLOT =
+  "man woman boy girl father mother son daughter husband wife king queen monday tuesday friday sunday january march june october";
 
 import type { Word2VecProgress } from "@wasmformer/text";
 import { proxy } from "comlink";
 import { compute } from "../client.js";
+import { folderLoader } from "../loader.js";
 import { COUNTRIES, PAIRS_GENDER } from "../tasks/corpus.js";
-import type { Neighbours, Projection, TrainRequest } from "../tasks/embeddings.js";
-import { clear, h, linePlot, progressBar, scatter, section, showError, statusLine, table } from "../ui.js";
+import type { Neighbours, Projection, TrainRequest, VectorsInfo } from "../tasks/embeddings.js";
+import { clear, embeddedUrl, h, linePlot, progressBar, scatter, section, showError, statusLine, table } from "../ui.js";
 import type { Page } from "./index.js";
 
 const num = (el: HTMLInputElement) => Number(el.value);
@@ -58,6 +64,7 @@ export const embeddingsPage: Page = {
     const train = h("button", { id: "w2v-train" }, "Train");
     const stop = h("button", { id: "w2v-stop", disabled: true }, "Stop");
     const bar = progressBar("");
+    bar.el.id = "w2v-progress";
     const loss = linePlot(420, 150, "training loss (mean per example, per report)");
     const status = statusLine();
     status.el.id = "w2v-status";
@@ -155,6 +162,29 @@ export const embeddingsPage: Page = {
       anOut,
     );
 
+    /** The vectors (trained here or loaded) are in the worker: show the plot, neighbours and analogy. */
+    const showVectors = async (summary: string, vocab: number) => {
+      clear(results);
+      results.append(
+        section(
+          "Vectors",
+          h("p", { class: "muted", id: "w2v-summary" }, summary),
+          h(
+            "div",
+            { class: "actions" },
+            h("label", {}, "words to plot (empty: all) ", plotWords),
+            h("button", { id: "w2v-plot-run", onclick: () => void replot() }, "Plot"),
+          ),
+          plotOut,
+        ),
+      );
+      ask.hidden = false;
+      results.dataset.vocab = String(vocab);
+      await replot();
+      await showNeighbours();
+      await showAnalogy();
+    };
+
     train.addEventListener("click", async () => {
       clear(err);
       clear(results);
@@ -191,29 +221,16 @@ export const embeddingsPage: Page = {
           ),
         );
         bar.set(1, `done · ${thousands(r.wordsPerSec)} words/s`);
-        results.append(
-          section(
-            "Vectors",
-            h(
-              "p",
-              { class: "muted" },
-              `${r.vocab} words × ${req.dim} dims from ${thousands(r.words)} training words in ${(r.ms / 1000).toFixed(1)} s; loss per epoch ${r.epochLoss.map((x) => x.toFixed(3)).join(" → ")}`,
-            ),
-            h(
-              "div",
-              { class: "actions" },
-              h("label", {}, "words to plot (empty: all) ", plotWords),
-              h("button", { id: "w2v-plot-run", onclick: () => void replot() }, "Plot"),
-            ),
-            plotOut,
-          ),
-        );
-        ask.hidden = false;
         status.set("done", `trained ${r.vocab} vectors`);
-        results.dataset.vocab = String(r.vocab);
-        await replot();
-        await showNeighbours();
-        await showAnalogy();
+        if (req.corpus === "builtin") {
+          // the built-in corpus plants gendered pairs and capitals
+          plotWords.value = PLANTED;
+          query.value = "paris";
+        }
+        await showVectors(
+          `${r.vocab} words × ${req.dim} dims from ${thousands(r.words)} training words in ${(r.ms / 1000).toFixed(1)} s; loss per epoch ${r.epochLoss.map((x) => x.toFixed(3)).join(" → ")}`,
+          r.vocab,
+        );
       } catch (e) {
         bar.set(0, "");
         status.set("error", "training failed or was stopped");
@@ -225,8 +242,28 @@ export const embeddingsPage: Page = {
     });
     stop.addEventListener("click", () => void compute.run((api) => api.stopTraining()));
 
+    const loader = folderLoader<VectorsInfo>({
+      id: "w2v-load",
+      files: "vectors.bin (word2vec binary) or vectors.txt (word2vec text)",
+      url: embeddedUrl("brown-word2vec"),
+      autoload: true,
+      load: (src, onProgress) => compute.run((api) => api.loadWordVectors(src, onProgress)),
+      describe: (i) => `${i.vocab} word vectors × ${i.dim} dims loaded in ${i.ms.toFixed(0)} ms`,
+      onLoaded: (i) => {
+        plotWords.value = BROWN_PLOT;
+        query.value = "money";
+        void showVectors(`loaded: ${i.vocab} words × ${i.dim} dims (${i.file})`, i.vocab);
+      },
+    });
+
     root.append(
       h("h2", {}, "Word embeddings (Word2Vec)"),
+      h(
+        "p",
+        { class: "muted" },
+        "The page opens on word vectors trained by the project on the Brown corpus; train your own below.",
+      ),
+      loader,
       h(
         "p",
         { class: "muted" },

@@ -6,7 +6,7 @@ import { proxy } from "comlink";
 import { compute } from "../client.js";
 import { folderLoader } from "../loader.js";
 import type { Gpt2Info } from "../tasks/gpt2.js";
-import { clear, fmtBytes, h, showError, statusLine } from "../ui.js";
+import { clear, embeddedUrl, fmtBytes, h, showError, statusLine } from "../ui.js";
 import type { Page } from "./index.js";
 import { samplingControls } from "./sampling.js";
 
@@ -14,6 +14,8 @@ import { samplingControls } from "./sampling.js";
 export const gpt2State = {
   info: undefined as Gpt2Info | undefined,
   epoch: -1,
+  /** the worker epoch in which a page started loading the embedded LM (one page does it) */
+  embeddedEpoch: -1,
   listeners: [] as ((info: Gpt2Info) => void)[],
   loaded(): boolean {
     return this.info !== undefined && this.epoch === compute.epoch;
@@ -23,10 +25,15 @@ export const gpt2State = {
 export const describeGpt2 = (i: Gpt2Info) =>
   `GPT-2 loaded: ${i.layers} layers, ${i.heads} heads, d=${i.embd}, vocab ${i.vocab}, ${(i.params / 1e6).toFixed(2)} M parameters, heap ${fmtBytes(i.heapBytes)}, ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`;
 
+/** The GPT-2 loader of a page; the first page shown loads the embedded Brown LM. */
 export function gpt2Loader(id: string): HTMLElement {
+  const autoload = !gpt2State.loaded() && gpt2State.embeddedEpoch !== compute.epoch;
+  if (autoload) gpt2State.embeddedEpoch = compute.epoch;
   return folderLoader<Gpt2Info>({
     id,
     files: "config.json, model.safetensors, and tokenizer.json or vocab.json + merges.txt",
+    url: embeddedUrl("brown-lm"),
+    autoload,
     load: (src, onProgress) => compute.run((api) => api.loadGpt2(src, onProgress)),
     describe: describeGpt2,
     onLoaded: (info) => {

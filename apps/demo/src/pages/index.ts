@@ -1,7 +1,9 @@
 import { attentionPage } from "./attention.js";
 import { embeddingsPage } from "./embeddings.js";
 import { generatePage } from "./generate.js";
+import { seq2seqPage } from "./seq2seq.js";
 import { textPage } from "./text.js";
+import { trainPage } from "./train.js";
 import { vitPage } from "./vit.js";
 import { vlmPage } from "./vlm.js";
 
@@ -11,4 +13,14 @@ export interface Page {
   mount(root: HTMLElement): void;
 }
 
-export const pages: Page[] = [textPage, embeddingsPage, attentionPage, vitPage, generatePage, vlmPage];
+/** The first page is the one the demo opens on. */
+export const pages: Page[] = [
+  vitPage,
+  trainPage,
+  generatePage,
+  attentionPage,
+  embeddingsPage,
+  seq2seqPage,
+  vlmPage,
+  textPage,
+];

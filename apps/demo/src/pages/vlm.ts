@@ -1,12 +1,15 @@
 /**
- * VLM page: load a ViT → Q-Former → GPT-2 folder, pick an image, ask a question; the answer streams
- * in (MiniGPT-4 prompt, stops at "###"), with tokens/s; stop.
+ * VLM page: opens on the embedded mini MiniGPT-4 (`@wasmformer/models` digits-minigpt4: the digits
+ * ViT → Q-Former → projection → the Brown LM). Draw or pick a digit (or an image file), ask a
+ * question; the answer streams in (MiniGPT-4 prompt, stops at the separator), with tokens/s; stop.
+ * Any ViT → Q-Former → GPT-2 folder or MiniGPT-4 folder can be loaded instead.
  */
 import { proxy } from "comlink";
 import { compute } from "../client.js";
+import { digitPad, type Gray, sampleDigits, sampleStrip } from "../digits-ui.js";
 import { folderLoader } from "../loader.js";
 import type { VlmInfo } from "../tasks/vlm.js";
-import { clear, h, showError, statusLine } from "../ui.js";
+import { clear, embeddedUrl, h, showError, statusLine } from "../ui.js";
 import type { Page } from "./index.js";
 import { samplingControls } from "./sampling.js";
 
@@ -16,18 +19,19 @@ export const vlmPage: Page = {
   mount(root) {
     let info: VlmInfo | undefined;
     let epoch = -1;
-    let image: Blob | undefined;
+    let image: Blob | Gray | undefined;
     let imageKey = "";
+    let drawings = 0;
     const imgFile = h("input", { type: "file", accept: "image/*", id: "vlm-image" });
     const preview = h("img", { id: "vlm-preview", alt: "", width: 160 });
     const drop = h("div", { class: "drop", id: "vlm-drop" }, "…or drop an image here");
-    const question = h("input", { id: "vlm-question", size: 60, value: "What is in the picture?" });
+    const question = h("input", { id: "vlm-question", size: 60, value: "what digit is this?" });
     const sampling = samplingControls("vlm", { seed: 1, seedSize: 5 });
     const ask = h("button", { id: "vlm-ask", disabled: true }, "Ask");
     const stop = h("button", { id: "vlm-stop", disabled: true }, "Stop");
     const rate = h("span", { id: "vlm-rate", class: "muted" });
     const status = statusLine();
-    status.el.id = "vlm-status";
+    status.el.id = "vlm-answer-status";
     const err = h("div", {});
     const answer = h("div", { class: "stream", id: "vlm-answer" });
 
@@ -42,6 +46,17 @@ export const vlmPage: Page = {
       imageKey = preview.src;
       sync();
     };
+    // a drawing is read when asked; every change of it is a new picture (new features)
+    const pad = digitPad("vlm", () => {
+      image = pad.read();
+      imageKey = `drawing-${++drawings}`;
+      sync();
+    });
+    const strip = sampleStrip("vlm", (s) => pad.show(s.digit));
+    void sampleDigits().then((all) => {
+      const three = all.find((s) => s.label === 3);
+      if (three && pad.empty && !image) pad.show(three.digit);
+    });
     imgFile.addEventListener("change", () => imgFile.files?.[0] && setImage(imgFile.files[0]));
     drop.addEventListener("dragover", (e) => e.preventDefault());
     drop.addEventListener("drop", (e) => {
@@ -62,7 +77,7 @@ export const vlmPage: Page = {
       try {
         const r = await compute.run((api) =>
           api.askVlm(
-            image as Blob,
+            image as Blob | Gray,
             imageKey,
             { question: question.value, ...sampling.read() },
             proxy((text: string, tps: number) => {
@@ -89,22 +104,41 @@ export const vlmPage: Page = {
       h(
         "p",
         { class: "muted" },
-        "A frozen ViT reads the image, a BLIP-2 Q-Former summarises it into query embeddings that a projection puts in GPT-2's input space, and GPT-2 answers (@wasmformer/vlm, MiniGPT-4 prompt).",
+        "A frozen ViT reads the image, a BLIP-2 Q-Former summarises it into query embeddings that a projection puts in the language model's input space, and the language model answers (@wasmformer/vlm, MiniGPT-4 prompt). The embedded model was trained here: only its Q-Former and projection, on generated questions about MNIST digits.",
       ),
       folderLoader<VlmInfo>({
         id: "vlm",
         files:
-          'config.json (model_type "vit-qformer-gpt2"), model.safetensors, and tokenizer.json or vocab.json + merges.txt',
+          'config.json (model_type "vit-qformer-gpt2"), model.safetensors, and tokenizer.json or vocab.json + merges.txt; or a MiniGPT-4 folder by URL (model_type "minigpt4", naming its ViT and LM folders)',
+        url: embeddedUrl("digits-minigpt4"),
+        autoload: true,
         load: (src, onProgress) => compute.run((api) => api.loadVlm(src, onProgress)),
         describe: (i) =>
-          `VLM loaded: ViT ${i.visionLayers} layers (${i.imageSize.join("×")} px) → Q-Former ${i.qformerLayers} layers, ${i.queries} queries → GPT-2 ${i.textLayers} layers; ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`,
+          `VLM loaded: ViT ${i.visionLayers} layers (${i.imageSize.join("×")} px) → Q-Former ${i.qformerLayers} layers, ${i.queries} queries → LM ${i.textLayers} layers; ${i.loadMs.toFixed(0)} ms (files ${i.readMs.toFixed(0)} ms)`,
         onLoaded: (i) => {
           info = i;
           epoch = compute.epoch;
           sync();
         },
       }),
-      h("div", { class: "card" }, h("h3", {}, "Image"), imgFile, drop, preview),
+      h(
+        "div",
+        { class: "card" },
+        h("h3", {}, "Image"),
+        h("p", { class: "muted" }, "Draw a digit or pick a sample, or choose an image file."),
+        h(
+          "div",
+          { class: "digit-row" },
+          h(
+            "div",
+            {},
+            pad.el,
+            h("div", { class: "actions" }, h("button", { id: "vlm-clear", onclick: () => pad.clear() }, "Clear")),
+          ),
+          h("div", {}, imgFile, drop, preview),
+        ),
+        strip,
+      ),
       h(
         "div",
         { class: "card form" },

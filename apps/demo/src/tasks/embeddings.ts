@@ -3,8 +3,10 @@
  * built-in corpus or the user's text, nearest neighbours, analogies, and a 2-D PCA projection.
  */
 import { ConfigError, InputError } from "@wasmformer/core";
-import { Word2Vec, type Word2VecProgress, type WordVectors } from "@wasmformer/text";
+import { Word2Vec, type Word2VecProgress, WordVectors } from "@wasmformer/text";
 import { builtinCorpus } from "./corpus.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder } from "./folder.js";
+import { loadSlots } from "./slots.js";
 
 export interface TrainRequest {
   /** "builtin" or the user's own text (one sentence per line) */
@@ -161,6 +163,29 @@ export async function trainWord2Vec(
     wordsPerSec: r.wordsPerSec,
     ms: performance.now() - t0,
   };
+}
+
+export interface VectorsInfo {
+  vocab: number;
+  dim: number;
+  file: string;
+  ms: number;
+}
+
+/** Load word vectors from a folder: `vectors.bin` (word2vec binary) or `vectors.txt` (text). */
+export async function loadWordVectors(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.vectors.begin(),
+): Promise<VectorsInfo> {
+  const t0 = performance.now();
+  vectors = undefined;
+  const files = await readFolder(src, [], ["vectors.bin", "vectors.txt"], onProgress);
+  const file = files["vectors.bin"] ? "vectors.bin" : files["vectors.txt"] ? "vectors.txt" : undefined;
+  if (!file) throw new ConfigError(`vectors.bin or vectors.txt not found${src.kind === "url" ? ` at ${src.url}` : ""}`);
+  const v = WordVectors.load(new Uint8Array(await files[file].arrayBuffer()));
+  vectors = latest(v);
+  return { vocab: v.size, dim: v.dim, file, ms: performance.now() - t0 };
 }
 
 function need(): WordVectors {

@@ -4,7 +4,7 @@
  * (core's `openModelFiles`: cached in the Cache Storage, so the next load of that id is offline),
  * reporting download progress.
  */
-import { ConfigError, InputError, openModelFiles, WeightsError } from "@wasmformer/core";
+import { AbortError, ConfigError, InputError, openModelFiles, WeightsError } from "@wasmformer/core";
 
 export type FolderSource =
   | { kind: "files"; files: Record<string, Blob> }
@@ -80,10 +80,12 @@ export async function readFolder(
   } else {
     if (!/^(https?:|\/|\.)/.test(src.url)) throw new InputError(`not a URL: ${JSON.stringify(src.url)}`);
     const base = new URL(src.url, self.location.href).href;
-    for (const n of names) {
-      const b = await fetchFile(base, n, onProgress);
+    // all at once: a folder is a few small files and one large one, so the round trips overlap
+    const got = await Promise.all(names.map((n) => fetchFile(base, n, onProgress)));
+    names.forEach((n, i) => {
+      const b = got[i];
       if (b) out[n] = b;
-    }
+    });
   }
   const missing = required.filter((n) => !out[n]);
   if (missing.length > 0) {
@@ -103,5 +105,28 @@ export async function readJson(blob: Blob, name: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (e) {
     throw new ConfigError(`${name} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The latest load of a task wins: pages open on an embedded model while the user may load another
+ * one meanwhile. `begin()` returns a check for the end of a load: when a newer load started
+ * meanwhile it disposes what the older one built and throws an `AbortError`, so that a slow older
+ * load can never replace a newer model.
+ */
+export type Latest = <M extends object>(built: M) => M;
+
+export class LoadSlot {
+  private n = 0;
+
+  begin(): Latest {
+    const mine = ++this.n;
+    return (built) => {
+      if (mine !== this.n) {
+        (built as { dispose?(): void }).dispose?.();
+        throw new AbortError("this load was superseded by a newer one");
+      }
+      return built;
+    };
   }
 }

@@ -5,8 +5,9 @@
  */
 import { ConfigError, openSafetensors } from "@wasmformer/core";
 import { GPT2LMHeadModel, type Tokenizer } from "@wasmformer/llm";
-import type { FolderSource, ProgressFn } from "./folder.js";
+import type { FolderSource, Latest, ProgressFn } from "./folder.js";
 import { drainStream, RunSlot, readModelFolder } from "./generation.js";
+import { loadSlots } from "./slots.js";
 
 export interface Gpt2Info {
   layers: number;
@@ -50,7 +51,11 @@ let model: GPT2LMHeadModel | undefined;
 let tokenizer: Tokenizer | undefined;
 const slot = new RunSlot();
 
-export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promise<Gpt2Info> {
+export async function loadGpt2(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.gpt2.begin(),
+): Promise<Gpt2Info> {
   const t0 = performance.now();
   model = undefined;
   const { files, config, tokenizer: tok, readMs } = await readModelFolder(src, onProgress);
@@ -67,7 +72,7 @@ export async function loadGpt2(src: FolderSource, onProgress: ProgressFn): Promi
   });
   await file.close();
   m.tokenizer = tok;
-  model = m;
+  model = latest(m);
   tokenizer = tok;
   const c = m.config;
   let params = 0;

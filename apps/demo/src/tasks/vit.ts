@@ -4,7 +4,7 @@
  * optional centre crop, rescale, normalise), classify it, and return the CLS attention maps per layer
  * and head and the mean attention distance per layer and head (Dosovitskiy et al. 2021, fig. 7).
  */
-import { ConfigError, InputError, openSafetensors } from "@wasmformer/core";
+import { ConfigError, InputError, openSafetensors, Tensor } from "@wasmformer/core";
 import {
   clsAttentionMap,
   type ImageProcessorConfig,
@@ -12,7 +12,9 @@ import {
   sniffFormat,
   ViTModel,
 } from "@wasmformer/vit";
-import { type FolderSource, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { digitPixels, mnistDigit } from "./digit.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder, readJson } from "./folder.js";
+import { loadSlots } from "./slots.js";
 
 export interface VitInfo {
   layers: number;
@@ -47,18 +49,30 @@ export interface VitResult {
 
 let model: ViTModel | undefined;
 
-export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promise<VitInfo> {
+/**
+ * Load a ViT folder, or its files already being read (config.json, model.safetensors, optional
+ * preprocessor_config.json); `kernels` (the worker's kernel loading) is awaited once they are read.
+ */
+export async function loadVit(
+  src: FolderSource | Promise<Record<string, Blob>>,
+  onProgress: ProgressFn,
+  kernels?: Promise<unknown>,
+  latest: Latest = loadSlots.vit.begin(),
+): Promise<VitInfo> {
   const t0 = performance.now();
   // free the previous model's wasm memory now: the new one is loaded into it
   model?.dispose();
   model = undefined;
-  const files = await readFolder(src, ["config.json", "model.safetensors"], ["preprocessor_config.json"], onProgress);
+  const files = await ("kind" in src
+    ? readFolder(src, ["config.json", "model.safetensors"], ["preprocessor_config.json"], onProgress)
+    : src);
   const config = await readJson(files["config.json"], "config.json");
   const pp = files["preprocessor_config.json"]
     ? ((await readJson(files["preprocessor_config.json"], "preprocessor_config.json")) as Record<string, unknown>)
     : undefined;
   const blob = files["model.safetensors"];
   const readMs = performance.now() - t0;
+  await kernels;
   onProgress({ stage: "copying the weights into the heap", loaded: 0, total: blob.size });
   // read lazily, one tensor at a time, straight from the Blob
   const file = await openSafetensors(blob);
@@ -69,8 +83,12 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promis
     await file.close();
   }
   onProgress({ stage: "built", loaded: blob.size, total: blob.size });
+  model = latest(m);
+  return describe(m, performance.now() - t0, readMs);
+}
+
+function describe(m: ViTModel, loadMs: number, readMs: number): VitInfo {
   const c = m.config;
-  model = m;
   return {
     layers: c.num_hidden_layers,
     heads: c.num_attention_heads,
@@ -80,10 +98,18 @@ export async function loadVit(src: FolderSource, onProgress: ProgressFn): Promis
     labels: m.hasClassifier ? Object.keys(c.id2label).length || c.num_labels : 0,
     classifier: m.hasClassifier,
     weightBytes: m.weightBytes,
-    loadMs: performance.now() - t0,
+    loadMs,
     readMs,
     preprocess: m.processor.config,
   };
+}
+
+/** Make `m` (e.g. the Train page's model, in inference mode) the ViT page's model. */
+export function useVitModel(m: ViTModel): VitInfo {
+  loadSlots.vit.begin(); // a load still running must not replace it
+  if (m !== model) model?.dispose();
+  model = m;
+  return describe(m, 0, 0);
 }
 
 export async function classifyImage(image: Blob, topK = 5): Promise<VitResult> {
@@ -102,7 +128,26 @@ export async function classifyImage(image: Blob, topK = 5): Promise<VitResult> {
     }
   }
   const px = await m.pixelValues(input);
-  const [, , h, w] = px.shape;
+  return analyse(m, px, t0, topK);
+}
+
+/**
+ * Classify a drawn digit: `gray` (`[h, w]`, 0 = background, 255 = ink) is made MNIST-like
+ * (`mnistDigit`) and given to the model at its image size and channels with its processor's
+ * normalisation (the digits checkpoint's preprocessing).
+ */
+export function classifyDigit(gray: Uint8Array, w: number, h: number, topK = 10): VitResult {
+  if (!model) throw new ConfigError("no ViT model is loaded: load a checkpoint folder first");
+  const t0 = performance.now();
+  const c = model.config;
+  const size = c.image_size[0];
+  const data = digitPixels(mnistDigit(gray, w, h), size, c.num_channels, model.processor.config);
+  return analyse(model, new Tensor(data, [1, c.num_channels, size, size]), t0, topK);
+}
+
+/** Forward with attentions → top classes, CLS maps, mean attention distances, the input as RGBA. */
+function analyse(m: ViTModel, px: Tensor, t0: number, topK: number): VitResult {
+  const [, C, h, w] = px.shape;
   const out = m.forward(px, { outputAttentions: true });
   const atts = out.attentions ?? [];
   const grid = out.grid;
@@ -134,10 +179,11 @@ export async function classifyImage(image: Blob, topK = 5): Promise<VitResult> {
   const data = px.data as Float32Array;
   const rgba = new Uint8ClampedArray(h * w * 4);
   for (let c = 0; c < 3; c++) {
-    const mean = p.do_normalize ? p.image_mean[c] : 0;
-    const std = p.do_normalize ? p.image_std[c] : 1;
+    const k = Math.min(c, C - 1); // a grey model's one channel shows as grey
+    const mean = p.do_normalize ? (p.image_mean[k] ?? p.image_mean[0]) : 0;
+    const std = p.do_normalize ? (p.image_std[k] ?? p.image_std[0]) : 1;
     const scale = p.do_rescale ? p.rescale_factor : 1;
-    for (let i = 0; i < h * w; i++) rgba[i * 4 + c] = Math.round((data[c * h * w + i] * std + mean) / scale);
+    for (let i = 0; i < h * w; i++) rgba[i * 4 + c] = Math.round((data[k * h * w + i] * std + mean) / scale);
   }
   for (let i = 0; i < h * w; i++) rgba[i * 4 + 3] = 255;
   return {

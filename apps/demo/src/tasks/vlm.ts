@@ -4,11 +4,13 @@
  * preprocessed with ViT's defaults at the vision tower's image size), encode an image once, and stream
  * answers to questions about it.
  */
-import { ConfigError, InputError, openSafetensors } from "@wasmformer/core";
-import { sniffFormat } from "@wasmformer/vit";
-import { type ImageFeatures, VisionLanguageModel } from "@wasmformer/vlm";
-import type { FolderSource, ProgressFn } from "./folder.js";
+import { ConfigError, InputError, openSafetensors, parseSafetensors } from "@wasmformer/core";
+import { type RawImage, sniffFormat } from "@wasmformer/vit";
+import { type ImageFeatures, MiniGPT4, type MiniGPT4FolderConfig, VisionLanguageModel } from "@wasmformer/vlm";
+import { MNIST_SIZE, mnistDigit } from "./digit.js";
+import { type FolderSource, type Latest, type ProgressFn, readFolder, readJson } from "./folder.js";
 import { drainStream, RunSlot, readModelFolder } from "./generation.js";
+import { loadSlots } from "./slots.js";
 
 export interface VlmInfo {
   queries: number;
@@ -43,10 +45,18 @@ let model: VisionLanguageModel | undefined;
 let features: { key: string; f: ImageFeatures } | undefined;
 const slot = new RunSlot();
 
-export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promise<VlmInfo> {
+export async function loadVlm(
+  src: FolderSource,
+  onProgress: ProgressFn,
+  latest: Latest = loadSlots.vlm.begin(),
+): Promise<VlmInfo> {
   const t0 = performance.now();
   model = undefined;
   features = undefined;
+  const head = await readFolder(src, ["config.json"], [], onProgress);
+  const raw = (await readJson(head["config.json"], "config.json")) as { model_type?: unknown };
+  if (raw.model_type === "minigpt4")
+    return loadMiniGpt4(src, raw as unknown as MiniGPT4FolderConfig, onProgress, t0, latest);
   const { files, config, tokenizer, readMs } = await readModelFolder(src, onProgress);
   const blob = files["model.safetensors"];
   onProgress({ stage: "copying the weights into the heaps", loaded: 0, total: blob.size });
@@ -58,7 +68,7 @@ export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promis
     await file.close();
   }
   onProgress({ stage: "built", loaded: blob.size, total: blob.size });
-  model = m;
+  model = latest(m);
   const c = config as {
     num_query_tokens: number;
     vision_config: { num_hidden_layers: number; image_size: number };
@@ -78,7 +88,112 @@ export async function loadVlm(src: FolderSource, onProgress: ProgressFn): Promis
   };
 }
 
-async function imageInput(image: Blob): Promise<Uint8Array | ImageBitmap> {
+/** `rel` (a folder path of a config) as a folder URL relative to the folder at `base`. */
+function folderUrl(rel: string, base: string): string {
+  const dir = new URL(base.endsWith("/") ? base : `${base}/`, self.location.href);
+  return new URL(rel.endsWith("/") ? rel : `${rel}/`, dir).href;
+}
+
+/**
+ * A MiniGPT-4 folder (vlm's `MiniGPT4.fromFolder` layout) by URL: its own `model.safetensors`
+ * holds `query_tokens`, `qformer.*` and `llama_proj.*`; `config.json` names the ViT and language
+ * model folders by path, fetched relative to it (the embedded digits-minigpt4 borrows digits-vit and
+ * brown-lm).
+ */
+async function loadMiniGpt4(
+  src: FolderSource,
+  cfg: MiniGPT4FolderConfig,
+  onProgress: ProgressFn,
+  t0: number,
+  latest: Latest,
+): Promise<VlmInfo> {
+  if (src.kind !== "url")
+    throw new ConfigError(
+      "a MiniGPT-4 folder names its vision and language model folders by path: load it by URL",
+      "vision_model_path",
+    );
+  for (const k of ["vision_model_path", "language_model_path"] as const) {
+    if (typeof cfg[k] !== "string" || !cfg[k])
+      throw new ConfigError(`expected a folder path, got ${JSON.stringify(cfg[k])}`, k);
+  }
+  const [own, vision, llm] = await Promise.all([
+    readFolder(src, ["model.safetensors"], [], onProgress),
+    readFolder(
+      { kind: "url", url: folderUrl(cfg.vision_model_path, src.url) },
+      ["config.json", "model.safetensors"],
+      ["preprocessor_config.json"],
+      onProgress,
+    ),
+    readModelFolder({ kind: "url", url: folderUrl(cfg.language_model_path, src.url) }, onProgress),
+  ]);
+  const readMs = performance.now() - t0;
+  const bytes = async (b: Blob) => new Uint8Array(await b.arrayBuffer());
+  const ownFile = parseSafetensors(await bytes(own["model.safetensors"]));
+  // the projection's part of the one file (the Q-Former reads only its own tensors from it)
+  const isProj = (n: string) => n.startsWith("llama_proj.");
+  const projection = {
+    names: () => ownFile.names().filter(isProj),
+    has: (n: string) => isProj(n) && ownFile.has(n),
+    get: (n: string) => ownFile.get(n),
+  };
+  const visionConfig = (await readJson(vision["config.json"], "config.json")) as {
+    num_hidden_layers: number;
+    image_size: number;
+  };
+  const m = await MiniGPT4.fromPretrained(
+    {
+      vision: {
+        config: visionConfig,
+        weights: await bytes(vision["model.safetensors"]),
+        preprocessor: vision["preprocessor_config.json"]
+          ? await readJson(vision["preprocessor_config.json"], "preprocessor_config.json")
+          : undefined,
+      },
+      qformer: {
+        config: { qformer_config: cfg.qformer_config, num_query_tokens: cfg.num_query_tokens },
+        weights: ownFile,
+      },
+      projection: { weights: projection },
+      llm: { config: llm.config, weights: await bytes(llm.files["model.safetensors"]) },
+    },
+    {
+      tokenizer: llm.tokenizer,
+      ...(cfg.image_prompt?.template !== undefined ? { template: cfg.image_prompt.template } : {}),
+      ...(cfg.image_prompt?.separator !== undefined ? { separator: cfg.image_prompt.separator } : {}),
+    },
+  );
+  model = latest(m);
+  const q = cfg.qformer_config as { num_hidden_layers?: number };
+  const lm = llm.config as { n_layer?: number; num_hidden_layers?: number };
+  return {
+    queries: cfg.num_query_tokens ?? 0,
+    visionLayers: visionConfig.num_hidden_layers,
+    qformerLayers: q.num_hidden_layers ?? 0,
+    textLayers: lm.n_layer ?? lm.num_hidden_layers ?? 0,
+    imageSize: [visionConfig.image_size, visionConfig.image_size],
+    template: m.template,
+    loadMs: performance.now() - t0,
+    readMs,
+  };
+}
+
+/** A drawing: grey pixels `[height, width]`, 0 = background, 255 = ink. */
+export interface DigitImage {
+  gray: Uint8Array;
+  width: number;
+  height: number;
+}
+
+async function imageInput(image: Blob | DigitImage): Promise<Uint8Array | ImageBitmap | RawImage> {
+  if (!(image instanceof Blob)) {
+    // a drawn digit, made MNIST-like (centred 20 px digit in 28 × 28) for the model's processor
+    return {
+      data: mnistDigit(image.gray, image.width, image.height),
+      width: MNIST_SIZE,
+      height: MNIST_SIZE,
+      channels: 1,
+    };
+  }
   const bytes = new Uint8Array(await image.arrayBuffer());
   if (sniffFormat(bytes)) return bytes;
   try {
@@ -93,7 +208,7 @@ async function imageInput(image: Blob): Promise<Uint8Array | ImageBitmap> {
  * `imageKey` names the picture (Blobs arrive as fresh copies): the same key reuses its features.
  */
 export async function askVlm(
-  image: Blob,
+  image: Blob | DigitImage,
   imageKey: string,
   req: AskRequest,
   onToken: (text: string, tokensPerSecond: number) => Promise<void> | void,
