@@ -99,18 +99,27 @@ export const embeddingsPage: Page = {
       );
       plotOut.dataset.points = String(p.words.length);
     };
-    const replot = async () => {
+    const replot = async (g?: number) => {
+      if (stale(g)) return;
       try {
         const words = plotWords.value.split(/[\s,]+/).filter(Boolean);
-        drawProjection(await compute.run((api) => api.project(words)));
+        const p = await compute.run((api) => api.project(words));
+        if (!stale(g)) drawProjection(p);
       } catch (e) {
-        showError(plotOut, e);
+        if (!stale(g)) showError(plotOut, e);
       }
     };
 
-    const showNeighbours = async () => {
+    // which vectors the worker holds: a training or a load begun since a display started makes that
+    // display stale (its queries would reach a worker whose vectors are gone), so it stops quietly
+    let vecGen = 0;
+    const stale = (g: number | undefined) => g !== undefined && g !== vecGen;
+
+    const showNeighbours = async (g?: number) => {
+      if (stale(g)) return;
       try {
         const r = await compute.run((api) => api.neighbours(query.value, 8));
+        if (stale(g)) return;
         clear(nnOut);
         nnOut.append(
           table(
@@ -120,12 +129,14 @@ export const embeddingsPage: Page = {
           ),
         );
       } catch (e) {
-        showError(nnOut, e);
+        if (!stale(g)) showError(nnOut, e);
       }
     };
-    const showAnalogy = async () => {
+    const showAnalogy = async (g?: number) => {
+      if (stale(g)) return;
       try {
         const r: Neighbours = await compute.run((api) => api.analogy(aIn.value, bIn.value, cIn.value, 5));
+        if (stale(g)) return;
         clear(anOut);
         anOut.append(
           table(
@@ -135,7 +146,7 @@ export const embeddingsPage: Page = {
           ),
         );
       } catch (e) {
-        showError(anOut, e);
+        if (!stale(g)) showError(anOut, e);
       }
     };
     ask.append(
@@ -163,7 +174,8 @@ export const embeddingsPage: Page = {
     );
 
     /** The vectors (trained here or loaded) are in the worker: show the plot, neighbours and analogy. */
-    const showVectors = async (summary: string, vocab: number) => {
+    const showVectors = async (summary: string, vocab: number, g: number) => {
+      if (stale(g)) return;
       clear(results);
       results.append(
         section(
@@ -180,12 +192,13 @@ export const embeddingsPage: Page = {
       );
       ask.hidden = false;
       results.dataset.vocab = String(vocab);
-      await replot();
-      await showNeighbours();
-      await showAnalogy();
+      await replot(g);
+      await showNeighbours(g);
+      await showAnalogy(g);
     };
 
     train.addEventListener("click", async () => {
+      const g = ++vecGen;
       clear(err);
       clear(results);
       ask.hidden = true;
@@ -230,6 +243,7 @@ export const embeddingsPage: Page = {
         await showVectors(
           `${r.vocab} words × ${req.dim} dims from ${thousands(r.words)} training words in ${(r.ms / 1000).toFixed(1)} s; loss per epoch ${r.epochLoss.map((x) => x.toFixed(3)).join(" → ")}`,
           r.vocab,
+          g,
         );
       } catch (e) {
         bar.set(0, "");
@@ -250,9 +264,11 @@ export const embeddingsPage: Page = {
       load: (src, onProgress) => compute.run((api) => api.loadWordVectors(src, onProgress)),
       describe: (i) => `${i.vocab} word vectors × ${i.dim} dims loaded in ${i.ms.toFixed(0)} ms`,
       onLoaded: (i) => {
+        // a training under way wins: its vectors are the ones the worker ends with
+        if (train.disabled) return;
         plotWords.value = BROWN_PLOT;
         query.value = "money";
-        void showVectors(`loaded: ${i.vocab} words × ${i.dim} dims (${i.file})`, i.vocab);
+        void showVectors(`loaded: ${i.vocab} words × ${i.dim} dims (${i.file})`, i.vocab, ++vecGen);
       },
     });
 
