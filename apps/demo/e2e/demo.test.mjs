@@ -346,6 +346,11 @@ describe("models", () => {
     const dist = meanAttentionDistance(out.attentions, out.grid, 8).data;
 
     const { page, errors, context } = await openPage(browser, `${server.url}#vit`);
+    // the page opens on the embedded digits ViT: its first prediction and the sample strip finish
+    // first, so that the measured window holds the folder load and what it sets off
+    await page.waitForSelector("#page-vit[data-first-prediction]", { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelectorAll("#vit-samples button").length === 40);
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
     const load = await measure(page, async () => {
       await page.setInputFiles(
         "#vit-files",

@@ -164,7 +164,8 @@ export function digitThumb(digit: Uint8Array, size = 28): HTMLCanvasElement {
   c.style.width = `${size}px`;
   c.style.height = `${size}px`;
   const img = new ImageData(S, S);
-  for (let i = 0; i < S * S; i++) img.data.set([digit[i], digit[i], digit[i], 255], i * 4);
+  const px = new Uint32Array(img.data.buffer); // RGBA bytes as one little-endian word: 0xAABBGGRR
+  for (let i = 0; i < S * S; i++) px[i] = 0xff000000 | (digit[i] * 0x010101);
   (c.getContext("2d") as CanvasRenderingContext2D).putImageData(img, 0, 0);
   return c;
 }
@@ -174,6 +175,7 @@ export function sampleStrip(id: string, onPick: (s: Sample) => void): HTMLElemen
   const el = h("div", { class: "samples", id: `${id}-samples` }, h("span", { class: "muted" }, "loading samples…"));
   void sampleDigits().then(
     async (all) => {
+      await new Promise((r) => setTimeout(r, 0)); // not in the task that received the file
       el.replaceChildren();
       // a few thumbnails per task, so that building the strip never makes one long task
       for (let i = 0; i < all.length; i++) {
@@ -191,7 +193,7 @@ export function sampleStrip(id: string, onPick: (s: Sample) => void): HTMLElemen
             digitThumb(s.digit),
           ),
         );
-        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 0));
+        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 0));
       }
     },
     (e) => {

@@ -22,7 +22,7 @@
  * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
  * such as `softmaxCrossEntropy`, `attentionBackward`, scatter-adds) always do.
  */
-import type { Kernels } from "./kernels.js";
+import type { AttentionArgs, Kernels } from "./kernels.js";
 import type { ThreadPool } from "./threads.js";
 
 /** Kernels the workers may be asked to run (the names index the pool's table). */
@@ -328,7 +328,33 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     return true;
   };
 
-  k.attention = (q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal) => {
+  /** The arguments of query rows [r0, r1) of one attention slice (the causal offset moves along). */
+  const attentionRows = (a: AttentionArgs, r0: number, r1: number): number[] => {
+    const [q, ldq, kk, ldk, v, ldv, o, ldo, probs, , S, dk, dv, scale, mask, maskLd, kpm, causal] = a;
+    return [
+      q + 4 * r0 * ldq,
+      ldq,
+      kk,
+      ldk,
+      v,
+      ldv,
+      o + 4 * r0 * ldo,
+      ldo,
+      probs + 4 * r0 * S,
+      r1 - r0,
+      S,
+      dk,
+      dv,
+      scale,
+      mask ? mask + 4 * r0 * maskLd : 0,
+      maskLd,
+      kpm,
+      causal >= 0 ? causal + r0 : -1,
+    ];
+  };
+
+  k.attention = (...a) => {
+    const [, , , , , , , , , L, S, dk, dv, , , , , causal] = a;
     const per = Math.max(S, 1) * (Math.max(dk, 0) + Math.max(dv, 0));
     const split =
       L >= 32 &&
@@ -337,30 +363,11 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
         "attention",
         L,
         per / 16, // in elements of MIN_ELEMS' scale: a row is ~S·(dk + dv) multiply-adds
-        (r0, r1) => [
-          q + 4 * r0 * ldq,
-          ldq,
-          kk,
-          ldk,
-          v,
-          ldv,
-          o + 4 * r0 * ldo,
-          ldo,
-          probs + 4 * r0 * S,
-          r1 - r0,
-          S,
-          dk,
-          dv,
-          scale,
-          mask ? mask + 4 * r0 * maskLd : 0,
-          maskLd,
-          kpm,
-          causal >= 0 ? causal + r0 : -1,
-        ],
+        (r0, r1) => attentionRows(a, r0, r1),
         16,
         causal >= 0 ? 64 : 16,
       );
-    if (!split) ex.attention(q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal);
+    if (!split) ex.attention(...a);
   };
 
   // slices as tiles: each slice whole, or its query rows cut as `attention` cuts them (several tiles
@@ -375,34 +382,12 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     const budget = pool.threads * TILES_PER_THREAD;
     const tiles: number[][] = [];
     for (const a of slices) {
-      const [q, ldq, kk, ldk, v, ldv, o, ldo, probs, L, S, dk, dv, scale, mask, maskLd, kpm, causal] = a;
+      const L = a[9];
       const parts = L >= 32 ? Math.min(Math.ceil(budget / slices.length), Math.floor(L / 16)) : 1;
-      const b = cuts(L, parts, causal >= 0 ? 64 : 16);
+      const b = cuts(L, parts, a[17] >= 0 ? 64 : 16);
       // every tile of a split slice takes the blocked path, as the whole slice does (≥ 16 rows)
       if (b.length > 2 && b[b.length - 1] - b[b.length - 2] < 16) b.splice(b.length - 2, 1);
-      for (let i = 0; i + 1 < b.length; i++) {
-        const r0 = b[i];
-        tiles.push([
-          q + 4 * r0 * ldq,
-          ldq,
-          kk,
-          ldk,
-          v,
-          ldv,
-          o + 4 * r0 * ldo,
-          ldo,
-          probs + 4 * r0 * S,
-          b[i + 1] - r0,
-          S,
-          dk,
-          dv,
-          scale,
-          mask ? mask + 4 * r0 * maskLd : 0,
-          maskLd,
-          kpm,
-          causal >= 0 ? causal + r0 : -1,
-        ]);
-      }
+      for (let i = 0; i + 1 < b.length; i++) tiles.push(attentionRows(a, b[i], b[i + 1]));
     }
     pool.run(id, FN.attention, "attention", tiles, ex.attention as (...a: number[]) => unknown);
   };

@@ -303,7 +303,8 @@ export const vitPage: Page = {
     // open on a sample "7", so that the first prediction needs no input
     void sampleDigits().then((all) => {
       const seven = all.find((s) => s.label === 7);
-      if (seven && pad.empty) pad.show(seven.digit);
+      // its own task: the strip's thumbnails are drawn in others
+      if (seven) setTimeout(() => pad.empty && pad.show(seven.digit), 0);
     });
 
     const sync = () => {
