@@ -25,6 +25,7 @@
  */
 import {
   Act,
+  type AttentionArgs,
   BinOp,
   ConfigError,
   createRuntime,
@@ -182,7 +183,7 @@ interface Plan {
   ctx: number; // [B·T, D]
   mlp: number; // [B·T, I]
   pos: number; // [T, D] position embeddings for this grid (may be the weights themselves)
-  probs: number[]; // per layer [B, H, T, T] (keepAttn) or one [T, T] scratch repeated
+  probs: number[]; // per layer [B, H, T, T] (keepAttn) or one [H, T, T] scratch repeated
   logits: number; // [B, num_labels] or 0
   pooled: number; // [B, D] or 0
 }
@@ -319,7 +320,7 @@ export class ViTModel {
     const [gh, gw] = patchGrid(cfg, H, W);
     const N = gh * gw;
     const T = N + 1;
-    const probsFloats = keepAttn ? L * B * nh * T * T : T * T;
+    const probsFloats = keepAttn ? L * B * nh * T * T : nh * T * T;
     const floats =
       B * C * H * W +
       N * C * p * p +
@@ -355,7 +356,7 @@ export class ViTModel {
     };
     if (keepAttn) for (let l = 0; l < L; l++) plan.probs.push(f(B * nh * T * T));
     else {
-      const s = f(T * T);
+      const s = f(nh * T * T);
       for (let l = 0; l < L; l++) plan.probs.push(s);
     }
     const [g0h, g0w] = patchGrid(cfg, cfg.image_size[0], cfg.image_size[1]);
@@ -514,12 +515,14 @@ export class ViTModel {
       k.layerNorm(P.h, x1, BT, D, Lw.ln1W, Lw.ln1B, eps);
       linear(BT, 3 * D, D, x1, Lw.qkvW, qkv, Lw.qkvB, 0, Act.none); // (B·T, 3D)
       const probs = P.probs[l]!;
+      // every head of an image in one call (the kernel threads split it by head, and by query rows)
       for (let b = 0; b < B; b++) {
         const q = qkv + b * T * 3 * D * 4;
+        const heads: AttentionArgs[] = [];
         for (let hh = 0; hh < nh; hh++) {
           const off = hh * hs * 4;
-          const pr = P.keepAttn ? probs + (b * nh + hh) * T * T * 4 : probs;
-          k.attention(
+          const pr = probs + ((P.keepAttn ? b * nh : 0) + hh) * T * T * 4;
+          heads.push([
             q + off,
             3 * D,
             q + D * 4 + off,
@@ -538,8 +541,9 @@ export class ViTModel {
             0,
             0,
             -1,
-          );
+          ]);
         }
+        k.attentionHeads(heads);
       }
       linear(BT, D, D, ctx, Lw.projW, P.h, Lw.projB, 1, Act.none); // h += attn
       if (a) k.copy2d(P.h, D, a.hMid, D, BT, D);
