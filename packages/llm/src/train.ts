@@ -19,9 +19,8 @@
  * `maxBatch × maxSeqLen` rows (`plan`). A step allocates nothing.
  *
  * ```
- * forward (kept: X_l, qkv, P, Xm, hpre, up, X_L, lnf; the norms' outputs norm1(X_l), norm2(Xm),
- *          the attention output att = P·v and the MLP's hact = act(hpre) (⊙ up) are recomputed in backward, one layer at a time,
- *          instead of being kept for every layer)
+ * forward (kept: X_l, qkv, P, Xm, hpre, up, X_L, lnf; recomputed by the backward one layer at
+ *          a time instead of kept for every layer: norm1(X_l), norm2(Xm), att = P·v, hact = act(hpre) (⊙ up))
  *   X_0 = wte[ids] (+ wpe[t]);  per layer: Xm = X + Attn(norm1(X))·Wo;  X' = Xm + MLP(norm2(Xm))
  *   loss = CE(lnf(X_L) · headᵀ, labels)   (rows of the head done in chunks, loss and dlogits fused)
  * backward: the same steps in reverse; dX is the residual stream's gradient, each branch adds in.
@@ -100,11 +99,9 @@ type Kind = "head" | "conv1d" | "linear" | "plain";
 interface Param {
   spec: WeightSpec;
   kind: Kind;
-  /** checkpoint-layout values (a master copy, or the engine's own buffer for "plain") */
+  /** the engine's buffer of this tensor: checkpoint layout while training, else its inference layout */
   ptr: number;
   grad: number;
-  /** the engine's storage of this tensor */
-  engine: number;
 }
 
 /** Pointers of one block's tensors (0 = absent) and their layouts. */
@@ -196,7 +193,7 @@ export class DecoderTraining {
     const made = arch.specs.map((spec, i): Param => {
       const eng = engine.get(spec.name);
       if (eng === undefined) throw new WasmformerError("internal", `no engine buffer for "${spec.name}"`);
-      const p: Param = { spec, kind: kinds[i], engine: eng, ptr: eng, grad: 0 };
+      const p: Param = { spec, kind: kinds[i], ptr: eng, grad: 0 };
       this.byName.set(spec.name, p);
       this.shapes[hfName(spec.name)] = [...spec.shape];
       return p;
@@ -265,14 +262,14 @@ export class DecoderTraining {
         if (p.kind === "plain") continue;
         const n = this.storageFloats(p);
         const all = new Float32Array(this.rt.heap.buffer());
-        all.copyWithin(scratch / F32, p.engine / F32, p.engine / F32 + n);
+        all.copyWithin(scratch / F32, p.ptr / F32, p.ptr / F32 + n);
         this.unpack(p, scratch);
       }
     });
     this.inInference = false;
   }
 
-  /** Master (at `p.ptr`) ← the inference storage of `p` held at `src`. */
+  /** Checkpoint layout at `p.ptr` ← the inference layout of `p` held at `src`. */
   private unpack(p: Param, src: number): void {
     const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
     const all = new Float32Array(this.rt.heap.buffer());
@@ -310,14 +307,13 @@ export class DecoderTraining {
       for (const p of this.byName.values()) {
         if (p.kind === "plain") continue;
         const { K, N, trans, ld } = asOperand(p, this.arch.dim, this.arch.vocab);
-        let all = new Float32Array(this.rt.heap.buffer());
+        const all = new Float32Array(this.rt.heap.buffer());
         all.copyWithin(scratch / F32, p.ptr / F32, p.ptr / F32 + K * N);
         if (this.layout.packed) {
-          k.packB(K, N, scratch, ld, trans, p.engine);
+          k.packB(K, N, scratch, ld, trans, p.ptr);
           continue;
         }
-        all = new Float32Array(this.rt.heap.buffer());
-        const e0 = p.engine / F32;
+        const e0 = p.ptr / F32;
         const m0 = scratch / F32;
         const head = p.kind === "head";
         for (let r = 0; r < K; r++)
