@@ -67,8 +67,10 @@ export const attentionPage: Page = {
     // one heatmap per task: the main thread never blocks for long, whatever the model size
     const draw = async () => {
       clear(out);
-      drawChips();
+      clear(chips);
       if (!result) return;
+      await nextTask();
+      drawChips();
       const { tokens, heads, weights } = result;
       const T = tokens.length;
       const l = Number(layerSel.value);
