@@ -144,6 +144,18 @@ function labelStrip(labels: readonly string[], cell: number, depth: number, vert
   return c;
 }
 
+/**
+ * Draw (and cache) a heatmap's row and column label strips, each in a task of its own: the first
+ * heatmap of a set of labels then only copies them.
+ */
+export async function prepareLabels(labels: readonly string[], cell: number): Promise<void> {
+  labelStrip(labels, cell, LABEL_DEPTH, false);
+  await nextTask();
+  labelStrip(labels, cell, LABEL_DEPTH, true);
+}
+
+const LABEL_DEPTH = 70;
+
 /** A copy of a cached canvas (an element can stand in one place only). */
 function copyOf(src: HTMLCanvasElement): HTMLCanvasElement {
   const c = h("canvas", { width: src.width, height: src.height });
@@ -164,7 +176,7 @@ export function heatmap(
   opts: { rowLabels?: readonly string[]; colLabels?: readonly string[]; cell?: number; title?: string } = {},
 ): HTMLElement {
   const cell = opts.cell ?? 18;
-  const depth = 70; // label strips
+  const depth = LABEL_DEPTH;
   const cells = h("canvas", { width: cols, height: rows, class: "cells" });
   cells.style.width = `${cols * cell}px`;
   cells.style.height = `${rows * cell}px`;
@@ -361,6 +373,15 @@ export function statusLine(): {
 /** Yield to the event loop (so that rendering many figures never makes one long main-thread task). */
 export function nextTask(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * Wait until the page has rendered a frame, then yield once more: DOM added before this is laid out
+ * and painted in that frame, so what is added after it lands in a later frame (large displays
+ * built piece by piece never make one long frame).
+ */
+export function nextFrame(): Promise<void> {
+  return new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
 }
 
 /** The served folder of an embedded `@wasmformer/models` checkpoint (see vite-embedded.ts). */
