@@ -14,10 +14,10 @@
  * updates act on the tensors exactly as named and shaped in the checkpoint. There is one copy of
  * each: the engine's own buffer, rewritten in place between the two layouts (a packed buffer is at
  * least as large as the plain matrix) through a scratch of one matrix at the heap top.
- * `toTraining()` unpacks, `toInference()` re-packs (and set `DecoderForward.checkpoint`, on which
+ * `toTraining()` unpacks, `toInference()` re-packs (each sets `DecoderForward.checkpoint`, on which
  * the shared forward's `linear`, token gather and LM head dispatch); the engine calls them before a
- * training step and before any inference. Vectors (norm gains, biases) and the position/untied embedding tables
- * have the checkpoint's layout in both modes and are never rewritten.
+ * training step and before any inference. Vectors (norm gains, biases) and the position/untied
+ * embedding tables have the checkpoint's layout in both modes and are never rewritten.
  *
  * Memory is planned once: the masters and gradients (`params`), then the activations of
  * `maxBatch × maxSeqLen` rows (`plan`). A step allocates nothing.
@@ -598,7 +598,10 @@ export class DecoderTraining {
   // -------------------------------------------------------------------------------------------
   // forward (keeping activations) and backward
 
-  /** Backward of a `linear` (decoder-forward.ts) in checkpoint layout: dx (n, K) += dy·op(W)ᵀ, dW += (xᵀ·dy in W's layout), db += Σ dy (a 0 pointer: skipped). */
+  /**
+   * Backward of the forward's `linear` (decoder-forward.ts) in checkpoint layout: dx (n, K) += dy·op(W)ᵀ,
+   * dW += (xᵀ·dy in W's layout), db += Σ dy (a 0 pointer: skipped).
+   */
   private linBack(
     n: number,
     dy: number,
