@@ -1254,8 +1254,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   // the forward pass (llama2.c `forward`): T new positions per row, in chunks, on the heap buffers
 
   /**
-   * `embeds` (B·T·E floats, `inputs_embeds`) replaces `wte[ids]` when given; `rows` are then unused
-   * (see `prefillEmbeds`).
+   * The inference forward: the steps of decoder-forward.ts (`tokens`, `positions`, `block(l)`,
+   * `finalNorm`, `lmHead`) on the scratch (`acts`: residual in place, activation fused), with the
+   * KV-cache attention below as the block's attention step. `embeds` (B·T·E floats,
+   * `inputs_embeds`) replaces `wte[ids]` when given; `rows` are then unused (see `prefillEmbeds`).
    */
   private run(rows: Int32Array[], T: number, opts: ForwardOptions, embeds?: Float32Array): ForwardOutput {
     const { E, H, hs, KV } = this;
