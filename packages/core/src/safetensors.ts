@@ -208,10 +208,123 @@ function describeJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Tensor entries and metadata of a header, before the layout (coverage) checks. */
-interface HeaderEntries {
-  tensors: SafetensorsTensorInfo[];
+/**
+ * The tensor entries of a header as columns (one array per field, not one object per tensor), in
+ * document order: entry k is named `names[k]`, has dtype `DTYPES[dtype[k]]`, shape
+ * `dims[dimStart[k] … dimStart[k + 1])` and data offsets `[begin[k], end[k])`. A header of tens of
+ * thousands of tensors then costs a few arrays and one string per name.
+ */
+interface Columns {
+  names: string[];
+  dtype: number[];
+  dims: number[];
+  /** `names.length + 1` starts into `dims`. */
+  dimStart: number[];
+  begin: number[];
+  end: number[];
   metadata: Record<string, string> | undefined;
+}
+
+/** The dtypes by code (the `Columns.dtype` values). */
+const DTYPES = Object.keys(DTYPE_BYTES) as SafetensorsDType[];
+/** Each dtype followed by its closing quote, to match a dtype string in place. */
+const DTYPES_QUOTED = DTYPES.map((d) => `${d}"`);
+
+const newColumns = (): Columns => ({
+  names: [],
+  dtype: [],
+  dims: [],
+  dimStart: [0],
+  begin: [],
+  end: [],
+  metadata: undefined,
+});
+
+/**
+ * A parsed header. The per-tensor info objects are made when first asked for (then kept), and so
+ * are the name → entry lookup and the `tensors` map: parsing itself allocates per tensor only
+ * its name.
+ */
+class ParsedHeader implements SafetensorsHeader {
+  private infoCache: (SafetensorsTensorInfo | undefined)[] | undefined;
+  private lookup: Map<string, number> | undefined;
+  private map: Map<string, SafetensorsTensorInfo> | undefined;
+
+  constructor(
+    readonly headerLength: number,
+    readonly dataStart: number,
+    readonly fileLength: number,
+    private readonly cols: Columns,
+    /** Entry indices in name order. */
+    private readonly order: readonly number[],
+    /** Info objects already made (by the strict parser), in document order. */
+    infos?: SafetensorsTensorInfo[],
+  ) {
+    this.infoCache = infos;
+  }
+
+  get metadata(): Record<string, string> | undefined {
+    return this.cols.metadata;
+  }
+  /** Tensors by name, in name order (built at first use). */
+  get tensors(): ReadonlyMap<string, SafetensorsTensorInfo> {
+    if (!this.map) {
+      const m = new Map<string, SafetensorsTensorInfo>();
+      for (const k of this.order) m.set(this.cols.names[k], this.infoAt(k));
+      this.map = m;
+    }
+    return this.map;
+  }
+  /** Tensor names in name order. */
+  names(): string[] {
+    const { names } = this.cols;
+    return this.order.map((k) => names[k]);
+  }
+  /** Every tensor entry, in name order. */
+  infos(): SafetensorsTensorInfo[] {
+    return this.order.map((k) => this.infoAt(k));
+  }
+  has(name: string): boolean {
+    return this.indexOf(name) >= 0;
+  }
+  /** The entry `name`, or undefined. */
+  info(name: string): SafetensorsTensorInfo | undefined {
+    const k = this.indexOf(name);
+    return k < 0 ? undefined : this.infoAt(k);
+  }
+
+  private indexOf(name: string): number {
+    if (!this.lookup) {
+      const m = new Map<string, number>();
+      const { names } = this.cols;
+      for (let k = 0; k < names.length; k++) m.set(names[k], k);
+      this.lookup = m;
+    }
+    return this.lookup.get(name) ?? -1;
+  }
+  private infoAt(k: number): SafetensorsTensorInfo {
+    const cache = (this.infoCache ??= new Array<SafetensorsTensorInfo | undefined>(this.cols.names.length).fill(
+      undefined,
+    ));
+    const cached = cache[k];
+    if (cached) return cached;
+    const c = this.cols;
+    const dtype = DTYPES[c.dtype[k]];
+    const begin = c.begin[k];
+    const end = c.end[k];
+    const info: SafetensorsTensorInfo = {
+      name: c.names[k],
+      dtype,
+      shape: Object.freeze(c.dims.slice(c.dimStart[k], c.dimStart[k + 1])),
+      // exact: the entry was checked to hold size × (element bytes) = END − BEGIN bytes
+      size: (end - begin) / DTYPE_BYTES[dtype],
+      dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
+      byteOffset: this.dataStart + begin,
+      byteLength: end - begin,
+    };
+    cache[k] = info;
+    return info;
+  }
 }
 
 /**
@@ -227,6 +340,10 @@ export function parseSafetensorsHeader(
   fileLength: number,
   opts: { strictOnly?: boolean } = {},
 ): SafetensorsHeader {
+  return parseHeader(header, fileLength, opts.strictOnly ?? false);
+}
+
+function parseHeader(header: Uint8Array, fileLength: number, strictOnly: boolean): ParsedHeader {
   const headerLength = header.length;
   const dataStart = 8 + headerLength;
   const dataLength = fileLength - dataStart;
@@ -244,46 +361,86 @@ export function parseSafetensorsHeader(
     const bad = firstInvalidUtf8(header);
     throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
   }
-  let entries = opts.strictOnly ? undefined : fastEntries(text, dataLength, dataStart);
-  // names in code point order (Python's `sorted`); the native comparison (UTF-16 units) agrees
-  // unless a name has a surrogate, and is much cheaper on tens of thousands of long shared prefixes
-  const byName: (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => number = /[\ud800-\udfff]/.test(text)
-    ? (a, b) => compareCodePoints(a.name, b.name)
-    : (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  if (entries) {
-    const ts = entries.tensors;
-    if (!isSorted(ts, byName)) ts.sort(byName);
+  // a surrogate comes from a 4-byte UTF-8 sequence, so an all-ASCII header (as many UTF-16 units
+  // as bytes) has none
+  const surrogates = text.length !== headerLength && /[\ud800-\udfff]/.test(text);
+  let cols = strictOnly ? undefined : fastEntries(text, dataLength);
+  let byName: number[] | undefined;
+  if (cols) {
+    byName = nameOrder(cols.names, surrogates);
     // the fast scan does not look for repeated names: the strict parser reports them where they are
-    for (let k = 1; k < ts.length; k++) {
-      if (ts[k - 1].name === ts[k].name) {
-        entries = undefined;
+    const { names } = cols;
+    for (let k = 1; k < byName.length; k++) {
+      if (names[byName[k - 1]] === names[byName[k]]) {
+        cols = undefined;
+        byName = undefined;
         break;
       }
     }
   }
-  const { tensors, metadata } = entries ?? strictEntries(text, dataLength, dataStart);
+  let infos: SafetensorsTensorInfo[] | undefined;
+  if (!cols) ({ cols, infos } = strictEntries(text, dataLength, dataStart));
+  // ties in the coverage order are broken by name after the fast scan, by document order after
+  // the strict parser (as they always were: the reported pair of an overlap depends on it)
+  checkCoverage(cols, byName, dataLength, dataStart);
+  return new ParsedHeader(headerLength, dataStart, fileLength, cols, byName ?? nameOrder(cols.names, surrogates), infos);
+}
 
-  // coverage: sorted by [begin, end), each range must start where the previous ended
-  const byOffsetOrder = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) =>
-    a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
-  const byOffset = isSorted(tensors, byOffsetOrder) ? tensors : [...tensors].sort(byOffsetOrder);
+/**
+ * Entry indices in name order: Unicode code point order (Python's `sorted`). The native
+ * comparison (UTF-16 units) agrees unless a name has a surrogate, and is much cheaper on tens of
+ * thousands of long shared prefixes. Already sorted names (the usual file) are not sorted again.
+ */
+function nameOrder(names: readonly string[], surrogates: boolean): number[] {
+  const order: number[] = [];
+  for (let k = 0; k < names.length; k++) order.push(k);
+  const cmp = surrogates
+    ? (a: number, b: number) => compareCodePoints(names[a], names[b])
+    : (a: number, b: number) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0);
+  for (let k = 1; k < names.length; k++) {
+    if (cmp(k - 1, k) > 0) return order.sort(cmp);
+  }
+  return order;
+}
+
+/**
+ * The layout rule: sorted by `[BEGIN, END)` (ties in `base` order, document order when
+ * undefined), each tensor's range starts where the previous one ended and the last ends at the
+ * end of the data buffer.
+ */
+function checkCoverage(c: Columns, base: readonly number[] | undefined, dataLength: number, dataStart: number) {
+  const { names, begin, end } = c;
+  let seq = base;
+  if (!seq) {
+    const doc: number[] = [];
+    for (let k = 0; k < names.length; k++) doc.push(k);
+    seq = doc;
+  }
+  for (let k = 1; k < seq.length; k++) {
+    const a = seq[k - 1];
+    const b = seq[k];
+    if (begin[a] > begin[b] || (begin[a] === begin[b] && end[a] > end[b])) {
+      seq = seq.slice().sort((x, y) => begin[x] - begin[y] || end[x] - end[y]);
+      break;
+    }
+  }
   let cursor = 0;
-  let prev: SafetensorsTensorInfo | undefined;
-  for (const t of byOffset) {
-    const [b] = t.dataOffsets;
+  let prev = -1;
+  for (const t of seq) {
+    const b = begin[t];
     if (b < cursor) {
       throw new SafetensorsError(
-        `data_offsets [${t.dataOffsets.join(", ")}] overlap those of "${prev!.name}" [${prev!.dataOffsets.join(", ")}]`,
-        { tensor: t.name, offset: dataStart + b },
+        `data_offsets [${b}, ${end[t]}] overlap those of "${names[prev]}" [${begin[prev]}, ${end[prev]}]`,
+        { tensor: names[t], offset: dataStart + b },
       );
     }
     if (b > cursor) {
       throw new SafetensorsError(
-        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev ? ` (after "${prev.name}")` : ""}`,
-        { tensor: t.name, offset: dataStart + cursor },
+        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev >= 0 ? ` (after "${names[prev]}")` : ""}`,
+        { tensor: names[t], offset: dataStart + cursor },
       );
     }
-    cursor = t.dataOffsets[1];
+    cursor = end[t];
     prev = t;
   }
   if (cursor !== dataLength) {
@@ -292,27 +449,37 @@ export function parseSafetensorsHeader(
       { offset: dataStart + cursor },
     );
   }
-
-  if (!isSorted(tensors, byName)) tensors.sort(byName);
-  return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
 }
 
 /** The entries of any header through the strict JSON parser; throws the first fault. */
-function strictEntries(text: string, dataLength: number, dataStart: number): HeaderEntries {
+function strictEntries(
+  text: string,
+  dataLength: number,
+  dataStart: number,
+): { cols: Columns; infos: SafetensorsTensorInfo[] } {
   // byte offset in the file of a UTF-16 index of `text`: O(pos), so computed only for an error
   const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
   // Each entry is checked as soon as it is parsed and then dropped (a header may list tens of
   // thousands of tensors). The first fault is kept until the whole header has parsed: a JSON syntax
   // error anywhere comes first, then the first faulty entry in document order.
-  let metadata: Record<string, string> | undefined;
-  const tensors: SafetensorsTensorInfo[] = [];
+  const cols = newColumns();
+  const infos: SafetensorsTensorInfo[] = [];
   let fault: SafetensorsError | undefined;
   const member = (name: string, entry: unknown, keyPos: number) => {
     if (fault) return;
     const where = () => ({ tensor: name, offset: at(keyPos) });
     try {
-      if (name === "__metadata__") metadata = validateMetadata(entry, where);
-      else tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
+      if (name === "__metadata__") cols.metadata = validateMetadata(entry, where);
+      else {
+        const t = validateEntry(name, entry, dataLength, dataStart, where);
+        infos.push(t);
+        cols.names.push(name);
+        cols.dtype.push(DTYPES.indexOf(t.dtype));
+        cols.dims.push(...t.shape);
+        cols.dimStart.push(cols.dims.length);
+        cols.begin.push(t.dataOffsets[0]);
+        cols.end.push(t.dataOffsets[1]);
+      }
     } catch (e) {
       if (!(e instanceof SafetensorsError)) throw e;
       fault = e;
@@ -330,125 +497,169 @@ function strictEntries(text: string, dataLength: number, dataStart: number): Hea
     throw new SafetensorsError("header is not a JSON object", { offset: 8 });
   }
   if (fault) throw fault;
-  return { tensors, metadata };
+  return { cols, infos };
+}
+
+// The fast scan: small helpers over `text` that take a position and return the next one (or -1),
+// so that the scan keeps its state in locals.
+
+/** Index of the first non-whitespace character at or after `i`. */
+function skipWs(text: string, i: number): number {
+  for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  return i;
+}
+
+/** Index of the closing quote of the string opening at `i`; -1 when there is none or it has escapes or control characters. */
+function stringEnd(text: string, i: number): number {
+  if (text.charCodeAt(i) !== 0x22) return -1;
+  for (let k = i + 1; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x22) return k;
+    if (c === 0x5c || c < 0x20) return -1;
+  }
+  return -1;
+}
+
+/** Code of the dtype whose name and closing quote are at `i`, or -1. */
+function dtypeAt(text: string, i: number): number {
+  for (let d = 0; d < DTYPES_QUOTED.length; d++) if (text.startsWith(DTYPES_QUOTED[d], i)) return d;
+  return -1;
 }
 
 /**
- * One scan of the usual header, building the tensor infos with no intermediate JSON values:
+ * `[int, …]` at `i` of plain non-negative integer literals (< 10¹⁵, so exact), pushed to `out`;
+ * returns the index after `]`, or -1.
+ */
+function intsAt(text: string, i: number, out: number[]): number {
+  if (text.charCodeAt(i) !== 0x5b) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) === 0x5d) return i + 1;
+  for (;;) {
+    const start = i;
+    let v = 0;
+    for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
+    const len = i - start;
+    if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return -1;
+    out.push(v);
+    i = skipWs(text, i);
+    const c = text.charCodeAt(i++);
+    if (c === 0x5d) return i;
+    if (c !== 0x2c) return -1;
+    i = skipWs(text, i);
+  }
+}
+
+const FIELD_DTYPE = 1;
+const FIELD_SHAPE = 2;
+const FIELD_OFFSETS = 4;
+
+/**
+ * One scan of the usual header straight into `Columns`, with no intermediate JSON values:
  * entries with exactly the fields `dtype`, `shape`, `data_offsets` (any order), strings without
  * escapes, integers as plain literals of at most 15 digits, an optional flat `__metadata__` of
  * strings. Returns undefined at the first thing it does not handle or that breaks a rule (then
  * `strictEntries` reads the header and reports the fault): what it returns is what
  * `strictEntries` would return, except that repeated tensor names are left to the caller to find.
  */
-function fastEntries(text: string, dataLength: number, dataStart: number): HeaderEntries | undefined {
-  const n = text.length;
-  let i = 0;
-  const ws = () => {
-    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
-  };
-  /** `c` after optional whitespace, consumed. */
-  const expect = (c: number) => {
-    ws();
-    return text.charCodeAt(i++) === c;
-  };
-  const string = (): string | undefined => {
-    ws();
-    if (text.charCodeAt(i) !== 0x22) return undefined;
-    const start = ++i;
-    for (let c = text.charCodeAt(i); c !== 0x22; c = text.charCodeAt(++i)) {
-      if (c === 0x5c || c < 0x20 || i >= n) return undefined; // escapes and control characters: strict path
-    }
-    return text.slice(start, i++);
-  };
-  /** `[int, …]` of plain non-negative integer literals (< 10¹⁵, so exact). */
-  const ints = (): number[] | undefined => {
-    if (!expect(0x5b)) return undefined;
-    const out: number[] = [];
-    ws();
-    if (text.charCodeAt(i) === 0x5d) {
-      i++;
-      return out;
-    }
-    for (;;) {
-      ws();
-      const start = i;
-      let v = 0;
-      for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
-      const len = i - start;
-      if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return undefined;
-      out.push(v);
-      ws();
-      const c = text.charCodeAt(i++);
-      if (c === 0x5d) return out;
-      if (c !== 0x2c) return undefined;
-    }
-  };
-
-  const tensors: SafetensorsTensorInfo[] = [];
-  let metadata: Record<string, string> | undefined;
-  if (!expect(0x7b)) return undefined;
-  ws();
+function fastEntries(text: string, dataLength: number): Columns | undefined {
+  const cols = newColumns();
+  const { names, dtype, dims, dimStart, begin, end } = cols;
+  const off: number[] = [];
+  let i = skipWs(text, 0);
+  if (text.charCodeAt(i) !== 0x7b) return undefined;
+  i = skipWs(text, i + 1);
   let more = text.charCodeAt(i) !== 0x7d;
   if (!more) i++;
   while (more) {
-    const name = string();
-    if (name === undefined || !expect(0x3a) || !expect(0x7b)) return undefined;
+    const nameEnd = stringEnd(text, i);
+    if (nameEnd < 0) return undefined;
+    const name = text.slice(i + 1, nameEnd);
+    i = skipWs(text, nameEnd + 1);
+    if (text.charCodeAt(i) !== 0x3a) return undefined;
+    i = skipWs(text, i + 1);
+    if (text.charCodeAt(i) !== 0x7b) return undefined;
+    i = skipWs(text, i + 1);
     if (name === "__metadata__") {
-      if (metadata) return undefined; // repeated
+      if (cols.metadata) return undefined; // repeated
       const md: Record<string, string> = {};
-      ws();
       let go = text.charCodeAt(i) !== 0x7d;
       if (!go) i++;
       while (go) {
-        const k = string();
-        if (k === undefined || Object.hasOwn(md, k) || !expect(0x3a)) return undefined;
-        const v = string();
-        if (v === undefined) return undefined;
-        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
-        ws();
+        const kEnd = stringEnd(text, i);
+        if (kEnd < 0) return undefined;
+        const k = text.slice(i + 1, kEnd);
+        i = skipWs(text, kEnd + 1);
+        if (Object.hasOwn(md, k) || text.charCodeAt(i) !== 0x3a) return undefined;
+        i = skipWs(text, i + 1);
+        const vEnd = stringEnd(text, i);
+        if (vEnd < 0) return undefined;
+        Object.defineProperty(md, k, {
+          value: text.slice(i + 1, vEnd),
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+        i = skipWs(text, vEnd + 1);
         const c = text.charCodeAt(i++);
         if (c !== 0x2c && c !== 0x7d) return undefined;
         go = c === 0x2c;
+        if (go) i = skipWs(text, i);
       }
-      metadata = md;
+      cols.metadata = md;
     } else {
-      let dtype: string | undefined;
-      let shape: number[] | undefined;
-      let off: number[] | undefined;
-      for (let fields = 0; fields < 3; fields++) {
-        const k = string();
-        if (k === undefined || !expect(0x3a)) return undefined;
-        if (k === "dtype" && dtype === undefined) dtype = string();
-        else if (k === "shape" && shape === undefined) shape = ints();
-        else if (k === "data_offsets" && off === undefined) off = ints();
+      let dt = -1;
+      let seen = 0;
+      const d0 = dims.length;
+      off.length = 0;
+      for (let f = 0; f < 3; f++) {
+        let field: number;
+        if (text.charCodeAt(i) !== 0x22) return undefined;
+        if (text.startsWith('dtype"', i + 1)) field = FIELD_DTYPE;
+        else if (text.startsWith('shape"', i + 1)) field = FIELD_SHAPE;
+        else if (text.startsWith('data_offsets"', i + 1)) field = FIELD_OFFSETS;
         else return undefined;
-        if (!expect(fields < 2 ? 0x2c : 0x7d)) return undefined;
+        if (seen & field) return undefined;
+        seen |= field;
+        i = skipWs(text, i + (field === FIELD_OFFSETS ? 14 : 7));
+        if (text.charCodeAt(i) !== 0x3a) return undefined;
+        i = skipWs(text, i + 1);
+        if (field === FIELD_DTYPE) {
+          dt = text.charCodeAt(i) === 0x22 ? dtypeAt(text, i + 1) : -1;
+          if (dt < 0) return undefined;
+          i += DTYPES_QUOTED[dt].length + 1;
+        } else {
+          i = intsAt(text, i, field === FIELD_SHAPE ? dims : off);
+          if (i < 0) return undefined;
+        }
+        i = skipWs(text, i);
+        if (text.charCodeAt(i++) !== (f < 2 ? 0x2c : 0x7d)) return undefined;
+        i = skipWs(text, i);
       }
-      if (dtype === undefined || !isDtype(dtype) || shape === undefined || off?.length !== 2) return undefined;
+      if (off.length !== 2) return undefined;
       let size = 1;
-      for (const d of shape) size *= d;
-      if (size > Number.MAX_SAFE_INTEGER && !shape.includes(0)) return undefined;
-      if (shape.includes(0)) size = 0;
-      const [begin, end] = off as [number, number];
-      if (begin > end || end > dataLength || size * DTYPE_BYTES[dtype] !== end - begin) return undefined;
-      tensors.push({
-        name,
-        dtype,
-        shape: Object.freeze(shape),
-        size,
-        dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
-        byteOffset: dataStart + begin,
-        byteLength: end - begin,
-      });
+      let zero = false;
+      for (let k = d0; k < dims.length; k++) {
+        size *= dims[k];
+        if (dims[k] === 0) zero = true;
+      }
+      if (zero) size = 0;
+      else if (size > Number.MAX_SAFE_INTEGER) return undefined;
+      const b = off[0];
+      const e = off[1];
+      if (b > e || e > dataLength || size * DTYPE_BYTES[DTYPES[dt]] !== e - b) return undefined;
+      names.push(name);
+      dtype.push(dt);
+      dimStart.push(dims.length);
+      begin.push(b);
+      end.push(e);
     }
-    ws();
+    i = skipWs(text, i);
     const c = text.charCodeAt(i++);
     if (c !== 0x2c && c !== 0x7d) return undefined;
     more = c === 0x2c;
+    if (more) i = skipWs(text, i);
   }
-  ws();
-  return i === n ? { tensors, metadata } : undefined;
+  return skipWs(text, i) === text.length ? cols : undefined;
 }
 
 function validateMetadata(entry: unknown, where: () => { tensor: string; offset: number }): Record<string, string> {
@@ -556,12 +767,6 @@ function validateEntry(
     byteOffset: dataStart + begin,
     byteLength: end - begin,
   };
-}
-
-/** Whether `xs` is already in `order` (then a sort of a large header can be skipped). */
-function isSorted<T>(xs: readonly T[], order: (a: T, b: T) => number): boolean {
-  for (let k = 1; k < xs.length; k++) if (order(xs[k - 1], xs[k]) > 0) return false;
-  return true;
 }
 
 /**
@@ -709,33 +914,34 @@ const toBytes = (b: Uint8Array | ArrayBuffer): Uint8Array => (b instanceof Uint8
 
 /** A whole safetensors file in memory (see `parseSafetensors`). */
 export class SafetensorsFile implements TensorFile {
-  readonly header: SafetensorsHeader;
+  private readonly parsed: ParsedHeader;
   private readonly bytes: Uint8Array;
   private readonly copy: boolean;
 
   constructor(bytes: Uint8Array | ArrayBuffer, opts: SafetensorsOptions = {}) {
     const b = toBytes(bytes);
     const n = readHeaderLength(b, b.length, opts);
-    this.header = parseSafetensorsHeader(b.subarray(8, 8 + n), b.length);
+    this.parsed = parseHeader(b.subarray(8, 8 + n), b.length, false);
     this.bytes = b;
     this.copy = opts.copy ?? false;
   }
 
+  get header(): SafetensorsHeader {
+    return this.parsed;
+  }
   get metadata(): Record<string, string> | undefined {
-    return this.header.metadata;
+    return this.parsed.metadata;
   }
   /** Tensor names in name order. */
   names(): string[] {
-    return [...this.header.tensors.keys()];
+    return this.parsed.names();
   }
   has(name: string): boolean {
-    return this.header.tensors.has(name);
+    return this.parsed.has(name);
   }
   /** dtype, shape and byte range of a tensor; throws `WeightsError` for an unknown name. */
   info(name: string): SafetensorsTensorInfo {
-    const t = this.header.tensors.get(name);
-    if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
-    return t;
+    return this.parsed.info(name) ?? noTensor(name);
   }
   /** The tensor `name` (f32 / i32 / u8 / bool, see `tensorDtypeFor`); may share the file's memory. */
   get(name: string): Tensor {
@@ -744,13 +950,17 @@ export class SafetensorsFile implements TensorFile {
   }
   /** Every tensor entry, in name order. */
   infos(): SafetensorsTensorInfo[] {
-    return [...this.header.tensors.values()];
+    return this.parsed.infos();
   }
   /** `[name, tensor]` pairs in name order, decoded one at a time. */
   *entries(): IterableIterator<[string, Tensor]> {
-    for (const name of this.header.tensors.keys()) yield [name, this.get(name)];
+    for (const name of this.parsed.names()) yield [name, this.get(name)];
   }
 }
+
+const noTensor = (name: string): never => {
+  throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
+};
 
 /**
  * Parse a whole safetensors file held in memory. Validates the header and the layout up front;
@@ -924,19 +1134,15 @@ export async function openSafetensors(
     const size = reader.size;
     const prefix = await reader.read(0, Math.min(8, size));
     const n = readHeaderLength(prefix, size, opts);
-    const header = parseSafetensorsHeader(await readExactly(reader, 8, n, {}), size);
-    const info = (name: string): SafetensorsTensorInfo => {
-      const t = header.tensors.get(name);
-      if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
-      return t;
-    };
+    const header = parseHeader(await readExactly(reader, 8, n, {}), size, false);
+    const info = (name: string): SafetensorsTensorInfo => header.info(name) ?? noTensor(name);
     return {
       header,
       metadata: header.metadata,
-      names: () => [...header.tensors.keys()],
-      has: (name) => header.tensors.has(name),
+      names: () => header.names(),
+      has: (name) => header.has(name),
       info,
-      infos: () => [...header.tensors.values()],
+      infos: () => header.infos(),
       async get(name) {
         const t = info(name);
         if (closed) throw new InputError(`openSafetensors: get("${name}") after close()`);
