@@ -208,42 +208,131 @@ function describeJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/**
- * The tensor entries of a header as columns (one array per field, not one object per tensor), in
- * document order: entry k is named `names[k]`, has dtype `DTYPES[dtype[k]]`, shape
- * `dims[dimStart[k] … dimStart[k + 1])` and data offsets `[begin[k], end[k])`. A header of tens of
- * thousands of tensors then costs a few arrays and one string per name.
- */
-interface Columns {
-  names: string[];
-  dtype: number[];
-  dims: number[];
-  /** `names.length + 1` starts into `dims`. */
-  dimStart: number[];
-  begin: number[];
-  end: number[];
-  metadata: Record<string, string> | undefined;
-}
-
-/** The dtypes by code (the `Columns.dtype` values). */
-const DTYPES = Object.keys(DTYPE_BYTES) as SafetensorsDType[];
+/** The dtypes by code (the values of `Entries.dtype`); the scan tries them in this order, common ones first. */
+const DTYPES = [...new Set(["F32", "F16", "BF16", ...Object.keys(DTYPE_BYTES)])] as SafetensorsDType[];
 /** Each dtype followed by its closing quote, to match a dtype string in place. */
 const DTYPES_QUOTED = DTYPES.map((d) => `${d}"`);
 
-const newColumns = (): Columns => ({
-  names: [],
-  dtype: [],
-  dims: [],
-  dimStart: [0],
-  begin: [],
-  end: [],
-  metadata: undefined,
-});
+/** The shortest tensor entry: `"":{"dtype":"U8","shape":[],"data_offsets":[0,0]}`. */
+const MIN_ENTRY_CHARS = 49;
+
+/** A copy of `a` with twice the room. */
+function grown<A extends Int32Array | Uint8Array | Float64Array>(a: A): A {
+  const b = new (a.constructor as new (n: number) => A)(2 * a.length);
+  b.set(a);
+  return b;
+}
+
+/**
+ * The tensor entries of a header as columns (struct of arrays), in document order: entry k has
+ * dtype `DTYPES[dtype[k]]`, shape `dims[dimStart[k] … dimStart[k + 1])` and data offsets
+ * `[begin[k], end[k])`. After the fast scan its name is `text.slice(nameStart[k], nameEnd[k])` (a
+ * string without escapes), made only when asked for; the strict parser gives `names` whole. A
+ * header of tens of thousands of tensors costs a few typed arrays and nothing per tensor.
+ */
+class Entries {
+  count = 0;
+  nameStart: Int32Array;
+  nameEnd: Int32Array;
+  dtype: Uint8Array;
+  /** `count + 1` starts into `dims`. */
+  dimStart: Int32Array;
+  begin: Float64Array;
+  end: Float64Array;
+  dims: Float64Array;
+  dimCount = 0;
+  names: string[] | undefined;
+  metadata: Record<string, string> | undefined;
+
+  constructor(
+    readonly text: string,
+    /** Whether `text` has surrogates (then UTF-16 order is not code point order). */
+    readonly surrogates: boolean,
+    /** Whether `text` is the header read as latin1, so that its strings must be ASCII. */
+    readonly ascii = false,
+  ) {
+    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 1 << 16);
+    this.nameStart = new Int32Array(cap);
+    this.nameEnd = new Int32Array(cap);
+    this.dtype = new Uint8Array(cap);
+    this.dimStart = new Int32Array(cap + 1);
+    this.begin = new Float64Array(cap);
+    this.end = new Float64Array(cap);
+    this.dims = new Float64Array(2 * cap);
+  }
+
+  /** Append a dimension to the entry being read. */
+  pushDim(v: number): void {
+    if (this.dimCount === this.dims.length) this.dims = grown(this.dims);
+    this.dims[this.dimCount++] = v;
+  }
+  /** Close the entry being read: its shape is the dims pushed since the previous entry. */
+  add(nameStart: number, nameEnd: number, dtype: number, begin: number, end: number): void {
+    const k = this.count++;
+    if (k === this.begin.length) {
+      this.nameStart = grown(this.nameStart);
+      this.nameEnd = grown(this.nameEnd);
+      this.dtype = grown(this.dtype);
+      this.dimStart = grown(this.dimStart);
+      this.begin = grown(this.begin);
+      this.end = grown(this.end);
+    }
+    this.nameStart[k] = nameStart;
+    this.nameEnd[k] = nameEnd;
+    this.dtype[k] = dtype;
+    this.begin[k] = begin;
+    this.end[k] = end;
+    this.dimStart[k + 1] = this.dimCount;
+  }
+  name(k: number): string {
+    return this.names ? this.names[k] : this.text.slice(this.nameStart[k], this.nameEnd[k]);
+  }
+  /** Every name, in document order (made once). */
+  allNames(): string[] {
+    if (!this.names) {
+      const names: string[] = [];
+      for (let k = 0; k < this.count; k++) names.push(this.name(k));
+      this.names = names;
+    }
+    return this.names;
+  }
+  /**
+   * Order of the names of entries a and b: Unicode code point order (Python's `sorted`). UTF-16
+   * order agrees unless a name has a surrogate.
+   */
+  compareNames(a: number, b: number): number {
+    if (this.names) {
+      const x = this.names[a];
+      const y = this.names[b];
+      return this.surrogates ? compareCodePoints(x, y) : x < y ? -1 : x > y ? 1 : 0;
+    }
+    // the names in place, unit by unit
+    const t = this.text;
+    let i = this.nameStart[a];
+    let j = this.nameStart[b];
+    const iEnd = this.nameEnd[a];
+    const jEnd = this.nameEnd[b];
+    for (; i < iEnd && j < jEnd; i++, j++) {
+      const x = t.charCodeAt(i);
+      const y = t.charCodeAt(j);
+      if (x !== y) return this.surrogates ? codePointRank(x) - codePointRank(y) : x - y;
+    }
+    return iEnd - i - (jEnd - j);
+  }
+  /** Entry indices in name order (already sorted entries, the usual file, are not sorted again). */
+  nameOrder(): number[] {
+    const order: number[] = [];
+    for (let k = 0; k < this.count; k++) order.push(k);
+    for (let k = 1; k < this.count; k++) {
+      if (this.compareNames(k - 1, k) > 0) return order.sort((a, b) => this.compareNames(a, b));
+    }
+    return order;
+  }
+}
 
 /**
  * A parsed header. The per-tensor info objects are made when first asked for (then kept), and so
- * are the name → entry lookup and the `tensors` map: parsing itself allocates per tensor only
- * its name.
+ * are the names, the name → entry lookup and the `tensors` map.
  */
 class ParsedHeader implements SafetensorsHeader {
   private infoCache: (SafetensorsTensorInfo | undefined)[] | undefined;
@@ -254,7 +343,7 @@ class ParsedHeader implements SafetensorsHeader {
     readonly headerLength: number,
     readonly dataStart: number,
     readonly fileLength: number,
-    private readonly cols: Columns,
+    private readonly entries: Entries,
     /** Entry indices in name order. */
     private readonly order: readonly number[],
     /** Info objects already made (by the strict parser), in document order. */
@@ -264,20 +353,20 @@ class ParsedHeader implements SafetensorsHeader {
   }
 
   get metadata(): Record<string, string> | undefined {
-    return this.cols.metadata;
+    return this.entries.metadata;
   }
   /** Tensors by name, in name order (built at first use). */
   get tensors(): ReadonlyMap<string, SafetensorsTensorInfo> {
     if (!this.map) {
       const m = new Map<string, SafetensorsTensorInfo>();
-      for (const k of this.order) m.set(this.cols.names[k], this.infoAt(k));
+      for (const k of this.order) m.set(this.entries.name(k), this.infoAt(k));
       this.map = m;
     }
     return this.map;
   }
   /** Tensor names in name order. */
   names(): string[] {
-    const { names } = this.cols;
+    const names = this.entries.allNames();
     return this.order.map((k) => names[k]);
   }
   /** Every tensor entry, in name order. */
@@ -296,26 +385,26 @@ class ParsedHeader implements SafetensorsHeader {
   private indexOf(name: string): number {
     if (!this.lookup) {
       const m = new Map<string, number>();
-      const { names } = this.cols;
+      const names = this.entries.allNames();
       for (let k = 0; k < names.length; k++) m.set(names[k], k);
       this.lookup = m;
     }
     return this.lookup.get(name) ?? -1;
   }
   private infoAt(k: number): SafetensorsTensorInfo {
-    const cache = (this.infoCache ??= new Array<SafetensorsTensorInfo | undefined>(this.cols.names.length).fill(
-      undefined,
-    ));
+    const e = this.entries;
+    const cache = (this.infoCache ??= new Array<SafetensorsTensorInfo | undefined>(e.count).fill(undefined));
     const cached = cache[k];
     if (cached) return cached;
-    const c = this.cols;
-    const dtype = DTYPES[c.dtype[k]];
-    const begin = c.begin[k];
-    const end = c.end[k];
+    const dtype = DTYPES[e.dtype[k]];
+    const begin = e.begin[k];
+    const end = e.end[k];
+    const shape: number[] = [];
+    for (let d = e.dimStart[k]; d < e.dimStart[k + 1]; d++) shape.push(e.dims[d]);
     const info: SafetensorsTensorInfo = {
-      name: c.names[k],
+      name: e.name(k),
       dtype,
-      shape: Object.freeze(c.dims.slice(c.dimStart[k], c.dimStart[k + 1])),
+      shape: Object.freeze(shape),
       // exact: the entry was checked to hold size × (element bytes) = END − BEGIN bytes
       size: (end - begin) / DTYPE_BYTES[dtype],
       dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
@@ -354,66 +443,66 @@ function parseHeader(header: Uint8Array, fileLength: number, strictOnly: boolean
       { offset: 8 },
     );
   }
-  let text: string;
-  try {
-    text = utf8.decode(header);
-  } catch {
-    const bad = firstInvalidUtf8(header);
-    throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
-  }
-  // a surrogate comes from a 4-byte UTF-8 sequence, so an all-ASCII header (as many UTF-16 units
-  // as bytes) has none
+  // the usual header is ASCII: read it as latin1 and let the fast scan insist on ASCII
+  const latin1 = strictOnly ? undefined : asciiText(header);
+  let entries = latin1 === undefined ? undefined : fastEntries(latin1, false, true, dataLength);
+  const text = entries && latin1 !== undefined ? latin1 : decodeUtf8(header);
+  // a surrogate comes from a 4-byte UTF-8 sequence: an all-ASCII header (as many UTF-16 units as
+  // bytes) has none
   const surrogates = text.length !== headerLength && /[\ud800-\udfff]/.test(text);
-  let cols = strictOnly ? undefined : fastEntries(text, dataLength);
+  if (!entries && !strictOnly) entries = fastEntries(text, surrogates, false, dataLength);
   let byName: number[] | undefined;
-  if (cols) {
-    byName = nameOrder(cols.names, surrogates);
+  if (entries) {
+    byName = entries.nameOrder();
     // the fast scan does not look for repeated names: the strict parser reports them where they are
-    const { names } = cols;
     for (let k = 1; k < byName.length; k++) {
-      if (names[byName[k - 1]] === names[byName[k]]) {
-        cols = undefined;
+      if (entries.compareNames(byName[k - 1], byName[k]) === 0) {
+        entries = undefined;
         byName = undefined;
         break;
       }
     }
   }
   let infos: SafetensorsTensorInfo[] | undefined;
-  if (!cols) ({ cols, infos } = strictEntries(text, dataLength, dataStart));
+  if (!entries) ({ entries, infos } = strictEntries(text, surrogates, dataLength, dataStart));
   // ties in the coverage order are broken by name after the fast scan, by document order after
-  // the strict parser (as they always were: the reported pair of an overlap depends on it)
-  checkCoverage(cols, byName, dataLength, dataStart);
-  return new ParsedHeader(headerLength, dataStart, fileLength, cols, byName ?? nameOrder(cols.names, surrogates), infos);
+  // the strict parser (as they always were: the pair an overlap names depends on it)
+  checkCoverage(entries, byName, dataLength, dataStart);
+  return new ParsedHeader(headerLength, dataStart, fileLength, entries, byName ?? entries.nameOrder(), infos);
+}
+
+/** The header as text; a `SafetensorsError` at the first byte that is not UTF-8. */
+function decodeUtf8(header: Uint8Array): string {
+  try {
+    return utf8.decode(header);
+  } catch {
+    const bad = firstInvalidUtf8(header);
+    throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
+  }
 }
 
 /**
- * Entry indices in name order: Unicode code point order (Python's `sorted`). The native
- * comparison (UTF-16 units) agrees unless a name has a surrogate, and is much cheaper on tens of
- * thousands of long shared prefixes. Already sorted names (the usual file) are not sorted again.
+ * The header bytes as a string of one unit per byte (latin1), when that is cheap: Node's
+ * `TextDecoder` converts through ICU at several ns a byte, `Buffer`'s latin1 read is a copy. It
+ * is the UTF-8 text when every byte is ASCII, which `fastEntries(…, ascii = true)` checks.
+ * Undefined where there is no `Buffer` (browsers, whose `TextDecoder` is fast).
  */
-function nameOrder(names: readonly string[], surrogates: boolean): number[] {
-  const order: number[] = [];
-  for (let k = 0; k < names.length; k++) order.push(k);
-  const cmp = surrogates
-    ? (a: number, b: number) => compareCodePoints(names[a], names[b])
-    : (a: number, b: number) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0);
-  for (let k = 1; k < names.length; k++) {
-    if (cmp(k - 1, k) > 0) return order.sort(cmp);
-  }
-  return order;
+function asciiText(header: Uint8Array): string | undefined {
+  const B = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+  return B ? B.from(header.buffer, header.byteOffset, header.byteLength).toString("latin1") : undefined;
 }
 
 /**
  * The layout rule: sorted by `[BEGIN, END)` (ties in `base` order, document order when
- * undefined), each tensor's range starts where the previous one ended and the last ends at the
+ * undefined), each tensor's range starts where the previous one ended, and the last ends at the
  * end of the data buffer.
  */
-function checkCoverage(c: Columns, base: readonly number[] | undefined, dataLength: number, dataStart: number) {
-  const { names, begin, end } = c;
+function checkCoverage(e: Entries, base: readonly number[] | undefined, dataLength: number, dataStart: number) {
+  const { begin, end } = e;
   let seq = base;
   if (!seq) {
     const doc: number[] = [];
-    for (let k = 0; k < names.length; k++) doc.push(k);
+    for (let k = 0; k < e.count; k++) doc.push(k);
     seq = doc;
   }
   for (let k = 1; k < seq.length; k++) {
@@ -430,14 +519,14 @@ function checkCoverage(c: Columns, base: readonly number[] | undefined, dataLeng
     const b = begin[t];
     if (b < cursor) {
       throw new SafetensorsError(
-        `data_offsets [${b}, ${end[t]}] overlap those of "${names[prev]}" [${begin[prev]}, ${end[prev]}]`,
-        { tensor: names[t], offset: dataStart + b },
+        `data_offsets [${b}, ${end[t]}] overlap those of "${e.name(prev)}" [${begin[prev]}, ${end[prev]}]`,
+        { tensor: e.name(t), offset: dataStart + b },
       );
     }
     if (b > cursor) {
       throw new SafetensorsError(
-        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev >= 0 ? ` (after "${names[prev]}")` : ""}`,
-        { tensor: names[t], offset: dataStart + cursor },
+        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev >= 0 ? ` (after "${e.name(prev)}")` : ""}`,
+        { tensor: e.name(t), offset: dataStart + cursor },
       );
     }
     cursor = end[t];
@@ -454,31 +543,31 @@ function checkCoverage(c: Columns, base: readonly number[] | undefined, dataLeng
 /** The entries of any header through the strict JSON parser; throws the first fault. */
 function strictEntries(
   text: string,
+  surrogates: boolean,
   dataLength: number,
   dataStart: number,
-): { cols: Columns; infos: SafetensorsTensorInfo[] } {
+): { entries: Entries; infos: SafetensorsTensorInfo[] } {
   // byte offset in the file of a UTF-16 index of `text`: O(pos), so computed only for an error
   const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
   // Each entry is checked as soon as it is parsed and then dropped (a header may list tens of
   // thousands of tensors). The first fault is kept until the whole header has parsed: a JSON syntax
   // error anywhere comes first, then the first faulty entry in document order.
-  const cols = newColumns();
+  const entries = new Entries(text, surrogates);
+  const names: string[] = [];
+  entries.names = names;
   const infos: SafetensorsTensorInfo[] = [];
   let fault: SafetensorsError | undefined;
   const member = (name: string, entry: unknown, keyPos: number) => {
     if (fault) return;
     const where = () => ({ tensor: name, offset: at(keyPos) });
     try {
-      if (name === "__metadata__") cols.metadata = validateMetadata(entry, where);
+      if (name === "__metadata__") entries.metadata = validateMetadata(entry, where);
       else {
         const t = validateEntry(name, entry, dataLength, dataStart, where);
         infos.push(t);
-        cols.names.push(name);
-        cols.dtype.push(DTYPES.indexOf(t.dtype));
-        cols.dims.push(...t.shape);
-        cols.dimStart.push(cols.dims.length);
-        cols.begin.push(t.dataOffsets[0]);
-        cols.end.push(t.dataOffsets[1]);
+        names.push(name);
+        for (const d of t.shape) entries.pushDim(d);
+        entries.add(-1, -1, DTYPES.indexOf(t.dtype), t.dataOffsets[0], t.dataOffsets[1]);
       }
     } catch (e) {
       if (!(e instanceof SafetensorsError)) throw e;
@@ -497,7 +586,7 @@ function strictEntries(
     throw new SafetensorsError("header is not a JSON object", { offset: 8 });
   }
   if (fault) throw fault;
-  return { cols, infos };
+  return { entries, infos };
 }
 
 // The fast scan: small helpers over `text` that take a position and return the next one (or -1),
@@ -509,13 +598,17 @@ function skipWs(text: string, i: number): number {
   return i;
 }
 
-/** Index of the closing quote of the string opening at `i`; -1 when there is none or it has escapes or control characters. */
-function stringEnd(text: string, i: number): number {
+/**
+ * Index of the closing quote of the string opening at `i`; -1 when there is none or it has
+ * escapes, control characters, or (`ascii`) a unit ≥ 0x80.
+ */
+function stringEnd(text: string, i: number, ascii: boolean): number {
   if (text.charCodeAt(i) !== 0x22) return -1;
+  const top = ascii ? 0x80 : 0x10000;
   for (let k = i + 1; k < text.length; k++) {
     const c = text.charCodeAt(k);
     if (c === 0x22) return k;
-    if (c === 0x5c || c < 0x20) return -1;
+    if (c === 0x5c || c < 0x20 || c >= top) return -1;
   }
   return -1;
 }
@@ -527,10 +620,10 @@ function dtypeAt(text: string, i: number): number {
 }
 
 /**
- * `[int, …]` at `i` of plain non-negative integer literals (< 10¹⁵, so exact), pushed to `out`;
- * returns the index after `]`, or -1.
+ * `[int, …]` at `i` of plain non-negative integer literals (< 10¹⁵, so exact), pushed to the dims
+ * of `e`; returns the index after `]`, or -1.
  */
-function intsAt(text: string, i: number, out: number[]): number {
+function intsAt(text: string, i: number, e: Entries): number {
   if (text.charCodeAt(i) !== 0x5b) return -1;
   i = skipWs(text, i + 1);
   if (text.charCodeAt(i) === 0x5d) return i + 1;
@@ -540,7 +633,7 @@ function intsAt(text: string, i: number, out: number[]): number {
     for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
     const len = i - start;
     if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return -1;
-    out.push(v);
+    e.pushDim(v);
     i = skipWs(text, i);
     const c = text.charCodeAt(i++);
     if (c === 0x5d) return i;
@@ -549,117 +642,192 @@ function intsAt(text: string, i: number, out: number[]): number {
   }
 }
 
+/**
+ * Check the entry being read (its dims are those pushed since `d0`) and add it; false when it
+ * breaks a rule (then the strict parser reports which).
+ */
+function closeEntry(
+  e: Entries,
+  d0: number,
+  nameStart: number,
+  nameEnd: number,
+  dt: number,
+  begin: number,
+  end: number,
+  dataLength: number,
+): boolean {
+  let size = 1;
+  let zero = false;
+  for (let k = d0; k < e.dimCount; k++) {
+    size *= e.dims[k];
+    if (e.dims[k] === 0) zero = true;
+  }
+  if (zero) size = 0;
+  else if (size > Number.MAX_SAFE_INTEGER) return false;
+  if (begin > end || end > dataLength || size * DTYPE_BYTES[DTYPES[dt]] !== end - begin) return false;
+  e.add(nameStart, nameEnd, dt, begin, end);
+  return true;
+}
+
+/**
+ * The value of the entry named `text[nameStart, nameEnd)` when it is at `i` in the layout that the
+ * reference writer (and ours) produces, `:{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}`:
+ * matched with a few native string comparisons instead of character by character. Returns the
+ * index after it, or -1 when it is laid out otherwise or breaks a rule (the dims it pushed are
+ * then the caller's to drop).
+ */
+function canonicalEntry(
+  text: string,
+  i: number,
+  e: Entries,
+  nameStart: number,
+  nameEnd: number,
+  dataLength: number,
+): number {
+  if (!text.startsWith(':{"dtype":"', i)) return -1;
+  i += 11;
+  const dt = dtypeAt(text, i);
+  if (dt < 0) return -1;
+  i += DTYPES_QUOTED[dt].length;
+  if (!text.startsWith(',"shape":', i)) return -1;
+  const d0 = e.dimCount;
+  i = intsAt(text, i + 9, e);
+  if (i < 0 || !text.startsWith(',"data_offsets":', i)) return -1;
+  const at = e.dimCount;
+  i = intsAt(text, i + 16, e);
+  if (i < 0 || e.dimCount !== at + 2 || text.charCodeAt(i) !== 0x7d) return -1;
+  e.dimCount = at;
+  return closeEntry(e, d0, nameStart, nameEnd, dt, e.dims[at], e.dims[at + 1], dataLength) ? i + 1 : -1;
+}
+
 const FIELD_DTYPE = 1;
 const FIELD_SHAPE = 2;
 const FIELD_OFFSETS = 4;
 
 /**
- * One scan of the usual header straight into `Columns`, with no intermediate JSON values:
- * entries with exactly the fields `dtype`, `shape`, `data_offsets` (any order), strings without
- * escapes, integers as plain literals of at most 15 digits, an optional flat `__metadata__` of
- * strings. Returns undefined at the first thing it does not handle or that breaks a rule (then
+ * The value of the entry named `text[nameStart, nameEnd)` at `i` (from the `:`), in any layout:
+ * the fields `dtype`, `shape`, `data_offsets` in any order, whitespace anywhere. Returns the index
+ * after it, or -1.
+ */
+function entryAt(text: string, i: number, e: Entries, nameStart: number, nameEnd: number, dataLength: number): number {
+  i = skipWs(text, i);
+  if (text.charCodeAt(i) !== 0x3a) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) !== 0x7b) return -1;
+  i = skipWs(text, i + 1);
+  let dt = -1;
+  let seen = 0;
+  let begin = 0;
+  let end = 0;
+  const d0 = e.dimCount;
+  for (let f = 0; f < 3; f++) {
+    let field: number;
+    if (text.charCodeAt(i) !== 0x22) return -1;
+    if (text.startsWith('dtype"', i + 1)) field = FIELD_DTYPE;
+    else if (text.startsWith('shape"', i + 1)) field = FIELD_SHAPE;
+    else if (text.startsWith('data_offsets"', i + 1)) field = FIELD_OFFSETS;
+    else return -1;
+    if (seen & field) return -1;
+    seen |= field;
+    i = skipWs(text, i + (field === FIELD_OFFSETS ? 14 : 7));
+    if (text.charCodeAt(i) !== 0x3a) return -1;
+    i = skipWs(text, i + 1);
+    if (field === FIELD_DTYPE) {
+      dt = text.charCodeAt(i) === 0x22 ? dtypeAt(text, i + 1) : -1;
+      if (dt < 0) return -1;
+      i += DTYPES_QUOTED[dt].length + 1;
+    } else if (field === FIELD_SHAPE) {
+      i = intsAt(text, i, e);
+      if (i < 0) return -1;
+    } else {
+      // read like a shape, then taken back out of the dims
+      const at = e.dimCount;
+      i = intsAt(text, i, e);
+      if (i < 0 || e.dimCount !== at + 2) return -1;
+      begin = e.dims[at];
+      end = e.dims[at + 1];
+      e.dimCount = at;
+    }
+    i = skipWs(text, i);
+    if (text.charCodeAt(i++) !== (f < 2 ? 0x2c : 0x7d)) return -1;
+    i = skipWs(text, i);
+  }
+  return closeEntry(e, d0, nameStart, nameEnd, dt, begin, end, dataLength) ? i : -1;
+}
+
+/** The `__metadata__` value at `i` (from the `:`), a flat object of strings, into `e.metadata`; the index after it, or -1. */
+function metadataAt(text: string, i: number, e: Entries): number {
+  if (e.metadata) return -1; // repeated
+  i = skipWs(text, i);
+  if (text.charCodeAt(i) !== 0x3a) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) !== 0x7b) return -1;
+  i = skipWs(text, i + 1);
+  const md: Record<string, string> = {};
+  let go = text.charCodeAt(i) !== 0x7d;
+  if (!go) i++;
+  while (go) {
+    const kEnd = stringEnd(text, i, e.ascii);
+    if (kEnd < 0) return -1;
+    const k = text.slice(i + 1, kEnd);
+    i = skipWs(text, kEnd + 1);
+    if (Object.hasOwn(md, k) || text.charCodeAt(i) !== 0x3a) return -1;
+    i = skipWs(text, i + 1);
+    const vEnd = stringEnd(text, i, e.ascii);
+    if (vEnd < 0) return -1;
+    Object.defineProperty(md, k, {
+      value: text.slice(i + 1, vEnd),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+    i = skipWs(text, vEnd + 1);
+    const c = text.charCodeAt(i++);
+    if (c !== 0x2c && c !== 0x7d) return -1;
+    go = c === 0x2c;
+    if (go) i = skipWs(text, i);
+  }
+  e.metadata = md;
+  return i;
+}
+
+/**
+ * One scan of the usual header straight into `Entries`, with no intermediate JSON values:
+ * entries with exactly the fields `dtype`, `shape`, `data_offsets`, strings without escapes,
+ * integers as plain literals of at most 15 digits, an optional flat `__metadata__` of strings
+ * (with `ascii`, strings of ASCII only: every unit of an accepted header is then ASCII). Returns
+ * undefined at the first thing it does not handle or that breaks a rule (then
  * `strictEntries` reads the header and reports the fault): what it returns is what
  * `strictEntries` would return, except that repeated tensor names are left to the caller to find.
  */
-function fastEntries(text: string, dataLength: number): Columns | undefined {
-  const cols = newColumns();
-  const { names, dtype, dims, dimStart, begin, end } = cols;
-  const off: number[] = [];
+function fastEntries(text: string, surrogates: boolean, ascii: boolean, dataLength: number): Entries | undefined {
+  const e = new Entries(text, surrogates, ascii);
   let i = skipWs(text, 0);
   if (text.charCodeAt(i) !== 0x7b) return undefined;
   i = skipWs(text, i + 1);
   let more = text.charCodeAt(i) !== 0x7d;
   if (!more) i++;
   while (more) {
-    const nameEnd = stringEnd(text, i);
+    const nameStart = i + 1;
+    const nameEnd = stringEnd(text, i, e.ascii);
     if (nameEnd < 0) return undefined;
-    const name = text.slice(i + 1, nameEnd);
-    i = skipWs(text, nameEnd + 1);
-    if (text.charCodeAt(i) !== 0x3a) return undefined;
-    i = skipWs(text, i + 1);
-    if (text.charCodeAt(i) !== 0x7b) return undefined;
-    i = skipWs(text, i + 1);
-    if (name === "__metadata__") {
-      if (cols.metadata) return undefined; // repeated
-      const md: Record<string, string> = {};
-      let go = text.charCodeAt(i) !== 0x7d;
-      if (!go) i++;
-      while (go) {
-        const kEnd = stringEnd(text, i);
-        if (kEnd < 0) return undefined;
-        const k = text.slice(i + 1, kEnd);
-        i = skipWs(text, kEnd + 1);
-        if (Object.hasOwn(md, k) || text.charCodeAt(i) !== 0x3a) return undefined;
-        i = skipWs(text, i + 1);
-        const vEnd = stringEnd(text, i);
-        if (vEnd < 0) return undefined;
-        Object.defineProperty(md, k, {
-          value: text.slice(i + 1, vEnd),
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-        i = skipWs(text, vEnd + 1);
-        const c = text.charCodeAt(i++);
-        if (c !== 0x2c && c !== 0x7d) return undefined;
-        go = c === 0x2c;
-        if (go) i = skipWs(text, i);
+    if (nameEnd - nameStart === 12 && text.startsWith("__metadata__", nameStart)) i = metadataAt(text, nameEnd + 1, e);
+    else {
+      const d0 = e.dimCount;
+      i = canonicalEntry(text, nameEnd + 1, e, nameStart, nameEnd, dataLength);
+      if (i < 0) {
+        e.dimCount = d0;
+        i = entryAt(text, nameEnd + 1, e, nameStart, nameEnd, dataLength);
       }
-      cols.metadata = md;
-    } else {
-      let dt = -1;
-      let seen = 0;
-      const d0 = dims.length;
-      off.length = 0;
-      for (let f = 0; f < 3; f++) {
-        let field: number;
-        if (text.charCodeAt(i) !== 0x22) return undefined;
-        if (text.startsWith('dtype"', i + 1)) field = FIELD_DTYPE;
-        else if (text.startsWith('shape"', i + 1)) field = FIELD_SHAPE;
-        else if (text.startsWith('data_offsets"', i + 1)) field = FIELD_OFFSETS;
-        else return undefined;
-        if (seen & field) return undefined;
-        seen |= field;
-        i = skipWs(text, i + (field === FIELD_OFFSETS ? 14 : 7));
-        if (text.charCodeAt(i) !== 0x3a) return undefined;
-        i = skipWs(text, i + 1);
-        if (field === FIELD_DTYPE) {
-          dt = text.charCodeAt(i) === 0x22 ? dtypeAt(text, i + 1) : -1;
-          if (dt < 0) return undefined;
-          i += DTYPES_QUOTED[dt].length + 1;
-        } else {
-          i = intsAt(text, i, field === FIELD_SHAPE ? dims : off);
-          if (i < 0) return undefined;
-        }
-        i = skipWs(text, i);
-        if (text.charCodeAt(i++) !== (f < 2 ? 0x2c : 0x7d)) return undefined;
-        i = skipWs(text, i);
-      }
-      if (off.length !== 2) return undefined;
-      let size = 1;
-      let zero = false;
-      for (let k = d0; k < dims.length; k++) {
-        size *= dims[k];
-        if (dims[k] === 0) zero = true;
-      }
-      if (zero) size = 0;
-      else if (size > Number.MAX_SAFE_INTEGER) return undefined;
-      const b = off[0];
-      const e = off[1];
-      if (b > e || e > dataLength || size * DTYPE_BYTES[DTYPES[dt]] !== e - b) return undefined;
-      names.push(name);
-      dtype.push(dt);
-      dimStart.push(dims.length);
-      begin.push(b);
-      end.push(e);
     }
+    if (i < 0) return undefined;
     i = skipWs(text, i);
     const c = text.charCodeAt(i++);
     if (c !== 0x2c && c !== 0x7d) return undefined;
     more = c === 0x2c;
     if (more) i = skipWs(text, i);
   }
-  return skipWs(text, i) === text.length ? cols : undefined;
+  return skipWs(text, i) === text.length ? e : undefined;
 }
 
 function validateMetadata(entry: unknown, where: () => { tensor: string; offset: number }): Record<string, string> {
