@@ -319,12 +319,20 @@ class Entries {
     }
     return iEnd - i - (jEnd - j);
   }
-  /** Entry indices in name order (already sorted entries, the usual file, are not sorted again). */
-  nameOrder(): number[] {
+  /**
+   * Entry indices in name order, or undefined when a name is repeated. Names already in order (the
+   * usual file) are compared once each, and not sorted.
+   */
+  nameOrder(): number[] | undefined {
     const order: number[] = [];
     for (let k = 0; k < this.count; k++) order.push(k);
     for (let k = 1; k < this.count; k++) {
-      if (this.compareNames(k - 1, k) > 0) return order.sort((a, b) => this.compareNames(a, b));
+      const c = this.compareNames(k - 1, k);
+      if (c === 0) return undefined;
+      if (c < 0) continue;
+      order.sort((a, b) => this.compareNames(a, b));
+      for (let j = 1; j < order.length; j++) if (this.compareNames(order[j - 1], order[j]) === 0) return undefined;
+      return order;
     }
     return order;
   }
@@ -451,24 +459,17 @@ function parseHeader(header: Uint8Array, fileLength: number, strictOnly: boolean
   // bytes) has none
   const surrogates = text.length !== headerLength && /[\ud800-\udfff]/.test(text);
   if (!entries && !strictOnly) entries = fastEntries(text, surrogates, false, dataLength);
-  let byName: number[] | undefined;
-  if (entries) {
-    byName = entries.nameOrder();
-    // the fast scan does not look for repeated names: the strict parser reports them where they are
-    for (let k = 1; k < byName.length; k++) {
-      if (entries.compareNames(byName[k - 1], byName[k]) === 0) {
-        entries = undefined;
-        byName = undefined;
-        break;
-      }
-    }
-  }
+  // the fast scan does not look for repeated names: the strict parser reports them where they are
+  const byName = entries?.nameOrder();
+  if (!byName) entries = undefined;
   let infos: SafetensorsTensorInfo[] | undefined;
   if (!entries) ({ entries, infos } = strictEntries(text, surrogates, dataLength, dataStart));
   // ties in the coverage order are broken by name after the fast scan, by document order after
   // the strict parser (as they always were: the pair an overlap names depends on it)
   checkCoverage(entries, byName, dataLength, dataStart);
-  return new ParsedHeader(headerLength, dataStart, fileLength, entries, byName ?? entries.nameOrder(), infos);
+  // (the strict parser has rejected repeated names)
+  const order = byName ?? (entries.nameOrder() as number[]);
+  return new ParsedHeader(headerLength, dataStart, fileLength, entries, order, infos);
 }
 
 /** The header as text; a `SafetensorsError` at the first byte that is not UTF-8. */
