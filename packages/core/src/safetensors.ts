@@ -803,6 +803,8 @@ function metadataAt(text: string, i: number, e: Entries): number {
  */
 function fastEntries(text: string, surrogates: boolean, ascii: boolean, dataLength: number): Entries | undefined {
   const e = new Entries(text, surrogates, ascii);
+  // printable ASCII without a backslash (checked natively): a name ends at the next quote
+  const plain = ascii && !/[^\x20-\x5b\x5d-\x7e]/.test(text);
   let i = skipWs(text, 0);
   if (text.charCodeAt(i) !== 0x7b) return undefined;
   i = skipWs(text, i + 1);
@@ -810,7 +812,11 @@ function fastEntries(text: string, surrogates: boolean, ascii: boolean, dataLeng
   if (!more) i++;
   while (more) {
     const nameStart = i + 1;
-    const nameEnd = stringEnd(text, i, e.ascii);
+    const nameEnd = plain
+      ? text.charCodeAt(i) === 0x22
+        ? text.indexOf('"', nameStart)
+        : -1
+      : stringEnd(text, i, e.ascii);
     if (nameEnd < 0) return undefined;
     if (nameEnd - nameStart === 12 && text.startsWith("__metadata__", nameStart)) i = metadataAt(text, nameEnd + 1, e);
     else {
