@@ -5,7 +5,7 @@
 // loader then does (`names()` and `info()` of every tensor, which make the per-tensor objects), and
 // "warm" is the median of 5 more parses in the same process. Medians of --runs processes; CPU time
 // (every thread of the process, GC and compiler helpers included) is the steadier figure on a busy
-// machine. Prints one README row (`CORE_DIST=<dist/index.js>` times another build).
+// machine. Prints one README row (`CORE_DIST=<dist/index.js>` times another build, e.g. main's).
 //   node packages/core/bench/safetensors-header.mjs [--entries 32000] [--runs 7]
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
@@ -85,11 +85,14 @@ if (process.argv[2] === "--child") {
   }
   const med = (k) => res.map((x) => x[k]).sort((a, b) => a - b)[runs >> 1];
   const ms = (k) => `${med(k).toFixed(1)} ms (CPU ${med(`${k}Cpu`).toFixed(1)})`;
-  console.log("| entries (header) | cold: first parse | cold: parse + names() + info() of each | warm parse | load |");
-  console.log("|---|---|---|---|---|");
+  const build = process.env.CORE_DIST ?? "packages/core/dist";
   console.log(
-    `| ${n.toLocaleString("en")} (${(res[0].headerBytes / 1e6).toFixed(2)} MB) | ${ms("cold")} | ${ms("coldUse")} | ` +
-      `${ms("warm")} | ${load.toFixed(1)} → ${loadavg()[0].toFixed(1)} |`,
+    "| build | entries (header) | cold: first parse | cold: parse + names() + info() of each | warm parse | load |",
+  );
+  console.log("|---|---|---|---|---|---|");
+  console.log(
+    `| ${build} | ${n.toLocaleString("en")} (${(res[0].headerBytes / 1e6).toFixed(2)} MB) | ${ms("cold")} | ` +
+      `${ms("coldUse")} | ${ms("warm")} | ${load.toFixed(1)} → ${loadavg()[0].toFixed(1)} |`,
   );
   console.log(`medians of ${runs} processes, node ${process.version}`);
 }
