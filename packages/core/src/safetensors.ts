@@ -251,7 +251,8 @@ class Entries {
     /** Whether `text` is the header read as latin1, so that its strings must be ASCII. */
     readonly ascii = false,
   ) {
-    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 1 << 16);
+    // room for every entry of a small header; a larger one grows the columns by doubling
+    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 4096);
     this.nameStart = new Int32Array(cap);
     this.nameEnd = new Int32Array(cap);
     this.dtype = new Uint8Array(cap);

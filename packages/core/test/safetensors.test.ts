@@ -379,14 +379,23 @@ describe("parseSafetensors: the header table (tensor infos made on demand)", () 
     );
   });
 
-  test("20,000 names out of order are sorted; a repeated one is reported at its second occurrence", () => {
-    const names = Array.from({ length: 20_000 }, (_, i) => `model.layers.${i}.weight`);
-    const header = (list: string[]) => `{${list.map((n) => `"${n}":${canon("F32", [0], 0, 0)}`).join(",")}}`;
-    const f = parseSafetensors(rawFile(header(names)));
+  test("20,000 names out of order are sorted (the columns grow past their first size); a repeated one is reported at its second occurrence", () => {
+    const N = 20_000;
+    const names = Array.from({ length: N }, (_, i) => `model.layers.${i}.weight`);
+    const entry = (i: number) => canon(i % 3 ? "U8" : "I8", i % 2 ? [1] : [1, 1], i, i + 1);
+    const header = (list: string[]) => `{${list.map((n, i) => `"${n}":${entry(i % N)}`).join(",")}}`;
+    const data = Uint8Array.from({ length: N }, (_, i) => i % 101);
+    const f = parseSafetensors(rawFile(header(names), data));
     expect(f.names()).toEqual([...names].sort());
-    expect(f.info("model.layers.19999.weight").shape).toEqual([0]);
+    for (const i of [0, 1, 4095, 4096, 4097, 8191, 8192, 12_345, N - 1]) {
+      const info = f.info(names[i]);
+      expect(info.dtype).toBe(i % 3 ? "U8" : "I8");
+      expect(info.shape).toEqual(i % 2 ? [1] : [1, 1]);
+      expect(info.dataOffsets).toEqual([i, i + 1]);
+      expect(f.get(names[i]).data[0]).toBe(i % 101);
+    }
     const text = header([...names, "model.layers.7.weight"]);
-    expectSafetensorsError(() => parseSafetensors(rawFile(text)), /duplicate key "model.layers.7.weight"/, {
+    expectSafetensorsError(() => parseSafetensors(rawFile(text, data)), /duplicate key "model.layers.7.weight"/, {
       offset: 8 + text.lastIndexOf('"model.layers.7.weight"'),
     });
   });
