@@ -344,6 +344,7 @@ class Entries {
  * are the names, the name → entry lookup and the `tensors` map.
  */
 class ParsedHeader implements SafetensorsHeader {
+  readonly metadata: Record<string, string> | undefined;
   private infoCache: (SafetensorsTensorInfo | undefined)[] | undefined;
   private lookup: Map<string, number> | undefined;
   private map: Map<string, SafetensorsTensorInfo> | undefined;
@@ -358,12 +359,10 @@ class ParsedHeader implements SafetensorsHeader {
     /** Info objects already made (by the strict parser), in document order. */
     infos?: SafetensorsTensorInfo[],
   ) {
+    this.metadata = entries.metadata;
     this.infoCache = infos;
   }
 
-  get metadata(): Record<string, string> | undefined {
-    return this.entries.metadata;
-  }
   /** Tensors by name, in name order (built at first use). */
   get tensors(): ReadonlyMap<string, SafetensorsTensorInfo> {
     if (!this.map) {
