@@ -251,8 +251,9 @@ class Entries {
     /** Whether `text` is the header read as latin1, so that its strings must be ASCII. */
     readonly ascii = false,
   ) {
-    // room for every entry of a small header; a larger one grows the columns by doubling
-    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 4096);
+    // room for every entry of a header up to about 6 MB (growing typed arrays costs more than
+    // their zero-filled room); a larger one grows the columns by doubling
+    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 1 << 17);
     this.nameStart = new Int32Array(cap);
     this.nameEnd = new Int32Array(cap);
     this.dtype = new Uint8Array(cap);

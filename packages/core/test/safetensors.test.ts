@@ -362,6 +362,17 @@ describe("parseSafetensors: the header table (tensor infos made on demand)", () 
     }
   });
 
+  test("140,000 entries: the columns grow past their first 131,072 rows intact", () => {
+    const N = 140_000;
+    const parts: string[] = [];
+    for (let i = 0; i < N; i++) parts.push(`"t${i}":${canon(i % 2 ? "U8" : "I8", [i % 5, 0], 0, 0)}`);
+    const f = parseSafetensors(rawFile(`{${parts.join(",")}}`));
+    expect(f.names().length).toBe(N);
+    for (const i of [0, 131_071, 131_072, 131_073, N - 1]) {
+      expect(f.info(`t${i}`)).toMatchObject({ dtype: i % 2 ? "U8" : "I8", shape: [i % 5, 0], dataOffsets: [0, 0] });
+    }
+  });
+
   test("a UTF-8 name is decoded as UTF-8, an invalid byte in a name is reported where it is", () => {
     const f = parseSafetensors(rawFile(`{"caf\u00e9":${canon("U8", [1], 0, 1)}}`, [5]));
     expect(f.names()).toEqual(["caf\u00e9"]);
@@ -379,7 +390,7 @@ describe("parseSafetensors: the header table (tensor infos made on demand)", () 
     );
   });
 
-  test("20,000 names out of order are sorted (the columns grow past their first size); a repeated one is reported at its second occurrence", () => {
+  test("20,000 names out of order are sorted; a repeated one is reported at its second occurrence", () => {
     const N = 20_000;
     const names = Array.from({ length: N }, (_, i) => `model.layers.${i}.weight`);
     const entry = (i: number) => canon(i % 3 ? "U8" : "I8", i % 2 ? [1] : [1, 1], i, i + 1);
