@@ -208,10 +208,221 @@ function describeJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Tensor entries and metadata of a header, before the layout (coverage) checks. */
-interface HeaderEntries {
-  tensors: SafetensorsTensorInfo[];
+/** The dtypes by code (the values of `Entries.dtype`); the scan tries them in this order, common ones first. */
+const DTYPES = [...new Set(["F32", "F16", "BF16", ...Object.keys(DTYPE_BYTES)])] as SafetensorsDType[];
+/** Each dtype followed by its closing quote, to match a dtype string in place. */
+const DTYPES_QUOTED = DTYPES.map((d) => `${d}"`);
+
+/** The shortest tensor entry: `"":{"dtype":"U8","shape":[],"data_offsets":[0,0]}`. */
+const MIN_ENTRY_CHARS = 49;
+
+/** A copy of `a` with twice the room. */
+function grown<A extends Int32Array | Uint8Array | Float64Array>(a: A): A {
+  const b = new (a.constructor as new (n: number) => A)(2 * a.length);
+  b.set(a);
+  return b;
+}
+
+/**
+ * The tensor entries of a header as columns (struct of arrays), in document order: entry k has
+ * dtype `DTYPES[dtype[k]]`, shape `dims[dimStart[k] … dimStart[k + 1])` and data offsets
+ * `[begin[k], end[k])`. After the fast scan its name is `text.slice(nameStart[k], nameEnd[k])` (a
+ * string without escapes), made only when asked for; the strict parser gives `names` whole. A
+ * header of tens of thousands of tensors costs a few typed arrays and nothing per tensor.
+ */
+class Entries {
+  count = 0;
+  nameStart: Int32Array;
+  nameEnd: Int32Array;
+  dtype: Uint8Array;
+  /** `count + 1` starts into `dims`. */
+  dimStart: Int32Array;
+  begin: Float64Array;
+  end: Float64Array;
+  dims: Float64Array;
+  dimCount = 0;
+  names: string[] | undefined;
   metadata: Record<string, string> | undefined;
+
+  constructor(
+    readonly text: string,
+    /** Whether `text` has surrogates (then UTF-16 order is not code point order). */
+    readonly surrogates: boolean,
+    /** Whether `text` is the header read as latin1, so that its strings must be ASCII. */
+    readonly ascii = false,
+  ) {
+    // room for every entry of a header up to about 6 MB (growing typed arrays costs more than
+    // their zero-filled room); a larger one grows the columns by doubling
+    const cap = Math.min(Math.ceil(text.length / MIN_ENTRY_CHARS) + 1, 1 << 17);
+    this.nameStart = new Int32Array(cap);
+    this.nameEnd = new Int32Array(cap);
+    this.dtype = new Uint8Array(cap);
+    this.dimStart = new Int32Array(cap + 1);
+    this.begin = new Float64Array(cap);
+    this.end = new Float64Array(cap);
+    this.dims = new Float64Array(2 * cap);
+  }
+
+  /** Append a dimension to the entry being read. */
+  pushDim(v: number): void {
+    if (this.dimCount === this.dims.length) this.dims = grown(this.dims);
+    this.dims[this.dimCount++] = v;
+  }
+  /** Close the entry being read: its shape is the dims pushed since the previous entry. */
+  add(nameStart: number, nameEnd: number, dtype: number, begin: number, end: number): void {
+    const k = this.count++;
+    if (k === this.begin.length) {
+      this.nameStart = grown(this.nameStart);
+      this.nameEnd = grown(this.nameEnd);
+      this.dtype = grown(this.dtype);
+      this.dimStart = grown(this.dimStart);
+      this.begin = grown(this.begin);
+      this.end = grown(this.end);
+    }
+    this.nameStart[k] = nameStart;
+    this.nameEnd[k] = nameEnd;
+    this.dtype[k] = dtype;
+    this.begin[k] = begin;
+    this.end[k] = end;
+    this.dimStart[k + 1] = this.dimCount;
+  }
+  name(k: number): string {
+    return this.names ? this.names[k] : this.text.slice(this.nameStart[k], this.nameEnd[k]);
+  }
+  /** Every name, in document order (made once). */
+  allNames(): string[] {
+    if (!this.names) {
+      const names: string[] = [];
+      for (let k = 0; k < this.count; k++) names.push(this.name(k));
+      this.names = names;
+    }
+    return this.names;
+  }
+  /**
+   * Order of the names of entries a and b: Unicode code point order (Python's `sorted`). UTF-16
+   * order agrees unless a name has a surrogate.
+   */
+  compareNames(a: number, b: number): number {
+    if (this.names) {
+      const x = this.names[a];
+      const y = this.names[b];
+      return this.surrogates ? compareCodePoints(x, y) : x < y ? -1 : x > y ? 1 : 0;
+    }
+    // the names in place, unit by unit
+    const t = this.text;
+    let i = this.nameStart[a];
+    let j = this.nameStart[b];
+    const iEnd = this.nameEnd[a];
+    const jEnd = this.nameEnd[b];
+    for (; i < iEnd && j < jEnd; i++, j++) {
+      const x = t.charCodeAt(i);
+      const y = t.charCodeAt(j);
+      if (x !== y) return this.surrogates ? codePointRank(x) - codePointRank(y) : x - y;
+    }
+    return iEnd - i - (jEnd - j);
+  }
+  /**
+   * Entry indices in name order, or undefined when a name is repeated. Names already in order (the
+   * usual file) are compared once each, and not sorted.
+   */
+  nameOrder(): number[] | undefined {
+    const order: number[] = [];
+    for (let k = 0; k < this.count; k++) order.push(k);
+    for (let k = 1; k < this.count; k++) {
+      const c = this.compareNames(k - 1, k);
+      if (c === 0) return undefined;
+      if (c < 0) continue;
+      order.sort((a, b) => this.compareNames(a, b));
+      for (let j = 1; j < order.length; j++) if (this.compareNames(order[j - 1], order[j]) === 0) return undefined;
+      return order;
+    }
+    return order;
+  }
+}
+
+/**
+ * A parsed header. The per-tensor info objects are made when first asked for (then kept), and so
+ * are the names, the name → entry lookup and the `tensors` map.
+ */
+class ParsedHeader implements SafetensorsHeader {
+  readonly metadata: Record<string, string> | undefined;
+  private infoCache: (SafetensorsTensorInfo | undefined)[] | undefined;
+  private lookup: Map<string, number> | undefined;
+  private map: Map<string, SafetensorsTensorInfo> | undefined;
+
+  constructor(
+    readonly headerLength: number,
+    readonly dataStart: number,
+    readonly fileLength: number,
+    private readonly entries: Entries,
+    /** Entry indices in name order. */
+    private readonly order: readonly number[],
+    /** Info objects already made (by the strict parser), in document order. */
+    infos?: SafetensorsTensorInfo[],
+  ) {
+    this.metadata = entries.metadata;
+    this.infoCache = infos;
+  }
+
+  /** Tensors by name, in name order (built at first use). */
+  get tensors(): ReadonlyMap<string, SafetensorsTensorInfo> {
+    if (!this.map) {
+      const m = new Map<string, SafetensorsTensorInfo>();
+      for (const k of this.order) m.set(this.entries.name(k), this.infoAt(k));
+      this.map = m;
+    }
+    return this.map;
+  }
+  /** Tensor names in name order. */
+  names(): string[] {
+    const names = this.entries.allNames();
+    return this.order.map((k) => names[k]);
+  }
+  /** Every tensor entry, in name order. */
+  infos(): SafetensorsTensorInfo[] {
+    return this.order.map((k) => this.infoAt(k));
+  }
+  has(name: string): boolean {
+    return this.indexOf(name) >= 0;
+  }
+  /** The entry `name`, or undefined. */
+  info(name: string): SafetensorsTensorInfo | undefined {
+    const k = this.indexOf(name);
+    return k < 0 ? undefined : this.infoAt(k);
+  }
+
+  private indexOf(name: string): number {
+    if (!this.lookup) {
+      const m = new Map<string, number>();
+      const names = this.entries.allNames();
+      for (let k = 0; k < names.length; k++) m.set(names[k], k);
+      this.lookup = m;
+    }
+    return this.lookup.get(name) ?? -1;
+  }
+  private infoAt(k: number): SafetensorsTensorInfo {
+    const e = this.entries;
+    const cache = (this.infoCache ??= new Array<SafetensorsTensorInfo | undefined>(e.count).fill(undefined));
+    const cached = cache[k];
+    if (cached) return cached;
+    const dtype = DTYPES[e.dtype[k]];
+    const begin = e.begin[k];
+    const end = e.end[k];
+    const shape: number[] = [];
+    for (let d = e.dimStart[k]; d < e.dimStart[k + 1]; d++) shape.push(e.dims[d]);
+    const info: SafetensorsTensorInfo = {
+      name: e.name(k),
+      dtype,
+      shape: Object.freeze(shape),
+      // exact: the entry was checked to hold size × (element bytes) = END − BEGIN bytes
+      size: (end - begin) / DTYPE_BYTES[dtype],
+      dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
+      byteOffset: this.dataStart + begin,
+      byteLength: end - begin,
+    };
+    cache[k] = info;
+    return info;
+  }
 }
 
 /**
@@ -227,6 +438,10 @@ export function parseSafetensorsHeader(
   fileLength: number,
   opts: { strictOnly?: boolean } = {},
 ): SafetensorsHeader {
+  return parseHeader(header, fileLength, opts.strictOnly ?? false);
+}
+
+function parseHeader(header: Uint8Array, fileLength: number, strictOnly: boolean): ParsedHeader {
   const headerLength = header.length;
   const dataStart = 8 + headerLength;
   const dataLength = fileLength - dataStart;
@@ -237,53 +452,86 @@ export function parseSafetensorsHeader(
       { offset: 8 },
     );
   }
-  let text: string;
+  // the usual header is ASCII: read it as latin1 and let the fast scan insist on ASCII
+  const latin1 = strictOnly ? undefined : asciiText(header);
+  let entries = latin1 === undefined ? undefined : fastEntries(latin1, false, true, dataLength);
+  const text = entries && latin1 !== undefined ? latin1 : decodeUtf8(header);
+  // a surrogate comes from a 4-byte UTF-8 sequence: an all-ASCII header (as many UTF-16 units as
+  // bytes) has none
+  const surrogates = text.length !== headerLength && /[\ud800-\udfff]/.test(text);
+  if (!entries && !strictOnly) entries = fastEntries(text, surrogates, false, dataLength);
+  // the fast scan does not look for repeated names: the strict parser reports them where they are
+  const byName = entries?.nameOrder();
+  if (!byName) entries = undefined;
+  let infos: SafetensorsTensorInfo[] | undefined;
+  if (!entries) ({ entries, infos } = strictEntries(text, surrogates, dataLength, dataStart));
+  // ties in the coverage order are broken by name after the fast scan, by document order after
+  // the strict parser (as they always were: the pair an overlap names depends on it)
+  checkCoverage(entries, byName, dataLength, dataStart);
+  // (the strict parser has rejected repeated names)
+  const order = byName ?? (entries.nameOrder() as number[]);
+  return new ParsedHeader(headerLength, dataStart, fileLength, entries, order, infos);
+}
+
+/** The header as text; a `SafetensorsError` at the first byte that is not UTF-8. */
+function decodeUtf8(header: Uint8Array): string {
   try {
-    text = utf8.decode(header);
+    return utf8.decode(header);
   } catch {
     const bad = firstInvalidUtf8(header);
     throw new SafetensorsError("header is not valid UTF-8", { offset: 8 + Math.max(bad, 0) });
   }
-  let entries = opts.strictOnly ? undefined : fastEntries(text, dataLength, dataStart);
-  // names in code point order (Python's `sorted`); the native comparison (UTF-16 units) agrees
-  // unless a name has a surrogate, and is much cheaper on tens of thousands of long shared prefixes
-  const byName: (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) => number = /[\ud800-\udfff]/.test(text)
-    ? (a, b) => compareCodePoints(a.name, b.name)
-    : (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  if (entries) {
-    const ts = entries.tensors;
-    if (!isSorted(ts, byName)) ts.sort(byName);
-    // the fast scan does not look for repeated names: the strict parser reports them where they are
-    for (let k = 1; k < ts.length; k++) {
-      if (ts[k - 1].name === ts[k].name) {
-        entries = undefined;
-        break;
-      }
+}
+
+/**
+ * The header bytes as a string of one unit per byte (latin1), when that is cheap: Node's
+ * `TextDecoder` converts through ICU at several ns a byte, `Buffer`'s latin1 read is a copy. It
+ * is the UTF-8 text when every byte is ASCII, which `fastEntries(…, ascii = true)` checks.
+ * Undefined where there is no `Buffer` (browsers, whose `TextDecoder` is fast).
+ */
+function asciiText(header: Uint8Array): string | undefined {
+  const B = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+  return B ? B.from(header.buffer, header.byteOffset, header.byteLength).toString("latin1") : undefined;
+}
+
+/**
+ * The layout rule: sorted by `[BEGIN, END)` (ties in `base` order, document order when
+ * undefined), each tensor's range starts where the previous one ended, and the last ends at the
+ * end of the data buffer.
+ */
+function checkCoverage(e: Entries, base: readonly number[] | undefined, dataLength: number, dataStart: number) {
+  const { begin, end } = e;
+  let seq = base;
+  if (!seq) {
+    const doc: number[] = [];
+    for (let k = 0; k < e.count; k++) doc.push(k);
+    seq = doc;
+  }
+  for (let k = 1; k < seq.length; k++) {
+    const a = seq[k - 1];
+    const b = seq[k];
+    if (begin[a] > begin[b] || (begin[a] === begin[b] && end[a] > end[b])) {
+      seq = seq.slice().sort((x, y) => begin[x] - begin[y] || end[x] - end[y]);
+      break;
     }
   }
-  const { tensors, metadata } = entries ?? strictEntries(text, dataLength, dataStart);
-
-  // coverage: sorted by [begin, end), each range must start where the previous ended
-  const byOffsetOrder = (a: SafetensorsTensorInfo, b: SafetensorsTensorInfo) =>
-    a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
-  const byOffset = isSorted(tensors, byOffsetOrder) ? tensors : [...tensors].sort(byOffsetOrder);
   let cursor = 0;
-  let prev: SafetensorsTensorInfo | undefined;
-  for (const t of byOffset) {
-    const [b] = t.dataOffsets;
+  let prev = -1;
+  for (const t of seq) {
+    const b = begin[t];
     if (b < cursor) {
       throw new SafetensorsError(
-        `data_offsets [${t.dataOffsets.join(", ")}] overlap those of "${prev!.name}" [${prev!.dataOffsets.join(", ")}]`,
-        { tensor: t.name, offset: dataStart + b },
+        `data_offsets [${b}, ${end[t]}] overlap those of "${e.name(prev)}" [${begin[prev]}, ${end[prev]}]`,
+        { tensor: e.name(t), offset: dataStart + b },
       );
     }
     if (b > cursor) {
       throw new SafetensorsError(
-        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev ? ` (after "${prev.name}")` : ""}`,
-        { tensor: t.name, offset: dataStart + cursor },
+        `hole in the data buffer: bytes [${cursor}, ${b}) belong to no tensor${prev >= 0 ? ` (after "${e.name(prev)}")` : ""}`,
+        { tensor: e.name(t), offset: dataStart + cursor },
       );
     }
-    cursor = t.dataOffsets[1];
+    cursor = end[t];
     prev = t;
   }
   if (cursor !== dataLength) {
@@ -292,27 +540,37 @@ export function parseSafetensorsHeader(
       { offset: dataStart + cursor },
     );
   }
-
-  if (!isSorted(tensors, byName)) tensors.sort(byName);
-  return { headerLength, dataStart, fileLength, metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
 }
 
 /** The entries of any header through the strict JSON parser; throws the first fault. */
-function strictEntries(text: string, dataLength: number, dataStart: number): HeaderEntries {
+function strictEntries(
+  text: string,
+  surrogates: boolean,
+  dataLength: number,
+  dataStart: number,
+): { entries: Entries; infos: SafetensorsTensorInfo[] } {
   // byte offset in the file of a UTF-16 index of `text`: O(pos), so computed only for an error
   const at = (pos: number) => 8 + utf8Encoder.encode(text.slice(0, pos)).length;
   // Each entry is checked as soon as it is parsed and then dropped (a header may list tens of
   // thousands of tensors). The first fault is kept until the whole header has parsed: a JSON syntax
   // error anywhere comes first, then the first faulty entry in document order.
-  let metadata: Record<string, string> | undefined;
-  const tensors: SafetensorsTensorInfo[] = [];
+  const entries = new Entries(text, surrogates);
+  const names: string[] = [];
+  entries.names = names;
+  const infos: SafetensorsTensorInfo[] = [];
   let fault: SafetensorsError | undefined;
   const member = (name: string, entry: unknown, keyPos: number) => {
     if (fault) return;
     const where = () => ({ tensor: name, offset: at(keyPos) });
     try {
-      if (name === "__metadata__") metadata = validateMetadata(entry, where);
-      else tensors.push(validateEntry(name, entry, dataLength, dataStart, where));
+      if (name === "__metadata__") entries.metadata = validateMetadata(entry, where);
+      else {
+        const t = validateEntry(name, entry, dataLength, dataStart, where);
+        infos.push(t);
+        names.push(name);
+        for (const d of t.shape) entries.pushDim(d);
+        entries.add(-1, -1, DTYPES.indexOf(t.dtype), t.dataOffsets[0], t.dataOffsets[1]);
+      }
     } catch (e) {
       if (!(e instanceof SafetensorsError)) throw e;
       fault = e;
@@ -330,125 +588,254 @@ function strictEntries(text: string, dataLength: number, dataStart: number): Hea
     throw new SafetensorsError("header is not a JSON object", { offset: 8 });
   }
   if (fault) throw fault;
-  return { tensors, metadata };
+  return { entries, infos };
+}
+
+// The fast scan: small helpers over `text` that take a position and return the next one (or -1),
+// so that the scan keeps its state in locals.
+
+/** Index of the first non-whitespace character at or after `i`. */
+function skipWs(text: string, i: number): number {
+  for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  return i;
 }
 
 /**
- * One scan of the usual header, building the tensor infos with no intermediate JSON values:
- * entries with exactly the fields `dtype`, `shape`, `data_offsets` (any order), strings without
- * escapes, integers as plain literals of at most 15 digits, an optional flat `__metadata__` of
- * strings. Returns undefined at the first thing it does not handle or that breaks a rule (then
+ * Index of the closing quote of the string opening at `i`; -1 when there is none or it has
+ * escapes, control characters, or (`ascii`) a unit ≥ 0x80.
+ */
+function stringEnd(text: string, i: number, ascii: boolean): number {
+  if (text.charCodeAt(i) !== 0x22) return -1;
+  const top = ascii ? 0x80 : 0x10000;
+  for (let k = i + 1; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x22) return k;
+    if (c === 0x5c || c < 0x20 || c >= top) return -1;
+  }
+  return -1;
+}
+
+/** Code of the dtype whose name and closing quote are at `i`, or -1. */
+function dtypeAt(text: string, i: number): number {
+  for (let d = 0; d < DTYPES_QUOTED.length; d++) if (text.startsWith(DTYPES_QUOTED[d], i)) return d;
+  return -1;
+}
+
+/**
+ * `[int, …]` at `i` of plain non-negative integer literals (< 10¹⁵, so exact), pushed to the dims
+ * of `e`; returns the index after `]`, or -1.
+ */
+function intsAt(text: string, i: number, e: Entries): number {
+  if (text.charCodeAt(i) !== 0x5b) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) === 0x5d) return i + 1;
+  for (;;) {
+    const start = i;
+    let v = 0;
+    for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
+    const len = i - start;
+    if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return -1;
+    e.pushDim(v);
+    i = skipWs(text, i);
+    const c = text.charCodeAt(i++);
+    if (c === 0x5d) return i;
+    if (c !== 0x2c) return -1;
+    i = skipWs(text, i);
+  }
+}
+
+/**
+ * Check the entry being read (its dims are those pushed since `d0`) and add it; false when it
+ * breaks a rule (then the strict parser reports which).
+ */
+function closeEntry(
+  e: Entries,
+  d0: number,
+  nameStart: number,
+  nameEnd: number,
+  dt: number,
+  begin: number,
+  end: number,
+  dataLength: number,
+): boolean {
+  let size = 1;
+  let zero = false;
+  for (let k = d0; k < e.dimCount; k++) {
+    size *= e.dims[k];
+    if (e.dims[k] === 0) zero = true;
+  }
+  if (zero) size = 0;
+  else if (size > Number.MAX_SAFE_INTEGER) return false;
+  if (begin > end || end > dataLength || size * DTYPE_BYTES[DTYPES[dt]] !== end - begin) return false;
+  e.add(nameStart, nameEnd, dt, begin, end);
+  return true;
+}
+
+/**
+ * The value of the entry named `text[nameStart, nameEnd)` when it is at `i` in the layout that the
+ * reference writer (and ours) produces, `:{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}`:
+ * matched with a few native string comparisons instead of character by character. Returns the
+ * index after it, or -1 when it is laid out otherwise or breaks a rule (the dims it pushed are
+ * then the caller's to drop).
+ */
+function canonicalEntry(
+  text: string,
+  i: number,
+  e: Entries,
+  nameStart: number,
+  nameEnd: number,
+  dataLength: number,
+): number {
+  if (!text.startsWith(':{"dtype":"', i)) return -1;
+  i += 11;
+  const dt = dtypeAt(text, i);
+  if (dt < 0) return -1;
+  i += DTYPES_QUOTED[dt].length;
+  if (!text.startsWith(',"shape":', i)) return -1;
+  const d0 = e.dimCount;
+  i = intsAt(text, i + 9, e);
+  if (i < 0 || !text.startsWith(',"data_offsets":', i)) return -1;
+  const at = e.dimCount;
+  i = intsAt(text, i + 16, e);
+  if (i < 0 || e.dimCount !== at + 2 || text.charCodeAt(i) !== 0x7d) return -1;
+  e.dimCount = at;
+  return closeEntry(e, d0, nameStart, nameEnd, dt, e.dims[at], e.dims[at + 1], dataLength) ? i + 1 : -1;
+}
+
+const FIELD_DTYPE = 1;
+const FIELD_SHAPE = 2;
+const FIELD_OFFSETS = 4;
+
+/**
+ * The value of the entry named `text[nameStart, nameEnd)` at `i` (from the `:`), in any layout:
+ * the fields `dtype`, `shape`, `data_offsets` in any order, whitespace anywhere. Returns the index
+ * after it, or -1.
+ */
+function entryAt(text: string, i: number, e: Entries, nameStart: number, nameEnd: number, dataLength: number): number {
+  i = skipWs(text, i);
+  if (text.charCodeAt(i) !== 0x3a) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) !== 0x7b) return -1;
+  i = skipWs(text, i + 1);
+  let dt = -1;
+  let seen = 0;
+  let begin = 0;
+  let end = 0;
+  const d0 = e.dimCount;
+  for (let f = 0; f < 3; f++) {
+    let field: number;
+    if (text.charCodeAt(i) !== 0x22) return -1;
+    if (text.startsWith('dtype"', i + 1)) field = FIELD_DTYPE;
+    else if (text.startsWith('shape"', i + 1)) field = FIELD_SHAPE;
+    else if (text.startsWith('data_offsets"', i + 1)) field = FIELD_OFFSETS;
+    else return -1;
+    if (seen & field) return -1;
+    seen |= field;
+    i = skipWs(text, i + (field === FIELD_OFFSETS ? 14 : 7));
+    if (text.charCodeAt(i) !== 0x3a) return -1;
+    i = skipWs(text, i + 1);
+    if (field === FIELD_DTYPE) {
+      dt = text.charCodeAt(i) === 0x22 ? dtypeAt(text, i + 1) : -1;
+      if (dt < 0) return -1;
+      i += DTYPES_QUOTED[dt].length + 1;
+    } else if (field === FIELD_SHAPE) {
+      i = intsAt(text, i, e);
+      if (i < 0) return -1;
+    } else {
+      // read like a shape, then taken back out of the dims
+      const at = e.dimCount;
+      i = intsAt(text, i, e);
+      if (i < 0 || e.dimCount !== at + 2) return -1;
+      begin = e.dims[at];
+      end = e.dims[at + 1];
+      e.dimCount = at;
+    }
+    i = skipWs(text, i);
+    if (text.charCodeAt(i++) !== (f < 2 ? 0x2c : 0x7d)) return -1;
+    i = skipWs(text, i);
+  }
+  return closeEntry(e, d0, nameStart, nameEnd, dt, begin, end, dataLength) ? i : -1;
+}
+
+/** The `__metadata__` value at `i` (from the `:`), a flat object of strings, into `e.metadata`; the index after it, or -1. */
+function metadataAt(text: string, i: number, e: Entries): number {
+  if (e.metadata) return -1; // repeated
+  i = skipWs(text, i);
+  if (text.charCodeAt(i) !== 0x3a) return -1;
+  i = skipWs(text, i + 1);
+  if (text.charCodeAt(i) !== 0x7b) return -1;
+  i = skipWs(text, i + 1);
+  const md: Record<string, string> = {};
+  let go = text.charCodeAt(i) !== 0x7d;
+  if (!go) i++;
+  while (go) {
+    const kEnd = stringEnd(text, i, e.ascii);
+    if (kEnd < 0) return -1;
+    const k = text.slice(i + 1, kEnd);
+    i = skipWs(text, kEnd + 1);
+    if (Object.hasOwn(md, k) || text.charCodeAt(i) !== 0x3a) return -1;
+    i = skipWs(text, i + 1);
+    const vEnd = stringEnd(text, i, e.ascii);
+    if (vEnd < 0) return -1;
+    Object.defineProperty(md, k, {
+      value: text.slice(i + 1, vEnd),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+    i = skipWs(text, vEnd + 1);
+    const c = text.charCodeAt(i++);
+    if (c !== 0x2c && c !== 0x7d) return -1;
+    go = c === 0x2c;
+    if (go) i = skipWs(text, i);
+  }
+  e.metadata = md;
+  return i;
+}
+
+/**
+ * One scan of the usual header straight into `Entries`, with no intermediate JSON values:
+ * entries with exactly the fields `dtype`, `shape`, `data_offsets`, strings without escapes,
+ * integers as plain literals of at most 15 digits, an optional flat `__metadata__` of strings
+ * (with `ascii`, strings of ASCII only: every unit of an accepted header is then ASCII). Returns
+ * undefined at the first thing it does not handle or that breaks a rule (then
  * `strictEntries` reads the header and reports the fault): what it returns is what
  * `strictEntries` would return, except that repeated tensor names are left to the caller to find.
  */
-function fastEntries(text: string, dataLength: number, dataStart: number): HeaderEntries | undefined {
-  const n = text.length;
-  let i = 0;
-  const ws = () => {
-    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
-  };
-  /** `c` after optional whitespace, consumed. */
-  const expect = (c: number) => {
-    ws();
-    return text.charCodeAt(i++) === c;
-  };
-  const string = (): string | undefined => {
-    ws();
-    if (text.charCodeAt(i) !== 0x22) return undefined;
-    const start = ++i;
-    for (let c = text.charCodeAt(i); c !== 0x22; c = text.charCodeAt(++i)) {
-      if (c === 0x5c || c < 0x20 || i >= n) return undefined; // escapes and control characters: strict path
-    }
-    return text.slice(start, i++);
-  };
-  /** `[int, …]` of plain non-negative integer literals (< 10¹⁵, so exact). */
-  const ints = (): number[] | undefined => {
-    if (!expect(0x5b)) return undefined;
-    const out: number[] = [];
-    ws();
-    if (text.charCodeAt(i) === 0x5d) {
-      i++;
-      return out;
-    }
-    for (;;) {
-      ws();
-      const start = i;
-      let v = 0;
-      for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) v = v * 10 + c - 0x30;
-      const len = i - start;
-      if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === 0x30)) return undefined;
-      out.push(v);
-      ws();
-      const c = text.charCodeAt(i++);
-      if (c === 0x5d) return out;
-      if (c !== 0x2c) return undefined;
-    }
-  };
-
-  const tensors: SafetensorsTensorInfo[] = [];
-  let metadata: Record<string, string> | undefined;
-  if (!expect(0x7b)) return undefined;
-  ws();
+function fastEntries(text: string, surrogates: boolean, ascii: boolean, dataLength: number): Entries | undefined {
+  const e = new Entries(text, surrogates, ascii);
+  // printable ASCII without a backslash (checked natively): a name ends at the next quote
+  const plain = ascii && !/[^\x20-\x5b\x5d-\x7e]/.test(text);
+  let i = skipWs(text, 0);
+  if (text.charCodeAt(i) !== 0x7b) return undefined;
+  i = skipWs(text, i + 1);
   let more = text.charCodeAt(i) !== 0x7d;
   if (!more) i++;
   while (more) {
-    const name = string();
-    if (name === undefined || !expect(0x3a) || !expect(0x7b)) return undefined;
-    if (name === "__metadata__") {
-      if (metadata) return undefined; // repeated
-      const md: Record<string, string> = {};
-      ws();
-      let go = text.charCodeAt(i) !== 0x7d;
-      if (!go) i++;
-      while (go) {
-        const k = string();
-        if (k === undefined || Object.hasOwn(md, k) || !expect(0x3a)) return undefined;
-        const v = string();
-        if (v === undefined) return undefined;
-        Object.defineProperty(md, k, { value: v, writable: true, enumerable: true, configurable: true });
-        ws();
-        const c = text.charCodeAt(i++);
-        if (c !== 0x2c && c !== 0x7d) return undefined;
-        go = c === 0x2c;
+    const nameStart = i + 1;
+    const nameEnd = plain
+      ? text.charCodeAt(i) === 0x22
+        ? text.indexOf('"', nameStart)
+        : -1
+      : stringEnd(text, i, e.ascii);
+    if (nameEnd < 0) return undefined;
+    if (nameEnd - nameStart === 12 && text.startsWith("__metadata__", nameStart)) i = metadataAt(text, nameEnd + 1, e);
+    else {
+      const d0 = e.dimCount;
+      i = canonicalEntry(text, nameEnd + 1, e, nameStart, nameEnd, dataLength);
+      if (i < 0) {
+        e.dimCount = d0;
+        i = entryAt(text, nameEnd + 1, e, nameStart, nameEnd, dataLength);
       }
-      metadata = md;
-    } else {
-      let dtype: string | undefined;
-      let shape: number[] | undefined;
-      let off: number[] | undefined;
-      for (let fields = 0; fields < 3; fields++) {
-        const k = string();
-        if (k === undefined || !expect(0x3a)) return undefined;
-        if (k === "dtype" && dtype === undefined) dtype = string();
-        else if (k === "shape" && shape === undefined) shape = ints();
-        else if (k === "data_offsets" && off === undefined) off = ints();
-        else return undefined;
-        if (!expect(fields < 2 ? 0x2c : 0x7d)) return undefined;
-      }
-      if (dtype === undefined || !isDtype(dtype) || shape === undefined || off?.length !== 2) return undefined;
-      let size = 1;
-      for (const d of shape) size *= d;
-      if (size > Number.MAX_SAFE_INTEGER && !shape.includes(0)) return undefined;
-      if (shape.includes(0)) size = 0;
-      const [begin, end] = off as [number, number];
-      if (begin > end || end > dataLength || size * DTYPE_BYTES[dtype] !== end - begin) return undefined;
-      tensors.push({
-        name,
-        dtype,
-        shape: Object.freeze(shape),
-        size,
-        dataOffsets: Object.freeze([begin, end]) as readonly [number, number],
-        byteOffset: dataStart + begin,
-        byteLength: end - begin,
-      });
     }
-    ws();
+    if (i < 0) return undefined;
+    i = skipWs(text, i);
     const c = text.charCodeAt(i++);
     if (c !== 0x2c && c !== 0x7d) return undefined;
     more = c === 0x2c;
+    if (more) i = skipWs(text, i);
   }
-  ws();
-  return i === n ? { tensors, metadata } : undefined;
+  return skipWs(text, i) === text.length ? e : undefined;
 }
 
 function validateMetadata(entry: unknown, where: () => { tensor: string; offset: number }): Record<string, string> {
@@ -556,12 +943,6 @@ function validateEntry(
     byteOffset: dataStart + begin,
     byteLength: end - begin,
   };
-}
-
-/** Whether `xs` is already in `order` (then a sort of a large header can be skipped). */
-function isSorted<T>(xs: readonly T[], order: (a: T, b: T) => number): boolean {
-  for (let k = 1; k < xs.length; k++) if (order(xs[k - 1], xs[k]) > 0) return false;
-  return true;
 }
 
 /**
@@ -709,33 +1090,34 @@ const toBytes = (b: Uint8Array | ArrayBuffer): Uint8Array => (b instanceof Uint8
 
 /** A whole safetensors file in memory (see `parseSafetensors`). */
 export class SafetensorsFile implements TensorFile {
-  readonly header: SafetensorsHeader;
+  private readonly parsed: ParsedHeader;
   private readonly bytes: Uint8Array;
   private readonly copy: boolean;
 
   constructor(bytes: Uint8Array | ArrayBuffer, opts: SafetensorsOptions = {}) {
     const b = toBytes(bytes);
     const n = readHeaderLength(b, b.length, opts);
-    this.header = parseSafetensorsHeader(b.subarray(8, 8 + n), b.length);
+    this.parsed = parseHeader(b.subarray(8, 8 + n), b.length, false);
     this.bytes = b;
     this.copy = opts.copy ?? false;
   }
 
+  get header(): SafetensorsHeader {
+    return this.parsed;
+  }
   get metadata(): Record<string, string> | undefined {
-    return this.header.metadata;
+    return this.parsed.metadata;
   }
   /** Tensor names in name order. */
   names(): string[] {
-    return [...this.header.tensors.keys()];
+    return this.parsed.names();
   }
   has(name: string): boolean {
-    return this.header.tensors.has(name);
+    return this.parsed.has(name);
   }
   /** dtype, shape and byte range of a tensor; throws `WeightsError` for an unknown name. */
   info(name: string): SafetensorsTensorInfo {
-    const t = this.header.tensors.get(name);
-    if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
-    return t;
+    return this.parsed.info(name) ?? noTensor(name);
   }
   /** The tensor `name` (f32 / i32 / u8 / bool, see `tensorDtypeFor`); may share the file's memory. */
   get(name: string): Tensor {
@@ -744,13 +1126,17 @@ export class SafetensorsFile implements TensorFile {
   }
   /** Every tensor entry, in name order. */
   infos(): SafetensorsTensorInfo[] {
-    return [...this.header.tensors.values()];
+    return this.parsed.infos();
   }
   /** `[name, tensor]` pairs in name order, decoded one at a time. */
   *entries(): IterableIterator<[string, Tensor]> {
-    for (const name of this.header.tensors.keys()) yield [name, this.get(name)];
+    for (const name of this.parsed.names()) yield [name, this.get(name)];
   }
 }
+
+const noTensor = (name: string): never => {
+  throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
+};
 
 /**
  * Parse a whole safetensors file held in memory. Validates the header and the layout up front;
@@ -924,19 +1310,15 @@ export async function openSafetensors(
     const size = reader.size;
     const prefix = await reader.read(0, Math.min(8, size));
     const n = readHeaderLength(prefix, size, opts);
-    const header = parseSafetensorsHeader(await readExactly(reader, 8, n, {}), size);
-    const info = (name: string): SafetensorsTensorInfo => {
-      const t = header.tensors.get(name);
-      if (!t) throw new WeightsError(`safetensors file has no tensor "${name}"`, [name]);
-      return t;
-    };
+    const header = parseHeader(await readExactly(reader, 8, n, {}), size, false);
+    const info = (name: string): SafetensorsTensorInfo => header.info(name) ?? noTensor(name);
     return {
       header,
       metadata: header.metadata,
-      names: () => [...header.tensors.keys()],
-      has: (name) => header.tensors.has(name),
+      names: () => header.names(),
+      has: (name) => header.has(name),
       info,
-      infos: () => [...header.tensors.values()],
+      infos: () => header.infos(),
       async get(name) {
         const t = info(name);
         if (closed) throw new InputError(`openSafetensors: get("${name}") after close()`);

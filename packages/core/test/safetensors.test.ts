@@ -305,6 +305,113 @@ describe("parseSafetensors: reading", () => {
   });
 });
 
+describe("parseSafetensors: the header table (tensor infos made on demand)", () => {
+  const canon = (dtype: string, shape: number[], b: number, e: number) =>
+    `{"dtype":"${dtype}","shape":[${shape.join(",")}],"data_offsets":[${b},${e}]}`;
+  /** The header read by the fast path (as the default does) and by the strict parser alone. */
+  const both = (bytes: Uint8Array) => {
+    const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    const read = (strictOnly: boolean) => {
+      const h = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, { strictOnly });
+      return { names: [...h.tensors.keys()], tensors: [...h.tensors.values()], metadata: h.metadata };
+    };
+    return [read(false), read(true)];
+  };
+
+  test("canonical, reordered and spaced entries, ASCII or not, metadata: as the strict parser reads them", () => {
+    const entries = [
+      `"w.1":${canon("F32", [2, 3], 0, 24)}`,
+      `"w.10" : { "shape" : [ 4 ] , "data_offsets" : [ 24 , 32 ] , "dtype" : "F16" }`, // reordered, spaces
+      `"w.2":${canon("BF16", [], 32, 34)}`,
+      `"__metadata__":{"format":"pt","dtype":"F32"}`,
+      `"b":${canon("U8", [0, 7], 34, 34)}`,
+      `"a.bias":{"data_offsets":[34,42],"dtype":"I64","shape":[1]}`,
+    ];
+    // ASCII only (read as latin1), a 2-byte character, a character above U+FFFF
+    for (const extra of [
+      "",
+      `,"\u00e9t\u00e9":${canon("BOOL", [2], 42, 44)}`,
+      `,"\u{1F600}":${canon("U8", [2], 42, 44)}`,
+    ]) {
+      const bytes = rawFile(`{${entries.join(",")}${extra}}`, new Uint8Array(extra ? 44 : 42));
+      const [fast, strict] = both(bytes);
+      expect(fast).toEqual(strict);
+      expect(fast.names.slice(0, 5)).toEqual(["a.bias", "b", "w.1", "w.10", "w.2"]);
+      expect(fast.metadata).toEqual({ format: "pt", dtype: "F32" });
+      const f = parseSafetensors(bytes);
+      expect(f.names()).toEqual(fast.names);
+      expect(f.infos()).toEqual(fast.tensors);
+      // one info object per tensor, whichever way it is asked for
+      for (const name of f.names()) {
+        expect(f.has(name)).toBe(true);
+        expect(f.info(name)).toBe(f.info(name));
+        expect(f.header.tensors.get(name)).toBe(f.info(name));
+        expect(Object.isFrozen(f.info(name).shape)).toBe(true);
+      }
+      expect(f.has("w")).toBe(false);
+      expect(() => f.info("w")).toThrow(WeightsError);
+      expect(f.info("w.10")).toEqual({
+        name: "w.10",
+        dtype: "F16",
+        shape: [4],
+        size: 4,
+        dataOffsets: [24, 32],
+        byteOffset: f.header.dataStart + 24,
+        byteLength: 8,
+      });
+    }
+  });
+
+  test("140,000 entries: the columns grow past their first 131,072 rows intact", () => {
+    const N = 140_000;
+    const parts: string[] = [];
+    for (let i = 0; i < N; i++) parts.push(`"t${i}":${canon(i % 2 ? "U8" : "I8", [i % 5, 0], 0, 0)}`);
+    const f = parseSafetensors(rawFile(`{${parts.join(",")}}`));
+    expect(f.names().length).toBe(N);
+    for (const i of [0, 131_071, 131_072, 131_073, N - 1]) {
+      expect(f.info(`t${i}`)).toMatchObject({ dtype: i % 2 ? "U8" : "I8", shape: [i % 5, 0], dataOffsets: [0, 0] });
+    }
+  });
+
+  test("a UTF-8 name is decoded as UTF-8, an invalid byte in a name is reported where it is", () => {
+    const f = parseSafetensors(rawFile(`{"caf\u00e9":${canon("U8", [1], 0, 1)}}`, [5]));
+    expect(f.names()).toEqual(["caf\u00e9"]);
+    expect(f.get("caf\u00e9").data[0]).toBe(5);
+    const bad = rawFile(`{"caf!":${canon("U8", [1], 0, 1)}}`, [5]);
+    bad[8 + 5] = 0xff; // the "!"
+    expectSafetensorsError(() => parseSafetensors(bad), /not valid UTF-8/, { offset: 13 });
+  });
+
+  test("a canonical-looking __metadata__ is still metadata (and not a string map)", () => {
+    expectSafetensorsError(
+      () => parseSafetensors(rawFile(`{"__metadata__":${canon("F32", [1], 0, 4)}}`, f32Bytes(1))),
+      /"__metadata__" value of "shape" must be a string/,
+      { tensor: "__metadata__", offset: 9 },
+    );
+  });
+
+  test("20,000 names out of order are sorted; a repeated one is reported at its second occurrence", () => {
+    const N = 20_000;
+    const names = Array.from({ length: N }, (_, i) => `model.layers.${i}.weight`);
+    const entry = (i: number) => canon(i % 3 ? "U8" : "I8", i % 2 ? [1] : [1, 1], i, i + 1);
+    const header = (list: string[]) => `{${list.map((n, i) => `"${n}":${entry(i % N)}`).join(",")}}`;
+    const data = Uint8Array.from({ length: N }, (_, i) => i % 101);
+    const f = parseSafetensors(rawFile(header(names), data));
+    expect(f.names()).toEqual([...names].sort());
+    for (const i of [0, 1, 4095, 4096, 4097, 8191, 8192, 12_345, N - 1]) {
+      const info = f.info(names[i]);
+      expect(info.dtype).toBe(i % 3 ? "U8" : "I8");
+      expect(info.shape).toEqual(i % 2 ? [1] : [1, 1]);
+      expect(info.dataOffsets).toEqual([i, i + 1]);
+      expect(f.get(names[i]).data[0]).toBe(i % 101);
+    }
+    const text = header([...names, "model.layers.7.weight"]);
+    expectSafetensorsError(() => parseSafetensors(rawFile(text, data)), /duplicate key "model.layers.7.weight"/, {
+      offset: 8 + text.lastIndexOf('"model.layers.7.weight"'),
+    });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 
 describe("parseSafetensors: every validation rule", () => {
