@@ -172,13 +172,13 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
 
   /**
    * Row and column cuts of a packed product. A small weight (≤ ROWS_ONLY_BYTES) whose rows give
-   * every thread two tiles of ≥ 4·MR rows: rows only, cut at multiples of MR, so that every tile but
+   * every thread three tiles of ≥ 4·MR rows: rows only, cut at multiples of MR, so that every tile but
    * the last has whole micro-kernel panels (and each has ≥ 3 of them: the blocked path, as the whole
    * product takes). Otherwise (more threads, larger weights, M ≤ 4) the `grid` of tiles.
    */
   const packedGrid = (M: number, N: number, K: number, budget: number): [number[], number[]] => {
     const rowTiles = mr > 0 ? Math.min(budget, Math.floor(M / (4 * mr))) : 0;
-    if (rowTiles >= 2 * pool.threads && 4 * N * K <= ROWS_ONLY_BYTES) return [cuts(M, rowTiles, mr), [0, N]];
+    if (rowTiles >= 3 * pool.threads && 4 * N * K <= ROWS_ONLY_BYTES) return [cuts(M, rowTiles, mr), [0, N]];
     // M ≤ 4 streams the weight for all rows at once (its own arithmetic): split columns only
     const [mT, nT] = grid(M, N, budget, 8, M <= 4 ? 0 : 16);
     return [cuts(M, mT, 1), cuts(N, nT, 8)];

@@ -65,7 +65,8 @@ async function loadOurs() {
   const llm = await import("@wasmformer/llm");
   const backend = await core.init({ backend: BACKEND, threads: THREADS });
   const got = core.threadsInfo();
-  if (got.threads !== THREADS) throw new Error(`ours: asked for ${THREADS} threads, got ${got.threads} (${got.reason})`);
+  if (got.threads !== THREADS)
+    throw new Error(`ours: asked for ${THREADS} threads, got ${got.threads} (${got.reason})`);
   const t0 = performance.now();
   const model = await llm.AutoModelForCausalLM.fromPretrained(folder, { tokenizer: false });
   return { model, backend, loadMs: performance.now() - t0 };
@@ -289,7 +290,11 @@ if (!process.env.NO_MEMORY) {
   const load = (await import("node:os")).loadavg()[0].toFixed(1);
   const name = dims(cfg).name.split(" ")[0];
   console.log(`\n| case | threads | ours | onnxruntime-web | ratio | load |\n|---|---:|---:|---:|---:|---:|`);
-  console.log(`| ${name} prefill ${PROMPT} | ${THREADS} | ${oP.toFixed(1)} ms | ${rP.toFixed(1)} ms | ${(oP / rP).toFixed(2)}× | ${load} |`);
-  console.log(`| ${name} decode step (${PROMPT} cached) | ${THREADS} | ${oD.toFixed(2)} ms | ${rD.toFixed(2)} ms | ${(oD / rD).toFixed(2)}× | ${load} |`);
+  console.log(
+    `| ${name} prefill ${PROMPT} | ${THREADS} | ${oP.toFixed(1)} ms | ${rP.toFixed(1)} ms | ${(oP / rP).toFixed(2)}× | ${load} |`,
+  );
+  console.log(
+    `| ${name} decode step (${PROMPT} cached) | ${THREADS} | ${oD.toFixed(2)} ms | ${rD.toFixed(2)} ms | ${(oD / rD).toFixed(2)}× | ${load} |`,
+  );
 }
 if (THREADS > 1) (await import("@wasmformer/core")).terminateThreads();

@@ -172,7 +172,9 @@ for (const name of WANT) {
   const best = Math.min(...engines.map((e) => ms[e.name]));
   console.log(
     `${name.padEnd(7)} ${engines.map((e) => `${e.name} ${ms[e.name].toFixed(2)} ms`).join("  ")}  ort ${ms.ort.toFixed(2)} ms  ` +
-      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${spec.target}×)  CPU/wall ${impls.map((im) => `${im.name} ${median(im.cpu).toFixed(2)}`).join(", ")}  max |Δ| vs torch: ${Object.entries(row.err)
+      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${spec.target}×)  CPU/wall ${impls.map((im) => `${im.name} ${median(im.cpu).toFixed(2)}`).join(", ")}  max |Δ| vs torch: ${Object.entries(
+        row.err,
+      )
         .map(([k, v]) => `${k} ${v.toExponential(1)}`)
         .join(", ")}`,
   );

@@ -115,7 +115,8 @@ if (MEM) {
 const a = await ours();
 const b = await ort();
 const gotThreads = core.threadsInfo();
-if (gotThreads.threads !== THREADS) throw new Error(`ours: asked for ${THREADS} threads, got ${gotThreads.threads} (${gotThreads.reason})`);
+if (gotThreads.threads !== THREADS)
+  throw new Error(`ours: asked for ${THREADS} threads, got ${gotThreads.threads} (${gotThreads.reason})`);
 const la = a.run();
 const lb = await b.run();
 const os = await import("node:os");
@@ -180,7 +181,9 @@ const pairRatio = median(ta.map((t, i) => t / tb[i]));
 const tableRow = `| ViT-${size[0].toUpperCase()}${size.slice(1)}/16 | ${THREADS} | ${ma.toFixed(1)} ms | ${mb.toFixed(1)} ms | ${(ma / mb).toFixed(2)}× | ${pairRatio.toFixed(2)}× | ${load0.toFixed(1)} |`;
 if (THREADS > 1) {
   // peak memory is the 1-thread table's business
-  console.log(`\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`);
+  console.log(
+    `\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`,
+  );
   core.terminateThreads();
   process.exit(0);
 }
@@ -205,4 +208,6 @@ console.log(
 console.log(
   `ours loading from the file lazily (openSafetensors): peak RSS ${m3.maxRssMB.toFixed(0)} MB (ratio to ORT ${(m3.maxRssMB / m2.maxRssMB).toFixed(2)}), file → ready ${m3.loadMs.toFixed(0)} ms`,
 );
-console.log(`\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`);
+console.log(
+  `\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`,
+);
