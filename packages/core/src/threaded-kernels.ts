@@ -9,7 +9,7 @@
  *   of 24 columns: the M = 1 paths group 6 or 8 columns); K is never split (a reduction).
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
  *   path) when M > 4; a small weight with enough rows by M alone, at multiples of the
- *   micro-kernel's MR rows (see `packedGrid`); `gemvRows` by groups of 24 rows; `gemvQ` by groups of 4 rows; `gemmQ` as
+ *   micro-kernel's MR rows (see `packedGrid`); `gemvRows` by groups of 24 rows (from 2¹⁹ multiply-adds); `gemvQ` by groups of 4 rows; `gemmQ` as
  *   `gemmPacked` (through `gemmQRange`; each tile dequantizes its own panels); `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
  * - `attention` (one (batch, head) slice a call) by query rows: tiles of ≥ 16 rows (fewer take the
@@ -58,6 +58,14 @@ const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i
 
 /** Multiply-adds below which a call is not split (the hand-off costs a few microseconds). */
 const MIN_WORK = 1 << 17;
+/**
+ * Multiply-adds below which a `gemvRows` call is not split: a recurrent step's product (LSTM 1024×256,
+ * GRU 768×256: about 10 µs) gained nothing from a hand-off per step. With it unsplit, a 2-layer
+ * LSTM / GRU (hidden 256, 100 steps) at 2 threads took 0.71× / 0.63× the time of the split one and
+ * 35–40% less CPU (A/B in one process, load average 7.5, 2026-12-06). GPT-2's decode GEMVs (≥ 768×768)
+ * still split.
+ */
+const MIN_GEMV_WORK = 1 << 19;
 /** Elements below which a memory-bound (row or elementwise) call is not split. */
 const MIN_ELEMS = 1 << 15;
 /** Multiply-adds a tile should have at least. */
@@ -220,7 +228,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
 
   k.gemvRows = (N, K, x, packed, y, bias, beta, act) => {
     const work = N * Math.max(K, 1);
-    if (!on(work) || N <= 0) {
+    if (!on(work) || work < MIN_GEMV_WORK || N <= 0) {
       ex.gemvRows(N, K, x, packed, y, bias, beta, act);
       return;
     }

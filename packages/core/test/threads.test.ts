@@ -128,7 +128,7 @@ const GEMM_CASES: [string, Case][] = [
   ["gemmPacked 197×192×768, a small weight: row tiles", packedCase(197, 192, 768, 0, Act.none)],
   ["gemmPacked 151×100×300 transA gelu: row tiles, a 1-row last panel", packedCase(151, 100, 300, 1, Act.gelu)],
   ["gemvRows 2304×768", gemvRowsCase(2304, 768, Act.none)],
-  ["gemvRows 1001×259 tanh", gemvRowsCase(1001, 259, Act.tanh)],
+  ["gemvRows 1001×659 tanh", gemvRowsCase(1001, 659, Act.tanh)],
   ["gemvQ Q8_0 M=1 2304×768", quantCase(GgmlType.Q8_0, 1, 2304, 768, Act.none)],
   ["gemvQ Q4_0 M=3 1001×320 gelu", quantCase(GgmlType.Q4_0, 3, 1001, 320, Act.gelu)],
   ["gemmQ Q8_0 M=37 777×544", quantCase(GgmlType.Q8_0, 37, 777, 544, Act.relu)],
@@ -417,6 +417,25 @@ describe.each(BACKENDS)("threaded kernels (%s)", (backend) => {
       for (let j = 0; j < bits.length && firstDiff < 0; j++) if (bits[j] !== bits1[j]) firstDiff = j;
       expect(firstDiff, `${t} threads, first differing index`).toBe(-1);
     }
+  });
+});
+
+describe("threads: what is split", () => {
+  it("a recurrent step's GEMV (LSTM 1024×256) runs on the caller; GPT-2's 768×768 and 2304×768 split", async () => {
+    await init({ backend: "wasm-relaxed", threads: 2 });
+    const rt = createRuntime();
+    const splits = (N: number, K: number) => {
+      const mark = rt.heap.mark();
+      const before = threadsInfo().splitCalls;
+      gemvRowsCase(N, K, Act.none)(rt);
+      rt.heap.release(mark);
+      return threadsInfo().splitCalls - before;
+    };
+    expect(splits(1024, 256)).toBe(0);
+    expect(splits(768, 256)).toBe(0);
+    expect(splits(768, 768)).toBe(2); // the case calls gemvRows twice
+    expect(splits(2304, 768)).toBe(2);
+    releaseRuntime(rt);
   });
 });
 
