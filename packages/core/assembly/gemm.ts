@@ -24,6 +24,11 @@ import { relu4 } from "./inline/vmath";
 @inline export const MR = ASC_FEATURE_RELAXED_SIMD ? 6 : 5;
 // @ts-ignore: decorator
 @inline export const NR = 8;
+
+/** Rows of the micro-kernel (MR): threaded callers cut the rows of a product at multiples of it. */
+export function gemmRowBlock(): i32 {
+  return MR;
+}
 /**
  * K block: an MR×KC A panel (≤ 12 KiB) and a KC×8 B panel (16 KiB) stay in L1 (48 KiB here). 512
  * rather than 256: +0.5–1.3% on products with K ≥ 512 (fewer passes over C), nothing elsewhere.

@@ -1,6 +1,6 @@
 // @wasmformer/core kernels: one file per family, re-exported here. ABI documented in src/kernels.ts.
 export { abiVersion, heapBase, simdFlavor, scratchBytes, setScratch, threadsBuild } from "./memory";
-export { gemm, bmm, gemv } from "./gemm";
+export { gemm, bmm, gemv, gemmRowBlock } from "./gemm";
 export { packedSize, packB, gemmPacked, gemmPackedRange } from "./gemm-packed";
 export { packedRowsSize, packRows, gemvRows } from "./gemv-rows";
 export { quantRowBytes, xqRowBytes, quantizeRowsQ8, gemvQ, gemmQ, gemmQRange, dequantRowsQ } from "./quant";

@@ -8,7 +8,8 @@
  * - `gemm` by tiles of M (≥ 2 rows: one row takes the streaming M = 1 path) and of N (multiples
  *   of 24 columns: the M = 1 paths group 6 or 8 columns); K is never split (a reduction).
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
- *   path) when M > 4; `gemvRows` by groups of 24 rows; `gemvQ` by groups of 4 rows; `gemmQ` as
+ *   path) when M > 4; a small weight with enough rows by M alone, at multiples of the
+ *   micro-kernel's MR rows (see `packedGrid`); `gemvRows` by groups of 24 rows (from 2¹⁹ multiply-adds); `gemvQ` by groups of 4 rows; `gemmQ` as
  *   `gemmPacked` (through `gemmQRange`; each tile dequantizes its own panels); `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
  * - `attention` (one (batch, head) slice a call) by query rows: tiles of ≥ 16 rows (fewer take the
@@ -57,12 +58,28 @@ const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i
 
 /** Multiply-adds below which a call is not split (the hand-off costs a few microseconds). */
 const MIN_WORK = 1 << 17;
+/**
+ * Multiply-adds below which a `gemvRows` call is not split: a recurrent step's product (LSTM 1024×256,
+ * GRU 768×256: about 10 µs) gained nothing from a hand-off per step. With it unsplit, a 2-layer
+ * LSTM / GRU (hidden 256, 100 steps) at 2 threads took 0.71× / 0.63× the time of the split one and
+ * 35–40% less CPU (A/B in one process, load average 7.5, 2026-12-06). GPT-2's decode GEMVs (≥ 768×768)
+ * still split.
+ */
+const MIN_GEMV_WORK = 1 << 19;
 /** Elements below which a memory-bound (row or elementwise) call is not split. */
 const MIN_ELEMS = 1 << 15;
 /** Multiply-adds a tile should have at least. */
 const TILE_WORK = 1 << 15;
 /** Tiles per thread we aim for. */
 const TILES_PER_THREAD = 4;
+/**
+ * Packed weights up to this size (bytes, about an L2 cache) are split by rows only: each tile packs
+ * its own rows of A once and reads the cached weight whole. Cutting N as well would pack every A row
+ * once per column tile: +6–18% of the work of ViT-Tiny's 197-row products (192–768 wide) on one
+ * thread, against −4 to +10% with row tiles (tiles run in a row on one thread, CPU time,
+ * 2026-12-06). Larger weights (GPT-2, ViT-Base) keep the column split, which reads each weight once.
+ */
+const ROWS_ONLY_BYTES = 1 << 20;
 
 export interface ThreadedExports extends Kernels {
   gemmPackedRange(
@@ -82,6 +99,8 @@ export interface ThreadedExports extends Kernels {
     n0: number,
     n1: number,
   ): void;
+  /** MR, the rows of the GEMM micro-kernel (absent from custom modules built before it). */
+  gemmRowBlock?(): number;
   gemmQRange(
     type: number,
     M: number,
@@ -156,16 +175,30 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
   };
   k.gemm = gemm;
 
+  // the micro-kernel's rows (6 relaxed, 5 plain SIMD); 0 for a custom module without the export
+  const mr = typeof ex.gemmRowBlock === "function" ? ex.gemmRowBlock() : 0;
+
+  /**
+   * Row and column cuts of a packed product. A small weight (≤ ROWS_ONLY_BYTES) whose rows give
+   * every thread three tiles of ≥ 4·MR rows: rows only, cut at multiples of MR, so that every tile but
+   * the last has whole micro-kernel panels (and each has ≥ 3 of them: the blocked path, as the whole
+   * product takes). Otherwise (more threads, larger weights, M ≤ 4) the `grid` of tiles.
+   */
+  const packedGrid = (M: number, N: number, K: number, budget: number): [number[], number[]] => {
+    const rowTiles = mr > 0 ? Math.min(budget, Math.floor(M / (4 * mr))) : 0;
+    if (rowTiles >= 3 * pool.threads && 4 * N * K <= ROWS_ONLY_BYTES) return [cuts(M, rowTiles, mr), [0, N]];
+    // M ≤ 4 streams the weight for all rows at once (its own arithmetic): split columns only
+    const [mT, nT] = grid(M, N, budget, 8, M <= 4 ? 0 : 16);
+    return [cuts(M, mT, 1), cuts(N, nT, 8)];
+  };
+
   k.gemmPacked = (M, N, K, a, lda, transA, pb, c, ldc, bias, alpha, beta, act) => {
     const work = M * N * Math.max(K, 1);
     if (!on(work) || M <= 0 || N <= 0) {
       ex.gemmPacked(M, N, K, a, lda, transA, pb, c, ldc, bias, alpha, beta, act);
       return;
     }
-    // M ≤ 4 streams the weight for all rows at once (its own arithmetic): split columns only
-    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 8, M <= 4 ? 0 : 16);
-    const rows = cuts(M, mT, 1);
-    const cols = cuts(N, nT, 8);
+    const [rows, cols] = packedGrid(M, N, K, tileBudget(work, pool.threads));
     const tiles: number[][] = [];
     for (let i = 0; i + 1 < rows.length; i++) {
       const i0 = rows[i];
@@ -195,7 +228,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
 
   k.gemvRows = (N, K, x, packed, y, bias, beta, act) => {
     const work = N * Math.max(K, 1);
-    if (!on(work) || N <= 0) {
+    if (!on(work) || work < MIN_GEMV_WORK || N <= 0) {
       ex.gemvRows(N, K, x, packed, y, bias, beta, act);
       return;
     }
@@ -380,10 +413,16 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       return;
     }
     const budget = pool.threads * TILES_PER_THREAD;
+    // parts per slice: enough for the budget, then a tile count the threads share evenly (ViT-Tiny's
+    // 3 heads on 2 threads: 12 tiles, not 9) where the rows allow
+    const least = Math.ceil(budget / slices.length);
+    let per = least;
+    while ((slices.length * per) % pool.threads !== 0 && per < 2 * least) per++;
+    if ((slices.length * per) % pool.threads !== 0) per = least;
     const tiles: number[][] = [];
     for (const a of slices) {
       const L = a[9];
-      const parts = L >= 32 ? Math.min(Math.ceil(budget / slices.length), Math.floor(L / 16)) : 1;
+      const parts = L >= 32 ? Math.min(per, Math.floor(L / 16)) : 1;
       const b = cuts(L, parts, a[17] >= 0 ? 64 : 16);
       // every tile of a split slice takes the blocked path, as the whole slice does (≥ 16 rows)
       if (b.length > 2 && b[b.length - 1] - b[b.length - 2] < 16) b.splice(b.length - 2, 1);

@@ -125,8 +125,10 @@ const GEMM_CASES: [string, Case][] = [
   ["gemmPacked M=4 transA relu", packedCase(4, 517, 1030, 1, Act.relu)],
   ["gemmPacked M=197", packedCase(197, 768, 768, 0, Act.geluTanh)],
   ["gemmPacked M=21 N=30", packedCase(21, 30, 900, 0, Act.none)],
+  ["gemmPacked 197×192×768, a small weight: row tiles", packedCase(197, 192, 768, 0, Act.none)],
+  ["gemmPacked 151×100×300 transA gelu: row tiles, a 1-row last panel", packedCase(151, 100, 300, 1, Act.gelu)],
   ["gemvRows 2304×768", gemvRowsCase(2304, 768, Act.none)],
-  ["gemvRows 1001×259 tanh", gemvRowsCase(1001, 259, Act.tanh)],
+  ["gemvRows 1001×659 tanh", gemvRowsCase(1001, 659, Act.tanh)],
   ["gemvQ Q8_0 M=1 2304×768", quantCase(GgmlType.Q8_0, 1, 2304, 768, Act.none)],
   ["gemvQ Q4_0 M=3 1001×320 gelu", quantCase(GgmlType.Q4_0, 3, 1001, 320, Act.gelu)],
   ["gemmQ Q8_0 M=37 777×544", quantCase(GgmlType.Q8_0, 37, 777, 544, Act.relu)],
@@ -171,12 +173,12 @@ function attentionCase(L: number, S: number, d: number, causal: number, masked: 
 }
 
 /**
- * Every (batch, head) slice of a layer through `attentionHeads` (GQA: 2 query heads a key head;
+ * Every (batch, head) slice of a layer through `attentionHeads` (GQA: 2 query heads a key head, one each for odd H;
  * rows of qkv side by side as the decoders keep them), each slice with its own probs.
  */
 function headsCase(B: number, H: number, L: number, S: number, d: number, causal: number, padded: boolean): Case {
   return (rt) => {
-    const KV = H / 2;
+    const KV = H % 2 === 0 ? H / 2 : H;
     const qkvW = (H + 2 * KV) * d;
     const q = fill(rt, B * L * qkvW, 24);
     const kv = fill(rt, B * S * 2 * KV * d, 25);
@@ -187,7 +189,7 @@ function headsCase(B: number, H: number, L: number, S: number, d: number, causal
     const slices: Parameters<Runtime["k"]["attentionHeads"]>[0][number][] = [];
     for (let b = 0; b < B; b++)
       for (let h = 0; h < H; h++) {
-        const g = Math.floor(h / 2);
+        const g = KV === H ? h : Math.floor(h / 2);
         const k0 = kv + 4 * (b * S * 2 * KV * d + g * d);
         slices.push([
           q + 4 * (b * L * qkvW + h * d),
@@ -227,6 +229,7 @@ const ROW_CASES: [string, Case][] = [
   ["attentionHeads: decode step, 3 × 12 heads over 301 keys, padding", headsCase(3, 12, 1, 301, 64, 300, true)],
   ["attentionHeads: 2 × 4 heads, causal prefill of 70 rows", headsCase(2, 4, 70, 70, 32, 0, false)],
   ["attentionHeads: 1 × 2 heads, 200 rows, not causal", headsCase(1, 2, 200, 200, 64, -1, true)],
+  ["attentionHeads: ViT-Tiny's 3 heads of 197 rows (12 tiles at 2 threads)", headsCase(1, 3, 197, 197, 64, -1, false)],
   [
     "layerNorm",
     outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {
@@ -414,6 +417,25 @@ describe.each(BACKENDS)("threaded kernels (%s)", (backend) => {
       for (let j = 0; j < bits.length && firstDiff < 0; j++) if (bits[j] !== bits1[j]) firstDiff = j;
       expect(firstDiff, `${t} threads, first differing index`).toBe(-1);
     }
+  });
+});
+
+describe("threads: what is split", () => {
+  it("a recurrent step's GEMV (LSTM 1024×256) runs on the caller; GPT-2's 768×768 and 2304×768 split", async () => {
+    await init({ backend: "wasm-relaxed", threads: 2 });
+    const rt = createRuntime();
+    const splits = (N: number, K: number) => {
+      const mark = rt.heap.mark();
+      const before = threadsInfo().splitCalls;
+      gemvRowsCase(N, K, Act.none)(rt);
+      rt.heap.release(mark);
+      return threadsInfo().splitCalls - before;
+    };
+    expect(splits(1024, 256)).toBe(0);
+    expect(splits(768, 256)).toBe(0);
+    expect(splits(768, 768)).toBe(2); // the case calls gemvRows twice
+    expect(splits(2304, 768)).toBe(2);
+    releaseRuntime(rt);
   });
 });
 

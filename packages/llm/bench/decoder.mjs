@@ -1,5 +1,5 @@
 // Decoder benchmark (GPT-2 or Llama family, read from the folder's config.json): @wasmformer/llm
-// against onnxruntime-web (wasm backend, one thread) in the same process, on the same random
+// against onnxruntime-web (wasm backend, THREADS threads each, default 1) in the same process, on the same random
 // weights: a model exported by tools/export-onnx/export_gpt2.py or export_llama.py (ONNX graph with
 // a KV cache + the HF safetensors folder). Not a test.
 //
@@ -7,7 +7,11 @@
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/decoder.mjs /tmp/gpt2-bench
 //   /usr/bin/python3 tools/export-onnx/export_llama.py --out /tmp/llama-bench      # SmolLM2-135M shape
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/decoder.mjs /tmp/llama-bench
-//   env: PROMPT=128 STEPS=32 ROUNDS=3 BACKEND=auto|wasm-simd|wasm-relaxed
+//   env: PROMPT=128 STEPS=32 ROUNDS=3 BACKEND=auto|wasm-simd|wasm-relaxed THREADS=1 NO_MEMORY=1
+//   THREADS=2 NO_MEMORY=1 node --experimental-wasm-relaxed-simd packages/llm/bench/decoder.mjs /tmp/gpt2-bench
+//
+// THREADS=N runs ours on N threads (init({ threads })) and ORT on N (env.wasm.numThreads; its Node
+// build threads with worker_threads); CPU/wall of each shows whether its threads were busy.
 //
 // Measures, per engine: the prefill of PROMPT tokens (both compute the logits generation needs, the
 // last position's: the exported graph does so unless exported with `--logits all`),
@@ -43,6 +47,8 @@ const PROMPT = Number(process.env.PROMPT ?? 128);
 const STEPS = Number(process.env.STEPS ?? 32);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const BACKEND = process.env.BACKEND ?? "auto";
+const THREADS = Number(process.env.THREADS ?? 1);
+if (!Number.isInteger(THREADS) || THREADS < 1) throw new Error(`THREADS must be a positive integer, got ${THREADS}`);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,7 +63,10 @@ const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 3
 async function loadOurs() {
   const core = await import("@wasmformer/core");
   const llm = await import("@wasmformer/llm");
-  const backend = await core.init({ backend: BACKEND });
+  const backend = await core.init({ backend: BACKEND, threads: THREADS });
+  const got = core.threadsInfo();
+  if (got.threads !== THREADS)
+    throw new Error(`ours: asked for ${THREADS} threads, got ${got.threads} (${got.reason})`);
   const t0 = performance.now();
   const model = await llm.AutoModelForCausalLM.fromPretrained(folder, { tokenizer: false });
   return { model, backend, loadMs: performance.now() - t0 };
@@ -66,7 +75,7 @@ async function loadOurs() {
 async function loadOrt() {
   const require = createRequire(fileURLToPath(new URL("../../core/package.json", import.meta.url)));
   const ort = await import(pathToFileURL(require.resolve("onnxruntime-web")).href);
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = THREADS;
   ort.env.wasm.simd = true;
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(join(folder, "model.onnx"), {
@@ -148,7 +157,7 @@ VOCAB = cfg.vocab_size;
   const d = dims(cfg);
   console.log(
     `${d.name} shapes: ${d.layers} layers, width ${cfg.n_embd ?? cfg.hidden_size}, vocab ${cfg.vocab_size}; prompt ${PROMPT}, ` +
-      `${STEPS} decode steps × ${ROUNDS} rounds; single thread`,
+      `${STEPS} decode steps × ${ROUNDS} rounds; ${THREADS} thread(s) each`,
   );
 }
 // ORT_FIRST=1 creates onnxruntime-web's session before our model (the first wasm memory of a process
@@ -176,6 +185,7 @@ console.log(
   let maxAbs = 0;
   for (let i = 0; i < V; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
   const am = (x) => x.reduce((bi, v, i) => (v > x[bi] ? i : bi), 0);
+  console.log(`ORT prefill logits dims [${out.logits.dims}] (equal work: [1, 1, V])`);
   console.log(`check: last-position logits max |ours − ort| = ${maxAbs.toExponential(2)}, argmax ${am(a)} vs ${am(b)}`);
 }
 
@@ -243,6 +253,11 @@ const rC = median(res.ortDecodeCpu);
 console.log(
   `decode step CPU time (process.cpuUsage): ours ${oC.toFixed(2)} ms, ort ${rC.toFixed(2)} ms → ${(oC / rC).toFixed(2)}×`,
 );
+const wallOverCpu = (cpu, wall) => (median(cpu) / median(wall)).toFixed(2);
+console.log(
+  `CPU/wall (medians): prefill ours ${wallOverCpu(res.oursPrefillCpu, res.oursPrefill)}, ort ${wallOverCpu(res.ortPrefillCpu, res.ortPrefill)}; ` +
+    `decode ours ${wallOverCpu(res.oursDecodeCpu, res.oursDecode)}, ort ${wallOverCpu(res.ortDecodeCpu, res.ortDecode)}`,
+);
 console.log(`prefill ${PROMPT} tokens: ours ${oP.toFixed(1)} ms, ort ${rP.toFixed(1)} ms → ${(oP / rP).toFixed(2)}×`);
 console.log(
   `decode step (${PROMPT}+ cached): ours ${oD.toFixed(2)} ms (${(1000 / oD).toFixed(1)} tokens/s), ` +
@@ -270,3 +285,16 @@ if (!process.env.NO_MEMORY) {
       `${(mo.decodeCpuMs / mr.decodeCpuMs).toFixed(2)}× CPU`,
   );
 }
+// README rows (model, threads, ours, ORT, ratio, load average)
+{
+  const load = (await import("node:os")).loadavg()[0].toFixed(1);
+  const name = dims(cfg).name.split(" ")[0];
+  console.log(`\n| case | threads | ours | onnxruntime-web | ratio | load |\n|---|---:|---:|---:|---:|---:|`);
+  console.log(
+    `| ${name} prefill ${PROMPT} | ${THREADS} | ${oP.toFixed(1)} ms | ${rP.toFixed(1)} ms | ${(oP / rP).toFixed(2)}× | ${load} |`,
+  );
+  console.log(
+    `| ${name} decode step (${PROMPT} cached) | ${THREADS} | ${oD.toFixed(2)} ms | ${rD.toFixed(2)} ms | ${(oD / rD).toFixed(2)}× | ${load} |`,
+  );
+}
+if (THREADS > 1) (await import("@wasmformer/core")).terminateThreads();

@@ -5,6 +5,11 @@
 //   /usr/bin/python3 tools/export-onnx/export.py      (once; writes packages/nn/bench/models/)
 //   pnpm --filter @wasmformer/nn run build && pnpm --filter @wasmformer/nn bench
 //   ROUNDS=15 MODELS=lstm,gru pnpm --filter @wasmformer/nn bench
+//   THREADS=2 MODELS=lstm,gru node --experimental-wasm-relaxed-simd packages/nn/bench/bench.mjs
+//
+// THREADS=N (default 1) runs ours on N threads (init({ threads })) and ORT on N
+// (env.wasm.numThreads; its Node build threads with worker_threads). With N > 1 only our best
+// backend runs: the pool serves one build at a time (init of the other stops it).
 //
 // Both sides pay for their input/output copies: ORT's `run` copies the feeds and the result, ours
 // `forward(Tensor)` copies the input into the wasm heap and the output out of it.
@@ -24,7 +29,9 @@ const WANT = (process.env.MODELS ?? "lstm,gru,mha197,mha512").split(",");
 // onnxruntime-web is a devDependency of @wasmformer/core; resolve it from there
 const requireFromCore = createRequire(join(here, "../../core/package.json"));
 const ort = await import(requireFromCore.resolve("onnxruntime-web"));
-ort.env.wasm.numThreads = 1;
+const THREADS = Number(process.env.THREADS ?? 1);
+if (!Number.isInteger(THREADS) || THREADS < 1) throw new Error(`THREADS must be a positive integer, got ${THREADS}`);
+ort.env.wasm.numThreads = THREADS;
 ort.env.wasm.simd = true;
 
 const SPECS = {
@@ -79,20 +86,22 @@ const CORE_WASM = process.env.CORE_WASM_DIR
 // instance when another backend is loaded later
 function ours(backend) {
   return async () => {
-    await core.init({ backend, ...CORE_WASM });
+    await core.init({ backend, threads: THREADS, ...CORE_WASM });
     const rt = core.createRuntime();
     if (rt.backend !== backend) throw new Error(`asked for ${backend}, got ${rt.backend}`);
+    const got = core.threadsInfo().threads;
+    if (got !== THREADS) throw new Error(`asked for ${THREADS} threads, got ${got} (${core.threadsInfo().reason})`);
     return rt;
   };
 }
 
 const engines = [];
-engines.push({ name: "ours-simd", make: ours("wasm-simd") });
+if (THREADS === 1 || !core.relaxedSimdSupported()) engines.push({ name: "ours-simd", make: ours("wasm-simd") });
 if (core.relaxedSimdSupported()) engines.push({ name: "ours-relaxed", make: ours("wasm-relaxed") });
 else console.log("relaxed SIMD unavailable (run node with --experimental-wasm-relaxed-simd); skipping ours-relaxed");
 
 console.log(
-  `# @wasmformer/nn vs onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm, 1 thread), median ms of ${ROUNDS} interleaved rounds`,
+  `# @wasmformer/nn vs onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm, ${THREADS} thread(s) each), median ms of ${ROUNDS} interleaved rounds`,
 );
 console.log(`node ${process.version}, ${new Date().toISOString()}; machine shared with other jobs`);
 const rows = [];
@@ -136,13 +145,18 @@ for (const name of WANT) {
     }
     im.reps = Math.max(1, Math.round((BATCH_MS * n) / (performance.now() - t0)));
     im.times = [];
+    im.cpu = [];
   }
   for (let round = 0; round < ROUNDS; round++) {
     for (let s = 0; s < impls.length; s++) {
       const im = impls[(s + round) % impls.length];
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < im.reps; i++) await im.run();
-      im.times.push((performance.now() - t0) / im.reps);
+      const dt = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      im.times.push(dt / im.reps);
+      im.cpu.push((c.user + c.system) / 1000 / dt); // CPU time of all threads over wall time
     }
   }
   const ms = Object.fromEntries(impls.map((im) => [im.name, median(im.times)]));
@@ -158,19 +172,23 @@ for (const name of WANT) {
   const best = Math.min(...engines.map((e) => ms[e.name]));
   console.log(
     `${name.padEnd(7)} ${engines.map((e) => `${e.name} ${ms[e.name].toFixed(2)} ms`).join("  ")}  ort ${ms.ort.toFixed(2)} ms  ` +
-      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${spec.target}×)  max |Δ| vs torch: ${Object.entries(row.err)
+      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${spec.target}×)  CPU/wall ${impls.map((im) => `${im.name} ${median(im.cpu).toFixed(2)}`).join(", ")}  max |Δ| vs torch: ${Object.entries(
+        row.err,
+      )
         .map(([k, v]) => `${k} ${v.toExponential(1)}`)
         .join(", ")}`,
   );
 }
 console.log();
+const load = (await import("node:os")).loadavg()[0].toFixed(1);
 console.log(
-  `| model | ${engines.map((e) => e.name).join(" | ")} | onnxruntime-web | ratio (best ours / ORT) | target |`,
+  `| model | threads | ${engines.map((e) => e.name).join(" | ")} | onnxruntime-web | ratio (best ours / ORT) | target (1 thread) | load |`,
 );
-console.log(`|---|${engines.map(() => "---|").join("")}---|---|---|`);
+console.log(`|---|---:|${engines.map(() => "---|").join("")}---|---|---|---:|`);
 for (const r of rows) {
   const best = Math.min(...engines.map((e) => r.ms[e.name]));
   console.log(
-    `| ${r.what} | ${engines.map((e) => `${r.ms[e.name].toFixed(2)} ms`).join(" | ")} | ${r.ms.ort.toFixed(2)} ms | ${(best / r.ms.ort).toFixed(2)}× | ≤ ${r.target}× |`,
+    `| ${r.what} | ${THREADS} | ${engines.map((e) => `${r.ms[e.name].toFixed(2)} ms`).join(" | ")} | ${r.ms.ort.toFixed(2)} ms | ${(best / r.ms.ort).toFixed(2)}× | ≤ ${r.target}× | ${load} |`,
   );
 }
+core.terminateThreads();

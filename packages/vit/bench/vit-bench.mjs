@@ -1,11 +1,13 @@
-// ViT benchmark: @wasmformer/vit against onnxruntime-web (wasm backend, single thread) on the same
-// model and weights, exported from PyTorch by bench/export_vit.py (Debian python3-torch). Not a test.
+// ViT benchmark: @wasmformer/vit against onnxruntime-web (wasm backend) on the same model and
+// weights, exported from PyTorch by bench/export_vit.py (Debian python3-torch). Not a test.
 //
 //   /usr/bin/python3 bench/export_vit.py tiny      (once per size: tiny, small, base; files in $VIT_BENCH_DIR or <tmp>/wasmformer-vit-bench)
-//   node --experimental-wasm-relaxed-simd bench/vit-bench.mjs tiny [--runs 10]
+//   node --experimental-wasm-relaxed-simd bench/vit-bench.mjs tiny [--runs 10] [--threads 2]
 //
-// Latency: both engines in one process, single-threaded, runs interleaved (ours, ORT, ours, …),
-// medians after warm-up. Load: checkpoint bytes already in memory → ready model (ours: safetensors
+// Latency: both engines in one process, on `--threads` threads each (default 1: ours through
+// init({ threads }), ORT through env.wasm.numThreads, whose Node build threads with worker_threads),
+// runs interleaved (ours, ORT, ours, …), medians after warm-up; CPU/wall of each shows the threads
+// were busy. The last line is a README table row. Load: checkpoint bytes already in memory → ready model (ours: safetensors
 // → heap; ORT: InferenceSession.create on the .onnx bytes). Peak memory: each engine in its own
 // child process (`--mem ours|ort|none`), maxRSS after load + 3 runs; "none" is node + imports.
 import { execFileSync } from "node:child_process";
@@ -23,6 +25,8 @@ const opt = (name, dflt) => {
 };
 const RUNS = Number(opt("runs", 10));
 const MEM = opt("mem", undefined);
+const THREADS = Number(opt("threads", 1));
+if (!Number.isInteger(THREADS) || THREADS < 1) throw new Error(`--threads must be a positive integer, got ${THREADS}`);
 const dir = pathToFileURL(`${process.env.VIT_BENCH_DIR ?? join(tmpdir(), "wasmformer-vit-bench")}/`);
 const file = (ext) => new URL(`vit-${size}.${ext}`, dir);
 
@@ -49,7 +53,7 @@ const coreRequire = createRequire(new URL("../../core/package.json", import.meta
 
 async function loadOrt() {
   const ort = await import(pathToFileURL(coreRequire.resolve("onnxruntime-web")).href);
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = THREADS;
   ort.env.wasm.simd = true;
   return ort;
 }
@@ -64,7 +68,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 async function ours() {
-  const backend = await core.init();
+  const backend = await core.init({ threads: THREADS });
   const bytes = readFileSync(file("safetensors")); // a Buffer is a Uint8Array: no copy
   const t0 = performance.now();
   const model = await vit.ViTForImageClassification.fromPretrained({ config, weights: bytes });
@@ -110,10 +114,15 @@ if (MEM) {
 
 const a = await ours();
 const b = await ort();
+const gotThreads = core.threadsInfo();
+if (gotThreads.threads !== THREADS)
+  throw new Error(`ours: asked for ${THREADS} threads, got ${gotThreads.threads} (${gotThreads.reason})`);
 const la = a.run();
 const lb = await b.run();
+const os = await import("node:os");
+const load0 = os.loadavg()[0];
 console.log(
-  `ViT-${size} 224x224, ours backend ${a.backend}, ${RUNS} interleaved runs (load average ${(await import("node:os")).loadavg()[0].toFixed(1)} on ${(await import("node:os")).cpus().length} cores)`,
+  `ViT-${size} 224x224, ours backend ${a.backend}, ${THREADS} thread(s) each, ${RUNS} interleaved runs (load average ${load0.toFixed(1)} on ${os.cpus().length} cores)`,
 );
 console.log(
   `max |logits diff|: ours vs torch ${maxDiff(la, torchLogits).toExponential(2)}, ORT vs torch ${maxDiff(lb, torchLogits).toExponential(2)}, ours vs ORT ${maxDiff(la, lb).toExponential(2)}`,
@@ -124,13 +133,23 @@ for (let i = 0; i < 2; i++) {
 }
 const ta = [];
 const tb = [];
+const ca = [];
+const cb = [];
+const cpuMs = (c0) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
 for (let i = 0; i < RUNS; i++) {
+  let c0 = process.cpuUsage();
   let t0 = performance.now();
   a.run();
   ta.push(performance.now() - t0);
+  ca.push(cpuMs(c0));
+  c0 = process.cpuUsage();
   t0 = performance.now();
   await b.run();
   tb.push(performance.now() - t0);
+  cb.push(cpuMs(c0));
 }
 const ma = median(ta);
 const mb = median(tb);
@@ -147,6 +166,10 @@ console.log(
 console.log(
   `median of per-run ratios (ours_i / ORT_i, adjacent runs): ${median(ta.map((t, i) => t / tb[i])).toFixed(2)}`,
 );
+// CPU time of all the process's threads over wall time: about THREADS when every thread works
+console.log(
+  `CPU/wall (median): ours ${(median(ca) / ma).toFixed(2)}, ORT ${(median(cb) / mb).toFixed(2)} (threads: ours ${THREADS}, ORT ${THREADS})`,
+);
 console.log(`throughput: ours ${(gflop / (ma / 1000)).toFixed(1)} GFLOP/s (model ${gflop.toFixed(2)} GFLOP)`);
 console.log(`load (bytes in memory → ready): ours ${a.loadMs.toFixed(0)} ms, ORT ${b.loadMs.toFixed(0)} ms`);
 let torch;
@@ -154,6 +177,16 @@ try {
   torch = JSON.parse(readFileSync(file("torch.json"), "utf8"));
   console.log(`PyTorch ${torch.torch} 1 thread (export_vit.py): median ${torch.median_ms.toFixed(1)} ms`);
 } catch {}
+const pairRatio = median(ta.map((t, i) => t / tb[i]));
+const tableRow = `| ViT-${size[0].toUpperCase()}${size.slice(1)}/16 | ${THREADS} | ${ma.toFixed(1)} ms | ${mb.toFixed(1)} ms | ${(ma / mb).toFixed(2)}× | ${pairRatio.toFixed(2)}× | ${load0.toFixed(1)} |`;
+if (THREADS > 1) {
+  // peak memory is the 1-thread table's business
+  console.log(
+    `\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`,
+  );
+  core.terminateThreads();
+  process.exit(0);
+}
 const self = new URL(import.meta.url).pathname;
 const mem = (engine) =>
   JSON.parse(
@@ -174,4 +207,7 @@ console.log(
 );
 console.log(
   `ours loading from the file lazily (openSafetensors): peak RSS ${m3.maxRssMB.toFixed(0)} MB (ratio to ORT ${(m3.maxRssMB / m2.maxRssMB).toFixed(2)}), file → ready ${m3.loadMs.toFixed(0)} ms`,
+);
+console.log(
+  `\n| model | threads | ours | onnxruntime-web | ratio | per-run ratio | load |\n|---|---:|---:|---:|---:|---:|---:|\n${tableRow}`,
 );
