@@ -206,6 +206,144 @@ export function quantizeRowsQ8(x: usize, ldx: i32, M: i32, K: i32, xq: usize): v
   return groupDot(Q4_0, nb, g, xr, K);
 }
 
+/** Σ of four i16 weight vectors (one row's block, widened) times the i16 x block at xo. */
+// @ts-ignore: decorator
+@inline function dot4(w0: v128, w1: v128, w2: v128, w3: v128, xo: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xo)), i32x4.dot_i16x8_s(w1, v128.load(xo, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xo, 32)), i32x4.dot_i16x8_s(w3, v128.load(xo, 48))),
+  );
+}
+
+/** Σ nibble·qx of one Q4_0 block (its low and high nibbles) with the i8 x block (xa, xb); relaxed build. */
+// @ts-ignore: decorator
+@inline function dotNib(lo: v128, hi: v128, xa: v128, xb: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)));
+}
+
+/** The four lanes of a row group's sums (n of them real) through the epilogue to y at yp. */
+// @ts-ignore: decorator
+@inline function epi4(acc: v128, yp: usize, bp: usize, n: i32, beta: f32, relu: bool): void {
+  epi1(f32x4.extract_lane(acc, 0), yp, bp, 1, beta, true, relu);
+  if (n > 1) epi1(f32x4.extract_lane(acc, 1), yp + 4, bp ? bp + 4 : 0, 1, beta, true, relu);
+  if (n > 2) epi1(f32x4.extract_lane(acc, 2), yp + 8, bp ? bp + 8 : 0, 1, beta, true, relu);
+  if (n > 3) epi1(f32x4.extract_lane(acc, 3), yp + 12, bp ? bp + 12 : 0, 1, beta, true, relu);
+}
+
+/**
+ * `groupDot` for two x rows (xr0, xr1) at once, each weight block unpacked once for both; the
+ * results go through the epilogue to yp0 and yp1. Each row's arithmetic is groupDot's.
+ */
+// @ts-ignore: decorator
+@inline function groupDot2(
+  type: i32, nb: i32, g: usize, xr0: usize, xr1: usize, K: i32,
+  yp0: usize, yp1: usize, bp: usize, n: i32, beta: f32, relu: bool,
+): void {
+  const xd = <usize>K * 3; // f32 d[nb] of an x row, then i32 Σq[nb]
+  const xs = xd + (<usize>nb << 2);
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    let S0: v128;
+    let S1: v128;
+    if (ASC_FEATURE_RELAXED_SIMD && type == Q4_0) {
+      const xo0 = xr0 + (<usize>K << 1) + (<usize>b << 5);
+      const xo1 = xr1 + (<usize>K << 1) + (<usize>b << 5);
+      const xa0 = v128.load(xo0);
+      const xb0 = v128.load(xo0, 16);
+      const xa1 = v128.load(xo1);
+      const xb1 = v128.load(xo1, 16);
+      const m = i8x16.splat(15);
+      const v0 = v128.load(g, 16);
+      const v1 = v128.load(g, 32);
+      const v2 = v128.load(g, 48);
+      const v3 = v128.load(g, 64);
+      const l0 = v128.and(v0, m);
+      const h0 = i8x16.shr_u(v0, 4);
+      const l1 = v128.and(v1, m);
+      const h1 = i8x16.shr_u(v1, 4);
+      const l2 = v128.and(v2, m);
+      const h2 = i8x16.shr_u(v2, 4);
+      const l3 = v128.and(v3, m);
+      const h3 = i8x16.shr_u(v3, 4);
+      S0 = sum4x4(dotNib(l0, h0, xa0, xb0), dotNib(l1, h1, xa0, xb0), dotNib(l2, h2, xa0, xb0), dotNib(l3, h3, xa0, xb0));
+      S1 = sum4x4(dotNib(l0, h0, xa1, xb1), dotNib(l1, h1, xa1, xb1), dotNib(l2, h2, xa1, xb1), dotNib(l3, h3, xa1, xb1));
+    } else {
+      const xo0 = xr0 + (<usize>b << 6);
+      const xo1 = xr1 + (<usize>b << 6);
+      let t0 = i32x4.splat(0);
+      let t1 = t0;
+      let t2 = t0;
+      let t3 = t0;
+      let u0 = t0;
+      let u1 = t0;
+      let u2 = t0;
+      let u3 = t0;
+      // row by row: its block widened to four i16 vectors, dotted with both x rows
+      for (let r = 0; r < 4; r++) {
+        let w0: v128, w1: v128, w2: v128, w3: v128;
+        if (type == Q8_0) {
+          const a = v128.load(g + 16 + (<usize>r << 5));
+          const c = v128.load(g + 32 + (<usize>r << 5));
+          w0 = i16x8.extend_low_i8x16_s(a);
+          w1 = i16x8.extend_high_i8x16_s(a);
+          w2 = i16x8.extend_low_i8x16_s(c);
+          w3 = i16x8.extend_high_i8x16_s(c);
+        } else {
+          const v = v128.load(g + 16 + (<usize>r << 4));
+          const lo = v128.and(v, i8x16.splat(15));
+          const hi = i8x16.shr_u(v, 4);
+          w0 = i16x8.extend_low_i8x16_u(lo);
+          w1 = i16x8.extend_high_i8x16_u(lo);
+          w2 = i16x8.extend_low_i8x16_u(hi);
+          w3 = i16x8.extend_high_i8x16_u(hi);
+        }
+        const p = dot4(w0, w1, w2, w3, xo0);
+        const q = dot4(w0, w1, w2, w3, xo1);
+        if (r == 0) {
+          t0 = p;
+          u0 = q;
+        } else if (r == 1) {
+          t1 = p;
+          u1 = q;
+        } else if (r == 2) {
+          t2 = p;
+          u2 = q;
+        } else {
+          t3 = p;
+          u3 = q;
+        }
+      }
+      S0 = sum4x4(t0, t1, t2, t3);
+      S1 = sum4x4(u0, u1, u2, u3);
+    }
+    if (type == Q4_0) {
+      S0 = i32x4.sub(S0, i32x4.shl(v128.load32_splat(xr0 + xs + (<usize>b << 2)), 3));
+      S1 = i32x4.sub(S1, i32x4.shl(v128.load32_splat(xr1 + xs + (<usize>b << 2)), 3));
+    }
+    const dw = v128.load(g);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(S0), f32x4.mul(dw, v128.load32_splat(xr0 + xd + (<usize>b << 2)))));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(S1), f32x4.mul(dw, v128.load32_splat(xr1 + xd + (<usize>b << 2)))));
+    g += groupBlockBytes(type);
+  }
+  epi4(acc0, yp0, bp, n, beta, relu);
+  epi4(acc1, yp1, bp, n, beta, relu);
+}
+
+// @ts-ignore: decorator
+@noinline function groupDot2Q8(
+  nb: i32, g: usize, xr0: usize, xr1: usize, K: i32, yp0: usize, yp1: usize, bp: usize, n: i32, beta: f32, relu: bool,
+): void {
+  groupDot2(Q8_0, nb, g, xr0, xr1, K, yp0, yp1, bp, n, beta, relu);
+}
+
+// @ts-ignore: decorator
+@noinline function groupDot2Q4(
+  nb: i32, g: usize, xr0: usize, xr1: usize, K: i32, yp0: usize, yp1: usize, bp: usize, n: i32, beta: f32, relu: bool,
+): void {
+  groupDot2(Q4_0, nb, g, xr0, xr1, K, yp0, yp1, bp, n, beta, relu);
+}
+
 /**
  * y[m, j] = act(Σ_k W[j, k]·x[m, k] + bias[j] + beta·y[m, j]) for m < M, j < N: W [N, K] quantized
  * and repacked (type Q8_0 or Q4_0, `quantBytes(type, N, K)` bytes), x quantized by
@@ -226,14 +364,18 @@ export function gemvQ(
     const n = min(4, N - j);
     const o = <usize>j << 2;
     const bp = bias ? bias + o : 0;
-    for (let m = 0; m < M; m++) {
+    // x rows two at a time (each weight block unpacked once for both), then the odd one
+    let m = 0;
+    for (; m + 1 < M; m += 2) {
+      const xr = xq + <usize>m * xrB;
+      const yp = y + <usize>m * ldyB + o;
+      if (type == Q8_0) groupDot2Q8(nb, g, xr, xr + xrB, K, yp, yp + ldyB, bp, n, beta, relu);
+      else groupDot2Q4(nb, g, xr, xr + xrB, K, yp, yp + ldyB, bp, n, beta, relu);
+    }
+    if (m < M) {
       const xr = xq + <usize>m * xrB;
       const acc = type == Q8_0 ? groupDotQ8(nb, g, xr, K) : groupDotQ4(nb, g, xr, K);
-      const yp = y + <usize>m * ldyB + o;
-      epi1(f32x4.extract_lane(acc, 0), yp, bp, 1, beta, true, relu);
-      if (n > 1) epi1(f32x4.extract_lane(acc, 1), yp + 4, bp ? bp + 4 : 0, 1, beta, true, relu);
-      if (n > 2) epi1(f32x4.extract_lane(acc, 2), yp + 8, bp ? bp + 8 : 0, 1, beta, true, relu);
-      if (n > 3) epi1(f32x4.extract_lane(acc, 3), yp + 12, bp ? bp + 12 : 0, 1, beta, true, relu);
+      epi4(acc, y + <usize>m * ldyB + o, bp, n, beta, relu);
     }
   }
   if (act > 1) applyAct(y, ldyB, M, N, act);

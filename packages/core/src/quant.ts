@@ -248,20 +248,21 @@ export interface LinearQOptions {
   /** floats between rows of x (default K) and of y (default N) */
   ldx?: number;
   ldy?: number;
-  /** scratch for M ≤ 4 rows of quantized x: `M · xqRowBytes(K)` bytes (needed when M ≤ 4) */
+  /** scratch for the quantized rows of x: `M · xqRowBytes(K)` bytes (needed when M ≤ 4 or W is Q4_0) */
   xq?: number;
 }
 
 /**
- * y (M, N) = act(x (M, K) · Wᵀ + bias + beta·y) with a quantized W: M ≤ 4 (decoding) quantizes x
- * per block and runs `gemvQ` (integer dot products), larger M runs `gemmQ` (dequantize-and-pack).
+ * y (M, N) = act(x (M, K) · Wᵀ + bias + beta·y) with a quantized W: x is quantized per block and
+ * multiplied by `gemvQ` (integer dot products) when M ≤ 4 (decoding) or W is Q4_0; a Q8_0 W with
+ * M > 4 runs `gemmQ` (dequantize-and-pack, f32 activations), which is faster there.
  */
 export function linearQ(rt: Runtime, w: QuantizedWeight, M: number, x: number, y: number, o: LinearQOptions = {}) {
   const { bias = 0, act = 0, beta = 0, ldx = w.K, ldy = w.N, xq = 0 } = o;
   if (!Number.isInteger(M) || M < 0) throw new ShapeError(`linearQ: M must be an integer ≥ 0, got ${M}`);
   if (M === 0) return;
-  if (M <= 4) {
-    if (!xq) throw new InputError("linearQ: M ≤ 4 needs the xq scratch (M · xqRowBytes(K) bytes)");
+  if (M <= 4 || w.type === GgmlType.Q4_0) {
+    if (!xq) throw new InputError(`linearQ: M = ${M} rows on ${w.type === GgmlType.Q4_0 ? "Q4_0" : "Q8_0"} need the xq scratch (M · xqRowBytes(K) bytes)`);
     rt.k.quantizeRowsQ8(x, ldx, M, w.K, xq);
     rt.k.gemvQ(w.type, M, w.N, w.K, xq, w.ptr, y, ldy, bias, beta, act);
   } else {
