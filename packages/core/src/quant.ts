@@ -262,7 +262,10 @@ export function linearQ(rt: Runtime, w: QuantizedWeight, M: number, x: number, y
   if (!Number.isInteger(M) || M < 0) throw new ShapeError(`linearQ: M must be an integer ≥ 0, got ${M}`);
   if (M === 0) return;
   if (M <= 4 || w.type === GgmlType.Q4_0) {
-    if (!xq) throw new InputError(`linearQ: M = ${M} rows on ${w.type === GgmlType.Q4_0 ? "Q4_0" : "Q8_0"} need the xq scratch (M · xqRowBytes(K) bytes)`);
+    if (!xq)
+      throw new InputError(
+        `linearQ: M = ${M} rows on ${w.type === GgmlType.Q4_0 ? "Q4_0" : "Q8_0"} need the xq scratch (M · xqRowBytes(K) bytes)`,
+      );
     rt.k.quantizeRowsQ8(x, ldx, M, w.K, xq);
     rt.k.gemvQ(w.type, M, w.N, w.K, xq, w.ptr, y, ldy, bias, beta, act);
   } else {

@@ -197,7 +197,7 @@ describe("repackQ: ggml rows → row groups of four, losslessly", () => {
           for (let b = 0; b < nb; b++) {
             const o = (Math.floor(j / 4) * nb + b) * (16 + 4 * qb);
             const scale = ov.getUint32(o + 4 * (j % 4), true);
-            const quants = Array.from(out.subarray(o + 16 + (j % 4) * qb, o + 16 + (j % 4 + 1) * qb));
+            const quants = Array.from(out.subarray(o + 16 + (j % 4) * qb, o + 16 + ((j % 4) + 1) * qb));
             if (j >= N) {
               expect(scale).toBe(0);
               expect(quants.every((v) => v === 0)).toBe(true);

@@ -126,7 +126,8 @@ describe.each(CASES)("$name", (c) => {
       const ld = md.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
       const lf = mf.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
       const scale = maxAbs(lf);
-      if (dtype === "q8") expect(Array.from(new Uint32Array(lq.buffer))).toEqual(Array.from(new Uint32Array(ld.buffer)));
+      if (dtype === "q8")
+        expect(Array.from(new Uint32Array(lq.buffer))).toEqual(Array.from(new Uint32Array(ld.buffer)));
       else {
         // every position's logits: measured ≤ 0.08 of the largest |logit| on these seeds
         expect(maxDiff(lq, ld) / scale, "q4 prefill vs dequantized f32").toBeLessThan(0.15);
@@ -137,7 +138,9 @@ describe.each(CASES)("$name", (c) => {
         for (let t = 0; t < PROMPT[0].length; t++) {
           const tok = PROMPT[0][t];
           const lt = (t === 0 ? ms.prefill([[tok]]) : ms.decode([tok])).logits!.data as Float32Array;
-          expect(maxDiff(lt, lq.subarray(t * V, (t + 1) * V)) / scale, `q4 decode step ${t} vs prefill`).toBeLessThan(1e-4);
+          expect(maxDiff(lt, lq.subarray(t * V, (t + 1) * V)) / scale, `q4 decode step ${t} vs prefill`).toBeLessThan(
+            1e-4,
+          );
         }
         ms.dispose();
       }
@@ -211,7 +214,8 @@ describe("GGUF files: Q8_0 / Q4_0 matrices used as stored", () => {
         expect(mf.dtype).toBe("f32");
         const lq = mq.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
         const lf = mf.prefill(PROMPT, { logits: "all" }).logits!.data as Float32Array;
-        if (type === "Q8_0") expect(Array.from(new Uint32Array(lq.buffer))).toEqual(Array.from(new Uint32Array(lf.buffer)));
+        if (type === "Q8_0")
+          expect(Array.from(new Uint32Array(lq.buffer))).toEqual(Array.from(new Uint32Array(lf.buffer)));
         else expect(maxDiff(lq, lf) / maxAbs(lf)).toBeLessThan(0.06);
         const dq = mq.decode([4]).logits!.data as Float32Array;
         const df = mf.decode([4]).logits!.data as Float32Array;
