@@ -3,7 +3,7 @@ export { abiVersion, heapBase, simdFlavor, scratchBytes, setScratch, threadsBuil
 export { gemm, bmm, gemv, gemmRowBlock } from "./gemm";
 export { packedSize, packB, gemmPacked, gemmPackedRange } from "./gemm-packed";
 export { packedRowsSize, packRows, gemvRows } from "./gemv-rows";
-export { quantRowBytes, xqRowBytes, quantizeRowsQ8, gemvQ, gemmQ, gemmQRange, dequantRowsQ } from "./quant";
+export { quantBytes, xqRowBytes, quantizeRowsQ8, gemvQ, gemmQ, gemmQRange, dequantRowsQ } from "./quant";
 export { unary } from "./activations";
 export { softmax, logSoftmax } from "./softmax";
 export { layerNorm } from "./layernorm";

@@ -11,7 +11,7 @@ const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
 /** Bits of one binary16 → the float32 bit pattern with the same value (exact). */
-function f16BitsToF32Bits(h: number): number {
+export function f16BitsToF32Bits(h: number): number {
   const sign = (h & 0x8000) << 16;
   const e = (h >>> 10) & 0x1f;
   const m = h & 0x3ff;

@@ -345,14 +345,16 @@ export interface Kernels extends BackwardKernels, OptimKernels {
     work: number,
   ): number;
 
-  // ---- block-quantized weights (ggml Q8_0 / Q4_0, as GGUF stores them; quant.ts) ------------
+  // ---- block-quantized weights (ggml Q8_0 / Q4_0 blocks, repacked four rows at a time; quant.ts)
 
   /**
-   * Bytes of one row of K values of ggml type `type` (`GgmlType.Q8_0` = 8: 34 bytes per block of
-   * 32, `{ f16 d; i8 qs[32] }`; `GgmlType.Q4_0` = 2: 18 bytes, `{ f16 d; u8 qs[16] }`, value
-   * (nibble − 8)·d, low nibbles = values 0..15 of the block); 0 for other types or K ≤ 0.
+   * Bytes of a `[N, K]` weight of ggml type `type` in the kernels' repacked layout (`repackQ`):
+   * ceil(N/4) row groups, each K/32 block groups `{ f32 d[4]; qs of rows 0..3 }` in order (Q8_0 =
+   * type 8: i8 qs[32] a row, 144 bytes; Q4_0 = type 2: u8 qs[16] a row, value (nibble − 8)·d, low
+   * nibbles = values 0..15, 80 bytes; rows past N are zero). The qs are ggml's bytes and d its f16
+   * scale widened exactly. 0 for other types, N ≤ 0, or K not a positive multiple of 32.
    */
-  quantRowBytes(type: number, K: number): number;
+  quantBytes(type: number, N: number, K: number): number;
 
   /**
    * Bytes of one row of `quantizeRowsQ8` output for K (a multiple of 32) values, a multiple of 16:
@@ -368,13 +370,13 @@ export interface Kernels extends BackwardKernels, OptimKernels {
   quantizeRowsQ8(x: number, ldx: number, M: number, K: number, xq: number): void;
 
   /**
-   * Decode product on quantized weights: `y[m·ldy + j] = act(Σ_b f32(Σ_i qw·qx)·(dw·dx) + bias[j]
-   * + beta·y[m·ldy + j])` for m < M, j < N, with W `[N, K]` of type Q8_0 or Q4_0 (rows
-   * `quantRowBytes` apart, row j = output j) and x quantized by `quantizeRowsQ8` (rows
-   * `xqRowBytes(K)` apart). The numeric contract is ggml's `vec_dot_q8_0_q8_0`: the integer block
-   * sums are exact, and the f32 sum runs over the blocks in order, `acc = f32(acc + f32(f32(sumi) ·
-   * f32(dw·dx)))` (no fused multiply-add), then the epilogue `f32(f32(acc + bias) + beta·y)`
-   * (beta 0 or 1). Every build and thread count gives these bits (activations other than relu are
+   * Product on quantized weights and quantized activations (decode, any M): `y[m·ldy + j] =
+   * act(Σ_b f32(Σ_i qw·qx)·(dw·dx) + bias[j] + beta·y[m·ldy + j])` for m < M, j < N, with W
+   * `[N, K]` of type Q8_0 or Q4_0 in the repacked layout (`quantBytes`; row j = output j) and x
+   * quantized by `quantizeRowsQ8` (rows `xqRowBytes(K)` apart). The numeric
+   * contract is ggml's `vec_dot_q8_0_q8_0`: the integer block sums are exact, and the f32 sum runs
+   * over the blocks in order, `acc = f32(acc + f32(f32(sumi) · f32(dw·dx)))` (no fused
+   * multiply-add), then the epilogue `f32(f32(acc + bias) + beta·y)` (beta 0 or 1). Every build and thread count gives these bits (activations other than relu are
    * the `unary` ones). K must be a multiple of 32.
    */
   gemvQ(
@@ -393,7 +395,7 @@ export interface Kernels extends BackwardKernels, OptimKernels {
 
   /**
    * Prefill product on quantized weights: `C = act(A·Wᵀ + bias + beta·C)`, A M×K (row stride lda),
-   * W as in `gemvQ`. Each K-block × column slice of W is dequantized (ggml's `dequantize_row_*`,
+   * W as in `gemvQ`. Each K-block × 8-column panel of W is dequantized (ggml's `dequantize_row_*`,
    * bit for bit) into the GEMM's panel buffer and multiplied there: the same arithmetic as
    * `gemmPacked` with M ≥ 5 on the dequantized weight packed by `packB(K, N, W, K, 1, …)`, with no
    * f32 copy of W. K must be a multiple of 32; C must not alias A.
@@ -440,7 +442,7 @@ export interface Kernels extends BackwardKernels, OptimKernels {
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /**
  * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
@@ -474,7 +476,7 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "packedRowsSize",
   "packRows",
   "gemvRows",
-  "quantRowBytes",
+  "quantBytes",
   "xqRowBytes",
   "quantizeRowsQ8",
   "gemvQ",

@@ -8,6 +8,14 @@
  *                                                                     low nibbles = values 0..15
  * ```
  *
+ * The kernels read them repacked four rows at a time (`repackQ`, lossless: the same quants, the
+ * f16 scales widened exactly to f32), so that one load of an activation block feeds four rows:
+ *
+ * ```
+ * row group g (rows 4g..4g+3, rows past N zero), K/32 block groups in order, each
+ *   { f32 d[4]; qs of row 4g; qs of row 4g+1; qs of row 4g+2; qs of row 4g+3 }   Q8_0 144 B, Q4_0 80 B
+ * ```
+ *
  * `quantizeQ8_0` / `quantizeQ4_0` are ggml's `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref`
  * (f32 arithmetic, f16 scale rounded to nearest even), so a weight quantized here has the bytes
  * llama.cpp would write; `dequantize` (gguf.ts) inverts them bit for bit as ggml does.
@@ -18,7 +26,7 @@
  * ```
  */
 import { InputError, ShapeError } from "./errors.js";
-import { f32ToF16 } from "./float16.js";
+import { f16BitsToF32Bits, f32ToF16 } from "./float16.js";
 import type { ActCode } from "./kernels.js";
 import type { Runtime } from "./runtime.js";
 
@@ -46,6 +54,56 @@ export function checkWeightDtype(dtype: unknown, where = "dtype"): WeightDtype {
 /** Bytes of one row of K values (K a multiple of 32) of `type`. */
 export function quantRowBytes(type: QuantType, K: number): number {
   return (K / 32) * (type === GgmlType.Q8_0 ? 34 : 18);
+}
+
+/** Bytes of a `[N, K]` weight repacked for the kernels (`repackQ`): ceil(N/4)·(K/32) block groups. */
+export function quantBytes(type: QuantType, N: number, K: number): number {
+  return Math.ceil(N / 4) * (K / 32) * (type === GgmlType.Q8_0 ? 144 : 80);
+}
+
+/**
+ * Repack N ggml rows of K values (`N · quantRowBytes(type, K)` bytes at the start of `buf`) into
+ * the kernels' layout in place; `buf` must hold `quantBytes(type, N, K)` bytes. Row groups are
+ * written last to first: group g's output never reaches the ggml rows of groups before it.
+ */
+export function repackQInPlace(type: QuantType, N: number, K: number, buf: Uint8Array): void {
+  checkBlockDim(K, "repackQ K");
+  if (!Number.isInteger(N) || N < 1) throw new ShapeError(`repackQ: N must be an integer ≥ 1, got ${N}`);
+  const need = quantBytes(type, N, K);
+  if (buf.length < need) throw new ShapeError(`repackQ: ${buf.length} bytes, the repacked [${N}, ${K}] needs ${need}`);
+  const qb = type === GgmlType.Q8_0 ? 32 : 16; // quant bytes of one row's block
+  const bsz = qb + 2;
+  const rb = quantRowBytes(type, K);
+  const nb = K / 32;
+  const gbb = 16 + 4 * qb;
+  const tmp = new Uint8Array(4 * rb);
+  const out = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let g = Math.ceil(N / 4) - 1; g >= 0; g--) {
+    const rows = Math.min(4, N - 4 * g);
+    tmp.fill(0);
+    tmp.set(buf.subarray(4 * g * rb, (4 * g + rows) * rb));
+    const base = g * nb * gbb;
+    for (let b = 0; b < nb; b++) {
+      const o = base + b * gbb;
+      for (let r = 0; r < 4; r++) {
+        const s = r * rb + b * bsz;
+        out.setUint32(o + 4 * r, f16BitsToF32Bits(tmp[s] | (tmp[s + 1] << 8)), true);
+        const q = o + 16 + r * qb;
+        for (let i = 0; i < qb; i++) buf[q + i] = tmp[s + 2 + i];
+      }
+    }
+  }
+}
+
+/** `repackQInPlace` into a new array: N ggml rows of K values of `type` → `quantBytes(type, N, K)` bytes. */
+export function repackQ(type: QuantType, N: number, K: number, rows: Uint8Array): Uint8Array {
+  const out = new Uint8Array(quantBytes(type, N, K));
+  if (rows.length !== N * quantRowBytes(type, K)) {
+    throw new ShapeError(`repackQ: ${rows.length} bytes are not ${N} rows of ${K} values of ggml type ${type}`);
+  }
+  out.set(rows);
+  repackQInPlace(type, N, K, out);
+  return out;
 }
 
 /** A `ShapeError` unless K is a positive multiple of the block size 32. */
@@ -146,7 +204,7 @@ export function quantizeBlocksTransposed(
   return out;
 }
 
-/** A Linear weight `[N, K]` quantized in a runtime's heap: N rows of `rowBytes` at `ptr`. */
+/** A Linear weight `[N, K]` quantized in a runtime's heap: `quantBytes(type, N, K)` bytes at `ptr`, repacked (`repackQ`). */
 export interface QuantizedWeight {
   readonly ptr: number;
   readonly type: QuantType;
@@ -154,12 +212,11 @@ export interface QuantizedWeight {
   readonly K: number;
   /** output features */
   readonly N: number;
-  readonly rowBytes: number;
 }
 
 /**
  * Quantize a `torch.nn.Linear` weight `[out, in]` (row-major f32) into a new heap allocation
- * (`dtype` "q8" → Q8_0, "q4" → Q4_0). `in` must be a multiple of 32.
+ * (`dtype` "q8" → Q8_0, "q4" → Q4_0), repacked for the kernels. `in` must be a multiple of 32.
  */
 export function quantizeLinearWeight(
   rt: Runtime,
@@ -174,10 +231,12 @@ export function quantizeLinearWeight(
   if (weight.length !== out * inFeatures) {
     throw new ShapeError(`quantizeLinearWeight: ${weight.length} values are not [${out}, ${inFeatures}]`);
   }
-  const rowBytes = quantRowBytes(type, inFeatures);
-  const ptr = rt.heap.alloc(out * rowBytes);
-  quantizeBlocks(type, weight, rt.heap.u8(ptr, out * rowBytes));
-  return { ptr, type, K: inFeatures, N: out, rowBytes };
+  const bytes = quantBytes(type, out, inFeatures);
+  const ptr = rt.heap.alloc(bytes);
+  const buf = rt.heap.u8(ptr, bytes);
+  quantizeBlocks(type, weight, buf.subarray(0, out * quantRowBytes(type, inFeatures)));
+  repackQInPlace(type, out, inFeatures, buf);
+  return { ptr, type, K: inFeatures, N: out };
 }
 
 export interface LinearQOptions {
@@ -189,20 +248,24 @@ export interface LinearQOptions {
   /** floats between rows of x (default K) and of y (default N) */
   ldx?: number;
   ldy?: number;
-  /** scratch for M ≤ 4 rows of quantized x: `M · xqRowBytes(K)` bytes (needed when M ≤ 4) */
+  /** scratch for the quantized rows of x: `M · xqRowBytes(K)` bytes (needed when M ≤ 4 or W is Q4_0) */
   xq?: number;
 }
 
 /**
- * y (M, N) = act(x (M, K) · Wᵀ + bias + beta·y) with a quantized W: M ≤ 4 (decoding) quantizes x
- * per block and runs `gemvQ` (integer dot products), larger M runs `gemmQ` (dequantize-and-pack).
+ * y (M, N) = act(x (M, K) · Wᵀ + bias + beta·y) with a quantized W: x is quantized per block and
+ * multiplied by `gemvQ` (integer dot products) when M ≤ 4 (decoding) or W is Q4_0; a Q8_0 W with
+ * M > 4 runs `gemmQ` (dequantize-and-pack, f32 activations), which is faster there.
  */
 export function linearQ(rt: Runtime, w: QuantizedWeight, M: number, x: number, y: number, o: LinearQOptions = {}) {
   const { bias = 0, act = 0, beta = 0, ldx = w.K, ldy = w.N, xq = 0 } = o;
   if (!Number.isInteger(M) || M < 0) throw new ShapeError(`linearQ: M must be an integer ≥ 0, got ${M}`);
   if (M === 0) return;
-  if (M <= 4) {
-    if (!xq) throw new InputError("linearQ: M ≤ 4 needs the xq scratch (M · xqRowBytes(K) bytes)");
+  if (M <= 4 || w.type === GgmlType.Q4_0) {
+    if (!xq)
+      throw new InputError(
+        `linearQ: M = ${M} rows on ${w.type === GgmlType.Q4_0 ? "Q4_0" : "Q8_0"} need the xq scratch (M · xqRowBytes(K) bytes)`,
+      );
     rt.k.quantizeRowsQ8(x, ldx, M, w.K, xq);
     rt.k.gemvQ(w.type, M, w.N, w.K, xq, w.ptr, y, ldy, bias, beta, act);
   } else {

@@ -9,7 +9,7 @@
  *   of 24 columns: the M = 1 paths group 6 or 8 columns); K is never split (a reduction).
  * - `gemmPacked` by N (panels of 8, through `gemmPackedRange`), and by M (≥ 5 rows, the blocked
  *   path) when M > 4; a small weight with enough rows by M alone, at multiples of the
- *   micro-kernel's MR rows (see `packedGrid`); `gemvRows` by groups of 24 rows (from 2¹⁹ multiply-adds); `gemvQ` by groups of 4 rows; `gemmQ` as
+ *   micro-kernel's MR rows (see `packedGrid`); `gemvRows` by groups of 24 rows (from 2¹⁹ multiply-adds); `gemvQ` by row groups of 4 (the repacked layout's); `gemmQ` as
  *   `gemmPacked` (through `gemmQRange`; each tile dequantizes its own panels); `bmm` by batch elements (or, when it is
  *   one tall GEMM, as that GEMM).
  * - `attention` (one (batch, head) slice a call) by query rows: tiles of ≥ 16 rows (fewer take the
@@ -245,18 +245,18 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
 
   k.gemvQ = (type, M, N, K, xq, w, y, ldy, bias, beta, act) => {
     const work = M * N * Math.max(K, 1);
-    const rb = ex.quantRowBytes(type, K);
-    if (!on(work) || M <= 0 || N <= 0 || rb === 0) {
+    const gB = ex.quantBytes(type, 4, K); // one row group
+    if (!on(work) || M <= 0 || N <= 0 || gB === 0) {
       ex.gemvQ(type, M, N, K, xq, w, y, ldy, bias, beta, act);
       return;
     }
-    // groups of 4 rows: each output row's arithmetic is its own, whatever the split
+    // whole row groups of 4: each output row's arithmetic is its own, whatever the split
     const groups = cuts(Math.ceil(N / 4), tileBudget(work, pool.threads), 1);
     const tiles: number[][] = [];
     for (let g = 0; g + 1 < groups.length; g++) {
       const j0 = groups[g] * 4;
       const j1 = Math.min(N, groups[g + 1] * 4);
-      tiles.push([type, M, j1 - j0, K, xq, w + j0 * rb, y + 4 * j0, ldy, bias ? bias + 4 * j0 : 0, beta, act]);
+      tiles.push([type, M, j1 - j0, K, xq, w + groups[g] * gB, y + 4 * j0, ldy, bias ? bias + 4 * j0 : 0, beta, act]);
     }
     pool.run(id, FN.gemvQ, "gemvQ", tiles, ex.gemvQ);
   };

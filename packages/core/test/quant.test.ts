@@ -12,7 +12,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
 import { InputError, ShapeError } from "../src/errors.js";
-import { f16ToF32, f32ToF16 } from "../src/float16.js";
+import { f16BitsToF32Bits, f16ToF32, f32ToF16 } from "../src/float16.js";
 import { dequantize } from "../src/gguf.js";
 import { Act } from "../src/kernels.js";
 import {
@@ -25,6 +25,8 @@ import {
   quantizeLinearWeight,
   quantizeQ4_0,
   quantizeQ8_0,
+  repackQ,
+  repackQInPlace,
 } from "../src/quant.js";
 import { createRefRuntime, type Runtime } from "../src/runtime.js";
 import { wasmBuilds } from "./wasm-builds.js";
@@ -155,10 +157,12 @@ describe("quantize (ggml's reference rounding)", () => {
   });
 });
 
-/** Quantized W (N×K) + x rows in a runtime's heap. */
-function setup(rt: Runtime, wq: Uint8Array, x: Float32Array) {
-  const w = rt.heap.alloc(wq.length + 64);
-  rt.heap.u8(w, wq.length).set(wq);
+/** Quantized W (N×K, ggml rows `wq`) repacked + x rows in a runtime's heap. */
+function setup(rt: Runtime, t: QuantType, N: number, K: number, wq: Uint8Array, x: Float32Array) {
+  const packed = repackQ(t, N, K, wq);
+  expect(packed.length).toBe(rt.k.quantBytes(t, N, K));
+  const w = rt.heap.alloc(packed.length + 64);
+  rt.heap.u8(w, packed.length).set(packed);
   const xp = rt.heap.put(x);
   return { w, xp };
 }
@@ -173,12 +177,55 @@ const SHAPES: [number, number][] = [
   [9, 1056],
 ];
 
+describe("repackQ: ggml rows → row groups of four, losslessly", () => {
+  it("moves every quant and widens every f16 scale exactly (subnormal, ±0, ±∞, NaN), zero rows past N", () => {
+    const r = rng(41);
+    const SPECIAL = [0x0000, 0x8000, 0x0001, 0x83ff, 0x7c00, 0xfc00, 0x7e01, 0x3c00];
+    for (const t of TYPES) {
+      const bsz = t === GgmlType.Q8_0 ? 34 : 18;
+      const qb = bsz - 2;
+      for (const [N, K] of SHAPES) {
+        const nb = K / 32;
+        const rows = new Uint8Array(N * nb * bsz);
+        for (let i = 0; i < rows.length; i++) rows[i] = Math.floor(r.next() * 256);
+        const dv = new DataView(rows.buffer);
+        for (let i = 0; i < SPECIAL.length && i < N * nb; i++) dv.setUint16(i * bsz, SPECIAL[i], true);
+        const out = repackQ(t, N, K, rows);
+        expect(out.length).toBe(ref.k.quantBytes(t, N, K));
+        const ov = new DataView(out.buffer);
+        for (let j = 0; j < Math.ceil(N / 4) * 4; j++) {
+          for (let b = 0; b < nb; b++) {
+            const o = (Math.floor(j / 4) * nb + b) * (16 + 4 * qb);
+            const scale = ov.getUint32(o + 4 * (j % 4), true);
+            const quants = Array.from(out.subarray(o + 16 + (j % 4) * qb, o + 16 + ((j % 4) + 1) * qb));
+            if (j >= N) {
+              expect(scale).toBe(0);
+              expect(quants.every((v) => v === 0)).toBe(true);
+              continue;
+            }
+            const s = (j * nb + b) * bsz;
+            expect(scale, `row ${j} block ${b}`).toBe(f16BitsToF32Bits(dv.getUint16(s, true)));
+            expect(quants).toEqual(Array.from(rows.subarray(s + 2, s + bsz)));
+          }
+        }
+      }
+    }
+  });
+
+  it("typed errors: K not a multiple of 32, a short buffer, a wrong row count", () => {
+    expect(() => repackQ(GgmlType.Q8_0, 2, 48, new Uint8Array(2 * 51))).toThrow(ShapeError);
+    expect(() => repackQ(GgmlType.Q4_0, 3, 32, new Uint8Array(2 * 18))).toThrow(/not 3 rows of 32 values/);
+    expect(() => repackQInPlace(GgmlType.Q4_0, 3, 32, new Uint8Array(3 * 18))).toThrow(/needs 80/);
+    expect(() => repackQInPlace(GgmlType.Q4_0, 0, 32, new Uint8Array(80))).toThrow(/N must be an integer ≥ 1/);
+  });
+});
+
 describe("gemvQ / quantizeRowsQ8: wasm = reference bit for bit", () => {
-  it("random odd shapes, M = 1..4, bias, residual, relu", () => {
+  it("random odd shapes, M = 1..4 and 9, bias, residual, relu", () => {
     const r = rng(17);
     for (const t of TYPES) {
       for (const [N, K] of SHAPES) {
-        for (const M of [1, 2, 3, 4]) {
+        for (const M of [1, 2, 3, 4, 9]) {
           const ldy = N + 3;
           const W = rand(r, N * K);
           // a few rows with a zero block and a subnormal scale
@@ -197,7 +244,7 @@ describe("gemvQ / quantizeRowsQ8: wasm = reference bit for bit", () => {
             const xqs: number[][] = [];
             for (const rt of [ref, ...wasm]) {
               const m = rt.heap.mark();
-              const { w, xp } = setup(rt, wq, x);
+              const { w, xp } = setup(rt, t, N, K, wq, x);
               const xqB = rt.k.xqRowBytes(K);
               expect(xqB % 16).toBe(0);
               const xq = rt.heap.alloc(M * xqB);
@@ -231,10 +278,10 @@ describe("gemvQ / quantizeRowsQ8: wasm = reference bit for bit", () => {
       const Wd = dequantize(NAME[t], wq, N * K);
       for (const rt of wasm) {
         const m = rt.heap.mark();
-        const { w, xp } = setup(rt, wq, x);
+        const { w, xp } = setup(rt, t, N, K, wq, x);
         const xq = rt.heap.alloc(rt.k.xqRowBytes(K));
         const y = rt.heap.allocF32(N);
-        linearQ(rt, { ptr: w, type: t, K, N, rowBytes: rt.k.quantRowBytes(t, K) }, 1, xp, y, { xq });
+        linearQ(rt, { ptr: w, type: t, K, N }, 1, xp, y, { xq });
         const got = rt.heap.f32(y, N);
         for (let j = 0; j < N; j++) {
           let s = 0;
@@ -272,7 +319,7 @@ describe("gemmQ: dequantize-and-pack GEMM", () => {
         const outs: Float32Array[] = [];
         for (const rt of [ref, ...wasm]) {
           const m = rt.heap.mark();
-          const { w } = setup(rt, wq, new Float32Array(0));
+          const { w } = setup(rt, t, N, K, wq, new Float32Array(0));
           const a = rt.heap.put(A);
           const c = rt.heap.put(C0);
           const bp = rt.heap.put(bias);
@@ -314,7 +361,7 @@ describe("dequantRowsQ: the embedding gather", () => {
       const ids = Int32Array.from([12, 0, 5, 5, 7]);
       for (const rt of [ref, ...wasm]) {
         const m = rt.heap.mark();
-        const { w } = setup(rt, wq, new Float32Array(0));
+        const { w } = setup(rt, t, V, K, wq, new Float32Array(0));
         const ip = rt.heap.alloc(ids.length * 4);
         rt.heap.i32(ip, ids.length).set(ids);
         const dst = rt.heap.allocF32(ids.length * K);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { mulberry32 } from "../../../tools/test-utils/src/prng.js";
 import { InputError, WasmError } from "../src/errors.js";
 import { Act } from "../src/kernels.js";
-import { GgmlType, type QuantType, quantizeBlocks } from "../src/quant.js";
+import { GgmlType, type QuantType, quantizeBlocks, repackQ } from "../src/quant.js";
 import { createRuntime, init, type Runtime, releaseRuntime, terminateThreads, threadsInfo } from "../src/runtime.js";
 
 afterAll(async () => {
@@ -83,15 +83,15 @@ function gemvRowsCase(N: number, K: number, act: number): Case {
 }
 
 /** Quantized weight (Q8_0 / Q4_0) products: gemvQ (M rows of quantized x) and gemmQ. */
-function quantCase(type: QuantType, M: number, N: number, K: number, act: number): Case {
+function quantCase(type: QuantType, M: number, N: number, K: number, act: number, gemv = M <= 4): Case {
   return (rt) => {
-    const wq = quantizeBlocks(type, rt.heap.f32(fill(rt, N * K, 30), N * K).slice());
+    const wq = repackQ(type, N, K, quantizeBlocks(type, rt.heap.f32(fill(rt, N * K, 30), N * K).slice()));
     const w = rt.heap.alloc(wq.length);
     rt.heap.u8(w, wq.length).set(wq);
     const x = fill(rt, M * K, 31);
     const y = fill(rt, M * N, 32);
     const bias = fill(rt, N, 33);
-    if (M <= 4) {
+    if (gemv) {
       const xq = rt.heap.alloc(M * rt.k.xqRowBytes(K));
       rt.k.quantizeRowsQ8(x, K, M, K, xq);
       rt.k.gemvQ(type, M, N, K, xq, w, y, N, bias, 1, act);
@@ -131,6 +131,8 @@ const GEMM_CASES: [string, Case][] = [
   ["gemvRows 1001×659 tanh", gemvRowsCase(1001, 659, Act.tanh)],
   ["gemvQ Q8_0 M=1 2304×768", quantCase(GgmlType.Q8_0, 1, 2304, 768, Act.none)],
   ["gemvQ Q4_0 M=3 1001×320 gelu", quantCase(GgmlType.Q4_0, 3, 1001, 320, Act.gelu)],
+  ["gemvQ Q4_0 M=64 1001×768 (integer prefill)", quantCase(GgmlType.Q4_0, 64, 1001, 768, Act.none, true)],
+  ["gemvQ Q8_0 M=17 3071×96", quantCase(GgmlType.Q8_0, 17, 3071, 96, Act.relu, true)],
   ["gemmQ Q8_0 M=37 777×544", quantCase(GgmlType.Q8_0, 37, 777, 544, Act.relu)],
   ["gemmQ Q4_0 M=130 1030×96", quantCase(GgmlType.Q4_0, 130, 1030, 96, Act.none)],
   ["bmm 12 heads", bmmCase(12, 64, 64, 64, false, 1)],

@@ -4,7 +4,7 @@
 //
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/quant.mjs gpt2     # GPT-2-small shape
 //   node --experimental-wasm-relaxed-simd packages/llm/bench/quant.mjs smollm   # SmolLM2-135M shape
-//   env: PROMPT=64 STEPS=16 ROUNDS=5 WASMFORMER_THREADS=1 DIR=/tmp ORDER=q4,q8,f32 NO_MEMORY=1
+//   env: PROMPT=64 PREFILLS=128,64 STEPS=16 ROUNDS=5 WASMFORMER_THREADS=1 DIR=/tmp ORDER=q4,q8,f32 NO_MEMORY=1
 //
 // ORDER is the load order (and the order within a round). The first few hundred MB a fresh process
 // touches stream slower on this machine (README "Order effect"): the default loads f32 last so that
@@ -13,12 +13,14 @@
 // The checkpoint (config.json + model.safetensors, seeded random weights, std 0.02) is written to
 // $DIR/wf-quant-<shape> once and loaded lazily with AutoModelForCausalLM.fromPretrained, as a user
 // would. Timings interleave the three models round by round (the machine is shared: compare the
-// ratios of one run, not absolute numbers across runs): each round runs STEPS decode steps per
-// model (median step time per model over all rounds) and one prefill of PROMPT tokens per model.
+// ratios of one run, not absolute numbers across runs): each round runs, per model, one prefill
+// of each length in PREFILLS, then STEPS decode steps after a PROMPT-token prefill (median times
+// per model over all rounds). The last lines are the README table's rows.
 // Times are CPU time of the process (`process.cpuUsage`, one kernel thread: WASMFORMER_THREADS=1),
 // which a busy machine distorts less than wall time; wall-time ratios are printed too.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -29,6 +31,7 @@ const STEPS = Number(process.env.STEPS ?? 16);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const DIR = process.env.DIR ?? "/tmp";
 const DTYPES = (process.env.ORDER ?? "q4,q8,f32").split(",");
+const PREFILLS = (process.env.PREFILLS ?? "128,64").split(",").map(Number);
 
 const CONFIGS = {
   gpt2: {
@@ -169,10 +172,11 @@ const core = await import("@wasmformer/core");
 const llm = await import("@wasmformer/llm");
 const backend = await core.init({ backend: process.env.BACKEND ?? "auto" });
 let seed = 777;
-const prompt = Array.from({ length: PROMPT }, () => {
+const tokens = Array.from({ length: Math.max(PROMPT, ...PREFILLS) }, () => {
   seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
   return seed % cfg.vocab_size;
 });
+const prompt = tokens.slice(0, PROMPT);
 
 const load = (dtype) => llm.AutoModelForCausalLM.fromPretrained(folder, { tokenizer: false, dtype });
 
@@ -197,19 +201,23 @@ for (const d of DTYPES) {
   );
 }
 const step = Object.fromEntries(DTYPES.map((d) => [d, []]));
-const pre = Object.fromEntries(DTYPES.map((d) => [d, []]));
+const pre = Object.fromEntries(DTYPES.map((d) => [d, Object.fromEntries(PREFILLS.map((n) => [n, []]))]));
 const stepWall = Object.fromEntries(DTYPES.map((d) => [d, []]));
-const preWall = Object.fromEntries(DTYPES.map((d) => [d, []]));
+const preWall = Object.fromEntries(DTYPES.map((d) => [d, Object.fromEntries(PREFILLS.map((n) => [n, []]))]));
 const cpuMs = (c) => (c.user + c.system) / 1000;
 for (let r = 0; r < ROUNDS; r++) {
   for (const d of DTYPES) {
     const m = models[d];
+    for (const n of PREFILLS) {
+      m.reset();
+      const t0 = performance.now();
+      const c0 = process.cpuUsage();
+      m.prefill([tokens.slice(0, n)]);
+      pre[d][n].push(cpuMs(process.cpuUsage(c0)));
+      preWall[d][n].push(performance.now() - t0);
+    }
     m.reset();
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
     m.prefill([prompt]);
-    pre[d].push(cpuMs(process.cpuUsage(c0)));
-    preWall[d].push(performance.now() - t0);
     let id = 1;
     for (let i = 0; i < STEPS; i++) {
       const t1 = performance.now();
@@ -224,19 +232,59 @@ for (let r = 0; r < ROUNDS; r++) {
 const res = Object.fromEntries(
   DTYPES.map((d) => [
     d,
-    { step: median(step[d]), prefill: median(pre[d]), stepWall: median(stepWall[d]), preWall: median(preWall[d]) },
+    {
+      step: median(step[d]),
+      stepWall: median(stepWall[d]),
+      prefill: Object.fromEntries(PREFILLS.map((n) => [n, median(pre[d][n])])),
+      preWall: Object.fromEntries(PREFILLS.map((n) => [n, median(preWall[d][n])])),
+    },
   ]),
 );
+const x = (a, b) => `${(a / b).toFixed(2)}×`;
 for (const d of ["f32", "q8", "q4"]) {
+  const r = res[d];
+  const f = res.f32;
   console.log(
-    `${d}: decode step ${res[d].step.toFixed(1)} ms CPU (×${(res.f32.step / res[d].step).toFixed(2)} faster than f32; ` +
-      `wall ×${(res.f32.stepWall / res[d].stepWall).toFixed(2)}), prefill ${PROMPT} tokens ${res[d].prefill.toFixed(0)} ms CPU ` +
-      `(×${(res.f32.prefill / res[d].prefill).toFixed(2)}; wall ×${(res.f32.preWall / res[d].preWall).toFixed(2)})`,
+    `${d}: decode step ${r.step.toFixed(1)} ms CPU (${x(f.step, r.step)} faster than f32; wall ${x(f.stepWall, r.stepWall)})` +
+      PREFILLS.map(
+        (n) =>
+          `, prefill ${n} tokens ${r.prefill[n].toFixed(0)} ms CPU (${x(f.prefill[n], r.prefill[n])}; wall ${x(f.preWall[n], r.preWall[n])})`,
+      ).join(""),
   );
 }
+const heapMb = Object.fromEntries(DTYPES.map((d) => [d, models[d].heapBytes / 2 ** 20]));
 for (const d of DTYPES) models[d].dispose();
 
-if (process.env.NO_MEMORY) process.exit(0);
+/** README rows: shape | dtype | decode | × | prefill per length | × ... | heap | peak RSS | × */
+const NAMES = { gpt2: "GPT-2 small (12 × 768, vocab 50257)", smollm: "SmolLM2-135M (30 × 576, GQA 9/3, vocab 49152)" };
+const rows = (mem) => {
+  console.log(`rows (load average ${loadNow().toFixed(1)}):`);
+  for (const d of ["f32", "q8", "q4"]) {
+    const r = res[d];
+    const f = res.f32;
+    const cells = [
+      d === "f32" ? NAMES[shape] : "",
+      d,
+      `${r.step.toFixed(1)} ms`,
+      x(f.step, r.step),
+      ...PREFILLS.slice()
+        .sort((a, b) => a - b)
+        .flatMap((n) => [`${r.prefill[n].toFixed(0)} ms`, x(f.prefill[n], r.prefill[n])]),
+      `${heapMb[d].toFixed(0)} MB`,
+      mem ? `${(mem[d].maxRssKb / 1024).toFixed(0)} MB` : "",
+      mem ? x(mem[d].maxRssKb, mem.f32.maxRssKb) : "",
+    ];
+    console.log(`| ${cells.join(" | ")} |`);
+  }
+};
+function loadNow() {
+  return os.loadavg()[0];
+}
+
+if (process.env.NO_MEMORY) {
+  rows();
+  process.exit(0);
+}
 // peak memory, one child process per dtype
 const self = fileURLToPath(import.meta.url);
 const mem = {};
@@ -252,6 +300,7 @@ for (const d of DTYPES) {
   mem[d] = JSON.parse(r.stdout.trim().split("\n").pop());
 }
 console.log(`load average now ${(await import("node:os")).loadavg()[0].toFixed(1)}`);
+rows(mem);
 for (const d of ["f32", "q8", "q4"]) {
   console.log(
     `${d}: peak RSS (VmHWM) ${(mem[d].maxRssKb / 1024).toFixed(0)} MB (×${(mem[d].maxRssKb / mem.f32.maxRssKb).toFixed(2)} of f32), heap ${(mem[d].heapBytes / 2 ** 20).toFixed(0)} MB`,

@@ -24,7 +24,7 @@
  *
  * Nothing here allocates: every step writes to buffers its caller planned.
  */
-import { BinOp, PACK_KC, packedIndex, type QuantType, type Runtime, WasmformerError } from "@wasmformer/core";
+import { BinOp, GgmlType, PACK_KC, packedIndex, type QuantType, type Runtime, WasmformerError } from "@wasmformer/core";
 import type { DecoderArch } from "./decoder-arch.js";
 
 const F32 = 4;
@@ -65,7 +65,7 @@ export interface Weights {
 /**
  * How the engine stores its matrices for inference (see gpt2-model.ts, `CausalLM.load`): pre-packed
  * GEMM operands, or contiguous column blocks of `colBlock` (0: Linear [out, in] rows) and of
- * `headBlock` for the LM head; a quantized matrix (`qtypes`) is Linear rows of ggml blocks.
+ * `headBlock` for the LM head; a quantized matrix (`qtypes`) is Linear rows of ggml blocks repacked in row groups of four (core `repackQ`).
  */
 export interface MatrixStorage {
   packed: boolean;
@@ -145,8 +145,9 @@ export class DecoderForward {
     const st = this.storage;
     const qt = st.qtypes.get(w);
     if (qt) {
-      // W [N, K] in ggml blocks: decode rows (n ≤ 4) as integer dot products, prefill as a GEMM
-      if (n <= 4) {
+      // W [N, K] in repacked ggml blocks: integer dot products on x quantized per block for
+      // decode rows (n ≤ 4) and for every Q4_0 product; a Q8_0 prefill is a dequantizing GEMM
+      if (n <= 4 || qt === GgmlType.Q4_0) {
         k.quantizeRowsQ8(x, K, n, K, st.xq);
         k.gemvQ(qt, n, N, K, st.xq, w, y, ldy, bias, beta, act);
       } else {

@@ -44,9 +44,11 @@ import {
   type QuantType,
   quantizeBlocks,
   quantizeBlocksTransposed,
+  quantRowBytes,
   quantTypeOf,
   type Runtime,
   releaseRuntime,
+  repackQInPlace,
   ShapeError,
   Tensor,
   tensorSource,
@@ -215,7 +217,7 @@ interface Scratch {
   logitRows: number; // capacity of `logits` in rows
   lnRows: number; // (logitRows, E) final-norm rows gathered for the LM head
   logits: number; // (logitRows, V)
-  xq: number; // (4, xqRowBytes(max K)) bytes: up to 4 rows quantized per block for gemvQ (when any weight is quantized), else 0
+  xq: number; // (xqRows, xqRowBytes(max K)) bytes: rows quantized per block for gemvQ (when any weight is quantized), else 0
   kCache: number; // (L, maxBatch, n_positions, KV·d): row = one slot, key/value heads side by side
   vCache: number; // (L, maxBatch, n_positions, KV·d)
   kpm: number; // (maxBatch, n_positions) u8, 1 = padded slot (blocked key)
@@ -552,14 +554,23 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const rows = maxBatch * chunk;
     const logitRows = Math.max(maxBatch, Math.min(rows, 16));
     const rt = opts.runtime ?? createRuntime();
-    /** bytes of a quantized weight's rows */
+    /** bytes of a quantized weight's ggml rows (as stored or quantized), and repacked for the kernels */
     const qBytes = (sp: Spec) => {
       const [out, K] = outIn(sp);
-      return out * rt.k.quantRowBytes(qtypeOf.get(sp.name)!, K);
+      return out * quantRowBytes(qtypeOf.get(sp.name)!, K);
+    };
+    const qPacked = (sp: Spec) => {
+      const [out, K] = outIn(sp);
+      return rt.k.quantBytes(qtypeOf.get(sp.name)!, out, K);
+    };
+    /** ggml rows at the weight's place → the kernels' row groups (lossless, see repackQ) */
+    const repack = (sp: Spec, ptr: number) => {
+      const [out, K] = outIn(sp);
+      repackQInPlace(qtypeOf.get(sp.name)!, out, K, rt.heap.u8(ptr, qPacked(sp)));
     };
     /** floats a weight takes in the heap: packed matrices and head are padded to 8 columns */
     const floatsOf = (sp: Spec) => {
-      if (qtypeOf.has(sp.name)) return Math.ceil(qBytes(sp) / F32);
+      if (qtypeOf.has(sp.name)) return Math.ceil(qPacked(sp) / F32);
       if (packed && sp.layout === "conv1d") return rt.k.packedSize(sp.shape[0], sp.shape[1]);
       if (packed && sp.layout === "linear") return rt.k.packedSize(sp.shape[1], sp.shape[0]);
       if (packed && sp.name === headName) return rt.k.packedSize(E, V);
@@ -571,7 +582,9 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const hFloats = arch.gated ? 2 * I : I;
     const ropeFloats = arch.invFreq ? arch.invFreq.length : 0;
     const maxK = Math.max(E, I, attW);
-    const xqFloats = anyQuant ? (4 * rt.k.xqRowBytes(maxK)) / F32 : 0;
+    // rows of quantized x: Q4_0 runs every product on them (prefill too), Q8_0 only decode's ≤ 4
+    const xqRows = [...qtypeOf.values()].includes(GgmlType.Q4_0) ? Math.max(4, rows) : 4;
+    const xqFloats = anyQuant ? (xqRows * rt.k.xqRowBytes(maxK)) / F32 : 0;
     const scratchFloats =
       rows * (2 + E * 2 + attW + qkvW + hFloats) +
       chunk * P +
@@ -642,7 +655,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       logitRows,
       lnRows: heap.allocF32(logitRows * E),
       logits: heap.allocF32(logitRows * V),
-      xq: anyQuant ? heap.alloc(4 * rt.k.xqRowBytes(maxK)) : 0,
+      xq: anyQuant ? heap.alloc(xqRows * rt.k.xqRowBytes(maxK)) : 0,
       kCache: heap.allocF32(L * maxBatch * P * kvW),
       vCache: heap.allocF32(L * maxBatch * P * kvW),
       kpm: heap.alloc(maxBatch * P),
@@ -670,6 +683,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
             );
           }
           heap.u8(ptr, b.data.length).set(b.data);
+          repack(sp, ptr);
           used.add(sp.name);
           loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
           opts.onProgress?.({ loaded, total, tensor: sp.name });
@@ -683,7 +697,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           const esz = fileDtype === "F32" ? 4 : 2;
           const conv = sp.layout === "conv1d";
           const unit = (conv ? 32 * nout : nin) * esz; // bytes of one row or band
-          const qRow = rt.k.quantRowBytes(qt, nin);
+          const qRow = quantRowBytes(qt, nin);
           const chunk = unit * Math.max(1, Math.floor((opts.quantChunk ?? 1 << 22) / unit));
           await weights.readRaw!(
             sp.name,
@@ -701,6 +715,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
             chunk,
           );
           checkAbort();
+          repack(sp, ptr);
           used.add(sp.name);
           loaded += sp.shape.reduce((x, y) => x * y, 1) * F32;
           opts.onProgress?.({ loaded, total, tensor: sp.name });
@@ -719,6 +734,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
           const dst = heap.u8(ptr, qBytes(sp));
           if (sp.layout === "conv1d") quantizeBlocksTransposed(qt, t.data as Float32Array, nin, nout, dst);
           else quantizeBlocks(qt, t.data as Float32Array, dst);
+          repack(sp, ptr);
         } else if (sp.name === headName && packed) {
           // [V, E] rows = Wᵀ of the K×N = E×V head, packed PACK_HEAD_COLS columns at a time: each
           // column range is packed on its own, then each of its K blocks (kb rows × wb8 columns,

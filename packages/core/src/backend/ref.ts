@@ -4,7 +4,6 @@
  * fallback where wasm SIMD is unavailable. Math is done in f64 and stored as f32.
  */
 
-import { dequantize } from "../gguf.js";
 import type { Heap } from "../heap.js";
 import { ABI_VERSION, type Kernels } from "../kernels.js";
 import { erfc } from "../math.js";
@@ -152,6 +151,28 @@ function matmul(
   }
 }
 
+/**
+ * Reader of a repacked Q8_0 / Q4_0 weight (`quantBytes` layout) at byte `w`: block b of row j as
+ * its f32 scale and its 32 integer values (Q4_0: nibble − 8). The returned `q` is reused.
+ */
+function quantReader(buf: ArrayBuffer, type: number, K: number, w: number) {
+  const dv = new DataView(buf);
+  const u8 = new Uint8Array(buf);
+  const qb = type === 8 ? 32 : 16;
+  const gbb = 16 + 4 * qb;
+  const groupBytes = (K >> 5) * gbb;
+  const q = new Int32Array(32);
+  return (j: number, b: number) => {
+    const o = w + (j >> 2) * groupBytes + b * gbb;
+    const d = dv.getFloat32(o + 4 * (j & 3), true);
+    const at = o + 16 + (j & 3) * qb;
+    for (let i = 0; i < 32; i++) {
+      q[i] = type === 8 ? dv.getInt8(at + i) : (i < 16 ? u8[at + i] & 15 : u8[at + i - 16] >> 4) - 8;
+    }
+    return { d, q };
+  };
+}
+
 export function refKernels(heap: Heap): Kernels {
   // views are re-taken on every call: the heap may have grown since the last one
   const F = () => new Float32Array(heap.buffer());
@@ -213,9 +234,9 @@ export function refKernels(heap: Heap): Kernels {
       matmul(F(), 1, N, K, x >> 2, K, 0, bAt, y >> 2, N, bias ? bias >> 2 : -1, 1, beta, act);
     },
 
-    quantRowBytes(type, K) {
-      if (K <= 0) return 0;
-      return type === 8 ? (K >> 5) * 34 : type === 2 ? (K >> 5) * 18 : 0;
+    quantBytes(type, N, K) {
+      if (N <= 0 || K <= 0 || K % 32 !== 0 || (type !== 8 && type !== 2)) return 0;
+      return Math.ceil(N / 4) * (K >> 5) * (type === 8 ? 144 : 80);
     },
 
     xqRowBytes(K) {
@@ -262,16 +283,13 @@ export function refKernels(heap: Heap): Kernels {
 
     gemvQ(type, M, N, K, xq, w, y, ldy, bias, beta, act) {
       // ggml's vec_dot: exact integer block sums, acc = f32(acc + f32(f32(sumi)·f32(dw·dx)))
-      if (M <= 0 || N <= 0 || K <= 0 || K % 32 !== 0 || k.quantRowBytes(type, K) === 0) return;
+      if (M <= 0 || N <= 0 || k.quantBytes(type, N, K) === 0) return;
       const fr = Math.fround;
       const fl = F();
       const buf = heap.buffer();
-      const u8 = U();
-      const rb = k.quantRowBytes(type, K);
-      const bsz = type === 8 ? 34 : 18;
       const nb = K >> 5;
       const rowB = k.xqRowBytes(K);
-      const dv = new DataView(buf);
+      const qv = quantReader(heap.buffer(), type, K, w);
       for (let m = 0; m < M; m++) {
         const base = xq + m * rowB;
         const q16 = new Int16Array(buf, base, K);
@@ -279,15 +297,10 @@ export function refKernels(heap: Heap): Kernels {
         for (let j = 0; j < N; j++) {
           let acc = 0;
           for (let b = 0; b < nb; b++) {
-            const o = w + j * rb + b * bsz;
-            const dw = dequantize("F16", u8.subarray(o, o + 2), 1)[0];
+            const { d, q } = qv(j, b);
             let sumi = 0;
-            for (let i = 0; i < 32; i++) {
-              const qw =
-                type === 8 ? dv.getInt8(o + 2 + i) : (i < 16 ? u8[o + 2 + i] & 15 : u8[o + 2 + i - 16] >> 4) - 8;
-              sumi += qw * q16[b * 32 + i];
-            }
-            acc = fr(acc + fr(sumi * fr(dw * ds[b])));
+            for (let i = 0; i < 32; i++) sumi += q[i] * q16[b * 32 + i];
+            acc = fr(acc + fr(sumi * fr(d * ds[b])));
           }
           const at = (y >> 2) + m * ldy + j;
           let v = bias ? fr(acc + fl[(bias >> 2) + j]) : acc;
@@ -299,28 +312,34 @@ export function refKernels(heap: Heap): Kernels {
 
     gemmQ(type, M, N, K, a, lda, w, c, ldc, bias, beta, act) {
       // the product with the dequantized weight (f64 sums, as gemmPacked's reference)
-      if (M <= 0 || N <= 0 || K % 32 !== 0 || k.quantRowBytes(type, K) === 0) return;
-      const rb = k.quantRowBytes(type, K);
-      const W = dequantize(type === 8 ? "Q8_0" : "Q4_0", U().slice(w, w + N * rb), N * K);
+      if (M <= 0 || N <= 0 || k.quantBytes(type, N, K) === 0) return;
+      const qv = quantReader(heap.buffer(), type, K, w);
       const fl = F();
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
+      const W = new Float32Array(K);
+      for (let j = 0; j < N; j++) {
+        for (let b = 0; b < K >> 5; b++) {
+          const { d, q } = qv(j, b);
+          for (let i = 0; i < 32; i++) W[b * 32 + i] = q[i] * d;
+        }
+        for (let i = 0; i < M; i++) {
           let s = 0;
-          for (let p = 0; p < K; p++) s += fl[(a >> 2) + i * lda + p] * W[j * K + p];
+          for (let p = 0; p < K; p++) s += fl[(a >> 2) + i * lda + p] * W[p];
           store(fl, (c >> 2) + i * ldc + j, s, bias ? fl[(bias >> 2) + j] : undefined, beta, act);
         }
       }
     },
 
     dequantRowsQ(type, K, w, ids, n, dst) {
-      const rb = k.quantRowBytes(type, K);
-      if (rb === 0 || K % 32 !== 0) return;
-      const u8 = U();
+      if (k.quantBytes(type, 4, K) === 0) return;
+      const qv = quantReader(heap.buffer(), type, K, w);
       const id = I();
       const fl = F();
       for (let r = 0; r < n; r++) {
-        const o = w + id[(ids >> 2) + r] * rb;
-        fl.set(dequantize(type === 8 ? "Q8_0" : "Q4_0", u8.subarray(o, o + rb), K), (dst >> 2) + r * K);
+        const o = (dst >> 2) + r * K;
+        for (let b = 0; b < K >> 5; b++) {
+          const { d, q } = qv(id[(ids >> 2) + r], b);
+          for (let i = 0; i < 32; i++) fl[o + b * 32 + i] = q[i] * d;
+        }
       }
     },
 
