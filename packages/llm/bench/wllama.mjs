@@ -19,8 +19,9 @@
 // Decode ms/token excludes the prefill on both sides: llama.cpp's own `timings.predicted_per_token_ms`
 // (time from the first new token, which ends the prefill, to the last, over N − 1) and ours timed
 // the same way in the worker. Then ROUNDS timed runs alternate the engines (the order flips every
-// round) so that load drift hits both; the table has the medians.
-import { spawnSync } from "node:child_process";
+// round) so that load drift hits both; the table has the medians. The last column is the median
+// round trip of one wllama `get_result` poll (page → worker → page, no work), which its decode
+// figure includes once per token.
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
@@ -128,6 +129,7 @@ const median = (xs) => {
 
 const rows = [];
 let libllama = "?";
+let promptTokens = 0;
 const loads = [loadavg()[0]];
 for (const type of TYPES) {
   for (const threads of THREADS) {
@@ -154,6 +156,7 @@ for (const type of TYPES) {
     const checkO = await call("generate", "ours", PROMPT_TEXT, N);
     if (checkW.promptTokens !== checkO.promptIds.length || checkW.newTokens !== N || checkO.ids.length !== N)
       throw new Error(`unequal work: ${JSON.stringify({ checkW, checkO })}`);
+    promptTokens = checkO.promptIds.length;
     let agree = 0;
     while (agree < N && checkW.ids[agree] === checkO.ids[agree]) agree++;
     const w = [];
@@ -163,7 +166,8 @@ for (const type of TYPES) {
         (e === "wllama" ? w : o).push((await call("generate", e, PROMPT_TEXT, N)).decodeMs);
       loads.push(loadavg()[0]);
     }
-    const row = { type, threads, theirs: median(w), ours: median(o), agree, theirsRuns: w, oursRuns: o };
+    const poll = await call("roundTrip", "wllama");
+    const row = { type, threads, theirs: median(w), ours: median(o), agree, poll, theirsRuns: w, oursRuns: o };
     rows.push(row);
     log(`${type} ×${threads}: ${JSON.stringify(row, (_, v) => (typeof v === "number" ? +v.toFixed(2) : v))}`);
     await call("dispose", "wllama");
@@ -171,6 +175,7 @@ for (const type of TYPES) {
     await page.close();
   }
 }
+const chromiumVersion = `Chromium ${browser.version()}`;
 await browser.close();
 await server.close();
 
@@ -179,23 +184,20 @@ await server.close();
 
 const f = (x) => x.toFixed(1);
 console.log(
-  "| weights | threads | llama.cpp-wasm (wllama) ms/token | wasmformer ms/token | tokens/s ours / theirs | same greedy tokens |",
+  "| weights | threads | llama.cpp-wasm (wllama) ms/token | wasmformer ms/token | tokens/s ours / theirs | same greedy tokens | wllama poll round trip |",
 );
 console.log(
-  "| ------- | ------: | -------------------------------: | ------------------: | ---------------------: | -----------------: |",
+  "| ------- | ------: | -------------------------------: | ------------------: | ---------------------: | -----------------: | ---------------------: |",
 );
 for (const r of rows)
   console.log(
-    `| ${r.type} | ${r.threads} | ${f(r.theirs)} | ${f(r.ours)} | ${(r.theirs / r.ours).toFixed(2)}× | ${r.agree} / ${N} |`,
+    `| ${r.type} | ${r.threads} | ${f(r.theirs)} | ${f(r.ours)} | ${(r.theirs / r.ours).toFixed(2)}× | ${r.agree} / ${N} | ${r.poll.toFixed(2)} ms |`,
   );
 const wllamaVersion = JSON.parse(
   readFileSync(join(here, "..", "node_modules", "@wllama", "wllama", "package.json"), "utf8"),
 ).version;
-const chromiumVersion = spawnSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", ["--version"], {
-  encoding: "utf8",
-}).stdout.trim();
 console.log(
   `\n${chromiumVersion}, @wllama/wllama ${wllamaVersion} (llama.cpp ${libllama}); ${cpus().length} cores, ` +
     `load average ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}; SmolLM2-135M shape, ` +
-    `"${PROMPT_TEXT}" (16 tokens), ${N} new tokens, median of ${ROUNDS} alternating runs`,
+    `"${PROMPT_TEXT}" (${promptTokens} tokens), ${N} new tokens, median of ${ROUNDS} alternating runs`,
 );

@@ -39,6 +39,20 @@ async function wllamaEngine(url, threads, contextLength) {
         ids: withIds ? r.choices[0].logprobs.content.map((c) => c.id) : undefined,
       };
     },
+    /**
+     * Median time of one page → worker → page round trip of wllama's `get_result` action for a
+     * request id that does not exist (the worker answers at once): the messaging that each decoded
+     * token also pays, since the page polls `get_result` once per token.
+     */
+    async roundTrip(k = 21) {
+      const ms = [];
+      for (let i = 0; i < k; i++) {
+        const t0 = performance.now();
+        await w.proxy.wllamaAction("get_result", { _name: "gres_req", req_id: 1e9 });
+        ms.push(performance.now() - t0);
+      }
+      return ms.sort((a, b) => a - b)[k >> 1];
+    },
     dispose: () => w.exit(),
   };
 }
@@ -73,6 +87,7 @@ window.bench = {
     return e.info;
   },
   generate: (name, prompt, n, withIds) => engines.get(name).generate(prompt, n, withIds),
+  roundTrip: (name) => engines.get(name).roundTrip(),
   async dispose(name) {
     await engines.get(name).dispose();
     engines.delete(name);
