@@ -290,7 +290,7 @@ describe("models", () => {
       await waitDone(page, "#attn-status");
     });
     assertResponsive(r, "attention");
-    assert.equal(await page.$$eval("#attn-out figure canvas", (c) => c.length), H);
+    assert.equal(await page.$$eval("#attn-out figure canvas.cells", (c) => c.length), H);
     for (const layer of [0, L - 1]) {
       await page.selectOption("#attn-layer", String(layer));
       await page.waitForSelector('#attn-out[data-ready="1"]');

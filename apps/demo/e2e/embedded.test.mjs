@@ -230,7 +230,7 @@ describe("embedded models", () => {
       assertResponsive(m, "translating");
       assert.equal(await page.textContent("#s2s-output"), iso, text);
     }
-    assert.equal(await page.locator("#s2s-out canvas").count(), 1);
+    assert.equal(await page.locator("#s2s-out canvas.cells").count(), 1);
     await screenshot(page, "embedded-seq2seq");
     assert.deepEqual(errors, []);
     await context.close();

@@ -145,8 +145,29 @@ function labelStrip(labels: readonly string[], cell: number, depth: number, vert
 }
 
 /**
- * Heatmap of a row-major `[rows, cols]` matrix on a canvas, with optional row/column labels.
- * Values are scaled by the matrix maximum (attention rows sum to 1).
+ * Draw (and cache) a heatmap's row and column label strips, each in a task of its own: the first
+ * heatmap of a set of labels then only copies them.
+ */
+export async function prepareLabels(labels: readonly string[], cell: number): Promise<void> {
+  labelStrip(labels, cell, LABEL_DEPTH, false);
+  await nextTask();
+  labelStrip(labels, cell, LABEL_DEPTH, true);
+}
+
+const LABEL_DEPTH = 70;
+
+/** A copy of a cached canvas (an element can stand in one place only). */
+function copyOf(src: HTMLCanvasElement): HTMLCanvasElement {
+  const c = h("canvas", { width: src.width, height: src.height });
+  c.getContext("2d")?.drawImage(src, 0, 0);
+  return c;
+}
+
+/**
+ * Heatmap of a row-major `[rows, cols]` matrix with optional row/column labels. Values are scaled by
+ * the matrix maximum (attention rows sum to 1). The cells are one pixel each on a `cols × rows`
+ * canvas that CSS scales up without smoothing: the main thread writes O(cells) pixels and the
+ * compositor does the scaling, however large the map is drawn.
  */
 export function heatmap(
   data: ArrayLike<number>,
@@ -155,48 +176,69 @@ export function heatmap(
   opts: { rowLabels?: readonly string[]; colLabels?: readonly string[]; cell?: number; title?: string } = {},
 ): HTMLElement {
   const cell = opts.cell ?? 18;
-  const padL = opts.rowLabels ? 70 : 0;
-  const padT = opts.colLabels ? 70 : 0;
-  const c = h("canvas", { width: padL + cols * cell, height: padT + rows * cell });
-  const ctx = c.getContext("2d");
-  if (ctx) {
-    let max = 0;
-    for (let i = 0; i < rows * cols; i++) max = Math.max(max, data[i]);
-    // one pixel per cell, scaled up without smoothing, then the 1-pixel gaps cut between cells:
-    // O(cells) work on the main thread instead of a fillRect (and a colour string) per cell
-    const img = new ImageData(cols, rows);
-    for (let k = 0; k < rows * cols; k++) {
-      const [r, g, b] = rampRgb(max > 0 ? data[k] / max : 0);
-      img.data.set([r, g, b, 255], 4 * k);
-    }
-    const small = h("canvas", { width: cols, height: rows });
-    small.getContext("2d")?.putImageData(img, 0, 0);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(small, padL, padT, cols * cell, rows * cell);
-    for (let j = 1; j <= cols; j++) ctx.clearRect(padL + j * cell - 1, padT, 1, rows * cell);
-    for (let i = 1; i <= rows; i++) ctx.clearRect(padL, padT + i * cell - 1, cols * cell, 1);
-    // the labels are drawn once per set of labels and reused: every head of a layer shares them
-    if (opts.rowLabels) ctx.drawImage(labelStrip(opts.rowLabels, cell, padL, false), 0, padT);
-    if (opts.colLabels) ctx.drawImage(labelStrip(opts.colLabels, cell, padT, true), padL, 0);
+  const depth = LABEL_DEPTH;
+  const cells = h("canvas", { width: cols, height: rows, class: "cells" });
+  cells.style.width = `${cols * cell}px`;
+  cells.style.height = `${rows * cell}px`;
+  let max = 0;
+  for (let i = 0; i < rows * cols; i++) max = Math.max(max, data[i]);
+  const img = new ImageData(cols, rows);
+  const px = new Uint32Array(img.data.buffer); // RGBA bytes as one little-endian word: 0xAABBGGRR
+  for (let k = 0; k < rows * cols; k++) {
+    const [r, g, b] = rampRgb(max > 0 ? data[k] / max : 0);
+    px[k] = 0xff000000 | (b << 16) | (g << 8) | r;
   }
-  return h("figure", { class: "heat" }, c, opts.title ? h("figcaption", {}, opts.title) : null);
+  cells.getContext("2d")?.putImageData(img, 0, 0);
+  // the labels are drawn once per set of labels and copied: every head of a layer shares them
+  const grid = h(
+    "div",
+    { class: "heat-grid" },
+    opts.colLabels && opts.rowLabels ? h("span", {}) : null,
+    opts.colLabels ? copyOf(labelStrip(opts.colLabels, cell, depth, true)) : null,
+    opts.rowLabels ? copyOf(labelStrip(opts.rowLabels, cell, depth, false)) : null,
+    cells,
+  );
+  grid.style.gridTemplateColumns = opts.rowLabels ? `${depth}px auto` : "auto";
+  return h("figure", { class: "heat" }, grid, opts.title ? h("figcaption", {}, opts.title) : null);
 }
 
-/** A simple line plot (e.g. the loss curve); returns the canvas and an update function. */
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An SVG element with attributes. */
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number>,
+): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+/**
+ * A simple line plot (e.g. the loss curve); returns the figure and an update function. It is an SVG
+ * polyline, not a canvas: an update sets one attribute and two texts, and the browser rasterizes it
+ * off the main thread (a canvas would be redrawn and copied to the compositor on every update).
+ */
 export function linePlot(
   width = 360,
   height = 160,
   label = "",
 ): { el: HTMLElement; draw(ys: readonly number[]): void } {
-  const c = h("canvas", { width, height, class: "plot" });
+  const line = svg("polyline", { fill: "none", stroke: "#2563eb", "stroke-width": 1.5 });
+  const hiText = svg("text", { x: 6, y: 12, "font-size": 10, fill: "#555" });
+  const loText = svg("text", { x: 6, y: height - 6, "font-size": 10, fill: "#555" });
+  const frame = svg("rect", { x: 0.5, y: 0.5, width: width - 1, height: height - 1, fill: "none", stroke: "#ccc" });
+  const plot = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "plot" });
+  plot.append(frame, line, hiText, loText);
   const cap = h("figcaption", {}, label);
   const draw = (ys: readonly number[]) => {
-    const ctx = c.getContext("2d");
-    if (!ctx) return;
-    ctx.clearRect(0, 0, width, height);
-    ctx.strokeStyle = "#ccc";
-    ctx.strokeRect(0.5, 0.5, width - 1, height - 1);
-    if (ys.length < 1) return;
+    if (ys.length < 1) {
+      line.setAttribute("points", "");
+      hiText.textContent = "";
+      loText.textContent = "";
+      cap.textContent = label;
+      return;
+    }
     let lo = Number.POSITIVE_INFINITY;
     let hi = Number.NEGATIVE_INFINITY;
     for (const y of ys) {
@@ -204,23 +246,18 @@ export function linePlot(
       hi = Math.max(hi, y);
     }
     if (hi === lo) hi = lo + 1;
-    ctx.strokeStyle = "#2563eb";
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
+    let pts = "";
     ys.forEach((y, i) => {
       const x = 4 + ((width - 8) * i) / Math.max(1, ys.length - 1);
       const yy = height - 4 - ((height - 8) * (y - lo)) / (hi - lo);
-      if (i === 0) ctx.moveTo(x, yy);
-      else ctx.lineTo(x, yy);
+      pts += `${x.toFixed(1)},${yy.toFixed(1)} `;
     });
-    ctx.stroke();
-    ctx.fillStyle = "#555";
-    ctx.font = "10px sans-serif";
-    ctx.fillText(`${fmtNum(hi)}`, 6, 12);
-    ctx.fillText(`${fmtNum(lo)}`, 6, height - 6);
+    line.setAttribute("points", pts);
+    hiText.textContent = fmtNum(hi);
+    loText.textContent = fmtNum(lo);
     cap.textContent = `${label} (last ${fmtNum(ys[ys.length - 1])})`;
   };
-  return { el: h("figure", {}, c, cap), draw };
+  return { el: h("figure", {}, plot, cap), draw };
 }
 
 /**
@@ -336,6 +373,15 @@ export function statusLine(): {
 /** Yield to the event loop (so that rendering many figures never makes one long main-thread task). */
 export function nextTask(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * Wait until the page has rendered a frame, then yield once more: DOM added before this is laid out
+ * and painted in that frame, so what is added after it lands in a later frame (large displays
+ * built piece by piece never make one long frame).
+ */
+export function nextFrame(): Promise<void> {
+  return new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
 }
 
 /** The served folder of an embedded `@wasmformer/models` checkpoint (see vite-embedded.ts). */

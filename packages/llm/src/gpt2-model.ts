@@ -16,9 +16,11 @@
  * are a few switches read from the config (`DecoderArch`, decoder-arch.ts: norm, positions, MLP
  * kind, head grouping, weight layout, biases).
  *
- * Training (`train()` … `eval()`, train.ts) runs the same architecture switches over kept
- * activations and master copies of the weights in the checkpoint layout; inference mode is this file's
- * plan, untouched.
+ * The forward is written once, in decoder-forward.ts (embeddings, the block of layer l, final norm,
+ * LM head); this file's `run` calls it on the scratch buffers (residual in place, activation fused
+ * into the GEMM, KV-cache attention). Training (`train()` … `eval()`, train.ts) calls the same steps
+ * on kept per-layer buffers, with the matrices switched in place to the checkpoint layout, and
+ * follows them in reverse in its backward.
  *
  * Prefill runs whole prompt chunks as GEMMs; decode runs one position per row per step (GEMV-shaped
  * GEMMs with M = batch). Rows of a batch share cache slots; a left-padded row blocks its padding
@@ -29,7 +31,6 @@
 import {
   AbortError,
   type AttentionArgs,
-  BinOp,
   bf16ArrayToF32,
   checkBlockCount,
   checkWeightDtype,
@@ -40,7 +41,6 @@ import {
   GgmlType,
   InputError,
   PACK_KC,
-  packedIndex,
   type QuantType,
   quantizeBlocks,
   quantizeBlocksTransposed,
@@ -50,7 +50,6 @@ import {
   ShapeError,
   Tensor,
   tensorSource,
-  WasmformerError,
   type WeightDtype,
   WeightsError,
   writeSafetensors,
@@ -58,6 +57,7 @@ import {
 import type { Trainable, TrainParam } from "@wasmformer/nn";
 import { activationCode, eosTokenIds, type GPT2Config, innerDim, parseGPT2Config } from "./config.js";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
+import { type BlockActs, type BlockWeights, DecoderForward, type Weights } from "./decoder-forward.js";
 import {
   type GenerateOptions,
   type GenerationChunk,
@@ -170,28 +170,6 @@ export interface GPT2Options {
   quantChunk?: number;
 }
 
-/** Pointers (bytes) of one block's weights in the heap. */
-interface BlockWeights {
-  ln1w: number; // (E,)
-  ln1b: number; // (E,)
-  attnW: number; // (E, 3E) Conv1D [in, out], as column blocks (see CONV1D); Llama: q (E, H·d)
-  attnB: number; // (3E,)
-  kW: number; // Llama: k (E, KV·d), 0 for GPT-2 (fused into attnW)
-  kB: number;
-  vW: number; // Llama: v (E, KV·d)
-  vB: number;
-  upW: number; // Llama: up (E, inner) of the gated MLP (fcW is the gate), 0 for GPT-2
-  upB: number;
-  attnProjW: number; // (E, E)
-  attnProjB: number; // (E,)
-  ln2w: number; // (E,)
-  ln2b: number; // (E,)
-  fcW: number; // (E, inner)
-  fcB: number; // (inner,)
-  mlpProjW: number; // (inner, E)
-  mlpProjB: number; // (E,)
-}
-
 /**
  * The LM head (the tied `wte`, or `lm_head.weight`) is stored transposed, [E, V], cut into column
  * blocks of HEAD_BLOCK contiguous [E, HEAD_BLOCK] matrices. Decode then reads each block as one
@@ -221,17 +199,6 @@ const LEGACY_BUFFER = /^h\.\d+\.attn\.(masked_)?bias$/;
  */
 const PACK_HEAD_COLS = 768; // head columns packed at a time at load (a multiple of 8)
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
-
-interface Weights {
-  invFreq: number; // (d/2,) rotary frequencies, 0 for a learned position table
-  wte: number; // (V, E) rows for the embedding gather; 0 when tied (the embedding is read from `head`)
-  wpe: number; // (n_positions, E); 0 with rotary positions
-  blocks: BlockWeights[];
-  lnfW: number; // (E,)
-  lnfB: number; // (E,)
-  head: number; // LM head (wte when tied) as column blocks: block b = (E, wb) with wb = min(HEAD_BLOCK, V − b·HEAD_BLOCK), at b·E·HEAD_BLOCK floats
-  // a quantized matrix, head or wte (see `qtypes`) is Linear [out, in] rows of ggml blocks
-}
 
 /** Activation buffers, allocated once for `maxBatch × chunk` rows (llama2.c `RunState`). */
 interface Scratch {
@@ -403,15 +370,14 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
 
   private readonly w: Weights;
   private readonly s: Scratch;
+  /** the forward steps shared with training (decoder-forward.ts): weights, their storage and layout */
+  private readonly fwd: DecoderForward;
+  /** where the blocks write in inference: the scratch, residual in place, activation fused */
+  private readonly acts: BlockActs;
   private readonly E: number;
   private readonly H: number;
   private readonly hs: number;
   private readonly KV: number;
-  private readonly inner: number;
-  private readonly act: number;
-  private colBlock = COL_BLOCK;
-  private headBlock = HEAD_BLOCK;
-  private packed = false;
   /** ggml type of each quantized weight, by heap pointer (the others are f32) */
   private qtypes: Map<number, QuantType>;
 
@@ -446,12 +412,10 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     this.H = arch.heads;
     this.hs = arch.headDim;
     this.KV = arch.kvHeads;
-    this.inner = arch.inner;
-    this.act = arch.act;
-    this.colBlock = parts.colBlock;
-    this.headBlock = parts.headBlock;
-    this.packed = parts.packed;
     this.qtypes = parts.qtypes;
+    const { packed, colBlock, headBlock, qtypes } = parts;
+    this.fwd = new DecoderForward(arch, rt, w, { packed, colBlock, headBlock, qtypes, xq: s.xq });
+    this.acts = { x: s.x, xm: s.x, xo: s.x, ln: s.xn, qkv: s.qkv, att: s.att, h: s.h, up: s.h2, hact: s.h };
     this.ownsRuntime = parts.ownsRuntime;
     this.pad = new Int32Array(maxBatch);
     this.heapBytes = rt.heap.used();
@@ -1052,8 +1016,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       arch.blocks.forEach((b, l) => {
         for (const key of Object.keys(b) as (keyof BlockNames)[]) put(b[key], w.blocks[l][key]);
       });
-      const layout = { packed: this.packed, colBlock: this.colBlock, headBlock: this.headBlock };
-      this.trainer = new DecoderTraining(arch, this.runtime, engine, layout, (n) => this.hfName(n));
+      this.trainer = new DecoderTraining(this.fwd, engine, (n) => this.hfName(n));
     }
     return this.trainer;
   }
@@ -1228,7 +1191,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     for (let i0 = 0; i0 < flat.length; i0 += this.s.rows) {
       const n = Math.min(this.s.rows, flat.length - i0);
       heap.i32(this.s.ids, n).set(flat.subarray(i0, i0 + n));
-      this.gatherWte(n);
+      this.fwd.tokens(n, this.s.ids, this.s.x);
       out.set(heap.f32(this.s.x, n * E), i0 * E);
     }
     return new Tensor(out, [B, T, E], "f32");
@@ -1276,45 +1239,6 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     return this.run([], T, opts, data);
   }
 
-  /** x (n, E) = wte[ids (n,)] from the scratch `ids` into the scratch `x` (ids already validated). */
-  private gatherWte(n: number): void {
-    const { E } = this;
-    const V = this.config.vocab_size;
-    const k = this.runtime.k;
-    const s = this.s;
-    const w = this.w;
-    const qt = this.qtypes.get(w.wte || w.head);
-    if (qt) {
-      // rows of the quantized table (the head when tied), dequantized; ids were checked
-      k.dequantRowsQ(qt, E, w.wte || w.head, s.ids, n, s.x);
-      return;
-    }
-    if (w.wte) {
-      if (k.gather(w.wte, V, E, s.ids, n, s.x) !== -1)
-        throw new WasmformerError("internal", "gather rejected a checked id");
-      return;
-    }
-    const ids = this.runtime.heap.i32(s.ids, n);
-    if (this.packed) {
-      // tied: row `id` of wte is column `id` of the packed E×V head: per K block, kb floats 8 apart
-      for (let i = 0; i < n; i++) {
-        const id = ids[i];
-        for (let pc = 0; pc < E; pc += PACK_KC) {
-          const kb = Math.min(PACK_KC, E - pc);
-          k.copy2d(w.head + packedIndex(E, V, pc, id) * F32, 8, s.x + (i * E + pc) * F32, 1, kb, 1);
-        }
-      }
-      return;
-    }
-    // tied: row `id` of wte is column `id` of the transposed head blocks
-    for (let i = 0; i < n; i++) {
-      const id = ids[i];
-      const v0 = id - (id % this.headBlock);
-      const wb = Math.min(this.headBlock, V - v0);
-      k.copy2d(w.head + (v0 * E + (id - v0)) * F32, wb, s.x + i * E * F32, 1, E, 1);
-    }
-  }
-
   /** Throws the typed error for appending `n` more positions beyond `n_positions` / `max_position_embeddings` (to `context`, default the model's own). */
   checkCapacity(n: number, context?: KVContext): void {
     const P = this.arch.maxPositions;
@@ -1330,80 +1254,13 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
   // the forward pass (llama2.c `forward`): T new positions per row, in chunks, on the heap buffers
 
   /**
-   * y (n, N) = act(x (n, K) · W + b + beta·y) for a Conv1D weight in the planned layout (see CONV1D);
-   * x is contiguous rows (ld K), y rows of ld `ldy` (default N); beta 1 fuses the residual add.
-   */
-  private linear(
-    n: number,
-    x: number,
-    K: number,
-    N: number,
-    w: number,
-    bias: number,
-    y: number,
-    beta: number,
-    act: number,
-    ldy = N,
-  ): void {
-    const k = this.runtime.k;
-    const cb = this.colBlock;
-    const qt = this.qtypes.get(w);
-    if (qt) {
-      // W [N, K] in ggml blocks: decode rows (n ≤ 4) as integer dot products, prefill as a GEMM
-      if (n <= 4) {
-        k.quantizeRowsQ8(x, K, n, K, this.s.xq);
-        k.gemvQ(qt, n, N, K, this.s.xq, w, y, ldy, bias, beta, act);
-      } else {
-        k.gemmQ(qt, n, N, K, x, K, w, y, ldy, bias, beta, act);
-      }
-      return;
-    }
-    if (this.packed) {
-      k.gemmPacked(n, N, K, x, K, 0, w, y, ldy, bias, 1, beta, act);
-      return;
-    }
-    if (cb === 0) {
-      k.gemm(n, N, K, x, K, 0, w, K, 1, y, ldy, bias, 1, beta, act);
-      return;
-    }
-    for (let c0 = 0; c0 < N; c0 += cb) {
-      const wb = Math.min(cb, N - c0);
-      const b0 = bias ? bias + c0 * F32 : 0;
-      k.gemm(n, wb, K, x, K, 0, w + c0 * K * F32, wb, 0, y + c0 * F32, ldy, b0, 1, beta, act);
-    }
-  }
-
-  /** y (n, E) = the layer's norm of x (n, E): LayerNorm (weight, bias) or RMSNorm (weight). */
-  private norm(x: number, y: number, n: number, weight: number, bias: number): void {
-    if (this.arch.norm === "rmsnorm") this.runtime.k.rmsNorm(x, y, n, this.E, weight, this.arch.eps);
-    else this.runtime.k.layerNorm(x, y, n, this.E, weight, bias, this.arch.eps);
-  }
-
-  /** logits (m, V) = x (m, E) · head (E, V), block by block (see HEAD_BLOCK). */
-  private lmHead(m: number, x: number, logits: number): void {
-    const { E } = this;
-    const V = this.config.vocab_size;
-    const hb = this.headBlock;
-    if (this.qtypes.has(this.w.head)) {
-      this.linear(m, x, E, V, this.w.head, 0, logits, 0, 0);
-      return;
-    }
-    if (this.packed) {
-      this.runtime.k.gemmPacked(m, V, E, x, E, 0, this.w.head, logits, V, 0, 1, 0, 0);
-      return;
-    }
-    for (let v0 = 0; v0 < V; v0 += hb) {
-      const wb = Math.min(hb, V - v0);
-      this.runtime.k.gemm(m, wb, E, x, E, 0, this.w.head + v0 * E * F32, wb, 0, logits + v0 * F32, V, 0, 1, 0, 0);
-    }
-  }
-
-  /**
-   * `embeds` (B·T·E floats, `inputs_embeds`) replaces `wte[ids]` when given; `rows` are then unused
-   * (see `prefillEmbeds`).
+   * The inference forward: the steps of decoder-forward.ts (`tokens`, `positions`, `block(l)`,
+   * `finalNorm`, `lmHead`) on the scratch (`acts`: residual in place, activation fused), with the
+   * KV-cache attention below as the block's attention step. `embeds` (B·T·E floats,
+   * `inputs_embeds`) replaces `wte[ids]` when given; `rows` are then unused (see `prefillEmbeds`).
    */
   private run(rows: Int32Array[], T: number, opts: ForwardOptions, embeds?: Float32Array): ForwardOutput {
-    const { E, H, hs, KV, inner } = this;
+    const { E, H, hs, KV } = this;
     const arch = this.arch;
     const V = this.config.vocab_size;
     const P = arch.maxPositions;
@@ -1415,7 +1272,7 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
     const k = this.runtime.k;
     const heap = this.runtime.heap;
     const s = this.s;
-    const w = this.w;
+    const fwd = this.fwd;
     const mode = opts.logits ?? "last";
     const Sfinal = this.len + T;
     const logitsOut =
@@ -1425,11 +1282,73 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       : undefined;
     const rowBytes = P * kvW * F32; // one (layer, batch row) slice of the cache: (n_positions, KV·d)
     const cacheAt = (base: number, l: number, b: number) => base + (l * this.maxBatch + b) * rowBytes;
+    let t0 = 0; // first position of the chunk
+    let Lc = 0; // positions per row in the chunk
+    let s0 = 0; // first cache slot of the chunk
 
-    for (let t0 = 0; t0 < T; t0 += this.prefillChunk) {
-      const Lc = Math.min(this.prefillChunk, T - t0); // positions per row in this chunk
+    // The inference attention step of the shared block: k, v of the chunk into the cache, then
+    // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att: every
+    // (row, head) slice of the layer in one `attentionHeads` call (spread over the kernel threads),
+    // each with its own weights in the probs scratch; as many slices a call as that scratch holds.
+    const slices: AttentionArgs[] = [];
+    const of: [number, number][] = [];
+    const attend = (l: number) => {
+      const scale = arch.attnScale(l);
+      const S = s0 + Lc;
+      const room = Math.max(1, Math.floor((this.prefillChunk * P) / (Lc * S)));
+      const flush = () => {
+        k.attentionHeads(slices);
+        if (attnOut) {
+          // probs (Lc, S) of slice i → attentions[l][b, h, t0 + t, 0 : S]
+          const dst = attnOut[l];
+          of.forEach(([b, h], i) => {
+            const pr = heap.f32(s.probs + i * Lc * S * F32, Lc * S);
+            for (let t = 0; t < Lc; t++) dst.set(pr.subarray(t * S, (t + 1) * S), ((b * H + h) * T + t0 + t) * Sfinal);
+          });
+        }
+        slices.length = 0;
+        of.length = 0;
+      };
+      for (let b = 0; b < B; b++) {
+        const q0 = s.qkv + b * Lc * qkvW * F32;
+        // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, KV·d), ld qkvW → ld KV·d
+        const kc = cacheAt(s.kCache, l, b);
+        const vc = cacheAt(s.vCache, l, b);
+        k.copy2d(q0 + qW * F32, qkvW, kc + s0 * kvW * F32, kvW, Lc, kvW);
+        k.copy2d(q0 + (qW + kvW) * F32, qkvW, vc + s0 * kvW * F32, kvW, Lc, kvW);
+        for (let h = 0; h < H; h++) {
+          const g = Math.floor(h / group); // the key/value head of query head h
+          slices.push([
+            q0 + h * hs * F32,
+            qkvW,
+            kc + g * hs * F32,
+            kvW,
+            vc + g * hs * F32,
+            kvW,
+            s.att + (b * Lc * qW + h * hs) * F32,
+            qW,
+            s.probs + slices.length * Lc * S * F32,
+            Lc,
+            S,
+            hs,
+            hs,
+            scale,
+            0,
+            0,
+            this.pad[b] > 0 ? s.kpm + b * P : 0,
+            s0,
+          ]);
+          of.push([b, h]);
+          if (slices.length === room) flush();
+        }
+      }
+      if (slices.length > 0) flush();
+    };
+
+    for (t0 = 0; t0 < T; t0 += this.prefillChunk) {
+      Lc = Math.min(this.prefillChunk, T - t0);
+      s0 = this.len;
       const n = B * Lc; // rows of the activation buffers, row = b·Lc + t
-      const s0 = this.len; // first cache slot of the chunk
 
       // ---- embeddings: x = wte[ids] (+ wpe[positions] with a learned table)
       const ids = heap.i32(s.ids, n);
@@ -1445,97 +1364,12 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         const xv = heap.f32(s.x, n * E);
         for (let b = 0; b < B; b++) xv.set(embeds.subarray((b * T + t0) * E, (b * T + t0 + Lc) * E), b * Lc * E);
       } else {
-        this.gatherWte(n);
+        fwd.tokens(n, s.ids, s.x);
       }
-      if (w.wpe) {
-        if (k.gather(w.wpe, P, E, s.pos, n, s.xn) !== -1)
-          throw new WasmformerError("internal", "gather rejected a position");
-        k.binary(s.x, s.xn, s.x, n, E, E, 1, 0); // (n, E) += (n, E)
-      }
+      fwd.positions(n, s.pos, s.x, s.xn);
 
-      for (let l = 0; l < arch.layers; l++) {
-        const bw = w.blocks[l];
-        const scale = arch.attnScale(l);
-
-        // ---- attention: q | k | v = norm_1(x) · W + b: one fused Conv1D (GPT-2) or three Linear
-        this.norm(s.x, s.xn, n, bw.ln1w, bw.ln1b);
-        if (bw.kW) {
-          this.linear(n, s.xn, E, qW, bw.attnW, bw.attnB, s.qkv, 0, 0, qkvW);
-          this.linear(n, s.xn, E, kvW, bw.kW, bw.kB, s.qkv + qW * F32, 0, 0, qkvW);
-          this.linear(n, s.xn, E, kvW, bw.vW, bw.vB, s.qkv + (qW + kvW) * F32, 0, 0, qkvW);
-        } else {
-          this.linear(n, s.xn, E, qkvW, bw.attnW, bw.attnB, s.qkv, 0, 0); // (n, 3E)
-        }
-        // rotary positions: the H query heads and KV key heads lie side by side at the row start
-        if (w.invFreq) k.rope(s.qkv, qkvW, n, H + KV, hs, s.pos, w.invFreq);
-        // softmax(q·kᵀ·scale) over slots ≤ s0 + t, padding slots blocked → (Lc, hs) into att: every
-        // (row, head) slice of the layer in one `attentionHeads` call (spread over the kernel threads),
-        // each with its own weights in the probs scratch; as many slices a call as that scratch holds
-        const S = s0 + Lc;
-        const room = Math.max(1, Math.floor((this.prefillChunk * P) / (Lc * S)));
-        const slices: AttentionArgs[] = [];
-        const of: [number, number][] = [];
-        const flush = () => {
-          k.attentionHeads(slices);
-          if (attnOut) {
-            // probs (Lc, S) of slice i → attentions[l][b, h, t0 + t, 0 : S]
-            const dst = attnOut[l];
-            of.forEach(([b, h], i) => {
-              const pr = heap.f32(s.probs + i * Lc * S * F32, Lc * S);
-              for (let t = 0; t < Lc; t++)
-                dst.set(pr.subarray(t * S, (t + 1) * S), ((b * H + h) * T + t0 + t) * Sfinal);
-            });
-          }
-          slices.length = 0;
-          of.length = 0;
-        };
-        for (let b = 0; b < B; b++) {
-          const q0 = s.qkv + b * Lc * qkvW * F32;
-          // k, v of the new positions → cache slots [s0, s0 + Lc) of (l, b): (Lc, KV·d), ld qkvW → ld KV·d
-          const kc = cacheAt(s.kCache, l, b);
-          const vc = cacheAt(s.vCache, l, b);
-          k.copy2d(q0 + qW * F32, qkvW, kc + s0 * kvW * F32, kvW, Lc, kvW);
-          k.copy2d(q0 + (qW + kvW) * F32, qkvW, vc + s0 * kvW * F32, kvW, Lc, kvW);
-          for (let h = 0; h < H; h++) {
-            const g = Math.floor(h / group); // the key/value head of query head h
-            slices.push([
-              q0 + h * hs * F32,
-              qkvW,
-              kc + g * hs * F32,
-              kvW,
-              vc + g * hs * F32,
-              kvW,
-              s.att + (b * Lc * qW + h * hs) * F32,
-              qW,
-              s.probs + slices.length * Lc * S * F32,
-              Lc,
-              S,
-              hs,
-              hs,
-              scale,
-              0,
-              0,
-              this.pad[b] > 0 ? s.kpm + b * P : 0,
-              s0,
-            ]);
-            of.push([b, h]);
-            if (slices.length === room) flush();
-          }
-        }
-        if (slices.length > 0) flush();
-        // x = x + att · W_proj + b   (residual fused: beta = 1)
-        this.linear(n, s.att, qW, E, bw.attnProjW, bw.attnProjB, s.x, 1, 0);
-
-        // ---- MLP: x = x + act(norm_2(x) · W_fc + b_fc) · W_proj + b_proj, or with a gate (SwiGLU):
-        //      x = x + (act(norm_2(x) · W_gate) ⊙ norm_2(x) · W_up) · W_down
-        this.norm(s.x, s.xn, n, bw.ln2w, bw.ln2b);
-        this.linear(n, s.xn, E, inner, bw.fcW, bw.fcB, s.h, 0, this.act); // (n, inner)
-        if (bw.upW) {
-          this.linear(n, s.xn, E, inner, bw.upW, bw.upB, s.h2, 0, 0);
-          k.binary(s.h, s.h2, s.h, n, inner, inner, 1, BinOp.mul);
-        }
-        this.linear(n, s.h, inner, E, bw.mlpProjW, bw.mlpProjB, s.x, 1, 0);
-      }
+      // ---- the blocks (decoder-forward.ts), on the scratch: residual in place, activation fused
+      for (let l = 0; l < arch.layers; l++) fwd.block(l, n, s.pos, this.acts, attend);
       this.len += Lc;
 
       // ---- final norm + LM head, only on the rows whose logits are wanted
@@ -1543,8 +1377,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
         // every row of the chunk, `logitRows` at a time
         for (let r0 = 0; r0 < n; r0 += s.logitRows) {
           const m = Math.min(s.logitRows, n - r0);
-          this.norm(s.x + r0 * E * F32, s.lnRows, m, w.lnfW, w.lnfB);
-          this.lmHead(m, s.lnRows, s.logits); // (m, V)
+          fwd.finalNorm(s.x + r0 * E * F32, s.lnRows, m);
+          fwd.lmHead(m, s.lnRows, s.logits); // (m, V)
           const lg = heap.f32(s.logits, m * V);
           for (let r = 0; r < m; r++) {
             const b = Math.floor((r0 + r) / Lc);
@@ -1555,8 +1389,8 @@ export class CausalLM<C extends { readonly vocab_size: number } = { readonly voc
       } else if (mode === "last" && t0 + Lc === T) {
         // the last position of each row: (B, E) gathered, then one (B, V) GEMM
         for (let b = 0; b < B; b++) k.copy2d(s.x + (b * Lc + Lc - 1) * E * F32, E, s.lnRows + b * E * F32, E, 1, E);
-        this.norm(s.lnRows, s.lnRows, B, w.lnfW, w.lnfB);
-        this.lmHead(B, s.lnRows, s.logits); // (B, V)
+        fwd.finalNorm(s.lnRows, s.lnRows, B);
+        fwd.lmHead(B, s.lnRows, s.logits); // (B, V)
         logitsOut!.set(heap.f32(s.logits, B * V));
       }
     }

@@ -1,9 +1,12 @@
 /**
  * Training mode of the decoder engine (`CausalLM.train()`), in the style of llm.c `train_gpt2.c`:
- * a forward pass over `[B, T]` token ids that keeps every layer's activations, the fused
- * softmax + cross-entropy, then one `*_backward` step per forward step in reverse. It reads the
- * same `DecoderArch` switches as inference (norm, positions, MLP kind, head grouping, biases), so
- * GPT-2 and the Llama family train through this one code path.
+ * the forward over `[B, T]` token ids that keeps every layer's activations, the fused
+ * softmax + cross-entropy, then one `*_backward` step per forward step in reverse. The forward is
+ * not written here: it is the engine's own (decoder-forward.ts: `tokens`, `positions`,
+ * `block(l)`, `finalNorm`, `lmHead`, the one definition of the GPT-2 / Llama block), called with
+ * this file's buffers (`BlockActs` per layer: X_l, Xm_l, qkv_l, hpre_l, up_l kept) and this file's
+ * attention step (`attend`, which keeps the weights P_l). So GPT-2 and the Llama family train
+ * through the same code that serves inference, and the backward below follows it step by step.
  *
  * Parameters. Inference keeps its matrices packed (or cut into column blocks) for speed. Training
  * needs every matrix and the LM head in the checkpoint's own layout (Conv1D `[in, out]`, Linear
@@ -11,9 +14,10 @@
  * updates act on the tensors exactly as named and shaped in the checkpoint. There is one copy of
  * each: the engine's own buffer, rewritten in place between the two layouts (a packed buffer is at
  * least as large as the plain matrix) through a scratch of one matrix at the heap top.
- * `toTraining()` unpacks, `toInference()` re-packs; the engine calls them before a training step
- * and before any inference. Vectors (norm gains, biases) and the position/untied embedding tables
- * have the checkpoint's layout in both modes and are never rewritten.
+ * `toTraining()` unpacks, `toInference()` re-packs (each sets `DecoderForward.checkpoint`, on which
+ * the shared forward's `linear`, token gather and LM head dispatch); the engine calls them before a
+ * training step and before any inference. Vectors (norm gains, biases) and the position/untied
+ * embedding tables have the checkpoint's layout in both modes and are never rewritten.
  *
  * Memory is planned once: the masters and gradients (`params`), then the activations of
  * `maxBatch × maxSeqLen` rows (`plan`). A step allocates nothing.
@@ -39,6 +43,7 @@ import {
 } from "@wasmformer/core";
 import type { BatchResult, TrainParam } from "@wasmformer/nn";
 import type { BlockNames, DecoderArch, WeightSpec } from "./decoder-arch.js";
+import type { BlockActs, DecoderForward } from "./decoder-forward.js";
 
 const F32 = 4;
 
@@ -139,8 +144,10 @@ interface Acts {
   logits: number;
   dlogits: number;
   lossOut: number;
-  invFreq: number;
+  /** the rotary frequencies negated (the backward's inverse rotation), 0 for a learned position table */
   negInvFreq: number;
+  /** where layer l's block writes in the shared forward: X_l → Xm_l → X_{l+1} and the kept buffers */
+  blocks: BlockActs[];
 }
 
 /** Float index of op(B)[p, j] (B is K×N) in the engine's storage of a matrix or of the LM head. */
@@ -178,13 +185,25 @@ export class DecoderTraining {
   private actsStart = 0;
   private actsEnd = 0;
 
+  private readonly arch: DecoderArch;
+  private readonly rt: Runtime;
+  /** how the engine stores its matrices for inference (what `toTraining` unpacks) */
+  private readonly layout: EngineLayout;
+
+  /**
+   * `fwd`: the engine's forward steps (decoder-forward.ts), which this forward calls too; `engine`:
+   * its buffer of every checkpoint tensor, by name.
+   */
   constructor(
-    private readonly arch: DecoderArch,
-    private readonly rt: Runtime,
+    private readonly fwd: DecoderForward,
     engine: Map<string, number>,
-    private readonly layout: EngineLayout,
     hfName: (name: string) => string,
   ) {
+    const arch = fwd.arch;
+    const rt = fwd.rt;
+    this.arch = arch;
+    this.rt = rt;
+    this.layout = fwd.storage;
     const heap = rt.heap;
     // the matrices to the checkpoint layout, in place, then the gradients (planned once)
     const kinds = arch.specs.map((sp): Kind => (sp.name === arch.head ? "head" : (sp.layout ?? "plain")));
@@ -232,9 +251,6 @@ export class DecoderTraining {
     return out;
   }
 
-  /** True while the engine's matrices hold the inference layout (packed or column blocks). */
-  private inInference = true;
-
   /** Floats the engine's storage of a matrix takes (a packed operand pads N to a multiple of 8). */
   private storageFloats(p: Param): number {
     const { K, N } = asOperand(p, this.arch.dim, this.arch.vocab);
@@ -256,7 +272,7 @@ export class DecoderTraining {
 
   /** Every matrix to the checkpoint layout, in place (before training reads or updates them). */
   toTraining(): void {
-    if (!this.inInference) return;
+    if (this.fwd.checkpoint) return;
     this.withScratch((scratch) => {
       for (const p of this.byName.values()) {
         if (p.kind === "plain") continue;
@@ -266,7 +282,7 @@ export class DecoderTraining {
         this.unpack(p, scratch);
       }
     });
-    this.inInference = false;
+    this.fwd.checkpoint = true;
   }
 
   /** Checkpoint layout at `p.ptr` ← the inference layout of `p` held at `src`. */
@@ -301,7 +317,7 @@ export class DecoderTraining {
 
   /** Every matrix back to the inference layout, in place (before any inference). */
   toInference(): void {
-    if (this.inInference) return;
+    if (!this.fwd.checkpoint) return;
     const k = this.rt.k;
     this.withScratch((scratch) => {
       for (const p of this.byName.values()) {
@@ -321,7 +337,7 @@ export class DecoderTraining {
             all[e0 + storageIndex(this.layout, head, K, N, r, j)] = all[m0 + (trans ? j * ld + r : r * ld + j)];
       }
     });
-    this.inInference = true;
+    this.fwd.checkpoint = false;
   }
 
   /** Set every gradient to 0. */
@@ -359,7 +375,7 @@ export class DecoderTraining {
       maxT * maxT +
       2 * headRows * V +
       4 +
-      hs;
+      hs / 2;
     heap.reserve(floats * F32 + 16 * (L * 12 + 32));
     this.actsStart = heap.mark();
     const f = (n: number) => heap.allocF32(n);
@@ -393,13 +409,22 @@ export class DecoderTraining {
       logits: f(headRows * V),
       dlogits: f(headRows * V),
       lossOut: f(4),
-      invFreq: a.invFreq ? f(hs / 2) : 0,
       negInvFreq: a.invFreq ? f(hs / 2) : 0,
+      blocks: [],
     };
-    if (a.invFreq) {
-      heap.f32(acts.invFreq, hs / 2).set(a.invFreq);
-      heap.f32(acts.negInvFreq, hs / 2).set(a.invFreq.map((x) => -x));
-    }
+    if (a.invFreq) heap.f32(acts.negInvFreq, hs / 2).set(a.invFreq.map((x) => -x));
+    // the block's buffers per layer: kept (X, Xm, qkv, hpre, up) or one-layer (ln, att, hact)
+    acts.blocks = Array.from({ length: L }, (_, l) => ({
+      x: acts.X[l],
+      xm: acts.Xm[l],
+      xo: acts.X[l + 1],
+      ln: acts.ln,
+      qkv: acts.qkv[l],
+      att: acts.att,
+      h: acts.hpre[l],
+      up: a.gated ? acts.up[l] : 0,
+      hact: acts.hact,
+    }));
     this.acts = acts;
     this.actsEnd = heap.mark();
   }
@@ -543,10 +568,7 @@ export class DecoderTraining {
   /** hact = act(hpre_l) (⊙ up_l for a gated MLP) of layer `l` over `n` rows, into the one-layer buffer. */
   private mlpAct(l: number, n: number): void {
     const a = this.acts!;
-    const k = this.rt.k;
-    const I = this.arch.inner;
-    k.unary(a.hpre[l], a.hact, n * I, this.arch.act);
-    if (a.up.length > 0) k.binary(a.hact, a.up[l], a.hact, n, I, I, 1, BinOp.mul);
+    this.fwd.mlpAct(n, a.hpre[l], a.up.length > 0 ? a.up[l] : 0, a.hact);
   }
 
   /** Mean loss over the counted targets, and with `scale` ≠ 0 adds `scale · ∂loss/∂θ` into the gradients. */
@@ -576,24 +598,10 @@ export class DecoderTraining {
   // -------------------------------------------------------------------------------------------
   // forward (keeping activations) and backward
 
-  /** y (n, N) (ld ldy) = x (n, K) · op(W) + b (+ y when beta = 1), W in its checkpoint layout. */
-  private lin(
-    n: number,
-    x: number,
-    K: number,
-    N: number,
-    W: number,
-    kind: Kind,
-    b: number,
-    y: number,
-    ldy: number,
-    beta: number,
-  ): void {
-    if (kind === "conv1d") this.rt.k.gemm(n, N, K, x, K, 0, W, N, 0, y, ldy, b, 1, beta, 0);
-    else this.rt.k.gemm(n, N, K, x, K, 0, W, K, 1, y, ldy, b, 1, beta, 0);
-  }
-
-  /** Backward of `lin`: dx (n, K) += dy·op(W)ᵀ, dW += (xᵀ·dy in W's layout), db += Σ dy (a 0 pointer: skipped). */
+  /**
+   * Backward of the forward's `linear` (decoder-forward.ts) in checkpoint layout: dx (n, K) += dy·op(W)ᵀ,
+   * dW += (xᵀ·dy in W's layout), db += Σ dy (a 0 pointer: skipped).
+   */
   private linBack(
     n: number,
     dy: number,
@@ -618,10 +626,9 @@ export class DecoderTraining {
     if (db) k.biasGrad(db, dy, n, N, ldy);
   }
 
+  /** The forward's norm (recomputed by the backward). */
   private norm(x: number, y: number, n: number, gamma: number, beta: number): void {
-    const a = this.arch;
-    if (a.norm === "rmsnorm") this.rt.k.rmsNorm(x, y, n, a.dim, gamma, a.eps);
-    else this.rt.k.layerNorm(x, y, n, a.dim, gamma, beta, a.eps);
+    this.fwd.norm(x, y, n, gamma, beta);
   }
 
   /** dx += the norm's input gradient (statistics recomputed from x), dgamma, dbeta += theirs. */
@@ -636,52 +643,23 @@ export class DecoderTraining {
     return act === Act.tanh || act === Act.sigmoid;
   }
 
+  /**
+   * The forward over `[B, T]` rows: the engine's own steps (decoder-forward.ts) on the checkpoint
+   * layout, each layer's block writing into its kept buffers (`acts.blocks[l]`) with the attention
+   * that keeps its weights (`attend`).
+   */
   private forward(B: number, T: number, parts: readonly (LMEmbedsPart | undefined)[]): void {
     const a = this.acts!;
-    const arch = this.arch;
-    const k = this.rt.k;
-    const { dim: E, inner: I, heads: H, kvHeads: KV, headDim: hs, vocab: V } = arch;
-    const qW = H * hs;
-    const kvW = KV * hs;
-    const qkvW = qW + 2 * kvW;
+    const fwd = this.fwd;
+    const E = this.arch.dim;
     const n = B * T;
-    const emb = this.byName.get(arch.embed)!.ptr;
-    if (k.gather(emb, V, E, a.ids, n, a.X[0]) !== -1)
-      throw new WasmformerError("internal", "gather rejected a checked id");
+    fwd.tokens(n, a.ids, a.X[0]);
     for (const [b, p] of parts.entries())
       if (p) this.rt.heap.f32(a.X[0] + (b * T + p.start) * E * F32, p.data.length).set(p.data);
-    if (arch.pos) {
-      const wpe = this.byName.get(arch.pos)!.ptr;
-      if (k.gather(wpe, arch.maxPositions, E, a.pos, n, a.dln) !== -1)
-        throw new WasmformerError("internal", "gather rejected a position");
-      k.binary(a.X[0], a.dln, a.X[0], n, E, E, 1, BinOp.add);
-    }
-    for (let l = 0; l < arch.layers; l++) {
-      const w = this.w[l];
-      const kd = this.kind[l];
-      const qkv = a.qkv[l];
-      this.norm(a.X[l], a.ln, n, w.ln1w, w.ln1b);
-      if (w.kW) {
-        this.lin(n, a.ln, E, qW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
-        this.lin(n, a.ln, E, kvW, w.kW, kd.kW, w.kB, qkv + qW * F32, qkvW, 0);
-        this.lin(n, a.ln, E, kvW, w.vW, kd.vW, w.vB, qkv + (qW + kvW) * F32, qkvW, 0);
-      } else {
-        this.lin(n, a.ln, E, qkvW, w.attnW, kd.attnW, w.attnB, qkv, qkvW, 0);
-      }
-      if (a.invFreq) k.rope(qkv, qkvW, n, H + KV, hs, a.pos, a.invFreq);
-      this.attend(l, B, T);
-      k.copy2d(a.X[l], E, a.Xm[l], E, n, E);
-      this.lin(n, a.att, qW, E, w.attnProjW, kd.attnProjW, w.attnProjB, a.Xm[l], E, 1);
-      this.norm(a.Xm[l], a.ln, n, w.ln2w, w.ln2b);
-      this.lin(n, a.ln, E, I, w.fcW, kd.fcW, w.fcB, a.hpre[l], I, 0);
-      if (w.upW) this.lin(n, a.ln, E, I, w.upW, kd.upW, w.upB, a.up[l], I, 0);
-      this.mlpAct(l, n);
-      k.copy2d(a.Xm[l], E, a.X[l + 1], E, n, E);
-      this.lin(n, a.hact, I, E, w.mlpProjW, kd.mlpProjW, w.mlpProjB, a.X[l + 1], E, 1);
-    }
-    const lnfW = this.byName.get(arch.normW)!.ptr;
-    const lnfB = arch.normB ? this.byName.get(arch.normB)!.ptr : 0;
-    this.norm(a.X[arch.layers], a.lnf, n, lnfW, lnfB);
+    fwd.positions(n, a.pos, a.X[0], a.dln);
+    const attend = (l: number) => this.attend(l, B, T);
+    for (let l = 0; l < this.arch.layers; l++) fwd.block(l, n, a.pos, a.blocks[l], attend);
+    fwd.finalNorm(a.X[this.arch.layers], a.lnf, n);
   }
 
   /**
@@ -698,7 +676,7 @@ export class DecoderTraining {
     for (let r0 = 0; r0 < n; r0 += a.headRows) {
       const m = Math.min(a.headRows, n - r0);
       const x = a.lnf + r0 * E * F32;
-      k.gemm(m, V, E, x, E, 0, hp.ptr, E, 1, a.logits, V, 0, 1, 0, 0);
+      this.fwd.lmHead(m, x, a.logits);
       if (dloss) heap.f32(a.dlogits, m * V).fill(0);
       const bad = k.softmaxCrossEntropy(
         a.logits,

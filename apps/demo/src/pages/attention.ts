@@ -4,7 +4,7 @@
  */
 import { compute } from "../client.js";
 import type { AttentionResult } from "../tasks/gpt2.js";
-import { clear, fmtNum, h, heatmap, nextTask, showError, statusLine, table } from "../ui.js";
+import { clear, fmtNum, h, heatmap, nextFrame, nextTask, prepareLabels, showError, statusLine, table } from "../ui.js";
 import { describeGpt2, gpt2Loader, gpt2State } from "./generate.js";
 import type { Page } from "./index.js";
 
@@ -32,7 +32,10 @@ export const attentionPage: Page = {
     let result: AttentionResult | undefined;
 
     // what one query token attends to, per head of the chosen layer: the tokens shaded by weight
-    const drawChips = () => {
+    // one head's line a frame: a line is a few dozen shaped text runs
+    let chipsGen = 0;
+    const drawChips = async () => {
+      const g = ++chipsGen;
       clear(chips);
       if (!result) return;
       const { tokens, heads, weights } = result;
@@ -41,6 +44,8 @@ export const attentionPage: Page = {
       const q = Number(querySel.value);
       chips.append(h("h4", {}, `what "${tokens[q].trim()}" attends to (layer ${l})`));
       for (let hd = 0; hd < heads; hd++) {
+        await nextFrame();
+        if (g !== chipsGen) return;
         const row = weights.subarray((l * heads + hd) * T * T + q * T, (l * heads + hd) * T * T + (q + 1) * T);
         let mx = 0;
         for (const v of row) mx = Math.max(mx, v);
@@ -62,17 +67,21 @@ export const attentionPage: Page = {
         chips.append(line);
       }
     };
-    querySel.addEventListener("change", drawChips);
+    querySel.addEventListener("change", () => void drawChips());
 
     // one heatmap per task: the main thread never blocks for long, whatever the model size
     const draw = async () => {
       clear(out);
-      drawChips();
+      clear(chips);
       if (!result) return;
+      await nextFrame();
+      const chipsDrawn = drawChips();
       const { tokens, heads, weights } = result;
       const T = tokens.length;
       const l = Number(layerSel.value);
       const labels = tokens.map((t) => t.replace(/\s/g, "·"));
+      const cell = T > 24 ? 10 : 16;
+      await prepareLabels(labels, cell);
       const grid = h("div", { class: "heats" });
       out.append(h("p", { class: "muted" }, `rows: queries, columns: keys; ${T} tokens`), grid);
       for (let hd = 0; hd < heads; hd++) {
@@ -82,7 +91,7 @@ export const attentionPage: Page = {
           heatmap(weights.subarray(off, off + T * T), T, T, {
             rowLabels: labels,
             colLabels: labels,
-            cell: T > 24 ? 10 : 16,
+            cell,
             title: `layer ${l} · head ${hd}`,
           }),
         );
@@ -97,7 +106,8 @@ export const attentionPage: Page = {
           return `${labels[best]} ${fmtNum(row[best])}`;
         }),
       ]);
-      await nextTask();
+      await chipsDrawn;
+      await nextFrame();
       out.append(
         h("h4", {}, `strongest key per query, layer ${l}`),
         table(["query", ...Array.from({ length: heads }, (_, hd) => `head ${hd}`)], rows, "attn-argmax"),

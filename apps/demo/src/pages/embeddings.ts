@@ -14,7 +14,19 @@ import { compute } from "../client.js";
 import { folderLoader } from "../loader.js";
 import { COUNTRIES, PAIRS_GENDER } from "../tasks/corpus.js";
 import type { Neighbours, Projection, TrainRequest, VectorsInfo } from "../tasks/embeddings.js";
-import { clear, embeddedUrl, h, linePlot, progressBar, scatter, section, showError, statusLine, table } from "../ui.js";
+import {
+  clear,
+  embeddedUrl,
+  h,
+  linePlot,
+  nextTask,
+  progressBar,
+  scatter,
+  section,
+  showError,
+  statusLine,
+  table,
+} from "../ui.js";
 import type { Page } from "./index.js";
 
 const num = (el: HTMLInputElement) => Number(el.value);
@@ -235,6 +247,8 @@ export const embeddingsPage: Page = {
         );
         bar.set(1, `done · ${thousands(r.wordsPerSec)} words/s`);
         status.set("done", `trained ${r.vocab} vectors`);
+        // the vectors' displays are built in tasks of their own, after this one has painted
+        await nextTask();
         if (req.corpus === "builtin") {
           // the built-in corpus plants gendered pairs and capitals
           plotWords.value = PLANTED;

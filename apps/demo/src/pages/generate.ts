@@ -76,6 +76,18 @@ export const generatePage: Page = {
       out.append(h("span", { class: "muted" }, p));
       const gen = h("span", { id: "gen-text" });
       out.append(gen);
+      // the streamed text goes into one text node, at most once a frame however fast tokens come
+      const text = document.createTextNode("");
+      gen.append(text);
+      let pending = "";
+      let tokRate = "";
+      let frame = 0;
+      const flush = () => {
+        frame = 0;
+        text.appendData(pending);
+        pending = "";
+        rate.textContent = tokRate;
+      };
       run.disabled = true;
       stop.disabled = false;
       cancel.disabled = false;
@@ -84,16 +96,21 @@ export const generatePage: Page = {
         const r = await compute.run((api) =>
           api.generate(
             { prompt: p, ...sampling.read() },
-            proxy((text: string, tps: number) => {
-              gen.append(text);
-              rate.textContent = `${tps.toFixed(1)} tokens/s`;
+            proxy((piece: string, tps: number) => {
+              pending += piece;
+              tokRate = `${tps.toFixed(1)} tokens/s`;
+              frame ||= requestAnimationFrame(flush);
             }),
           ),
         );
+        if (frame) cancelAnimationFrame(frame);
+        flush();
         rate.textContent = `${r.tokens} tokens in ${(r.ms / 1000).toFixed(2)} s · ${r.tokensPerSecond.toFixed(1)} tokens/s`;
         status.set("done", `finished: ${r.finishReason}`);
         gen.dataset.tokens = String(r.tokens);
       } catch (e) {
+        if (frame) cancelAnimationFrame(frame);
+        flush();
         status.set("error", "generation failed");
         showError(err, e);
       } finally {

@@ -150,7 +150,7 @@ export async function trainWord2Vec(
     minCount: req.minCount,
     seed: req.seed,
     sample: 0,
-    progressIntervalMs: 100,
+    progressIntervalMs: 250,
     onProgress,
   }).finally(() => {
     if (training === ctl) training = undefined;
