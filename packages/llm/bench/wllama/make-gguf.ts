@@ -5,7 +5,8 @@
  *
  * Shape: 30 layers, hidden 576, 9 heads / 3 KV heads (head_dim 64), intermediate 1536, vocab 49152,
  * tied embeddings, rope_theta 100000, rms eps 1e-5. Matrices ~ N(0, 0.02²), norm weights 1.
- * Matrices are stored F32, Q8_0 or Q4_0 (token_embd too: it is also the tied LM head).
+ * Matrices are stored F32, Q8_0 or Q4_0 (token_embd too: it is also the tied LM head), quantized
+ * with core's quantizeQ8_0 / quantizeQ4_0.
  *
  * Tokenizer (`tokenizer.ggml.model` "gpt2", pre "smollm"): 3 control tokens (<|endoftext|>,
  * <|im_start|>, <|im_end|>; bos 1, eos 2, as SmolLM2-Instruct), the byte-level symbols (GPT-2's
@@ -17,7 +18,7 @@
  * the request on invalid UTF-8 in its JSON output. Text is not meaningful; the benchmark feeds token ids.
  */
 import { closeSync, openSync, renameSync, writeSync } from "node:fs";
-import { Tensor } from "@wasmformer/core";
+import { quantizeQ4_0, quantizeQ8_0, Tensor } from "@wasmformer/core";
 import { ggufParts, llamaGguf, type TokenizerMeta, type WriteType } from "../../../../tools/test-utils/src/gguf.ts";
 import { mulberry32 } from "../../../../tools/test-utils/src/prng.ts";
 
@@ -116,6 +117,9 @@ export function writeModel(path: string, type: WriteType): void {
     tokenizer: syntheticTokenizer(CONFIG.vocab_size),
     extraMeta: { "general.name": { t: "str", v: "SmolLM2-135M-shaped random" } },
   });
+  // the blocks from core's quantizers (ggml's quantize_row_q8_0_ref / q4_0_ref)
+  for (const t of tensors)
+    if (t.type === "Q8_0" || t.type === "Q4_0") t.raw = (t.type === "Q8_0" ? quantizeQ8_0 : quantizeQ4_0)(t.data);
   const tmp = `${path}.partial`;
   const fd = openSync(tmp, "w");
   for (const part of ggufParts(meta, tensors)) writeSync(fd, part);
