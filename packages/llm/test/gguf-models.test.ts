@@ -23,7 +23,14 @@ import {
   WasmformerError,
   WeightsError,
 } from "@wasmformer/core";
-import { gpt2ToGguf, llamaToGguf, quantizeQ8_0, type WriteType } from "@wasmformer/test-utils/gguf";
+import {
+  ggufParts,
+  gpt2ToGguf,
+  llamaGguf,
+  llamaToGguf,
+  quantizeQ8_0,
+  type WriteType,
+} from "@wasmformer/test-utils/gguf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AutoModelForCausalLM } from "../src/auto.js";
 import { ggufPlan, loadGgufModel, unpermuteRows } from "../src/gguf-model.js";
@@ -255,6 +262,25 @@ describe("one .gguf file runs by itself", () => {
     const want = Array.from(a.forward([PROMPT]).data);
     for (const m of [b, c]) expect(Array.from(m.forward([PROMPT]).data)).toEqual(want);
     for (const m of [a, b, c]) m.dispose();
+  });
+
+  test("a file written part by part (ggufParts, for big files) has writeGguf's bytes and loads", async () => {
+    const tiny = makeTinyLlama({ D: 64, H: 4, KV: 2, I: 64, P: 32, seed: 62 });
+    const g = llamaGguf(tiny.config, tiny.tensors, { type: "Q4_0" });
+    const parts = ggufParts(g.meta, g.tensors);
+    expect(parts.length).toBe(g.tensors.length + 1);
+    for (const p of parts) expect(p.length % 32).toBe(0); // each part starts aligned
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      joined.set(p, off);
+      off += p.length;
+    }
+    const whole = llamaToGguf(tiny.config, tiny.tensors, { type: "Q4_0" });
+    expect(joined).toEqual(whole);
+    const m = await loadGgufModel(new Blob([joined]));
+    expect(m.forward([PROMPT]).shape).toEqual([1, PROMPT.length, tiny.config.vocab_size]);
+    m.dispose();
   });
 });
 

@@ -163,6 +163,21 @@ function encode(t: GgufTensorIn): Uint8Array {
 
 /** Write a GGUF v3 file: metadata in the given order (undefined values are left out), tensors at 32-byte aligned offsets. */
 export function writeGguf(meta: Meta, tensors: readonly GgufTensorIn[]): Uint8Array {
+  const parts = ggufParts(meta, tensors);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * The bytes of `writeGguf` as consecutive parts: the header (padded to the alignment), then each
+ * tensor's data (padded), so that a large file can be written part by part without one big copy.
+ */
+export function ggufParts(meta: Meta, tensors: readonly GgufTensorIn[]): Uint8Array[] {
   const al = 32;
   const o = new Out();
   const entries = Object.entries(meta).filter((e): e is [string, GgufMetaValue] => e[1] !== undefined);
@@ -191,11 +206,14 @@ export function writeGguf(meta: Meta, tensors: readonly GgufTensorIn[]): Uint8Ar
     off += Math.ceil(blobs[i].length / al) * al;
   });
   o.pad(al);
-  for (const b of blobs) {
-    o.bytes(b);
-    o.pad(al);
-  }
-  return o.result();
+  const padded = (b: Uint8Array) => {
+    const n = Math.ceil(b.length / al) * al;
+    if (n === b.length) return b;
+    const p = new Uint8Array(n);
+    p.set(b);
+    return p;
+  };
+  return [o.result(), ...blobs.map(padded)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +305,18 @@ function tensorOut(name: string, t: Tensor, type: WriteType, data = t.data as Fl
   return { name, shape, data, type: shape.length === 2 ? matrixType(type, shape[1]) : "F32" };
 }
 
+/** The options of `llamaToGguf` / `llamaGguf`. */
+export type LlamaGgufOptions = {
+  type?: WriteType;
+  tokenizer?: TokenizerMeta;
+  arch?: "llama" | "qwen2";
+  extraMeta?: Meta;
+  /** more tensors, written last (e.g. Llama 3's `rope_freqs.weight`) */
+  extraTensors?: GgufTensorIn[];
+  /** false: leave Q/K unpermuted (a wrong file, for tests) */
+  permute?: boolean;
+};
+
 /**
  * A Llama checkpoint (config.json object + HF tensors) as llama.cpp writes it, `type` for the
  * matrices: Q/K rows permuted (llama only; `arch: "qwen2"` keeps them), `output.weight` only when untied.
@@ -294,17 +324,18 @@ function tensorOut(name: string, t: Tensor, type: WriteType, data = t.data as Fl
 export function llamaToGguf(
   config: Record<string, unknown>,
   tensors: Map<string, Tensor>,
-  opts: {
-    type?: WriteType;
-    tokenizer?: TokenizerMeta;
-    arch?: "llama" | "qwen2";
-    extraMeta?: Meta;
-    /** more tensors, written last (e.g. Llama 3's `rope_freqs.weight`) */
-    extraTensors?: GgufTensorIn[];
-    /** false: leave Q/K unpermuted (a wrong file, for tests) */
-    permute?: boolean;
-  } = {},
+  opts: LlamaGgufOptions = {},
 ): Uint8Array {
+  const g = llamaGguf(config, tensors, opts);
+  return writeGguf(g.meta, g.tensors);
+}
+
+/** What `llamaToGguf` writes, as metadata and tensors (e.g. for `ggufParts`). */
+export function llamaGguf(
+  config: Record<string, unknown>,
+  tensors: Map<string, Tensor>,
+  opts: LlamaGgufOptions = {},
+): { meta: Meta; tensors: GgufTensorIn[] } {
   const a = opts.arch ?? "llama";
   const type = opts.type ?? "F32";
   const H = config.num_attention_heads as number;
@@ -358,7 +389,7 @@ export function llamaToGguf(
   }
   put("output_norm.weight", "model.norm.weight");
   if (config.tie_word_embeddings !== true) put("output.weight", "lm_head.weight");
-  return writeGguf(meta, [...out, ...(opts.extraTensors ?? [])]);
+  return { meta, tensors: [...out, ...(opts.extraTensors ?? [])] };
 }
 
 /** A GPT-2 checkpoint (HF names with `transformer.`) as llama.cpp writes it: Conv1D matrices transposed. */
