@@ -15,14 +15,18 @@
  *   row-by-row path), aligned to the 64-row blocks of the causal path, the causal offset moved with
  *   the tile. `attentionHeads` (every (batch, head) slice of a layer, each with its own probs) by
  *   slices, and the slices' query rows as above when there are fewer slices than tiles wanted.
+ * - `attentionBackwardHeads` by scratch groups (slices sharing a scratch, in their order), in
+ *   rounds: round r runs the r-th slice of every group side by side (one slice's dK and dV are
+ *   sums over its query rows, so a slice is never cut).
  * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
- *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`) by chunks of 64
- *   floats, so the scalar tail stays at the end; `biasGrad` by columns (its sums over rows stay
- *   whole). Norm backward is split only when it computes dx alone (dgamma/dbeta sum over rows).
+ *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`, `fill`, the
+ *   optimizer steps `adamStep` and `sgdStep`) by chunks of 64 floats, so the scalar tail stays at
+ *   the end; `biasGrad` by columns (its sums over rows stay whole). Norm backward is split only
+ *   when it computes dx alone (dgamma/dbeta sum over rows).
  * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
- * such as `softmaxCrossEntropy`, `attentionBackward`, scatter-adds) always do.
+ * such as `softmaxCrossEntropy`, a single `attentionBackward`, scatter-adds) always do.
  */
-import type { AttentionArgs, Kernels } from "./kernels.js";
+import type { AttentionArgs, AttentionBackwardArgs, Kernels } from "./kernels.js";
 import type { ThreadPool } from "./threads.js";
 
 /** Kernels the workers may be asked to run (the names index the pool's table). */
@@ -48,6 +52,10 @@ export const TILE_KERNELS = [
   "normStats",
   "layerNormBackward",
   "rmsNormBackward",
+  "fill",
+  "adamStep",
+  "sgdStep",
+  "attentionBackward",
 ] as const;
 type TileKernel = (typeof TILE_KERNELS)[number];
 const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i) => [n, i])) as Record<
@@ -392,6 +400,36 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     pool.run(id, FN.attention, "attention", tiles, ex.attention as (...a: number[]) => unknown);
   };
 
+  // scratch groups in rounds: the slices of a group run in order (they may add into one dK/dV)
+  k.attentionBackwardHeads = (slices) => {
+    let work = 0;
+    for (const a of slices) work += 2 * a[14] * Math.max(a[15], 1) * (Math.max(a[16], 0) + Math.max(a[17], 0));
+    const groups = new Map<number, AttentionBackwardArgs[]>();
+    for (const a of slices) {
+      const g = groups.get(a[13]);
+      if (g) g.push(a);
+      else groups.set(a[13], [a]);
+    }
+    if (groups.size < 2 || !on(work)) {
+      for (const a of slices) ex.attentionBackward(...a);
+      return;
+    }
+    const lists = [...groups.values()];
+    const rounds = Math.max(...lists.map((g) => g.length));
+    for (let r = 0; r < rounds; r++) {
+      const tiles = lists.filter((g) => r < g.length).map((g) => g[r]);
+      if (tiles.length === 1) ex.attentionBackward(...tiles[0]);
+      else
+        pool.run(
+          id,
+          FN.attentionBackward,
+          "attentionBackward",
+          tiles,
+          ex.attentionBackward as (...a: number[]) => unknown,
+        );
+    }
+  };
+
   k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {
     if (!byRows("layerNorm", rows, d, (r0, r1) => [x + 4 * r0 * d, y + 4 * r0 * d, r1 - r0, d, gamma, beta, eps]))
       ex.layerNorm(x, y, rows, d, gamma, beta, eps);
@@ -465,6 +503,21 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
   k.unaryBackward = (dx, dy, src, n, act) => {
     const at = (i0: number, i1: number) => [dx + 4 * i0, dy + 4 * i0, src + 4 * i0, i1 - i0, act];
     if (!byRows("unaryBackward", n, 1, at, 64, 64)) ex.unaryBackward(dx, dy, src, n, act);
+  };
+  k.fill = (y, n, value) => {
+    if (!byRows("fill", n, 1, (i0, i1) => [y + 4 * i0, i1 - i0, value], 64, 64)) ex.fill(y, n, value);
+  };
+  // optimizer steps: ranges of the parameter (each float's update is its own arithmetic)
+  k.adamStep = (theta, grad, m, v, vmax, n, ...rest) => {
+    const at = (i0: number, i1: number) => {
+      const o = 4 * i0;
+      return [theta + o, grad + o, m + o, v + o, vmax ? vmax + o : 0, i1 - i0, ...rest];
+    };
+    if (!byRows("adamStep", n, 4, at, 64, 64)) ex.adamStep(theta, grad, m, v, vmax, n, ...rest);
+  };
+  k.sgdStep = (theta, grad, buf, n, ...rest) => {
+    const at = (i0: number, i1: number) => [theta + 4 * i0, grad + 4 * i0, buf ? buf + 4 * i0 : 0, i1 - i0, ...rest];
+    if (!byRows("sgdStep", n, 2, at, 64, 64)) ex.sgdStep(theta, grad, buf, n, ...rest);
   };
   k.biasGrad = (db, dy, rows, cols, ld) => {
     // split the columns: each column's sum over the rows stays whole

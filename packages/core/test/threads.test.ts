@@ -218,6 +218,77 @@ function headsCase(B: number, H: number, L: number, S: number, d: number, causal
   };
 }
 
+/**
+ * A layer's attention backward through `attentionBackwardHeads` after its forward (`attentionHeads`):
+ * B × H slices, `H / KV` query heads a key head (they share dK, dV and so a scratch), the slices
+ * spread over `groups` scratches as the training engines do.
+ */
+function backwardHeadsCase(B: number, H: number, KV: number, T: number, d: number, groups: number): Case {
+  return (rt) => {
+    const qkvW = (H + 2 * KV) * d;
+    const qkv = fill(rt, B * T * qkvW, 27);
+    const dqkv = fill(rt, B * T * qkvW, 28);
+    const dO = fill(rt, B * T * H * d, 29);
+    const o = rt.heap.allocF32(B * T * H * d);
+    const probs = rt.heap.allocF32(B * H * T * T);
+    const scratch = rt.heap.allocF32(groups * T * T);
+    const fwd: Parameters<Runtime["k"]["attentionHeads"]>[0][number][] = [];
+    const bwd: Parameters<Runtime["k"]["attentionBackwardHeads"]>[0][number][] = [];
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++) {
+        const g = Math.floor(h / (H / KV));
+        const [q, k, v] = [h * d, (H + g) * d, (H + KV + g) * d].map((c) => 4 * (b * T * qkvW + c));
+        const oo = 4 * (b * T * H * d + h * d);
+        const p = probs + 4 * (b * H + h) * T * T;
+        fwd.push([qkv + q, qkvW, qkv + k, qkvW, qkv + v, qkvW, o + oo, H * d, p, T, T, d, d, 0.125, 0, 0, 0, 0]);
+        const s = scratch + 4 * ((b * KV + g) % groups) * T * T;
+        bwd.push([
+          dqkv + q,
+          dqkv + k,
+          dqkv + v,
+          dO + oo,
+          H * d,
+          qkv + q,
+          qkvW,
+          qkv + k,
+          qkvW,
+          qkv + v,
+          qkvW,
+          p,
+          0,
+          s,
+          T,
+          T,
+          d,
+          d,
+          0.125,
+        ]);
+      }
+    rt.k.attentionHeads(fwd);
+    rt.k.attentionBackwardHeads(bwd);
+    return rt.heap.f32(dqkv, B * T * qkvW).slice();
+  };
+}
+
+/** One optimizer step over n floats (second moments made non-negative, as a real optimizer keeps them). */
+function optimCase(kind: "adamw" | "amsgrad" | "sgd", n: number): Case {
+  return (rt) => {
+    const [theta, grad, m, v, vmax] = [0, 1, 2, 3, 4].map((i) => fill(rt, n, 40 + i));
+    for (const p of [v, vmax]) {
+      const a = rt.heap.f32(p, n);
+      for (let i = 0; i < n; i++) a[i] = Math.abs(a[i]!);
+    }
+    if (kind === "sgd") rt.k.sgdStep(theta, grad, m, n, 0.01, 1e-4, 0.9, 0.9, 0, 1, 1);
+    else {
+      const ams = kind === "amsgrad" ? vmax : 0;
+      rt.k.adamStep(theta, grad, m, v, ams, n, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.01, 0.0447, 0.01, 0.9999, 1, 1);
+    }
+    const out = new Float32Array(4 * n);
+    for (const [i, p] of [theta, m, v, vmax].entries()) out.set(rt.heap.f32(p, n), i * n);
+    return out;
+  };
+}
+
 const R = 197;
 const D = 768;
 const ROW_CASES: [string, Case][] = [
@@ -227,6 +298,22 @@ const ROW_CASES: [string, Case][] = [
   ["attentionHeads: decode step, 3 × 12 heads over 301 keys, padding", headsCase(3, 12, 1, 301, 64, 300, true)],
   ["attentionHeads: 2 × 4 heads, causal prefill of 70 rows", headsCase(2, 4, 70, 70, 32, 0, false)],
   ["attentionHeads: 1 × 2 heads, 200 rows, not causal", headsCase(1, 2, 200, 200, 64, -1, true)],
+  [
+    "attentionBackwardHeads: 4 × 12 heads, causal 128 (GPT-2 layer), 4 scratch groups",
+    backwardHeadsCase(4, 12, 12, 128, 64, 4),
+  ],
+  ["attentionBackwardHeads: GQA 2 × 8 heads over 2, 70 rows, 3 scratch groups", backwardHeadsCase(2, 8, 2, 70, 32, 3)],
+  ["adamStep (AdamW, odd n)", optimCase("adamw", 100003)],
+  ["adamStep (amsgrad)", optimCase("amsgrad", 65541)],
+  ["sgdStep (nesterov momentum)", optimCase("sgd", 99999)],
+  [
+    "fill: zero, then a value from an odd offset",
+    outCase([100003], (rt, [y]) => {
+      rt.k.fill(y, 100003, 0);
+      rt.k.fill(y + 4 * 7, 99990, -2.5);
+      return [[y, 100003]];
+    }),
+  ],
   [
     "layerNorm",
     outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {
