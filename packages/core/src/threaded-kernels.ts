@@ -144,7 +144,11 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       ex.gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act);
       return;
     }
-    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 24, M === 1 ? 0 : Math.max(2, 16));
+    const budget = tileBudget(work, pool.threads);
+    // a product with a short K (a rank-K update such as the LM head's weight gradient) is bound by
+    // streaming C: tiles of whole rows keep each tile's part of C contiguous
+    const [mT, nT] =
+      K <= 32 && M >= 64 ? [Math.min(budget, Math.floor(M / 16)), 1] : grid(M, N, budget, 24, M === 1 ? 0 : 16);
     const rows = cuts(M, mT, 1);
     const cols = cuts(N, nT, 24);
     const tiles: number[][] = [];

@@ -119,6 +119,7 @@ const GEMM_CASES: [string, Case][] = [
   ["gemm M=1 Linear (row dots)", gemmCase(1, 3001, 700, 0, 1, true, 0, Act.silu)],
   ["gemm M=1 transB=0 (row × matrix)", gemmCase(1, 2050, 300, 0, 0, false, 1, Act.none)],
   ["gemm M=2 K=1100 (two K blocks)", gemmCase(2, 777, 1100, 0, 1, true, 0, Act.tanh)],
+  ["gemm 5003×768×21 transA, beta (short K: row tiles)", gemmCase(5003, 768, 21, 1, 0, false, 1, Act.none)],
   ["gemm 17×100×40 (too small to split)", gemmCase(17, 100, 40, 0, 0, false, 0, Act.none)],
   ["gemmPacked M=1", packedCase(1, 2304, 768, 0, Act.none)],
   ["gemmPacked M=3 gelu", packedCase(3, 1000, 600, 0, Act.gelu)],
