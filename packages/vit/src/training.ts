@@ -24,7 +24,15 @@
  * q, k, v weights are one `[3D, D]` buffer (rows q; k; v), so each of them is a contiguous slice of
  * it, and its `TrainParam` points into it (the same for the gradients).
  */
-import { Act, type Heap, mulberry32, packedIndex, type Runtime, Tensor } from "@wasmformer/core";
+import {
+  Act,
+  type AttentionBackwardArgs,
+  type Heap,
+  mulberry32,
+  packedIndex,
+  type Runtime,
+  Tensor,
+} from "@wasmformer/core";
 import type { TrainParam } from "@wasmformer/nn";
 import { labelNames, type ViTConfig } from "./config.js";
 import type { LayerPtrs, ViTWeights } from "./weights.js";
@@ -68,7 +76,8 @@ export interface TrainActs {
   dlogits: number; // [B, num_labels]
   labels: number; // i32 [B]
   loss: number; // f32 [1]
-  scratch: number; // [T, T] dS of attentionBackward
+  scratch: number; // [groups, T, T] dS of attentionBackward, one per slice group
+  groups: number; // slice groups the attention backward may run side by side
 }
 
 const AL = 16; // bytes of alignment padding per buffer
@@ -138,15 +147,19 @@ export function allocGrads(heap: Heap, cfg: ViTConfig, w: ViTWeights): ViTWeight
   return g;
 }
 
-/** Activation buffers for batches of up to `maxBatch` images at the config's image size. */
-export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number): TrainActs {
+/**
+ * Activation buffers for batches of up to `maxBatch` images at the config's image size; `threads`:
+ * the runtime's (the attention backward gets a scratch for each of 2 slice groups a thread).
+ */
+export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number, threads = 1): TrainActs {
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const T = basePositions(cfg);
   const BT = maxBatch * T;
   const L = cfg.num_hidden_layers;
   const nl = cfg.num_labels;
-  const floats = L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + T * T;
+  const groups = Math.min(maxBatch * cfg.num_attention_heads, threads > 1 ? 2 * threads : 1);
+  const floats = L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + groups * T * T;
   heap.reserve(floats * 4 + AL * (8 * L + 16));
   const f = (n: number) => heap.allocF32(Math.max(n, 1));
   const layers: LayerActs[] = [];
@@ -176,7 +189,8 @@ export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number): TrainAc
     dlogits: f(maxBatch * nl),
     labels: f(maxBatch),
     loss: f(1),
-    scratch: f(T * T),
+    scratch: f(groups * T * T),
+    groups,
   };
 }
 
@@ -291,7 +305,7 @@ export function vitBackward(
   xF: number,
   probs: readonly number[],
 ): void {
-  const { k, heap } = rt;
+  const { k } = rt;
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const C = cfg.num_channels;
@@ -305,7 +319,7 @@ export function vitBackward(
   const T = A.T;
   const N = T - 1;
   const BT = B * T;
-  const zero = (ptr: number, n: number) => heap.f32(ptr, n).fill(0);
+  const zero = (ptr: number, n: number) => k.fill(ptr, n, 0);
   /** Linear y = x·Wᵀ + b over M rows: dx = dy·W (when dx ≠ 0), dW += dyᵀ·x, db += Σ_rows dy (when db ≠ 0). */
   const linearBack = (
     M: number,
@@ -347,12 +361,14 @@ export function vitBackward(
     // attention: h += ctx·W_oᵀ + b_o, ctx = softmax(q·kᵀ/√hs)·v per (image, head)
     linearBack(BT, D, D, A.dh, a.ctx, L.projW, A.dctx, G.projW, G.projB);
     zero(A.dqkv, BT * 3 * D);
+    // every (image, head) slice at once, spread over the scratch groups (each slice writes its own dq, dk, dv)
+    const slices: AttentionBackwardArgs[] = [];
     for (let b = 0; b < B; b++) {
       const q = a.qkv + b * T * 3 * D * 4;
       const dq = A.dqkv + b * T * 3 * D * 4;
       for (let hh = 0; hh < nh; hh++) {
         const off = hh * hs * 4;
-        k.attentionBackward(
+        slices.push([
           dq + off,
           dq + D * 4 + off,
           dq + 2 * D * 4 + off,
@@ -366,15 +382,16 @@ export function vitBackward(
           3 * D,
           probs[l]! + (b * nh + hh) * T * T * 4,
           0,
-          A.scratch,
+          A.scratch + ((b * nh + hh) % A.groups) * T * T * 4,
           T,
           T,
           hs,
           hs,
           scale,
-        );
+        ]);
       }
     }
+    k.attentionBackwardHeads(slices);
     linearBack(BT, 3 * D, D, A.dqkv, a.x1, L.qkvW, A.dx, G.qkvW, G.qkvB);
     k.layerNormBackward(A.dh, G.ln1W, G.ln1B, A.dx, a.hIn, L.ln1W, 0, 0, BT, D, eps);
   }
