@@ -21,8 +21,9 @@
  * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
  *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`, `fill`, the
  *   optimizer steps `adamStep` and `sgdStep`) by chunks of 64 floats, so the scalar tail stays at
- *   the end; `biasGrad` by columns (its sums over rows stay whole). Norm backward is split only
- *   when it computes dx alone (dgamma/dbeta sum over rows).
+ *   the end; `biasGrad` by columns (its sums over rows stay whole). Norm backward: dx by rows;
+ *   dgamma/dbeta (sums over all rows) only with the forward's saved statistics, as one more tile
+ *   over all rows beside the dx tiles (without them it runs whole).
  * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
  * such as `softmaxCrossEntropy`, a single `attentionBackward`, scatter-adds) always do.
  */
@@ -319,7 +320,8 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
   /**
    * Split `rows` rows (`perRow` elements of work each) into tiles; `at(r0, r1)` gives a tile's
    * arguments. `minRows`: fewest rows a tile may have (the last one is merged into the one before);
-   * `unit`: tile bounds are multiples of it.
+   * `unit`: tile bounds are multiples of it; `extra`: one more tile's arguments, run beside the row
+   * tiles (it is claimed first).
    */
   const byRows = (
     name: TileKernel,
@@ -328,6 +330,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     at: (r0: number, r1: number) => number[],
     minRows = 1,
     unit = 1,
+    extra?: number[],
   ): boolean => {
     const work = rows * perRow;
     if (!pool.has(id) || pool.threads < 2 || work < MIN_ELEMS || rows < 2 * minRows) return false;
@@ -336,6 +339,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     if (b.length < 3) return false;
     const tiles: number[][] = [];
     for (let i = 0; i + 1 < b.length; i++) tiles.push(at(b[i], b[i + 1]));
+    if (extra) tiles.push(extra);
     pool.run(id, FN[name], name, tiles, (ex as unknown as Record<string, (...a: number[]) => unknown>)[name]);
     return true;
   };
@@ -550,7 +554,14 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       d,
       eps,
     ];
-    if (dgamma || dbeta || !dx || !byRows("layerNormBackward", rows, 2 * d, at))
+    // with saved statistics dgamma/dbeta are one pass over the rows: a tile of its own beside dx's
+    const grads = dgamma || dbeta;
+    const params = [0, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps];
+    if (
+      !dx ||
+      (grads && !(mean && rstd)) ||
+      !byRows("layerNormBackward", rows, 2 * d, at, 1, 1, grads ? params : undefined)
+    )
       ex.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps);
   };
   k.rmsNormBackward = (dx, dgamma, dy, x, gamma, rstd, rows, d, eps) => {
@@ -565,7 +576,8 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       d,
       eps,
     ];
-    if (dgamma || !dx || !byRows("rmsNormBackward", rows, 2 * d, at))
+    const params = [0, dgamma, dy, x, gamma, rstd, rows, d, eps];
+    if (!dx || (dgamma && !rstd) || !byRows("rmsNormBackward", rows, 2 * d, at, 1, 1, dgamma ? params : undefined))
       ex.rmsNormBackward(dx, dgamma, dy, x, gamma, rstd, rows, d, eps);
   };
   return k;

@@ -449,6 +449,30 @@ const ROW_CASES: [string, Case][] = [
     }),
   ],
   [
+    "layerNormBackward with saved statistics: dx by rows, dgamma/dbeta a tile beside them",
+    outCase([R * D, R * D, R * D, D, D, D, R, R], (rt, [dx, dy, x, g, dg, dbeta, mean, rstd]) => {
+      rt.k.normStats(x, R, D, 1e-5, mean, rstd);
+      rt.k.layerNormBackward(dx, dg, dbeta, dy, x, g, mean, rstd, R, D, 1e-5);
+      rt.k.layerNormBackward(dx, 0, dbeta, dy, x, 0, mean, rstd, R, D, 1e-5);
+      return [
+        [dx, R * D],
+        [dg, D],
+        [dbeta, D],
+      ];
+    }),
+  ],
+  [
+    "rmsNormBackward with saved rstd and dgamma",
+    outCase([R * D, R * D, R * D, D, D, R], (rt, [dx, dy, x, g, dg, rstd]) => {
+      rt.k.normStats(x, R, D, 1e-6, 0, rstd);
+      rt.k.rmsNormBackward(dx, dg, dy, x, g, rstd, R, D, 1e-6);
+      return [
+        [dx, R * D],
+        [dg, D],
+      ];
+    }),
+  ],
+  [
     "rmsNormBackward dx only",
     outCase([R * D, R * D, R * D, D], (rt, [dx, dy, x, g]) => {
       rt.k.rmsNormBackward(dx, 0, dy, x, g, 0, R, D, 1e-6);

@@ -5,7 +5,7 @@
  *
  * ```
  * logits = xF[:, 0] · W_headᵀ + b_head            → dW_head, db_head, dxF[:, 0]
- * xF     = layernorm(hOut)                        → dh (layerNormBackward, stats recomputed)
+ * xF     = layernorm(hOut)                        → dh (normStats, then layerNormBackward)
  * per layer l = L−1 … 0 (dh: the gradient of the residual stream):
  *   h   += gelu(pre) · W_2ᵀ + b_2, pre = x2·W_1ᵀ + b_1, x2 = ln2(hMid)
  *                                                 → dW_2, db_2, dpre, dW_1, db_1, dh += ln2ᵀ(dx2)
@@ -78,6 +78,7 @@ export interface TrainActs {
   loss: number; // f32 [1]
   scratch: number; // [groups, T, T] dS of attentionBackward, one per slice group
   groups: number; // slice groups the attention backward may run side by side
+  stats: number; // [2, BT] a layer norm's mean and rstd for its backward
 }
 
 const AL = 16; // bytes of alignment padding per buffer
@@ -159,7 +160,8 @@ export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number, threads 
   const L = cfg.num_hidden_layers;
   const nl = cfg.num_labels;
   const groups = Math.min(maxBatch * cfg.num_attention_heads, threads > 1 ? 2 * threads : 1);
-  const floats = L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + groups * T * T;
+  const floats =
+    L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + groups * T * T + 2 * BT;
   heap.reserve(floats * 4 + AL * (8 * L + 16));
   const f = (n: number) => heap.allocF32(Math.max(n, 1));
   const layers: LayerActs[] = [];
@@ -191,6 +193,7 @@ export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number, threads 
     loss: f(1),
     scratch: f(groups * T * T),
     groups,
+    stats: f(2 * BT),
   };
 }
 
@@ -336,6 +339,12 @@ export function vitBackward(
     k.gemm(out, inF, M, dy, out, 1, x, inF, 0, dW, inF, 0, 1, 1, Act.none);
     if (db) k.biasGrad(db, dy, M, out, out);
   };
+  /** Layer norm of x: dh += its input gradient from dx, dgamma, dbeta += theirs (statistics recomputed first). */
+  const lnBack = (x: number, gamma: number, dgamma: number, dbeta: number) => {
+    const rstd = A.stats + BT * 4;
+    k.normStats(x, BT, D, eps, A.stats, rstd);
+    k.layerNormBackward(A.dh, dgamma, dbeta, A.dx, x, gamma, A.stats, rstd, BT, D, eps);
+  };
 
   // ---- classifier on the CLS rows (row stride T·D): dW_head += dlogitsᵀ·xF[:, 0], dxF[:, 0] = dlogits·W_head
   zero(A.dx, BT * D);
@@ -344,7 +353,7 @@ export function vitBackward(
   k.gemm(B, D, nl, A.dlogits, nl, 0, w.headW, D, 0, A.dx, T * D, 0, 1, 0, Act.none);
   // ---- final layer norm
   zero(A.dh, BT * D);
-  k.layerNormBackward(A.dh, g.lnW, g.lnB, A.dx, A.hOut, w.lnW, 0, 0, BT, D, eps);
+  lnBack(A.hOut, w.lnW, g.lnW, g.lnB);
 
   // ---- encoder layers in reverse
   const scale = 1 / Math.sqrt(hs);
@@ -357,7 +366,7 @@ export function vitBackward(
     zero(A.dpre, BT * I);
     k.unaryBackward(A.dpre, A.dmlp, a.pre, BT * I, act);
     linearBack(BT, I, D, A.dpre, a.x2, L.fc1W, A.dx, G.fc1W, G.fc1B);
-    k.layerNormBackward(A.dh, G.ln2W, G.ln2B, A.dx, a.hMid, L.ln2W, 0, 0, BT, D, eps);
+    lnBack(a.hMid, L.ln2W, G.ln2W, G.ln2B);
     // attention: h += ctx·W_oᵀ + b_o, ctx = softmax(q·kᵀ/√hs)·v per (image, head)
     linearBack(BT, D, D, A.dh, a.ctx, L.projW, A.dctx, G.projW, G.projB);
     zero(A.dqkv, BT * 3 * D);
@@ -393,7 +402,7 @@ export function vitBackward(
     }
     k.attentionBackwardHeads(slices);
     linearBack(BT, 3 * D, D, A.dqkv, a.x1, L.qkvW, A.dx, G.qkvW, G.qkvB);
-    k.layerNormBackward(A.dh, G.ln1W, G.ln1B, A.dx, a.hIn, L.ln1W, 0, 0, BT, D, eps);
+    lnBack(a.hIn, L.ln1W, G.ln1W, G.ln1B);
   }
 
   // ---- embeddings: h0[b] = [cls; patches_b] + pos
