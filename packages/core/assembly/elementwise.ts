@@ -228,7 +228,20 @@ export function reduce(x: usize, y: usize, outer: i32, n: i32, inner: i32, op: i
 }
 
 // ---------------------------------------------------------------------------------------------
-// copy2d / transpose2d
+// fill / copy2d / transpose2d
+
+/** Kernels.fill: y[i] = value for i < n (memory.fill when value is +0). */
+export function fill(y: usize, n: i32, value: f32): void {
+  if (n <= 0) return;
+  if (reinterpret<u32>(value) == 0) {
+    memory.fill(y, 0, <usize>n << 2);
+    return;
+  }
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), v);
+  for (; i < n; i++) store<f32>(y + (<usize>i << 2), value);
+}
 
 /** Kernels.copy2d: y[r·ldy + j] = x[r·ldx + j] (memory.copy per row; overlapping rows are safe). */
 export function copy2d(x: usize, ldx: i32, y: usize, ldy: i32, rows: i32, cols: i32): void {

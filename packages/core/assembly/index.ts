@@ -7,7 +7,7 @@ export { quantBytes, xqRowBytes, quantizeRowsQ8, gemvQ, gemmQ, gemmQRange, dequa
 export { unary } from "./activations";
 export { softmax, logSoftmax } from "./softmax";
 export { layerNorm } from "./layernorm";
-export { binary, scale, reduce, copy2d, transpose2d } from "./elementwise";
+export { binary, scale, reduce, fill, copy2d, transpose2d } from "./elementwise";
 export { gather } from "./embedding";
 export { im2colPatch } from "./conv";
 export { attention } from "./attention";

@@ -42,6 +42,9 @@ export type RedOpCode = (typeof RedOp)[keyof typeof RedOp];
 /** The arguments of one `Kernels.attention` call. */
 export type AttentionArgs = Parameters<Kernels["attention"]>;
 
+/** The arguments of one `Kernels.attentionBackward` call. */
+export type AttentionBackwardArgs = Parameters<Kernels["attentionBackward"]>;
+
 export interface Kernels extends BackwardKernels, OptimKernels {
   /** ABI version; the JS side refuses a module whose version differs. */
   abiVersion(): number;
@@ -206,6 +209,9 @@ export interface Kernels extends BackwardKernels, OptimKernels {
    * out of bounds; rows before t are written).
    */
   gather(table: number, vocab: number, dim: number, ids: number, n: number, out: number): number;
+
+  /** `y[i] = value` for i < n (zeroing gradient and scratch buffers; a threaded runtime splits it). */
+  fill(y: number, n: number, value: number): void;
 
   /**
    * Copy a strided 2-D block: `y[r·ldy + j] = x[r·ldx + j]` for r < rows, j < cols.
@@ -460,6 +466,7 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "scale",
   "reduce",
   "gather",
+  "fill",
   "copy2d",
   "transpose2d",
   "im2colPatch",
@@ -614,6 +621,16 @@ export interface BackwardKernels {
     dv: number,
     scale: number,
   ): void;
+
+  /**
+   * `attentionBackward` for several slices at once, e.g. every (batch, head) of a layer: `slices[i]`
+   * is the argument list of one call. The result is that of the calls one after another. Slices
+   * that share a `scratch` pointer run one after another, in their order, on one thread: slices
+   * adding into the same dK/dV (the query heads of one GQA group) must share one. Slices with
+   * different scratch may run side by side and must not write where another reads or writes.
+   * A threaded runtime spreads the scratch groups over its threads.
+   */
+  attentionBackwardHeads(slices: readonly AttentionBackwardArgs[]): void;
 
   /**
    * Fused softmax + cross-entropy, forward and backward (PyTorch `F.cross_entropy` with class-index

@@ -16,14 +16,19 @@
  *   row-by-row path), aligned to the 64-row blocks of the causal path, the causal offset moved with
  *   the tile. `attentionHeads` (every (batch, head) slice of a layer, each with its own probs) by
  *   slices, and the slices' query rows as above when there are fewer slices than tiles wanted.
+ * - `attentionBackwardHeads` by scratch groups (slices sharing a scratch, in their order), in
+ *   rounds: round r runs the r-th slice of every group side by side (one slice's dK and dV are
+ *   sums over its query rows, so a slice is never cut).
  * - Row kernels (norms, softmax, rope, their backward dx parts, normStats) by rows; elementwise
- *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`) by chunks of 64
- *   floats, so the scalar tail stays at the end; `biasGrad` by columns (its sums over rows stay
- *   whole). Norm backward is split only when it computes dx alone (dgamma/dbeta sum over rows).
+ *   kernels (`unary`, `scale`, same-shape or scalar `binary`, `unaryBackward`, `fill`, the
+ *   optimizer steps `adamStep` and `sgdStep`) by chunks of 64 floats, so the scalar tail stays at
+ *   the end; `biasGrad` by columns (its sums over rows stay whole). Norm backward: dx by rows;
+ *   dgamma/dbeta (sums over all rows) only with the forward's saved statistics, as one more tile
+ *   over all rows beside the dx tiles (without them it runs whole).
  * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
- * such as `softmaxCrossEntropy`, `attentionBackward`, scatter-adds) always do.
+ * such as `softmaxCrossEntropy`, a single `attentionBackward`, scatter-adds) always do.
  */
-import type { AttentionArgs, Kernels } from "./kernels.js";
+import type { AttentionArgs, AttentionBackwardArgs, Kernels } from "./kernels.js";
 import type { ThreadPool } from "./threads.js";
 
 /** Kernels the workers may be asked to run (the names index the pool's table). */
@@ -49,6 +54,10 @@ export const TILE_KERNELS = [
   "normStats",
   "layerNormBackward",
   "rmsNormBackward",
+  "fill",
+  "adamStep",
+  "sgdStep",
+  "attentionBackward",
 ] as const;
 type TileKernel = (typeof TILE_KERNELS)[number];
 const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i) => [n, i])) as Record<
@@ -155,7 +164,11 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       ex.gemm(M, N, K, a, lda, transA, b, ldb, transB, c, ldc, bias, alpha, beta, act);
       return;
     }
-    const [mT, nT] = grid(M, N, tileBudget(work, pool.threads), 24, M === 1 ? 0 : Math.max(2, 16));
+    const budget = tileBudget(work, pool.threads);
+    // a product with a short K (a rank-K update such as the LM head's weight gradient) is bound by
+    // streaming C: tiles of whole rows keep each tile's part of C contiguous
+    const [mT, nT] =
+      K <= 32 && M >= 64 ? [Math.min(budget, Math.floor(M / 16)), 1] : grid(M, N, budget, 24, M === 1 ? 0 : 16);
     const rows = cuts(M, mT, 1);
     const cols = cuts(N, nT, 24);
     const tiles: number[][] = [];
@@ -340,7 +353,8 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
   /**
    * Split `rows` rows (`perRow` elements of work each) into tiles; `at(r0, r1)` gives a tile's
    * arguments. `minRows`: fewest rows a tile may have (the last one is merged into the one before);
-   * `unit`: tile bounds are multiples of it.
+   * `unit`: tile bounds are multiples of it; `extra`: one more tile's arguments, run beside the row
+   * tiles (it is claimed first).
    */
   const byRows = (
     name: TileKernel,
@@ -349,6 +363,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     at: (r0: number, r1: number) => number[],
     minRows = 1,
     unit = 1,
+    extra?: number[],
   ): boolean => {
     const work = rows * perRow;
     if (!pool.has(id) || pool.threads < 2 || work < MIN_ELEMS || rows < 2 * minRows) return false;
@@ -357,6 +372,7 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     if (b.length < 3) return false;
     const tiles: number[][] = [];
     for (let i = 0; i + 1 < b.length; i++) tiles.push(at(b[i], b[i + 1]));
+    if (extra) tiles.push(extra);
     pool.run(id, FN[name], name, tiles, (ex as unknown as Record<string, (...a: number[]) => unknown>)[name]);
     return true;
   };
@@ -429,6 +445,36 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       for (let i = 0; i + 1 < b.length; i++) tiles.push(attentionRows(a, b[i], b[i + 1]));
     }
     pool.run(id, FN.attention, "attention", tiles, ex.attention as (...a: number[]) => unknown);
+  };
+
+  // scratch groups in rounds: the slices of a group run in order (they may add into one dK/dV)
+  k.attentionBackwardHeads = (slices) => {
+    let work = 0;
+    for (const a of slices) work += 2 * a[14] * Math.max(a[15], 1) * (Math.max(a[16], 0) + Math.max(a[17], 0));
+    const groups = new Map<number, AttentionBackwardArgs[]>();
+    for (const a of slices) {
+      const g = groups.get(a[13]);
+      if (g) g.push(a);
+      else groups.set(a[13], [a]);
+    }
+    if (groups.size < 2 || !on(work)) {
+      for (const a of slices) ex.attentionBackward(...a);
+      return;
+    }
+    const lists = [...groups.values()];
+    const rounds = Math.max(...lists.map((g) => g.length));
+    for (let r = 0; r < rounds; r++) {
+      const tiles = lists.filter((g) => r < g.length).map((g) => g[r]);
+      if (tiles.length === 1) ex.attentionBackward(...tiles[0]);
+      else
+        pool.run(
+          id,
+          FN.attentionBackward,
+          "attentionBackward",
+          tiles,
+          ex.attentionBackward as (...a: number[]) => unknown,
+        );
+    }
   };
 
   k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {
@@ -505,6 +551,21 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
     const at = (i0: number, i1: number) => [dx + 4 * i0, dy + 4 * i0, src + 4 * i0, i1 - i0, act];
     if (!byRows("unaryBackward", n, 1, at, 64, 64)) ex.unaryBackward(dx, dy, src, n, act);
   };
+  k.fill = (y, n, value) => {
+    if (!byRows("fill", n, 1, (i0, i1) => [y + 4 * i0, i1 - i0, value], 64, 64)) ex.fill(y, n, value);
+  };
+  // optimizer steps: ranges of the parameter (each float's update is its own arithmetic)
+  k.adamStep = (theta, grad, m, v, vmax, n, ...rest) => {
+    const at = (i0: number, i1: number) => {
+      const o = 4 * i0;
+      return [theta + o, grad + o, m + o, v + o, vmax ? vmax + o : 0, i1 - i0, ...rest];
+    };
+    if (!byRows("adamStep", n, 4, at, 64, 64)) ex.adamStep(theta, grad, m, v, vmax, n, ...rest);
+  };
+  k.sgdStep = (theta, grad, buf, n, ...rest) => {
+    const at = (i0: number, i1: number) => [theta + 4 * i0, grad + 4 * i0, buf ? buf + 4 * i0 : 0, i1 - i0, ...rest];
+    if (!byRows("sgdStep", n, 2, at, 64, 64)) ex.sgdStep(theta, grad, buf, n, ...rest);
+  };
   k.biasGrad = (db, dy, rows, cols, ld) => {
     // split the columns: each column's sum over the rows stays whole
     const at = (j0: number, j1: number) => [db + 4 * j0, dy + 4 * j0, rows, j1 - j0, ld];
@@ -532,7 +593,14 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       d,
       eps,
     ];
-    if (dgamma || dbeta || !dx || !byRows("layerNormBackward", rows, 2 * d, at))
+    // with saved statistics dgamma/dbeta are one pass over the rows: a tile of its own beside dx's
+    const grads = dgamma || dbeta;
+    const params = [0, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps];
+    if (
+      !dx ||
+      (grads && !(mean && rstd)) ||
+      !byRows("layerNormBackward", rows, 2 * d, at, 1, 1, grads ? params : undefined)
+    )
       ex.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, rows, d, eps);
   };
   k.rmsNormBackward = (dx, dgamma, dy, x, gamma, rstd, rows, d, eps) => {
@@ -547,7 +615,8 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
       d,
       eps,
     ];
-    if (dgamma || !dx || !byRows("rmsNormBackward", rows, 2 * d, at))
+    const params = [0, dgamma, dy, x, gamma, rstd, rows, d, eps];
+    if (!dx || (dgamma && !rstd) || !byRows("rmsNormBackward", rows, 2 * d, at, 1, 1, dgamma ? params : undefined))
       ex.rmsNormBackward(dx, dgamma, dy, x, gamma, rstd, rows, d, eps);
   };
   return k;

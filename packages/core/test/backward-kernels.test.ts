@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { prng as rng } from "../../../tools/test-utils/src/prng.js";
-import { Act } from "../src/kernels.js";
+import { Act, type AttentionBackwardArgs } from "../src/kernels.js";
 import { createRefRuntime, type Runtime } from "../src/runtime.js";
 import { exec, expectClose, parity } from "./backward-harness.js";
 import { wasmBuilds } from "./wasm-builds.js";
@@ -451,6 +451,83 @@ describe("attentionBackward", () => {
         );
       }
     }
+  });
+});
+
+describe("attentionBackwardHeads", () => {
+  it("equals the attentionBackward calls one after another (GQA: two query heads share dK, dV and a scratch)", () => {
+    const r = rng(19);
+    const [B, H, KV, L, d] = [2, 4, 2, 9, 5];
+    const qkvW = (H + 2 * KV) * d;
+    const bufs = {
+      qkv: r.f32(B * L * qkvW),
+      probs: new Float32Array(B * H * L * L),
+      o: new Float32Array(B * L * H * d),
+      dO: r.f32(B * L * H * d),
+      dqkv: r.f32(B * L * qkvW),
+      scratch: new Float32Array(KV * L * L),
+    };
+    const run = (k: Runtime["k"], p: Record<string, number>, batched: boolean) => {
+      const slices: AttentionBackwardArgs[] = [];
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) {
+          const g = Math.floor(h / 2);
+          const row = 4 * b * L * qkvW;
+          const [q, kk, v] = [h * d, (H + g) * d, (H + KV + g) * d].map((c) => row + 4 * c);
+          const probs = p.probs! + 4 * (b * H + h) * L * L;
+          const o = 4 * (b * L * H * d + h * d);
+          k.attention(
+            p.qkv! + q,
+            qkvW,
+            p.qkv! + kk,
+            qkvW,
+            p.qkv! + v,
+            qkvW,
+            p.o! + o,
+            H * d,
+            probs,
+            L,
+            L,
+            d,
+            d,
+            0.4,
+            0,
+            0,
+            0,
+            0,
+          );
+          const s = p.scratch! + 4 * ((b * KV + g) % KV) * L * L;
+          slices.push([
+            p.dqkv! + q,
+            p.dqkv! + kk,
+            p.dqkv! + v,
+            p.dO! + o,
+            H * d,
+            p.qkv! + q,
+            qkvW,
+            p.qkv! + kk,
+            qkvW,
+            p.qkv! + v,
+            qkvW,
+            probs,
+            0,
+            s,
+            L,
+            L,
+            d,
+            d,
+            0.4,
+          ]);
+        }
+      if (batched) k.attentionBackwardHeads(slices);
+      else for (const a of slices) k.attentionBackward(...a);
+    };
+    for (const rt of [ref, ...wasm]) {
+      const one = exec(rt, bufs, (k, p) => run(k, p, false), ["dqkv"]).out.dqkv!;
+      const all = exec(rt, bufs, (k, p) => run(k, p, true), ["dqkv"]).out.dqkv!;
+      expect(new Uint32Array(all.buffer), rt.backend).toEqual(new Uint32Array(one.buffer));
+    }
+    parity(ref, wasm, "attentionBackwardHeads", bufs, (k, p) => run(k, p, true), ["dqkv"], 2e-5, 2e-4);
   });
 });
 

@@ -617,6 +617,17 @@ describe("reduce", () => {
   });
 });
 
+describe("fill", () => {
+  it("writes the value to exactly n floats (zero, -0, a value; odd lengths)", () => {
+    const r = rng(13);
+    for (const n of [...SIZES, 130]) {
+      for (const value of [0, -0, 1.5, Number.NaN]) {
+        parity(`fill ${n} with ${value}`, { y: r.f32(n + 3) }, (k, p) => k.fill(p.y!, n, value), ["y"], 0, 0);
+      }
+    }
+  });
+});
+
 describe("copy2d / transpose2d", () => {
   it("copy strided blocks exactly", () => {
     const r = rng(11);

@@ -119,6 +119,7 @@ const GEMM_CASES: [string, Case][] = [
   ["gemm M=1 Linear (row dots)", gemmCase(1, 3001, 700, 0, 1, true, 0, Act.silu)],
   ["gemm M=1 transB=0 (row × matrix)", gemmCase(1, 2050, 300, 0, 0, false, 1, Act.none)],
   ["gemm M=2 K=1100 (two K blocks)", gemmCase(2, 777, 1100, 0, 1, true, 0, Act.tanh)],
+  ["gemm 5003×768×21 transA, beta (short K: row tiles)", gemmCase(5003, 768, 21, 1, 0, false, 1, Act.none)],
   ["gemm 17×100×40 (too small to split)", gemmCase(17, 100, 40, 0, 0, false, 0, Act.none)],
   ["gemmPacked M=1", packedCase(1, 2304, 768, 0, Act.none)],
   ["gemmPacked M=3 gelu", packedCase(3, 1000, 600, 0, Act.gelu)],
@@ -222,6 +223,77 @@ function headsCase(B: number, H: number, L: number, S: number, d: number, causal
   };
 }
 
+/**
+ * A layer's attention backward through `attentionBackwardHeads` after its forward (`attentionHeads`):
+ * B × H slices, `H / KV` query heads a key head (they share dK, dV and so a scratch), the slices
+ * spread over `groups` scratches as the training engines do.
+ */
+function backwardHeadsCase(B: number, H: number, KV: number, T: number, d: number, groups: number): Case {
+  return (rt) => {
+    const qkvW = (H + 2 * KV) * d;
+    const qkv = fill(rt, B * T * qkvW, 27);
+    const dqkv = fill(rt, B * T * qkvW, 28);
+    const dO = fill(rt, B * T * H * d, 29);
+    const o = rt.heap.allocF32(B * T * H * d);
+    const probs = rt.heap.allocF32(B * H * T * T);
+    const scratch = rt.heap.allocF32(groups * T * T);
+    const fwd: Parameters<Runtime["k"]["attentionHeads"]>[0][number][] = [];
+    const bwd: Parameters<Runtime["k"]["attentionBackwardHeads"]>[0][number][] = [];
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++) {
+        const g = Math.floor(h / (H / KV));
+        const [q, k, v] = [h * d, (H + g) * d, (H + KV + g) * d].map((c) => 4 * (b * T * qkvW + c));
+        const oo = 4 * (b * T * H * d + h * d);
+        const p = probs + 4 * (b * H + h) * T * T;
+        fwd.push([qkv + q, qkvW, qkv + k, qkvW, qkv + v, qkvW, o + oo, H * d, p, T, T, d, d, 0.125, 0, 0, 0, 0]);
+        const s = scratch + 4 * ((b * KV + g) % groups) * T * T;
+        bwd.push([
+          dqkv + q,
+          dqkv + k,
+          dqkv + v,
+          dO + oo,
+          H * d,
+          qkv + q,
+          qkvW,
+          qkv + k,
+          qkvW,
+          qkv + v,
+          qkvW,
+          p,
+          0,
+          s,
+          T,
+          T,
+          d,
+          d,
+          0.125,
+        ]);
+      }
+    rt.k.attentionHeads(fwd);
+    rt.k.attentionBackwardHeads(bwd);
+    return rt.heap.f32(dqkv, B * T * qkvW).slice();
+  };
+}
+
+/** One optimizer step over n floats (second moments made non-negative, as a real optimizer keeps them). */
+function optimCase(kind: "adamw" | "amsgrad" | "sgd", n: number): Case {
+  return (rt) => {
+    const [theta, grad, m, v, vmax] = [0, 1, 2, 3, 4].map((i) => fill(rt, n, 40 + i));
+    for (const p of [v, vmax]) {
+      const a = rt.heap.f32(p, n);
+      for (let i = 0; i < n; i++) a[i] = Math.abs(a[i]!);
+    }
+    if (kind === "sgd") rt.k.sgdStep(theta, grad, m, n, 0.01, 1e-4, 0.9, 0.9, 0, 1, 1);
+    else {
+      const ams = kind === "amsgrad" ? vmax : 0;
+      rt.k.adamStep(theta, grad, m, v, ams, n, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.01, 0.0447, 0.01, 0.9999, 1, 1);
+    }
+    const out = new Float32Array(4 * n);
+    for (const [i, p] of [theta, m, v, vmax].entries()) out.set(rt.heap.f32(p, n), i * n);
+    return out;
+  };
+}
+
 const R = 197;
 const D = 768;
 const ROW_CASES: [string, Case][] = [
@@ -232,6 +304,22 @@ const ROW_CASES: [string, Case][] = [
   ["attentionHeads: 2 × 4 heads, causal prefill of 70 rows", headsCase(2, 4, 70, 70, 32, 0, false)],
   ["attentionHeads: 1 × 2 heads, 200 rows, not causal", headsCase(1, 2, 200, 200, 64, -1, true)],
   ["attentionHeads: ViT-Tiny's 3 heads of 197 rows (12 tiles at 2 threads)", headsCase(1, 3, 197, 197, 64, -1, false)],
+  [
+    "attentionBackwardHeads: 4 × 12 heads, causal 128 (GPT-2 layer), 4 scratch groups",
+    backwardHeadsCase(4, 12, 12, 128, 64, 4),
+  ],
+  ["attentionBackwardHeads: GQA 2 × 8 heads over 2, 70 rows, 3 scratch groups", backwardHeadsCase(2, 8, 2, 70, 32, 3)],
+  ["adamStep (AdamW, odd n)", optimCase("adamw", 100003)],
+  ["adamStep (amsgrad)", optimCase("amsgrad", 65541)],
+  ["sgdStep (nesterov momentum)", optimCase("sgd", 99999)],
+  [
+    "fill: zero, then a value from an odd offset",
+    outCase([100003], (rt, [y]) => {
+      rt.k.fill(y, 100003, 0);
+      rt.k.fill(y + 4 * 7, 99990, -2.5);
+      return [[y, 100003]];
+    }),
+  ],
   [
     "layerNorm",
     outCase([R * D, R * D, D, D], (rt, [x, y, g, b]) => {
@@ -362,6 +450,30 @@ const ROW_CASES: [string, Case][] = [
         [dx, R * D],
         [dg, D],
         [dbeta, D],
+      ];
+    }),
+  ],
+  [
+    "layerNormBackward with saved statistics: dx by rows, dgamma/dbeta a tile beside them",
+    outCase([R * D, R * D, R * D, D, D, D, R, R], (rt, [dx, dy, x, g, dg, dbeta, mean, rstd]) => {
+      rt.k.normStats(x, R, D, 1e-5, mean, rstd);
+      rt.k.layerNormBackward(dx, dg, dbeta, dy, x, g, mean, rstd, R, D, 1e-5);
+      rt.k.layerNormBackward(dx, 0, dbeta, dy, x, 0, mean, rstd, R, D, 1e-5);
+      return [
+        [dx, R * D],
+        [dg, D],
+        [dbeta, D],
+      ];
+    }),
+  ],
+  [
+    "rmsNormBackward with saved rstd and dgamma",
+    outCase([R * D, R * D, R * D, D, D, R], (rt, [dx, dy, x, g, dg, rstd]) => {
+      rt.k.normStats(x, R, D, 1e-6, 0, rstd);
+      rt.k.rmsNormBackward(dx, dg, dy, x, g, rstd, R, D, 1e-6);
+      return [
+        [dx, R * D],
+        [dg, D],
       ];
     }),
   ],

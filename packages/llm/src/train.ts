@@ -32,6 +32,7 @@
  */
 import {
   Act,
+  type AttentionBackwardArgs,
   BinOp,
   InputError,
   PACK_KC,
@@ -139,7 +140,11 @@ interface Acts {
   dhpre: number;
   dup: number;
   tmp: number;
+  /** `attScratches` scratches of maxT² floats for `attentionBackwardHeads` (one per slice group) */
   attScratch: number;
+  attScratches: number;
+  /** a norm's row statistics for its backward: mean `[N]`, then rstd `[N]` */
+  stats: number;
   headRows: number;
   logits: number;
   dlogits: number;
@@ -342,7 +347,7 @@ export class DecoderTraining {
 
   /** Set every gradient to 0. */
   zeroGrad(): void {
-    for (const p of this.params) this.rt.heap.f32(p.grad, p.size).fill(0);
+    for (const p of this.params) this.rt.k.fill(p.grad, p.size, 0);
   }
 
   get plannedBatch(): number {
@@ -366,13 +371,16 @@ export class DecoderTraining {
     const qW = a.heads * hs;
     const qkvW = qW + 2 * a.kvHeads * hs;
     const headRows = Math.min(N, Math.max(8, Math.ceil((1 << 20) / V)));
+    // slice groups the attention backward runs side by side: a few per thread
+    const attScratches = Math.min(maxB * a.kvHeads, this.rt.threads > 1 ? 2 * this.rt.threads : 1);
     const perLayer = N * (4 * E + qkvW + qW + (a.gated ? 3 : 2) * I) + maxB * a.heads * maxT * maxT;
     const floats =
       3 * N +
       L * perLayer +
       N * E * 4 +
       N * (qkvW + qW + (a.gated ? 4 : 2) * I) +
-      maxT * maxT +
+      attScratches * maxT * maxT +
+      2 * N +
       2 * headRows * V +
       4 +
       hs / 2;
@@ -404,7 +412,9 @@ export class DecoderTraining {
       dhpre: f(N * I),
       dup: a.gated ? f(N * I) : 0,
       tmp: a.gated ? f(N * I) : 0,
-      attScratch: f(maxT * maxT),
+      attScratch: f(attScratches * maxT * maxT),
+      attScratches,
+      stats: f(2 * N),
       headRows,
       logits: f(headRows * V),
       dlogits: f(headRows * V),
@@ -631,11 +641,22 @@ export class DecoderTraining {
     this.fwd.norm(x, y, n, gamma, beta);
   }
 
-  /** dx += the norm's input gradient (statistics recomputed from x), dgamma, dbeta += theirs. */
+  /**
+   * dx += the norm's input gradient, dgamma, dbeta += theirs; the row statistics are recomputed from
+   * x first (given to the backward, its dgamma/dbeta pass runs beside the dx rows on the threads).
+   */
   private normBack(dx: number, dgamma: number, dbeta: number, dy: number, x: number, gamma: number, n: number): void {
     const a = this.arch;
-    if (a.norm === "rmsnorm") this.rt.k.rmsNormBackward(dx, dgamma, dy, x, gamma, 0, n, a.dim, a.eps);
-    else this.rt.k.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, 0, 0, n, a.dim, a.eps);
+    const k = this.rt.k;
+    const mean = this.acts!.stats;
+    const rstd = mean + n * F32;
+    if (a.norm === "rmsnorm") {
+      k.normStats(x, n, a.dim, a.eps, 0, rstd);
+      k.rmsNormBackward(dx, dgamma, dy, x, gamma, rstd, n, a.dim, a.eps);
+    } else {
+      k.normStats(x, n, a.dim, a.eps, mean, rstd);
+      k.layerNormBackward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, n, a.dim, a.eps);
+    }
   }
 
   /** An activation's derivative reads the forward input (gelu, silu, relu) or its output (tanh, sigmoid). */
@@ -677,7 +698,7 @@ export class DecoderTraining {
       const m = Math.min(a.headRows, n - r0);
       const x = a.lnf + r0 * E * F32;
       this.fwd.lmHead(m, x, a.logits);
-      if (dloss) heap.f32(a.dlogits, m * V).fill(0);
+      if (dloss) k.fill(a.dlogits, m * V, 0);
       const bad = k.softmaxCrossEntropy(
         a.logits,
         dloss ? a.dlogits : 0,
@@ -713,7 +734,7 @@ export class DecoderTraining {
     const qkvW = qW + 2 * kvW;
     const group = H / KV;
     const n = B * T;
-    const zero = (p: number, floats: number) => heap.f32(p, floats).fill(0);
+    const zero = (p: number, floats: number) => k.fill(p, floats, 0);
     const pg = this.requiresGrad;
     const nrm = this.byName.get(arch.normW)!;
     const nrmB = arch.normB ? this.byName.get(arch.normB)! : undefined;
@@ -750,11 +771,13 @@ export class DecoderTraining {
       this.linBack(n, a.dX, E, a.att, qW, E, w.attnProjW, kd.attnProjW, a.datt, g.attnProjW, g.attnProjB);
       zero(a.dqkv, n * qkvW);
       const scale = arch.attnScale(l);
+      // every (batch, head) slice at once; the heads of one key/value head share a scratch (they add into its dK, dV)
+      const slices: AttentionBackwardArgs[] = [];
       for (let b = 0; b < B; b++) {
         const off = b * T * qkvW * F32;
         for (let h = 0; h < H; h++) {
           const kv = Math.floor(h / group);
-          k.attentionBackward(
+          slices.push([
             a.dqkv + off + h * hs * F32,
             a.dqkv + off + (qW + kv * hs) * F32,
             a.dqkv + off + (qW + kvW + kv * hs) * F32,
@@ -768,15 +791,16 @@ export class DecoderTraining {
             qkvW,
             a.probs[l] + (b * H + h) * T * T * F32,
             0,
-            a.attScratch,
+            a.attScratch + ((b * KV + kv) % a.attScratches) * a.maxT * a.maxT * F32,
             T,
             T,
             hs,
             hs,
             scale,
-          );
+          ]);
         }
       }
+      k.attentionBackwardHeads(slices);
       // the backward of a rotation by θ is the rotation by −θ
       if (a.negInvFreq) k.rope(a.dqkv, qkvW, n, H + KV, hs, a.pos, a.negInvFreq);
       zero(a.dln, n * E);

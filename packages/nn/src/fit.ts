@@ -195,7 +195,7 @@ async function fitOnce<E>(model: Trainable<E>, examples: readonly E[], opts: Fit
   let sinceBest = 0;
   let stopped: FitResult["stopped"] = "epochs";
   const zero = () => {
-    for (const p of all) rt.heap.f32(p.grad, p.size).fill(0);
+    for (const p of all) rt.k.fill(p.grad, p.size, 0);
   };
   const gradsFinite = () => trained.every((p) => rt.heap.f32(p.grad, p.size).every(Number.isFinite));
 

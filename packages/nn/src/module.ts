@@ -69,7 +69,7 @@ export abstract class Module {
 
   /** Set every parameter gradient to 0. */
   zeroGrad(): void {
-    for (const p of this.parameters()) this.rt.heap.f32(p.grad, p.size).fill(0);
+    for (const p of this.parameters()) this.rt.k.fill(p.grad, p.size, 0);
   }
 
   /** The gradient buffer of one of this module's weights. */

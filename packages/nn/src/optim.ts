@@ -165,7 +165,7 @@ abstract class Optimizer {
   /** Set every gradient to 0 (`optimizer.zero_grad(set_to_none=False)`). */
   zeroGrad(): void {
     this.alive();
-    for (const p of this.params()) this.rt.heap.f32(p.grad, p.size).fill(0);
+    for (const p of this.params()) this.rt.k.fill(p.grad, p.size, 0);
   }
 
   /** One update of every tensor from its current gradient (one wasm kernel call per tensor). */

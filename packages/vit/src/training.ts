@@ -5,7 +5,7 @@
  *
  * ```
  * logits = xF[:, 0] · W_headᵀ + b_head            → dW_head, db_head, dxF[:, 0]
- * xF     = layernorm(hOut)                        → dh (layerNormBackward, stats recomputed)
+ * xF     = layernorm(hOut)                        → dh (normStats, then layerNormBackward)
  * per layer l = L−1 … 0 (dh: the gradient of the residual stream):
  *   h   += gelu(pre) · W_2ᵀ + b_2, pre = x2·W_1ᵀ + b_1, x2 = ln2(hMid)
  *                                                 → dW_2, db_2, dpre, dW_1, db_1, dh += ln2ᵀ(dx2)
@@ -24,7 +24,15 @@
  * q, k, v weights are one `[3D, D]` buffer (rows q; k; v), so each of them is a contiguous slice of
  * it, and its `TrainParam` points into it (the same for the gradients).
  */
-import { Act, type Heap, mulberry32, packedIndex, type Runtime, Tensor } from "@wasmformer/core";
+import {
+  Act,
+  type AttentionBackwardArgs,
+  type Heap,
+  mulberry32,
+  packedIndex,
+  type Runtime,
+  Tensor,
+} from "@wasmformer/core";
 import type { TrainParam } from "@wasmformer/nn";
 import { labelNames, type ViTConfig } from "./config.js";
 import type { LayerPtrs, ViTWeights } from "./weights.js";
@@ -68,7 +76,9 @@ export interface TrainActs {
   dlogits: number; // [B, num_labels]
   labels: number; // i32 [B]
   loss: number; // f32 [1]
-  scratch: number; // [T, T] dS of attentionBackward
+  scratch: number; // [groups, T, T] dS of attentionBackward, one per slice group
+  groups: number; // slice groups the attention backward may run side by side
+  stats: number; // [2, BT] a layer norm's mean and rstd for its backward
 }
 
 const AL = 16; // bytes of alignment padding per buffer
@@ -138,15 +148,20 @@ export function allocGrads(heap: Heap, cfg: ViTConfig, w: ViTWeights): ViTWeight
   return g;
 }
 
-/** Activation buffers for batches of up to `maxBatch` images at the config's image size. */
-export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number): TrainActs {
+/**
+ * Activation buffers for batches of up to `maxBatch` images at the config's image size; `threads`:
+ * the runtime's (the attention backward gets a scratch for each of 2 slice groups a thread).
+ */
+export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number, threads = 1): TrainActs {
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const T = basePositions(cfg);
   const BT = maxBatch * T;
   const L = cfg.num_hidden_layers;
   const nl = cfg.num_labels;
-  const floats = L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + T * T;
+  const groups = Math.min(maxBatch * cfg.num_attention_heads, threads > 1 ? 2 * threads : 1);
+  const floats =
+    L * BT * (9 * D + 2 * I) + BT * (3 * D + 3 * D + 2 * I) + maxBatch * (nl + 1) + 1 + groups * T * T + 2 * BT;
   heap.reserve(floats * 4 + AL * (8 * L + 16));
   const f = (n: number) => heap.allocF32(Math.max(n, 1));
   const layers: LayerActs[] = [];
@@ -176,7 +191,9 @@ export function allocActs(heap: Heap, cfg: ViTConfig, maxBatch: number): TrainAc
     dlogits: f(maxBatch * nl),
     labels: f(maxBatch),
     loss: f(1),
-    scratch: f(T * T),
+    scratch: f(groups * T * T),
+    groups,
+    stats: f(2 * BT),
   };
 }
 
@@ -291,7 +308,7 @@ export function vitBackward(
   xF: number,
   probs: readonly number[],
 ): void {
-  const { k, heap } = rt;
+  const { k } = rt;
   const D = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const C = cfg.num_channels;
@@ -305,7 +322,7 @@ export function vitBackward(
   const T = A.T;
   const N = T - 1;
   const BT = B * T;
-  const zero = (ptr: number, n: number) => heap.f32(ptr, n).fill(0);
+  const zero = (ptr: number, n: number) => k.fill(ptr, n, 0);
   /** Linear y = x·Wᵀ + b over M rows: dx = dy·W (when dx ≠ 0), dW += dyᵀ·x, db += Σ_rows dy (when db ≠ 0). */
   const linearBack = (
     M: number,
@@ -322,6 +339,12 @@ export function vitBackward(
     k.gemm(out, inF, M, dy, out, 1, x, inF, 0, dW, inF, 0, 1, 1, Act.none);
     if (db) k.biasGrad(db, dy, M, out, out);
   };
+  /** Layer norm of x: dh += its input gradient from dx, dgamma, dbeta += theirs (statistics recomputed first). */
+  const lnBack = (x: number, gamma: number, dgamma: number, dbeta: number) => {
+    const rstd = A.stats + BT * 4;
+    k.normStats(x, BT, D, eps, A.stats, rstd);
+    k.layerNormBackward(A.dh, dgamma, dbeta, A.dx, x, gamma, A.stats, rstd, BT, D, eps);
+  };
 
   // ---- classifier on the CLS rows (row stride T·D): dW_head += dlogitsᵀ·xF[:, 0], dxF[:, 0] = dlogits·W_head
   zero(A.dx, BT * D);
@@ -330,7 +353,7 @@ export function vitBackward(
   k.gemm(B, D, nl, A.dlogits, nl, 0, w.headW, D, 0, A.dx, T * D, 0, 1, 0, Act.none);
   // ---- final layer norm
   zero(A.dh, BT * D);
-  k.layerNormBackward(A.dh, g.lnW, g.lnB, A.dx, A.hOut, w.lnW, 0, 0, BT, D, eps);
+  lnBack(A.hOut, w.lnW, g.lnW, g.lnB);
 
   // ---- encoder layers in reverse
   const scale = 1 / Math.sqrt(hs);
@@ -343,16 +366,18 @@ export function vitBackward(
     zero(A.dpre, BT * I);
     k.unaryBackward(A.dpre, A.dmlp, a.pre, BT * I, act);
     linearBack(BT, I, D, A.dpre, a.x2, L.fc1W, A.dx, G.fc1W, G.fc1B);
-    k.layerNormBackward(A.dh, G.ln2W, G.ln2B, A.dx, a.hMid, L.ln2W, 0, 0, BT, D, eps);
+    lnBack(a.hMid, L.ln2W, G.ln2W, G.ln2B);
     // attention: h += ctx·W_oᵀ + b_o, ctx = softmax(q·kᵀ/√hs)·v per (image, head)
     linearBack(BT, D, D, A.dh, a.ctx, L.projW, A.dctx, G.projW, G.projB);
     zero(A.dqkv, BT * 3 * D);
+    // every (image, head) slice at once, spread over the scratch groups (each slice writes its own dq, dk, dv)
+    const slices: AttentionBackwardArgs[] = [];
     for (let b = 0; b < B; b++) {
       const q = a.qkv + b * T * 3 * D * 4;
       const dq = A.dqkv + b * T * 3 * D * 4;
       for (let hh = 0; hh < nh; hh++) {
         const off = hh * hs * 4;
-        k.attentionBackward(
+        slices.push([
           dq + off,
           dq + D * 4 + off,
           dq + 2 * D * 4 + off,
@@ -366,17 +391,18 @@ export function vitBackward(
           3 * D,
           probs[l]! + (b * nh + hh) * T * T * 4,
           0,
-          A.scratch,
+          A.scratch + ((b * nh + hh) % A.groups) * T * T * 4,
           T,
           T,
           hs,
           hs,
           scale,
-        );
+        ]);
       }
     }
+    k.attentionBackwardHeads(slices);
     linearBack(BT, 3 * D, D, A.dqkv, a.x1, L.qkvW, A.dx, G.qkvW, G.qkvB);
-    k.layerNormBackward(A.dh, G.ln1W, G.ln1B, A.dx, a.hIn, L.ln1W, 0, 0, BT, D, eps);
+    lnBack(a.hIn, L.ln1W, G.ln1W, G.ln1B);
   }
 
   // ---- embeddings: h0[b] = [cls; patches_b] + pos

@@ -826,7 +826,7 @@ export class ViTForImageClassification extends ViTModel implements Trainable<ViT
   private planActs(maxBatch: number): void {
     this.acts = undefined;
     this.releaseAbove(this.gradsEnd);
-    this.acts = allocActs(this.rt.heap, this.config, maxBatch);
+    this.acts = allocActs(this.rt.heap, this.config, maxBatch, this.rt.threads);
     this.top = this.rt.heap.mark();
     this.planBase = this.top;
   }

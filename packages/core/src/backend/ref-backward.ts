@@ -57,7 +57,7 @@ export function refBackwardKernels(heap: Heap): BackwardKernels {
   const F = () => new Float32Array(heap.buffer());
   const I = () => new Int32Array(heap.buffer());
 
-  return {
+  const kernels: BackwardKernels = {
     unaryBackward(dx, dy, src, n, act) {
       const f = F();
       const X = dx >> 2,
@@ -196,6 +196,10 @@ export function refBackwardKernels(heap: Heap): BackwardKernels {
       }
     },
 
+    attentionBackwardHeads(slices) {
+      for (const a of slices) kernels.attentionBackward(...a);
+    },
+
     attentionBackward(dQ, dK, dV, dO, ldo, q, ldq, k, ldk, v, ldv, probs, dProbs, scratch, L, S, dk, dv, scale) {
       const f = F();
       const P = probs >> 2,
@@ -321,4 +325,5 @@ export function refBackwardKernels(heap: Heap): BackwardKernels {
       }
     },
   };
+  return kernels;
 }

@@ -474,6 +474,10 @@ export function refKernels(heap: Heap): Kernels {
       return -1;
     },
 
+    fill(y, n, value) {
+      if (n > 0) F().fill(value, y >> 2, (y >> 2) + n);
+    },
+
     copy2d(x, ldx, y, ldy, rows, cols) {
       const f = F();
       const X = x >> 2,

@@ -46,6 +46,9 @@ export function wrapInstance(instance: WebAssembly.Instance): { kernels: Kernels
     attentionHeads(slices) {
       for (const a of slices) ex.attention(...a);
     },
+    attentionBackwardHeads(slices) {
+      for (const a of slices) ex.attentionBackward(...a);
+    },
   };
   return { kernels, heap, relaxed: ex.simdFlavor() === 1 };
 }
