@@ -111,7 +111,7 @@ export function applyAct(c: usize, ldc: usize, rows: i32, w: i32, act: i32): voi
 
 /** Write the 4×4 block (rows r0..r3) transposed: column t goes to dst + t·stride bytes. */
 // @ts-ignore: decorator
-@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
+@inline export function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
   const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
   const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
   const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);

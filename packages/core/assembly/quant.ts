@@ -25,7 +25,22 @@
 // Prefill (gemmQRange) dequantizes each 8-column panel of W (exactly ggml's dequantize_row_*: f32
 // q·d) into the GEMM's panel buffer just before the blocked GEMM's micro-kernel tiles use it: the
 // same arithmetic as `gemmPacked` on the dequantized weight, without a full f32 copy.
-import { KC, MCP, MR, NC, NR, applyAct, blockSize, emptyProduct, epi1, kernel, packA, packedA, packedBAt } from "./gemm";
+import {
+  KC,
+  MCP,
+  MR,
+  NC,
+  NR,
+  applyAct,
+  blockSize,
+  emptyProduct,
+  epi1,
+  kernel,
+  packA,
+  packedA,
+  packedBAt,
+  transpose4,
+} from "./gemm";
 
 // @ts-ignore: decorator
 @inline const Q8_0: i32 = 8;
@@ -435,19 +450,6 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
     q = i32x4.sub(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(n)), i32x4.splat(8));
   }
   return f32x4.mul(f32x4.convert_i32x4_s(q), d);
-}
-
-/** Write the 4×4 block (rows r0..r3) transposed: column t goes to dst + t·stride bytes. */
-// @ts-ignore: decorator
-@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
-  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
-  const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
-  const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
-  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
-  v128.store(dst + stride, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
-  v128.store(dst + 2 * stride, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
-  v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
 }
 
 /**

@@ -7,6 +7,8 @@
 // Years span 1900–2099. Two-digit years ("3/3/98") follow a fixed pivot: 00–49 → 20xx,
 // 50–99 → 19xx, and only dates of 1950–2049 are written with two digits.
 
+import { mulberry32 } from "@wasmformer/core";
+
 const MONTHS = [
   "january",
   "february",
@@ -39,17 +41,8 @@ const DAY_MS = 86_400_000;
 const EPOCH = Date.UTC(1900, 0, 1);
 const SPAN = Math.round((Date.UTC(2100, 0, 1) - EPOCH) / DAY_MS);
 
-/** mulberry32 (the same generator as core's). */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator (core's mulberry32). */
+export const rng = mulberry32;
 
 const pad2 = (n) => String(n).padStart(2, "0");
 const ordinal = (d) => {

@@ -139,9 +139,8 @@ async function weightsOf<T>(part: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The tensors of `src` named `query_tokens` or `qformer.*` (a whole BLIP-2 checkpoint holds more). */
-function qformerView(src: WeightSource): WeightSource {
-  const keep = (n: string) => n === "query_tokens" || n.startsWith("qformer.");
+/** The tensors of `src` whose names `keep` accepts. */
+function filteredView(src: WeightSource, keep: (name: string) => boolean): WeightSource {
   const view: CheckableSource = {
     names: () => src.names().filter(keep),
     has: (n) => keep(n) && src.has(n),
@@ -151,16 +150,14 @@ function qformerView(src: WeightSource): WeightSource {
   return view as WeightSource;
 }
 
+/** The tensors of `src` named `query_tokens` or `qformer.*` (a whole BLIP-2 checkpoint holds more). */
+function qformerView(src: WeightSource): WeightSource {
+  return filteredView(src, (n) => n === "query_tokens" || n.startsWith("qformer."));
+}
+
 /** The tensors of `src` under `prefix` (the projection's part of a one-file checkpoint). */
 function prefixedView(src: WeightSource, prefix: string): WeightSource {
-  const keep = (n: string) => n.startsWith(prefix);
-  const view: CheckableSource = {
-    names: () => src.names().filter(keep),
-    has: (n) => keep(n) && src.has(n),
-    get: (n) => src.get(n),
-  };
-  if (typeof src.info === "function") view.info = src.info.bind(src);
-  return view as WeightSource;
+  return filteredView(src, (n) => n.startsWith(prefix));
 }
 
 /** Check a `MiniGPT4FolderConfig`; a `ConfigError` names the field at fault. */
