@@ -11,7 +11,7 @@ export { binary, scale, reduce, fill, copy2d, transpose2d } from "./elementwise"
 export { gather } from "./embedding";
 export { im2colPatch } from "./conv";
 export { attention } from "./attention";
-export { lstmCell, gruCell } from "./rnn";
+export { lstmCell, gruCell, rnnSteps } from "./rnn";
 export { topk } from "./topk";
 export { w2vSgns, w2vCbow } from "./word2vec";
 export { rmsNorm } from "./rmsnorm";

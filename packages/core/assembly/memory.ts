@@ -3,7 +3,7 @@
 
 /** Must equal ABI_VERSION in src/kernels.ts. */
 export function abiVersion(): i32 {
-  return 6;
+  return 7;
 }
 
 /** First byte after static data: the JS heap starts here. */

@@ -293,6 +293,41 @@ export interface Kernels extends BackwardKernels, OptimKernels {
   ): void;
 
   /**
+   * The T steps of one RNN/LSTM/GRU layer direction, for `B` rows: per step the recurrent product
+   * with `W_hh` `[G·H, H]` and the cell. `pw`: W_hh's G gate blocks `[H, H]` each packed by
+   * `packRows(H, H)`, one after the other (`packRnnWeight`); `bias`: b_hh `[G·H]` or 0.
+   * `mode` 0 = RNN (`act` 0 none, 1 relu, 3 tanh, as `Act`), 1 = LSTM, 2 = GRU (G = 1, 4, 3).
+   * `xproj` `[T, B, G·H]` (time-major) holds `W_ih x + b_ih`; `gh` `[B, G·H]` is scratch for the
+   * product (LSTM, GRU); both are left unspecified. `c` `[B, H]`: the LSTM cell state (in place).
+   * `h0` `[B, H]`: the initial state. Step t's hidden state for row b goes to
+   * `out + 4·(t·so + b·ldo)`; with `reverse` the steps run t = T − 1 … 0 (the previous state is
+   * then step t + 1's). Each step is, element for element, `gemvRows` per gate block and row, then
+   * `lstmCell` (on the sum of the two parts)/`gruCell`/copy. `tile`/`tiles`: call with 0 and 1; a threaded build runs `tiles`
+   * calls of it at once (see rnn.ts) with `sync`: `64·(1 + tiles)` bytes, 64-byte aligned (i32
+   * words 0 and 1 set to 0, word 16·(1 + i) to −1 for each tile i).
+   */
+  rnnSteps(
+    mode: number,
+    act: number,
+    reverse: number,
+    T: number,
+    B: number,
+    H: number,
+    pw: number,
+    bias: number,
+    xproj: number,
+    gh: number,
+    c: number,
+    h0: number,
+    out: number,
+    so: number,
+    ldo: number,
+    sync: number,
+    tile: number,
+    tiles: number,
+  ): void;
+
+  /**
    * Top-k by value: writes the indices (i32) and values of the `k` largest of `n` floats, sorted
    * descending (ties: lower index first). NaN entries are never selected; when fewer than `k`
    * entries are valid, the remaining slots get index −1 and value −∞.
@@ -448,7 +483,7 @@ export interface Kernels extends BackwardKernels, OptimKernels {
 }
 
 /** The kernel ABI version this JS expects (bump on any signature change). */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 /**
  * Every forward function of `Kernels` (the backward ones are `BACKWARD_KERNEL_NAMES`): the loader
@@ -473,6 +508,7 @@ export const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "attention",
   "lstmCell",
   "gruCell",
+  "rnnSteps",
   "topk",
   "gemv",
   "w2vSgns",

@@ -132,3 +132,16 @@ export function packRowsWeight(
   rt.k.packRows(out, inFeatures, weightPtr, ld, ptr);
   return { ptr, K: inFeatures, N: out, floats };
 }
+
+/**
+ * Pack a recurrent weight `W_hh` `[G·H, H]` (row-major at `weightPtr`) for `Kernels.rnnSteps`: its G
+ * gate blocks `[H, H]`, each by `packRows(H, H)`, one after the other (`N` = G·H, `K` = H).
+ */
+export function packRnnWeight(rt: Runtime, weightPtr: number, gates: number, H: number): PackedWeight {
+  checkDim("packRnnWeight gates", gates);
+  checkDim("packRnnWeight H", H);
+  const block = rt.k.packedRowsSize(H, H);
+  const ptr = rt.heap.allocF32(gates * block);
+  for (let q = 0; q < gates; q++) rt.k.packRows(H, H, weightPtr + q * H * H * 4, H, ptr + q * block * 4);
+  return { ptr, K: H, N: gates * H, floats: gates * block };
+}

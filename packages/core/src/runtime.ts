@@ -15,7 +15,7 @@ import { relaxedSimdSupported, simdSupported, wasmImports, wrapInstance } from "
 import { InputError, WasmError } from "./errors.js";
 import { type Heap, JsHeap, WasmHeap } from "./heap.js";
 import type { Kernels } from "./kernels.js";
-import { type ThreadedExports, TILE_KERNELS, threadedKernels } from "./threaded-kernels.js";
+import { rnnSyncBytes, type ThreadedExports, TILE_KERNELS, threadedKernels } from "./threaded-kernels.js";
 import { ThreadPool, threadsUnavailableReason, usableCores } from "./threads.js";
 
 export type BackendName = "wasm-relaxed" | "wasm-simd" | "ref";
@@ -399,8 +399,11 @@ function newThreadedRuntime(t: { module: WebAssembly.Module; backend: BackendNam
   // the workers' scratch sits between the static data and the heap, out of the allocator's reach
   const bytes = Math.ceil((ex.scratchBytes() >>> 0) / 64) * 64;
   const scratch = Math.ceil(staticHeap.mark() / 64) * 64;
-  staticHeap.reserve(scratch + workers * bytes - staticHeap.mark());
-  const heap = new WasmHeap(memory, scratch + workers * bytes);
+  // then rnnSteps' sync words
+  const syncAt = scratch + workers * bytes;
+  const end = syncAt + rnnSyncBytes(t.pool.threads);
+  staticHeap.reserve(end - staticHeap.mark());
+  const heap = new WasmHeap(memory, end);
   if (!t.pool.attach(id, t.module, memory, scratch, bytes)) {
     console.warn("@wasmformer/core: the worker threads could not instantiate the kernels; this runtime uses 1 thread");
     return { backend: t.backend, heap, k: kernels, threads: 1 };
@@ -409,7 +412,7 @@ function newThreadedRuntime(t: { module: WebAssembly.Module; backend: BackendNam
   const rt: Runtime = {
     backend: t.backend,
     heap,
-    k: threadedKernels(ex, pool, id),
+    k: threadedKernels(ex, pool, id, { memory, at: syncAt }),
     // live: 1 once the pool is stopped (the kernels then run on the calling thread)
     get threads() {
       return pool.has(id) ? pool.threads : 1;

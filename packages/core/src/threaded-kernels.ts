@@ -25,9 +25,14 @@
  *   the end; `biasGrad` by columns (its sums over rows stay whole). Norm backward: dx by rows;
  *   dgamma/dbeta (sums over all rows) only with the forward's saved statistics, as one more tile
  *   over all rows beside the dx tiles (without them it runs whole).
+ * - `rnnSteps` (the steps of a recurrent layer) as one tile a thread, each owning a range of
+ *   hidden units (its rows of W_hh, its gates and cell) for all steps; the tiles wait for each other
+ *   once a step inside the kernel (rnn.ts).
  * Small calls (little work) run directly on the calling thread; kernels not listed (reductions
  * such as `softmaxCrossEntropy`, a single `attentionBackward`, scatter-adds) always do.
  */
+
+import { WasmError } from "./errors.js";
 import type { AttentionArgs, AttentionBackwardArgs, Kernels } from "./kernels.js";
 import type { ThreadPool } from "./threads.js";
 
@@ -58,6 +63,7 @@ export const TILE_KERNELS = [
   "adamStep",
   "sgdStep",
   "attentionBackward",
+  "rnnSteps",
 ] as const;
 type TileKernel = (typeof TILE_KERNELS)[number];
 const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i) => [n, i])) as Record<
@@ -68,11 +74,9 @@ const FN: Record<TileKernel, number> = Object.fromEntries(TILE_KERNELS.map((n, i
 /** Multiply-adds below which a call is not split (the hand-off costs a few microseconds). */
 const MIN_WORK = 1 << 17;
 /**
- * Multiply-adds below which a `gemvRows` call is not split: a recurrent step's product (LSTM 1024×256,
- * GRU 768×256: about 10 µs) gained nothing from a hand-off per step. With it unsplit, a 2-layer
- * LSTM / GRU (hidden 256, 100 steps) at 2 threads took 0.71× / 0.63× the time of the split one and
- * 35–40% less CPU (A/B in one process, load average 7.5, 2026-12-06). GPT-2's decode GEMVs (≥ 768×768)
- * still split.
+ * Multiply-adds below which a `gemvRows` call is not split: a product of about 10 µs (an LSTM step's
+ * 1024×256) gained nothing from a hand-off a call. Recurrent layers split their steps inside
+ * `rnnSteps` instead; GPT-2's decode GEMVs (≥ 768×768) split here.
  */
 const MIN_GEMV_WORK = 1 << 19;
 /** Elements below which a memory-bound (row or elementwise) call is not split. */
@@ -153,7 +157,29 @@ function grid(M: number, N: number, budget: number, nUnit: number, mMin: number)
   return [mTiles, nTiles];
 }
 
-export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: number): Kernels {
+/** Bytes of `rnnSteps`'s sync block for `tiles` tiles: a 64-byte line for `done` and `failed`, one a tile. */
+export function rnnSyncBytes(tiles: number): number {
+  return 64 * (1 + tiles);
+}
+
+/**
+ * Multiply-adds of one recurrent step below which `rnnSteps` runs on one thread: its tiles wait for
+ * each other once a step and read the hidden state the others wrote, about 1 µs a step on this
+ * machine kind (2 cores, 2026-12-06). LSTM / GRU µs per step at 1 → 2 threads: H = 128 3.6 → 3.7–4.1
+ * and 2.8 → 2.6–3.1 (no gain), H = 192 7.0 → 5.5–7.0 and 5.1 → 4.0–5.2, H = 256 14.0 → 8.2–11.
+ */
+const MIN_STEP_WORK = 3 << 15;
+
+/**
+ * The calling thread's instance `ex`, split over `pool` (runtime `id`). `sync`: the shared memory's
+ * `rnnSyncBytes(pool.threads)` bytes for `rnnSteps`, 64-byte aligned, out of the allocator's reach.
+ */
+export function threadedKernels(
+  ex: ThreadedExports,
+  pool: ThreadPool,
+  id: number,
+  sync: { memory: WebAssembly.Memory; at: number },
+): Kernels {
   // the exports object is frozen: copy its functions, then replace the split kernels
   const k = { ...ex } as Kernels;
   const on = (work: number) => pool.threads > 1 && work >= MIN_WORK && pool.has(id);
@@ -475,6 +501,26 @@ export function threadedKernels(ex: ThreadedExports, pool: ThreadPool, id: numbe
           ex.attentionBackward as (...a: number[]) => unknown,
         );
     }
+  };
+
+  // the steps of a recurrent layer: one tile a thread, each keeping its rows of W_hh (rnn.ts)
+  k.rnnSteps = (mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo) => {
+    const GH = (mode === 1 ? 4 : mode === 2 ? 3 : 1) * H;
+    const n = Math.min(pool.threads, Math.ceil(H / 24));
+    if (T < 2 || n < 2 || B * GH * H < MIN_STEP_WORK || !on(T * B * GH * H)) {
+      ex.rnnSteps(mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo, 0, 0, 1);
+      return;
+    }
+    const words = new Int32Array(sync.memory.buffer, sync.at, rnnSyncBytes(n) >> 2);
+    words[0] = 0; // chunks done
+    words[1] = 0; // failed
+    for (let i = 16; i < words.length; i += 16) words[i] = -1; // no step of this chunk taken yet
+    const tiles: number[][] = [];
+    for (let i = 0; i < n; i++)
+      tiles.push([mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo, sync.at, i, n]);
+    pool.run(id, FN.rnnSteps, "rnnSteps", tiles, ex.rnnSteps as (...a: number[]) => unknown);
+    if (Atomics.load(words, 1) !== 0)
+      throw new WasmError("kernel rnnSteps: a tile waited too long for another's chunk");
   };
 
   k.layerNorm = (x, y, rows, d, gamma, beta, eps) => {

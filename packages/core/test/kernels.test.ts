@@ -988,7 +988,7 @@ describe("attention (property)", () => {
 // ---------------------------------------------------------------------------------------------
 // rnn cells
 
-describe("lstmCell / gruCell", () => {
+describe("lstmCell / gruCell / rnnSteps", () => {
   it("lstmCell matches ref", () => {
     const r = rng(18);
     for (const batch of [1, 3, 5]) {
@@ -1005,6 +1005,70 @@ describe("lstmCell / gruCell", () => {
           1e-6,
           2e-6,
         );
+      }
+    }
+  });
+
+  it("rnnSteps (RNN tanh/relu, LSTM, GRU; 1–2 rows, forward and reverse, strided output) matches ref", () => {
+    const r = rng(20);
+    const rowsSize = (N: number, K: number) => Math.ceil(N / 24) * 24 * Math.ceil(K / 4) * 4;
+    for (const [mode, act, G] of [
+      [0, Act.tanh, 1],
+      [0, Act.relu, 1],
+      [1, 0, 4],
+      [2, 0, 3],
+    ] as const) {
+      for (const H of [1, 5, 17, 33, 50]) {
+        for (const [B, T, reverse] of [
+          [1, 1, 0],
+          [1, 7, 1],
+          [2, 6, 0],
+        ] as const) {
+          const GH = G * H;
+          // a bidirectional layer's layout: this direction's units at offset H of rows of 2H
+          const so = 2 * H;
+          const ldo = T * so;
+          const w = r.f32(GH * H, -0.5, 0.5);
+          parity(
+            `rnnSteps mode ${mode} act ${act} H${H} B${B} T${T} rev${reverse}`,
+            {
+              w,
+              pw: new Float32Array(G * rowsSize(H, H)),
+              bias: r.f32(GH, -0.5, 0.5),
+              xproj: r.f32(T * B * GH, -2, 2),
+              gh: new Float32Array(B * GH),
+              c: r.f32(B * H, -1, 1),
+              h0: r.f32(B * H, -1, 1),
+              out: new Float32Array(B * ldo),
+            },
+            (k, p) => {
+              for (let q = 0; q < G; q++) k.packRows(H, H, p.w! + q * H * H * 4, H, p.pw! + q * rowsSize(H, H) * 4);
+              k.rnnSteps(
+                mode,
+                act,
+                reverse,
+                T,
+                B,
+                H,
+                p.pw!,
+                p.bias!,
+                p.xproj!,
+                p.gh!,
+                p.c!,
+                p.h0!,
+                p.out! + H * 4,
+                so,
+                ldo,
+                0,
+                0,
+                1,
+              );
+            },
+            mode === 1 ? ["out", "c"] : ["out"],
+            1e-5,
+            1e-5,
+          );
+        }
       }
     }
   });

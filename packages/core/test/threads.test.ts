@@ -294,9 +294,54 @@ function optimCase(kind: "adamw" | "amsgrad" | "sgd", n: number): Case {
   };
 }
 
+/**
+ * The steps of a recurrent layer (`rnnSteps`): W_hh's gate blocks packed one after the other, the
+ * output strided as a bidirectional layer's (this direction at offset H of rows of 2H).
+ */
+function rnnStepsCase(mode: number, act: number, H: number, B: number, T: number, reverse: number): Case {
+  return (rt) => {
+    const G = mode === 1 ? 4 : mode === 2 ? 3 : 1;
+    const block = rt.k.packedRowsSize(H, H);
+    const w = fill(rt, G * H * H, 40);
+    const pw = rt.heap.allocF32(G * block);
+    for (let q = 0; q < G; q++) rt.k.packRows(H, H, w + q * H * H * 4, H, pw + q * block * 4);
+    const xproj = fill(rt, T * B * G * H, 41);
+    const c = fill(rt, B * H, 42);
+    const out = rt.heap.allocF32(B * T * 2 * H);
+    const gh = rt.heap.allocF32(B * G * H);
+    rt.k.rnnSteps(
+      mode,
+      act,
+      reverse,
+      T,
+      B,
+      H,
+      pw,
+      fill(rt, G * H, 43),
+      xproj,
+      gh,
+      c,
+      fill(rt, B * H, 44),
+      out + 4 * H,
+      2 * H,
+      T * 2 * H,
+      0,
+      0,
+      1,
+    );
+    const res = new Float32Array(B * T * 2 * H + B * H);
+    res.set(rt.heap.f32(out, B * T * 2 * H));
+    res.set(rt.heap.f32(c, B * H), B * T * 2 * H);
+    return res;
+  };
+}
+
 const R = 197;
 const D = 768;
 const ROW_CASES: [string, Case][] = [
+  ["rnnSteps LSTM H 256, 1 row, 20 steps", rnnStepsCase(1, 0, 256, 1, 20, 0)],
+  ["rnnSteps GRU H 203, 2 rows, 9 steps, reverse", rnnStepsCase(2, 0, 203, 2, 9, 1)],
+  ["rnnSteps RNN tanh H 420, 1 row, 6 steps", rnnStepsCase(0, Act.tanh, 420, 1, 6, 0)],
   ["attention 197×197×64", attentionCase(197, 197, 64, -1, false)],
   ["attention causal 150 of 180, mask, padding", attentionCase(150, 180, 64, 30, true)],
   ["attention causal 130 (last block of 2 rows merged)", attentionCase(130, 130, 32, 0, false)],
@@ -549,6 +594,57 @@ describe("threads: what is split", () => {
     expect(splits(768, 256)).toBe(0);
     expect(splits(768, 768)).toBe(2); // the case calls gemvRows twice
     expect(splits(2304, 768)).toBe(2);
+    releaseRuntime(rt);
+  });
+});
+
+describe("threads: rnnSteps tiles", () => {
+  it("a tile whose partner never starts takes the partner's chunks itself (same bits); a set failure word stops it", async () => {
+    // the single-thread build runs the tile protocol with plain loads and stores: one thread, two tiles
+    await init({ backend: "wasm-relaxed", threads: 1 });
+    const rt = createRuntime();
+    const H = 100;
+    const solo = rnnStepsCase(1, 0, H, 2, 5, 0)(rt);
+    const sync = rt.heap.alloc(64 * 3);
+    const words = () => rt.heap.i32(sync, 48);
+    const twoTiles =
+      (tile: number, failed: number): Case =>
+      (r) => {
+        const w = words();
+        w.fill(0);
+        w[1] = failed;
+        w[16] = w[32] = -1;
+        const k = r.k;
+        const call = k.rnnSteps;
+        // run the case with the kernel called as tile `tile` of 2 instead of the whole call
+        k.rnnSteps = (...a: Parameters<typeof call>) => call(...(a.slice(0, 15) as number[]), sync, tile, 2);
+        try {
+          return rnnStepsCase(1, 0, H, 2, 5, 0)(r);
+        } finally {
+          k.rnnSteps = call;
+        }
+      };
+    const alone = twoTiles(1, 0)(rt);
+    expect(Buffer.from(alone.buffer).equals(Buffer.from(solo.buffer))).toBe(true);
+    expect(words()[0]).toBe(2 * 5); // every chunk of the 5 steps done, by the one tile
+    const stopped = twoTiles(0, 1)(rt);
+    expect(words()[0]).toBe(1); // its own chunk of step 0, then it saw the failure word
+    expect(Buffer.from(stopped.buffer).equals(Buffer.from(solo.buffer))).toBe(false);
+    releaseRuntime(rt);
+  });
+
+  it("a recurrent layer splits when a step has enough work (LSTM H 256), not below (H 128)", async () => {
+    await init({ backend: "wasm-relaxed", threads: 2 });
+    const rt = createRuntime();
+    const splits = (H: number) => {
+      const mark = rt.heap.mark();
+      const before = threadsInfo().splitCalls;
+      rnnStepsCase(1, 0, H, 1, 4, 0)(rt);
+      rt.heap.release(mark);
+      return threadsInfo().splitCalls - before;
+    };
+    expect(splits(256)).toBe(1);
+    expect(splits(128)).toBe(0);
     releaseRuntime(rt);
   });
 });

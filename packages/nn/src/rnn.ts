@@ -12,7 +12,9 @@
  * Per layer and direction, the input projections of all timesteps are one GEMM (written time-major,
  * `[T, B, G·H]`, so a step's gates are contiguous); only the recurrent product `h·W_hhᵀ` is
  * sequential. Hidden states are written straight into the output sequence and read back from it
- * as the next step's GEMM operand (row stride `T·D·H`), so nothing is copied per step.
+ * as the next step's GEMM operand (row stride `T·D·H`), so nothing is copied per step. With one or
+ * two rows the T steps are one call of core's `rnnSteps`, which the threaded build splits by hidden
+ * units (each thread its rows of W_hh, its gates and cells, one wait a step).
  *
  * State-dict names: `weight_ih_l{l}{sfx}` `[G·H, I_l]`, `weight_hh_l{l}{sfx}` `[G·H, H]`,
  * `bias_ih_l{l}{sfx}`, `bias_hh_l{l}{sfx}` `[G·H]`, `sfx` = `""` or `"_reverse"`.
@@ -25,7 +27,7 @@ import {
   type PackedWeight,
   packedIndex,
   packLinearWeight,
-  packRowsWeight,
+  packRnnWeight,
   type Runtime,
   ShapeError,
   Tensor,
@@ -89,15 +91,15 @@ interface DirWeights {
   /** W_ih and W_hh packed at load for `gemmPacked` (undefined while only recording names or when a weight is faulty) */
   ihP: PackedWeight | undefined;
   hhP: PackedWeight | undefined;
-  /** W_hh packed for `gemvRows` (one-row steps) */
+  /** W_hh packed for `rnnSteps` (one- and two-row batches): its gate blocks, each for `gemvRows` */
   hhR: PackedWeight | undefined;
 }
 
 /**
- * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step. One or two rows run core's
- * `gemvRows` once per row (W_hh in row groups, one sequential read); 3 ≤ B go through the `packB`
- * weight (streamed once for up to 4 rows, blocked above). Per step for a 1024×256 W_hh, µs,
- * relaxed / plain SIMD (gemvRows per row, gemmPacked), 2026-11-26 13:15 UTC:
+ * `c[B, N] = act(h[B, H]·W_hhᵀ + bias + beta·c)` for one step of B ≥ 3 rows: the `packB` weight,
+ * streamed once for up to 4 rows (blocked above). One or two rows go through core's `rnnSteps`
+ * (`gemvRows` once per row: W_hh in row groups, one sequential read). Per step for a 1024×256
+ * W_hh, µs, relaxed / plain SIMD (gemvRows per row, gemmPacked), 2026-11-26 13:15 UTC:
  * B = 1: 10.3 / 11.1, 13.6 / 13.8;  B = 2: 20.6 / 22.4, 33.1 / 47.4;
  * B = 3: 30.9 / 33.6, 33.2 / 27.4 (a tie: the builds disagree);  B = 4: 41.0 / 44.9, 36.0 / 34.9.
  */
@@ -105,7 +107,6 @@ function recurrent(
   rt: Runtime,
   w: DirWeights,
   hhP: PackedWeight,
-  hhR: PackedWeight,
   B: number,
   N: number,
   h: number,
@@ -115,10 +116,7 @@ function recurrent(
   beta: 0 | 1,
   act: number,
 ): void {
-  const bias = w.bhh ? w.bhh.ptr : 0;
-  if (B <= 2) {
-    for (let i = 0; i < B; i++) rt.k.gemvRows(N, hhR.K, h + i * ldh * 4, hhR.ptr, c + i * ldc * 4, bias, beta, act);
-  } else rt.k.gemmPacked(B, N, hhP.K, h, ldh, 0, hhP.ptr, c, ldc, bias, 1, beta, act);
+  rt.k.gemmPacked(B, N, hhP.K, h, ldh, 0, hhP.ptr, c, ldc, w.bhh ? w.bhh.ptr : 0, 1, beta, act);
 }
 
 const GATES: Record<RNNMode, number> = { rnn_tanh: 1, rnn_relu: 1, lstm: 4, gru: 3 };
@@ -217,7 +215,7 @@ export class RNNBase extends Module {
         ]);
         const hh = packedOnly(rt, () => scope.get(`weight_hh_${sfx}`, [GH, H]), [
           (p) => packLinearWeight(rt, p, GH, H),
-          (p) => packRowsWeight(rt, p, GH, H),
+          (p) => packRnnWeight(rt, p, this.G, H),
         ]);
         dirs.push({
           ih: ih.param,
@@ -245,12 +243,14 @@ export class RNNBase extends Module {
     const GH = G * H;
     const DH = D * H;
     const m = heap.mark();
-    const xproj = heap.allocF32(T * B * GH); // time-major input projections of one direction
+    // on 64-byte lines: threads splitting a step by hidden units then never write one line (rnnSteps)
+    const lines = (n: number) => Math.ceil(heap.allocF32(n + 16) / 64) * 64;
+    const xproj = lines(T * B * GH); // time-major input projections of one direction
     const zeros = heap.allocF32(B * H);
-    const cbuf = this.mode === "lstm" ? heap.allocF32(B * H) : 0;
-    const gh = this.mode === "gru" ? heap.allocF32(B * GH) : 0;
-    const ping = L > 1 ? heap.allocF32(B * T * DH) : 0;
-    const pong = L > 2 ? heap.allocF32(B * T * DH) : 0;
+    const cbuf = this.mode === "lstm" ? lines(B * H) : 0;
+    const gh = this.mode === "gru" || (this.mode === "lstm" && B <= 2) ? lines(B * GH) : 0;
+    const ping = L > 1 ? lines(B * T * DH) : 0;
+    const pong = L > 2 ? lines(B * T * DH) : 0;
     const act = this.mode === "rnn_relu" ? Act.relu : Act.tanh;
     let input = x;
     let inW = this.inputSize;
@@ -289,24 +289,36 @@ export class RNNBase extends Module {
           else heap.f32(cbuf, B * H).fill(0);
         }
         const ldo = T * DH;
-        for (let s = 0; s < T; s++) {
-          const t = d === 0 ? s : T - 1 - s;
-          const g = xproj + t * B * GH * 4;
-          const ho = dst + (t * DH + d * H) * 4;
-          // the recurrent product h·W_hhᵀ + b_hh accumulates onto the step's input projection (beta = 1)
-          if (this.mode === "lstm") {
-            recurrent(rt, w, hhP, hhR, B, GH, hp, ldp, g, GH, 1, Act.none);
-            k.lstmCell(g, cbuf, ho, ldo, H, B);
-          } else if (this.mode === "gru") {
-            // r ⊙ (W_hn h + b_hn) needs the hidden product on its own: all 3H rows into gh
-            recurrent(rt, w, hhP, hhR, B, GH, hp, ldp, gh, GH, 0, Act.none);
-            k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
-          } else {
-            recurrent(rt, w, hhP, hhR, B, H, hp, ldp, g, H, 1, act);
-            k.copy2d(g, H, ho, ldo, B, H);
+        if (B <= 2) {
+          // one call for the T steps (gemvRows per gate block and row, then the cell), split over the
+          // threads by hidden units: each thread keeps its rows of W_hh cached across the steps
+          const bias = w.bhh ? w.bhh.ptr : 0;
+          const mode = this.mode === "lstm" ? 1 : this.mode === "gru" ? 2 : 0;
+          k.rnnSteps(mode, act, d, T, B, H, hhR.ptr, bias, xproj, gh, cbuf, hp, dst + d * H * 4, DH, ldo, 0, 0, 1);
+          if (T > 0) {
+            hp = dst + ((d === 0 ? T - 1 : 0) * DH + d * H) * 4;
+            ldp = ldo;
           }
-          hp = ho;
-          ldp = ldo;
+        } else {
+          for (let s = 0; s < T; s++) {
+            const t = d === 0 ? s : T - 1 - s;
+            const g = xproj + t * B * GH * 4;
+            const ho = dst + (t * DH + d * H) * 4;
+            // the recurrent product h·W_hhᵀ + b_hh accumulates onto the step's input projection (beta = 1)
+            if (this.mode === "lstm") {
+              recurrent(rt, w, hhP, B, GH, hp, ldp, g, GH, 1, Act.none);
+              k.lstmCell(g, cbuf, ho, ldo, H, B);
+            } else if (this.mode === "gru") {
+              // r ⊙ (W_hn h + b_hn) needs the hidden product on its own: all 3H rows into gh
+              recurrent(rt, w, hhP, B, GH, hp, ldp, gh, GH, 0, Act.none);
+              k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
+            } else {
+              recurrent(rt, w, hhP, B, H, hp, ldp, g, H, 1, act);
+              k.copy2d(g, H, ho, ldo, B, H);
+            }
+            hp = ho;
+            ldp = ldo;
+          }
         }
         if (hN) k.copy2d(hp, ldp, hN + row * B * H * 4, H, B, H);
         if (cN && cbuf) k.copy2d(cbuf, H, cN + row * B * H * 4, H, B, H);
@@ -425,7 +437,7 @@ export class RNNBase extends Module {
         for (const [dst, pack] of [
           [w.ihP!, () => packLinearWeight(rt, ih.ptr, GH, Il)],
           [w.hhP!, () => packLinearWeight(rt, hh.ptr, GH, H)],
-          [w.hhR!, () => packRowsWeight(rt, hh.ptr, GH, H)],
+          [w.hhR!, () => packRnnWeight(rt, hh.ptr, GH / H, H)],
         ] as const) {
           scratch(rt, () => {
             const p = pack();

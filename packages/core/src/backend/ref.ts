@@ -583,6 +583,31 @@ export function refKernels(heap: Heap): Kernels {
       }
     },
 
+    rnnSteps(mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo) {
+      // the reference runs every chunk itself: `sync`, `tile` and `tiles` only split the wasm call
+      const GH = (mode === 1 ? 4 : mode === 2 ? 3 : 1) * H;
+      for (let s = 0; s < T; s++) {
+        const t = reverse ? T - 1 - s : s;
+        const g = xproj + t * B * GH * 4;
+        const ho = out + t * so * 4;
+        const hp = s === 0 ? h0 : out + (reverse ? t + 1 : t - 1) * so * 4;
+        const ldp = s === 0 ? H : ldo;
+        const block = k.packedRowsSize(H, H) * 4; // one gate block of the packed W_hh
+        for (let q = 0; q < GH / H; q++) {
+          const bq = bias ? bias + q * H * 4 : 0;
+          for (let b = 0; b < B; b++) {
+            const x = hp + b * ldp * 4;
+            const y = (b * GH + q * H) * 4;
+            if (mode === 2) k.gemvRows(H, H, x, pw + q * block, gh + y, bq, 0, 0);
+            else k.gemvRows(H, H, x, pw + q * block, g + y, bq, 1, mode === 0 ? act : 0);
+          }
+        }
+        if (mode === 1) k.lstmCell(g, c, ho, ldo, H, B);
+        else if (mode === 2) k.gruCell(g, gh, hp, ldp, ho, ldo, H, B);
+        else k.copy2d(g, GH, ho, ldo, B, H);
+      }
+    },
+
     topk(x, n, kk, outIdx, outVal) {
       const f = F();
       const ii = I();
