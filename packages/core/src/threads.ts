@@ -36,8 +36,15 @@ const ARGS_AT = 64;
 export const MAX_TILES = 1024;
 /** Most arguments of a kernel call. */
 export const MAX_ARGS = 20;
-/** Busy-wait iterations before sleeping (idle workers) or blocking (the caller). */
-const SPIN = 2000;
+/**
+ * Busy-wait iterations before sleeping (idle workers) or blocking (the caller): about 0.5 ms (a
+ * poll takes ~10 ns here). A model runs one kernel call after another with a little JS between
+ * them; a worker that slept in between woke late for the next call, so the caller ran its tiles
+ * alone. ViT-Tiny at 2 threads, each run after a 100 ms pause: 42.5 ms (CPU/wall 1.47) with 2,000
+ * polls (~20 µs), 37.9 ms with 20,000, 32.4 ms (1.98) with 100,000 (2026-12-06). The cost: a worker
+ * spins this long after the last call of a burst.
+ */
+const SPIN = 50000;
 /** Job codes below 0: leave the loop to read messages (-1), stop the worker (-2). */
 const YIELD = -1;
 const STOP = -2;

@@ -30,6 +30,10 @@ const WANT = (process.env.MODELS ?? "lstm,gru,mha197,mha512").split(",");
 const requireFromCore = createRequire(join(here, "../../core/package.json"));
 const ort = await import(requireFromCore.resolve("onnxruntime-web"));
 const THREADS = Number(process.env.THREADS ?? 1);
+// each batch starts after a pause: after running on 2 threads onnxruntime-web's worker keeps
+// spinning for ~17 ms, and took a core from whatever ran next (see packages/vit/bench/vit-bench.mjs)
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 50);
+const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
 if (!Number.isInteger(THREADS) || THREADS < 1) throw new Error(`THREADS must be a positive integer, got ${THREADS}`);
 ort.env.wasm.numThreads = THREADS;
 ort.env.wasm.simd = true;
@@ -150,6 +154,7 @@ for (const name of WANT) {
   for (let round = 0; round < ROUNDS; round++) {
     for (let s = 0; s < impls.length; s++) {
       const im = impls[(s + round) % impls.length];
+      await settle();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < im.reps; i++) await im.run();

@@ -7,7 +7,11 @@
 // Latency: both engines in one process, on `--threads` threads each (default 1: ours through
 // init({ threads }), ORT through env.wasm.numThreads, whose Node build threads with worker_threads),
 // runs interleaved (ours, ORT, ours, …), medians after warm-up; CPU/wall of each shows the threads
-// were busy. The last line is a README table row. Load: checkpoint bytes already in memory → ready model (ours: safetensors
+// were busy. Every run starts after a pause of SETTLE_MS (default 50): after a run on 2 threads,
+// onnxruntime-web's worker keeps spinning for ~17 ms (the process used 16.6 ms of CPU in the 30 ms
+// after an ORT run, 0.3 ms after ours; `IDLE_PROBE=1` prints it), and whatever ran next, ours,
+// lost a core to it: ViT-Tiny 40.6 ms back to back, 32.1 ms after a pause; ORT unchanged (2026-12-06).
+// The last line is a README table row. Load: checkpoint bytes already in memory → ready model (ours: safetensors
 // → heap; ORT: InferenceSession.create on the .onnx bytes). Peak memory: each engine in its own
 // child process (`--mem ours|ort|none`), maxRSS after load + 3 runs; "none" is node + imports.
 import { execFileSync } from "node:child_process";
@@ -139,12 +143,35 @@ const cpuMs = (c0) => {
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / 1000;
 };
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 50);
+const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
+if (process.env.IDLE_PROBE) {
+  // CPU the process uses while idle for 30 ms right after each engine's run
+  const idle = async () => {
+    const c0 = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 30));
+    return cpuMs(c0);
+  };
+  const ia = [];
+  const ib = [];
+  for (let i = 0; i < 5; i++) {
+    a.run();
+    ia.push(await idle());
+    await b.run();
+    ib.push(await idle());
+  }
+  console.log(
+    `CPU in the 30 ms after a run (median): ours ${median(ia).toFixed(1)} ms, ORT ${median(ib).toFixed(1)} ms`,
+  );
+}
 for (let i = 0; i < RUNS; i++) {
+  await settle();
   let c0 = process.cpuUsage();
   let t0 = performance.now();
   a.run();
   ta.push(performance.now() - t0);
   ca.push(cpuMs(c0));
+  await settle();
   c0 = process.cpuUsage();
   t0 = performance.now();
   await b.run();
