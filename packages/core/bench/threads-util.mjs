@@ -10,26 +10,22 @@ export const median = (xs) => {
 
 /**
  * `engines`: [{ run }] (run may be async). Returns the median wall ms of each, after `warm`
- * untimed rounds, over `rounds` interleaved rounds, and the median CPU ms (`process.cpuUsage`: all
- * threads of the process, so with N threads it is the work of all of them).
+ * untimed rounds, over `rounds` interleaved rounds. No CPU times: the pool's idle workers spin
+ * ~0.5 ms after a call before they sleep, and the OS counts a thread that is still running at its
+ * next tick, so a process's CPU time read right after a threaded call misses part of the workers'
+ * work and the next run's reading gets it.
  */
 export async function interleaved(engines, { rounds = 10, warm = 2 } = {}) {
   const times = engines.map(() => []);
-  const cpus = engines.map(() => []);
   for (let r = 0; r < warm + rounds; r++) {
     for (let e = 0; e < engines.length; e++) {
-      const c0 = process.cpuUsage();
       const t0 = performance.now();
       await engines[e].run();
       const dt = performance.now() - t0;
-      const c = process.cpuUsage(c0);
-      if (r >= warm) {
-        times[e].push(dt);
-        cpus[e].push((c.user + c.system) / 1000);
-      }
+      if (r >= warm) times[e].push(dt);
     }
   }
-  return { wall: times.map(median), cpu: cpus.map(median) };
+  return { wall: times.map(median) };
 }
 
 export function loadNote() {
@@ -41,18 +37,13 @@ export function loadNote() {
 export function header(first, counts) {
   const ts = [1, ...counts];
   return [
-    `| ${first} | ${ts.map((t) => `${t} thr ms`).join(" | ")} | ${counts.map((t) => `${t} thr speed-up`).join(" | ")} | ${ts.map((t) => `CPU ms ${t} thr`).join(" | ")} | ${counts.map((t) => `${t} thr work ratio`).join(" | ")} |`,
-    `|---|${ts.map(() => "---:").join("|")}|${counts.map(() => "---:").join("|")}|${ts.map(() => "---:").join("|")}|${counts.map(() => "---:").join("|")}|`,
+    `| ${first} | ${ts.map((t) => `${t} thr ms`).join(" | ")} | ${counts.map((t) => `${t} thr speed-up`).join(" | ")} |`,
+    `|---|${ts.map(() => "---:").join("|")}|${counts.map(() => "---:").join("|")}|`,
   ].join("\n");
 }
 
-/**
- * A markdown row: case, wall ms per thread count, measured speed-ups, CPU ms of all threads, and
- * the work ratio CPU(1)/CPU(N): the speed-up N threads would give on N idle cores is at most
- * N × that ratio (on a loaded machine the wall speed-up is lower: the threads wait for a core).
- */
-export function row(name, { wall, cpu }) {
+/** A markdown row: case, wall ms per thread count, measured speed-ups. */
+export function row(name, { wall }) {
   const [one, ...rest] = wall;
-  const [c1, ...crest] = cpu;
-  return `| ${name} | ${wall.map((m) => m.toFixed(2)).join(" | ")} | ${rest.map((m) => `${(one / m).toFixed(2)}×`).join(" | ")} | ${cpu.map((m) => m.toFixed(2)).join(" | ")} | ${crest.map((m) => (c1 / m).toFixed(2)).join(" | ")} |`;
+  return `| ${name} | ${wall.map((m) => m.toFixed(2)).join(" | ")} | ${rest.map((m) => `${(one / m).toFixed(2)}×`).join(" | ")} |`;
 }

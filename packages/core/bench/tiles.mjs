@@ -14,7 +14,7 @@ function tilesOf(threads, call) {
   const pool = { threads, has: () => true, run: (_id, _fn, _name, tiles) => (n = tiles.length) };
   const noop = () => {};
   const ex = new Proxy({ gemmRowBlock: () => MR, quantRowBytes: () => 1 }, { get: (t, p) => t[p] ?? noop });
-  call(threadedKernels(ex, pool, 1));
+  call(threadedKernels(ex, pool, 1, { memory: new WebAssembly.Memory({ initial: 1 }), at: 0 }));
   return n;
 }
 
@@ -58,8 +58,16 @@ const CASES = [
     (k) => k.gemmPacked(128, 3072, 768, 0, 768, 0, 0, 0, 3072, 0, 1, 0, 2),
   ],
   ["GPT-2 decode QKV GEMV 2304×768", 2304 * 768, (k) => k.gemvRows(2304, 768, 0, 0, 0, 0, 0, 0)],
-  ["LSTM step GEMV 1024×256 (hidden 256)", 1024 * 256, (k) => k.gemvRows(1024, 256, 0, 0, 0, 0, 0, 0)],
-  ["GRU step GEMV 768×256 (hidden 256)", 768 * 256, (k) => k.gemvRows(768, 256, 0, 0, 0, 0, 0, 0)],
+  [
+    "LSTM steps, hidden 256, 100 steps (rnnSteps)",
+    100 * 1024 * 256,
+    (k) => k.rnnSteps(1, 0, 0, 100, 1, 256, 0, 0, 0, 0, 0, 0, 0, 256, 25600, 0, 0, 1),
+  ],
+  [
+    "GRU steps, hidden 256, 100 steps (rnnSteps)",
+    100 * 768 * 256,
+    (k) => k.rnnSteps(2, 0, 0, 100, 1, 256, 0, 0, 0, 0, 0, 0, 0, 256, 25600, 0, 0, 1),
+  ],
   [
     "LSTM input projection 100×1024×128 (packed)",
     100 * 1024 * 128,

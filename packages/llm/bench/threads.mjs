@@ -40,35 +40,21 @@ for (const m of models.slice(1)) {
 }
 const prefill = models.map(() => []);
 const decode = models.map(() => []);
-const prefillCpu = models.map(() => []);
-const decodeCpu = models.map(() => []);
-const cpuMs = (c0) => {
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1000;
-};
 for (let r = 0; r < rounds + 1; r++) {
   models.forEach((m, e) => {
     let t0 = performance.now();
-    let c0 = process.cpuUsage();
     m.prefill([prompt]);
-    if (r > 0) {
-      prefill[e].push(performance.now() - t0);
-      prefillCpu[e].push(cpuMs(c0));
-    }
+    if (r > 0) prefill[e].push(performance.now() - t0);
     for (let s = 0; s < STEPS; s++) {
       t0 = performance.now();
-      c0 = process.cpuUsage();
       m.decode([(s * 31) % 50000]);
-      if (r > 0) {
-        decode[e].push(performance.now() - t0);
-        decodeCpu[e].push(cpuMs(c0));
-      }
+      if (r > 0) decode[e].push(performance.now() - t0);
     }
   });
 }
 console.log(header("GPT-2 (124M)", counts));
-console.log(row("prefill, 128 tokens", { wall: prefill.map(median), cpu: prefillCpu.map(median) }));
-console.log(row("decode step, 128 cached", { wall: decode.map(median), cpu: decodeCpu.map(median) }));
+console.log(row("prefill, 128 tokens", { wall: prefill.map(median) }));
+console.log(row("decode step, 128 cached", { wall: decode.map(median) }));
 console.log(
   `\n${loadNote()}; backend ${core.backendName()}; threads ${models.map((m) => m.runtime.threads).join(" vs ")}`,
 );

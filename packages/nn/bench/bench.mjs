@@ -41,12 +41,14 @@ ort.env.wasm.simd = true;
 const SPECS = {
   lstm: {
     target: 0.7,
+    target2: 0.7, // at 2 threads each: the 1-thread ratio on this machine kind before the threads
     what: "2-layer LSTM, input 128, hidden 256, 100 steps, batch 1",
     build: (s) => new nn.LSTM(s, { inputSize: 128, hiddenSize: 256, numLayers: 2 }),
     run: (m, x) => m.forward(x).output,
   },
   gru: {
     target: 0.75,
+    target2: 0.68,
     what: "2-layer GRU, input 128, hidden 256, 100 steps, batch 1",
     build: (s) => new nn.GRU(s, { inputSize: 128, hiddenSize: 256, numLayers: 2 }),
     run: (m, x) => m.forward(x).output,
@@ -168,7 +170,7 @@ for (const name of WANT) {
   const row = {
     name,
     what: spec.what,
-    target: spec.target,
+    target: THREADS > 1 && spec.target2 ? spec.target2 : spec.target,
     ms,
     err: Object.fromEntries(impls.map((im) => [im.name, im.err])),
   };
@@ -177,7 +179,7 @@ for (const name of WANT) {
   const best = Math.min(...engines.map((e) => ms[e.name]));
   console.log(
     `${name.padEnd(7)} ${engines.map((e) => `${e.name} ${ms[e.name].toFixed(2)} ms`).join("  ")}  ort ${ms.ort.toFixed(2)} ms  ` +
-      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${spec.target}×)  CPU/wall ${impls.map((im) => `${im.name} ${median(im.cpu).toFixed(2)}`).join(", ")}  max |Δ| vs torch: ${Object.entries(
+      `best/ort ${(best / ms.ort).toFixed(2)}× (target ≤ ${THREADS > 1 && spec.target2 ? spec.target2 : spec.target}×)  CPU/wall ${impls.map((im) => `${im.name} ${median(im.cpu).toFixed(2)}`).join(", ")}  max |Δ| vs torch: ${Object.entries(
         row.err,
       )
         .map(([k, v]) => `${k} ${v.toExponential(1)}`)
@@ -187,7 +189,7 @@ for (const name of WANT) {
 console.log();
 const load = (await import("node:os")).loadavg()[0].toFixed(1);
 console.log(
-  `| model | threads | ${engines.map((e) => e.name).join(" | ")} | onnxruntime-web | ratio (best ours / ORT) | target (1 thread) | load |`,
+  `| model | threads | ${engines.map((e) => e.name).join(" | ")} | onnxruntime-web | ratio (best ours / ORT) | target | load |`,
 );
 console.log(`|---|---:|${engines.map(() => "---|").join("")}---|---|---|---:|`);
 for (const r of rows) {
