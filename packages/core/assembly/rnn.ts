@@ -205,7 +205,6 @@ export function rnnSteps(
         if (syncLoad(claims + LINE * i) == s - 1 && syncClaim(claims + LINE * i, s - 1, s)) {
           rnnChunk(mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo, s, i, tiles);
           syncAdd(sync, 1);
-          syncAdd(sync + 8 + 4 * tile, 1);
         }
       }
     }
