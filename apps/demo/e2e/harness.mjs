@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { chromiumLaunchOptions } from "../../../tools/chromium.mjs";
 
 export const appDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const outDir = join(appDir, "e2e-out");
@@ -74,20 +75,7 @@ export async function startPreview({ isolated = true } = {}) {
 }
 
 export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-dev-shm-usage",
-    ],
-  });
+  return chromium.launch(chromiumLaunchOptions());
 }
 
 /** Records every main-thread long task (> 50 ms) with its start time, before any page script runs. */

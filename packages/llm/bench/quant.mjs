@@ -45,20 +45,8 @@ const CONFIGS = {
     layer_norm_epsilon: 1e-5,
     tie_word_embeddings: true,
   },
-  smollm: {
-    model_type: "llama",
-    vocab_size: 49152,
-    hidden_size: 576,
-    intermediate_size: 1536,
-    num_hidden_layers: 30,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-5,
-    rope_theta: 100000,
-    hidden_act: "silu",
-    tie_word_embeddings: true,
-  },
+  // the shape bench/wllama/make-gguf.ts writes as a GGUF
+  smollm: JSON.parse(readFileSync(new URL("smollm2-shape.json", import.meta.url), "utf8")),
 };
 
 function peakRssKb() {

@@ -28,6 +28,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { createServer, runnerImport } from "vite";
+import { chromiumLaunchOptions } from "../../../tools/chromium.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const N = Number(process.env.N ?? 64);
@@ -107,20 +108,7 @@ const base = server.resolvedUrls.local[0];
 // ---------------------------------------------------------------------------------------------
 // the runs
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await chromium.launch(chromiumLaunchOptions());
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

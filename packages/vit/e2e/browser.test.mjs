@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { extname, join, normalize } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { chromiumLaunchOptions } from "../../../tools/chromium.mjs";
 
 const packagesDir = fileURLToPath(new URL("../../", import.meta.url)); // serves packages/*
 const demoRequire = createRequire(new URL("../../../apps/demo/package.json", import.meta.url));
@@ -94,18 +95,7 @@ before(async () => {
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   url = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-dev-shm-usage",
-    ],
-  });
+  browser = await chromium.launch(chromiumLaunchOptions());
 });
 after(async () => {
   await browser?.close();

@@ -17,24 +17,22 @@
  * sequence of tokens a random model generates is valid UTF-8: llama-server (inside wllama) fails
  * the request on invalid UTF-8 in its JSON output. Text is not meaningful; the benchmark feeds token ids.
  */
-import { closeSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { quantizeQ4_0, quantizeQ8_0, Tensor } from "@wasmformer/core";
 import { ggufParts, llamaGguf, type TokenizerMeta, type WriteType } from "../../../../tools/test-utils/src/gguf.ts";
 import { mulberry32 } from "../../../../tools/test-utils/src/prng.ts";
 
-export const CONFIG = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  max_position_embeddings: 2048,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  hidden_act: "silu",
-  tie_word_embeddings: true,
+/** The model's config.json (shared with bench/quant.mjs, which benchmarks the same shape). */
+export const CONFIG = JSON.parse(readFileSync(new URL("../smollm2-shape.json", import.meta.url), "utf8")) as {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  rope_theta: number;
 };
 
 /** GPT-2's `bytes_to_unicode` for the bytes 0x01–0x7f: printable bytes map to themselves, the rest to U+0100 onwards. */
