@@ -21,19 +21,18 @@ import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:f
 import { quantizeQ4_0, quantizeQ8_0, Tensor } from "@wasmformer/core";
 import { ggufParts, llamaGguf, type TokenizerMeta, type WriteType } from "../../../../tools/test-utils/src/gguf.ts";
 import { mulberry32 } from "../../../../tools/test-utils/src/prng.ts";
+import type { LlamaConfig } from "../../src/llama.ts";
 
 /** The model's config.json (shared with bench/quant.mjs, which benchmarks the same shape). */
-export const CONFIG = JSON.parse(readFileSync(new URL("../smollm2-shape.json", import.meta.url), "utf8")) as {
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  max_position_embeddings: number;
-  rms_norm_eps: number;
-  rope_theta: number;
-};
+export const CONFIG = JSON.parse(readFileSync(new URL("../smollm2-shape.json", import.meta.url), "utf8")) as Pick<
+  LlamaConfig,
+  | "vocab_size"
+  | "hidden_size"
+  | "intermediate_size"
+  | "num_hidden_layers"
+  | "num_attention_heads"
+  | "num_key_value_heads"
+>;
 
 /** GPT-2's `bytes_to_unicode` for the bytes 0x01–0x7f: printable bytes map to themselves, the rest to U+0100 onwards. */
 function asciiByteSymbols(): string[] {
