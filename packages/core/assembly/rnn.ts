@@ -246,7 +246,7 @@ function rnnChunk(
     ldp = ldo;
   }
   // the previous hidden state, written in part by other threads: all its lines at once
-  for (let b = 0; b < B; b++) touch(hp + (<usize>b * <usize>ldp << 2), <usize>H << 2);
+  if (tiles > 1) for (let b = 0; b < B; b++) touch(hp + (<usize>b * <usize>ldp << 2), <usize>H << 2);
   // the gates of units [j0, j1): rows q·H + j0 … of each block, at row group j0 / 24 of its packing
   const groupBytes = <usize>24 * <usize>(((H + 3) >> 2) << 2) * 4;
   const blockBytes = <usize>groups * groupBytes;

@@ -10,6 +10,7 @@ import { DecoderForward } from "../src/decoder-forward.js";
 import type { CausalLM } from "../src/gpt2-model.js";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { LlamaForCausalLM } from "../src/llama-model.js";
+import { sgdStepByHand } from "./sgd-by-hand.js";
 import { makeTiny, source } from "./tiny-gpt2.js";
 import { makeTinyLlama } from "./tiny-llama.js";
 
@@ -99,13 +100,7 @@ describe.each(KINDS)("one forward for inference and training (%s)", (kind) => {
     const training = m.evaluate(ids).loss;
     expect(Math.abs(training - inference)).toBeLessThan(1e-5 * Math.max(1, Math.abs(inference)));
     // and after an update in training mode, inference reads the updated weights through the same steps
-    for (const p of m.parameters()) m.runtime.heap.f32(p.grad, p.size).fill(0);
-    m.lossAndGrad(ids, 1);
-    for (const p of m.parameters()) {
-      const w = m.runtime.heap.f32(p.ptr, p.size);
-      const g = m.runtime.heap.f32(p.grad, p.size);
-      for (let i = 0; i < p.size; i++) w[i] -= 0.1 * g[i];
-    }
+    sgdStepByHand(m, ids, 0.1);
     const trained = m.evaluate(ids).loss;
     expect(trained).toBeLessThan(training);
     m.eval();

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import type { CausalLM } from "../src/gpt2-model.js";
 import { GPT2LMHeadModel } from "../src/gpt2-model.js";
 import { LlamaForCausalLM } from "../src/llama-model.js";
+import { sgdStepByHand } from "./sgd-by-hand.js";
 import { makeTiny, source } from "./tiny-gpt2.js";
 import { makeTinyLlama } from "./tiny-llama.js";
 
@@ -93,13 +94,7 @@ describe.each(backends)("one copy of the weights while training (%s)", (_b, runt
       for (const [name, t] of m.stateDict()) expect(t.data, name).toEqual(snapshot.get(name)!.data);
 
       // an update in training mode reaches inference
-      for (const p of m.parameters()) m.runtime.heap.f32(p.grad, p.size).fill(0);
-      m.lossAndGrad(batch, 1);
-      for (const p of m.parameters()) {
-        const w = m.runtime.heap.f32(p.ptr, p.size);
-        const g = m.runtime.heap.f32(p.grad, p.size);
-        for (let i = 0; i < p.size; i++) w[i] -= 0.05 * g[i];
-      }
+      sgdStepByHand(m, batch, 0.05);
       const lTrained = m.evaluate(batch).loss;
       expect(lTrained).toBeLessThan(l0);
       m.eval();

@@ -586,13 +586,13 @@ export function refKernels(heap: Heap): Kernels {
     rnnSteps(mode, act, reverse, T, B, H, pw, bias, xproj, gh, c, h0, out, so, ldo) {
       // the reference runs every chunk itself: `sync`, `tile` and `tiles` only split the wasm call
       const GH = (mode === 1 ? 4 : mode === 2 ? 3 : 1) * H;
+      const block = k.packedRowsSize(H, H) * 4; // one gate block of the packed W_hh
       for (let s = 0; s < T; s++) {
         const t = reverse ? T - 1 - s : s;
         const g = xproj + t * B * GH * 4;
         const ho = out + t * so * 4;
         const hp = s === 0 ? h0 : out + (reverse ? t + 1 : t - 1) * so * 4;
         const ldp = s === 0 ? H : ldo;
-        const block = k.packedRowsSize(H, H) * 4; // one gate block of the packed W_hh
         for (let q = 0; q < GH / H; q++) {
           const bq = bias ? bias + q * H * 4 : 0;
           for (let b = 0; b < B; b++) {
