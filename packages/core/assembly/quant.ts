@@ -452,14 +452,59 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
   return f32x4.mul(f32x4.convert_i32x4_s(q), d);
 }
 
+/** Four k values of the four rows (bytes k·4 + r of t, i8), dequantized into panel rows at dst (NR floats apart). */
+// @ts-ignore: decorator
+@inline function dequantK4(t: v128, d: v128, dst: usize): void {
+  const lo = i16x8.extend_low_i8x16_s(t);
+  const hi = i16x8.extend_high_i8x16_s(t);
+  v128.store(dst, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
+  v128.store(dst + (NR << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d));
+  v128.store(dst + (2 * NR << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), d));
+  v128.store(dst + (3 * NR << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), d));
+}
+
+/**
+ * Q8_0: 16 k values (from k0) of the four rows of the block group at bp into panel rows at dst:
+ * the bytes are interleaved to k-major order (k·4 + r) first, so each f32x4 of a k is the panel's
+ * four columns as they are stored, scaled by the four rows' d at once.
+ */
+// @ts-ignore: decorator
+@inline function dequantQ8x16(bp: usize, k0: usize, d: v128, dst: usize): void {
+  const v0 = v128.load(bp + 16 + k0);
+  const v1 = v128.load(bp + 48 + k0);
+  const v2 = v128.load(bp + 80 + k0);
+  const v3 = v128.load(bp + 112 + k0);
+  // rows 0,1 and 2,3 byte-interleaved: k·2 + r
+  const a = i8x16.shuffle(v0, v1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const b = i8x16.shuffle(v0, v1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const c = i8x16.shuffle(v2, v3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const e = i8x16.shuffle(v2, v3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  // then the pairs interleaved: k·4 + r
+  const s = NR << 4; // bytes of four panel rows
+  dequantK4(i16x8.shuffle(a, c, 0, 8, 1, 9, 2, 10, 3, 11), d, dst);
+  dequantK4(i16x8.shuffle(a, c, 4, 12, 5, 13, 6, 14, 7, 15), d, dst + s);
+  dequantK4(i16x8.shuffle(b, e, 0, 8, 1, 9, 2, 10, 3, 11), d, dst + 2 * s);
+  dequantK4(i16x8.shuffle(b, e, 4, 12, 5, 13, 6, 14, 7, 15), d, dst + 3 * s);
+}
+
 /**
  * The four rows of the row group at g (rows past N are zero blocks), block groups [b0, b0 + nb),
- * into panel columns at `col` (rows NR floats apart), four k values at a time through a 4×4
- * transpose.
+ * into panel columns at `col` (rows NR floats apart): Q8_0 through a byte interleave, Q4_0 four k
+ * values at a time through a 4×4 transpose.
  */
 // @ts-ignore: decorator
 @inline function dequantGroup(type: i32, g: usize, b0: i32, nb: i32, col: usize): void {
   let bp = g + <usize>b0 * groupBlockBytes(type);
+  if (type == Q8_0) {
+    for (let b = 0; b < nb; b++) {
+      const d = v128.load(bp);
+      const dst = col + (<usize>(b * 32) * NR << 2);
+      dequantQ8x16(bp, 0, d, dst);
+      dequantQ8x16(bp, 16, d, dst + (16 * NR << 2));
+      bp += 144;
+    }
+    return;
+  }
   for (let b = 0; b < nb; b++) {
     const d0 = v128.load32_splat(bp);
     const d1 = v128.load32_splat(bp + 4);
