@@ -15,7 +15,8 @@
 // would. Timings interleave the three models round by round (the machine is shared: compare the
 // ratios of one run, not absolute numbers across runs): each round runs, per model, one prefill
 // of each length in PREFILLS, then STEPS decode steps after a PROMPT-token prefill (median times
-// per model over all rounds). The last lines are the README table's rows.
+// per model over all rounds; for prefill also the median of the per-round ratios to f32, which
+// drift during the run does not move). The last lines are the README table's rows.
 // Times are CPU time of the process (`process.cpuUsage`, one kernel thread: WASMFORMER_THREADS=1),
 // which a busy machine distorts less than wall time; wall-time ratios are printed too.
 import { spawnSync } from "node:child_process";
@@ -229,6 +230,8 @@ const res = Object.fromEntries(
   ]),
 );
 const x = (a, b) => `${(a / b).toFixed(2)}×`;
+/** Median over the rounds of f32 prefill time / dtype prefill time within one round: drift-proof. */
+const paired = (d, n) => `${median(pre[d][n].map((t, r) => pre.f32[n][r] / t)).toFixed(2)}×`;
 for (const d of ["f32", "q8", "q4"]) {
   const r = res[d];
   const f = res.f32;
@@ -236,7 +239,7 @@ for (const d of ["f32", "q8", "q4"]) {
     `${d}: decode step ${r.step.toFixed(1)} ms CPU (${x(f.step, r.step)} faster than f32; wall ${x(f.stepWall, r.stepWall)})` +
       PREFILLS.map(
         (n) =>
-          `, prefill ${n} tokens ${r.prefill[n].toFixed(0)} ms CPU (${x(f.prefill[n], r.prefill[n])}; wall ${x(f.preWall[n], r.preWall[n])})`,
+          `, prefill ${n} tokens ${r.prefill[n].toFixed(0)} ms CPU (${x(f.prefill[n], r.prefill[n])}; round by round ${paired(d, n)}; wall ${x(f.preWall[n], r.preWall[n])})`,
       ).join(""),
   );
 }
