@@ -89,18 +89,20 @@ if (!check) {
       ...r.wasm.map((w) => `| wasm \`${w.file}\` | 1 | ${kb(w.raw)} | ${kb(w.gz)} |`),
       "",
       r.wasm.length
-        ? "An app loads one of the wasm builds (relaxed SIMD where the engine supports it, else plain SIMD)."
+        ? "An app loads one of the wasm builds: relaxed SIMD where the engine supports it, else plain SIMD; the `-threads` one of the two when it runs kernel threads (shared memory)."
         : "No wasm of its own: the kernels come from `@wasmformer/core`.",
       `All wasm of all \`@wasmformer/*\` packages together: ${kb(wasmTotal)} gzipped (budget 150 KB; onnxruntime-web ships 12.8–25.9 MB of wasm).`,
       "",
       END,
     ].join("\n");
     let text = readFileSync(readme, "utf8");
-    if (text.includes(START) && text.includes(END)) {
-      text = text.slice(0, text.indexOf(START)) + lines + text.slice(text.indexOf(END) + END.length);
-    } else {
-      text = `${text.replace(/\s*$/, "")}\n\n## Size\n\n${lines}\n`;
+    // only READMEs that carry the markers: @wasmformer/models ships checkpoints, which this table
+    // does not count, and states its own budget
+    if (!text.includes(START) || !text.includes(END)) {
+      console.error(`${r.name}: README.md has no size markers, size section not written`);
+      continue;
     }
+    text = text.slice(0, text.indexOf(START)) + lines + text.slice(text.indexOf(END) + END.length);
     writeFileSync(readme, text);
   }
 }
