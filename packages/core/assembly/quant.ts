@@ -438,17 +438,12 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
   }
 }
 
-/** Values 4c..4c+3 of row r of the block group at g, dequantized (ggml's arithmetic: f32(q · d)). */
+/** Q4_0: values 4c..4c+3 of row r of the block group at g, dequantized (ggml's arithmetic: f32((q − 8)·d)). */
 // @ts-ignore: decorator
-@inline function dequant4(type: i32, g: usize, r: i32, c: i32, d: v128): v128 {
-  let q: v128;
-  if (type == Q8_0) {
-    q = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(g + 16 + <usize>(r * 32 + (c << 2)))));
-  } else {
-    const v = v128.load32_zero(g + 16 + <usize>(r * 16 + ((c & 3) << 2)));
-    const n = c < 4 ? v128.and(v, i8x16.splat(15)) : i8x16.shr_u(v, 4); // low nibbles: values 0..15
-    q = i32x4.sub(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(n)), i32x4.splat(8));
-  }
+@inline function dequantQ4x4(g: usize, r: i32, c: i32, d: v128): v128 {
+  const v = v128.load32_zero(g + 16 + <usize>(r * 16 + ((c & 3) << 2)));
+  const n = c < 4 ? v128.and(v, i8x16.splat(15)) : i8x16.shr_u(v, 4); // low nibbles: values 0..15
+  const q = i32x4.sub(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(n)), i32x4.splat(8));
   return f32x4.mul(f32x4.convert_i32x4_s(q), d);
 }
 
@@ -501,7 +496,7 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
       const dst = col + (<usize>(b * 32) * NR << 2);
       dequantQ8x16(bp, 0, d, dst);
       dequantQ8x16(bp, 16, d, dst + (16 * NR << 2));
-      bp += 144;
+      bp += groupBlockBytes(Q8_0);
     }
     return;
   }
@@ -512,15 +507,15 @@ export function dequantRowsQ(type: i32, K: i32, w: usize, ids: usize, n: i32, ds
     const d3 = v128.load32_splat(bp + 12);
     for (let c = 0; c < 8; c++) {
       transpose4(
-        dequant4(type, bp, 0, c, d0),
-        dequant4(type, bp, 1, c, d1),
-        dequant4(type, bp, 2, c, d2),
-        dequant4(type, bp, 3, c, d3),
+        dequantQ4x4(bp, 0, c, d0),
+        dequantQ4x4(bp, 1, c, d1),
+        dequantQ4x4(bp, 2, c, d2),
+        dequantQ4x4(bp, 3, c, d3),
         col + (<usize>(b * 32 + c * 4) * NR << 2),
         NR << 2,
       );
     }
-    bp += groupBlockBytes(type);
+    bp += groupBlockBytes(Q4_0);
   }
 }
 
